@@ -1,0 +1,1 @@
+"""medmm.align stage."""

@@ -1,0 +1,1 @@
+"""medmm.signals stage."""

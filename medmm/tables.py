@@ -1,0 +1,110 @@
+"""Atomic, schema-shaped writes of run artifacts (parquet tables, JSON, bytes).
+
+Writes go to a temporary file in the destination folder and are renamed into place, so a killed run
+never leaves a half-written artifact and a re-run can trust whatever exists.
+
+>>> import tempfile, pathlib
+>>> from medmm.records import ManifestRow, Status
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> rows = [ManifestRow(path="a.nii", size=1, format="nifti", status=Status.ingested)]
+>>> write_table(rows, d / "manifest.parquet", ManifestRow)
+PosixPath('...manifest.parquet')
+>>> read_table(d / "manifest.parquet")["status"].tolist()
+['ingested']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_table",
+    "records_to_frame",
+    "write_table",
+]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically (non-JSON values are rendered with ``str``)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def records_to_frame(rows: Iterable[BaseModel], model: type[BaseModel]) -> pd.DataFrame:
+    """Turn records into a DataFrame whose columns are exactly ``model``'s fields, in order.
+
+    Enums become their string values; an empty input still yields the right columns.
+    """
+    data = [r.model_dump(mode="json") for r in rows]
+    columns = list(model.model_fields)
+    return pd.DataFrame(data, columns=columns)
+
+
+def write_table(
+    rows: Sequence[BaseModel] | pd.DataFrame, path: Path, model: type[BaseModel] | None = None
+) -> Path:
+    """Write records (or a frame) as a parquet table atomically.
+
+    Parameters
+    ----------
+    rows
+        Records of type ``model`` or a DataFrame already shaped like it.
+    path
+        Destination ``.parquet`` file.
+    model
+        The record type; required when ``rows`` are records, used to order columns for frames.
+    """
+    if isinstance(rows, pd.DataFrame):
+        frame = rows if model is None else rows.reindex(columns=list(model.model_fields))
+    else:
+        if model is None:
+            raise TypeError("write_table needs `model` when given records")
+        frame = records_to_frame(rows, model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a parquet table written by :func:`write_table`."""
+    return pd.read_parquet(path)

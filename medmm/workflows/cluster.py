@@ -1,0 +1,152 @@
+"""Open a Dask client (local cluster or existing scheduler) and map stage functions with progress.
+
+Stage functions are plain functions over small picklable records. :func:`run_tasks` submits one task
+per item, shows a progress bar, and yields results as they complete; an exception inside one task is
+yielded as a :class:`TaskFailure` instead of killing the run. Tasks lost with a killed worker are
+re-run by Dask (``retries``), so nothing is lost or duplicated as long as stage functions write their
+outputs atomically under deterministic names.
+
+>>> from medmm.workflows import dask_client, run_tasks
+>>> with dask_client(workers=1, processes=False) as client:  # doctest: +SKIP
+...     print(sorted(r for _, r in run_tasks(client, abs, [-1, -2], label="abs")))
+[1, 2]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["TaskFailure", "dask_client", "run_tasks"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """An exception raised inside one task (or the task was lost), as a value."""
+
+    exception: BaseException
+
+    @property
+    def reason(self) -> str:
+        from medmm.errors import reason_of
+
+        return reason_of(self.exception)
+
+
+def _stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+@contextmanager
+def dask_client(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    *,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    memory_limit: str | int = "auto",
+    quiet: bool = False,
+) -> Iterator[Any]:
+    """A ``distributed.Client``: to ``scheduler`` when given, else to a new local cluster.
+
+    Parameters
+    ----------
+    workers
+        Local worker processes (default: CPU count, at most 4). Ignored with ``scheduler``.
+    scheduler
+        Address of an existing scheduler (``tcp://host:8786``), e.g. one started by dask-jobqueue
+        on SLURM or by dask-kubernetes.
+    processes
+        Use worker processes (default) or threads (for notebooks/tests with tiny inputs).
+    quiet
+        Do not print the dashboard address.
+    """
+    from distributed import Client, LocalCluster
+
+    console = _stderr_console()
+    if scheduler:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        n = workers or max(1, min(4, os.cpu_count() or 1))
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            memory_limit=memory_limit,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+    if not quiet:
+        where = scheduler or f"local cluster, {len(client.scheduler_info(n_workers=-1)['workers'])} workers"
+        console.print(f"[dim]dask: {where}; dashboard {client.dashboard_link}[/dim]")
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_tasks(
+    client: Any,
+    fn: Callable[..., R],
+    items: Sequence[T],
+    *,
+    label: str,
+    args: tuple[Any, ...] = (),
+    retries: int = 2,
+    show_progress: bool | None = None,
+) -> Iterator[tuple[int, R | TaskFailure]]:
+    """Run ``fn(item, *args)`` for each item on ``client``; yield ``(index, result)`` as they finish.
+
+    A task that raises yields ``(index, TaskFailure)``; the other tasks go on. ``args`` are scattered
+    once (e.g. a pseudonymizer or settings) rather than pickled into every task.
+    """
+    from distributed import as_completed
+
+    if not items:
+        return
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+    shared = [client.scatter(a, broadcast=True) if _is_big(a) else a for a in args]
+    futures = client.map(fn, list(items), *[[a] * len(items) for a in shared], pure=False, retries=retries)
+    index = {f.key: i for i, f in enumerate(futures)}
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr_console(),
+        disable=not show_progress,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(label, total=len(futures))
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            try:
+                result: R | TaskFailure = fut.result()
+            except Exception as exc:  # one bad task never kills the run
+                result = TaskFailure(exc)
+            progress.advance(task)
+            fut.release()
+            yield i, result
+
+
+def _is_big(obj: Any) -> bool:
+    """Scatter objects that are not trivially small to pickle."""
+    return not isinstance(obj, (int, float, str, bytes, bool, type(None)))

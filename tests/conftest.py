@@ -1,0 +1,34 @@
+"""Shared fixtures: the real data folder (skips cleanly when absent) and a throwaway site key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medmm.datasets import shared_data_dir
+from medmm.pseudonym import Pseudonymizer
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$MEDMM_DATA``); the test is skipped when it is absent."""
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("real data not found: set MEDMM_DATA or place shared/data beside the checkout")
+    return root
+
+
+@pytest.fixture()
+def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh site key for the test, also exported as ``MEDMM_KEY_FILE``."""
+    path = tmp_path / "site.key"
+    path.write_text("ab" * 32 + "\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("MEDMM_KEY_FILE", str(path))
+    return path
+
+
+@pytest.fixture()
+def pseudonymizer() -> Pseudonymizer:
+    return Pseudonymizer(bytes.fromhex("ab" * 32))
