@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "medmm.signals.cli",
     "medmm.align.cli",
     "medmm.models.cli",
+    "medmm.anomaly.cli",
     "medmm.predict.cli",
     "medmm.workflows.cli",
 )

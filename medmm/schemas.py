@@ -37,6 +37,7 @@ RECORD_MODULES: tuple[str, ...] = (
     "medmm.signals.records",
     "medmm.align.records",
     "medmm.models.records",
+    "medmm.anomaly.records",
     "medmm.predict.records",
     "medmm.workflows.config",
 )

@@ -1,0 +1,1 @@
+"""medmm.anomaly: label-free anomaly detection on beats/windows and fused embeddings."""
