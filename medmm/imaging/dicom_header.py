@@ -1,0 +1,246 @@
+"""Read one DICOM file's header (never its pixel data) into a :class:`DicomInstance`.
+
+Files without the 128-byte preamble are accepted only after checking that their first bytes look like
+a DICOM element stream (``force=True`` alone would "read" any file). The object kind comes from the SOP
+Class UID (see :mod:`medmm.imaging.kinds`); truncation of native pixel data is detected from the Pixel
+Data element's declared length without reading it.
+
+>>> from medmm.datasets import shared_data_dir
+>>> root = shared_data_dir() / "imaging/pydicom_testfiles/test_files"  # doctest: +SKIP
+>>> read_dicom_header(root / "CT_small.dcm", "CT_small.dcm").kind  # doctest: +SKIP
+<DicomKind.image: 'image'>
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from medmm.imaging._dicom_values import (
+    as_float,
+    as_floats,
+    as_int,
+    as_str,
+    datetime_of,
+    multiframe_geometry,
+    patient_key_of,
+)
+from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, TruncatedPixelDataError
+from medmm.imaging.kinds import classify
+from medmm.imaging.records import DicomInstance, DicomKind
+
+__all__ = ["looks_like_dicom", "read_dicom_header"]
+
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float / Double Float Pixel Data
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_FIX_REEXPORT = "re-export the object from the PACS/modality (or exclude it from the archive)"
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    """True when ``head`` (the first >= 132 bytes of a file) is DICOM with or without preamble.
+
+    Without the ``DICM`` marker the first element must be a plausible group 0x0002/0x0008 tag
+    followed either by an explicit VR or by a small implicit length.
+
+    >>> looks_like_dicom(b"\\0" * 128 + b"DICM")
+    True
+    >>> looks_like_dicom(b"%PDF-1.4 hello world")
+    False
+    """
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    group, elem = struct.unpack("<HH", head[:4])
+    if group not in (0x0002, 0x0008) or elem > 0x1000:
+        return False
+    vr = head[4:6]
+    if vr.isalpha() and vr.isupper():
+        return True
+    (length,) = struct.unpack("<I", head[4:8])
+    return length < 1024
+
+
+def _pixel_element_length(fh: BinaryIO, little: bool, implicit: bool) -> tuple[int, int] | None:
+    """At the position pydicom stopped: (declared pixel length, byte offset of the value) or None."""
+    start = fh.tell()
+    raw = fh.read(12)
+    if len(raw) < 8:
+        return None
+    order = "<" if little else ">"
+    group, elem = struct.unpack(order + "HH", raw[:4])
+    if ((group << 16) | elem) not in _PIXEL_TAGS:
+        return None
+    if implicit:
+        (length,) = struct.unpack(order + "I", raw[4:8])
+        return length, start + 8
+    if raw[4:6] in _LONG_VRS:
+        if len(raw) < 12:
+            return None
+        (length,) = struct.unpack(order + "I", raw[8:12])
+        return length, start + 12
+    (length,) = struct.unpack(order + "H", raw[6:8])
+    return length, start + 8
+
+
+def _check_pixel_length(rel_path: str, ds: Any, declared: int, available: int) -> None:
+    """Raise :class:`TruncatedPixelDataError` when native pixel data is shorter than its header says."""
+    if declared == 0xFFFFFFFF:  # encapsulated (compressed): checked when decoding
+        return
+    rows, cols = as_int(ds.get("Rows")) or 0, as_int(ds.get("Columns")) or 0
+    frames = as_int(ds.get("NumberOfFrames")) or 1
+    spp = as_int(ds.get("SamplesPerPixel")) or 1
+    bits = as_int(ds.get("BitsAllocated")) or 0
+    expected = (rows * cols * frames * spp * bits + 7) // 8
+    if available < declared:
+        raise TruncatedPixelDataError(
+            rel_path,
+            f"pixel data is truncated: the element declares {declared} bytes but the file holds only "
+            f"{available}",
+            "the transfer was cut off; copy the file again from the source",
+        )
+    if expected and declared < expected:
+        raise TruncatedPixelDataError(
+            rel_path,
+            f"pixel data has {declared} bytes but {rows}x{cols}x{frames} frames x {spp} samples x {bits} "
+            f"bits needs {expected}",
+            "re-export the image; the pixel data does not match its Rows/Columns/NumberOfFrames",
+        )
+
+
+def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
+    """Read the header of one DICOM file (stopping before pixel data) and summarise it.
+
+    Parameters
+    ----------
+    path
+        Absolute (or working-directory relative) path to the file.
+    rel_path
+        The file's path relative to the archive root (POSIX); used in records and error messages.
+
+    Returns
+    -------
+    DicomInstance
+        Geometry, kind and acquisition metadata; raw identifiers (for grouping/pseudonyms only).
+
+    Raises
+    ------
+    DicomHeaderError
+        Empty file, not DICOM, or a header pydicom cannot parse (malformed VR/length).
+    MissingTransferSyntaxError
+        Image pixel data but no Transfer Syntax UID in the file meta.
+    TruncatedPixelDataError
+        Native pixel data shorter than declared / needed.
+
+    Examples
+    --------
+    >>> inst = read_dicom_header(Path("MR_small.dcm"), "MR_small.dcm")  # doctest: +SKIP
+    >>> inst.rows, inst.columns, inst.modality  # doctest: +SKIP
+    (64, 64, 'MR')
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DicomHeaderError(
+            rel_path, f"cannot open the file ({exc.strerror})", "check permissions"
+        ) from exc
+    if size == 0:
+        raise DicomHeaderError(rel_path, "file is empty (0 bytes)", _FIX_REEXPORT)
+    with path.open("rb") as fh:
+        head = fh.read(132)
+        if not looks_like_dicom(head):
+            raise DicomHeaderError(
+                rel_path,
+                "not a DICOM file (no 'DICM' marker after the preamble and no DICOM element at the start)",
+                "remove it from the archive or convert it to DICOM",
+            )
+        fh.seek(0)
+        try:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            # touch every element so malformed values (bad VR, bad length) fail here, not later
+            for _elem in ds.iterall():
+                pass
+            pixel = _pixel_element_length(fh, ds.original_encoding[1], ds.original_encoding[0])
+        except InvalidDicomError as exc:
+            raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
+        except (ValueError, TypeError, KeyError, EOFError, OSError, struct.error, NotImplementedError) as exc:
+            raise DicomHeaderError(
+                rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
+            ) from exc
+    meta = getattr(ds, "file_meta", None)
+    tsyntax = as_str(meta.get("TransferSyntaxUID")) if meta is not None else ""
+    kind, detail = classify(ds)
+    has_pixels = pixel is not None
+    if pixel is not None and tsyntax and not tsyntax.startswith("1.2.840.10008.1.2.1.99"):
+        declared, offset = pixel
+        _check_pixel_length(rel_path, ds, declared, size - offset)
+    if has_pixels and kind.is_image and not tsyntax:
+        raise MissingTransferSyntaxError(
+            rel_path,
+            "the file meta has no Transfer Syntax UID (0002,0010), so the pixel encoding is unknown",
+            "re-export with a valid file meta header (e.g. dcmconv +te in DCMTK)",
+        )
+    if kind.is_image and not has_pixels:
+        kind, detail = DicomKind.other_non_image, f"{detail} without pixel data"
+    return _instance_from(ds, rel_path, kind, detail, tsyntax, has_pixels)
+
+
+def _instance_from(
+    ds: Any, rel_path: str, kind: DicomKind, detail: str, tsyntax: str, has_pixels: bool
+) -> DicomInstance:
+    image_type = [str(v) for v in (ds.get("ImageType") or [])] if "ImageType" in ds else []
+    geometry = multiframe_geometry(ds) if kind is DicomKind.multiframe_image else {}
+    n_frames = as_int(ds.get("NumberOfFrames")) or 1
+    return DicomInstance(
+        path=rel_path,
+        sop_instance_uid=as_str(ds.get("SOPInstanceUID")) or rel_path,
+        sop_class_uid=as_str(ds.get("SOPClassUID")),
+        study_uid=as_str(ds.get("StudyInstanceUID")),
+        series_uid=as_str(ds.get("SeriesInstanceUID")),
+        patient_key=patient_key_of(ds),
+        modality=as_str(ds.get("Modality")),
+        kind=kind,
+        kind_detail=detail,
+        rows=as_int(ds.get("Rows")),
+        columns=as_int(ds.get("Columns")),
+        n_frames=n_frames,
+        samples_per_pixel=as_int(ds.get("SamplesPerPixel")) or 1,
+        photometric_interpretation=as_str(ds.get("PhotometricInterpretation")),
+        image_position=geometry.get("image_position", as_floats(ds.get("ImagePositionPatient"), 3)),
+        image_orientation=geometry.get("image_orientation", as_floats(ds.get("ImageOrientationPatient"), 6)),
+        pixel_spacing=geometry.get("pixel_spacing", as_floats(ds.get("PixelSpacing"), 2)),
+        slice_thickness=geometry.get("slice_thickness", as_float(ds.get("SliceThickness"))),
+        spacing_between_slices=as_float(ds.get("SpacingBetweenSlices")),
+        frame_positions=geometry.get("frame_positions"),
+        acquisition_number=as_int(ds.get("AcquisitionNumber")),
+        echo_number=as_int(ds.get("EchoNumbers")),
+        temporal_position=as_int(ds.get("TemporalPositionIdentifier")),
+        instance_number=as_int(ds.get("InstanceNumber")),
+        image_type=image_type,
+        is_mosaic=any(v.upper() == "MOSAIC" for v in image_type),
+        transfer_syntax_uid=tsyntax,
+        bits_allocated=as_int(ds.get("BitsAllocated")),
+        pixel_representation=as_int(ds.get("PixelRepresentation")),
+        rescale_slope=geometry.get("rescale_slope", as_float(ds.get("RescaleSlope"))),
+        rescale_intercept=geometry.get("rescale_intercept", as_float(ds.get("RescaleIntercept"))),
+        has_pixel_data=has_pixels,
+        study_datetime=datetime_of(ds),
+        manufacturer=as_str(ds.get("Manufacturer")),
+        manufacturer_model=as_str(ds.get("ManufacturerModelName")),
+        body_part=as_str(ds.get("BodyPartExamined")),
+        series_description=as_str(ds.get("SeriesDescription")),
+        protocol_name=as_str(ds.get("ProtocolName")),
+        kvp=as_float(ds.get("KVP")),
+        repetition_time=as_float(ds.get("RepetitionTime")),
+        echo_time=as_float(ds.get("EchoTime")),
+        inversion_time=as_float(ds.get("InversionTime")),
+        flip_angle=as_float(ds.get("FlipAngle")),
+        magnetic_field_strength=as_float(ds.get("MagneticFieldStrength")),
+        gantry_tilt=as_float(ds.get("GantryDetectorTilt")),
+        convolution_kernel=as_str(ds.get("ConvolutionKernel")),
+    )
