@@ -1,0 +1,173 @@
+"""Walk an archive: every path under it once, with size and mtime; symlinks never lead out of it.
+
+:func:`walk_archive` lists regular files as :class:`Entry` (to be sniffed and read by tasks) and turns
+everything else (symbolic links, special files, unreadable folders) into final manifest rows at once.
+:func:`pair_units` groups a ``.hdr`` with its ``.img`` so the two are always processed together.
+
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (root / "a.nii").write_bytes(b"x")
+>>> entries, rows = walk_archive(root)
+>>> [e.rel for e in entries], rows
+(['a.nii'], [])
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medmm.errors import reason_of
+from medmm.ingest.errors import ArchiveLinkError, UnreadableInputError
+from medmm.ingest.records import IngestManifestRow
+from medmm.records import Status
+
+__all__ = ["Entry", "companion_candidates", "pair_units", "walk_archive"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One regular file of the archive: relative POSIX path, size and modification time."""
+
+    rel: str
+    size: int
+    mtime_ns: int
+
+
+def _row(rel: str, st: os.stat_result | None, fmt: str, status: Status, reason: str) -> IngestManifestRow:
+    return IngestManifestRow(
+        path=rel,
+        size=None if st is None else st.st_size,
+        mtime_ns=None if st is None else st.st_mtime_ns,
+        format=fmt,
+        status=status,
+        reason=reason,
+    )
+
+
+def _link_row(root: Path, real_root: Path, full: Path, rel: str) -> IngestManifestRow:
+    st = os.lstat(full)
+    try:
+        target = full.resolve(strict=True)
+    except (OSError, RuntimeError):
+        err = ArchiveLinkError(
+            rel, "symbolic link whose target does not exist", "remove the link or restore its target"
+        )
+        return _row(rel, st, "symlink", Status.quarantined, reason_of(err))
+    if not target.is_relative_to(real_root):
+        err = ArchiveLinkError(
+            rel,
+            "symbolic link pointing outside the archive (not followed)",
+            "copy the target into the archive if it belongs to it",
+        )
+        return _row(rel, st, "symlink", Status.quarantined, reason_of(err))
+    inside = target.relative_to(real_root).as_posix()
+    what = "folder" if target.is_dir() else "file"
+    return _row(
+        rel,
+        st,
+        "symlink",
+        Status.duplicate,
+        f"symbolic link to the {what} {inside!r}, listed under that path",
+    )
+
+
+def walk_archive(root: Path) -> tuple[list[Entry], list[IngestManifestRow]]:
+    """List every path under ``root`` (recursively, no links followed).
+
+    Parameters
+    ----------
+    root
+        The archive folder.
+
+    Returns
+    -------
+    entries, rows
+        Regular files to process (sorted by path), and final manifest rows for links, special files
+        and unreadable folders.
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "sub").mkdir(); _ = (root / "sub" / "x.dcm").write_bytes(b"1")
+    >>> [e.rel for e in walk_archive(root)[0]]
+    ['sub/x.dcm']
+    """
+    root = Path(root)
+    real_root = root.resolve()
+    entries: list[Entry] = []
+    rows: list[IngestManifestRow] = []
+
+    def on_error(exc: OSError) -> None:
+        if exc.filename is None:
+            return
+        rel = Path(exc.filename).relative_to(root).as_posix() if exc.filename != str(root) else "."
+        err = UnreadableInputError(
+            rel, f"folder cannot be listed ({exc.strerror})", "grant read access to it"
+        )
+        rows.append(_row(rel, None, "folder", Status.quarantined, reason_of(err)))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+        base = Path(dirpath)
+        linked_dirs = [d for d in dirnames if (base / d).is_symlink()]
+        for name in [*filenames, *linked_dirs]:
+            full = base / name
+            rel = full.relative_to(root).as_posix()
+            try:
+                st = os.lstat(full)
+            except OSError as exc:
+                err = UnreadableInputError(
+                    rel, f"cannot be inspected ({exc.strerror})", "check the file system"
+                )
+                rows.append(_row(rel, None, "unknown", Status.quarantined, reason_of(err)))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                rows.append(_link_row(root, real_root, full, rel))
+            elif stat.S_ISREG(st.st_mode):
+                entries.append(Entry(rel, st.st_size, st.st_mtime_ns))
+            else:
+                err = UnreadableInputError(rel, "not a regular file (device, pipe or socket)", "remove it")
+                rows.append(_row(rel, st, "special", Status.quarantined, reason_of(err)))
+    entries.sort(key=lambda e: e.rel)
+    rows.sort(key=lambda r: r.path)
+    return entries, rows
+
+
+_HDR_TO_IMG = {".hdr": ".img", ".hdr.gz": ".img.gz"}
+
+
+def companion_candidates(rel: str) -> list[str]:
+    """Possible ``.img`` names for a ``.hdr`` (same case, lower and upper case extension).
+
+    >>> companion_candidates("a/b.hdr")
+    ['a/b.img', 'a/b.IMG']
+    >>> companion_candidates("a/b.HDR.gz")
+    ['a/b.img.gz', 'a/b.IMG.gz']
+    """
+    lower = rel.lower()
+    for hdr, img in _HDR_TO_IMG.items():
+        if lower.endswith(hdr):
+            stem = rel[: -len(hdr)]
+            return [stem + img, stem + img.upper().replace(".GZ", ".gz")]
+    return []
+
+
+def pair_units(rels: Iterable[str]) -> dict[str, str]:
+    """Map each ``.img`` that has a sibling ``.hdr`` (by name) to that ``.hdr``.
+
+    Only names are used here; whether the ``.hdr`` really is an ANALYZE/NIfTI header is checked after
+    sniffing.
+
+    >>> pair_units(["x/a.hdr", "x/a.img", "x/b.img"])
+    {'x/a.img': 'x/a.hdr'}
+    """
+    present = set(rels)
+    out: dict[str, str] = {}
+    for rel in sorted(present):
+        for img in companion_candidates(rel):
+            if img in present and img not in out:
+                out[img] = rel
+                break
+    return out

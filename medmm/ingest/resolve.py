@@ -1,0 +1,203 @@
+"""From scanned files to conversion jobs and final manifest rows (driver side, small records only).
+
+:func:`plan_jobs` settles every scanned file that needs no conversion (final rows, ``.hdr`` without
+``.img``, files series assembly rejects) and returns one :class:`~medmm.ingest.tasks.ConvertJob` per
+DICOM stack or NIfTI/ANALYZE file. :class:`RowBook` keeps the rows of this run (journaling each as it
+is settled) and merges them with the rows of earlier runs into exactly one row per input.
+
+>>> book = RowBook(None, {})
+>>> plan_jobs([], book, {})
+[]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from medmm.errors import reason_of
+from medmm.ingest.discover import Entry
+from medmm.ingest.errors import IngestTaskError
+from medmm.ingest.journal import Journal
+from medmm.ingest.records import IngestManifestRow
+from medmm.ingest.sniff import Format
+from medmm.ingest.tasks import Converted, ConvertJob, Scanned
+from medmm.records import Status
+
+__all__ = ["RowBook", "plan_jobs"]
+
+_PAIR_HEADERS = {Format.analyze, Format.nifti1_pair, Format.nifti2_pair}
+
+
+class RowBook:
+    """Rows settled in this run (journaled as they are settled) and the volumes they point to.
+
+    Parameters
+    ----------
+    journal
+        Where settled rows go (``None``: keep them in memory only).
+    entries
+        The archive's regular files by relative path.
+    """
+
+    def __init__(self, journal: Journal | None, entries: Mapping[str, Entry]) -> None:
+        self.journal = journal
+        self.entries = entries
+        self.rows: dict[str, IngestManifestRow] = {}
+        self.pending: dict[str, IngestManifestRow] = {}
+        self.volumes: dict[str, dict[str, Any]] = {}
+
+    def settle(self, rows: Iterable[IngestManifestRow], volumes: Iterable[Any] = ()) -> None:
+        """Record final rows (and volume records) and journal them."""
+        rows, volumes = list(rows), list(volumes)
+        for row in rows:
+            self.rows[row.path] = row
+        for vol in volumes:
+            self.volumes[vol.volume_id] = vol.model_dump(mode="json")
+        if self.journal is not None:
+            self.journal.add(rows, volumes)
+
+    def resolve(self, path: str, status: Status, reason: str = "", **update: Any) -> IngestManifestRow:
+        """The pending row of ``path`` with its final status (not yet settled)."""
+        return self.pending[path].model_copy(update={"status": status, "reason": reason, **update})
+
+    def converted(self, job: ConvertJob, result: Converted) -> None:
+        """Settle the rows of a finished conversion job."""
+        if result.volume is None:
+            rows = [self.resolve(p, Status.quarantined, result.reason) for p in job.paths]
+            self.settle(rows)
+            return
+        vid = result.volume.volume_id
+        rows = []
+        for i, path in enumerate(job.paths):
+            if job.stack is None and i > 0:  # the .img of a .hdr/.img pair
+                reason = f"image data of {job.paths[0]!r} (volume {vid})"
+                rows.append(self.resolve(path, Status.companion, reason, volume_id=vid))
+            else:
+                rows.append(self.resolve(path, Status.ingested, "", volume_id=vid))
+        self.settle(rows, [result.volume])
+
+    def merge(
+        self,
+        entries: list[Entry],
+        link_rows: list[IngestManifestRow],
+        previous: Mapping[str, IngestManifestRow],
+        done: set[str],
+    ) -> list[IngestManifestRow]:
+        """Exactly one row per input: this run's, else the earlier run's (for skipped inputs)."""
+        out: dict[str, IngestManifestRow] = {r.path: r for r in link_rows}
+        for e in entries:
+            row = self.rows.get(e.rel)
+            if row is None and e.rel in done:
+                row = previous[e.rel]
+            if row is None:  # safety net: every input appears, even if a code path forgot it
+                err = IngestTaskError(e.rel, "no outcome was recorded for this file", "re-run `medmm ingest`")
+                row = IngestManifestRow(
+                    path=e.rel,
+                    size=e.size,
+                    mtime_ns=e.mtime_ns,
+                    format="unknown",
+                    status=Status.quarantined,
+                    reason=reason_of(err),
+                )
+            out[e.rel] = row
+        return [out[p] for p in sorted(out)]
+
+    def volumes_for(
+        self, rows: list[IngestManifestRow], previous: Mapping[str, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Volume records referenced by ``rows`` (this run's first, then earlier runs'), by id."""
+        ids = sorted({r.volume_id for r in rows if r.volume_id and r.status is Status.ingested})
+        return [self.volumes.get(v) or previous[v] for v in ids if v in self.volumes or v in previous]
+
+
+def _image_jobs(files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, str]) -> list[ConvertJob]:
+    from medmm.imaging.errors import MissingCompanionError
+
+    hdr_to_img = {h: i for i, h in img_to_hdr.items()}
+    by_path = {s.row.path: s for s in files}
+    jobs, claimed = [], set()
+    for s in files:
+        rel, fmt = s.row.path, s.row.format
+        base = Format(fmt.removesuffix(".gz"))
+        if base not in _PAIR_HEADERS:
+            continue
+        img = hdr_to_img.get(rel)
+        if img is None:
+            err = MissingCompanionError(
+                rel, f"{base.value} header without its .img data file", "copy the matching .img next to it"
+            )
+            book.settle([book.resolve(rel, Status.quarantined, reason_of(err))])
+            continue
+        claimed.add(img)
+        book.pending[img] = book.pending.get(img) or by_path[img].row.model_copy(
+            update={"kind": "image-data"}
+        )
+        jobs.append(ConvertJob(key=f"file:{rel}", paths=[rel, img], rel=rel, fmt=fmt))
+    for s in files:
+        rel = s.row.path
+        if rel in claimed or Format(s.row.format.removesuffix(".gz")) in _PAIR_HEADERS:
+            continue
+        jobs.append(ConvertJob(key=f"file:{rel}", paths=[rel], rel=rel, fmt=s.row.format))
+    return jobs
+
+
+def _dicom_jobs(dicoms: list[Scanned], book: RowBook) -> list[ConvertJob]:
+    from medmm.imaging.series import assemble_series
+
+    instances = {s.row.path: s.instance for s in dicoms if s.instance is not None}
+    assembly = assemble_series(list(instances.values()))
+    for path, outcome in sorted(assembly.outcomes.items()):
+        book.settle([book.resolve(path, Status(outcome.status), outcome.reason)])
+    jobs, placed = [], set(assembly.outcomes)
+    for stack in assembly.stacks:
+        paths = [p for p in stack.paths if p not in placed]
+        placed.update(paths)
+        if stack.problems:
+            reason = stack.reason
+            book.settle([book.resolve(p, Status.quarantined, reason) for p in paths])
+            continue
+        if paths:
+            key = f"dicom:{stack.stack_key}:{paths[0]}"
+            jobs.append(
+                ConvertJob(key=key, paths=paths, stack=stack, instances=[instances[p] for p in stack.paths])
+            )
+    for path in sorted(set(instances) - placed):
+        err = IngestTaskError(
+            path, "series assembly did not place this file", "re-run; report it if it persists"
+        )
+        book.settle([book.resolve(path, Status.quarantined, reason_of(err))])
+    return jobs
+
+
+def plan_jobs(scanned: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, str]) -> list[ConvertJob]:
+    """Settle what needs no conversion; return the conversion jobs (DICOM stacks, then files).
+
+    Parameters
+    ----------
+    scanned
+        Results of the scan tasks (final rows and pending images).
+    book
+        Receives the settled rows; remembers the pending ones for the jobs' results.
+    img_to_hdr
+        ``.img`` -> ``.hdr`` name pairs found in the archive.
+
+    >>> plan_jobs([], RowBook(None, {}), {})
+    []
+    """
+    pair_headers = {
+        s.row.path for s in scanned if s.pending and Format(s.row.format.removesuffix(".gz")) in _PAIR_HEADERS
+    }
+    claimed_imgs = {
+        img_to_hdr_inverse for img_to_hdr_inverse, hdr in img_to_hdr.items() if hdr in pair_headers
+    }
+    final = [s.row for s in scanned if not s.pending and s.row.path not in claimed_imgs]
+    book.settle(final)
+    pending = [s for s in scanned if s.pending]
+    for s in pending:
+        book.pending[s.row.path] = s.row
+    files = pending + [s for s in scanned if not s.pending and s.row.path in claimed_imgs]
+    dicoms = [s for s in pending if s.instance is not None]
+    images = [s for s in files if s.instance is None]
+    jobs = _dicom_jobs(dicoms, book) if dicoms else []
+    return jobs + _image_jobs(images, book, img_to_hdr)

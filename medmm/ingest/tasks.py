@@ -1,0 +1,268 @@
+"""The functions Dask runs for ``medmm ingest``: plain functions over small picklable records.
+
+* :func:`scan_batch` sniffs a batch of files and reads DICOM headers (a few KB per file, no pixels);
+* :func:`convert_job` turns one DICOM stack or one NIfTI/ANALYZE file into a volume written by the
+  worker itself (atomically, under a deterministic name) and returns the small :class:`VolumeRecord`.
+
+Neither raises for bad input: problems come back as reasons, so Dask only retries tasks whose worker died.
+
+>>> from medmm.pseudonym import Pseudonymizer
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (root / "notes.txt").write_text("hello")
+>>> [s.row.status.value for s in scan_batch([Entry("notes.txt", 5, 0)], str(root), Pseudonymizer(b"k" * 32))]
+['non_image']
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medmm.errors import InputError, reason_of
+from medmm.ingest.discover import Entry
+from medmm.ingest.errors import (
+    CompressedInputError,
+    CorruptGzipError,
+    EmptyFileError,
+    IngestTaskError,
+    UnreadableInputError,
+    UnsupportedFormatError,
+)
+from medmm.ingest.records import IngestManifestRow
+from medmm.ingest.sniff import IMAGING_FORMATS, NON_IMAGE_FORMATS, Format, Sniffed, sniff_file
+from medmm.pseudonym import Pseudonymizer
+from medmm.records import Status
+
+if TYPE_CHECKING:
+    from medmm.imaging.records import DicomInstance, VolumeRecord
+
+__all__ = ["FAULT_ENV", "ConvertJob", "Converted", "Scanned", "convert_job", "scan_batch", "unexpected"]
+
+#: Fault injection for tests: path of a flag file; the first conversion task run in a worker *process*
+#: creates it and kills that process (as an out-of-memory kill would). Never set in production.
+FAULT_ENV = "MEDMM_FAULT_KILL_ONCE"
+
+_CONVERT_HINT = {
+    Format.minc1: "convert it to NIfTI (e.g. mnc2nii or nibabel)",
+    Format.minc2: "convert it to NIfTI (e.g. mnc2nii or nibabel)",
+    Format.mgh: "convert it to NIfTI (e.g. FreeSurfer mri_convert)",
+    Format.parrec: "convert it to NIfTI (e.g. dcm2niix or nibabel parrec2nii)",
+    Format.nrrd: "convert it to NIfTI (e.g. SimpleITK or 3D Slicer)",
+    Format.ecat: "convert it to NIfTI (e.g. nibabel)",
+    Format.afni: "convert it to NIfTI (e.g. AFNI 3dAFNItoNIFTI)",
+}
+
+
+@dataclass
+class Scanned:
+    """One scanned file: its (provisional) manifest row, and for DICOM images the header summary.
+
+    ``pending`` rows still wait for series assembly / conversion; the others are final.
+    """
+
+    row: IngestManifestRow
+    instance: DicomInstance | None = None
+    pending: bool = False
+
+
+@dataclass
+class ConvertJob:
+    """One conversion: a DICOM stack (``stack`` + its ``instances``) or one image file (``rel``)."""
+
+    key: str
+    paths: list[str]
+    stack: Any = None
+    instances: list[Any] = field(default_factory=list)
+    rel: str = ""
+    fmt: str = ""
+
+
+@dataclass
+class Converted:
+    """Outcome of a :class:`ConvertJob`: the volume written, or the reason it could not be."""
+
+    key: str
+    volume: VolumeRecord | None = None
+    reason: str = ""
+
+
+def unexpected(rel: str, exc: BaseException) -> str:
+    """Manifest reason for an exception nobody expected (a bug, or a lost worker)."""
+    err = IngestTaskError(
+        rel,
+        f"processing failed unexpectedly ({reason_of(exc)})",
+        "re-run `medmm ingest` to retry; if it fails again, report it with this message",
+    )
+    return reason_of(err)
+
+
+def _final(entry: Entry, fmt: str, status: Status, reason: str, **extra: Any) -> Scanned:
+    row = IngestManifestRow(
+        path=entry.rel,
+        size=entry.size,
+        mtime_ns=entry.mtime_ns,
+        format=fmt,
+        status=status,
+        reason=reason,
+        **extra,
+    )
+    return Scanned(row)
+
+
+def _scan_dicom(entry: Entry, full: Path, sniffed: Sniffed, pz: Pseudonymizer) -> Scanned:
+    """Read the header; every readable DICOM object goes on to series assembly (which routes kinds)."""
+    from medmm.imaging.dicom_header import read_dicom_header
+
+    try:
+        inst = read_dicom_header(full, entry.rel)
+    except InputError as exc:
+        return _final(entry, sniffed.format, Status.quarantined, reason_of(exc))
+    row = IngestManifestRow(
+        path=entry.rel,
+        size=entry.size,
+        mtime_ns=entry.mtime_ns,
+        format=sniffed.format,
+        status=Status.quarantined,  # provisional: settled after series assembly
+        kind=inst.kind.value,
+        modality=inst.modality or None,
+        patient_id=pz.id(inst.patient_key, "patient") if inst.patient_key else None,
+        study_id=pz.id(inst.study_uid, "study") if inst.study_uid else None,
+        series_id=pz.id(inst.series_uid, "series") if inst.series_uid else None,
+    )
+    return Scanned(row, instance=inst, pending=True)
+
+
+def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer) -> Scanned:
+    full = root / entry.rel
+    if entry.size == 0:
+        err = EmptyFileError(
+            entry.rel, "file is empty (0 bytes)", "copy it again from the source or remove it"
+        )
+        return _final(entry, Format.empty, Status.quarantined, reason_of(err))
+    try:
+        sniffed = sniff_file(full)
+    except OSError as exc:
+        err2 = UnreadableInputError(
+            entry.rel, f"cannot be read ({exc.strerror or exc})", "grant read access to the ingest user"
+        )
+        return _final(entry, "unknown", Status.quarantined, reason_of(err2))
+    fmt = sniffed.format
+    if sniffed.error:
+        err3 = CorruptGzipError(
+            entry.rel, sniffed.error, "copy the file again from the source; the copy is damaged"
+        )
+        return _final(entry, fmt, Status.quarantined, reason_of(err3))
+    base = sniffed.base
+    if base is Format.dicom and not sniffed.gzipped:
+        return _scan_dicom(entry, full, sniffed, pz)
+    if base is Format.dicom:
+        err4 = CompressedInputError(
+            entry.rel, "gzip-compressed DICOM file", "decompress it (gunzip) in the archive and re-run"
+        )
+        return _final(entry, fmt, Status.quarantined, reason_of(err4), kind="dicom")
+    if base in IMAGING_FORMATS:
+        return Scanned(
+            IngestManifestRow(
+                path=entry.rel,
+                size=entry.size,
+                mtime_ns=entry.mtime_ns,
+                format=fmt,
+                status=Status.quarantined,
+                kind=base.value,
+            ),
+            pending=True,
+        )
+    if base in NON_IMAGE_FORMATS:
+        what = f"{base.value} file" + (f" ({sniffed.note})" if sniffed.note else "")
+        return _final(entry, fmt, Status.non_image, f"{what}: not an imaging input", kind=base.value)
+    if base is Format.unknown or base is Format.gzip:
+        detail = sniffed.note or "unrecognised binary content"
+        err5 = UnsupportedFormatError(
+            entry.rel,
+            f"not DICOM, NIfTI or ANALYZE ({detail})",
+            "convert it to DICOM or NIfTI, or remove it from the archive",
+        )
+        return _final(entry, fmt, Status.quarantined, reason_of(err5))
+    hint = _CONVERT_HINT.get(base, "convert it to NIfTI or DICOM")
+    err6 = UnsupportedFormatError(
+        entry.rel, f"{base.value.upper()} image: medmm ingest reads DICOM, NIfTI and ANALYZE only", hint
+    )
+    return _final(entry, fmt, Status.quarantined, reason_of(err6), kind=base.value)
+
+
+def scan_batch(entries: list[Entry], archive_root: str, pseudonymizer: Pseudonymizer) -> list[Scanned]:
+    """Sniff every file of a batch and read the DICOM headers (no pixel data).
+
+    Parameters
+    ----------
+    entries
+        Files to scan (relative paths under ``archive_root``).
+    archive_root
+        The archive folder.
+    pseudonymizer
+        Turns source identifiers into the pseudonyms written to the manifest.
+
+    Returns
+    -------
+    list of Scanned
+        One per entry, in order; a bad file is a final quarantined row, never an exception.
+
+    >>> scan_batch([], "/nonexistent", Pseudonymizer(b"k" * 32))
+    []
+    """
+    root = Path(archive_root)
+    out = []
+    for entry in entries:
+        try:
+            out.append(_scan_one(entry, root, pseudonymizer))
+        except Exception as exc:  # one odd file never costs the rest of the batch
+            out.append(_final(entry, "unknown", Status.quarantined, unexpected(entry.rel, exc)))
+    return out
+
+
+def _maybe_die_for_test() -> None:
+    flag = os.environ.get(FAULT_ENV)
+    if not flag or multiprocessing.parent_process() is None:
+        return
+    try:
+        fd = os.open(flag, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(70)
+
+
+def convert_job(job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer: Pseudonymizer) -> Converted:
+    """Write the volume of one DICOM stack or one NIfTI/ANALYZE file; never raises for bad input.
+
+    Parameters
+    ----------
+    job
+        The stack (with its header summaries) or the image file to convert.
+    archive_root, run_dir
+        Where inputs are read and ``volumes/`` is written.
+    pseudonymizer
+        Pseudonyms and date shifts for the volume's identifiers.
+
+    >>> convert_job(ConvertJob(key="k", paths=["x.nii"], rel="x.nii", fmt="nifti1"),
+    ...             "/nonexistent", "/tmp", Pseudonymizer(b"k" * 32)).reason.split(":")[0]
+    'ImageFileError'
+    """
+    from medmm.imaging.convert import convert_image_file, convert_stack
+
+    _maybe_die_for_test()
+    root, out = Path(archive_root), Path(run_dir)
+    try:
+        if job.stack is not None:
+            volume = convert_stack(job.stack, job.instances, root, out, pseudonymizer)
+        else:
+            volume = convert_image_file(job.rel, root, out, pseudonymizer, job.fmt)
+    except InputError as exc:
+        return Converted(job.key, reason=reason_of(exc))
+    except Exception as exc:  # a bug in one conversion never kills the run
+        return Converted(job.key, reason=unexpected(job.paths[0] if job.paths else job.key, exc))
+    return Converted(job.key, volume=volume)
