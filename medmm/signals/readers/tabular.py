@@ -1,0 +1,108 @@
+"""CSV / Parquet tables of irregular vitals: one timestamp column plus one numeric column per series.
+
+The timestamp column is the first of ``time``, ``timestamp``, ``datetime``, ``charttime``, ``t``,
+``time_s``, ``seconds`` (case-insensitive) present. Date-time strings give an absolute start; numbers
+are seconds from the start. Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column
+(one value per file) is the patient key. Units may be given in the column name: ``HR [bpm]`` or
+``SpO2 (%)``.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "v.csv").write_text("time,HR [bpm]\\n2020-01-01 10:00:00,80\\n2020-01-01 10:00:05,82\\n")
+>>> rec = read_tabular(d, "v.csv")
+>>> rec.series[0].name, rec.series[0].units, rec.series[0].t_s.tolist()
+('HR', 'bpm', [0.0, 5.0])
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medmm.signals.errors import HeaderError, NonMonotonicTimeError, NotASignalError
+from medmm.signals.readers._base import IrregularSeries, LoadedRecord
+
+__all__ = ["TIME_COLUMNS", "read_tabular"]
+
+TIME_COLUMNS = ("time", "timestamp", "datetime", "charttime", "t", "time_s", "seconds")
+_PATIENT_COLUMNS = ("patient_id", "subject_id", "patient")
+_UNITS = re.compile(r"^(.*?)\s*[\[(]([^\])]*)[\])]\s*$")
+
+
+def _read(path: Path, rel: str) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as exc:
+        raise HeaderError(
+            rel, f"unreadable table ({type(exc).__name__}: {exc})", "re-export it as CSV"
+        ) from exc
+
+
+def read_tabular(root: Path, rel: str) -> LoadedRecord:
+    """Read the vitals table ``root/rel`` (see module doc)."""
+    path = Path(root) / rel
+    frame = _read(path, rel)
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    tcol = next((lower[c] for c in TIME_COLUMNS if c in lower), None)
+    if tcol is None:
+        raise NotASignalError(
+            rel, f"no timestamp column (looked for {', '.join(TIME_COLUMNS)})", "add a 'time' column"
+        )
+    raw_t = frame[tcol]
+    start = None
+    if pd.api.types.is_numeric_dtype(raw_t):
+        t = raw_t.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(t)
+    else:
+        parsed = pd.to_datetime(raw_t, errors="coerce")
+        bad = parsed.isna().to_numpy()
+        if bad.all():
+            raise NonMonotonicTimeError(
+                rel, f"column {tcol!r} holds no parseable times", "write ISO date-times"
+            )
+        first = parsed[~bad].iloc[0]
+        start = first.to_pydatetime().replace(tzinfo=None)
+        t = ((parsed - first).dt.total_seconds()).to_numpy(dtype=np.float64)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0]) + 2
+        raise NonMonotonicTimeError(rel, f"unparseable or empty time at line {row}", "fix or drop that row")
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        row = int(back[0]) + 3  # header line + 1-based + the later row
+        raise NonMonotonicTimeError(
+            rel, f"timestamps go backwards at line {row} (column {tcol!r})", "sort the rows by time"
+        )
+    patient_key = ""
+    pcol = next((lower[c] for c in _PATIENT_COLUMNS if c in lower), None)
+    if pcol is not None:
+        values = frame[pcol].dropna().astype(str).unique()
+        if len(values) > 1:
+            raise HeaderError(rel, f"{len(values)} patients in one file", "write one file per patient")
+        patient_key = values[0] if len(values) else ""
+    series = []
+    for col in frame.columns:
+        if col in (tcol, pcol) or not pd.api.types.is_numeric_dtype(frame[col]):
+            continue
+        m = _UNITS.match(str(col))
+        name, units = (m.group(1), m.group(2)) if m else (str(col), "")
+        v = frame[col].to_numpy(dtype=np.float64)
+        keep = np.isfinite(v)
+        series.append(IrregularSeries(name.strip(), units.strip(), t[keep], v[keep]))
+    if not series:
+        raise NotASignalError(rel, "no numeric value columns beside the time column", "add value columns")
+    rec = LoadedRecord(
+        record=rel.rsplit(".", 1)[0],
+        format=path.suffix.lower().lstrip("."),
+        patient_key=patient_key,
+        start=start,
+        series=series,
+        segments=[(0.0, float(t[-1] - t[0]) if t.size else 0.0, False)],
+        start_has_date=start is not None,
+    )
+    rec.check_not_empty(rel)
+    return rec

@@ -1,0 +1,273 @@
+"""WFDB records (PhysioNet): single- and multi-segment headers, signal files, reference annotations.
+
+Files are checked before decoding so a bad record gets a precise reason: a missing ``.dat``, a signal
+file shorter than the header's sample count (truncated) or longer (count mismatch), an unknown format
+code, a sampling frequency of 0, a missing segment of a multi-segment record. Multi-segment records are
+read with ``wfdb.rdrecord(m2s=True)``: the gaps between segments (``~``) and channels absent from a
+segment become NaN, and the layout is kept in ``LoadedRecord.segments``.
+
+WFDB headers carry no patient identifier, so the reader leaves ``patient_key`` empty and the pipeline
+uses the record name (see ``docs/signals.md``). Challenge-2015 alarm records (comment lines naming the
+alarm type) get an ``alarm`` event at 300 s, where that challenge puts every alarm onset.
+
+>>> from medmm.datasets import shared_data_dir
+>>> root = shared_data_dir()
+>>> rec = read_wfdb(root / "signals/mitdb_subset", "100") if root else None
+>>> rec is None or (rec.channels[0].name, rec.channels[0].fs, rec.annotations[0].extension) == ("MLII", 360.0, "atr")
+True
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+
+from medmm.signals.errors import (
+    EmptyRecordError,
+    HeaderError,
+    MissingSegmentError,
+    MissingSignalFileError,
+    SampleCountMismatchError,
+    TruncatedSignalError,
+    UnknownFormatError,
+)
+from medmm.signals.readers._base import Annotations, Channel, Event, LoadedRecord, check_fs
+
+__all__ = ["ANNOTATION_EXTENSIONS", "BEAT_SYMBOLS", "read_wfdb", "wfdb_header_files"]
+
+#: Annotation file extensions read as reference annotations, most authoritative first.
+ANNOTATION_EXTENSIONS: tuple[str, ...] = ("atr", "ecg", "qrs", "ari", "sqrs", "gqrsh", "gqrs", "wqrs")
+#: WFDB beat annotation symbols (non-beat marks such as rhythm ``+`` are not beats).
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+_ALARMS = {"Asystole", "Bradycardia", "Tachycardia", "Ventricular_Tachycardia", "Ventricular_Flutter_Fib"}
+_BYTES = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5}
+_BYTES.update({"310": 4 / 3, "311": 4 / 3})
+_COMPRESSED = {"508", "516", "524"}
+_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12, "310": 10, "311": 10}
+_BITS.update({"508": 8, "516": 16, "524": 24})
+
+
+def _header(path: Path, rel: str):  # type: ignore[no-untyped-def]
+    import wfdb
+
+    try:
+        return wfdb.rdheader(str(path.with_suffix("")))
+    except FileNotFoundError as exc:
+        raise HeaderError(rel, f"header not found ({exc.filename})", "restore the .hea file") from exc
+    except Exception as exc:
+        raise HeaderError(
+            rel, f"unreadable WFDB header ({type(exc).__name__}: {exc})", "fix the header syntax"
+        ) from exc
+
+
+def wfdb_header_files(path: Path, rel: str) -> tuple[bool, list[str]]:
+    """``(is_multisegment, files)``: the files a header needs, relative to its folder.
+
+    For a multi-segment header these are the segment headers and their signal files; for a single
+    record its signal files. Missing files are listed too (the reader reports them).
+    """
+    h = _header(path, rel)
+    if hasattr(h, "seg_name"):
+        files: list[str] = []
+        for seg in h.seg_name:
+            if seg == "~":
+                continue
+            files.append(f"{seg}.hea")
+            seg_hea = path.parent / f"{seg}.hea"
+            if seg_hea.exists():
+                try:
+                    files += list(dict.fromkeys(_header(seg_hea, rel).file_name or []))
+                except HeaderError:
+                    pass
+        return True, files
+    return False, list(dict.fromkeys(h.file_name or []))
+
+
+def _check_single(h, folder: Path, rel: str) -> None:  # type: ignore[no-untyped-def]
+    fs = check_fs(rel, h.fs)
+    del fs
+    if h.n_sig == 0:
+        raise EmptyRecordError(rel, "the header declares no signals", "re-export the record with its signals")
+    if h.sig_len == 0:
+        raise EmptyRecordError(
+            rel, "the header declares 0 samples (zero-length record)", "drop or re-export it"
+        )
+    per_file: dict[str, list[int]] = {}
+    for i, (fname, fmt) in enumerate(zip(h.file_name, h.fmt, strict=True)):
+        if fmt not in _BITS:
+            raise UnknownFormatError(
+                rel, f"signal {i} uses unknown WFDB format code {fmt!r}", "convert it to format 16 or 212"
+            )
+        per_file.setdefault(fname, []).append(i)
+    for fname, idx in per_file.items():
+        fpath = folder / fname
+        if not fpath.exists():
+            raise MissingSignalFileError(
+                rel, f"signal file {fname} is missing", f"copy {fname} beside the header"
+            )
+        fmts = {h.fmt[i] for i in idx}
+        if fmts & _COMPRESSED or h.sig_len is None:
+            continue
+        spf = sum((h.samps_per_frame[i] or 1) for i in idx)
+        bps = _BYTES[h.fmt[idx[0]]]
+        offset = (h.byte_offset[idx[0]] or 0) if h.byte_offset else 0
+        expected = offset + math.ceil(h.sig_len * spf * bps)
+        size = fpath.stat().st_size
+        frame_bytes = math.ceil(spf * bps)
+        if size < expected:
+            held = int((size - offset) / (spf * bps))
+            raise TruncatedSignalError(
+                rel,
+                f"{fname} holds {size} bytes ({held} samples) but the header declares {h.sig_len} samples "
+                f"({expected} bytes)",
+                "re-copy the complete signal file",
+            )
+        if size > expected + frame_bytes:
+            held = int((size - offset) / (spf * bps))
+            raise SampleCountMismatchError(
+                rel,
+                f"{fname} holds {held} samples but the header declares {h.sig_len}",
+                "fix the sample count on the header's first line",
+            )
+
+
+def _adc_limits(h, i: int) -> tuple[float, float] | None:  # type: ignore[no-untyped-def]
+    gain = (h.adc_gain[i] or 200.0) if h.adc_gain else 200.0
+    baseline = (h.baseline[i] or 0) if h.baseline else 0
+    res = (h.adc_res[i] or 0) if h.adc_res else 0
+    zero = (h.adc_zero[i] or 0) if h.adc_zero else 0
+    if res:
+        lo, hi = zero - 2 ** (res - 1), zero + 2 ** (res - 1) - 1
+    else:
+        bits = _BITS.get(h.fmt[i], 16)
+        lo, hi = -(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1
+    return ((lo - baseline) / gain, (hi - baseline) / gain)
+
+
+def _start(h) -> tuple[datetime | None, bool]:  # type: ignore[no-untyped-def]
+    if h.base_time is None:
+        return None, False
+    if h.base_date is None:
+        return datetime.combine(date(1970, 1, 1), h.base_time), False
+    return datetime.combine(h.base_date, h.base_time), True
+
+
+def _annotations(record_path: Path, fs: float, extensions: list[str]) -> list[Annotations]:
+    import wfdb
+
+    out = []
+    for ext in extensions:
+        ann = wfdb.rdann(str(record_path), ext)
+        aux = [a or "" for a in (ann.aux_note or [""] * len(ann.sample))]
+        out.append(
+            Annotations(
+                extension=ext,
+                fs=float(ann.fs or fs),
+                sample=np.asarray(ann.sample, dtype=np.int64),
+                symbol=list(ann.symbol or []),
+                aux=aux,
+            )
+        )
+    return out
+
+
+def _alarm_events(comments: list[str]) -> list[Event]:
+    words = [c.strip() for c in comments or []]
+    alarm = next((w for w in words if w in _ALARMS), None)
+    if alarm is None:
+        return []
+    truth = next((w for w in words if w in ("True alarm", "False alarm")), "")
+    label = f"alarm:{alarm}" + (f" ({truth})" if truth else "")
+    return [Event(onset_s=300.0, duration_s=0.0, label=label, source="alarm")]
+
+
+def read_wfdb(root: Path, record: str, annotation_extensions: list[str] | None = None) -> LoadedRecord:
+    """Read the WFDB record ``root/record`` (``record`` = header path without ``.hea``).
+
+    Parameters
+    ----------
+    root
+        Input root; ``record`` is relative to it (POSIX separators).
+    record
+        Record path without extension, e.g. ``"100"`` or ``"multi-segment/s25047/s25047-2704-05-04-10-44"``.
+    annotation_extensions
+        Annotation files to read (``["atr"]``); default: those of :data:`ANNOTATION_EXTENSIONS` present.
+
+    Returns
+    -------
+    LoadedRecord
+        Channels at their native rates in physical units (NaN = gap), annotations, alarm events.
+
+    >>> from medmm.datasets import shared_data_dir
+    >>> root = shared_data_dir()
+    >>> rec = read_wfdb(root / "signals/wfdb_sample_data", "a103l") if root else None
+    >>> rec is None or [e.label for e in rec.events] == ["alarm:Asystole (False alarm)"]
+    True
+    """
+    import wfdb
+
+    path = Path(root) / f"{record}.hea"
+    rel = f"{record}.hea"
+    h = _header(path, rel)
+    folder = path.parent
+    base = str(path.with_suffix(""))
+    if annotation_extensions is None:
+        annotation_extensions = [e for e in ANNOTATION_EXTENSIONS if (folder / f"{path.stem}.{e}").exists()]
+    fs = check_fs(rel, h.fs)
+    start, has_date = _start(h)
+    segments: list[tuple[float, float, bool]] = []
+    channels: list[Channel] = []
+    if hasattr(h, "seg_name"):
+        fmt = "wfdb-multisegment"
+        total = 0
+        for seg, n in zip(h.seg_name, h.seg_len, strict=True):
+            if seg != "~":
+                seg_hea = folder / f"{seg}.hea"
+                if not seg_hea.exists():
+                    raise MissingSegmentError(
+                        rel,
+                        f"segment {seg} is listed but {seg}.hea is missing",
+                        "copy every segment of the record",
+                    )
+                if n:
+                    _check_single(_header(seg_hea, rel), folder, f"{Path(record).parent / seg}.hea")
+            if n:
+                segments.append((total / fs, n / fs, seg == "~"))
+            total += int(n)
+        if h.sig_len is not None and total != h.sig_len:
+            raise SampleCountMismatchError(
+                rel,
+                f"segments add up to {total} samples but the header declares {h.sig_len}",
+                "fix the header",
+            )
+        if total == 0:
+            raise EmptyRecordError(rel, "the multi-segment record has 0 samples", "drop or re-export it")
+        r = wfdb.rdrecord(base, m2s=True, smooth_frames=True)
+        data = np.asarray(r.p_signal, dtype=np.float64)
+        for i, name in enumerate(r.sig_name):
+            channels.append(Channel(name, r.units[i] or "", fs, np.ascontiguousarray(data[:, i])))
+    else:
+        fmt = "wfdb"
+        _check_single(h, folder, rel)
+        r = wfdb.rdrecord(base, smooth_frames=False)
+        for i, name in enumerate(r.sig_name):
+            spf = (r.samps_per_frame[i] or 1) if r.samps_per_frame else 1
+            x = np.asarray(r.e_p_signal[i], dtype=np.float64)
+            channels.append(Channel(name, r.units[i] or "", fs * spf, x, _adc_limits(r, i)))
+        segments.append((0.0, (r.sig_len or 0) / fs, False))
+    rec = LoadedRecord(
+        record=record,
+        format=fmt,
+        patient_key="",
+        start=start,
+        channels=channels,
+        annotations=_annotations(Path(base), fs, annotation_extensions),
+        events=_alarm_events(h.comments),
+        segments=segments,
+        start_has_date=has_date,
+    )
+    rec.check_not_empty(rel)
+    return rec
