@@ -38,6 +38,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, signal
 
+from medmm.signals.beats._filters import as_signal, band, fill_gaps
+
 __all__ = ["detect_rpeaks"]
 
 _BAND_HZ = (5.0, 20.0)  # QRS band for the envelope
@@ -49,37 +51,6 @@ _LOC_HALF_S = 0.08
 _SEARCHBACK_RR = 1.66
 _SNR_WIN_S = 1.0  # window of the local envelope mean for the isolation ratio
 _SNR_MIN = 5.0
-
-
-def _as_signal(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) -> NDArray[np.float64]:
-    x = np.asarray(ecg, dtype=np.float64)
-    if x.ndim == 2 and 1 in x.shape:
-        x = x.reshape(-1)
-    if x.ndim != 1:
-        raise ValueError(f"ecg must be a 1-D array (one lead), got shape {x.shape}; pass one column")
-    if not np.isfinite(fs) or fs <= 0:
-        raise ValueError(f"fs must be a positive sampling rate in Hz, got {fs!r}")
-    return x
-
-
-def _fill_gaps(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Linear interpolation over NaN/inf samples; returns the filled copy and the finite mask."""
-    finite = np.isfinite(x)
-    if finite.all():
-        return x, finite
-    idx = np.flatnonzero(finite)
-    filled = x.copy()
-    bad = np.flatnonzero(~finite)
-    filled[bad] = np.interp(bad, idx, x[idx])
-    return filled, finite
-
-
-def _band(x: NDArray[np.float64], fs: float, lo: float, hi: float) -> NDArray[np.float64]:
-    nyq = 0.5 * fs
-    hi = min(hi, 0.45 * fs)
-    sos = signal.butter(2, [lo / nyq, hi / nyq], btype="bandpass", output="sos")
-    padlen = min(x.size - 1, int(3 * fs))
-    return np.asarray(signal.sosfiltfilt(sos, x, padlen=padlen))
 
 
 def _decide(
@@ -180,14 +151,14 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
     >>> detect_rpeaks(ecg + 0.3 * np.sin(2 * np.pi * 0.2 * t), fs).tolist()
     [360, 720, 1080, 1440, 1800, 2160, 2520]
     """
-    x = _as_signal(ecg, fs)
+    x = as_signal(ecg, fs)
     empty = np.zeros(0, dtype=np.int64)
     if x.size < int(0.5 * fs) or x.size < 16:
         return empty
-    x, finite = _fill_gaps(x)
+    x, finite = fill_gaps(x)
     if not finite.any():
         return empty
-    bp = _band(x, fs, *_BAND_HZ)
+    bp = band(x, fs, *_BAND_HZ)
     d = np.diff(bp, prepend=bp[0])
     energy = d * d
     win = max(1, int(round(_ENV_WIN_S * fs)))
@@ -215,7 +186,7 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
         return empty
 
     # localise on the band-limited original signal: largest absolute deflection within +-80 ms
-    loc = _band(x, fs, *_LOC_BAND_HZ)
+    loc = band(x, fs, *_LOC_BAND_HZ)
     offsets = np.arange(-half, half + 1)
     idx = np.clip(beats[:, None] + offsets[None, :], 0, x.size - 1)
     win_vals = np.abs(loc[idx])
