@@ -202,6 +202,8 @@ def _instance_from(
         sop_class_uid=as_str(ds.get("SOPClassUID")),
         study_uid=as_str(ds.get("StudyInstanceUID")),
         series_uid=as_str(ds.get("SeriesInstanceUID")),
+        series_number=as_int(ds.get("SeriesNumber")),
+        frame_of_reference_uid=as_str(ds.get("FrameOfReferenceUID")),
         patient_key=patient_key_of(ds),
         modality=as_str(ds.get("Modality")),
         kind=kind,

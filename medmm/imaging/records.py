@@ -64,6 +64,8 @@ class DicomInstance(Record):
     sop_class_uid: str = ""
     study_uid: str = ""
     series_uid: str = ""
+    series_number: int | None = None
+    frame_of_reference_uid: str = ""
     patient_key: str = ""  # raw PatientID (or a fallback); used only to pseudonymize
     modality: str = ""
     kind: DicomKind

@@ -1,0 +1,331 @@
+"""Turn an assembled DICOM stack, or a NIfTI / ANALYZE file, into a canonical RAS volume + record.
+
+Both functions are plain (no Dask): one call per stack / file, memory bounded by one series. Bad input
+raises an :class:`~medmm.errors.InputError` subclass naming the file, the problem and the fix.
+
+>>> from medmm.pseudonym import Pseudonymizer
+>>> pseudo = Pseudonymizer(b"k" * 32)
+>>> rec = convert_image_file("brain.nii.gz", archive, run_dir, pseudo, "nifti")  # doctest: +SKIP
+>>> rec.path, rec.orientation  # doctest: +SKIP
+('volumes/vol-....nii.gz', 'RAS')
+"""
+
+from __future__ import annotations
+
+import gzip
+import warnings
+import zlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medmm.errors import InputError
+from medmm.imaging.errors import ImageFileError, MissingCompanionError
+from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
+from medmm.imaging.pixels import read_mosaic, read_multiframe, read_slice
+from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
+from medmm.imaging.series import SeriesStack, series_key_of
+from medmm.imaging.volume_store import canonical_dtype, write_volume
+from medmm.pseudonym import Pseudonymizer
+
+__all__ = ["convert_image_file", "convert_stack", "dicom_sidecar"]
+
+_SIDECAR_FIELDS = (
+    ("modality", "modality"),
+    ("manufacturer", "manufacturer"),
+    ("manufacturer_model", "manufacturer_model"),
+    ("body_part", "body_part"),
+    ("series_description", "series_description"),
+    ("protocol_name", "protocol_name"),
+    ("kvp", "kvp"),
+    ("repetition_time", "repetition_time_ms"),
+    ("echo_time", "echo_time_ms"),
+    ("inversion_time", "inversion_time_ms"),
+    ("flip_angle", "flip_angle_deg"),
+    ("magnetic_field_strength", "magnetic_field_strength_t"),
+    ("slice_thickness", "slice_thickness_mm"),
+    ("convolution_kernel", "convolution_kernel"),
+    ("photometric_interpretation", "photometric_interpretation"),
+)
+
+
+def dicom_sidecar(first: DicomInstance, n_sources: int) -> dict[str, Any]:
+    """Non-identifying acquisition metadata of a DICOM stack (no names, ids, UIDs or real dates).
+
+    >>> inst = DicomInstance(path="a", sop_instance_uid="1", kind="image", modality="CT", kvp=120)
+    >>> dicom_sidecar(inst, 1)["kvp"]
+    120.0
+    """
+    out: dict[str, Any] = {"source_format": "dicom", "n_sources": n_sources}
+    for attr, key in _SIDECAR_FIELDS:
+        value = getattr(first, attr)
+        if value not in (None, ""):
+            out[key] = value
+    if first.image_type:
+        out["image_type"] = first.image_type
+    if first.modality == "CT" and first.rescale_slope is not None:
+        out["units"] = "HU"
+    return out
+
+
+def _shifted(inst: DicomInstance, pseudonymizer: Pseudonymizer) -> str | None:
+    if not inst.study_datetime or not inst.patient_key:
+        return None
+    try:
+        when = datetime.fromisoformat(inst.study_datetime)
+    except ValueError:
+        return None
+    return pseudonymizer.shift_datetime(inst.patient_key, when).isoformat()
+
+
+def _single_step(inst: DicomInstance) -> list[float]:
+    depth = inst.spacing_between_slices or inst.slice_thickness or 1.0
+    return [float(v) for v in normal_of(inst.image_orientation or [1, 0, 0, 0, 1, 0]) * depth]
+
+
+def _dicom_volume(
+    stack: SeriesStack, insts: list[DicomInstance], archive_root: Path
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(array [col,row,slice(,...)], LPS affine or None when there is no patient geometry, warnings)."""
+    first = insts[0]
+    notes: list[str] = []
+    if first.is_mosaic:
+        data, affine = read_mosaic(archive_root / first.path, first)
+        notes.append("Siemens mosaic unpacked with the CSA header")
+        return data, affine, notes
+    if first.kind is DicomKind.multiframe_image or first.n_frames > 1:
+        data = read_multiframe(archive_root / first.path, first, stack.frame_order)
+        if stack.step is None and first.frame_positions and len(first.frame_positions) > 1:
+            data = data[:, :, None, ...] if data.ndim == 3 else data  # time series of one slice
+        position = None
+        if first.frame_positions and stack.frame_order:
+            position = first.frame_positions[stack.frame_order[0]]
+        position = position or first.image_position
+        step = stack.step or (_single_step(first) if first.image_orientation else None)
+    else:
+        slices = [read_slice(archive_root / inst.path, inst) for inst in insts]
+        shapes = {s.shape for s in slices}
+        if len(shapes) > 1:
+            raise InputError(
+                _stack_where(stack),
+                f"slices decode to different shapes {sorted(shapes)}",
+                "re-export the series",
+            )
+        data = np.stack(slices, axis=2)
+        position = first.image_position
+        step = stack.step if len(insts) > 1 else (_single_step(first) if first.image_orientation else None)
+    if not (position and first.image_orientation and first.pixel_spacing and step):
+        notes.append("no patient geometry: affine is pixel spacing only, axes left as stored")
+        return data, None, notes
+    return data, affine_lps(first.image_orientation, position, first.pixel_spacing, step), notes
+
+
+def _stack_where(stack: SeriesStack) -> str:
+    return stack.paths[0] if len(stack.paths) == 1 else f"{stack.paths[0]} (+{len(stack.paths) - 1} files)"
+
+
+def convert_stack(
+    stack: SeriesStack,
+    instances: list[DicomInstance],
+    archive_root: Path,
+    run_dir: Path,
+    pseudonymizer: Pseudonymizer,
+) -> VolumeRecord:
+    """Decode, stack, rescale and write one DICOM stack as a RAS NIfTI volume with a sidecar.
+
+    Parameters
+    ----------
+    stack
+        From :func:`~medmm.imaging.series.assemble_series`; a stack with ``problems`` is refused.
+    instances
+        Header summaries of (at least) the stack's files; looked up by path.
+    archive_root
+        Root the instance paths are relative to.
+    run_dir
+        Run directory; the volume goes to ``run_dir/volumes/<volume_id>.nii.gz``.
+    pseudonymizer
+        Site-keyed pseudonymizer for ids and the patient date shift.
+
+    Returns
+    -------
+    VolumeRecord
+        Pseudonymous ids, canonical geometry and relative output paths.
+
+    Raises
+    ------
+    InputError
+        The stack's first problem (missing slice, tilt ...), or a decode error
+        (:class:`~medmm.imaging.errors.TruncatedPixelDataError`, ``PixelDecodeError`` ...).
+
+    Examples
+    --------
+    >>> rec = convert_stack(stack, insts, archive, run_dir, pseudonymizer)  # doctest: +SKIP
+    >>> rec.shape  # doctest: +SKIP
+    [512, 512, 20]
+    """
+    if stack.problems:
+        raise stack.problems[0].exception()
+    by_path = {i.path: i for i in instances}
+    missing = [p for p in stack.paths if p not in by_path]
+    if missing:
+        raise ValueError(f"convert_stack: no DicomInstance given for {missing[:3]}")
+    insts = [by_path[p] for p in stack.paths]
+    first = insts[0]
+    data, affine_l, notes = _dicom_volume(stack, insts, Path(archive_root))
+    if data.dtype.kind == "f":
+        data = canonical_dtype(data)
+    volume_id = pseudonymizer.id(stack.stack_key, "volume")
+    warnings_ = [*stack.warnings, *notes]
+    sidecar = dicom_sidecar(first, len(insts))
+    study_time = _shifted(first, pseudonymizer)
+    sidecar.update(volume_id=volume_id, warnings=warnings_, study_time=study_time)
+    if stack.split_reason:
+        sidecar["split_reason"] = stack.split_reason
+    if affine_l is None:
+        spacing = first.pixel_spacing or [1.0, 1.0]
+        affine = np.diag([float(spacing[1]), float(spacing[0]), 1.0, 1.0])
+        written = write_volume(run_dir, volume_id, data, affine, sidecar, orientation="none", reorient=False)
+    else:
+        written = write_volume(run_dir, volume_id, data, LPS_TO_RAS @ affine_l, sidecar)
+    pkey = first.patient_key
+    return VolumeRecord(
+        volume_id=volume_id,
+        path=written.path,
+        sidecar=written.sidecar,
+        shape=written.shape,
+        spacing=written.spacing,
+        orientation=written.orientation,
+        affine=written.affine,
+        modality=first.modality,
+        n_sources=len(insts),
+        source_format=SourceFormat.dicom,
+        sources=list(stack.paths),
+        patient_id=pseudonymizer.id(pkey, "patient") if pkey else None,
+        study_id=pseudonymizer.id(first.study_uid, "study") if first.study_uid else None,
+        series_id=pseudonymizer.id(series_key_of(first), "series"),
+        study_time=study_time,
+        warnings=warnings_,
+        dtype=written.dtype,
+    )
+
+
+def _companion(path: Path) -> tuple[Path, Path]:
+    """(header, image) of an ANALYZE / NIfTI pair from either member."""
+    name = path.name
+    for hdr_ext, img_ext in ((".hdr.gz", ".img.gz"), (".hdr", ".img")):
+        if name.lower().endswith(hdr_ext):
+            return path, path.with_name(name[: -len(hdr_ext)] + img_ext)
+        if name.lower().endswith(img_ext):
+            return path.with_name(name[: -len(img_ext)] + hdr_ext), path
+    return path, path
+
+
+def _check_file(rel_path: str, path: Path) -> Path:
+    """Validate presence / companion / gzip integrity; returns the file to hand to the reader."""
+    header, image = _companion(path)
+    if header != image:
+        for member, other in ((header, image), (image, header)):
+            if not member.exists():
+                raise MissingCompanionError(
+                    rel_path,
+                    f"{other.name} has no companion {member.name} (ANALYZE/NIfTI pairs need both files)",
+                    f"copy {member.name} next to {other.name}",
+                )
+        path = header
+    if not path.exists():
+        raise ImageFileError(rel_path, "file does not exist", "check the path")
+    for member in {header, image}:
+        if member.stat().st_size == 0:
+            raise ImageFileError(rel_path, f"{member.name} is empty (0 bytes)", "re-export the image")
+        if member.name.lower().endswith(".gz"):
+            try:
+                with gzip.open(member, "rb") as fh:
+                    while fh.read(1 << 20):
+                        pass
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ImageFileError(
+                    rel_path,
+                    f"{member.name} is not a valid gzip stream ({exc})",
+                    "the file is corrupt or truncated; copy it again from the source",
+                ) from exc
+    return path
+
+
+def convert_image_file(
+    rel_path: str, archive_root: Path, run_dir: Path, pseudonymizer: Pseudonymizer, fmt: str
+) -> VolumeRecord:
+    """Read a NIfTI-1/2 (.nii, .nii.gz, .hdr/.img) or ANALYZE 7.5 (.hdr/.img) file, write it as RAS.
+
+    Loading goes through MONAI's :class:`monai.data.NibabelReader` (nibabel's affine: sform/qform for
+    NIfTI, pixdim with the ANALYZE default radiological x flip); the array is reoriented to the closest
+    canonical RAS+ orientation, so the world position of every voxel is unchanged.
+
+    Parameters
+    ----------
+    rel_path
+        Path relative to ``archive_root`` (either member of a pair).
+    archive_root, run_dir, pseudonymizer
+        As for :func:`convert_stack`.
+    fmt
+        ``"nifti"`` or ``"analyze"``.
+
+    Raises
+    ------
+    MissingCompanionError
+        A ``.hdr`` without its ``.img`` (or the reverse).
+    ImageFileError
+        Empty file, corrupt gzip, unreadable header or data shorter than the header says.
+
+    Examples
+    --------
+    >>> rec = convert_image_file("avg152T1.hdr", root, run_dir, pseudonymizer, "analyze")  # doctest: +SKIP
+    >>> rec.shape  # doctest: +SKIP
+    [91, 109, 91]
+    """
+    from monai.data import NibabelReader
+
+    source = SourceFormat(fmt)
+    path = _check_file(rel_path, Path(archive_root) / rel_path)
+    reader = NibabelReader(as_closest_canonical=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = reader.read(str(path))
+            data, meta = reader.get_data(img)
+    except InputError:
+        raise
+    except Exception as exc:  # nibabel raises ImageFileError, ValueError, EOFError, OSError ...
+        raise ImageFileError(
+            rel_path,
+            f"cannot read the {source.value} image ({type(exc).__name__}: {exc})",
+            "check that header and data belong together and are complete; re-export the image",
+        ) from exc
+    affine = np.asarray(meta["original_affine"], dtype=float)
+    volume_id = pseudonymizer.id(f"{source.value}:{path.relative_to(archive_root).as_posix()}", "volume")
+    notes: list[str] = []
+    if source is SourceFormat.analyze:
+        notes.append("ANALYZE 7.5 has no orientation: nibabel's default (radiological, x flipped) is assumed")
+    sidecar: dict[str, Any] = {
+        "source_format": source.value,
+        "n_sources": 1,
+        "volume_id": volume_id,
+        "warnings": notes,
+    }
+    written = write_volume(run_dir, volume_id, np.asarray(data), affine, sidecar)
+    return VolumeRecord(
+        volume_id=volume_id,
+        path=written.path,
+        sidecar=written.sidecar,
+        shape=written.shape,
+        spacing=written.spacing,
+        orientation=written.orientation,
+        affine=written.affine,
+        modality="",
+        n_sources=1,
+        source_format=source,
+        sources=[Path(rel_path).as_posix()],
+        warnings=notes,
+        dtype=written.dtype,
+    )

@@ -1,0 +1,130 @@
+"""Write a canonical (RAS) volume and its JSON sidecar atomically under the run directory.
+
+The array is reoriented to the closest canonical orientation (RAS+) with nibabel, written as
+``volumes/<volume_id>.nii.gz`` via a temporary file + rename, and described by a sidecar of
+non-identifying acquisition metadata (``volumes/<volume_id>.json``).
+
+>>> import tempfile, pathlib, numpy as np
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> flipped = np.diag([-2.0, 1.0, 1.0, 1.0])  # x runs right-to-left (LAS)
+>>> w = write_volume(run, "vol-1", np.arange(8, dtype=np.int16).reshape(2, 2, 2), flipped, {})
+>>> w.shape, w.orientation, w.affine[0][0]
+([2, 2, 2], 'RAS', 2.0)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medmm.tables import atomic_write_json
+
+__all__ = ["WrittenVolume", "canonical_dtype", "write_volume"]
+
+
+@dataclass
+class WrittenVolume:
+    """Where a volume went and its canonical geometry."""
+
+    path: str  # relative to the run directory
+    sidecar: str
+    shape: list[int]
+    spacing: list[float]
+    affine: list[list[float]]
+    orientation: str
+    dtype: str
+
+
+def canonical_dtype(data: np.ndarray) -> np.ndarray:
+    """Store integer-valued float data (e.g. CT after an integer rescale) as the smallest fitting int.
+
+    >>> canonical_dtype(np.array([-1024.0, 3071.0], dtype=np.float32)).dtype
+    dtype('int16')
+    """
+    if data.dtype.kind != "f" or data.size == 0 or not np.all(np.isfinite(data)):
+        return data
+    if not np.array_equal(data, np.round(data)):
+        return data
+    lo, hi = float(data.min()), float(data.max())
+    for dtype in (np.uint8, np.int16, np.uint16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return data.astype(dtype)
+    return data
+
+
+def write_volume(
+    run_dir: Path,
+    volume_id: str,
+    data: np.ndarray,
+    affine_ras: np.ndarray,
+    sidecar: dict[str, Any],
+    *,
+    orientation: str = "RAS",
+    reorient: bool = True,
+) -> WrittenVolume:
+    """Reorient ``data`` (voxel -> RAS mm ``affine_ras``) to RAS+ and write NIfTI + sidecar atomically.
+
+    Parameters
+    ----------
+    run_dir
+        The run directory; files go to ``run_dir/volumes/``.
+    volume_id
+        File stem (a pseudonymous id).
+    data
+        3D (or 4D: extra axes after the three spatial ones) array.
+    affine_ras
+        4x4 voxel -> RAS+ world affine.
+    sidecar
+        Non-identifying metadata to store next to the volume; geometry keys are filled in here.
+    orientation
+        Label stored in the record (``"RAS"``; ``"none"`` for images without patient geometry).
+    reorient
+        False keeps the voxel order (images without patient geometry).
+    """
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(data), np.asarray(affine_ras, dtype=float))
+    if reorient:
+        img = nib.as_closest_canonical(img)
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    out_dir = Path(run_dir) / "volumes"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{volume_id}.nii.gz"
+    fd, tmp = tempfile.mkstemp(prefix=f".{volume_id}.", suffix=".tmp.nii.gz", dir=out_dir)
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    affine = [[float(v) for v in row] for row in img.affine]
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    shape = [int(s) for s in img.shape]
+    label = "".join(nib.aff2axcodes(img.affine)) if reorient else orientation
+    meta = {
+        **sidecar,
+        "shape": shape,
+        "spacing": zooms,
+        "orientation": label,
+        "affine": affine,
+        "dtype": str(img.get_data_dtype()),
+    }
+    side = out_dir / f"{volume_id}.json"
+    atomic_write_json(side, meta)
+    return WrittenVolume(
+        path=f"volumes/{final.name}",
+        sidecar=f"volumes/{side.name}",
+        shape=shape,
+        spacing=zooms,
+        affine=affine,
+        orientation=label,
+        dtype=str(img.get_data_dtype()),
+    )
