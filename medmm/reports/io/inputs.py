@@ -1,0 +1,320 @@
+"""Read reports from CSV / JSONL / Parquet tables or a folder of ``.txt`` files, repairing text on the way.
+
+Every input report becomes either a :class:`ReportInput` (to parse) or a quarantined / duplicate
+:class:`~medmm.reports.records.ReportManifestRow` with its reason; nothing is dropped silently.
+Repairs (charset detection, HTML/RTF stripping, control characters, size cap) are listed in the
+report's ``notes``.
+
+>>> text, notes = clean_text("<p>No effusion.</p>")
+>>> text, notes
+('No effusion.', ['html-stripped'])
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from medmm.errors import InputError
+from medmm.pseudonym import Pseudonymizer
+from medmm.reports.records import ReportManifestRow, Status
+
+__all__ = [
+    "MAX_CHARS",
+    "EmptyReportError",
+    "InputBatch",
+    "MissingColumnError",
+    "MissingIdError",
+    "ReportInput",
+    "clean_text",
+    "decode_bytes",
+    "read_reports",
+]
+
+#: Reports longer than this (characters, after cleaning) are cut at the last sentence end before it.
+MAX_CHARS = 100_000
+#: Default text columns, tried in this order when ``text_columns`` is not given.
+DEFAULT_TEXT_COLUMNS = ("text", "report", "report_text", "indication", "history", "comparison", "findings", "impression")
+DEFAULT_ID_COLUMNS = ("report_id", "id", "uid", "accession")
+_SECTION_OF = {"indication": "INDICATION", "history": "HISTORY", "comparison": "COMPARISON",
+               "findings": "FINDINGS", "impression": "IMPRESSION", "technique": "TECHNIQUE"}
+_FREE_TEXT = {"text", "report", "report_text", "body", "note"}
+_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
+_RTF_CTRL = re.compile(r"\\[a-zA-Z]+-?\d* ?|\\[{}\\]|[{}]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class MissingColumnError(InputError):
+    """The table lacks the id or text column(s) asked for."""
+
+
+class EmptyReportError(InputError):
+    """A report has no text (empty or whitespace only in every text column)."""
+
+
+class MissingIdError(InputError):
+    """A row has no report id."""
+
+
+@dataclass
+class ReportInput:
+    """One report to parse: id, where it came from, cleaned text and (optionally) known sections.
+
+    ``sections`` holds ``(name, start, body_start, end)`` when the input came as one column per
+    section; otherwise headers are detected in ``text``.
+    """
+
+    report_id: str
+    path: str
+    format: str
+    text: str
+    size: int
+    sections: list[tuple[str, int, int, int]] | None = None
+    patient_id: str | None = None
+    study_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InputBatch:
+    """What :func:`read_reports` found: reports to parse and rows already decided (bad inputs)."""
+
+    reports: list[ReportInput]
+    rejected: list[ReportManifestRow]
+    id_column: str | None
+    text_columns: list[str]
+
+
+def decode_bytes(data: bytes) -> tuple[str, list[str]]:
+    """Decode ``data`` as UTF-8, else as the detected charset, else UTF-8 with replacement.
+
+    Charset detection (charset-normalizer) needs some text to be reliable; short inputs that are not
+    UTF-8 are tried as Windows-1252, the usual legacy encoding of clinical systems.
+
+    >>> decode_bytes("café".encode("latin-1"))
+    ('café', ['decoded-as-cp1252'])
+    >>> decode_bytes(b"ok")
+    ('ok', [])
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace"), ["decoded-as-utf_16"]
+    if len(data) >= 200:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is not None and best.encoding and best.chaos < 0.2:
+            return str(best), [f"decoded-as-{best.encoding}"]
+    try:
+        return data.decode("cp1252"), ["decoded-as-cp1252"]
+    except UnicodeDecodeError:
+        pass
+    return data.decode("utf-8", errors="replace"), ["decoded-with-replacement"]
+
+
+def clean_text(text: str, max_chars: int = MAX_CHARS) -> tuple[str, list[str]]:
+    """Strip RTF and HTML remnants and control characters, normalise line ends, cap the length.
+
+    Returns the cleaned text and notes naming each repair.
+
+    >>> clean_text("{\\\\rtf1\\\\ansi No effusion.\\\\par}")
+    ('No effusion.', ['rtf-stripped'])
+    >>> clean_text("a" * 20, max_chars=10)[1]
+    ['truncated-from-20-chars']
+    """
+    notes: list[str] = []
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.lstrip().startswith("{\\rtf"):
+        text = _RTF_CTRL.sub("", text.replace("\\par", "\n"))
+        notes.append("rtf-stripped")
+    if _TAG.search(text):
+        text = _TAG.sub(" ", re.sub(r"(?i)<\s*br\s*/?\s*>|</\s*p\s*>", "\n", text))
+        text = html.unescape(text)
+        notes.append("html-stripped")
+    elif re.search(r"&(?:[a-z]+|#\d+);", text):
+        text = html.unescape(text)
+        notes.append("html-entities-unescaped")
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
+        notes.append("control-characters-removed")
+    if "\ufffd" in text:
+        notes.append("replacement-characters")
+    text = "\n".join(re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n"))
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    if len(text) > max_chars:
+        cut = max(text.rfind(". ", 0, max_chars), text.rfind("\n", 0, max_chars))
+        cut = cut + 1 if cut > max_chars // 2 else max_chars
+        notes.append(f"truncated-from-{len(text)}-chars")
+        text = text[:cut].rstrip()
+    return text, notes
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifestRow]]:
+    """Load a table with every column as string; JSONL lines that do not parse are quarantined."""
+    suffix = path.suffix.lower()
+    notes: list[str] = []
+    bad: list[ReportManifestRow] = []
+    if suffix in {".parquet", ".pq"}:
+        frame = pd.read_parquet(path)
+        return frame.astype(object).where(frame.notna(), None), notes, bad
+    text, notes = decode_bytes(path.read_bytes())
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        rows = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError("a line must be a JSON object")
+                rows.append(obj)
+            except ValueError as exc:
+                err = InputError(f"{path.name}#line{n}", f"not a JSON object ({exc})", "fix or remove the line")
+                bad.append(ReportManifestRow(path=f"{path.name}#line{n}", format="jsonl", size=len(line),
+                                             status=Status.quarantined, reason=_reason(err), report_id=""))
+        return pd.DataFrame(rows), notes, bad
+    if suffix in {".csv", ".tsv", ".txt"}:
+        sep = "\t" if suffix == ".tsv" else ","
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False), notes, bad
+    raise InputError(str(path), f"unsupported input format {suffix!r}",
+                     "give a .csv, .tsv, .jsonl or .parquet table, or a folder of .txt files")
+
+
+def _reason(err: InputError) -> str:
+    from medmm.errors import reason_of
+
+    return reason_of(err)
+
+
+def _pick(columns: list[str], wanted: list[str] | None, defaults: tuple[str, ...], what: str, path: Path,
+          multi: bool) -> list[str]:
+    found = {c.lower(): c for c in columns}
+    if wanted:
+        missing = [w for w in wanted if w not in columns and w.lower() not in found]
+        if missing:
+            raise MissingColumnError(str(path), f"no {what} column {missing} (columns found: {columns})",
+                                     f"pass --{what}-column(s) with one of {columns}")
+        return [w if w in columns else found[w.lower()] for w in wanted]
+    chosen = [found[d] for d in defaults if d in found]
+    if not chosen:
+        raise MissingColumnError(str(path), f"no {what} column among the defaults {list(defaults)} "
+                                 f"(columns found: {columns})", f"name it with --{what}-column(s)")
+    if multi and any(c.lower() in _FREE_TEXT for c in chosen):
+        chosen = [c for c in chosen if c.lower() in _FREE_TEXT][:1]
+    return chosen if multi else chosen[:1]
+
+
+def _assemble(values: list[tuple[str, str]]) -> tuple[str, list[tuple[str, int, int, int]] | None]:
+    """Join (column, text) pairs: one free-text column as is, else ``NAME: text`` blocks with sections."""
+    if len(values) == 1 and values[0][0].lower() in _FREE_TEXT:
+        return values[0][1], None
+    parts: list[str] = []
+    sections: list[tuple[str, int, int, int]] = []
+    pos = 0
+    for column, value in values:
+        if not value:
+            continue
+        name = _SECTION_OF.get(column.lower(), column.upper())
+        header = f"{name}: "
+        start = pos
+        block = header + value
+        parts.append(block)
+        sections.append((name, start, start + len(header), start + len(block)))
+        pos += len(block) + 2
+    return "\n\n".join(parts), sections
+
+
+def read_reports(
+    path: Path,
+    *,
+    id_column: str | None = None,
+    text_columns: list[str] | None = None,
+    patient_column: str | None = None,
+    study_column: str | None = None,
+    pseudonymizer: Pseudonymizer | None = None,
+    max_chars: int = MAX_CHARS,
+) -> InputBatch:
+    """Read every report of ``path`` (a table or a folder of ``.txt``); bad ones become manifest rows.
+
+    Raises :class:`MissingColumnError` (listing the columns found) when the id or text columns are
+    absent; every other problem is per report: quarantined (empty text, missing id) or ``duplicate``
+    (same id as an earlier report, named in ``reason``).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
+    >>> _ = p.write_text("uid,findings\\n1,No effusion.\\n1,Again.\\n2, \\n")
+    >>> b = read_reports(p)
+    >>> [r.report_id for r in b.reports], [(r.status.value, r.report_id) for r in b.rejected]
+    (['1'], [('duplicate', '1'), ('quarantined', '2')])
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "does not exist", "check the path")
+    reports: list[ReportInput] = []
+    rejected: list[ReportManifestRow] = []
+    if path.is_dir():
+        rows = []
+        for f in sorted(path.rglob("*.txt")):
+            text, notes = decode_bytes(f.read_bytes())
+            rows.append((f.relative_to(path).as_posix(), f.stem, text, f.stat().st_size, notes, None, None))
+        fmt, id_col, text_cols = "txt", None, ["text"]
+    else:
+        frame, file_notes, rejected = _read_table(path)
+        columns = [str(c) for c in frame.columns]
+        id_col = _pick(columns, [id_column] if id_column else None, DEFAULT_ID_COLUMNS, "id", path, False)[0]
+        text_cols = _pick(columns, text_columns, DEFAULT_TEXT_COLUMNS, "text", path, True)
+        for extra in (patient_column, study_column):
+            if extra and extra not in columns:
+                raise MissingColumnError(str(path), f"no column {extra!r} (columns found: {columns})",
+                                         "pass an existing column to --patient-column/--study-column")
+        fmt = path.suffix.lower().lstrip(".")
+        rows = []
+        for n, rec in enumerate(frame.to_dict(orient="records"), start=1):
+            values = [(c, "" if rec.get(c) is None else str(rec.get(c))) for c in text_cols]
+            rid = "" if rec.get(id_col) is None else str(rec.get(id_col)).strip()
+            pat = rec.get(patient_column) if patient_column else None
+            stu = rec.get(study_column) if study_column else None
+            rows.append((f"{path.name}#{n}", rid, values, sum(len(v) for _, v in values), list(file_notes), pat, stu))
+    seen: dict[str, str] = {}
+    for where, rid, raw, size, notes, pat, stu in rows:
+        if isinstance(raw, str):
+            text, more = clean_text(raw, max_chars)
+            sections = None
+        else:
+            cleaned = []
+            more = []
+            for column, value in raw:
+                value, extra = clean_text(value, max_chars)
+                more += [f"{column}:{e}" for e in extra]
+                cleaned.append((column, value))
+            text, sections = _assemble(cleaned)
+        notes = notes + more
+        base = dict(path=where, format=fmt, size=size, report_id=rid, notes=";".join(notes))
+        if not rid:
+            err: InputError = MissingIdError(where, f"empty id column {id_col!r}", "give every report an id")
+            rejected.append(ReportManifestRow(**base, status=Status.quarantined, reason=_reason(err)))
+            continue
+        if rid in seen:
+            rejected.append(ReportManifestRow(**base, status=Status.duplicate,
+                                              reason=f"same report_id as {seen[rid]} (kept the first)"))
+            continue
+        seen[rid] = where
+        if not text.strip():
+            err = EmptyReportError(where, f"no text in {text_cols}", "fill the text column(s) or drop the row")
+            rejected.append(ReportManifestRow(**base, status=Status.quarantined, reason=_reason(err)))
+            continue
+        pid = pseudonymizer.id(str(pat), "patient") if (pat not in (None, "") and pseudonymizer) else None
+        sid = pseudonymizer.id(str(stu), "study") if (stu not in (None, "") and pseudonymizer) else None
+        reports.append(ReportInput(rid, where, fmt, text, size, sections, pid, sid, notes))
+    return InputBatch(reports, rejected, id_col, text_cols)

@@ -1,0 +1,122 @@
+"""Measurements in report text: ``12 mm``, ``1.2 x 0.8 cm``, ``3-4 mm``, ``2 to 3 cm``, converted to mm.
+
+Pure regular-expression extraction over characters; :func:`link_measurements` attaches each
+measurement to the finding it sizes (the nearest finding of the same sentence, the one after the
+number first: "12 mm nodule", then before it: "nodule measuring 12 mm").
+
+>>> [(m.values_mm, m.kind) for m in find_measurements("A 1.2 x 0.8 cm nodule and 3-4 mm nodules.")]
+[((12.0, 8.0), 'dimensions'), ((3.0, 4.0), 'range')]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Measurement", "find_measurements", "link_measurements", "to_mm"]
+
+_UNITS = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "millimetre": 1.0, "millimetres": 1.0,
+          "cm": 10.0, "centimeter": 10.0, "centimeters": 10.0, "centimetre": 10.0, "centimetres": 10.0}
+_NUM = r"(\d+(?:\.\d+)?|\.\d+)"
+_UNIT = r"(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)"
+_OPT_UNIT = rf"(?:{_UNIT}\b)?"
+_DIMS = re.compile(rf"(?<![\w.]){_NUM}\s*{_OPT_UNIT}\s*(?:x|×|by)\s*{_NUM}\s*{_OPT_UNIT}(?:\s*(?:x|×|by)\s*{_NUM})?\s*{_UNIT}\b", re.I)
+_RANGE = re.compile(rf"(?<![\w.]){_NUM}\s*{_OPT_UNIT}\s*(?:-|–|to)\s*{_NUM}\s*{_UNIT}\b", re.I)
+_SINGLE = re.compile(rf"(?<![\w.]){_NUM}\s*-?\s*{_UNIT}\b", re.I)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A size in the text: character span, values in mm as written, and ``kind``."""
+
+    start: int
+    end: int
+    text: str
+    values_mm: tuple[float, ...]
+    kind: str  # single | range | dimensions
+
+    @property
+    def size_mm(self) -> float:
+        """Largest value in mm (the upper bound of a range, the longest dimension)."""
+        return max(self.values_mm)
+
+
+def to_mm(value: float, unit: str) -> float:
+    """Convert ``value`` in ``unit`` (mm, cm, millimeters, centimetres ...) to millimetres.
+
+    >>> to_mm(1.2, "cm")
+    12.0
+    """
+    return round(float(value) * _UNITS[unit.lower()], 3)
+
+
+def find_measurements(text: str) -> list[Measurement]:
+    """All measurements of ``text`` in order; dimensions and ranges win over single values inside them.
+
+    >>> find_measurements("12mm nodule")[0].values_mm
+    (12.0,)
+    >>> find_measurements("measuring 2 to 3 cm")[0].kind
+    'range'
+    """
+    found: list[Measurement] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    for m in _DIMS.finditer(text):
+        g = m.groups()
+        unit = g[5]
+        nums = [g[0], g[2]] + ([g[4]] if g[4] else [])
+        units = [g[1] or unit, g[3] or unit] + ([unit] if g[4] else [])
+        vals = tuple(to_mm(float(n), u) for n, u in zip(nums, units, strict=True))
+        found.append(Measurement(m.start(), m.end(), m.group(0), vals, "dimensions"))
+        taken.append(m.span())
+    for m in _RANGE.finditer(text):
+        if not free(*m.span()):
+            continue
+        lo, lo_unit, hi, unit = m.groups()
+        vals = (to_mm(float(lo), lo_unit or unit), to_mm(float(hi), unit))
+        found.append(Measurement(m.start(), m.end(), m.group(0), vals, "range"))
+        taken.append(m.span())
+    for m in _SINGLE.finditer(text):
+        if not free(*m.span()):
+            continue
+        found.append(Measurement(m.start(), m.end(), m.group(0), (to_mm(float(m.group(1)), m.group(2)),), "single"))
+        taken.append(m.span())
+    return sorted(found, key=lambda x: x.start)
+
+
+def link_measurements(
+    measurements: Sequence[Measurement],
+    findings: Sequence[tuple[int, int]],
+    sentences: Sequence[tuple[int, int]],
+) -> dict[int, int]:
+    """Map measurement index -> index of the finding span (char offsets) it sizes.
+
+    The finding must be in the same sentence; the nearest one after the measurement wins, else the
+    nearest before it. A finding takes at most one measurement (the closest).
+
+    >>> ms = find_measurements("A 12 mm spiculated nodule in the right upper lobe.")
+    >>> link_measurements(ms, [(19, 25)], [(0, 50)])
+    {0: 0}
+    """
+    def sent_of(pos: int) -> int:
+        for i, (a, b) in enumerate(sentences):
+            if a <= pos < b:
+                return i
+        return -1
+
+    out: dict[int, int] = {}
+    used: set[int] = set()
+    for mi, m in enumerate(measurements):
+        s = sent_of(m.start)
+        same = [(fi, f) for fi, f in enumerate(findings) if fi not in used and sent_of(f[0]) == s]
+        after = sorted((f[0] - m.end, fi) for fi, f in same if f[0] >= m.end)
+        before = sorted((m.start - f[1], fi) for fi, f in same if f[1] <= m.start)
+        choice = after[0][1] if after else (before[0][1] if before else None)
+        if choice is not None:
+            out[mi] = choice
+            used.add(choice)
+    return out

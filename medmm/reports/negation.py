@@ -1,0 +1,158 @@
+"""NegEx-style negation and uncertainty: pure scope rules plus a spaCy component that applies them.
+
+Triggers come from negspacy's ``en_clinical`` termset with the additions and removals in
+``data/assertion.yaml``. Rules, per sentence, for each entity:
+
+* walking left from the entity, the nearest assertion trigger decides (a preceding negation or
+  uncertainty trigger); a termination trigger ("but", "however", "there is" ...) stops the walk;
+* otherwise, walking right, the nearest following trigger ("is not seen", "has resolved",
+  "cannot be excluded") decides; a termination or any preceding trigger stops the walk;
+* pseudo-triggers ("no change", "no increase") are matched (longest match wins) and ignored.
+
+>>> t = [Trigger(0, 1, "neg_pre"), Trigger(5, 6, "term")]
+>>> assertion_of(2, 3, t, 0, 10)
+(True, False)
+>>> assertion_of(7, 8, t, 0, 10)
+(False, False)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from medmm.reports.lexicon import load_data
+
+__all__ = ["KINDS", "Trigger", "assertion_of", "make_assertion_component", "trigger_phrases"]
+
+#: Trigger kinds: preceding/following negation and uncertainty, pseudo, termination.
+KINDS = ("neg_pre", "neg_post", "unc_pre", "unc_post", "pseudo", "term")
+_PRE = {"neg_pre", "unc_pre"}
+_POST = {"neg_post", "unc_post"}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A matched trigger: token ``start``/``end`` (end exclusive) and its ``kind``."""
+
+    start: int
+    end: int
+    kind: str
+
+
+def assertion_of(
+    ent_start: int, ent_end: int, triggers: list[Trigger], sent_start: int, sent_end: int
+) -> tuple[bool, bool]:
+    """``(negated, uncertain)`` of the entity at tokens ``[ent_start, ent_end)``.
+
+    Parameters
+    ----------
+    ent_start, ent_end
+        Token span of the entity.
+    triggers
+        Non-overlapping triggers of the document (any order); those outside the sentence are ignored.
+    sent_start, sent_end
+        Token span of the entity's sentence.
+
+    >>> assertion_of(0, 1, [Trigger(1, 4, "neg_post")], 0, 5)
+    (True, False)
+    >>> assertion_of(3, 4, [Trigger(0, 1, "unc_pre"), Trigger(1, 2, "neg_pre")], 0, 5)
+    (True, False)
+    """
+    inside = [t for t in triggers if t.start >= sent_start and t.end <= sent_end]
+    before = sorted((t for t in inside if t.end <= ent_start), key=lambda t: -t.start)
+    for t in before:
+        if t.kind == "term" or t.kind in _POST:
+            break
+        if t.kind == "neg_pre":
+            return True, False
+        if t.kind == "unc_pre":
+            return False, True
+    after = sorted((t for t in inside if t.start >= ent_end), key=lambda t: t.start)
+    for t in after:
+        if t.kind == "term" or t.kind in _PRE:
+            break
+        if t.kind == "neg_post":
+            return True, False
+        if t.kind == "unc_post":
+            return False, True
+    return False, False
+
+
+@lru_cache(maxsize=1)
+def trigger_phrases() -> dict[str, tuple[str, ...]]:
+    """Trigger phrases per kind: negspacy ``en_clinical`` + ``data/assertion.yaml``.
+
+    >>> "cannot exclude" in trigger_phrases()["unc_pre"]
+    True
+    >>> "versus" in trigger_phrases()["neg_pre"]
+    False
+    """
+    from negspacy.termsets import termset
+
+    base = termset("en_clinical").get_patterns()
+    spec = load_data("assertion.yaml")
+    names = {
+        "preceding_negations": "neg_pre",
+        "following_negations": "neg_post",
+        "pseudo_negations": "pseudo",
+        "termination": "term",
+    }
+    out: dict[str, set[str]] = {k: set() for k in KINDS}
+    for src, kind in names.items():
+        out[kind].update(p.lower() for p in base.get(src, []))
+        out[kind].update(str(p).lower() for p in spec["add"].get(src, []))
+        out[kind].difference_update(str(p).lower() for p in spec["remove"].get(src, []))
+    out["unc_pre"].update(str(p).lower() for p in spec["uncertainty"]["preceding"])
+    out["unc_post"].update(str(p).lower() for p in spec["uncertainty"]["following"])
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+class _AssertionComponent:
+    """Sets ``Span._.negated`` / ``Span._.uncertain`` on ``doc.ents`` with :func:`assertion_of`."""
+
+    def __init__(self, nlp: Any) -> None:
+        from spacy.matcher import PhraseMatcher
+        from spacy.tokens import Doc, Span
+
+        for name in ("negated", "uncertain"):
+            if not Span.has_extension(name):
+                Span.set_extension(name, default=False)
+        if not Doc.has_extension("assertion_triggers"):
+            Doc.set_extension("assertion_triggers", default=None)
+        self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        for kind, phrases in trigger_phrases().items():
+            self.matcher.add(kind, [nlp.make_doc(p) for p in phrases])
+
+    def __call__(self, doc: Any) -> Any:
+        from spacy.util import filter_spans
+
+        spans = filter_spans(self.matcher(doc, as_spans=True))
+        ent_tokens = {i for e in doc.ents for i in range(e.start, e.end)}
+        triggers = [
+            Trigger(s.start, s.end, s.label_)
+            for s in spans
+            if not any(i in ent_tokens for i in range(s.start, s.end))
+        ]
+        doc._.assertion_triggers = [(t.start, t.end, t.kind) for t in triggers]
+        for ent in doc.ents:
+            sent = ent.sent
+            neg, unc = assertion_of(ent.start, ent.end, triggers, sent.start, sent.end)
+            ent._.negated = neg
+            ent._.uncertain = unc
+        return doc
+
+
+def make_assertion_component(nlp: Any, name: str = "medmm_assertion") -> Any:
+    """Add the assertion component to ``nlp`` (after NER) and return it.
+
+    >>> import spacy  # doctest: +SKIP
+    >>> nlp = spacy.blank("en"); nlp.add_pipe("sentencizer")  # doctest: +SKIP
+    >>> make_assertion_component(nlp)  # doctest: +SKIP
+    """
+    from spacy.language import Language
+
+    if not Language.has_factory(name):
+        Language.factory(name, func=lambda nlp, name: _AssertionComponent(nlp))
+    return nlp.add_pipe(name, last=True)

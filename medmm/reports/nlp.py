@@ -1,0 +1,162 @@
+"""Build the spaCy pipeline of the reports stage (lexicon only, or a model plus the lexicon).
+
+Order: scispaCy tokenizer -> sentences (the model's parser, else spaCy's rule sentencizer; every
+line break also starts a sentence) -> the model's ``ner`` (when a model is given) -> EntityRuler of
+the radiology lexicon (``data/findings.yaml``, ``data/anatomy.yaml``; it wins where it overlaps a model
+entity) -> redaction filter (no entity from ``XXXX``) -> scispaCy ``AbbreviationDetector`` ->
+NegEx-style assertion (:mod:`medmm.reports.negation`).
+
+Pipelines are cached per process by :class:`PipelineSpec` so a Dask worker loads its model once.
+
+>>> spec = PipelineSpec()
+>>> spec.describe()
+'lexicon:radiology-v1 (scispaCy tokenizer, sentencizer, EntityRuler, AbbreviationDetector, NegEx-style assertion)'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medmm.errors import ConfigError
+from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
+
+__all__ = ["INSTALL_HINT", "PipelineSpec", "get_pipeline", "installed_models", "build_pipeline", "source_of"]
+
+INSTALL_HINT = (
+    "install a scispaCy model from its releases, e.g. "
+    "`pip install https://s3-us-west-2.amazonaws.com/ai2-s2-scispacy/releases/v0.5.4/en_core_sci_sm-0.5.4.tar.gz`, "
+    "or pass the path of a saved spaCy pipeline"
+)
+_REDACTED = re.compile(r"X{3,}|x{4,}")
+_CACHE: dict[PipelineSpec, Any] = {}
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What pipeline to build: ``model`` (installed package name or path; ``None`` = lexicon only)."""
+
+    model: str | None = None
+    lexicon: bool = True
+
+    def model_source(self) -> str | None:
+        """``source`` tag of the model's entities: ``model:<name>`` or ``model:<dir>-<path hash>``."""
+        if self.model is None:
+            return None
+        path = Path(self.model).expanduser()
+        if path.exists():
+            digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+            return f"model:{path.name}-{digest}"
+        return f"model:{self.model}"
+
+    def describe(self) -> str:
+        """One line naming the pipeline, printed by the CLI and written to ``run.json``."""
+        steps = "scispaCy tokenizer, sentencizer, EntityRuler, AbbreviationDetector, NegEx-style assertion"
+        if self.model is None:
+            return f"{LEXICON_SOURCE} ({steps})"
+        return f"{self.model_source()} NER + {LEXICON_SOURCE} ({steps})"
+
+
+def installed_models() -> list[str]:
+    """Names of the spaCy/scispaCy pipeline packages installed in this environment.
+
+    >>> isinstance(installed_models(), list)
+    True
+    """
+    import spacy.util
+
+    return sorted(spacy.util.get_installed_models())
+
+
+def _load_model(name: str) -> Any:
+    import spacy
+    import spacy.util
+
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.cfg").exists():
+            raise ConfigError(f"--model {name}: the folder has no config.cfg, so it is not a saved spaCy pipeline; "
+                              f"{INSTALL_HINT}")
+        return spacy.load(path)
+    if spacy.util.is_package(name):
+        return spacy.load(name)
+    found = installed_models()
+    raise ConfigError(
+        f"--model {name!r} is neither an installed spaCy package nor an existing path; installed: "
+        f"{found or 'none'}. Leave --model out for the built-in radiology lexicon, or {INSTALL_HINT}"
+    )
+
+
+def _register_components() -> None:
+    from spacy.language import Language
+
+    if not Language.has_factory("medmm_line_sents"):
+
+        @Language.component("medmm_line_sents")
+        def line_sents(doc: Any) -> Any:
+            for tok in doc[1:]:
+                prev = doc[tok.i - 1]
+                if "\n" in prev.whitespace_ or "\n" in prev.text:
+                    tok.is_sent_start = True
+            return doc
+
+    if not Language.has_factory("medmm_redaction_filter"):
+
+        @Language.component("medmm_redaction_filter")
+        def redaction_filter(doc: Any) -> Any:
+            doc.ents = [e for e in doc.ents if not _REDACTED.search(e.text)]
+            return doc
+
+
+def build_pipeline(spec: PipelineSpec) -> Any:
+    """A new ``spacy.Language`` for ``spec`` (uncached; see :func:`get_pipeline`).
+
+    Raises :class:`~medmm.errors.ConfigError` for an unknown model, listing the installed ones.
+    """
+    import spacy
+    from scispacy.abbreviation import AbbreviationDetector  # noqa: F401  (registers the factory)
+    from scispacy.custom_tokenizer import combined_rule_tokenizer
+
+    from medmm.reports.negation import make_assertion_component
+
+    _register_components()
+    if spec.model is None:
+        nlp = spacy.blank("en")
+        nlp.tokenizer = combined_rule_tokenizer(nlp)
+    else:
+        nlp = _load_model(spec.model)
+        keep = {"tok2vec", "ner", "parser", "tagger", "attribute_ruler", "lemmatizer", "transformer"}
+        for name in list(nlp.pipe_names):
+            if name not in keep:
+                nlp.remove_pipe(name)
+    if "parser" not in nlp.pipe_names and "senter" not in nlp.pipe_names:
+        first = nlp.pipe_names[0] if nlp.pipe_names else None
+        nlp.add_pipe("sentencizer", before=first) if first else nlp.add_pipe("sentencizer")
+        nlp.add_pipe("medmm_line_sents", after="sentencizer")
+    if spec.lexicon:
+        ruler = nlp.add_pipe(
+            "entity_ruler", name="medmm_lexicon",
+            config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True, "validate": True},
+        )
+        ruler.add_patterns(load_lexicon().ruler_patterns())
+    nlp.add_pipe("medmm_redaction_filter")
+    nlp.add_pipe("abbreviation_detector")
+    make_assertion_component(nlp)
+    return nlp
+
+
+def get_pipeline(spec: PipelineSpec) -> Any:
+    """The pipeline for ``spec``, built once per process (a Dask worker keeps it between tasks)."""
+    if spec not in _CACHE:
+        _CACHE[spec] = build_pipeline(spec)
+    return _CACHE[spec]
+
+
+def source_of(ent: Any, spec: PipelineSpec) -> str:
+    """Which step produced ``ent``: the lexicon (its pattern id is set) or the model."""
+    if ent.ent_id_ and spec.lexicon:
+        return LEXICON_SOURCE
+    return spec.model_source() or LEXICON_SOURCE

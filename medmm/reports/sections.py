@@ -1,0 +1,97 @@
+"""Section detection: split a report into INDICATION / COMPARISON / FINDINGS / IMPRESSION ... spans.
+
+Header variants live in ``data/sections.yaml``. A header is a variant at the start of a line (or after
+a sentence end) followed by ``:``, or alone on its line. Text before the first header (or a report
+without headers) is ``BODY``.
+
+>>> [(s.name, s.body_start) for s in find_sections("INDICATION: cough\\nFINDINGS: No effusion.")]
+[('INDICATION', 12), ('FINDINGS', 28)]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from medmm.reports.lexicon import load_data
+
+__all__ = ["Section", "find_sections", "section_at", "scored_sections"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of a report: ``name`` (canonical, upper case), header start, body start and end."""
+
+    name: str
+    start: int
+    body_start: int
+    end: int
+
+
+@lru_cache(maxsize=1)
+def _header_regex() -> tuple[re.Pattern[str], dict[str, str]]:
+    spec = load_data("sections.yaml")["sections"]
+    canon: dict[str, str] = {}
+    for name, variants in spec.items():
+        canon[name.lower()] = name
+        for v in variants:
+            canon[str(v).lower()] = name
+    alts = "|".join(re.escape(v).replace(r"\ ", r"\s+") for v in sorted(canon, key=len, reverse=True))
+    pattern = re.compile(
+        rf"(?:^|(?<=[.\n]))[ \t]*(?P<h>{alts})[ \t]*(?::|(?=[ \t]*\n)|$)[ \t]*",
+        re.IGNORECASE | re.MULTILINE,
+    )
+    return pattern, canon
+
+
+def scored_sections() -> frozenset[str]:
+    """Sections whose mentions decide report-level findings (``FINDINGS``, ``IMPRESSION``, ``BODY``)."""
+    return frozenset(load_data("sections.yaml")["scored"])
+
+
+def find_sections(text: str) -> list[Section]:
+    """Sections of ``text`` in order; they cover the text from the first header (or 0) to its end.
+
+    Parameters
+    ----------
+    text
+        A report (free text, or sections already joined under ``NAME:`` headers).
+
+    >>> [s.name for s in find_sections("Clinical history: fall. Impression: no fracture.")]
+    ['HISTORY', 'IMPRESSION']
+    >>> find_sections("Lungs are clear.")[0].name
+    'BODY'
+    """
+    pattern, canon = _header_regex()
+    hits = []
+    for m in pattern.finditer(text):
+        header = re.sub(r"\s+", " ", m.group("h").lower())
+        line_alone = ":" not in m.group(0)
+        if line_alone and text[m.start() : m.end()].strip() != m.group("h"):
+            continue
+        if line_alone and not m.group("h").isupper():
+            continue  # a bare word on its own line is a header only when written in capitals
+        hits.append((m.start(), m.end(), canon[header]))
+    out: list[Section] = []
+    if not hits or text[: hits[0][0]].strip():
+        out.append(Section("BODY", 0, 0, hits[0][0] if hits else len(text)))
+    for i, (start, body_start, name) in enumerate(hits):
+        end = hits[i + 1][0] if i + 1 < len(hits) else len(text)
+        out.append(Section(name, start, body_start, end))
+    return out
+
+
+def section_at(sections: list[Section], offset: int) -> str:
+    """Name of the section holding character ``offset``.
+
+    >>> section_at(find_sections("FINDINGS: a. IMPRESSION: b."), 26)
+    'IMPRESSION'
+    """
+    name = sections[0].name if sections else "BODY"
+    for s in sections:
+        if s.start <= offset:
+            name = s.name
+        else:
+            break
+    return name
