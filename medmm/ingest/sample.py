@@ -55,10 +55,10 @@ DEMO_PATIENT = {
 }
 
 
-def _uid(*parts: object) -> str:
+def _uid(*parts: object) -> Any:
     from pydicom.uid import generate_uid
 
-    return str(generate_uid(entropy_srcs=[str(p) for p in parts]))
+    return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
 def _slice_normal(ds: Any) -> tuple[list[float], list[float], list[float]]:

@@ -116,6 +116,7 @@ def _final(entry: Entry, fmt: str, status: Status, reason: str, **extra: Any) ->
 def _scan_dicom(entry: Entry, full: Path, sniffed: Sniffed, pz: Pseudonymizer) -> Scanned:
     """Read the header; every readable DICOM object goes on to series assembly (which routes kinds)."""
     from medmm.imaging.dicom_header import read_dicom_header
+    from medmm.imaging.series import series_key_of
 
     try:
         inst = read_dicom_header(full, entry.rel)
@@ -131,7 +132,7 @@ def _scan_dicom(entry: Entry, full: Path, sniffed: Sniffed, pz: Pseudonymizer) -
         modality=inst.modality or None,
         patient_id=pz.id(inst.patient_key, "patient") if inst.patient_key else None,
         study_id=pz.id(inst.study_uid, "study") if inst.study_uid else None,
-        series_id=pz.id(inst.series_uid, "series") if inst.series_uid else None,
+        series_id=pz.id(series_key_of(inst), "series"),  # the same pseudonym the volume gets
     )
     return Scanned(row, instance=inst, pending=True)
 
@@ -260,7 +261,8 @@ def convert_job(job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer:
         if job.stack is not None:
             volume = convert_stack(job.stack, job.instances, root, out, pseudonymizer)
         else:
-            volume = convert_image_file(job.rel, root, out, pseudonymizer, job.fmt)
+            source = "analyze" if job.fmt.removesuffix(".gz") == Format.analyze else "nifti"
+            volume = convert_image_file(job.rel, root, out, pseudonymizer, source)
     except InputError as exc:
         return Converted(job.key, reason=reason_of(exc))
     except Exception as exc:  # a bug in one conversion never kills the run
