@@ -9,6 +9,7 @@ from medmm.signals.beats.features import BEAT_COLUMNS, beat_table, median_beat
 from medmm.signals.beats.hrv import hrv_summary, nn_mask
 from medmm.signals.beats.rpeaks import detect_rpeaks
 from medmm.signals.beats.segment import TEMPLATE_FS, beat_templates, template_center, template_times
+from medmm.signals.beats.synth import simulate_ecg
 
 __all__ = [
     "BEAT_COLUMNS",
@@ -21,6 +22,7 @@ __all__ = [
     "match_reference",
     "median_beat",
     "nn_mask",
+    "simulate_ecg",
     "template_center",
     "template_times",
 ]

@@ -108,16 +108,16 @@ def _row_corr(a: NDArray[np.float64], ref: NDArray[np.float64]) -> NDArray[np.fl
 
 def _qrs_width(tpl: NDArray[np.float64], center: int, fs_out: float) -> NDArray[np.float64]:
     """Onset-to-offset span where the smoothed |slope| stays above 20 % of its peak near the R peak."""
-    half = int(round(_QRS_HALF_S * fs_out))
+    half = round(_QRS_HALF_S * fs_out)
     lo, hi = max(0, center - 2 * half), min(tpl.shape[1], center + 2 * half)
     seg = tpl[:, lo:hi]
     slope = np.abs(np.gradient(np.nan_to_num(seg), axis=1))
-    slope = ndimage.uniform_filter1d(slope, max(1, int(round(0.02 * fs_out))), axis=1, mode="nearest")
+    slope = ndimage.uniform_filter1d(slope, max(1, round(0.02 * fs_out)), axis=1, mode="nearest")
     c = center - lo
     near = slope[:, max(0, c - half) : c + half]
     above = slope > _WIDTH_FRAC * near.max(axis=1, keepdims=True)
     # bridge the dip of the slope at the R apex itself (20 ms)
-    above = ndimage.binary_closing(above, structure=np.ones((1, max(1, int(round(0.02 * fs_out))))))
+    above = ndimage.binary_closing(above, structure=np.ones((1, max(1, round(0.02 * fs_out)))))
     cols = np.arange(seg.shape[1])[None, :]
     below_left = np.where(~above & (cols < c), cols, -1).max(axis=1)
     below_right = np.where(~above & (cols > c), cols, seg.shape[1]).min(axis=1)
@@ -177,7 +177,7 @@ def beat_table(
         raise ValueError("peaks must be strictly increasing sample indices; sort and de-duplicate them")
     tpl = beat_templates(ecg, fs, p, _BEFORE_S, _AFTER_S)
     center = template_center(_BEFORE_S, TEMPLATE_FS)
-    half = int(round(_QRS_HALF_S * TEMPLATE_FS))
+    half = round(_QRS_HALF_S * TEMPLATE_FS)
     qrs = slice(center - half, center + half + 1)
     med = median_beat(tpl)
 

@@ -38,12 +38,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, signal
 
-from medmm.signals.beats._filters import as_signal, band, fill_gaps
+from medmm.signals.beats._filters import LOC_BAND_HZ, as_signal, band, fill_gaps
 
 __all__ = ["detect_rpeaks"]
 
 _BAND_HZ = (5.0, 20.0)  # QRS band for the envelope
-_LOC_BAND_HZ = (0.5, 40.0)  # band for the final peak localisation
 _ENV_WIN_S = 0.12  # moving-average window of the slope energy
 _REFRACTORY_S = 0.2
 _TWAVE_S = 0.36
@@ -161,32 +160,34 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
     bp = band(x, fs, *_BAND_HZ)
     d = np.diff(bp, prepend=bp[0])
     energy = d * d
-    win = max(1, int(round(_ENV_WIN_S * fs)))
+    win = max(1, round(_ENV_WIN_S * fs))
     env = ndimage.uniform_filter1d(energy, win, mode="nearest")
     if not np.any(env > 0):
         return empty
-    cand, _ = signal.find_peaks(env, distance=max(1, int(round(_REFRACTORY_S * fs))))
+    cand, _ = signal.find_peaks(env, distance=max(1, round(_REFRACTORY_S * fs)))
     cand = cand[finite[cand]]
     if cand.size == 0:
         return empty
     height = env[cand]
-    half = max(1, int(round(_LOC_HALF_S * fs)))
+    half = max(1, round(_LOC_HALF_S * fs))
     slope = ndimage.maximum_filter1d(np.abs(d), 2 * half + 1, mode="nearest")[cand]
 
     # robust initial levels: typical per-2-s maxima of the first 10 s (beats) and the median (noise)
     head = env[: int(min(x.size, 10 * fs))]
-    blocks = head[: head.size - head.size % max(1, int(2 * fs))].reshape(-1, int(2 * fs)) if head.size >= 2 * fs else head[None, :]
+    block = max(1, int(2 * fs))
+    blocks = head[: head.size - head.size % block].reshape(-1, block) if head.size >= block else head[None, :]
     init_spk = float(np.median(blocks.max(axis=1)))
     init_npk = 0.25 * init_spk
 
-    snr = height / np.maximum(ndimage.uniform_filter1d(env, int(_SNR_WIN_S * fs), mode="nearest")[cand], 1e-300)
+    local_mean = ndimage.uniform_filter1d(env, max(1, int(_SNR_WIN_S * fs)), mode="nearest")[cand]
+    snr = height / np.maximum(local_mean, 1e-300)
     accepted = _decide(cand, height, slope, snr, fs, init_spk, init_npk)
     beats = np.sort(cand[np.asarray(accepted, dtype=np.intp)])
     if beats.size == 0:
         return empty
 
     # localise on the band-limited original signal: largest absolute deflection within +-80 ms
-    loc = band(x, fs, *_LOC_BAND_HZ)
+    loc = band(x, fs, *LOC_BAND_HZ)
     offsets = np.arange(-half, half + 1)
     idx = np.clip(beats[:, None] + offsets[None, :], 0, x.size - 1)
     win_vals = np.abs(loc[idx])

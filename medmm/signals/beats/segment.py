@@ -37,7 +37,9 @@ def _n(seconds: float, fs_out: float) -> int:
     return math.floor(seconds * fs_out + 0.5)
 
 
-def template_times(before_s: float = 0.25, after_s: float = 0.45, fs_out: float = TEMPLATE_FS) -> NDArray[np.float64]:
+def template_times(
+    before_s: float = 0.25, after_s: float = 0.45, fs_out: float = TEMPLATE_FS
+) -> NDArray[np.float64]:
     """Times in seconds relative to the R peak of each template column.
 
     >>> t = template_times()
