@@ -130,9 +130,8 @@ def _image_jobs(files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, st
             book.settle([book.resolve(rel, Status.quarantined, reason_of(err))])
             continue
         claimed.add(img)
-        book.pending[img] = book.pending.get(img) or by_path[img].row.model_copy(
-            update={"kind": "image-data"}
-        )
+        img_fmt = Format.image_data.value + (".gz" if img.lower().endswith(".gz") else "")
+        book.pending[img] = by_path[img].row.model_copy(update={"kind": "image-data", "format": img_fmt})
         jobs.append(ConvertJob(key=f"file:{rel}", paths=[rel, img], rel=rel, fmt=fmt))
     for s in files:
         rel = s.row.path
