@@ -1,0 +1,150 @@
+"""Find the records under an input folder and give every file exactly one role.
+
+A record is a WFDB header (single- or multi-segment), an EDF/BDF file, a CSV/Parquet vitals table or
+a DICOM file. Files a record needs (signal files, segment headers, annotation files) are its
+*companions*; they get ``status=companion`` rows naming the record's main file. Files nobody claims are
+quarantined with a reason: a ``.dat`` with no header, or a file that is not a signal format. Headers
+that cannot be parsed are quarantined here, before any task runs.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "orphan.dat").write_bytes(b"\\0" * 4)
+>>> jobs, rows = discover(d)
+>>> jobs, rows[0].status.value, rows[0].reason.split(":")[0]
+([], 'quarantined', 'MissingHeaderError')
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medmm.errors import InputError, reason_of
+from medmm.records import Status
+from medmm.signals.errors import MissingHeaderError, NotASignalError
+from medmm.signals.readers.wfdb import ANNOTATION_EXTENSIONS, wfdb_header_files
+from medmm.signals.records import SignalManifestRow
+
+__all__ = ["RecordJob", "discover"]
+
+_EDF = {".edf", ".bdf", ".rec"}
+_TABLE = {".csv", ".parquet", ".tsv"}
+_DATA = {".dat", ".mat"}
+
+
+@dataclass
+class RecordJob:
+    """One record to process (a Dask task's input): small and picklable."""
+
+    record: str  # relative path without extension
+    kind: str  # wfdb, edf, table, dicom
+    main: str  # relative path of the main file
+    companions: list[str] = field(default_factory=list)
+    annotation_extensions: list[str] = field(default_factory=list)
+    size: int = 0  # bytes of main + companions (scheduling, benchmarks)
+
+
+def _row(
+    root: Path, rel: str, fmt: str, status: Status, reason: str = "", record: str = ""
+) -> SignalManifestRow:
+    st = (root / rel).stat()
+    return SignalManifestRow(
+        path=rel,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        format=fmt,
+        status=status,
+        reason=reason,
+        record=record,
+    )
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _walk(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                out.append((Path(dirpath) / name).relative_to(root).as_posix())
+    return sorted(out)
+
+
+def discover(root: Path) -> tuple[list[RecordJob], list[SignalManifestRow]]:
+    """Records to process under ``root`` and the manifest rows of files settled without reading them.
+
+    Returns
+    -------
+    jobs
+        One :class:`RecordJob` per record (its task writes the rows of the main file and companions).
+    rows
+        Quarantined rows for unparseable headers, orphan signal files and non-signal files.
+    """
+    root = Path(root)
+    files = _walk(root)
+    present = set(files)
+    rows: list[SignalManifestRow] = []
+    owner: dict[str, str] = {}  # file -> main file that claims it
+    headers = [f for f in files if f.lower().endswith(".hea")]
+    parsed: dict[str, tuple[bool, list[str]]] = {}
+    for hea in headers:
+        try:
+            parsed[hea] = wfdb_header_files(root / hea, hea)
+        except InputError as exc:
+            rows.append(_row(root, hea, "wfdb", Status.quarantined, reason_of(exc), hea[:-4]))
+    folder_of = {h: h.rsplit("/", 1)[0] + "/" if "/" in h else "" for h in parsed}
+    # masters first, so segment headers become companions rather than records of their own
+    for hea, (multi, needs) in sorted(parsed.items(), key=lambda kv: not kv[1][0]):
+        if not multi and hea in owner:
+            continue
+        for f in needs:
+            rel = folder_of[hea] + f
+            if rel in present and rel != hea:
+                owner.setdefault(rel, hea)
+    jobs: list[RecordJob] = []
+    for hea, (multi, needs) in parsed.items():
+        if hea in owner:
+            continue
+        record = hea[:-4]
+        companions = sorted(f for f, o in owner.items() if o == hea)
+        exts = [e for e in ANNOTATION_EXTENSIONS if f"{record}.{e}" in present]
+        for e in exts:
+            owner[f"{record}.{e}"] = hea
+        companions += [f"{record}.{e}" for e in exts]
+        jobs.append(RecordJob(record, "wfdb", hea, companions, exts))
+    for rel in files:
+        if rel in owner or rel in parsed or any(r.path == rel for r in rows):
+            continue
+        suffix = Path(rel).suffix.lower()
+        record = rel.rsplit(".", 1)[0] if "." in Path(rel).name else rel
+        if suffix in _EDF:
+            jobs.append(RecordJob(record, "edf", rel))
+        elif suffix in _TABLE:
+            jobs.append(RecordJob(record, "table", rel))
+        elif _is_dicom(root / rel):
+            jobs.append(RecordJob(record, "dicom", rel))
+        elif suffix in _DATA or suffix.lstrip(".") in ANNOTATION_EXTENSIONS:
+            exc: InputError = MissingHeaderError(
+                rel, "no WFDB header (.hea) names this file", f"copy {Path(rel).stem}.hea beside it"
+            )
+            rows.append(_row(root, rel, "wfdb", Status.quarantined, reason_of(exc), record))
+        else:
+            exc = NotASignalError(
+                rel, "not a signal format this stage reads", "leave it out of the signal input"
+            )
+            rows.append(_row(root, rel, "unknown", Status.quarantined, reason_of(exc), ""))
+    for job in jobs:
+        job.size = sum((root / f).stat().st_size for f in [job.main, *job.companions])
+    jobs.sort(key=lambda j: j.record)
+    return jobs, rows

@@ -1,0 +1,175 @@
+"""The signals stage: discover records, process each in a Dask task, write the run's tables.
+
+``run_signals(INPUT, RUN_DIR)`` is what ``medmm signals ingest`` and workflows call. Every input file
+gets exactly one row in ``manifest_signals.parquet``; a record whose task raises (an
+:class:`~medmm.errors.InputError` or anything else) is quarantined with the reason, its companions
+with it, and the batch goes on. ``workers=0`` runs the tasks serially in this process (the
+benchmark's baseline and the simplest way to debug).
+
+>>> from medmm.datasets import shared_data_dir
+>>> import tempfile, pathlib
+>>> root = shared_data_dir()
+>>> out = pathlib.Path(tempfile.mkdtemp())
+>>> key = Pseudonymizer(b"k" * 32)
+>>> counts = run_signals(root / "signals/wfdb_sample_data", out, workers=0, pseudonymizer=key) if root else None
+>>> counts is None or (counts["records"], counts["quarantined"] > 0)
+(11, True)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medmm.errors import reason_of
+from medmm.pseudonym import Pseudonymizer, load_key
+from medmm.records import Status
+from medmm.runinfo import Timer, update_run_json
+from medmm.signals.discover import RecordJob, discover
+from medmm.signals.process import RecordResult, Settings, process_record
+from medmm.signals.records import (
+    BeatRow,
+    EventRow,
+    SignalManifestRow,
+    SignalRow,
+    VitalRow,
+    WindowRow,
+)
+from medmm.tables import records_to_frame, write_table
+
+__all__ = ["TABLES", "run_signals"]
+
+log = logging.getLogger(__name__)
+
+#: Tables written to the run directory.
+TABLES = ("manifest_signals", "signals", "beats", "features", "windows", "vitals", "events")
+
+
+def _serial(
+    jobs: list[RecordJob], args: tuple[Any, ...]
+) -> Iterator[tuple[int, RecordResult | BaseException]]:
+    for i, job in enumerate(jobs):
+        try:
+            yield i, process_record(job, *args)
+        except Exception as exc:  # one bad record never stops the batch
+            yield i, exc
+
+
+def _dask(
+    jobs: list[RecordJob], args: tuple[Any, ...], workers: int | None, scheduler: str | None
+) -> Iterator[tuple[int, Any]]:
+    from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
+
+    with dask_client(workers=workers, scheduler=scheduler, quiet=True) as client:
+        for i, res in run_tasks(client, process_record, jobs, label="signals", args=args):
+            yield i, (res.exception if isinstance(res, TaskFailure) else res)
+
+
+def _quarantine(root: Path, job: RecordJob, exc: BaseException) -> list[SignalManifestRow]:
+    reason = reason_of(exc)
+    rows = []
+    for rel in [job.main, *job.companions]:
+        st = (root / rel).stat()
+        rows.append(
+            SignalManifestRow(
+                path=rel,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                format=job.kind,
+                status=Status.quarantined,
+                reason=reason if rel == job.main else f"part of {job.main}, which is quarantined: {reason}",
+                record=job.record,
+            )
+        )
+    return rows
+
+
+def _frame(parts: list[pd.DataFrame], model: Any) -> pd.DataFrame:
+    cols = list(model.model_fields)
+    frames = [p for p in parts if p is not None and len(p)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    return pd.concat(frames, ignore_index=True).reindex(columns=cols)
+
+
+def run_signals(
+    input_root: Path,
+    run_dir: Path,
+    *,
+    settings: Settings | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    key_file: Path | None = None,
+    pseudonymizer: Pseudonymizer | None = None,
+) -> dict[str, int]:
+    """Run the signals stage on ``input_root``; write tables to ``run_dir``; return status counts.
+
+    Parameters
+    ----------
+    input_root
+        Folder of records (WFDB, EDF, CSV/Parquet vitals, DICOM waveforms), walked recursively.
+    run_dir
+        Output folder (created); see ``docs/signals.md`` for its tables.
+    settings
+        Stage options (target rate, windows, anchors ...); defaults of :class:`Settings`.
+    workers, scheduler
+        Local Dask workers, or the address of a running scheduler; ``workers=0`` runs serially here.
+    key_file, pseudonymizer
+        The site key (or a ready :class:`Pseudonymizer`) for patient pseudonyms and date shifts.
+    """
+    timer = Timer()
+    settings = settings or Settings()
+    root, out = Path(input_root), Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pz = pseudonymizer or Pseudonymizer(load_key(key_file))
+    with timer("discover"):
+        jobs, manifest = discover(root)
+    args = (str(root), settings, pz, str(out))
+    results: list[RecordResult] = []
+    samples = 0
+    with timer("process"):
+        stream = (
+            _serial(jobs, args) if workers == 0 and not scheduler else _dask(jobs, args, workers, scheduler)
+        )
+        for i, res in stream:
+            if isinstance(res, RecordResult):
+                results.append(res)
+                manifest += res.manifest
+                samples += res.n_samples
+            else:
+                log.warning("quarantined %s: %s", jobs[i].main, type(res).__name__)
+                manifest += _quarantine(root, jobs[i], res)
+    with timer("write"):
+        results.sort(key=lambda r: r.record)
+        manifest.sort(key=lambda r: r.path)
+        write_table(manifest, out / "manifest_signals.parquet", SignalManifestRow)
+        write_table([s for r in results for s in r.signals], out / "signals.parquet", SignalRow)
+        write_table([w for r in results for w in r.windows], out / "windows.parquet", WindowRow)
+        write_table([e for r in results for e in r.events], out / "events.parquet", EventRow)
+        write_table(_frame([r.beats for r in results], BeatRow), out / "beats.parquet")
+        write_table(_frame([r.vitals for r in results], VitalRow), out / "vitals.parquet")
+        feats = [r.features for r in results if r.features is not None and len(r.features)]
+        features = pd.concat(feats, ignore_index=True) if feats else records_to_frame([], _feature_model())
+        write_table(features, out / "features.parquet")
+    counts = {s.value: sum(1 for m in manifest if m.status == s) for s in Status}
+    counts = {k: v for k, v in counts.items() if v} | {
+        "records": len(results),
+        "channels": sum(len(r.signals) for r in results),
+        "windows": sum(len(r.windows) for r in results),
+        "beats": sum(0 if r.beats is None else len(r.beats) for r in results),
+        "samples": samples,
+    }
+    counts.setdefault("quarantined", 0)
+    opts = settings.options() | {"workers": workers, "scheduler": scheduler, "input": str(root)}
+    update_run_json(out, "signals", options=opts, counts=counts, timings=timer.total())
+    return counts
+
+
+def _feature_model() -> Any:
+    from medmm.signals.records import FeatureRow
+
+    return FeatureRow

@@ -1,0 +1,418 @@
+"""One record, end to end (a Dask task): read, harmonize, quality, windows, beats, pseudonymized rows.
+
+:func:`process_record` takes a :class:`~medmm.signals.discover.RecordJob` (a few paths), writes the
+record's window arrays to the run directory itself and returns only small rows, so memory per task is
+one record and the driver's memory does not grow with the array sizes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medmm.pseudonym import Pseudonymizer
+from medmm.records import Status
+from medmm.signals.align import anchor_window, epoch_seconds, extract_window, tile_windows, time_to_sample
+from medmm.signals.discover import RecordJob
+from medmm.signals.ecg import BEAT_KEYS, beat_reference, ecg_beats
+from medmm.signals.harmonize import flat_mask, normalize_units, resample, saturation_mask
+from medmm.signals.quality import window_quality
+from medmm.signals.readers import LoadedRecord, read_dicom_waveform, read_edf, read_tabular, read_wfdb
+from medmm.signals.readers.wfdb import BEAT_SYMBOLS
+from medmm.signals.records import EventRow, SignalManifestRow, SignalRow, WindowRow
+from medmm.signals.store import write_windows
+
+__all__ = ["Anchor", "RecordResult", "Settings", "load_record", "process_record"]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A time to cut a window around: by record + seconds, or by patient pseudonym + shifted time."""
+
+    label: str
+    record: str | None = None
+    time_s: float | None = None
+    patient_id: str | None = None
+    abs_time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Options of the signals stage (recorded in ``run.json``)."""
+
+    rate: float = 250.0  # target rate of waveform channels, Hz
+    window_s: float = 10.0  # tiled window length (and step), seconds
+    before_s: float = 30.0  # anchored windows: seconds before the anchor
+    after_s: float = 30.0  # ... and after it
+    anchor_events: str = r"^alarm"  # regex: events whose label matches become anchors
+    anchors: tuple[Anchor, ...] = ()
+    patient_from: str = "record"  # patient key when the file has none: "record" name or "folder"
+    trend_max_fs: float = 1.0  # channels at or below this rate are trends (vitals table)
+    min_beat_fs: float = 100.0  # ECG channels below this rate get no beat detection
+    chunk_s: float = 600.0  # beat detection chunk, seconds
+    overlap_s: float = 10.0  # ... read with this much context each side
+    good_sqi: float = 0.5  # windows at or above count as good
+
+    def options(self) -> dict[str, Any]:
+        """JSON-able view for ``run.json``."""
+        out = dict(self.__dict__)
+        out["anchors"] = len(self.anchors)
+        return out
+
+
+@dataclass
+class RecordResult:
+    """Small rows of one record (arrays are already in the store)."""
+
+    record: str
+    manifest: list[SignalManifestRow]
+    signals: list[SignalRow] = field(default_factory=list)
+    windows: list[WindowRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    beats: pd.DataFrame | None = None
+    features: pd.DataFrame | None = None
+    vitals: pd.DataFrame | None = None
+    n_samples: int = 0
+
+
+def load_record(root: Path, job: RecordJob) -> LoadedRecord:
+    """Dispatch ``job`` to its reader."""
+    if job.kind == "wfdb":
+        return read_wfdb(root, job.record, job.annotation_extensions)
+    if job.kind == "edf":
+        return read_edf(root, job.main)
+    if job.kind == "table":
+        return read_tabular(root, job.main)
+    if job.kind == "dicom":
+        return read_dicom_waveform(root, job.main)
+    raise ValueError(f"unknown record kind {job.kind!r}")
+
+
+def _patient_key(rec: LoadedRecord, settings: Settings) -> str:
+    if rec.patient_key:
+        return rec.patient_key
+    if settings.patient_from == "folder" and "/" in rec.record:
+        return rec.record.rsplit("/", 1)[0]
+    return rec.record
+
+
+def _window_row(
+    ctx: dict[str, Any], x: np.ndarray, span_native: tuple[int, int], masks: dict[str, np.ndarray], pad: float
+) -> dict[str, float]:
+    a, b = span_native
+    n = max(b - a, 1)
+    frac = {k: float(m[a:b].sum()) / n if b > a else 0.0 for k, m in masks.items()}
+    missing = pad + (1 - pad) * frac["missing"]
+    q = window_quality(
+        x, ctx["fs_out"], ctx["kind"], missing=missing, flat=frac["flat"], saturated=frac["sat"]
+    )
+    return {
+        "missing": q.missing,
+        "flat": q.flat,
+        "saturated": q.saturated,
+        "noise": q.noise,
+        "quality": q.sqi,
+    }
+
+
+def _anchors(
+    rec: LoadedRecord, settings: Settings, patient_id: str, start_abs: float | None
+) -> list[tuple[str, float]]:
+    out = []
+    pattern = re.compile(settings.anchor_events) if settings.anchor_events else None
+    if pattern is not None:
+        out += [(e.label, e.onset_s) for e in rec.events if pattern.search(e.label)]
+    for a in settings.anchors:
+        if a.record == rec.record and a.time_s is not None:
+            out.append((a.label, a.time_s))
+        elif a.patient_id == patient_id and a.abs_time_s is not None and start_abs is not None:
+            out.append((a.label, a.abs_time_s - start_abs))
+    return out
+
+
+def _wave(
+    ctx: dict[str, Any],
+    ch: Any,
+    settings: Settings,
+    run_dir: Path,
+    res: RecordResult,
+    beats: list,
+    feats: list,
+) -> None:
+    x, units = normalize_units(ch.data, ch.units, ch.kind)
+    fs = ch.fs
+    masks = {"missing": ~np.isfinite(x), "flat": flat_mask(x, fs), "sat": saturation_mask(x, ch.adc_limits)}
+    y, fs_out = resample(x, fs, settings.rate)
+    ctx = {**ctx, "fs_out": fs_out, "kind": ch.kind}
+    native = lambda s, e: (int(np.floor(s * fs / fs_out)), int(np.ceil(e * fs / fs_out)))  # noqa: E731
+    base = {"record": res.record, "patient_id": ctx["patient_id"], "channel": ch.name, "fs": fs_out}
+    wlen = max(1, round(settings.window_s * fs_out))
+    starts = tile_windows(y.size, wlen, wlen)
+    rows = []
+    if starts.size:
+        arr = np.stack([y[s : s + wlen] for s in starts])
+        rel = write_windows(run_dir, res.record, ch.name, arr)
+        for i, s in enumerate(starts):
+            q = _window_row(ctx, arr[i], native(s, s + wlen), masks, 0.0)
+            t0 = s / fs_out
+            rows.append(
+                WindowRow(
+                    **base,
+                    window=i,
+                    path=rel,
+                    row=i,
+                    start_sample=int(s),
+                    stop_sample=int(s + wlen),
+                    pad_before=0,
+                    pad_after=0,
+                    start_s=t0,
+                    start_abs_s=_abs(ctx, t0),
+                    anchor="",
+                    anchor_s=None,
+                    **q,
+                )
+            )
+    good = [r.quality for r in rows]
+    anchored, arows = [], []
+    before, after = round(settings.before_s * fs_out), round(settings.after_s * fs_out)
+    for label, t in ctx["anchors"]:
+        span = anchor_window(int(time_to_sample(t, fs_out)), before, after, y.size)
+        if span.stop <= span.start:
+            continue
+        w = extract_window(y, span)
+        pad = (span.pad_before + span.pad_after) / max(1, w.size)
+        q = _window_row(ctx, w, native(span.start, span.stop), masks, pad)
+        t0 = (span.start - span.pad_before) / fs_out
+        arows.append(
+            dict(
+                **base,
+                window=len(anchored),
+                row=len(anchored),
+                start_sample=span.start,
+                stop_sample=span.stop,
+                pad_before=span.pad_before,
+                pad_after=span.pad_after,
+                start_s=t0,
+                start_abs_s=_abs(ctx, t0),
+                anchor=label,
+                anchor_s=float(t),
+                **q,
+            )
+        )
+        anchored.append(w)
+    if anchored:
+        rel = write_windows(run_dir, res.record, ch.name, np.stack(anchored), kind="anchored")
+        rows += [WindowRow(**r, path=rel) for r in arows]
+    res.windows += rows
+    hrv: dict[str, Any] = {}
+    ref_ext, match = "", None
+    if ch.kind == "ecg" and fs >= settings.min_beat_fs and np.isfinite(x).any():
+        out = ecg_beats(x, fs, ctx["ref"], chunk_s=settings.chunk_s, overlap_s=settings.overlap_s)
+        hrv, ref_ext, match = out.hrv, out.ref_extension, out.ref_match_fraction
+        t = out.table
+        keys = pd.DataFrame(
+            {"record": res.record, "patient_id": ctx["patient_id"], "channel": ch.name}, index=t.index
+        )
+        b = pd.concat([keys, t[BEAT_KEYS]], axis=1)
+        b["abs_time_s"] = (t["time_s"] + ctx["start_abs"]) if ctx["start_abs"] is not None else None
+        b["ref_symbol"] = t["ref_symbol"]
+        beats.append(b)
+        feat_cols = [c for c in t.columns if c not in (*BEAT_KEYS, "ref_symbol")]
+        feats.append(pd.concat([keys.drop(columns="patient_id"), t[["sample"]], t[feat_cols]], axis=1))
+    res.signals.append(
+        SignalRow(
+            record=res.record,
+            patient_id=ctx["patient_id"],
+            format=ctx["format"],
+            channel=ch.name,
+            source_channel=ch.source_name,
+            kind=ch.kind,
+            role="wave",
+            units=units,
+            fs=fs,
+            fs_out=fs_out,
+            n_samples=int(x.size),
+            duration_s=x.size / fs,
+            start=ctx["start"],
+            start_abs_s=ctx["start_abs"],
+            n_segments=ctx["n_segments"],
+            missing_fraction=float(masks["missing"].mean()) if x.size else 1.0,
+            flat_fraction=float(masks["flat"].mean()) if x.size else 0.0,
+            saturated_fraction=float(masks["sat"].mean()) if x.size else 0.0,
+            n_windows=len(starts),
+            mean_sqi=float(np.mean(good)) if good else None,
+            good_window_fraction=float(np.mean([g >= settings.good_sqi for g in good])) if good else None,
+            n_beats=int(hrv["n_beats"]) if hrv else None,
+            mean_hr_bpm=_num(hrv.get("mean_hr_bpm")),
+            sdnn_ms=_num(hrv.get("sdnn_ms")),
+            rmssd_ms=_num(hrv.get("rmssd_ms")),
+            ref_annotation=ref_ext,
+            ref_match_fraction=match,
+        )
+    )
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _abs(ctx: dict[str, Any], t: float) -> float | None:
+    return None if ctx["start_abs"] is None else ctx["start_abs"] + float(t)
+
+
+def process_record(
+    job: RecordJob, root: str, settings: Settings, pseudonymizer: Pseudonymizer, run_dir: str
+) -> RecordResult:
+    """Process one record (see module doc); raises the reader's :class:`~medmm.errors.InputError`."""
+    rec = load_record(Path(root), job)
+    key = _patient_key(rec, settings)
+    patient_id = pseudonymizer.id(key, "patient")
+    start: datetime | None = (
+        pseudonymizer.shift_datetime(key, rec.start) if rec.start and rec.start_has_date else None
+    )
+    start_abs = epoch_seconds(start) if start else None
+    res = RecordResult(record=rec.record, manifest=[])
+    ctx = {
+        "patient_id": patient_id,
+        "start": start.isoformat() if start else None,
+        "start_abs": start_abs,
+        "format": rec.format,
+        "n_segments": sum(1 for s in rec.segments if not s[2]),
+        "ref": beat_reference(rec.annotations),
+        "anchors": _anchors(rec, settings, patient_id, start_abs),
+    }
+    beats: list[pd.DataFrame] = []
+    feats: list[pd.DataFrame] = []
+    vitals: list[pd.DataFrame] = []
+    for ch in rec.channels:
+        if ch.fs <= settings.trend_max_fs:
+            t = np.arange(ch.data.size) / ch.fs
+            ok = np.isfinite(ch.data)
+            vitals.append(_vitals(res.record, patient_id, ch.name, ch.units, t[ok], ch.data[ok], start_abs))
+            res.signals.append(
+                SignalRow(
+                    record=res.record,
+                    patient_id=patient_id,
+                    format=rec.format,
+                    channel=ch.name,
+                    source_channel=ch.source_name,
+                    kind=ch.kind,
+                    role="trend",
+                    units=ch.units,
+                    fs=ch.fs,
+                    fs_out=None,
+                    n_samples=int(ch.data.size),
+                    duration_s=ch.data.size / ch.fs,
+                    start=ctx["start"],
+                    start_abs_s=start_abs,
+                    n_segments=ctx["n_segments"],
+                    missing_fraction=float((~ok).mean()) if ok.size else 1.0,
+                    flat_fraction=0.0,
+                    saturated_fraction=0.0,
+                )
+            )
+            continue
+        _wave(ctx, ch, settings, Path(run_dir), res, beats, feats)
+        res.n_samples += int(ch.data.size)
+    for s in rec.series:
+        vitals.append(_vitals(res.record, patient_id, s.name, s.units, s.t_s, s.values, start_abs))
+        res.signals.append(
+            SignalRow(
+                record=res.record,
+                patient_id=patient_id,
+                format=rec.format,
+                channel=s.name,
+                source_channel=s.source_name,
+                kind="vital",
+                role="trend",
+                units=s.units,
+                fs=None,
+                fs_out=None,
+                n_samples=int(s.values.size),
+                duration_s=float(s.t_s[-1] - s.t_s[0]) if s.t_s.size else 0.0,
+                start=ctx["start"],
+                start_abs_s=start_abs,
+                n_segments=1,
+                missing_fraction=0.0,
+                flat_fraction=0.0,
+                saturated_fraction=0.0,
+            )
+        )
+        res.n_samples += int(s.values.size)
+    events = [(e.label, e.source, e.onset_s, e.duration_s) for e in rec.events]
+    for ann in rec.annotations[:1]:
+        for smp, sym, aux in zip(ann.sample, ann.symbol, ann.aux, strict=True):
+            if sym not in BEAT_SYMBOLS:
+                events.append((f"{sym}{aux}".strip(), f"annotation:{ann.extension}", smp / ann.fs, 0.0))
+    res.events = [
+        EventRow(
+            record=res.record,
+            patient_id=patient_id,
+            label=lbl,
+            source=src,
+            onset_s=float(on),
+            duration_s=float(d),
+            abs_time_s=_abs(ctx, on),
+        )
+        for lbl, src, on, d in events
+    ]
+    res.beats = pd.concat(beats, ignore_index=True) if beats else None
+    res.features = pd.concat(feats, ignore_index=True) if feats else None
+    res.vitals = pd.concat(vitals, ignore_index=True) if vitals else None
+    n_ch = len(rec.channels) + len(rec.series)
+    res.manifest.append(
+        _mrow(Path(root), job.main, rec.format, Status.ingested, "", rec.record, patient_id, n_ch)
+    )
+    for c in job.companions:
+        res.manifest.append(
+            _mrow(
+                Path(root),
+                c,
+                rec.format,
+                Status.companion,
+                f"companion of {job.main}",
+                rec.record,
+                patient_id,
+                None,
+            )
+        )
+    return res
+
+
+def _vitals(
+    record: str, pid: str, name: str, units: str, t: np.ndarray, v: np.ndarray, start_abs: float | None
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record": record,
+            "patient_id": pid,
+            "channel": name,
+            "units": units,
+            "time_s": t,
+            "abs_time_s": (t + start_abs) if start_abs is not None else np.nan,
+            "value": v,
+        }
+    )
+
+
+def _mrow(
+    root: Path, rel: str, fmt: str, status: Status, reason: str, record: str, pid: str | None, n: int | None
+) -> SignalManifestRow:
+    st = (root / rel).stat()
+    return SignalManifestRow(
+        path=rel,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        format=fmt,
+        status=status,
+        reason=reason,
+        record=record,
+        patient_id=pid,
+        n_channels=n,
+    )

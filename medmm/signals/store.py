@@ -1,0 +1,59 @@
+"""The windows store: one ``.npy`` array (windows x samples, float32) per record channel and kind.
+
+Arrays live under ``RUN_DIR/windows/<record>/<channel>[.anchored].npy`` and are written atomically
+(temp file + rename), so a killed run never leaves a half-written array; ``windows.parquet`` indexes
+them (``path`` + ``row``). Reading one window memory-maps the file.
+
+>>> import tempfile, pathlib, numpy as np
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> rel = write_windows(run, "p1/100", "MLII", np.zeros((2, 5)))
+>>> rel, read_window(run, rel, 1).shape
+('windows/p1/100/MLII.npy', (5,))
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["read_window", "window_path", "write_windows"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def window_path(record: str, channel: str, kind: str = "") -> str:
+    """Relative path (POSIX) of a record channel's array; ``kind`` ``"anchored"`` for anchor windows.
+
+    >>> window_path("a/b", "EEG Fpz-Cz", "anchored")
+    'windows/a/b/EEG_Fpz-Cz.anchored.npy'
+    """
+    name = _UNSAFE.sub("_", channel) or "channel"
+    suffix = f".{kind}" if kind else ""
+    return f"windows/{record}/{name}{suffix}.npy"
+
+
+def write_windows(run_dir: Path, record: str, channel: str, arr: NDArray[np.floating], kind: str = "") -> str:
+    """Write ``arr`` (n_windows x n_samples) as float32; returns its path relative to ``run_dir``."""
+    rel = window_path(record, channel, kind)
+    path = Path(run_dir) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, np.asarray(arr, dtype=np.float32))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rel
+
+
+def read_window(run_dir: Path, rel: str, row: int) -> NDArray[np.float32]:
+    """Row ``row`` of the array at ``run_dir/rel`` (memory-mapped read)."""
+    arr = np.load(Path(run_dir) / rel, mmap_mode="r")
+    return np.asarray(arr[row])
