@@ -52,14 +52,17 @@ def looks_like_dicom(head: bytes) -> bool:
         return True
     if len(head) < 8:
         return False
-    group, elem = struct.unpack("<HH", head[:4])
-    if group not in (0x0002, 0x0008) or elem > 0x1000:
-        return False
-    vr = head[4:6]
-    if vr.isalpha() and vr.isupper():
-        return True
-    (length,) = struct.unpack("<I", head[4:8])
-    return length < 1024
+    for order in "<>":
+        group, elem = struct.unpack(order + "HH", head[:4])
+        if group not in (0x0002, 0x0008) or elem > 0x1000:
+            continue
+        vr = head[4:6]
+        if vr.isalpha() and vr.isupper():
+            return True
+        (length,) = struct.unpack(order + "I", head[4:8])
+        if length < 1024:
+            return True
+    return False
 
 
 def _pixel_element_length(fh: BinaryIO, little: bool, implicit: bool) -> tuple[int, int] | None:
@@ -72,7 +75,7 @@ def _pixel_element_length(fh: BinaryIO, little: bool, implicit: bool) -> tuple[i
     group, elem = struct.unpack(order + "HH", raw[:4])
     if ((group << 16) | elem) not in _PIXEL_TAGS:
         return None
-    if implicit:
+    if implicit or not raw[4:6].isalpha():  # some writers encode Pixel Data implicitly anyway
         (length,) = struct.unpack(order + "I", raw[4:8])
         return length, start + 8
     if raw[4:6] in _LONG_VRS:
@@ -184,6 +187,16 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
             rel_path,
             "the file meta has no Transfer Syntax UID (0002,0010), so the pixel encoding is unknown",
             "re-export with a valid file meta header (e.g. dcmconv +te in DCMTK)",
+        )
+    if (
+        has_pixels
+        and kind.is_image
+        and not (ds.get("Rows") and ds.get("Columns") and ds.get("BitsAllocated"))
+    ):
+        raise DicomHeaderError(
+            rel_path,
+            "pixel data without Rows, Columns or BitsAllocated, so it cannot be decoded",
+            _FIX_REEXPORT,
         )
     if kind.is_image and not has_pixels:
         kind, detail = DicomKind.other_non_image, f"{detail} without pixel data"

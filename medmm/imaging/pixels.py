@@ -71,6 +71,10 @@ def read_slice(path: Path, inst: DicomInstance) -> np.ndarray:
             data = np.asarray(ds.pixel_array)  # decode once here to classify decoder errors
     except Exception as exc:  # decoders raise many types; all mean "this file's pixels are unusable"
         _raise_decode(inst.path, inst, exc)
+    if data.ndim == 2 and inst.photometric_interpretation == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        return np.ascontiguousarray(np.transpose(apply_color_lut(data, ds), (1, 0, 2)))
     if data.ndim == 2:
         # MONAI path: rescale + [column, row] layout (geometry is ours, its affine is ignored)
         try:
@@ -151,11 +155,12 @@ def read_mosaic(path: Path, inst: DicomInstance) -> tuple[np.ndarray, np.ndarray
     CSA header (not available through MONAI).
     """
     import pydicom
-    from nibabel.nicom import dicomwrappers
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            from nibabel.nicom import dicomwrappers
+
             ds = pydicom.dcmread(path)
             wrapper = dicomwrappers.wrapper_from_data(ds)
             if not isinstance(wrapper, dicomwrappers.MosaicWrapper):
