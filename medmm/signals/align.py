@@ -52,7 +52,7 @@ def time_to_sample(t: NDArray[np.floating] | float, fs: float) -> NDArray[np.int
     """
     if np.ndim(t):
         return np.rint(np.asarray(t, dtype=np.float64) * fs).astype(np.int64)
-    return int(round(float(t) * fs))
+    return round(float(t) * fs)
 
 
 def rescale_index(index: NDArray[np.integer] | int, fs_from: float, fs_to: float) -> NDArray[np.int64] | int:
@@ -133,8 +133,8 @@ def chunk_spans(n: int, chunk: int, overlap: int) -> list[ChunkSpan]:
     The keep ranges tile ``[0, n)`` exactly (no gap, no overlap), so an event detected in several
     chunks is kept once, by the chunk whose core holds it.
 
-    >>> chunk_spans(10, 4, 1)
-    [ChunkSpan(read_start=0, read_stop=5, keep_start=0, keep_stop=4), ChunkSpan(read_start=3, read_stop=9, keep_start=4, keep_stop=8), ChunkSpan(read_start=7, read_stop=10, keep_start=8, keep_stop=10)]
+    >>> [tuple(c) for c in chunk_spans(10, 4, 1)]
+    [(0, 5, 0, 4), (3, 9, 4, 8), (7, 10, 8, 10)]
     """
     if chunk <= 0 or overlap < 0:
         raise ValueError("chunk must be > 0 and overlap >= 0")
@@ -200,7 +200,7 @@ def asof_join(
         rgt.sort_values(on, kind="stable"),
         on=on,
         by=by,
-        tolerance=float(tolerance),
+        tolerance=float(tolerance),  # type: ignore[arg-type]
         direction=direction,  # type: ignore[arg-type]
     )
     return merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)

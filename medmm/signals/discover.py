@@ -113,7 +113,7 @@ def discover(root: Path) -> tuple[list[RecordJob], list[SignalManifestRow]]:
             if rel in present and rel != hea:
                 owner.setdefault(rel, hea)
     jobs: list[RecordJob] = []
-    for hea, (multi, needs) in parsed.items():
+    for hea in parsed:
         if hea in owner:
             continue
         record = hea[:-4]
@@ -135,15 +135,15 @@ def discover(root: Path) -> tuple[list[RecordJob], list[SignalManifestRow]]:
         elif _is_dicom(root / rel):
             jobs.append(RecordJob(record, "dicom", rel))
         elif suffix in _DATA or suffix.lstrip(".") in ANNOTATION_EXTENSIONS:
-            exc: InputError = MissingHeaderError(
+            orphan = MissingHeaderError(
                 rel, "no WFDB header (.hea) names this file", f"copy {Path(rel).stem}.hea beside it"
             )
-            rows.append(_row(root, rel, "wfdb", Status.quarantined, reason_of(exc), record))
+            rows.append(_row(root, rel, "wfdb", Status.quarantined, reason_of(orphan), record))
         else:
-            exc = NotASignalError(
+            other = NotASignalError(
                 rel, "not a signal format this stage reads", "leave it out of the signal input"
             )
-            rows.append(_row(root, rel, "unknown", Status.quarantined, reason_of(exc), ""))
+            rows.append(_row(root, rel, "unknown", Status.quarantined, reason_of(other), ""))
     for job in jobs:
         job.size = sum((root / f).stat().st_size for f in [job.main, *job.companions])
     jobs.sort(key=lambda j: j.record)

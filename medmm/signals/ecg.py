@@ -53,8 +53,8 @@ def detect_chunked(
     from medmm.signals.beats import detect_rpeaks
 
     n = x.size
-    chunk = max(1, int(round(chunk_s * fs)))
-    spans = chunk_spans(n, chunk, int(round(overlap_s * fs)))
+    chunk = max(1, round(chunk_s * fs))
+    spans = chunk_spans(n, chunk, round(overlap_s * fs))
     found = []
     for span in spans:
         p = detect_rpeaks(x[span.read_start : span.read_stop], fs) + span.read_start
@@ -119,7 +119,7 @@ def ecg_beats(
     if ref is not None and peaks.size:
         ext = ref.extension
         ref_samples = np.asarray(rescale_index(ref.sample, ref.fs, fs), dtype=np.int64)
-        idx = nearest_within(peaks, ref_samples, int(round(tol_s * fs)))
+        idx = nearest_within(peaks, ref_samples, round(tol_s * fs))
         ref_sym = np.asarray(ref.symbol, dtype=object)
         symbols[idx >= 0] = ref_sym[idx[idx >= 0]]
         match = float((idx >= 0).mean())

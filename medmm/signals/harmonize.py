@@ -88,7 +88,7 @@ def resample(x: NDArray[np.floating], fs_in: float, fs_out: float) -> tuple[NDAr
     y = np.full(n_out, np.nan)
     for a, b in finite_runs(x):
         seg = resample_poly(x[a:b], up, down, padtype="line")
-        j0 = int(round(a * up / down))
+        j0 = round(a * up / down)
         j1 = min(n_out, j0 + seg.size)
         y[j0:j1] = seg[: j1 - j0]
     return y, float(actual)
@@ -135,7 +135,7 @@ def flat_mask(x: NDArray[np.floating], fs: float, min_seconds: float = 1.0) -> N
     tol = 1e-9 * max(1.0, span)
     same = np.abs(np.diff(x)) <= tol  # NaN compares False: gaps never count as flat
     flags = np.concatenate(([False], same)) | np.concatenate((same, [False]))
-    return run_mask(flags, max(2, int(round(min_seconds * fs))))
+    return run_mask(flags, max(2, round(min_seconds * fs)))
 
 
 def saturation_mask(

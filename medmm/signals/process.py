@@ -179,7 +179,8 @@ def _wave(
                 )
             )
     good = [r.quality for r in rows]
-    anchored, arows = [], []
+    anchored: list[np.ndarray] = []
+    arows: list[dict[str, Any]] = []
     before, after = round(settings.before_s * fs_out), round(settings.after_s * fs_out)
     for label, t in ctx["anchors"]:
         span = anchor_window(int(time_to_sample(t, fs_out)), before, after, y.size)

@@ -4,7 +4,8 @@ Identifiers are pseudonyms (``patient_id``); ``record`` is the input path relati
 without extension; times are patient-date-shifted (``start`` ISO text, ``*_abs_s`` seconds since 1970
 of the shifted time, so every record of a patient sits on one timeline).
 
->>> SignalManifestRow(path="100.dat", format="wfdb", status="companion", reason="companion of 100.hea").status.value
+>>> row = SignalManifestRow(path="100.dat", format="wfdb", status="companion", reason="of 100.hea")
+>>> row.status.value
 'companion'
 """
 

@@ -27,7 +27,7 @@ __all__ = ["read_dicom_waveform"]
 _TEMPLATE_LABELS = ("MEDIAN", "REPRESENTATIVE", "AVERAGE")
 
 
-def _start(ds) -> datetime | None:  # type: ignore[no-untyped-def]
+def _start(ds) -> datetime | None:
     text = str(ds.get("AcquisitionDateTime", "") or "")
     if not text:
         d, t = str(ds.get("ContentDate", "") or ""), str(ds.get("ContentTime", "") or "")
@@ -43,7 +43,7 @@ def _start(ds) -> datetime | None:  # type: ignore[no-untyped-def]
     return None
 
 
-def _label(ch) -> str:  # type: ignore[no-untyped-def]
+def _label(ch) -> str:
     src = ch.get("ChannelSourceSequence")
     if src:
         return str(src[0].get("CodeMeaning", "") or src[0].get("CodeValue", ""))
