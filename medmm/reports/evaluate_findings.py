@@ -3,8 +3,9 @@
 Gold: a report is positive for a finding when its ``Problems`` list holds one of the MeSH terms mapped
 to it in ``data/iu_problems.yaml`` (e.g. ``Pulmonary Atelectasis`` -> ``atelectasis``,
 ``Calcified Granuloma`` / ``Granulomatous Disease`` -> ``granuloma``); ``normal`` when ``Problems`` is
-``normal``. Prediction: status ``present`` (``uncertain`` counts as positive too, with
-``uncertain_positive=True``, the default: IU indexers labelled hedged findings).
+``normal``. Prediction: status ``present`` (``uncertain`` is negative by default: IU indexers did
+not label hedged findings - "possible rib fractures" is indexed as Deformity, not Fracture; pass
+``uncertain_positive=True`` to count it).
 
 Baseline (:func:`baseline_labels`): the keyword-plus-"no" regex - a finding is positive when one of
 its keywords occurs in findings+impression in a sentence without "no"/"without"/"negative" before it;
@@ -28,8 +29,17 @@ from medmm.reports.lexicon import load_data
 __all__ = ["EVAL_FINDINGS", "baseline_labels", "compare", "evaluate_frame", "gold_labels", "prf", "split_ids"]
 
 #: Findings of the IU dev file with >= 50 positives (the evaluated set).
-EVAL_FINDINGS = ("normal", "cardiomegaly", "pleural effusion", "opacity", "atelectasis", "nodule", "granuloma",
-                 "emphysema", "fracture")
+EVAL_FINDINGS = (
+    "normal",
+    "cardiomegaly",
+    "pleural effusion",
+    "opacity",
+    "atelectasis",
+    "nodule",
+    "granuloma",
+    "emphysema",
+    "fracture",
+)
 
 _BASELINE_KEYWORDS = {
     "cardiomegaly": r"cardiomegaly|enlarged heart|heart is enlarged",
@@ -83,15 +93,17 @@ def baseline_labels(frame: pd.DataFrame, id_column: str = "uid") -> pd.DataFrame
         for finding, kw in _BASELINE_KEYWORDS.items():
             out[finding] = any(
                 m and not re.search(r"\b(no|without|negative)\b", s[: m.start()])
-                for s in sentences for m in [re.search(kw, s)]
+                for s in sentences
+                for m in [re.search(kw, s)]
             )
         out["normal"] = not any(out.values())
         rows[str(rec[id_column])] = out
     return pd.DataFrame.from_dict(rows, orient="index")[list(EVAL_FINDINGS)]
 
 
-def predicted_labels(report_labels: pd.DataFrame, ids: Sequence[str], uncertain_positive: bool = True
-                     ) -> pd.DataFrame:
+def predicted_labels(
+    report_labels: pd.DataFrame, ids: Sequence[str], uncertain_positive: bool = False
+) -> pd.DataFrame:
     """Boolean frame from ``report_labels.parquet`` rows (missing finding = negative)."""
     positive = {"present", "uncertain"} if uncertain_positive else {"present"}
     pos = report_labels[report_labels["status"].isin(positive)]
@@ -130,24 +142,34 @@ def compare(csv_path: Path, run_dir: Path, id_column: str = "uid") -> dict[str, 
     frame = pd.read_csv(csv_path, dtype={id_column: str})
     gold = gold_labels(frame, id_column)
     manifest = pd.read_parquet(Path(run_dir) / "manifest_reports.parquet")
-    parsed = [i for i in manifest.loc[manifest["status"] == "ingested", "report_id"].astype(str) if i in gold.index]
+    parsed = [
+        i for i in manifest.loc[manifest["status"] == "ingested", "report_id"].astype(str) if i in gold.index
+    ]
     labels = pd.read_parquet(Path(run_dir) / "report_labels.parquet")
     pred = predicted_labels(labels, parsed)
     base = baseline_labels(frame, id_column)
     out: dict[str, Any] = {}
     for name, ids in {"all": parsed, **split_ids(parsed)}.items():
-        out[name] = {"medmm": evaluate_frame(gold.loc[ids], pred.loc[ids]),
-                     "baseline": evaluate_frame(gold.loc[ids], base.loc[ids])}
+        out[name] = {
+            "medmm": evaluate_frame(gold.loc[ids], pred.loc[ids]),
+            "baseline": evaluate_frame(gold.loc[ids], base.loc[ids]),
+        }
     return out
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text side-by-side table (precision/recall/F1 of medmm and baseline per finding)."""
-    lines = [f"{'finding':18s} {'support':>7s} | {'medmm P':>7s} {'R':>6s} {'F1':>6s} | {'base P':>7s} {'R':>6s} {'F1':>6s}"]
+    lines = [
+        f"{'finding':18s} {'support':>7s} | {'medmm P':>7s} {'R':>6s} {'F1':>6s} | {'base P':>7s} {'R':>6s} {'F1':>6s}"
+    ]
     for f in EVAL_FINDINGS:
         m, b = result["medmm"][f], result["baseline"][f]
-        lines.append(f"{f:18s} {m['support']:7d} | {m['precision']:7.3f} {m['recall']:6.3f} {m['f1']:6.3f} | "
-                     f"{b['precision']:7.3f} {b['recall']:6.3f} {b['f1']:6.3f}")
-    lines.append(f"{'macro-F1':18s} {result['medmm']['n_reports']:7d} | {'':7s} {'':6s} "
-                 f"{result['medmm']['macro_f1']:6.3f} | {'':7s} {'':6s} {result['baseline']['macro_f1']:6.3f}")
+        lines.append(
+            f"{f:18s} {m['support']:7d} | {m['precision']:7.3f} {m['recall']:6.3f} {m['f1']:6.3f} | "
+            f"{b['precision']:7.3f} {b['recall']:6.3f} {b['f1']:6.3f}"
+        )
+    lines.append(
+        f"{'macro-F1':18s} {result['medmm']['n_reports']:7d} | {'':7s} {'':6s} "
+        f"{result['medmm']['macro_f1']:6.3f} | {'':7s} {'':6s} {result['baseline']['macro_f1']:6.3f}"
+    )
     return "\n".join(lines)

@@ -44,7 +44,10 @@ def _finding_of(ent: Any, abbreviations: dict[str, str]) -> tuple[str | None, st
 
 
 def doc_rows(
-    doc: Any, report_id: str, spec: PipelineSpec, known_sections: list[tuple[str, int, int, int]] | None = None
+    doc: Any,
+    report_id: str,
+    spec: PipelineSpec,
+    known_sections: list[tuple[str, int, int, int]] | None = None,
 ) -> tuple[list[EntityRow], list[ReportLabelRow]]:
     """Entity rows (incl. one ``MEASUREMENT`` row per size) and report labels of a parsed report."""
     text = doc.text
@@ -73,35 +76,72 @@ def doc_rows(
                 location = a.ent_id_ or a.text.lower()
             findings_idx.append(len(rows))
         section = section_at(sections, ent.start_char)
-        rows.append(EntityRow(
-            report_id=report_id, section=section, sentence=sent, start=ent.start_char, end=ent.end_char,
-            text=ent.text, label=ent.label_, negated=bool(ent._.negated), uncertain=bool(ent._.uncertain),
-            finding=finding, long_form=long_form, location=location, source=source_of(ent, spec),
-        ))
+        rows.append(
+            EntityRow(
+                report_id=report_id,
+                section=section,
+                sentence=sent,
+                start=ent.start_char,
+                end=ent.end_char,
+                text=ent.text,
+                label=ent.label_,
+                negated=bool(ent._.negated),
+                uncertain=bool(ent._.uncertain),
+                finding=finding,
+                long_form=long_form,
+                location=location,
+                source=source_of(ent, spec),
+            )
+        )
         if finding is not None:
-            mentions.append(Mention(finding, section, ent.start_char, ent.end_char, ent.text,
-                                    bool(ent._.negated), bool(ent._.uncertain)))
+            mentions.append(
+                Mention(
+                    finding,
+                    section,
+                    ent.start_char,
+                    ent.end_char,
+                    ent.text,
+                    bool(ent._.negated),
+                    bool(ent._.uncertain),
+                )
+            )
     measurements = find_measurements(text)
     links = link_measurements(measurements, [(rows[i].start, rows[i].end) for i in findings_idx], sent_spans)
     for mi, m in enumerate(measurements):
         linked = rows[findings_idx[links[mi]]] if mi in links else None
-        fields = dict(measurement_mm=m.size_mm, measurement_dims_mm=list(m.values_mm), measurement_kind=m.kind,
-                      measurement_text=m.text)
+        fields = dict(
+            measurement_mm=m.size_mm,
+            measurement_dims_mm=list(m.values_mm),
+            measurement_kind=m.kind,
+            measurement_text=m.text,
+        )
         if linked is not None:
             rows[findings_idx[links[mi]]] = linked.model_copy(update=fields)
         sent = next((i for i, (a, b) in enumerate(sent_spans) if a <= m.start < b), 0)
-        rows.append(EntityRow(
-            report_id=report_id, section=section_at(sections, m.start), sentence=sent, start=m.start, end=m.end,
-            text=m.text, label="MEASUREMENT", negated=linked.negated if linked else False,
-            uncertain=linked.uncertain if linked else False, finding=linked.finding if linked else None,
-            location=linked.location if linked else None, source=LEXICON_SOURCE, **fields,
-        ))
+        rows.append(
+            EntityRow(
+                report_id=report_id,
+                section=section_at(sections, m.start),
+                sentence=sent,
+                start=m.start,
+                end=m.end,
+                text=m.text,
+                label="MEASUREMENT",
+                negated=linked.negated if linked else False,
+                uncertain=linked.uncertain if linked else False,
+                finding=linked.finding if linked else None,
+                location=linked.location if linked else None,
+                source=LEXICON_SOURCE,
+                **fields,
+            )
+        )
     rows.sort(key=lambda r: (r.start, r.end))
     scored_spans = [(s.body_start, s.end) for s in sections if s.name in scored]
     labels = report_findings(report_id, mentions, text=text, scored=scored, scored_spans=scored_spans)
     labels = [
         lab.model_copy(update={"section": section_at(sections, lab.start)})
-        if lab.section is None and lab.start is not None else lab
+        if lab.section is None and lab.start is not None
+        else lab
         for lab in labels
     ]
     return rows, labels

@@ -116,21 +116,54 @@ def report_findings(
     abnormal: Mention | None = None
     for finding, ms in by_finding.items():
         best = min(ms, key=lambda m: (_RANK[m.status], m.start))
-        rows.append(ReportLabelRow(report_id=report_id, finding=finding, status=best.status, evidence=best.text,
-                                   section=best.section, start=best.start, end=best.end, n_mentions=len(ms)))
+        rows.append(
+            ReportLabelRow(
+                report_id=report_id,
+                finding=finding,
+                status=best.status,
+                evidence=best.text,
+                section=best.section,
+                start=best.start,
+                end=best.end,
+                n_mentions=len(ms),
+            )
+        )
         if best.status is not FindingStatus.absent and (abnormal is None or best.start < abnormal.start):
             abnormal = best
     if abnormal is not None:
-        rows.append(ReportLabelRow(report_id=report_id, finding=NORMAL, status=FindingStatus.absent,
-                                   evidence=f"{abnormal.finding} {abnormal.status.value}: {abnormal.text}",
-                                   section=abnormal.section, start=abnormal.start, end=abnormal.end))
+        rows.append(
+            ReportLabelRow(
+                report_id=report_id,
+                finding=NORMAL,
+                status=FindingStatus.absent,
+                evidence=f"{abnormal.finding} {abnormal.status.value}: {abnormal.text}",
+                section=abnormal.section,
+                start=abnormal.start,
+                end=abnormal.end,
+            )
+        )
         return rows
     span = find_normal_phrase(text, scored_spans) if text else None
     if span is not None:
-        rows.append(ReportLabelRow(report_id=report_id, finding=NORMAL, status=FindingStatus.present,
-                                   evidence=text[span[0] : span[1]], start=span[0], end=span[1],
-                                   section=None, n_mentions=1))
+        rows.append(
+            ReportLabelRow(
+                report_id=report_id,
+                finding=NORMAL,
+                status=FindingStatus.present,
+                evidence=text[span[0] : span[1]],
+                start=span[0],
+                end=span[1],
+                section=None,
+                n_mentions=1,
+            )
+        )
     else:
-        rows.append(ReportLabelRow(report_id=report_id, finding=NORMAL, status=FindingStatus.present,
-                                   evidence="no abnormal finding present or uncertain"))
+        rows.append(
+            ReportLabelRow(
+                report_id=report_id,
+                finding=NORMAL,
+                status=FindingStatus.present,
+                evidence="no abnormal finding present or uncertain",
+            )
+        )
     return rows

@@ -13,7 +13,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -25,7 +25,7 @@ __all__ = ["LEXICON_SOURCE", "Lexicon", "load_data", "load_lexicon"]
 LEXICON_SOURCE = "lexicon:radiology-v1"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_data(name: str) -> dict[str, Any]:
     """Parse ``medmm/reports/data/<name>`` (YAML).
 
@@ -81,7 +81,9 @@ def load_lexicon() -> Lexicon:
         for phrase in item.get("phrases", []):
             key = " ".join(str(phrase).lower().split())
             if key in phrases and phrases[key] != name:
-                raise ValueError(f"findings.yaml: phrase {key!r} is listed under {phrases[key]!r} and {name!r}")
+                raise ValueError(
+                    f"findings.yaml: phrase {key!r} is listed under {phrases[key]!r} and {name!r}"
+                )
             phrases[key] = name
         for pattern in item.get("patterns", []) or []:
             token_patterns.append((name, pattern))

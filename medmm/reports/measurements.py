@@ -16,12 +16,25 @@ from dataclasses import dataclass
 
 __all__ = ["Measurement", "find_measurements", "link_measurements", "to_mm"]
 
-_UNITS = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "millimetre": 1.0, "millimetres": 1.0,
-          "cm": 10.0, "centimeter": 10.0, "centimeters": 10.0, "centimetre": 10.0, "centimetres": 10.0}
+_UNITS = {
+    "mm": 1.0,
+    "millimeter": 1.0,
+    "millimeters": 1.0,
+    "millimetre": 1.0,
+    "millimetres": 1.0,
+    "cm": 10.0,
+    "centimeter": 10.0,
+    "centimeters": 10.0,
+    "centimetre": 10.0,
+    "centimetres": 10.0,
+}
 _NUM = r"(\d+(?:\.\d+)?|\.\d+)"
 _UNIT = r"(mm|cm|millimet(?:er|re)s?|centimet(?:er|re)s?)"
 _OPT_UNIT = rf"(?:{_UNIT}\b)?"
-_DIMS = re.compile(rf"(?<![\w.]){_NUM}\s*{_OPT_UNIT}\s*(?:x|×|by)\s*{_NUM}\s*{_OPT_UNIT}(?:\s*(?:x|×|by)\s*{_NUM})?\s*{_UNIT}\b", re.I)
+_DIMS = re.compile(
+    rf"(?<![\w.]){_NUM}\s*{_OPT_UNIT}\s*(?:x|×|by)\s*{_NUM}\s*{_OPT_UNIT}(?:\s*(?:x|×|by)\s*{_NUM})?\s*{_UNIT}\b",
+    re.I,
+)
 _RANGE = re.compile(rf"(?<![\w.]){_NUM}\s*{_OPT_UNIT}\s*(?:-|–|to)\s*{_NUM}\s*{_UNIT}\b", re.I)
 _SINGLE = re.compile(rf"(?<![\w.]){_NUM}\s*-?\s*{_UNIT}\b", re.I)
 
@@ -83,7 +96,9 @@ def find_measurements(text: str) -> list[Measurement]:
     for m in _SINGLE.finditer(text):
         if not free(*m.span()):
             continue
-        found.append(Measurement(m.start(), m.end(), m.group(0), (to_mm(float(m.group(1)), m.group(2)),), "single"))
+        found.append(
+            Measurement(m.start(), m.end(), m.group(0), (to_mm(float(m.group(1)), m.group(2)),), "single")
+        )
         taken.append(m.span())
     return sorted(found, key=lambda x: x.start)
 
@@ -102,6 +117,7 @@ def link_measurements(
     >>> link_measurements(ms, [(19, 25)], [(0, 50)])
     {0: 0}
     """
+
     def sent_of(pos: int) -> int:
         for i, (a, b) in enumerate(sentences):
             if a <= pos < b:

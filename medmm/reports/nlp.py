@@ -24,7 +24,7 @@ from typing import Any
 from medmm.errors import ConfigError
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 
-__all__ = ["INSTALL_HINT", "PipelineSpec", "get_pipeline", "installed_models", "build_pipeline", "source_of"]
+__all__ = ["INSTALL_HINT", "PipelineSpec", "build_pipeline", "get_pipeline", "installed_models", "source_of"]
 
 INSTALL_HINT = (
     "install a scispaCy model from its releases, e.g. "
@@ -78,8 +78,10 @@ def _load_model(name: str) -> Any:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.cfg").exists():
-            raise ConfigError(f"--model {name}: the folder has no config.cfg, so it is not a saved spaCy pipeline; "
-                              f"{INSTALL_HINT}")
+            raise ConfigError(
+                f"--model {name}: the folder has no config.cfg, so it is not a saved spaCy pipeline; "
+                f"{INSTALL_HINT}"
+            )
         return spacy.load(path)
     if spacy.util.is_package(name):
         return spacy.load(name)
@@ -107,8 +109,23 @@ def _register_components() -> None:
 
         @Language.component("medmm_redaction_filter")
         def redaction_filter(doc: Any) -> Any:
-            doc.ents = [e for e in doc.ents if not _REDACTED.search(e.text)]
+            # a redaction token may sit inside a lexicon pattern ("heart size XXXX enlarged") but never
+            # starts or ends an entity, and model entities containing one are dropped
+            doc.ents = [
+                e
+                for e in doc.ents
+                if not (_REDACTED.search(e[0].text) or _REDACTED.search(e[-1].text))
+                and not (not e.ent_id_ and _REDACTED.search(e.text))
+            ]
             return doc
+
+
+def _split_slashes(nlp: Any) -> None:
+    """Also split ``atelectasis/scarring`` at the slash (letters on both sides), so each term matches."""
+    old = nlp.tokenizer.infix_finditer
+    pattern = getattr(getattr(old, "__self__", None), "pattern", None)
+    if pattern:
+        nlp.tokenizer.infix_finditer = re.compile(pattern + r"|(?<=[A-Za-z]{2})/(?=[A-Za-z]{2})").finditer
 
 
 def build_pipeline(spec: PipelineSpec) -> Any:
@@ -126,6 +143,7 @@ def build_pipeline(spec: PipelineSpec) -> Any:
     if spec.model is None:
         nlp = spacy.blank("en")
         nlp.tokenizer = combined_rule_tokenizer(nlp)
+        _split_slashes(nlp)
     else:
         nlp = _load_model(spec.model)
         keep = {"tok2vec", "ner", "parser", "tagger", "attribute_ruler", "lemmatizer", "transformer"}
@@ -138,7 +156,8 @@ def build_pipeline(spec: PipelineSpec) -> Any:
         nlp.add_pipe("medmm_line_sents", after="sentencizer")
     if spec.lexicon:
         ruler = nlp.add_pipe(
-            "entity_ruler", name="medmm_lexicon",
+            "entity_ruler",
+            name="medmm_lexicon",
             config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True, "validate": True},
         )
         ruler.add_patterns(load_lexicon().ruler_patterns())

@@ -51,8 +51,17 @@ class ParseSummary:
 
 def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) -> dict[str, Any]:
     return ReportManifestRow(
-        path=r.path, size=r.size, format=r.format, status=status, reason=reason, report_id=r.report_id,
-        patient_id=r.patient_id, study_id=r.study_id, n_chars=len(r.text), notes=";".join(r.notes), **extra,
+        path=r.path,
+        size=r.size,
+        format=r.format,
+        status=status,
+        reason=reason,
+        report_id=r.report_id,
+        patient_id=r.patient_id,
+        study_id=r.study_id,
+        n_chars=len(r.text),
+        notes=";".join(r.notes),
+        **extra,
     ).model_dump(mode="json")
 
 
@@ -124,19 +133,24 @@ def parse_reports(
     timer = Timer()
     run_dir = Path(run_dir)
     spec = PipelineSpec(model=model)
-    with timer("load_pipeline_check"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            get_pipeline(spec)  # fail fast on an unknown model, before reading or starting workers
+    with timer("load_pipeline_check"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        get_pipeline(spec)  # fail fast on an unknown model, before reading or starting workers
     pseudonymizer = None
     if patient_column or study_column:
         from medmm.pseudonym import Pseudonymizer, load_key
 
         pseudonymizer = Pseudonymizer(load_key(key_file))
     with timer("read"):
-        batch_in = read_reports(input_path, id_column=id_column, text_columns=text_columns,
-                                patient_column=patient_column, study_column=study_column,
-                                pseudonymizer=pseudonymizer, max_chars=max_chars)
+        batch_in = read_reports(
+            input_path,
+            id_column=id_column,
+            text_columns=text_columns,
+            patient_column=patient_column,
+            study_column=study_column,
+            pseudonymizer=pseudonymizer,
+            max_chars=max_chars,
+        )
     results: list[BatchResult] = []
     batches = _batches(batch_in.reports, batch_size)
     with timer("parse"):
@@ -146,8 +160,11 @@ def parse_reports(
             with dask_client(workers, scheduler, quiet=True) as client:
                 for i, res in run_tasks(client, process_batch, batches, label="reports", args=(spec,)):
                     if isinstance(res, TaskFailure):
-                        results.append(BatchResult(manifest=[_manifest(r, Status.quarantined, res.reason)
-                                                             for r in batches[i]]))
+                        results.append(
+                            BatchResult(
+                                manifest=[_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
+                            )
+                        )
                     else:
                         results.append(res)
     with timer("write"):
@@ -156,23 +173,41 @@ def parse_reports(
     counts = {str(k): int(v) for k, v in manifest["status"].value_counts().items()}
     counts["reports"] = len(manifest)
     counts["entities"] = int(sum(len(r.entities) for r in results))
-    options = {"input": str(input_path), "id_column": batch_in.id_column, "text_columns": batch_in.text_columns,
-               "patient_column": patient_column, "study_column": study_column, "model": model,
-               "workers": workers, "scheduler": scheduler, "batch_size": batch_size, "max_chars": max_chars}
-    update_run_json(run_dir, "reports", options=options, counts=counts, timings=timer.total(),
-                    extra={"pipeline": spec.describe()})
+    options = {
+        "input": str(input_path),
+        "id_column": batch_in.id_column,
+        "text_columns": batch_in.text_columns,
+        "patient_column": patient_column,
+        "study_column": study_column,
+        "model": model,
+        "workers": workers,
+        "scheduler": scheduler,
+        "batch_size": batch_size,
+        "max_chars": max_chars,
+    }
+    update_run_json(
+        run_dir,
+        "reports",
+        options=options,
+        counts=counts,
+        timings=timer.total(),
+        extra={"pipeline": spec.describe()},
+    )
     return ParseSummary(counts, spec.describe(), {k: str(v) for k, v in outputs.items()})
 
 
-def _write(run_dir: Path, results: list[BatchResult], rejected: list[ReportManifestRow], write_table: Any
-           ) -> dict[str, Path]:
+def _write(
+    run_dir: Path, results: list[BatchResult], rejected: list[ReportManifestRow], write_table: Any
+) -> dict[str, Path]:
     def frame(key: str, model: type) -> pd.DataFrame:
         rows = [row for r in results for row in getattr(r, key)]
         return pd.DataFrame(rows, columns=list(model.model_fields))
 
     manifest = frame("manifest", ReportManifestRow)
     if rejected:
-        extra = pd.DataFrame([r.model_dump(mode="json") for r in rejected], columns=list(ReportManifestRow.model_fields))
+        extra = pd.DataFrame(
+            [r.model_dump(mode="json") for r in rejected], columns=list(ReportManifestRow.model_fields)
+        )
         manifest = pd.concat([manifest, extra], ignore_index=True) if len(manifest) else extra
     manifest = manifest.sort_values("path", key=_natural_key, kind="stable").reset_index(drop=True)
     entities = frame("entities", EntityRow).sort_values(["report_id", "start"], kind="stable")
@@ -180,7 +215,9 @@ def _write(run_dir: Path, results: list[BatchResult], rejected: list[ReportManif
     return {
         "entities": write_table(entities, run_dir / "entities.parquet", EntityRow),
         "report_labels": write_table(labels, run_dir / "report_labels.parquet", ReportLabelRow),
-        "report_texts": write_table(frame("texts", ReportTextRow), run_dir / "report_texts.parquet", ReportTextRow),
+        "report_texts": write_table(
+            frame("texts", ReportTextRow), run_dir / "report_texts.parquet", ReportTextRow
+        ),
         "manifest_reports": write_table(manifest, run_dir / "manifest_reports.parquet", ReportManifestRow),
     }
 

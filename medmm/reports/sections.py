@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from medmm.reports.lexicon import load_data
 
-__all__ = ["Section", "find_sections", "section_at", "scored_sections"]
+__all__ = ["Section", "find_sections", "scored_sections", "section_at"]
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,25 @@ __all__ = [
 #: Reports longer than this (characters, after cleaning) are cut at the last sentence end before it.
 MAX_CHARS = 100_000
 #: Default text columns, tried in this order when ``text_columns`` is not given.
-DEFAULT_TEXT_COLUMNS = ("text", "report", "report_text", "indication", "history", "comparison", "findings", "impression")
+DEFAULT_TEXT_COLUMNS = (
+    "text",
+    "report",
+    "report_text",
+    "indication",
+    "history",
+    "comparison",
+    "findings",
+    "impression",
+)
 DEFAULT_ID_COLUMNS = ("report_id", "id", "uid", "accession")
-_SECTION_OF = {"indication": "INDICATION", "history": "HISTORY", "comparison": "COMPARISON",
-               "findings": "FINDINGS", "impression": "IMPRESSION", "technique": "TECHNIQUE"}
+_SECTION_OF = {
+    "indication": "INDICATION",
+    "history": "HISTORY",
+    "comparison": "COMPARISON",
+    "findings": "FINDINGS",
+    "impression": "IMPRESSION",
+    "technique": "TECHNIQUE",
+}
 _FREE_TEXT = {"text", "report", "report_text", "body", "note"}
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
 _RTF_CTRL = re.compile(r"\\[a-zA-Z]+-?\d* ?|\\[{}\\]|[{}]")
@@ -180,15 +195,28 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
                     raise ValueError("a line must be a JSON object")
                 rows.append(obj)
             except ValueError as exc:
-                err = InputError(f"{path.name}#line{n}", f"not a JSON object ({exc})", "fix or remove the line")
-                bad.append(ReportManifestRow(path=f"{path.name}#line{n}", format="jsonl", size=len(line),
-                                             status=Status.quarantined, reason=_reason(err), report_id=""))
+                err = InputError(
+                    f"{path.name}#line{n}", f"not a JSON object ({exc})", "fix or remove the line"
+                )
+                bad.append(
+                    ReportManifestRow(
+                        path=f"{path.name}#line{n}",
+                        format="jsonl",
+                        size=len(line),
+                        status=Status.quarantined,
+                        reason=_reason(err),
+                        report_id="",
+                    )
+                )
         return pd.DataFrame(rows), notes, bad
     if suffix in {".csv", ".tsv", ".txt"}:
         sep = "\t" if suffix == ".tsv" else ","
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False), notes, bad
-    raise InputError(str(path), f"unsupported input format {suffix!r}",
-                     "give a .csv, .tsv, .jsonl or .parquet table, or a folder of .txt files")
+    raise InputError(
+        str(path),
+        f"unsupported input format {suffix!r}",
+        "give a .csv, .tsv, .jsonl or .parquet table, or a folder of .txt files",
+    )
 
 
 def _reason(err: InputError) -> str:
@@ -197,19 +225,31 @@ def _reason(err: InputError) -> str:
     return reason_of(err)
 
 
-def _pick(columns: list[str], wanted: list[str] | None, defaults: tuple[str, ...], what: str, path: Path,
-          multi: bool) -> list[str]:
+def _pick(
+    columns: list[str],
+    wanted: list[str] | None,
+    defaults: tuple[str, ...],
+    what: str,
+    path: Path,
+    multi: bool,
+) -> list[str]:
     found = {c.lower(): c for c in columns}
     if wanted:
         missing = [w for w in wanted if w not in columns and w.lower() not in found]
         if missing:
-            raise MissingColumnError(str(path), f"no {what} column {missing} (columns found: {columns})",
-                                     f"pass --{what}-column(s) with one of {columns}")
+            raise MissingColumnError(
+                str(path),
+                f"no {what} column {missing} (columns found: {columns})",
+                f"pass --{what}-column(s) with one of {columns}",
+            )
         return [w if w in columns else found[w.lower()] for w in wanted]
     chosen = [found[d] for d in defaults if d in found]
     if not chosen:
-        raise MissingColumnError(str(path), f"no {what} column among the defaults {list(defaults)} "
-                                 f"(columns found: {columns})", f"name it with --{what}-column(s)")
+        raise MissingColumnError(
+            str(path),
+            f"no {what} column among the defaults {list(defaults)} (columns found: {columns})",
+            f"name it with --{what}-column(s)",
+        )
     if multi and any(c.lower() in _FREE_TEXT for c in chosen):
         chosen = [c for c in chosen if c.lower() in _FREE_TEXT][:1]
     return chosen if multi else chosen[:1]
@@ -276,8 +316,11 @@ def read_reports(
         text_cols = _pick(columns, text_columns, DEFAULT_TEXT_COLUMNS, "text", path, True)
         for extra in (patient_column, study_column):
             if extra and extra not in columns:
-                raise MissingColumnError(str(path), f"no column {extra!r} (columns found: {columns})",
-                                         "pass an existing column to --patient-column/--study-column")
+                raise MissingColumnError(
+                    str(path),
+                    f"no column {extra!r} (columns found: {columns})",
+                    "pass an existing column to --patient-column/--study-column",
+                )
         fmt = path.suffix.lower().lstrip(".")
         rows = []
         for n, rec in enumerate(frame.to_dict(orient="records"), start=1):
@@ -285,7 +328,9 @@ def read_reports(
             rid = "" if rec.get(id_col) is None else str(rec.get(id_col)).strip()
             pat = rec.get(patient_column) if patient_column else None
             stu = rec.get(study_column) if study_column else None
-            rows.append((f"{path.name}#{n}", rid, values, sum(len(v) for _, v in values), list(file_notes), pat, stu))
+            rows.append(
+                (f"{path.name}#{n}", rid, values, sum(len(v) for _, v in values), list(file_notes), pat, stu)
+            )
     seen: dict[str, str] = {}
     for where, rid, raw, size, notes, pat, stu in rows:
         if isinstance(raw, str):
@@ -306,12 +351,17 @@ def read_reports(
             rejected.append(ReportManifestRow(**base, status=Status.quarantined, reason=_reason(err)))
             continue
         if rid in seen:
-            rejected.append(ReportManifestRow(**base, status=Status.duplicate,
-                                              reason=f"same report_id as {seen[rid]} (kept the first)"))
+            rejected.append(
+                ReportManifestRow(
+                    **base, status=Status.duplicate, reason=f"same report_id as {seen[rid]} (kept the first)"
+                )
+            )
             continue
         seen[rid] = where
         if not text.strip():
-            err = EmptyReportError(where, f"no text in {text_cols}", "fill the text column(s) or drop the row")
+            err = EmptyReportError(
+                where, f"no text in {text_cols}", "fill the text column(s) or drop the row"
+            )
             rejected.append(ReportManifestRow(**base, status=Status.quarantined, reason=_reason(err)))
             continue
         pid = pseudonymizer.id(str(pat), "patient") if (pat not in (None, "") and pseudonymizer) else None
