@@ -1,0 +1,136 @@
+"""``medmm reports``: parse reports, show one, evaluate findings, train / evaluate NER models.
+
+Only typer and the standard library are imported here; the work is imported inside each command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+reports_app = typer.Typer(help="Radiology reports: sections, entities, negation, measurements, findings.",
+                          no_args_is_help=True)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+@reports_app.command("parse")
+def parse_cmd(
+    input_path: Path = typer.Argument(..., help="CSV/TSV/JSONL/Parquet table, or a folder of .txt files."),
+    out: Path = typer.Option(..., "--out", help="Run directory (tables + run.json)."),
+    id_column: Optional[str] = typer.Option(None, help="Report id column (default: report_id, id, uid)."),
+    text_columns: Optional[str] = typer.Option(
+        None, help="Comma-separated text columns; each is a section (default: text, or the section columns)."),
+    patient_column: Optional[str] = typer.Option(None, help="Patient id column (pseudonymized with the site key)."),
+    study_column: Optional[str] = typer.Option(None, help="Study id column (pseudonymized with the site key)."),
+    model: Optional[str] = typer.Option(
+        None, help="Installed spaCy/scispaCy package or pipeline path; default: the radiology lexicon."),
+    workers: Optional[int] = typer.Option(None, help="Local Dask workers (0 = in this process)."),
+    scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler."),
+    batch_size: int = typer.Option(100, help="Reports per Dask task."),
+    key_file: Optional[Path] = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
+) -> None:
+    """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json."""
+    from medmm.errors import MedmmError
+    from medmm.reports.pipeline import parse_reports
+
+    cols = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None
+    try:
+        summary = parse_reports(input_path, out, id_column=id_column, text_columns=cols,
+                                patient_column=patient_column, study_column=study_column, model=model,
+                                workers=workers, scheduler=scheduler, batch_size=batch_size, key_file=key_file)
+    except MedmmError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"pipeline: {summary.pipeline}")
+    typer.echo("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
+    for name, path in summary.outputs.items():
+        typer.echo(f"{name}: {path}")
+
+
+@reports_app.command("show")
+def show_cmd(
+    report_id: str = typer.Argument(..., help="Report id as given in the input."),
+    run: Path = typer.Option(..., "--run", help="Run directory of `medmm reports parse`."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML page here."),
+) -> None:
+    """Show one report with highlighted entities, negations and measurements."""
+    import pandas as pd
+
+    from medmm.errors import MedmmError
+    from medmm.reports.render import render_report
+
+    try:
+        page = render_report(report_id, run, page=True)
+    except MedmmError as exc:
+        _fail(exc)
+        return
+    if html_out:
+        from medmm.tables import atomic_write_text
+
+        atomic_write_text(html_out, page)
+        typer.echo(f"wrote {html_out}")
+        return
+    ents = pd.read_parquet(run / "entities.parquet", filters=[("report_id", "==", report_id)])
+    labels = pd.read_parquet(run / "report_labels.parquet", filters=[("report_id", "==", report_id)])
+    cols = ["section", "text", "label", "negated", "uncertain", "finding", "location", "measurement_mm", "source"]
+    typer.echo(ents[cols].to_string(index=False))
+    typer.echo("")
+    typer.echo(labels[["finding", "status", "evidence"]].to_string(index=False))
+
+
+@reports_app.command("evaluate-findings")
+def evaluate_findings_cmd(
+    csv_path: Path = typer.Argument(..., help="IU reports CSV with a Problems column."),
+    run: Path = typer.Option(..., "--run", help="Run directory of `medmm reports parse` over that CSV."),
+    id_column: str = typer.Option("uid", help="Id column of the CSV."),
+) -> None:
+    """Per-finding P/R/F1 of the run's report labels and of the keyword+"no" regex baseline."""
+    from medmm.reports.evaluate_findings import compare, format_table
+
+    result = compare(csv_path, run, id_column)
+    for split, res in result.items():
+        typer.echo(f"\n[{split}]")
+        typer.echo(format_table(res))
+
+
+@reports_app.command("train-ner")
+def train_ner_cmd(
+    corpus: Path = typer.Option(..., "--corpus", help="Folder with train.tsv/devel.tsv BIO files."),
+    out: Path = typer.Option(..., "--out", help="Where to save the spaCy pipeline."),
+    max_minutes: float = typer.Option(18, "--max-minutes", help="Time budget."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Train a NER model (scispaCy tokenizer + spaCy ner); prints the result as JSON."""
+    from medmm.reports.ner.train import train_ner
+
+    result = train_ner(corpus, out, max_minutes=max_minutes, seed=seed)
+    data = result.to_dict() if hasattr(result, "to_dict") else result
+    json.dump(data, sys.stdout, indent=2, default=str)
+    typer.echo("")
+
+
+@reports_app.command("evaluate-ner")
+def evaluate_ner_cmd(
+    model: str = typer.Option(..., "--model", help="Saved pipeline path or installed package."),
+    corpus: Path = typer.Option(..., "--corpus", help="BIO file to score on."),
+) -> None:
+    """Exact-span P/R/F1 per label and micro of a NER model; prints JSON."""
+    from medmm.reports.ner.evaluate import evaluate_ner
+
+    json.dump(evaluate_ner(model, corpus), sys.stdout, indent=2, default=str)
+    typer.echo("")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``reports`` sub-app to the ``medmm`` CLI."""
+    app.add_typer(reports_app, name="reports")
