@@ -112,6 +112,21 @@ def _check_pixel_length(rel_path: str, ds: Any, declared: int, available: int) -
         )
 
 
+def _check_last_element(rel_path: str, ds: Any, size: int) -> None:
+    """pydicom silently keeps a value cut off by the end of the file; detect that here."""
+    tags = list(ds.keys())
+    if not tags:
+        raise DicomHeaderError(rel_path, "no DICOM elements could be read", _FIX_REEXPORT)
+    raw = ds.get_item(tags[-1])
+    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+    if tell is not None and length is not None and length != 0xFFFFFFFF and tell + length > size:
+        raise DicomHeaderError(
+            rel_path,
+            f"the header is truncated inside element {tags[-1]} ({tell + length - size} bytes missing)",
+            "the transfer was cut off; copy the file again from the source",
+        )
+
+
 def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
     """Read the header of one DICOM file (stopping before pixel data) and summarise it.
 
@@ -165,6 +180,7 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
         fh.seek(0)
         try:
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+            _check_last_element(rel_path, ds, size)
             # touch every element so malformed values (bad VR, bad length) fail here, not later
             for _elem in ds.iterall():
                 pass
@@ -197,6 +213,12 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
             rel_path,
             "pixel data without Rows, Columns or BitsAllocated, so it cannot be decoded",
             _FIX_REEXPORT,
+        )
+    if kind.is_image and not has_pixels and ds.get("Rows") and ds.get("Columns"):
+        raise TruncatedPixelDataError(
+            rel_path,
+            "the header describes an image (Rows/Columns) but the file ends before its Pixel Data",
+            "the transfer was cut off; copy the file again from the source",
         )
     if kind.is_image and not has_pixels:
         kind, detail = DicomKind.other_non_image, f"{detail} without pixel data"
