@@ -38,17 +38,25 @@ _UNIT_SCALE = {
 }
 
 
-def rational_ratio(fs_in: float, fs_out: float, max_denominator: int = 1000) -> tuple[int, int]:
-    """``(up, down)`` with ``up/down`` the closest fraction to ``fs_out/fs_in`` (denominator bounded).
+def rational_ratio(fs_in: float, fs_out: float, rel_tol: float = 1e-6) -> tuple[int, int]:
+    """``(up, down)``: the simplest fraction within ``rel_tol`` of ``fs_out/fs_in`` (denominator <= 1e5).
 
     >>> rational_ratio(360, 250), rational_ratio(125, 250), rational_ratio(1000, 250)
     ((25, 36), (2, 1), (1, 4))
+    >>> up, down = rational_ratio(249.89, 250)  # WFDB multi-rate channel of 62.4725 Hz x 4
+    >>> (up, down), abs(249.89 * up / down - 250) < 250e-6
+    ((9091, 9087), True)
     """
-    if fs_in <= 0 or fs_out <= 0:
+    if not (fs_in > 0 and fs_out > 0):
         raise ValueError(f"sampling rates must be positive (got {fs_in}, {fs_out})")
-    frac = Fraction(fs_out / fs_in).limit_denominator(max_denominator)
+    target = fs_out / fs_in
+    frac = Fraction(target)
+    for max_den in (10, 100, 1000, 10_000, 100_000):
+        frac = Fraction(target).limit_denominator(max_den)
+        if frac > 0 and abs(float(frac) / target - 1) <= rel_tol:
+            break
     if frac == 0:
-        frac = Fraction(1, max_denominator)
+        frac = Fraction(1, 100_000)
     return frac.numerator, frac.denominator
 
 
@@ -68,10 +76,9 @@ def finite_runs(x: NDArray[np.floating]) -> list[tuple[int, int]]:
 def resample(x: NDArray[np.floating], fs_in: float, fs_out: float) -> tuple[NDArray[np.float64], float]:
     """Resample ``x`` from ``fs_in`` to (about) ``fs_out``; returns ``(y, actual_fs_out)``.
 
-    ``actual_fs_out = fs_in * up / down`` differs from ``fs_out`` only when the ratio needs a
-    denominator above 1000 (relative error < 1e-6 for real rates). Output length is
-    ``ceil(len(x) * up / down)``; a finite run starting at input sample ``i`` starts at output sample
-    ``round(i * up / down)``.
+    ``actual_fs_out = fs_in * up / down`` equals ``fs_out`` within a relative 1e-6 for real rates.
+    Output length is ``ceil(len(x) * up / down)``; a finite run starting at input sample ``i``
+    starts at output sample ``round(i * up / down)``.
 
     >>> y, fs = resample(np.array([0.0, 1.0, np.nan, np.nan, 1.0, 0.0]), 100, 200)
     >>> fs, y.size, bool(np.isnan(y[4:8]).all())
