@@ -27,6 +27,7 @@ __all__ = [
     "chunk_spans",
     "epoch_seconds",
     "extract_window",
+    "join_nearest_values",
     "nearest_within",
     "rescale_index",
     "sample_to_time",
@@ -204,6 +205,32 @@ def asof_join(
         direction=direction,  # type: ignore[arg-type]
     )
     return merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+def join_nearest_values(windows: pd.DataFrame, values: pd.DataFrame, *, tolerance_s: float) -> pd.DataFrame:
+    """Nearest value of each series to each window centre, per patient, within ``tolerance_s``.
+
+    ``windows`` needs ``patient_id`` and ``t`` (centre time); ``values`` needs ``patient_id``,
+    ``series``, ``t`` and ``value``. Returns one row per (window, series) match with the window's
+    columns plus ``series``, ``value`` and ``lag_s`` (value time minus window time).
+
+    >>> w = pd.DataFrame({"patient_id": ["p", "p"], "t": [5.0, 100.0], "w": [0, 1]})
+    >>> v = pd.DataFrame({"patient_id": "p", "series": "HR", "t": [0.0, 60.0], "value": [70.0, 80.0]})
+    >>> join_nearest_values(w, v, tolerance_s=30)[["w", "series", "value", "lag_s"]].values.tolist()
+    [[0, 'HR', 70.0, -5.0]]
+    """
+    out = []
+    for name, part in values.groupby("series", sort=True):
+        right = part[["patient_id", "t", "value"]]
+        joined = asof_join(windows, right, on="t", by="patient_id", tolerance=tolerance_s)
+        joined = joined[joined["value"].notna()]
+        if len(joined):
+            out.append(
+                joined.assign(series=name, lag_s=joined["t_right"] - joined["t"]).drop(columns="t_right")
+            )
+    if not out:
+        return pd.DataFrame(columns=[*windows.columns, "value", "series", "lag_s"])
+    return pd.concat(out, ignore_index=True)
 
 
 def epoch_seconds(when: datetime) -> float:

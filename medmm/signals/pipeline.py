@@ -39,6 +39,7 @@ from medmm.signals.records import (
     SignalRow,
     VitalRow,
     WindowRow,
+    WindowVitalRow,
 )
 from medmm.tables import records_to_frame, write_table
 
@@ -47,7 +48,16 @@ __all__ = ["TABLES", "run_signals"]
 log = logging.getLogger(__name__)
 
 #: Tables written to the run directory.
-TABLES = ("manifest_signals", "signals", "beats", "features", "windows", "vitals", "events")
+TABLES = (
+    "manifest_signals",
+    "signals",
+    "beats",
+    "features",
+    "windows",
+    "vitals",
+    "events",
+    "window_vitals",
+)
 
 
 def _serial(
@@ -156,6 +166,8 @@ def run_signals(
         feats = [r.features for r in results if r.features is not None and len(r.features)]
         features = pd.concat(feats, ignore_index=True) if feats else records_to_frame([], _feature_model())
         write_table(features, out / "features.parquet")
+        wv = _window_vitals(out, settings.vitals_tolerance_s)
+        write_table(wv, out / "window_vitals.parquet", WindowVitalRow)
     counts = {s.value: sum(1 for m in manifest if m.status == s) for s in Status}
     counts = {k: v for k, v in counts.items() if v} | {
         "records": len(results),
@@ -168,6 +180,27 @@ def run_signals(
     opts = settings.options() | {"workers": workers, "scheduler": scheduler, "input": str(root)}
     update_run_json(out, "signals", options=opts, counts=counts, timings=timer.total())
     return counts
+
+
+def _window_vitals(out: Path, tolerance_s: float) -> pd.DataFrame:
+    """Join every window (centre, shifted absolute time) with the patient's vitals within tolerance."""
+    from medmm.signals.align import join_nearest_values
+
+    win = pd.read_parquet(out / "windows.parquet")
+    vit = pd.read_parquet(out / "vitals.parquet")
+    win = win[win["start_abs_s"].notna() & win["patient_id"].isin(set(vit["patient_id"]))]
+    vit = vit[vit["abs_time_s"].notna()]
+    if win.empty or vit.empty:
+        return pd.DataFrame(columns=list(WindowVitalRow.model_fields))
+    centre = win["start_abs_s"] + (
+        win["pad_before"] + win["stop_sample"] - win["start_sample"] + win["pad_after"]
+    ) / (2 * win["fs"])
+    left = win[["record", "patient_id", "channel", "path", "row"]].assign(t=centre.to_numpy())
+    right = vit.rename(columns={"channel": "series", "abs_time_s": "t"})[
+        ["patient_id", "series", "t", "value"]
+    ]
+    joined = join_nearest_values(left, right, tolerance_s=tolerance_s)
+    return joined.rename(columns={"series": "vital"}).reindex(columns=list(WindowVitalRow.model_fields))
 
 
 def _feature_model() -> Any:

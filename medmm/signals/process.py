@@ -58,6 +58,7 @@ class Settings:
     chunk_s: float = 600.0  # beat detection chunk, seconds
     overlap_s: float = 10.0  # ... read with this much context each side
     good_sqi: float = 0.5  # windows at or above count as good
+    vitals_tolerance_s: float = 60.0  # window_vitals: largest |vital time - window centre|
 
     def options(self) -> dict[str, Any]:
         """JSON-able view for ``run.json``."""

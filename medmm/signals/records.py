@@ -24,6 +24,7 @@ __all__ = [
     "SignalRow",
     "VitalRow",
     "WindowRow",
+    "WindowVitalRow",
 ]
 
 
@@ -129,6 +130,23 @@ class VitalRow(Record):
     value: float
 
 
+class WindowVitalRow(Record):
+    """The nearest value of a vital (same patient, within tolerance) at a window's centre.
+
+    ``window_vitals.parquet``: vitals from any record of the patient (a numerics record, a CSV) are
+    joined with ``merge_asof`` on the shifted absolute time, so waves and trends meet on one timeline.
+    """
+
+    record: str
+    patient_id: str
+    channel: str  # the window's channel
+    path: str  # the window's array (as in windows.parquet)
+    row: int
+    vital: str
+    value: float
+    lag_s: float  # vital time minus window centre time
+
+
 class EventRow(Record):
     """A timed event (EDF+ annotation, alarm, non-beat annotation) (``events.parquet``)."""
 
@@ -149,4 +167,5 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "windows": WindowRow,
     "vitals": VitalRow,
     "events": EventRow,
+    "window_vitals": WindowVitalRow,
 }
