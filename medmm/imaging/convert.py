@@ -313,7 +313,11 @@ def convert_image_file(
         "volume_id": volume_id,
         "warnings": notes,
     }
-    written = write_volume(run_dir, volume_id, np.asarray(data), affine, sidecar)
+    array = np.asarray(data)
+    if array.dtype.kind == "f":  # nibabel applies scl_slope/inter in float64
+        array = canonical_dtype(array)
+        array = array.astype(np.float32) if array.dtype == np.float64 else array
+    written = write_volume(run_dir, volume_id, array, affine, sidecar)
     return VolumeRecord(
         volume_id=volume_id,
         path=written.path,

@@ -184,7 +184,8 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
             # touch every element so malformed values (bad VR, bad length) fail here, not later
             for _elem in ds.iterall():
                 pass
-            pixel = _pixel_element_length(fh, ds.original_encoding[1], ds.original_encoding[0])
+            implicit, little = ds.original_encoding
+            pixel = _pixel_element_length(fh, little is not False, bool(implicit))
         except InvalidDicomError as exc:
             raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
         except (ValueError, TypeError, KeyError, EOFError, OSError, struct.error, NotImplementedError) as exc:

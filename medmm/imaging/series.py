@@ -39,7 +39,7 @@ from pydantic import Field
 from medmm.errors import InputError, reason_of
 from medmm.imaging import errors as imaging_errors
 from medmm.imaging.errors import UnsupportedImageError
-from medmm.imaging.geometry import analyze_positions, orientation_key
+from medmm.imaging.geometry import PositionReport, analyze_positions, orientation_key
 from medmm.imaging.records import DicomInstance, DicomKind
 from medmm.records import Record, Status
 
@@ -205,7 +205,9 @@ def _check_stack(
     return stack
 
 
-def _apply_report(stack: SeriesStack, report, n: int, min_slices: int, allow_tilt: bool) -> None:  # type: ignore[no-untyped-def]
+def _apply_report(
+    stack: SeriesStack, report: PositionReport, n: int, min_slices: int, allow_tilt: bool
+) -> None:
     where = _where(stack.paths)
     context = f" (after {stack.split_reason})" if stack.split_reason else ""
 
