@@ -16,9 +16,8 @@ from medmm.schemas import schema_dir
 from medmm.workflows.config import WorkflowConfig, load_workflow
 from medmm.workflows.run import run_workflow
 
-WORKFLOWS = sorted(
-    p for p in (Path(__file__).resolve().parents[2] / "workflows").glob("*.yaml") if not p.name.startswith("train_")
-)
+WORKFLOW_DIR = Path(__file__).resolve().parents[2] / "workflows"
+WORKFLOWS = sorted(p for p in WORKFLOW_DIR.glob("*.yaml") if not p.name.startswith("train_"))
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
