@@ -1,0 +1,122 @@
+"""``medmm anomaly train|score``: label-free ECG beat anomaly model on a signals run directory.
+
+Only typer/stdlib at module level; torch and pandas are imported inside the commands.
+
+>>> import typer
+>>> from typer.testing import CliRunner
+>>> app = typer.Typer()
+>>> register(app)
+>>> CliRunner().invoke(app, ["anomaly", "--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+anomaly_app = typer.Typer(
+    help="Label-free ECG beat anomaly detection (train on a signals run, score beats).",
+    no_args_is_help=True,
+)
+
+
+@anomaly_app.command("train")
+def train_cmd(
+    signals_run: Path = typer.Argument(..., exists=True, file_okay=False, help="Signals run directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    seed: int = typer.Option(0, "--seed", help="Seed of weight init and batch order."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs."),
+    device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
+    input_root: Path | None = typer.Option(
+        None, "--input", help="Input root of the signals run (default: read from its run.json)."
+    ),
+) -> None:
+    """Train the beat autoencoder on every beat of SIGNALS_RUN (reference labels are ignored)."""
+    from medmm.anomaly.model import save_model
+    from medmm.anomaly.runs import load_signals_run, run_inputs
+    from medmm.anomaly.score import pick_device
+    from medmm.anomaly.train import train_beat_model
+    from medmm.errors import InputError
+    from medmm.runinfo import Timer, update_run_json
+
+    timer = Timer()
+    try:
+        with timer("load"):
+            records = load_signals_run(signals_run, input_root)
+            inputs, _keys = run_inputs(records)
+    except InputError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    if len(inputs) < 2:
+        typer.echo(
+            f"{signals_run}: no beats to train on. Fix: run the signals stage on ECG records", err=True
+        )
+        raise typer.Exit(2)
+    dev = str(pick_device(device or None))
+    with timer("train"):
+        model = train_beat_model(inputs, seed=seed, epochs=epochs, device=dev, trained_on=signals_run.name)
+    save_model(model, out, device=dev)
+    update_run_json(
+        out,
+        "anomaly_train",
+        options={"seed": seed, "epochs": epochs, "device": dev, "signals_run": str(signals_run)},
+        counts={"records": len(records), "beats": len(inputs)},
+        timings=timer.total(),
+        extra={"threshold": model.score.threshold, "train_loss": model.train_loss},
+    )
+    typer.echo(
+        f"trained on {len(inputs)} beats of {len(records)} records ({dev}); "
+        f"threshold {model.score.threshold:.2f} -> {out / 'model.json'}"
+    )
+
+
+@anomaly_app.command("score")
+def score_cmd(
+    signals_run: Path = typer.Argument(..., exists=True, file_okay=False, help="Signals run directory."),
+    model_dir: Path = typer.Option(..., "--model", "-m", exists=True, file_okay=False, help="Trained model."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory for anomalies.parquet."),
+    batch_size: int = typer.Option(4096, "--batch-size", min=1, help="Beats per forward pass."),
+    device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
+    input_root: Path | None = typer.Option(
+        None, "--input", help="Input root of the signals run (default: read from its run.json)."
+    ),
+) -> None:
+    """Score every beat of SIGNALS_RUN and write OUT/anomalies.parquet (score, flag at the model's threshold)."""
+    from medmm.anomaly.model import load_model
+    from medmm.anomaly.records import AnomalyRow
+    from medmm.anomaly.runs import load_signals_run, run_inputs
+    from medmm.anomaly.score import score_beats
+    from medmm.errors import InputError
+    from medmm.runinfo import Timer, update_run_json
+    from medmm.tables import write_table
+
+    timer = Timer()
+    try:
+        model = load_model(model_dir)
+        with timer("load"):
+            records = load_signals_run(signals_run, input_root)
+            inputs, keys = run_inputs(records, model.spec)
+    except InputError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    with timer("score"):
+        frame = score_beats(model, inputs, keys, batch_size=batch_size, device=device or None)
+    write_table(frame, out / "anomalies.parquet", AnomalyRow)
+    update_run_json(
+        out,
+        "anomaly_score",
+        options={"model": str(model_dir), "signals_run": str(signals_run), "batch_size": batch_size},
+        counts={"records": len(records), "beats": len(frame), "flagged": int(frame["flag"].sum())},
+        timings=timer.total(),
+        extra={"threshold": model.score.threshold},
+    )
+    typer.echo(f"{len(frame)} beats, {int(frame['flag'].sum())} flagged -> {out / 'anomalies.parquet'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``anomaly`` sub-app to the medmm CLI."""
+    app.add_typer(anomaly_app, name="anomaly")

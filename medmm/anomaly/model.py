@@ -1,0 +1,206 @@
+"""The beat autoencoder (torch) and its safe checkpoint format (weights + ``model.json`` with a hash).
+
+The network is a small 1D convolutional autoencoder over the two-channel beat window of
+:mod:`medmm.anomaly.features` (normalised beat, residual to the record's median beat). Its 8-dimensional
+bottleneck is the *morphology embedding*: beats of the same shape land close together whatever the
+patient, and the scorer measures how far each beat's embedding lies from its own record's dominant
+cluster (:mod:`medmm.anomaly.score`).
+
+>>> import torch
+>>> net = BeatAutoencoder(n_points=96, latent=8)
+>>> recon, z = net(torch.zeros(4, 2, 96))
+>>> tuple(recon.shape), tuple(z.shape)
+((4, 2, 96), (4, 8))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medmm.anomaly.features import WindowSpec
+from medmm.anomaly.records import ModelCard
+from medmm.errors import InputError
+from medmm.tables import atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "MODEL_KIND",
+    "AnomalyModel",
+    "BeatAutoencoder",
+    "ModelFileError",
+    "ScoreConfig",
+    "load_model",
+    "save_model",
+]
+
+MODEL_KIND = "beat-autoencoder-v1"
+WEIGHTS_FILE = "weights.pt"
+CARD_FILE = "model.json"
+
+
+class ModelFileError(InputError):
+    """A model directory is missing, incomplete, tampered with or of an unknown kind."""
+
+
+class BeatAutoencoder(nn.Module):
+    """Conv1d encoder (3 blocks, /8 pooling) -> ``latent`` units -> MLP decoder back to the window."""
+
+    def __init__(self, n_points: int = 96, latent: int = 8, width: int = 32) -> None:
+        super().__init__()
+        if n_points % 8:
+            raise ValueError(f"n_points must be a multiple of 8, got {n_points}")
+        self.n_points = n_points
+        self.encoder = nn.Sequential(
+            nn.Conv1d(2, width // 2, 7, padding=3),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(width // 2, width, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(width, width, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Flatten(),
+            nn.Linear(width * (n_points // 8), 64),
+            nn.ReLU(),
+            nn.Linear(64, latent),
+        )
+        self.decoder = nn.Sequential(nn.Linear(latent, 64), nn.ReLU(), nn.Linear(64, 2 * n_points))
+
+    def forward(self, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (reconstruction (n, 2, n_points), embedding (n, latent))."""
+        z = self.encoder(waves)
+        return self.decoder(z).view(-1, 2, self.n_points), z
+
+
+@dataclass
+class ScoreConfig:
+    """How embeddings and RR context become a score (see :mod:`medmm.anomaly.score`).
+
+    ``core_fraction``: share of a record's beats (closest to its median embedding) used to estimate the
+    dominant cluster's covariance. ``mad_floor_*``: smallest robust spread allowed for the
+    log-Mahalanobis and the log-RR prematurity, so near-constant records do not blow up z-scores.
+    ``threshold``: flag beats whose score exceeds it (the rule is in :mod:`medmm.anomaly.threshold`).
+    """
+
+    core_fraction: float = 0.8
+    mad_floor_morph: float = 0.05
+    mad_floor_rr: float = 0.01
+    threshold: float = 12.0
+    threshold_rule: str = "fixed-robust-z"
+
+
+@dataclass
+class AnomalyModel:
+    """A trained beat anomaly model: network, window spec, scoring config and training facts."""
+
+    net: BeatAutoencoder
+    spec: WindowSpec = field(default_factory=WindowSpec)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    latent: int = 8
+    seed: int = 0
+    n_train_beats: int = 0
+    n_train_records: int = 0
+    train_loss: float = 0.0
+    trained_on: str = ""
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able hyper-parameters needed to rebuild the network and score like it was trained."""
+        spec = asdict(self.spec)
+        spec["band_hz"] = list(spec["band_hz"])
+        return {
+            "latent": self.latent,
+            "n_points": self.spec.n_points,
+            "spec": spec,
+            "score": asdict(self.score),
+            "train_loss": self.train_loss,
+        }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_model(model: AnomalyModel, out_dir: Path, device: str = "cpu") -> Path:
+    """Write ``weights.pt`` (a plain state dict) and ``model.json`` (card with the weights' SHA-256).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> m = AnomalyModel(net=BeatAutoencoder())
+    >>> save_model(m, d).name
+    'model.json'
+    >>> load_model(d).latent
+    8
+    """
+    out_dir = Path(out_dir)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.net.state_dict().items()}, buf)
+    data = buf.getvalue()
+    atomic_write_bytes(out_dir / WEIGHTS_FILE, data)
+    cfg = model.config()
+    card = ModelCard(
+        kind=MODEL_KIND,
+        version=1,
+        seed=model.seed,
+        n_train_beats=model.n_train_beats,
+        n_train_records=model.n_train_records,
+        threshold=model.score.threshold,
+        threshold_rule=model.score.threshold_rule,
+        config=cfg,
+        weights_file=WEIGHTS_FILE,
+        weights_sha256=_sha256(data),
+        trained_on=model.trained_on,
+        device=device,
+    )
+    return atomic_write_json(out_dir / CARD_FILE, card.model_dump(mode="json"))
+
+
+def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
+    """Load a model saved by :func:`save_model`, checking the hash; weights load with ``weights_only``.
+
+    Raises :class:`ModelFileError` naming the folder, the problem and the fix.
+    """
+    model_dir = Path(model_dir)
+    card_path = model_dir / CARD_FILE
+    if not card_path.is_file():
+        raise ModelFileError(
+            str(model_dir), f"no {CARD_FILE}", "pass the --out folder of `medmm anomaly train`"
+        )
+    try:
+        card = ModelCard.model_validate_json(card_path.read_text())
+    except ValueError as exc:
+        raise ModelFileError(str(card_path), f"unreadable model card ({exc})", "re-train the model") from exc
+    if card.kind != MODEL_KIND:
+        raise ModelFileError(str(card_path), f"unknown model kind {card.kind!r}", f"use a {MODEL_KIND} model")
+    weights = model_dir / card.weights_file
+    if not weights.is_file():
+        raise ModelFileError(str(weights), "weights file missing", "copy the whole model folder")
+    data = weights.read_bytes()
+    if _sha256(data) != card.weights_sha256:
+        raise ModelFileError(
+            str(weights), "SHA-256 does not match model.json", "re-train or re-copy the model"
+        )
+    cfg = dict(card.config)
+    spec_d = dict(cfg["spec"])
+    spec_d["band_hz"] = tuple(spec_d["band_hz"])
+    net = BeatAutoencoder(n_points=int(cfg["n_points"]), latent=int(cfg["latent"]))
+    state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    net.load_state_dict(state)
+    net.eval()
+    return AnomalyModel(
+        net=net,
+        spec=WindowSpec(**spec_d),
+        score=ScoreConfig(**cfg["score"]),
+        latent=int(cfg["latent"]),
+        seed=card.seed,
+        n_train_beats=card.n_train_beats,
+        n_train_records=card.n_train_records,
+        train_loss=float(cfg.get("train_loss", 0.0)),
+        trained_on=card.trained_on,
+    )

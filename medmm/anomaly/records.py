@@ -1,0 +1,55 @@
+"""Typed rows of the anomaly stage's tables (``anomalies.parquet``) and the saved model's card.
+
+>>> row = AnomalyRow(record="106", channel="MLII", sample=370, time_s=1.03, score=2.5, flag=False,
+...                  morphology_z=1.0, rhythm_z=1.5)
+>>> row.flag
+False
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from medmm.records import Record
+
+__all__ = ["SCHEMAS", "AnomalyRow", "ModelCard"]
+
+
+class AnomalyRow(Record):
+    """One scored beat (``anomalies.parquet``); keys match ``beats.parquet`` (record, channel, sample).
+
+    ``score`` is higher for more anomalous beats and comparable across records (it is a per-record
+    robust z-score combination, see ``docs/anomaly.md``); ``flag`` is ``score > threshold`` of the model.
+    """
+
+    record: str
+    patient_id: str = ""
+    channel: str
+    sample: int  # R-peak index at the record's native sampling rate
+    time_s: float
+    score: float
+    flag: bool
+    morphology_z: float  # robust z of the autoencoder's reconstruction error within the record
+    rhythm_z: float  # robust z of the beat's prematurity + compensatory pause within the record
+
+
+class ModelCard(Record):
+    """``model.json`` beside the weights: what was trained, on what, how to threshold, and hashes."""
+
+    kind: str
+    version: int
+    seed: int
+    n_train_beats: int
+    n_train_records: int
+    threshold: float
+    threshold_rule: str
+    config: dict[str, Any]
+    weights_file: str
+    weights_sha256: str
+    trained_on: str  # run directory name (never a patient identifier)
+    device: str
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {"anomalies": AnomalyRow, "anomaly_model": ModelCard}
