@@ -8,7 +8,7 @@ Hamilton & Tompkins 1986) but runs offline and vectorised over the whole record:
 2. **Band-pass** 5-20 Hz (Butterworth, zero-phase ``sosfiltfilt``): keeps the QRS energy, removes
    baseline wander, most of the P/T-wave energy and mains/EMG noise.
 3. **Envelope.** First difference, squared (polarity-free: inverted QRS complexes give the same
-   envelope), then a centred 120 ms moving average - the QRS "energy" with no group delay.
+   envelope), then a centred 100 ms moving average - the QRS "energy" with no group delay.
 4. **Candidates** are the envelope's local maxima at least 200 ms apart (the refractory period).
 5. **Decision** walks the candidates once (a few thousand per half hour, so the loop is cheap) keeping
    running signal/noise peak levels ``SPK``/``NPK``; a candidate above ``NPK + 0.25 (SPK - NPK)`` is a
@@ -43,7 +43,9 @@ from medmm.signals.beats._filters import LOC_BAND_HZ, as_signal, band, fill_gaps
 __all__ = ["detect_rpeaks"]
 
 _BAND_HZ = (5.0, 20.0)  # QRS band for the envelope
-_ENV_WIN_S = 0.12  # moving-average window of the slope energy
+_ENV_WIN_S = 0.1  # moving-average window of the slope energy
+_ENV_POWER = 2.0
+_THR_FRAC = 0.25
 _REFRACTORY_S = 0.2
 _TWAVE_S = 0.36
 _LOC_HALF_S = 0.08
@@ -63,63 +65,69 @@ def _decide(
 ) -> list[int]:
     """Adaptive-threshold walk over the candidates; returns indices into ``cand`` of accepted beats."""
     spk, npk = init_spk, init_npk
-    thr = npk + 0.25 * (spk - npk)
+    thr = npk + _THR_FRAC * (spk - npk)
     rr: deque[float] = deque(maxlen=8)
     beats: list[int] = []
     rr_from_prev: list[bool] = []  # whether accepting beats[i] appended an RR interval
     twave = _TWAVE_S * fs
     refractory = _REFRACTORY_S * fs
     last_checked = 0  # first candidate index not yet considered by search-back
+    cand_l, h, sl = cand.tolist(), height.tolist(), slope.tolist()  # fast scalar access in the loop
     for j in range(cand.size):
-        c = cand[j]
+        c = cand_l[j]
         # search back for missed beats in a long gap before this candidate
-        while beats and len(rr) >= 2:
-            last = cand[beats[-1]]
-            rr_mean = float(np.mean(rr))
+        while True:
+            last = cand_l[beats[-1]] if beats else -refractory
+            rr_mean = sum(rr) / len(rr) if len(rr) >= 2 else fs  # 60 bpm until two intervals are known
             if c - last <= _SEARCHBACK_RR * rr_mean:
                 break
-            lo = max(beats[-1] + 1, last_checked)
+            lo = max(beats[-1] + 1 if beats else 0, last_checked)
             seg = np.arange(lo, j)
             seg = seg[cand[seg] - last > max(refractory, 0.5 * rr_mean)]
             strong = seg[height[seg] > 0.5 * thr]
-            if strong.size:
-                k = int(strong[np.argmax(height[strong])])
-            else:  # amplitude collapsed (e.g. after a saturation): accept a clearly isolated bump
-                clear = seg[snr[seg] > _SNR_MIN]
-                if clear.size == 0:
-                    break
-                k = int(clear[np.argmax(height[clear])])
-            rr.append(float(cand[k] - last))
-            rr_from_prev.append(True)
+            clear = seg[snr[seg] > _SNR_MIN]  # amplitude collapsed (e.g. after saturation): isolated bumps
+            pick = strong if strong.size else clear
+            if pick.size == 0:
+                # nothing plausible in the gap: let the signal level decay so thresholds can recover
+                # (e.g. after a large artefact or a gain change), and do not re-scan these candidates
+                last_checked = j
+                spk = min(spk, max(0.8 * spk, 2.0 * npk))
+                thr = npk + _THR_FRAC * (spk - npk)
+                break
+            k = int(pick[np.argmax(height[pick])])
+            if beats:
+                rr.append(float(cand_l[k] - last))
+            rr_from_prev.append(bool(beats))
             beats.append(k)
-            spk = 0.25 * height[k] + 0.75 * spk
-            thr = npk + 0.25 * (spk - npk)
-        v = height[j]
+            last_checked = k + 1
+            spk = 0.25 * h[k] + 0.75 * spk
+            thr = npk + _THR_FRAC * (spk - npk)
+        v = h[j]
         if v > thr:
-            close = bool(beats) and c - cand[beats[-1]] < twave
+            close = bool(beats) and c - cand_l[beats[-1]] < twave
             # an interval far shorter than the current rhythm allows: only one of the two is a QRS
-            odd = close and len(rr) >= 2 and 1.5 * (c - cand[beats[-1]]) < float(np.mean(rr))
+            odd = close and len(rr) >= 2 and 1.5 * (c - cand_l[beats[-1]]) < sum(rr) / len(rr)
             prev = beats[-1] if beats else -1
-            if close and (slope[j] < 0.5 * slope[prev] or (odd and v <= height[prev])):  # T wave
+            if close and (sl[j] < 0.5 * sl[prev] or (odd and v <= h[prev])):  # T wave
                 npk = 0.125 * v + 0.875 * npk
-            elif close and (slope[prev] < 0.5 * slope[j] or odd):  # the last "beat" was a P wave
+            elif close and (sl[prev] < 0.5 * sl[j] or odd):  # the last "beat" was a P wave
                 beats[-1] = j
                 if rr_from_prev[-1] and rr:
                     rr.pop()
                 if len(beats) > 1:
-                    rr.append(float(c - cand[beats[-2]]))
+                    rr.append(float(c - cand_l[beats[-2]]))
                 rr_from_prev[-1] = len(beats) > 1
                 last_checked = j + 1
             else:
                 if beats:
-                    rr.append(float(c - cand[beats[-1]]))
+                    rr.append(float(c - cand_l[beats[-1]]))
                 rr_from_prev.append(bool(beats))
                 beats.append(j)
                 last_checked = j + 1
                 spk = 0.125 * v + 0.875 * spk
         else:
             npk = 0.125 * v + 0.875 * npk
-        thr = npk + 0.25 * (spk - npk)
+        thr = npk + _THR_FRAC * (spk - npk)
     return beats
 
 
@@ -159,7 +167,7 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
         return empty
     bp = band(x, fs, *_BAND_HZ)
     d = np.diff(bp, prepend=bp[0])
-    energy = d * d
+    energy = np.abs(d) ** _ENV_POWER
     win = max(1, round(_ENV_WIN_S * fs))
     env = ndimage.uniform_filter1d(energy, win, mode="nearest")
     if not np.any(env > 0):
@@ -170,7 +178,8 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
         return empty
     height = env[cand]
     half = max(1, round(_LOC_HALF_S * fs))
-    slope = ndimage.maximum_filter1d(np.abs(d), 2 * half + 1, mode="nearest")[cand]
+    around = np.clip(cand[:, None] + np.arange(-half, half + 1)[None, :], 0, x.size - 1)
+    slope = np.abs(d[around]).max(axis=1)  # largest slope of the band-passed QRS
 
     # robust initial levels: typical per-2-s maxima of the first 10 s (beats) and the median (noise)
     head = env[: int(min(x.size, 10 * fs))]
@@ -179,7 +188,10 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
     init_spk = float(np.median(blocks.max(axis=1)))
     init_npk = 0.25 * init_spk
 
-    local_mean = ndimage.uniform_filter1d(env, max(1, int(_SNR_WIN_S * fs)), mode="nearest")[cand]
+    csum = np.concatenate([[0.0], np.cumsum(env)])
+    w2 = max(1, int(_SNR_WIN_S * fs)) // 2
+    lo_i, hi_i = np.clip(cand - w2, 0, x.size), np.clip(cand + w2 + 1, 0, x.size)
+    local_mean = (csum[hi_i] - csum[lo_i]) / (hi_i - lo_i)  # envelope mean over the surrounding second
     snr = height / np.maximum(local_mean, 1e-300)
     accepted = _decide(cand, height, slope, snr, fs, init_spk, init_npk)
     beats = np.sort(cand[np.asarray(accepted, dtype=np.intp)])
