@@ -14,6 +14,7 @@ Data element's declared length without reading it.
 from __future__ import annotations
 
 import struct
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -179,11 +180,13 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
             )
         fh.seek(0)
         try:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-            _check_last_element(rel_path, ds, size)
-            # touch every element so malformed values (bad VR, bad length) fail here, not later
-            for _elem in ds.iterall():
-                pass
+            with warnings.catch_warnings():  # pydicom warnings quote element values (possible PHI)
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+                _check_last_element(rel_path, ds, size)
+                # touch every element so malformed values (bad VR, bad length) fail here, not later
+                for _elem in ds.iterall():
+                    pass
             implicit, little = ds.original_encoding
             pixel = _pixel_element_length(fh, little is not False, bool(implicit))
         except InvalidDicomError as exc:
