@@ -3,7 +3,8 @@
 Both output raw logits; :func:`torch.sigmoid` turns them into probabilities / scores in ``[0, 1]``.
 
 >>> import torch
->>> tasks = [TaskSpec("diagnosis", "multilabel", ("abnormal", "tumour")), TaskSpec("anomaly", "anomaly", ("score",))]
+>>> tasks = [TaskSpec("diagnosis", "multilabel", ("abnormal", "tumour"))]
+>>> tasks.append(TaskSpec("anomaly", "anomaly", ("score",)))
 >>> heads = build_heads(tasks, 8)
 >>> {k: tuple(h(torch.zeros(3, 8)).shape) for k, h in heads.items()}
 {'diagnosis': (3, 2), 'anomaly': (3, 1)}

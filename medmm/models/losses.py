@@ -78,4 +78,4 @@ class MultiTaskLoss(nn.Module):
         """Current effective weight of each task."""
         if self.weighting == "fixed":
             return dict(self.fixed)
-        return {t: float(torch.exp(-self.log_vars[i])) for i, t in enumerate(self.tasks)}
+        return {t: float(torch.exp(-self.log_vars[i].detach())) for i, t in enumerate(self.tasks)}

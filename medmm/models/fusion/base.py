@@ -141,7 +141,7 @@ class Fusion(nn.Module):
         raise NotImplementedError
 
     def _stack_projected(self, proj: nn.ModuleDict, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
-        """Project each modality to ``out_dim`` and stack ``[B, M, out_dim]``; absent rows -> 0 with no grad."""
+        """Project to ``out_dim``, stack ``[B, M, out_dim]``; absent rows -> 0 with no grad."""
         cols = []
         for j, name in enumerate(self.modalities):
             h = proj[name](embeddings[name])

@@ -1,0 +1,58 @@
+"""Checkpoints that load with ``torch.load(weights_only=True)``: tensors plus plain JSON-able metadata
+(config, data version, label names, input shapes) from which the model is rebuilt.
+
+>>> import tempfile, pathlib, torch
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "m.pt"
+>>> _ = save_checkpoint(p, {"w": torch.ones(1)}, {"config": {"fusion": "sum"}})
+>>> load_checkpoint(p)["meta"]["config"]["fusion"]
+'sum'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medmm.errors import InputError
+from medmm.tables import atomic_write_bytes
+
+__all__ = ["file_sha256", "load_checkpoint", "save_checkpoint"]
+
+
+def save_checkpoint(path: Path, state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
+    """Atomically write ``{"state_dict", "meta"}``; ``meta`` must survive a JSON round trip."""
+    meta = json.loads(json.dumps(meta, default=str))  # plain types only -> weights_only-safe
+    buf = io.BytesIO()
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta}, buf)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``); errors name the file and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "checkpoint not found", "pass the model.pt written by `medmm train`")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(
+            str(path), f"not a loadable medmm checkpoint ({type(exc).__name__})", "re-run `medmm train`"
+        ) from None
+    if not isinstance(data, dict) or "state_dict" not in data or "meta" not in data:
+        raise InputError(str(path), "checkpoint lacks state_dict/meta", "re-run `medmm train`")
+    return data
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file (the model hash written next to predictions)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

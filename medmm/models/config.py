@@ -1,0 +1,123 @@
+"""Typed configuration of ``workflows/train_*.yaml`` (pydantic; unknown keys are errors).
+
+>>> cfg = TrainConfig.model_validate({"run_dir": "runs/x", "fusion": "attention",
+...     "modalities": {"report": {}}, "tasks": [{"name": "dx", "labels": ["abnormal"]}]})
+>>> cfg.train.seed, cfg.modalities["report"].out_dim
+(0, 32)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from medmm.align.records import MODALITIES
+from medmm.errors import ConfigError
+from medmm.models.fusion.registry import FUSIONS
+from medmm.models.heads import TaskSpec
+
+__all__ = ["EncoderConfig", "LossConfig", "TaskConfig", "TrainConfig", "TrainingConfig", "load_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EncoderConfig(_Strict):
+    """One modality's encoder: ``arch`` (imaging: resnet_small/resnet18/densenet121; signal: cnn/gru)."""
+
+    arch: str | None = None
+    out_dim: int = Field(32, ge=1)
+    spatial_dims: Literal[2, 3] = 2
+
+
+class TaskConfig(_Strict):
+    """A task: ``multilabel`` diagnosis or ``anomaly`` score, over label names in the records."""
+
+    name: str
+    kind: Literal["multilabel", "anomaly"] = "multilabel"
+    labels: list[str] = Field(min_length=1)
+    weight: float = Field(1.0, ge=0)
+
+    def spec(self) -> TaskSpec:
+        """The model-side task specification."""
+        return TaskSpec(self.name, self.kind, tuple(self.labels))
+
+
+class LossConfig(_Strict):
+    """Multi-task weighting: ``fixed`` (task weights) or ``uncertainty`` (learned, Kendall et al.)."""
+
+    weighting: Literal["fixed", "uncertainty"] = "fixed"
+
+
+class TrainingConfig(_Strict):
+    """Optimisation, splitting and hardware settings."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(5, ge=1)
+    schedule: Literal["cosine", "plateau", "constant"] = "cosine"
+    modality_dropout: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+    val_fraction: float = Field(0.15, ge=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    folds: int = Field(1, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    deterministic: bool = True
+    progress: bool = True
+    n_boot: int = Field(1000, ge=0)
+    num_threads: int | None = Field(None, ge=1)
+
+
+class TrainConfig(_Strict):
+    """Everything ``medmm train`` needs: where the records are, the model and the training."""
+
+    run_dir: Path
+    out_dir: Path | None = None
+    modalities: dict[str, EncoderConfig]
+    fusion: str = "attention"
+    embed_dim: int = Field(32, ge=1)
+    tasks: list[TaskConfig] = Field(min_length=1)
+    loss: LossConfig = LossConfig()
+    train: TrainingConfig = TrainingConfig()
+
+    @field_validator("modalities")
+    @classmethod
+    def _known_modalities(cls, v: dict[str, EncoderConfig]) -> dict[str, EncoderConfig]:
+        bad = [m for m in v if m not in MODALITIES]
+        if bad or not v:
+            raise ValueError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {list(v)}")
+        return {m: v[m] for m in MODALITIES if m in v}  # canonical mask order
+
+    @field_validator("fusion")
+    @classmethod
+    def _known_fusion(cls, v: str) -> str:
+        if v not in FUSIONS:
+            raise ValueError(f"unknown fusion {v!r}; choose one of {sorted(FUSIONS)}")
+        return v
+
+    def label_names(self) -> list[str]:
+        """All label names in model output order (tasks concatenated)."""
+        return [name for t in self.tasks for name in t.labels]
+
+    def output_dir(self) -> Path:
+        """``out_dir`` or ``RUN_DIR/models/<fusion>``."""
+        return self.out_dir or self.run_dir / "models" / self.fusion
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Read and validate a ``train_*.yaml``; relative paths are taken from the current directory."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+        return TrainConfig.model_validate(data)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such training config; see workflows/train_*.yaml") from None
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{path}: invalid training config: {exc}") from None

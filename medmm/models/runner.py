@@ -1,0 +1,198 @@
+"""Wiring of ``medmm train`` / ``medmm evaluate``: config -> records + stores -> patient splits ->
+:func:`~medmm.models.train.fit` -> checkpoint (config + data version) + splits + metrics + plots.
+
+Outputs in ``out_dir``: ``model.pt`` (or ``fold<k>/model.pt``), ``splits.parquet`` (record, patient,
+split, fold), ``metrics.json`` (test metrics with bootstrap CIs, history, best epoch), ``history.png``
+and ``metrics.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medmm.align.records import MODALITIES
+from medmm.errors import InputError
+from medmm.models.build import build_model, input_shapes
+from medmm.models.checkpoint import load_checkpoint, save_checkpoint
+from medmm.models.config import TrainConfig
+from medmm.models.data import MultimodalDataset, kfold_by_patient, split_by_patient
+from medmm.models.metrics import evaluate_predictions
+from medmm.models.model import MultimodalModel
+from medmm.models.store import open_stores
+from medmm.models.train import fit, make_loader, predict_loader, seed_everything
+from medmm.tables import atomic_write_json, read_table, write_table
+
+__all__ = ["data_version", "evaluate_checkpoint", "load_model", "load_records", "train_from_config"]
+
+log = logging.getLogger(__name__)
+
+
+def load_records(run_dir: Path, modalities: list[str] | None = None) -> pd.DataFrame:
+    """``RUN_DIR/records.parquet`` restricted to records having at least one of ``modalities``."""
+    path = Path(run_dir) / "records.parquet"
+    if not path.exists():
+        raise InputError(str(path), "no records table", "run `medmm align RUN_DIR` first")
+    records = read_table(path)
+    mods = modalities or list(MODALITIES)
+    keep = np.zeros(len(records), bool)
+    for m in mods:
+        keep |= records[f"has_{m}"].to_numpy(bool)
+    return records[keep].reset_index(drop=True)
+
+
+def data_version(records: pd.DataFrame, stores: dict[str, Any]) -> dict[str, str]:
+    """SHA-256 of the records table content and of each modality's input arrays."""
+    rows = pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes()
+    out = {"records_sha256": hashlib.sha256(rows).hexdigest()}
+    out.update({f"{m}_inputs_sha256": s.digest() for m, s in stores.items()})
+    return out
+
+
+def _split(config: TrainConfig, records: pd.DataFrame) -> list[pd.DataFrame]:
+    tc = config.train
+    pids = records["patient_id"].tolist()
+    if tc.folds > 1:
+        frames = []
+        for k, (train_idx, test_idx) in enumerate(kfold_by_patient(pids, tc.folds, tc.seed)):
+            split = np.full(len(records), "train", dtype=object)
+            split[test_idx] = "test"
+            inner = split_by_patient(
+                [pids[i] for i in train_idx], (1 - tc.val_fraction, tc.val_fraction, 0.0), tc.seed
+            )
+            split[train_idx] = inner
+            frames.append(
+                pd.DataFrame(
+                    {"record_id": records["record_id"], "patient_id": pids, "split": split, "fold": k}
+                )
+            )
+        return frames
+    train_frac = 1 - tc.val_fraction - tc.test_fraction
+    split = split_by_patient(pids, (train_frac, tc.val_fraction, tc.test_fraction), tc.seed)
+    return [pd.DataFrame({"record_id": records["record_id"], "patient_id": pids, "split": split, "fold": 0})]
+
+
+def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Train (one split or k folds) and write checkpoint(s), splits, metrics and plots.
+
+    ``splits`` (``record_id``, ``split``, ``fold``) overrides the config's seeded split, so several
+    models can be compared on exactly the same rows. Returns the metrics summary.
+    """
+    from medmm.models.plots import plot_history, plot_metrics
+
+    out_dir = config.output_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mods = list(config.modalities)
+    records = load_records(config.run_dir, mods)
+    stores = open_stores(config.run_dir, mods)
+    version = data_version(records, stores)
+    shapes = input_shapes(stores)
+    labels = config.label_names()
+    folds = _split(config, records) if splits is None else [g for _, g in splits.groupby("fold")]
+    write_table(pd.concat(folds, ignore_index=True), out_dir / "splits.parquet")
+    summary: dict[str, Any] = {"config": config.model_dump(mode="json"), "data_version": version, "folds": []}
+    all_pred = []
+    for k, split in enumerate(folds):
+        by_id = split.set_index("record_id")["split"]
+        part = {s: records[records["record_id"].map(by_id) == s] for s in ("train", "val", "test")}
+        seed_everything(config.train.seed + k, config.train.deterministic)
+        model = build_model(config, shapes)
+        res = fit(
+            model,
+            config,
+            MultimodalDataset(part["train"], stores, labels),
+            MultimodalDataset(part["val"], stores, labels) if len(part["val"]) else None,
+        )
+        fold_dir = out_dir if len(folds) == 1 else out_dir / f"fold{k}"
+        meta = {
+            "config": config.model_dump(mode="json"),
+            "data_version": version,
+            "input_shapes": shapes,
+            "label_names": labels,
+            "modalities": mods,
+            "best_epoch": res.best_epoch,
+            "fold": k,
+            "task_weights": res.task_weights,
+        }
+        save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta)
+        fold_info: dict[str, Any] = {
+            "fold": k,
+            "best_epoch": res.best_epoch,
+            "history": res.history,
+            "n": {s: len(v) for s, v in part.items()},
+        }
+        if len(part["test"]):
+            pred = predict_loader(
+                res.model,
+                make_loader(
+                    MultimodalDataset(part["test"], stores, labels), config.train.batch_size, False, 0
+                ),
+            )
+            all_pred.append(pred)
+            fold_info["test"] = evaluate_predictions(
+                pred.labels, pred.probs, labels, config.train.n_boot, config.train.seed
+            )
+        summary["folds"].append(fold_info)
+        plot_history(res.history, fold_dir / "history.png")
+    if all_pred:
+        y = np.concatenate([p.labels for p in all_pred])
+        prob = np.concatenate([p.probs for p in all_pred])
+        summary["test"] = evaluate_predictions(y, prob, labels, config.train.n_boot, config.train.seed)
+        plot_metrics(
+            summary["test"], out_dir / "metrics.png", title=f"{config.fusion}: test metrics (95% CI)"
+        )
+    atomic_write_json(out_dir / "metrics.json", summary)
+    return summary
+
+
+def load_model(checkpoint: Path) -> tuple[MultimodalModel, TrainConfig, dict[str, Any]]:
+    """Rebuild the model of a checkpoint (loaded with ``weights_only=True``)."""
+    data = load_checkpoint(checkpoint)
+    meta = data["meta"]
+    config = TrainConfig.model_validate(meta["config"])
+    model = build_model(config, meta["input_shapes"])
+    model.load_state_dict(data["state_dict"])
+    model.eval()
+    return model, config, meta
+
+
+def evaluate_checkpoint(
+    checkpoint: Path, run_dir: Path, out_dir: Path, split: str = "test", drop: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Metrics (with CIs) of a checkpoint on ``run_dir``'s records; writes ``metrics.json`` + PNG.
+
+    ``split`` selects rows by the ``splits.parquet`` next to the checkpoint (``all`` = every record).
+    """
+    from medmm.models.plots import plot_metrics
+
+    model, config, meta = load_model(checkpoint)
+    mods = meta["modalities"]
+    records = load_records(run_dir, [m for m in mods if m not in drop])
+    if split != "all":
+        splits_path = Path(checkpoint).parent / "splits.parquet"
+        if not splits_path.exists():
+            splits_path = Path(checkpoint).parent.parent / "splits.parquet"
+        sp = read_table(splits_path)
+        sp = sp[(sp["split"] == split) & (sp["fold"] == meta.get("fold", 0))]
+        records = records[records["record_id"].isin(sp["record_id"])]
+    stores = open_stores(run_dir, mods)
+    ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
+    pred = predict_loader(model, make_loader(ds, config.train.batch_size, False, 0))
+    metrics = evaluate_predictions(pred.labels, pred.probs, meta["label_names"], config.train.n_boot)
+    result = {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "dropped": list(drop),
+        "n": len(ds),
+        "data_version": data_version(records, stores),
+        "metrics": metrics,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "metrics.json", result)
+    plot_metrics(metrics, out_dir / "metrics.png", title=f"{config.fusion} on {split}")
+    return result
