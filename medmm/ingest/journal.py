@@ -140,3 +140,16 @@ class Journal:
         frame = pd.DataFrame(volumes, columns=list(model.model_fields))
         write_table(frame, self.run_dir / VOLUMES, model)
         shutil.rmtree(self.parts, ignore_errors=True)
+        self._remove_orphans({str(v["volume_id"]) for v in volumes})
+
+    def _remove_orphans(self, keep: set[str]) -> None:
+        """Delete volumes no manifest row points to any more, and temp files of killed writers."""
+        folder = self.run_dir / "volumes"
+        if not folder.is_dir():
+            return
+        for path in folder.iterdir():
+            name = path.name
+            vid = name.split(".")[0]
+            temp = (name.startswith(".") and name.endswith(".tmp.nii.gz")) or name.endswith(".tmp")
+            if temp or (vid.startswith("vol-") and vid not in keep):
+                path.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,9 @@ def ingest_archive(
     log.info("%d files, %d already done, %d to scan", len(entries), len(done), len(todo))
 
     book = RowBook(journal, by_rel)
-    with _client(client, workers, scheduler, processes) as dask:
+    stale = any(previous[rel].series_id in dirty_series for rel in done)
+    no_work = not todo and not stale  # nothing changed: no cluster needed
+    with nullcontext(None) if no_work else _client(client, workers, scheduler, processes) as dask:
         with timer("scan"):
             scanned = _scan(dask, todo, root, pz, batch_size, show_progress)
             dirty_series |= {s.row.series_id for s in scanned if s.row.series_id}
@@ -183,6 +185,7 @@ def ingest_archive(
                 done -= {e.rel for e in again}
         with timer("assemble"):
             jobs = plan_jobs(scanned, book, img_to_hdr)
+            journal.flush()  # rows settled without conversion survive a kill from here on
         with timer("convert"):
             index = {job.key: job for job in jobs}
             for i, result in run_tasks(

@@ -16,8 +16,12 @@ Neither raises for bad input: problems come back as reasons, so Dask only retrie
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +44,16 @@ from medmm.records import Status
 if TYPE_CHECKING:
     from medmm.imaging.records import DicomInstance, VolumeRecord
 
-__all__ = ["FAULT_ENV", "ConvertJob", "Converted", "Scanned", "convert_job", "scan_batch", "unexpected"]
+__all__ = [
+    "FAULT_ENV",
+    "ConvertJob",
+    "Converted",
+    "Scanned",
+    "convert_job",
+    "quiet_readers",
+    "scan_batch",
+    "unexpected",
+]
 
 #: Fault injection for tests: path of a flag file; the first conversion task run in a worker *process*
 #: creates it and kills that process (as an out-of-memory kill would). Never set in production.
@@ -195,6 +208,28 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer) -> Scanned:
     return _final(entry, fmt, Status.quarantined, reason_of(err6), kind=base.value)
 
 
+@contextmanager
+def quiet_readers() -> Iterator[None]:
+    """Silence pydicom's warnings and log records while reading inputs: they quote header values.
+
+    pydicom reports invalid values verbatim (``Invalid value for VR PN: 'Doe^John'``); inside ingest
+    tasks these messages are dropped so patient identity never reaches a log. Problems that matter
+    surface as manifest reasons instead.
+    """
+    logger = logging.getLogger("pydicom")  # its children (pydicom.pixels ...) propagate up to it
+    sink = logging.NullHandler()
+    saved = logger.disabled, logger.propagate
+    logger.disabled, logger.propagate = True, False
+    logger.addHandler(sink)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.removeHandler(sink)
+        logger.disabled, logger.propagate = saved
+
+
 def scan_batch(entries: list[Entry], archive_root: str, pseudonymizer: Pseudonymizer) -> list[Scanned]:
     """Sniff every file of a batch and read the DICOM headers (no pixel data).
 
@@ -217,11 +252,12 @@ def scan_batch(entries: list[Entry], archive_root: str, pseudonymizer: Pseudonym
     """
     root = Path(archive_root)
     out = []
-    for entry in entries:
-        try:
-            out.append(_scan_one(entry, root, pseudonymizer))
-        except Exception as exc:  # one odd file never costs the rest of the batch
-            out.append(_final(entry, "unknown", Status.quarantined, unexpected(entry.rel, exc)))
+    with quiet_readers():
+        for entry in entries:
+            try:
+                out.append(_scan_one(entry, root, pseudonymizer))
+            except Exception as exc:  # one odd file never costs the rest of the batch
+                out.append(_final(entry, "unknown", Status.quarantined, unexpected(entry.rel, exc)))
     return out
 
 
@@ -253,18 +289,22 @@ def convert_job(job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer:
     ...             "/nonexistent", "/tmp", Pseudonymizer(b"k" * 32)).reason.split(":")[0]
     'ImageFileError'
     """
-    from medmm.imaging.convert import convert_image_file, convert_stack
-
     _maybe_die_for_test()
     root, out = Path(archive_root), Path(run_dir)
     try:
-        if job.stack is not None:
-            volume = convert_stack(job.stack, job.instances, root, out, pseudonymizer)
-        else:
-            source = "analyze" if job.fmt.removesuffix(".gz") == Format.analyze else "nifti"
-            volume = convert_image_file(job.rel, root, out, pseudonymizer, source)
+        with quiet_readers():
+            volume = _convert(job, root, out, pseudonymizer)
     except InputError as exc:
         return Converted(job.key, reason=reason_of(exc))
     except Exception as exc:  # a bug in one conversion never kills the run
         return Converted(job.key, reason=unexpected(job.paths[0] if job.paths else job.key, exc))
     return Converted(job.key, volume=volume)
+
+
+def _convert(job: ConvertJob, root: Path, out: Path, pseudonymizer: Pseudonymizer) -> VolumeRecord:
+    from medmm.imaging.convert import convert_image_file, convert_stack
+
+    if job.stack is not None:
+        return convert_stack(job.stack, job.instances, root, out, pseudonymizer)
+    source = "analyze" if job.fmt.removesuffix(".gz") == Format.analyze else "nifti"
+    return convert_image_file(job.rel, root, out, pseudonymizer, source)
