@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -58,7 +59,7 @@ def ingest(
         raise typer.BadParameter("give either --workers (local cluster) or --scheduler, not both")
     if patient_from not in ("record", "folder"):
         raise typer.BadParameter("--patient-from must be 'record' or 'folder'")
-    anchor_rows = ()
+    anchor_rows: tuple[Any, ...] = ()
     if anchors is not None:
         from medmm.signals.anchors import read_anchors
 
