@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from medmm.errors import InputError
-from medmm.imaging.errors import ImageFileError, MissingCompanionError
+from medmm.imaging.errors import ImageFileError, MissingCompanionError, MixedGeometryError
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
 from medmm.imaging.pixels import read_mosaic, read_multiframe, read_slice
 from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
@@ -108,10 +108,10 @@ def _dicom_volume(
         slices = [read_slice(archive_root / inst.path, inst) for inst in insts]
         shapes = {s.shape for s in slices}
         if len(shapes) > 1:
-            raise InputError(
+            raise MixedGeometryError(
                 _stack_where(stack),
-                f"slices decode to different shapes {sorted(shapes)}",
-                "re-export the series",
+                f"slices decode to different pixel array shapes {sorted(shapes)}",
+                "re-export the series; its slices disagree with their Rows/Columns headers",
             )
         data = np.stack(slices, axis=2)
         position = first.image_position

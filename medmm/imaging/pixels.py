@@ -169,10 +169,22 @@ def read_mosaic(path: Path, inst: DicomInstance) -> tuple[np.ndarray, np.ndarray
                     "ImageType says MOSAIC but the Siemens CSA header has no mosaic layout",
                     "re-export the series as separate slices (or enhanced MR)",
                 )
-            data = np.asarray(wrapper.get_data())  # nibabel: [row?, col?] handled by its affine
-            affine = np.asarray(wrapper.affine, dtype=float)
+            raw = ds.pixel_array  # decode errors (codec, truncation) are reported as such
     except PixelDecodeError:
         raise
     except Exception as exc:
         _raise_decode(inst.path, inst, exc)
+    del raw
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = np.asarray(wrapper.get_data())  # [column, row, slice], rescaled by nibabel
+            affine = np.asarray(wrapper.affine, dtype=float)  # voxel -> LPS
+    except Exception as exc:
+        raise PixelDecodeError(
+            inst.path,
+            f"the Siemens mosaic layout (CSA header) does not fit the pixel data "
+            f"({type(exc).__name__}: {exc})",
+            "re-export the series as separate slices or enhanced MR",
+        ) from exc
     return data, affine
