@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 __all__ = ["register"]
 
-reports_app = typer.Typer(help="Radiology reports: sections, entities, negation, measurements, findings.",
-                          no_args_is_help=True)
+reports_app = typer.Typer(
+    help="Radiology reports: sections, entities, negation, measurements, findings.", no_args_is_help=True
+)
 
 
 def _fail(exc: Exception) -> None:
@@ -27,17 +27,21 @@ def _fail(exc: Exception) -> None:
 def parse_cmd(
     input_path: Path = typer.Argument(..., help="CSV/TSV/JSONL/Parquet table, or a folder of .txt files."),
     out: Path = typer.Option(..., "--out", help="Run directory (tables + run.json)."),
-    id_column: Optional[str] = typer.Option(None, help="Report id column (default: report_id, id, uid)."),
-    text_columns: Optional[str] = typer.Option(
-        None, help="Comma-separated text columns; each is a section (default: text, or the section columns)."),
-    patient_column: Optional[str] = typer.Option(None, help="Patient id column (pseudonymized with the site key)."),
-    study_column: Optional[str] = typer.Option(None, help="Study id column (pseudonymized with the site key)."),
-    model: Optional[str] = typer.Option(
-        None, help="Installed spaCy/scispaCy package or pipeline path; default: the radiology lexicon."),
-    workers: Optional[int] = typer.Option(None, help="Local Dask workers (0 = in this process)."),
-    scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler."),
+    id_column: str | None = typer.Option(None, help="Report id column (default: report_id, id, uid)."),
+    text_columns: str | None = typer.Option(
+        None, help="Comma-separated text columns; each is a section (default: text, or the section columns)."
+    ),
+    patient_column: str | None = typer.Option(
+        None, help="Patient id column (pseudonymized with the site key)."
+    ),
+    study_column: str | None = typer.Option(None, help="Study id column (pseudonymized with the site key)."),
+    model: str | None = typer.Option(
+        None, help="Installed spaCy/scispaCy package or pipeline path; default: the radiology lexicon."
+    ),
+    workers: int | None = typer.Option(None, help="Local Dask workers (0 = in this process)."),
+    scheduler: str | None = typer.Option(None, help="Address of an existing Dask scheduler."),
     batch_size: int = typer.Option(100, help="Reports per Dask task."),
-    key_file: Optional[Path] = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
+    key_file: Path | None = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
 ) -> None:
     """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json."""
     from medmm.errors import MedmmError
@@ -45,9 +49,19 @@ def parse_cmd(
 
     cols = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None
     try:
-        summary = parse_reports(input_path, out, id_column=id_column, text_columns=cols,
-                                patient_column=patient_column, study_column=study_column, model=model,
-                                workers=workers, scheduler=scheduler, batch_size=batch_size, key_file=key_file)
+        summary = parse_reports(
+            input_path,
+            out,
+            id_column=id_column,
+            text_columns=cols,
+            patient_column=patient_column,
+            study_column=study_column,
+            model=model,
+            workers=workers,
+            scheduler=scheduler,
+            batch_size=batch_size,
+            key_file=key_file,
+        )
     except MedmmError as exc:
         _fail(exc)
         return
@@ -61,7 +75,7 @@ def parse_cmd(
 def show_cmd(
     report_id: str = typer.Argument(..., help="Report id as given in the input."),
     run: Path = typer.Option(..., "--run", help="Run directory of `medmm reports parse`."),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML page here."),
+    html_out: Path | None = typer.Option(None, "--html", help="Write a standalone HTML page here."),
 ) -> None:
     """Show one report with highlighted entities, negations and measurements."""
     import pandas as pd
@@ -82,7 +96,17 @@ def show_cmd(
         return
     ents = pd.read_parquet(run / "entities.parquet", filters=[("report_id", "==", report_id)])
     labels = pd.read_parquet(run / "report_labels.parquet", filters=[("report_id", "==", report_id)])
-    cols = ["section", "text", "label", "negated", "uncertain", "finding", "location", "measurement_mm", "source"]
+    cols = [
+        "section",
+        "text",
+        "label",
+        "negated",
+        "uncertain",
+        "finding",
+        "location",
+        "measurement_mm",
+        "source",
+    ]
     typer.echo(ents[cols].to_string(index=False))
     typer.echo("")
     typer.echo(labels[["finding", "status", "evidence"]].to_string(index=False))

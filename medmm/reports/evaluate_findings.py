@@ -66,7 +66,8 @@ def prf(gold: Sequence[bool], pred: Sequence[bool]) -> tuple[float, float, float
 def gold_labels(frame: pd.DataFrame, id_column: str = "uid") -> pd.DataFrame:
     """Boolean frame (index report id, one column per evaluated finding) from the ``Problems`` column.
 
-    >>> gold_labels(pd.DataFrame({"uid": [1], "Problems": ["Calcified Granuloma;Opacity"]}))["granuloma"].tolist()
+    >>> frame = pd.DataFrame({"uid": [1], "Problems": ["Calcified Granuloma;Opacity"]})
+    >>> gold_labels(frame)["granuloma"].tolist()
     [True]
     """
     mapping = {k.lower(): v for k, v in load_data("iu_problems.yaml")["problems"].items()}
@@ -81,7 +82,8 @@ def gold_labels(frame: pd.DataFrame, id_column: str = "uid") -> pd.DataFrame:
 def baseline_labels(frame: pd.DataFrame, id_column: str = "uid") -> pd.DataFrame:
     """The keyword-plus-"no" regex baseline, same shape as :func:`gold_labels`.
 
-    >>> f = pd.DataFrame({"uid": [1, 2], "findings": ["No effusion.", "Small effusion."], "impression": ["", ""]})
+    >>> f = pd.DataFrame({"uid": [1, 2], "findings": ["No effusion.", "Small effusion."],
+    ...                   "impression": ["", ""]})
     >>> baseline_labels(f)["pleural effusion"].tolist()
     [False, True]
     """
@@ -142,26 +144,25 @@ def compare(csv_path: Path, run_dir: Path, id_column: str = "uid") -> dict[str, 
     frame = pd.read_csv(csv_path, dtype={id_column: str})
     gold = gold_labels(frame, id_column)
     manifest = pd.read_parquet(Path(run_dir) / "manifest_reports.parquet")
-    parsed = [
-        i for i in manifest.loc[manifest["status"] == "ingested", "report_id"].astype(str) if i in gold.index
-    ]
+    ingested = manifest.loc[manifest["status"] == "ingested", "report_id"].astype(str).tolist()
+    parsed: list[str] = [str(i) for i in ingested if i in gold.index]
     labels = pd.read_parquet(Path(run_dir) / "report_labels.parquet")
     pred = predicted_labels(labels, parsed)
     base = baseline_labels(frame, id_column)
     out: dict[str, Any] = {}
-    for name, ids in {"all": parsed, **split_ids(parsed)}.items():
+    splits: dict[str, list[str]] = {"all": parsed, **split_ids(parsed)}
+    for name, ids in splits.items():
         out[name] = {
-            "medmm": evaluate_frame(gold.loc[ids], pred.loc[ids]),
-            "baseline": evaluate_frame(gold.loc[ids], base.loc[ids]),
+            "medmm": evaluate_frame(gold.reindex(ids), pred.reindex(ids)),
+            "baseline": evaluate_frame(gold.reindex(ids), base.reindex(ids)),
         }
     return out
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text side-by-side table (precision/recall/F1 of medmm and baseline per finding)."""
-    lines = [
-        f"{'finding':18s} {'support':>7s} | {'medmm P':>7s} {'R':>6s} {'F1':>6s} | {'base P':>7s} {'R':>6s} {'F1':>6s}"
-    ]
+    head = f"{'finding':18s} {'support':>7s} | {'medmm P':>7s} {'R':>6s} {'F1':>6s}"
+    lines = [head + f" | {'base P':>7s} {'R':>6s} {'F1':>6s}"]
     for f in EVAL_FINDINGS:
         m, b = result["medmm"][f], result["baseline"][f]
         lines.append(

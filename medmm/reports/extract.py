@@ -1,7 +1,10 @@
 """Turn one parsed ``Doc`` into entity rows and report labels (sections, locations, measurements).
 
->>> from medmm.reports.nlp import PipelineSpec, get_pipeline  # doctest: +SKIP
->>> ents, labels = doc_rows(get_pipeline(PipelineSpec())("A 12 mm nodule."), "r1", PipelineSpec())  # doctest: +SKIP
+>>> from medmm.reports.nlp import PipelineSpec, get_pipeline
+>>> spec = PipelineSpec()
+>>> ents, labels = doc_rows(get_pipeline(spec)("A 12 mm nodule."), "r1", spec)
+>>> [(e.label, e.measurement_mm) for e in ents]
+[('MEASUREMENT', 12.0), ('FINDING', 12.0)]
 """
 
 from __future__ import annotations

@@ -34,7 +34,10 @@ _POST = {"neg_post", "unc_post"}
 
 @dataclass(frozen=True)
 class Trigger:
-    """A matched trigger: token ``start``/``end`` (end exclusive) and its ``kind``."""
+    """A matched trigger: token ``start``/``end`` (end exclusive) and its ``kind``.
+
+    A phrase listed under several kinds ("versus" precedes and follows) has them joined by ``+``.
+    """
 
     start: int
     end: int
@@ -63,20 +66,22 @@ def assertion_of(
     inside = [t for t in triggers if t.start >= sent_start and t.end <= sent_end]
     before = sorted((t for t in inside if t.end <= ent_start), key=lambda t: -t.start)
     for t in before:
-        if t.kind == "term" or t.kind in _POST:
-            break
-        if t.kind == "neg_pre":
+        kinds = set(t.kind.split("+"))
+        if "neg_pre" in kinds:
             return True, False
-        if t.kind == "unc_pre":
+        if "unc_pre" in kinds:
             return False, True
+        if "term" in kinds or kinds & _POST:
+            break
     after = sorted((t for t in inside if t.start >= ent_end), key=lambda t: t.start)
     for t in after:
-        if t.kind == "term" or t.kind in _PRE:
-            break
-        if t.kind == "neg_post":
+        kinds = set(t.kind.split("+"))
+        if "neg_post" in kinds:
             return True, False
-        if t.kind == "unc_post":
+        if "unc_post" in kinds:
             return False, True
+        if "term" in kinds or kinds & _PRE:
+            break
     return False, False
 
 
@@ -128,11 +133,14 @@ class _AssertionComponent:
     def __call__(self, doc: Any) -> Any:
         from spacy.util import filter_spans
 
-        spans = filter_spans(self.matcher(doc, as_spans=True))
+        matches = self.matcher(doc, as_spans=True)
+        kinds: dict[tuple[int, int], set[str]] = {}
+        for m in matches:
+            kinds.setdefault((m.start, m.end), set()).add(m.label_)
         ent_tokens = {i for e in doc.ents for i in range(e.start, e.end)}
         triggers = [
-            Trigger(s.start, s.end, s.label_)
-            for s in spans
+            Trigger(s.start, s.end, "+".join(sorted(kinds[(s.start, s.end)])))
+            for s in filter_spans(matches)
             if not any(i in ent_tokens for i in range(s.start, s.end))
         ]
         doc._.assertion_triggers = [(t.start, t.end, t.kind) for t in triggers]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel
 
 from medmm.errors import reason_of
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
@@ -68,7 +69,9 @@ def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) ->
 def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
     """Parse a batch of reports with the (per-process cached) pipeline of ``spec``.
 
-    >>> res = process_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())  # doctest: +SKIP
+    >>> res = process_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())
+    >>> [(e["finding"], e["negated"]) for e in res.entities]
+    [('pneumothorax', True)]
     """
     from medmm.reports.extract import doc_rows, sections_of
 
@@ -199,7 +202,7 @@ def parse_reports(
 def _write(
     run_dir: Path, results: list[BatchResult], rejected: list[ReportManifestRow], write_table: Any
 ) -> dict[str, Path]:
-    def frame(key: str, model: type) -> pd.DataFrame:
+    def frame(key: str, model: type[BaseModel]) -> pd.DataFrame:
         rows = [row for r in results for row in getattr(r, key)]
         return pd.DataFrame(rows, columns=list(model.model_fields))
 

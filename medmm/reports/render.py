@@ -83,12 +83,17 @@ def render_report(report_id: str, run_dir: Path, *, page: bool = False) -> str:
     run_dir = Path(run_dir)
     texts_path = run_dir / "report_texts.parquet"
     if not texts_path.exists():
-        raise InputError(str(run_dir), "has no report_texts.parquet", "run `medmm reports parse INPUT --out RUN_DIR`")
+        raise InputError(
+            str(run_dir), "has no report_texts.parquet", "run `medmm reports parse INPUT --out RUN_DIR`"
+        )
     texts = pd.read_parquet(texts_path)
     match = texts[texts["report_id"].astype(str) == str(report_id)]
     if match.empty:
-        raise InputError(str(run_dir), f"no parsed report with id {report_id!r}",
-                         "check manifest_reports.parquet: the report may be quarantined or a duplicate")
+        raise InputError(
+            str(run_dir),
+            f"no parsed report with id {report_id!r}",
+            "check manifest_reports.parquet: the report may be quarantined or a duplicate",
+        )
     ents = pd.read_parquet(run_dir / "entities.parquet", filters=[("report_id", "==", str(report_id))])
     labels = pd.read_parquet(run_dir / "report_labels.parquet", filters=[("report_id", "==", str(report_id))])
     body = render_html(str(match.iloc[0]["text"]), ents, title=f"report {report_id}")
@@ -97,10 +102,14 @@ def render_report(report_id: str, run_dir: Path, *, page: bool = False) -> str:
         f"<td>{html.escape(str(r['evidence']))}</td></tr>"
         for r in labels.to_dict(orient="records")
     )
-    table = (f"<table style='font-family:sans-serif;font-size:13px'><tr><th>finding</th><th>status</th>"
-             f"<th>evidence</th></tr>{rows}</table>")
+    table = (
+        f"<table style='font-family:sans-serif;font-size:13px'><tr><th>finding</th><th>status</th>"
+        f"<th>evidence</th></tr>{rows}</table>"
+    )
     content = body + table
     if page:
-        return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>report {html.escape(str(report_id))}"\
-               f"</title></head><body>{content}</body></html>"
+        return (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>report {html.escape(str(report_id))}"
+            f"</title></head><body>{content}</body></html>"
+        )
     return content

@@ -18,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -303,8 +304,8 @@ def read_reports(
         raise InputError(str(path), "does not exist", "check the path")
     reports: list[ReportInput] = []
     rejected: list[ReportManifestRow] = []
+    rows: list[tuple[str, str, str | list[tuple[str, str]], int, list[str], Any, Any]] = []
     if path.is_dir():
-        rows = []
         for f in sorted(path.rglob("*.txt")):
             text, notes = decode_bytes(f.read_bytes())
             rows.append((f.relative_to(path).as_posix(), f.stem, text, f.stat().st_size, notes, None, None))
@@ -322,7 +323,6 @@ def read_reports(
                     "pass an existing column to --patient-column/--study-column",
                 )
         fmt = path.suffix.lower().lstrip(".")
-        rows = []
         for n, rec in enumerate(frame.to_dict(orient="records"), start=1):
             values = [(c, "" if rec.get(c) is None else str(rec.get(c))) for c in text_cols]
             rid = "" if rec.get(id_col) is None else str(rec.get(id_col)).strip()
@@ -340,8 +340,8 @@ def read_reports(
             cleaned = []
             more = []
             for column, value in raw:
-                value, extra = clean_text(value, max_chars)
-                more += [f"{column}:{e}" for e in extra]
+                value, repairs = clean_text(value, max_chars)
+                more += [f"{column}:{e}" for e in repairs]
                 cleaned.append((column, value))
             text, sections = _assemble(cleaned)
         notes = notes + more

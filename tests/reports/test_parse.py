@@ -1,0 +1,141 @@
+"""End to end: `medmm reports parse` over a small CSV on a local Dask cluster; schemas; models; rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from medmm.schemas import validate_frame
+
+CSV = (
+    "uid,patient,indication,findings,impression\n"
+    '1,P1,r/o pneumonia,"Heart is mildly enlarged. No pneumothorax. A 12 mm spiculated nodule in the right '
+    'upper lobe.",Possible left lower lobe atelectasis.\n'
+    """2,P2,,"<p>The lungs are clear. No pleural effusion.</p>",No acute cardiopulmonary abnormality.
+2,P2,,dup,dup
+3,P3,, ,
+4,P4,cough,"Chronic obstructive pulmonary disease (COPD) with hyperinflation. COPD is stable.",Emphysema.
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from medmm.reports.pipeline import parse_reports
+
+    base = tmp_path_factory.mktemp("reports")
+    (base / "r.csv").write_text(CSV)
+    key = base / "site.key"
+    key.write_text("ab" * 32 + "\n")
+    parse_reports(
+        base / "r.csv", base / "run", patient_column="patient", workers=2, batch_size=2, key_file=key
+    )
+    return base / "run"
+
+
+def test_every_input_in_manifest_once(run_dir: Path) -> None:
+    m = pd.read_parquet(run_dir / "manifest_reports.parquet")
+    assert m["path"].tolist() == [f"r.csv#{i}" for i in range(1, 6)]
+    assert m["status"].tolist() == ["ingested", "ingested", "duplicate", "quarantined", "ingested"]
+    assert m.loc[0, "patient_id"].startswith("pat-") and "P1" not in m.loc[0, "patient_id"]
+    assert "html-stripped" in m.loc[1, "notes"]
+
+
+def test_outputs_match_schemas(run_dir: Path) -> None:
+    for table, schema in [
+        ("entities", "entities"),
+        ("report_labels", "report_labels"),
+        ("report_texts", "report_texts"),
+        ("manifest_reports", "manifest_reports"),
+    ]:
+        frame = pd.read_parquet(run_dir / f"{table}.parquet")
+        assert validate_frame(frame, schema) == len(frame) > 0
+
+
+def test_labels_and_entities(run_dir: Path) -> None:
+    labels = pd.read_parquet(run_dir / "report_labels.parquet")
+    got = {(r.report_id, r.finding): r.status for r in labels.itertuples()}
+    assert got[("1", "cardiomegaly")] == "present"
+    assert got[("1", "pneumothorax")] == "absent"
+    assert got[("1", "atelectasis")] == "uncertain"
+    assert ("1", "pneumonia") not in got  # indication only: not a report finding
+    assert got[("1", "normal")] == "absent" and got[("2", "normal")] == "present"
+    assert got[("4", "emphysema")] == "present"
+    ents = pd.read_parquet(run_dir / "entities.parquet")
+    copd = ents[(ents.report_id == "4") & (ents.text == "COPD")]
+    assert set(copd["long_form"]) == {"Chronic obstructive pulmonary disease"}
+    pneu = ents[(ents.report_id == "1") & (ents.finding == "pneumonia")].iloc[0]
+    assert pneu["section"] == "INDICATION" and pneu["uncertain"]
+    nodule = ents[(ents.report_id == "1") & (ents.finding == "nodule") & (ents.label == "FINDING")].iloc[0]
+    assert nodule["measurement_mm"] == 12.0 and nodule["location"] == "right upper lobe"
+    assert set(ents["source"]) == {"lexicon:radiology-v1"}
+
+
+def test_run_json_names_pipeline(run_dir: Path) -> None:
+    from medmm.runinfo import read_run_json
+
+    stage = read_run_json(run_dir)["stages"]["reports"]
+    assert stage["pipeline"].startswith("lexicon:radiology-v1")
+    assert stage["counts"]["ingested"] == 3 and stage["counts"]["reports"] == 5
+
+
+def test_render_and_show(run_dir: Path, tmp_path: Path) -> None:
+    from medmm.cli import app
+    from medmm.reports.render import render_report
+
+    html = render_report("1", run_dir)
+    assert "FINDING-NEG" in html and "FINDING-UNC" in html and "MEASUREMENT 12 mm" in html
+    out = tmp_path / "r1.html"
+    res = CliRunner().invoke(app, ["reports", "show", "1", "--run", str(run_dir), "--html", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    res = CliRunner().invoke(app, ["reports", "show", "nope", "--run", str(run_dir)])
+    assert res.exit_code == 2 and "no parsed report" in res.output
+
+
+def test_unknown_model_lists_installed(tmp_path: Path) -> None:
+    from medmm.cli import app
+
+    (tmp_path / "r.csv").write_text(CSV)
+    res = CliRunner().invoke(
+        app,
+        [
+            "reports",
+            "parse",
+            str(tmp_path / "r.csv"),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            "en_core_sci_nonexistent",
+            "--workers",
+            "0",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "installed:" in res.output and "ai2-s2-scispacy/releases" in res.output
+    assert not (tmp_path / "o" / "entities.parquet").exists()
+
+
+def test_model_by_path_records_source(tmp_path: Path) -> None:
+    import spacy
+    from scispacy.custom_tokenizer import combined_rule_tokenizer
+
+    from medmm.reports.pipeline import parse_reports
+
+    nlp = spacy.blank("en")
+    nlp.tokenizer = combined_rule_tokenizer(nlp)
+    ruler = nlp.add_pipe("entity_ruler", name="ner")
+    ruler.add_patterns(
+        [{"label": "DISEASE", "pattern": "sarcoidosis"}, {"label": "DISEASE", "pattern": "effusion"}]
+    )
+    nlp.to_disk(tmp_path / "model")
+    (tmp_path / "r.csv").write_text("uid,text\n1,History of sarcoidosis. Small effusion.\n")
+    summary = parse_reports(tmp_path / "r.csv", tmp_path / "o", model=str(tmp_path / "model"), workers=0)
+    assert summary.pipeline.startswith("model:model-")
+    ents = pd.read_parquet(tmp_path / "o" / "entities.parquet").set_index("text")
+    assert ents.loc["sarcoidosis", "source"].startswith("model:model-")
+    assert ents.loc["sarcoidosis", "label"] == "DISEASE"
+    assert ents.loc["effusion", "source"] == "lexicon:radiology-v1"  # the lexicon wins overlaps
