@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from medmm.errors import reason_of
+from medmm.errors import InputError, reason_of
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, update_run_json
@@ -81,7 +81,13 @@ def _dask(
 
 
 def _quarantine(root: Path, job: RecordJob, exc: BaseException) -> list[SignalManifestRow]:
-    reason = reason_of(exc)
+    if isinstance(exc, InputError):
+        reason = reason_of(exc)
+    else:  # a bug or an input we did not foresee: still one row, naming the file
+        reason = (
+            f"{type(exc).__name__}: {job.main}: unexpected error while processing ({exc}). "
+            "Fix: report it with this file to the medmm maintainers"
+        )
     rows = []
     for rel in [job.main, *job.companions]:
         st = (root / rel).stat()

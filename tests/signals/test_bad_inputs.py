@@ -20,6 +20,18 @@ def _wfdb(d: Path, name: str, first: str, data: np.ndarray | None = _X, fmt: str
         data.tofile(d / f"{name}.dat")
 
 
+def _truncated_edf(path: Path) -> None:
+    import pyedflib
+
+    fs = 256
+    head = pyedflib.highlevel.make_signal_header(
+        "EEG", dimension="uV", sample_frequency=fs, physical_min=-200, physical_max=200
+    )
+    pyedflib.highlevel.write_edf(str(path), [100 * np.sin(np.arange(fs * 10) / 5.0)], [head])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, Path]:
     d = tmp_path_factory.mktemp("bad_in")
@@ -40,6 +52,7 @@ def bad_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFram
     (d / "notime.csv").write_text("a,b\n1,2\n")
     (d / "vitals.csv").write_text("time,HR\n2020-01-01 10:00:00,80\n2020-01-01 10:00:05,81\n")
     (d / "empty.edf").write_bytes(b"")
+    _truncated_edf(d / "trunc.edf")
     (d / "notes.txt").write_text("not a signal")
     out = tmp_path_factory.mktemp("bad_out")
     run_signals(d, out, workers=0, pseudonymizer=Pseudonymizer(b"t" * 32))
@@ -61,6 +74,7 @@ def bad_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFram
         ("backwards.csv", "NonMonotonicTimeError", "backwards at line 3"),
         ("notime.csv", "NotASignalError", "no timestamp column"),
         ("empty.edf", "HeaderError", "not a readable EDF"),
+        ("trunc.edf", "TruncatedSignalError", "shorter than its header declares"),
         ("notes.txt", "NotASignalError", "not a signal format"),
     ],
 )
@@ -100,3 +114,25 @@ def test_nan_run_is_kept_as_a_gap(bad_run: tuple[Path, pd.DataFrame, Path]) -> N
     arr = np.load(out / gappy["path"].iloc[0])
     assert np.isnan(arr[0, 1000:2000]).all() and np.isfinite(arr[0, 50:950]).all()  # 250 Hz: same indices
     assert gappy["missing"].iloc[0] == pytest.approx(0.4) and gappy["quality"].iloc[0] < 0.61
+
+
+def test_unexpected_error_still_gives_one_row_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medmm.signals.pipeline as pipeline
+
+    real = pipeline.process_record
+
+    def flaky(job, *args):  # type: ignore[no-untyped-def]
+        if job.record == "boom":
+            raise RuntimeError("detector exploded")
+        return real(job, *args)
+
+    monkeypatch.setattr(pipeline, "process_record", flaky)
+    _wfdb(tmp_path, "boom", "boom 1 250 5000")
+    _wfdb(tmp_path, "fine", "fine 1 250 5000")
+    out = tmp_path / "out"
+    run_signals(tmp_path, out, workers=0, pseudonymizer=Pseudonymizer(b"t" * 32))
+    man = pd.read_parquet(out / "manifest_signals.parquet").set_index("path")
+    assert man.loc["boom.hea", "reason"].startswith("RuntimeError: boom.hea: unexpected error")
+    assert man.loc["boom.dat", "status"] == "quarantined" and man.loc["fine.hea", "status"] == "ingested"

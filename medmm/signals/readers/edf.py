@@ -37,7 +37,7 @@ def read_edf(root: Path, rel: str) -> LoadedRecord:
     try:
         f = pyedflib.EdfReader(str(path))
     except OSError as exc:
-        text = str(exc)
+        text = str(exc).replace(str(path), rel)
         if path.exists() and ("size" in text.lower() or "records" in text.lower()):
             raise TruncatedSignalError(
                 rel,
