@@ -26,7 +26,7 @@ from medmm.imaging.errors import ImageFileError, MissingCompanionError, MixedGeo
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
 from medmm.imaging.pixels import read_mosaic, read_multiframe, read_slice
 from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
-from medmm.imaging.series import SeriesStack, series_key_of
+from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_of
 from medmm.imaging.volume_store import canonical_dtype, write_volume
 from medmm.pseudonym import Pseudonymizer
 
@@ -47,6 +47,7 @@ _SIDECAR_FIELDS = (
     ("magnetic_field_strength", "magnetic_field_strength_t"),
     ("slice_thickness", "slice_thickness_mm"),
     ("convolution_kernel", "convolution_kernel"),
+    ("gantry_tilt", "gantry_detector_tilt_deg"),
     ("photometric_interpretation", "photometric_interpretation"),
 )
 
@@ -116,10 +117,11 @@ def _dicom_volume(
         data = np.stack(slices, axis=2)
         position = first.image_position
         step = stack.step if len(insts) > 1 else (_single_step(first) if first.image_orientation else None)
-    if not (position and first.image_orientation and first.pixel_spacing and step):
+    iop, pixel_spacing = first.image_orientation, first.pixel_spacing
+    if not (position and step and iop and pixel_spacing and has_patient_geometry(first)):
         notes.append("no patient geometry: affine is pixel spacing only, axes left as stored")
         return data, None, notes
-    return data, affine_lps(first.image_orientation, position, first.pixel_spacing, step), notes
+    return data, affine_lps(iop, position, pixel_spacing, step), notes
 
 
 def _stack_where(stack: SeriesStack) -> str:

@@ -254,7 +254,11 @@ def _instance_from(
         photometric_interpretation=as_str(ds.get("PhotometricInterpretation")),
         image_position=geometry.get("image_position", as_floats(ds.get("ImagePositionPatient"), 3)),
         image_orientation=geometry.get("image_orientation", as_floats(ds.get("ImageOrientationPatient"), 6)),
-        pixel_spacing=geometry.get("pixel_spacing", as_floats(ds.get("PixelSpacing"), 2)),
+        pixel_spacing=geometry.get(
+            "pixel_spacing",
+            # projection X-ray (CR/DX/MG) often has only the detector-plane ImagerPixelSpacing
+            as_floats(ds.get("PixelSpacing"), 2) or as_floats(ds.get("ImagerPixelSpacing"), 2),
+        ),
         slice_thickness=geometry.get("slice_thickness", as_float(ds.get("SliceThickness"))),
         spacing_between_slices=as_float(ds.get("SpacingBetweenSlices")),
         frame_positions=geometry.get("frame_positions"),

@@ -34,6 +34,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from pydantic import Field
 
 from medmm.errors import InputError, reason_of
@@ -49,6 +50,7 @@ __all__ = [
     "SeriesStack",
     "StackProblem",
     "assemble_series",
+    "has_patient_geometry",
     "series_key_of",
 ]
 
@@ -159,8 +161,23 @@ def _describe_split(keys: Sequence[tuple[object, ...]]) -> str:
     return "mixed " + " and ".join(parts) + f": split into {len(keys)} stacks"
 
 
-def _has_geometry(inst: DicomInstance) -> bool:
-    return bool(inst.image_position and inst.image_orientation and inst.pixel_spacing)
+def _valid_orientation(iop: Sequence[float]) -> bool:
+    """Two unit vectors at right angles (tolerance 1e-2): anything else has no usable geometry."""
+    row, col = np.asarray(iop[:3], dtype=float), np.asarray(iop[3:6], dtype=float)
+    return bool(
+        abs(np.linalg.norm(row) - 1) < 1e-2 and abs(np.linalg.norm(col) - 1) < 1e-2 and abs(row @ col) < 1e-2
+    )
+
+
+def has_patient_geometry(inst: DicomInstance) -> bool:
+    """True when position, a valid orientation and positive pixel spacing are all present."""
+    return bool(
+        inst.image_position
+        and inst.image_orientation
+        and inst.pixel_spacing
+        and all(v > 0 for v in inst.pixel_spacing)
+        and _valid_orientation(inst.image_orientation)
+    )
 
 
 def _split_repeats(
@@ -357,10 +374,15 @@ def _assemble_group(
             stacks.append(
                 _multiframe_stack(inst, f"{series}|{inst.sop_instance_uid}", min_slices, allow_tilt)
             )
-        elif not _has_geometry(inst):
+        elif not has_patient_geometry(inst):
             stack = SeriesStack(stack_key=f"{series}|{inst.sop_instance_uid}", paths=[inst.path])
             if len(group) > 1:
                 stack.split_reason = "no patient geometry (2D image): one volume per image"
+            if inst.image_orientation and not _valid_orientation(inst.image_orientation):
+                stack.warnings.append(
+                    "ImageOrientationPatient is not two orthogonal unit vectors: "
+                    "written without patient geometry"
+                )
             stacks.append(stack)
         else:
             volume_like.append(inst)

@@ -162,3 +162,17 @@ def test_every_file_exactly_once(zs: list[int], seed: int) -> None:
 def test_analyze_positions_reports_offline_positions() -> None:
     rep = analyze_positions([[0, 0, 0], [0, 0, 1], [9, 0, 2], [0, 0, 3]], AXIAL)
     assert rep.off_line_mm > 4
+
+
+def test_invalid_orientation_means_no_geometry() -> None:
+    items = [inst(n, [0, 0, float(n)], [0, 0, 0, 0, 0, 0]) for n in range(3)]
+    out = assemble_series(items)
+    assert len(out.stacks) == 3  # each image on its own, never stacked along a made-up normal
+    assert all("ImageOrientationPatient" in s.warnings[0] for s in out.stacks)
+
+
+def test_positions_off_one_line_are_not_a_volume() -> None:
+    items = [inst(n, p) for n, p in enumerate([[0, 0, 0], [0, 0, 1], [9, 0, 2], [0, 0, 3]])]
+    (stack,) = assemble_series(items).stacks
+    assert [p.error for p in stack.problems] == ["NotAVolumeError"]
+    assert "stray" in stack.reason
