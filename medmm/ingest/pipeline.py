@@ -82,12 +82,12 @@ def _client(client: Any, workers: int | None, scheduler: str | None, processes: 
 
 
 def _scan(
-    client: Any, entries: list[Entry], root: Path, pz: Pseudonymizer, batch_size: int, progress: bool | None
+    client: Any, entries: list[Entry], root: Path, key: bytes, batch_size: int, progress: bool | None
 ) -> list[Scanned]:
     out: list[Scanned] = []
     batches = _batches(entries, batch_size)
     for i, result in run_tasks(
-        client, scan_batch, batches, label="scan", args=(str(root), pz), show_progress=progress
+        client, scan_batch, batches, label="scan", args=(str(root), key), show_progress=progress
     ):
         if isinstance(result, TaskFailure):
             for e in batches[i]:
@@ -152,7 +152,10 @@ def ingest_archive(
         raise ConfigError(f"{root}: the archive must be an existing folder")
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
-    pz = Pseudonymizer(load_key(key_file))
+    # tasks get the key bytes inline: scattering the same object again in a later phase races with the
+    # release of the earlier scatter (same content key) and cancels tasks with "lost dependencies"
+    key = load_key(key_file)
+    pz = Pseudonymizer(key)
     journal = Journal(out)
     state = {"key_fingerprint": pz.id("medmm-key-check", "key"), "archive": str(root.resolve())}
     if not journal.state_matches(state):
@@ -177,11 +180,11 @@ def ingest_archive(
     no_work = not todo and not stale  # nothing changed: no cluster needed
     with nullcontext(None) if no_work else _client(client, workers, scheduler, processes) as dask:
         with timer("scan"):
-            scanned = _scan(dask, todo, root, pz, batch_size, show_progress)
+            scanned = _scan(dask, todo, root, key, batch_size, show_progress)
             dirty_series |= {s.row.series_id for s in scanned if s.row.series_id}
             again = [e for e in entries if e.rel in done and previous[e.rel].series_id in dirty_series]
             if again:  # files of a series that changed are assembled again with it
-                scanned += _scan(dask, again, root, pz, batch_size, show_progress)
+                scanned += _scan(dask, again, root, key, batch_size, show_progress)
                 done -= {e.rel for e in again}
         with timer("assemble"):
             jobs = plan_jobs(scanned, book, img_to_hdr)
@@ -193,7 +196,7 @@ def ingest_archive(
                 convert_job,
                 jobs,
                 label="convert",
-                args=(str(root), str(out), pz),
+                args=(str(root), str(out), key),
                 show_progress=show_progress,
             ):
                 job = jobs[i]

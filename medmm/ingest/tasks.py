@@ -230,7 +230,14 @@ def quiet_readers() -> Iterator[None]:
         logger.disabled, logger.propagate = saved
 
 
-def scan_batch(entries: list[Entry], archive_root: str, pseudonymizer: Pseudonymizer) -> list[Scanned]:
+def _as_pseudonymizer(value: Pseudonymizer | bytes) -> Pseudonymizer:
+    """Tasks take the site key as bytes (sent inline, never scattered) or a ready pseudonymizer."""
+    return value if isinstance(value, Pseudonymizer) else Pseudonymizer(value)
+
+
+def scan_batch(
+    entries: list[Entry], archive_root: str, pseudonymizer: Pseudonymizer | bytes
+) -> list[Scanned]:
     """Sniff every file of a batch and read the DICOM headers (no pixel data).
 
     Parameters
@@ -240,7 +247,7 @@ def scan_batch(entries: list[Entry], archive_root: str, pseudonymizer: Pseudonym
     archive_root
         The archive folder.
     pseudonymizer
-        Turns source identifiers into the pseudonyms written to the manifest.
+        Turns source identifiers into the pseudonyms written to the manifest (or the site key).
 
     Returns
     -------
@@ -250,12 +257,12 @@ def scan_batch(entries: list[Entry], archive_root: str, pseudonymizer: Pseudonym
     >>> scan_batch([], "/nonexistent", Pseudonymizer(b"k" * 32))
     []
     """
-    root = Path(archive_root)
+    root, pz = Path(archive_root), _as_pseudonymizer(pseudonymizer)
     out = []
     with quiet_readers():
         for entry in entries:
             try:
-                out.append(_scan_one(entry, root, pseudonymizer))
+                out.append(_scan_one(entry, root, pz))
             except Exception as exc:  # one odd file never costs the rest of the batch
                 out.append(_final(entry, "unknown", Status.quarantined, unexpected(entry.rel, exc)))
     return out
@@ -273,7 +280,9 @@ def _maybe_die_for_test() -> None:
     os._exit(70)
 
 
-def convert_job(job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer: Pseudonymizer) -> Converted:
+def convert_job(
+    job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer: Pseudonymizer | bytes
+) -> Converted:
     """Write the volume of one DICOM stack or one NIfTI/ANALYZE file; never raises for bad input.
 
     Parameters
@@ -283,7 +292,7 @@ def convert_job(job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer:
     archive_root, run_dir
         Where inputs are read and ``volumes/`` is written.
     pseudonymizer
-        Pseudonyms and date shifts for the volume's identifiers.
+        Pseudonyms and date shifts for the volume's identifiers (or the site key).
 
     >>> convert_job(ConvertJob(key="k", paths=["x.nii"], rel="x.nii", fmt="nifti1"),
     ...             "/nonexistent", "/tmp", Pseudonymizer(b"k" * 32)).reason.split(":")[0]
@@ -293,7 +302,7 @@ def convert_job(job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer:
     root, out = Path(archive_root), Path(run_dir)
     try:
         with quiet_readers():
-            volume = _convert(job, root, out, pseudonymizer)
+            volume = _convert(job, root, out, _as_pseudonymizer(pseudonymizer))
     except InputError as exc:
         return Converted(job.key, reason=reason_of(exc))
     except Exception as exc:  # a bug in one conversion never kills the run

@@ -1,0 +1,122 @@
+"""Resumption: unchanged inputs are skipped, changed ones redone; a killed run or worker loses nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+import medmm.ingest.pipeline as pipeline
+from medmm.ingest.pipeline import ingest_archive
+from medmm.ingest.sample import build_sample_archive
+from medmm.ingest.tasks import FAULT_ENV
+from medmm.tables import read_table
+
+pytestmark = pytest.mark.xdist_group("ingest_resume")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(archive, key file, reference run dir of an undisturbed run)."""
+    base = tmp_path_factory.mktemp("sample")
+    archive = build_sample_archive(base / "archive", seed=3)
+    key = base / "site.key"
+    key.write_text("ef" * 32 + "\n")
+    ingest_archive(archive, base / "reference", workers=2, processes=False, key_file=key)
+    return archive, key, base / "reference"
+
+
+def _tables(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return read_table(run / "manifest.parquet"), read_table(run / "volumes.parquet").astype(str)
+
+
+def _assert_same_outputs(run: Path, reference: Path) -> None:
+    (m, v), (m_ref, v_ref) = _tables(run), _tables(reference)
+    pd.testing.assert_frame_equal(m, m_ref)
+    pd.testing.assert_frame_equal(v, v_ref)
+    for rel in v_ref["path"]:
+        a, b = nib.load(run / rel), nib.load(reference / rel)
+        assert np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+        assert np.allclose(a.affine, b.affine)
+    written = sorted(p.name for p in (run / "volumes").iterdir())
+    assert written == sorted(p.name for p in (reference / "volumes").iterdir())  # no strays, no temps
+    assert not (run / ".parts").exists()
+
+
+def test_rerun_skips_everything_and_redoes_what_changed(
+    sample: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    archive0, key, _ = sample
+    archive = tmp_path / "archive"
+    shutil.copytree(archive0, archive)
+    run = tmp_path / "run"
+    first = ingest_archive(archive, run, workers=2, processes=False, key_file=key)
+    again = ingest_archive(archive, run, workers=2, processes=False, key_file=key)
+    assert again.n_skipped == again.n_files == first.n_files
+    assert again.counts == first.counts
+    assert again.timings["total_s"] < first.timings["total_s"]
+
+    series = sorted((archive / "generated" / "synthetic_ct" / "series_0000").iterdir())
+    st = series[1].stat()
+    os.utime(series[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: the series is redone
+    shutil.copyfile(archive / "nibabel" / "functional.nii", archive / "nibabel" / "anatomical.nii")  # changed
+    (archive / "generated" / "notes.txt").unlink()  # gone
+    (archive / "generated" / "new.txt").write_text("a new file\n")  # new
+    third = ingest_archive(archive, run, workers=2, processes=False, key_file=key)
+    assert third.n_skipped == first.n_files - len(series) - 2  # series + anatomical.nii + notes.txt
+    manifest = read_table(run / "manifest.parquet").set_index("path")
+    assert (
+        "generated/notes.txt" not in manifest.index
+        and manifest.loc["generated/new.txt", "status"] == "non_image"
+    )
+    rel = f"generated/synthetic_ct/series_0000/{series[1].name}"
+    assert (
+        manifest.loc[rel, "mtime_ns"] == st.st_mtime_ns + 10**9 and manifest.loc[rel, "status"] == "ingested"
+    )
+    volumes = read_table(run / "volumes.parquet").set_index("volume_id")
+    anat = volumes.loc[manifest.loc["nibabel/anatomical.nii", "volume_id"]]
+    assert list(anat["shape"]) == [17, 21, 3, 20]  # the new content, not the old volume
+    assert len(volumes) == len(list((run / "volumes").glob("*.nii.gz")))
+
+
+def test_killed_run_resumes_to_the_undisturbed_result(
+    sample: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive, key, reference = sample
+    real_run_tasks = pipeline.run_tasks
+
+    def dying_run_tasks(client: Any, fn: Any, items: Any, **kw: Any) -> Iterator[Any]:
+        for n, out in enumerate(real_run_tasks(client, fn, items, **kw)):
+            if kw.get("label") == "convert" and n == 3:
+                raise KeyboardInterrupt  # the driver is killed after 3 volumes
+            yield out
+
+    monkeypatch.setattr(pipeline, "run_tasks", dying_run_tasks)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        ingest_archive(archive, run, workers=2, processes=False, key_file=key)
+    assert list((run / ".parts").glob("*-rows.parquet")) and not (run / "manifest.parquet").exists()
+    monkeypatch.setattr(pipeline, "run_tasks", real_run_tasks)
+    resumed = ingest_archive(archive, run, workers=2, processes=False, key_file=key)
+    assert resumed.n_skipped > 0  # rows settled before the kill were kept
+    _assert_same_outputs(run, reference)
+
+
+@pytest.mark.slow
+def test_worker_process_killed_mid_task(
+    sample: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive, key, reference = sample
+    flag = tmp_path / "killed.flag"
+    monkeypatch.setenv(FAULT_ENV, str(flag))  # inherited by the worker processes
+    run = tmp_path / "run"
+    ingest_archive(archive, run, workers=2, processes=True, key_file=key)
+    assert flag.exists()  # a worker process really died inside a conversion task
+    _assert_same_outputs(run, reference)
