@@ -82,3 +82,17 @@ def test_evaluate_uses_gold_tokens(tmp_path: Path) -> None:
 def test_unknown_model_name_is_config_error() -> None:
     with pytest.raises(ConfigError, match="train-ner"):
         load_model("en_no_such_model_medmm")
+
+
+def test_label_map_renames_model_labels(tmp_path: Path) -> None:
+    import spacy
+
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "CHEMICAL", "pattern": "aspirin"}])  # type: ignore[attr-defined]
+    p = tmp_path / "dev.tsv"
+    p.write_text("aspirin\tB-Chemical\n\n")
+    plain = evaluate_ner(nlp, p)
+    assert plain["micro"]["f1"] == 0.0 and plain["labels_not_in_model"] == ["Chemical"]
+    mapped = evaluate_ner(nlp, p, label_map={"CHEMICAL": "Chemical"})
+    assert mapped["micro"]["f1"] == 1.0 and mapped["labels_not_in_model"] == []

@@ -14,6 +14,7 @@ start, end and label equal a gold entity's.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,17 @@ def load_model(model: str | Path | Language) -> Language:
         ) from exc
 
 
-def predict_spans(nlp: Language, docs: list[NerDoc], *, batch_size: int = 256) -> list[list[Span]]:
+def predict_spans(
+    nlp: Language,
+    docs: list[NerDoc],
+    *,
+    batch_size: int = 256,
+    label_map: Mapping[str, str] | None = None,
+) -> list[list[Span]]:
     """Run ``nlp``'s components over the gold tokens of ``docs``; entities as token spans.
+
+    ``label_map`` renames predicted labels (e.g. ``{"CHEMICAL": "Chemical"}`` for scispaCy's
+    ``en_ner_bc5cdr_md``); labels not in it are kept.
 
     >>> import spacy
     >>> nlp = spacy.blank("en"); ruler = nlp.add_pipe("entity_ruler")
@@ -65,23 +75,29 @@ def predict_spans(nlp: Language, docs: list[NerDoc], *, batch_size: int = 256) -
     [[(1, 2, 'Chemical')]]
     """
     gold_tok = (doc_from_words(nlp, d, with_entities=False) for d in docs)
+    rename = dict(label_map or {})
     return [
-        [(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(gold_tok, batch_size=batch_size)
+        [(e.start, e.end, rename.get(e.label_, e.label_)) for e in doc.ents]
+        for doc in nlp.pipe(gold_tok, batch_size=batch_size)
     ]
 
 
-def evaluate_docs(nlp: Language, docs: list[NerDoc]) -> dict[str, Any]:
+def evaluate_docs(
+    nlp: Language, docs: list[NerDoc], *, label_map: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Exact-span scores of ``nlp`` on already-read corpus documents (see :func:`score_spans`).
 
     >>> import spacy
     >>> evaluate_docs(spacy.blank("en"), [NerDoc(("a",), ("B-X",))])["micro"]["recall"]
     0.0
     """
-    pred = predict_spans(nlp, docs)
+    pred = predict_spans(nlp, docs, label_map=label_map)
     return score_spans([list(d.spans) for d in docs], pred)
 
 
-def evaluate_ner(model: str | Path | Language, corpus_file: Path) -> dict[str, Any]:
+def evaluate_ner(
+    model: str | Path | Language, corpus_file: Path, *, label_map: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Entity-level exact-span precision, recall and F1 (per label and micro) of a NER model.
 
     Parameters
@@ -91,13 +107,15 @@ def evaluate_ner(model: str | Path | Language, corpus_file: Path) -> dict[str, A
         :func:`medmm.reports.ner.train.train_ner`) or a loaded pipeline.
     corpus_file : Path
         A BIO CoNLL/TSV file (``token<TAB>tag``).
+    label_map : mapping, optional
+        Renames the model's labels to the corpus' before scoring (``{"CHEMICAL": "Chemical"}``).
 
     Returns
     -------
     dict
         JSON-serializable: ``micro`` and ``per_label`` (each ``precision, recall, f1, n_gold, n_pred,
         n_correct``), ``n_docs``, ``corpus``, ``model``, ``tokenization`` (always ``"gold"``),
-        ``labels_not_in_model`` (gold labels the model cannot predict) and ``seconds``.
+        ``labels_not_in_model`` (gold labels the model cannot predict), ``label_map`` and ``seconds``.
 
     >>> import spacy, tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "dev.tsv"
@@ -108,19 +126,20 @@ def evaluate_ner(model: str | Path | Language, corpus_file: Path) -> dict[str, A
     t0 = time.perf_counter()
     nlp = load_model(model)
     docs = read_conll(Path(corpus_file))
-    scores = evaluate_docs(nlp, docs)
+    scores = evaluate_docs(nlp, docs, label_map=label_map)
+    rename = dict(label_map or {})
     model_labels: set[str] = set()
     for name in nlp.pipe_names:
-        model_labels |= set(getattr(nlp.get_pipe(name), "labels", ()) or ())
+        labels = getattr(nlp.get_pipe(name), "labels", ()) or ()
+        model_labels |= {rename.get(lab, lab) for lab in labels}
     gold_labels = {lab for d in docs for _, _, lab in d.spans}
     scores.update(
         {
             "corpus": str(corpus_file),
             "model": str(model) if isinstance(model, str | Path) else str(nlp.meta.get("name", "pipeline")),
             "tokenization": "gold",
-            "labels_not_in_model": sorted(gold_labels - model_labels)
-            if model_labels
-            else sorted(gold_labels),
+            "labels_not_in_model": sorted(gold_labels - model_labels),
+            "label_map": dict(label_map or {}),
             "seconds": round(time.perf_counter() - t0, 2),
         }
     )
