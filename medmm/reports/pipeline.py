@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,14 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
     return out
 
 
+def _warm(spec: PipelineSpec) -> str:
+    """Build (and cache) the pipeline in a worker process; returns its description."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        get_pipeline(spec)
+    return spec.describe()
+
+
 def _batches(reports: list[ReportInput], size: int) -> list[list[ReportInput]]:
     return [reports[i : i + size] for i in range(0, len(reports), size)]
 
@@ -156,18 +165,20 @@ def parse_reports(
         )
     results: list[BatchResult] = []
     batches = _batches(batch_in.reports, batch_size)
-    with timer("parse"):
-        if workers == 0 and not scheduler:
+    if workers == 0 and not scheduler:
+        with timer("parse"):
             results = [process_batch(b, spec) for b in batches]
-        else:
-            with dask_client(workers, scheduler, quiet=True) as client:
+    else:
+        with ExitStack() as stack:
+            with timer("cluster_start"):
+                client = stack.enter_context(dask_client(workers, scheduler, quiet=True))
+            with timer("warm_workers"):  # each worker builds its pipeline once, before the first task
+                client.run(_warm, spec)
+            with timer("parse"):
                 for i, res in run_tasks(client, process_batch, batches, label="reports", args=(spec,)):
                     if isinstance(res, TaskFailure):
-                        results.append(
-                            BatchResult(
-                                manifest=[_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
-                            )
-                        )
+                        failed = [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
+                        results.append(BatchResult(manifest=failed))
                     else:
                         results.append(res)
     with timer("write"):
