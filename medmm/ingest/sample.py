@@ -218,11 +218,13 @@ def build_sample_archive(dest: Path, *, seed: int = 0) -> Path:
     return dest
 
 
-def run_demo(out: Path, *, workers: int = 2, key_file: Path | None = None, seed: int = 0) -> dict[str, Any]:
+def run_demo(
+    out: Path, *, workers: int = 2, key_file: Path | None = None, seed: int = 0, processes: bool = True
+) -> dict[str, Any]:
     """Build the sample archive under ``out/sample_archive`` and ingest it into ``out``.
 
     Returns a summary (counts by status, files, volumes, where the outputs are) that later stages'
-    demos extend.
+    demos extend. ``processes=False`` runs the Dask workers as threads (notebooks, tests).
 
     >>> summary = run_demo(Path("runs/demo"))  # doctest: +SKIP
     >>> summary["counts"]["ingested"] > 0  # doctest: +SKIP
@@ -232,7 +234,7 @@ def run_demo(out: Path, *, workers: int = 2, key_file: Path | None = None, seed:
 
     out = Path(out)
     archive = build_sample_archive(out / "sample_archive", seed=seed)
-    result = ingest_archive(archive, out, workers=workers, key_file=key_file)
+    result = ingest_archive(archive, out, workers=workers, key_file=key_file, processes=processes)
     return {
         "archive": str(archive),
         "run_dir": str(out),
