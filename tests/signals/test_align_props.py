@@ -52,7 +52,12 @@ def test_tiled_windows_stay_inside_and_miss_nothing(n: int, length: int, step: i
 
 
 @FAST
-@given(anchor=st.integers(-2000, 7000), before=st.integers(0, 1000), after=st.integers(0, 1000), n=st.integers(0, 5000))
+@given(
+    anchor=st.integers(-2000, 7000),
+    before=st.integers(0, 1000),
+    after=st.integers(0, 1000),
+    n=st.integers(0, 5000),
+)
 def test_anchor_window_bounds_and_length(anchor: int, before: int, after: int, n: int) -> None:
     s = anchor_window(anchor, before, after, n)
     assert 0 <= s.start <= s.stop <= n

@@ -22,7 +22,9 @@ def _peak(y: np.ndarray, fs: float) -> tuple[float, float]:
     return float(np.fft.rfftfreq(y.size, 1 / fs)[k]), float(spec[k])
 
 
-@pytest.mark.parametrize(("fs_in", "fs_out"), [(360.0, 250.0), (1000.0, 250.0), (125.0, 250.0), (249.89, 250.0)])
+@pytest.mark.parametrize(
+    ("fs_in", "fs_out"), [(360.0, 250.0), (1000.0, 250.0), (125.0, 250.0), (249.89, 250.0)]
+)
 def test_sinusoid_keeps_frequency_and_amplitude(fs_in: float, fs_out: float) -> None:
     t = np.arange(int(20 * fs_in)) / fs_in
     x = 1.5 * np.sin(2 * np.pi * 7.0 * t)
