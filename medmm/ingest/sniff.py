@@ -90,6 +90,9 @@ class Sniffed:
     note: str = ""
     error: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "format", str(self.format))  # plain str, also when given a Format
+
     @property
     def base(self) -> Format:
         """The format without the ``.gz`` suffix."""
