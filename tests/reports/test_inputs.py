@@ -104,3 +104,23 @@ def test_redaction_tokens_never_become_entities() -> None:
     )
     assert all(not r.text.startswith("XXXX") and not r.text.endswith("XXXX") for r in rows)
     assert [r.finding for r in rows if r.label == "FINDING"] == ["cardiomegaly"]
+
+
+def test_txt_folder_reports_and_unreadable_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("FINDINGS: No effusion.")
+    (tmp_path / "sub" / "b.txt").write_bytes(b"")
+    (tmp_path / "c.txt").write_text("x")
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "c.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    batch = read_reports(tmp_path)
+    assert [(r.report_id, r.path, r.format) for r in batch.reports] == [("a", "a.txt", "txt")]
+    reasons = {r.path: r.reason for r in batch.rejected}
+    assert reasons["sub/b.txt"].startswith("EmptyReportError")
+    assert reasons["c.txt"].startswith("InputError: c.txt: cannot be read (Permission denied)")

@@ -307,8 +307,23 @@ def read_reports(
     rows: list[tuple[str, str, str | list[tuple[str, str]], int, list[str], Any, Any]] = []
     if path.is_dir():
         for f in sorted(path.rglob("*.txt")):
-            text, notes = decode_bytes(f.read_bytes())
-            rows.append((f.relative_to(path).as_posix(), f.stem, text, f.stat().st_size, notes, None, None))
+            rel = f.relative_to(path).as_posix()
+            try:
+                data = f.read_bytes()
+            except OSError as exc:  # unreadable file: quarantined, the batch goes on
+                err = InputError(rel, f"cannot be read ({exc.strerror})", "check the file's permissions")
+                rejected.append(
+                    ReportManifestRow(
+                        path=rel,
+                        format="txt",
+                        status=Status.quarantined,
+                        reason=_reason(err),
+                        report_id=f.stem,
+                    )
+                )
+                continue
+            text, notes = decode_bytes(data)
+            rows.append((rel, f.stem, text, len(data), notes, None, None))
         fmt, id_col, text_cols = "txt", None, ["text"]
     else:
         frame, file_notes, rejected = _read_table(path)
