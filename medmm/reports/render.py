@@ -70,7 +70,9 @@ def render_html(text: str, entities: pd.DataFrame, *, title: str | None = None, 
         spans.append({"start": start, "end": end, "label": label})
         last_end = end
     doc = {"text": text, "ents": spans, "title": html.escape(title) if title else None}
-    out: str = displacy.render(doc, style="ent", manual=True, page=page, options={"colors": colors})
+    out: str = displacy.render(
+        doc, style="ent", manual=True, page=page, jupyter=False, options={"colors": colors}
+    )
     return out
 
 
