@@ -51,7 +51,7 @@ def canonical_dtype(data: np.ndarray) -> np.ndarray:
     if not np.array_equal(data, np.round(data)):
         return data
     lo, hi = float(data.min()), float(data.max())
-    for dtype in (np.uint8, np.int16, np.uint16, np.int32):
+    for dtype in (np.int16, np.uint16, np.int32):
         info = np.iinfo(dtype)
         if info.min <= lo and hi <= info.max:
             return data.astype(dtype)
