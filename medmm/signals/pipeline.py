@@ -19,7 +19,10 @@ True
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,9 +44,9 @@ from medmm.signals.records import (
     WindowRow,
     WindowVitalRow,
 )
-from medmm.tables import records_to_frame, write_table
+from medmm.tables import atomic_write_bytes, records_to_frame, write_table
 
-__all__ = ["TABLES", "run_signals"]
+__all__ = ["TABLES", "process_resumable", "run_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +63,47 @@ TABLES = (
 )
 
 
+_PARTS = ".signals_parts"
+
+
+def _fingerprint(root: Path, job: RecordJob, settings: Settings, pz: Pseudonymizer) -> str:
+    files = [
+        [f, (root / f).stat().st_size, (root / f).stat().st_mtime_ns] for f in [job.main, *job.companions]
+    ]
+    blob = json.dumps([files, settings.options(), pz.id("signals-fingerprint", "fingerprint")], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def process_resumable(
+    job: RecordJob, root: str, settings: Settings, pseudonymizer: Pseudonymizer, run_dir: str
+) -> RecordResult:
+    """:func:`~medmm.signals.process.process_record`, or its saved result from an earlier run.
+
+    A result is saved (atomically) under ``RUN_DIR/.signals_parts`` and reused when it was made from
+    the same input files (paths, sizes, mtimes), settings and site key; anything else recomputes.
+    """
+    fp = _fingerprint(Path(root), job, settings, pseudonymizer)
+    part = Path(run_dir) / _PARTS / f"{hashlib.sha1(job.record.encode()).hexdigest()}.pkl"
+    if part.exists():
+        try:
+            done = pickle.loads(part.read_bytes())  # written by this stage into this run directory
+        except Exception:  # unreadable cache: recompute
+            done = None
+        if isinstance(done, RecordResult) and done.fingerprint == fp:
+            done.resumed = True
+            return done
+    res = process_record(job, root, settings, pseudonymizer, run_dir)
+    res.fingerprint = fp
+    atomic_write_bytes(part, pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
+    return res
+
+
 def _serial(
     jobs: list[RecordJob], args: tuple[Any, ...]
 ) -> Iterator[tuple[int, RecordResult | BaseException]]:
     for i, job in enumerate(jobs):
         try:
-            yield i, process_record(job, *args)
+            yield i, process_resumable(job, *args)
         except Exception as exc:  # one bad record never stops the batch
             yield i, exc
 
@@ -76,7 +114,7 @@ def _dask(
     from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 
     with dask_client(workers=workers, scheduler=scheduler, quiet=True) as client:
-        for i, res in run_tasks(client, process_record, jobs, label="signals", args=args):
+        for i, res in run_tasks(client, process_resumable, jobs, label="signals", args=args):
             yield i, (res.exception if isinstance(res, TaskFailure) else res)
 
 
@@ -183,6 +221,7 @@ def run_signals(
         "samples": samples,
     }
     counts.setdefault("quarantined", 0)
+    counts["resumed"] = sum(1 for r in results if r.resumed)
     opts = settings.options() | {"workers": workers, "scheduler": scheduler, "input": str(root)}
     update_run_json(out, "signals", options=opts, counts=counts, timings=timer.total())
     return counts

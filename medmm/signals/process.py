@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medmm.errors import ConfigError
 from medmm.pseudonym import Pseudonymizer
 from medmm.records import Status
 from medmm.signals.align import anchor_window, epoch_seconds, extract_window, tile_windows, time_to_sample
@@ -51,7 +52,7 @@ class Settings:
     before_s: float = 30.0  # anchored windows: seconds before the anchor
     after_s: float = 30.0  # ... and after it
     anchor_events: str = r"^alarm"  # regex: events whose label matches become anchors
-    anchors: tuple[Anchor, ...] = ()
+    anchors: tuple[Anchor, ...] = ()  # also accepts a path to an anchor table or a list of dicts
     patient_from: str = "record"  # patient key when the file has none: "record" name or "folder"
     trend_max_fs: float = 1.0  # channels at or below this rate are trends (vitals table)
     min_beat_fs: float = 100.0  # ECG channels below this rate get no beat detection
@@ -60,10 +61,24 @@ class Settings:
     good_sqi: float = 0.5  # windows at or above count as good
     vitals_tolerance_s: float = 60.0  # window_vitals: largest |vital time - window centre|
 
+    def __post_init__(self) -> None:
+        """Normalize ``anchors`` (workflow YAML gives a path or a list of mappings) and check choices."""
+        anchors: Any = self.anchors
+        if isinstance(anchors, (str, Path)):
+            from medmm.signals.anchors import read_anchors
+
+            anchors = read_anchors(Path(anchors))
+        anchors = tuple(a if isinstance(a, Anchor) else Anchor(**a) for a in anchors)
+        object.__setattr__(self, "anchors", anchors)
+        if self.patient_from not in ("record", "folder"):
+            raise ConfigError(f"patient_from must be 'record' or 'folder', not {self.patient_from!r}")
+        if not self.rate > 0 or not self.window_s > 0:
+            raise ConfigError("rate and window_s must be positive")
+
     def options(self) -> dict[str, Any]:
         """JSON-able view for ``run.json``."""
         out = dict(self.__dict__)
-        out["anchors"] = len(self.anchors)
+        out["anchors"] = [a.__dict__ for a in self.anchors]
         return out
 
 
@@ -80,6 +95,8 @@ class RecordResult:
     features: pd.DataFrame | None = None
     vitals: pd.DataFrame | None = None
     n_samples: int = 0
+    fingerprint: str = ""  # inputs + settings + key the result was made from (resume)
+    resumed: bool = False  # True when taken from a previous run's saved result
 
 
 def load_record(root: Path, job: RecordJob) -> LoadedRecord:

@@ -169,3 +169,28 @@ def test_cli_ingest(tmp_path: Path, key_file: Path) -> None:
     assert "quarantined  1" in res.output and (out / "vitals.parquet").exists()
     res = CliRunner().invoke(app, [*args, "--strict"])
     assert res.exit_code == 1
+
+
+def test_rerun_resumes_and_changes_invalidate(shared_data: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for ext in ("hea", "dat", "atr"):
+        (src / f"100.{ext}").symlink_to(shared_data / f"signals/mitdb_subset/100.{ext}")
+    (src / "v.csv").write_text("time,HR\n2020-01-01 10:00:00,80\n2020-01-01 10:00:05,81\n")
+    out = tmp_path / "run"
+    first = run_signals(src, out, workers=0, pseudonymizer=KEY)
+    beats = pd.read_parquet(out / "beats.parquet")
+    again = run_signals(src, out, workers=0, pseudonymizer=KEY)
+    assert first["resumed"] == 0 and again["resumed"] == 2
+    pd.testing.assert_frame_equal(beats, pd.read_parquet(out / "beats.parquet"))
+    (src / "v.csv").write_text("time,HR\n2020-01-01 10:00:00,80\n2020-01-01 10:00:05,99\n")  # changed input
+    third = run_signals(
+        src,
+        out,
+        workers=0,
+        pseudonymizer=KEY,
+        settings=Settings(anchors=[{"label": "x", "record": "100", "time_s": 60.0}]),
+    )
+    assert third["resumed"] == 0  # new settings: everything recomputed
+    assert pd.read_parquet(out / "vitals.parquet")["value"].tolist() == [80.0, 99.0]
+    assert (pd.read_parquet(out / "windows.parquet")["anchor"] == "x").sum() == 1
