@@ -85,7 +85,7 @@ def score_cmd(
         None, "--input", help="Input root of the signals run (default: read from its run.json)."
     ),
 ) -> None:
-    """Score every beat of SIGNALS_RUN and write OUT/anomalies.parquet (score, flag at the model's threshold)."""
+    """Score every beat of SIGNALS_RUN and write OUT/anomalies.parquet (score, flag at the threshold)."""
     from medmm.anomaly.model import load_model
     from medmm.anomaly.records import AnomalyRow
     from medmm.anomaly.runs import load_signals_run, run_inputs
@@ -115,6 +115,65 @@ def score_cmd(
         extra={"threshold": model.score.threshold},
     )
     typer.echo(f"{len(frame)} beats, {int(frame['flag'].sum())} flagged -> {out / 'anomalies.parquet'}")
+
+
+@anomaly_app.command("evaluate")
+def evaluate_cmd(
+    signals_run: Path = typer.Argument(..., exists=True, file_okay=False, help="Signals run directory."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for per_record.csv, pooled.csv, beats.parquet."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of every fold's training."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs per fold."),
+    annotation: str = typer.Option("atr", "--annotation", help="Reference annotation extension."),
+    device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
+    input_root: Path | None = typer.Option(
+        None, "--input", help="Input root of the signals run (default: read from its run.json)."
+    ),
+) -> None:
+    """Leave-one-record-out evaluation against reference ``V`` beats, model vs RR-ratio baseline."""
+    from medmm.anomaly.evaluate import leave_one_record_out, read_reference
+    from medmm.anomaly.runs import _input_root, load_signals_run
+    from medmm.errors import InputError
+    from medmm.runinfo import Timer, update_run_json
+    from medmm.tables import atomic_write_text, write_table
+
+    timer = Timer()
+    try:
+        records = load_signals_run(signals_run, input_root)
+        root = _input_root(signals_run, input_root)
+    except InputError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    refs = {}
+    for rb in records:
+        try:
+            refs[rb.record] = read_reference(root, rb.record, annotation)
+        except (OSError, ValueError) as exc:
+            typer.echo(f"{rb.record}: no .{annotation} reference ({type(exc).__name__})", err=True)
+    records = [rb for rb in records if rb.record in refs]
+    if len(records) < 2:
+        typer.echo(
+            f"{signals_run}: need >= 2 records with references. Fix: ingest annotated records", err=True
+        )
+        raise typer.Exit(2)
+    with timer("loro"):
+        res = leave_one_record_out(records, refs, seed=seed, epochs=epochs, device=device or None)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "per_record.csv", res.per_record.to_csv(index=False))
+    atomic_write_text(out / "pooled.csv", res.pooled.to_csv(index=False))
+    write_table(res.beats, out / "beats.parquet")
+    update_run_json(
+        out,
+        "anomaly_evaluate",
+        options={"seed": seed, "epochs": epochs, "signals_run": str(signals_run), "annotation": annotation},
+        counts={"records": len(records), "beats": len(res.beats)},
+        timings=timer.total(),
+    )
+    cols = ["record", "beats", "pos_ref", "pos_missed", "ref_missed"]
+    cols += [f"{m}_{k}" for m in ("model", "base") for k in ("auroc", "auprc", "se", "ppv")]
+    typer.echo(res.per_record[cols].round(4).to_string(index=False))
+    typer.echo(res.pooled.round(4).to_string(index=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ annotation symbols are never an input.
 >>> sig[peaks] = 1.0
 >>> bi = beat_inputs(sig, fs, peaks)
 >>> bi.waves.shape, bi.context.shape
-((19, 2, 96), (19, 3))
+((19, 2, 64), (19, 3))
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class WindowSpec:
 
     pre_s: float = 0.25
     post_s: float = 0.40
-    n_points: int = 96
+    n_points: int = 64
     band_hz: tuple[float, float] = (0.5, 40.0)
     local_rr_beats: int = 9
 
@@ -65,7 +65,7 @@ class BeatInputs:
     """Model inputs of ``n`` beats: ``waves`` (n, 2, n_points) float32, ``context`` (n, 3) float32.
 
     ``group`` (n,) int labels the record/channel each beat came from (used for per-record score
-    normalisation); ``template`` and ``scale`` are the per-group median beat and amplitude scale.
+    normalisation).
     """
 
     waves: NDArray[np.float32]
@@ -104,7 +104,7 @@ def extract_windows(
 
     >>> import numpy as np
     >>> w = extract_windows(np.arange(1000.0), 100.0, np.array([500]), WindowSpec(n_points=5))
-    >>> w.round(1).tolist()
+    >>> w.astype(float).round(1).tolist()
     [[475.0, 491.2, 507.5, 523.8, 540.0]]
     """
     x = np.asarray(filtered, dtype=np.float64)
@@ -128,7 +128,7 @@ def rr_context(samples: NDArray[np.integer], fs: float, local_beats: int = 9) ->
 
     >>> import numpy as np
     >>> c = rr_context(np.array([0, 100, 200, 260, 400, 500, 600]), 100.0, local_beats=3)
-    >>> c[3].round(2).tolist()  # early beat then compensatory pause
+    >>> c[3].astype(float).round(2).tolist()  # early beat then compensatory pause
     [-0.51, 0.34, 0.85]
     """
     s = np.asarray(samples, dtype=np.float64)
@@ -160,8 +160,8 @@ def beat_inputs(
     peak-to-peak amplitude of the windows, so a few abnormal beats do not move either.
 
     >>> import numpy as np
-    >>> sig = np.zeros(3600); sig[::360] = 1.0
-    >>> bi = beat_inputs(sig, 360.0, np.arange(360, 3600, 360))
+    >>> sig = np.zeros(36000); sig[::360] = 1.0
+    >>> bi = beat_inputs(sig, 360.0, np.arange(3600, 32400, 360))
     >>> float(np.abs(bi.waves[:, 1]).max()) < 1e-6  # identical beats: zero residual
     True
     """

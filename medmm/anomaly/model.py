@@ -7,10 +7,10 @@ patient, and the scorer measures how far each beat's embedding lies from its own
 cluster (:mod:`medmm.anomaly.score`).
 
 >>> import torch
->>> net = BeatAutoencoder(n_points=96, latent=8)
->>> recon, z = net(torch.zeros(4, 2, 96))
+>>> net = BeatAutoencoder(n_points=64, latent=8)
+>>> recon, z = net(torch.zeros(4, 2, 64))
 >>> tuple(recon.shape), tuple(z.shape)
-((4, 2, 96), (4, 8))
+((4, 2, 64), (4, 8))
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class ModelFileError(InputError):
 class BeatAutoencoder(nn.Module):
     """Conv1d encoder (3 blocks, /8 pooling) -> ``latent`` units -> MLP decoder back to the window."""
 
-    def __init__(self, n_points: int = 96, latent: int = 8, width: int = 32) -> None:
+    def __init__(self, n_points: int = 64, latent: int = 8, width: int = 32) -> None:
         super().__init__()
         if n_points % 8:
             raise ValueError(f"n_points must be a multiple of 8, got {n_points}")

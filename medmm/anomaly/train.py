@@ -3,7 +3,7 @@
 >>> import numpy as np
 >>> from medmm.anomaly.features import BeatInputs
 >>> rng = np.random.default_rng(0)
->>> bi = BeatInputs(rng.normal(size=(64, 2, 96)).astype("f4"), rng.normal(size=(64, 3)).astype("f4"),
+>>> bi = BeatInputs(rng.normal(size=(64, 2, 64)).astype("f4"), rng.normal(size=(64, 3)).astype("f4"),
 ...                 np.zeros(64, np.int64))
 >>> m = train_beat_model(bi, seed=0, epochs=1)
 >>> m.n_train_beats, m.seed
@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from medmm.anomaly.features import BeatInputs, WindowSpec
 from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
-from medmm.anomaly.score import pick_device, score_inputs
+from medmm.anomaly.score import cpu_threads, pick_device, score_inputs
 from medmm.anomaly.threshold import VALLEY_RULE, valley_threshold
 
 __all__ = ["train_beat_model"]
@@ -35,6 +36,7 @@ def train_beat_model(
     batch_size: int = 256,
     lr: float = 1e-3,
     latent: int = 8,
+    max_beats: int = 8000,
     spec: WindowSpec | None = None,
     score_config: ScoreConfig | None = None,
     device: str | None = None,
@@ -51,6 +53,9 @@ def train_beat_model(
         Same seed + same device -> same weights (CPU is bit-for-bit deterministic).
     epochs, batch_size, lr, latent
         Adam on mean squared reconstruction error of both window channels.
+    max_beats
+        Train the network on a seeded random subset of at most this many beats (morphology is highly
+        redundant; this bounds CPU time). The threshold still uses every training beat's score.
     spec, score_config
         Window and scoring settings stored with the model (defaults: :class:`WindowSpec`,
         :class:`ScoreConfig`).
@@ -66,7 +71,7 @@ def train_beat_model(
         beats' own scores.
     """
     spec = spec or WindowSpec()
-    cfg = score_config or ScoreConfig()
+    cfg = replace(score_config) if score_config else ScoreConfig()
     if len(inputs) < 2:
         raise ValueError("need at least 2 beats to train")
     dev = pick_device(device)
@@ -77,6 +82,38 @@ def train_beat_model(
     net.to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     waves = torch.from_numpy(np.ascontiguousarray(inputs.waves))
+    if waves.shape[0] > max_beats:
+        pick = torch.randperm(waves.shape[0], generator=gen)[:max_beats].sort().values
+        waves = waves[pick]
+    with cpu_threads(1 if dev.type == "cpu" else None):
+        last = _fit(net, opt, waves, gen, dev, epochs, batch_size)
+    net.cpu().eval()
+    model = AnomalyModel(
+        net=net,
+        spec=spec,
+        score=cfg,
+        latent=latent,
+        seed=int(seed),
+        n_train_beats=len(inputs),
+        n_train_records=len(np.unique(inputs.group)),
+        train_loss=last,
+        trained_on=trained_on,
+    )
+    train_scores = score_inputs(model, inputs, device=device)["score"]
+    cfg.threshold = valley_threshold(train_scores)
+    cfg.threshold_rule = VALLEY_RULE
+    return model
+
+
+def _fit(
+    net: BeatAutoencoder,
+    opt: torch.optim.Optimizer,
+    waves: torch.Tensor,
+    gen: torch.Generator,
+    dev: torch.device,
+    epochs: int,
+    batch_size: int,
+) -> float:
     n = waves.shape[0]
     last = 0.0
     for epoch in range(epochs):
@@ -92,19 +129,4 @@ def train_beat_model(
             total += float(loss.detach()) * batch.shape[0]
         last = total / n
         log.info("epoch %d/%d loss %.5f", epoch + 1, epochs, last)
-    net.cpu().eval()
-    model = AnomalyModel(
-        net=net,
-        spec=spec,
-        score=cfg,
-        latent=latent,
-        seed=int(seed),
-        n_train_beats=n,
-        n_train_records=len(np.unique(inputs.group)),
-        train_loss=last,
-        trained_on=trained_on,
-    )
-    train_scores = score_inputs(model, inputs, device=device)["score"]
-    cfg.threshold = valley_threshold(train_scores)
-    cfg.threshold_rule = VALLEY_RULE
-    return model
+    return last
