@@ -1,0 +1,125 @@
+"""``medmm train``, ``medmm evaluate`` and ``medmm models compare`` (heavy imports inside commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+models_app = typer.Typer(help="Compare multimodal models.", no_args_is_help=True)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def train(
+    config: Path = typer.Argument(..., help="workflows/train_*.yaml"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Override out_dir of the config."),
+    seed: int | None = typer.Option(None, help="Override train.seed."),
+    epochs: int | None = typer.Option(None, help="Override train.epochs."),
+) -> None:
+    """Train the configured model (one patient-level split, or k folds) and write checkpoint + metrics."""
+    from medmm.errors import MedmmError
+    from medmm.models.config import load_config
+    from medmm.models.metrics import format_ci
+    from medmm.runinfo import Timer, update_run_json
+
+    try:
+        cfg = load_config(config)
+        if out_dir is not None:
+            cfg.out_dir = out_dir
+        if seed is not None:
+            cfg.train.seed = seed
+        if epochs is not None:
+            cfg.train.epochs = epochs
+        from medmm.models.runner import train_from_config
+
+        timer = Timer()
+        with timer("train"):
+            summary = train_from_config(cfg)
+    except MedmmError as exc:
+        _fail(exc)
+        return
+    out = cfg.output_dir()
+    update_run_json(
+        cfg.run_dir,
+        "train",
+        options=cfg.model_dump(mode="json"),
+        counts={"folds": len(summary["folds"])},
+        timings=timer.total(),
+        extra={"data_version": summary["data_version"], "out_dir": str(out)},
+    )
+    if "test" in summary:
+        for k, v in summary["test"]["macro"].items():
+            typer.echo(f"test {k:12s} {format_ci(v)}")
+    typer.echo(f"wrote {out}")
+
+
+def evaluate(
+    model: Path = typer.Option(..., "--model", help="model.pt from `medmm train`"),
+    run_dir: Path = typer.Argument(..., help="Run directory with records.parquet and inputs/"),
+    split: str = typer.Option("test", help="train/val/test (from the checkpoint's splits.parquet) or all"),
+    drop: list[str] = typer.Option([], "--drop", help="Modality to hide at test time (repeatable)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Default: next to the checkpoint, eval_<split>/"),
+) -> None:
+    """Evaluate a checkpoint: metrics JSON (per label + macro, 95% bootstrap CIs) and a PNG plot."""
+    from medmm.errors import MedmmError
+    from medmm.models.metrics import format_ci
+    from medmm.models.runner import evaluate_checkpoint
+
+    out = out_dir or model.parent / f"eval_{split}{''.join('_no_' + d for d in drop)}"
+    try:
+        result = evaluate_checkpoint(model, run_dir, out, split, tuple(drop))
+    except MedmmError as exc:
+        _fail(exc)
+        return
+    for k, v in result["metrics"]["macro"].items():
+        typer.echo(f"{k:12s} {format_ci(v)}")
+    typer.echo(f"wrote {out / 'metrics.json'}")
+
+
+@models_app.command("compare")
+def compare(
+    run_dir: Path = typer.Argument(..., help="Run directory with records.parquet and inputs/"),
+    out_dir: Path | None = typer.Option(None, "--out", help="Default: RUN_DIR/compare"),
+    target: str = typer.Option("abnormal", help="Label to compare on."),
+    strategy: list[str] = typer.Option([], "--strategy", help="Fusion strategy (repeatable; default all)."),
+    epochs: int = typer.Option(12),
+    batch_size: int = typer.Option(32),
+    lr: float = typer.Option(2e-3),
+    seed: int = typer.Option(0),
+    n_boot: int = typer.Option(1000),
+    threads: int | None = typer.Option(None, help="torch intra-op threads"),
+) -> None:
+    """Train every unimodal model and fusion strategy on one split; print one table with 95% CIs."""
+    from medmm.errors import MedmmError
+    from medmm.models.compare import compare_models, fusion_beats_unimodal, to_markdown
+
+    out = out_dir or run_dir / "compare"
+    settings = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "n_boot": n_boot,
+        "num_threads": threads,
+    }
+    try:
+        table = compare_models(run_dir, out, target, strategy or None, settings)
+    except MedmmError as exc:
+        _fail(exc)
+        return
+    typer.echo(to_markdown(table))
+    typer.echo(f"fusion beats best unimodal (AUROC CIs disjoint): {fusion_beats_unimodal(table)}")
+    typer.echo(f"wrote {out / 'compare.csv'} and {out / 'compare.md'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``evaluate`` and the ``models`` sub-app to the medmm CLI."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.add_typer(models_app, name="models")

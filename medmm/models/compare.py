@@ -1,0 +1,204 @@
+"""``medmm models compare``: every unimodal model and every fusion strategy trained on the same split,
+each fusion model also tested with one or two modalities removed; one table of metrics with 95%
+bootstrap CIs (printed, and written as ``compare.csv`` / ``compare.md``).
+
+The split is ``RUN_DIR/splits.parquet`` when present (e.g. the constructed cohort, whose split keeps
+source items apart), else a seeded patient-level split written to ``OUT_DIR/splits.parquet``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medmm.align.records import MODALITIES
+from medmm.models.build import build_model, input_shapes
+from medmm.models.checkpoint import save_checkpoint
+from medmm.models.config import TrainConfig
+from medmm.models.data import MultimodalDataset, split_by_patient
+from medmm.models.fusion import FUSIONS
+from medmm.models.metrics import METRICS, evaluate_predictions, format_ci
+from medmm.models.runner import data_version, load_records
+from medmm.models.store import open_stores
+from medmm.models.train import fit, make_loader, predict_loader, seed_everything
+from medmm.tables import atomic_write_json, atomic_write_text, read_table, write_table
+
+__all__ = ["compare_models", "fusion_beats_unimodal", "to_markdown"]
+
+log = logging.getLogger(__name__)
+
+
+def _present(run_dir: Path, records: pd.DataFrame) -> list[str]:
+    return [m for m in MODALITIES if records[f"has_{m}"].any() and (Path(run_dir) / "inputs" / m).exists()]
+
+
+def _config(
+    run_dir: Path, out: Path, mods: Sequence[str], fusion: str, target: str, settings: dict
+) -> TrainConfig:
+    enc = {m: {"out_dim": settings.get("embed_dim", 32)} for m in mods}
+    if "image_arch" in settings:
+        enc["image"]["arch"] = settings["image_arch"]
+    train = {k: v for k, v in settings.items() if k not in ("embed_dim", "image_arch")}
+    if len(mods) == 1:
+        train["modality_dropout"] = 0.0
+    return TrainConfig.model_validate(
+        {
+            "run_dir": str(run_dir),
+            "out_dir": str(out),
+            "modalities": enc,
+            "fusion": fusion,
+            "embed_dim": settings.get("embed_dim", 32),
+            "tasks": [{"name": "diagnosis", "labels": [target]}],
+            "train": train,
+        }
+    )
+
+
+def compare_models(
+    run_dir: Path,
+    out_dir: Path,
+    target: str = "abnormal",
+    strategies: Sequence[str] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Train and evaluate all models; returns the long table (one row per model x test modalities).
+
+    Parameters
+    ----------
+    run_dir
+        Folder with ``records.parquet`` and ``inputs/``.
+    out_dir
+        Where checkpoints, ``compare.csv``, ``compare.md`` and ``compare.json`` go.
+    target
+        The label compared (a key of the records' ``labels``).
+    strategies
+        Fusion strategies (default: all of :data:`~medmm.models.fusion.FUSIONS`).
+    settings
+        Training settings (``TrainingConfig`` fields plus ``embed_dim`` and ``image_arch``).
+    """
+    settings = {"modality_dropout": 0.25, "progress": False, **(settings or {})}
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    records = load_records(run_dir)
+    mods = _present(run_dir, records)
+    split_path = run_dir / "splits.parquet"
+    if split_path.exists():
+        split = read_table(split_path).set_index("record_id")["split"]
+    else:
+        tf, vf = settings.get("test_fraction", 0.2), settings.get("val_fraction", 0.15)
+        names = split_by_patient(
+            records["patient_id"].tolist(), (1 - tf - vf, vf, tf), settings.get("seed", 0)
+        )
+        split = pd.Series(names, index=records["record_id"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(split.rename("split").reset_index(), out_dir / "splits.parquet")
+    part = {s: records[records["record_id"].map(split) == s] for s in ("train", "val", "test")}
+    stores = open_stores(run_dir, mods)
+    shapes = input_shapes(stores)
+    version = data_version(records, stores)
+    plans = [(f"unimodal {m}", [m], "sum") for m in mods]
+    plans += [(f"fusion {s}", mods, s) for s in (strategies or sorted(FUSIONS))]
+    rows = []
+    for name, use, fusion in plans:
+        cfg = _config(run_dir, out_dir / name.replace(" ", "_"), use, fusion, target, settings)
+        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        model = build_model(cfg, {m: shapes[m] for m in use})
+        used = {m: stores[m] for m in use}
+        have = part["train"][[f"has_{m}" for m in use]].any(axis=1)
+        vhave = part["val"][[f"has_{m}" for m in use]].any(axis=1)
+        res = fit(
+            model,
+            cfg,
+            MultimodalDataset(part["train"][have], used, [target]),
+            MultimodalDataset(part["val"][vhave], used, [target]) if vhave.any() else None,
+        )
+        save_checkpoint(
+            cfg.output_dir() / "model.pt",
+            res.model.state_dict(),
+            {
+                "config": cfg.model_dump(mode="json"),
+                "data_version": version,
+                "input_shapes": shapes,
+                "label_names": [target],
+                "modalities": use,
+                "best_epoch": res.best_epoch,
+                "fold": 0,
+            },
+        )
+        conditions = [tuple(c) for r in range(len(use), 0, -1) for c in itertools.combinations(use, r)]
+        for kept in conditions if len(use) > 1 else [tuple(use)]:
+            drop = [m for m in use if m not in kept]
+            test = part["test"][part["test"][[f"has_{m}" for m in kept]].any(axis=1)]
+            ds = MultimodalDataset(test, used, [target], drop=drop)
+            pred = predict_loader(res.model, make_loader(ds, cfg.train.batch_size, False, 0))
+            met = evaluate_predictions(pred.labels, pred.probs, [target], cfg.train.n_boot, cfg.train.seed)[
+                target
+            ]
+            rows.append(
+                {
+                    "model": name,
+                    "test_modalities": "+".join(kept),
+                    "n_test": len(ds),
+                    "best_epoch": res.best_epoch,
+                    **{f"{k}_{q}": met[k][q] for k in METRICS for q in ("value", "lo", "hi")},
+                }
+            )
+            log.info("%s on %s: AUROC %.3f", name, "+".join(kept), met["auroc"]["value"])
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / "compare.csv", index=False)
+    atomic_write_text(out_dir / "compare.md", to_markdown(table))
+    atomic_write_json(
+        out_dir / "compare.json",
+        {
+            "data_version": version,
+            "target": target,
+            "settings": settings,
+            "n": {s: len(v) for s, v in part.items()},
+            "fusion_beats_unimodal": fusion_beats_unimodal(table),
+        },
+    )
+    return table
+
+
+def to_markdown(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> str:
+    """The compare table as markdown, each metric ``value [lo, hi]``.
+
+    >>> t = pd.DataFrame([{"model": "m", "test_modalities": "a", "n_test": 3,
+    ...     **{f"auroc_{q}": v for q, v in (("value", 0.9), ("lo", 0.8), ("hi", 0.95))}}])
+    >>> print(to_markdown(t, ["auroc"]).splitlines()[2])
+    | m | a | 3 | 0.900 [0.800, 0.950] |
+    """
+    head = ["model", "test modalities", "n", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table.to_dict(orient="records"):
+        cells = [format_ci({q: r[f"{m}_{q}"] for q in ("value", "lo", "hi")}) for m in metrics]
+        lines.append(f"| {r['model']} | {r['test_modalities']} | {r['n_test']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def fusion_beats_unimodal(table: pd.DataFrame, metric: str = "auroc") -> dict[str, Any]:
+    """Whether each fusion model (all modalities) beats the best unimodal model with disjoint CIs.
+
+    >>> t = pd.DataFrame([{"model": "unimodal a", "test_modalities": "a", "auroc_value": .7, "auroc_lo": .6,
+    ...     "auroc_hi": .8}, {"model": "fusion sum", "test_modalities": "a+b", "auroc_value": .9,
+    ...     "auroc_lo": .85, "auroc_hi": .95}])
+    >>> fusion_beats_unimodal(t)["fusion sum"]
+    True
+    """
+    uni = table[table["model"].str.startswith("unimodal")]
+    if uni.empty:
+        return {}
+    best = uni.sort_values(f"{metric}_value").iloc[-1]
+    full = table[table["model"].str.startswith("fusion")]
+    full = full[
+        full["test_modalities"].str.count(r"\+")
+        == full.groupby("model")["test_modalities"].transform(lambda s: s.str.count(r"\+").max())
+    ]
+    out: dict[str, Any] = {"best_unimodal": best["model"], "best_unimodal_hi": float(best[f"{metric}_hi"])}
+    for r in full.itertuples():
+        out[str(r.model)] = bool(getattr(r, f"{metric}_lo") > best[f"{metric}_hi"])
+    return out
