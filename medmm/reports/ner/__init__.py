@@ -13,19 +13,23 @@ from medmm.reports.ner.corpus import CorpusFormatError, NerDoc, corpus_stats, re
 from medmm.reports.ner.evaluate import evaluate_docs, evaluate_ner, load_model
 from medmm.reports.ner.metrics import score_spans
 from medmm.reports.ner.pipeline import build_pipeline, uses_scispacy_tokenizer
+from medmm.reports.ner.pubtator import PubtatorDoc, evaluate_pubtator, read_pubtator
 from medmm.reports.ner.train import NerTrainResult, train_ner
 
 __all__ = [
     "CorpusFormatError",
     "NerDoc",
     "NerTrainResult",
+    "PubtatorDoc",
     "build_pipeline",
     "corpus_stats",
     "evaluate_docs",
     "evaluate_ner",
+    "evaluate_pubtator",
     "load_model",
     "read_conll",
     "read_corpus_dir",
+    "read_pubtator",
     "score_spans",
     "train_ner",
     "uses_scispacy_tokenizer",
