@@ -1,0 +1,158 @@
+"""Throughput and memory of ``medmm ingest`` against ``dcm2niix`` on the same DICOM archive.
+
+The archive is made by :mod:`bench._archive`: the real uncompressed MR series of ``shared/data``
+(dicom2nifti's Siemens, Philips and generic 256x256 series) replicated with fresh UIDs into series of
+100 slices, N slices in all. Measured in one run, same machine, each tool as a subprocess:
+
+* ``dcm2niix -z i -1 -b y``: gzip level 1 (internal zlib), the level nibabel writes ``.nii.gz`` with,
+  plus its JSON sidecar - the same outputs ``medmm ingest`` writes;
+* ``medmm ingest --workers 1`` and ``--workers 2``: local Dask cluster start-up included, as a user
+  sees it; the *marginal* rate (extra slices of the large archive over the small one, divided by the
+  extra time) leaves the fixed costs (cluster, imports) out;
+* peak RSS: the sum over the whole process tree (driver, scheduler, nannies, workers), sampled every
+  50 ms; compared at N and 5N slices it shows memory is bounded by the largest series, not the archive.
+
+``python -m bench ingest [--quick]`` (quick: 200 and 1,000 slices; full: 1,000 and 5,000).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._archive import make_archive
+
+SIZES = (1000, 5000)
+QUICK_SIZES = (200, 1000)
+
+
+class _TreePeak:
+    """Peak of the summed RSS of a process and all its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        import psutil
+
+        self._root = psutil.Process(pid)
+        self._interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [self._root, *self._root.children(recursive=True)]
+            except psutil.Error:
+                procs = []
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _timed(cmd: list[str], log: Path) -> tuple[float, int]:
+    """Run ``cmd`` (output to ``log``); return (wall seconds, peak tree RSS bytes)."""
+    with log.open("w") as fh:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        peak = _TreePeak(proc.pid)
+        code = proc.wait()
+        wall = time.perf_counter() - start
+        rss = peak.stop()
+    if code != 0:
+        raise RuntimeError(f"{cmd[0]} exited with {code}; see {log}")
+    return wall, rss
+
+
+def _dcm2niix() -> str:
+    exe = Path(sys.executable).with_name("dcm2niix")
+    found = str(exe) if exe.exists() else shutil.which("dcm2niix")
+    if not found:
+        raise FileNotFoundError("dcm2niix not found: pip install dcm2niix (it is in medmm's dev extra)")
+    return found
+
+
+def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
+    archive = make_archive(work / f"archive_{n}", n, seed=n)
+    out: dict[str, Any] = {"slices": n}
+    d2n_out = work / f"dcm2niix_{n}"
+    d2n_out.mkdir()
+    cmd = [_dcm2niix(), "-z", "i", "-1", "-b", "y", "-f", "%j", "-o", str(d2n_out), str(archive)]
+    out["dcm2niix_s"], out["dcm2niix_rss"] = _timed(cmd, work / f"dcm2niix_{n}.log")
+    out["dcm2niix_volumes"] = len(list(d2n_out.glob("*.nii.gz")))
+    for workers in (1, 2):
+        run = work / f"medmm_{n}_w{workers}"
+        cmd = [sys.executable, "-m", "medmm.cli", "ingest", str(archive), "--out", str(run)]
+        cmd += ["--workers", str(workers), "--key-file", str(key)]
+        wall, rss = _timed(cmd, work / f"medmm_{n}_w{workers}.log")
+        out[f"medmm_w{workers}_s"], out[f"medmm_w{workers}_rss"] = wall, rss
+        import pandas as pd
+
+        manifest = pd.read_parquet(run / "manifest.parquet")
+        out[f"medmm_w{workers}_volumes"] = int(manifest["volume_id"].nunique())
+        out[f"medmm_w{workers}_ingested"] = int((manifest["status"] == "ingested").sum())
+        shutil.rmtree(run)
+    shutil.rmtree(archive)
+    shutil.rmtree(d2n_out)
+    return out
+
+
+def run(out_dir: Path, quick: bool) -> dict[str, Any]:
+    """Measure both tools at two archive sizes; print a table; return the numbers."""
+    sizes = QUICK_SIZES if quick else SIZES
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="medmm-bench-ingest-") as tmp:
+        work = Path(tmp)
+        key = work / "site.key"
+        key.write_text("5a" * 32 + "\n")
+        for n in sizes:
+            rows.append(_one_size(n, work, key))
+    mib = 1 << 20
+    print(f"{'slices':>7} {'tool':<16} {'wall s':>8} {'slices/s':>9} {'peak RSS MiB':>13} {'volumes':>8}")
+    for r in rows:
+        n = r["slices"]
+        for tool, key_ in (
+            ("dcm2niix", "dcm2niix"),
+            ("medmm 1 worker", "medmm_w1"),
+            ("medmm 2 workers", "medmm_w2"),
+        ):
+            wall, rss = r[f"{key_}_s"], r[f"{key_}_rss"]
+            vols = r[f"{key_}_volumes"]
+            print(f"{n:>7} {tool:<16} {wall:>8.1f} {n / wall:>9.1f} {rss / mib:>13.0f} {vols:>8}")
+    small, large = rows[0], rows[-1]
+    dn = large["slices"] - small["slices"]
+    summary: dict[str, Any] = {"rows": rows, "sizes": list(sizes)}
+    for key_ in ("dcm2niix", "medmm_w1", "medmm_w2"):
+        summary[f"{key_}_slices_per_s"] = large["slices"] / large[f"{key_}_s"]
+        extra = large[f"{key_}_s"] - small[f"{key_}_s"]
+        summary[f"{key_}_marginal_slices_per_s"] = dn / extra if extra > 0 else float("inf")
+    summary["ratio_w2_vs_dcm2niix"] = summary["medmm_w2_slices_per_s"] / summary["dcm2niix_slices_per_s"]
+    summary["marginal_ratio_w2_vs_dcm2niix"] = (
+        summary["medmm_w2_marginal_slices_per_s"] / summary["dcm2niix_marginal_slices_per_s"]
+    )
+    summary["peak_rss_w2_mib"] = {r["slices"]: round(r["medmm_w2_rss"] / mib) for r in rows}
+    print(
+        f"medmm (2 workers) / dcm2niix throughput at {large['slices']} slices: "
+        f"{summary['ratio_w2_vs_dcm2niix']:.2f}x (marginal, start-up excluded: "
+        f"{summary['marginal_ratio_w2_vs_dcm2niix']:.2f}x); peak RSS 2 workers "
+        f"{summary['peak_rss_w2_mib']} MiB"
+    )
+    return summary
