@@ -113,6 +113,35 @@ def _check_pixel_length(rel_path: str, ds: Any, declared: int, available: int) -
         )
 
 
+#: numeric image attributes whose malformed values would silently break geometry or intensities
+_NUMERIC = (
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "RescaleSlope",
+    "RescaleIntercept",
+)
+
+
+def _check_numeric(rel_path: str, ds: Any) -> None:
+    """Raise for a present but non-numeric geometry/rescale value (a malformed DS element)."""
+    for keyword in _NUMERIC:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        items = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+        for item in items:
+            try:
+                float(item)
+            except (TypeError, ValueError):
+                raise DicomHeaderError(
+                    rel_path,
+                    f"malformed value in {keyword}: {str(item)[:32]!r} is not a decimal number (VR DS)",
+                    "correct the element (e.g. with dcmodify) or re-export the image from the modality",
+                ) from None
+
+
 def _check_last_element(rel_path: str, ds: Any, size: int) -> None:
     """pydicom silently keeps a value cut off by the end of the file; detect that here."""
     tags = list(ds.keys())
@@ -202,6 +231,8 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
     if pixel is not None and tsyntax and not tsyntax.startswith("1.2.840.10008.1.2.1.99"):
         declared, offset = pixel
         _check_pixel_length(rel_path, ds, declared, size - offset)
+    if kind.is_image:
+        _check_numeric(rel_path, ds)
     if has_pixels and kind.is_image and not tsyntax:
         raise MissingTransferSyntaxError(
             rel_path,

@@ -92,3 +92,12 @@ def test_malformed_header(shared_data: Path, tmp_path: Path) -> None:
 def test_preamble_less_files(shared_data: Path) -> None:
     assert _read(shared_data, "ExplVR_LitEndNoMeta.dcm").kind is DicomKind.rt
     assert _read(shared_data, "ExplVR_BigEndNoMeta.dcm").sop_class_uid
+
+
+def test_malformed_decimal_in_geometry(shared_data: Path, tmp_path: Path) -> None:
+    raw = (shared_data / TF / "CT_small.dcm").read_bytes()
+    bad = raw.replace(b"-158.135803\\-179.035797", b"-158.13x803\\-179.035797", 1)
+    assert bad != raw
+    (tmp_path / "bad.dcm").write_bytes(bad)
+    with pytest.raises(DicomHeaderError, match=r"malformed value in ImagePositionPatient: '-158\.13x803'"):
+        read_dicom_header(tmp_path / "bad.dcm", "bad.dcm")
