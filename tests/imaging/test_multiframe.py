@@ -79,3 +79,16 @@ def test_enhanced_multiframe_sorted_and_rescaled(tmp_path: Path, pseudonymizer: 
     world = nib.affines.apply_affine(img.affine, [0, 0, 0])
     np.testing.assert_allclose(world, [-10.0 - 0.8, -20.0 - 2 * 0.5, 0.0])
     assert rec.study_time and not rec.study_time.startswith("2020-01-02")
+
+
+def test_multiframe_frames_at_one_position_are_a_time_series(
+    tmp_path: Path, pseudonymizer: Pseudonymizer
+) -> None:
+    write_enhanced_ct(tmp_path / "cine.dcm", [5.0] * 4, [1.0] * 4)
+    inst = read_dicom_header(tmp_path / "cine.dcm", "cine.dcm")
+    (stack,) = assemble_series([inst]).stacks
+    assert not stack.problems and "time series" in stack.warnings[0]
+    rec = convert_stack(stack, [inst], tmp_path, tmp_path / "run", pseudonymizer)
+    data = np.asarray(nib.load(tmp_path / "run" / rec.path).dataobj)
+    assert rec.shape == [2, 3, 1, 4]
+    np.testing.assert_array_equal(data[0, 0, 0, :], [10 * k for k in range(4)])  # frames in stored order
