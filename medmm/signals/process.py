@@ -134,6 +134,7 @@ def _window_row(
         "missing": q.missing,
         "flat": q.flat,
         "saturated": q.saturated,
+        "wander": q.wander,
         "noise": q.noise,
         "quality": q.sqi,
     }

@@ -114,7 +114,8 @@ class WindowRow(Record):
     missing: float
     flat: float
     saturated: float
-    noise: float
+    wander: float  # share of power below the kind's band (baseline wander)
+    noise: float  # share of power above it (muscle, mains)
     quality: float  # signal quality index in [0, 1]
 
 

@@ -97,5 +97,9 @@ def test_units_and_quality_index() -> None:
     q_clean = window_quality(clean, fs, "ecg", missing=0, flat=0, saturated=0)
     q_noisy = window_quality(noisy, fs, "ecg", missing=0, flat=0, saturated=0)
     assert q_clean.sqi > 0.95 > q_noisy.sqi + 0.3
+    assert q_noisy.noise > 0.3 and q_noisy.wander < 0.05
+    drifting = clean + 4 * np.sin(2 * np.pi * 0.1 * t)  # baseline wander below 0.5 Hz
+    q_drift = window_quality(drifting, fs, "ecg", missing=0, flat=0, saturated=0)
+    assert q_drift.wander > 0.5 and q_drift.noise < 0.05 and q_drift.sqi < 0.5
     assert window_quality(clean, fs, "ecg", missing=0.5, flat=0, saturated=0).sqi < 0.55
     assert window_quality(np.zeros(2500), fs, "ecg", missing=0, flat=1.0, saturated=0).sqi == 0.0
