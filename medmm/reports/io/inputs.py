@@ -311,13 +311,15 @@ def read_reports(
             try:
                 data = f.read_bytes()
             except OSError as exc:  # unreadable file: quarantined, the batch goes on
-                err = InputError(rel, f"cannot be read ({exc.strerror})", "check the file's permissions")
+                unreadable = InputError(
+                    rel, f"cannot be read ({exc.strerror})", "check the file's permissions"
+                )
                 rejected.append(
                     ReportManifestRow(
                         path=rel,
                         format="txt",
                         status=Status.quarantined,
-                        reason=_reason(err),
+                        reason=_reason(unreadable),
                         report_id=f.stem,
                     )
                 )
