@@ -32,6 +32,7 @@ __all__ = [
 #: Modules holding ``SCHEMAS``; a stage adds its module here.
 RECORD_MODULES: tuple[str, ...] = (
     "medmm.records",
+    "medmm.imaging.records",
     "medmm.ingest.records",
     "medmm.reports.records",
     "medmm.signals.records",
