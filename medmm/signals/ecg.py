@@ -40,6 +40,8 @@ class EcgBeats:
     hrv: dict[str, float | int] = field(default_factory=dict)
     ref_extension: str = ""
     ref_match_fraction: float | None = None
+    ref_sensitivity: float | None = None  # matched reference beats / reference beats (EC57-style, 150 ms)
+    ref_ppv: float | None = None  # matched detections / detections
 
 
 def detect_chunked(
@@ -109,21 +111,22 @@ def ecg_beats(
     tol_s
         Largest distance of a reference beat to count as the same beat.
     """
-    from medmm.signals.beats import beat_table, hrv_summary
+    from medmm.signals.beats import beat_table, hrv_summary, match_reference
 
     peaks = detect_chunked(x, fs, chunk_s, overlap_s)
     table = beat_table(x, fs, peaks)
     symbols = np.full(len(table), "", dtype=object)
-    match = None
-    ext = ""
-    if ref is not None and peaks.size:
-        ext = ref.extension
+    out = EcgBeats(table=table, hrv=hrv_summary(peaks, fs))
+    if ref is not None:
+        out.ref_extension = ref.extension
         ref_samples = np.asarray(rescale_index(ref.sample, ref.fs, fs), dtype=np.int64)
-        idx = nearest_within(peaks, ref_samples, round(tol_s * fs))
-        ref_sym = np.asarray(ref.symbol, dtype=object)
-        symbols[idx >= 0] = ref_sym[idx[idx >= 0]]
-        match = float((idx >= 0).mean())
-    elif ref is not None:
-        ext = ref.extension
-    table = table.assign(ref_symbol=symbols.astype(str) if len(table) else pd.Series(dtype=str))
-    return EcgBeats(table=table, hrv=hrv_summary(peaks, fs), ref_extension=ext, ref_match_fraction=match)
+        if peaks.size:
+            idx = nearest_within(peaks, ref_samples, round(tol_s * fs))
+            ref_sym = np.asarray(ref.symbol, dtype=object)
+            symbols[idx >= 0] = ref_sym[idx[idx >= 0]]
+            out.ref_match_fraction = float((idx >= 0).mean())
+        m = match_reference(peaks, ref_samples, fs, tol_s=tol_s)
+        out.ref_sensitivity = None if m.tp + m.fn == 0 else float(m.sensitivity)
+        out.ref_ppv = None if m.tp + m.fp == 0 else float(m.positive_predictivity)
+    out.table = table.assign(ref_symbol=symbols.astype(str) if len(table) else pd.Series(dtype=str))
+    return out

@@ -231,10 +231,11 @@ def _wave(
         rows += [WindowRow(**r, path=rel) for r in arows]
     res.windows += rows
     hrv: dict[str, Any] = {}
-    ref_ext, match = "", None
+    ref_ext, match, sens, ppv = "", None, None, None
     if ch.kind == "ecg" and fs >= settings.min_beat_fs and np.isfinite(x).any():
         out = ecg_beats(x, fs, ctx["ref"], chunk_s=settings.chunk_s, overlap_s=settings.overlap_s)
         hrv, ref_ext, match = out.hrv, out.ref_extension, out.ref_match_fraction
+        sens, ppv = out.ref_sensitivity, out.ref_ppv
         t = out.table
         keys = pd.DataFrame(
             {"record": res.record, "patient_id": ctx["patient_id"], "channel": ch.name}, index=t.index
@@ -274,6 +275,8 @@ def _wave(
             rmssd_ms=_num(hrv.get("rmssd_ms")),
             ref_annotation=ref_ext,
             ref_match_fraction=match,
+            ref_sensitivity=sens,
+            ref_ppv=ppv,
         )
     )
 

@@ -66,6 +66,8 @@ class SignalRow(Record):
     rmssd_ms: float | None = None
     ref_annotation: str = ""  # extension of the reference annotations carried alongside ("atr" ...)
     ref_match_fraction: float | None = None  # detected beats with a reference beat within 150 ms
+    ref_sensitivity: float | None = None  # reference beats matched one-to-one by a detection (150 ms)
+    ref_ppv: float | None = None  # detections matched one-to-one by a reference beat
 
 
 class BeatRow(Record):

@@ -65,6 +65,7 @@ def test_mitdb_tables_match_schemas(mitdb_run: Path) -> None:
     assert run["counts"]["records"] == 9 and run["counts"]["quarantined"] == 0
     sig = pd.read_parquet(mitdb_run / "signals.parquet")
     assert (sig["ref_annotation"] == "atr").all() and (sig["ref_match_fraction"] > 0.985).all()
+    assert (sig["ref_sensitivity"] > 0.98).all() and (sig["ref_ppv"] > 0.98).all()
     assert sig["mean_hr_bpm"].between(45, 100).all() and (sig["sdnn_ms"] > 0).all()
 
 
