@@ -31,14 +31,5 @@ class IngestManifestRow(ManifestRow):
     series_id: str | None = None
 
 
-def _schemas() -> dict[str, type[BaseModel]]:
-    out: dict[str, type[BaseModel]] = {"manifest": IngestManifestRow}
-    try:  # the volumes table is written by ingest; its record lives with the imaging code
-        from medmm.imaging.records import VolumeRecord
-    except ImportError:  # pragma: no cover - imaging extra not installed
-        return out
-    out["volumes"] = VolumeRecord
-    return out
-
-
-SCHEMAS: dict[str, type[BaseModel]] = _schemas()
+#: The ``volumes`` table's record lives with the imaging code (``medmm.imaging.records.SCHEMAS``).
+SCHEMAS: dict[str, type[BaseModel]] = {"manifest": IngestManifestRow}
