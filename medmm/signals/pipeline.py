@@ -196,7 +196,7 @@ def run_signals(
                 manifest += res.manifest
                 samples += res.n_samples
             else:
-                log.warning("quarantined %s: %s", jobs[i].main, type(res).__name__)
+                log.info("quarantined %s: %s", jobs[i].main, type(res).__name__)
                 manifest += _quarantine(root, jobs[i], res)
     with timer("write"):
         results.sort(key=lambda r: r.record)

@@ -195,3 +195,15 @@ def test_rerun_resumes_and_changes_invalidate(shared_data: Path, tmp_path: Path)
     assert third["resumed"] == 0  # new settings: everything recomputed
     assert pd.read_parquet(out / "vitals.parquet")["value"].tolist() == [80.0, 99.0]
     assert (pd.read_parquet(out / "windows.parquet")["anchor"] == "x").sum() == 1
+
+
+def test_dicom_folder_only_waveforms_ingested(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "imaging/pydicom_testfiles"
+    counts = run_signals(root, tmp_path, workers=0, pseudonymizer=KEY)
+    man = pd.read_parquet(tmp_path / "manifest_signals.parquet")
+    assert len(man) == sum(1 for p in root.rglob("*") if p.is_file()) == counts["quarantined"] + 1
+    assert man[man["status"] == "ingested"]["path"].tolist() == ["test_files/waveform_ecg.dcm"]
+    kinds = man[man["status"] == "quarantined"]["reason"].str.split(":").str[0]
+    assert set(kinds) <= {"NotASignalError", "HeaderError"} and (kinds == "NotASignalError").sum() > 150
+    sig = pd.read_parquet(tmp_path / "signals.parquet")
+    assert sig["start"].iloc[0] < "2013-01-25" and sig["patient_id"].iloc[0] == KEY.id("642341", "patient")

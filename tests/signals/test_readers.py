@@ -161,6 +161,15 @@ def test_tabular_vitals(tmp_path: Path) -> None:
     assert rec.patient_key == "P1" and rec.start == datetime(2020, 1, 1, 10, 0)
 
 
+def test_tabular_parquet_seconds(tmp_path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"time_s": [0.0, 1.5, 3.0], "ABP": [80.0, 82.0, 81.0]}).to_parquet(tmp_path / "v.parquet")
+    rec = read_tabular(tmp_path, "v.parquet")
+    assert rec.start is None and rec.format == "parquet"
+    assert rec.series[0].name == "ABP" and rec.series[0].t_s.tolist() == [0.0, 1.5, 3.0]
+
+
 def test_channel_synonyms() -> None:
     for raw, name in [
         ("Lead II", "II"),
