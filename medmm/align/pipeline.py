@@ -1,0 +1,70 @@
+"""``align_run``: the run directory's stage tables -> ``records.parquet`` + ``inputs/`` + run.json.
+
+>>> import tempfile, pathlib
+>>> align_run(pathlib.Path(tempfile.mkdtemp()))["records"]
+0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medmm.align.inputs import image_items, report_items, signal_items, write_inputs
+from medmm.align.join import join_items
+from medmm.align.records import MODALITIES, RecordRow
+from medmm.runinfo import Timer, update_run_json
+from medmm.tables import write_table
+
+__all__ = ["align_run"]
+
+
+def align_run(
+    run_dir: Path,
+    tolerance_s: float = 86400.0,
+    label_findings: Sequence[str] = (),
+    pvc_label: str | None = None,
+    min_quality: float = 0.5,
+    image_size: int = 64,
+    image_dims: int = 2,
+) -> dict[str, Any]:
+    """Join the run's imaging, report and signal items per patient + study; write records and inputs.
+
+    Returns counts: ``records`` and ``with_<modality>``, plus items written per modality.
+    """
+    run_dir = Path(run_dir)
+    timer = Timer()
+    with timer("items"):
+        img = image_items(run_dir)
+        rep, rep_labels = report_items(run_dir, label_findings)
+        sig, sig_labels = signal_items(run_dir, min_quality, pvc_label)
+        frames = [f for f in (img, rep, sig) if len(f)]
+        items = pd.concat(frames, ignore_index=True) if frames else img
+    with timer("join"):
+        records = join_items(items, tolerance_s, {**rep_labels, **sig_labels})
+    with timer("inputs"):
+        written = write_inputs(run_dir, records, image_size, image_dims) if len(records) else {}
+    write_table(records, run_dir / "records.parquet", RecordRow)
+    counts = {
+        "records": len(records),
+        **{f"with_{m}": int(records[f"has_{m}"].sum()) for m in MODALITIES},
+        **{f"inputs_{m}": n for m, n in written.items()},
+    }
+    update_run_json(
+        run_dir,
+        "align",
+        counts=counts,
+        timings=timer.total(),
+        options={
+            "tolerance_s": tolerance_s,
+            "label_findings": list(label_findings),
+            "pvc_label": pvc_label,
+            "min_quality": min_quality,
+            "image_size": image_size,
+            "image_dims": image_dims,
+        },
+    )
+    return counts
