@@ -2,7 +2,8 @@
 
 :func:`build_sample_archive` copies pydicom's and nibabel's own test files (nothing is downloaded) and
 adds what a real archive also holds: a synthetic CT series with fresh UIDs, a truncated copy, an empty
-file, a text file, a DICOM with a misleading name, an ANALYZE pair and a corrupt gzip. :func:`run_demo`
+file, a text file, a DICOM with a misleading name, a whole-slide-like object, an ANALYZE pair and a
+corrupt gzip. :func:`run_demo`
 ingests it. :func:`replicate_series` (also used by the ingest benchmark) turns a few real DICOM slices
 into series of any length with fresh, seeded UIDs.
 
@@ -175,7 +176,9 @@ def _package_files(archive: Path) -> None:
 def _generated_files(archive: Path, seed: int) -> None:
     import nibabel as nib
     import numpy as np
+    import pydicom
     import pydicom.data
+    import pydicom.uid
 
     gen = archive / "generated"
     ct = Path(str(pydicom.data.get_testdata_file("CT_small.dcm", download=False)))
@@ -185,6 +188,12 @@ def _generated_files(archive: Path, seed: int) -> None:
     # a single CT image (its own series) under a misleading name: content decides, not the extension
     (single,) = replicate_series([ct], gen / "tmp", 1, seed=seed + 1, identity=DEMO_PATIENT)
     single.replace(gen / "scan_0001.bin")
+    shutil.rmtree(gen / "tmp")
+    # pixel data in an object that is no volume (whole-slide microscopy SOP class): quarantined
+    (wsi,) = replicate_series([ct], gen / "tmp", 1, seed=seed + 2, identity=DEMO_PATIENT)
+    ds = pydicom.dcmread(wsi)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.UID("1.2.840.10008.5.1.4.1.1.77.1.6")
+    ds.save_as(gen / "slide_like.dcm", enforce_file_format=True)
     shutil.rmtree(gen / "tmp")
     (gen / "empty.dcm").write_bytes(b"")
     (gen / "notes.txt").write_text("Scanned requisition forms are kept elsewhere.\n")

@@ -50,6 +50,7 @@ def test_demo_builds_ingests_and_hides_the_demo_patient(tmp_path: Path, key_file
     assert manifest.loc["generated/scan_0001.bin", "status"] == "ingested"  # DICOM despite its name
     assert manifest.loc["generated/truncated_copy.dcm", "reason"].startswith("TruncatedPixelDataError")
     assert manifest.loc["pydicom/waveform_ecg.dcm", "status"] == "non_image"
+    assert manifest.loc["generated/slide_like.dcm", "reason"].startswith("UnsupportedImageError")
     synthetic = manifest[manifest.index.str.startswith("generated/synthetic_ct/")]
     assert (synthetic["status"] == "ingested").all() and synthetic["volume_id"].nunique() == 1
     run = tmp_path / "demo"
