@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from medmm.ingest.discover import Entry, pair_units, walk_archive
+from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.journal import Journal
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
@@ -65,6 +66,8 @@ def _done(
     row: IngestManifestRow | None, entry: Entry, volumes: dict[str, dict[str, Any]], run_dir: Path
 ) -> bool:
     if row is None or row.size != entry.size or row.mtime_ns != entry.mtime_ns:
+        return False
+    if row.reason.startswith(f"{IngestTaskError.__name__}:"):  # a crash or lost worker: retry it
         return False
     if row.status in (Status.ingested, Status.companion) and row.volume_id:
         vol = volumes.get(row.volume_id)
