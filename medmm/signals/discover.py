@@ -17,6 +17,7 @@ that cannot be parsed are quarantined here, before any task runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,8 +82,19 @@ def _walk(root: Path) -> list[str]:
     return sorted(out)
 
 
-def discover(root: Path) -> tuple[list[RecordJob], list[SignalManifestRow]]:
+def discover(
+    root: Path, only: Sequence[str] | None = None
+) -> tuple[list[RecordJob], list[SignalManifestRow]]:
     """Records to process under ``root`` and the manifest rows of files settled without reading them.
+
+    Parameters
+    ----------
+    root
+        Input folder, walked recursively (hidden files and folders are skipped).
+    only
+        Keep only the records whose main file (``.hea``, ``.edf``, ``.dcm`` ...) is in this list of
+        paths relative to ``root`` - e.g. the DICOM waveforms the imaging stage routed here; other
+        files get no manifest row.
 
     Returns
     -------
@@ -147,4 +159,8 @@ def discover(root: Path) -> tuple[list[RecordJob], list[SignalManifestRow]]:
     for job in jobs:
         job.size = sum((root / f).stat().st_size for f in [job.main, *job.companions])
     jobs.sort(key=lambda j: j.record)
+    if only is not None:
+        keep = set(only)
+        jobs = [j for j in jobs if j.main in keep]
+        rows = [r for r in rows if r.path in keep]
     return jobs, rows

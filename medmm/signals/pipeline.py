@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,7 @@ def run_signals(
     scheduler: str | None = None,
     key_file: Path | None = None,
     pseudonymizer: Pseudonymizer | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Run the signals stage on ``input_root``; write tables to ``run_dir``; return status counts.
 
@@ -175,6 +176,10 @@ def run_signals(
         Local Dask workers, or the address of a running scheduler; ``workers=0`` runs serially here.
     key_file, pseudonymizer
         The site key (or a ready :class:`Pseudonymizer`) for patient pseudonyms and date shifts.
+    only
+        Process only these files (paths relative to ``input_root``), e.g. the waveform DICOMs that the
+        imaging ingest marked ``non_image`` "routed to the signals stage"; see
+        :func:`~medmm.signals.discover.discover`.
     """
     timer = Timer()
     settings = settings or Settings()
@@ -182,7 +187,7 @@ def run_signals(
     out.mkdir(parents=True, exist_ok=True)
     pz = pseudonymizer or Pseudonymizer(load_key(key_file))
     with timer("discover"):
-        jobs, manifest = discover(root)
+        jobs, manifest = discover(root, only)
     args = (str(root), settings, pz, str(out))
     results: list[RecordResult] = []
     samples = 0
@@ -222,7 +227,12 @@ def run_signals(
     }
     counts.setdefault("quarantined", 0)
     counts["resumed"] = sum(1 for r in results if r.resumed)
-    opts = settings.options() | {"workers": workers, "scheduler": scheduler, "input": str(root)}
+    opts = settings.options() | {
+        "workers": workers,
+        "scheduler": scheduler,
+        "input": str(root),
+        "only": None if only is None else len(only),
+    }
     update_run_json(out, "signals", options=opts, counts=counts, timings=timer.total())
     return counts
 

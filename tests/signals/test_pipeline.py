@@ -207,3 +207,10 @@ def test_dicom_folder_only_waveforms_ingested(shared_data: Path, tmp_path: Path)
     assert set(kinds) <= {"NotASignalError", "HeaderError"} and (kinds == "NotASignalError").sum() > 150
     sig = pd.read_parquet(tmp_path / "signals.parquet")
     assert sig["start"].iloc[0] < "2013-01-25" and sig["patient_id"].iloc[0] == KEY.id("642341", "patient")
+
+
+def test_only_routed_files(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "imaging/pydicom_testfiles"
+    counts = run_signals(root, tmp_path, workers=0, pseudonymizer=KEY, only=["test_files/waveform_ecg.dcm"])
+    man = pd.read_parquet(tmp_path / "manifest_signals.parquet")
+    assert man["path"].tolist() == ["test_files/waveform_ecg.dcm"] and counts["quarantined"] == 0
