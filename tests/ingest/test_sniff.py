@@ -93,6 +93,7 @@ def test_walk_pairs_links_and_scan_outcomes(tmp_path: Path) -> None:
     (root / "to_outside.dcm").symlink_to(outside)
     (root / "to_inside.txt").symlink_to(root / "junk.txt")
     (root / "dangling").symlink_to(root / "missing")
+    os.mkfifo(root / "pipe")
 
     entries, link_rows = walk_archive(root)
     rels = [e.rel for e in entries]
@@ -104,6 +105,7 @@ def test_walk_pairs_links_and_scan_outcomes(tmp_path: Path) -> None:
         by_link["to_inside.txt"].status is Status.duplicate and "junk.txt" in by_link["to_inside.txt"].reason
     )
     assert by_link["dangling"].status is Status.quarantined
+    assert by_link["pipe"].reason.startswith("UnreadableInputError: pipe: not a regular file")
     assert set(rels).isdisjoint(by_link)
     assert pair_units(rels) == {"sub/brain.img": "sub/brain.hdr"}
 
