@@ -155,9 +155,24 @@ def _anchors(
     return out
 
 
+def unique_names(names: list[str]) -> list[str]:
+    """Channel names made unique within a record (``II``, ``II_2`` ...) so their arrays never collide.
+
+    >>> unique_names(["II", "V", "II"])
+    ['II', 'V', 'II_2']
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return out
+
+
 def _wave(
     ctx: dict[str, Any],
     ch: Any,
+    name: str,
     settings: Settings,
     run_dir: Path,
     res: RecordResult,
@@ -170,13 +185,13 @@ def _wave(
     y, fs_out = resample(x, fs, settings.rate)
     ctx = {**ctx, "fs_out": fs_out, "kind": ch.kind}
     native = lambda s, e: (int(np.floor(s * fs / fs_out)), int(np.ceil(e * fs / fs_out)))  # noqa: E731
-    base = {"record": res.record, "patient_id": ctx["patient_id"], "channel": ch.name, "fs": fs_out}
+    base = {"record": res.record, "patient_id": ctx["patient_id"], "channel": name, "fs": fs_out}
     wlen = max(1, round(settings.window_s * fs_out))
     starts = tile_windows(y.size, wlen, wlen)
     rows = []
     if starts.size:
         arr = np.stack([y[s : s + wlen] for s in starts])
-        rel = write_windows(run_dir, res.record, ch.name, arr)
+        rel = write_windows(run_dir, res.record, name, arr)
         for i, s in enumerate(starts):
             q = _window_row(ctx, arr[i], native(s, s + wlen), masks, 0.0)
             t0 = s / fs_out
@@ -227,7 +242,7 @@ def _wave(
         )
         anchored.append(w)
     if anchored:
-        rel = write_windows(run_dir, res.record, ch.name, np.stack(anchored), kind="anchored")
+        rel = write_windows(run_dir, res.record, name, np.stack(anchored), kind="anchored")
         rows += [WindowRow(**r, path=rel) for r in arows]
     res.windows += rows
     hrv: dict[str, Any] = {}
@@ -238,7 +253,7 @@ def _wave(
         sens, ppv = out.ref_sensitivity, out.ref_ppv
         t = out.table
         keys = pd.DataFrame(
-            {"record": res.record, "patient_id": ctx["patient_id"], "channel": ch.name}, index=t.index
+            {"record": res.record, "patient_id": ctx["patient_id"], "channel": name}, index=t.index
         )
         b = pd.concat([keys, t[BEAT_KEYS]], axis=1)
         b["abs_time_s"] = (t["time_s"] + ctx["start_abs"]) if ctx["start_abs"] is not None else None
@@ -251,7 +266,7 @@ def _wave(
             record=res.record,
             patient_id=ctx["patient_id"],
             format=ctx["format"],
-            channel=ch.name,
+            channel=name,
             source_channel=ch.source_name,
             kind=ch.kind,
             role="wave",
@@ -313,17 +328,18 @@ def process_record(
     beats: list[pd.DataFrame] = []
     feats: list[pd.DataFrame] = []
     vitals: list[pd.DataFrame] = []
-    for ch in rec.channels:
+    names = unique_names([c.name for c in rec.channels] + [s.name for s in rec.series])
+    for ch, name in zip(rec.channels, names, strict=False):
         if ch.fs <= settings.trend_max_fs:
             t = np.arange(ch.data.size) / ch.fs
             ok = np.isfinite(ch.data)
-            vitals.append(_vitals(res.record, patient_id, ch.name, ch.units, t[ok], ch.data[ok], start_abs))
+            vitals.append(_vitals(res.record, patient_id, name, ch.units, t[ok], ch.data[ok], start_abs))
             res.signals.append(
                 SignalRow(
                     record=res.record,
                     patient_id=patient_id,
                     format=rec.format,
-                    channel=ch.name,
+                    channel=name,
                     source_channel=ch.source_name,
                     kind=ch.kind,
                     role="trend",
@@ -341,16 +357,16 @@ def process_record(
                 )
             )
             continue
-        _wave(ctx, ch, settings, Path(run_dir), res, beats, feats)
+        _wave(ctx, ch, name, settings, Path(run_dir), res, beats, feats)
         res.n_samples += int(ch.data.size)
-    for s in rec.series:
-        vitals.append(_vitals(res.record, patient_id, s.name, s.units, s.t_s, s.values, start_abs))
+    for s, sname in zip(rec.series, names[len(rec.channels) :], strict=True):
+        vitals.append(_vitals(res.record, patient_id, sname, s.units, s.t_s, s.values, start_abs))
         res.signals.append(
             SignalRow(
                 record=res.record,
                 patient_id=patient_id,
                 format=rec.format,
-                channel=s.name,
+                channel=sname,
                 source_channel=s.source_name,
                 kind="vital",
                 role="trend",

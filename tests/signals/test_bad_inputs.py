@@ -136,3 +136,17 @@ def test_unexpected_error_still_gives_one_row_naming_the_file(
     man = pd.read_parquet(out / "manifest_signals.parquet").set_index("path")
     assert man.loc["boom.hea", "reason"].startswith("RuntimeError: boom.hea: unexpected error")
     assert man.loc["boom.dat", "status"] == "quarantined" and man.loc["fine.hea", "status"] == "ingested"
+
+
+def test_duplicate_channel_labels_get_distinct_arrays(tmp_path: Path) -> None:
+    (tmp_path / "dup.hea").write_text(
+        "dup 2 250 5000\ndup.dat 16 200/mV 16 0 0 0 0 ECG\ndup.dat 16 200/mV 16 0 0 0 0 ECG\n"
+    )
+    np.stack([_X, -_X], axis=1).astype("<i2").tofile(tmp_path / "dup.dat")
+    out = tmp_path / "out"
+    run_signals(tmp_path, out, workers=0, pseudonymizer=Pseudonymizer(b"t" * 32))
+    sig = pd.read_parquet(out / "signals.parquet")
+    assert sig["channel"].tolist() == ["ECG", "ECG_2"]
+    win = pd.read_parquet(out / "windows.parquet")
+    a, b = (np.load(out / p) for p in sorted(win["path"].unique()))
+    assert np.allclose(a, -b)
