@@ -5,7 +5,8 @@ Rules, applied per patient (nothing is ever joined across patients):
 
 1. Items with a ``study_id`` define studies; a study's time is the earliest time of its items.
 2. An item without ``study_id`` joins the study of the same patient whose time is nearest to its own,
-   if within ``tolerance_s``; an untimed one joins only when the patient has exactly one study.
+   if within ``tolerance_s``. When the patient has exactly one study and time cannot be compared (the
+   item or every study is untimed), the item joins that study.
 3. Items still unattached form new studies: timed items are chained while consecutive gaps stay within
    ``tolerance_s``; an untimed item becomes a study of its own.
 4. A study keeps one item per modality: the one nearest the study time (then the smallest id).
@@ -86,6 +87,8 @@ def _studies_of_patient(items: pd.DataFrame, tol: float) -> list[dict[str, Any]]
             best = min(timed, key=lambda s: (abs(s["time"] - it.time), s["study_id"]), default=None)
             if best is not None and abs(best["time"] - it.time) <= tol:
                 target = best
+            elif not timed and len(studies) == 1:
+                target = next(iter(studies.values()))  # the patient's only study has no time to compare
         elif len(studies) == 1:
             target = next(iter(studies.values()))
         if target is None:

@@ -81,7 +81,12 @@ class MultimodalModel(nn.Module):
             full = torch.zeros(batch_size, dim, device=ref.device, dtype=ref.dtype)
             if x is not None and idx is not None and idx.numel():
                 extra = (features or {}).get(name)
+                single = self.training and x.shape[0] == 1
+                if single:  # batch-norm cannot train on one sample: use its running statistics
+                    enc.eval()
                 h = enc(x, extra) if extra is not None else enc(x)
+                if single:
+                    enc.train()
                 full = full.index_put((idx,), h.to(full.dtype))
             out[name] = full
         return out

@@ -108,3 +108,20 @@ def test_attention_weights_depend_on_sample() -> None:
     out = fusion(_embeddings(8), torch.ones(8, 3, dtype=torch.bool))
     assert out.weights is not None
     assert out.weights.std(dim=0).sum() > 0
+
+
+def test_single_present_sample_trains_through_batchnorm() -> None:
+    from medmm.models.encoders import ImagingEncoder
+
+    torch.manual_seed(0)
+    model = MultimodalModel(
+        {"image": ImagingEncoder(8), "report": ReportEncoder(4, 8)}, "attention", TASKS, 8
+    )
+    model.train()
+    inputs = {"image": torch.randn(1, 1, 16, 16), "report": torch.randn(3, 4)}
+    index = {"image": torch.tensor([1]), "report": torch.arange(3)}
+    mask = torch.tensor([[False, True], [True, True], [False, True]])
+    out = model(inputs, index, mask)
+    out.logits["dx"].sum().backward()
+    assert model.training and model.encoders["image"].training
+    assert any(p.grad is not None for p in model.encoders["image"].parameters())

@@ -1,0 +1,33 @@
+"""``medmm predict --model CKPT RUN_DIR`` (heavy imports inside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def predict(
+    run_dir: Path = typer.Argument(..., help="Run directory with records.parquet and inputs/"),
+    model: Path = typer.Option(..., "--model", help="model.pt written by `medmm train`"),
+    out: Path | None = typer.Option(None, "--out", help="Default: RUN_DIR/predictions.parquet"),
+    batch_size: int = typer.Option(64),
+) -> None:
+    """Score every record with a trained model; writes predictions.parquet with provenance."""
+    from medmm.errors import MedmmError
+    from medmm.predict.predict import predict_run
+
+    try:
+        counts = predict_run(model, run_dir, out, batch_size)
+    except MedmmError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    typer.echo(f"wrote {out or run_dir / 'predictions.parquet'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``predict`` to the medmm CLI."""
+    app.command("predict")(predict)
