@@ -86,14 +86,19 @@ class ScoreConfig:
     ``core_fraction``: share of a record's beats (closest to its median embedding) used to estimate the
     dominant cluster's covariance. ``mad_floor_*``: smallest robust spread allowed for the
     log-Mahalanobis and the log-RR prematurity, so near-constant records do not blow up z-scores.
-    ``threshold``: flag beats whose score exceeds it (the rule is in :mod:`medmm.anomaly.threshold`).
+    ``morph_transform``: ``"log"`` or ``"sqrt"`` of the squared Mahalanobis distance before the z-score.
+    ``saturation``: cap of each aspect's contribution to the score (:func:`medmm.anomaly.score.saturate`).
+    ``threshold``/``threshold_rule``: ``"fixed"`` keeps ``threshold`` (default 12 = three aspects x 4
+    robust SD); ``"valley"`` re-derives it from the training scores (:mod:`medmm.anomaly.threshold`).
     """
 
     core_fraction: float = 0.8
     mad_floor_morph: float = 0.05
     mad_floor_rr: float = 0.01
+    morph_transform: str = "log"
+    saturation: float = 8.0
     threshold: float = 12.0
-    threshold_rule: str = "fixed-robust-z"
+    threshold_rule: str = "fixed"
 
 
 @dataclass

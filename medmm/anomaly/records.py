@@ -1,7 +1,7 @@
 """Typed rows of the anomaly stage's tables (``anomalies.parquet``) and the saved model's card.
 
 >>> row = AnomalyRow(record="106", channel="MLII", sample=370, time_s=1.03, score=2.5, flag=False,
-...                  morphology_z=1.0, rhythm_z=1.5)
+...                  morphology_z=1.0, rhythm_z=1.5, pause_z=0.5)
 >>> row.flag
 False
 """
@@ -20,8 +20,8 @@ __all__ = ["SCHEMAS", "AnomalyRow", "ModelCard"]
 class AnomalyRow(Record):
     """One scored beat (``anomalies.parquet``); keys match ``beats.parquet`` (record, channel, sample).
 
-    ``score`` is higher for more anomalous beats and comparable across records (it is a per-record
-    robust z-score combination, see ``docs/anomaly.md``); ``flag`` is ``score > threshold`` of the model.
+    ``score`` is higher for more anomalous beats and comparable across records (a sum of three capped
+    per-record robust z-scores, see ``docs/anomaly.md``); ``flag`` is ``score > threshold`` of the model.
     """
 
     record: str
@@ -32,7 +32,8 @@ class AnomalyRow(Record):
     score: float
     flag: bool
     morphology_z: float  # robust z of the autoencoder's reconstruction error within the record
-    rhythm_z: float  # robust z of the beat's prematurity + compensatory pause within the record
+    rhythm_z: float  # robust z of the beat's prematurity (-log rr_prev / local RR) within the record
+    pause_z: float  # robust z of the following pause (log rr_next / local RR) within the record
 
 
 class ModelCard(Record):

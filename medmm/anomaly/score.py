@@ -21,7 +21,7 @@ nothing here sees a label.
 ...                 np.zeros(50, np.int64))
 >>> out = score_inputs(AnomalyModel(net=BeatAutoencoder()), bi)
 >>> sorted(out)
-['flag', 'morphology_z', 'rhythm_z', 'score']
+['flag', 'morphology_z', 'pause_z', 'rhythm_z', 'score']
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ ANOMALY_COLUMNS = (
     "flag",
     "morphology_z",
     "rhythm_z",
+    "pause_z",
 )
 
 
@@ -142,27 +143,44 @@ def mahalanobis_to_core(z: NDArray[np.floating], core_fraction: float = 0.8) -> 
     return np.asarray((diff * sol).sum(axis=1))
 
 
+def saturate(z: NDArray[np.floating], cap: float) -> NDArray[np.float64]:
+    """``cap * tanh(max(z, 0) / cap)``: keeps small z as is, never exceeds ``cap``, ignores negatives.
+
+    >>> saturate(np.array([-3.0, 1.0, 100.0]), 8.0).round(2).tolist()
+    [0.0, 0.99, 8.0]
+    """
+    return np.asarray(cap * np.tanh(np.clip(np.asarray(z, dtype=np.float64), 0.0, None) / cap))
+
+
 def score_inputs(
     model: AnomalyModel, inputs: BeatInputs, batch_size: int = 4096, device: str | None = None
 ) -> dict[str, NDArray]:
-    """Per-beat ``score``, ``flag``, ``morphology_z``, ``rhythm_z`` for beats of one or more records."""
+    """Per-beat ``score``, ``flag`` and the three per-record robust z's it is made of.
+
+    ``score = sat(morphology_z) + sat(rhythm_z) + sat(pause_z)`` with ``sat`` = :func:`saturate` at
+    ``model.score.saturation``: no single aspect can flag a beat on its own.
+    """
     n = len(inputs)
     cfg = model.score
-    morph = np.zeros(n)
-    rhythm = np.zeros(n)
+    morph, rhythm, pause = np.zeros(n), np.zeros(n), np.zeros(n)
     if n:
         z = embed(model, inputs.waves, batch_size=batch_size, device=device)
         for g in np.unique(inputs.group):
             idx = np.flatnonzero(inputs.group == g)
             d2 = mahalanobis_to_core(z[idx], cfg.core_fraction)
-            morph[idx] = robust_z(np.log(d2 + 1e-3), cfg.mad_floor_morph)
-            rhythm[idx] = robust_z(-inputs.context[idx, 0].astype(np.float64), cfg.mad_floor_rr)
-    score = morph + rhythm
+            dist = np.log(d2 + 1e-3) if cfg.morph_transform == "log" else np.sqrt(d2)
+            morph[idx] = robust_z(dist, cfg.mad_floor_morph)
+            ctx = inputs.context[idx].astype(np.float64)
+            rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
+            pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
+    cap = cfg.saturation
+    score = saturate(morph, cap) + saturate(rhythm, cap) + saturate(pause, cap)
     return {
         "score": score,
         "flag": score > cfg.threshold,
         "morphology_z": morph,
         "rhythm_z": rhythm,
+        "pause_z": pause,
     }
 
 
@@ -199,6 +217,7 @@ def score_beats(
             "flag": out["flag"].astype(bool),
             "morphology_z": out["morphology_z"].astype(np.float64),
             "rhythm_z": out["rhythm_z"].astype(np.float64),
+            "pause_z": out["pause_z"].astype(np.float64),
         }
     )
     return frame[list(ANOMALY_COLUMNS)]

@@ -1,4 +1,12 @@
-"""Label-free score normalisation and flag threshold.
+"""Label-free score normalisation and flag thresholds.
+
+The model's default rule is **fixed**: ``FIXED_THRESHOLD = 12`` on a score that sums three capped
+per-record robust z-scores (morphology, prematurity, pause), i.e. "on average at least 4 robust SD
+unusual in all three aspects" - 4 SD being the usual outlier convention (about 3e-5 one-sided for a
+Gaussian, < 1 false flag per 30-minute record of ~2,000 beats if the bulk were Gaussian). It depends on
+no data, so nothing about the evaluation labels can leak into it. The data-driven alternative
+:func:`valley_threshold` is kept (``threshold_rule="valley"``) and its results are reported in
+``docs/anomaly.md``.
 
 * :func:`robust_z` puts any per-beat quantity on the scale of *its own record*: ``(x - median) /
   (1.4826 * MAD)``, with a floor on the spread so a near-constant record does not divide by ~0.
@@ -20,7 +28,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["VALLEY_RULE", "robust_z", "valley_threshold"]
+__all__ = ["BASELINE_Z", "FIXED_THRESHOLD", "VALLEY_RULE", "robust_z", "valley_threshold"]
+
+#: Default flag threshold of the model (three aspects x 4 robust SD).
+FIXED_THRESHOLD = 12.0
+#: Flag threshold of single-aspect scores such as the RR-ratio baseline (4 robust SD).
+BASELINE_Z = 4.0
 
 VALLEY_RULE = "valley of the training-score density between min_score and the upper mode (log scale)"
 

@@ -21,7 +21,7 @@ import torch
 from medmm.anomaly.features import BeatInputs, WindowSpec
 from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
 from medmm.anomaly.score import cpu_threads, pick_device, score_inputs
-from medmm.anomaly.threshold import VALLEY_RULE, valley_threshold
+from medmm.anomaly.threshold import valley_threshold
 
 __all__ = ["train_beat_model"]
 
@@ -67,8 +67,8 @@ def train_beat_model(
     Returns
     -------
     AnomalyModel
-        On CPU, in eval mode, with ``score.threshold`` from :func:`valley_threshold` over the training
-        beats' own scores.
+        On CPU, in eval mode. With ``score_config.threshold_rule == "valley"`` the threshold is set by
+        :func:`valley_threshold` over the training beats' own scores, else the fixed one is kept.
     """
     spec = spec or WindowSpec()
     cfg = replace(score_config) if score_config else ScoreConfig()
@@ -99,9 +99,10 @@ def train_beat_model(
         train_loss=last,
         trained_on=trained_on,
     )
-    train_scores = score_inputs(model, inputs, device=device)["score"]
-    cfg.threshold = valley_threshold(train_scores)
-    cfg.threshold_rule = VALLEY_RULE
+    if cfg.threshold_rule == "valley":
+        cfg.threshold = valley_threshold(score_inputs(model, inputs, device=device)["score"])
+    elif cfg.threshold_rule != "fixed":
+        raise ValueError(f"threshold_rule must be 'fixed' or 'valley', got {cfg.threshold_rule!r}")
     return model
 
 
