@@ -140,10 +140,17 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             f"{r['samples_per_s'] / base:8.2f}x {peak}"
         )
     small, large = mem.values()
+    r1, r3 = rows[f"dask_2_{len(records)}_records"], rows[f"dask_2_{3 * len(records)}_records"]
+    marginal = (r3["samples"] - r1["samples"]) / max(1e-9, r3["seconds"] - r1["seconds"])
     print(f"peak memory {3 * len(records)} vs {len(records)} records: {large / small:.2f}x")
+    print(
+        f"dask_2 marginal rate (extra samples / extra seconds, start-up excluded): "
+        f"{marginal / 1e6:.2f} Msamples/s = {marginal / base:.2f}x serial"
+    )
     return {
         "records": records,
         "rows": rows,
         "peak_memory_ratio_3x_vs_1x": large / small,
+        "dask_2_marginal_samples_per_s": marginal,
         "baseline": "serial (whole stage in-process); wfdb_read = reading alone",
     }
