@@ -214,3 +214,21 @@ def test_only_routed_files(shared_data: Path, tmp_path: Path) -> None:
     counts = run_signals(root, tmp_path, workers=0, pseudonymizer=KEY, only=["test_files/waveform_ecg.dcm"])
     man = pd.read_parquet(tmp_path / "manifest_signals.parquet")
     assert man["path"].tolist() == ["test_files/waveform_ecg.dcm"] and counts["quarantined"] == 0
+
+
+def test_settings_from_workflow_options(tmp_path: Path) -> None:
+    from medmm.errors import ConfigError
+
+    table = tmp_path / "anchors.csv"
+    table.write_text("label,record,time_s,patient_id,time\nct,,,pat-1,2001-02-03T04:05:06\nvt,100,12.5,,\n")
+    s = Settings(anchors=str(table))
+    assert [(a.label, a.record, a.patient_id) for a in s.anchors] == [
+        ("ct", None, "pat-1"),
+        ("vt", "100", None),
+    ]
+    assert s.options()["anchors"][1]["time_s"] == 12.5
+    with pytest.raises(ConfigError, match="patient_from"):
+        Settings(patient_from="ward")
+    table.write_text("record,time_s\n100,1\n")
+    with pytest.raises(ConfigError, match="'label' column"):
+        Settings(anchors=str(table))
