@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from medmm.reports._doc_utils import sentence_bounds, sentence_of
 from medmm.reports.findings import Mention, report_findings
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.measurements import find_measurements, link_measurements
@@ -51,17 +52,17 @@ def doc_rows(
     report_id: str,
     spec: PipelineSpec,
     known_sections: list[tuple[str, int, int, int]] | None = None,
+    text: str | None = None,
 ) -> tuple[list[EntityRow], list[ReportLabelRow]]:
-    """Entity rows (incl. one ``MEASUREMENT`` row per size) and report labels of a parsed report."""
-    text = doc.text
+    """Entity rows (incl. one ``MEASUREMENT`` row per size) and report labels of a parsed report.
+
+    ``text`` is ``doc.text`` when the caller has it (spaCy rebuilds ``doc.text`` on every access).
+    """
+    text = doc.text if text is None else text
     sections = sections_of(text, known_sections)
     scored = scored_sections()
-    sents = list(doc.sents)
-    sent_spans = [(s.start_char, s.end_char) for s in sents]
-    sent_index = {}
-    for i, s in enumerate(sents):
-        for t in range(s.start, s.end):
-            sent_index[t] = i
+    bounds = sentence_bounds(doc)
+    sent_spans = [(doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)) for a, b in bounds]
     abbreviations = {a.text: a._.long_form.text for a in getattr(doc._, "abbreviations", [])}
     ents = list(doc.ents)
     anatomy = [e for e in ents if e.label_ == "ANATOMY"]
@@ -70,10 +71,10 @@ def doc_rows(
     findings_idx: list[int] = []
     for ent in ents:
         finding, long_form = _finding_of(ent, abbreviations)
-        sent = sent_index.get(ent.start, 0)
+        sent = sentence_of(bounds, ent.start)
         location = None
         if ent.label_ != "ANATOMY":
-            near = [a for a in anatomy if sent_index.get(a.start) == sent]
+            near = [a for a in anatomy if sentence_of(bounds, a.start) == sent]
             if near:
                 a = min(near, key=lambda a: abs(a.start - ent.start))
                 location = a.ent_id_ or a.text.lower()

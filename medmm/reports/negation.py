@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from medmm.reports._doc_utils import sentence_bounds, sentence_of
 from medmm.reports.lexicon import load_data
 
 __all__ = ["KINDS", "Trigger", "assertion_of", "make_assertion_component", "trigger_phrases"]
@@ -144,9 +145,10 @@ class _AssertionComponent:
             if not any(i in ent_tokens for i in range(s.start, s.end))
         ]
         doc._.assertion_triggers = [(t.start, t.end, t.kind) for t in triggers]
+        bounds = sentence_bounds(doc)
         for ent in doc.ents:
-            sent = ent.sent
-            neg, unc = assertion_of(ent.start, ent.end, triggers, sent.start, sent.end)
+            sent_start, sent_end = bounds[sentence_of(bounds, ent.start)]
+            neg, unc = assertion_of(ent.start, ent.end, triggers, sent_start, sent_end)
             ent._.negated = neg
             ent._.uncertain = unc
         return doc

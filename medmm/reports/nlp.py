@@ -99,10 +99,12 @@ def _register_components() -> None:
 
         @Language.component("medmm_line_sents")
         def line_sents(doc: Any) -> Any:
-            for tok in doc[1:]:
-                prev = doc[tok.i - 1]
-                if "\n" in prev.whitespace_ or "\n" in prev.text:
-                    tok.is_sent_start = True
+            # the token after one holding a line break starts a sentence (line breaks are space tokens)
+            from spacy.attrs import IS_SPACE
+
+            for i in doc.to_array(IS_SPACE).nonzero()[0]:
+                if i + 1 < len(doc) and "\n" in doc[int(i)].text:
+                    doc[int(i) + 1].is_sent_start = True
             return doc
 
     if not Language.has_factory("medmm_redaction_filter"):
@@ -111,12 +113,15 @@ def _register_components() -> None:
         def redaction_filter(doc: Any) -> Any:
             # a redaction token may sit inside a lexicon pattern ("heart size XXXX enlarged") but never
             # starts or ends an entity, and model entities containing one are dropped
-            doc.ents = [
+            ents = doc.ents
+            keep = [
                 e
-                for e in doc.ents
+                for e in ents
                 if not (_REDACTED.search(e[0].text) or _REDACTED.search(e[-1].text))
                 and not (not e.ent_id_ and _REDACTED.search(e.text))
             ]
+            if len(keep) != len(ents):
+                doc.ents = keep
             return doc
 
 

@@ -82,7 +82,7 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
     out = BatchResult()
 
     def one(r: ReportInput, doc: Any) -> None:
-        ents, labels = doc_rows(doc, r.report_id, spec, r.sections)
+        ents, labels = doc_rows(doc, r.report_id, spec, r.sections, text=r.text)
         out.entities += [e.model_dump(mode="json") for e in ents]
         out.labels += [lab.model_dump(mode="json") for lab in labels]
         out.texts.append(ReportTextRow(report_id=r.report_id, text=r.text).model_dump(mode="json"))
