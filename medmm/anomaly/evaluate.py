@@ -194,13 +194,17 @@ def leave_one_record_out(
     per = pd.DataFrame(rows)
     allb = pd.concat(beats, ignore_index=True)
     missed = int(per["pos_missed"].sum())
-    pooled = pd.DataFrame(
-        [
-            {"method": "model", **binary_metrics(allb.y, allb.score, allb.flag, missed)},
-            {
-                "method": "rr_ratio_baseline",
-                **binary_metrics(allb.y, allb.base_score, allb.base_flag, missed),
-            },
-        ]
-    )
+    y = allb["y"].to_numpy(dtype=bool)
+    rows_pooled: list[dict[str, object]] = []
+    for method, score_col, flag_col in (
+        ("model", "score", "flag"),
+        ("rr_ratio_baseline", "base_score", "base_flag"),
+    ):
+        sc = allb[score_col].to_numpy(dtype=np.float64)
+        fl = allb[flag_col].to_numpy(dtype=bool)
+        row: dict[str, object] = {"method": method}
+        row.update(binary_metrics(y, sc, fl, missed))
+        row.update(oracle_point(y, sc, missed))
+        rows_pooled.append(row)
+    pooled = pd.DataFrame(rows_pooled)
     return EvalResult(per, pooled, allb)
