@@ -1,1 +1,56 @@
-"""medmm.anomaly: label-free anomaly detection on beats/windows and fused embeddings."""
+"""medmm.anomaly: label-free anomaly detection on ECG beats (conv autoencoder embedding + per-record rules).
+
+Plain-function API (what the CLI and the fusion models reuse): :func:`beat_inputs` (features of one
+lead), :func:`train_beat_model`, :func:`score_beats` / :func:`score_inputs`, :func:`save_model` /
+:func:`load_model`, :func:`leave_one_record_out`. See ``docs/anomaly.md``. Names are imported lazily so
+``medmm --help`` does not import torch.
+
+>>> from medmm.anomaly import train_beat_model
+>>> train_beat_model.__module__
+'medmm.anomaly.train'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "AnomalyModel",
+    "BeatInputs",
+    "WindowSpec",
+    "beat_inputs",
+    "leave_one_record_out",
+    "load_model",
+    "load_signals_run",
+    "run_inputs",
+    "save_model",
+    "score_beats",
+    "score_inputs",
+    "train_beat_model",
+]
+
+_WHERE = {
+    "AnomalyModel": "medmm.anomaly.model",
+    "BeatInputs": "medmm.anomaly.features",
+    "WindowSpec": "medmm.anomaly.features",
+    "beat_inputs": "medmm.anomaly.features",
+    "leave_one_record_out": "medmm.anomaly.evaluate",
+    "load_model": "medmm.anomaly.model",
+    "load_signals_run": "medmm.anomaly.runs",
+    "run_inputs": "medmm.anomaly.runs",
+    "save_model": "medmm.anomaly.model",
+    "score_beats": "medmm.anomaly.score",
+    "score_inputs": "medmm.anomaly.score",
+    "train_beat_model": "medmm.anomaly.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'medmm.anomaly' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

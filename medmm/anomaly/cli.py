@@ -79,7 +79,7 @@ def score_cmd(
     signals_run: Path = typer.Argument(..., exists=True, file_okay=False, help="Signals run directory."),
     model_dir: Path = typer.Option(..., "--model", "-m", exists=True, file_okay=False, help="Trained model."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for anomalies.parquet."),
-    batch_size: int = typer.Option(4096, "--batch-size", min=1, help="Beats per forward pass."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Beats per forward pass."),
     device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
     input_root: Path | None = typer.Option(
         None, "--input", help="Input root of the signals run (default: read from its run.json)."

@@ -27,6 +27,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from medmm.anomaly.features import WindowSpec, beat_inputs, concat_inputs
+from medmm.anomaly.model import ScoreConfig
 from medmm.anomaly.runs import RecordBeats
 from medmm.anomaly.score import score_inputs
 from medmm.anomaly.threshold import BASELINE_Z, robust_z
@@ -148,6 +149,7 @@ def leave_one_record_out(
     epochs: int = 10,
     spec: WindowSpec | None = None,
     device: str | None = None,
+    score_config: ScoreConfig | None = None,
 ) -> EvalResult:
     """Leave-one-record-out evaluation of the model and the RR-ratio baseline (see module docstring)."""
     spec = spec or WindowSpec()
@@ -159,7 +161,9 @@ def leave_one_record_out(
     rows, beats = [], []
     for i, rb in enumerate(records):
         train = concat_inputs([bi for j, bi in enumerate(inputs) if j != i])
-        model = train_beat_model(train, seed=seed, epochs=epochs, spec=spec, device=device)
+        model = train_beat_model(
+            train, seed=seed, epochs=epochs, spec=spec, device=device, score_config=score_config
+        )
         out = score_inputs(model, inputs[i], device=device)
         base_thr = BASELINE_Z
         samples = rb.beats["sample"].to_numpy(np.int64)

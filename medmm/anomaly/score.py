@@ -99,7 +99,7 @@ def cpu_threads(n: int | None) -> Iterator[None]:
 
 @torch.no_grad()
 def embed(
-    model: AnomalyModel, waves: NDArray[np.float32], batch_size: int = 4096, device: str | None = None
+    model: AnomalyModel, waves: NDArray[np.float32], batch_size: int = 256, device: str | None = None
 ) -> NDArray[np.float64]:
     """Autoencoder embeddings (n, latent) of beat windows, computed in batches.
 
@@ -153,7 +153,7 @@ def saturate(z: NDArray[np.floating], cap: float) -> NDArray[np.float64]:
 
 
 def score_inputs(
-    model: AnomalyModel, inputs: BeatInputs, batch_size: int = 4096, device: str | None = None
+    model: AnomalyModel, inputs: BeatInputs, batch_size: int = 256, device: str | None = None
 ) -> dict[str, NDArray]:
     """Per-beat ``score``, ``flag`` and the three per-record robust z's it is made of.
 
@@ -188,7 +188,7 @@ def score_beats(
     model: AnomalyModel,
     inputs: BeatInputs,
     keys: pd.DataFrame,
-    batch_size: int = 4096,
+    batch_size: int = 256,
     device: str | None = None,
 ) -> pd.DataFrame:
     """Score beats and return the ``anomalies`` table (keys + score, flag, morphology_z, rhythm_z).
