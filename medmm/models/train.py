@@ -177,7 +177,7 @@ def fit(
             best, best_epoch, best_state, stale = val_loss, epoch, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
-            if stale >= tc.patience:
+            if stale >= tc.patience and epoch < tc.epochs:
                 log.info("early stopping at epoch %d (best %d)", epoch, best_epoch)
                 break
     model.load_state_dict(best_state)
