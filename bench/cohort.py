@@ -111,7 +111,8 @@ def image_items(root: Path, size: int) -> pd.DataFrame:
     import nibabel as nib
     from monai.transforms import Compose, NormalizeIntensity, Resize
 
-    tf = Compose([NormalizeIntensity(nonzero=True), Resize((size, size), mode="area")])
+    # slices as channels: one MONAI call per patient, each slice normalised over its own brain voxels
+    tf = Compose([NormalizeIntensity(nonzero=True, channel_wise=True), Resize((size, size), mode="area")])
     rows = []
     for case in sorted(p for p in (root / "imaging" / "brats_subset").glob("*/*") if p.is_dir()):
         flair = np.asarray(nib.load(case / "Flair_subtrMeanDivStd.nii.gz").get_fdata(), np.float32)
@@ -119,17 +120,16 @@ def image_items(root: Path, size: int) -> pd.DataFrame:
         brain = np.asarray(nib.load(case / "brainmask.nii.gz").get_fdata()) > 0
         area = brain.sum(axis=(0, 1))
         tumour = (labels > 0).sum(axis=(0, 1))
-        for z in np.flatnonzero(area >= 0.3 * area.max()):
-            if 0 < tumour[z] < 50:
-                continue
-            sl = np.where(brain[:, :, z], flair[:, :, z], 0.0)[None]
-            x = np.asarray(tf(sl), np.float32)
+        zs = [z for z in np.flatnonzero(area >= 0.3 * area.max()) if not 0 < tumour[z] < 50]
+        stack = np.stack([np.where(brain[:, :, z], flair[:, :, z], 0.0) for z in zs]).astype(np.float32)
+        out = np.asarray(tf(stack), np.float32)
+        for k, z in enumerate(zs):
             rows.append(
                 {
                     "item_id": f"{case.name}/z{z:03d}",
                     "group": case.name,
                     "abnormal": bool(tumour[z] >= 50),
-                    "x": x,
+                    "x": out[k : k + 1],
                 }
             )
     return pd.DataFrame(rows)
