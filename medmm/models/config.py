@@ -80,6 +80,9 @@ class TrainConfig(_Strict):
 
     run_dir: Path
     out_dir: Path | None = None
+    #: A fixed split table (``record_id``, ``patient_id``, ``split``, ``fold``), e.g. the cohort's
+    #: source-disjoint ``splits.parquet``; when absent, a seeded patient-level split is made.
+    splits_file: Path | None = None
     modalities: dict[str, EncoderConfig]
     fusion: str = "attention"
     embed_dim: int = Field(32, ge=1)

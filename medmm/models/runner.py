@@ -93,6 +93,13 @@ def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -
     version = data_version(records, stores)
     shapes = input_shapes(stores)
     labels = config.label_names()
+    if splits is None and config.splits_file is not None:
+        if not Path(config.splits_file).exists():
+            raise InputError(
+                str(config.splits_file), "splits file not found", "fix `splits_file` in the config"
+            )
+        splits = read_table(config.splits_file)
+        splits = splits[splits["record_id"].isin(records["record_id"])]
     folds = _split(config, records) if splits is None else [g for _, g in splits.groupby("fold")]
     write_table(pd.concat(folds, ignore_index=True), out_dir / "splits.parquet")
     summary: dict[str, Any] = {"config": config.model_dump(mode="json"), "data_version": version, "folds": []}

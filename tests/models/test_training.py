@@ -93,3 +93,25 @@ def test_bad_checkpoint_is_an_input_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match=r"x\.pt"):
         load_model(bad)
+
+
+def test_fixed_splits_file_is_used(tiny_run: Path, tmp_path: Path) -> None:
+    records = pd.read_parquet(tiny_run / "records.parquet")
+    fixed = pd.DataFrame(
+        {
+            "record_id": records["record_id"],
+            "patient_id": records["patient_id"],
+            "fold": 0,
+            "split": [
+                "test" if int(p[-3:]) < 6 else "val" if int(p[-3:]) < 10 else "train"
+                for p in records["patient_id"]
+            ],
+        }
+    )
+    fixed.to_parquet(tmp_path / "fixed.parquet")
+    cfg = tiny_config(tiny_run, tmp_path / "f", epochs=1)
+    cfg["splits_file"] = str(tmp_path / "fixed.parquet")
+    summary = train_from_config(TrainConfig.model_validate(cfg))
+    written = pd.read_parquet(tmp_path / "f" / "splits.parquet").set_index("record_id")["split"]
+    assert written.to_dict() == fixed.set_index("record_id")["split"].to_dict()
+    assert summary["folds"][0]["n"]["test"] == 12
