@@ -44,9 +44,10 @@ def train_cmd(
     from medmm.runinfo import Timer, update_run_json
 
     timer = Timer()
+    skipped: list[str] = []
     try:
         with timer("load"):
-            records = load_signals_run(signals_run, input_root)
+            records = load_signals_run(signals_run, input_root, skipped)
             inputs, _keys = run_inputs(records)
     except InputError as exc:
         typer.echo(str(exc), err=True)
@@ -64,9 +65,9 @@ def train_cmd(
         out,
         "anomaly_train",
         options={"seed": seed, "epochs": epochs, "device": dev, "signals_run": str(signals_run)},
-        counts={"records": len(records), "beats": len(inputs)},
+        counts={"records": len(records), "beats": len(inputs), "skipped": len(skipped)},
         timings=timer.total(),
-        extra={"threshold": model.score.threshold, "train_loss": model.train_loss},
+        extra={"threshold": model.score.threshold, "train_loss": model.train_loss, "skipped": skipped},
     )
     typer.echo(
         f"trained on {len(inputs)} beats of {len(records)} records ({dev}); "
@@ -95,10 +96,11 @@ def score_cmd(
     from medmm.tables import write_table
 
     timer = Timer()
+    skipped: list[str] = []
     try:
         model = load_model(model_dir)
         with timer("load"):
-            records = load_signals_run(signals_run, input_root)
+            records = load_signals_run(signals_run, input_root, skipped)
             inputs, keys = run_inputs(records, model.spec)
     except InputError as exc:
         typer.echo(str(exc), err=True)
@@ -110,9 +112,14 @@ def score_cmd(
         out,
         "anomaly_score",
         options={"model": str(model_dir), "signals_run": str(signals_run), "batch_size": batch_size},
-        counts={"records": len(records), "beats": len(frame), "flagged": int(frame["flag"].sum())},
+        counts={
+            "records": len(records),
+            "beats": len(frame),
+            "flagged": int(frame["flag"].sum()),
+            "skipped": len(skipped),
+        },
         timings=timer.total(),
-        extra={"threshold": model.score.threshold},
+        extra={"threshold": model.score.threshold, "skipped": skipped},
     )
     typer.echo(f"{len(frame)} beats, {int(frame['flag'].sum())} flagged -> {out / 'anomalies.parquet'}")
 

@@ -26,7 +26,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from medmm.anomaly.features import BeatInputs, WindowSpec, beat_inputs, concat_inputs
-from medmm.errors import InputError
+from medmm.errors import InputError, reason_of
 
 __all__ = ["RecordBeats", "SignalsRunError", "load_signals_run", "read_lead", "run_inputs"]
 
@@ -91,11 +91,14 @@ def read_lead(root: Path, record: str, fmt: str, main_path: str, channel: str) -
     return np.asarray(chans[0].data, dtype=np.float64), float(chans[0].fs)
 
 
-def load_signals_run(run_dir: Path, input_root: Path | None = None) -> list[RecordBeats]:
+def load_signals_run(
+    run_dir: Path, input_root: Path | None = None, skipped: list[str] | None = None
+) -> list[RecordBeats]:
     """Every (record, channel) with beats in a signals run directory, with its re-read waveform.
 
     Raises :class:`SignalsRunError` when ``beats.parquet`` is missing; a record whose waveform cannot
-    be re-read is logged and skipped (it stays out of the outputs, counted in ``run.json``).
+    be re-read is skipped and its reason (``"record: ClassName: message"``) appended to ``skipped``
+    (the CLI writes them to ``run.json``); the other records go on.
     """
     run_dir = Path(run_dir)
     beats_path = run_dir / "beats.parquet"
@@ -132,6 +135,8 @@ def load_signals_run(run_dir: Path, input_root: Path | None = None) -> list[Reco
             )
         except (InputError, OSError, ValueError) as exc:
             log.warning("skipping a record whose waveform cannot be re-read: %s", type(exc).__name__)
+            if skipped is not None:
+                skipped.append(f"{record}: {reason_of(exc)}")
             continue
         out.append(RecordBeats(str(record), str(channel), rows, signal, fs))
     return out

@@ -66,3 +66,32 @@ def test_cli_errors_name_the_fix(tmp_path: Path) -> None:
         app, ["anomaly", "score", "--model", str(tmp_path), str(tmp_path), "--out", str(tmp_path)]
     )
     assert res.exit_code == 2 and "model.json" in res.output
+
+
+@pytest.mark.shared_data
+def test_cli_skips_record_whose_waveform_is_gone(
+    signals_run: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    partial = tmp_path / "input"
+    partial.mkdir()
+    for ext in ("hea", "dat"):
+        (partial / f"100.{ext}").symlink_to(shared_data / "signals" / "mitdb_subset" / f"100.{ext}")
+    model_dir = tmp_path / "model"
+    res = CliRunner().invoke(
+        app,
+        [
+            "anomaly",
+            "train",
+            str(signals_run),
+            "--out",
+            str(model_dir),
+            "--epochs",
+            "1",
+            "--input",
+            str(partial),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    section = json.loads((model_dir / "run.json").read_text())["stages"]["anomaly_train"]
+    assert section["counts"]["records"] == 1 and section["counts"]["skipped"] == 1
+    assert section["skipped"][0].startswith("116: ")
