@@ -9,13 +9,17 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from dataclasses import dataclass
 from typing import Any
 
-from medmm.reports._doc_utils import sentence_bounds, sentence_of
+from spacy.attrs import IDX
+
+from medmm.reports._doc_utils import sentence_bounds
 from medmm.reports.findings import Mention, report_findings
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.measurements import find_measurements, link_measurements
-from medmm.reports.nlp import PipelineSpec, source_of
+from medmm.reports.nlp import PipelineSpec
 from medmm.reports.records import EntityRow, ReportLabelRow
 from medmm.reports.sections import Section, find_sections, scored_sections, section_at
 
@@ -33,14 +37,29 @@ def sections_of(text: str, known: list[tuple[str, int, int, int]] | None) -> lis
     return find_sections(text)
 
 
-def _finding_of(ent: Any, abbreviations: dict[str, str]) -> tuple[str | None, str | None]:
+@dataclass(frozen=True)
+class _Ent:
+    """The attributes of one spaCy entity that rows need, read once (Span attributes are slow)."""
+
+    start: int
+    end: int
+    start_char: int
+    end_char: int
+    text: str
+    label: str
+    ent_id: str
+    negated: bool
+    uncertain: bool
+
+
+def _finding_of(ent: _Ent, abbreviations: dict[str, str]) -> tuple[str | None, str | None]:
     """(vocabulary finding, long form) of an entity; abbreviations defined in the text are resolved."""
     lex = load_lexicon()
     long_form = abbreviations.get(ent.text)
-    if ent.label_ == "ANATOMY":
+    if ent.label == "ANATOMY":
         return None, long_form
-    if ent.ent_id_ and ent.ent_id_ in lex.kinds:
-        return ent.ent_id_, long_form
+    if ent.ent_id and ent.ent_id in lex.kinds:
+        return ent.ent_id, long_form
     finding = lex.finding_of(ent.text)
     if finding is None and long_form:
         finding = lex.finding_of(long_form)
@@ -62,22 +81,31 @@ def doc_rows(
     sections = sections_of(text, known_sections)
     scored = scored_sections()
     bounds = sentence_bounds(doc)
-    sent_spans = [(doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)) for a, b in bounds]
+    starts = [a for a, _ in bounds]
+    idx = doc.to_array(IDX)
+    sent_spans = [(int(idx[a]), int(idx[b]) if b < len(doc) else len(text)) for a, b in bounds]
     abbreviations = {a.text: a._.long_form.text for a in getattr(doc._, "abbreviations", [])}
-    ents = list(doc.ents)
-    anatomy = [e for e in ents if e.label_ == "ANATOMY"]
+    lexicon_source, model_source = LEXICON_SOURCE, spec.model_source() or LEXICON_SOURCE
+    ents = []
+    for e in doc.ents:
+        a, b = e.start_char, e.end_char
+        ents.append(
+            _Ent(e.start, e.end, a, b, text[a:b], e.label_, e.ent_id_, bool(e._.negated), bool(e._.uncertain))
+        )
+    sent_of = [max(0, bisect_right(starts, e.start) - 1) for e in ents]
+    anatomy = [(i, e) for i, e in enumerate(ents) if e.label == "ANATOMY"]
     rows: list[EntityRow] = []
     mentions: list[Mention] = []
     findings_idx: list[int] = []
-    for ent in ents:
+    for k, ent in enumerate(ents):
         finding, long_form = _finding_of(ent, abbreviations)
-        sent = sentence_of(bounds, ent.start)
+        sent = sent_of[k]
         location = None
-        if ent.label_ != "ANATOMY":
-            near = [a for a in anatomy if sentence_of(bounds, a.start) == sent]
+        if ent.label != "ANATOMY":
+            near = [e for i, e in anatomy if sent_of[i] == sent]
             if near:
-                a = min(near, key=lambda a: abs(a.start - ent.start))
-                location = a.ent_id_ or a.text.lower()
+                a_ent = min(near, key=lambda x: abs(x.start - ent.start))
+                location = a_ent.ent_id or a_ent.text.lower()
             findings_idx.append(len(rows))
         section = section_at(sections, ent.start_char)
         rows.append(
@@ -88,26 +116,18 @@ def doc_rows(
                 start=ent.start_char,
                 end=ent.end_char,
                 text=ent.text,
-                label=ent.label_,
-                negated=bool(ent._.negated),
-                uncertain=bool(ent._.uncertain),
+                label=ent.label,
+                negated=ent.negated,
+                uncertain=ent.uncertain,
                 finding=finding,
                 long_form=long_form,
                 location=location,
-                source=source_of(ent, spec),
+                source=lexicon_source if (ent.ent_id and spec.lexicon) else model_source,
             )
         )
         if finding is not None:
             mentions.append(
-                Mention(
-                    finding,
-                    section,
-                    ent.start_char,
-                    ent.end_char,
-                    ent.text,
-                    bool(ent._.negated),
-                    bool(ent._.uncertain),
-                )
+                Mention(finding, section, ent.start_char, ent.end_char, ent.text, ent.negated, ent.uncertain)
             )
     measurements = find_measurements(text)
     links = link_measurements(measurements, [(rows[i].start, rows[i].end) for i in findings_idx], sent_spans)
