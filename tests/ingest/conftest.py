@@ -1,16 +1,46 @@
-"""Shared fixtures of the ingest tests: one real-data run reused by several tests."""
+"""Shared fixtures of the ingest tests: expensive runs made once per test session, even under xdist.
+
+pytest-xdist workers are separate processes, so a session fixture alone would run once per worker.
+:func:`_once` builds into the folder all workers share, under a file lock; the first worker builds it,
+the others reuse it.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from medmm.ingest.pipeline import IngestResult, ingest_archive
+from medmm.ingest.sample import build_sample_archive
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    shared = factory.getbasetemp().parent  # common to all xdist workers of this session
+    folder = shared / name
+    with _locked(shared / f"{name}.lock"):
+        if not (folder / ".complete").exists():
+            folder.mkdir(exist_ok=True)
+            build(folder)
+            (folder / ".complete").write_text("ok")
+    return folder
 
 
 @dataclass
@@ -30,12 +60,8 @@ class _Collect(logging.Handler):
         self.lines.append(self.format(record))
 
 
-@pytest.fixture(scope="module")
-def real_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRun]:
-    """``medmm ingest`` of every file in ``shared/data/imaging`` (2 thread workers), logs captured."""
-    archive = shared_data / "imaging"
-    base = tmp_path_factory.mktemp("real")
-    key = base / "site.key"
+def _ingest_with_logs(archive: Path, folder: Path) -> None:
+    key = folder / "site.key"
     key.write_text("cd" * 32 + "\n")
     handler = _Collect()
     root = logging.getLogger()
@@ -45,9 +71,33 @@ def real_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = ingest_archive(archive, base / "run", workers=2, processes=False, key_file=key)
+            result = ingest_archive(archive, folder / "run", workers=2, processes=False, key_file=key)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
-    text = "\n".join(handler.lines + [str(w.message) for w in caught])
-    yield RealRun(archive, base / "run", result, text)
+    (folder / "log.txt").write_text("\n".join(handler.lines + [str(w.message) for w in caught]))
+    fields = ("counts", "n_files", "n_volumes", "n_skipped", "timings")
+    (folder / "result.json").write_text(json.dumps({f: getattr(result, f) for f in fields}))
+
+
+@pytest.fixture(scope="session")
+def real_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> RealRun:
+    """``medmm ingest`` of every file in ``shared/data/imaging`` (2 thread workers), logs captured."""
+    archive = shared_data / "imaging"
+    folder = _once(tmp_path_factory, "ingest_real", lambda f: _ingest_with_logs(archive, f))
+    result = IngestResult(folder / "run", **json.loads((folder / "result.json").read_text()))
+    return RealRun(archive, folder / "run", result, (folder / "log.txt").read_text())
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(sample archive, key file, run dir of an undisturbed ingest of it)."""
+
+    def build(folder: Path) -> None:
+        archive = build_sample_archive(folder / "archive", seed=3)
+        key = folder / "site.key"
+        key.write_text("ef" * 32 + "\n")
+        ingest_archive(archive, folder / "reference", workers=2, processes=False, key_file=key)
+
+    folder = _once(tmp_path_factory, "ingest_sample", build)
+    return folder / "archive", folder / "site.key", folder / "reference"

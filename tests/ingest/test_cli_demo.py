@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from medmm.cli import app
 from medmm.ingest.sample import DEMO_PATIENT, run_demo
 from medmm.records import Status
 from medmm.tables import read_table
-
-pytestmark = pytest.mark.xdist_group("ingest_cli")
 
 
 def test_ingest_command_exit_codes_and_strict(tmp_path: Path, key_file: Path) -> None:

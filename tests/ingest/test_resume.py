@@ -15,22 +15,8 @@ import pytest
 
 import medmm.ingest.pipeline as pipeline
 from medmm.ingest.pipeline import ingest_archive
-from medmm.ingest.sample import build_sample_archive
 from medmm.ingest.tasks import FAULT_ENV
 from medmm.tables import read_table
-
-pytestmark = pytest.mark.xdist_group("ingest_resume")
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """(archive, key file, reference run dir of an undisturbed run)."""
-    base = tmp_path_factory.mktemp("sample")
-    archive = build_sample_archive(base / "archive", seed=3)
-    key = base / "site.key"
-    key.write_text("ef" * 32 + "\n")
-    ingest_archive(archive, base / "reference", workers=2, processes=False, key_file=key)
-    return archive, key, base / "reference"
 
 
 def _tables(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
