@@ -20,7 +20,8 @@ def _print_counts(counts: dict[str, int], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    Console().print(f"[bold]{title}[/bold]")
+    table = Table()
     table.add_column("status")
     table.add_column("files", justify="right")
     for status, n in counts.items():
