@@ -21,20 +21,50 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from medmm.errors import ConfigError
 from medmm.ingest.records import IngestManifestRow
 from medmm.tables import atomic_write_json, read_table, write_table
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "run_lock"]
 
 MANIFEST = "manifest.parquet"
 VOLUMES = "volumes.parquet"
 STATE = ".ingest_state.json"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``RUN_DIR/.ingest.lock`` for the run; a second ingest into the same folder is refused.
+
+    The lock is an ``flock``: the OS releases it when the process ends, even when killed, so a killed
+    run never leaves a stale lock behind.
+
+    >>> import tempfile, pathlib
+    >>> with run_lock(pathlib.Path(tempfile.mkdtemp())):
+    ...     pass
+    """
+    import fcntl
+
+    path = Path(run_dir) / ".ingest.lock"
+    with path.open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ConfigError(
+                f"{run_dir}: another `medmm ingest` is writing to this run directory; wait for it to "
+                f"finish or choose another --out"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _volume_model() -> Any:

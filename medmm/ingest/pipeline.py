@@ -27,7 +27,7 @@ from typing import Any
 
 from medmm.ingest.discover import Entry, pair_units, walk_archive
 from medmm.ingest.errors import IngestTaskError
-from medmm.ingest.journal import Journal
+from medmm.ingest.journal import Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
 from medmm.ingest.tasks import Converted, Scanned, convert_job, scan_batch, unexpected
@@ -154,6 +154,21 @@ def ingest_archive(
 
         raise ConfigError(f"{root}: the archive must be an existing folder")
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        return _ingest(root, out, workers, scheduler, key_file, client, processes, batch_size, show_progress)
+
+
+def _ingest(
+    root: Path,
+    out: Path,
+    workers: int | None,
+    scheduler: str | None,
+    key_file: Path | None,
+    client: Any,
+    processes: bool,
+    batch_size: int,
+    show_progress: bool | None,
+) -> IngestResult:
     timer = Timer()
     # tasks get the key bytes inline: scattering the same object again in a later phase races with the
     # release of the earlier scatter (same content key) and cancels tasks with "lost dependencies"

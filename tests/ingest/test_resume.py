@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 import medmm.ingest.pipeline as pipeline
+from medmm.errors import ConfigError
+from medmm.ingest.journal import run_lock
 from medmm.ingest.pipeline import ingest_archive
 from medmm.ingest.tasks import FAULT_ENV
 from medmm.tables import read_table
@@ -133,3 +135,14 @@ def test_unexpected_task_failure_is_quarantined_then_retried(
     monkeypatch.setattr(pipeline, "convert_job", real_convert)
     second = ingest_archive(archive, run, workers=1, processes=False, key_file=key)
     assert second.n_skipped == 2 and second.counts["ingested"] == 2
+
+
+def test_second_ingest_into_a_busy_run_dir_is_refused(tmp_path: Path, key_file: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "a.txt").write_text("text\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    with run_lock(run), pytest.raises(ConfigError, match="another `medmm ingest`"):
+        ingest_archive(archive, run, workers=1, processes=False)
+    assert ingest_archive(archive, run, workers=1, processes=False).n_files == 1  # lock released
