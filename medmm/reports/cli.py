@@ -147,11 +147,21 @@ def train_ner_cmd(
 def evaluate_ner_cmd(
     model: str = typer.Option(..., "--model", help="Saved pipeline path or installed package."),
     corpus: Path = typer.Option(..., "--corpus", help="BIO file to score on."),
+    label_map: str | None = typer.Option(
+        None, help="Model label -> corpus label, e.g. CHEMICAL=Chemical,DISEASE=Disease."
+    ),
 ) -> None:
     """Exact-span P/R/F1 per label and micro of a NER model; prints JSON."""
     from medmm.reports.ner.evaluate import evaluate_ner
 
-    json.dump(evaluate_ner(model, corpus), sys.stdout, indent=2, default=str)
+    mapping = None
+    if label_map:
+        pairs = [item.split("=", 1) for item in label_map.split(",") if item.strip()]
+        if any(len(p) != 2 for p in pairs):
+            typer.echo("error: --label-map takes MODEL=CORPUS pairs separated by commas", err=True)
+            raise typer.Exit(2)
+        mapping = {a.strip(): b.strip() for a, b in pairs}
+    json.dump(evaluate_ner(model, corpus, label_map=mapping), sys.stdout, indent=2, default=str)
     typer.echo("")
 
 

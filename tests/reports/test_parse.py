@@ -139,3 +139,36 @@ def test_model_by_path_records_source(tmp_path: Path) -> None:
     assert ents.loc["sarcoidosis", "source"].startswith("model:model-")
     assert ents.loc["sarcoidosis", "label"] == "DISEASE"
     assert ents.loc["effusion", "source"] == "lexicon:radiology-v1"  # the lexicon wins overlaps
+
+
+def test_evaluate_ner_cli_scores_a_saved_pipeline(tmp_path: Path) -> None:
+    import json
+
+    import spacy
+    from scispacy.custom_tokenizer import combined_rule_tokenizer
+
+    from medmm.cli import app
+
+    nlp = spacy.blank("en")
+    nlp.tokenizer = combined_rule_tokenizer(nlp)
+    ruler = nlp.add_pipe("entity_ruler", name="ner")
+    ruler.add_patterns([{"label": "DISEASE", "pattern": "pneumonia"}])
+    nlp.to_disk(tmp_path / "model")
+    corpus = tmp_path / "devel.tsv"
+    corpus.write_text("Severe\tO\npneumonia\tB-Disease\n.\tO\n\nNo\tO\nasthma\tB-Disease\n.\tO\n")
+    res = CliRunner().invoke(
+        app,
+        [
+            "reports",
+            "evaluate-ner",
+            "--model",
+            str(tmp_path / "model"),
+            "--corpus",
+            str(corpus),
+            "--label-map",
+            "DISEASE=Disease",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    scores = json.loads(res.output)
+    assert scores["micro"]["precision"] == 1.0 and scores["micro"]["recall"] == 0.5
