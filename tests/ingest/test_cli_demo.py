@@ -62,3 +62,17 @@ def test_demo_builds_ingests_and_hides_the_demo_patient(tmp_path: Path, key_file
 def test_demo_command_is_registered() -> None:
     result = CliRunner().invoke(app, ["demo", "--help"])
     assert result.exit_code == 0 and "--out" in result.output
+
+
+def test_ingest_on_an_existing_scheduler(tmp_path: Path, key_file: Path) -> None:
+    from distributed import LocalCluster
+
+    from medmm.ingest.pipeline import ingest_archive
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "a.txt").write_text("text\n")
+    (archive / "b.dcm").write_bytes(b"")
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        result = ingest_archive(archive, tmp_path / "run", scheduler=cluster.scheduler_address)
+    assert result.counts == {"non_image": 1, "quarantined": 1}
