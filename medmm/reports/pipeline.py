@@ -13,6 +13,7 @@ the batch. A batch that fails is retried report by report so one bad report is q
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -174,8 +175,10 @@ def parse_reports(
     results: list[BatchResult] = []
     batches = _batches(batch_in.reports, batch_size)
     if workers == 0 and not scheduler:
+        cpu0 = time.process_time()
         with timer("parse"):
             results = [process_batch(b, spec) for b in batches]
+        timer.timings["parse_cpu_s"] = time.process_time() - cpu0
     else:
         with ExitStack() as stack:
             with timer("cluster_start"):
@@ -193,9 +196,7 @@ def parse_reports(
             cpu_after = client.run(_cpu_seconds)
             # CPU seconds the workers spent in the parse phase (contention on a shared machine shows
             # as parse wall time >> worker CPU time / workers)
-            timer.timings["parse_worker_cpu_s"] = sum(
-                cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after
-            )
+            timer.timings["parse_cpu_s"] = sum(cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after)
     with timer("write"):
         outputs = _write(run_dir, results, batch_in.rejected, write_table)
     manifest = pd.read_parquet(outputs["manifest_reports"])
