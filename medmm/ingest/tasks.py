@@ -113,6 +113,30 @@ def unexpected(rel: str, exc: BaseException) -> str:
     return reason_of(err)
 
 
+#: Raw data files (no signature) and the header file next to them that says what they are.
+_DATA_FILES = {
+    ".rec": (Format.parrec, ".par"),
+    ".brik": (Format.afni, ".head"),
+    ".brik.gz": (Format.afni, ".head"),
+}
+
+
+def _display(fmt: Format) -> str:
+    return "PAR/REC" if fmt is Format.parrec else fmt.value.upper()
+
+
+def _data_file_owner(full: Path) -> tuple[Format, str] | None:
+    """(format, header name) when ``full`` is e.g. the ``.REC`` of a ``.PAR`` or ``.BRIK`` of a ``.HEAD``."""
+    lower = full.name.lower()
+    for ext, (fmt, header_ext) in _DATA_FILES.items():
+        if lower.endswith(ext):
+            stem = full.name[: -len(ext)]
+            for candidate in (stem + header_ext, stem + header_ext.upper()):
+                if (full.parent / candidate).is_file():
+                    return fmt, candidate
+    return None
+
+
 def _final(entry: Entry, fmt: str, status: Status, reason: str, **extra: Any) -> Scanned:
     row = IngestManifestRow(
         path=entry.rel,
@@ -194,6 +218,16 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer) -> Scanned:
         what = f"{base.value} file" + (f" ({sniffed.note})" if sniffed.note else "")
         return _final(entry, fmt, Status.non_image, f"{what}: not an imaging input", kind=base.value)
     if base is Format.unknown or base is Format.gzip:
+        owner = _data_file_owner(full)
+        if owner is not None:  # the raw voxels of a header-described format we do not convert
+            name, header = owner
+            err7 = UnsupportedFormatError(
+                entry.rel,
+                f"{_display(name)} image data belonging to {header!r}: medmm ingest reads DICOM, NIfTI and "
+                f"ANALYZE only",
+                _CONVERT_HINT[name],
+            )
+            return _final(entry, fmt, Status.quarantined, reason_of(err7), kind=name.value)
         detail = sniffed.note or "unrecognised binary content"
         err5 = UnsupportedFormatError(
             entry.rel,
@@ -203,7 +237,7 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer) -> Scanned:
         return _final(entry, fmt, Status.quarantined, reason_of(err5))
     hint = _CONVERT_HINT.get(base, "convert it to NIfTI or DICOM")
     err6 = UnsupportedFormatError(
-        entry.rel, f"{base.value.upper()} image: medmm ingest reads DICOM, NIfTI and ANALYZE only", hint
+        entry.rel, f"{_display(base)} image: medmm ingest reads DICOM, NIfTI and ANALYZE only", hint
     )
     return _final(entry, fmt, Status.quarantined, reason_of(err6), kind=base.value)
 
