@@ -104,7 +104,11 @@ class Converted:
 
 
 def unexpected(rel: str, exc: BaseException) -> str:
-    """Manifest reason for an exception nobody expected (a bug, or a lost worker)."""
+    """Manifest reason for an exception nobody expected (a bug, or a lost worker).
+
+    >>> unexpected("a.dcm", RuntimeError("boom")).split(". Fix")[0]
+    'IngestTaskError: a.dcm: processing failed unexpectedly (RuntimeError: boom)'
+    """
     err = IngestTaskError(
         rel,
         f"processing failed unexpectedly ({reason_of(exc)})",
@@ -249,6 +253,10 @@ def quiet_readers() -> Iterator[None]:
     pydicom reports invalid values verbatim (``Invalid value for VR PN: 'Doe^John'``); inside ingest
     tasks these messages are dropped so patient identity never reaches a log. Problems that matter
     surface as manifest reasons instead.
+
+    >>> import logging
+    >>> with quiet_readers():
+    ...     logging.getLogger("pydicom").warning("Invalid value for VR PN: 'Doe^John'")  # dropped
     """
     logger = logging.getLogger("pydicom")  # its children (pydicom.pixels ...) propagate up to it
     sink = logging.NullHandler()
