@@ -22,6 +22,13 @@ from medmm.tables import write_table
 __all__ = ["align_run"]
 
 
+def _unused(path: Path, column: str, chosen: set[str]) -> int:
+    if not path.exists():
+        return 0
+    ids = pd.read_parquet(path, columns=[column])[column].dropna()
+    return int((~ids.isin(chosen)).sum())
+
+
 def align_run(
     run_dir: Path,
     tolerance_s: float = 86400.0,
@@ -48,8 +55,13 @@ def align_run(
     with timer("inputs"):
         written = write_inputs(run_dir, records, image_size, image_dims) if len(records) else {}
     write_table(records, run_dir / "records.parquet", RecordRow)
+    chosen = {m: set(records[f"{m}_id"].dropna()) for m in MODALITIES}
     counts = {
         "records": len(records),
+        # items not joined into any record: no pseudonymous patient (cannot be linked safely), or
+        # another item of the same modality was nearer the study time
+        "unused_image_items": _unused(run_dir / "volumes.parquet", "volume_id", chosen["image"]),
+        "unused_report_items": _unused(run_dir / "manifest_reports.parquet", "report_id", chosen["report"]),
         **{f"with_{m}": int(records[f"has_{m}"].sum()) for m in MODALITIES},
         **{f"inputs_{m}": n for m, n in written.items()},
     }
