@@ -135,21 +135,42 @@ def image_items(root: Path, size: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report_items(root: Path) -> pd.DataFrame:
-    """One row per IU report with text: ``item_id``, ``group`` (= report), ``abnormal``, ``x`` (vector)."""
+def report_items(root: Path, reports_run: Path | None = None) -> pd.DataFrame:
+    """One row per IU report with text: ``item_id``, ``group`` (= report), ``abnormal``, ``x`` (vector).
+
+    With ``reports_run`` (a ``medmm reports parse`` run over the same CSV, text columns findings +
+    impression) the vector is the report stage's findings (``report_labels.parquet``) over its finding
+    vocabulary; otherwise the keyword encoder :func:`keyword_findings` over :data:`VOCABULARY`.
+    """
     df = pd.read_csv(root / "text" / "iu_xray" / "indiana_reports_dev.csv")
+    stage: dict[str, list[tuple[str, str]]] | None = None
     vocab = list(VOCABULARY)
+    if reports_run is not None:
+        labels = pd.read_parquet(Path(reports_run) / "report_labels.parquet")
+        man = pd.read_parquet(Path(reports_run) / "manifest_reports.parquet")
+        # manifest path is "<file>#<1-based data row>"; map the stage's report id back to that row's uid
+        uids = df["uid"].astype(str).tolist()
+        uid_of = {
+            str(rid): uids[int(str(p).rsplit("#", 1)[-1]) - 1]
+            for p, rid in zip(man["path"], man["report_id"], strict=True)
+        }
+        vocab = sorted(labels["finding"].unique())
+        stage = {}
+        for rid, grp in labels.groupby("report_id"):
+            pairs = [(str(f), str(st)) for f, st in zip(grp["finding"], grp["status"], strict=True)]
+            stage[uid_of.get(str(rid), str(rid))] = pairs
     rows = []
     for r in df.itertuples():
         text = " ".join(str(t) for t in (r.findings, r.impression) if isinstance(t, str))
-        if not text.strip():
+        if not text.strip() or (stage is not None and str(r.uid) not in stage):
             continue
+        pairs = stage[str(r.uid)] if stage is not None else keyword_findings(text)
         rows.append(
             {
                 "item_id": f"iu{r.uid}",
                 "group": f"iu{r.uid}",
                 "abnormal": r.Problems != "normal",
-                "x": finding_vector(keyword_findings(text), vocab),
+                "x": finding_vector(pairs, vocab),
             }
         )
     return pd.DataFrame(rows)
@@ -221,13 +242,19 @@ class _Sampler:
 
 
 def build_cohort(
-    data_root: Path, out: Path, n_studies: int = 600, size: int = 64, p_abnormal: float = 0.3, seed: int = 0
+    data_root: Path,
+    out: Path,
+    n_studies: int = 600,
+    size: int = 64,
+    p_abnormal: float = 0.3,
+    seed: int = 0,
+    reports_run: Path | None = None,
 ) -> dict[str, Any]:
     """Write the cohort run directory ``out``; returns the ``cohort.json`` summary."""
     rng = np.random.default_rng(seed)
     items = {
         "image": image_items(data_root, size),
-        "report": report_items(data_root),
+        "report": report_items(data_root, reports_run),
         "signal": signal_items(data_root),
     }
     pools = {
@@ -285,6 +312,7 @@ def build_cohort(
     write_table(pd.DataFrame(split_rows), out / "splits.parquet")
     summary = {
         "seed": seed,
+        "report_encoding": "medmm reports findings" if reports_run is not None else "keyword encoder",
         "n_studies": n_studies,
         "image_size": size,
         "p_abnormal_per_modality": p_abnormal,
@@ -314,13 +342,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--studies", type=int, default=600)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reports-run",
+        type=Path,
+        default=None,
+        help="run of `medmm reports parse` over the IU CSV: use its findings instead of the keyword encoder",
+    )
     args = parser.parse_args(argv)
     from medmm.datasets import shared_data_dir
 
     root = args.data or shared_data_dir()
     if root is None:
         raise SystemExit("shared data not found: pass --data or set MEDMM_DATA")
-    print(json.dumps(build_cohort(root, args.out, args.studies, args.size, seed=args.seed), indent=2))
+    print(
+        json.dumps(
+            build_cohort(
+                root, args.out, args.studies, args.size, seed=args.seed, reports_run=args.reports_run
+            ),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
