@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 def main(argv: list[str] | None = None) -> int:
     names = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", choices=[*names, []], help=f"benchmarks to run (default all: {names})")
+    parser.add_argument("names", nargs="*", choices=[*names, []], help=f"benchmarks (default all: {names})")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
     args = parser.parse_args(argv)
     out_dir = HERE / "results"

@@ -76,6 +76,8 @@ def dask_client(
     from distributed import Client, LocalCluster
 
     console = _stderr_console()
+    if not logging.getLogger().isEnabledFor(logging.INFO):  # keep distributed's INFO chatter out of CLIs
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler:
         client = Client(scheduler)
         cluster = None
@@ -122,7 +124,8 @@ def run_tasks(
         return
     if show_progress is None:
         show_progress = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
-    shared = [client.scatter(a, broadcast=True) if _is_big(a) else a for a in args]
+    # hash=False: a fresh key per call, so releasing an earlier run's copy never cancels this run's tasks
+    shared = [client.scatter(a, broadcast=True, hash=False) if _is_big(a) else a for a in args]
     futures = client.map(fn, list(items), *[[a] * len(items) for a in shared], pure=False, retries=retries)
     index = {f.key: i for i, f in enumerate(futures)}
     progress = Progress(
