@@ -189,6 +189,7 @@ def leave_one_record_out(
                     "morphology_z": out["morphology_z"],
                     "rhythm_z": out["rhythm_z"],
                     "pause_z": out["pause_z"],
+                    "quality": out["weight"],
                     "base_score": base_z[i],
                     "base_flag": base_flag,
                 }

@@ -7,7 +7,9 @@ independent of patient-specific amplitude and heart rate, so a model trained on 
 * ``waves[:, 0]`` - the beat window divided by the record's robust amplitude scale,
 * ``waves[:, 1]`` - the same window minus the record's median beat (the *residual*),
 * ``context``    - ``log(rr_prev / local RR)``, ``log(rr_next / local RR)``, ``log(rr_next / rr_prev)``,
-  where the local RR is a running median of the surrounding RR intervals.
+  where the local RR is a running median of the surrounding RR intervals;
+* ``quality``    - beat-local signal quality (:func:`beat_quality`): high-frequency noise around the beat
+  and QRS amplitude, each relative to the record's median beat.
 
 Everything is a pure numpy/scipy function of (signal, sampling rate, R-peak samples); reference
 annotation symbols are never an input.
@@ -32,10 +34,12 @@ from numpy.typing import NDArray
 
 __all__ = [
     "CONTEXT_COLUMNS",
+    "QUALITY_COLUMNS",
     "BeatInputs",
     "WindowSpec",
     "bandpass",
     "beat_inputs",
+    "beat_quality",
     "concat_inputs",
     "extract_windows",
     "rr_context",
@@ -43,6 +47,8 @@ __all__ = [
 
 #: Names of the columns of :attr:`BeatInputs.context`.
 CONTEXT_COLUMNS: tuple[str, ...] = ("log_rr_prev_rel", "log_rr_next_rel", "log_rr_ratio")
+#: Names of the columns of :attr:`BeatInputs.quality`.
+QUALITY_COLUMNS: tuple[str, ...] = ("noise_ratio", "qrs_amplitude_ratio")
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,18 @@ class BeatInputs:
     """Model inputs of ``n`` beats: ``waves`` (n, 2, n_points) float32, ``context`` (n, 3) float32.
 
     ``group`` (n,) int labels the record/channel each beat came from (used for per-record score
-    normalisation).
+    normalisation). ``quality`` (n, 2) float32 holds :data:`QUALITY_COLUMNS` (see
+    :func:`beat_quality`); left out, every beat counts as clean (ratios 1).
     """
 
     waves: NDArray[np.float32]
     context: NDArray[np.float32]
     group: NDArray[np.int64]
+    quality: NDArray[np.float32] | None = None
+
+    def __post_init__(self) -> None:
+        if self.quality is None:
+            self.quality = np.ones((self.waves.shape[0], len(QUALITY_COLUMNS)), dtype=np.float32)
 
     def __len__(self) -> int:
         return int(self.waves.shape[0])
@@ -147,6 +159,53 @@ def rr_context(samples: NDArray[np.integer], fs: float, local_beats: int = 9) ->
     return out.astype(np.float32)
 
 
+def beat_quality(
+    filtered: NDArray[np.floating],
+    fs: float,
+    samples: NDArray[np.integer],
+    half_s: float = 0.45,
+    qrs_s: float = 0.10,
+) -> NDArray[np.float32]:
+    """Beat-local signal quality of a band-passed lead, relative to the record's typical beat.
+
+    Returns (n, 2):
+
+    * ``noise_ratio`` - median absolute second difference (a high-frequency energy measure) over
+      ``R +- half_s`` seconds *outside* the QRS (``R +- qrs_s``), divided by the record's median of the
+      same quantity. Muscle noise and motion artefact raise it several-fold; a QRS, normal or ectopic,
+      does not enter it.
+    * ``qrs_amplitude_ratio`` - peak-to-peak amplitude over ``R +- qrs_s`` divided by the record's
+      median: near 0 where the lead is flat (signal drop-out), so there is no QRS to judge.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> sig = rng.normal(0, 0.01, 36000); sig[::360] += 1.0
+    >>> sig[17800:18200] += rng.normal(0, 0.3, 400)  # a noise burst around beat 50
+    >>> q = beat_quality(sig, 360.0, np.arange(360, 35640, 360))
+    >>> bool(q[49, 0] > 5 and abs(np.median(q[:, 0]) - 1.0) < 0.05)
+    True
+    """
+    x = np.asarray(filtered, dtype=np.float64)
+    s = np.asarray(samples, dtype=np.int64)
+    if s.size == 0 or x.size < 3:
+        return np.ones((s.size, len(QUALITY_COLUMNS)), dtype=np.float32)
+    half, qrs = max(round(half_s * fs), 2), max(round(qrs_s * fs), 1)
+    d2 = np.abs(np.diff(x, 2))
+    d2 = np.concatenate([[d2[0]], d2, [d2[-1]]])  # d2[i] is centred on sample i
+    off = np.arange(-half, half + 1)
+    outside = np.abs(off) > qrs
+    pos = np.clip(s[:, None] + off[None, :], 0, x.size - 1)
+    noise = np.median(d2[pos[:, outside]], axis=1)
+    qpos = pos[:, ~outside]
+    ptp = x[qpos].max(axis=1) - x[qpos].min(axis=1)
+
+    def rel(v: NDArray[np.float64]) -> NDArray[np.float64]:
+        med = float(np.median(v))
+        return v / med if med > 1e-12 else np.ones_like(v)
+
+    return np.stack([rel(noise), rel(ptp)], axis=1).astype(np.float32)
+
+
 def beat_inputs(
     signal: NDArray[np.floating],
     fs: float,
@@ -173,7 +232,9 @@ def beat_inputs(
     win = extract_windows(filtered, fs, samples, spec).astype(np.float64)
     if win.shape[0] == 0:
         waves = np.zeros((0, 2, spec.n_points), dtype=np.float32)
-        return BeatInputs(waves, np.zeros((0, 3), np.float32), np.zeros(0, np.int64))
+        return BeatInputs(
+            waves, np.zeros((0, 3), np.float32), np.zeros(0, np.int64), np.ones((0, 2), np.float32)
+        )
     win -= np.median(win, axis=1, keepdims=True)
     template = np.median(win, axis=0)
     scale = float(np.median(win.max(axis=1) - win.min(axis=1)))
@@ -182,7 +243,8 @@ def beat_inputs(
     resid = (win - template[None, :]) / scale
     waves = np.stack([norm, resid], axis=1).astype(np.float32)
     context = rr_context(samples, fs, spec.local_rr_beats)
-    return BeatInputs(waves, context, np.full(samples.size, group, dtype=np.int64))
+    quality = beat_quality(filtered, fs, samples)
+    return BeatInputs(waves, context, np.full(samples.size, group, dtype=np.int64), quality)
 
 
 def concat_inputs(parts: list[BeatInputs]) -> BeatInputs:
@@ -201,4 +263,5 @@ def concat_inputs(parts: list[BeatInputs]) -> BeatInputs:
         np.concatenate([p.waves for p in parts]),
         np.concatenate([p.context for p in parts]),
         np.concatenate([p.group for p in parts]),
+        np.concatenate([np.asarray(p.quality) for p in parts]),
     )

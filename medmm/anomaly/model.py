@@ -90,6 +90,12 @@ class ScoreConfig:
     ``saturation``: cap of each aspect's contribution to the score (:func:`medmm.anomaly.score.saturate`).
     ``threshold``/``threshold_rule``: ``"fixed"`` keeps ``threshold`` (default 12 = three aspects x 4
     robust SD); ``"valley"`` re-derives it from the training scores (:mod:`medmm.anomaly.threshold`).
+    ``noise_ratio``: beats whose local high-frequency noise exceeds this multiple of the record's median
+    have their score scaled by ``noise_ratio / noise`` (a noise burst is not evidence of ectopy); ``0``
+    switches the quality weighting off. ``min_qrs_ratio``: beats whose QRS amplitude is below this
+    share of the record's median score 0 (flat lead, nothing to judge). ``gap_rr``: where an adjacent RR
+    interval exceeds this multiple of the local RR - longer than any compensatory pause, i.e. a missed
+    beat or signal drop-out - the timing aspects are void for that beat (``0`` switches this off).
     """
 
     core_fraction: float = 0.8
@@ -99,6 +105,9 @@ class ScoreConfig:
     saturation: float = 8.0
     threshold: float = 12.0
     threshold_rule: str = "fixed"
+    noise_ratio: float = 2.0
+    min_qrs_ratio: float = 0.3
+    gap_rr: float = 1.8
 
 
 @dataclass

@@ -21,7 +21,8 @@ class AnomalyRow(Record):
     """One scored beat (``anomalies.parquet``); keys match ``beats.parquet`` (record, channel, sample).
 
     ``score`` is higher for more anomalous beats and comparable across records (a sum of three capped
-    per-record robust z-scores, see ``docs/anomaly.md``); ``flag`` is ``score > threshold`` of the model.
+    per-record robust z-scores times a beat-quality weight, see ``docs/anomaly.md``); ``flag`` is
+    ``score > threshold`` of the model.
     """
 
     record: str
@@ -34,6 +35,7 @@ class AnomalyRow(Record):
     morphology_z: float  # robust z of the autoencoder's reconstruction error within the record
     rhythm_z: float  # robust z of the beat's prematurity (-log rr_prev / local RR) within the record
     pause_z: float  # robust z of the following pause (log rr_next / local RR) within the record
+    quality: float = 1.0  # weight in [0, 1] applied to the score: 1 clean, < 1 local noise, 0 flat lead
 
 
 class ModelCard(Record):

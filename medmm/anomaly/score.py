@@ -8,9 +8,14 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
    (``morphology_z``);
 2. **rhythm** - prematurity ``-log(rr_prev / local RR)``, as a robust z within the record
    (``rhythm_z``);
-3. ``score = morphology_z + rhythm_z`` and ``flag = score > threshold``.
+3. **pause** - the following pause ``log(rr_next / local RR)``, as a robust z (``pause_z``); rhythm
+   and pause are void (0) next to an RR interval longer than ``gap_rr`` x the local RR (a missed beat
+   or drop-out, not a compensatory pause);
+4. ``score = quality x (sat(morphology_z) + sat(rhythm_z) + sat(pause_z))`` where ``quality`` =
+   ``min(1, noise_ratio / local noise)`` (0 for a flat lead, see
+   :func:`medmm.anomaly.features.beat_quality`) and ``flag = score > threshold``.
 
-Both parts are "unusual relative to this record's own beats", which is what an ectopic beat is;
+All parts are "unusual relative to this record's own beats", which is what an ectopic beat is;
 nothing here sees a label.
 
 >>> import numpy as np
@@ -21,7 +26,7 @@ nothing here sees a label.
 ...                 np.zeros(50, np.int64))
 >>> out = score_inputs(AnomalyModel(net=BeatAutoencoder()), bi)
 >>> sorted(out)
-['flag', 'morphology_z', 'pause_z', 'rhythm_z', 'score']
+['flag', 'morphology_z', 'pause_z', 'rhythm_z', 'score', 'weight']
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "embed",
     "mahalanobis_to_core",
     "pick_device",
+    "quality_weight",
     "score_beats",
     "score_inputs",
 ]
@@ -60,6 +66,7 @@ ANOMALY_COLUMNS = (
     "morphology_z",
     "rhythm_z",
     "pause_z",
+    "quality",
 )
 
 
@@ -152,13 +159,30 @@ def saturate(z: NDArray[np.floating], cap: float) -> NDArray[np.float64]:
     return np.asarray(cap * np.tanh(np.clip(np.asarray(z, dtype=np.float64), 0.0, None) / cap))
 
 
+def quality_weight(quality: NDArray[np.floating], noise_ratio: float, min_qrs_ratio: float) -> NDArray:
+    """Per-beat weight in [0, 1] of the score from :func:`medmm.anomaly.features.beat_quality`.
+
+    ``min(1, noise_ratio / noise)`` (1 for beats no noisier than ``noise_ratio`` x the record's median),
+    and 0 where the QRS amplitude is below ``min_qrs_ratio`` x the record's median.
+
+    >>> quality_weight(np.array([[1.0, 1.0], [4.0, 1.0], [1.0, 0.1]]), 2.0, 0.3).tolist()
+    [1.0, 0.5, 0.0]
+    """
+    q = np.asarray(quality, dtype=np.float64)
+    w = np.ones(q.shape[0])
+    if noise_ratio > 0:
+        w = np.minimum(1.0, noise_ratio / np.maximum(q[:, 0], 1e-12))
+    return np.where(q[:, 1] < min_qrs_ratio, 0.0, w)
+
+
 def score_inputs(
     model: AnomalyModel, inputs: BeatInputs, batch_size: int = 256, device: str | None = None
 ) -> dict[str, NDArray]:
-    """Per-beat ``score``, ``flag`` and the three per-record robust z's it is made of.
+    """Per-beat ``score``, ``flag``, the three per-record robust z's and the quality ``weight``.
 
-    ``score = sat(morphology_z) + sat(rhythm_z) + sat(pause_z)`` with ``sat`` = :func:`saturate` at
-    ``model.score.saturation``: no single aspect can flag a beat on its own.
+    ``score = weight x (sat(morphology_z) + sat(rhythm_z) + sat(pause_z))`` with ``sat`` =
+    :func:`saturate` at ``model.score.saturation`` (no single aspect can flag a beat on its own) and
+    ``weight`` = :func:`quality_weight`; timing aspects are 0 next to an RR gap (``gap_rr``).
     """
     n = len(inputs)
     cfg = model.score
@@ -173,11 +197,17 @@ def score_inputs(
             ctx = inputs.context[idx].astype(np.float64)
             rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
             pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
+            if cfg.gap_rr > 0:
+                gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
+                rhythm[idx[gap]] = 0.0
+                pause[idx[gap]] = 0.0
     cap = cfg.saturation
-    score = saturate(morph, cap) + saturate(rhythm, cap) + saturate(pause, cap)
+    weight = quality_weight(np.asarray(inputs.quality), cfg.noise_ratio, cfg.min_qrs_ratio)
+    score = weight * (saturate(morph, cap) + saturate(rhythm, cap) + saturate(pause, cap))
     return {
         "score": score,
         "flag": score > cfg.threshold,
+        "weight": weight,
         "morphology_z": morph,
         "rhythm_z": rhythm,
         "pause_z": pause,
@@ -218,6 +248,7 @@ def score_beats(
             "morphology_z": out["morphology_z"].astype(np.float64),
             "rhythm_z": out["rhythm_z"].astype(np.float64),
             "pause_z": out["pause_z"].astype(np.float64),
+            "quality": out["weight"].astype(np.float64),
         }
     )
     return frame[list(ANOMALY_COLUMNS)]

@@ -51,6 +51,7 @@ def test_heldout_records_beat_rr_ratio_baseline(shared_data: Path) -> None:
     b = binary_metrics(y, np.concatenate(base), np.concatenate(base_flags), missed)
     assert y.sum() >= 140
     assert m["auroc"] > b["auroc"]
-    assert m["auroc"] >= 0.995
+    assert m["auroc"] >= 0.998
     assert m["auprc"] > b["auprc"]
-    assert m["se"] >= 0.88 and m["ppv"] >= 0.88, m  # measured 0.934 / 0.928
+    # measured: Se 0.934, +P 0.966 (142 TP / 5 FP), AUROC 0.9996 (baseline: 0.947 / 0.906, 0.972)
+    assert m["se"] >= 0.92 and m["ppv"] >= 0.95, m

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medmm.anomaly.features import WindowSpec, beat_inputs, extract_windows, rr_context
+from medmm.anomaly.features import WindowSpec, beat_inputs, beat_quality, extract_windows, rr_context
 from medmm.anomaly.threshold import robust_z, valley_threshold
 
 
@@ -66,3 +66,26 @@ def test_extract_windows_pads_at_edges() -> None:
 def test_robust_z_floor_and_valley_fallback() -> None:
     assert np.all(np.isfinite(robust_z(np.ones(10), floor=0.01)))
     assert valley_threshold(np.abs(np.random.default_rng(0).normal(size=5000)), fallback=9.0) == 9.0
+
+
+def test_beat_quality_marks_noise_burst_and_flat_lead_not_an_ectopic_qrs() -> None:
+    sig, peaks = _synthetic_ecg()
+    rng = np.random.default_rng(0)
+    sig = sig + rng.normal(0, 0.005, sig.size)  # a realistic small noise floor
+    noisy = sig.copy()
+    a = peaks[10] - 100
+    noisy[a : a + 200] += rng.normal(0, 0.2, 200)  # muscle-noise burst around beat 10
+    noisy[peaks[20] - 30 : peaks[20] + 30] = 0.0  # drop-out: no QRS at beat 20
+    q = beat_quality(noisy, 360.0, peaks)
+    assert q.shape == (len(peaks), 2)
+    assert q[10, 0] > 3.0 and np.median(q[:, 0]) == pytest.approx(1.0)
+    assert q[20, 1] < 0.3 and q[5, 1] == pytest.approx(1.0, abs=0.05)
+    # the wide ectopic beat is not "noise": its QRS is excluded from the noise measure
+    clean = beat_quality(sig, 360.0, peaks)
+    assert clean[30, 0] < 2.0 and clean[30, 1] > 1.0
+    # beat_inputs carries it; hand-built inputs default to "clean"
+    assert beat_inputs(noisy, 360.0, peaks).quality[10, 0] > 3.0
+    from medmm.anomaly.features import BeatInputs
+
+    bi = BeatInputs(np.zeros((4, 2, 8), "f4"), np.zeros((4, 3), "f4"), np.zeros(4, np.int64))
+    assert np.array_equal(bi.quality, np.ones((4, 2), "f4"))

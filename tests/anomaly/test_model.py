@@ -76,3 +76,27 @@ def test_odd_beats_score_highest(toy_inputs: BeatInputs) -> None:
     score = score_inputs(model, toy_inputs)["morphology_z"]
     top = set(np.argsort(score)[-6:].tolist())
     assert top == {0, 50, 100, 150, 200, 250}
+
+
+def test_rr_gap_voids_timing_and_noise_weight_scales_score(toy_inputs: BeatInputs) -> None:
+    from medmm.anomaly.model import AnomalyModel, BeatAutoencoder
+
+    n = 150
+    ctx = np.zeros((n, 3), "f4")
+    ctx[:, 0] = np.random.default_rng(1).normal(0, 0.02, n)
+    ctx[:, 1] = np.random.default_rng(2).normal(0, 0.02, n)
+    ctx[10, :2] = (np.log(0.6), np.log(1.4))  # premature beat with a compensatory pause
+    ctx[20, :2] = (0.0, np.log(2.2))  # the next beat was missed: a gap, not a pause
+    quality = np.ones((n, 2), "f4")
+    quality[30, 0] = 8.0  # noisy
+    quality[40, 1] = 0.05  # flat lead
+    bi = BeatInputs(toy_inputs.waves[:n], ctx, np.zeros(n, np.int64), quality)
+    model = AnomalyModel(net=BeatAutoencoder())
+    out = score_inputs(model, bi)
+    assert out["rhythm_z"][10] > 4 and out["pause_z"][10] > 4
+    assert out["pause_z"][20] == 0.0 and out["rhythm_z"][20] == 0.0
+    assert out["weight"][30] == pytest.approx(model.score.noise_ratio / 8.0)
+    assert out["weight"][40] == 0.0 and out["score"][40] == 0.0
+    assert np.all(out["weight"][:10] == 1.0)
+    model.score.gap_rr = 0.0  # switched off: the gap counts as a pause again
+    assert score_inputs(model, bi)["pause_z"][20] > 4
