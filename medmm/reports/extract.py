@@ -19,6 +19,7 @@ from medmm.reports._doc_utils import sentence_bounds
 from medmm.reports.findings import Mention, report_findings
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.measurements import find_measurements, link_measurements
+from medmm.reports.negation import ASSERTION_KEY
 from medmm.reports.nlp import PipelineSpec
 from medmm.reports.records import EntityRow, ReportLabelRow
 from medmm.reports.sections import Section, find_sections, scored_sections, section_at
@@ -86,12 +87,12 @@ def doc_rows(
     sent_spans = [(int(idx[a]), int(idx[b]) if b < len(doc) else len(text)) for a, b in bounds]
     abbreviations = {a.text: a._.long_form.text for a in getattr(doc._, "abbreviations", [])}
     lexicon_source, model_source = LEXICON_SOURCE, spec.model_source() or LEXICON_SOURCE
+    flags = doc.user_data.get(ASSERTION_KEY)
     ents = []
     for e in doc.ents:
         a, b = e.start_char, e.end_char
-        ents.append(
-            _Ent(e.start, e.end, a, b, text[a:b], e.label_, e.ent_id_, bool(e._.negated), bool(e._.uncertain))
-        )
+        neg, unc = flags[(e.start, e.end)] if flags is not None else (e._.negated, e._.uncertain)
+        ents.append(_Ent(e.start, e.end, a, b, text[a:b], e.label_, e.ent_id_, bool(neg), bool(unc)))
     sent_of = [max(0, bisect_right(starts, e.start) - 1) for e in ents]
     anatomy = [(i, e) for i, e in enumerate(ents) if e.label == "ANATOMY"]
     rows: list[EntityRow] = []

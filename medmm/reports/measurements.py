@@ -36,6 +36,7 @@ _DIMS = re.compile(
     re.I,
 )
 _RANGE = re.compile(rf"(?<![\w.]){_NUM}\s*{_OPT_UNIT}\s*(?:-|–|to)\s*{_NUM}\s*{_UNIT}\b", re.I)
+_ANY_UNIT = re.compile(r"\d\s*-?\s*(?:mm|cm|millimet|centimet)", re.I)
 _SINGLE = re.compile(rf"(?<![\w.]){_NUM}\s*-?\s*{_UNIT}\b", re.I)
 
 
@@ -73,6 +74,8 @@ def find_measurements(text: str) -> list[Measurement]:
     'range'
     """
     found: list[Measurement] = []
+    if not _ANY_UNIT.search(text):  # most reports have no size at all: skip the three patterns
+        return found
     taken: list[tuple[int, int]] = []
 
     def free(a: int, b: int) -> bool:

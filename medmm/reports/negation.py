@@ -25,8 +25,10 @@ from typing import Any
 from medmm.reports._doc_utils import sentence_bounds, sentence_of
 from medmm.reports.lexicon import load_data
 
-__all__ = ["KINDS", "Trigger", "assertion_of", "make_assertion_component", "trigger_phrases"]
+__all__ = ["ASSERTION_KEY", "KINDS", "Trigger", "assertion_of", "make_assertion_component", "trigger_phrases"]
 
+#: ``doc.user_data`` key of ``{(ent.start, ent.end): (negated, uncertain)}`` set by the component.
+ASSERTION_KEY = "medmm_assertion"
 #: Trigger kinds: preceding/following negation and uncertainty, pseudo, termination.
 KINDS = ("neg_pre", "neg_post", "unc_pre", "unc_post", "pseudo", "term")
 _PRE = {"neg_pre", "unc_pre"}
@@ -146,11 +148,14 @@ class _AssertionComponent:
         ]
         doc._.assertion_triggers = [(t.start, t.end, t.kind) for t in triggers]
         bounds = sentence_bounds(doc)
+        flags: dict[tuple[int, int], tuple[bool, bool]] = {}
         for ent in doc.ents:
             sent_start, sent_end = bounds[sentence_of(bounds, ent.start)]
             neg, unc = assertion_of(ent.start, ent.end, triggers, sent_start, sent_end)
             ent._.negated = neg
             ent._.uncertain = unc
+            flags[(ent.start, ent.end)] = (neg, unc)
+        doc.user_data[ASSERTION_KEY] = flags  # the same, as a dict (Span._ access is slow in bulk)
         return doc
 
 
