@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "medmm.anomaly.cli",
     "medmm.predict.cli",
     "medmm.workflows.cli",
+    "medmm.demo.cli",
 )
 
 app = typer.Typer(

@@ -67,24 +67,6 @@ def ingest(
         raise typer.Exit(code=1)
 
 
-def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory for the demo outputs."),
-    workers: int = typer.Option(2, "--workers", "-w", min=1, help="Local Dask worker processes."),
-) -> None:
-    """Build a small sample archive from data the installed packages ship, and ingest it."""
-    from medmm.ingest.sample import run_demo
-
-    summary = run_demo(out, workers=workers)
-    _print_counts(
-        summary["counts"], f"medmm demo: {summary['n_files']} files, {summary['n_volumes']} volumes"
-    )
-    typer.echo(
-        f"sample archive: {summary['archive']}\n"
-        f"manifest: {summary['manifest']}\nvolumes:  {summary['volumes']}"
-    )
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``ingest`` and ``demo`` to the ``medmm`` app."""
+    """Add ``ingest`` to the ``medmm`` app (``medmm demo`` lives in :mod:`medmm.demo.cli`)."""
     app.command("ingest")(ingest)
-    app.command("demo")(demo)
