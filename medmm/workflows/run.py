@@ -61,11 +61,10 @@ def _checked_options(fn: Callable[..., Any], options: Mapping[str, Any], stage: 
     return dict(options)
 
 
-def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
-    from medmm.ingest.pipeline import ingest_archive
-
-    opts = _checked_options(ingest_archive, step.options, "ingest")
-    result = ingest_archive(
+def _call_stage(fn: Callable[..., Any], step: StageStep, ctx: StageContext) -> Any:
+    """Call a stage entry point ``fn(input, run_dir, workers=, scheduler=, key_file=, **options)``."""
+    opts = _checked_options(fn, step.options, step.stage.value)
+    return fn(
         ctx.resolve(step.input or ""),
         ctx.run_dir,
         workers=ctx.workers,
@@ -73,22 +72,18 @@ def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
         key_file=ctx.key_file,
         **opts,
     )
-    return dict(result.counts)
+
+
+def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
+    from medmm.ingest.pipeline import ingest_archive
+
+    return dict(_call_stage(ingest_archive, step, ctx).counts)
 
 
 def _reports(step: StageStep, ctx: StageContext) -> dict[str, int]:
     from medmm.reports.pipeline import parse_reports
 
-    opts = _checked_options(parse_reports, step.options, "reports")
-    summary = parse_reports(
-        ctx.resolve(step.input or ""),
-        ctx.run_dir,
-        workers=ctx.workers,
-        scheduler=ctx.scheduler,
-        key_file=ctx.key_file,
-        **opts,
-    )
-    return dict(summary.counts)
+    return dict(_call_stage(parse_reports, step, ctx).counts)
 
 
 def _signals(step: StageStep, ctx: StageContext) -> dict[str, int]:
