@@ -24,7 +24,7 @@ import numpy as np
 from medmm.errors import InputError
 from medmm.imaging.errors import ImageFileError, MissingCompanionError, MixedGeometryError
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
-from medmm.imaging.pixels import read_mosaic, read_multiframe, read_slice
+from medmm.imaging.pixels import native_fast_path, read_mosaic, read_multiframe, read_native_stack, read_slice
 from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
 from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_of
 from medmm.imaging.volume_store import canonical_dtype, write_volume
@@ -105,6 +105,10 @@ def _dicom_volume(
             position = first.frame_positions[stack.frame_order[0]]
         position = position or first.image_position
         step = stack.step or (_single_step(first) if first.image_orientation else None)
+    elif native_fast_path(insts):  # uncompressed: bytes straight into the stack, no re-parse
+        data = read_native_stack(archive_root, insts)
+        position = first.image_position
+        step = stack.step if len(insts) > 1 else (_single_step(first) if first.image_orientation else None)
     else:
         slices = [read_slice(archive_root / inst.path, inst) for inst in insts]
         shapes = {s.shape for s in slices}

@@ -31,9 +31,12 @@ from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, T
 from medmm.imaging.kinds import classify
 from medmm.imaging.records import DicomInstance, DicomKind
 
-__all__ = ["looks_like_dicom", "read_dicom_header"]
+__all__ = ["NATIVE_SYNTAXES", "looks_like_dicom", "read_dicom_header"]
 
-_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float / Double Float Pixel Data
+_PIXEL_DATA = 0x7FE00010
+_PIXEL_TAGS = {_PIXEL_DATA, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float / Double Float Pixel Data
+#: uncompressed transfer syntaxes: implicit VR little endian, explicit VR little / big endian
+NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _FIX_REEXPORT = "re-export the object from the PACS/modality (or exclude it from the archive)"
 
@@ -66,26 +69,27 @@ def looks_like_dicom(head: bytes) -> bool:
     return False
 
 
-def _pixel_element_length(fh: BinaryIO, little: bool, implicit: bool) -> tuple[int, int] | None:
-    """At the position pydicom stopped: (declared pixel length, byte offset of the value) or None."""
+def _pixel_element_length(fh: BinaryIO, little: bool, implicit: bool) -> tuple[int, int, int] | None:
+    """At the position pydicom stopped: (tag, declared pixel length, byte offset of the value) or None."""
     start = fh.tell()
     raw = fh.read(12)
     if len(raw) < 8:
         return None
     order = "<" if little else ">"
     group, elem = struct.unpack(order + "HH", raw[:4])
-    if ((group << 16) | elem) not in _PIXEL_TAGS:
+    tag = (group << 16) | elem
+    if tag not in _PIXEL_TAGS:
         return None
     if implicit or not raw[4:6].isalpha():  # some writers encode Pixel Data implicitly anyway
         (length,) = struct.unpack(order + "I", raw[4:8])
-        return length, start + 8
+        return tag, length, start + 8
     if raw[4:6] in _LONG_VRS:
         if len(raw) < 12:
             return None
         (length,) = struct.unpack(order + "I", raw[8:12])
-        return length, start + 12
+        return tag, length, start + 12
     (length,) = struct.unpack(order + "H", raw[6:8])
-    return length, start + 8
+    return tag, length, start + 8
 
 
 def _check_pixel_length(rel_path: str, ds: Any, declared: int, available: int) -> None:
@@ -187,7 +191,6 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
     >>> inst.rows, inst.columns, inst.modality  # doctest: +SKIP
     (64, 64, 'MR')
     """
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
     path = Path(path)
@@ -211,26 +214,38 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
         try:
             with warnings.catch_warnings():  # pydicom warnings quote element values (possible PHI)
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-                _check_last_element(rel_path, ds, size)
-                # touch every element so malformed values (bad VR, bad length) fail here, not later
-                for _elem in ds.iterall():
-                    pass
-            implicit, little = ds.original_encoding
-            pixel = _pixel_element_length(fh, little is not False, bool(implicit))
+                return _summarise(fh, rel_path, size)
         except InvalidDicomError as exc:
             raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
         except (ValueError, TypeError, KeyError, EOFError, OSError, struct.error, NotImplementedError) as exc:
+            # a malformed element (bad VR, bad length, undecodable value) among those we use
             raise DicomHeaderError(
                 rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
             ) from exc
+
+
+def _summarise(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
+    """Parse the header from ``fh`` and check it; raw pydicom errors propagate to the caller.
+
+    Only the elements the summary uses are converted from their raw bytes (pydicom converts lazily), so
+    an odd private element never costs time or quarantines an image.
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+    _check_last_element(rel_path, ds, size)
+    implicit, little = ds.original_encoding
+    pixel = _pixel_element_length(fh, little is not False, bool(implicit))
     meta = getattr(ds, "file_meta", None)
     tsyntax = as_str(meta.get("TransferSyntaxUID")) if meta is not None else ""
     kind, detail = classify(ds)
     has_pixels = pixel is not None
+    pixel_offset = None
     if pixel is not None and tsyntax and not tsyntax.startswith("1.2.840.10008.1.2.1.99"):
-        declared, offset = pixel
+        tag, declared, offset = pixel
         _check_pixel_length(rel_path, ds, declared, size - offset)
+        if tag == _PIXEL_DATA and declared != 0xFFFFFFFF and tsyntax in NATIVE_SYNTAXES:
+            pixel_offset = offset
     if kind.is_image:
         _check_numeric(rel_path, ds)
     if has_pixels and kind.is_image and not tsyntax:
@@ -257,16 +272,23 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
         )
     if kind.is_image and not has_pixels:
         kind, detail = DicomKind.other_non_image, f"{detail} without pixel data"
-    return _instance_from(ds, rel_path, kind, detail, tsyntax, has_pixels)
+    return _instance_from(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset)
 
 
 def _instance_from(
-    ds: Any, rel_path: str, kind: DicomKind, detail: str, tsyntax: str, has_pixels: bool
+    ds: Any,
+    rel_path: str,
+    kind: DicomKind,
+    detail: str,
+    tsyntax: str,
+    has_pixels: bool,
+    pixel_offset: int | None,
 ) -> DicomInstance:
     image_type = [str(v) for v in (ds.get("ImageType") or [])] if "ImageType" in ds else []
     geometry = multiframe_geometry(ds) if kind is DicomKind.multiframe_image else {}
     n_frames = as_int(ds.get("NumberOfFrames")) or 1
-    return DicomInstance(
+    # every value below is already typed by the _dicom_values helpers: skip pydantic's validation
+    return DicomInstance.model_construct(
         path=rel_path,
         sop_instance_uid=as_str(ds.get("SOPInstanceUID")) or rel_path,
         sop_class_uid=as_str(ds.get("SOPClassUID")),
@@ -301,6 +323,8 @@ def _instance_from(
         is_mosaic=any(v.upper() == "MOSAIC" for v in image_type),
         transfer_syntax_uid=tsyntax,
         bits_allocated=as_int(ds.get("BitsAllocated")),
+        bits_stored=as_int(ds.get("BitsStored")),
+        pixel_offset=pixel_offset,
         pixel_representation=as_int(ds.get("PixelRepresentation")),
         rescale_slope=geometry.get("rescale_slope", as_float(ds.get("RescaleSlope"))),
         rescale_intercept=geometry.get("rescale_intercept", as_float(ds.get("RescaleIntercept"))),

@@ -1,7 +1,13 @@
-"""Decode DICOM pixel data into rescaled arrays, one file at a time (memory bounded by one series).
+"""Decode DICOM pixel data into rescaled arrays (memory bounded by one series).
 
-Single-frame slices go through MONAI's :class:`monai.data.PydicomReader` (pydicom + pylibjpeg decoders,
-RescaleSlope/Intercept applied, array indexed ``[column, row]``). MONAI's own series combining sorts by
+Uncompressed single-frame monochrome slices (implicit/explicit VR little endian, explicit big endian)
+take a fast path, :func:`read_native_stack`: the header scan recorded where each file's Pixel Data
+starts, so the stack is assembled by reading those bytes straight into one preallocated
+``[column, row, slice]`` array (no second header parse, no per-slice objects), then rescaled exactly as
+MONAI does (``float32(stored) * slope + intercept``). Every other single-frame slice (compressed
+syntaxes, colour, float pixel data) goes through MONAI's :class:`monai.data.PydicomReader` (pydicom +
+pylibjpeg decoders, RescaleSlope/Intercept applied, array indexed ``[column, row]``), imported only
+when such a slice is met. MONAI's own series combining sorts by
 InstanceNumber and measures spacing along z only, so stacking is done here in the order
 :func:`~medmm.imaging.series.assemble_series` chose. Multi-frame objects are decoded with pydicom
 directly, because PydicomReader neither reorders frames nor applies the per-frame rescale of enhanced
@@ -22,7 +28,14 @@ import numpy as np
 from medmm.imaging.errors import PixelDecodeError, TruncatedPixelDataError
 from medmm.imaging.records import DicomInstance
 
-__all__ = ["decode_error_type", "read_mosaic", "read_multiframe", "read_slice"]
+__all__ = [
+    "decode_error_type",
+    "native_fast_path",
+    "read_mosaic",
+    "read_multiframe",
+    "read_native_stack",
+    "read_slice",
+]
 
 _TRUNCATION_HINTS = (
     "length of the pixel data",
@@ -53,6 +66,93 @@ def _raise_decode(rel_path: str, inst: DicomInstance, exc: BaseException) -> Non
         f"({type(exc).__name__}: {exc})",
         "install the decoder for this syntax (pylibjpeg plugins / GDCM) or re-export uncompressed",
     ) from exc
+
+
+def native_fast_path(insts: list[DicomInstance]) -> bool:
+    """True when every slice is uncompressed single-frame monochrome Pixel Data of one size.
+
+    >>> inst = DicomInstance(path="a", sop_instance_uid="1", kind="image", rows=2, columns=2,
+    ...     bits_allocated=16, bits_stored=12, pixel_representation=0, pixel_offset=300,
+    ...     photometric_interpretation="MONOCHROME2", transfer_syntax_uid="1.2.840.10008.1.2.1")
+    >>> native_fast_path([inst]), native_fast_path([inst.model_copy(update={"pixel_offset": None})])
+    (True, False)
+    """
+    from medmm.imaging.dicom_header import NATIVE_SYNTAXES
+
+    if not insts:
+        return False
+    size = (insts[0].rows, insts[0].columns)
+    if any(i.bits_allocated not in (8, 16, 32) for i in insts):
+        return False
+    dtype = _stored_dtype(insts[0])
+    return all(
+        i.pixel_offset is not None
+        and i.transfer_syntax_uid in NATIVE_SYNTAXES
+        and i.n_frames == 1
+        and i.samples_per_pixel == 1
+        and i.photometric_interpretation in ("MONOCHROME1", "MONOCHROME2")
+        and i.pixel_representation in (0, 1)
+        and _stored_dtype(i) == dtype
+        and (i.rows, i.columns) == size
+        and i.rows
+        and i.columns
+        and not i.is_mosaic
+        for i in insts
+    )
+
+
+def _stored_dtype(inst: DicomInstance) -> np.dtype:
+    order = ">" if inst.transfer_syntax_uid == "1.2.840.10008.1.2.2" else "<"
+    kind = "i" if inst.pixel_representation == 1 else "u"
+    return np.dtype(f"{order}{kind}{(inst.bits_allocated or 16) // 8}")
+
+
+def read_native_stack(archive_root: Path, insts: list[DicomInstance]) -> np.ndarray:
+    """Uncompressed slices (see :func:`native_fast_path`) as one ``[column, row, slice]`` array.
+
+    Each file's Pixel Data is read at the offset the header scan found (``DicomInstance.pixel_offset``).
+    Signed data with fewer stored than allocated bits is sign-extended (as pydicom does). When any slice
+    has RescaleSlope/Intercept the stack is ``float32(stored) * slope + intercept`` slice by slice (the
+    arithmetic of MONAI's PydicomReader); otherwise the stored values and integer type are kept.
+    The array is Fortran-ordered, the layout NIfTI files are written in.
+
+    >>> read_native_stack(Path("."), [])
+    Traceback (most recent call last):
+    ...
+    ValueError: read_native_stack: no slices given
+    """
+    if not insts:
+        raise ValueError("read_native_stack: no slices given")
+    first = insts[0]
+    rows, cols = int(first.rows or 0), int(first.columns or 0)
+    stored = _stored_dtype(first)
+    nbytes = rows * cols * stored.itemsize
+    rescale = any(i.rescale_slope is not None or i.rescale_intercept is not None for i in insts)
+    out_dtype = np.dtype(np.float32) if rescale else stored.newbyteorder("=")
+    out = np.empty((cols, rows, len(insts)), dtype=out_dtype, order="F")
+    for k, inst in enumerate(insts):
+        with open(archive_root / inst.path, "rb") as fh:
+            fh.seek(int(inst.pixel_offset or 0))
+            raw = fh.read(nbytes)
+        if len(raw) < nbytes:
+            raise TruncatedPixelDataError(
+                inst.path,
+                f"pixel data is truncated: {rows}x{cols} pixels need {nbytes} bytes but the file "
+                f"holds {len(raw)}",
+                "the transfer was cut off; copy the file again from the source",
+            )
+        arr = np.frombuffer(raw, dtype=stored).reshape(rows, cols)
+        bits, alloc = inst.bits_stored, int(inst.bits_allocated or 16)
+        if inst.pixel_representation == 1 and bits and 0 < bits < alloc:
+            shift = alloc - bits
+            arr = (arr.astype(arr.dtype.newbyteorder("=")) << shift) >> shift
+        if rescale:
+            slope = inst.rescale_slope if inst.rescale_slope is not None else 1.0
+            intercept = inst.rescale_intercept or 0.0
+            out[:, :, k] = (arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
+        else:
+            out[:, :, k] = arr.T
+    return out
 
 
 def read_slice(path: Path, inst: DicomInstance) -> np.ndarray:

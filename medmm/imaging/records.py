@@ -89,7 +89,11 @@ class DicomInstance(Record):
     is_mosaic: bool = False  # Siemens MOSAIC: several slices tiled in one 2D frame
     transfer_syntax_uid: str = ""
     bits_allocated: int | None = None
+    bits_stored: int | None = None
     pixel_representation: int | None = None
+    # byte offset of native (uncompressed) Pixel Data (7FE0,0010) in the file, None when encapsulated /
+    # float / absent: lets conversion read the pixels without parsing the header a second time
+    pixel_offset: int | None = None
     rescale_slope: float | None = None
     rescale_intercept: float | None = None
     has_pixel_data: bool = False
