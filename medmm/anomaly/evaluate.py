@@ -190,6 +190,7 @@ def leave_one_record_out(
                     "rhythm_z": out["rhythm_z"],
                     "pause_z": out["pause_z"],
                     "quality": out["weight"],
+                    "timing_weight": out["timing_weight"],
                     "base_score": base_z[i],
                     "base_flag": base_flag,
                 }

@@ -9,7 +9,10 @@ independent of patient-specific amplitude and heart rate, so a model trained on 
 * ``context``    - ``log(rr_prev / local RR)``, ``log(rr_next / local RR)``, ``log(rr_next / rr_prev)``,
   where the local RR is a running median of the surrounding RR intervals;
 * ``quality``    - beat-local signal quality (:func:`beat_quality`): high-frequency noise around the beat
-  and QRS amplitude, each relative to the record's median beat.
+  and QRS amplitude, each relative to the record's median beat;
+* ``qrs``        - how much the beat's QRS alone differs from the record's median QRS
+  (:func:`qrs_residual`), so "premature with a normal QRS" (an atrial premature beat) can be told from
+  "premature with an abnormal QRS" (a PVC).
 
 Everything is a pure numpy/scipy function of (signal, sampling rate, R-peak samples); reference
 annotation symbols are never an input.
@@ -42,6 +45,7 @@ __all__ = [
     "beat_quality",
     "concat_inputs",
     "extract_windows",
+    "qrs_residual",
     "rr_context",
 ]
 
@@ -72,17 +76,21 @@ class BeatInputs:
 
     ``group`` (n,) int labels the record/channel each beat came from (used for per-record score
     normalisation). ``quality`` (n, 2) float32 holds :data:`QUALITY_COLUMNS` (see
-    :func:`beat_quality`); left out, every beat counts as clean (ratios 1).
+    :func:`beat_quality`); left out, every beat counts as clean (ratios 1). ``qrs`` (n,) float32 is
+    :func:`qrs_residual`; left out (NaN), the scorer does not use it.
     """
 
     waves: NDArray[np.float32]
     context: NDArray[np.float32]
     group: NDArray[np.int64]
     quality: NDArray[np.float32] | None = None
+    qrs: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if self.quality is None:
             self.quality = np.ones((self.waves.shape[0], len(QUALITY_COLUMNS)), dtype=np.float32)
+        if self.qrs is None:
+            self.qrs = np.full(self.waves.shape[0], np.nan, dtype=np.float32)
 
     def __len__(self) -> int:
         return int(self.waves.shape[0])
@@ -206,6 +214,51 @@ def beat_quality(
     return np.stack([rel(noise), rel(ptp)], axis=1).astype(np.float32)
 
 
+def qrs_residual(
+    filtered: NDArray[np.floating],
+    fs: float,
+    samples: NDArray[np.integer],
+    qrs_s: tuple[float, float] = (0.08, 0.12),
+    shift_s: float = 0.03,
+) -> NDArray[np.float32]:
+    """RMS difference between each beat's QRS and the record's median QRS, relative to its amplitude.
+
+    The QRS window is ``R - qrs_s[0] ... R + qrs_s[1]`` of the band-passed lead (P and T waves are left
+    out), baseline = the beat's median level over -0.3 ... +0.4 s; each beat is shifted by up to
+    ``shift_s`` to its best match (R-peak fiducial jitter is not a shape change); the RMS difference is
+    divided by the median QRS's peak-to-peak amplitude. Amplitude changes count (a taller, wider QRS is
+    abnormal); a normal QRS arriving early (atrial premature beat) scores like any normal beat.
+
+    >>> import numpy as np
+    >>> t = np.arange(36000) / 360.0
+    >>> peaks = np.arange(360, 35640, 360)
+    >>> sig = sum(np.exp(-0.5 * ((t - p / 360.0) / 0.01) ** 2) for p in peaks)
+    >>> wide = peaks[50] / 360.0
+    >>> sig += 1.5 * np.exp(-0.5 * ((t - wide) / 0.04) ** 2) - np.exp(-0.5 * ((t - wide) / 0.01) ** 2)
+    >>> r = qrs_residual(sig, 360.0, peaks)
+    >>> int(np.argmax(r)), bool(np.median(r) < 0.01)
+    (50, True)
+    """
+    x = np.asarray(filtered, dtype=np.float64)
+    s = np.asarray(samples, dtype=np.int64)
+    if s.size == 0 or x.size == 0:
+        return np.zeros(s.size, dtype=np.float32)
+    shift = max(round(shift_s * fs), 0)
+    a, b = round(qrs_s[0] * fs), round(qrs_s[1] * fs)
+    off = np.arange(-a - shift, b + shift + 1)
+    q = x[np.clip(s[:, None] + off[None, :], 0, x.size - 1)]
+    base_off = np.arange(round(-0.3 * fs), round(0.4 * fs) + 1)
+    q -= np.median(x[np.clip(s[:, None] + base_off[None, :], 0, x.size - 1)], axis=1, keepdims=True)
+    n = q.shape[1]
+    template = np.median(q[:, shift : n - shift], axis=0)
+    amp = float(np.ptp(template))
+    best = np.full(s.size, np.inf)
+    for sh in range(-shift, shift + 1):
+        seg = q[:, shift + sh : n - shift + sh]
+        best = np.minimum(best, np.sqrt(((seg - template[None, :]) ** 2).mean(axis=1)))
+    return (best / (amp if amp > 1e-12 else 1.0)).astype(np.float32)
+
+
 def beat_inputs(
     signal: NDArray[np.floating],
     fs: float,
@@ -233,7 +286,11 @@ def beat_inputs(
     if win.shape[0] == 0:
         waves = np.zeros((0, 2, spec.n_points), dtype=np.float32)
         return BeatInputs(
-            waves, np.zeros((0, 3), np.float32), np.zeros(0, np.int64), np.ones((0, 2), np.float32)
+            waves,
+            np.zeros((0, 3), np.float32),
+            np.zeros(0, np.int64),
+            np.ones((0, 2), np.float32),
+            np.zeros(0, np.float32),
         )
     win -= np.median(win, axis=1, keepdims=True)
     template = np.median(win, axis=0)
@@ -244,7 +301,8 @@ def beat_inputs(
     waves = np.stack([norm, resid], axis=1).astype(np.float32)
     context = rr_context(samples, fs, spec.local_rr_beats)
     quality = beat_quality(filtered, fs, samples)
-    return BeatInputs(waves, context, np.full(samples.size, group, dtype=np.int64), quality)
+    qrs = qrs_residual(filtered, fs, samples)
+    return BeatInputs(waves, context, np.full(samples.size, group, dtype=np.int64), quality, qrs)
 
 
 def concat_inputs(parts: list[BeatInputs]) -> BeatInputs:
@@ -264,4 +322,5 @@ def concat_inputs(parts: list[BeatInputs]) -> BeatInputs:
         np.concatenate([p.context for p in parts]),
         np.concatenate([p.group for p in parts]),
         np.concatenate([np.asarray(p.quality) for p in parts]),
+        np.concatenate([np.asarray(p.qrs) for p in parts]),
     )

@@ -101,13 +101,14 @@ class ScoreConfig:
     core_fraction: float = 0.8
     mad_floor_morph: float = 0.05
     mad_floor_rr: float = 0.01
-    morph_transform: str = "log"
+    morph_transform: str = "sqrt"
     saturation: float = 8.0
     threshold: float = 12.0
     threshold_rule: str = "fixed"
     noise_ratio: float = 2.0
     min_qrs_ratio: float = 0.3
     gap_rr: float = 1.8
+    qrs_gate_z: float = 1.0
 
 
 @dataclass

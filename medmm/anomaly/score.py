@@ -4,14 +4,16 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
 
 1. **morphology** - the autoencoder embeds every beat; the record's dominant cluster is estimated from
    the ``core_fraction`` of beats nearest the median embedding (robust mean and covariance); each beat's
-   squared Mahalanobis distance to it, on a log scale, becomes a robust z within the record
-   (``morphology_z``);
+   Mahalanobis distance to it (``morph_transform``: ``"sqrt"`` = the distance, default, or ``"log"``
+   of its square) becomes a robust z within the record (``morphology_z``);
 2. **rhythm** - prematurity ``-log(rr_prev / local RR)``, as a robust z within the record
    (``rhythm_z``);
 3. **pause** - the following pause ``log(rr_next / local RR)``, as a robust z (``pause_z``); rhythm
    and pause are void (0) next to an RR interval longer than ``gap_rr`` x the local RR (a missed beat
    or drop-out, not a compensatory pause);
-4. ``score = quality x (sat(morphology_z) + sat(rhythm_z) + sat(pause_z))`` where ``quality`` =
+4. timing needs an abnormal QRS: rhythm and pause are multiplied by ``clip(qrs_z / qrs_gate_z, 0, 1)``
+   (``qrs_z``: robust z of the log QRS-only residual, :func:`medmm.anomaly.features.qrs_residual`);
+5. ``score = quality x (sat(morphology_z) + sat(rhythm_z) + sat(pause_z))`` where ``quality`` =
    ``min(1, noise_ratio / local noise)`` (0 for a flat lead, see
    :func:`medmm.anomaly.features.beat_quality`) and ``flag = score > threshold``.
 
@@ -26,7 +28,7 @@ nothing here sees a label.
 ...                 np.zeros(50, np.int64))
 >>> out = score_inputs(AnomalyModel(net=BeatAutoencoder()), bi)
 >>> sorted(out)
-['flag', 'morphology_z', 'pause_z', 'rhythm_z', 'score', 'weight']
+['flag', 'morphology_z', 'pause_z', 'rhythm_z', 'score', 'timing_weight', 'weight']
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "embed",
     "mahalanobis_to_core",
     "pick_device",
+    "qrs_gate",
     "quality_weight",
     "score_beats",
     "score_inputs",
@@ -175,6 +178,23 @@ def quality_weight(quality: NDArray[np.floating], noise_ratio: float, min_qrs_ra
     return np.where(q[:, 1] < min_qrs_ratio, 0.0, w)
 
 
+def qrs_gate(qrs: NDArray[np.floating], gate_z: float, floor: float = 0.05) -> NDArray[np.float64]:
+    """Weight in [0, 1] of the timing aspects from one record's QRS residuals.
+
+    ``clip(robust_z(log qrs) / gate_z, 0, 1)``: 0 for a QRS no more different from the record's median
+    QRS than the typical beat, 1 from ``gate_z`` robust SD on. All-NaN residuals (not computed) or
+    ``gate_z <= 0`` give 1 (no gating).
+
+    >>> qrs_gate(np.array([0.05, 0.06, 0.05, 0.07, 0.5]), 1.0).round(2).tolist()
+    [0.0, 0.0, 0.0, 0.57, 1.0]
+    """
+    q = np.asarray(qrs, dtype=np.float64)
+    if gate_z <= 0 or q.size == 0 or not np.isfinite(q).any():
+        return np.ones(q.size)
+    lq = np.log(np.maximum(np.nan_to_num(q, nan=float(np.nanmedian(q))), 1e-6))
+    return np.asarray(np.clip(robust_z(lq, floor) / gate_z, 0.0, 1.0))
+
+
 def score_inputs(
     model: AnomalyModel, inputs: BeatInputs, batch_size: int = 256, device: str | None = None
 ) -> dict[str, NDArray]:
@@ -182,11 +202,12 @@ def score_inputs(
 
     ``score = weight x (sat(morphology_z) + sat(rhythm_z) + sat(pause_z))`` with ``sat`` =
     :func:`saturate` at ``model.score.saturation`` (no single aspect can flag a beat on its own) and
-    ``weight`` = :func:`quality_weight`; timing aspects are 0 next to an RR gap (``gap_rr``).
+    ``weight`` = :func:`quality_weight`; timing aspects are 0 next to an RR gap (``gap_rr``) and
+    scaled by :func:`qrs_gate` (a premature beat needs an abnormal QRS to count as a PVC).
     """
     n = len(inputs)
     cfg = model.score
-    morph, rhythm, pause = np.zeros(n), np.zeros(n), np.zeros(n)
+    morph, rhythm, pause, timing_w = np.zeros(n), np.zeros(n), np.zeros(n), np.ones(n)
     if n:
         z = embed(model, inputs.waves, batch_size=batch_size, device=device)
         for g in np.unique(inputs.group):
@@ -201,13 +222,16 @@ def score_inputs(
                 gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
                 rhythm[idx[gap]] = 0.0
                 pause[idx[gap]] = 0.0
+            timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z)
     cap = cfg.saturation
     weight = quality_weight(np.asarray(inputs.quality), cfg.noise_ratio, cfg.min_qrs_ratio)
-    score = weight * (saturate(morph, cap) + saturate(rhythm, cap) + saturate(pause, cap))
+    timing = timing_w * (saturate(rhythm, cap) + saturate(pause, cap))
+    score = weight * (saturate(morph, cap) + timing)
     return {
         "score": score,
         "flag": score > cfg.threshold,
         "weight": weight,
+        "timing_weight": timing_w,
         "morphology_z": morph,
         "rhythm_z": rhythm,
         "pause_z": pause,

@@ -53,5 +53,6 @@ def test_heldout_records_beat_rr_ratio_baseline(shared_data: Path) -> None:
     assert m["auroc"] > b["auroc"]
     assert m["auroc"] >= 0.998
     assert m["auprc"] > b["auprc"]
-    # measured: Se 0.934, +P 0.966 (142 TP / 5 FP), AUROC 0.9996 (baseline: 0.947 / 0.906, 0.972)
-    assert m["se"] >= 0.92 and m["ppv"] >= 0.95, m
+    # measured: Se 0.967, +P 0.967 (147 TP / 5 FP / 5 FN), AUROC 0.9996, AUPRC 0.966
+    # (RR-ratio baseline: Se 0.947, +P 0.906, AUROC 0.972)
+    assert m["se"] >= 0.95 and m["ppv"] >= 0.95, m

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medmm.anomaly.features import WindowSpec, beat_inputs, beat_quality, extract_windows, rr_context
+from medmm.anomaly.features import (
+    WindowSpec,
+    beat_inputs,
+    beat_quality,
+    extract_windows,
+    qrs_residual,
+    rr_context,
+)
 from medmm.anomaly.threshold import robust_z, valley_threshold
 
 
@@ -89,3 +96,26 @@ def test_beat_quality_marks_noise_burst_and_flat_lead_not_an_ectopic_qrs() -> No
 
     bi = BeatInputs(np.zeros((4, 2, 8), "f4"), np.zeros((4, 3), "f4"), np.zeros(4, np.int64))
     assert np.array_equal(bi.quality, np.ones((4, 2), "f4"))
+
+
+def test_qrs_residual_separates_ectopic_qrs_from_premature_normal_qrs() -> None:
+    from medmm.anomaly.score import qrs_gate
+
+    fs, n = 360.0, 60
+    rr = np.full(n, 0.8)
+    rr[15], rr[16] = 0.55, 0.9  # atrial premature beat: early, normal QRS, non-compensatory pause
+    rr[30], rr[31] = 0.5, 1.1  # PVC: early, wide inverted QRS, compensatory pause
+    peaks = (np.cumsum(rr) * fs).astype(int)
+    t = np.arange(peaks[-1] + int(fs)) / fs
+    rng = np.random.default_rng(0)
+    sig = rng.normal(0, 0.01, t.size)
+    for i, p in enumerate(peaks):
+        jitter = rng.integers(-3, 4) / fs  # R-peak fiducial jitter must not look like a shape change
+        width, amp = (0.03, -1.5) if i == 30 else (0.01, 1.0 + 0.05 * rng.normal())
+        amp = 1.0 if i == 15 else amp  # the premature beat's QRS is the typical one
+        sig += amp * np.exp(-0.5 * ((t - p / fs - jitter) / width) ** 2)
+    res = qrs_residual(sig, fs, peaks)
+    assert int(np.argmax(res)) == 30 and res[30] > 1.0
+    assert res[15] <= np.median(res)
+    gate = qrs_gate(res, 1.0)  # timing evidence counts only with an abnormal QRS
+    assert gate[30] == 1.0 and gate[15] == 0.0
