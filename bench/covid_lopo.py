@@ -1,0 +1,310 @@
+"""COVID-19 vs other findings on ``covid_chestxray_subset`` (image + clinical notes), leave-one-patient-out.
+
+``python -m bench.covid_lopo [--quick] [OUT_DIR]`` (or ``run(out_dir, quick)`` per ``bench/__main__.py``).
+34 images of 19 patients; every model is refitted 19 times, each time without one patient, and scores all
+images of that patient. Models are scikit-learn logistic regressions (L2, ``class_weight="balanced"``,
+standardised inputs) over fixed features (see :mod:`bench._covid`; nothing is trained end to end and
+nothing is downloaded):
+
+``majority`` (the training fold's majority class), ``acquisition`` (confounder probe: CT?, lateral view?,
+PNG?, native height/width/aspect - no pixels, no notes), ``source`` (confounder probe: one-hot country of
+the contributing hospital, ``unknown`` when not given), ``image_stats`` (radiomics-like intensity and
+texture statistics), ``image_randconv`` (frozen random conv net), ``notes_findings`` (medmm report pipeline
+present/absent/uncertain vector), ``notes_tfidf`` (TF-IDF of the masked notes, fitted per fold), ``late``
+(mean of the ``image_stats`` and ``notes_findings`` probabilities), ``early`` (one regression on both
+feature sets concatenated), ``late_tfidf`` (mean of ``image_stats`` and ``notes_tfidf``).
+
+Metrics per image (bootstrap resampling *patients*, all their images together) and per patient (mean
+score of the patient's images; bootstrap over patients via :func:`medmm.models.metrics.evaluate_predictions`),
+plus an exact Clopper-Pearson interval for accuracy. Patient ids are pseudonymised with the site key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MODELS", "clopper_pearson", "cluster_bootstrap", "patient_scores", "run", "summarise"]
+
+MODELS = (
+    "majority",
+    "acquisition",
+    "source",
+    "image_stats",
+    "image_randconv",
+    "notes_findings",
+    "notes_tfidf",
+    "late",
+    "early",
+    "late_tfidf",
+)
+METRICS = ("auroc", "accuracy", "sensitivity", "specificity")
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact binomial (Clopper-Pearson) interval for ``k`` successes out of ``n``.
+
+    >>> tuple(round(v, 3) for v in clopper_pearson(13, 19))
+    (0.434, 0.874)
+    """
+    from scipy.stats import beta
+
+    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+def cluster_bootstrap(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed: int, alpha: float = 0.05
+) -> dict[str, dict[str, float]]:
+    """Image-level metrics with percentile CIs from resampling whole groups (patients) with replacement.
+
+    >>> y = np.array([0, 0, 1, 1, 1, 0]); p = np.array([0.2, 0.3, 0.8, 0.7, 0.6, 0.4])
+    >>> r = cluster_bootstrap(y, p, np.array(list("aabbcd")), n_boot=50, seed=0)
+    >>> r["auroc"]["value"], r["auroc"]["lo"] <= 1.0 <= r["auroc"]["hi"]
+    (1.0, True)
+    """
+    from medmm.models.metrics import binary_metrics
+
+    point = binary_metrics(y, p)
+    uniq = np.unique(groups)
+    members = [np.flatnonzero(groups == g) for g in uniq]
+    rng = np.random.default_rng(seed)
+    boots: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _ in range(n_boot):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))])
+        res = binary_metrics(y[idx], p[idx])
+        for m in METRICS:
+            boots[m].append(res[m])
+    out = {}
+    for m in METRICS:
+        arr = np.asarray(boots[m], dtype=float)
+        arr = arr[~np.isnan(arr)]
+        lo, hi = np.quantile(arr, [alpha / 2, 1 - alpha / 2]) if len(arr) else (np.nan, np.nan)
+        out[m] = {"value": float(point[m]), "lo": float(lo), "hi": float(hi)}
+    return out
+
+
+def patient_scores(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
+    """One row per patient: label and mean score over the patient's images.
+
+    >>> patient_scores(np.array([1, 1, 0]), np.array([0.2, 0.6, 0.1]), np.array(["a", "a", "b"]))
+      group  y    p
+    0     a  1  0.4
+    1     b  0  0.1
+    """
+    df = pd.DataFrame({"group": groups, "y": y, "p": p})
+    return df.groupby("group", sort=True).agg(y=("y", "max"), p=("p", "mean")).reset_index()
+
+
+def summarise(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """``{"image": {...}, "patient": {...}}`` metrics with bootstrap CIs and Clopper-Pearson accuracy."""
+    from medmm.models.metrics import evaluate_predictions
+
+    image = cluster_bootstrap(y, p, groups, n_boot, seed)
+    pat = patient_scores(y, p, groups)
+    per = evaluate_predictions(pat[["y"]].to_numpy(float), pat[["p"]].to_numpy(), ["covid"], n_boot, seed)
+    patient = {m: per["covid"][m] for m in METRICS}
+    out: dict[str, dict[str, Any]] = {"image": image, "patient": patient}
+    for level, yy, pp in (("image", y, p), ("patient", pat["y"].to_numpy(), pat["p"].to_numpy())):
+        k = int(((pp >= 0.5) == (yy == 1)).sum())
+        lo, hi = clopper_pearson(k, len(yy))
+        out[level]["accuracy_exact"] = {"value": k / len(yy), "lo": lo, "hi": hi, "k": k, "n": len(yy)}
+    return out
+
+
+class _Majority:
+    """Predicts the training fold's majority class with score 1.0 / 0.0 (a constant)."""
+
+    def fit(self, x: Any, y: np.ndarray) -> _Majority:
+        self.label_ = float(np.mean(y) >= 0.5)
+        return self
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        n = len(x)
+        return np.column_stack([np.full(n, 1.0 - self.label_), np.full(n, self.label_)])
+
+
+def _logreg() -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000))
+
+
+def _tfidf() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(min_df=2, sublinear_tf=True, stop_words="english"),
+        LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000),
+    )
+
+
+def _features(cases: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any], list[dict]]:
+    from bench._covid import findings_matrix, intensity_texture_features, load_images, random_conv_features
+
+    images, shapes, manifest = load_images(cases["path"].tolist(), size)
+    ok = np.array([m["status"] == "ingested" for m in manifest])
+    cases = cases[ok].reset_index(drop=True)
+    h, w = shapes[:, 0].astype(float), shapes[:, 1].astype(float)
+    acq = np.column_stack(
+        [
+            (cases["modality"] == "CT").to_numpy(float),
+            (cases["view"] == "L").to_numpy(float),
+            cases["path"].str.lower().str.endswith(".png").to_numpy(float),
+            np.log(h),
+            np.log(w),
+            h / w,
+        ]
+    )
+    country = cases["location"].str.split(",").str[-1].str.strip().str.lower()
+    source = pd.get_dummies(country).to_numpy(float)
+    stats = np.stack([intensity_texture_features(im) for im in images])
+    notes, vocab = findings_matrix(cases["notes"].tolist())
+    feats = {
+        "acquisition": acq,
+        "source": source,
+        "image_stats": stats,
+        "image_randconv": random_conv_features(images, seed),
+        "notes_findings": notes,
+        "notes_tfidf": cases["notes"].tolist(),
+        "early": np.hstack([stats, notes]),
+        "vocabulary": vocab,
+    }
+    return cases, feats, manifest
+
+
+def _country_table(cases: pd.DataFrame) -> dict[str, dict[str, int]]:
+    country = cases["location"].str.split(",").str[-1].str.strip()
+    per = cases.assign(country=country).groupby("patient").agg(country=("country", "first"), y=("y", "max"))
+    out: dict[str, dict[str, int]] = {}
+    for c, label in zip(per["country"], per["y"], strict=True):
+        cell = out.setdefault(str(c), {})
+        key = "covid" if label else "other"
+        cell[key] = cell.get(key, 0) + 1
+    return out
+
+
+def _table(results: dict[str, dict], level: str) -> str:
+    from medmm.models.metrics import format_ci
+
+    head = f"| model | AUROC | accuracy | accuracy (exact CI) | sensitivity | specificity |\n|{'---|' * 6}"
+    lines = [head]
+    for name, res in results.items():
+        r = res[level]
+        ex = r["accuracy_exact"]
+        exact = f"{ex['k']}/{ex['n']} [{ex['lo']:.3f}, {ex['hi']:.3f}]"
+        cells = [format_ci(r[m]) for m in METRICS]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {exact} | {cells[2]} | {cells[3]} |")
+    return "\n".join(lines)
+
+
+def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None) -> dict[str, Any]:
+    """Run the study; writes ``predictions.csv``, ``metrics.json``, ``tables.md`` under ``out_dir``.
+
+    ``quick``: 64x64 images and 200 bootstrap resamples (full: 128x128, 2000). Returns the summary
+    (data balance, metrics per model and level, timings).
+
+    >>> summary = run(Path("runs/covid_lopo"), quick=True)  # doctest: +SKIP
+    """
+    from bench._covid import load_cases, lopo_predict
+    from medmm.datasets import shared_data_dir
+    from medmm.pseudonym import Pseudonymizer, load_key
+    from medmm.tables import atomic_write_json, atomic_write_text
+
+    root = shared_data_dir()
+    if root is None:
+        raise RuntimeError("shared data not found: set MEDMM_DATA or place shared/data beside the checkout")
+    t0 = time.perf_counter()
+    size, n_boot = (64, 200) if quick else (128, 2000)
+    cases, feats, manifest = _features(load_cases(root / "covid_chestxray_subset"), size, seed)
+    t_feat = time.perf_counter() - t0
+    y = cases["y"].to_numpy()
+    groups = cases["patient"].to_numpy()
+    makers: dict[str, tuple[str, Callable[[], Any]]] = {
+        "majority": ("acquisition", _Majority),
+        "acquisition": ("acquisition", _logreg),
+        "source": ("source", _logreg),
+        "image_stats": ("image_stats", _logreg),
+        "image_randconv": ("image_randconv", _logreg),
+        "notes_findings": ("notes_findings", _logreg),
+        "notes_tfidf": ("notes_tfidf", _tfidf),
+        "early": ("early", _logreg),
+    }
+    scores = {name: lopo_predict(feats[key], y, groups, make)[0] for name, (key, make) in makers.items()}
+    scores["late"] = (scores["image_stats"] + scores["notes_findings"]) / 2
+    scores["late_tfidf"] = (scores["image_stats"] + scores["notes_tfidf"]) / 2
+    t_fit = time.perf_counter() - t0 - t_feat
+    results = {name: summarise(y, scores[name], groups, n_boot, seed) for name in MODELS}
+
+    pseudo = Pseudonymizer(load_key(key_file))
+    pids = [pseudo.id(f"covid_chestxray:{g}", "patient") for g in groups]
+    pred = pd.DataFrame(
+        {
+            "patient": pids,
+            "image": [Path(p).name for p in cases["path"]],
+            "modality": cases["modality"],
+            "view": cases["view"],
+            "y": y,
+            **{name: scores[name] for name in MODELS},
+        }
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "predictions.csv", pred.to_csv(index=False, float_format="%.4f"))
+    balance = {
+        "images": len(cases),
+        "patients": int(cases["patient"].nunique()),
+        "covid_images": int(y.sum()),
+        "covid_patients": int(cases.groupby("patient")["y"].max().sum()),
+        "findings_patients": {
+            str(k): int(v) for k, v in cases.groupby("finding")["patient"].nunique().items()
+        },
+        "modality_images": {str(k): int(v) for k, v in cases["modality"].value_counts().items()},
+        "ct_images_covid": int(y[cases["modality"].to_numpy() == "CT"].sum()),
+        "patients_by_country_and_label": _country_table(cases),
+        "quarantined": [m for m in manifest if m["status"] != "ingested"],
+    }
+    summary = {
+        "balance": balance,
+        "settings": {
+            "image_size": size,
+            "n_boot": n_boot,
+            "seed": seed,
+            "notes_vocabulary": feats["vocabulary"],
+        },
+        "metrics": results,
+        "timings_s": {"features": round(t_feat, 2), "lopo_fits": round(t_fit, 2)},
+    }
+    atomic_write_json(out_dir / "metrics.json", summary)
+    md = "\n\n".join(f"### per {lvl}\n\n{_table(results, lvl)}" for lvl in ("patient", "image"))
+    atomic_write_text(out_dir / "tables.md", md + "\n")
+    print(f"balance: {balance}")
+    print(md)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.covid_lopo [--quick] [OUT_DIR]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, nargs="?", default=Path(__file__).parent / "results" / "covid_lopo")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    run(args.out, args.quick, args.seed)
+
+
+if __name__ == "__main__":
+    main()
