@@ -86,7 +86,8 @@ class ScoreConfig:
     ``core_fraction``: share of a record's beats (closest to its median embedding) used to estimate the
     dominant cluster's covariance. ``mad_floor_*``: smallest robust spread allowed for the
     log-Mahalanobis and the log-RR prematurity, so near-constant records do not blow up z-scores.
-    ``morph_transform``: ``"log"`` or ``"sqrt"`` of the squared Mahalanobis distance before the z-score.
+    ``morph_transform``: ``"sqrt"`` (the Mahalanobis distance, default) or ``"log"`` (of its square,
+    the v0.1 default) before the z-score.
     ``saturation``: cap of each aspect's contribution to the score (:func:`medmm.anomaly.score.saturate`).
     ``threshold``/``threshold_rule``: ``"fixed"`` keeps ``threshold`` (default 12 = three aspects x 4
     robust SD); ``"valley"`` re-derives it from the training scores (:mod:`medmm.anomaly.threshold`).
