@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from medmm.errors import InputError
-from medmm.imaging import read_dicom_header
+from medmm.imaging import DicomInstance, read_dicom_header
 from medmm.imaging.errors import TruncatedPixelDataError
 from medmm.imaging.pixels import native_fast_path, read_native_stack, read_slice
 
 TF = "imaging/pydicom_testfiles/test_files"
 
 
-def _native_instances(root: Path) -> list:  # type: ignore[type-arg]
+def _native_instances(root: Path) -> list[DicomInstance]:
     out = []
     for path in sorted((root / TF).glob("*.dcm")):
         rel = path.relative_to(root).as_posix()
