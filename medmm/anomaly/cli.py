@@ -36,42 +36,19 @@ def train_cmd(
     ),
 ) -> None:
     """Train the beat autoencoder on every beat of SIGNALS_RUN (reference labels are ignored)."""
-    from medmm.anomaly.model import save_model
-    from medmm.anomaly.runs import load_signals_run, run_inputs
-    from medmm.anomaly.score import pick_device
-    from medmm.anomaly.train import train_beat_model
+    from medmm.anomaly.stage import train_on_run
     from medmm.errors import InputError
-    from medmm.runinfo import Timer, update_run_json
 
-    timer = Timer()
-    skipped: list[str] = []
     try:
-        with timer("load"):
-            records = load_signals_run(signals_run, input_root, skipped)
-            inputs, _keys = run_inputs(records)
+        res = train_on_run(
+            signals_run, out, seed=seed, epochs=epochs, device=device or None, input_root=input_root
+        )
     except InputError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    if len(inputs) < 2:
-        typer.echo(
-            f"{signals_run}: no beats to train on. Fix: run the signals stage on ECG records", err=True
-        )
-        raise typer.Exit(2)
-    dev = str(pick_device(device or None))
-    with timer("train"):
-        model = train_beat_model(inputs, seed=seed, epochs=epochs, device=dev, trained_on=signals_run.name)
-    save_model(model, out, device=dev)
-    update_run_json(
-        out,
-        "anomaly_train",
-        options={"seed": seed, "epochs": epochs, "device": dev, "signals_run": str(signals_run)},
-        counts={"records": len(records), "beats": len(inputs), "skipped": len(skipped)},
-        timings=timer.total(),
-        extra={"threshold": model.score.threshold, "train_loss": model.train_loss, "skipped": skipped},
-    )
     typer.echo(
-        f"trained on {len(inputs)} beats of {len(records)} records ({dev}); "
-        f"threshold {model.score.threshold:.2f} -> {out / 'model.json'}"
+        f"trained on {res['beats']} beats of {res['records']} records ({res['device']}); "
+        f"threshold {res['threshold']:.2f} -> {out / 'model.json'}"
     )
 
 
@@ -87,41 +64,17 @@ def score_cmd(
     ),
 ) -> None:
     """Score every beat of SIGNALS_RUN and write OUT/anomalies.parquet (score, flag at the threshold)."""
-    from medmm.anomaly.model import load_model
-    from medmm.anomaly.records import AnomalyRow
-    from medmm.anomaly.runs import load_signals_run, run_inputs
-    from medmm.anomaly.score import score_beats
+    from medmm.anomaly.stage import score_run
     from medmm.errors import InputError
-    from medmm.runinfo import Timer, update_run_json
-    from medmm.tables import write_table
 
-    timer = Timer()
-    skipped: list[str] = []
     try:
-        model = load_model(model_dir)
-        with timer("load"):
-            records = load_signals_run(signals_run, input_root, skipped)
-            inputs, keys = run_inputs(records, model.spec)
+        res = score_run(
+            signals_run, model_dir, out, batch_size=batch_size, device=device or None, input_root=input_root
+        )
     except InputError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    with timer("score"):
-        frame = score_beats(model, inputs, keys, batch_size=batch_size, device=device or None)
-    write_table(frame, out / "anomalies.parquet", AnomalyRow)
-    update_run_json(
-        out,
-        "anomaly_score",
-        options={"model": str(model_dir), "signals_run": str(signals_run), "batch_size": batch_size},
-        counts={
-            "records": len(records),
-            "beats": len(frame),
-            "flagged": int(frame["flag"].sum()),
-            "skipped": len(skipped),
-        },
-        timings=timer.total(),
-        extra={"threshold": model.score.threshold, "skipped": skipped},
-    )
-    typer.echo(f"{len(frame)} beats, {int(frame['flag'].sum())} flagged -> {out / 'anomalies.parquet'}")
+    typer.echo(f"{res['beats']} beats, {res['flagged']} flagged -> {out / 'anomalies.parquet'}")
 
 
 @anomaly_app.command("evaluate")

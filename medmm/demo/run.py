@@ -77,20 +77,6 @@ def _ecg_figure(signals_dir: Path, run_dir: Path, figures: Path, record: str) ->
     return out
 
 
-def _anomaly(run_dir: Path, model_dir: Path, seed: int) -> dict[str, int]:
-    """Train the label-free beat model on the demo's signals run and score every beat."""
-    from medmm.anomaly.cli import score_cmd, train_cmd
-
-    train_cmd(signals_run=run_dir, out=model_dir, seed=seed, epochs=10, device="", input_root=None)
-    score_cmd(
-        signals_run=run_dir, model_dir=model_dir, out=run_dir, batch_size=256, device="", input_root=None
-    )
-    import pandas as pd
-
-    frame = pd.read_parquet(run_dir / "anomalies.parquet")
-    return {"beats": len(frame), "flagged": int(frame["flag"].sum())}
-
-
 def run_full_demo(
     out: Path, *, workers: int = 2, key_file: Path | None = None, seed: int = 0
 ) -> dict[str, Any]:
@@ -105,6 +91,7 @@ def run_full_demo(
     key_file
         Site key for pseudonyms (default ``$MEDMM_KEY_FILE`` or the per-user key, created 0600).
     """
+    from medmm.anomaly.stage import score_run, train_on_run
     from medmm.demo.samples import write_sample_ecg, write_sample_reports
     from medmm.ingest.sample import run_demo
     from medmm.reports.pipeline import parse_reports
@@ -129,7 +116,8 @@ def run_full_demo(
     report_html = atomic_write_text(figures / "report_demo-r1.html", render_report("demo-r1", out, page=True))
     signals_dir = write_sample_ecg(out / "sample_signals", seed=seed)
     signals = run_signals(signals_dir, out, workers=0, key_file=key_file)
-    anomaly = _anomaly(out, out / "models" / "beats", seed)
+    train_on_run(out, out / "models" / "beats", seed=seed)
+    anomaly = score_run(out, out / "models" / "beats", out)
     figs = [
         p for p in (_volume_figure(out, figures), _ecg_figure(signals_dir, out, figures, "demo_ecg_1")) if p
     ]

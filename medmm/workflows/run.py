@@ -105,10 +105,30 @@ def _signals(step: StageStep, ctx: StageContext) -> dict[str, int]:
     )
 
 
+def _anomaly(step: StageStep, ctx: StageContext) -> dict[str, int]:
+    """Score the run's beats with ``options.model``; with ``options.train: true`` train that model first."""
+    from medmm.anomaly.stage import score_run, train_on_run
+
+    opts = dict(step.options)
+    if "model" not in opts:
+        raise ConfigError("stage 'anomaly': option `model` (the model directory) is required")
+    model = ctx.resolve(str(opts.pop("model")))
+    train = bool(opts.pop("train", False))
+    seed, epochs = int(opts.pop("seed", 0)), int(opts.pop("epochs", 10))
+    score_opts = _checked_options(score_run, opts, "anomaly")
+    counts: dict[str, int] = {}
+    if train:
+        trained = train_on_run(ctx.run_dir, model, seed=seed, epochs=epochs)
+        counts["trained_beats"] = int(trained["beats"])
+    counts.update(score_run(ctx.run_dir, model, ctx.run_dir, **score_opts))
+    return counts
+
+
 _STAGES: dict[StageName, Callable[[StageStep, StageContext], dict[str, int]]] = {
     StageName.ingest: _ingest,
     StageName.reports: _reports,
     StageName.signals: _signals,
+    StageName.anomaly: _anomaly,
 }
 
 

@@ -65,3 +65,25 @@ def test_run_ingests_sample_archive_and_resumes(tmp_path: Path, key_file: Path) 
     strict = runner.invoke(app, ["run", str(wf), "--strict"])
     assert strict.exit_code == 1  # the sample archive holds quarantined junk on purpose
     assert len(read_table(tmp_path / "run" / "manifest.parquet")) == n_files
+
+
+def test_signals_then_anomaly_workflow(tmp_path: Path, key_file: Path) -> None:
+    from medmm.demo.samples import write_sample_ecg
+    from medmm.tables import read_table
+
+    write_sample_ecg(tmp_path / "ecg", n_records=2, duration_s=60.0)
+    cfg = WorkflowConfig.model_validate(
+        {
+            "name": "t",
+            "run_dir": "run",
+            "stages": [
+                {"stage": "signals", "input": "ecg"},
+                {"stage": "anomaly", "options": {"model": "model", "train": True, "epochs": 3}},
+            ],
+        }
+    )
+    result = run_workflow(cfg, tmp_path, workers=1)
+    beats = read_table(tmp_path / "run" / "beats.parquet")
+    anomalies = read_table(tmp_path / "run" / "anomalies.parquet")
+    assert result.counts["anomaly"]["beats"] == len(beats) == len(anomalies) > 100
+    assert (tmp_path / "model" / "model.json").exists()

@@ -1,0 +1,105 @@
+"""The anomaly stage as plain functions over a signals run directory (CLI, demo and workflows call these).
+
+>>> from medmm.anomaly.stage import train_on_run, score_run
+>>> train_on_run.__name__, score_run.__name__
+('train_on_run', 'score_run')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medmm.errors import InputError
+
+__all__ = ["score_run", "train_on_run"]
+
+
+def train_on_run(
+    signals_run: Path,
+    out: Path,
+    *,
+    seed: int = 0,
+    epochs: int = 10,
+    device: str | None = None,
+    input_root: Path | None = None,
+) -> dict[str, Any]:
+    """Train the label-free beat model on every beat of ``signals_run`` and save it to ``out``.
+
+    Reference annotations in the run are never read. Raises :class:`~medmm.errors.InputError` when the
+    run has no beats. Returns counts, the device used and the model's threshold.
+    """
+    from medmm.anomaly.model import save_model
+    from medmm.anomaly.runs import load_signals_run, run_inputs
+    from medmm.anomaly.score import pick_device
+    from medmm.anomaly.train import train_beat_model
+    from medmm.runinfo import Timer, update_run_json
+
+    timer = Timer()
+    skipped: list[str] = []
+    with timer("load"):
+        records = load_signals_run(signals_run, input_root, skipped)
+        inputs, _keys = run_inputs(records)
+    if len(inputs) < 2:
+        raise InputError(
+            str(signals_run), "no beats to train on", "run the signals stage on ECG records first"
+        )
+    dev = str(pick_device(device or None))
+    with timer("train"):
+        model = train_beat_model(
+            inputs, seed=seed, epochs=epochs, device=dev, trained_on=Path(signals_run).name
+        )
+    save_model(model, out, device=dev)
+    counts = {"records": len(records), "beats": len(inputs), "skipped": len(skipped)}
+    update_run_json(
+        out,
+        "anomaly_train",
+        options={"seed": seed, "epochs": epochs, "device": dev, "signals_run": str(signals_run)},
+        counts=counts,
+        timings=timer.total(),
+        extra={"threshold": model.score.threshold, "train_loss": model.train_loss, "skipped": skipped},
+    )
+    return {**counts, "device": dev, "threshold": float(model.score.threshold)}
+
+
+def score_run(
+    signals_run: Path,
+    model_dir: Path,
+    out: Path,
+    *,
+    batch_size: int = 256,
+    device: str | None = None,
+    input_root: Path | None = None,
+) -> dict[str, Any]:
+    """Score every beat of ``signals_run`` with ``model_dir``'s model into ``out/anomalies.parquet``."""
+    from medmm.anomaly.model import load_model
+    from medmm.anomaly.records import AnomalyRow
+    from medmm.anomaly.runs import load_signals_run, run_inputs
+    from medmm.anomaly.score import score_beats
+    from medmm.runinfo import Timer, update_run_json
+    from medmm.tables import write_table
+
+    timer = Timer()
+    skipped: list[str] = []
+    model = load_model(model_dir)
+    with timer("load"):
+        records = load_signals_run(signals_run, input_root, skipped)
+        inputs, keys = run_inputs(records, model.spec)
+    with timer("score"):
+        frame = score_beats(model, inputs, keys, batch_size=batch_size, device=device or None)
+    write_table(frame, Path(out) / "anomalies.parquet", AnomalyRow)
+    counts = {
+        "records": len(records),
+        "beats": len(frame),
+        "flagged": int(frame["flag"].sum()),
+        "skipped": len(skipped),
+    }
+    update_run_json(
+        out,
+        "anomaly_score",
+        options={"model": str(model_dir), "signals_run": str(signals_run), "batch_size": batch_size},
+        counts=counts,
+        timings=timer.total(),
+        extra={"threshold": model.score.threshold, "skipped": skipped},
+    )
+    return counts
