@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MODELS", "clopper_pearson", "cluster_bootstrap", "patient_scores", "run", "summarise"]
+__all__ = [
+    "MODELS",
+    "clopper_pearson",
+    "cluster_bootstrap",
+    "patient_scores",
+    "permutation_pvalue",
+    "run",
+    "summarise",
+]
 
 MODELS = (
     "majority",
@@ -211,28 +219,39 @@ def _table(results: dict[str, dict], level: str) -> str:
     return "\n".join(lines)
 
 
-def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None) -> dict[str, Any]:
-    """Run the study; writes ``predictions.csv``, ``metrics.json``, ``tables.md`` under ``out_dir``.
+def permutation_pvalue(
+    x: Any, y: np.ndarray, groups: np.ndarray, make_model: Callable[[], Any], n_perm: int, seed: int
+) -> float:
+    """One-sided p-value of the per-patient LOPO AUROC under permutation of the *patients'* labels.
 
-    ``quick``: 64x64 images and 200 bootstrap resamples (full: 128x128, 2000). Returns the summary
-    (data balance, metrics per model and level, timings).
+    Each permutation shuffles the labels among patients (all images of a patient keep one label) and
+    reruns the whole leave-one-patient-out; ``p = (1 + #{AUROC_perm >= AUROC_obs}) / (1 + n_perm)``.
 
-    >>> summary = run(Path("runs/covid_lopo"), quick=True)  # doctest: +SKIP
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> x = np.r_[np.zeros(6), np.ones(6)][:, None] + np.arange(12)[:, None] * 0.01
+    >>> y = np.r_[np.zeros(6), np.ones(6)].astype(int)
+    >>> permutation_pvalue(x, y, np.arange(12), LogisticRegression, n_perm=19, seed=0) <= 0.1
+    True
     """
-    from bench._covid import load_cases, lopo_predict
-    from medmm.datasets import shared_data_dir
-    from medmm.pseudonym import Pseudonymizer, load_key
-    from medmm.tables import atomic_write_json, atomic_write_text
+    from bench._covid import lopo_predict
+    from medmm.models.metrics import binary_metrics
 
-    root = shared_data_dir()
-    if root is None:
-        raise RuntimeError("shared data not found: set MEDMM_DATA or place shared/data beside the checkout")
-    t0 = time.perf_counter()
-    size, n_boot = (64, 200) if quick else (128, 2000)
-    cases, feats, manifest = _features(load_cases(root / "covid_chestxray_subset"), size, seed)
-    t_feat = time.perf_counter() - t0
-    y = cases["y"].to_numpy()
-    groups = cases["patient"].to_numpy()
+    def auroc(labels: np.ndarray) -> float:
+        pat = patient_scores(labels, lopo_predict(x, labels, groups, make_model)[0], groups)
+        return float(binary_metrics(pat["y"].to_numpy(), pat["p"].to_numpy())["auroc"])
+
+    observed = auroc(y)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    per_patient = np.array([y[inverse == i].max() for i in range(len(uniq))])
+    rng = np.random.default_rng(seed)
+    hits = sum(auroc(rng.permutation(per_patient)[inverse]) >= observed - 1e-12 for _ in range(n_perm))
+    return (1 + hits) / (1 + n_perm)
+
+
+def _lopo_scores(feats: dict[str, Any], y: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Held-out scores of every model of :data:`MODELS` (late fusions = mean of two probabilities)."""
+    from bench._covid import lopo_predict
+
     makers: dict[str, tuple[str, Callable[[], Any]]] = {
         "majority": ("acquisition", _Majority),
         "acquisition": ("acquisition", _logreg),
@@ -246,8 +265,57 @@ def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None)
     scores = {name: lopo_predict(feats[key], y, groups, make)[0] for name, (key, make) in makers.items()}
     scores["late"] = (scores["image_stats"] + scores["notes_findings"]) / 2
     scores["late_tfidf"] = (scores["image_stats"] + scores["notes_tfidf"]) / 2
+    return scores
+
+
+def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None) -> dict[str, Any]:
+    """Run the study; writes ``predictions.csv``, ``metrics.json``, ``tables.md`` under ``out_dir``.
+
+    ``quick``: 64x64 images and 200 bootstrap resamples (full: 128x128, 2000). Returns the summary
+    (data balance, metrics per model and level, timings).
+
+    >>> summary = run(Path("runs/covid_lopo"), quick=True)  # doctest: +SKIP
+    """
+    from bench._covid import load_cases
+    from medmm.datasets import shared_data_dir
+    from medmm.models.metrics import binary_metrics
+    from medmm.pseudonym import Pseudonymizer, load_key
+    from medmm.tables import atomic_write_json, atomic_write_text
+
+    root = shared_data_dir()
+    if root is None:
+        raise RuntimeError("shared data not found: set MEDMM_DATA or place shared/data beside the checkout")
+    t0 = time.perf_counter()
+    size, n_boot = (64, 200) if quick else (128, 2000)
+    cases, feats, manifest = _features(load_cases(root / "covid_chestxray_subset"), size, seed)
+    t_feat = time.perf_counter() - t0
+    y = cases["y"].to_numpy()
+    groups = cases["patient"].to_numpy()
+    vocabulary = feats.pop("vocabulary")
+    scores = _lopo_scores(feats, y, groups)
+    xray = cases["modality"].to_numpy() == "X-ray"
+    xfeats = {
+        k: [v[i] for i in np.flatnonzero(xray)] if isinstance(v, list) else v[xray] for k, v in feats.items()
+    }
+    xscores = _lopo_scores(xfeats, y[xray], groups[xray])
+    seed_auroc, pvalues = {}, {}
+    if not quick:
+        probes = {"source": _logreg, "image_stats": _logreg, "notes_findings": _logreg, "notes_tfidf": _tfidf}
+        for name, make in probes.items():
+            pvalues[name] = permutation_pvalue(feats[name], y, groups, make, n_perm=200, seed=seed)
+        # how much the random frozen encoder's seed alone moves the result
+        from bench._covid import load_images, lopo_predict, random_conv_features
+
+        images = load_images(cases["path"].tolist(), size)[0]
+        for s in range(5):
+            p = lopo_predict(random_conv_features(images, seed + s), y, groups, _logreg)[0]
+            pat = patient_scores(y, p, groups)
+            seed_auroc[seed + s] = round(
+                float(binary_metrics(pat["y"].to_numpy(), pat["p"].to_numpy())["auroc"]), 3
+            )
     t_fit = time.perf_counter() - t0 - t_feat
     results = {name: summarise(y, scores[name], groups, n_boot, seed) for name in MODELS}
+    xresults = {name: summarise(y[xray], xscores[name], groups[xray], n_boot, seed) for name in MODELS}
 
     pseudo = Pseudonymizer(load_key(key_file))
     pids = [pseudo.id(f"covid_chestxray:{g}", "patient") for g in groups]
@@ -283,15 +351,20 @@ def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None)
             "image_size": size,
             "n_boot": n_boot,
             "seed": seed,
-            "notes_vocabulary": feats["vocabulary"],
+            "notes_vocabulary": vocabulary,
         },
         "metrics": results,
+        "metrics_xray_only": xresults,
+        "image_randconv_patient_auroc_by_seed": seed_auroc,
+        "permutation_pvalue_patient_auroc": pvalues,
         "timings_s": {"features": round(t_feat, 2), "lopo_fits": round(t_fit, 2)},
     }
     atomic_write_json(out_dir / "metrics.json", summary)
     md = "\n\n".join(f"### per {lvl}\n\n{_table(results, lvl)}" for lvl in ("patient", "image"))
+    md += f"\n\n### X-ray images only, per patient\n\n{_table(xresults, 'patient')}"
     atomic_write_text(out_dir / "tables.md", md + "\n")
     print(f"balance: {balance}")
+    print(f"image_randconv patient AUROC by seed: {seed_auroc}; permutation p-values: {pvalues}")
     print(md)
     return summary
 
