@@ -27,6 +27,7 @@ from medmm.imaging._dicom_values import (
     multiframe_geometry,
     patient_key_of,
 )
+from medmm.imaging._fast_values import FastHeader
 from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, TruncatedPixelDataError
 from medmm.imaging.kinds import classify
 from medmm.imaging.records import DicomInstance, DicomKind
@@ -224,18 +225,20 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
             ) from exc
 
 
-def _summarise(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
+def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> DicomInstance:
     """Parse the header from ``fh`` and check it; raw pydicom errors propagate to the caller.
 
     Only the elements the summary uses are converted from their raw bytes (pydicom converts lazily), so
-    an odd private element never costs time or quarantines an image.
+    an odd private element never costs time or quarantines an image. With ``fast`` the plain elements
+    are decoded by :class:`~medmm.imaging._fast_values.FastHeader` instead of pydicom (same values).
     """
     import pydicom
 
-    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-    _check_last_element(rel_path, ds, size)
-    implicit, little = ds.original_encoding
+    raw_ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+    _check_last_element(rel_path, raw_ds, size)
+    implicit, little = raw_ds.original_encoding
     pixel = _pixel_element_length(fh, little is not False, bool(implicit))
+    ds = FastHeader(raw_ds) if fast else raw_ds
     meta = getattr(ds, "file_meta", None)
     tsyntax = as_str(meta.get("TransferSyntaxUID")) if meta is not None else ""
     kind, detail = classify(ds)

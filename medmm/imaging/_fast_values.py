@@ -1,0 +1,130 @@
+"""A read-only view of a pydicom dataset that decodes the plain elements the header summary needs itself.
+
+pydicom converts each raw element through its general machinery (hooks, validation, value classes),
+which costs more than parsing the file. For the few value representations whose bytes are plain
+ASCII or fixed-size integers (UI, CS, DS, IS, DA, TM, US) this view decodes the raw bytes directly,
+caches every value, and hands everything else (person names and other character-set dependent text,
+sequences, unexpected VRs) to pydicom unchanged. Values have the shapes pydicom gives the
+:mod:`medmm.imaging._dicom_values` helpers: a string, an int, or a list for several values; ``None`` for
+an empty numeric element.
+
+>>> import pydicom
+>>> ds = pydicom.Dataset()
+>>> ds.Rows, ds.ImageType = 64, ["ORIGINAL", "PRIMARY"]
+>>> view = FastHeader(ds)
+>>> view.get("Rows"), view.get("ImageType"), view.get("Columns"), "Rows" in view
+(64, ['ORIGINAL', 'PRIMARY'], None, True)
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+__all__ = ["FastHeader"]
+
+_TEXT_VRS = frozenset({"UI", "CS", "DS", "IS", "DA", "TM"})
+
+#: keyword -> (tag, VR) of the elements decoded here; any other keyword goes through pydicom
+_PLAIN: dict[str, tuple[int, str]] = {
+    "SOPInstanceUID": (0x00080018, "UI"),
+    "SOPClassUID": (0x00080016, "UI"),
+    "StudyInstanceUID": (0x0020000D, "UI"),
+    "SeriesInstanceUID": (0x0020000E, "UI"),
+    "FrameOfReferenceUID": (0x00200052, "UI"),
+    "SeriesNumber": (0x00200011, "IS"),
+    "AcquisitionNumber": (0x00200012, "IS"),
+    "InstanceNumber": (0x00200013, "IS"),
+    "EchoNumbers": (0x00180086, "IS"),
+    "TemporalPositionIdentifier": (0x00200100, "IS"),
+    "NumberOfFrames": (0x00280008, "IS"),
+    "Modality": (0x00080060, "CS"),
+    "PhotometricInterpretation": (0x00280004, "CS"),
+    "ImageType": (0x00080008, "CS"),
+    "BodyPartExamined": (0x00180015, "CS"),
+    "Rows": (0x00280010, "US"),
+    "Columns": (0x00280011, "US"),
+    "SamplesPerPixel": (0x00280002, "US"),
+    "BitsAllocated": (0x00280100, "US"),
+    "BitsStored": (0x00280101, "US"),
+    "PixelRepresentation": (0x00280103, "US"),
+    "ImagePositionPatient": (0x00200032, "DS"),
+    "ImageOrientationPatient": (0x00200037, "DS"),
+    "PixelSpacing": (0x00280030, "DS"),
+    "ImagerPixelSpacing": (0x00181164, "DS"),
+    "SliceThickness": (0x00180050, "DS"),
+    "SpacingBetweenSlices": (0x00180088, "DS"),
+    "RescaleSlope": (0x00281053, "DS"),
+    "RescaleIntercept": (0x00281052, "DS"),
+    "KVP": (0x00180060, "DS"),
+    "RepetitionTime": (0x00180080, "DS"),
+    "EchoTime": (0x00180081, "DS"),
+    "InversionTime": (0x00180082, "DS"),
+    "FlipAngle": (0x00181314, "DS"),
+    "MagneticFieldStrength": (0x00180087, "DS"),
+    "GantryDetectorTilt": (0x00181120, "DS"),
+    "StudyDate": (0x00080020, "DA"),
+    "SeriesDate": (0x00080021, "DA"),
+    "AcquisitionDate": (0x00080022, "DA"),
+    "ContentDate": (0x00080023, "DA"),
+    "StudyTime": (0x00080030, "TM"),
+    "SeriesTime": (0x00080031, "TM"),
+    "AcquisitionTime": (0x00080032, "TM"),
+    "ContentTime": (0x00080033, "TM"),
+}
+
+_MISSING = object()
+
+
+class FastHeader:
+    """``get`` / ``in`` over a dataset, each element decoded once (see the module docstring)."""
+
+    def __init__(self, ds: Any) -> None:
+        self._ds = ds
+        self._cache: dict[str, Any] = {}
+        _implicit, little = getattr(ds, "original_encoding", (None, True))
+        self._order = ">" if little is False else "<"
+        self.file_meta = getattr(ds, "file_meta", None)
+
+    def __contains__(self, keyword: str) -> bool:
+        return keyword in self._ds
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        """The element's value (decoded once), or ``default`` when absent."""
+        value = self._cache.get(keyword, _MISSING)
+        if value is _MISSING:
+            value = self._decode(keyword)
+            self._cache[keyword] = value
+        return default if value is _MISSING else value
+
+    def _decode(self, keyword: str) -> Any:
+        plain = _PLAIN.get(keyword)
+        if plain is None:
+            return self._ds.get(keyword, _MISSING)
+        tag, vr = plain
+        if tag not in self._ds:
+            return _MISSING
+        raw = self._ds.get_item(tag)
+        raw_vr = getattr(raw, "VR", None)
+        data = getattr(raw, "value", None)
+        if type(raw).__name__ != "RawDataElement" or raw_vr not in (None, vr) or not isinstance(data, bytes):
+            return self._ds.get(keyword, _MISSING)  # already converted, odd VR, deferred: pydicom
+        if vr == "US":
+            return self._unsigned(data, keyword)
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            return self._ds.get(keyword, _MISSING)
+        text = text.rstrip(" \x00")  # pydicom strips trailing padding, not the inside of a multi-value
+        if vr in ("DS", "IS") and not text.strip():
+            return None
+        parts = text.split("\\")
+        return parts[0] if len(parts) == 1 else parts
+
+    def _unsigned(self, data: bytes, keyword: str) -> Any:
+        if not data:
+            return None
+        if len(data) % 2:
+            return self._ds.get(keyword, _MISSING)  # malformed length: let pydicom decide
+        values = list(struct.unpack(f"{self._order}{len(data) // 2}H", data))
+        return values[0] if len(values) == 1 else values
