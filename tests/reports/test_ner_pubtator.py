@@ -50,3 +50,41 @@ def test_raw_text_scoring_counts_unreachable_boundaries(tmp_path: Path) -> None:
     assert res["gold_alignable"] == 0.5
     assert res["micro"]["n_correct"] == 1 and res["micro"]["n_gold"] == 2
     assert res["tokenization"] == "model"
+
+
+def test_misaligned_mentions_become_missing_tags() -> None:
+    import spacy
+    from scispacy.custom_tokenizer import combined_rule_tokenizer
+
+    from medmm.reports.ner.pubtator import PubtatorDoc, examples_from_pubtator
+
+    nlp = spacy.blank("en")
+    nlp.tokenizer = combined_rule_tokenizer(nlp)
+    doc = PubtatorDoc("1", "Aspirin-induced asthma.", ((0, 7, "Chemical"), (16, 22, "Disease")))
+    ref = examples_from_pubtator(nlp, [doc])[0].reference
+    assert [t.text for t in ref] == ["Aspirin-induced", "asthma", "."]
+    assert [(e.text, e.label_) for e in ref.ents] == [("asthma", "Disease")]
+    assert ref[0].ent_iob_ == ""  # missing: neither taught as O nor as an entity
+    assert ref[2].ent_iob_ == "O"
+
+
+def test_train_on_raw_abstracts(shared_data: Path, tmp_path: Path) -> None:
+    import spacy
+
+    from medmm.reports.ner.pipeline import uses_scispacy_tokenizer
+    from medmm.reports.ner.train import train_ner
+
+    corpus = shared_data / "text" / "ncbi_disease"
+    res = train_ner(
+        corpus,
+        tmp_path / "m",
+        train_text=corpus / "NCBItrainset_corpus.txt",
+        train_text_label_map=NCBI_TYPES,
+        max_docs=30,
+        max_dev_docs=50,
+        max_epochs=1,
+        progress=False,
+    )
+    assert res.labels == ["Disease"] and res.n_train_docs == 30
+    assert res.settings["train_text"].endswith("NCBItrainset_corpus.txt")
+    assert uses_scispacy_tokenizer(spacy.load(tmp_path / "m"))

@@ -27,8 +27,20 @@ from medmm.reports.ner.metrics import score_spans
 
 if TYPE_CHECKING:
     from spacy.language import Language
+    from spacy.training import Example
 
-__all__ = ["PubtatorDoc", "evaluate_pubtator", "read_pubtator"]
+__all__ = [
+    "NCBI_DISEASE_TYPES",
+    "PubtatorDoc",
+    "evaluate_pubtator",
+    "examples_from_pubtator",
+    "read_pubtator",
+]
+
+#: NCBI-disease's four mention types, all ``Disease`` in its BIO files.
+NCBI_DISEASE_TYPES = dict.fromkeys(
+    ["SpecificDisease", "DiseaseClass", "Modifier", "CompositeMention"], "Disease"
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ def read_pubtator(path: Path, *, label_map: Mapping[str, str] | None = None) -> 
             cols = line.split("\t")
             if len(cols) >= 5 and cols[1].isdigit() and cols[2].isdigit():
                 pmid, start, end, mention, label = cols[0], int(cols[1]), int(cols[2]), cols[3], cols[4]
-                if texts.get(pmid, "")[start:end] != mention:
+                if texts.get(pmid, "")[start:end].strip() != mention.strip():  # NCBI pads some mentions
                     raise CorpusFormatError(
                         f"{path}:{lineno}",
                         f"offsets {start}-{end} do not match mention {mention!r}",
@@ -83,6 +95,29 @@ def read_pubtator(path: Path, *, label_map: Mapping[str, str] | None = None) -> 
                     "use 'pmid|t|title', 'pmid|a|abstract', 'pmid<TAB>start<TAB>end<TAB>text<TAB>type' lines",
                 )
     return [PubtatorDoc(pmid, text, tuple(sorted(set(ents.get(pmid, []))))) for pmid, text in texts.items()]
+
+
+def examples_from_pubtator(nlp: Language, docs: list[PubtatorDoc]) -> list[Example]:
+    """Training examples on raw abstracts tokenized by ``nlp``'s own tokenizer (as scispaCy trains).
+
+    Gold mentions whose boundaries fall inside a token become *missing* tags (spaCy's ``-``), so the
+    model is neither taught to predict them nor punished for them.
+
+    >>> import spacy
+    >>> ex = examples_from_pubtator(spacy.blank("en"), [PubtatorDoc("1", "Aspirin works", ((0, 7, "C"),))])
+    >>> [(e.text, e.label_) for e in ex[0].reference.ents]
+    [('Aspirin', 'C')]
+    """
+    import warnings
+
+    from spacy.training import Example
+
+    out = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*\[W030\]")  # misaligned entities -> missing
+        for d in docs:
+            out.append(Example.from_dict(nlp.make_doc(d.text), {"entities": list(d.entities)}))
+    return out
 
 
 def evaluate_pubtator(

@@ -31,6 +31,7 @@ from typing import Any
 from medmm.reports.ner.corpus import CorpusFormatError, NerDoc, corpus_stats, read_corpus_dir
 from medmm.reports.ner.evaluate import evaluate_docs
 from medmm.reports.ner.pipeline import DEFAULT_HYPERPARAMS, build_pipeline, examples_from_docs
+from medmm.reports.ner.pubtator import NCBI_DISEASE_TYPES, examples_from_pubtator, read_pubtator
 from medmm.tables import atomic_write_json
 
 __all__ = ["META_FILE", "NerTrainResult", "main", "train_ner"]
@@ -106,6 +107,8 @@ def train_ner(
     learn_rate: float = 0.001,
     hyperparams: Mapping[str, Any] | None = None,
     budget_clock: str = "wall",
+    train_text: Path | None = None,
+    train_text_label_map: Mapping[str, str] | None = None,
 ) -> NerTrainResult:
     """Train, early-stop on the dev split, and save a spaCy NER pipeline with scispaCy's tokenizer.
 
@@ -134,6 +137,12 @@ def train_ner(
     budget_clock : {"wall", "cpu"}
         What ``max_minutes`` measures: wall-clock time (default), or this process' CPU time, for a
         machine shared with other jobs (training is single-threaded, so on an idle machine both agree).
+    train_text : Path, optional
+        A PubTator file of raw abstracts to train on *instead of* the BIO train split, tokenized by the
+        pipeline's (scispaCy) tokenizer, so training sees the tokens inference will see; mentions that
+        do not fall on token boundaries are left out as missing. Dev scoring stays on ``dev_split``.
+    train_text_label_map : mapping, optional
+        Renames PubTator types (e.g. :data:`~medmm.reports.ner.pubtator.NCBI_DISEASE_TYPES`).
 
     Returns
     -------
@@ -161,14 +170,19 @@ def train_ner(
     splits = read_corpus_dir(corpus_dir)
     train_docs = _split(splits, train_split, corpus_dir, max_docs)
     dev_docs = _split(splits, dev_split, corpus_dir, max_dev_docs)
-    labels = sorted({lab for d in train_docs for _, _, lab in d.spans})
+    text_docs = read_pubtator(train_text, label_map=train_text_label_map) if train_text else []
+    text_docs = text_docs[:max_docs] if max_docs else text_docs
+    if text_docs:
+        labels = sorted({lab for d in text_docs for _, _, lab in d.entities})
+    else:
+        labels = sorted({lab for d in train_docs for _, _, lab in d.spans})
     if not labels:
         raise CorpusFormatError(
             str(corpus_dir / train_split), "training split has no entities", "check the BIO tags"
         )
     hp = {**DEFAULT_HYPERPARAMS, **(hyperparams or {})}
     nlp = build_pipeline(labels, seed=seed, hyperparams=hp)
-    examples = examples_from_docs(nlp, train_docs)
+    examples = examples_from_pubtator(nlp, text_docs) if text_docs else examples_from_docs(nlp, train_docs)
     optimizer = Adam(
         learn_rate=warmup_linear(initial_rate=learn_rate, warmup_steps=250, total_steps=20000),  # type: ignore[arg-type]
         L2=0.01,
@@ -177,7 +191,12 @@ def train_ner(
     )
     nlp.initialize(lambda: examples, sgd=optimizer)
     rng = random.Random(seed)
-    sizes = compounding(4.0, 32.0, 1.001)
+    # ~100 -> ~800 tokens per batch: 4 -> 32 corpus sentences; fewer when training on whole abstracts
+    scale = 1.0
+    if text_docs:
+        mean_len = sum(len(ex.reference) for ex in examples) / len(examples)
+        scale = 25.0 / mean_len
+    sizes = compounding(max(1.0, 4.0 * scale), max(1.0, 32.0 * scale), 1.001)
 
     best_f1, best_epoch, best_bytes, best_scores = -1.0, 0, b"", {}
     history: list[dict[str, Any]] = []
@@ -266,7 +285,7 @@ def train_ner(
         seed=seed,
         wall_s=round(time.perf_counter() - wall0, 1),
         cpu_s=round(time.process_time() - cpu0, 1),
-        n_train_docs=len(train_docs),
+        n_train_docs=len(text_docs) if text_docs else len(train_docs),
         n_dev_docs=len(dev_docs),
         settings={
             "train_split": train_split,
@@ -282,7 +301,11 @@ def train_ner(
             "hyperparams": hp,
             "tokenizer": "scispacy.custom_tokenizer.combined_rule_tokenizer",
             "evaluation": "exact span match on the gold tokenization",
-            "train_stats": corpus_stats(train_docs),
+            "train_text": str(train_text) if train_text else None,
+            "train_text_label_map": dict(train_text_label_map or {}),
+            "train_stats": corpus_stats(train_docs)
+            if not text_docs
+            else {"docs": len(text_docs), "entities": len([e for d in text_docs for e in d.entities])},
             "dev_stats": corpus_stats(dev_docs),
         },
         history=history,
@@ -311,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.15)
     parser.add_argument("--learn-rate", type=float, default=0.001)
     parser.add_argument("--hyperparams", type=json.loads, default=None, help="JSON, e.g. '{\"depth\": 6}'")
+    parser.add_argument("--train-text", type=Path, default=None, help="PubTator abstracts to train on")
+    parser.add_argument("--ncbi-types", action="store_true", help="map NCBI's 4 PubTator types to Disease")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -330,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         learn_rate=args.learn_rate,
         hyperparams=args.hyperparams,
         budget_clock=args.budget_clock,
+        train_text=args.train_text,
+        train_text_label_map=NCBI_DISEASE_TYPES if args.ncbi_types else None,
     )
     summary = {k: v for k, v in res.to_dict().items() if k not in ("history", "settings")}
     print(json.dumps(summary, indent=2))
