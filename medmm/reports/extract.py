@@ -5,26 +5,30 @@
 >>> ents, labels = doc_rows(get_pipeline(spec)("A 12 mm nodule."), "r1", spec)
 >>> [(e.label, e.measurement_mm) for e in ents]
 [('MEASUREMENT', 12.0), ('FINDING', 12.0)]
+
+:func:`doc_records` is the fast path used by ``parse``: plain dicts, no per-row validation (the
+tables are validated once, as frames); :func:`doc_rows` wraps it in typed records.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import Any
 
-from spacy.attrs import IDX
+import numpy as np
+from spacy.attrs import IDX, SENT_START
 
-from medmm.reports._doc_utils import sentence_bounds
-from medmm.reports.findings import Mention, report_findings
+from medmm.reports.findings import Mention, label_records
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.measurements import find_measurements, link_measurements
 from medmm.reports.negation import ASSERTION_KEY
 from medmm.reports.nlp import PipelineSpec
 from medmm.reports.records import EntityRow, ReportLabelRow
-from medmm.reports.sections import Section, find_sections, scored_sections, section_at
+from medmm.reports.sections import Section, find_sections, scored_sections
 
-__all__ = ["doc_rows", "sections_of"]
+__all__ = ["ENTITY_COLUMNS", "doc_records", "doc_rows", "sections_of"]
+
+ENTITY_COLUMNS = list(EntityRow.model_fields)
 
 
 def sections_of(text: str, known: list[tuple[str, int, int, int]] | None) -> list[Section]:
@@ -38,33 +42,170 @@ def sections_of(text: str, known: list[tuple[str, int, int, int]] | None) -> lis
     return find_sections(text)
 
 
-@dataclass(frozen=True)
-class _Ent:
-    """The attributes of one spaCy entity that rows need, read once (Span attributes are slow)."""
-
-    start: int
-    end: int
-    start_char: int
-    end_char: int
-    text: str
-    label: str
-    ent_id: str
-    negated: bool
-    uncertain: bool
+def _section_at(starts: list[int], names: list[str], offset: int) -> str:
+    """:func:`~medmm.reports.sections.section_at` over precomputed section starts (bisect)."""
+    if not names:
+        return "BODY"
+    return names[max(0, bisect_right(starts, offset) - 1)]
 
 
-def _finding_of(ent: _Ent, abbreviations: dict[str, str]) -> tuple[str | None, str | None]:
-    """(vocabulary finding, long form) of an entity; abbreviations defined in the text are resolved."""
+def _entities(doc: Any) -> tuple[list[tuple[int, int, int, int, str, str]], list[int], list[int]]:
+    """Entities ``(token start, token end, char start, char end, label, pattern id)``, the sentence of
+    each, and the first token of every sentence (attributes read once: ``Span`` access is slow)."""
+    n = len(doc)
+    if n == 0:
+        return [], [], []
+    flags = doc.to_array(SENT_START)
+    sent_starts = [0, *(int(i) for i in np.flatnonzero(flags == 1) if i > 0)]
+    # `id_` is the pattern id of an entity span (`ent_id_` finds the same via the syntactic root: slow)
+    ents = [(e.start, e.end, e.start_char, e.end_char, e.label_, e.id_) for e in doc.ents]
+    sent_of = [bisect_right(sent_starts, e[0]) - 1 for e in ents]
+    return ents, sent_of, sent_starts
+
+
+def _sentence_chars(doc: Any, sent_starts: list[int], n_chars: int) -> list[tuple[int, int]]:
+    """Char spans of the sentences (for measurements)."""
+    idx = doc.to_array(IDX)
+    return list(zip(idx[sent_starts].tolist(), [*idx[sent_starts[1:]].tolist(), n_chars], strict=True))
+
+
+def doc_records(
+    doc: Any,
+    report_id: str,
+    spec: PipelineSpec,
+    known_sections: list[tuple[str, int, int, int]] | None = None,
+    text: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Entity rows, report-label rows (plain dicts, JSON values) and the section count of one report.
+
+    ``text`` is ``doc.text`` when the caller has it (spaCy rebuilds ``doc.text`` on every access).
+
+    >>> from medmm.reports.nlp import get_pipeline
+    >>> ents, labels, n = doc_records(get_pipeline(PipelineSpec())("No effusion."), "r1", PipelineSpec())
+    >>> [(e["finding"], e["negated"]) for e in ents], labels[-1]["status"], n
+    ([('pleural effusion', True)], 'present', 1)
+    """
+    text = doc.text if text is None else text
+    sections = sections_of(text, known_sections)
+    sec_starts = [s.start for s in sections]
+    sec_names = [s.name for s in sections]
+    scored = scored_sections()
+    flags = doc.user_data.get(ASSERTION_KEY)
     lex = load_lexicon()
-    long_form = abbreviations.get(ent.text)
-    if ent.label == "ANATOMY":
-        return None, long_form
-    if ent.ent_id and ent.ent_id in lex.kinds:
-        return ent.ent_id, long_form
-    finding = lex.finding_of(ent.text)
-    if finding is None and long_form:
-        finding = lex.finding_of(long_form)
-    return finding, long_form
+    kinds, phrases = lex.kinds, lex.phrases
+    lexicon_source, model_source = LEXICON_SOURCE, spec.model_source() or LEXICON_SOURCE
+    abbreviations = {a.text: a._.long_form.text for a in getattr(doc._, "abbreviations", [])}
+    raw, sent_of, sent_starts = _entities(doc)
+    if flags is None:  # pipeline without the assertion component's dict: read the Span extensions
+        flags = {(e.start, e.end): (e._.negated, e._.uncertain) for e in doc.ents}
+    anatomy: dict[int, list[tuple[int, str]]] = {}
+    for k, r in enumerate(raw):
+        if r[4] == "ANATOMY":
+            anatomy.setdefault(sent_of[k], []).append((r[0], r[5] or text[r[2] : r[3]].lower()))
+    rows: list[dict[str, Any]] = []
+    mentions: list[Mention] = []
+    findings_idx: list[int] = []
+    for k, (tok_a, tok_b, a, b, label, ent_id) in enumerate(raw):
+        neg, unc = flags[(tok_a, tok_b)]
+        neg, unc = bool(neg), bool(unc)
+        etext = text[a:b]
+        long_form = abbreviations.get(etext) if abbreviations else None
+        finding: str | None = None
+        location: str | None = None
+        if label != "ANATOMY":
+            if ent_id and ent_id in kinds:
+                finding = ent_id
+            else:
+                finding = phrases.get(" ".join(etext.lower().split()))
+                if finding is None and long_form:
+                    finding = phrases.get(" ".join(long_form.lower().split()))
+            near = anatomy.get(sent_of[k])
+            if near:
+                location = min(near, key=lambda x: abs(x[0] - tok_a))[1]
+            findings_idx.append(len(rows))
+        section = _section_at(sec_starts, sec_names, a)
+        rows.append(
+            {
+                "report_id": report_id,
+                "section": section,
+                "sentence": sent_of[k],
+                "start": a,
+                "end": b,
+                "text": etext,
+                "label": label,
+                "negated": neg,
+                "uncertain": unc,
+                "finding": finding,
+                "long_form": long_form,
+                "location": location,
+                "measurement_mm": None,
+                "measurement_dims_mm": None,
+                "measurement_kind": None,
+                "measurement_text": None,
+                "source": lexicon_source if (ent_id and spec.lexicon) else model_source,
+            }
+        )
+        if finding is not None:
+            mentions.append(Mention(finding, section, a, b, etext, neg, unc))
+    measurements = find_measurements(text)
+    if measurements:
+        _add_measurements(
+            measurements,
+            _sentence_chars(doc, sent_starts, len(text)),
+            rows,
+            findings_idx,
+            report_id,
+            (sec_starts, sec_names),
+        )
+        rows.sort(key=lambda r: (r["start"], r["end"]))
+    scored_spans = [(s.body_start, s.end) for s in sections if s.name in scored]
+    labels = label_records(report_id, mentions, text=text, scored=scored, scored_spans=scored_spans)
+    for lab in labels:
+        if lab["section"] is None and lab["start"] is not None:
+            lab["section"] = _section_at(sec_starts, sec_names, lab["start"])
+    return rows, labels, len(sections)
+
+
+def _add_measurements(
+    measurements: list[Any],
+    sent_spans: list[tuple[int, int]],
+    rows: list[dict[str, Any]],
+    findings_idx: list[int],
+    report_id: str,
+    secs: tuple[list[int], list[str]],
+) -> None:
+    """Fill the measurement columns of the findings they size and add one ``MEASUREMENT`` row each."""
+    spans = [(rows[i]["start"], rows[i]["end"]) for i in findings_idx]
+    links = link_measurements(measurements, spans, sent_spans)
+    for mi, m in enumerate(measurements):
+        linked = rows[findings_idx[links[mi]]] if mi in links else None
+        fields = {
+            "measurement_mm": m.size_mm,
+            "measurement_dims_mm": list(m.values_mm),
+            "measurement_kind": m.kind,
+            "measurement_text": m.text,
+        }
+        if linked is not None:
+            linked.update(fields)
+        sent = next((i for i, (a, b) in enumerate(sent_spans) if a <= m.start < b), 0)
+        rows.append(
+            {
+                "report_id": report_id,
+                "section": _section_at(*secs, m.start),
+                "sentence": sent,
+                "start": m.start,
+                "end": m.end,
+                "text": m.text,
+                "label": "MEASUREMENT",
+                "negated": linked["negated"] if linked else False,
+                "uncertain": linked["uncertain"] if linked else False,
+                "finding": linked["finding"] if linked else None,
+                "long_form": None,
+                "location": linked["location"] if linked else None,
+                **fields,
+                "source": LEXICON_SOURCE,
+            }
+        )
 
 
 def doc_rows(
@@ -74,99 +215,9 @@ def doc_rows(
     known_sections: list[tuple[str, int, int, int]] | None = None,
     text: str | None = None,
 ) -> tuple[list[EntityRow], list[ReportLabelRow]]:
-    """Entity rows (incl. one ``MEASUREMENT`` row per size) and report labels of a parsed report.
+    """Entity rows (incl. one ``MEASUREMENT`` row per size) and report labels of a parsed report, typed.
 
     ``text`` is ``doc.text`` when the caller has it (spaCy rebuilds ``doc.text`` on every access).
     """
-    text = doc.text if text is None else text
-    sections = sections_of(text, known_sections)
-    scored = scored_sections()
-    bounds = sentence_bounds(doc)
-    starts = [a for a, _ in bounds]
-    idx = doc.to_array(IDX)
-    sent_spans = [(int(idx[a]), int(idx[b]) if b < len(doc) else len(text)) for a, b in bounds]
-    abbreviations = {a.text: a._.long_form.text for a in getattr(doc._, "abbreviations", [])}
-    lexicon_source, model_source = LEXICON_SOURCE, spec.model_source() or LEXICON_SOURCE
-    flags = doc.user_data.get(ASSERTION_KEY)
-    ents = []
-    for e in doc.ents:
-        a, b = e.start_char, e.end_char
-        neg, unc = flags[(e.start, e.end)] if flags is not None else (e._.negated, e._.uncertain)
-        ents.append(_Ent(e.start, e.end, a, b, text[a:b], e.label_, e.ent_id_, bool(neg), bool(unc)))
-    sent_of = [max(0, bisect_right(starts, e.start) - 1) for e in ents]
-    anatomy = [(i, e) for i, e in enumerate(ents) if e.label == "ANATOMY"]
-    rows: list[EntityRow] = []
-    mentions: list[Mention] = []
-    findings_idx: list[int] = []
-    for k, ent in enumerate(ents):
-        finding, long_form = _finding_of(ent, abbreviations)
-        sent = sent_of[k]
-        location = None
-        if ent.label != "ANATOMY":
-            near = [e for i, e in anatomy if sent_of[i] == sent]
-            if near:
-                a_ent = min(near, key=lambda x: abs(x.start - ent.start))
-                location = a_ent.ent_id or a_ent.text.lower()
-            findings_idx.append(len(rows))
-        section = section_at(sections, ent.start_char)
-        rows.append(
-            EntityRow(
-                report_id=report_id,
-                section=section,
-                sentence=sent,
-                start=ent.start_char,
-                end=ent.end_char,
-                text=ent.text,
-                label=ent.label,
-                negated=ent.negated,
-                uncertain=ent.uncertain,
-                finding=finding,
-                long_form=long_form,
-                location=location,
-                source=lexicon_source if (ent.ent_id and spec.lexicon) else model_source,
-            )
-        )
-        if finding is not None:
-            mentions.append(
-                Mention(finding, section, ent.start_char, ent.end_char, ent.text, ent.negated, ent.uncertain)
-            )
-    measurements = find_measurements(text)
-    links = link_measurements(measurements, [(rows[i].start, rows[i].end) for i in findings_idx], sent_spans)
-    for mi, m in enumerate(measurements):
-        linked = rows[findings_idx[links[mi]]] if mi in links else None
-        fields = dict(
-            measurement_mm=m.size_mm,
-            measurement_dims_mm=list(m.values_mm),
-            measurement_kind=m.kind,
-            measurement_text=m.text,
-        )
-        if linked is not None:
-            rows[findings_idx[links[mi]]] = linked.model_copy(update=fields)
-        sent = next((i for i, (a, b) in enumerate(sent_spans) if a <= m.start < b), 0)
-        rows.append(
-            EntityRow(
-                report_id=report_id,
-                section=section_at(sections, m.start),
-                sentence=sent,
-                start=m.start,
-                end=m.end,
-                text=m.text,
-                label="MEASUREMENT",
-                negated=linked.negated if linked else False,
-                uncertain=linked.uncertain if linked else False,
-                finding=linked.finding if linked else None,
-                location=linked.location if linked else None,
-                source=LEXICON_SOURCE,
-                **fields,
-            )
-        )
-    rows.sort(key=lambda r: (r.start, r.end))
-    scored_spans = [(s.body_start, s.end) for s in sections if s.name in scored]
-    labels = report_findings(report_id, mentions, text=text, scored=scored, scored_spans=scored_spans)
-    labels = [
-        lab.model_copy(update={"section": section_at(sections, lab.start)})
-        if lab.section is None and lab.start is not None
-        else lab
-        for lab in labels
-    ]
-    return rows, labels
+    ents, labels, _ = doc_records(doc, report_id, spec, known_sections, text)
+    return [EntityRow(**e) for e in ents], [ReportLabelRow(**lab) for lab in labels]

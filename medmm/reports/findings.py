@@ -24,10 +24,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from medmm.reports.records import FindingStatus, ReportLabelRow
 
-__all__ = ["NORMAL", "Mention", "find_normal_phrase", "report_findings", "status_of"]
+__all__ = ["NORMAL", "Mention", "find_normal_phrase", "label_records", "report_findings", "status_of"]
 
 NORMAL = "normal"
 DEFAULT_SCORED = frozenset({"FINDINGS", "IMPRESSION", "BODY"})
@@ -85,6 +86,73 @@ def find_normal_phrase(text: str, spans: Iterable[tuple[int, int]] = ()) -> tupl
 
 
 _RANK = {FindingStatus.present: 0, FindingStatus.uncertain: 1, FindingStatus.absent: 2}
+_STATUS_RANK = {"present": 0, "uncertain": 1, "absent": 2}
+
+
+def _status_value(m: Mention) -> str:
+    return "absent" if m.negated else ("uncertain" if m.uncertain else "present")
+
+
+def label_records(
+    report_id: str,
+    mentions: Sequence[Mention],
+    *,
+    text: str = "",
+    scored: frozenset[str] = DEFAULT_SCORED,
+    scored_spans: Sequence[tuple[int, int]] = (),
+) -> list[dict[str, Any]]:
+    """:func:`report_findings` as plain dicts (``status`` as its string value): the fast path for batches.
+
+    >>> m = [Mention("edema", "FINDINGS", 0, 5, "edema", negated=False, uncertain=False)]
+    >>> [(r["finding"], r["status"]) for r in label_records("r1", m)]
+    [('edema', 'present'), ('normal', 'absent')]
+    """
+    by_finding: dict[str, list[Mention]] = {}
+    for m in mentions:
+        if m.section in scored and m.finding != NORMAL:
+            by_finding.setdefault(m.finding, []).append(m)
+    rows: list[dict[str, Any]] = []
+    abnormal: tuple[Mention, str] | None = None
+    for finding, ms in by_finding.items():
+        best = min(ms, key=lambda m: (_STATUS_RANK[_status_value(m)], m.start))
+        status = _status_value(best)
+        n = len(ms)
+        rows.append(_label(report_id, finding, status, best.text, best.section, best.start, best.end, n))
+        if status != "absent" and (abnormal is None or best.start < abnormal[0].start):
+            abnormal = (best, status)
+    if abnormal is not None:
+        best, status = abnormal
+        evidence = f"{best.finding} {status}: {best.text}"
+        rows.append(_label(report_id, NORMAL, "absent", evidence, best.section, best.start, best.end, 0))
+        return rows
+    span = find_normal_phrase(text, scored_spans) if text else None
+    if span is not None:
+        rows.append(_label(report_id, NORMAL, "present", text[span[0] : span[1]], None, span[0], span[1], 1))
+    else:
+        rows.append(_label(report_id, NORMAL, "present", "no abnormal finding present or uncertain"))
+    return rows
+
+
+def _label(
+    report_id: str,
+    finding: str,
+    status: str,
+    evidence: str,
+    section: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    n_mentions: int = 0,
+) -> dict[str, Any]:
+    return {
+        "report_id": report_id,
+        "finding": finding,
+        "status": status,
+        "evidence": evidence,
+        "section": section,
+        "start": start,
+        "end": end,
+        "n_mentions": n_mentions,
+    }
 
 
 def report_findings(
@@ -108,62 +176,5 @@ def report_findings(
     scored
         Section names whose mentions count.
     """
-    by_finding: dict[str, list[Mention]] = {}
-    for m in mentions:
-        if m.section in scored and m.finding != NORMAL:
-            by_finding.setdefault(m.finding, []).append(m)
-    rows: list[ReportLabelRow] = []
-    abnormal: Mention | None = None
-    for finding, ms in by_finding.items():
-        best = min(ms, key=lambda m: (_RANK[m.status], m.start))
-        rows.append(
-            ReportLabelRow(
-                report_id=report_id,
-                finding=finding,
-                status=best.status,
-                evidence=best.text,
-                section=best.section,
-                start=best.start,
-                end=best.end,
-                n_mentions=len(ms),
-            )
-        )
-        if best.status is not FindingStatus.absent and (abnormal is None or best.start < abnormal.start):
-            abnormal = best
-    if abnormal is not None:
-        rows.append(
-            ReportLabelRow(
-                report_id=report_id,
-                finding=NORMAL,
-                status=FindingStatus.absent,
-                evidence=f"{abnormal.finding} {abnormal.status.value}: {abnormal.text}",
-                section=abnormal.section,
-                start=abnormal.start,
-                end=abnormal.end,
-            )
-        )
-        return rows
-    span = find_normal_phrase(text, scored_spans) if text else None
-    if span is not None:
-        rows.append(
-            ReportLabelRow(
-                report_id=report_id,
-                finding=NORMAL,
-                status=FindingStatus.present,
-                evidence=text[span[0] : span[1]],
-                start=span[0],
-                end=span[1],
-                section=None,
-                n_mentions=1,
-            )
-        )
-    else:
-        rows.append(
-            ReportLabelRow(
-                report_id=report_id,
-                finding=NORMAL,
-                status=FindingStatus.present,
-                evidence="no abnormal finding present or uncertain",
-            )
-        )
-    return rows
+    recs = label_records(report_id, mentions, text=text, scored=scored, scored_spans=scored_spans)
+    return [ReportLabelRow(**r) for r in recs]

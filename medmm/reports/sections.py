@@ -45,6 +45,7 @@ def _header_regex() -> tuple[re.Pattern[str], dict[str, str]]:
     return pattern, canon
 
 
+@lru_cache(maxsize=1)
 def scored_sections() -> frozenset[str]:
     """Sections whose mentions decide report-level findings (``FINDINGS``, ``IMPRESSION``, ``BODY``)."""
     return frozenset(load_data("sections.yaml")["scored"])
