@@ -21,26 +21,38 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel
 
 from medmm.errors import reason_of
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
 from medmm.reports.nlp import PipelineSpec, get_pipeline
 from medmm.reports.records import EntityRow, ReportLabelRow, ReportManifestRow, ReportTextRow, Status
 
-__all__ = ["BatchResult", "ParseSummary", "parse_reports", "process_batch"]
+__all__ = ["BatchResult", "BatchTables", "ParseSummary", "parse_batch", "parse_reports", "process_batch"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class BatchResult:
-    """Rows produced by one batch (plain dicts, cheap to send back from a worker)."""
+    """Rows produced by one batch as plain dicts (see :func:`process_batch`)."""
 
     entities: list[dict[str, Any]] = field(default_factory=list)
     labels: list[dict[str, Any]] = field(default_factory=list)
     texts: list[dict[str, Any]] = field(default_factory=list)
     manifest: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BatchTables:
+    """What one batch task sends back: three compact frames, built once per batch.
+
+    ``reports`` has one row per report of the batch: ``report_id, text, status, reason, n_sections,
+    n_entities`` (status ``ingested``, or ``quarantined`` when the pipeline crashed on it).
+    """
+
+    entities: pd.DataFrame
+    labels: pd.DataFrame
+    reports: pd.DataFrame
 
 
 @dataclass
@@ -50,6 +62,10 @@ class ParseSummary:
     counts: dict[str, int]
     pipeline: str
     outputs: dict[str, str]
+
+
+REPORT_COLUMNS = ["report_id", "text", "status", "reason", "n_sections", "n_entities"]
+LABEL_COLUMNS = list(ReportLabelRow.model_fields)
 
 
 def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) -> dict[str, Any]:
@@ -68,27 +84,29 @@ def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) ->
     ).model_dump(mode="json")
 
 
-def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
-    """Parse a batch of reports with the (per-process cached) pipeline of ``spec``.
+def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
+    """Parse a batch of reports with the (per-process cached) pipeline of ``spec``; columnar result.
 
-    >>> res = process_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())
-    >>> [(e["finding"], e["negated"]) for e in res.entities]
-    [('pneumothorax', True)]
+    A batch that fails is redone report by report, so only the report that crashes is quarantined.
+
+    >>> res = parse_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())
+    >>> res.entities[["finding", "negated"]].values.tolist(), res.reports["status"].tolist()
+    ([['pneumothorax', True]], ['ingested'])
     """
-    from medmm.reports.extract import doc_rows, sections_of
+    from medmm.reports.extract import ENTITY_COLUMNS, doc_records
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         nlp = get_pipeline(spec)
-    out = BatchResult()
+    ents: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
+    reports: list[tuple[Any, ...]] = []
 
     def one(r: ReportInput, doc: Any) -> None:
-        ents, labels = doc_rows(doc, r.report_id, spec, r.sections, text=r.text)
-        out.entities += [e.model_dump(mode="json") for e in ents]
-        out.labels += [lab.model_dump(mode="json") for lab in labels]
-        out.texts.append(ReportTextRow(report_id=r.report_id, text=r.text).model_dump(mode="json"))
-        n_sections = len(sections_of(r.text, r.sections))
-        out.manifest.append(_manifest(r, Status.ingested, n_sections=n_sections, n_entities=len(ents)))
+        e, lab, n_sections = doc_records(doc, r.report_id, spec, r.sections, text=r.text)
+        ents.extend(e)
+        labels.extend(lab)
+        reports.append((r.report_id, r.text, "ingested", "", n_sections, len(e)))
 
     try:
         with warnings.catch_warnings():
@@ -97,14 +115,42 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
             for r, doc in zip(batch, nlp.pipe([r.text for r in batch], batch_size=64), strict=True):
                 one(r, doc)
     except Exception:  # isolate the bad report(s): redo this batch one by one
-        out = BatchResult()
+        ents, labels, reports = [], [], []
         for r in batch:
             try:
                 one(r, nlp(r.text))
             except Exception as exc:
                 log.warning("report %s quarantined: %s", r.path, type(exc).__name__)
-                out.manifest.append(_manifest(r, Status.quarantined, reason_of(exc)))
-    return out
+                reports.append((r.report_id, r.text, "quarantined", reason_of(exc), 0, 0))
+    return BatchTables(
+        pd.DataFrame(ents, columns=ENTITY_COLUMNS),
+        pd.DataFrame(labels, columns=LABEL_COLUMNS),
+        pd.DataFrame(reports, columns=REPORT_COLUMNS),
+    )
+
+
+def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
+    """:func:`parse_batch` as lists of row dicts (entities, labels, texts, manifest rows).
+
+    >>> res = process_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())
+    >>> [(e["finding"], e["negated"]) for e in res.entities]
+    [('pneumothorax', True)]
+    """
+    t = parse_batch(batch, spec)
+    by_id = {r.report_id: r for r in batch}
+    manifest, texts = [], []
+    for x in _records(t.reports):
+        extra = {"n_sections": int(x["n_sections"]), "n_entities": int(x["n_entities"])}
+        manifest.append(_manifest(by_id[x["report_id"]], Status(x["status"]), x["reason"], **extra))
+        if x["status"] == "ingested":
+            texts.append({"report_id": x["report_id"], "text": x["text"]})
+    return BatchResult(_records(t.entities), _records(t.labels), texts, manifest)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of ``frame`` as dicts, missing values as ``None``."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
 def _cpu_seconds() -> float:
@@ -138,17 +184,19 @@ def parse_reports(
     model: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
-    batch_size: int = 100,
+    batch_size: int = 250,
     key_file: Path | None = None,
     max_chars: int = MAX_CHARS,
 ) -> ParseSummary:
     """Parse every report of ``input_path`` into ``run_dir`` tables; see :mod:`medmm.reports`.
 
     ``workers=0`` runs in this process without Dask (debugging, notebooks); otherwise a local Dask
-    cluster with ``workers`` processes, or the cluster at ``scheduler``.
+    cluster with ``workers`` processes, or the cluster at ``scheduler``. Re-running over the same
+    ``run_dir`` resumes: reports already parsed (same id, text, pipeline and site key) are taken
+    from ``run_dir/.reports_parts/`` (:mod:`medmm.reports.resume`) and only the rest is parsed.
     """
+    from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
-    from medmm.tables import write_table
     from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 
     timer = Timer()
@@ -157,11 +205,12 @@ def parse_reports(
     with timer("load_pipeline_check"), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         get_pipeline(spec)  # fail fast on an unknown model, before reading or starting workers
-    pseudonymizer = None
+    pseudonymizer, site = None, ""
     if patient_column or study_column:
         from medmm.pseudonym import Pseudonymizer, load_key
 
-        pseudonymizer = Pseudonymizer(load_key(key_file))
+        key = load_key(key_file)
+        pseudonymizer, site = Pseudonymizer(key), key_fingerprint(key)
     with timer("read"):
         batch_in = read_reports(
             input_path,
@@ -172,12 +221,29 @@ def parse_reports(
             pseudonymizer=pseudonymizer,
             max_chars=max_chars,
         )
-    results: list[BatchResult] = []
-    batches = _batches(batch_in.reports, batch_size)
-    if workers == 0 and not scheduler:
+        pipeline = spec.describe()
+        keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
+        parts = Parts(run_dir)
+        done = parts.done_keys()
+        todo = [r for r in batch_in.reports if keys[r.report_id] not in done]
+    failed: list[dict[str, Any]] = []
+    batches = _batches(todo, batch_size)
+
+    def save(batch: list[ReportInput], res: BatchTables) -> None:
+        ks = [keys[r.report_id] for r in batch]
+        parts.write(
+            ks,
+            *(f.assign(_key=f["report_id"].map(keys)) for f in (res.entities, res.labels, res.reports)),
+        )
+
+    if not batches:
+        timer.timings["parse"] = 0.0
+        timer.timings["parse_cpu_s"] = 0.0
+    elif workers == 0 and not scheduler:
         cpu0 = time.process_time()
         with timer("parse"):
-            results = [process_batch(b, spec) for b in batches]
+            for b in batches:
+                save(b, parse_batch(b, spec))
         timer.timings["parse_cpu_s"] = time.process_time() - cpu0
     else:
         with ExitStack() as stack:
@@ -187,22 +253,24 @@ def parse_reports(
                 client.run(_warm, spec)
             cpu_before = client.run(_cpu_seconds)
             with timer("parse"):
-                for i, res in run_tasks(client, process_batch, batches, label="reports", args=(spec,)):
-                    if isinstance(res, TaskFailure):
-                        failed = [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
-                        results.append(BatchResult(manifest=failed))
+                for i, res in run_tasks(client, parse_batch, batches, label="reports", args=(spec,)):
+                    if isinstance(res, TaskFailure):  # not saved as a part: a re-run tries again
+                        failed += [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
                     else:
-                        results.append(res)
+                        save(batches[i], res)
             cpu_after = client.run(_cpu_seconds)
             # CPU seconds the workers spent in the parse phase (contention on a shared machine shows
             # as parse wall time >> worker CPU time / workers)
             timer.timings["parse_cpu_s"] = sum(cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after)
     with timer("write"):
-        outputs = _write(run_dir, results, batch_in.rejected, write_table)
+        entities, labels, reports = parts.merge(keys.values())
+        outputs = _write(run_dir, batch_in.reports, entities, labels, reports, failed, batch_in.rejected)
     manifest = pd.read_parquet(outputs["manifest_reports"])
     counts = {str(k): int(v) for k, v in manifest["status"].value_counts().items()}
     counts["reports"] = len(manifest)
-    counts["entities"] = int(sum(len(r.entities) for r in results))
+    counts["entities"] = len(entities)
+    counts["parsed_now"] = len(todo)
+    counts["resumed"] = len(batch_in.reports) - len(todo)
     options = {
         "input": str(input_path),
         "id_column": batch_in.id_column,
@@ -221,33 +289,50 @@ def parse_reports(
         options=options,
         counts=counts,
         timings=timer.total(),
-        extra={"pipeline": spec.describe()},
+        extra={"pipeline": pipeline},
     )
-    return ParseSummary(counts, spec.describe(), {k: str(v) for k, v in outputs.items()})
+    return ParseSummary(counts, pipeline, {k: str(v) for k, v in outputs.items()})
 
 
 def _write(
-    run_dir: Path, results: list[BatchResult], rejected: list[ReportManifestRow], write_table: Any
+    run_dir: Path,
+    inputs: list[ReportInput],
+    entities: pd.DataFrame,
+    labels: pd.DataFrame,
+    reports: pd.DataFrame,
+    failed: list[dict[str, Any]],
+    rejected: list[ReportManifestRow],
 ) -> dict[str, Path]:
-    def frame(key: str, model: type[BaseModel]) -> pd.DataFrame:
-        rows = [row for r in results for row in getattr(r, key)]
-        return pd.DataFrame(rows, columns=list(model.model_fields))
+    """Write the four run tables from the merged parts (order: manifest by input path, entities by
+    report and offset, labels by report, texts in input order)."""
+    from medmm.tables import write_table
 
-    manifest = frame("manifest", ReportManifestRow)
-    if rejected:
-        extra = pd.DataFrame(
-            [r.model_dump(mode="json") for r in rejected], columns=list(ReportManifestRow.model_fields)
-        )
-        manifest = pd.concat([manifest, extra], ignore_index=True) if len(manifest) else extra
+    outcome = {str(x["report_id"]): x for x in _records(reports)}
+    rows = []
+    for r in inputs:
+        if (o := outcome.get(r.report_id)) is not None:
+            extra = {"n_sections": int(o["n_sections"]), "n_entities": int(o["n_entities"])}
+            rows.append(_manifest(r, Status(o["status"]), str(o["reason"]), **extra))
+    rows += failed + [r.model_dump(mode="json") for r in rejected]
+    manifest = pd.DataFrame(rows, columns=list(ReportManifestRow.model_fields))
     manifest = manifest.sort_values("path", key=_natural_key, kind="stable").reset_index(drop=True)
-    entities = frame("entities", EntityRow).sort_values(["report_id", "start"], kind="stable")
-    labels = frame("labels", ReportLabelRow).sort_values(["report_id"], kind="stable")
+    order = {r.report_id: i for i, r in enumerate(inputs)}
+
+    def in_input_order(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        if not len(frame):
+            return pd.DataFrame(columns=columns)
+        pos = frame["report_id"].map(order)
+        return frame.assign(_pos=pos).sort_values("_pos", kind="stable")[columns].reset_index(drop=True)
+
+    entity_cols, text_cols = list(EntityRow.model_fields), list(ReportTextRow.model_fields)
+    entities = in_input_order(entities, entity_cols).sort_values(["report_id", "start"], kind="stable")
+    labels = in_input_order(labels, LABEL_COLUMNS).sort_values(["report_id"], kind="stable")
+    ingested = reports[reports["status"] == "ingested"] if len(reports) else reports
+    texts = in_input_order(ingested, text_cols)
     return {
         "entities": write_table(entities, run_dir / "entities.parquet", EntityRow),
         "report_labels": write_table(labels, run_dir / "report_labels.parquet", ReportLabelRow),
-        "report_texts": write_table(
-            frame("texts", ReportTextRow), run_dir / "report_texts.parquet", ReportTextRow
-        ),
+        "report_texts": write_table(texts, run_dir / "report_texts.parquet", ReportTextRow),
         "manifest_reports": write_table(manifest, run_dir / "manifest_reports.parquet", ReportManifestRow),
     }
 

@@ -1,0 +1,96 @@
+"""Resumable `parse`: a second run over the same RUN_DIR does no parsing work and yields identical
+tables; a changed report (or a part lost with a killed run) is parsed again, and only that."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from medmm.reports import pipeline
+from medmm.reports.resume import PARTS_DIR
+
+CSV = (
+    "uid,findings,impression\n"
+    "1,Heart is mildly enlarged. No pneumothorax.,Possible left lower lobe atelectasis.\n"
+    "2,The lungs are clear. No pleural effusion.,No acute cardiopulmonary abnormality.\n"
+    "3,A 12 mm nodule in the right upper lobe.,Nodule.\n"
+    "4, , \n"
+)
+TABLES = ("entities", "report_labels", "report_texts", "manifest_reports")
+
+
+def _tables(run: Path) -> dict[str, pd.DataFrame]:
+    return {t: pd.read_parquet(run / f"{t}.parquet") for t in TABLES}
+
+
+def _parse(src: Path, run: Path) -> dict[str, int]:
+    return pipeline.parse_reports(src, run, workers=0, batch_size=1).counts
+
+
+def _count_parsing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the report ids that go through the pipeline."""
+    seen: list[str] = []
+    real = pipeline.parse_batch
+
+    def spy(batch: list[Any], spec: Any) -> Any:
+        seen.extend(r.report_id for r in batch)
+        return real(batch, spec)
+
+    monkeypatch.setattr(pipeline, "parse_batch", spy)
+    return seen
+
+
+def test_second_run_does_no_work_and_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, run = tmp_path / "r.csv", tmp_path / "run"
+    src.write_text(CSV)
+    first = _parse(src, run)
+    assert (first["parsed_now"], first["resumed"]) == (3, 0)
+    before = _tables(run)
+    seen = _count_parsing(monkeypatch)
+    second = _parse(src, run)
+    assert seen == [] and (second["parsed_now"], second["resumed"]) == (0, 3)
+    after = _tables(run)
+    for t in TABLES:
+        pd.testing.assert_frame_equal(before[t], after[t])
+    assert after["manifest_reports"]["status"].tolist() == ["ingested"] * 3 + ["quarantined"]
+
+
+def test_changed_report_and_lost_part_are_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, run = tmp_path / "r.csv", tmp_path / "run"
+    src.write_text(CSV)
+    _parse(src, run)
+    parts = sorted((run / PARTS_DIR).glob("part-*-reports.parquet"))
+    assert len(parts) == 3
+    # a run killed before the part of report 2 was complete: its marker file is missing
+    lost = next(p for p in parts if pd.read_parquet(p)["report_id"].tolist() == ["2"])
+    lost.unlink()
+    src.write_text(CSV.replace("A 12 mm nodule", "A 15 mm nodule"))  # report 3 changed
+    seen = _count_parsing(monkeypatch)
+    counts = _parse(src, run)
+    assert sorted(seen) == ["2", "3"] and counts["resumed"] == 1
+    ents = _tables(run)["entities"]
+    nodule = ents[(ents.report_id == "3") & (ents.label == "FINDING") & (ents.finding == "nodule")]
+    assert nodule["measurement_mm"].tolist()[0] == 15.0
+    labels = _tables(run)["report_labels"]
+    assert set(labels.report_id) == {"1", "2", "3"}
+    assert labels[(labels.report_id == "2") & (labels.finding == "normal")]["status"].tolist() == ["present"]
+    # the stale part of the old report 3 is gone; one part per current report remains
+    assert len(list((run / PARTS_DIR).glob("part-*-reports.parquet"))) == 3
+
+
+def test_other_site_key_reparses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, run = tmp_path / "r.csv", tmp_path / "run"
+    src.write_text("uid,patient,text\n1,P1,No effusion.\n")
+    for name, byte in (("a.key", "ab"), ("b.key", "cd")):
+        (tmp_path / name).write_text(byte * 32 + "\n")
+    pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "a.key", workers=0)
+    seen = _count_parsing(monkeypatch)
+    pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "a.key", workers=0)
+    assert seen == []
+    pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "b.key", workers=0)
+    assert seen == ["1"]
