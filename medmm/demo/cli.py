@@ -14,7 +14,7 @@ def demo(
     workers: int = typer.Option(2, "--workers", "-w", min=1, help="Local Dask worker processes."),
     key_file: Path | None = typer.Option(None, "--key-file", help="Site key (default: $MEDMM_KEY_FILE)."),
 ) -> None:
-    """Run imaging ingest, reports, signals and beat anomalies on generated + package sample data."""
+    """Run every stage (ingest, reports, signals, anomalies, align, predict) on sample data."""
     from rich.console import Console
     from rich.table import Table
 
@@ -31,7 +31,8 @@ def demo(
     console.print(f"report pipeline: {summary['pipeline']}")
     console.print(
         f"results: {summary['run_dir']}  (manifest.parquet, volumes.parquet, entities.parquet, "
-        "report_labels.parquet, signals.parquet, beats.parquet, anomalies.parquet, run.json)"
+        "report_labels.parquet, signals.parquet, beats.parquet, anomalies.parquet, records.parquet, "
+        "predictions.parquet, run.json)"
     )
     for fig in summary["figures"]:
         console.print(f"figure: {fig}")

@@ -77,10 +77,37 @@ def _ecg_figure(signals_dir: Path, run_dir: Path, figures: Path, record: str) ->
     return out
 
 
+def _fusion(run_dir: Path, seed: int) -> dict[str, int]:
+    """Align the demo's items into records, train a small fused model on them, and predict.
+
+    The demo's records are few (a handful of patients), so the model shows the wiring from stage
+    tables to ``predictions.parquet``; its metrics mean nothing (see ``docs/models.md`` for real ones).
+    """
+    from medmm.align.pipeline import align_run
+    from medmm.models.config import TrainConfig
+    from medmm.models.runner import train_from_config
+    from medmm.predict.predict import predict_run
+
+    aligned = align_run(run_dir, label_findings=("cardiomegaly",), pvc_label="pvc")
+    config = TrainConfig.model_validate(
+        {
+            "run_dir": run_dir,
+            "out_dir": run_dir / "models" / "fusion",
+            "fusion": "attention",
+            "modalities": {"image": {}, "report": {}, "signal": {}},
+            "tasks": [{"name": "diagnosis", "labels": ["pvc"]}],
+            "train": {"epochs": 5, "seed": seed, "progress": False, "n_boot": 200},
+        }
+    )
+    train_from_config(config)
+    predicted = predict_run(config.output_dir() / "model.pt", run_dir)
+    return {"records": int(aligned["records"]), "predictions": int(predicted["rows"])}
+
+
 def run_full_demo(
     out: Path, *, workers: int = 2, key_file: Path | None = None, seed: int = 0
 ) -> dict[str, Any]:
-    """Run imaging ingest, reports, signals and beat anomalies on sample data into ``out``.
+    """Run every stage on sample data into ``out``: ingest, reports, signals, anomalies, align, predict.
 
     Parameters
     ----------
@@ -118,6 +145,7 @@ def run_full_demo(
     signals = run_signals(signals_dir, out, workers=0, key_file=key_file)
     train_on_run(out, out / "models" / "beats", seed=seed)
     anomaly = score_run(out, out / "models" / "beats", out)
+    fusion = _fusion(out, seed)
     figs = [
         p for p in (_volume_figure(out, figures), _ecg_figure(signals_dir, out, figures, "demo_ecg_1")) if p
     ]
@@ -128,6 +156,7 @@ def run_full_demo(
             "reports": reports.counts,
             "signals": signals,
             "anomaly": anomaly,
+            "align+predict": fusion,
         },
         "pipeline": reports.pipeline,
         "figures": [str(p) for p in [*figs, report_html]],

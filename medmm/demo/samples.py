@@ -82,13 +82,15 @@ _NORMAL = [
     (0.03, -0.20, 0.008),
     (0.25, 0.30, 0.05),
 ]
+#: PVC spacing (in beats) of the sample records: frequent, none, occasional.
+_PVC_EVERY = (7, 0, 23)
 _PVC = [(0.0, 1.5, 0.035), (0.08, -0.6, 0.03), (0.32, -0.40, 0.07)]
 
 
 def synthetic_ecg(
     fs: float, duration_s: float, *, hr_bpm: float = 72.0, pvc_every: int = 9, seed: int = 0
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], list[str]]:
-    """One ECG lead (mV) with a PVC about every ``pvc_every`` beats; returns signal, beat samples, symbols."""
+    """One ECG lead (mV), a PVC every ``pvc_every`` beats (0: none); returns signal, beat samples, symbols."""
     rng = np.random.default_rng(seed)
     n = round(duration_s * fs)
     t = np.arange(n) / fs
@@ -100,12 +102,12 @@ def synthetic_ecg(
     k = 0
     while beat_t < duration_s - 1.0:
         k += 1
-        is_pvc = k % pvc_every == 0
+        is_pvc = pvc_every > 0 and k % pvc_every == 0
         ecg += _waves(t, beat_t, _PVC if is_pvc else _NORMAL)
         times.append(beat_t)
         symbols.append("V" if is_pvc else "N")
         jitter = rng.uniform(-0.03, 0.03) * rr
-        next_is_pvc = (k + 1) % pvc_every == 0
+        next_is_pvc = pvc_every > 0 and (k + 1) % pvc_every == 0
         if next_is_pvc:
             beat_t += 0.6 * rr + jitter  # premature
         elif is_pvc:
@@ -125,7 +127,11 @@ def write_sample_ecg(
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n_records):
         ecg, samples, symbols = synthetic_ecg(
-            float(fs), duration_s, hr_bpm=64.0 + 8 * i, pvc_every=7 + i, seed=seed + i
+            float(fs),
+            duration_s,
+            hr_bpm=64.0 + 8 * i,
+            pvc_every=_PVC_EVERY[i % len(_PVC_EVERY)],
+            seed=seed + i,
         )
         name = f"demo_ecg_{i + 1}"
         wfdb.wrsamp(

@@ -124,11 +124,32 @@ def _anomaly(step: StageStep, ctx: StageContext) -> dict[str, int]:
     return counts
 
 
+def _align(step: StageStep, ctx: StageContext) -> dict[str, int]:
+    from medmm.align.pipeline import align_run
+
+    counts = align_run(ctx.run_dir, **_checked_options(align_run, step.options, "align"))
+    return {k: int(v) for k, v in counts.items() if isinstance(v, int)}
+
+
+def _predict(step: StageStep, ctx: StageContext) -> dict[str, int]:
+    """Score the run's records with the checkpoint in ``options.model``."""
+    from medmm.predict.predict import predict_run
+
+    opts = dict(step.options)
+    if "model" not in opts:
+        raise ConfigError("stage 'predict': option `model` (a checkpoint, model.pt) is required")
+    checkpoint = ctx.resolve(str(opts.pop("model")))
+    counts = predict_run(checkpoint, ctx.run_dir, **_checked_options(predict_run, opts, "predict"))
+    return {k: int(v) for k, v in counts.items() if isinstance(v, int)}
+
+
 _STAGES: dict[StageName, Callable[[StageStep, StageContext], dict[str, int]]] = {
     StageName.ingest: _ingest,
     StageName.reports: _reports,
     StageName.signals: _signals,
     StageName.anomaly: _anomaly,
+    StageName.align: _align,
+    StageName.predict: _predict,
 }
 
 

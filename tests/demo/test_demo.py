@@ -24,7 +24,8 @@ def test_demo_command_runs_every_stage(tmp_path: Path, key_file: Path) -> None:
     out = tmp_path / "demo"
     result = CliRunner().invoke(app, ["demo", "--out", str(out), "--workers", "1"])
     assert result.exit_code == 0, result.output
-    for table in ("manifest", "volumes", "entities", "report_labels", "signals", "beats", "anomalies"):
+    tables = ("manifest", "volumes", "entities", "report_labels", "signals", "beats", "anomalies", "records")
+    for table in (*tables, "predictions"):
         assert (out / f"{table}.parquet").exists(), table
     labels = pd.read_parquet(out / "report_labels.parquet")
     r1 = labels[labels["report_id"] == "demo-r1"].set_index("finding")["status"]
@@ -44,3 +45,7 @@ def test_demo_command_runs_every_stage(tmp_path: Path, key_file: Path) -> None:
         out / "report_labels.parquet"
     ).read_bytes().decode("latin-1")
     assert np.isfinite(anomalies["score"]).all()
+    records = pd.read_parquet(out / "records.parquet")
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert set(predictions["record_id"]) <= set(records["record_id"]) and len(predictions) > 0
+    assert predictions["score"].between(0, 1).all()

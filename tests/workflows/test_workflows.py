@@ -18,6 +18,7 @@ from medmm.workflows.run import run_workflow
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2] / "workflows"
 WORKFLOWS = sorted(p for p in WORKFLOW_DIR.glob("*.yaml") if not p.name.startswith("train_"))
+TRAIN_CONFIGS = sorted(WORKFLOW_DIR.glob("train_*.yaml"))
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -25,6 +26,13 @@ def test_shipped_workflows_validate(path: Path) -> None:
     data = yaml.safe_load(path.read_text())
     jsonschema.validate(data, json.loads((schema_dir() / "workflow.schema.json").read_text()))
     assert load_workflow(path)[0].name == data["name"]
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_shipped_train_configs_validate(path: Path) -> None:
+    from medmm.models.config import load_config
+
+    assert load_config(path).tasks
 
 
 def test_invalid_workflow_names_the_field(tmp_path: Path) -> None:
@@ -79,6 +87,7 @@ def test_signals_then_anomaly_workflow(tmp_path: Path, key_file: Path) -> None:
             "stages": [
                 {"stage": "signals", "input": "ecg"},
                 {"stage": "anomaly", "options": {"model": "model", "train": True, "epochs": 3}},
+                {"stage": "align", "options": {"pvc_label": "pvc"}},
             ],
         }
     )
@@ -87,3 +96,5 @@ def test_signals_then_anomaly_workflow(tmp_path: Path, key_file: Path) -> None:
     anomalies = read_table(tmp_path / "run" / "anomalies.parquet")
     assert result.counts["anomaly"]["beats"] == len(beats) == len(anomalies) > 100
     assert (tmp_path / "model" / "model.json").exists()
+    records = read_table(tmp_path / "run" / "records.parquet")
+    assert result.counts["align"]["records"] == len(records) > 0 and records["has_signal"].all()
