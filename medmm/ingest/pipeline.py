@@ -58,7 +58,10 @@ class IngestResult:
         return self.counts.get(Status.quarantined.value, 0)
 
 
-def _batches(entries: list[Entry], size: int) -> list[list[Entry]]:
+def _batches(entries: list[Entry], size: int, slots: int = 1) -> list[list[Entry]]:
+    """At most ``size`` files per batch, and at least 4 batches per worker slot when there are enough
+    files, so that no worker sits idle while another one scans the last large batch."""
+    size = max(1, min(size, -(-len(entries) // (4 * max(1, slots)))))
     return [entries[i : i + size] for i in range(0, len(entries), size)]
 
 
@@ -88,7 +91,8 @@ def _scan(
     client: Any, entries: list[Entry], root: Path, key: bytes, batch_size: int, progress: bool | None
 ) -> list[Scanned]:
     out: list[Scanned] = []
-    batches = _batches(entries, batch_size)
+    slots = sum(client.nthreads().values()) if entries else 1
+    batches = _batches(entries, batch_size, slots)
     for i, result in run_tasks(
         client, scan_batch, batches, label="scan", args=(str(root), key), show_progress=progress
     ):
