@@ -1,22 +1,32 @@
 """Reports/s of ``medmm reports parse`` with 1 and 2 Dask workers vs plain ``nlp.pipe`` in one process.
 
 Input: the IU chest X-ray dev reports (``text/iu_xray/indiana_reports_dev.csv`` from the shared data),
-repeated with fresh ids to reach the size (``quick``: 600 reports, else 10,300). The baseline is
-``nlp.pipe(texts)`` (consumed, nothing else) of the very same pipeline (lexicon EntityRuler,
-AbbreviationDetector, assertion) in this process. medmm's throughput is measured over its ``parse``
-phase (tasks on warm workers, incl. extraction of rows and sending them back); cluster start, pipeline
-loading on workers,
-reading and writing tables are reported separately, and end-to-end reports/s is given too. The
-baseline runs before and after the Dask runs and the faster run counts (the machine may be shared).
-CPU seconds are measured too (this process for the baseline, the workers' own CPU time in the parse
-phase for medmm): ``cpu_efficiency`` = baseline CPU / medmm CPU for the same reports, and
-``projected_ratio_idle_cores`` = workers x efficiency, the speedup to expect with that many idle cores
-(labelled as a projection; the measured wall-clock ratio is ``ratio_vs_pipe``).
+repeated with fresh ids to reach the size (``quick``: 600 reports, else 5,150 (5,118 with text)).
+
+Baseline: ``nlp.pipe(texts)`` (consumed, nothing else) of the very same pipeline (lexicon
+EntityRuler, AbbreviationDetector, assertion) in this process. Compared with it, each repeat:
+
+* ``medmm parse in-process`` (``workers=0``: the same work as a worker, without Dask);
+* ``medmm parse, 1 / 2 workers``: on a local Dask cluster started once per worker count *before* the
+  repeats (its start and the pipeline loading in each worker are timed apart as start-up), then
+  ``parse_reports(scheduler=...)`` into a fresh run directory each repeat (a re-used one would resume).
+  Throughput is over the ``parse`` phase (tasks on warm workers, incl. row extraction, sending results
+  back and writing the resumable parts); end-to-end seconds are reported too.
+
+The machine may be shared: methods are interleaved within each repeat, the load average is read
+before and after every repeat, the ratio vs ``nlp.pipe`` is computed *within* each repeat and the
+median over repeats is reported (``rows`` hold medians; ``repeats`` everything). CPU seconds
+(baseline: this process; medmm: the workers' own CPU in the parse phase) give ``cpu_efficiency`` =
+baseline CPU / medmm CPU, and ``projected_ratio_idle_cores`` = workers x efficiency, the ratio to
+expect with idle cores (a projection, labelled as such).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import statistics
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +35,8 @@ from typing import Any
 import pandas as pd
 
 from medmm.datasets import shared_data_dir
+
+COLS = ["indication", "comparison", "findings", "impression"]
 
 
 def _input(out_dir: Path, n: int) -> Path:
@@ -39,86 +51,120 @@ def _input(out_dir: Path, n: int) -> Path:
     return path
 
 
-def run(out_dir: Path, quick: bool) -> dict[str, Any]:
-    """Measure and print the table; returns the JSON summary."""
-    from medmm.reports.io.inputs import read_reports
-    from medmm.reports.nlp import PipelineSpec, get_pipeline
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _parse(path: Path, run_dir: Path, workers: int, scheduler: str | None, n: int) -> dict[str, Any]:
     from medmm.reports.pipeline import parse_reports
     from medmm.runinfo import read_run_json
 
+    shutil.rmtree(run_dir, ignore_errors=True)  # a run directory left from before would resume
+    t0 = time.perf_counter()
+    parse_reports(path, run_dir, id_column="uid", text_columns=COLS, workers=workers, scheduler=scheduler)
+    total = time.perf_counter() - t0
+    timings = read_run_json(run_dir)["stages"]["reports"]["timings"]
+    return {
+        "parse_s": timings["parse"],
+        "parse_rps": n / timings["parse"],
+        "end_to_end_s": total,
+        "cpu_s": timings["parse_cpu_s"],
+    }
+
+
+def run(out_dir: Path, quick: bool) -> dict[str, Any]:
+    """Measure and print the table; returns the JSON summary."""
+    from distributed import Client, LocalCluster
+
+    from medmm.reports.io.inputs import read_reports
+    from medmm.reports.nlp import PipelineSpec, get_pipeline
+    from medmm.reports.pipeline import _warm
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    n = 600 if quick else 10_300
-    path = _input(out_dir, n)
-    cols = ["indication", "comparison", "findings", "impression"]
-    texts = [r.text for r in read_reports(path, id_column="uid", text_columns=cols).reports]
+    n_in = 600 if quick else 5_150
+    repeats = 2 if quick else 3
+    path = _input(out_dir, n_in)
+    texts = [r.text for r in read_reports(path, id_column="uid", text_columns=COLS).reports]
+    n = len(texts)
+    spec = PipelineSpec()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        nlp = get_pipeline(PipelineSpec())
+        nlp = get_pipeline(spec)
 
-    def pipe_seconds() -> tuple[float, float]:
+    def pipe() -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0, c0 = time.perf_counter(), time.process_time()
-            for _ in nlp.pipe(texts, batch_size=200):
+            for _ in nlp.pipe(texts, batch_size=250):
                 pass
-            return time.perf_counter() - t0, time.process_time() - c0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return {"parse_s": wall, "parse_rps": n / wall, "end_to_end_s": wall, "cpu_s": cpu}
 
-    base_runs = [pipe_seconds()]
-    rows: list[dict[str, Any]] = []
-    for workers in (0, 1, 2):  # 0 = the same parse in this process, no Dask (same work as the workers)
-        run_dir = out_dir / f"run_w{workers}"
-        t0 = time.perf_counter()
-        parse_reports(path, run_dir, id_column="uid", text_columns=cols, workers=workers, batch_size=200)
-        total = time.perf_counter() - t0
-        timings = read_run_json(run_dir)["stages"]["reports"]["timings"]
-        rows.append(
-            {
-                "method": f"medmm reports parse, {workers} worker(s)"
-                if workers
-                else "medmm parse in-process",
-                "workers": workers,
-                "parse_s": timings["parse"],
-                "parse_rps": len(texts) / timings["parse"],
-                "end_to_end_s": total,
-                "end_to_end_rps": len(texts) / total,
-                "cpu_s": timings["parse_cpu_s"],
-                "cluster_start_s": timings.get("cluster_start"),
-                "warm_workers_s": timings.get("warm_workers"),
-            }
-        )
-    base_runs.append(pipe_seconds())  # again after the Dask runs: the machine may be shared, keep the faster
-    base_s = min(wall for wall, _ in base_runs)
-    base_cpu = min(cpu for _, cpu in base_runs)
-    base_rps = len(texts) / base_s
-    rows.insert(
-        0,
-        {
-            "method": "nlp.pipe (1 process, baseline)",
-            "workers": 0,
-            "parse_s": base_s,
-            "parse_rps": base_rps,
-            "end_to_end_s": base_s,
-            "end_to_end_rps": base_rps,
-            "cpu_s": base_cpu,
-        },
-    )
-    for row in rows:
-        row["ratio_vs_pipe"] = row["parse_rps"] / base_rps
-        # CPU efficiency vs the baseline (1.0 = no overhead); with `workers` idle cores the expected
-        # speedup is about workers x efficiency, whatever the load on a shared machine
-        row["cpu_efficiency"] = base_cpu / row["cpu_s"] if row.get("cpu_s") else None
-        row["projected_ratio_idle_cores"] = max(1, row["workers"]) * (row["cpu_efficiency"] or 0.0)
-    table = pd.DataFrame(rows)
-    print(f"reports: {len(texts)}; CPUs: {os.cpu_count()}; load avg (1 min): {os.getloadavg()[0]:.1f}")
+    clusters: dict[int, tuple[Any, Any]] = {}
+    startup: dict[int, dict[str, float]] = {}
+    reps: list[dict[str, Any]] = []
+    try:
+        for w in (1, 2):  # start-up, timed apart from the steady state
+            t0 = time.perf_counter()
+            cluster = LocalCluster(n_workers=w, threads_per_worker=1, dashboard_address=":0", silence_logs=40)
+            client = Client(cluster)
+            t1 = time.perf_counter()
+            client.run(_warm, spec)
+            startup[w] = {"cluster_start_s": t1 - t0, "warm_workers_s": time.perf_counter() - t1}
+            clusters[w] = (cluster, client)
+        for k in range(repeats):
+            rep: dict[str, Any] = {"repeat": k, "uptime_before": _uptime()}
+            rep["nlp.pipe"] = pipe()
+            rep["in-process"] = _parse(path, out_dir / f"run_r{k}_w0", 0, None, n)
+            for w, (_, client) in clusters.items():
+                rep[f"{w} worker(s)"] = _parse(
+                    path, out_dir / f"run_r{k}_w{w}", w, client.scheduler.address, n
+                )
+            rep["uptime_after"] = _uptime()
+            reps.append(rep)
+            print(f"repeat {k}: {rep['uptime_before']}")
+    finally:
+        for cluster, client in clusters.values():
+            client.close()
+            cluster.close()
+
+    methods = ["nlp.pipe", "in-process", "1 worker(s)", "2 worker(s)"]
+    rows = []
+    for m in methods:
+        vals = [r[m] for r in reps]
+        ratios = [r[m]["parse_rps"] / r["nlp.pipe"]["parse_rps"] for r in reps]
+        eff = [r["nlp.pipe"]["cpu_s"] / r[m]["cpu_s"] for r in reps if r[m]["cpu_s"]]
+        workers = int(m[0]) if m[0].isdigit() else 0
+        row: dict[str, Any] = {"method": m, "workers": workers}
+        for key in ("parse_s", "parse_rps", "end_to_end_s", "cpu_s"):
+            row[key] = statistics.median(v[key] for v in vals)
+        row["ratio_vs_pipe"] = statistics.median(ratios)
+        row["ratio_vs_pipe_runs"] = ratios
+        row["cpu_efficiency"] = statistics.median(eff) if eff else None
+        row["projected_ratio_idle_cores"] = max(1, workers) * (row["cpu_efficiency"] or 0.0)
+        row.update(startup.get(workers, {}))
+        rows.append(row)
+    table = pd.DataFrame(rows).drop(columns=["ratio_vs_pipe_runs"])
+    print(f"reports: {n}; CPUs: {os.cpu_count()}; repeats: {repeats} (medians)")
+    for r in reps:
+        print(f"  repeat {r['repeat']}: before [{r['uptime_before']}] after [{r['uptime_after']}]")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    by = {r["method"]: r for r in rows}
     return {
-        "reports": len(texts),
+        "reports": n,
         "cpus": os.cpu_count(),
-        "loadavg_1m": os.getloadavg()[0],
-        "baseline_runs_s": base_runs,
+        "repeats": reps,
+        "startup": startup,
         "rows": rows,
-        "ratio_2_workers_vs_pipe": rows[3]["ratio_vs_pipe"],
-        "ratio_2_workers_vs_in_process_parse": rows[3]["parse_rps"] / rows[1]["parse_rps"],
-        "ratio_2_vs_1_worker": rows[3]["parse_rps"] / rows[2]["parse_rps"],
-        "projected_ratio_2_workers_idle_cores": rows[3]["projected_ratio_idle_cores"],
+        "ratio_2_workers_vs_pipe": by["2 worker(s)"]["ratio_vs_pipe"],
+        "ratio_2_workers_vs_in_process_parse": statistics.median(
+            r["2 worker(s)"]["parse_rps"] / r["in-process"]["parse_rps"] for r in reps
+        ),
+        "ratio_2_vs_1_worker": statistics.median(
+            r["2 worker(s)"]["parse_rps"] / r["1 worker(s)"]["parse_rps"] for r in reps
+        ),
+        "projected_ratio_2_workers_idle_cores": by["2 worker(s)"]["projected_ratio_idle_cores"],
     }

@@ -40,7 +40,7 @@ def parse_cmd(
     ),
     workers: int | None = typer.Option(None, help="Local Dask workers (0 = in this process)."),
     scheduler: str | None = typer.Option(None, help="Address of an existing Dask scheduler."),
-    batch_size: int = typer.Option(100, help="Reports per Dask task."),
+    batch_size: int = typer.Option(250, help="Reports per Dask task (and per resumable part)."),
     key_file: Path | None = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
 ) -> None:
     """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json."""

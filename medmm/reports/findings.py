@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from medmm.reports.records import FindingStatus, ReportLabelRow
 
@@ -43,9 +42,12 @@ _NORMAL_PHRASES = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Mention:
-    """One finding mention: vocabulary name, section, char span, text and assertion."""
+class Mention(NamedTuple):
+    """One finding mention: vocabulary name, section, char span, text and assertion.
+
+    A named tuple (immutable, and several times cheaper to create than a frozen dataclass: a report
+    yields a handful per parse).
+    """
 
     finding: str
     section: str

@@ -46,8 +46,9 @@ class BatchResult:
 class BatchTables:
     """What one batch task sends back: three compact frames, built once per batch.
 
-    ``reports`` has one row per report of the batch: ``report_id, text, status, reason, n_sections,
-    n_entities`` (status ``ingested``, or ``quarantined`` when the pipeline crashed on it).
+    ``reports`` has one row per report of the batch: ``report_id, status, reason, n_sections,
+    n_entities`` (status ``ingested``, or ``quarantined`` when the pipeline crashed on it). Texts are
+    not sent back: the caller has them.
     """
 
     entities: pd.DataFrame
@@ -64,7 +65,7 @@ class ParseSummary:
     outputs: dict[str, str]
 
 
-REPORT_COLUMNS = ["report_id", "text", "status", "reason", "n_sections", "n_entities"]
+REPORT_COLUMNS = ["report_id", "status", "reason", "n_sections", "n_entities"]
 LABEL_COLUMNS = list(ReportLabelRow.model_fields)
 
 
@@ -106,7 +107,7 @@ def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
         e, lab, n_sections = doc_records(doc, r.report_id, spec, r.sections, text=r.text)
         ents.extend(e)
         labels.extend(lab)
-        reports.append((r.report_id, r.text, "ingested", "", n_sections, len(e)))
+        reports.append((r.report_id, "ingested", "", n_sections, len(e)))
 
     try:
         with warnings.catch_warnings():
@@ -121,7 +122,7 @@ def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
                 one(r, nlp(r.text))
             except Exception as exc:
                 log.warning("report %s quarantined: %s", r.path, type(exc).__name__)
-                reports.append((r.report_id, r.text, "quarantined", reason_of(exc), 0, 0))
+                reports.append((r.report_id, "quarantined", reason_of(exc), 0, 0))
     return BatchTables(
         pd.DataFrame(ents, columns=ENTITY_COLUMNS),
         pd.DataFrame(labels, columns=LABEL_COLUMNS),
@@ -143,7 +144,7 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
         extra = {"n_sections": int(x["n_sections"]), "n_entities": int(x["n_entities"])}
         manifest.append(_manifest(by_id[x["report_id"]], Status(x["status"]), x["reason"], **extra))
         if x["status"] == "ingested":
-            texts.append({"report_id": x["report_id"], "text": x["text"]})
+            texts.append({"report_id": x["report_id"], "text": by_id[x["report_id"]].text})
     return BatchResult(_records(t.entities), _records(t.labels), texts, manifest)
 
 
@@ -231,9 +232,10 @@ def parse_reports(
 
     def save(batch: list[ReportInput], res: BatchTables) -> None:
         ks = [keys[r.report_id] for r in batch]
+        texts = {r.report_id: r.text for r in batch}
+        reports = res.reports.assign(text=res.reports["report_id"].map(texts))
         parts.write(
-            ks,
-            *(f.assign(_key=f["report_id"].map(keys)) for f in (res.entities, res.labels, res.reports)),
+            ks, *(f.assign(_key=f["report_id"].map(keys)) for f in (res.entities, res.labels, reports))
         )
 
     if not batches:

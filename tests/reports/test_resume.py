@@ -64,10 +64,10 @@ def test_changed_report_and_lost_part_are_parsed_again(
     src, run = tmp_path / "r.csv", tmp_path / "run"
     src.write_text(CSV)
     _parse(src, run)
-    parts = sorted((run / PARTS_DIR).glob("part-*-reports.parquet"))
+    parts = sorted((run / PARTS_DIR).glob("part-*-reports.arrow"))
     assert len(parts) == 3
     # a run killed before the part of report 2 was complete: its marker file is missing
-    lost = next(p for p in parts if pd.read_parquet(p)["report_id"].tolist() == ["2"])
+    lost = next(p for p in parts if pd.read_feather(p)["report_id"].tolist() == ["2"])
     lost.unlink()
     src.write_text(CSV.replace("A 12 mm nodule", "A 15 mm nodule"))  # report 3 changed
     seen = _count_parsing(monkeypatch)
@@ -80,7 +80,7 @@ def test_changed_report_and_lost_part_are_parsed_again(
     assert set(labels.report_id) == {"1", "2", "3"}
     assert labels[(labels.report_id == "2") & (labels.finding == "normal")]["status"].tolist() == ["present"]
     # the stale part of the old report 3 is gone; one part per current report remains
-    assert len(list((run / PARTS_DIR).glob("part-*-reports.parquet"))) == 3
+    assert len(list((run / PARTS_DIR).glob("part-*-reports.arrow"))) == 3
 
 
 def test_other_site_key_reparses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
