@@ -79,6 +79,7 @@ def test_train_on_raw_abstracts(shared_data: Path, tmp_path: Path) -> None:
         corpus,
         tmp_path / "m",
         train_text=corpus / "NCBItrainset_corpus.txt",
+        dev_text=corpus / "NCBIdevelopset_corpus.txt",
         train_text_label_map=NCBI_TYPES,
         max_docs=30,
         max_dev_docs=50,
@@ -87,4 +88,6 @@ def test_train_on_raw_abstracts(shared_data: Path, tmp_path: Path) -> None:
     )
     assert res.labels == ["Disease"] and res.n_train_docs == 30
     assert res.settings["train_text"].endswith("NCBItrainset_corpus.txt")
+    assert res.n_dev_docs == 50  # abstracts, scored on raw text
+    assert "gold_alignable" in res.dev_scores
     assert uses_scispacy_tokenizer(spacy.load(tmp_path / "m"))

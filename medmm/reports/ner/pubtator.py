@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_pubtator",
     "examples_from_pubtator",
     "read_pubtator",
+    "score_pubtator_docs",
 ]
 
 #: NCBI-disease's four mention types, all ``Disease`` in its BIO files.
@@ -120,6 +121,28 @@ def examples_from_pubtator(nlp: Language, docs: list[PubtatorDoc]) -> list[Examp
     return out
 
 
+def score_pubtator_docs(
+    nlp: Language, docs: list[PubtatorDoc], *, label_map: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Exact character-span scores of ``nlp`` (own tokenizer) on read abstracts, plus ``gold_alignable``.
+
+    >>> import spacy
+    >>> score_pubtator_docs(spacy.blank("en"), [PubtatorDoc("1", "a b", ((0, 1, "X"),))])["gold_alignable"]
+    1.0
+    """
+    rename = dict(label_map or {})
+    pred: list[list[tuple[int, int, str]]] = []
+    n_gold = n_align = 0
+    for doc, parsed in zip(docs, nlp.pipe(d.text for d in docs), strict=True):
+        pred.append([(e.start_char, e.end_char, rename.get(e.label_, e.label_)) for e in parsed.ents])
+        for start, end, _ in doc.entities:
+            n_gold += 1
+            n_align += parsed.char_span(start, end) is not None
+    scores = score_spans([list(d.entities) for d in docs], pred)
+    scores["gold_alignable"] = round(n_align / n_gold, 4) if n_gold else 0.0
+    return scores
+
+
 def evaluate_pubtator(
     model: str | Path | Language,
     pubtator_file: Path,
@@ -142,20 +165,12 @@ def evaluate_pubtator(
     nlp = load_model(model)
     docs = read_pubtator(pubtator_file, label_map=gold_label_map)
     rename = dict(label_map or {})
-    pred: list[list[tuple[int, int, str]]] = []
-    n_gold = n_align = 0
-    for doc, parsed in zip(docs, nlp.pipe(d.text for d in docs), strict=True):
-        pred.append([(e.start_char, e.end_char, rename.get(e.label_, e.label_)) for e in parsed.ents])
-        for start, end, _ in doc.entities:
-            n_gold += 1
-            n_align += parsed.char_span(start, end) is not None
-    scores = score_spans([list(d.entities) for d in docs], pred)
+    scores = score_pubtator_docs(nlp, docs, label_map=rename)
     scores.update(
         {
             "corpus": str(pubtator_file),
             "model": str(model) if isinstance(model, str | Path) else str(nlp.meta.get("name", "pipeline")),
             "tokenization": "model",
-            "gold_alignable": round(n_align / n_gold, 4) if n_gold else 0.0,
             "label_map": rename,
             "gold_label_map": dict(gold_label_map or {}),
             "seconds": round(time.perf_counter() - t0, 2),

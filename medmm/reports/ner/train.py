@@ -31,7 +31,12 @@ from typing import Any
 from medmm.reports.ner.corpus import CorpusFormatError, NerDoc, corpus_stats, read_corpus_dir
 from medmm.reports.ner.evaluate import evaluate_docs
 from medmm.reports.ner.pipeline import DEFAULT_HYPERPARAMS, build_pipeline, examples_from_docs
-from medmm.reports.ner.pubtator import NCBI_DISEASE_TYPES, examples_from_pubtator, read_pubtator
+from medmm.reports.ner.pubtator import (
+    NCBI_DISEASE_TYPES,
+    examples_from_pubtator,
+    read_pubtator,
+    score_pubtator_docs,
+)
 from medmm.tables import atomic_write_json
 
 __all__ = ["META_FILE", "NerTrainResult", "main", "train_ner"]
@@ -109,6 +114,7 @@ def train_ner(
     budget_clock: str = "wall",
     train_text: Path | None = None,
     train_text_label_map: Mapping[str, str] | None = None,
+    dev_text: Path | None = None,
 ) -> NerTrainResult:
     """Train, early-stop on the dev split, and save a spaCy NER pipeline with scispaCy's tokenizer.
 
@@ -142,7 +148,11 @@ def train_ner(
         pipeline's (scispaCy) tokenizer, so training sees the tokens inference will see; mentions that
         do not fall on token boundaries are left out as missing. Dev scoring stays on ``dev_split``.
     train_text_label_map : mapping, optional
-        Renames PubTator types (e.g. :data:`~medmm.reports.ner.pubtator.NCBI_DISEASE_TYPES`).
+        Renames PubTator types (e.g. :data:`~medmm.reports.ner.pubtator.NCBI_DISEASE_TYPES`), also
+        for ``dev_text``.
+    dev_text : Path, optional
+        A PubTator file of raw dev abstracts: early stopping then uses exact character-span micro-F1
+        on raw text (the pipeline's own tokenizer) instead of ``dev_split``.
 
     Returns
     -------
@@ -172,6 +182,8 @@ def train_ner(
     dev_docs = _split(splits, dev_split, corpus_dir, max_dev_docs)
     text_docs = read_pubtator(train_text, label_map=train_text_label_map) if train_text else []
     text_docs = text_docs[:max_docs] if max_docs else text_docs
+    dev_text_docs = read_pubtator(dev_text, label_map=train_text_label_map) if dev_text else []
+    dev_text_docs = dev_text_docs[:max_dev_docs] if max_dev_docs else dev_text_docs
     if text_docs:
         labels = sorted({lab for d in text_docs for _, _, lab in d.entities})
     else:
@@ -219,7 +231,9 @@ def train_ner(
         bar.close()
         t_eval = clock()
         with nlp.use_params(optimizer.averages):
-            scores = evaluate_docs(nlp, dev_docs)
+            scores = (
+                score_pubtator_docs(nlp, dev_text_docs) if dev_text_docs else evaluate_docs(nlp, dev_docs)
+            )
             f1 = float(scores["micro"]["f1"])
             if f1 > best_f1:
                 best_f1, best_epoch, best_scores, best_bytes = f1, epoch, scores, nlp.to_bytes()
@@ -286,7 +300,7 @@ def train_ner(
         wall_s=round(time.perf_counter() - wall0, 1),
         cpu_s=round(time.process_time() - cpu0, 1),
         n_train_docs=len(text_docs) if text_docs else len(train_docs),
-        n_dev_docs=len(dev_docs),
+        n_dev_docs=len(dev_text_docs) if dev_text_docs else len(dev_docs),
         settings={
             "train_split": train_split,
             "dev_split": dev_split,
@@ -300,9 +314,14 @@ def train_ner(
             "learn_rate": learn_rate,
             "hyperparams": hp,
             "tokenizer": "scispacy.custom_tokenizer.combined_rule_tokenizer",
-            "evaluation": "exact span match on the gold tokenization",
+            "evaluation": (
+                "exact character spans on raw dev_text (model tokenizer)"
+                if dev_text_docs
+                else "exact span match on the gold tokenization"
+            ),
             "train_text": str(train_text) if train_text else None,
             "train_text_label_map": dict(train_text_label_map or {}),
+            "dev_text": str(dev_text) if dev_text else None,
             "train_stats": corpus_stats(train_docs)
             if not text_docs
             else {"docs": len(text_docs), "entities": len([e for d in text_docs for e in d.entities])},
@@ -335,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learn-rate", type=float, default=0.001)
     parser.add_argument("--hyperparams", type=json.loads, default=None, help="JSON, e.g. '{\"depth\": 6}'")
     parser.add_argument("--train-text", type=Path, default=None, help="PubTator abstracts to train on")
+    parser.add_argument("--dev-text", type=Path, default=None, help="PubTator abstracts for early stopping")
     parser.add_argument("--ncbi-types", action="store_true", help="map NCBI's 4 PubTator types to Disease")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -356,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         hyperparams=args.hyperparams,
         budget_clock=args.budget_clock,
         train_text=args.train_text,
+        dev_text=args.dev_text,
         train_text_label_map=NCBI_DISEASE_TYPES if args.ncbi_types else None,
     )
     summary = {k: v for k, v in res.to_dict().items() if k not in ("history", "settings")}
