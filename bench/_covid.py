@@ -251,14 +251,18 @@ def lopo_predict(
     >>> bool(p[2] > 0.5 > p[0]), len(folds)
     (True, 4)
     """
+    from threadpoolctl import threadpool_limits
+
     y = np.asarray(y)
     scores = np.full(len(y), np.nan)
     folds = []
-    for train, test in lopo_splits(groups):
-        model = make_model()
-        xt = [x[i] for i in train] if isinstance(x, list) else x[train]
-        xs = [x[i] for i in test] if isinstance(x, list) else x[test]
-        model.fit(xt, y[train])
-        scores[test] = model.predict_proba(xs)[:, 1]
-        folds.append({"group": str(groups[test[0]]), "n_train": len(train), "n_test": len(test)})
+    # one BLAS thread: these fits are tiny, and multi-threaded BLAS made them ~20x slower (spin-waiting)
+    with threadpool_limits(limits=1):
+        for train, test in lopo_splits(groups):
+            model = make_model()
+            xt = [x[i] for i in train] if isinstance(x, list) else x[train]
+            xs = [x[i] for i in test] if isinstance(x, list) else x[test]
+            model.fit(xt, y[train])
+            scores[test] = model.predict_proba(xs)[:, 1]
+            folds.append({"group": str(groups[test[0]]), "n_train": len(train), "n_test": len(test)})
     return scores, folds
