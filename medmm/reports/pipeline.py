@@ -113,7 +113,7 @@ def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*\[W036\]")  # scispaCy's empty global matcher
             # stream: each Doc is turned into rows and dropped (less memory, less GC work)
-            for r, doc in zip(batch, nlp.pipe([r.text for r in batch], batch_size=64), strict=True):
+            for r, doc in zip(batch, nlp.pipe([r.text for r in batch], batch_size=256), strict=True):
                 one(r, doc)
     except Exception:  # isolate the bad report(s): redo this batch one by one
         ents, labels, reports = [], [], []
