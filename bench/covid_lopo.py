@@ -114,7 +114,13 @@ def patient_scores(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> pd.DataF
 def summarise(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
 ) -> dict[str, dict[str, Any]]:
-    """``{"image": {...}, "patient": {...}}`` metrics with bootstrap CIs and Clopper-Pearson accuracy."""
+    """``{"image": {...}, "patient": {...}}`` metrics with bootstrap CIs and Clopper-Pearson accuracy.
+
+    >>> y = np.array([1, 1, 0, 0, 1]); p = np.array([0.9, 0.7, 0.2, 0.6, 0.8])
+    >>> r = summarise(y, p, np.array(["a", "a", "b", "c", "d"]), n_boot=50, seed=0)
+    >>> r["patient"]["accuracy_exact"]["k"], r["image"]["accuracy"]["value"]
+    (3, 0.8)
+    """
     from medmm.models.metrics import evaluate_predictions
 
     image = cluster_bootstrap(y, p, groups, n_boot, seed)
