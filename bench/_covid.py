@@ -1,4 +1,4 @@
-"""Data, features and leave-one-patient-out for the ``covid_lopo`` study (``bench/covid_lopo.py``).
+"""Data, features and leave-one-patient-out for the ``covid_lopo`` study (``bench/bench_covid_lopo.py``).
 
 Everything here is a plain function of arrays / frames so it can be tested without the data:
 

@@ -1,4 +1,4 @@
-"""covid_chestxray_subset leave-one-patient-out study (bench/covid_lopo.py, bench/_covid.py)."""
+"""covid_chestxray_subset leave-one-patient-out study (bench/bench_covid_lopo.py, bench/_covid.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import binomtest
 
 from bench._covid import LEAK, load_cases, lopo_predict, lopo_splits, mask_label_words
-from bench.covid_lopo import MODELS, _Majority, clopper_pearson, cluster_bootstrap, run
+from bench.bench_covid_lopo import MODELS, _Majority, clopper_pearson, cluster_bootstrap, run
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """COVID-19 vs other findings on ``covid_chestxray_subset`` (image + clinical notes), leave-one-patient-out.
 
-``python -m bench.covid_lopo [--quick] [OUT_DIR]`` (or ``run(out_dir, quick)`` per ``bench/__main__.py``).
+``python -m bench covid_lopo [--quick]`` or ``python -m bench.bench_covid_lopo [--quick] [OUT_DIR]``.
 34 images of 19 patients; every model is refitted 19 times, each time without one patient, and scores all
 images of that patient. Models are scikit-learn logistic regressions (L2, ``class_weight="balanced"``,
 standardised inputs) over fixed features (see :mod:`bench._covid`; nothing is trained end to end and
@@ -376,7 +376,7 @@ def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m bench.covid_lopo [--quick] [OUT_DIR]``."""
+    """``python -m bench.bench_covid_lopo [--quick] [OUT_DIR]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, nargs="?", default=Path(__file__).parent / "results" / "covid_lopo")
     parser.add_argument("--quick", action="store_true")
