@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from medmm.errors import reason_of
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
@@ -44,16 +45,17 @@ class BatchResult:
 
 @dataclass
 class BatchTables:
-    """What one batch task sends back: three compact frames, built once per batch.
+    """What one batch task sends back: three Arrow tables, built once per batch (typed columns:
+    cheap to build from row dicts, to pickle, and to write as a resumable part without conversion).
 
     ``reports`` has one row per report of the batch: ``report_id, status, reason, n_sections,
     n_entities`` (status ``ingested``, or ``quarantined`` when the pipeline crashed on it). Texts are
     not sent back: the caller has them.
     """
 
-    entities: pd.DataFrame
-    labels: pd.DataFrame
-    reports: pd.DataFrame
+    entities: pa.Table
+    labels: pa.Table
+    reports: pa.Table
 
 
 @dataclass
@@ -67,6 +69,43 @@ class ParseSummary:
 
 REPORT_COLUMNS = ["report_id", "status", "reason", "n_sections", "n_entities"]
 LABEL_COLUMNS = list(ReportLabelRow.model_fields)
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+ENTITY_SCHEMA = pa.schema(
+    [
+        ("report_id", _S),
+        ("section", _S),
+        ("sentence", _I),
+        ("start", _I),
+        ("end", _I),
+        ("text", _S),
+        ("label", _S),
+        ("negated", _B),
+        ("uncertain", _B),
+        ("finding", _S),
+        ("long_form", _S),
+        ("location", _S),
+        ("measurement_mm", _F),
+        ("measurement_dims_mm", pa.list_(_F)),
+        ("measurement_kind", _S),
+        ("measurement_text", _S),
+        ("source", _S),
+    ]
+)
+LABEL_SCHEMA = pa.schema(
+    [
+        ("report_id", _S),
+        ("finding", _S),
+        ("status", _S),
+        ("evidence", _S),
+        ("section", _S),
+        ("start", _I),
+        ("end", _I),
+        ("n_mentions", _I),
+    ]
+)
+REPORT_SCHEMA = pa.schema(
+    [("report_id", _S), ("status", _S), ("reason", _S), ("n_sections", _I), ("n_entities", _I)]
+)
 
 
 def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) -> dict[str, Any]:
@@ -91,10 +130,10 @@ def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
     A batch that fails is redone report by report, so only the report that crashes is quarantined.
 
     >>> res = parse_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())
-    >>> res.entities[["finding", "negated"]].values.tolist(), res.reports["status"].tolist()
-    ([['pneumothorax', True]], ['ingested'])
+    >>> res.entities.select(["finding", "negated"]).to_pylist(), res.reports["status"].to_pylist()
+    ([{'finding': 'pneumothorax', 'negated': True}], ['ingested'])
     """
-    from medmm.reports.extract import ENTITY_COLUMNS, doc_records
+    from medmm.reports.extract import doc_records
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -124,9 +163,11 @@ def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
                 log.warning("report %s quarantined: %s", r.path, type(exc).__name__)
                 reports.append((r.report_id, "quarantined", reason_of(exc), 0, 0))
     return BatchTables(
-        pd.DataFrame(ents, columns=ENTITY_COLUMNS),
-        pd.DataFrame(labels, columns=LABEL_COLUMNS),
-        pd.DataFrame(reports, columns=REPORT_COLUMNS),
+        pa.Table.from_pylist(ents, schema=ENTITY_SCHEMA),
+        pa.Table.from_pylist(labels, schema=LABEL_SCHEMA),
+        pa.Table.from_pylist(
+            [dict(zip(REPORT_COLUMNS, x, strict=True)) for x in reports], schema=REPORT_SCHEMA
+        ),
     )
 
 
@@ -140,12 +181,12 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
     t = parse_batch(batch, spec)
     by_id = {r.report_id: r for r in batch}
     manifest, texts = [], []
-    for x in _records(t.reports):
+    for x in t.reports.to_pylist():
         extra = {"n_sections": int(x["n_sections"]), "n_entities": int(x["n_entities"])}
         manifest.append(_manifest(by_id[x["report_id"]], Status(x["status"]), x["reason"], **extra))
         if x["status"] == "ingested":
             texts.append({"report_id": x["report_id"], "text": by_id[x["report_id"]].text})
-    return BatchResult(_records(t.entities), _records(t.labels), texts, manifest)
+    return BatchResult(t.entities.to_pylist(), t.labels.to_pylist(), texts, manifest)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -233,10 +274,16 @@ def parse_reports(
     def save(batch: list[ReportInput], res: BatchTables) -> None:
         ks = [keys[r.report_id] for r in batch]
         texts = {r.report_id: r.text for r in batch}
-        reports = res.reports.assign(text=res.reports["report_id"].map(texts))
-        parts.write(
-            ks, *(f.assign(_key=f["report_id"].map(keys)) for f in (res.entities, res.labels, reports))
+        reports = res.reports.append_column(
+            "text", pa.array([texts[i] for i in res.reports["report_id"].to_pylist()], pa.string())
         )
+
+        def keyed(t: pa.Table) -> pa.Table:
+            return t.append_column(
+                "_key", pa.array([keys[i] for i in t["report_id"].to_pylist()], pa.string())
+            )
+
+        parts.write(ks, keyed(res.entities), keyed(res.labels), keyed(reports))
 
     if not batches:
         timer.timings["parse"] = 0.0

@@ -22,11 +22,14 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 __all__ = ["PARTS_DIR", "Parts", "key_fingerprint", "report_key"]
 
+#: A part's table: an Arrow table (what tasks send) or a pandas frame.
+Table = Any
 #: Folder of the parts inside the run directory.
 PARTS_DIR = ".reports_parts"
 _TABLES = ("entities", "labels", "reports")  # "reports" last: its presence marks a complete part
@@ -84,9 +87,7 @@ class Parts:
             keys.update(_read(self.folder / f"{name}-reports.arrow", columns=["_key"])["_key"])
         return keys
 
-    def write(
-        self, keys: Sequence[str], entities: pd.DataFrame, labels: pd.DataFrame, reports: pd.DataFrame
-    ) -> str:
+    def write(self, keys: Sequence[str], entities: Table, labels: Table, reports: Table) -> str:
         """Write one batch's tables (each with a ``_key`` column) as a part; returns its name."""
         name = "part-" + hashlib.blake2b("".join(sorted(keys)).encode(), digest_size=10).hexdigest()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -120,12 +121,16 @@ class Parts:
         return merged[0], merged[1], merged[2]
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` as uncompressed Feather atomically (temp file in the same folder, rename)."""
+def _write(table: Table, path: Path) -> None:
+    """Write ``table`` (Arrow or pandas) as uncompressed Feather atomically (temp file, rename)."""
+    from pyarrow import feather
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        frame.reset_index(drop=True).to_feather(tmp, compression="uncompressed")
+        if isinstance(table, pd.DataFrame):
+            table = table.reset_index(drop=True)
+        feather.write_feather(table, tmp, compression="uncompressed")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

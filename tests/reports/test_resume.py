@@ -94,3 +94,11 @@ def test_other_site_key_reparses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert seen == []
     pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "b.key", workers=0)
     assert seen == ["1"]
+
+
+def test_task_schemas_match_the_records() -> None:
+    from medmm.reports.records import EntityRow, ReportLabelRow
+
+    assert pipeline.ENTITY_SCHEMA.names == list(EntityRow.model_fields)
+    assert pipeline.LABEL_SCHEMA.names == list(ReportLabelRow.model_fields)
+    assert pipeline.REPORT_SCHEMA.names == pipeline.REPORT_COLUMNS
