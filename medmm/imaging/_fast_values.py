@@ -3,8 +3,10 @@
 pydicom converts each raw element through its general machinery (hooks, validation, value classes),
 which costs more than parsing the file. For the few value representations whose bytes are plain
 ASCII or fixed-size integers (UI, CS, DS, IS, DA, TM, US) this view decodes the raw bytes directly,
-caches every value, and hands everything else (person names and other character-set dependent text,
-sequences, unexpected VRs) to pydicom unchanged. Values have the shapes pydicom gives the
+caches every value, and hands everything else (sequences, unexpected VRs) to pydicom unchanged.
+Character-set dependent text (LO, SH, PN) is decoded here only when every byte is 7-bit ASCII without
+ISO 2022 escapes, where every DICOM character set gives the same characters; otherwise pydicom decodes
+it with the dataset's Specific Character Set. Values have the shapes pydicom gives the
 :mod:`medmm.imaging._dicom_values` helpers: a string, an int, or a list for several values; ``None`` for
 an empty numeric element.
 
@@ -23,7 +25,7 @@ from typing import Any
 
 __all__ = ["FastHeader"]
 
-_TEXT_VRS = frozenset({"UI", "CS", "DS", "IS", "DA", "TM"})
+_CHARSET_VRS = frozenset({"LO", "SH", "PN"})
 
 #: keyword -> (tag, VR) of the elements decoded here; any other keyword goes through pydicom
 _PLAIN: dict[str, tuple[int, str]] = {
@@ -71,6 +73,14 @@ _PLAIN: dict[str, tuple[int, str]] = {
     "SeriesTime": (0x00080031, "TM"),
     "AcquisitionTime": (0x00080032, "TM"),
     "ContentTime": (0x00080033, "TM"),
+    "PatientID": (0x00100020, "LO"),
+    "PatientName": (0x00100010, "PN"),
+    "PatientBirthDate": (0x00100030, "DA"),
+    "Manufacturer": (0x00080070, "LO"),
+    "ManufacturerModelName": (0x00081090, "LO"),
+    "SeriesDescription": (0x0008103E, "LO"),
+    "ProtocolName": (0x00181030, "LO"),
+    "ConvolutionKernel": (0x00181210, "SH"),
 }
 
 _MISSING = object()
@@ -111,6 +121,8 @@ class FastHeader:
             return self._ds.get(keyword, _MISSING)  # already converted, odd VR, deferred: pydicom
         if vr == "US":
             return self._unsigned(data, keyword)
+        if vr in _CHARSET_VRS and (not data.isascii() or b"\x1b" in data):
+            return self._ds.get(keyword, _MISSING)  # non-ASCII text: pydicom applies the character set
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:
