@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medmm.errors import InputError, reason_of
 from medmm.records import Status
@@ -47,8 +48,9 @@ class RecordJob:
 
 
 def _row(
-    root: Path, rel: str, fmt: str, status: Status, reason: str = "", record: str = ""
+    root: Path, rel: str, fmt: str, status: Status, reason: str = "", record: str = "", **extra: Any
 ) -> SignalManifestRow:
+    """The manifest row of one input file (size and mtime read from disk); ``extra`` adds columns."""
     st = (root / rel).stat()
     return SignalManifestRow(
         path=rel,
@@ -58,6 +60,7 @@ def _row(
         status=status,
         reason=reason,
         record=record,
+        **extra,
     )
 
 

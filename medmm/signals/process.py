@@ -20,7 +20,7 @@ from medmm.errors import ConfigError
 from medmm.pseudonym import Pseudonymizer
 from medmm.records import Status
 from medmm.signals.align import anchor_window, epoch_seconds, extract_window, tile_windows, time_to_sample
-from medmm.signals.discover import RecordJob
+from medmm.signals.discover import RecordJob, _row
 from medmm.signals.ecg import BEAT_KEYS, beat_reference, ecg_beats
 from medmm.signals.harmonize import flat_mask, normalize_units, resample, saturation_mask
 from medmm.signals.quality import window_quality
@@ -443,15 +443,4 @@ def _vitals(
 def _mrow(
     root: Path, rel: str, fmt: str, status: Status, reason: str, record: str, pid: str | None, n: int | None
 ) -> SignalManifestRow:
-    st = (root / rel).stat()
-    return SignalManifestRow(
-        path=rel,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        format=fmt,
-        status=status,
-        reason=reason,
-        record=record,
-        patient_id=pid,
-        n_channels=n,
-    )
+    return _row(root, rel, fmt, status, reason, record, patient_id=pid, n_channels=n)
