@@ -16,7 +16,7 @@ from bisect import bisect_right
 from typing import Any
 
 import numpy as np
-from spacy.attrs import IDX, SENT_START
+from spacy.attrs import IDX, LENGTH, SENT_START
 
 from medmm.reports.findings import Mention, label_records
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
@@ -55,10 +55,13 @@ def _entities(doc: Any) -> tuple[list[tuple[int, int, int, int, str, str]], list
     n = len(doc)
     if n == 0:
         return [], [], []
-    flags = doc.to_array(SENT_START)
+    arr = doc.to_array([SENT_START, IDX, LENGTH])
+    flags = arr[:, 0]
     sent_starts = [0, *(int(i) for i in np.flatnonzero(flags == 1) if i > 0)]
-    # `id_` is the pattern id of an entity span (`ent_id_` finds the same via the syntactic root: slow)
-    ents = [(e.start, e.end, e.start_char, e.end_char, e.label_, e.id_) for e in doc.ents]
+    idx, end = arr[:, 1].tolist(), (arr[:, 1] + arr[:, 2]).tolist()  # char start / end of each token
+    # `id_` is the pattern id of an entity span (`ent_id_` finds the same via the syntactic root: slow);
+    # char offsets from the token arrays (`Span.start_char` looks tokens up one by one)
+    ents = [(e.start, e.end, idx[e.start], end[e.end - 1], e.label_, e.id_) for e in doc.ents]
     sent_of = [bisect_right(sent_starts, e[0]) - 1 for e in ents]
     return ents, sent_of, sent_starts
 
