@@ -93,6 +93,8 @@ def native_fast_path(insts: list[DicomInstance]) -> bool:
         and i.photometric_interpretation in ("MONOCHROME1", "MONOCHROME2")
         and i.pixel_representation in (0, 1)
         and _stored_dtype(i) == dtype
+        # 8-bit big endian OW data is stored as byte-swapped words; pydicom handles it
+        and not (i.bits_allocated == 8 and i.transfer_syntax_uid == "1.2.840.10008.1.2.2")
         and (i.rows, i.columns) == size
         and i.rows
         and i.columns
@@ -111,7 +113,9 @@ def read_native_stack(archive_root: Path, insts: list[DicomInstance]) -> np.ndar
     """Uncompressed slices (see :func:`native_fast_path`) as one ``[column, row, slice]`` array.
 
     Each file's Pixel Data is read at the offset the header scan found (``DicomInstance.pixel_offset``).
-    Signed data with fewer stored than allocated bits is sign-extended (as pydicom does). When any slice
+    With fewer stored than allocated bits, signed values are sign-extended from BitsStored and unsigned
+    ones masked, as ``Dataset.pixel_array`` does (tested on files whose unused high bits are set). When
+    any slice
     has RescaleSlope/Intercept the stack is ``float32(stored) * slope + intercept`` slice by slice (the
     arithmetic of MONAI's PydicomReader); otherwise the stored values and integer type are kept.
     The array is Fortran-ordered, the layout NIfTI files are written in.
@@ -143,9 +147,12 @@ def read_native_stack(archive_root: Path, insts: list[DicomInstance]) -> np.ndar
             )
         arr = np.frombuffer(raw, dtype=stored).reshape(rows, cols)
         bits, alloc = inst.bits_stored, int(inst.bits_allocated or 16)
-        if inst.pixel_representation == 1 and bits and 0 < bits < alloc:
-            shift = alloc - bits
-            arr = (arr.astype(arr.dtype.newbyteorder("=")) << shift) >> shift
+        if bits and 0 < bits < alloc:  # bits above BitsStored: as Dataset.pixel_array treats them
+            if inst.pixel_representation == 1:  # sign-extend from BitsStored
+                shift = alloc - bits
+                arr = (arr.astype(arr.dtype.newbyteorder("=")) << shift) >> shift
+            else:  # mask them off
+                arr = arr & np.array((1 << bits) - 1, dtype=arr.dtype)
         if rescale:
             slope = inst.rescale_slope if inst.rescale_slope is not None else 1.0
             intercept = inst.rescale_intercept or 0.0

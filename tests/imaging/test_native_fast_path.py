@@ -59,3 +59,20 @@ def test_compressed_and_colour_are_not_fast(shared_data: Path) -> None:
     for name in ("MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "SC_rgb_small_odd.dcm"):
         inst = read_dicom_header(shared_data / TF / name, name)
         assert inst.pixel_offset is None or not native_fast_path([inst]), name
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_unused_high_bits_like_pydicom(shared_data: Path, tmp_path: Path, signed: bool) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(shared_data / TF / "CT_small.dcm")
+    dtype = np.int16 if signed else np.uint16
+    arr = ds.pixel_array.astype(dtype)
+    arr[0, :4] = np.array([0x0FFF, 0x7000, 0x0800, 0x7123], dtype=dtype)  # bits above bit 12 in use
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, int(signed)
+    ds.PixelData = arr.tobytes()
+    ds.save_as(tmp_path / "bits12.dcm")
+    inst = read_dicom_header(tmp_path / "bits12.dcm", "bits12.dcm")
+    assert inst.bits_stored == 12 and native_fast_path([inst])
+    fast = read_native_stack(tmp_path, [inst])[:, :, 0]
+    np.testing.assert_array_equal(fast, read_slice(tmp_path / "bits12.dcm", inst))
