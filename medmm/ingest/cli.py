@@ -1,10 +1,10 @@
-"""``medmm ingest`` and ``medmm demo`` (typer); heavy imports happen inside the commands.
+"""``medmm ingest`` (typer); heavy imports happen inside the command.
 
 >>> import typer
 >>> app = typer.Typer()
 >>> register(app)
 >>> sorted(c.name for c in app.registered_commands)
-['demo', 'ingest']
+['ingest']
 """
 
 from __future__ import annotations
