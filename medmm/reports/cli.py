@@ -133,11 +133,32 @@ def train_ner_cmd(
     out: Path = typer.Option(..., "--out", help="Where to save the spaCy pipeline."),
     max_minutes: float = typer.Option(18, "--max-minutes", help="Time budget."),
     seed: int = typer.Option(0, help="Random seed."),
+    budget_clock: str = typer.Option(
+        "wall", "--budget-clock", help="Count --max-minutes as 'wall' or this process' 'cpu' time."
+    ),
+    train_text: Path | None = typer.Option(
+        None, "--train-text", help="Train on raw PubTator abstracts (scispaCy tokens) instead of BIO tokens."
+    ),
+    dev_text: Path | None = typer.Option(None, "--dev-text", help="Early-stop on raw PubTator dev text."),
+    ncbi_types: bool = typer.Option(False, "--ncbi-types", help="Map NCBI's mention types to 'Disease'."),
 ) -> None:
     """Train a NER model (scispaCy tokenizer + spaCy ner); prints the result as JSON."""
+    from medmm.reports.ner.pubtator import NCBI_DISEASE_TYPES
     from medmm.reports.ner.train import train_ner
 
-    result = train_ner(corpus, out, max_minutes=max_minutes, seed=seed)
+    if budget_clock not in {"wall", "cpu"}:
+        typer.echo("error: --budget-clock takes 'wall' or 'cpu'", err=True)
+        raise typer.Exit(2)
+    result = train_ner(
+        corpus,
+        out,
+        max_minutes=max_minutes,
+        seed=seed,
+        budget_clock=budget_clock,
+        train_text=train_text,
+        train_text_label_map=NCBI_DISEASE_TYPES if ncbi_types else None,
+        dev_text=dev_text,
+    )
     data = result.to_dict() if hasattr(result, "to_dict") else result
     json.dump(data, sys.stdout, indent=2, default=str)
     typer.echo("")
