@@ -25,7 +25,15 @@ from numpy.typing import NDArray
 from medmm.signals.align import chunk_spans, nearest_within, rescale_index
 from medmm.signals.readers._base import Annotations
 
-__all__ = ["BEAT_KEYS", "EcgBeats", "beat_reference", "detect_chunked", "ecg_beats"]
+__all__ = [
+    "BEAT_KEYS",
+    "EcgBeats",
+    "beat_reference",
+    "dedupe_peaks",
+    "detect_chunked",
+    "ecg_beats",
+    "finish_beats",
+]
 
 #: Columns of ``beats.parquet`` taken from the beat table (the rest go to ``features.parquet``).
 BEAT_KEYS = ["sample", "time_s", "rr_prev_s", "rr_next_s", "hr_bpm"]
@@ -61,6 +69,15 @@ def detect_chunked(
     for span in spans:
         p = detect_rpeaks(x[span.read_start : span.read_stop], fs) + span.read_start
         found.append(p[(p >= span.keep_start) & (p < span.keep_stop)])
+    return dedupe_peaks(found, fs)
+
+
+def dedupe_peaks(found: list[NDArray[np.int64]], fs: float) -> NDArray[np.int64]:
+    """Merge the peaks kept by each chunk; peaks closer than 200 ms (one beat seen twice) are kept once.
+
+    >>> dedupe_peaks([np.array([10, 100]), np.array([120, 400])], 250.0).tolist()
+    [10, 100, 400]
+    """
     peaks = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
     if peaks.size > 1:
         keep = np.concatenate(([True], np.diff(peaks) >= _REFRACTORY_S * fs))
@@ -111,10 +128,24 @@ def ecg_beats(
     tol_s
         Largest distance of a reference beat to count as the same beat.
     """
-    from medmm.signals.beats import beat_table, hrv_summary, match_reference
+    from medmm.signals.beats import beat_table
 
     peaks = detect_chunked(x, fs, chunk_s, overlap_s)
-    table = beat_table(x, fs, peaks)
+    return finish_beats(beat_table(x, fs, peaks), peaks, fs, ref, tol_s=tol_s)
+
+
+def finish_beats(
+    table: pd.DataFrame, peaks: NDArray[np.int64], fs: float, ref: Annotations | None, *, tol_s: float = 0.15
+) -> EcgBeats:
+    """HRV and reference symbols/matching for a beat table made from ``peaks`` (see :func:`ecg_beats`).
+
+    >>> import numpy as np, pandas as pd
+    >>> out = finish_beats(pd.DataFrame({"sample": [100, 350]}), np.array([100, 350]), 250.0, None)
+    >>> out.table["ref_symbol"].tolist(), out.ref_extension
+    (['', ''], '')
+    """
+    from medmm.signals.beats import hrv_summary, match_reference
+
     symbols = np.full(len(table), "", dtype=object)
     out = EcgBeats(table=table, hrv=hrv_summary(peaks, fs))
     if ref is not None:

@@ -128,8 +128,13 @@ def run_mask(flags: NDArray[np.bool_], min_run: int) -> NDArray[np.bool_]:
     return out
 
 
-def flat_mask(x: NDArray[np.floating], fs: float, min_seconds: float = 1.0) -> NDArray[np.bool_]:
+def flat_mask(
+    x: NDArray[np.floating], fs: float, min_seconds: float = 1.0, span: float | None = None
+) -> NDArray[np.bool_]:
     """Samples inside flat lines: runs of unchanged value lasting at least ``min_seconds``.
+
+    "Unchanged" means within ``1e-9 * max(1, span)``; ``span`` is the channel's value range (default:
+    that of ``x``; a chunk of a long record passes the whole channel's range so chunks agree with it).
 
     >>> int(flat_mask(np.r_[np.ones(300), np.sin(np.arange(100))], 100).sum())
     300
@@ -137,8 +142,9 @@ def flat_mask(x: NDArray[np.floating], fs: float, min_seconds: float = 1.0) -> N
     x = np.asarray(x, dtype=np.float64)
     if x.size < 2:
         return np.zeros(x.size, dtype=bool)
-    finite = x[np.isfinite(x)]
-    span = float(np.ptp(finite)) if finite.size else 0.0
+    if span is None:
+        finite = x[np.isfinite(x)]
+        span = float(np.ptp(finite)) if finite.size else 0.0
     tol = 1e-9 * max(1.0, span)
     same = np.abs(np.diff(x)) <= tol  # NaN compares False: gaps never count as flat
     flags = np.concatenate(([False], same)) | np.concatenate((same, [False]))

@@ -21,7 +21,7 @@ from medmm.pseudonym import Pseudonymizer
 from medmm.records import Status
 from medmm.signals.align import anchor_window, epoch_seconds, extract_window, tile_windows, time_to_sample
 from medmm.signals.discover import RecordJob, _row
-from medmm.signals.ecg import BEAT_KEYS, beat_reference, ecg_beats
+from medmm.signals.ecg import BEAT_KEYS, EcgBeats, beat_reference, ecg_beats
 from medmm.signals.harmonize import flat_mask, normalize_units, resample, saturation_mask
 from medmm.signals.quality import window_quality
 from medmm.signals.readers import LoadedRecord, read_dicom_waveform, read_edf, read_tabular, read_wfdb
@@ -56,8 +56,9 @@ class Settings:
     patient_from: str = "record"  # patient key when the file has none: "record" name or "folder"
     trend_max_fs: float = 1.0  # channels at or below this rate are trends (vitals table)
     min_beat_fs: float = 100.0  # ECG channels below this rate get no beat detection
-    chunk_s: float = 600.0  # beat detection chunk, seconds
+    chunk_s: float = 600.0  # beat detection chunk and record chunk (long WFDB records), seconds
     overlap_s: float = 10.0  # ... read with this much context each side
+    chunk_records: bool = True  # read single-segment WFDB records longer than 2 chunks chunk by chunk
     good_sqi: float = 0.5  # windows at or above count as good
     vitals_tolerance_s: float = 60.0  # window_vitals: largest |vital time - window centre|
 
@@ -126,6 +127,13 @@ def _window_row(
     a, b = span_native
     n = max(b - a, 1)
     frac = {k: float(m[a:b].sum()) / n if b > a else 0.0 for k, m in masks.items()}
+    return window_quality_row(ctx, x, frac, pad)
+
+
+def window_quality_row(
+    ctx: dict[str, Any], x: np.ndarray, frac: dict[str, float], pad: float
+) -> dict[str, float]:
+    """Quality columns of one window from its samples, mask fractions (native rate) and padding share."""
     missing = pad + (1 - pad) * frac["missing"]
     q = window_quality(
         x, ctx["fs_out"], ctx["kind"], missing=missing, flat=frac["flat"], saturated=frac["sat"]
@@ -245,10 +253,35 @@ def _wave(
         rel = write_windows(run_dir, res.record, name, np.stack(anchored), kind="anchored")
         rows += [WindowRow(**r, path=rel) for r in arows]
     res.windows += rows
-    hrv: dict[str, Any] = {}
-    ref_ext, match, sens, ppv = "", None, None, None
+    out = None
     if ch.kind == "ecg" and fs >= settings.min_beat_fs and np.isfinite(x).any():
         out = ecg_beats(x, fs, ctx["ref"], chunk_s=settings.chunk_s, overlap_s=settings.overlap_s)
+    n = int(x.size)
+    fracs = {k: float(m.mean()) if n else (1.0 if k == "missing" else 0.0) for k, m in masks.items()}
+    wave_outputs(ctx, ch, name, units, fs_out, n, fracs, len(starts), good, out, settings, res, beats, feats)
+
+
+def wave_outputs(
+    ctx: dict[str, Any],
+    ch: Any,
+    name: str,
+    units: str,
+    fs_out: float,
+    n: int,
+    fracs: dict[str, float],
+    n_windows: int,
+    good: list[float],
+    out: EcgBeats | None,
+    settings: Settings,
+    res: RecordResult,
+    beats: list,
+    feats: list,
+) -> None:
+    """Append a wave channel's signal row, and its beat / feature frames when ``out`` holds beats."""
+    fs = ch.fs
+    hrv: dict[str, Any] = {}
+    ref_ext, match, sens, ppv = "", None, None, None
+    if out is not None:
         hrv, ref_ext, match = out.hrv, out.ref_extension, out.ref_match_fraction
         sens, ppv = out.ref_sensitivity, out.ref_ppv
         t = out.table
@@ -273,15 +306,15 @@ def _wave(
             units=units,
             fs=fs,
             fs_out=fs_out,
-            n_samples=int(x.size),
-            duration_s=x.size / fs,
+            n_samples=n,
+            duration_s=n / fs,
             start=ctx["start"],
             start_abs_s=ctx["start_abs"],
             n_segments=ctx["n_segments"],
-            missing_fraction=float(masks["missing"].mean()) if x.size else 1.0,
-            flat_fraction=float(masks["flat"].mean()) if x.size else 0.0,
-            saturated_fraction=float(masks["sat"].mean()) if x.size else 0.0,
-            n_windows=len(starts),
+            missing_fraction=fracs["missing"],
+            flat_fraction=fracs["flat"],
+            saturated_fraction=fracs["sat"],
+            n_windows=n_windows,
             mean_sqi=float(np.mean(good)) if good else None,
             good_window_fraction=float(np.mean([g >= settings.good_sqi for g in good])) if good else None,
             n_beats=int(hrv["n_beats"]) if hrv else None,
@@ -308,7 +341,14 @@ def process_record(
     job: RecordJob, root: str, settings: Settings, pseudonymizer: Pseudonymizer, run_dir: str
 ) -> RecordResult:
     """Process one record (see module doc); raises the reader's :class:`~medmm.errors.InputError`."""
-    rec = load_record(Path(root), job)
+    from medmm.signals.chunked import chunk_plan, process_chunked
+
+    plan = (
+        chunk_plan(Path(root), job.record, job.annotation_extensions, settings)
+        if job.kind == "wfdb"
+        else None
+    )
+    rec = plan.meta if plan is not None else load_record(Path(root), job)
     key = _patient_key(rec, settings)
     patient_id = pseudonymizer.id(key, "patient")
     start: datetime | None = (
@@ -329,7 +369,9 @@ def process_record(
     feats: list[pd.DataFrame] = []
     vitals: list[pd.DataFrame] = []
     names = unique_names([c.name for c in rec.channels] + [s.name for s in rec.series])
-    for ch, name in zip(rec.channels, names, strict=False):
+    if plan is not None:
+        process_chunked(plan, ctx, names, settings, Path(run_dir), res, beats, feats)
+    for ch, name in zip(rec.channels if plan is None else [], names, strict=False):
         if ch.fs <= settings.trend_max_fs:
             t = np.arange(ch.data.size) / ch.fs
             ok = np.isfinite(ch.data)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["read_window", "window_path", "write_windows"]
+__all__ = ["WindowWriter", "read_window", "window_path", "write_windows"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
@@ -51,6 +51,56 @@ def write_windows(run_dir: Path, record: str, channel: str, arr: NDArray[np.floa
         Path(tmp).unlink(missing_ok=True)
         raise
     return rel
+
+
+class WindowWriter:
+    """Write a record channel's windows row by row (for records processed in chunks); atomic on close.
+
+    The file equals what :func:`write_windows` writes for the stacked rows.
+
+    >>> import tempfile, pathlib, numpy as np
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> w = WindowWriter(run, "r", "II", n_rows=2, n_cols=3)
+    >>> w.write(np.zeros(3)); w.write(np.ones(3)); w.close()
+    'windows/r/II.npy'
+    >>> read_window(run, "windows/r/II.npy", 1).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    def __init__(
+        self, run_dir: Path, record: str, channel: str, n_rows: int, n_cols: int, kind: str = ""
+    ) -> None:
+        self.rel = window_path(record, channel, kind)
+        self.path = Path(run_dir) / self.rel
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.n_rows, self.n_cols, self.written = n_rows, n_cols, 0
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.fh = os.fdopen(fd, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(self.fh, {**header, "shape": (n_rows, n_cols)})
+
+    def write(self, row: NDArray[np.floating]) -> None:
+        """Append the next row (``n_cols`` values, stored as float32)."""
+        r = np.asarray(row, dtype=np.float32)
+        if r.shape != (self.n_cols,) or self.written >= self.n_rows:
+            self.abort()
+            raise ValueError(f"row {self.written} of {self.rel}: shape {r.shape}, expected ({self.n_cols},)")
+        self.fh.write(r.tobytes())
+        self.written += 1
+
+    def close(self) -> str:
+        """Check every row was written, move the file into place; returns its relative path."""
+        self.fh.close()
+        if self.written != self.n_rows:
+            Path(self.tmp).unlink(missing_ok=True)
+            raise ValueError(f"{self.rel}: {self.written} rows written, {self.n_rows} expected")
+        os.replace(self.tmp, self.path)
+        return self.rel
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        self.fh.close()
+        Path(self.tmp).unlink(missing_ok=True)
 
 
 def read_window(run_dir: Path, rel: str, row: int) -> NDArray[np.float32]:

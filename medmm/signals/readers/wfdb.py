@@ -38,7 +38,14 @@ from medmm.signals.errors import (
 )
 from medmm.signals.readers._base import Annotations, Channel, Event, LoadedRecord, check_fs
 
-__all__ = ["ANNOTATION_EXTENSIONS", "BEAT_SYMBOLS", "read_wfdb", "wfdb_header_files"]
+__all__ = [
+    "ANNOTATION_EXTENSIONS",
+    "BEAT_SYMBOLS",
+    "read_wfdb",
+    "read_wfdb_meta",
+    "read_wfdb_span",
+    "wfdb_header_files",
+]
 
 #: Annotation file extensions read as reference annotations, most authoritative first.
 ANNOTATION_EXTENSIONS: tuple[str, ...] = ("atr", "ecg", "qrs", "ari", "sqrs", "gqrsh", "gqrs", "wqrs")
@@ -271,3 +278,66 @@ def read_wfdb(root: Path, record: str, annotation_extensions: list[str] | None =
     )
     rec.check_not_empty(rel)
     return rec
+
+
+def read_wfdb_meta(
+    root: Path, record: str, annotation_extensions: list[str] | None = None, *, min_samples: int = 1
+) -> LoadedRecord | None:
+    """A single-segment, single-rate record's header, annotations and events, without its samples.
+
+    Returns ``None`` (read it whole with :func:`read_wfdb`) for multi-segment or multi-rate records and
+    for records shorter than ``min_samples``. Channels carry empty ``data`` and ``n_samples`` is the
+    header's length; read the samples span by span with :func:`read_wfdb_span`.
+
+    >>> from medmm.datasets import shared_data_dir
+    >>> root = shared_data_dir()
+    >>> rec = read_wfdb_meta(root / "signals/mitdb_subset", "100") if root else None
+    >>> rec is None or (rec.channels[0].data.size, rec.n_samples) == (0, 650000)
+    True
+    """
+    path = Path(root) / f"{record}.hea"
+    rel = f"{record}.hea"
+    h = _header(path, rel)
+    if hasattr(h, "seg_name") or any((s or 1) != 1 for s in (h.samps_per_frame or [])):
+        return None
+    _check_single(h, path.parent, rel)
+    if (h.sig_len or 0) < min_samples:
+        return None
+    fs = check_fs(rel, h.fs)
+    folder = path.parent
+    if annotation_extensions is None:
+        annotation_extensions = [e for e in ANNOTATION_EXTENSIONS if (folder / f"{path.stem}.{e}").exists()]
+    start, has_date = _start(h)
+    channels = [
+        Channel(name, h.units[i] or "", fs, np.zeros(0), _adc_limits(h, i))
+        for i, name in enumerate(h.sig_name)
+    ]
+    return LoadedRecord(
+        record=record,
+        format="wfdb",
+        patient_key="",
+        start=start,
+        channels=channels,
+        annotations=_annotations(path.with_suffix(""), fs, annotation_extensions),
+        events=_alarm_events(h.comments),
+        segments=[(0.0, int(h.sig_len) / fs, False)],
+        start_has_date=has_date,
+        n_samples=int(h.sig_len),
+    )
+
+
+def read_wfdb_span(root: Path, record: str, start: int, stop: int) -> list[np.ndarray]:
+    """Samples ``[start, stop)`` of every channel of a single-segment record, physical units (NaN = gap).
+
+    The values are those :func:`read_wfdb` returns for the same samples.
+
+    >>> from medmm.datasets import shared_data_dir
+    >>> root = shared_data_dir()
+    >>> xs = read_wfdb_span(root / "signals/mitdb_subset", "100", 10, 20) if root else None
+    >>> xs is None or {x.size for x in xs} == {10}
+    True
+    """
+    import wfdb
+
+    r = wfdb.rdrecord(str(Path(root) / record), sampfrom=start, sampto=stop, smooth_frames=False)
+    return [np.asarray(x, dtype=np.float64) for x in r.e_p_signal]
