@@ -12,6 +12,11 @@ folders (never copied into the project). Measured in one run, same machine:
   stage on N and 3N records: it must not grow with the record count (one record per task, arrays
   written by the tasks, only small rows returned).
 
+* ``long_record``: one record task (``process_record``) on a long synthetic 2-lead ECG (3 h at 360 Hz,
+  1 h with ``--quick``; ``simulate_ecg`` written with ``wfdb.wrsamp``), read whole vs in 600 s and
+  120 s chunks, each in a fresh subprocess after a warm-up: ``tracemalloc`` peak and wall time; the
+  chunked peaks must stay far below the whole-record one.
+
 Samples are channel samples at the native rate. ``python -m bench signals [--quick]``.
 """
 
@@ -87,6 +92,67 @@ def _stage(src: Path, out: Path, workers: int) -> tuple[float, int, int]:
     return seconds, int(counts["samples"]), mem.peak
 
 
+def write_long_record(folder: Path, hours: float, fs: float = 360.0) -> str:
+    """A 2-lead synthetic ECG record ``long`` of ``hours`` in ``folder``; returns its name."""
+    import numpy as np
+    import wfdb
+
+    from medmm.signals.beats import simulate_ecg
+
+    ecg, _ = simulate_ecg(fs, hours * 3600, seed=2)
+    sig = np.column_stack([ecg, 0.5 * np.roll(ecg, int(fs // 7))])
+    wfdb.wrsamp(
+        "long", fs=fs, units=["mV", "mV"], sig_name=["II", "V5"], p_signal=sig, fmt=["16", "16"],
+        adc_gain=[1000.0, 8000.0], baseline=[0, 0], write_dir=str(folder),
+    )  # fmt: skip
+    return "long"
+
+
+def task_peak(root: str, record: str, chunk_s: float, chunked: bool) -> dict[str, float]:
+    """Peak traced memory and time of one record task (after a warm-up run in the other mode)."""
+    import tracemalloc
+
+    from medmm.signals.discover import discover
+    from medmm.signals.process import Settings, process_record
+
+    job = discover(Path(root), only=[f"{record}.hea"])[0][0]
+    key = Pseudonymizer(bytes(32))
+    with tempfile.TemporaryDirectory() as warm:  # lazy imports are not the record's memory
+        process_record(job, root, Settings(chunk_s=chunk_s, chunk_records=not chunked), key, warm)
+    with tempfile.TemporaryDirectory() as out:
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        res = process_record(job, root, Settings(chunk_s=chunk_s, chunk_records=chunked), key, out)
+        secs = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    n_beats = 0 if res.beats is None else len(res.beats)
+    return {"peak_mb": peak / 1e6, "seconds": secs, "beats": float(n_beats)}
+
+
+def _long_record(tmpd: Path, hours: float) -> dict[str, dict[str, float]]:
+    import json
+    import subprocess
+    import sys
+
+    folder = tmpd / "long"
+    folder.mkdir()
+    rec = write_long_record(folder, hours)
+    out = {}
+    for label, chunk_s, chunked in (
+        ("whole", 600.0, False),
+        ("chunks_600s", 600.0, True),
+        ("chunks_120s", 120.0, True),
+    ):
+        code = (
+            "import json, bench.bench_signals as b; "
+            f"print(json.dumps(b.task_peak({str(folder)!r}, {rec!r}, {chunk_s}, {chunked})))"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Measure (see module doc), print a table, return the summary."""
     import wfdb
@@ -128,16 +194,18 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
                 "samples_per_s": n / secs,
                 "peak_rss_mb": mem[label],
             }
+        hours = 1.0 if quick else 3.0
+        long = _long_record(tmpd, hours)
     base = rows["serial"]["samples_per_s"]
     print(
         f"{'run':24s} {'records':>8s} {'seconds':>8s} {'Msamples/s':>11s} {'vs serial':>9s} {'peak MB':>8s}"
     )
     for name, r in rows.items():
         recs = 3 * len(records) if name.endswith(f"{3 * len(records)}_records") else len(records)
-        peak = f"{r['peak_rss_mb']:8.0f}" if "peak_rss_mb" in r else f"{'':8s}"
+        peak_col = f"{r['peak_rss_mb']:8.0f}" if "peak_rss_mb" in r else f"{'':8s}"
         print(
             f"{name:24s} {recs:8d} {r['seconds']:8.1f} {r['samples_per_s'] / 1e6:11.2f} "
-            f"{r['samples_per_s'] / base:8.2f}x {peak}"
+            f"{r['samples_per_s'] / base:8.2f}x {peak_col}"
         )
     small, large = mem.values()
     r1, r3 = rows[f"dask_2_{len(records)}_records"], rows[f"dask_2_{3 * len(records)}_records"]
@@ -147,7 +215,16 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         f"dask_2 marginal rate (extra samples / extra seconds, start-up excluded): "
         f"{marginal / 1e6:.2f} Msamples/s = {marginal / base:.2f}x serial"
     )
+    print(
+        f"one record task, {hours:g} h 2-lead record {'':9s} {'peak MB':>8s} {'seconds':>8s} {'vs whole':>8s}"
+    )
+    for label, r in long.items():
+        print(
+            f"  {label:40s} {r['peak_mb']:8.1f} {r['seconds']:8.1f} "
+            f"{r['peak_mb'] / long['whole']['peak_mb']:7.2f}x"
+        )
     return {
+        "long_record": {"hours": hours, **long},
         "records": records,
         "rows": rows,
         "peak_memory_ratio_3x_vs_1x": large / small,
