@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import math
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from medmm.signals.align import anchor_window, chunk_spans, tile_windows, time_to_sample
+from medmm.signals.beats import beat_table_from_templates
 from medmm.signals.ecg import dedupe_peaks, finish_beats
 from medmm.signals.harmonize import flat_mask, normalize_units, rational_ratio, resample, saturation_mask
 from medmm.signals.readers import LoadedRecord
@@ -38,7 +37,7 @@ from medmm.signals.readers.wfdb import read_wfdb_meta, read_wfdb_span
 from medmm.signals.records import WindowRow
 from medmm.signals.store import WindowWriter
 
-__all__ = ["ChunkPlan", "chunk_plan", "process_chunked", "table_from_templates"]
+__all__ = ["ChunkPlan", "chunk_plan", "process_chunked"]
 
 _MASKS = ("missing", "flat", "sat")
 
@@ -269,7 +268,7 @@ class _Stream:
             )
             kept = np.searchsorted(p_all, peaks)
             tpl = tpl_all if kept.size == p_all.size else _Rows(tpl_all, kept)
-            table = table_from_templates(peaks, self.ch.fs, tpl)  # type: ignore[arg-type]
+            table = beat_table_from_templates(peaks, self.ch.fs, tpl)  # type: ignore[arg-type]
             del tpl, tpl_all
             out = finish_beats(table, peaks, self.ch.fs, self.ctx["ref"])
         if self.tpl_file is not None:
@@ -311,94 +310,6 @@ def _templates(fn: Any, x: NDArray[np.float64], fs: float, p: NDArray[np.int64])
     from medmm.signals.beats.features import _AFTER_S, _BEFORE_S
 
     return np.asarray(fn(x, fs, p, _BEFORE_S, _AFTER_S))
-
-
-def median_beat_blocked(tpl: NDArray[np.float64], cols: int = 8) -> NDArray[np.float64]:
-    """:func:`medmm.signals.beats.median_beat` computed a few columns at a time (``tpl`` may be a memmap).
-
-    >>> median_beat_blocked(np.array([[0.0, 1.0], [0.0, 3.0], [np.nan, 100.0]]), cols=1).tolist()
-    [0.0, 2.0]
-    """
-    n, width = tpl.shape
-    if n == 0:
-        return np.full(width, np.nan)
-    complete = np.concatenate([np.isfinite(tpl[i : i + 4096]).all(axis=1) for i in range(0, n, 4096)])
-    rows = complete if complete.any() else np.ones(n, dtype=bool)
-    out = np.full(width, np.nan)
-    for c in range(0, width, cols):
-        block = np.asarray(tpl[:, c : c + cols])[rows]
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-            out[c : c + cols] = np.nanmedian(block, axis=0)
-    return out
-
-
-def table_from_templates(
-    p: NDArray[np.int64], fs: float, tpl: NDArray[np.float64], block: int = 512
-) -> pd.DataFrame:
-    """:func:`medmm.signals.beats.beat_table` from R peaks and their already cut templates.
-
-    Equal to ``beat_table(ecg, fs, p)`` when ``tpl`` is ``beat_templates(ecg, fs, p, 0.25, 0.45)``;
-    ``tpl`` may be a memory map: it is read ``block`` rows (or, for the median beat, 8 columns) at a time.
-
-    >>> import numpy as np
-    >>> from medmm.signals.beats import beat_table, beat_templates
-    >>> fs, t = 250.0, np.arange(1250) / 250.0
-    >>> ecg = sum(np.exp(-0.5 * ((t - b) / 0.012) ** 2) for b in (0.5, 1.5, 2.5, 3.5, 4.5))
-    >>> p = np.array([125, 375, 625, 875, 1125])
-    >>> tpl = beat_templates(ecg, fs, p, 0.25, 0.45)
-    >>> table_from_templates(p, fs, tpl, block=2).equals(beat_table(ecg, fs, p))
-    True
-    """
-    from medmm.signals.beats import beat_table
-    from medmm.signals.beats import features as F
-
-    if p.size == 0:
-        return beat_table(np.zeros(16), fs, p)
-    center = F.template_center(F._BEFORE_S, F.TEMPLATE_FS)
-    half = round(F._QRS_HALF_S * F.TEMPLATE_FS)
-    qrs = slice(center - half, center + half + 1)
-    med = median_beat_blocked(tpl)
-    rr = np.diff(p) / fs
-    rr_prev = np.concatenate([[np.nan], rr])
-    rr_next = np.concatenate([rr, [np.nan]])
-    rms_med = np.sqrt(np.nanmean(med**2))
-    parts: dict[str, list[NDArray[Any]]] = {}
-    for i in range(0, p.size, block):
-        t = np.asarray(tpl[i : i + block], dtype=np.float64)
-        with np.errstate(all="ignore"):
-            slope = np.abs(np.gradient(t[:, qrs], axis=1)) * F.TEMPLATE_FS
-            max_slope = np.nanmax(np.where(np.isfinite(slope), slope, -np.inf), axis=1)
-            max_slope[~np.isfinite(max_slope)] = np.nan
-            diff = t - med[None, :]
-            rmse = np.sqrt(np.nanmean(diff**2, axis=1)) / rms_med if rms_med > 0 else np.full(len(t), np.nan)
-            cols = {
-                "r_amplitude": t[:, center],
-                "qrs_width_s": F._qrs_width(t, center, F.TEMPLATE_FS),
-                "qrs_energy": np.sum(t[:, qrs] ** 2, axis=1) / F.TEMPLATE_FS,
-                "max_slope": max_slope,
-                "template_corr": F._row_corr(t, med),
-                "qrs_corr": F._row_corr(t[:, qrs], med[qrs]),
-                "template_rmse": rmse,
-                "complete": np.isfinite(t).all(axis=1),
-            }
-        for k, v in cols.items():
-            parts.setdefault(k, []).append(v)
-    with np.errstate(all="ignore"):
-        hr = 60.0 / rr_prev
-    return pd.DataFrame(
-        {
-            "beat": np.arange(p.size, dtype=np.int64),
-            "sample": p,
-            "time_s": p / fs,
-            "rr_prev_s": rr_prev,
-            "rr_next_s": rr_next,
-            "hr_bpm": hr,
-            "rr_ratio": F._rr_ratio(rr_prev),
-            **{k: np.concatenate(v) for k, v in parts.items()},
-        },
-        columns=F.BEAT_COLUMNS,
-    )
 
 
 def process_chunked(

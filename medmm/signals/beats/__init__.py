@@ -5,7 +5,7 @@ See ``docs/signals-beats.md`` for the methods and their accuracy on MIT-BIH.
 """
 
 from medmm.signals.beats.evaluate import MatchResult, match_reference
-from medmm.signals.beats.features import BEAT_COLUMNS, beat_table, median_beat
+from medmm.signals.beats.features import BEAT_COLUMNS, beat_table, beat_table_from_templates, median_beat
 from medmm.signals.beats.hrv import hrv_summary, nn_mask
 from medmm.signals.beats.rpeaks import detect_rpeaks
 from medmm.signals.beats.segment import TEMPLATE_FS, beat_templates, template_center, template_times
@@ -16,6 +16,7 @@ __all__ = [
     "TEMPLATE_FS",
     "MatchResult",
     "beat_table",
+    "beat_table_from_templates",
     "beat_templates",
     "detect_rpeaks",
     "hrv_summary",

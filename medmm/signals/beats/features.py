@@ -36,6 +36,7 @@ complete       whether the template is NaN-free (not at a record edge or gap)
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ from scipy import ndimage
 
 from medmm.signals.beats.segment import TEMPLATE_FS, beat_templates, template_center
 
-__all__ = ["BEAT_COLUMNS", "beat_table", "median_beat"]
+__all__ = ["BEAT_COLUMNS", "beat_table", "beat_table_from_templates", "median_beat"]
 
 BEAT_COLUMNS = [
     "beat",
@@ -69,25 +70,27 @@ _QRS_HALF_S = 0.1
 _WIDTH_FRAC = 0.2
 
 
-def median_beat(templates: NDArray[np.float64]) -> NDArray[np.float64]:
+def median_beat(templates: NDArray[np.float64], cols: int = 8) -> NDArray[np.float64]:
     """Sample-wise median of the complete (NaN-free) templates; of all templates when none is complete.
+
+    Computed ``cols`` columns at a time, so ``templates`` may be a memory map of a long record.
 
     >>> import numpy as np
     >>> median_beat(np.array([[0.0, 1.0], [0.0, 3.0], [np.nan, 100.0]])).tolist()
     [0.0, 2.0]
     """
-    t = np.asarray(templates, dtype=np.float64)
-    if t.shape[0] == 0:
-        return np.full(t.shape[1], np.nan)
-    complete = np.isfinite(t).all(axis=1)
-    use = t[complete] if complete.any() else t
-    with np.errstate(all="ignore"):
-        if np.isfinite(use).any(axis=0).all():
-            return np.asarray(np.nanmedian(use, axis=0))
-        out = np.full(t.shape[1], np.nan)
-        cols = np.isfinite(use).any(axis=0)
-        out[cols] = np.nanmedian(use[:, cols], axis=0)
-        return out
+    n, width = templates.shape
+    if n == 0:
+        return np.full(width, np.nan)
+    complete = np.concatenate([np.isfinite(templates[i : i + 4096]).all(axis=1) for i in range(0, n, 4096)])
+    rows = complete if complete.any() else np.ones(n, dtype=bool)
+    out = np.full(width, np.nan)
+    for c in range(0, width, cols):
+        block = np.asarray(templates[:, c : c + cols], dtype=np.float64)[rows]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            out[c : c + cols] = np.nanmedian(block, axis=0)
+    return out
 
 
 def _row_corr(a: NDArray[np.float64], ref: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -175,24 +178,59 @@ def beat_table(
         )
     if np.any(np.diff(p) <= 0):
         raise ValueError("peaks must be strictly increasing sample indices; sort and de-duplicate them")
-    tpl = beat_templates(ecg, fs, p, _BEFORE_S, _AFTER_S)
+    return beat_table_from_templates(p, fs, beat_templates(ecg, fs, p, _BEFORE_S, _AFTER_S))
+
+
+def beat_table_from_templates(
+    peaks: NDArray[np.integer], fs: float, templates: NDArray[np.float64], block: int = 512
+) -> pd.DataFrame:
+    """:func:`beat_table` from R peaks and their templates (``beat_templates(ecg, fs, peaks, 0.25, 0.45)``).
+
+    ``templates`` may be a memory map (chunked long records): it is read ``block`` rows at a time.
+
+    >>> import numpy as np
+    >>> fs, t = 250.0, np.arange(1250) / 250.0
+    >>> ecg = sum(np.exp(-0.5 * ((t - b) / 0.012) ** 2) for b in (0.5, 1.5, 2.5, 3.5, 4.5))
+    >>> p = np.array([125, 375, 625, 875, 1125])
+    >>> tpl = beat_templates(ecg, fs, p, 0.25, 0.45)
+    >>> beat_table_from_templates(p, fs, tpl, block=2).equals(beat_table(ecg, fs, p))
+    True
+    """
+    p = np.asarray(peaks, dtype=np.int64).reshape(-1)
     center = template_center(_BEFORE_S, TEMPLATE_FS)
     half = round(_QRS_HALF_S * TEMPLATE_FS)
     qrs = slice(center - half, center + half + 1)
-    med = median_beat(tpl)
-
+    med = median_beat(templates)
     rr = np.diff(p) / fs
     rr_prev = np.concatenate([[np.nan], rr])
     rr_next = np.concatenate([rr, [np.nan]])
+    rms_med = np.sqrt(np.nanmean(med**2))
+    parts: dict[str, list[NDArray[Any]]] = {}
+    for i in range(0, p.size, block):
+        t = np.asarray(templates[i : i + block], dtype=np.float64)
+        with np.errstate(all="ignore"):
+            slope = np.abs(np.gradient(t[:, qrs], axis=1)) * TEMPLATE_FS
+            max_slope = np.nanmax(np.where(np.isfinite(slope), slope, -np.inf), axis=1)
+            max_slope[~np.isfinite(max_slope)] = np.nan
+            rmse = (
+                np.sqrt(np.nanmean((t - med[None, :]) ** 2, axis=1)) / rms_med
+                if rms_med > 0
+                else np.full(len(t), np.nan)
+            )
+            cols = {
+                "r_amplitude": t[:, center],
+                "qrs_width_s": _qrs_width(t, center, TEMPLATE_FS),
+                "qrs_energy": np.sum(t[:, qrs] ** 2, axis=1) / TEMPLATE_FS,  # NaN if the QRS touches a gap
+                "max_slope": max_slope,
+                "template_corr": _row_corr(t, med),
+                "qrs_corr": _row_corr(t[:, qrs], med[qrs]),
+                "template_rmse": rmse,
+                "complete": np.isfinite(t).all(axis=1),
+            }
+        for k, v in cols.items():
+            parts.setdefault(k, []).append(v)
     with np.errstate(all="ignore"):
         hr = 60.0 / rr_prev
-        slope = np.abs(np.gradient(tpl[:, qrs], axis=1)) * TEMPLATE_FS
-        max_slope = np.nanmax(np.where(np.isfinite(slope), slope, -np.inf), axis=1)
-        max_slope[~np.isfinite(max_slope)] = np.nan
-        qrs_energy = np.sum(tpl[:, qrs] ** 2, axis=1) / TEMPLATE_FS  # NaN if the QRS touches a gap
-        diff = tpl - med[None, :]
-        rms_med = np.sqrt(np.nanmean(med**2))
-        rmse = np.sqrt(np.nanmean(diff**2, axis=1)) / rms_med if rms_med > 0 else np.full(p.size, np.nan)
     return pd.DataFrame(
         {
             "beat": np.arange(p.size, dtype=np.int64),
@@ -202,14 +240,7 @@ def beat_table(
             "rr_next_s": rr_next,
             "hr_bpm": hr,
             "rr_ratio": _rr_ratio(rr_prev),
-            "r_amplitude": tpl[:, center],
-            "qrs_width_s": _qrs_width(tpl, center, TEMPLATE_FS),
-            "qrs_energy": qrs_energy,
-            "max_slope": max_slope,
-            "template_corr": _row_corr(tpl, med),
-            "qrs_corr": _row_corr(tpl[:, qrs], med[qrs]),
-            "template_rmse": rmse,
-            "complete": np.isfinite(tpl).all(axis=1),
+            **{k: np.concatenate(v) for k, v in parts.items()},
         },
         columns=BEAT_COLUMNS,
     )
