@@ -1,26 +1,31 @@
-"""Long single-segment WFDB records processed in time chunks, so a task's memory follows the chunk length.
+"""Long single-rate WFDB / EDF records processed in time chunks, so a task's memory follows the chunk length.
 
 The chunks are those of beat detection (:func:`medmm.signals.align.chunk_spans` with ``chunk_s`` and
-``overlap_s``): each is read with ``wfdb.rdrecord(sampfrom=, sampto=)`` together with its context,
-from a sample that is a multiple of the resampling ``down`` factor so the polyphase filter runs on the
-same phase as on the whole record. Every chunk contributes its *core*: clipping / flat-line masks at the
-native rate, the resampled samples, the R peaks, and the beat templates of those peaks. Windows fill as
-their samples arrive and are written row by row (:class:`~medmm.signals.store.WindowWriter`); after the
-last chunk the peaks are merged as :func:`~medmm.signals.ecg.detect_chunked` merges them, and the beat
-table is made from the collected templates (its median beat needs all of them).
+``overlap_s``): each is read with ``wfdb.rdrecord(sampfrom=, sampto=)`` (single-segment WFDB) or
+pyedflib's ``readSignal(i, start, n)`` (EDF/EDF+/BDF whose signal channels share one rate) together with
+its context, from a sample that is a multiple of the resampling ``down`` factor so the polyphase filter
+runs on the same phase as on the whole record. Every chunk contributes its *core*: clipping / flat-line
+masks at the native rate, the resampled samples, the R peaks, and the beat templates of those peaks.
+Windows fill as their samples arrive and are written row by row
+(:class:`~medmm.signals.store.WindowWriter`); after the last chunk the peaks are merged as
+:func:`~medmm.signals.ecg.detect_chunked` merges them, and the beat table is made from the collected
+templates (its median beat needs all of them).
 
 The outputs equal those of the whole-record path (``tests/signals/test_chunked.py`` checks it on a
-MIT-BIH record): same R peaks, windows and masks, beat features within float tolerance (the band-pass
-of the templates starts 10 s before a chunk's core instead of at the record start). Records the
-scheme cannot cover exactly (multi-segment, multi-rate, a resampling ``down`` factor too large for the
-context, shorter than two chunks) are read whole.
+MIT-BIH record, ``tests/signals/test_chunked_edf.py`` on an EDF+ file): same R peaks, windows and masks,
+beat features within float tolerance (the band-pass of the templates starts 10 s before a chunk's core
+instead of at the record start). Records the scheme cannot cover exactly (multi-segment WFDB,
+multi-rate WFDB or EDF, a resampling ``down`` factor too large for the context, shorter than two chunks)
+are read whole.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from medmm.signals.ecg import dedupe_peaks, finish_beats
 from medmm.signals.harmonize import flat_mask, normalize_units, rational_ratio, resample, saturation_mask
 from medmm.signals.readers import LoadedRecord
 from medmm.signals.readers._base import Channel
+from medmm.signals.readers.edf import read_edf_meta, read_edf_span
 from medmm.signals.readers.wfdb import read_wfdb_meta, read_wfdb_span
 from medmm.signals.records import WindowRow
 from medmm.signals.store import WindowWriter
@@ -50,6 +56,8 @@ class ChunkPlan:
     meta: LoadedRecord
     spans: list[Any]
     down: int
+    source: str = ""  # the file named in errors (``100.hea``, ``night.edf``)
+    read: Callable[[int, int], list[NDArray[np.float64]]] | None = None  # samples [start, stop)
 
 
 def _filter_reach(up: int, down: int) -> int:
@@ -57,10 +65,24 @@ def _filter_reach(up: int, down: int) -> int:
     return math.ceil(10 * max(up, down) / up) + down + 2
 
 
+def _sizes(fs: float, settings: Any) -> tuple[int, int, int] | None:
+    """(chunk, overlap, down) in native samples when chunking is exact at ``fs``, else ``None``."""
+    if not fs > settings.trend_max_fs:
+        return None
+    chunk, overlap = max(1, round(settings.chunk_s * fs)), round(settings.overlap_s * fs)
+    up, down = rational_ratio(fs, settings.rate)
+    if overlap < 2 * _filter_reach(up, down) or chunk < overlap:
+        return None
+    return chunk, overlap, down
+
+
 def chunk_plan(
-    root: Path, record: str, annotation_extensions: list[str] | None, settings: Any
+    root: Path, record: str, annotation_extensions: list[str] | None, settings: Any, *, kind: str = "wfdb"
 ) -> ChunkPlan | None:
     """The chunks of ``record`` when it is long enough and chunking is exact for it, else ``None``.
+
+    ``kind`` is ``"wfdb"`` (``record`` is the record name) or ``"edf"`` (``record`` is the EDF/BDF
+    file's path under ``root``; single-rate files only). Other kinds are read whole.
 
     >>> from medmm.datasets import shared_data_dir
     >>> from medmm.signals.process import Settings
@@ -71,20 +93,37 @@ def chunk_plan(
     """
     if not settings.chunk_records or settings.overlap_s < 1.0:
         return None
+    if kind == "edf":
+        return _edf_plan(Path(root), record, settings)
+    if kind != "wfdb":
+        return None
     from medmm.signals.readers.wfdb import _header
 
     h = _header(Path(root) / f"{record}.hea", f"{record}.hea")
-    fs = float(h.fs or 0)
-    if hasattr(h, "seg_name") or not fs > settings.trend_max_fs:
+    if hasattr(h, "seg_name"):
         return None
-    chunk, overlap = max(1, round(settings.chunk_s * fs)), round(settings.overlap_s * fs)
-    up, down = rational_ratio(fs, settings.rate)
-    if overlap < 2 * _filter_reach(up, down) or chunk < overlap:
+    sizes = _sizes(float(h.fs or 0), settings)
+    if sizes is None:
         return None
+    chunk, overlap, down = sizes
     meta = read_wfdb_meta(Path(root), record, annotation_extensions, min_samples=2 * chunk + 1)
     if meta is None:
         return None
-    return ChunkPlan(Path(root), meta, chunk_spans(meta.n_samples, chunk, overlap), down)
+    spans = chunk_spans(meta.n_samples, chunk, overlap)
+    read = partial(read_wfdb_span, Path(root), record)
+    return ChunkPlan(Path(root), meta, spans, down, f"{record}.hea", read)
+
+
+def _edf_plan(root: Path, rel: str, settings: Any) -> ChunkPlan | None:
+    meta = read_edf_meta(root, rel)
+    if meta is None:
+        return None
+    sizes = _sizes(meta.channels[0].fs, settings)
+    if sizes is None or meta.n_samples < 2 * sizes[0] + 1:
+        return None
+    chunk, overlap, down = sizes
+    spans = chunk_spans(meta.n_samples, chunk, overlap)
+    return ChunkPlan(root, meta, spans, down, rel, partial(read_edf_span, root, rel))
 
 
 @dataclass
@@ -324,10 +363,11 @@ def process_chunked(
 ) -> None:
     """Run every wave channel of ``plan``'s record chunk by chunk (see module doc); rows go into ``res``."""
     meta, n = plan.meta, plan.meta.n_samples
+    read = plan.read or partial(read_wfdb_span, plan.root, meta.record)
     lo = np.full(len(meta.channels), np.inf)
     hi = np.full(len(meta.channels), -np.inf)
     for sp in plan.spans:  # first pass: each channel's value range (the flat-line tolerance uses it)
-        for i, x in enumerate(read_wfdb_span(plan.root, meta.record, sp.keep_start, sp.keep_stop)):
+        for i, x in enumerate(read(sp.keep_start, sp.keep_stop)):
             x = normalize_units(x, meta.channels[i].units, meta.channels[i].kind)[0]
             f = x[np.isfinite(x)]
             if f.size:
@@ -340,7 +380,7 @@ def process_chunked(
     try:
         for sp in plan.spans:
             read0 = (sp.read_start // plan.down) * plan.down
-            xs = read_wfdb_span(plan.root, meta.record, read0, sp.read_stop)
+            xs = read(read0, sp.read_stop)
             for s, x in zip(streams, xs, strict=False):
                 s.feed(x, read0, sp)
     except BaseException:
@@ -355,7 +395,7 @@ def process_chunked(
             if s.writer is not None:
                 s.writer.abort()
         raise EmptyRecordError(
-            f"{meta.record}.hea",
+            plan.source or f"{meta.record}.hea",
             "every sample of every channel is missing (NaN)",
             "check the acquisition export",
         )

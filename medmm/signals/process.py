@@ -343,11 +343,11 @@ def process_record(
     """Process one record (see module doc); raises the reader's :class:`~medmm.errors.InputError`."""
     from medmm.signals.chunked import chunk_plan, process_chunked
 
-    plan = (
-        chunk_plan(Path(root), job.record, job.annotation_extensions, settings)
-        if job.kind == "wfdb"
-        else None
-    )
+    plan = None
+    if job.kind == "wfdb":
+        plan = chunk_plan(Path(root), job.record, job.annotation_extensions, settings)
+    elif job.kind == "edf":
+        plan = chunk_plan(Path(root), job.main, None, settings, kind="edf")
     rec = plan.meta if plan is not None else load_record(Path(root), job)
     key = _patient_key(rec, settings)
     patient_id = pseudonymizer.id(key, "patient")

@@ -14,13 +14,15 @@ True
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from medmm.signals.errors import HeaderError, TruncatedSignalError
 from medmm.signals.readers._base import Channel, Event, LoadedRecord, check_fs
 
-__all__ = ["read_edf"]
+__all__ = ["read_edf", "read_edf_meta", "read_edf_span"]
 
 
 def read_edf(root: Path, rel: str) -> LoadedRecord:
@@ -31,11 +33,30 @@ def read_edf(root: Path, rel: str) -> LoadedRecord:
     ...
     medmm.signals.errors.HeaderError: x.edf: not a readable EDF/EDF+/BDF file (...). Fix: ...
     """
+    f = _open(Path(root) / rel, rel)
+    try:
+        header = f.getHeader()
+        code = str(header.get("patientcode") or "").strip()
+        channels = []
+        for i in range(f.signals_in_file):
+            x = np.asarray(f.readSignal(i), dtype=np.float64)
+            channels.append(_channel(f, i, rel, x))
+        events = _events(f)
+        start = f.getStartdatetime()
+        duration = float(f.getFileDuration())
+    finally:
+        f.close()
+    rec = _record(rel, code, start, channels, events, duration)
+    rec.check_not_empty(rel)
+    return rec
+
+
+def _open(path: Path, rel: str) -> Any:
+    """An open ``pyedflib.EdfReader``, or the reader's :class:`~medmm.errors.InputError`."""
     import pyedflib
 
-    path = Path(root) / rel
     try:
-        f = pyedflib.EdfReader(str(path))
+        return pyedflib.EdfReader(str(path))
     except OSError as exc:
         text = str(exc).replace(str(path), rel)
         if path.exists() and ("size" in text.lower() or "records" in text.lower()):
@@ -49,36 +70,82 @@ def read_edf(root: Path, rel: str) -> LoadedRecord:
             f"not a readable EDF/EDF+/BDF file ({text.strip()})",
             "re-export it as EDF+ (or check the copy)",
         ) from exc
-    try:
-        header = f.getHeader()
-        code = str(header.get("patientcode") or "").strip()
-        channels = []
-        for i in range(f.signals_in_file):
-            fs = check_fs(rel, f.getSampleFrequency(i))
-            x = np.asarray(f.readSignal(i), dtype=np.float64)
-            limits = (float(f.getPhysicalMinimum(i)), float(f.getPhysicalMaximum(i)))
-            lo, hi = min(limits), max(limits)
-            channels.append(
-                Channel(f.getLabel(i).strip(), f.getPhysicalDimension(i).strip(), fs, x, (lo, hi))
-            )
-        onsets, durations, labels = f.readAnnotations()
-        events = [
-            Event(float(o), float(d) if d == d and d >= 0 else 0.0, str(lbl), "edf+")
-            for o, d, lbl in zip(onsets, durations, labels, strict=True)
-        ]
-        start = f.getStartdatetime()
-        duration = float(f.getFileDuration())
-    finally:
-        f.close()
-    record = rel.rsplit(".", 1)[0]
-    rec = LoadedRecord(
-        record=record,
+
+
+def _channel(f: Any, i: int, rel: str, x: NDArray[np.float64]) -> Channel:
+    fs = check_fs(rel, f.getSampleFrequency(i))
+    limits = (float(f.getPhysicalMinimum(i)), float(f.getPhysicalMaximum(i)))
+    return Channel(
+        f.getLabel(i).strip(), f.getPhysicalDimension(i).strip(), fs, x, (min(limits), max(limits))
+    )
+
+
+def _events(f: Any) -> list[Event]:
+    onsets, durations, labels = f.readAnnotations()
+    return [
+        Event(float(o), float(d) if d == d and d >= 0 else 0.0, str(lbl), "edf+")
+        for o, d, lbl in zip(onsets, durations, labels, strict=True)
+    ]
+
+
+def _record(
+    rel: str, code: str, start: Any, channels: list[Channel], events: list[Event], duration: float, n: int = 0
+) -> LoadedRecord:
+    return LoadedRecord(
+        record=rel.rsplit(".", 1)[0],
         format="edf",
         patient_key="" if code.upper() in ("", "X") else code,
         start=start,
         channels=channels,
         events=events,
         segments=[(0.0, duration, False)],
+        n_samples=n,
     )
-    rec.check_not_empty(rel)
+
+
+def read_edf_meta(root: Path, rel: str, *, min_samples: int = 1) -> LoadedRecord | None:
+    """A single-rate EDF file's header and EDF+ annotations, without its samples.
+
+    Returns ``None`` (read it whole with :func:`read_edf`) when its signal channels have different
+    sampling rates or lengths, when it has no signal channel, and when it is shorter than
+    ``min_samples``. Channels carry empty ``data`` and ``n_samples`` is their length; read the samples
+    span by span with :func:`read_edf_span`. Header errors are those of :func:`read_edf`.
+
+    >>> from medmm.datasets import shared_data_dir
+    >>> root = shared_data_dir()
+    >>> read_edf_meta(root / "signals/wfdb_sample_data", "test_edfann.edf") if root else None
+    """
+    f = _open(Path(root) / rel, rel)
+    try:
+        lengths = {int(n) for n in f.getNSamples()}
+        rates = {float(f.getSampleFrequency(i)) for i in range(f.signals_in_file)}
+        if len(rates) != 1 or len(lengths) != 1 or min(lengths) < min_samples:
+            return None
+        channels = [_channel(f, i, rel, np.zeros(0)) for i in range(f.signals_in_file)]
+        code = str(f.getHeader().get("patientcode") or "").strip()
+        rec = _record(
+            rel, code, f.getStartdatetime(), channels, _events(f), float(f.getFileDuration()), min(lengths)
+        )
+    finally:
+        f.close()
     return rec
+
+
+def read_edf_span(root: Path, rel: str, start: int, stop: int) -> list[NDArray[np.float64]]:
+    """Samples ``[start, stop)`` of every channel of a single-rate EDF file, physical units.
+
+    The values are those :func:`read_edf` returns for the same samples (``readSignal(i, start, n)``).
+
+    >>> from medmm.datasets import shared_data_dir
+    >>> root = shared_data_dir()
+    >>> read_edf_span(root / "signals/wfdb_sample_data", "test_edfann.edf", 0, 10) if root else []
+    []
+    """
+    f = _open(Path(root) / rel, rel)
+    try:
+        return [
+            np.asarray(f.readSignal(i, start, stop - start), dtype=np.float64)
+            for i in range(f.signals_in_file)
+        ]
+    finally:
+        f.close()
