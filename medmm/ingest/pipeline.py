@@ -4,9 +4,11 @@ Flow (driver = this process, tasks = Dask workers):
 
 1. walk the archive on the driver (names, sizes, mtimes only) and compare with the journal of the run
    directory: unchanged inputs that are done are skipped;
-2. scan tasks (batches of ~200 files) sniff formats and read DICOM headers;
-3. DICOM series are assembled on the driver from the small header records;
-4. one conversion task per stack / image file writes its volume; rows are journaled as results arrive;
+2. scan tasks (batches of ~200 files) sniff formats and read DICOM headers; the header records go to
+   part files under ``RUN_DIR/.parts/headers/`` and the driver gets small refs (:mod:`.headers`);
+3. DICOM series are assembled on the driver one study/series group at a time, from that group's records;
+4. one conversion task per stack / image file (carrying refs, the worker reads the records back) writes
+   its volume; rows are journaled as results arrive;
 5. the journal is merged into ``manifest.parquet`` + ``volumes.parquet``; ``run.json`` gets the counts.
 
 >>> from medmm.ingest.pipeline import ingest_archive
@@ -18,6 +20,7 @@ Flow (driver = this process, tasks = Dask workers):
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -27,6 +30,7 @@ from typing import Any
 
 from medmm.ingest.discover import Entry, pair_units, walk_archive
 from medmm.ingest.errors import IngestTaskError
+from medmm.ingest.headers import HEADERS_SUBDIR
 from medmm.ingest.journal import Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
@@ -88,13 +92,19 @@ def _client(client: Any, workers: int | None, scheduler: str | None, processes: 
 
 
 def _scan(
-    client: Any, entries: list[Entry], root: Path, key: bytes, batch_size: int, progress: bool | None
+    client: Any,
+    entries: list[Entry],
+    root: Path,
+    key: bytes,
+    batch_size: int,
+    progress: bool | None,
+    headers: Path,
 ) -> list[Scanned]:
     out: list[Scanned] = []
     slots = sum(client.nthreads().values()) if entries else 1
     batches = _batches(entries, batch_size, slots)
     for i, result in run_tasks(
-        client, scan_batch, batches, label="scan", args=(str(root), key), show_progress=progress
+        client, scan_batch, batches, label="scan", args=(str(root), key, str(headers)), show_progress=progress
     ):
         if isinstance(result, TaskFailure):
             for e in batches[i]:
@@ -159,7 +169,14 @@ def ingest_archive(
         raise ConfigError(f"{root}: the archive must be an existing folder")
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
-        return _ingest(root, out, workers, scheduler, key_file, client, processes, batch_size, show_progress)
+        headers = out / HEADERS_SUBDIR
+        shutil.rmtree(headers, ignore_errors=True)  # left by a killed run: they are rebuilt by scanning
+        try:
+            return _ingest(
+                root, out, workers, scheduler, key_file, client, processes, batch_size, show_progress
+            )
+        finally:  # header records hold raw identifiers: never left behind by a run that ends
+            shutil.rmtree(headers, ignore_errors=True)
 
 
 def _ingest(
@@ -174,6 +191,7 @@ def _ingest(
     show_progress: bool | None,
 ) -> IngestResult:
     timer = Timer()
+    headers = out / HEADERS_SUBDIR
     # tasks get the key bytes inline: scattering the same object again in a later phase races with the
     # release of the earlier scatter (same content key) and cancels tasks with "lost dependencies"
     key = load_key(key_file)
@@ -202,14 +220,15 @@ def _ingest(
     no_work = not todo and not stale  # nothing changed: no cluster needed
     with nullcontext(None) if no_work else _client(client, workers, scheduler, processes) as dask:
         with timer("scan"):
-            scanned = _scan(dask, todo, root, key, batch_size, show_progress)
+            scanned = _scan(dask, todo, root, key, batch_size, show_progress, headers)
             dirty_series |= {s.row.series_id for s in scanned if s.row.series_id}
             again = [e for e in entries if e.rel in done and previous[e.rel].series_id in dirty_series]
             if again:  # files of a series that changed are assembled again with it
-                scanned += _scan(dask, again, root, key, batch_size, show_progress)
+                scanned += _scan(dask, again, root, key, batch_size, show_progress, headers)
                 done -= {e.rel for e in again}
         with timer("assemble"):
             jobs = plan_jobs(scanned, book, img_to_hdr)
+            del scanned  # the book holds what is still pending; the scan results can go
             journal.flush()  # rows settled without conversion survive a kill from here on
         with timer("convert"):
             index = {job.key: job for job in jobs}
@@ -229,7 +248,7 @@ def _ingest(
                         job.key, reason=unexpected(job.paths[0] if job.paths else job.key, result.exception)
                     )
                 )
-                book.converted(index[converted.key], converted)
+                book.converted(index.pop(converted.key), converted)
 
     with timer("write"):
         rows = book.merge(entries, link_rows, previous, done)

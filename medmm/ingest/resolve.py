@@ -12,12 +12,14 @@ is settled) and merges them with the rows of earlier runs into exactly one row p
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from medmm.errors import reason_of
 from medmm.ingest.discover import Entry
 from medmm.ingest.errors import IngestTaskError
+from medmm.ingest.headers import InstanceRef, load_instances
 from medmm.ingest.journal import Journal
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.sniff import Format
@@ -27,6 +29,8 @@ from medmm.records import Status
 __all__ = ["RowBook", "plan_jobs"]
 
 _PAIR_HEADERS = {Format.analyze, Format.nifti1_pair, Format.nifti2_pair}
+#: Non-volume DICOM objects are settled this many at a time.
+_CHUNK = 1000
 
 
 class RowBook:
@@ -52,6 +56,7 @@ class RowBook:
         rows, volumes = list(rows), list(volumes)
         for row in rows:
             self.rows[row.path] = row
+            self.pending.pop(row.path, None)  # settled: its provisional row is no longer needed
         for vol in volumes:
             self.volumes[vol.volume_id] = vol.model_dump(mode="json")
         if self.journal is not None:
@@ -141,27 +146,84 @@ def _image_jobs(files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, st
     return jobs
 
 
-def _dicom_jobs(dicoms: list[Scanned], book: RowBook) -> list[ConvertJob]:
+def _keys(item: Any) -> InstanceRef:
+    """The grouping keys of a header record, or the ref itself (records are kept when not spilled)."""
+    from medmm.imaging.series import series_key_of
+
+    if isinstance(item, InstanceRef):
+        return item
+    keys = (item.path, item.sop_instance_uid, item.study_uid, series_key_of(item), item.kind)
+    return InstanceRef(*keys, part="", index=0)
+
+
+def _records(items: list[Any]) -> list[Any]:
+    """Full header records of ``items`` (read back from the header parts for refs)."""
+    refs = [i for i in items if isinstance(i, InstanceRef)]
+    return load_instances(refs) if len(refs) == len(items) else items
+
+
+def _partition(items: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]], list[list[str]]]:
+    """Split paths as :func:`~medmm.imaging.series.assemble_series` does, from the keys alone.
+
+    Returns the non-volume objects (non-image kinds and unsupported pixel data), the duplicates as
+    (path, kept path), and the study/series groups in assembly order.
+    """
+    from medmm.imaging.records import DicomKind
+
+    others: list[str] = []
+    duplicates: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path in sorted(items):
+        k = _keys(items[path])
+        if k.kind is DicomKind.unsupported_image or not k.kind.is_image:
+            others.append(path)
+        elif k.sop_instance_uid in seen:
+            duplicates.append((path, seen[k.sop_instance_uid]))
+        else:
+            seen[k.sop_instance_uid] = path
+            groups[(k.study_uid, k.series_key)].append(path)
+    return others, duplicates, [groups[g] for g in sorted(groups)]
+
+
+def _outcomes(items: Mapping[str, Any], chunks: Iterable[list[str]], book: RowBook) -> None:
+    """Settle the per-file outcomes of series assembly over ``chunks`` of paths."""
     from medmm.imaging.series import assemble_series
 
-    instances = {s.row.path: s.instance for s in dicoms if s.instance is not None}
-    assembly = assemble_series(list(instances.values()))
-    for path, outcome in sorted(assembly.outcomes.items()):
-        book.settle([book.resolve(path, Status(outcome.status), outcome.reason)])
-    jobs, placed = [], set(assembly.outcomes)
-    for stack in assembly.stacks:
-        paths = [p for p in stack.paths if p not in placed]
-        placed.update(paths)
-        if stack.problems:
-            reason = stack.reason
-            book.settle([book.resolve(p, Status.quarantined, reason) for p in paths])
-            continue
-        if paths:
-            key = f"dicom:{stack.stack_key}:{paths[0]}"
-            jobs.append(
-                ConvertJob(key=key, paths=paths, stack=stack, instances=[instances[p] for p in stack.paths])
-            )
-    for path in sorted(set(instances) - placed):
+    for chunk in chunks:
+        outcomes = assemble_series(_records([items[p] for p in chunk])).outcomes
+        for path, outcome in sorted(outcomes.items()):
+            book.settle([book.resolve(path, Status(outcome.status), outcome.reason)])
+
+
+def _dicom_jobs(dicoms: list[Scanned], book: RowBook) -> list[ConvertJob]:
+    """Series assembly one study/series group at a time: only that group's records are in memory."""
+    from medmm.imaging.series import assemble_series
+
+    items = {s.row.path: s.instance for s in dicoms if s.instance is not None}
+    others, duplicates, groups = _partition(items)
+    _outcomes(items, (others[i : i + _CHUNK] for i in range(0, len(others), _CHUNK)), book)
+    # a duplicate's reason comes from assembling it after the file that was kept
+    _outcomes(items, ([kept, path] for path, kept in duplicates), book)
+    placed = set(others) | {path for path, _ in duplicates}
+    jobs = []
+    for group in groups:
+        assembly = assemble_series(_records([items[p] for p in group]))
+        for path, outcome in sorted(assembly.outcomes.items()):  # none expected: the group is clean
+            book.settle([book.resolve(path, Status(outcome.status), outcome.reason)])
+            placed.add(path)
+        for stack in assembly.stacks:
+            paths = [p for p in stack.paths if p not in placed]
+            placed.update(paths)
+            if stack.problems:
+                reason = stack.reason
+                book.settle([book.resolve(p, Status.quarantined, reason) for p in paths])
+                continue
+            if paths:
+                key = f"dicom:{stack.stack_key}:{paths[0]}"
+                refs = [items[p] for p in stack.paths]
+                jobs.append(ConvertJob(key=key, paths=paths, stack=stack, instances=refs))
+    for path in sorted(set(items) - placed):
         err = IngestTaskError(
             path, "series assembly did not place this file", "re-run; report it if it persists"
         )

@@ -36,6 +36,7 @@ from medmm.ingest.errors import (
     UnreadableInputError,
     UnsupportedFormatError,
 )
+from medmm.ingest.headers import InstanceRef, load_instances, spill_instances
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.sniff import IMAGING_FORMATS, NON_IMAGE_FORMATS, Format, Sniffed, sniff_file
 from medmm.pseudonym import Pseudonymizer
@@ -78,13 +79,17 @@ class Scanned:
     """
 
     row: IngestManifestRow
-    instance: DicomInstance | None = None
+    instance: DicomInstance | InstanceRef | None = None  # a ref when the records were spilled to disk
     pending: bool = False
 
 
 @dataclass
 class ConvertJob:
-    """One conversion: a DICOM stack (``stack`` + its ``instances``) or one image file (``rel``)."""
+    """One conversion: a DICOM stack (``stack`` + its ``instances``) or one image file (``rel``).
+
+    ``instances`` are the stack's header records, or :class:`~medmm.ingest.headers.InstanceRef` refs to
+    them that the worker reads back from the header parts (the driver then never holds the records).
+    """
 
     key: str
     paths: list[str]
@@ -278,7 +283,10 @@ def _as_pseudonymizer(value: Pseudonymizer | bytes) -> Pseudonymizer:
 
 
 def scan_batch(
-    entries: list[Entry], archive_root: str, pseudonymizer: Pseudonymizer | bytes
+    entries: list[Entry],
+    archive_root: str,
+    pseudonymizer: Pseudonymizer | bytes,
+    headers_dir: str | None = None,
 ) -> list[Scanned]:
     """Sniff every file of a batch and read the DICOM headers (no pixel data).
 
@@ -290,6 +298,9 @@ def scan_batch(
         The archive folder.
     pseudonymizer
         Turns source identifiers into the pseudonyms written to the manifest (or the site key).
+    headers_dir
+        When given, the batch's DICOM header records are written to one part file there and each
+        ``Scanned.instance`` is an :class:`~medmm.ingest.headers.InstanceRef` instead of the record.
 
     Returns
     -------
@@ -307,6 +318,11 @@ def scan_batch(
                 out.append(_scan_one(entry, root, pz))
             except Exception as exc:  # one odd file never costs the rest of the batch
                 out.append(_final(entry, "unknown", Status.quarantined, unexpected(entry.rel, exc)))
+    if headers_dir is not None:
+        spilled = [s for s in out if s.instance is not None]
+        refs = spill_instances([s.instance for s in spilled], Path(headers_dir))  # type: ignore[misc]
+        for s, ref in zip(spilled, refs, strict=True):
+            s.instance = ref
     return out
 
 
@@ -356,6 +372,8 @@ def _convert(job: ConvertJob, root: Path, out: Path, pseudonymizer: Pseudonymize
     from medmm.imaging.convert import convert_image_file, convert_stack
 
     if job.stack is not None:
-        return convert_stack(job.stack, job.instances, root, out, pseudonymizer)
+        refs = [i for i in job.instances if isinstance(i, InstanceRef)]
+        instances = load_instances(refs) if refs else job.instances
+        return convert_stack(job.stack, instances, root, out, pseudonymizer)
     source = "analyze" if job.fmt.removesuffix(".gz") == Format.analyze else "nifti"
     return convert_image_file(job.rel, root, out, pseudonymizer, source)
