@@ -1,7 +1,7 @@
 """Long single-rate WFDB / EDF records processed in time chunks, so a task's memory follows the chunk length.
 
 The chunks are those of beat detection (:func:`medmm.signals.align.chunk_spans` with ``chunk_s`` and
-``overlap_s``): each is read with ``wfdb.rdrecord(sampfrom=, sampto=)`` (single-segment WFDB) or
+``overlap_s``): each is read with ``wfdb.rdrecord(sampfrom=, sampto=)`` (WFDB, multi-segment too) or
 pyedflib's ``readSignal(i, start, n)`` (EDF/EDF+/BDF whose signal channels share one rate) together with
 its context, from a sample that is a multiple of the resampling ``down`` factor so the polyphase filter
 runs on the same phase as on the whole record. Every chunk contributes its *core*: clipping / flat-line
@@ -14,15 +14,15 @@ templates (its median beat needs all of them).
 The outputs equal those of the whole-record path (``tests/signals/test_chunked.py`` checks it on a
 MIT-BIH record, ``tests/signals/test_chunked_edf.py`` on an EDF+ file): same R peaks, windows and masks,
 beat features within float tolerance (the band-pass of the templates starts 10 s before a chunk's core
-instead of at the record start). Records the scheme cannot cover exactly (multi-segment WFDB,
-multi-rate WFDB or EDF, a resampling ``down`` factor too large for the context, shorter than two chunks)
-are read whole.
+instead of at the record start). Records the scheme cannot cover exactly (multi-rate WFDB or EDF, a
+resampling ``down`` factor too large for the context, shorter than two chunks) are read whole.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,7 +35,14 @@ from numpy.typing import NDArray
 from medmm.signals.align import anchor_window, chunk_spans, tile_windows, time_to_sample
 from medmm.signals.beats import beat_table_from_templates
 from medmm.signals.ecg import dedupe_peaks, finish_beats
-from medmm.signals.harmonize import flat_mask, normalize_units, rational_ratio, resample, saturation_mask
+from medmm.signals.harmonize import (
+    finite_runs,
+    flat_mask,
+    normalize_units,
+    rational_ratio,
+    resample,
+    saturation_mask,
+)
 from medmm.signals.readers import LoadedRecord
 from medmm.signals.readers._base import Channel
 from medmm.signals.readers.edf import read_edf_meta, read_edf_span
@@ -100,8 +107,6 @@ def chunk_plan(
     from medmm.signals.readers.wfdb import _header
 
     h = _header(Path(root) / f"{record}.hea", f"{record}.hea")
-    if hasattr(h, "seg_name"):
-        return None
     sizes = _sizes(float(h.fs or 0), settings)
     if sizes is None:
         return None
@@ -110,7 +115,7 @@ def chunk_plan(
     if meta is None:
         return None
     spans = chunk_spans(meta.n_samples, chunk, overlap)
-    read = partial(read_wfdb_span, Path(root), record)
+    read = partial(read_wfdb_span, Path(root), record, multi=meta.format == "wfdb-multisegment")
     return ChunkPlan(Path(root), meta, spans, down, f"{record}.hea", read)
 
 
@@ -155,6 +160,8 @@ class _Stream:
         res: Any,
     ) -> None:
         self.ch, self.name, self.n, self.span, self.settings, self.res = ch, name, n, span, settings, res
+        self.limits = ch.adc_limits  # None: set to the record's observed extremes before the first chunk
+        self.runs = _Runs()  # the record's finite runs, set before the first chunk
         self.up, self.down = rational_ratio(ch.fs, settings.rate)
         self.fs_out = ch.fs * self.up / self.down
         self.ctx = {**ctx, "fs_out": self.fs_out, "kind": ch.kind}
@@ -209,12 +216,12 @@ class _Stream:
         masks = {
             "missing": ~np.isfinite(x),
             "flat": flat_mask(x, self.ch.fs, span=self.span),
-            "sat": saturation_mask(x, self.ch.adc_limits),
+            "sat": saturation_mask(x, self.limits),
         }
         for k in _MASKS:
             self.totals[k] += float(masks[k][core].sum())
         self.any_finite |= bool(np.isfinite(x[core]).any())
-        y, _ = resample(x, self.ch.fs, self.settings.rate)
+        y, _ = resample(self.runs.as_whole(x, read0), self.ch.fs, self.settings.rate)
         o0 = read0 * self.up // self.down
         os_, oe = -(-ks * self.up // self.down), -(-ke * self.up // self.down)
         last = ke >= self.n
@@ -332,6 +339,53 @@ class _Stream:
         )
 
 
+class _Runs:
+    """A channel's maximal runs of finite samples over the whole record, with their end values.
+
+    ``resample`` pads each finite run with ``resample_poly(padtype="line")``: the padding before a run
+    follows the line through its first and last samples. A chunk holds only part of a run that goes on
+    past its read range, so :meth:`as_whole` moves the chunk's cut-off end sample (in the context, out
+    of the core's filter reach) onto the whole run's line: the padding at the run's true start or end,
+    inside the core, is then the whole-record padding (to rounding).
+    """
+
+    def __init__(self) -> None:
+        self.start: list[int] = []
+        self.stop: list[int] = []
+        self.first: list[float] = []
+        self.last: list[float] = []
+
+    def add(self, x: NDArray[np.float64], at: int) -> None:
+        """Take the next span ``x`` (samples from ``at``, following the previous span)."""
+        for a, b in finite_runs(x):
+            if self.stop and self.stop[-1] == at + a:  # the run goes on from the previous span
+                self.stop[-1], self.last[-1] = at + b, float(x[b - 1])
+                continue
+            self.start.append(at + a)
+            self.stop.append(at + b)
+            self.first.append(float(x[a]))
+            self.last.append(float(x[b - 1]))
+
+    def as_whole(self, x: NDArray[np.float64], read0: int) -> NDArray[np.float64]:
+        """``x`` (samples from ``read0``) with each run cut off at one end moved onto its whole line."""
+        out = x
+        for a, b in finite_runs(x):
+            k = bisect_right(self.start, read0 + a) - 1
+            if k < 0:
+                continue
+            ga, gb = self.start[k], self.stop[k]
+            cut_left, cut_right = ga < read0 + a, gb > read0 + b
+            if cut_left == cut_right or gb - ga < 2:
+                continue
+            slope = (self.last[k] - self.first[k]) / (gb - 1 - ga)
+            out = out.copy() if out is x else out
+            if cut_right:
+                out[b - 1] = out[a] + slope * (b - 1 - a)
+            else:
+                out[a] = out[b - 1] - slope * (b - 1 - a)
+        return out
+
+
 class _Rows:
     """Rows ``index`` of a (memory-mapped) array, sliced like an array (rows, and all rows by columns)."""
 
@@ -366,9 +420,11 @@ def process_chunked(
     read = plan.read or partial(read_wfdb_span, plan.root, meta.record)
     lo = np.full(len(meta.channels), np.inf)
     hi = np.full(len(meta.channels), -np.inf)
-    for sp in plan.spans:  # first pass: each channel's value range (the flat-line tolerance uses it)
+    runs = [_Runs() for _ in meta.channels]
+    for sp in plan.spans:  # first pass: value ranges (flat-line tolerance, saturation), finite runs
         for i, x in enumerate(read(sp.keep_start, sp.keep_stop)):
             x = normalize_units(x, meta.channels[i].units, meta.channels[i].kind)[0]
+            runs[i].add(x, sp.keep_start)
             f = x[np.isfinite(x)]
             if f.size:
                 lo[i], hi[i] = min(lo[i], f.min()), max(hi[i], f.max())
@@ -377,6 +433,10 @@ def process_chunked(
         _Stream(ctx, ch, name, n, r, settings, run_dir, res)
         for ch, name, r in zip(meta.channels, names, ranges, strict=False)
     ]
+    for s, a, b, r in zip(streams, lo, hi, runs, strict=False):
+        if s.limits is None:  # saturation at the observed extremes of the whole record, as read whole
+            s.limits = (float(a), float(b))
+        s.runs = r
     try:
         for sp in plan.spans:
             read0 = (sp.read_start // plan.down) * plan.down

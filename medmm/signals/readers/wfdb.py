@@ -191,6 +191,35 @@ def _alarm_events(comments: list[str]) -> list[Event]:
     return [Event(onset_s=300.0, duration_s=0.0, label=label, source="alarm")]
 
 
+def _check_segments(h, folder: Path, rel: str, record: str, fs: float) -> list[tuple[float, float, bool]]:
+    """A multi-segment header's layout ``(start_s, dur_s, is_gap)``, or the error of a missing segment."""
+    segments: list[tuple[float, float, bool]] = []
+    total = 0
+    for seg, n in zip(h.seg_name, h.seg_len, strict=True):
+        if seg != "~":
+            seg_hea = folder / f"{seg}.hea"
+            if not seg_hea.exists():
+                raise MissingSegmentError(
+                    rel,
+                    f"segment {seg} is listed but {seg}.hea is missing",
+                    "copy every segment of the record",
+                )
+            if n:
+                _check_single(_header(seg_hea, rel), folder, f"{Path(record).parent / seg}.hea")
+        if n:
+            segments.append((total / fs, n / fs, seg == "~"))
+        total += int(n)
+    if h.sig_len is not None and total != h.sig_len:
+        raise SampleCountMismatchError(
+            rel,
+            f"segments add up to {total} samples but the header declares {h.sig_len}",
+            "fix the header",
+        )
+    if total == 0:
+        raise EmptyRecordError(rel, "the multi-segment record has 0 samples", "drop or re-export it")
+    return segments
+
+
 def read_wfdb(root: Path, record: str, annotation_extensions: list[str] | None = None) -> LoadedRecord:
     """Read the WFDB record ``root/record`` (``record`` = header path without ``.hea``).
 
@@ -229,29 +258,7 @@ def read_wfdb(root: Path, record: str, annotation_extensions: list[str] | None =
     channels: list[Channel] = []
     if hasattr(h, "seg_name"):
         fmt = "wfdb-multisegment"
-        total = 0
-        for seg, n in zip(h.seg_name, h.seg_len, strict=True):
-            if seg != "~":
-                seg_hea = folder / f"{seg}.hea"
-                if not seg_hea.exists():
-                    raise MissingSegmentError(
-                        rel,
-                        f"segment {seg} is listed but {seg}.hea is missing",
-                        "copy every segment of the record",
-                    )
-                if n:
-                    _check_single(_header(seg_hea, rel), folder, f"{Path(record).parent / seg}.hea")
-            if n:
-                segments.append((total / fs, n / fs, seg == "~"))
-            total += int(n)
-        if h.sig_len is not None and total != h.sig_len:
-            raise SampleCountMismatchError(
-                rel,
-                f"segments add up to {total} samples but the header declares {h.sig_len}",
-                "fix the header",
-            )
-        if total == 0:
-            raise EmptyRecordError(rel, "the multi-segment record has 0 samples", "drop or re-export it")
+        segments = _check_segments(h, folder, rel, record, fs)
         r = wfdb.rdrecord(base, m2s=True, smooth_frames=True)
         data = np.asarray(r.p_signal, dtype=np.float64)
         for i, name in enumerate(r.sig_name):
@@ -283,11 +290,14 @@ def read_wfdb(root: Path, record: str, annotation_extensions: list[str] | None =
 def read_wfdb_meta(
     root: Path, record: str, annotation_extensions: list[str] | None = None, *, min_samples: int = 1
 ) -> LoadedRecord | None:
-    """A single-segment, single-rate record's header, annotations and events, without its samples.
+    """A single-rate record's header, annotations and events, without its samples.
 
-    Returns ``None`` (read it whole with :func:`read_wfdb`) for multi-segment or multi-rate records and
-    for records shorter than ``min_samples``. Channels carry empty ``data`` and ``n_samples`` is the
-    header's length; read the samples span by span with :func:`read_wfdb_span`.
+    Returns ``None`` (read it whole with :func:`read_wfdb`) for multi-rate (``samps_per_frame``)
+    single-segment records and for records shorter than ``min_samples``. Channels carry empty ``data``
+    and ``n_samples`` is the header's length; read the samples span by span with :func:`read_wfdb_span`
+    (``multi=True`` for a multi-segment record, ``format == "wfdb-multisegment"``, whose channels are
+    those of its layout, as :func:`read_wfdb` gives them). Header and segment errors are those of
+    :func:`read_wfdb`.
 
     >>> from medmm.datasets import shared_data_dir
     >>> root = shared_data_dir()
@@ -298,7 +308,9 @@ def read_wfdb_meta(
     path = Path(root) / f"{record}.hea"
     rel = f"{record}.hea"
     h = _header(path, rel)
-    if hasattr(h, "seg_name") or any((s or 1) != 1 for s in (h.samps_per_frame or [])):
+    if hasattr(h, "seg_name"):
+        return _multi_meta(h, path, rel, record, annotation_extensions, min_samples)
+    if any((s or 1) != 1 for s in (h.samps_per_frame or [])):
         return None
     _check_single(h, path.parent, rel)
     if (h.sig_len or 0) < min_samples:
@@ -326,10 +338,69 @@ def read_wfdb_meta(
     )
 
 
-def read_wfdb_span(root: Path, record: str, start: int, stop: int) -> list[np.ndarray]:
-    """Samples ``[start, stop)`` of every channel of a single-segment record, physical units (NaN = gap).
+def _multi_meta(
+    h, path: Path, rel: str, record: str, annotation_extensions: list[str] | None, min_samples: int
+) -> LoadedRecord | None:
+    import wfdb
 
-    The values are those :func:`read_wfdb` returns for the same samples.
+    fs = check_fs(rel, h.fs)
+    segments = _check_segments(h, path.parent, rel, record, fs)
+    n = int(sum(h.seg_len))
+    if n < min_samples:
+        return None
+    if annotation_extensions is None:
+        folder = path.parent
+        annotation_extensions = [e for e in ANNOTATION_EXTENSIONS if (folder / f"{path.stem}.{e}").exists()]
+    layout = _multi_layout(wfdb.rdheader(str(path.with_suffix("")), rd_segments=True))
+    if layout is None:
+        return None
+    names, units = layout
+    start, has_date = _start(h)
+    return LoadedRecord(
+        record=record,
+        format="wfdb-multisegment",
+        patient_key="",
+        start=start,
+        channels=[Channel(name, u or "", fs, np.zeros(0)) for name, u in zip(names, units, strict=True)],
+        annotations=_annotations(path.with_suffix(""), fs, annotation_extensions),
+        events=_alarm_events(h.comments),
+        segments=segments,
+        start_has_date=has_date,
+        n_samples=n,
+    )
+
+
+def _multi_layout(m) -> tuple[list[str], list[str | None]] | None:
+    """Channel names and units ``rdrecord(m2s=True)`` gives a multi-segment record (header only).
+
+    As ``wfdb.MultiRecord.multi_to_single``: a fixed layout takes its first segment's; a variable
+    layout takes the layout header's names and, per channel, the units of the first segment holding
+    it. ``None`` when the segments disagree on a channel's units (the whole-record read decides).
+    """
+    first = m.segments[0]
+    if m.layout == "fixed":
+        return list(first.sig_name), list(first.units)
+    names = list(first.sig_name)
+    units: list[str | None] = [None] * len(names)
+    for seg in m.segments[1:]:
+        if seg is None:
+            continue
+        for name, u in zip(seg.sig_name, seg.units, strict=True):
+            ch = names.index(name)
+            if units[ch] is None:
+                units[ch] = u
+            elif units[ch] != u:
+                return None
+    return names, units
+
+
+def read_wfdb_span(
+    root: Path, record: str, start: int, stop: int, *, multi: bool = False
+) -> list[np.ndarray]:
+    """Samples ``[start, stop)`` of every channel of a record, physical units (NaN = gap).
+
+    The values are those :func:`read_wfdb` returns for the same samples; ``multi=True`` reads a
+    multi-segment record (only the segments the span touches; gaps and absent channels are NaN).
 
     >>> from medmm.datasets import shared_data_dir
     >>> root = shared_data_dir()
@@ -339,5 +410,10 @@ def read_wfdb_span(root: Path, record: str, start: int, stop: int) -> list[np.nd
     """
     import wfdb
 
-    r = wfdb.rdrecord(str(Path(root) / record), sampfrom=start, sampto=stop, smooth_frames=False)
+    base = str(Path(root) / record)
+    if multi:
+        r = wfdb.rdrecord(base, m2s=True, smooth_frames=True, sampfrom=start, sampto=stop)
+        data = np.asarray(r.p_signal, dtype=np.float64)
+        return [np.ascontiguousarray(data[:, i]) for i in range(data.shape[1])]
+    r = wfdb.rdrecord(base, sampfrom=start, sampto=stop, smooth_frames=False)
     return [np.asarray(x, dtype=np.float64) for x in r.e_p_signal]
