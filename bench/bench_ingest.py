@@ -16,7 +16,8 @@ The archive is made by :mod:`bench._archive`: the real uncompressed MR series of
   ``fixed s``;
 * the load average of the shared machine before each measurement is recorded next to it;
 * peak RSS: the sum over the whole process tree (driver, scheduler, nannies, workers), sampled every
-  50 ms; compared at N and 5N slices it shows memory is bounded by the largest series, not the archive.
+  50 ms, and the driver process alone (it runs the Dask scheduler and assembles the series); compared
+  at N and 5N slices it shows whether memory is bounded by the largest series, not the archive.
 
 ``python -m bench ingest [--quick]`` (quick: 200 and 1,000 slices; full: 1,000 and 5,000).
 """
@@ -58,6 +59,7 @@ class _TreePeak:
         self._root = psutil.Process(pid)
         self._interval = interval
         self.peak = 0
+        self.root_peak = 0  # the process itself, without its descendants
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -73,7 +75,10 @@ class _TreePeak:
                 procs = []
             for p in procs:
                 with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
+                    total += rss
+                    if p is self._root:
+                        self.root_peak = max(self.root_peak, rss)
             self.peak = max(self.peak, total)
             self._stop.wait(self._interval)
 
@@ -83,8 +88,8 @@ class _TreePeak:
         return self.peak
 
 
-def _timed(cmd: list[str], log: Path) -> tuple[float, int]:
-    """Run ``cmd`` (output to ``log``); return (wall seconds, peak tree RSS bytes)."""
+def _timed(cmd: list[str], log: Path) -> tuple[float, int, int]:
+    """Run ``cmd`` (output to ``log``); return (wall seconds, peak tree RSS, peak own RSS in bytes)."""
     with log.open("w") as fh:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -94,7 +99,7 @@ def _timed(cmd: list[str], log: Path) -> tuple[float, int]:
         rss = peak.stop()
     if code != 0:
         raise RuntimeError(f"{cmd[0]} exited with {code}; see {log}")
-    return wall, rss
+    return wall, rss, peak.root_peak
 
 
 def _dcm2niix() -> str:
@@ -122,7 +127,8 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
     d2n_out.mkdir()
     cmd = [_dcm2niix(), "-z", "i", "-1", "-b", "y", "-f", "%j", "-o", str(d2n_out), str(archive)]
     out["dcm2niix_load"] = _load()
-    out["dcm2niix_s"], out["dcm2niix_rss"] = _timed(cmd, work / f"dcm2niix_{n}.log")
+    d2n = _timed(cmd, work / f"dcm2niix_{n}.log")
+    out["dcm2niix_s"], out["dcm2niix_rss"], out["dcm2niix_driver_rss"] = d2n
     out["dcm2niix_steady_s"] = out["dcm2niix_s"]  # one process, no start-up worth separating
     out["dcm2niix_volumes"] = len(list(d2n_out.glob("*.nii.gz")))
     for name, module, workers in VARIANTS:
@@ -130,8 +136,8 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
         cmd = [sys.executable, "-m", module, "ingest", str(archive), "--out", str(run)]
         cmd += ["--workers", str(workers), "--key-file", str(key)]
         out[f"{name}_load"] = _load()
-        wall, rss = _timed(cmd, work / f"{name}_{n}.log")
-        out[f"{name}_s"], out[f"{name}_rss"] = wall, rss
+        wall, rss, driver = _timed(cmd, work / f"{name}_{n}.log")
+        out[f"{name}_s"], out[f"{name}_rss"], out[f"{name}_driver_rss"] = wall, rss, driver
         out[f"{name}_steady_s"] = _steady_s(run)
         import pandas as pd
 
@@ -158,7 +164,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     mib = 1 << 20
     print(
         f"{'slices':>7} {'tool':<16} {'load':>5} {'wall s':>8} {'slices/s':>9} {'steady s':>9} "
-        f"{'steady/s':>9} {'fixed s':>8} {'peak RSS MiB':>13} {'volumes':>8}"
+        f"{'steady/s':>9} {'fixed s':>8} {'peak RSS MiB':>13} {'driver MiB':>11} {'volumes':>8}"
     )
     for r in rows:
         n = r["slices"]
@@ -169,10 +175,11 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             ("medmm CLI 2 w.", "medmm_cli_w2"),
         ):
             wall, rss, steady = r[f"{key_}_s"], r[f"{key_}_rss"], r[f"{key_}_steady_s"]
+            driver = r[f"{key_}_driver_rss"]
             vols, load = r[f"{key_}_volumes"], r[f"{key_}_load"]
             print(
                 f"{n:>7} {tool:<16} {load:>5.1f} {wall:>8.1f} {n / wall:>9.1f} {steady:>9.1f} "
-                f"{n / steady:>9.1f} {wall - steady:>8.1f} {rss / mib:>13.0f} {vols:>8}"
+                f"{n / steady:>9.1f} {wall - steady:>8.1f} {rss / mib:>13.0f} {driver / mib:>11.0f} {vols:>8}"
             )
     small, large = rows[0], rows[-1]
     dn = large["slices"] - small["slices"]
@@ -197,12 +204,13 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         summary["medmm_w2_steady_slices_per_s"] / summary["dcm2niix_steady_slices_per_s"]
     )
     summary["peak_rss_w2_mib"] = {r["slices"]: round(r["medmm_w2_rss"] / mib) for r in rows}
+    summary["driver_rss_w2_mib"] = {r["slices"]: round(r["medmm_w2_driver_rss"] / mib) for r in rows}
     summary["load_average"] = [r[k] for r in rows for k in r if k.endswith("_load")]
     print(
         f"medmm (2 workers) / dcm2niix throughput at {large['slices']} slices: "
         f"{summary['ratio_w2_vs_dcm2niix']:.2f}x (marginal, start-up excluded: "
         f"{marginal_text}; steady-state phases: "
         f"{summary['steady_ratio_w2_vs_dcm2niix']:.2f}x); peak RSS 2 workers "
-        f"{summary['peak_rss_w2_mib']} MiB"
+        f"{summary['peak_rss_w2_mib']} MiB (driver alone {summary['driver_rss_w2_mib']} MiB)"
     )
     return summary
