@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import warnings
 import zlib
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -198,12 +199,7 @@ def convert_stack(
     pkey = first.patient_key
     return VolumeRecord(
         volume_id=volume_id,
-        path=written.path,
-        sidecar=written.sidecar,
-        shape=written.shape,
-        spacing=written.spacing,
-        orientation=written.orientation,
-        affine=written.affine,
+        **asdict(written),
         modality=first.modality,
         n_sources=len(insts),
         source_format=SourceFormat.dicom,
@@ -213,7 +209,6 @@ def convert_stack(
         series_id=pseudonymizer.id(series_key_of(first), "series"),
         study_time=study_time,
         warnings=warnings_,
-        dtype=written.dtype,
     )
 
 
@@ -326,16 +321,10 @@ def convert_image_file(
     written = write_volume(run_dir, volume_id, array, affine, sidecar)
     return VolumeRecord(
         volume_id=volume_id,
-        path=written.path,
-        sidecar=written.sidecar,
-        shape=written.shape,
-        spacing=written.spacing,
-        orientation=written.orientation,
-        affine=written.affine,
+        **asdict(written),
         modality="",
         n_sources=1,
         source_format=source,
         sources=[Path(rel_path).as_posix()],
         warnings=notes,
-        dtype=written.dtype,
     )
