@@ -12,8 +12,7 @@ lead), :func:`train_beat_model`, :func:`score_beats` / :func:`score_inputs`, :fu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medmm._lazy import lazy_exports
 
 __all__ = [
     "AnomalyModel",
@@ -46,11 +45,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'medmm.anomaly' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -10,8 +10,7 @@ archive. See ``docs/ingest.md``. Names are imported lazily so ``medmm --help`` s
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medmm._lazy import lazy_exports
 
 __all__ = [
     "IngestManifestRow",
@@ -36,7 +35,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'medmm.ingest' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

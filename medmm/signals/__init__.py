@@ -11,8 +11,7 @@ timeline per patient, anchor windows, tolerant joins) -> quality -> beats -> run
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medmm._lazy import lazy_exports
 
 __all__ = [
     "Settings",
@@ -37,7 +36,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'medmm.signals' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

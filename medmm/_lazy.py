@@ -1,0 +1,30 @@
+"""Lazy package exports (PEP 562), so importing a stage package imports none of its heavy modules.
+
+>>> getattr_, dir_ = lazy_exports("medmm.x", {"Path": "pathlib"})
+>>> getattr_("Path").__name__, dir_()
+('Path', ['Path'])
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["lazy_exports"]
+
+
+def lazy_exports(
+    package: str, where: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for ``package``; each name in ``where`` is imported on first use."""
+
+    def getattr_(name: str) -> Any:
+        if name in where:
+            return getattr(importlib.import_module(where[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def dir_() -> list[str]:
+        return sorted(where)
+
+    return getattr_, dir_
