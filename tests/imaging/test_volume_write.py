@@ -6,8 +6,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
-from medmm.imaging.volume_store import write_volume
+from medmm.imaging.volume_store import nifti_bytes, write_volume
 
 
 def test_written_volume_reads_back_and_is_deterministic(tmp_path: Path) -> None:
@@ -25,3 +26,28 @@ def test_written_volume_reads_back_and_is_deterministic(tmp_path: Path) -> None:
     # reoriented to RAS: x was flipped, world positions kept
     np.testing.assert_array_equal(np.asarray(img.dataobj), data[::-1])
     np.testing.assert_allclose(img.affine[:3, :3], np.diag([0.5, 0.7, 2.0]))
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32, np.float32, np.float64]
+)
+@pytest.mark.parametrize("shape", [(5, 6, 7), (4, 5, 6, 3), (3, 4, 1)])
+def test_nifti_bytes_equal_nibabel_to_bytes(dtype: type, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(1)
+    data = (rng.normal(size=shape) * 100).astype(dtype)
+
+    def canonical(affine: np.ndarray) -> nib.Nifti1Image:
+        img = nib.as_closest_canonical(nib.Nifti1Image(data, affine))
+        img.set_qform(img.affine, code=1)
+        img.set_sform(img.affine, code=1)
+        return img
+
+    for affine in (np.diag([-2.0, 1.0, 3.0, 1.0]), np.eye(4)):  # flipped view after canonicalising, or not
+        assert bytes(nifti_bytes(canonical(affine))) == canonical(affine).to_bytes()
+
+
+def test_nifti_bytes_falls_back_to_nibabel_for_other_types() -> None:
+    rgb = np.zeros((2, 3, 4), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    rgb["G"] = 7
+    img = nib.Nifti1Image(rgb, np.eye(4))
+    assert bytes(nifti_bytes(img)) == nib.Nifti1Image(rgb, np.eye(4)).to_bytes()
