@@ -121,16 +121,18 @@ def nifti_bytes(img: Any) -> bytes | bytearray:
     img.update_header()
     hdr = img.header.copy()
     if data.dtype not in _PLAIN_DTYPES or hdr.get_data_dtype() != data.dtype:
-        return img.to_bytes()  # type: ignore[no-any-return]
+        return img.to_bytes()
     hdr.set_slope_inter(1.0, 0.0)  # what nibabel's array writer records for unscaled data
     head = io.BytesIO()
     hdr.write_to(head)
     offset = int(hdr.get_data_offset())
     if len(head.getvalue()) > offset:
-        return img.to_bytes()  # type: ignore[no-any-return]
+        return img.to_bytes()
     out = bytearray(offset + data.nbytes)
     out[: len(head.getvalue())] = head.getvalue()
-    view = np.ndarray(data.shape, dtype=hdr.get_data_dtype(), buffer=out, offset=offset, order="F")
+    view: np.ndarray = np.ndarray(
+        data.shape, dtype=hdr.get_data_dtype(), buffer=out, offset=offset, order="F"
+    )
     np.copyto(view, data)
     return out
 
