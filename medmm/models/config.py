@@ -19,7 +19,15 @@ from medmm.errors import ConfigError
 from medmm.models.fusion.registry import FUSIONS
 from medmm.models.heads import TaskSpec
 
-__all__ = ["EncoderConfig", "LossConfig", "TaskConfig", "TrainConfig", "TrainingConfig", "load_config"]
+__all__ = [
+    "EncoderConfig",
+    "ImageInputConfig",
+    "LossConfig",
+    "TaskConfig",
+    "TrainConfig",
+    "TrainingConfig",
+    "load_config",
+]
 
 
 class _Strict(BaseModel):
@@ -32,6 +40,32 @@ class EncoderConfig(_Strict):
     arch: str | None = None
     out_dim: int = Field(32, ge=1)
     spatial_dims: Literal[2, 3] = 2
+
+
+class ImageInputConfig(_Strict):
+    """How the imaging branch of the Dataset reads volumes (see ``docs/models.md``, *Datasets*).
+
+    ``source``: ``volumes`` = the ingested NIfTI of ``volumes.parquet`` through a MONAI transform chain
+    (:mod:`medmm.models.transforms`); ``arrays`` = the pre-resized ``inputs/image`` arrays written by
+    ``medmm align`` / the benches; ``auto`` = ``volumes`` when the run has ``volumes.parquet``, else
+    ``arrays``. ``size`` is the output side (2D: in-plane, 3D: every axis) or one value per axis.
+    """
+
+    source: Literal["auto", "volumes", "arrays"] = "auto"
+    size: int | list[int] = 64
+    orientation: str = "RAS"
+    pixdim: list[float] | None = None
+    resize: Literal["resize", "pad_crop"] = "resize"
+    normalize: Literal["auto", "zscore", "zscore_nonzero", "ct_window", "percentiles", "none"] = "auto"
+    ct_window: tuple[float, float] = (-1000.0, 1000.0)
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    slice: Literal["middle", "index", "all", "largest_mask", "largest_foreground"] = "middle"
+    slice_index: int = 0
+    mask_table: Path | None = None
+    mask_labels: list[int] | None = None
+    cache: Literal["none", "memory", "disk"] = "memory"
+    cache_dir: Path | None = None
+    cache_workers: int = Field(1, ge=1)
 
 
 class TaskConfig(_Strict):
@@ -89,6 +123,7 @@ class TrainConfig(_Strict):
     tasks: list[TaskConfig] = Field(min_length=1)
     loss: LossConfig = LossConfig()
     train: TrainingConfig = TrainingConfig()
+    image_input: ImageInputConfig = ImageInputConfig()
 
     @field_validator("modalities")
     @classmethod

@@ -1,8 +1,11 @@
 """Torch dataset over ``records.parquet``, its collate (carrying the availability mask), and seeded
 patient-level splits / k-fold.
 
-Each modality is loaded lazily from its :class:`~medmm.models.store.ArrayStore`; a record's absent
-modality is *absent* in the batch (no zero tensor), ``Batch.index[m]`` says which rows have it.
+Each modality is loaded lazily from its source: a :class:`~medmm.models.store.ArrayStore` (arrays
+written by ``medmm align``) or, for images, a :class:`~medmm.models.volumes.VolumeSource` (the ingested
+NIfTI through a cached MONAI transform chain). A record's absent modality is *absent* in the batch (no
+zero tensor); ``Batch.index[m]`` says which rows have it. With a 2D ``slice: all`` image source every
+slice of a record's volume is a sample of its own (same record id, labels and mask).
 
 >>> import numpy as np
 >>> split_by_patient(["p1", "p1", "p2", "p3"], (0.34, 0.33, 0.33), seed=0).tolist()
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +29,9 @@ from torch.utils.data import Dataset
 
 from medmm.errors import ConfigError
 from medmm.models.store import ArrayStore
+
+if TYPE_CHECKING:
+    from medmm.models.volumes import VolumeSource
 
 __all__ = [
     "Batch",
@@ -113,7 +120,8 @@ class MultimodalDataset(Dataset[dict[str, object]]):
     records
         Rows of the records table (``record_id``, ``<m>_id``, ``has_<m>``, ``labels``).
     stores
-        Modality -> store, in mask column order (the model's modalities).
+        Modality -> item source (:class:`~medmm.models.store.ArrayStore` or
+        :class:`~medmm.models.volumes.VolumeSource`), in mask column order (the model's modalities).
     label_names
         Label columns, in model output order.
     drop
@@ -123,17 +131,17 @@ class MultimodalDataset(Dataset[dict[str, object]]):
     def __init__(
         self,
         records: pd.DataFrame,
-        stores: Mapping[str, ArrayStore],
+        stores: Mapping[str, ArrayStore | VolumeSource],
         label_names: Sequence[str],
         drop: Sequence[str] = (),
     ) -> None:
         self.records = records.reset_index(drop=True)
         self.stores = dict(stores)
         self.modalities = list(stores)
-        self.labels = label_matrix(self.records, label_names)
+        labels = label_matrix(self.records, label_names)
         cols = [self.records[f"has_{m}"].to_numpy(bool) & (m not in drop) for m in self.modalities]
-        self.mask = np.stack(cols, axis=1) if cols else np.zeros((len(records), 0), bool)
-        empty = np.flatnonzero(~self.mask.any(axis=1))
+        mask = np.stack(cols, axis=1) if cols else np.zeros((len(records), 0), bool)
+        empty = np.flatnonzero(~mask.any(axis=1))
         if len(empty):
             ids = self.records["record_id"].iloc[empty[:5]].tolist()
             raise ConfigError(
@@ -141,20 +149,40 @@ class MultimodalDataset(Dataset[dict[str, object]]):
                 f"{list(drop)} (e.g. {ids}); filter them out or keep a modality they have"
             )
         self.item_ids = {m: self.records[f"{m}_id"].tolist() for m in self.modalities}
+        #: sample -> record row, and -> the image slice it shows (-1: the source's own choice)
+        self.rows = np.arange(len(self.records))
+        self.slices = np.full(len(self.records), -1)
+        image = self.stores.get("image")
+        if image is not None and getattr(image, "expands_slices", False):
+            j = self.modalities.index("image")
+            counts = [
+                image.n_slices(str(self.item_ids["image"][i])) if mask[i, j] else 1  # type: ignore[union-attr]
+                for i in range(len(self.records))
+            ]
+            self.rows = np.repeat(np.arange(len(self.records)), counts)
+            self.slices = np.concatenate([np.arange(c) if mask[i, j] else [-1] for i, c in enumerate(counts)])
+        self.mask = mask[self.rows]
+        self.labels = labels[self.rows]
+        self.record_ids = self.records["record_id"].astype(str).to_numpy()[self.rows]
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> dict[str, object]:
         inputs, features = {}, {}
+        row = int(self.rows[i])
         for j, m in enumerate(self.modalities):
             if self.mask[i, j]:
-                x, f = self.stores[m].get(str(self.item_ids[m][i]))
+                item = str(self.item_ids[m][row])
+                if m == "image" and self.slices[i] >= 0:
+                    x, f = self.stores[m].get(item, int(self.slices[i]))  # type: ignore[call-arg]
+                else:
+                    x, f = self.stores[m].get(item)
                 inputs[m] = torch.from_numpy(x)
                 if f is not None:
                     features[m] = torch.from_numpy(f)
         return {
-            "record_id": str(self.records["record_id"].iat[i]),
+            "record_id": str(self.record_ids[i]),
             "inputs": inputs,
             "features": features,
             "mask": torch.from_numpy(self.mask[i].copy()),

@@ -24,8 +24,8 @@ from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, kfold_by_patient, split_by_patient
 from medmm.models.metrics import evaluate_predictions
 from medmm.models.model import MultimodalModel
-from medmm.models.store import open_stores
 from medmm.models.train import fit, make_loader, predict_loader, seed_everything
+from medmm.models.volumes import open_sources, source_kinds
 from medmm.tables import atomic_write_json, read_table, write_table
 
 __all__ = ["data_version", "evaluate_checkpoint", "load_model", "load_records", "train_from_config"]
@@ -89,7 +89,7 @@ def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -
     out_dir.mkdir(parents=True, exist_ok=True)
     mods = list(config.modalities)
     records = load_records(config.run_dir, mods)
-    stores = open_stores(config.run_dir, mods)
+    stores = open_sources(config, config.run_dir, mods, records)
     version = data_version(records, stores)
     shapes = input_shapes(stores)
     labels = config.label_names()
@@ -122,6 +122,7 @@ def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -
             "input_shapes": shapes,
             "label_names": labels,
             "modalities": mods,
+            "input_sources": source_kinds(stores),
             "best_epoch": res.best_epoch,
             "fold": k,
             "task_weights": res.task_weights,
@@ -187,7 +188,8 @@ def evaluate_checkpoint(
         sp = read_table(splits_path)
         sp = sp[(sp["split"] == split) & (sp["fold"] == meta.get("fold", 0))]
         records = records[records["record_id"].isin(sp["record_id"])]
-    stores = open_stores(run_dir, mods)
+    kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
+    stores = open_sources(config, run_dir, mods, records, kind)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
     pred = predict_loader(model, make_loader(ds, config.train.batch_size, False, 0))
     metrics = evaluate_predictions(pred.labels, pred.probs, meta["label_names"], config.train.n_boot)

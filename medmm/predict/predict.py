@@ -16,8 +16,8 @@ from medmm.align.records import MODALITIES
 from medmm.models.checkpoint import file_sha256
 from medmm.models.data import MultimodalDataset
 from medmm.models.runner import load_model
-from medmm.models.store import open_stores
 from medmm.models.train import make_loader, predict_loader
+from medmm.models.volumes import open_sources
 from medmm.predict.records import PredictionRow
 from medmm.runinfo import Timer, update_run_json
 from medmm.tables import read_table, write_table
@@ -37,7 +37,7 @@ def predict_run(
     timer = Timer()
     run_dir = Path(run_dir)
     with timer("load"):
-        model, _, meta = load_model(checkpoint)
+        model, config, meta = load_model(checkpoint)
         sha = file_sha256(checkpoint)
         path = run_dir / "records.parquet"
         if not path.exists():
@@ -46,7 +46,8 @@ def predict_run(
         mods: list[str] = meta["modalities"]
         has = records[[f"has_{m}" for m in mods]].to_numpy(bool)
         usable = records[has.any(axis=1)]
-        stores = open_stores(run_dir, mods)
+        kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
+        stores = open_sources(config, run_dir, mods, usable, kind)
     with timer("predict"):
         ds = MultimodalDataset(usable, stores, meta["label_names"])
         pred = predict_loader(model, make_loader(ds, batch_size, False, 0))

@@ -1,0 +1,230 @@
+"""The MONAI transform chain of the imaging branch, built from an :class:`ImageInputConfig`.
+
+The chain is deterministic (so MONAI's ``CacheDataset`` / ``PersistentDataset`` can cache all of it) and
+works on dictionaries ``{"image": path, "mask": path (optional), "modality": "CT"|"MR"|...}``:
+
+1. ``LoadImaged`` (``NibabelReader``), ``EnsureChannelFirstd``, first channel only (4D series keep
+   their first frame), ``Orientationd`` (``orientation``, default ``RAS``), ``Spacingd`` to ``pixdim``
+   (optional; bilinear for the image, nearest for the mask);
+2. 2D only: the per-slice area of the mask (``mask_labels``, default any label > 0) or of the image's
+   non-zero voxels, stored as ``areas`` for :func:`select_slice`; the mask is then dropped;
+3. intensity: ``zscore`` (``NormalizeIntensityd``), ``zscore_nonzero`` (over non-zero voxels),
+   ``ct_window`` (``ScaleIntensityRanged`` ``ct_window`` -> [0, 1], clipped), ``percentiles``
+   (``ScaleIntensityRangePercentilesd`` -> [0, 1], clipped), ``none``, or ``auto`` (``ct_window`` when the
+   volume's modality is CT, ``zscore_nonzero`` otherwise);
+4. ``Resized`` (``mode="area"``) or ``ResizeWithPadOrCropd`` to ``size``: every axis in 3D, in-plane only
+   in 2D (the slice axis, the last one, is kept so that a slice can be chosen after the cache).
+
+>>> from medmm.models.config import ImageInputConfig
+>>> cfg = ImageInputConfig(size=32, slice="largest_mask")
+>>> [type(t).__name__ for t in image_transform(cfg, 2, with_mask=True).transforms][:4]
+['LoadImaged', 'EnsureChannelFirstd', 'FirstChanneld', 'Orientationd']
+>>> output_shape(cfg, 2), output_shape(ImageInputConfig(size=[8, 8, 4]), 3)
+((1, 32, 32), (1, 8, 8, 4))
+>>> int(select_slice(np.array([0.0, 5.0, 9.0, 2.0]), 4, cfg, "vol-1"))
+2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from monai.transforms import MapTransform
+
+from medmm.errors import ConfigError, InputError
+from medmm.models.config import ImageInputConfig
+
+__all__ = [
+    "ByModalityd",
+    "FirstChanneld",
+    "SliceAreasd",
+    "image_transform",
+    "output_shape",
+    "select_slice",
+    "transform_digest",
+]
+
+
+def _spatial_size(cfg: ImageInputConfig, spatial_dims: int) -> tuple[int, ...]:
+    size = cfg.size
+    n = 2 if spatial_dims == 2 else 3
+    sizes = [size] * n if isinstance(size, int) else list(size)
+    if len(sizes) != n or any(s < 1 for s in sizes):
+        raise ConfigError(
+            f"image_input.size {size!r} must be a positive int or {n} positive ints "
+            f"for spatial_dims={spatial_dims}"
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def output_shape(cfg: ImageInputConfig, spatial_dims: int) -> tuple[int, ...]:
+    """Shape ``[C, *spatial]`` of one item the imaging branch yields (C = 1)."""
+    return (1, *_spatial_size(cfg, spatial_dims))
+
+
+def transform_digest(cfg: ImageInputConfig, spatial_dims: int) -> str:
+    """SHA-256 (hex, 16 chars) of everything that changes the cached output: config + MONAI version.
+
+    Keys the on-disk cache folder, so a changed chain never reads stale items.
+    """
+    import monai
+
+    fields = cfg.model_dump(mode="json", exclude={"source", "cache", "cache_dir", "cache_workers"})
+    text = json.dumps({"cfg": fields, "dims": spatial_dims, "monai": monai.__version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class FirstChanneld(MapTransform):
+    """Keep channel 0 of ``keys`` (a 4D series -> its first frame)."""
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if d[key].shape[0] > 1:
+                d[key] = d[key][:1]
+        return d
+
+
+class SliceAreasd(MapTransform):
+    """``areas[z]`` = voxels of slice ``z`` in the mask (``labels``; any > 0) or non-zero in the image."""
+
+    def __init__(self, source: str, labels: list[int] | None) -> None:
+        super().__init__([source])
+        self.source, self.labels = source, labels
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        x = torch.as_tensor(d[self.source])[0]
+        if "mask" in d and tuple(d["mask"].shape[1:]) != tuple(d["image"].shape[1:]):
+            meta = getattr(d["mask"], "meta", {})
+            raise InputError(
+                str(meta.get("filename_or_obj", "mask")),
+                f"mask grid {tuple(d['mask'].shape[1:])} differs from the image's "
+                f"{tuple(d['image'].shape[1:])}",
+                "link a mask that was segmented on this volume",
+            )
+        if self.source == "image":
+            fg = x != 0
+        elif self.labels is None:
+            fg = x > 0
+        else:
+            fg = torch.isin(x.round().long(), torch.tensor(self.labels))
+        d["areas"] = fg.reshape(-1, fg.shape[-1]).sum(0).to(torch.float32)
+        d.pop("mask", None)
+        return d
+
+
+class ByModalityd(MapTransform):
+    """Apply ``ct`` to CT volumes and ``other`` to the rest (``normalize: auto``)."""
+
+    def __init__(self, ct: Any, other: Any) -> None:
+        super().__init__(["image"])
+        self.ct, self.other = ct, other
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> Any:
+        is_ct = str(data.get("modality", "")).upper() == "CT"
+        return (self.ct if is_ct else self.other)(data)
+
+
+def _intensity(cfg: ImageInputConfig, kind: str) -> Any:
+    from monai.transforms import NormalizeIntensityd, ScaleIntensityRanged, ScaleIntensityRangePercentilesd
+
+    if kind == "zscore":
+        return NormalizeIntensityd("image")
+    if kind == "zscore_nonzero":
+        return NormalizeIntensityd("image", nonzero=True)
+    if kind == "ct_window":
+        lo, hi = cfg.ct_window
+        if hi <= lo:
+            raise ConfigError(f"image_input.ct_window {cfg.ct_window} must be (low, high) with low < high")
+        return ScaleIntensityRanged("image", a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)
+    if kind == "percentiles":
+        lo, hi = cfg.percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ConfigError(
+                f"image_input.percentiles {cfg.percentiles} must satisfy 0 <= low < high <= 100"
+            )
+        return ScaleIntensityRangePercentilesd("image", lower=lo, upper=hi, b_min=0.0, b_max=1.0, clip=True)
+    if kind == "auto":
+        return ByModalityd(_intensity(cfg, "ct_window"), _intensity(cfg, "zscore_nonzero"))
+    return None
+
+
+def image_transform(cfg: ImageInputConfig, spatial_dims: int, with_mask: bool = False) -> Any:
+    """The deterministic MONAI ``Compose`` for ``cfg`` (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    cfg
+        The ``image_input`` section of the training config.
+    spatial_dims
+        2 (slices; the output keeps the slice axis last, plus ``areas`` for slice selection) or 3.
+    with_mask
+        Items carry a ``mask`` path (used for ``slice: largest_mask``).
+    """
+    from monai.data import NibabelReader
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        EnsureTyped,
+        LoadImaged,
+        Orientationd,
+        Resized,
+        ResizeWithPadOrCropd,
+        Spacingd,
+    )
+
+    keys = ["image", "mask"] if with_mask else ["image"]
+    steps: list[Any] = [
+        LoadImaged(keys, reader=NibabelReader(), image_only=True),  # type: ignore[arg-type]
+        EnsureChannelFirstd(keys),
+        FirstChanneld(keys),
+        Orientationd(keys, axcodes=cfg.orientation, labels=(("L", "R"), ("P", "A"), ("I", "S"))),
+    ]
+    if cfg.pixdim is not None:
+        if len(cfg.pixdim) != 3 or min(cfg.pixdim) <= 0:
+            raise ConfigError(f"image_input.pixdim {cfg.pixdim} must be 3 positive spacings (mm)")
+        steps.append(Spacingd(keys, cfg.pixdim, mode=["bilinear", "nearest"][: len(keys)], dtype=np.float32))
+    if spatial_dims == 2:
+        source = "mask" if with_mask and cfg.slice == "largest_mask" else "image"
+        steps.append(SliceAreasd(source, cfg.mask_labels))
+    elif with_mask:
+        raise ConfigError("a mask is only used to choose 2D slices; drop image_input.mask_table for 3D")
+    norm = _intensity(cfg, cfg.normalize)
+    if norm is not None:
+        steps.append(norm)
+    size: tuple[int, ...] = _spatial_size(cfg, spatial_dims)
+    if spatial_dims == 2:
+        size = (*size, -1)
+    if cfg.resize == "resize":
+        steps.append(Resized("image", size, mode="area"))
+    else:
+        steps.append(ResizeWithPadOrCropd("image", size))
+    steps.append(EnsureTyped("image", dtype=np.float32))
+    return Compose(steps)
+
+
+def select_slice(areas: np.ndarray, n_slices: int, cfg: ImageInputConfig, volume_id: str) -> int:
+    """Index of the 2D slice (last axis) that ``cfg.slice`` picks for one volume.
+
+    ``middle``: ``n // 2``; ``index``: ``slice_index`` (negative counts from the end);
+    ``largest_mask`` / ``largest_foreground``: the slice with the largest area (the first on ties; the
+    middle slice when the mask or image is empty). ``all`` is expanded by the Dataset, not here.
+    """
+    if cfg.slice == "index":
+        i = cfg.slice_index + n_slices if cfg.slice_index < 0 else cfg.slice_index
+        if not 0 <= i < n_slices:
+            raise InputError(
+                volume_id,
+                f"slice_index {cfg.slice_index} is outside the volume's {n_slices} slices",
+                "choose image_input.slice_index within range or slice: middle",
+            )
+        return i
+    if cfg.slice in ("largest_mask", "largest_foreground") and len(areas) and float(np.max(areas)) > 0:
+        return int(np.argmax(areas))
+    return n_slices // 2
