@@ -27,7 +27,15 @@ from typing import Any, NamedTuple
 
 from medmm.reports.records import FindingStatus, ReportLabelRow
 
-__all__ = ["NORMAL", "Mention", "find_normal_phrase", "label_records", "report_findings", "status_of"]
+__all__ = [
+    "NORMAL",
+    "Mention",
+    "find_normal_phrase",
+    "label_records",
+    "label_tuples",
+    "report_findings",
+    "status_of",
+]
 
 NORMAL = "normal"
 DEFAULT_SCORED = frozenset({"FINDINGS", "IMPRESSION", "BODY"})
@@ -88,11 +96,54 @@ def find_normal_phrase(text: str, spans: Iterable[tuple[int, int]] = ()) -> tupl
 
 
 _RANK = {FindingStatus.present: 0, FindingStatus.uncertain: 1, FindingStatus.absent: 2}
-_STATUS_RANK = {"present": 0, "uncertain": 1, "absent": 2}
+_STATUS_NAMES = ("present", "uncertain", "absent")  # by rank: present wins over uncertain over absent
 
 
-def _status_value(m: Mention) -> str:
-    return "absent" if m.negated else ("uncertain" if m.uncertain else "present")
+def label_tuples(
+    mentions: Sequence[Mention],
+    *,
+    text: str = "",
+    scored: frozenset[str] = DEFAULT_SCORED,
+    scored_spans: Sequence[tuple[int, int]] = (),
+) -> list[tuple[str, str, str, str | None, int | None, int | None, int]]:
+    """The labels of one report as tuples ``(finding, status, evidence, section, start, end, n_mentions)``
+    (the core of :func:`label_records`; cheap to turn into columns).
+
+    >>> m = [Mention("edema", "FINDINGS", 0, 5, "edema", negated=True, uncertain=False)]
+    >>> label_tuples(m)[0]
+    ('edema', 'absent', 'edema', 'FINDINGS', 0, 5, 1)
+    """
+    # per finding: [status rank, start, best mention, count]; the first mention wins a tie, as with min()
+    best: dict[str, list[Any]] = {}
+    for m in mentions:
+        if m.section not in scored or m.finding == NORMAL:
+            continue
+        rank = 2 if m.negated else (1 if m.uncertain else 0)
+        b = best.get(m.finding)
+        if b is None:
+            best[m.finding] = [rank, m.start, m, 1]
+        else:
+            b[3] += 1
+            if rank < b[0] or (rank == b[0] and m.start < b[1]):
+                b[0], b[1], b[2] = rank, m.start, m
+    rows: list[tuple[str, str, str, str | None, int | None, int | None, int]] = []
+    abnormal: Mention | None = None
+    abnormal_status = ""
+    for finding, (rank, _, m, n) in best.items():
+        status = _STATUS_NAMES[rank]
+        rows.append((finding, status, m.text, m.section, m.start, m.end, n))
+        if rank != 2 and (abnormal is None or m.start < abnormal.start):
+            abnormal, abnormal_status = m, status
+    if abnormal is not None:
+        evidence = f"{abnormal.finding} {abnormal_status}: {abnormal.text}"
+        rows.append((NORMAL, "absent", evidence, abnormal.section, abnormal.start, abnormal.end, 0))
+        return rows
+    span = find_normal_phrase(text, scored_spans) if text else None
+    if span is not None:
+        rows.append((NORMAL, "present", text[span[0] : span[1]], None, span[0], span[1], 1))
+    else:
+        rows.append((NORMAL, "present", "no abnormal finding present or uncertain", None, None, None, 0))
+    return rows
 
 
 def label_records(
@@ -109,30 +160,8 @@ def label_records(
     >>> [(r["finding"], r["status"]) for r in label_records("r1", m)]
     [('edema', 'present'), ('normal', 'absent')]
     """
-    by_finding: dict[str, list[Mention]] = {}
-    for m in mentions:
-        if m.section in scored and m.finding != NORMAL:
-            by_finding.setdefault(m.finding, []).append(m)
-    rows: list[dict[str, Any]] = []
-    abnormal: tuple[Mention, str] | None = None
-    for finding, ms in by_finding.items():
-        best = min(ms, key=lambda m: (_STATUS_RANK[_status_value(m)], m.start))
-        status = _status_value(best)
-        n = len(ms)
-        rows.append(_label(report_id, finding, status, best.text, best.section, best.start, best.end, n))
-        if status != "absent" and (abnormal is None or best.start < abnormal[0].start):
-            abnormal = (best, status)
-    if abnormal is not None:
-        best, status = abnormal
-        evidence = f"{best.finding} {status}: {best.text}"
-        rows.append(_label(report_id, NORMAL, "absent", evidence, best.section, best.start, best.end, 0))
-        return rows
-    span = find_normal_phrase(text, scored_spans) if text else None
-    if span is not None:
-        rows.append(_label(report_id, NORMAL, "present", text[span[0] : span[1]], None, span[0], span[1], 1))
-    else:
-        rows.append(_label(report_id, NORMAL, "present", "no abnormal finding present or uncertain"))
-    return rows
+    rows = label_tuples(mentions, text=text, scored=scored, scored_spans=scored_spans)
+    return [_label(report_id, *r) for r in rows]
 
 
 def _label(

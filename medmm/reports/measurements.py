@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Measurement", "find_measurements", "link_measurements", "to_mm"]
+__all__ = ["Measurement", "find_measurements", "has_measurement", "link_measurements", "to_mm"]
 
 _UNITS = {
     "mm": 1.0,
@@ -65,6 +65,16 @@ def to_mm(value: float, unit: str) -> float:
     return round(float(value) * _UNITS[unit.lower()], 3)
 
 
+def has_measurement(text: str) -> bool:
+    """Whether ``text`` may hold a measurement (a number before a unit); ``False`` means
+    :func:`find_measurements` finds none.
+
+    >>> has_measurement("No effusion."), has_measurement("a 3 mm nodule")
+    (False, True)
+    """
+    return _ANY_UNIT.search(text) is not None
+
+
 def find_measurements(text: str) -> list[Measurement]:
     """All measurements of ``text`` in order; dimensions and ranges win over single values inside them.
 
@@ -74,7 +84,7 @@ def find_measurements(text: str) -> list[Measurement]:
     'range'
     """
     found: list[Measurement] = []
-    if not _ANY_UNIT.search(text):  # most reports have no size at all: skip the three patterns
+    if not has_measurement(text):  # most reports have no size at all: skip the three patterns
         return found
     taken: list[tuple[int, int]] = []
 

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from medmm.errors import reason_of
+from medmm.reports.batch_extract import ENTITY_SCHEMA, LABEL_SCHEMA
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
 from medmm.reports.nlp import PipelineSpec, get_pipeline
 from medmm.reports.records import EntityRow, ReportLabelRow, ReportManifestRow, ReportTextRow, Status
@@ -69,40 +70,7 @@ class ParseSummary:
 
 REPORT_COLUMNS = ["report_id", "status", "reason", "n_sections", "n_entities"]
 LABEL_COLUMNS = list(ReportLabelRow.model_fields)
-_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-ENTITY_SCHEMA = pa.schema(
-    [
-        ("report_id", _S),
-        ("section", _S),
-        ("sentence", _I),
-        ("start", _I),
-        ("end", _I),
-        ("text", _S),
-        ("label", _S),
-        ("negated", _B),
-        ("uncertain", _B),
-        ("finding", _S),
-        ("long_form", _S),
-        ("location", _S),
-        ("measurement_mm", _F),
-        ("measurement_dims_mm", pa.list_(_F)),
-        ("measurement_kind", _S),
-        ("measurement_text", _S),
-        ("source", _S),
-    ]
-)
-LABEL_SCHEMA = pa.schema(
-    [
-        ("report_id", _S),
-        ("finding", _S),
-        ("status", _S),
-        ("evidence", _S),
-        ("section", _S),
-        ("start", _I),
-        ("end", _I),
-        ("n_mentions", _I),
-    ]
-)
+_S, _I = pa.string(), pa.int64()
 REPORT_SCHEMA = pa.schema(
     [("report_id", _S), ("status", _S), ("reason", _S), ("n_sections", _I), ("n_entities", _I)]
 )
@@ -127,48 +95,60 @@ def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) ->
 def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
     """Parse a batch of reports with the (per-process cached) pipeline of ``spec``; columnar result.
 
+    The rows of the whole batch are extracted at once (:func:`~medmm.reports.batch_extract.batch_tables`).
     A batch that fails is redone report by report, so only the report that crashes is quarantined.
 
     >>> res = parse_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())
     >>> res.entities.select(["finding", "negated"]).to_pylist(), res.reports["status"].to_pylist()
     ([{'finding': 'pneumothorax', 'negated': True}], ['ingested'])
     """
-    from medmm.reports.extract import doc_records
+    from medmm.reports.batch_extract import batch_tables
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         nlp = get_pipeline(spec)
-    ents: list[dict[str, Any]] = []
-    labels: list[dict[str, Any]] = []
-    reports: list[tuple[Any, ...]] = []
 
-    def one(r: ReportInput, doc: Any) -> None:
-        e, lab, n_sections = doc_records(doc, r.report_id, spec, r.sections, text=r.text)
-        ents.extend(e)
-        labels.extend(lab)
-        reports.append((r.report_id, "ingested", "", n_sections, len(e)))
+    def tables(reports: list[ReportInput], docs: list[Any]) -> tuple[pa.Table, pa.Table, list[int]]:
+        ids, texts = [r.report_id for r in reports], [r.text for r in reports]
+        return batch_tables(docs, ids, texts, [r.sections for r in reports], spec)
 
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*\[W036\]")  # scispaCy's empty global matcher
-            # stream: each Doc is turned into rows and dropped (less memory, less GC work)
-            for r, doc in zip(batch, nlp.pipe([r.text for r in batch], batch_size=256), strict=True):
-                one(r, doc)
+            docs = list(nlp.pipe([r.text for r in batch], batch_size=256))
+            ents, labels, n_sections = tables(batch, docs)
+            del docs
+        n_ents = _counts(ents["report_id"], [r.report_id for r in batch])
+        reports = [(r.report_id, "ingested", "", n_sections[k], n_ents[k]) for k, r in enumerate(batch)]
     except Exception:  # isolate the bad report(s): redo this batch one by one
-        ents, labels, reports = [], [], []
+        e_parts, l_parts, reports = [], [], []
         for r in batch:
             try:
-                one(r, nlp(r.text))
+                e, lab, n = tables([r], [nlp(r.text)])
             except Exception as exc:
                 log.warning("report %s quarantined: %s", r.path, type(exc).__name__)
                 reports.append((r.report_id, "quarantined", reason_of(exc), 0, 0))
+                continue
+            e_parts.append(e)
+            l_parts.append(lab)
+            reports.append((r.report_id, "ingested", "", n[0], e.num_rows))
+        ents = pa.concat_tables(e_parts) if e_parts else ENTITY_SCHEMA.empty_table()
+        labels = pa.concat_tables(l_parts) if l_parts else LABEL_SCHEMA.empty_table()
+    columns = list(zip(*reports, strict=True)) if reports else [()] * len(REPORT_SCHEMA)
     return BatchTables(
-        pa.Table.from_pylist(ents, schema=ENTITY_SCHEMA),
-        pa.Table.from_pylist(labels, schema=LABEL_SCHEMA),
-        pa.Table.from_pylist(
-            [dict(zip(REPORT_COLUMNS, x, strict=True)) for x in reports], schema=REPORT_SCHEMA
+        ents,
+        labels,
+        pa.table(
+            [pa.array(c, f.type) for c, f in zip(columns, REPORT_SCHEMA, strict=True)], schema=REPORT_SCHEMA
         ),
     )
+
+
+def _counts(ids: pa.ChunkedArray, order: list[str]) -> list[int]:
+    """Rows per report id of ``ids``, in ``order`` (0 for ids without rows)."""
+    counts = ids.value_counts()
+    found = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+    return [found.get(i, 0) for i in order]
 
 
 def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
