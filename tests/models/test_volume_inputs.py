@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -87,7 +88,7 @@ def counted_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     reads: list[str] = []
     original = NibabelReader.read
 
-    def read(self: NibabelReader, data: object, **kwargs: object) -> object:
+    def read(self: NibabelReader, data: Any, **kwargs: Any) -> Any:
         reads.append(str(data))
         return original(self, data, **kwargs)
 
@@ -171,7 +172,7 @@ def test_all_slices_are_samples_and_missing_images_are_masked(tmp_path: Path) ->
         VolumeSource(run, ImageInputConfig(), 2, ["vol-9"])
 
 
-def open_sources_report(run: Path) -> dict[str, object]:
+def open_sources_report(run: Path) -> dict[str, Any]:
     cfg = TrainConfig.model_validate(
         {"run_dir": str(run), "modalities": {"report": {}}, "tasks": [{"name": "dx", "labels": ["abnormal"]}]}
     )
