@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "CLEAN_QUALITY",
     "CONTEXT_COLUMNS",
     "QUALITY_COLUMNS",
     "BeatInputs",
@@ -46,13 +47,16 @@ __all__ = [
     "concat_inputs",
     "extract_windows",
     "qrs_residual",
+    "remove_baseline",
     "rr_context",
 ]
 
 #: Names of the columns of :attr:`BeatInputs.context`.
 CONTEXT_COLUMNS: tuple[str, ...] = ("log_rr_prev_rel", "log_rr_next_rel", "log_rr_ratio")
 #: Names of the columns of :attr:`BeatInputs.quality`.
-QUALITY_COLUMNS: tuple[str, ...] = ("noise_ratio", "qrs_amplitude_ratio")
+QUALITY_COLUMNS: tuple[str, ...] = ("noise_ratio", "qrs_amplitude_ratio", "saturated_fraction")
+#: Value of each quality column for a clean beat (the default when no quality is given).
+CLEAN_QUALITY: tuple[float, ...] = (1.0, 1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ class WindowSpec:
     """Where a beat window starts/ends around the R peak and how many points it is resampled to.
 
     The resampled grid (``n_points`` over ``pre_s + post_s`` seconds) does not depend on the record's
-    sampling rate, so one model serves 250 Hz and 360 Hz recordings alike.
+    sampling rate, so one model serves 250 Hz and 360 Hz recordings alike. ``baseline_s``: widths of the
+    cascaded median filters whose output is subtracted as the baseline before the band-pass
+    (:func:`remove_baseline`; ``()`` = none, as in models saved before v0.3).
     """
 
     pre_s: float = 0.25
@@ -68,6 +74,7 @@ class WindowSpec:
     n_points: int = 64
     band_hz: tuple[float, float] = (0.5, 40.0)
     local_rr_beats: int = 9
+    baseline_s: tuple[float, ...] = (0.2, 0.6)
 
 
 @dataclass
@@ -75,9 +82,9 @@ class BeatInputs:
     """Model inputs of ``n`` beats: ``waves`` (n, 2, n_points) float32, ``context`` (n, 3) float32.
 
     ``group`` (n,) int labels the record/channel each beat came from (used for per-record score
-    normalisation). ``quality`` (n, 2) float32 holds :data:`QUALITY_COLUMNS` (see
-    :func:`beat_quality`); left out, every beat counts as clean (ratios 1). ``qrs`` (n,) float32 is
-    :func:`qrs_residual`; left out (NaN), the scorer does not use it.
+    normalisation). ``quality`` (n, 3) float32 holds :data:`QUALITY_COLUMNS` (see
+    :func:`beat_quality`); left out, every beat counts as clean (:data:`CLEAN_QUALITY`). ``qrs`` (n,)
+    float32 is :func:`qrs_residual`; left out (NaN), the scorer does not use it.
     """
 
     waves: NDArray[np.float32]
@@ -88,12 +95,16 @@ class BeatInputs:
 
     def __post_init__(self) -> None:
         if self.quality is None:
-            self.quality = np.ones((self.waves.shape[0], len(QUALITY_COLUMNS)), dtype=np.float32)
+            self.quality = _clean(self.waves.shape[0])
         if self.qrs is None:
             self.qrs = np.full(self.waves.shape[0], np.nan, dtype=np.float32)
 
     def __len__(self) -> int:
         return int(self.waves.shape[0])
+
+
+def _clean(n: int) -> NDArray[np.float32]:
+    return np.tile(np.asarray(CLEAN_QUALITY, dtype=np.float32), (n, 1))
 
 
 def bandpass(signal: NDArray[np.floating], fs: float, band_hz: tuple[float, float] = (0.5, 40.0)) -> NDArray:
@@ -113,6 +124,41 @@ def bandpass(signal: NDArray[np.floating], fs: float, band_hz: tuple[float, floa
     if x.size <= 3 * (2 * sos.shape[0] + 1):
         return x - np.median(x)
     return np.asarray(sosfiltfilt(sos, x), dtype=np.float64)
+
+
+def remove_baseline(
+    signal: NDArray[np.floating], fs: float, widths_s: tuple[float, ...] = (0.2, 0.6), rate_hz: float = 50.0
+) -> NDArray[np.float64]:
+    """Subtract the baseline estimated by cascaded median filters (de Chazal et al. 2004).
+
+    A 200 ms median removes the QRS and P waves, a 600 ms median of that removes the T wave; what is
+    left is the baseline (wander, electrode motion steps), which a 0.5 Hz high-pass only partly
+    removes. The filters run on a copy decimated to about ``rate_hz`` (the baseline has no fast
+    content), and the baseline is interpolated back to the native rate. ``widths_s=()`` returns the
+    signal unchanged.
+
+    >>> import numpy as np
+    >>> t = np.arange(3600) / 360.0
+    >>> wander = 2.0 * t / t[-1]
+    >>> sig = wander + (np.arange(3600) % 360 == 180)
+    >>> out = remove_baseline(sig, 360.0)
+    >>> bool(np.abs(out[np.arange(3600) % 360 != 180]).max() < 0.05), float(out[180].round(2))
+    (True, 1.0)
+    """
+    from scipy.ndimage import median_filter
+
+    x = np.asarray(signal, dtype=np.float64)
+    x = np.nan_to_num(x, nan=float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0)
+    if not widths_s or x.size < 3:
+        return x
+    step = max(1, int(fs // rate_hz))
+    coarse = x[::step]
+    base = coarse
+    for width in widths_s:
+        size = max(1, round(width * fs / step)) | 1
+        base = median_filter(base, size=size, mode="nearest")
+    full = np.interp(np.arange(x.size), np.arange(0, x.size, step)[: base.size], base)
+    return np.asarray(x - full)
 
 
 def extract_windows(
@@ -173,6 +219,7 @@ def beat_quality(
     samples: NDArray[np.integer],
     half_s: float = 0.45,
     qrs_s: float = 0.10,
+    raw: NDArray[np.floating] | None = None,
 ) -> NDArray[np.float32]:
     """Beat-local signal quality of a band-passed lead, relative to the record's typical beat.
 
@@ -184,6 +231,10 @@ def beat_quality(
       does not enter it.
     * ``qrs_amplitude_ratio`` - peak-to-peak amplitude over ``R +- qrs_s`` divided by the record's
       median: near 0 where the lead is flat (signal drop-out), so there is no QRS to judge.
+    * ``saturated_fraction`` - share of the ``R +- half_s`` samples of the unfiltered lead ``raw`` that
+      sit at the record's minimum or maximum value in a run of at least 20 ms: the amplifier or
+      converter is clipping (the band-passed lead then shows steps that look like beats). 0 without
+      ``raw``.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -196,7 +247,7 @@ def beat_quality(
     x = np.asarray(filtered, dtype=np.float64)
     s = np.asarray(samples, dtype=np.int64)
     if s.size == 0 or x.size < 3:
-        return np.ones((s.size, len(QUALITY_COLUMNS)), dtype=np.float32)
+        return _clean(s.size)
     half, qrs = max(round(half_s * fs), 2), max(round(qrs_s * fs), 1)
     d2 = np.abs(np.diff(x, 2))
     d2 = np.concatenate([[d2[0]], d2, [d2[-1]]])  # d2[i] is centred on sample i
@@ -211,7 +262,28 @@ def beat_quality(
         med = float(np.median(v))
         return v / med if med > 1e-12 else np.ones_like(v)
 
-    return np.stack([rel(noise), rel(ptp)], axis=1).astype(np.float32)
+    sat = np.zeros(s.size)
+    if raw is not None and np.asarray(raw).size == x.size:
+        rail = _at_rails(np.asarray(raw, dtype=np.float64), max(2, round(0.02 * fs)))
+        sat = rail[pos].mean(axis=1)
+    return np.stack([rel(noise), rel(ptp), sat], axis=1).astype(np.float32)
+
+
+def _at_rails(raw: NDArray[np.float64], min_run: int) -> NDArray[np.bool_]:
+    """Samples at the record's extreme values in runs of at least ``min_run`` samples (clipping)."""
+    finite = np.isfinite(raw)
+    if not finite.any():
+        return np.zeros(raw.size, dtype=bool)
+    lo, hi = float(np.min(raw[finite])), float(np.max(raw[finite]))
+    at = finite & ((raw <= lo) | (raw >= hi))
+    if lo == hi:
+        return at
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], at.astype(np.int8), [0]])))
+    out = np.zeros(raw.size, dtype=bool)
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a >= min_run:
+            out[a:b] = True
+    return out
 
 
 def qrs_residual(
@@ -281,7 +353,7 @@ def beat_inputs(
     order = np.argsort(samples, kind="stable")
     if not np.array_equal(order, np.arange(samples.size)):
         raise ValueError("beat samples must be sorted ascending")
-    filtered = bandpass(signal, fs, spec.band_hz)
+    filtered = bandpass(remove_baseline(signal, fs, tuple(spec.baseline_s)), fs, spec.band_hz)
     win = extract_windows(filtered, fs, samples, spec).astype(np.float64)
     if win.shape[0] == 0:
         waves = np.zeros((0, 2, spec.n_points), dtype=np.float32)
@@ -289,7 +361,7 @@ def beat_inputs(
             waves,
             np.zeros((0, 3), np.float32),
             np.zeros(0, np.int64),
-            np.ones((0, 2), np.float32),
+            _clean(0),
             np.zeros(0, np.float32),
         )
     win -= np.median(win, axis=1, keepdims=True)
@@ -300,7 +372,7 @@ def beat_inputs(
     resid = (win - template[None, :]) / scale
     waves = np.stack([norm, resid], axis=1).astype(np.float32)
     context = rr_context(samples, fs, spec.local_rr_beats)
-    quality = beat_quality(filtered, fs, samples)
+    quality = beat_quality(filtered, fs, samples, raw=np.asarray(signal, dtype=np.float64))
     qrs = qrs_residual(filtered, fs, samples)
     return BeatInputs(waves, context, np.full(samples.size, group, dtype=np.int64), quality, qrs)
 

@@ -97,11 +97,18 @@ class ScoreConfig:
     share of the record's median score 0 (flat lead, nothing to judge). ``gap_rr``: where an adjacent RR
     interval exceeds this multiple of the local RR - longer than any compensatory pause, i.e. a missed
     beat or signal drop-out - the timing aspects are void for that beat (``0`` switches this off).
+    ``qrs_gate_z``: robust SD of QRS difference from which prematurity/pause count fully
+    (:func:`medmm.anomaly.score.qrs_gate`). ``neighbours``: if > 0, a beat's timing evidence is at
+    least the median of its ``neighbours`` nearest look-alikes in morphology
+    (:func:`medmm.anomaly.score.neighbour_timing`; off by default, see ``docs/anomaly.md``).
+    ``max_saturated``: beats with more than this share of clipped samples around them score 0.
+    v0.3 defaults: ``mad_floor_rr`` 0.05 (one robust SD of beat-to-beat RR is at least 5 %, the usual
+    sinus variability; v0.2: 0.01), ``qrs_gate_z`` 0.5 (v0.2: 1.0).
     """
 
     core_fraction: float = 0.8
     mad_floor_morph: float = 0.05
-    mad_floor_rr: float = 0.01
+    mad_floor_rr: float = 0.05
     morph_transform: str = "sqrt"
     saturation: float = 8.0
     threshold: float = 12.0
@@ -109,7 +116,9 @@ class ScoreConfig:
     noise_ratio: float = 2.0
     min_qrs_ratio: float = 0.3
     gap_rr: float = 1.8
-    qrs_gate_z: float = 1.0
+    qrs_gate_z: float = 0.5
+    neighbours: int = 0
+    max_saturated: float = 0.1
 
 
 @dataclass
@@ -130,6 +139,7 @@ class AnomalyModel:
         """JSON-able hyper-parameters needed to rebuild the network and score like it was trained."""
         spec = asdict(self.spec)
         spec["band_hz"] = list(spec["band_hz"])
+        spec["baseline_s"] = list(spec["baseline_s"])
         return {
             "latent": self.latent,
             "n_points": self.spec.n_points,
@@ -205,6 +215,7 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     cfg = dict(card.config)
     spec_d = dict(cfg["spec"])
     spec_d["band_hz"] = tuple(spec_d["band_hz"])
+    spec_d["baseline_s"] = tuple(spec_d.get("baseline_s", ()))  # before v0.3: no baseline removal
     net = BeatAutoencoder(n_points=int(cfg["n_points"]), latent=int(cfg["latent"]))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     net.load_state_dict(state)

@@ -7,10 +7,12 @@ import pytest
 
 from medmm.anomaly.features import (
     WindowSpec,
+    bandpass,
     beat_inputs,
     beat_quality,
     extract_windows,
     qrs_residual,
+    remove_baseline,
     rr_context,
 )
 from medmm.anomaly.threshold import robust_z, valley_threshold
@@ -84,7 +86,8 @@ def test_beat_quality_marks_noise_burst_and_flat_lead_not_an_ectopic_qrs() -> No
     noisy[a : a + 200] += rng.normal(0, 0.2, 200)  # muscle-noise burst around beat 10
     noisy[peaks[20] - 30 : peaks[20] + 30] = 0.0  # drop-out: no QRS at beat 20
     q = beat_quality(noisy, 360.0, peaks)
-    assert q.shape == (len(peaks), 2)
+    assert q.shape == (len(peaks), 3)
+    assert np.all(q[:, 2] == 0.0)  # no raw lead given: nothing counts as clipped
     assert q[10, 0] > 3.0 and np.median(q[:, 0]) == pytest.approx(1.0)
     assert q[20, 1] < 0.3 and q[5, 1] == pytest.approx(1.0, abs=0.05)
     # the wide ectopic beat is not "noise": its QRS is excluded from the noise measure
@@ -95,7 +98,34 @@ def test_beat_quality_marks_noise_burst_and_flat_lead_not_an_ectopic_qrs() -> No
     from medmm.anomaly.features import BeatInputs
 
     bi = BeatInputs(np.zeros((4, 2, 8), "f4"), np.zeros((4, 3), "f4"), np.zeros(4, np.int64))
-    assert np.array_equal(bi.quality, np.ones((4, 2), "f4"))
+    assert np.array_equal(bi.quality, np.tile(np.array([1.0, 1.0, 0.0], "f4"), (4, 1)))
+
+
+def test_saturated_fraction_marks_clipped_lead_only() -> None:
+    sig, peaks = _synthetic_ecg()
+    sig = sig + np.random.default_rng(0).normal(0, 0.005, sig.size)
+    clipped = sig.copy()
+    clipped[peaks[12] - 200 : peaks[12] + 200] = sig.min() - 1.0  # amplifier at its rail for ~1.1 s
+    filt = bandpass(clipped, 360.0)
+    q = beat_quality(filt, 360.0, peaks, raw=clipped)
+    assert q[12, 2] > 0.5
+    assert np.all(np.delete(q[:, 2], [11, 12, 13]) == 0.0)  # a single extreme sample is no clipping
+    assert beat_quality(bandpass(sig, 360.0), 360.0, peaks, raw=sig)[:, 2].max() == 0.0
+    assert beat_inputs(clipped, 360.0, peaks).quality[12, 2] > 0.5
+
+
+def test_remove_baseline_keeps_qrs_and_removes_wander_step() -> None:
+    sig, peaks = _synthetic_ecg()
+    t = np.arange(sig.size) / 360.0
+    wander = 0.8 * np.sin(2 * np.pi * 0.3 * t) + np.where(t > 10.1, 1.5, 0.0)  # wander + a step
+    out = remove_baseline(sig + wander, 360.0)
+    away = np.ones(sig.size, bool)
+    for p in peaks:
+        away[max(p - 72, 0) : p + 72] = False
+    away[np.abs(t - 10.1) < 0.03] = False  # the step itself is smeared over one decimated sample
+    assert np.abs(out[away]).max() < 0.25  # the wander and the step are gone between beats
+    assert np.abs(out[peaks] - sig[peaks]).max() < 0.25  # the R peaks are kept
+    assert np.array_equal(remove_baseline(sig, 360.0, ()), sig)
 
 
 def test_qrs_residual_separates_ectopic_qrs_from_premature_normal_qrs() -> None:

@@ -87,9 +87,10 @@ def test_rr_gap_voids_timing_and_noise_weight_scales_score(toy_inputs: BeatInput
     ctx[:, 1] = np.random.default_rng(2).normal(0, 0.02, n)
     ctx[10, :2] = (np.log(0.6), np.log(1.4))  # premature beat with a compensatory pause
     ctx[20, :2] = (0.0, np.log(2.2))  # the next beat was missed: a gap, not a pause
-    quality = np.ones((n, 2), "f4")
+    quality = np.tile(np.array([1.0, 1.0, 0.0], "f4"), (n, 1))
     quality[30, 0] = 8.0  # noisy
     quality[40, 1] = 0.05  # flat lead
+    quality[50, 2] = 0.4  # clipped
     bi = BeatInputs(toy_inputs.waves[:n], ctx, np.zeros(n, np.int64), quality)
     model = AnomalyModel(net=BeatAutoencoder())
     out = score_inputs(model, bi)
@@ -97,6 +98,22 @@ def test_rr_gap_voids_timing_and_noise_weight_scales_score(toy_inputs: BeatInput
     assert out["pause_z"][20] == 0.0 and out["rhythm_z"][20] == 0.0
     assert out["weight"][30] == pytest.approx(model.score.noise_ratio / 8.0)
     assert out["weight"][40] == 0.0 and out["score"][40] == 0.0
+    assert out["weight"][50] == 0.0
     assert np.all(out["weight"][:10] == 1.0)
     model.score.gap_rr = 0.0  # switched off: the gap counts as a pause again
     assert score_inputs(model, bi)["pause_z"][20] > 4
+
+
+def test_neighbour_timing_lends_look_alikes_timing_to_a_late_ectopic_beat() -> None:
+    from medmm.anomaly.score import neighbour_timing, whiten_to_core
+
+    rng = np.random.default_rng(0)
+    emb = np.r_[rng.normal(0, 1, (300, 4)), rng.normal(8, 0.3, (12, 4))]  # 300 normal, 12 of one focus
+    own = np.zeros(312)
+    own[300:311] = 12.0  # eleven of the twelve ectopic beats come early with a pause
+    white = whiten_to_core(emb)
+    lent = neighbour_timing(white, own, 5)
+    assert lent[311] == 12.0  # the late-coupled one inherits its look-alikes' timing
+    assert np.all(lent[:300] == 0.0)  # normal beats' neighbours are normal beats
+    assert np.all(neighbour_timing(white, own, 0) == 0.0)
+    assert np.sqrt((white[:300] ** 2).sum(axis=1)).mean() < np.sqrt((white[300:] ** 2).sum(axis=1)).min()
