@@ -40,7 +40,9 @@ def parse_cmd(
     ),
     workers: int | None = typer.Option(None, help="Local Dask workers (0 = in this process)."),
     scheduler: str | None = typer.Option(None, help="Address of an existing Dask scheduler."),
-    batch_size: int = typer.Option(250, help="Reports per Dask task (and per resumable part)."),
+    batch_size: int = typer.Option(
+        0, help="Reports per Dask task (and per resumable part); 0 = about 6 tasks per worker, 100-1000 each."
+    ),
     key_file: Path | None = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
 ) -> None:
     """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json."""
@@ -59,7 +61,7 @@ def parse_cmd(
             model=model,
             workers=workers,
             scheduler=scheduler,
-            batch_size=batch_size,
+            batch_size=batch_size or None,
             key_file=key_file,
         )
     except MedmmError as exc:

@@ -29,7 +29,18 @@ from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
 from medmm.reports.nlp import PipelineSpec, get_pipeline
 from medmm.reports.records import EntityRow, ReportLabelRow, ReportManifestRow, ReportTextRow, Status
 
-__all__ = ["BatchResult", "BatchTables", "ParseSummary", "parse_batch", "parse_reports", "process_batch"]
+__all__ = [
+    "BatchResult",
+    "BatchTables",
+    "ParseSummary",
+    "PartWritten",
+    "auto_batch_size",
+    "parse_batch",
+    "parse_reports",
+    "parse_to_part",
+    "process_batch",
+    "save_part",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +70,14 @@ class BatchTables:
     reports: pa.Table
 
 
+@dataclass(frozen=True)
+class PartWritten:
+    """What a batch task sends back when it wrote its part itself: the part's name and report count."""
+
+    name: str
+    n_reports: int
+
+
 @dataclass
 class ParseSummary:
     """What a parse run did: counts per status, pipeline description, output paths."""
@@ -68,6 +87,9 @@ class ParseSummary:
     outputs: dict[str, str]
 
 
+#: Tasks per worker aimed at by :func:`auto_batch_size`, and its lower/upper limits on a batch.
+TASKS_PER_WORKER = 6
+BATCH_LIMITS = (100, 1000)
 REPORT_COLUMNS = ["report_id", "status", "reason", "n_sections", "n_entities"]
 LABEL_COLUMNS = list(ReportLabelRow.model_fields)
 _S, _I = pa.string(), pa.int64()
@@ -169,6 +191,35 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
     return BatchResult(t.entities.to_pylist(), t.labels.to_pylist(), texts, manifest)
 
 
+def save_part(parts: Any, batch: list[ReportInput], keys: list[str], res: BatchTables) -> str:
+    """Write one parsed batch as a resumable part (:class:`~medmm.reports.resume.Parts`); ``keys`` are
+    the batch's report keys, in order. Returns the part's name."""
+    key_of = {r.report_id: k for r, k in zip(batch, keys, strict=True)}
+    text_of = {r.report_id: r.text for r in batch}
+    ids = res.reports["report_id"].to_pylist()
+    reports = res.reports.append_column("text", pa.array([text_of[i] for i in ids], pa.string()))
+
+    def keyed(t: pa.Table) -> pa.Table:
+        return t.append_column("_key", pa.array([key_of[i] for i in t["report_id"].to_pylist()], pa.string()))
+
+    return str(parts.write(keys, keyed(res.entities), keyed(res.labels), keyed(reports)))
+
+
+def parse_to_part(
+    item: tuple[list[ReportInput], list[str]], spec: PipelineSpec, run_dir: str, token: str
+) -> BatchTables | PartWritten:
+    """Dask task: parse a batch (:func:`parse_batch`) and, when this worker sees the run directory
+    (marker ``token``), write the part itself and send back only its name; else send the tables."""
+    from medmm.reports.resume import Parts
+
+    batch, keys = item
+    res = parse_batch(batch, spec)
+    parts = Parts(Path(run_dir))
+    if not parts.marked(token):
+        return res
+    return PartWritten(save_part(parts, batch, keys, res), len(batch))
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of ``frame`` as dicts, missing values as ``None``."""
     clean = frame.astype(object).where(frame.notna(), None)
@@ -184,11 +235,26 @@ def _cpu_seconds() -> float:
 
 
 def _warm(spec: PipelineSpec) -> str:
-    """Build (and cache) the pipeline in a worker process; returns its description."""
+    """Build (and cache) the pipeline in a worker process; returns its description.
+
+    Arrow is kept to one thread (a worker runs one task at a time on its core).
+    """
+    pa.set_cpu_count(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         get_pipeline(spec)
     return spec.describe()
+
+
+def auto_batch_size(n_reports: int, n_workers: int) -> int:
+    """Reports per task: about :data:`TASKS_PER_WORKER` tasks per worker (balance at the end of the
+    run), within :data:`BATCH_LIMITS` (per-task overhead below; memory of the docs of one batch above).
+
+    >>> auto_batch_size(10_000, 2), auto_batch_size(300, 2), auto_batch_size(10**6, 4)
+    (834, 100, 1000)
+    """
+    lo, hi = BATCH_LIMITS
+    return max(lo, min(hi, -(-n_reports // (TASKS_PER_WORKER * max(1, n_workers)))))
 
 
 def _batches(reports: list[ReportInput], size: int) -> list[list[ReportInput]]:
@@ -206,7 +272,7 @@ def parse_reports(
     model: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
-    batch_size: int = 250,
+    batch_size: int | None = None,
     key_file: Path | None = None,
     max_chars: int = MAX_CHARS,
 ) -> ParseSummary:
@@ -216,6 +282,8 @@ def parse_reports(
     cluster with ``workers`` processes, or the cluster at ``scheduler``. Re-running over the same
     ``run_dir`` resumes: reports already parsed (same id, text, pipeline and site key) are taken
     from ``run_dir/.reports_parts/`` (:mod:`medmm.reports.resume`) and only the rest is parsed.
+    ``batch_size`` is the number of reports per task and per resumable part; ``None`` picks
+    :func:`auto_batch_size`.
     """
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
@@ -249,29 +317,19 @@ def parse_reports(
         done = parts.done_keys()
         todo = [r for r in batch_in.reports if keys[r.report_id] not in done]
     failed: list[dict[str, Any]] = []
-    batches = _batches(todo, batch_size)
+    size = batch_size
 
     def save(batch: list[ReportInput], res: BatchTables) -> None:
-        ks = [keys[r.report_id] for r in batch]
-        texts = {r.report_id: r.text for r in batch}
-        reports = res.reports.append_column(
-            "text", pa.array([texts[i] for i in res.reports["report_id"].to_pylist()], pa.string())
-        )
+        save_part(parts, batch, [keys[r.report_id] for r in batch], res)
 
-        def keyed(t: pa.Table) -> pa.Table:
-            return t.append_column(
-                "_key", pa.array([keys[i] for i in t["report_id"].to_pylist()], pa.string())
-            )
-
-        parts.write(ks, keyed(res.entities), keyed(res.labels), keyed(reports))
-
-    if not batches:
+    if not todo:
         timer.timings["parse"] = 0.0
         timer.timings["parse_cpu_s"] = 0.0
     elif workers == 0 and not scheduler:
+        size = batch_size or auto_batch_size(len(todo), 1)
         cpu0 = time.process_time()
         with timer("parse"):
-            for b in batches:
+            for b in _batches(todo, size):
                 save(b, parse_batch(b, spec))
         timer.timings["parse_cpu_s"] = time.process_time() - cpu0
     else:
@@ -281,12 +339,22 @@ def parse_reports(
             with timer("warm_workers"):  # each worker builds its pipeline once, before the first task
                 client.run(_warm, spec)
             cpu_before = client.run(_cpu_seconds)
-            with timer("parse"):
-                for i, res in run_tasks(client, parse_batch, batches, label="reports", args=(spec,)):
-                    if isinstance(res, TaskFailure):  # not saved as a part: a re-run tries again
-                        failed += [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
-                    else:
-                        save(batches[i], res)
+            # workers that see the run directory write their parts themselves and send back names
+            token = parts.mark()
+            n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            size = batch_size or auto_batch_size(len(todo), n_workers)
+            batches = _batches(todo, size)
+            items = [(b, [keys[r.report_id] for r in b]) for b in batches]
+            args = (spec, str(run_dir), token)
+            try:
+                with timer("parse"):
+                    for i, res in run_tasks(client, parse_to_part, items, label="reports", args=args):
+                        if isinstance(res, TaskFailure):  # not saved as a part: a re-run tries again
+                            failed += [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
+                        elif isinstance(res, BatchTables):
+                            save(batches[i], res)
+            finally:
+                parts.unmark(token)
             cpu_after = client.run(_cpu_seconds)
             # CPU seconds the workers spent in the parse phase (contention on a shared machine shows
             # as parse wall time >> worker CPU time / workers)
@@ -309,7 +377,7 @@ def parse_reports(
         "model": model,
         "workers": workers,
         "scheduler": scheduler,
-        "batch_size": batch_size,
+        "batch_size": size,
         "max_chars": max_chars,
     }
     update_run_json(

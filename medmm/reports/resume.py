@@ -87,6 +87,22 @@ class Parts:
             keys.update(_read(self.folder / f"{name}-reports.arrow", columns=["_key"])["_key"])
         return keys
 
+    def mark(self) -> str:
+        """Create the parts folder with a fresh marker file and return its token: a Dask worker that
+        sees the marker (:meth:`marked`) shares this file system and may write parts itself."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        token = os.urandom(8).hex()
+        (self.folder / f".writer-{token}").write_text(token)
+        return token
+
+    def marked(self, token: str) -> bool:
+        """Whether the marker of :meth:`mark` is visible here (same file system as the driver)."""
+        return (self.folder / f".writer-{token}").is_file()
+
+    def unmark(self, token: str) -> None:
+        """Remove the marker of :meth:`mark`."""
+        (self.folder / f".writer-{token}").unlink(missing_ok=True)
+
     def write(self, keys: Sequence[str], entities: Table, labels: Table, reports: Table) -> str:
         """Write one batch's tables (each with a ``_key`` column) as a part; returns its name."""
         name = "part-" + hashlib.blake2b("".join(sorted(keys)).encode(), digest_size=10).hexdigest()

@@ -172,3 +172,33 @@ def test_evaluate_ner_cli_scores_a_saved_pipeline(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     scores = json.loads(res.output)
     assert scores["micro"]["precision"] == 1.0 and scores["micro"]["recall"] == 0.5
+
+
+def test_dask_workers_wrote_the_parts(run_dir: Path) -> None:
+    """Workers that see the run directory write their parts themselves; the marker is removed."""
+    folder = run_dir / ".reports_parts"
+    assert len(list(folder.glob("part-*-reports.arrow"))) == 2  # 3 parsed reports in batches of 2
+    assert not list(folder.glob(".writer-*"))
+
+
+def test_task_without_the_marker_sends_its_tables(tmp_path: Path) -> None:
+    """A worker on another file system (no marker) returns the tables for the driver to write."""
+    from medmm.reports.io.inputs import ReportInput
+    from medmm.reports.nlp import PipelineSpec
+    from medmm.reports.pipeline import BatchTables, PartWritten, parse_to_part
+    from medmm.reports.resume import Parts
+
+    batch = [ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)]
+    res = parse_to_part((batch, ["k1"]), PipelineSpec(), str(tmp_path), "not-a-token")
+    assert isinstance(res, BatchTables) and res.entities["finding"].to_pylist() == ["pneumothorax"]
+    token = Parts(tmp_path).mark()
+    done = parse_to_part((batch, ["k1"]), PipelineSpec(), str(tmp_path), token)
+    assert isinstance(done, PartWritten) and done.n_reports == 1
+    assert Parts(tmp_path).done_keys() == {"k1"}
+
+
+def test_auto_batch_size_aims_at_six_tasks_per_worker() -> None:
+    from medmm.reports.pipeline import auto_batch_size
+
+    assert auto_batch_size(6_000, 2) == 500
+    assert auto_batch_size(10, 2) == 100 and auto_batch_size(10**6, 2) == 1000
