@@ -216,6 +216,17 @@ def open_sources(
 
     ``records`` limits the volumes opened (and cached) to the ones they use; ``image_source`` overrides
     the config's choice (a checkpoint records the one it was trained with).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from medmm.models.store import write_store
+    >>> run = Path(tempfile.mkdtemp())
+    >>> _ = write_store(run / "inputs" / "report", ["r1"], np.ones((1, 3), np.float32))
+    >>> cfg = TrainConfig.model_validate({"run_dir": str(run), "modalities": {"report": {}},
+    ...     "tasks": [{"name": "dx", "labels": ["abnormal"]}]})
+    >>> source_kinds(open_sources(cfg, run, ["report"]))
+    {'report': 'arrays'}
     """
     out: dict[str, Any] = {}
     for m in modalities:
@@ -236,5 +247,9 @@ def open_sources(
 
 
 def source_kinds(sources: Mapping[str, Any]) -> dict[str, str]:
-    """``modality -> "volumes" | "arrays"`` (stored in checkpoints)."""
+    """``modality -> "volumes" | "arrays"`` (stored in checkpoints).
+
+    >>> source_kinds({"report": object()})
+    {'report': 'arrays'}
+    """
     return {m: getattr(s, "kind", "arrays") for m, s in sources.items()}

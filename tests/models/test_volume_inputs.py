@@ -269,3 +269,30 @@ def test_worker_loader_train_and_predict_on_an_ingested_run(ingested_run: Path, 
     pred = pd.read_parquet(tmp_path / "pred.parquet")
     assert counts["records"] == 8 and set(pred["record_id"]) == set(records["record_id"])
     assert (pred["modalities"] == "image+report").sum() == 6
+
+
+def test_all_slices_train_and_predict_per_slice(ingested_run: Path, tmp_path: Path) -> None:
+    from medmm.models.runner import train_from_config
+    from medmm.predict.predict import predict_run
+
+    vols = pd.read_parquet(ingested_run / "volumes.parquet").sort_values("sources")
+    _records(ingested_run, [*vols["volume_id"].tolist()[:4], None])
+    cfg = TrainConfig.model_validate(
+        {
+            "run_dir": str(ingested_run),
+            "out_dir": str(tmp_path / "model"),
+            "fusion": "sum",
+            "embed_dim": 4,
+            "modalities": {"image": {"out_dim": 4}, "report": {"out_dim": 4}},
+            "tasks": [{"name": "dx", "labels": ["abnormal"]}],
+            "image_input": {"size": 8, "slice": "all", "cache": "disk"},
+            "train": {"epochs": 1, "batch_size": 16, "progress": False, "n_boot": 5, "val_fraction": 0.2},
+        }
+    )
+    summary = train_from_config(cfg)
+    assert summary["folds"][0]["n"]["train"] >= 1
+    predict_run(tmp_path / "model" / "model.pt", ingested_run, out=tmp_path / "pred.parquet")
+    pred = pd.read_parquet(tmp_path / "pred.parquet")
+    per_record = pred.groupby("record_id").size().to_dict()
+    assert per_record == {**{f"rec-{i}": SHAPE[2] for i in range(4)}, "rec-4": 1}  # one row per slice
+    assert (ingested_run / "cache" / "image").exists()
