@@ -12,8 +12,10 @@ works on dictionaries ``{"image": path, "mask": path (optional), "modality": "CT
    ``ct_window`` (``ScaleIntensityRanged`` ``ct_window`` -> [0, 1], clipped), ``percentiles``
    (``ScaleIntensityRangePercentilesd`` -> [0, 1], clipped), ``none``, or ``auto`` (``ct_window`` when the
    volume's modality is CT, ``zscore_nonzero`` otherwise);
-4. ``Resized`` (``mode="area"``) or ``ResizeWithPadOrCropd`` to ``size``: every axis in 3D, in-plane only
-   in 2D (the slice axis, the last one, is kept so that a slice can be chosen after the cache).
+4. 2D, every ``slice`` mode but ``all``: the slice :func:`select_slice` picks is cut here (after the
+   volume-wide normalisation), so a cache holds one slice per volume; ``slice`` records its index;
+5. ``Resized`` (``mode="area"``) or ``ResizeWithPadOrCropd`` to ``size``: every axis in 3D, in-plane in
+   2D (with ``slice: all`` the slice axis, the last one, is kept and slices are cut after the cache).
 
 >>> from medmm.models.config import ImageInputConfig
 >>> cfg = ImageInputConfig(size=32, slice="largest_mask")
@@ -42,6 +44,7 @@ from medmm.models.config import ImageInputConfig
 __all__ = [
     "ByModalityd",
     "FirstChanneld",
+    "SelectSliced",
     "SliceAreasd",
     "image_transform",
     "output_shape",
@@ -119,6 +122,23 @@ class SliceAreasd(MapTransform):
         return d
 
 
+class SelectSliced(MapTransform):
+    """Cut the slice :func:`select_slice` picks (last axis) from ``image``; ``slice`` = its index."""
+
+    def __init__(self, cfg: ImageInputConfig) -> None:
+        super().__init__(["image"])
+        self.cfg = cfg
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        n = int(d["image"].shape[-1])
+        name = str(d.get("volume_id", getattr(d["image"], "meta", {}).get("filename_or_obj", "volume")))
+        z = select_slice(np.asarray(d.pop("areas")), n, self.cfg, name)
+        d["image"] = d["image"][..., z]
+        d["slice"] = z
+        return d
+
+
 class ByModalityd(MapTransform):
     """Apply ``ct`` to CT volumes and ``other`` to the rest (``normalize: auto``)."""
 
@@ -163,7 +183,8 @@ def image_transform(cfg: ImageInputConfig, spatial_dims: int, with_mask: bool = 
     cfg
         The ``image_input`` section of the training config.
     spatial_dims
-        2 (slices; the output keeps the slice axis last, plus ``areas`` for slice selection) or 3.
+        2 (the selected slice ``[1, H, W]`` and its index ``slice``; with ``slice: all`` the volume
+        ``[1, H, W, n_slices]``) or 3.
     with_mask
         Items carry a ``mask`` path (used for ``slice: largest_mask``).
     """
@@ -199,8 +220,10 @@ def image_transform(cfg: ImageInputConfig, spatial_dims: int, with_mask: bool = 
     if norm is not None:
         steps.append(norm)
     size: tuple[int, ...] = _spatial_size(cfg, spatial_dims)
-    if spatial_dims == 2:
+    if spatial_dims == 2 and cfg.slice == "all":
         size = (*size, -1)
+    elif spatial_dims == 2:
+        steps.append(SelectSliced(cfg))
     if cfg.resize == "resize":
         steps.append(Resized("image", size, mode="area"))
     else:

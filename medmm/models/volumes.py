@@ -7,7 +7,8 @@ Caching (``image_input.cache``): ``none`` runs the whole chain on every access (
 share the cache copy-on-write); ``disk`` is a ``PersistentDataset`` under
 ``RUN_DIR/cache/image/<transform hash>`` (or ``cache_dir``): the chain runs once per volume on first
 access, later epochs and later runs load the cached tensors. The chain is fully deterministic, so all
-of it is cached; only the 2D slice is cut from the cached volume at access time.
+of it is cached: one slice per volume in 2D (with ``slice: all`` the in-plane-resized stack, slices cut
+at access time), the resized volume in 3D.
 
 >>> from medmm.models.config import ImageInputConfig
 >>> resolve_image_source(ImageInputConfig(), Path("/nonexistent"))
@@ -17,7 +18,8 @@ of it is cached; only the 2D slice is cut from the cached volume at access time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,20 @@ def _mask_paths(table: Path, run_dir: Path) -> dict[str, Path]:
     return {
         str(v): Path(run_dir) / str(p) for v, p in zip(frame["volume_id"], frame["mask_path"], strict=True)
     }
+
+
+@contextmanager
+def _unwrapped() -> Iterator[None]:
+    """Re-raise our own input/config errors that MONAI wrapped in ``RuntimeError("applying transform")``."""
+    try:
+        yield
+    except RuntimeError as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, InputError | ConfigError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def _file_stamp(path: Path) -> str:
@@ -123,7 +139,8 @@ class VolumeSource:
         self.hash = transform_digest(cfg, spatial_dims)
         self._shape = output_shape(cfg, spatial_dims)
         self.cache_dir: Path | None = None
-        self.data = self._dataset(image_transform(cfg, spatial_dims, with_mask))
+        with _unwrapped():
+            self.data = self._dataset(image_transform(cfg, spatial_dims, with_mask))
 
     def _dataset(self, transform: Any) -> Any:
         from monai.data import CacheDataset, Dataset, PersistentDataset
@@ -168,28 +185,30 @@ class VolumeSource:
                 f"volume {item_id!r} was not opened by this source",
                 "open the source with the records' image ids",
             ) from None
-        return dict(self.data[n])
+        with _unwrapped():
+            return dict(self.data[n])
 
     def n_slices(self, item_id: str) -> int:
         """Slices of the (transformed) volume along the slice axis (loads or hits the cache)."""
         return int(self._volume(item_id)["image"].shape[-1])
 
-    def get(self, item_id: str, slice_index: int | None = None) -> tuple[np.ndarray, None]:
-        """The transformed item (2D: the selected slice, or ``slice_index`` when given) and no features."""
-        from medmm.models.transforms import select_slice
+    def selected_slice(self, item_id: str) -> int:
+        """Index of the slice a 2D item shows (the configured ``slice`` mode; not for ``all``)."""
+        if self.spatial_dims != 2 or self.expands_slices:
+            raise ConfigError("selected_slice is defined for 2D sources whose slice mode is not `all`")
+        return int(self._volume(item_id)["slice"])
 
+    def get(self, item_id: str, slice_index: int | None = None) -> tuple[np.ndarray, None]:
+        """The transformed item and no features; ``slice_index`` picks the slice with ``slice: all``."""
         d = self._volume(item_id)
         x = d["image"]
         x = x.as_tensor() if hasattr(x, "as_tensor") else x
-        if self.spatial_dims == 3:
-            return np.ascontiguousarray(np.asarray(x, dtype=np.float32)), None
-        n = int(x.shape[-1])
-        z = (
-            slice_index
-            if slice_index is not None
-            else select_slice(np.asarray(d["areas"]), n, self.cfg, item_id)
-        )
-        return np.ascontiguousarray(np.asarray(x[..., z], dtype=np.float32)), None
+        if self.expands_slices:
+            z = (int(x.shape[-1]) // 2) if slice_index is None else slice_index
+            x = x[..., z]
+        elif slice_index is not None:
+            raise ConfigError("an explicit slice index needs image_input.slice: all (2D)")
+        return np.ascontiguousarray(np.asarray(x, dtype=np.float32)), None
 
     def digest(self) -> str:
         """SHA-256 of the transform config hash and every served volume (and mask) file's bytes."""

@@ -54,12 +54,15 @@ def test_largest_tumour_slice_is_chosen(brats_run: Path) -> None:
         best = int(np.argmax(area))
         assert best != seg.shape[2] // 2  # the choice is not the middle slice by accident
         x, _ = src.get(name)
-        assert x.shape == (1, 64, 64)
-        np.testing.assert_array_equal(x, src.get(name, best)[0])
-        assert not np.array_equal(x, src.get(name, seg.shape[2] // 2)[0])
-        np.testing.assert_array_equal(
-            enh.get(name)[0], src.get(name, int(np.argmax((seg == 4).sum(axis=(0, 1)))))[0]
+        assert x.shape == (1, 64, 64) and src.selected_slice(name) == best
+        at_best = VolumeSource(
+            brats_run, ImageInputConfig(size=64, slice="index", slice_index=best, cache="none"), 2
         )
+        np.testing.assert_array_equal(x, at_best.get(name)[0])
+        assert not np.array_equal(
+            x, VolumeSource(brats_run, ImageInputConfig(size=64, cache="none"), 2).get(name)[0]
+        )
+        assert enh.selected_slice(name) == int(np.argmax((seg == 4).sum(axis=(0, 1))))
 
 
 def test_3d_volume_is_reoriented_normalised_and_resized(brats_run: Path) -> None:

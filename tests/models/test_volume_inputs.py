@@ -114,8 +114,10 @@ def test_chain_gives_configured_orientation_spacing_and_shape(tmp_path: Path) ->
     # "resize" interpolates to any size; 2D keeps the slice axis for slice selection
     out = image_transform(ImageInputConfig(size=12), 3)(item)["image"]
     assert tuple(out.shape) == (1, 12, 12, 12)
-    d = image_transform(ImageInputConfig(size=[8, 6]), 2)(item)
-    assert tuple(d["image"].shape) == (1, 8, 6, SHAPE[2]) and d["areas"].shape == (SHAPE[2],)
+    d = image_transform(ImageInputConfig(size=[8, 6]), 2)(item)  # 2D: the chosen slice, cut before resizing
+    assert tuple(d["image"].shape) == (1, 8, 6) and d["slice"] == SHAPE[2] // 2
+    d = image_transform(ImageInputConfig(size=[8, 6], slice="all"), 2)(item)  # all: the stack is kept
+    assert tuple(d["image"].shape) == (1, 8, 6, SHAPE[2]) and "slice" not in d
 
 
 @pytest.mark.parametrize("modality", ["MR", "CT"])
