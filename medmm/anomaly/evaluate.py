@@ -191,6 +191,7 @@ def leave_one_record_out(
                     "pause_z": out["pause_z"],
                     "quality": out["weight"],
                     "timing_weight": out["timing_weight"],
+                    "timing": out["timing"],
                     "base_score": base_z[i],
                     "base_flag": base_flag,
                 }

@@ -57,6 +57,15 @@ def test_checkpoint_round_trip(tmp_path: Path, toy_inputs: BeatInputs) -> None:
     assert len(card["weights_sha256"]) == 64
     out = score_inputs(loaded, toy_inputs)
     np.testing.assert_array_equal(out["score"], score_inputs(model, toy_inputs)["score"])
+    assert loaded.spec.baseline_s == (0.2, 0.6)
+    # a v0.2 card (no baseline removal, its own RR floor and QRS gate) keeps scoring as it was trained
+    del card["config"]["spec"]["baseline_s"]
+    card["config"]["score"].update(mad_floor_rr=0.01, qrs_gate_z=1.0)
+    for key in ("neighbours", "max_saturated"):
+        del card["config"]["score"][key]
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    old = load_model(tmp_path)
+    assert old.spec.baseline_s == () and old.score.mad_floor_rr == 0.01 and old.score.qrs_gate_z == 1.0
 
 
 def test_checkpoint_tampering_is_detected(tmp_path: Path, toy_inputs: BeatInputs) -> None:
