@@ -54,17 +54,25 @@ def _mask_paths(table: Path, run_dir: Path) -> dict[str, Path]:
 
 
 @contextmanager
-def _unwrapped() -> Iterator[None]:
-    """Re-raise our own input/config errors that MONAI wrapped in ``RuntimeError("applying transform")``."""
+def _unwrapped(path: str) -> Iterator[None]:
+    """Errors inside MONAI's ``RuntimeError("applying transform ...")`` become ours: our own input/config
+    errors are re-raised as they are, anything else (an unreadable file, ...) as an ``InputError`` on
+    ``path``."""
     try:
         yield
     except RuntimeError as exc:
         cause: BaseException | None = exc
+        root: BaseException = exc
         while cause is not None and not isinstance(cause, InputError | ConfigError):
+            root = cause
             cause = cause.__cause__ or cause.__context__
-        if cause is None:
-            raise
-        raise cause from None
+        if cause is not None:
+            raise cause from None
+        raise InputError(
+            path,
+            f"the image chain failed ({type(root).__name__}: {str(root)[:200]})",
+            "check that the file is a readable NIfTI (re-run `medmm ingest`) or change image_input",
+        ) from exc
 
 
 def _file_stamp(path: Path) -> str:
@@ -139,7 +147,7 @@ class VolumeSource:
         self.hash = transform_digest(cfg, spatial_dims)
         self._shape = output_shape(cfg, spatial_dims)
         self.cache_dir: Path | None = None
-        with _unwrapped():
+        with _unwrapped(str(table)):
             self.data = self._dataset(image_transform(cfg, spatial_dims, with_mask))
 
     def _dataset(self, transform: Any) -> Any:
@@ -185,7 +193,7 @@ class VolumeSource:
                 f"volume {item_id!r} was not opened by this source",
                 "open the source with the records' image ids",
             ) from None
-        with _unwrapped():
+        with _unwrapped(self.items[n]["image"]):
             return dict(self.data[n])
 
     def n_slices(self, item_id: str) -> int:

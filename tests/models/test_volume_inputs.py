@@ -172,6 +172,9 @@ def test_all_slices_are_samples_and_missing_images_are_masked(tmp_path: Path) ->
     assert not torch.equal(z[0], z[7])
     with pytest.raises(InputError, match="vol-9"):
         VolumeSource(run, ImageInputConfig(), 2, ["vol-9"])
+    (run / "vol" / "v1.nii.gz").write_bytes(b"not a NIfTI")  # a damaged file: an error naming it
+    with pytest.raises(InputError, match=r"v1\.nii\.gz"):
+        VolumeSource(run, ImageInputConfig(cache="none"), 2).get("vol-1")
 
 
 def open_sources_report(run: Path) -> dict[str, Any]:
