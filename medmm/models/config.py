@@ -20,6 +20,7 @@ from medmm.models.fusion.registry import FUSIONS
 from medmm.models.heads import TaskSpec
 
 __all__ = [
+    "AugmentConfig",
     "EncoderConfig",
     "ImageInputConfig",
     "LossConfig",
@@ -40,6 +41,24 @@ class EncoderConfig(_Strict):
     arch: str | None = None
     out_dim: int = Field(32, ge=1)
     spatial_dims: Literal[2, 3] = 2
+
+
+class AugmentConfig(_Strict):
+    """Random image augmentation of *training* samples, applied after the cache (seeded by ``train.seed``).
+
+    ``flip_prob``: left-right flip (first RAS axis); ``rotate90_prob``: a random multiple of 90 degrees
+    in the axial plane; ``shift_intensity`` / ``scale_intensity``: add an offset / multiply by
+    ``1 + factor`` drawn uniformly from ``[-value, value]``. All zero (the default): no augmentation.
+    """
+
+    flip_prob: float = Field(0.0, ge=0, le=1)
+    rotate90_prob: float = Field(0.0, ge=0, le=1)
+    shift_intensity: float = Field(0.0, ge=0)
+    scale_intensity: float = Field(0.0, ge=0)
+
+    def active(self) -> bool:
+        """Whether any augmentation is configured."""
+        return bool(self.flip_prob or self.rotate90_prob or self.shift_intensity or self.scale_intensity)
 
 
 class ImageInputConfig(_Strict):
@@ -66,6 +85,7 @@ class ImageInputConfig(_Strict):
     cache: Literal["none", "memory", "disk"] = "memory"
     cache_dir: Path | None = None
     cache_workers: int = Field(1, ge=1)
+    augment: AugmentConfig = AugmentConfig()
 
 
 class TaskConfig(_Strict):

@@ -126,6 +126,8 @@ class MultimodalDataset(Dataset[dict[str, object]]):
         Label columns, in model output order.
     drop
         Modalities to hide (e.g. to test robustness); a record left with none is an error.
+    augment
+        Apply the image source's random augmentation (``image_input.augment``; training sets only).
     """
 
     def __init__(
@@ -134,7 +136,9 @@ class MultimodalDataset(Dataset[dict[str, object]]):
         stores: Mapping[str, ArrayStore | VolumeSource],
         label_names: Sequence[str],
         drop: Sequence[str] = (),
+        augment: bool = False,
     ) -> None:
+        self.augment = augment
         self.records = records.reset_index(drop=True)
         self.stores = dict(stores)
         self.modalities = list(stores)
@@ -174,8 +178,9 @@ class MultimodalDataset(Dataset[dict[str, object]]):
         for j, m in enumerate(self.modalities):
             if self.mask[i, j]:
                 item = str(self.item_ids[m][row])
-                if m == "image" and self.slices[i] >= 0:
-                    x, f = self.stores[m].get(item, int(self.slices[i]))  # type: ignore[call-arg]
+                if getattr(self.stores[m], "kind", "") == "volumes":
+                    z = int(self.slices[i]) if self.slices[i] >= 0 else None
+                    x, f = self.stores[m].get(item, z, augment=self.augment)  # type: ignore[call-arg]
                 else:
                     x, f = self.stores[m].get(item)
                 inputs[m] = torch.from_numpy(x)

@@ -112,7 +112,7 @@ def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -
         res = fit(
             model,
             config,
-            MultimodalDataset(part["train"], stores, labels),
+            MultimodalDataset(part["train"], stores, labels, augment=True),
             MultimodalDataset(part["val"], stores, labels) if len(part["val"]) else None,
         )
         fold_dir = out_dir if len(folds) == 1 else out_dir / f"fold{k}"

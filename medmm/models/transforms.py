@@ -46,6 +46,7 @@ __all__ = [
     "FirstChanneld",
     "SelectSliced",
     "SliceAreasd",
+    "augmentation",
     "image_transform",
     "output_shape",
     "select_slice",
@@ -77,7 +78,7 @@ def transform_digest(cfg: ImageInputConfig, spatial_dims: int) -> str:
     """
     import monai
 
-    fields = cfg.model_dump(mode="json", exclude={"source", "cache", "cache_dir", "cache_workers"})
+    fields = cfg.model_dump(mode="json", exclude={"source", "cache", "cache_dir", "cache_workers", "augment"})
     text = json.dumps({"cfg": fields, "dims": spatial_dims, "monai": monai.__version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -230,6 +231,34 @@ def image_transform(cfg: ImageInputConfig, spatial_dims: int, with_mask: bool = 
         steps.append(ResizeWithPadOrCropd("image", size))
     steps.append(EnsureTyped("image", dtype=np.float32))
     return Compose(steps)
+
+
+def augmentation(cfg: ImageInputConfig, spatial_dims: int, seed: int) -> Any:
+    """The seeded random ``Compose`` of ``cfg.augment`` on ``{"image": [C, *spatial]}`` (None if off).
+
+    >>> from medmm.models.config import AugmentConfig
+    >>> aug = augmentation(ImageInputConfig(augment=AugmentConfig(flip_prob=1.0)), 2, seed=0)
+    >>> aug({"image": torch.arange(4.0).reshape(1, 2, 2)})["image"][0].tolist()
+    [[2.0, 3.0], [0.0, 1.0]]
+    """
+    from monai.transforms import Compose, RandFlipd, RandRotate90d, RandScaleIntensityd, RandShiftIntensityd
+
+    a = cfg.augment
+    if not a.active():
+        return None
+    size = _spatial_size(cfg, spatial_dims)
+    if a.rotate90_prob and size[0] != size[1]:
+        raise ConfigError(f"image_input.augment.rotate90_prob needs a square in-plane size, got {list(size)}")
+    steps: list[Any] = []
+    if a.flip_prob:
+        steps.append(RandFlipd("image", prob=a.flip_prob, spatial_axis=0))
+    if a.rotate90_prob:
+        steps.append(RandRotate90d("image", prob=a.rotate90_prob, max_k=3, spatial_axes=(0, 1)))
+    if a.shift_intensity:
+        steps.append(RandShiftIntensityd("image", offsets=a.shift_intensity, prob=1.0))
+    if a.scale_intensity:
+        steps.append(RandScaleIntensityd("image", factors=a.scale_intensity, prob=1.0))
+    return Compose(steps).set_random_state(seed=seed)
 
 
 def select_slice(areas: np.ndarray, n_slices: int, cfg: ImageInputConfig, volume_id: str) -> int:

@@ -93,6 +93,8 @@ class VolumeSource:
         The imaging encoder's dimensionality (2: slices, 3: volumes).
     item_ids
         Volume ids to serve (default: every volume of the table); only these are cached.
+    seed
+        Seed of the random augmentation (``cfg.augment``), applied only when ``get(augment=True)``.
 
     Examples
     --------
@@ -109,8 +111,9 @@ class VolumeSource:
         cfg: ImageInputConfig,
         spatial_dims: int,
         item_ids: Sequence[str] | None = None,
+        seed: int = 0,
     ) -> None:
-        from medmm.models.transforms import image_transform, output_shape, transform_digest
+        from medmm.models.transforms import augmentation, image_transform, output_shape, transform_digest
 
         self.run_dir, self.cfg, self.spatial_dims = Path(run_dir), cfg, spatial_dims
         table = self.run_dir / "volumes.parquet"
@@ -147,6 +150,7 @@ class VolumeSource:
         self.hash = transform_digest(cfg, spatial_dims)
         self._shape = output_shape(cfg, spatial_dims)
         self.cache_dir: Path | None = None
+        self.augmenter = augmentation(cfg, spatial_dims, seed)
         with _unwrapped(str(table)):
             self.data = self._dataset(image_transform(cfg, spatial_dims, with_mask))
 
@@ -206,8 +210,11 @@ class VolumeSource:
             raise ConfigError("selected_slice is defined for 2D sources whose slice mode is not `all`")
         return int(self._volume(item_id)["slice"])
 
-    def get(self, item_id: str, slice_index: int | None = None) -> tuple[np.ndarray, None]:
-        """The transformed item and no features; ``slice_index`` picks the slice with ``slice: all``."""
+    def get(
+        self, item_id: str, slice_index: int | None = None, augment: bool = False
+    ) -> tuple[np.ndarray, None]:
+        """The transformed item and no features; ``slice_index`` picks the slice with ``slice: all``;
+        ``augment`` applies the configured random augmentation (training samples)."""
         d = self._volume(item_id)
         x = d["image"]
         x = x.as_tensor() if hasattr(x, "as_tensor") else x
@@ -216,6 +223,9 @@ class VolumeSource:
             x = x[..., z]
         elif slice_index is not None:
             raise ConfigError("an explicit slice index needs image_input.slice: all (2D)")
+        if augment and self.augmenter is not None:
+            x = self.augmenter({"image": x.clone()})["image"]
+            x = x.as_tensor() if hasattr(x, "as_tensor") else x
         return np.ascontiguousarray(np.asarray(x, dtype=np.float32)), None
 
     def digest(self) -> str:
@@ -267,7 +277,7 @@ def open_sources(
                     records.loc[records["has_image"].to_numpy(bool), "image_id"].dropna().astype(str).tolist()
                 )
             dims = config.modalities["image"].spatial_dims if "image" in config.modalities else 2
-            out[m] = VolumeSource(run_dir, config.image_input, dims, ids)
+            out[m] = VolumeSource(run_dir, config.image_input, dims, ids, seed=config.train.seed)
         else:
             out[m] = ArrayStore(Path(run_dir) / "inputs" / m)
     return out

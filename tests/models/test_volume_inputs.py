@@ -250,7 +250,7 @@ def test_worker_loader_train_and_predict_on_an_ingested_run(ingested_run: Path, 
             "embed_dim": 8,
             "modalities": {"image": {"out_dim": 8}, "report": {"out_dim": 8}},
             "tasks": [{"name": "dx", "labels": ["abnormal"]}],
-            "image_input": {"size": 16, "slice": "largest_foreground"},
+            "image_input": {"size": 16, "slice": "largest_foreground", "augment": {"flip_prob": 0.5}},
             "train": {"epochs": 2, "batch_size": 4, "progress": False, "n_boot": 10, "test_fraction": 0.25},
         }
     )
@@ -301,3 +301,30 @@ def test_all_slices_train_and_predict_per_slice(ingested_run: Path, tmp_path: Pa
     per_record = pred.groupby("record_id").size().to_dict()
     assert per_record == {**{f"rec-{i}": SHAPE[2] for i in range(4)}, "rec-4": 1}  # one row per slice
     assert (ingested_run / "cache" / "image").exists()
+
+
+def test_augmentation_is_seeded_train_only_and_after_the_cache(
+    tmp_path: Path, counted_reads: list[str]
+) -> None:
+    run = _run(tmp_path / "run", n=2)
+    records = _records(run, ["vol-0", "vol-1"])
+    flip = {"size": 12, "cache": "memory", "augment": {"flip_prob": 1.0}}
+    src = VolumeSource(run, ImageInputConfig.model_validate(flip), 2)
+    plain = src.get("vol-0")[0]
+    np.testing.assert_array_equal(src.get("vol-0", augment=True)[0], np.flip(plain, 1))
+    random = {"size": 12, "cache": "memory", "augment": {"rotate90_prob": 0.5, "shift_intensity": 0.5}}
+
+    def epochs(seed: int) -> list[np.ndarray]:
+        s = VolumeSource(run, ImageInputConfig.model_validate(random), 2, seed=seed)
+        ds = MultimodalDataset(records, {"image": s}, ["abnormal"], augment=True)
+        return [ds[i]["inputs"]["image"].numpy() for _ in range(3) for i in range(2)]  # type: ignore[index]
+
+    a, b, c = epochs(0), epochs(0), epochs(1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))  # same seed, same augmentations
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+    assert not np.array_equal(a[0], a[2])  # a new draw every epoch
+    assert len(counted_reads) == 2 + 3 * 2  # augmentation never re-reads: one read per volume and source
+    ds = MultimodalDataset(
+        records, {"image": VolumeSource(run, ImageInputConfig.model_validate(random), 2)}, []
+    )
+    np.testing.assert_array_equal(ds[0]["inputs"]["image"].numpy(), plain)  # type: ignore[index]
