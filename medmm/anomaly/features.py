@@ -226,8 +226,9 @@ def beat_quality(
     Returns (n, 2):
 
     * ``noise_ratio`` - median absolute second difference (a high-frequency energy measure) over
-      ``R +- half_s`` seconds *outside* the QRS (``R +- qrs_s``), divided by the record's median of the
-      same quantity. Muscle noise and motion artefact raise it several-fold; a QRS, normal or ectopic,
+      ``R +- half_s`` seconds *outside* every detected QRS (``+- qrs_s`` around each of ``samples``,
+      so a neighbouring beat's QRS does not count either), divided by the record's median of the same
+      quantity. Muscle noise and motion artefact raise it several-fold; a QRS, normal or ectopic,
       does not enter it.
     * ``qrs_amplitude_ratio`` - peak-to-peak amplitude over ``R +- qrs_s`` divided by the record's
       median: near 0 where the lead is flat (signal drop-out), so there is no QRS to judge.
@@ -254,7 +255,15 @@ def beat_quality(
     off = np.arange(-half, half + 1)
     outside = np.abs(off) > qrs
     pos = np.clip(s[:, None] + off[None, :], 0, x.size - 1)
-    noise = np.median(d2[pos[:, outside]], axis=1)
+    near_qrs = np.zeros(x.size, dtype=bool)  # every detected beat's QRS, not only this beat's
+    for k in range(-qrs, qrs + 1):
+        near_qrs[np.clip(s + k, 0, x.size - 1)] = True
+    vals = np.where(near_qrs[pos], np.nan, d2[pos])
+    vals[:, ~outside] = np.nan
+    own_only = np.median(d2[pos[:, outside]], axis=1)
+    empty = np.isnan(vals).all(axis=1)
+    vals[empty] = 0.0
+    noise = np.where(empty, own_only, np.nanmedian(vals, axis=1))
     qpos = pos[:, ~outside]
     ptp = x[qpos].max(axis=1) - x[qpos].min(axis=1)
 

@@ -103,7 +103,8 @@ class ScoreConfig:
     (:func:`medmm.anomaly.score.neighbour_timing`; off by default, see ``docs/anomaly.md``).
     ``max_saturated``: beats with more than this share of clipped samples around them score 0.
     v0.3 defaults: ``mad_floor_rr`` 0.05 (one robust SD of beat-to-beat RR is at least 5 %, the usual
-    sinus variability; v0.2: 0.01), ``qrs_gate_z`` 0.5 (v0.2: 1.0).
+    sinus variability; v0.2: 0.01), ``qrs_gate_z`` 0.5 (v0.2: 1.0), ``noise_ratio`` 1.5 (v0.2: 2.0, on
+    a noise measure that still saw neighbouring beats' QRS).
     """
 
     core_fraction: float = 0.8
@@ -113,7 +114,7 @@ class ScoreConfig:
     saturation: float = 8.0
     threshold: float = 12.0
     threshold_rule: str = "fixed"
-    noise_ratio: float = 2.0
+    noise_ratio: float = 1.5
     min_qrs_ratio: float = 0.3
     gap_rr: float = 1.8
     qrs_gate_z: float = 0.5

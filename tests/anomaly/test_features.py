@@ -149,3 +149,18 @@ def test_qrs_residual_separates_ectopic_qrs_from_premature_normal_qrs() -> None:
     assert res[15] <= np.median(res)
     gate = qrs_gate(res, 1.0)  # timing evidence counts only with an abnormal QRS
     assert gate[30] == 1.0 and gate[15] == 0.0
+
+
+def test_noise_ratio_ignores_neighbouring_beats_qrs() -> None:
+    fs = 360.0
+    rr = np.full(60, 0.8)
+    rr[25:35] = 0.35  # a fast run: the neighbours' QRS fall inside each beat's +-0.45 s window
+    peaks = (np.cumsum(rr) * fs).astype(int)
+    t = np.arange(peaks[-1] + int(fs)) / fs
+    sig = np.random.default_rng(0).normal(0, 0.002, t.size)
+    for p in peaks:
+        sig += np.exp(-0.5 * ((t - p / fs) / 0.02) ** 2)
+    q = beat_quality(bandpass(sig, fs), fs, peaks)
+    # excluding only the beat's own QRS gave 1.8-2.5 here (counted as noise at noise_ratio 1.5)
+    assert q[25:35, 0].max() < 1.5
+    assert np.median(q[:, 0]) == pytest.approx(1.0)
