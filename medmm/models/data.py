@@ -157,7 +157,7 @@ class MultimodalDataset(Dataset[dict[str, object]]):
         self.rows = np.arange(len(self.records))
         self.slices = np.full(len(self.records), -1)
         image = self.stores.get("image")
-        if image is not None and getattr(image, "expands_slices", False):
+        if image is not None and getattr(image, "expands_slices", False) and len(self.records):
             j = self.modalities.index("image")
             counts = [
                 image.n_slices(str(self.item_ids["image"][i])) if mask[i, j] else 1  # type: ignore[union-attr]
