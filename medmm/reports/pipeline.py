@@ -13,6 +13,8 @@ the batch. A batch that fails is retried report by report so one bad report is q
 from __future__ import annotations
 
 import logging
+import pickle
+import shutil
 import time
 import warnings
 from contextlib import ExitStack
@@ -206,18 +208,45 @@ def save_part(parts: Any, batch: list[ReportInput], keys: list[str], res: BatchT
 
 
 def parse_to_part(
-    item: tuple[list[ReportInput], list[str]], spec: PipelineSpec, run_dir: str, token: str
+    item: tuple[list[ReportInput], list[str]] | str, spec: PipelineSpec, run_dir: str, token: str
 ) -> BatchTables | PartWritten:
     """Dask task: parse a batch (:func:`parse_batch`) and, when this worker sees the run directory
-    (marker ``token``), write the part itself and send back only its name; else send the tables."""
+    (marker ``token``), write the part itself and send back only its name; else send the tables.
+
+    ``item`` is the batch and its report keys, or the path of a scratch file holding them
+    (:func:`_stage`).
+    """
     from medmm.reports.resume import Parts
 
-    batch, keys = item
+    if isinstance(item, str):
+        with open(item, "rb") as f:
+            batch, keys = pickle.load(f)  # written by _stage in this run
+    else:
+        batch, keys = item
     res = parse_batch(batch, spec)
     parts = Parts(Path(run_dir))
     if not parts.marked(token):
         return res
     return PartWritten(save_part(parts, batch, keys, res), len(batch))
+
+
+def _sees_marker(run_dir: str, token: str) -> bool:
+    """Whether this (worker) process sees the marker of ``Parts(run_dir).mark()``."""
+    from medmm.reports.resume import Parts
+
+    return Parts(Path(run_dir)).marked(token)
+
+
+def _stage(parts: Any, token: str, work: list[tuple[list[ReportInput], list[str]]]) -> list[str]:
+    """Write each batch (and its keys) to a scratch file of this run; returns the paths."""
+    folder = parts.folder / f".todo-{token}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, w in enumerate(work):
+        path = folder / f"batch-{i:06d}.pkl"
+        path.write_bytes(pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL))
+        paths.append(str(path))
+    return paths
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -344,7 +373,14 @@ def parse_reports(
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             size = batch_size or auto_batch_size(len(todo), n_workers)
             batches = _batches(todo, size)
-            items = [(b, [keys[r.report_id] for r in b]) for b in batches]
+            driver0 = time.process_time()
+            work = [(b, [keys[r.report_id] for r in b]) for b in batches]
+            items: list[Any] = work
+            if all(client.run(_sees_marker, str(run_dir), token).values()):
+                # shared file system: each batch goes to a scratch file and the task names it, so
+                # the task graph stays small (the scheduler, in this process for a local cluster,
+                # would otherwise unpickle and pickle every report again); a retried task reads it again
+                items = _stage(parts, token, work)
             args = (spec, str(run_dir), token)
             try:
                 with timer("parse"):
@@ -355,6 +391,9 @@ def parse_reports(
                             save(batches[i], res)
             finally:
                 parts.unmark(token)
+                shutil.rmtree(parts.folder / f".todo-{token}", ignore_errors=True)
+            # this process during the parse phase (client, and the scheduler of a local cluster)
+            timer.timings["parse_driver_cpu_s"] = time.process_time() - driver0
             cpu_after = client.run(_cpu_seconds)
             # CPU seconds the workers spent in the parse phase (contention on a shared machine shows
             # as parse wall time >> worker CPU time / workers)

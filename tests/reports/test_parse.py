@@ -178,7 +178,7 @@ def test_dask_workers_wrote_the_parts(run_dir: Path) -> None:
     """Workers that see the run directory write their parts themselves; the marker is removed."""
     folder = run_dir / ".reports_parts"
     assert len(list(folder.glob("part-*-reports.arrow"))) == 2  # 3 parsed reports in batches of 2
-    assert not list(folder.glob(".writer-*"))
+    assert not list(folder.glob(".writer-*")) and not list(folder.glob(".todo-*"))
 
 
 def test_task_without_the_marker_sends_its_tables(tmp_path: Path) -> None:
