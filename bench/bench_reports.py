@@ -1,24 +1,28 @@
 """Reports/s of ``medmm reports parse`` with 1 and 2 Dask workers vs plain ``nlp.pipe`` in one process.
 
-Input: the IU chest X-ray dev reports (``text/iu_xray/indiana_reports_dev.csv`` from the shared data),
-repeated with fresh ids to reach the size (``quick``: 600 reports, else 5,150 (5,118 with text)).
+Input: the IU chest X-ray dev reports (``text/iu_xray/indiana_reports_dev.csv`` from the shared data,
+2,575 rows, 2,559 with text) **repeated with fresh ids** (``uid-0``, ``uid-1`` ...) to 10,300 rows
+(10,236 reports with text; ``quick``: 1,200 rows), so that fixed costs are spread over enough work.
 
-Baseline: ``nlp.pipe(texts)`` (consumed, nothing else) of the very same pipeline (lexicon
-EntityRuler, AbbreviationDetector, assertion) in this process. Compared with it, each repeat:
+Baseline: ``nlp.pipe(texts, batch_size=256)`` (docs consumed, nothing else) of the very same pipeline
+object (lexicon EntityRuler, AbbreviationDetector, assertion; built by ``get_pipeline``, which also
+freezes the GC after the build, as in the workers) in this process.
 
-* ``medmm parse in-process`` (``workers=0``: the same work as a worker, without Dask);
-* ``medmm parse, 1 / 2 workers``: on a local Dask cluster started once per worker count *before* the
-  repeats (its start and the pipeline loading in each worker are timed apart as start-up), then
-  ``parse_reports(scheduler=...)`` into a fresh run directory each repeat (a re-used one would resume).
-  Throughput is over the ``parse`` phase (tasks on warm workers, incl. row extraction, sending results
-  back and writing the resumable parts); end-to-end seconds are reported too.
+1. **Steady state** (3 repeats, quick 2; methods interleaved in each repeat, the ratio taken within a
+   repeat, medians reported): ``nlp.pipe``; ``medmm parse in-process`` (``workers=0``, the same work
+   without Dask); ``medmm parse, 1 / 2 workers`` on a local cluster started once per worker count
+   *before* the repeats, pipelines already loaded in the workers (start-up timed apart). Timed: the
+   ``parse`` phase of ``parse_reports`` (tasks incl. row extraction and writing the resumable parts,
+   into a fresh run directory each repeat). CPU: ``nlp.pipe``: this process; medmm: the workers' CPU
+   plus this process's (client + local scheduler) during the phase; ``cpu_efficiency`` = baseline CPU
+   / medmm CPU; ``projected_ratio_idle_cores`` = min(workers, cores) x efficiency (a projection).
+2. **End to end** (once per method, quick: skipped): wall clock of two fresh processes over the same
+   CSV: ``python -c`` that imports medmm, reads the reports (``read_reports``: the same cleaned texts),
+   builds the pipeline and runs ``nlp.pipe``; vs the ``medmm reports parse --workers 2`` command
+   (interpreter start, imports, cluster start, pipeline loading in the workers, read, parse, merging
+   the parts and writing the four tables, cluster shut-down).
 
-The machine may be shared: methods are interleaved within each repeat, the load average is read
-before and after every repeat, the ratio vs ``nlp.pipe`` is computed *within* each repeat and the
-median over repeats is reported (``rows`` hold medians; ``repeats`` everything). CPU seconds
-(baseline: this process; medmm: the workers' own CPU in the parse phase) give ``cpu_efficiency`` =
-baseline CPU / medmm CPU, and ``projected_ratio_idle_cores`` = workers x efficiency, the ratio to
-expect with idle cores (a projection, labelled as such).
+The machine may be shared: ``uptime`` is recorded before and after every repeat.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +42,20 @@ import pandas as pd
 from medmm.datasets import shared_data_dir
 
 COLS = ["indication", "comparison", "findings", "impression"]
+ROWS_FULL, ROWS_QUICK = 10_300, 1_200
+BASELINE_SCRIPT = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+from medmm.reports.io.inputs import read_reports
+from medmm.reports.nlp import PipelineSpec, get_pipeline
+reports = read_reports(sys.argv[1], id_column="uid", text_columns=sys.argv[2].split(",")).reports
+texts = [r.text for r in reports]
+nlp = get_pipeline(PipelineSpec())
+n = 0
+for doc in nlp.pipe(texts, batch_size=256):
+    n += 1
+print(n)
+"""
 
 
 def _input(out_dir: Path, n: int) -> Path:
@@ -67,16 +86,41 @@ def _parse(path: Path, run_dir: Path, workers: int, scheduler: str | None, n: in
     parse_reports(path, run_dir, id_column="uid", text_columns=COLS, workers=workers, scheduler=scheduler)
     total = time.perf_counter() - t0
     timings = read_run_json(run_dir)["stages"]["reports"]["timings"]
+    shutil.rmtree(run_dir, ignore_errors=True)
     return {
         "parse_s": timings["parse"],
         "parse_rps": n / timings["parse"],
         "end_to_end_s": total,
-        "cpu_s": timings["parse_cpu_s"],
+        "cpu_s": timings["parse_cpu_s"] + timings.get("parse_driver_cpu_s", 0.0),
+        "workers_cpu_s": timings["parse_cpu_s"],
+        "driver_cpu_s": timings.get("parse_driver_cpu_s", 0.0),
+        "write_s": timings["write"],
     }
 
 
+def _end_to_end(path: Path, out_dir: Path) -> dict[str, Any]:
+    """Wall seconds of two fresh processes: baseline script vs ``medmm reports parse --workers 2``."""
+    medmm = shutil.which("medmm") or str(Path(sys.executable).parent / "medmm")
+    run_dir = out_dir / "run_e2e"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cmds = {
+        "nlp.pipe script": [sys.executable, "-c", BASELINE_SCRIPT, str(path), ",".join(COLS)],
+        "medmm reports parse --workers 2": [medmm, "reports", "parse", str(path), "--out", str(run_dir)]
+        + ["--workers", "2", "--id-column", "uid", "--text-columns", ",".join(COLS)],
+    }
+    out: dict[str, Any] = {"uptime_before": _uptime()}
+    for name, cmd in cmds.items():
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        out[name] = time.perf_counter() - t0
+    out["uptime_after"] = _uptime()
+    out["ratio"] = out["nlp.pipe script"] / out["medmm reports parse --workers 2"]
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return out
+
+
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
-    """Measure and print the table; returns the JSON summary."""
+    """Measure and print the tables; returns the JSON summary."""
     from distributed import Client, LocalCluster
 
     from medmm.reports.io.inputs import read_reports
@@ -84,9 +128,8 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     from medmm.reports.pipeline import _warm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_in = 600 if quick else 5_150
     repeats = 2 if quick else 3
-    path = _input(out_dir, n_in)
+    path = _input(out_dir, ROWS_QUICK if quick else ROWS_FULL)
     texts = [r.text for r in read_reports(path, id_column="uid", text_columns=COLS).reports]
     n = len(texts)
     spec = PipelineSpec()
@@ -98,7 +141,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0, c0 = time.perf_counter(), time.process_time()
-            for _ in nlp.pipe(texts, batch_size=250):
+            for _ in nlp.pipe(texts, batch_size=256):
                 pass
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         return {"parse_s": wall, "parse_rps": n / wall, "end_to_end_s": wall, "cpu_s": cpu}
@@ -125,12 +168,14 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
                 )
             rep["uptime_after"] = _uptime()
             reps.append(rep)
-            print(f"repeat {k}: {rep['uptime_before']}")
+            print(f"repeat {k}: {rep['uptime_before']}", flush=True)
     finally:
         for cluster, client in clusters.values():
             client.close()
             cluster.close()
+    e2e = None if quick else _end_to_end(path, out_dir)
 
+    cores = os.cpu_count() or 1
     methods = ["nlp.pipe", "in-process", "1 worker(s)", "2 worker(s)"]
     rows = []
     for m in methods:
@@ -139,26 +184,34 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         eff = [r["nlp.pipe"]["cpu_s"] / r[m]["cpu_s"] for r in reps if r[m]["cpu_s"]]
         workers = int(m[0]) if m[0].isdigit() else 0
         row: dict[str, Any] = {"method": m, "workers": workers}
-        for key in ("parse_s", "parse_rps", "end_to_end_s", "cpu_s"):
-            row[key] = statistics.median(v[key] for v in vals)
+        for key in ("parse_s", "parse_rps", "cpu_s", "workers_cpu_s", "driver_cpu_s", "write_s"):
+            got = [v[key] for v in vals if key in v]
+            row[key] = statistics.median(got) if got else None
         row["ratio_vs_pipe"] = statistics.median(ratios)
         row["ratio_vs_pipe_runs"] = ratios
         row["cpu_efficiency"] = statistics.median(eff) if eff else None
-        row["projected_ratio_idle_cores"] = max(1, workers) * (row["cpu_efficiency"] or 0.0)
+        row["projected_ratio_idle_cores"] = min(max(1, workers), cores) * (row["cpu_efficiency"] or 0.0)
         row.update(startup.get(workers, {}))
         rows.append(row)
     table = pd.DataFrame(rows).drop(columns=["ratio_vs_pipe_runs"])
-    print(f"reports: {n}; CPUs: {os.cpu_count()}; repeats: {repeats} (medians)")
+    print(f"reports: {n}; CPUs: {cores}; repeats: {repeats} (medians)")
     for r in reps:
         print(f"  repeat {r['repeat']}: before [{r['uptime_before']}] after [{r['uptime_after']}]")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    with pd.option_context("display.width", 250):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if e2e is not None:
+        print(f"end to end (wall s, fresh processes; before [{e2e['uptime_before']}]):")
+        for k in ("nlp.pipe script", "medmm reports parse --workers 2"):
+            print(f"  {k}: {e2e[k]:.2f} s ({n / e2e[k]:.0f} reports/s)")
+        print(f"  ratio: {e2e['ratio']:.2f}")
     by = {r["method"]: r for r in rows}
     return {
         "reports": n,
-        "cpus": os.cpu_count(),
+        "cpus": cores,
         "repeats": reps,
         "startup": startup,
         "rows": rows,
+        "end_to_end": e2e,
         "ratio_2_workers_vs_pipe": by["2 worker(s)"]["ratio_vs_pipe"],
         "ratio_2_workers_vs_in_process_parse": statistics.median(
             r["2 worker(s)"]["parse_rps"] / r["in-process"]["parse_rps"] for r in reps
