@@ -99,8 +99,9 @@ class ScoreConfig:
     beat or signal drop-out - the timing aspects are void for that beat (``0`` switches this off).
     ``qrs_gate_z``: robust SD of QRS difference from which prematurity/pause count fully
     (:func:`medmm.anomaly.score.qrs_gate`). ``neighbours``: if > 0, a beat's timing evidence is at
-    least the median of its ``neighbours`` nearest look-alikes in morphology
-    (:func:`medmm.anomaly.score.neighbour_timing`; off by default, see ``docs/anomaly.md``).
+    least the median of its ``neighbours`` nearest look-alikes in morphology, provided they form a
+    tight group (``neighbour_tightness``; :func:`medmm.anomaly.score.neighbour_timing`); ``0``
+    switches this off (as in v0.2).
     ``max_saturated``: beats with more than this share of clipped samples around them score 0.
     v0.3 defaults: ``mad_floor_rr`` 0.05 (one robust SD of beat-to-beat RR is at least 5 %, the usual
     sinus variability; v0.2: 0.01), ``qrs_gate_z`` 0.5 (v0.2: 1.0), ``noise_ratio`` 1.5 (v0.2: 2.0, on
@@ -118,7 +119,8 @@ class ScoreConfig:
     min_qrs_ratio: float = 0.3
     gap_rr: float = 1.8
     qrs_gate_z: float = 0.5
-    neighbours: int = 0
+    neighbours: int = 5
+    neighbour_tightness: float = 0.3
     max_saturated: float = 0.1
 
 
@@ -217,6 +219,7 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     spec_d = dict(cfg["spec"])
     spec_d["band_hz"] = tuple(spec_d["band_hz"])
     spec_d["baseline_s"] = tuple(spec_d.get("baseline_s", ()))  # before v0.3: no baseline removal
+    score_d: dict[str, Any] = {"neighbours": 0, "max_saturated": 0.0} | dict(cfg["score"])  # pre-v0.3
     net = BeatAutoencoder(n_points=int(cfg["n_points"]), latent=int(cfg["latent"]))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     net.load_state_dict(state)
@@ -224,7 +227,7 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     return AnomalyModel(
         net=net,
         spec=WindowSpec(**spec_d),
-        score=ScoreConfig(**cfg["score"]),
+        score=ScoreConfig(**score_d),
         latent=int(cfg["latent"]),
         seed=card.seed,
         n_train_beats=card.n_train_beats,

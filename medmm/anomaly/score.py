@@ -166,12 +166,17 @@ def mahalanobis_to_core(z: NDArray[np.floating], core_fraction: float = 0.8) -> 
     return np.asarray((whiten_to_core(z, core_fraction) ** 2).sum(axis=1))
 
 
-def neighbour_timing(white: NDArray[np.floating], timing: NDArray[np.floating], k: int) -> NDArray:
+def neighbour_timing(
+    white: NDArray[np.floating], timing: NDArray[np.floating], k: int, tightness: float = 0.3
+) -> NDArray:
     """Median timing evidence of each beat's ``k`` nearest neighbours in morphology (self excluded).
 
     Ectopic beats from one focus share a shape, and most of them come early: a beat of that shape that
     happens to come late (a late-coupled PVC) inherits the timing evidence of its look-alikes, while a
-    normal-shaped beat's neighbours are normal beats (median 0). ``k <= 0`` or too few beats give 0.
+    normal-shaped beat's neighbours are normal beats (median 0). Only beats in a *tight* group inherit:
+    the ``k``-th neighbour must lie within ``tightness`` x the beat's own distance to the dominant
+    cluster (``white`` from :func:`whiten_to_core`), so scattered one-off shapes (artefact) do not
+    borrow timing from each other. ``k <= 0`` or too few beats give 0.
 
     >>> import numpy as np
     >>> w = np.r_[np.zeros((50, 2)), np.full((6, 2), 9.0)] + np.random.default_rng(0).normal(0, .1, (56, 2))
@@ -185,8 +190,10 @@ def neighbour_timing(white: NDArray[np.floating], timing: NDArray[np.floating], 
     n = white.shape[0]
     if k <= 0 or n <= k:
         return np.zeros(n)
-    _, nn = cKDTree(white).query(white, k=k + 1)
-    return np.asarray(np.median(np.asarray(timing, dtype=np.float64)[nn[:, 1:]], axis=1))
+    dist, nn = cKDTree(white).query(white, k=k + 1)
+    lent = np.median(np.asarray(timing, dtype=np.float64)[nn[:, 1:]], axis=1)
+    tight = dist[:, k] < tightness * np.sqrt((white**2).sum(axis=1))
+    return np.asarray(np.where(tight, lent, 0.0))
 
 
 def saturate(z: NDArray[np.floating], cap: float) -> NDArray[np.float64]:
@@ -270,7 +277,9 @@ def score_inputs(
                 pause[idx[gap]] = 0.0
             timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z)
             own = timing_w[idx] * (saturate(rhythm[idx], cap) + saturate(pause[idx], cap))
-            timing[idx] = np.maximum(own, neighbour_timing(white, own, cfg.neighbours))
+            timing[idx] = np.maximum(
+                own, neighbour_timing(white, own, cfg.neighbours, cfg.neighbour_tightness)
+            )
     weight = quality_weight(np.asarray(inputs.quality), cfg.noise_ratio, cfg.min_qrs_ratio, cfg.max_saturated)
     score = weight * (saturate(morph, cap) + timing)
     return {

@@ -66,6 +66,7 @@ def test_checkpoint_round_trip(tmp_path: Path, toy_inputs: BeatInputs) -> None:
     (tmp_path / "model.json").write_text(json.dumps(card))
     old = load_model(tmp_path)
     assert old.spec.baseline_s == () and old.score.mad_floor_rr == 0.01 and old.score.qrs_gate_z == 1.0
+    assert old.score.neighbours == 0 and old.score.max_saturated == 0.0
 
 
 def test_checkpoint_tampering_is_detected(tmp_path: Path, toy_inputs: BeatInputs) -> None:
