@@ -7,14 +7,17 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
    Mahalanobis distance to it (``morph_transform``: ``"sqrt"`` = the distance, default, or ``"log"``
    of its square) becomes a robust z within the record (``morphology_z``);
 2. **rhythm** - prematurity ``-log(rr_prev / local RR)``, as a robust z within the record
-   (``rhythm_z``);
+   (``rhythm_z``; robust SD floored at ``mad_floor_rr``);
 3. **pause** - the following pause ``log(rr_next / local RR)``, as a robust z (``pause_z``); rhythm
    and pause are void (0) next to an RR interval longer than ``gap_rr`` x the local RR (a missed beat
    or drop-out, not a compensatory pause);
 4. timing needs an abnormal QRS: rhythm and pause are multiplied by ``clip(qrs_z / qrs_gate_z, 0, 1)``
    (``qrs_z``: robust z of the log QRS-only residual, :func:`medmm.anomaly.features.qrs_residual`);
-5. ``score = quality x (sat(morphology_z) + sat(rhythm_z) + sat(pause_z))`` where ``quality`` =
-   ``min(1, noise_ratio / local noise)`` (0 for a flat lead, see
+5. look-alike timing: a beat's timing evidence is at least the median of its ``neighbours`` nearest
+   look-alikes' when they form a tight group (:func:`neighbour_timing`) - a late-coupled PVC is
+   recognised by the other PVCs of its focus;
+6. ``score = quality x (sat(morphology_z) + timing)`` where ``quality`` =
+   ``min(1, noise_ratio / local noise)`` (0 for a flat or clipped lead, see
    :func:`medmm.anomaly.features.beat_quality`) and ``flag = score > threshold``.
 
 All parts are "unusual relative to this record's own beats", which is what an ectopic beat is;
@@ -250,10 +253,12 @@ def score_inputs(
 ) -> dict[str, NDArray]:
     """Per-beat ``score``, ``flag``, the three per-record robust z's and the quality ``weight``.
 
-    ``score = weight x (sat(morphology_z) + sat(rhythm_z) + sat(pause_z))`` with ``sat`` =
-    :func:`saturate` at ``model.score.saturation`` (no single aspect can flag a beat on its own) and
-    ``weight`` = :func:`quality_weight`; timing aspects are 0 next to an RR gap (``gap_rr``) and
-    scaled by :func:`qrs_gate` (a premature beat needs an abnormal QRS to count as a PVC).
+    ``score = weight x (sat(morphology_z) + timing)`` with ``sat`` = :func:`saturate` at
+    ``model.score.saturation`` (no single aspect can flag a beat on its own), ``weight`` =
+    :func:`quality_weight` and ``timing`` = the larger of the beat's own ``timing_weight x
+    (sat(rhythm_z) + sat(pause_z))`` and its look-alikes' (:func:`neighbour_timing`); timing aspects
+    are 0 next to an RR gap (``gap_rr``) and scaled by :func:`qrs_gate` (a premature beat needs an
+    abnormal QRS to count as a PVC).
     """
     n = len(inputs)
     cfg = model.score
