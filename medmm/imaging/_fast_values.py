@@ -87,17 +87,45 @@ _MISSING = object()
 
 
 class FastHeader:
-    """``get`` / ``in`` over a dataset, each element decoded once (see the module docstring)."""
+    """``get`` / ``in`` over a dataset, each element decoded once (see the module docstring).
 
-    def __init__(self, ds: Any) -> None:
-        self._ds = ds
+    ``ds`` is a pydicom dataset, or a callable returning one (called at most once, only when an element
+    must be decoded by pydicom) when ``stream`` holds the file's raw elements
+    (:func:`~medmm.imaging._element_stream.parse_stream`).
+    """
+
+    def __init__(self, ds: Any, stream: Any = None) -> None:
+        self._stream = stream
         self._cache: dict[str, Any] = {}
-        _implicit, little = getattr(ds, "original_encoding", (None, True))
-        self._order = ">" if little is False else "<"
-        self.file_meta = getattr(ds, "file_meta", None)
+        if stream is None:
+            self._ds = ds
+            self._loader = None
+            _implicit, little = getattr(ds, "original_encoding", (None, True))
+            self._order = ">" if little is False else "<"
+            self.file_meta = getattr(ds, "file_meta", None)
+        else:
+            self._ds = None
+            self._loader = ds
+            self._order = "<"
+            self.file_meta = {
+                "TransferSyntaxUID": stream.transfer_syntax,
+                "MediaStorageSOPClassUID": stream.media_sop_class,
+            }
+
+    @property
+    def dataset(self) -> Any:
+        """The pydicom dataset (read on first use when the header came from an element stream)."""
+        if self._ds is None:
+            self._ds = self._loader()  # type: ignore[misc]
+        return self._ds
 
     def __contains__(self, keyword: str) -> bool:
-        return keyword in self._ds
+        if self._stream is None:
+            return keyword in self._ds
+        from pydicom.datadict import tag_for_keyword
+
+        tag = _PLAIN[keyword][0] if keyword in _PLAIN else tag_for_keyword(keyword)
+        return tag is not None and tag in self._stream.elements
 
     def get(self, keyword: str, default: Any = None) -> Any:
         """The element's value (decoded once), or ``default`` when absent."""
@@ -107,26 +135,41 @@ class FastHeader:
             self._cache[keyword] = value
         return default if value is _MISSING else value
 
+    def _raw(self, tag: int) -> Any:
+        """(VR or None, bytes) of the raw element; None when absent; _MISSING when pydicom must decode."""
+        if self._stream is not None:
+            return self._stream.value(tag)
+        if tag not in self._ds:
+            return None
+        raw = self._ds.get_item(tag)
+        data = getattr(raw, "value", None)
+        if type(raw).__name__ != "RawDataElement" or not isinstance(data, bytes):
+            return _MISSING  # already converted or deferred: pydicom
+        return getattr(raw, "VR", None), data
+
     def _decode(self, keyword: str) -> Any:
         plain = _PLAIN.get(keyword)
         if plain is None:
-            return self._ds.get(keyword, _MISSING)
+            if self._stream is not None and keyword not in self:
+                return _MISSING  # absent: no need to read the file with pydicom
+            return self.dataset.get(keyword, _MISSING)
         tag, vr = plain
-        if tag not in self._ds:
+        found = self._raw(tag)
+        if found is None:
             return _MISSING
-        raw = self._ds.get_item(tag)
-        raw_vr = getattr(raw, "VR", None)
-        data = getattr(raw, "value", None)
-        if type(raw).__name__ != "RawDataElement" or raw_vr not in (None, vr) or not isinstance(data, bytes):
-            return self._ds.get(keyword, _MISSING)  # already converted, odd VR, deferred: pydicom
+        if found is _MISSING:
+            return self.dataset.get(keyword, _MISSING)
+        raw_vr, data = found
+        if raw_vr not in (None, vr):
+            return self.dataset.get(keyword, _MISSING)  # odd VR: pydicom
         if vr == "US":
             return self._unsigned(data, keyword)
         if vr in _CHARSET_VRS and (not data.isascii() or b"\x1b" in data):
-            return self._ds.get(keyword, _MISSING)  # non-ASCII text: pydicom applies the character set
+            return self.dataset.get(keyword, _MISSING)  # non-ASCII text: pydicom applies the character set
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:
-            return self._ds.get(keyword, _MISSING)
+            return self.dataset.get(keyword, _MISSING)
         text = text.rstrip(" \x00")  # pydicom strips trailing padding, not the inside of a multi-value
         if vr in ("DS", "IS") and not text.strip():
             return None
@@ -137,6 +180,6 @@ class FastHeader:
         if not data:
             return None
         if len(data) % 2:
-            return self._ds.get(keyword, _MISSING)  # malformed length: let pydicom decide
+            return self.dataset.get(keyword, _MISSING)  # malformed length: let pydicom decide
         values = list(struct.unpack(f"{self._order}{len(data) // 2}H", data))
         return values[0] if len(values) == 1 else values

@@ -229,16 +229,33 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
     """Parse the header from ``fh`` and check it; raw pydicom errors propagate to the caller.
 
     Only the elements the summary uses are converted from their raw bytes (pydicom converts lazily), so
-    an odd private element never costs time or quarantines an image. With ``fast`` the plain elements
-    are decoded by :class:`~medmm.imaging._fast_values.FastHeader` instead of pydicom (same values).
+    an odd private element never costs time or quarantines an image. With ``fast`` a well-formed file's
+    element stream is walked by :func:`~medmm.imaging._element_stream.parse_stream` (pydicom reads it
+    only if an element needs pydicom's conversion: sequences, non-ASCII text), and the plain elements
+    are decoded by :class:`~medmm.imaging._fast_values.FastHeader`; any other file is read by pydicom
+    as without ``fast`` (same values, same errors).
     """
     import pydicom
 
-    raw_ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-    _check_last_element(rel_path, raw_ds, size)
-    implicit, little = raw_ds.original_encoding
-    pixel = _pixel_element_length(fh, little is not False, bool(implicit))
-    ds = FastHeader(raw_ds) if fast else raw_ds
+    name = getattr(fh, "name", None)
+    path = name if isinstance(name, str) else ""
+    stream = _element_stream(fh, size) if fast and path else None
+    if stream is not None:
+
+        def load() -> Any:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+
+        ds: Any = FastHeader(load, stream)
+        pixel = stream.pixel
+    else:
+        fh.seek(0)
+        raw_ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+        _check_last_element(rel_path, raw_ds, size)
+        implicit, little = raw_ds.original_encoding
+        pixel = _pixel_element_length(fh, little is not False, bool(implicit))
+        ds = FastHeader(raw_ds) if fast else raw_ds
     meta = getattr(ds, "file_meta", None)
     tsyntax = as_str(meta.get("TransferSyntaxUID")) if meta is not None else ""
     kind, detail = classify(ds)
@@ -276,6 +293,13 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
     if kind.is_image and not has_pixels:
         kind, detail = DicomKind.other_non_image, f"{detail} without pixel data"
     return _instance_from(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset)
+
+
+def _element_stream(fh: BinaryIO, size: int) -> Any:
+    from medmm.imaging._element_stream import parse_stream
+
+    fh.seek(0)
+    return parse_stream(fh, size)
 
 
 #: every field name of DicomInstance (each summary sets them all); shared, never mutated in practice
