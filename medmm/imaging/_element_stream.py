@@ -41,8 +41,10 @@ _HH = struct.Struct("<HH")
 _HHI = struct.Struct("<HHI")
 _HH2sH = struct.Struct("<HH2sH")
 _I = struct.Struct("<I")
-#: first read; a longer header is read again with a larger buffer (up to the whole file)
-_FIRST_READ = 16384
+#: first read; a longer header (e.g. Siemens CSA headers, ~66 KB) is parsed again from a read of at
+#: least _SECOND_READ bytes (up to the whole file)
+_FIRST_READ = 32768
+_SECOND_READ = 262144
 
 
 class _Odd(Exception):
@@ -94,7 +96,7 @@ def parse_stream(fh: BinaryIO, size: int) -> ElementStream | None:
         except _Short:
             if len(buf) >= size:
                 return None  # runs past the end of the file: pydicom reports it
-            want = min(size, max(4 * len(buf), _FIRST_READ))
+            want = min(size, max(8 * len(buf), _SECOND_READ))
             buf += fh.read(want - len(buf))
             if len(buf) < want:
                 return None
