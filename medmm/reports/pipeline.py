@@ -196,15 +196,21 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
 def save_part(parts: Any, batch: list[ReportInput], keys: list[str], res: BatchTables) -> str:
     """Write one parsed batch as a resumable part (:class:`~medmm.reports.resume.Parts`); ``keys`` are
     the batch's report keys, in order. Returns the part's name."""
-    key_of = {r.report_id: k for r, k in zip(batch, keys, strict=True)}
-    text_of = {r.report_id: r.text for r in batch}
-    ids = res.reports["report_id"].to_pylist()
-    reports = res.reports.append_column("text", pa.array([text_of[i] for i in ids], pa.string()))
+    import pyarrow.compute as pc
 
-    def keyed(t: pa.Table) -> pa.Table:
-        return t.append_column("_key", pa.array([key_of[i] for i in t["report_id"].to_pylist()], pa.string()))
+    ids = pa.array([r.report_id for r in batch], pa.string())
+    keys_arr, texts = pa.array(keys, pa.string()), pa.array([r.text for r in batch], pa.string())
 
-    return str(parts.write(keys, keyed(res.entities), keyed(res.labels), keyed(reports)))
+    def of(t: pa.Table, values: pa.Array) -> pa.ChunkedArray | pa.Array:
+        return values.take(pc.index_in(t["report_id"], value_set=ids))
+
+    reports = res.reports.append_column("text", of(res.reports, texts))
+    return str(
+        parts.write(
+            keys,
+            *(t.append_column("_key", of(t, keys_arr)) for t in (res.entities, res.labels, reports)),
+        )
+    )
 
 
 def parse_to_part(
