@@ -121,20 +121,30 @@ class Parts:
         seen: set[str] = set()
         for name in self._names():
             reports = _read(self.folder / f"{name}-reports.arrow")
-            take = reports["_key"].isin(wanted) & ~reports["_key"].isin(seen)
-            if not take.any():
-                if not reports["_key"].isin(wanted).any():
-                    for table in _TABLES[::-1]:
-                        (self.folder / f"{name}-{table}.arrow").unlink(missing_ok=True)
+            part_keys = reports["_key"].tolist()
+            if not any(k in wanted for k in part_keys):
+                for table in _TABLES[::-1]:
+                    (self.folder / f"{name}-{table}.arrow").unlink(missing_ok=True)
                 continue
-            chosen = set(reports.loc[take, "_key"])
+            take = _member(part_keys, wanted, seen)
+            if not take.any():
+                continue
+            chosen = {k for k, t in zip(part_keys, take.tolist(), strict=True) if t}
             seen |= chosen
             out["reports"].append(reports[take])
             for table in ("entities", "labels"):
                 frame = _read(self.folder / f"{name}-{table}.arrow")
-                out[table].append(frame[frame["_key"].isin(chosen)])
+                out[table].append(frame[_member(frame["_key"].tolist(), chosen)])
         merged = [pd.concat(out[t], ignore_index=True) if out[t] else pd.DataFrame() for t in _TABLES]
         return merged[0], merged[1], merged[2]
+
+
+def _member(values: list[str], within: set[str], excluded: set[str] | frozenset[str] = frozenset()) -> Any:
+    """Boolean mask: each value is in ``within`` and not in ``excluded`` (set lookups per row; pandas'
+    ``isin`` on Arrow strings converts the whole set on every call, which grows with the run)."""
+    import numpy as np
+
+    return np.fromiter((v in within and v not in excluded for v in values), dtype=bool, count=len(values))
 
 
 def _write(table: Table, path: Path) -> None:
