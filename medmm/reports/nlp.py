@@ -23,7 +23,15 @@ from typing import Any
 from medmm.errors import ConfigError
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 
-__all__ = ["INSTALL_HINT", "PipelineSpec", "build_pipeline", "get_pipeline", "installed_models", "source_of"]
+__all__ = [
+    "INSTALL_HINT",
+    "PipelineSpec",
+    "build_pipeline",
+    "check_model",
+    "get_pipeline",
+    "installed_models",
+    "source_of",
+]
 
 INSTALL_HINT = (
     "install a scispaCy model from its releases, e.g. "
@@ -71,8 +79,19 @@ def installed_models() -> list[str]:
     return sorted(spacy.util.get_installed_models())
 
 
-def _load_model(name: str) -> Any:
-    import spacy
+def check_model(spec: PipelineSpec) -> None:
+    """Fail fast, without building anything, when ``spec.model`` is neither an installed spaCy package
+    nor a saved pipeline folder (:class:`~medmm.errors.ConfigError` listing the installed ones).
+
+    >>> check_model(PipelineSpec())  # the lexicon needs no model
+    """
+    if spec.model is not None:
+        _model_location(spec.model)
+    load_lexicon()
+
+
+def _model_location(name: str) -> Path | str:
+    """The folder or package name to ``spacy.load`` for ``name``; raises for anything else."""
     import spacy.util
 
     path = Path(name).expanduser()
@@ -82,14 +101,20 @@ def _load_model(name: str) -> Any:
                 f"--model {name}: the folder has no config.cfg, so it is not a saved spaCy pipeline; "
                 f"{INSTALL_HINT}"
             )
-        return spacy.load(path)
+        return path
     if spacy.util.is_package(name):
-        return spacy.load(name)
+        return name
     found = installed_models()
     raise ConfigError(
         f"--model {name!r} is neither an installed spaCy package nor an existing path; installed: "
         f"{found or 'none'}. Leave --model out for the built-in radiology lexicon, or {INSTALL_HINT}"
     )
+
+
+def _load_model(name: str) -> Any:
+    import spacy
+
+    return spacy.load(_model_location(name))
 
 
 def _register_components() -> None:

@@ -28,7 +28,7 @@ import pyarrow as pa
 from medmm.errors import reason_of
 from medmm.reports.batch_extract import ENTITY_SCHEMA, LABEL_SCHEMA
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
-from medmm.reports.nlp import PipelineSpec, get_pipeline
+from medmm.reports.nlp import PipelineSpec, check_model, get_pipeline
 from medmm.reports.records import EntityRow, ReportLabelRow, ReportManifestRow, ReportTextRow, Status
 
 __all__ = [
@@ -329,7 +329,9 @@ def parse_reports(
     spec = PipelineSpec(model=model)
     with timer("load_pipeline_check"), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        get_pipeline(spec)  # fail fast on an unknown model, before reading or starting workers
+        # fail fast on an unknown model, before reading or starting workers; only the in-process
+        # parse needs the pipeline here (with Dask, the workers build it)
+        get_pipeline(spec) if workers == 0 and not scheduler else check_model(spec)
     pseudonymizer, site = None, ""
     if patient_column or study_column:
         from medmm.pseudonym import Pseudonymizer, load_key
