@@ -20,6 +20,7 @@ Flow (driver = this process, tasks = Dask workers):
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -87,8 +88,16 @@ def _client(client: Any, workers: int | None, scheduler: str | None, processes: 
     if client is not None:
         yield client
         return
-    with dask_client(workers=workers, scheduler=scheduler, processes=processes) as made:
+    # the worker processes start while the driver walks the archive and scans the first batches
+    with dask_client(
+        workers=workers, scheduler=scheduler, processes=processes, wait_for_workers=False
+    ) as made:
         yield made
+
+
+def _n_workers(client: Any) -> int:
+    """Worker threads that have joined the cluster so far (0 while a local cluster starts)."""
+    return sum(client.nthreads().values())
 
 
 def _scan(
@@ -99,27 +108,56 @@ def _scan(
     batch_size: int,
     progress: bool | None,
     headers: Path,
+    slots: int,
 ) -> list[Scanned]:
+    """Scan ``entries`` in batches; while no worker has joined yet, the driver scans batches itself.
+
+    A local cluster's worker processes take a second or more to start; instead of waiting, the driver
+    scans the first batches in-process (the same :func:`scan_batch`), and hands every remaining batch
+    to the workers as soon as one has joined. With a running cluster all batches go to the workers.
+    """
+    if not entries:
+        return []
     out: list[Scanned] = []
-    slots = sum(client.nthreads().values()) if entries else 1
-    batches = _batches(entries, batch_size, slots)
+    batches = _batches(entries, batch_size, max(slots, _n_workers(client), 1))
+    start = 0
+    while start < len(batches) and _n_workers(client) == 0:
+        out.extend(_scan_locally(batches[start], root, key, headers))
+        start += 1
+    rest = batches[start:]
+    if start:
+        log.info("scanned %d files on the driver while the workers started", sum(map(len, batches[:start])))
     for i, result in run_tasks(
-        client, scan_batch, batches, label="scan", args=(str(root), key, str(headers)), show_progress=progress
+        client, scan_batch, rest, label="scan", args=(str(root), key, str(headers)), show_progress=progress
     ):
         if isinstance(result, TaskFailure):
-            for e in batches[i]:
-                row = IngestManifestRow(
-                    path=e.rel,
-                    size=e.size,
-                    mtime_ns=e.mtime_ns,
-                    format="unknown",
-                    status=Status.quarantined,
-                    reason=unexpected(e.rel, result.exception),
-                )
-                out.append(Scanned(row))
+            out.extend(_failed(rest[i], result.exception))
         else:
             out.extend(result)
     return out
+
+
+def _scan_locally(batch: list[Entry], root: Path, key: bytes, headers: Path) -> list[Scanned]:
+    try:
+        return scan_batch(batch, str(root), key, str(headers))
+    except Exception as exc:  # as a failed task: never kills the run
+        return _failed(batch, exc)
+
+
+def _failed(batch: list[Entry], exc: BaseException) -> list[Scanned]:
+    return [
+        Scanned(
+            IngestManifestRow(
+                path=e.rel,
+                size=e.size,
+                mtime_ns=e.mtime_ns,
+                format="unknown",
+                status=Status.quarantined,
+                reason=unexpected(e.rel, exc),
+            )
+        )
+        for e in batch
+    ]
 
 
 def ingest_archive(
@@ -220,11 +258,12 @@ def _ingest(
     no_work = not todo and not stale  # nothing changed: no cluster needed
     with nullcontext(None) if no_work else _client(client, workers, scheduler, processes) as dask:
         with timer("scan"):
-            scanned = _scan(dask, todo, root, key, batch_size, show_progress, headers)
+            slots = workers or (min(4, os.cpu_count() or 1) if scheduler is None and client is None else 1)
+            scanned = _scan(dask, todo, root, key, batch_size, show_progress, headers, slots)
             dirty_series |= {s.row.series_id for s in scanned if s.row.series_id}
             again = [e for e in entries if e.rel in done and previous[e.rel].series_id in dirty_series]
             if again:  # files of a series that changed are assembled again with it
-                scanned += _scan(dask, again, root, key, batch_size, show_progress, headers)
+                scanned += _scan(dask, again, root, key, batch_size, show_progress, headers, slots)
                 done -= {e.rel for e in again}
         with timer("assemble"):
             jobs = plan_jobs(scanned, book, img_to_hdr)

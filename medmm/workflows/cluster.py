@@ -58,6 +58,7 @@ def dask_client(
     processes: bool = True,
     memory_limit: str | int = "auto",
     quiet: bool = False,
+    wait_for_workers: bool = True,
 ) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` when given, else to a new local cluster.
 
@@ -72,6 +73,11 @@ def dask_client(
         Use worker processes (default) or threads (for notebooks/tests with tiny inputs).
     quiet
         Do not print the dashboard address.
+    wait_for_workers
+        With a local cluster, yield the client only once every worker process has started (default).
+        ``False`` yields it as soon as the scheduler runs and starts the workers in the background: tasks
+        submitted meanwhile wait for them, and the caller can do its own work while they start
+        (``client.nthreads()`` lists the workers that have joined so far).
     """
     from distributed import Client, LocalCluster
 
@@ -84,7 +90,7 @@ def dask_client(
     else:
         n = workers or max(1, min(4, os.cpu_count() or 1))
         cluster = LocalCluster(
-            n_workers=n,
+            n_workers=n if wait_for_workers else 0,
             threads_per_worker=threads_per_worker,
             processes=processes,
             memory_limit=memory_limit,
@@ -92,8 +98,10 @@ def dask_client(
             silence_logs=logging.ERROR,
         )
         client = Client(cluster)
+        if not wait_for_workers:
+            cluster.scale(n)  # returns at once; the worker processes start in the background
     if not quiet:
-        where = scheduler or f"local cluster, {len(client.scheduler_info(n_workers=-1)['workers'])} workers"
+        where = scheduler or f"local cluster, {n if cluster is not None else 0} workers"
         console.print(f"[dim]dask: {where}; dashboard {client.dashboard_link}[/dim]")
     try:
         yield client
