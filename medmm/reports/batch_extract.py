@@ -25,7 +25,7 @@ reports). Reports with a measurement, an abbreviation or without the assertion c
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,7 +94,7 @@ def _sections(text: str, known: list[tuple[str, int, int, int]] | None) -> list[
 
 
 def batch_tables(
-    docs: Sequence[Any],
+    docs: Iterable[Any],
     report_ids: Sequence[str],
     texts: Sequence[str],
     known_sections: Sequence[list[tuple[str, int, int, int]] | None],
@@ -105,7 +105,8 @@ def batch_tables(
     Parameters
     ----------
     docs
-        The parsed reports (``nlp.pipe`` of the reports pipeline), in order.
+        The parsed reports, in order: best the ``nlp.pipe`` generator itself, as each ``Doc`` is read
+        (one ``to_array``) and dropped as it comes out, while its memory is still in the CPU caches.
     report_ids, texts, known_sections
         Per report: its id, the text the doc was made from, and its known sections (or ``None``).
     spec
@@ -122,7 +123,7 @@ def batch_tables(
     kinds, phrases = lex.kinds, lex.phrases
     scored = scored_sections()
     model_source = spec.model_source() or LEXICON_SOURCE
-    strings: Any = docs[0].vocab.strings if docs else {}
+    strings: Any = {}
     names: dict[int, str] = {0: ""}
 
     def name_of(h: int) -> str:
@@ -131,28 +132,32 @@ def batch_tables(
             s = names[h] = strings[h]
         return s
 
-    slow: list[int] = []  # reports done by doc_records
+    tables: list[pa.Table] = []  # entity rows of the reports done by doc_records
+    slow_labels: list[tuple[Any, ...]] = []
     fast: list[int] = []
     arrays: list[np.ndarray] = []
+    flags_of: list[dict[tuple[int, int], tuple[bool, bool]]] = []
     sec_of: list[list[tuple[str, int, int, int]]] = []
     for k, doc in enumerate(docs):
         secs = _sections(texts[k], known_sections[k])
         sec_of.append(secs)
         flags = doc.user_data.get(ASSERTION_KEY)
         if flags is None or has_measurement(texts[k]) or getattr(doc._, "abbreviations", None):
-            slow.append(k)
+            e, lab, _ = doc_records(doc, report_ids[k], spec, known_sections[k], text=texts[k])
+            tables.append(pa.Table.from_pylist(e, schema=ENTITY_SCHEMA))
+            slow_labels += [tuple(x.values()) for x in lab]
         else:
             fast.append(k)
+            flags_of.append(flags)
             arrays.append(doc.to_array(_ATTRS).reshape(-1, len(_ATTRS)) if len(doc) else _EMPTY)
+            strings = doc.vocab.strings
+    if len(sec_of) != len(report_ids):
+        raise ValueError(f"batch_tables: {len(sec_of)} docs for {len(report_ids)} reports")
     ent_cols, lab_rows = _fast_columns(
-        docs, fast, arrays, report_ids, texts, sec_of, kinds, phrases, scored, model_source, spec, name_of
+        flags_of, fast, arrays, report_ids, texts, sec_of, kinds, phrases, scored, model_source, spec, name_of
     )
-    tables = [ent_cols]
-    for k in slow:
-        known = known_sections[k]
-        e, lab, _ = doc_records(docs[k], report_ids[k], spec, known, text=texts[k])
-        tables.append(pa.Table.from_pylist(e, schema=ENTITY_SCHEMA))
-        lab_rows += [tuple(x.values()) for x in lab]
+    tables.insert(0, ent_cols)
+    lab_rows += slow_labels
     ents = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     columns = list(zip(*lab_rows, strict=True)) if lab_rows else [()] * len(LABEL_SCHEMA)
     labels = pa.table(
@@ -162,7 +167,7 @@ def batch_tables(
 
 
 def _fast_columns(
-    docs: Sequence[Any],
+    flags_of: list[dict[tuple[int, int], tuple[bool, bool]]],
     fast: list[int],
     arrays: list[np.ndarray],
     report_ids: Sequence[str],
@@ -251,7 +256,6 @@ def _fast_columns(
     finding_c: list[str | None] = [None] * n
     mentions: list[list[Mention]] = [[] for _ in fast]
     lexicon = spec.lexicon
-    flags_of = [docs[k].user_data[ASSERTION_KEY] for k in fast]
     for i in range(n):
         j = rep_l[i]
         t = texts[fast[j]][a_l[i] : b_l[i]]

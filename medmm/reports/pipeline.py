@@ -132,16 +132,15 @@ def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
         warnings.simplefilter("ignore", FutureWarning)
         nlp = get_pipeline(spec)
 
-    def tables(reports: list[ReportInput], docs: list[Any]) -> tuple[pa.Table, pa.Table, list[int]]:
+    def tables(reports: list[ReportInput], docs: Any) -> tuple[pa.Table, pa.Table, list[int]]:
         ids, texts = [r.report_id for r in reports], [r.text for r in reports]
         return batch_tables(docs, ids, texts, [r.sections for r in reports], spec)
 
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*\[W036\]")  # scispaCy's empty global matcher
-            docs = list(nlp.pipe([r.text for r in batch], batch_size=256))
-            ents, labels, n_sections = tables(batch, docs)
-            del docs
+            # streamed: each Doc is read as it comes out of the pipeline and dropped
+            ents, labels, n_sections = tables(batch, nlp.pipe([r.text for r in batch], batch_size=256))
         n_ents = _counts(ents["report_id"], [r.report_id for r in batch])
         reports = [(r.report_id, "ingested", "", n_sections[k], n_ents[k]) for k, r in enumerate(batch)]
     except Exception:  # isolate the bad report(s): redo this batch one by one
