@@ -14,6 +14,7 @@ outputs atomically under deterministic names.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -59,6 +60,7 @@ def dask_client(
     memory_limit: str | int = "auto",
     quiet: bool = False,
     wait_for_workers: bool = True,
+    fast_close: bool = False,
 ) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` when given, else to a new local cluster.
 
@@ -78,6 +80,10 @@ def dask_client(
         ``False`` yields it as soon as the scheduler runs and starts the workers in the background: tasks
         submitted meanwhile wait for them, and the caller can do its own work while they start
         (``client.nthreads()`` lists the workers that have joined so far).
+    fast_close
+        On leaving, stop a local cluster's worker processes with SIGTERM instead of asking each to
+        close and waiting for it (~0.1-0.8 s). Only for callers whose results are all in hand and whose
+        workers write outputs atomically, so that a worker stopped mid-task leaves nothing half-written.
     """
     from distributed import Client, LocalCluster
 
@@ -108,7 +114,22 @@ def dask_client(
     finally:
         client.close()
         if cluster is not None:
+            if fast_close and processes:
+                _stop_worker_processes(cluster)
             cluster.close()
+
+
+def _stop_worker_processes(cluster: Any) -> None:
+    """SIGTERM every worker process of a local cluster; their nannies then close without waiting."""
+    import signal
+
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(getattr(nanny, "process", None), "pid", None)
+        if not isinstance(pid, int):
+            continue
+        nanny.auto_restart = False  # a stopped worker is not replaced
+        with contextlib.suppress(OSError):  # already gone
+            os.kill(pid, signal.SIGTERM)
 
 
 def run_tasks(
