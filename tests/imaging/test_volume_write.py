@@ -42,7 +42,13 @@ def test_nifti_bytes_equal_nibabel_to_bytes(dtype: type, shape: tuple[int, ...])
         img.set_sform(img.affine, code=1)
         return img
 
-    for affine in (np.diag([-2.0, 1.0, 3.0, 1.0]), np.eye(4)):  # flipped view after canonicalising, or not
+    # flipped views after canonicalising (x; x and y; x, y and z), or none
+    for affine in (
+        np.diag([-2.0, 1.0, 3.0, 1.0]),
+        np.diag([-2.0, -1.0, 3.0, 1.0]),
+        np.diag([-1.0, -1.0, -1.0, 1.0]),
+        np.eye(4),
+    ):
         assert bytes(nifti_bytes(canonical(affine))) == canonical(affine).to_bytes()
 
 
