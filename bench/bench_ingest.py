@@ -15,11 +15,21 @@ The archive is made by :mod:`bench._archive`: the real uncompressed MR series of
   rest of the wall time (CLI imports, cluster start and shut-down, writing the tables) is reported as
   ``fixed s``;
 * the load average of the shared machine before each measurement is recorded next to it;
+* CPU seconds (user + system) of each tool's whole process tree (``getrusage`` of the waited-for
+  children), and per slice: unlike wall time, this barely moves with the load of a shared machine;
 * peak RSS: the sum over the whole process tree (driver, scheduler, nannies, workers), sampled every
   50 ms, and the driver process alone (it runs the Dask scheduler and assembles the series); compared
-  at N and 5N slices it shows whether memory is bounded by the largest series, not the archive.
+  at 1,000 and 5,000 slices (and more) it shows whether memory is bounded by the largest series, not the
+  archive.
 
-``python -m bench ingest [--quick]`` (quick: 200 and 1,000 slices; full: 1,000 and 5,000).
+Ratios are medmm's slices/s over dcm2niix's at the same size, end to end (wall time of each command,
+start-up and shut-down included) and in steady state (medmm's scan + assemble + convert phases against
+dcm2niix's whole run); the marginal ratio compares the extra wall time between the two largest sizes.
+Both tools read the same archive and write gzip level-1 ``.nii.gz`` plus a JSON sidecar per volume.
+
+``python -m bench ingest [--quick]`` (quick: 1,000 and 5,000 slices, ~2 minutes; full: 1,000, 5,000
+and 20,000 slices, ~3 GB of temporary archive, ~5 minutes). Wrap it in ``flock /tmp/medmm-bench.lock``
+on a shared machine and read the load column: both tools share the same cores.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from typing import Any
 
 from bench._archive import make_archive
 
-SIZES = (1000, 5000)
+SIZES = (1000, 5000, 20000)
 #: (result key, module run with ``python -m``, workers). ``medmm.ingest`` is the ingest command alone;
 #: ``medmm.cli`` is the full ``medmm`` CLI, whose import (every stage, torch included) is repeated in
 #: each spawned Dask worker - measured at 2 workers to show that cost.
@@ -47,7 +57,7 @@ VARIANTS = (
     ("medmm_w2", "medmm.ingest", 2),
     ("medmm_cli_w2", "medmm.cli", 2),
 )
-QUICK_SIZES = (200, 1000)
+QUICK_SIZES = (1000, 5000)
 
 
 class _TreePeak:
@@ -88,18 +98,31 @@ class _TreePeak:
         return self.peak
 
 
-def _timed(cmd: list[str], log: Path) -> tuple[float, int, int]:
-    """Run ``cmd`` (output to ``log``); return (wall seconds, peak tree RSS, peak own RSS in bytes)."""
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str], log: Path) -> tuple[float, int, int, float]:
+    """Run ``cmd`` (output to ``log``); return (wall s, peak tree RSS, peak own RSS, tree CPU s).
+
+    The CPU time is that of the command and of every descendant it waited for (Dask's worker processes
+    are joined by their nannies in the driver), from ``getrusage(RUSAGE_CHILDREN)`` around the run.
+    """
     with log.open("w") as fh:
+        cpu0 = _children_cpu()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
         peak = _TreePeak(proc.pid)
         code = proc.wait()
         wall = time.perf_counter() - start
+        cpu = _children_cpu() - cpu0
         rss = peak.stop()
     if code != 0:
         raise RuntimeError(f"{cmd[0]} exited with {code}; see {log}")
-    return wall, rss, peak.root_peak
+    return wall, rss, peak.root_peak, cpu
 
 
 def _dcm2niix() -> str:
@@ -128,7 +151,7 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
     cmd = [_dcm2niix(), "-z", "i", "-1", "-b", "y", "-f", "%j", "-o", str(d2n_out), str(archive)]
     out["dcm2niix_load"] = _load()
     d2n = _timed(cmd, work / f"dcm2niix_{n}.log")
-    out["dcm2niix_s"], out["dcm2niix_rss"], out["dcm2niix_driver_rss"] = d2n
+    out["dcm2niix_s"], out["dcm2niix_rss"], out["dcm2niix_driver_rss"], out["dcm2niix_cpu_s"] = d2n
     out["dcm2niix_steady_s"] = out["dcm2niix_s"]  # one process, no start-up worth separating
     out["dcm2niix_volumes"] = len(list(d2n_out.glob("*.nii.gz")))
     for name, module, workers in VARIANTS:
@@ -136,8 +159,9 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
         cmd = [sys.executable, "-m", module, "ingest", str(archive), "--out", str(run)]
         cmd += ["--workers", str(workers), "--key-file", str(key)]
         out[f"{name}_load"] = _load()
-        wall, rss, driver = _timed(cmd, work / f"{name}_{n}.log")
+        wall, rss, driver, cpu = _timed(cmd, work / f"{name}_{n}.log")
         out[f"{name}_s"], out[f"{name}_rss"], out[f"{name}_driver_rss"] = wall, rss, driver
+        out[f"{name}_cpu_s"] = cpu
         out[f"{name}_steady_s"] = _steady_s(run)
         import pandas as pd
 
@@ -150,8 +174,36 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
     return out
 
 
+_TOOLS = (
+    ("dcm2niix", "dcm2niix"),
+    ("medmm 1 worker", "medmm_w1"),
+    ("medmm 2 workers", "medmm_w2"),
+    ("medmm CLI 2 w.", "medmm_cli_w2"),
+)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    mib = 1 << 20
+    print(
+        f"{'slices':>7} {'tool':<16} {'load':>5} {'wall s':>7} {'slices/s':>9} {'steady s':>9} "
+        f"{'steady/s':>9} {'fixed s':>8} {'CPU s':>6} {'CPU ms/sl':>9} {'peak MiB':>9} {'driver MiB':>10} "
+        f"{'volumes':>7}"
+    )
+    for r in rows:
+        n = r["slices"]
+        for tool, key_ in _TOOLS:
+            wall, rss, steady = r[f"{key_}_s"], r[f"{key_}_rss"], r[f"{key_}_steady_s"]
+            driver, cpu = r[f"{key_}_driver_rss"], r[f"{key_}_cpu_s"]
+            vols, load = r[f"{key_}_volumes"], r[f"{key_}_load"]
+            print(
+                f"{n:>7} {tool:<16} {load:>5.1f} {wall:>7.1f} {n / wall:>9.0f} {steady:>9.1f} "
+                f"{n / steady:>9.0f} {wall - steady:>8.1f} {cpu:>6.1f} {1e3 * cpu / n:>9.2f} "
+                f"{rss / mib:>9.0f} {driver / mib:>10.0f} {vols:>7}"
+            )
+
+
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
-    """Measure both tools at two archive sizes; print a table; return the numbers."""
+    """Measure both tools at each archive size; print a table and the ratios; return the numbers."""
     sizes = QUICK_SIZES if quick else SIZES
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -161,29 +213,28 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         key.write_text("5a" * 32 + "\n")
         for n in sizes:
             rows.append(_one_size(n, work, key))
+    _print_table(rows)
     mib = 1 << 20
-    print(
-        f"{'slices':>7} {'tool':<16} {'load':>5} {'wall s':>8} {'slices/s':>9} {'steady s':>9} "
-        f"{'steady/s':>9} {'fixed s':>8} {'peak RSS MiB':>13} {'driver MiB':>11} {'volumes':>8}"
-    )
+    summary: dict[str, Any] = {"rows": rows, "sizes": list(sizes), "ratios": {}}
     for r in rows:
         n = r["slices"]
-        for tool, key_ in (
-            ("dcm2niix", "dcm2niix"),
-            ("medmm 1 worker", "medmm_w1"),
-            ("medmm 2 workers", "medmm_w2"),
-            ("medmm CLI 2 w.", "medmm_cli_w2"),
-        ):
-            wall, rss, steady = r[f"{key_}_s"], r[f"{key_}_rss"], r[f"{key_}_steady_s"]
-            driver = r[f"{key_}_driver_rss"]
-            vols, load = r[f"{key_}_volumes"], r[f"{key_}_load"]
-            print(
-                f"{n:>7} {tool:<16} {load:>5.1f} {wall:>8.1f} {n / wall:>9.1f} {steady:>9.1f} "
-                f"{n / steady:>9.1f} {wall - steady:>8.1f} {rss / mib:>13.0f} {driver / mib:>11.0f} {vols:>8}"
-            )
-    small, large = rows[0], rows[-1]
+        ratios = {
+            "end_to_end_w2": r["dcm2niix_s"] / r["medmm_w2_s"],
+            "end_to_end_w1": r["dcm2niix_s"] / r["medmm_w1_s"],
+            "end_to_end_cli_w2": r["dcm2niix_s"] / r["medmm_cli_w2_s"],
+            "steady_w2": r["dcm2niix_steady_s"] / r["medmm_w2_steady_s"],
+            "cpu_per_slice_ms_w2": 1e3 * r["medmm_w2_cpu_s"] / n,
+            "cpu_per_slice_ms_dcm2niix": 1e3 * r["dcm2niix_cpu_s"] / n,
+        }
+        summary["ratios"][n] = ratios
+        print(
+            f"{n:>6} slices: medmm 2 workers / dcm2niix throughput {ratios['end_to_end_w2']:.2f}x end to end "
+            f"(1 worker {ratios['end_to_end_w1']:.2f}x, full CLI {ratios['end_to_end_cli_w2']:.2f}x), "
+            f"{ratios['steady_w2']:.2f}x steady state; CPU {ratios['cpu_per_slice_ms_w2']:.2f} vs "
+            f"{ratios['cpu_per_slice_ms_dcm2niix']:.2f} ms/slice"
+        )
+    small, large = rows[-2], rows[-1]
     dn = large["slices"] - small["slices"]
-    summary: dict[str, Any] = {"rows": rows, "sizes": list(sizes)}
     for key_ in ("dcm2niix", "medmm_w1", "medmm_w2", "medmm_cli_w2"):
         summary[f"{key_}_slices_per_s"] = large["slices"] / large[f"{key_}_s"]
         extra = large[f"{key_}_s"] - small[f"{key_}_s"]
@@ -199,18 +250,17 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         w2_marginal / d2n_marginal if w2_marginal is not None and d2n_marginal is not None else None
     )
     marginal = summary["marginal_ratio_w2_vs_dcm2niix"]
-    marginal_text = "n/a (noise)" if marginal is None else f"{marginal:.2f}x"
     summary["steady_ratio_w2_vs_dcm2niix"] = (
         summary["medmm_w2_steady_slices_per_s"] / summary["dcm2niix_steady_slices_per_s"]
     )
     summary["peak_rss_w2_mib"] = {r["slices"]: round(r["medmm_w2_rss"] / mib) for r in rows}
     summary["driver_rss_w2_mib"] = {r["slices"]: round(r["medmm_w2_driver_rss"] / mib) for r in rows}
     summary["load_average"] = [r[k] for r in rows for k in r if k.endswith("_load")]
+    marginal_text = "n/a (noise)" if marginal is None else f"{marginal:.2f}x"
     print(
-        f"medmm (2 workers) / dcm2niix throughput at {large['slices']} slices: "
-        f"{summary['ratio_w2_vs_dcm2niix']:.2f}x (marginal, start-up excluded: "
-        f"{marginal_text}; steady-state phases: "
-        f"{summary['steady_ratio_w2_vs_dcm2niix']:.2f}x); peak RSS 2 workers "
-        f"{summary['peak_rss_w2_mib']} MiB (driver alone {summary['driver_rss_w2_mib']} MiB)"
+        f"marginal ({small['slices']} -> {large['slices']} slices, fixed costs excluded): {marginal_text}; "
+        f"peak RSS 2 workers {summary['peak_rss_w2_mib']} MiB (driver alone {summary['driver_rss_w2_mib']} "
+        f"MiB); load average during the runs {min(summary['load_average']):.1f}-"
+        f"{max(summary['load_average']):.1f}"
     )
     return summary
