@@ -93,6 +93,22 @@ def _sections(text: str, known: list[tuple[str, int, int, int]] | None) -> list[
     return [(s.name, s.start, s.body_start, s.end) for s in find_sections(text)]
 
 
+def _abbreviations_key(doc: Any) -> Any:
+    """``doc.user_data`` key of scispaCy's ``Doc._.abbreviations`` (read directly: building ``doc._``
+    for every report costs more), or ``None`` when it cannot be read that way (then ``getattr``).
+
+    The detector appends through the attribute, which stores its list under this key first; an absent
+    key therefore means no abbreviation.
+    """
+    try:
+        underscore = doc._
+        default, method, getter, _ = underscore._extensions["abbreviations"]
+        key = underscore._get_key("abbreviations")
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return key if method is None and getter is None and not default else None
+
+
 def batch_tables(
     docs: Iterable[Any],
     report_ids: Sequence[str],
@@ -132,8 +148,9 @@ def batch_tables(
             s = names[h] = strings[h]
         return s
 
-    tables: list[pa.Table] = []  # entity rows of the reports done by doc_records
+    slow_rows: list[dict[str, Any]] = []  # entity rows of the reports done by doc_records
     slow_labels: list[tuple[Any, ...]] = []
+    abbr_key: Any = False  # not looked up yet
     fast: list[int] = []
     arrays: list[np.ndarray] = []
     flags_of: list[dict[tuple[int, int], tuple[bool, bool]]] = []
@@ -142,9 +159,12 @@ def batch_tables(
         secs = _sections(texts[k], known_sections[k])
         sec_of.append(secs)
         flags = doc.user_data.get(ASSERTION_KEY)
-        if flags is None or has_measurement(texts[k]) or getattr(doc._, "abbreviations", None):
+        if abbr_key is False:
+            abbr_key = _abbreviations_key(doc)
+        abbr = doc.user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
+        if flags is None or abbr or has_measurement(texts[k]):
             e, lab, _ = doc_records(doc, report_ids[k], spec, known_sections[k], text=texts[k])
-            tables.append(pa.Table.from_pylist(e, schema=ENTITY_SCHEMA))
+            slow_rows += e
             slow_labels += [tuple(x.values()) for x in lab]
         else:
             fast.append(k)
@@ -156,9 +176,8 @@ def batch_tables(
     ent_cols, lab_rows = _fast_columns(
         flags_of, fast, arrays, report_ids, texts, sec_of, kinds, phrases, scored, model_source, spec, name_of
     )
-    tables.insert(0, ent_cols)
     lab_rows += slow_labels
-    ents = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    ents = pa.concat_tables([ent_cols, pa.Table.from_pylist(slow_rows, schema=ENTITY_SCHEMA)])
     columns = list(zip(*lab_rows, strict=True)) if lab_rows else [()] * len(LABEL_SCHEMA)
     labels = pa.table(
         [pa.array(c, f.type) for c, f in zip(columns, LABEL_SCHEMA, strict=True)], schema=LABEL_SCHEMA

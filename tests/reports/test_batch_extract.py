@@ -101,3 +101,16 @@ def test_iu_reports_same_rows_as_doc_records(shared_data: Path, known_sections: 
     texts = [r.text for r in reports]
     known = [r.sections if known_sections else None for r in reports]
     assert _check(texts, known) > 2000
+
+
+def test_abbreviations_read_from_user_data() -> None:
+    """The fast lookup of scispaCy's abbreviations finds the key (else every doc pays ``doc._``)."""
+    from medmm.reports.batch_extract import _abbreviations_key
+
+    nlp = get_pipeline(PipelineSpec())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain, abbr = list(nlp.pipe(["No effusion.", "Congestive heart failure (CHF). CHF is stable."]))
+    key = _abbreviations_key(plain)
+    assert key is not None
+    assert not plain.user_data.get(key) and [a.text for a in abbr.user_data[key]] == ["CHF", "CHF"]
