@@ -30,6 +30,7 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
     seed: int = typer.Option(0, "--seed", help="Seed of weight init and batch order."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs."),
+    ensemble: int = typer.Option(5, "--ensemble", min=1, help="Networks (seeds seed, seed+1, ...)."),
     device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
     input_root: Path | None = typer.Option(
         None, "--input", help="Input root of the signals run (default: read from its run.json)."
@@ -41,7 +42,13 @@ def train_cmd(
 
     try:
         res = train_on_run(
-            signals_run, out, seed=seed, epochs=epochs, device=device or None, input_root=input_root
+            signals_run,
+            out,
+            seed=seed,
+            epochs=epochs,
+            ensemble=ensemble,
+            device=device or None,
+            input_root=input_root,
         )
     except InputError as exc:
         typer.echo(str(exc), err=True)
@@ -85,6 +92,12 @@ def evaluate_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every fold's training."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs per fold."),
+    ensemble: int = typer.Option(5, "--ensemble", min=1, help="Networks per fold (seeds seed, seed+1, ...)."),
+    nested: bool = typer.Option(
+        True,
+        "--nested/--no-nested",
+        help="Also nested LORO: per held-out record, choose the scoring constants on the other records.",
+    ),
     annotation: str = typer.Option("atr", "--annotation", help="Reference annotation extension."),
     device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
     input_root: Path | None = typer.Option(
@@ -92,7 +105,7 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Leave-one-record-out evaluation against reference ``V`` beats, model vs RR-ratio baseline."""
-    from medmm.anomaly.evaluate import leave_one_record_out, read_reference
+    from medmm.anomaly.evaluate import leave_one_record_out, read_reference, selection_grid
     from medmm.anomaly.runs import _input_root, load_signals_run
     from medmm.errors import InputError
     from medmm.runinfo import Timer, update_run_json
@@ -118,21 +131,40 @@ def evaluate_cmd(
         )
         raise typer.Exit(2)
     with timer("loro"):
-        res = leave_one_record_out(records, refs, seed=seed, epochs=epochs, device=device or None)
+        res = leave_one_record_out(
+            records,
+            refs,
+            seed=seed,
+            epochs=epochs,
+            ensemble=ensemble,
+            device=device or None,
+            grid=selection_grid() if nested else None,
+        )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "per_record.csv", res.per_record.to_csv(index=False))
     atomic_write_text(out / "pooled.csv", res.pooled.to_csv(index=False))
     write_table(res.beats, out / "beats.parquet")
+    if res.nested is not None:
+        atomic_write_text(out / "nested.csv", res.nested.to_csv(index=False))
     update_run_json(
         out,
         "anomaly_evaluate",
-        options={"seed": seed, "epochs": epochs, "signals_run": str(signals_run), "annotation": annotation},
+        options={
+            "seed": seed,
+            "epochs": epochs,
+            "ensemble": ensemble,
+            "nested": nested,
+            "signals_run": str(signals_run),
+            "annotation": annotation,
+        },
         counts={"records": len(records), "beats": len(res.beats)},
         timings=timer.total(),
     )
     cols = ["record", "beats", "pos_ref", "pos_missed", "ref_missed"]
     cols += [f"{m}_{k}" for m in ("model", "base") for k in ("auroc", "auprc", "se", "ppv")]
     typer.echo(res.per_record[cols].round(4).to_string(index=False))
+    if res.nested is not None:
+        typer.echo(res.nested.to_string(index=False))
     typer.echo(res.pooled.round(4).to_string(index=False))
 
 

@@ -9,6 +9,11 @@ The baseline is the one-line RR ratio ``rr_next / rr_prev`` of the same detected
 robust z, flagged at ``BASELINE_Z`` = 4 robust SD. The pooled table also gives, for reference only, each
 method's *oracle* operating point (the threshold maximising min(Se, +P), chosen with the labels).
 
+**Nested** leave-one-record-out (``grid`` given, :func:`nested_selection`): for each held-out record,
+the scoring constants are chosen among ``grid`` by the best pooled min(Se, +P) on the *other* records'
+held-out scores and labels, then applied to the held-out record - an honest estimate of "choose the
+constants with labelled records" (the fold models are the same; only the scoring is re-run).
+
 >>> import numpy as np
 >>> y = np.array([0, 0, 1, 1], bool)
 >>> m = binary_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]), y)
@@ -18,6 +23,7 @@ method's *oracle* operating point (the threshold maximising min(Se, +P), chosen 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +33,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from medmm.anomaly.features import WindowSpec, beat_inputs, concat_inputs
-from medmm.anomaly.model import ScoreConfig
+from medmm.anomaly.model import PREMATURITY_FLOOR, ScoreConfig
 from medmm.anomaly.runs import RecordBeats
-from medmm.anomaly.score import score_inputs
+from medmm.anomaly.score import embed, score_embeddings
 from medmm.anomaly.threshold import BASELINE_Z, robust_z
 from medmm.anomaly.train import train_beat_model
 
@@ -38,8 +44,10 @@ __all__ = [
     "binary_metrics",
     "label_beats",
     "leave_one_record_out",
+    "nested_selection",
     "oracle_point",
     "read_reference",
+    "selection_grid",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,11 +139,69 @@ def oracle_point(y: NDArray[np.bool_], score: NDArray[np.floating], pos_missed: 
 
 @dataclass
 class EvalResult:
-    """Per-record table, pooled metrics (model and baseline) and every held-out beat's scores."""
+    """Per-record table, pooled metrics (model and baseline), every held-out beat's scores and, with a
+    selection grid, the nested choice per held-out record."""
 
     per_record: pd.DataFrame
     pooled: pd.DataFrame
     beats: pd.DataFrame
+    nested: pd.DataFrame | None = None
+
+
+def selection_grid() -> dict[str, ScoreConfig]:
+    """The 54 scoring-constant combinations the nested evaluation chooses from.
+
+    RR floor {0.01, 0.05, ln(1/0.8)/4} x QRS gate {0.5, 1} SD x noise {ratio 1.5, ratio 2, record
+    4-robust-SD outlier} x look-alikes {off, 5 with tightness 0.3, 5 with tightness 1}: the v0.2, v0.3
+    and a-priori values of each constant (:meth:`ScoreConfig.a_priori`).
+
+    >>> g = selection_grid(); len(g), "floor0.050_gate0.5_noise1.5_k5t0.3" in g
+    (54, True)
+    """
+    grid: dict[str, ScoreConfig] = {}
+    floors = (0.01, 0.05, PREMATURITY_FLOOR)
+    noises = ("1.5", "2", "z4")
+    looks = ((0, 0.3), (5, 0.3), (5, 1.0))
+    for floor, gate, noise, (k, tight) in itertools.product(floors, (0.5, 1.0), noises, looks):
+        cfg = ScoreConfig(mad_floor_rr=floor, qrs_gate_z=gate, neighbours=k, neighbour_tightness=tight)
+        if noise == "z4":
+            cfg.noise_z = 4.0
+        else:
+            cfg.noise_ratio = float(noise)
+        grid[f"floor{floor:.3f}_gate{gate}_noise{noise}_k{k}t{tight}"] = cfg
+    return grid
+
+
+def nested_selection(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per held-out record, the grid entry with the best pooled min(Se, +P) on the *other* records.
+
+    ``counts[name]`` has one row per record (same order for every name) with ``tp``, ``fp`` and
+    ``n_pos`` (reference positives incl. detector misses) of that scoring under LORO. Ties go to the
+    larger Se + +P, then to the first name. Returns the chosen name and the held-out counts per record.
+
+    >>> a = pd.DataFrame({"record": ["r1", "r2"], "tp": [9, 5], "fp": [0, 5], "n_pos": [10, 5]})
+    >>> b = pd.DataFrame({"record": ["r1", "r2"], "tp": [5, 4], "fp": [5, 0], "n_pos": [10, 5]})
+    >>> nested_selection({"a": a, "b": b})["chosen"].tolist()
+    ['b', 'a']
+    """
+    names = list(counts)
+    first = counts[names[0]]
+    rows = []
+    for i in range(len(first)):
+
+        def crit(name: str, i: int = i) -> tuple[float, float]:
+            c = counts[name].drop(index=counts[name].index[i])
+            tp, fp, n = int(c["tp"].sum()), int(c["fp"].sum()), int(c["n_pos"].sum())
+            se, ppv = tp / max(n, 1), tp / max(tp + fp, 1)
+            return (min(se, ppv), se + ppv)
+
+        best = max(names, key=crit)
+        row = counts[best].iloc[i]
+        rows.append(
+            {"record": row["record"], "chosen": best, "tp": int(row["tp"]), "fp": int(row["fp"])}
+            | {"n_pos": int(row["n_pos"])}
+        )
+    return pd.DataFrame(rows)
 
 
 def _baseline(context: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -150,8 +216,15 @@ def leave_one_record_out(
     spec: WindowSpec | None = None,
     device: str | None = None,
     score_config: ScoreConfig | None = None,
+    ensemble: int = 1,
+    grid: dict[str, ScoreConfig] | None = None,
 ) -> EvalResult:
-    """Leave-one-record-out evaluation of the model and the RR-ratio baseline (see module docstring)."""
+    """Leave-one-record-out evaluation of the model and the RR-ratio baseline (see module docstring).
+
+    Each fold trains an ``ensemble`` of networks (seeds ``seed``, ``seed + 1``, ...). With ``grid``,
+    the held-out embeddings are also scored under every grid entry and :func:`nested_selection` gives
+    the nested estimate (pooled row ``model_nested``, table :attr:`EvalResult.nested`).
+    """
     spec = spec or WindowSpec()
     inputs = [
         beat_inputs(rb.signal, rb.fs, rb.beats["sample"].to_numpy(np.int64), spec, group=i)
@@ -159,18 +232,31 @@ def leave_one_record_out(
     ]
     base_z = [robust_z(_baseline(bi.context), 0.01) for bi in inputs]
     rows, beats = [], []
+    grid_counts: dict[str, list[dict[str, object]]] = {name: [] for name in grid or {}}
     for i, rb in enumerate(records):
         train = concat_inputs([bi for j, bi in enumerate(inputs) if j != i])
         model = train_beat_model(
-            train, seed=seed, epochs=epochs, spec=spec, device=device, score_config=score_config
+            train,
+            seed=seed,
+            epochs=epochs,
+            spec=spec,
+            device=device,
+            score_config=score_config,
+            ensemble=ensemble,
         )
-        out = score_inputs(model, inputs[i], device=device)
+        embs = [embed(model, inputs[i].waves, device=device, net=net) for net in model.nets]
+        out = score_embeddings(embs, inputs[i], model.score)
         base_thr = BASELINE_Z
         samples = rb.beats["sample"].to_numpy(np.int64)
         ref_s, ref_sym = references[rb.record]
         y, counts = label_beats(samples, ref_s, ref_sym, rb.fs)
         base_flag = base_z[i] > base_thr
         mm = binary_metrics(y, out["score"], out["flag"], counts["pos_missed"])
+        for name, cfg in (grid or {}).items():
+            flag = score_embeddings(embs, inputs[i], cfg)["flag"]
+            gm = binary_metrics(y, flag.astype(float), flag, counts["pos_missed"])
+            n_pos = gm["tp"] + gm["fn"]
+            grid_counts[name].append({"record": rb.record, "tp": gm["tp"], "fp": gm["fp"], "n_pos": n_pos})
         bm = binary_metrics(y, base_z[i], base_flag, counts["pos_missed"])
         rows.append(
             {"record": rb.record, "beats": len(samples), **counts, "threshold": model.score.threshold}
@@ -213,5 +299,13 @@ def leave_one_record_out(
         row.update(binary_metrics(y, sc, fl, missed))
         row.update(oracle_point(y, sc, missed))
         rows_pooled.append(row)
+    nested = None
+    if grid:
+        nested = nested_selection({name: pd.DataFrame(c) for name, c in grid_counts.items()})
+        tp, fp, n_pos = int(nested["tp"].sum()), int(nested["fp"].sum()), int(nested["n_pos"].sum())
+        rows_pooled.append(
+            {"method": "model_nested", "se": tp / max(n_pos, 1), "ppv": tp / max(tp + fp, 1)}
+            | {"tp": tp, "fp": fp, "fn": n_pos - tp}
+        )
     pooled = pd.DataFrame(rows_pooled)
-    return EvalResult(per, pooled, allb)
+    return EvalResult(per, pooled, allb, nested)

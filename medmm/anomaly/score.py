@@ -17,8 +17,12 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
    look-alikes' when they form a tight group (:func:`neighbour_timing`) - a late-coupled PVC is
    recognised by the other PVCs of its focus;
 6. ``score = quality x (sat(morphology_z) + timing)`` where ``quality`` =
-   ``min(1, noise_ratio / local noise)`` (0 for a flat or clipped lead, see
+   ``min(1, limit / local noise)``, ``limit`` the record's 4-robust-SD noise outlier level
+   (:func:`noise_limit`; 0 for a flat or clipped lead, see
    :func:`medmm.anomaly.features.beat_quality`) and ``flag = score > threshold``.
+
+An ensemble (several networks trained with consecutive seeds) averages the members' morphology
+z-scores, which removes most of the seed-to-seed variation of one autoencoder without any label.
 
 All parts are "unusual relative to this record's own beats", which is what an ectopic beat is;
 nothing here sees a label.
@@ -45,7 +49,7 @@ import torch
 from numpy.typing import NDArray
 
 from medmm.anomaly.features import BeatInputs
-from medmm.anomaly.model import AnomalyModel
+from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
 from medmm.anomaly.threshold import robust_z
 
 __all__ = [
@@ -54,10 +58,12 @@ __all__ = [
     "embed",
     "mahalanobis_to_core",
     "neighbour_timing",
+    "noise_limit",
     "pick_device",
     "qrs_gate",
     "quality_weight",
     "score_beats",
+    "score_embeddings",
     "score_inputs",
     "whiten_to_core",
 ]
@@ -114,14 +120,19 @@ def cpu_threads(n: int | None) -> Iterator[None]:
 
 @torch.no_grad()
 def embed(
-    model: AnomalyModel, waves: NDArray[np.float32], batch_size: int = 256, device: str | None = None
+    model: AnomalyModel,
+    waves: NDArray[np.float32],
+    batch_size: int = 256,
+    device: str | None = None,
+    net: BeatAutoencoder | None = None,
 ) -> NDArray[np.float64]:
     """Autoencoder embeddings (n, latent) of beat windows, computed in batches.
 
-    ``batch_size=1`` scores beat by beat (used by the benchmark as the unbatched baseline).
+    ``net`` picks one network of an ensemble (default: ``model.net``, the first). ``batch_size=1``
+    scores beat by beat (used by the benchmark as the unbatched baseline).
     """
     dev = pick_device(device)
-    net = model.net.to(dev).eval()
+    net = (net or model.net).to(dev).eval()
     out = np.zeros((waves.shape[0], model.latent), dtype=np.float64)
     with cpu_threads(1 if dev.type == "cpu" else None):
         for start in range(0, waves.shape[0], max(1, batch_size)):
@@ -208,14 +219,37 @@ def saturate(z: NDArray[np.floating], cap: float) -> NDArray[np.float64]:
     return np.asarray(cap * np.tanh(np.clip(np.asarray(z, dtype=np.float64), 0.0, None) / cap))
 
 
+def noise_limit(noise: NDArray[np.floating], z: float) -> float:
+    """Label-free noise threshold of one record: ``z`` robust SD above its median log noise.
+
+    ``exp(median(log n) + z * 1.4826 * MAD(log n))``: a beat noisier than this is an outlier of its
+    own record's noise (a burst), by the same convention as the flag threshold.
+
+    >>> n = np.exp(np.random.default_rng(0).normal(0, 0.1, 2000))
+    >>> round(noise_limit(n, 4.0), 1)
+    1.5
+    """
+    ln = np.log(np.maximum(np.asarray(noise, dtype=np.float64), 1e-12))
+    if ln.size == 0:
+        return 1.0
+    med = float(np.median(ln))
+    return float(np.exp(med + z * 1.4826 * float(np.median(np.abs(ln - med)))))
+
+
 def quality_weight(
-    quality: NDArray[np.floating], noise_ratio: float, min_qrs_ratio: float, max_saturated: float = 0.1
+    quality: NDArray[np.floating],
+    noise_ratio: float,
+    min_qrs_ratio: float,
+    max_saturated: float = 0.1,
+    noise_z: float = 0.0,
+    group: NDArray[np.integer] | None = None,
 ) -> NDArray:
     """Per-beat weight in [0, 1] of the score from :func:`medmm.anomaly.features.beat_quality`.
 
-    ``min(1, noise_ratio / noise)`` (1 for beats no noisier than ``noise_ratio`` x the record's median),
+    ``min(1, limit / noise)`` - 1 for beats no noisier than ``limit`` x the record's median noise -
     and 0 where the QRS amplitude is below ``min_qrs_ratio`` x the record's median (flat lead) or more
-    than ``max_saturated`` of the beat's surroundings are clipped (third column, if present).
+    than ``max_saturated`` of the beat's surroundings are clipped (third column, if present). ``limit``
+    is ``noise_ratio``, or with ``noise_z > 0`` each record's :func:`noise_limit` (records = ``group``).
 
     >>> q = np.array([[1.0, 1.0, 0.0], [4.0, 1.0, 0.0], [1.0, 0.1, 0.0], [1.0, 1.0, 0.4]])
     >>> quality_weight(q, 2.0, 0.3).tolist()
@@ -223,7 +257,14 @@ def quality_weight(
     """
     q = np.asarray(quality, dtype=np.float64)
     w = np.ones(q.shape[0])
-    if noise_ratio > 0:
+    if noise_z > 0:
+        g = np.zeros(q.shape[0], np.int64) if group is None else np.asarray(group)
+        limit = np.ones(q.shape[0])
+        for key in np.unique(g):
+            idx = g == key
+            limit[idx] = noise_limit(q[idx, 0], noise_z)
+        w = np.minimum(1.0, limit / np.maximum(q[:, 0], 1e-12))
+    elif noise_ratio > 0:
         w = np.minimum(1.0, noise_ratio / np.maximum(q[:, 0], 1e-12))
     bad = q[:, 1] < min_qrs_ratio
     if q.shape[1] > 2 and max_saturated > 0:
@@ -253,39 +294,75 @@ def score_inputs(
 ) -> dict[str, NDArray]:
     """Per-beat ``score``, ``flag``, the three per-record robust z's and the quality ``weight``.
 
+    Embeds the beats with every network of the model (:attr:`AnomalyModel.nets`) and scores them with
+    :func:`score_embeddings` under ``model.score``.
+    """
+    embeddings = [
+        embed(model, inputs.waves, batch_size=batch_size, device=device, net=net) for net in model.nets
+    ]
+    return score_embeddings(embeddings, inputs, model.score)
+
+
+def score_embeddings(
+    embeddings: list[NDArray[np.floating]], inputs: BeatInputs, cfg: ScoreConfig
+) -> dict[str, NDArray]:
+    """Score beats from the embeddings of one or more networks (an ensemble) under ``cfg``.
+
     ``score = weight x (sat(morphology_z) + timing)`` with ``sat`` = :func:`saturate` at
-    ``model.score.saturation`` (no single aspect can flag a beat on its own), ``weight`` =
+    ``cfg.saturation`` (no single aspect can flag a beat on its own), ``weight`` =
     :func:`quality_weight` and ``timing`` = the larger of the beat's own ``timing_weight x
     (sat(rhythm_z) + sat(pause_z))`` and its look-alikes' (:func:`neighbour_timing`); timing aspects
     are 0 next to an RR gap (``gap_rr``) and scaled by :func:`qrs_gate` (a premature beat needs an
-    abnormal QRS to count as a PVC).
+    abnormal QRS to count as a PVC). With several networks, ``morphology_z`` is the mean of the
+    members' per-record z-scores, and look-alikes are searched in the members' whitened embeddings
+    side by side (divided by sqrt(members), so distances are root-mean-square over members).
+
+    >>> import numpy as np
+    >>> from medmm.anomaly.model import ScoreConfig
+    >>> rng = np.random.default_rng(0)
+    >>> bi = BeatInputs(np.zeros((40, 2, 64), "f4"), np.zeros((40, 3), "f4"), np.zeros(40, np.int64))
+    >>> embs = [rng.normal(size=(40, 8)) for _ in range(3)]
+    >>> embs[0][7] += 50; embs[1][7] += 50; embs[2][7] += 50
+    >>> int(np.argmax(score_embeddings(embs, bi, ScoreConfig())["morphology_z"]))
+    7
     """
     n = len(inputs)
-    cfg = model.score
+    if not embeddings:
+        raise ValueError("need the embeddings of at least one network")
     cap = cfg.saturation
     morph, rhythm, pause = np.zeros(n), np.zeros(n), np.zeros(n)
     timing_w, timing = np.ones(n), np.zeros(n)
-    if n:
-        z = embed(model, inputs.waves, batch_size=batch_size, device=device)
-        for g in np.unique(inputs.group):
-            idx = np.flatnonzero(inputs.group == g)
-            white = whiten_to_core(z[idx], cfg.core_fraction)
+    k = len(embeddings)
+    for g in np.unique(inputs.group) if n else []:
+        idx = np.flatnonzero(inputs.group == g)
+        whites = []
+        for z in embeddings:
+            white = whiten_to_core(np.asarray(z)[idx], cfg.core_fraction)
             d2 = (white**2).sum(axis=1)
             dist = np.log(d2 + 1e-3) if cfg.morph_transform == "log" else np.sqrt(d2)
-            morph[idx] = robust_z(dist, cfg.mad_floor_morph)
-            ctx = inputs.context[idx].astype(np.float64)
-            rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
-            pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
-            if cfg.gap_rr > 0:
-                gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
-                rhythm[idx[gap]] = 0.0
-                pause[idx[gap]] = 0.0
-            timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z)
-            own = timing_w[idx] * (saturate(rhythm[idx], cap) + saturate(pause[idx], cap))
-            timing[idx] = np.maximum(
-                own, neighbour_timing(white, own, cfg.neighbours, cfg.neighbour_tightness)
-            )
-    weight = quality_weight(np.asarray(inputs.quality), cfg.noise_ratio, cfg.min_qrs_ratio, cfg.max_saturated)
+            morph[idx] += robust_z(dist, cfg.mad_floor_morph) / k
+            whites.append(white)
+        ctx = inputs.context[idx].astype(np.float64)
+        rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
+        pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
+        if cfg.gap_rr > 0:
+            gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
+            rhythm[idx[gap]] = 0.0
+            pause[idx[gap]] = 0.0
+        timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z)
+        own = timing_w[idx] * (saturate(rhythm[idx], cap) + saturate(pause[idx], cap))
+        white_all = np.hstack(whites) / np.sqrt(k)
+        timing[idx] = np.maximum(
+            own, neighbour_timing(white_all, own, cfg.neighbours, cfg.neighbour_tightness)
+        )
+    weight = quality_weight(
+        np.asarray(inputs.quality),
+        cfg.noise_ratio,
+        cfg.min_qrs_ratio,
+        cfg.max_saturated,
+        noise_z=cfg.noise_z,
+        group=inputs.group,
+    )
     score = weight * (saturate(morph, cap) + timing)
     return {
         "score": score,

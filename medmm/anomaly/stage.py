@@ -21,18 +21,21 @@ def train_on_run(
     *,
     seed: int = 0,
     epochs: int = 10,
+    ensemble: int | None = None,
     device: str | None = None,
     input_root: Path | None = None,
 ) -> dict[str, Any]:
     """Train the label-free beat model on every beat of ``signals_run`` and save it to ``out``.
 
-    Reference annotations in the run are never read. Raises :class:`~medmm.errors.InputError` when the
-    run has no beats. Returns counts, the device used and the model's threshold.
+    ``ensemble`` networks (default :data:`~medmm.anomaly.train.DEFAULT_ENSEMBLE`) are trained with
+    seeds ``seed``, ``seed + 1``, ... Reference annotations in the run are never read. Raises
+    :class:`~medmm.errors.InputError` when the run has no beats. Returns counts, the device used and
+    the model's threshold.
     """
     from medmm.anomaly.model import save_model
     from medmm.anomaly.runs import load_signals_run, run_inputs
     from medmm.anomaly.score import pick_device
-    from medmm.anomaly.train import train_beat_model
+    from medmm.anomaly.train import DEFAULT_ENSEMBLE, train_beat_model
     from medmm.runinfo import Timer, update_run_json
 
     timer = Timer()
@@ -45,16 +48,23 @@ def train_on_run(
             str(signals_run), "no beats to train on", "run the signals stage on ECG records first"
         )
     dev = str(pick_device(device or None))
+    k = DEFAULT_ENSEMBLE if ensemble is None else int(ensemble)
     with timer("train"):
         model = train_beat_model(
-            inputs, seed=seed, epochs=epochs, device=dev, trained_on=Path(signals_run).name
+            inputs, seed=seed, epochs=epochs, ensemble=k, device=dev, trained_on=Path(signals_run).name
         )
     save_model(model, out, device=dev)
     counts = {"records": len(records), "beats": len(inputs), "skipped": len(skipped)}
     update_run_json(
         out,
         "anomaly_train",
-        options={"seed": seed, "epochs": epochs, "device": dev, "signals_run": str(signals_run)},
+        options={
+            "seed": seed,
+            "epochs": epochs,
+            "ensemble": k,
+            "device": dev,
+            "signals_run": str(signals_run),
+        },
         counts=counts,
         timings=timer.total(),
         extra={"threshold": model.score.threshold, "train_loss": model.train_loss, "skipped": skipped},

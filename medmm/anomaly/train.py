@@ -23,7 +23,10 @@ from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
 from medmm.anomaly.score import cpu_threads, pick_device, score_inputs
 from medmm.anomaly.threshold import valley_threshold
 
-__all__ = ["train_beat_model"]
+__all__ = ["DEFAULT_ENSEMBLE", "train_beat_model"]
+
+#: Networks per model trained by the CLI (seeds seed ... seed + 4); see ``docs/anomaly.md``.
+DEFAULT_ENSEMBLE = 5
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ def train_beat_model(
     lr: float = 1e-3,
     latent: int = 8,
     max_beats: int = 8000,
+    ensemble: int = 1,
     spec: WindowSpec | None = None,
     score_config: ScoreConfig | None = None,
     device: str | None = None,
@@ -54,8 +58,12 @@ def train_beat_model(
     epochs, batch_size, lr, latent
         Adam on mean squared reconstruction error of both window channels.
     max_beats
-        Train the network on a seeded random subset of at most this many beats (morphology is highly
+        Train each network on a seeded random subset of at most this many beats (morphology is highly
         redundant; this bounds CPU time). The threshold still uses every training beat's score.
+    ensemble
+        Number of networks, trained with seeds ``seed``, ``seed + 1``, ... (each its own weight init,
+        subset and batch order); the scorer averages their morphology z-scores. ``DEFAULT_ENSEMBLE``
+        is what the CLI trains; 1 is one network (as before v0.4), K costs K x the training time.
     spec, score_config
         Window and scoring settings stored with the model (defaults: :class:`WindowSpec`,
         :class:`ScoreConfig`).
@@ -74,22 +82,30 @@ def train_beat_model(
     cfg = replace(score_config) if score_config else ScoreConfig()
     if len(inputs) < 2:
         raise ValueError("need at least 2 beats to train")
+    if ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1, got {ensemble}")
     dev = pick_device(device)
-    gen = torch.Generator().manual_seed(int(seed))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        net = BeatAutoencoder(n_points=inputs.waves.shape[2], latent=latent)
-    net.to(dev).train()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    waves = torch.from_numpy(np.ascontiguousarray(inputs.waves))
-    if waves.shape[0] > max_beats:
-        pick = torch.randperm(waves.shape[0], generator=gen)[:max_beats].sort().values
-        waves = waves[pick]
-    with cpu_threads(1 if dev.type == "cpu" else None):
-        last = _fit(net, opt, waves, gen, dev, epochs, batch_size)
-    net.cpu().eval()
+    all_waves = torch.from_numpy(np.ascontiguousarray(inputs.waves))
+    nets, losses = [], []
+    for member in range(int(ensemble)):
+        net_seed = int(seed) + member
+        gen = torch.Generator().manual_seed(net_seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(net_seed)
+            net = BeatAutoencoder(n_points=inputs.waves.shape[2], latent=latent)
+        net.to(dev).train()
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        waves = all_waves
+        if waves.shape[0] > max_beats:
+            pick = torch.randperm(waves.shape[0], generator=gen)[:max_beats].sort().values
+            waves = waves[pick]
+        with cpu_threads(1 if dev.type == "cpu" else None):
+            losses.append(_fit(net, opt, waves, gen, dev, epochs, batch_size))
+        nets.append(net.cpu().eval())
+    last = float(np.mean(losses))
     model = AnomalyModel(
-        net=net,
+        net=nets[0],
+        members=nets[1:],
         spec=spec,
         score=cfg,
         latent=latent,

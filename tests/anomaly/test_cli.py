@@ -33,10 +33,13 @@ def test_cli_train_then_score(signals_run: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     model_dir, score_dir = tmp_path / "model", tmp_path / "scores"
     res = runner.invoke(
-        app, ["anomaly", "train", str(signals_run), "--out", str(model_dir), "--seed", "1", "--epochs", "2"]
+        app,
+        ["anomaly", "train", str(signals_run), "--out", str(model_dir), "--seed", "1", "--epochs", "2"]
+        + ["--ensemble", "2"],
     )
     assert res.exit_code == 0, res.output
     card = json.loads((model_dir / "model.json").read_text())
+    assert card["config"]["ensemble"] == 2 and card["version"] == 2
     assert card["seed"] == 1 and card["n_train_records"] == 2 and card["threshold"] > 0
     res = runner.invoke(
         app, ["anomaly", "score", "--model", str(model_dir), str(signals_run), "--out", str(score_dir)]
@@ -86,6 +89,8 @@ def test_cli_skips_record_whose_waveform_is_gone(
             "--out",
             str(model_dir),
             "--epochs",
+            "1",
+            "--ensemble",
             "1",
             "--input",
             str(partial),

@@ -61,12 +61,40 @@ def test_checkpoint_round_trip(tmp_path: Path, toy_inputs: BeatInputs) -> None:
     # a v0.2 card (no baseline removal, its own RR floor and QRS gate) keeps scoring as it was trained
     del card["config"]["spec"]["baseline_s"]
     card["config"]["score"].update(mad_floor_rr=0.01, qrs_gate_z=1.0)
-    for key in ("neighbours", "max_saturated"):
+    for key in ("neighbours", "max_saturated", "noise_z"):
         del card["config"]["score"][key]
     (tmp_path / "model.json").write_text(json.dumps(card))
     old = load_model(tmp_path)
     assert old.spec.baseline_s == () and old.score.mad_floor_rr == 0.01 and old.score.qrs_gate_z == 1.0
     assert old.score.neighbours == 0 and old.score.max_saturated == 0.0
+    assert old.score.noise_z == 0.0  # pre-v0.4 cards keep the fixed noise ratio they were saved with
+
+
+def test_ensemble_members_differ_round_trip_and_average(tmp_path: Path, toy_inputs: BeatInputs) -> None:
+    from medmm.anomaly.score import score_embeddings
+
+    ens = train_beat_model(toy_inputs, seed=3, epochs=1, device="cpu", ensemble=3)
+    single = train_beat_model(toy_inputs, seed=4, epochs=1, device="cpu")
+    assert len(ens.nets) == 3
+    # member i is the network a single model with seed 3 + i would be
+    s1, s4 = ens.nets[1].state_dict(), single.net.state_dict()
+    assert all(torch.equal(s1[k], s4[k]) for k in s1)
+    save_model(ens, tmp_path)
+    card = json.loads((tmp_path / "model.json").read_text())
+    assert card["version"] == 2 and card["config"]["ensemble"] == 3
+    loaded = load_model(tmp_path)
+    assert len(loaded.nets) == 3
+    out = score_inputs(loaded, toy_inputs)
+    np.testing.assert_array_equal(out["score"], score_inputs(ens, toy_inputs)["score"])
+    embs = [embed(ens, toy_inputs.waves, net=net) for net in ens.nets]
+    parts = [score_embeddings([e], toy_inputs, ens.score)["morphology_z"] for e in embs]
+    np.testing.assert_allclose(out["morphology_z"], np.mean(parts, axis=0), atol=1e-9)
+    card["version"] = 7
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="version 7"):
+        load_model(tmp_path)
+    with pytest.raises(ValueError, match="ensemble"):
+        train_beat_model(toy_inputs, seed=0, epochs=1, ensemble=0)
 
 
 def test_checkpoint_tampering_is_detected(tmp_path: Path, toy_inputs: BeatInputs) -> None:
@@ -103,6 +131,7 @@ def test_rr_gap_voids_timing_and_noise_weight_scales_score(toy_inputs: BeatInput
     quality[50, 2] = 0.4  # clipped
     bi = BeatInputs(toy_inputs.waves[:n], ctx, np.zeros(n, np.int64), quality)
     model = AnomalyModel(net=BeatAutoencoder())
+    model.score.noise_z = 0.0  # the fixed noise ratio (v0.3)
     out = score_inputs(model, bi)
     assert out["rhythm_z"][10] > 4 and out["pause_z"][10] > 4
     assert out["pause_z"][20] == 0.0 and out["rhythm_z"][20] == 0.0
@@ -112,6 +141,22 @@ def test_rr_gap_voids_timing_and_noise_weight_scales_score(toy_inputs: BeatInput
     assert np.all(out["weight"][:10] == 1.0)
     model.score.gap_rr = 0.0  # switched off: the gap counts as a pause again
     assert score_inputs(model, bi)["pause_z"][20] > 4
+
+
+def test_noise_limit_is_a_record_relative_outlier_level() -> None:
+    from medmm.anomaly.score import noise_limit, quality_weight
+
+    rng = np.random.default_rng(0)
+    calm = np.exp(rng.normal(0, 0.05, 500))  # steady noise: a 1.5x burst is an outlier
+    busy = np.exp(rng.normal(0, 0.3, 500))  # noisy record: 1.5x is ordinary
+    assert noise_limit(calm, 4.0) < 1.5 < noise_limit(busy, 4.0)
+    q = np.ones((1000, 3))
+    q[:, 0] = np.r_[calm, busy]
+    q[:, 2] = 0.0
+    q[[0, 500], 0] = 1.5
+    w = quality_weight(q, 0.0, 0.3, noise_z=4.0, group=np.repeat([0, 1], 500))
+    assert w[0] < 1.0 and w[500] == 1.0
+    assert np.median(w) == 1.0
 
 
 def test_neighbour_timing_lends_look_alikes_timing_to_a_late_ectopic_beat() -> None:
