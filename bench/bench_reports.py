@@ -8,14 +8,15 @@ Baseline: ``nlp.pipe(texts, batch_size=256)`` (docs consumed, nothing else) of t
 object (lexicon EntityRuler, AbbreviationDetector, assertion; built by ``get_pipeline``, which also
 freezes the GC after the build, as in the workers) in this process.
 
-1. **Steady state** (3 repeats, quick 2; methods interleaved in each repeat, the ratio taken within a
-   repeat, medians reported): ``nlp.pipe``; ``medmm parse in-process`` (``workers=0``, the same work
-   without Dask); ``medmm parse, 1 / 2 workers`` on a local cluster started once per worker count
-   *before* the repeats, pipelines already loaded in the workers (start-up timed apart). Timed: the
-   ``parse`` phase of ``parse_reports`` (tasks incl. row extraction and writing the resumable parts,
-   into a fresh run directory each repeat). CPU: ``nlp.pipe``: this process; medmm: the workers' CPU
-   plus this process's (client + local scheduler) during the phase; ``cpu_efficiency`` = baseline CPU
-   / medmm CPU; ``projected_ratio_idle_cores`` = min(workers, cores) x efficiency (a projection).
+1. **Steady state** (3 repeats, quick 2; medians): three phases, ``medmm parse in-process``
+   (``workers=0``, the same work without Dask, no cluster alive), then ``medmm parse, 1 worker`` and
+   ``2 workers`` each on its own local cluster, started before its repeats (start-up and the pipeline
+   loading in the workers timed apart) and closed after them. In every repeat ``nlp.pipe`` runs right
+   before the medmm method and the ratio is taken against that run. Timed: the ``parse`` phase of
+   ``parse_reports`` (tasks incl. row extraction and writing the resumable parts, into a fresh run
+   directory each repeat). CPU: ``nlp.pipe``: this process; medmm: the workers' CPU plus this
+   process's (client + local scheduler) during the phase; ``cpu_efficiency`` = baseline CPU / medmm
+   CPU; ``projected_ratio_idle_cores`` = min(workers, cores) x efficiency (a projection).
 2. **End to end** (once per method, quick: skipped): wall clock of two fresh processes over the same
    CSV: ``python -c`` that imports medmm, reads the reports (``read_reports``: the same cleaned texts),
    builds the pipeline and runs ``nlp.pipe``; vs the ``medmm reports parse --workers 2`` command
@@ -103,10 +104,19 @@ def _end_to_end(path: Path, out_dir: Path) -> dict[str, Any]:
     medmm = shutil.which("medmm") or str(Path(sys.executable).parent / "medmm")
     run_dir = out_dir / "run_e2e"
     shutil.rmtree(run_dir, ignore_errors=True)
+    options = [
+        "--out",
+        str(run_dir),
+        "--workers",
+        "2",
+        "--id-column",
+        "uid",
+        "--text-columns",
+        ",".join(COLS),
+    ]
     cmds = {
         "nlp.pipe script": [sys.executable, "-c", BASELINE_SCRIPT, str(path), ",".join(COLS)],
-        "medmm reports parse --workers 2": [medmm, "reports", "parse", str(path), "--out", str(run_dir)]
-        + ["--workers", "2", "--id-column", "uid", "--text-columns", ",".join(COLS)],
+        "medmm reports parse --workers 2": [medmm, "reports", "parse", str(path), *options],
     }
     out: dict[str, Any] = {"uptime_before": _uptime()}
     for name, cmd in cmds.items():
@@ -146,42 +156,48 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         return {"parse_s": wall, "parse_rps": n / wall, "end_to_end_s": wall, "cpu_s": cpu}
 
-    clusters: dict[int, tuple[Any, Any]] = {}
+    # phases: no cluster (in-process parse), then one local cluster per worker count, started before
+    # its repeats (start-up timed apart) and closed after them, so an idle cluster never adds to the
+    # CPU of this process; in every repeat nlp.pipe is measured right before the medmm method
     startup: dict[int, dict[str, float]] = {}
-    reps: list[dict[str, Any]] = []
-    try:
-        for w in (1, 2):  # start-up, timed apart from the steady state
-            t0 = time.perf_counter()
-            cluster = LocalCluster(n_workers=w, threads_per_worker=1, dashboard_address=":0", silence_logs=40)
-            client = Client(cluster)
-            t1 = time.perf_counter()
-            client.run(_warm, spec)
-            startup[w] = {"cluster_start_s": t1 - t0, "warm_workers_s": time.perf_counter() - t1}
-            clusters[w] = (cluster, client)
-        for k in range(repeats):
-            rep: dict[str, Any] = {"repeat": k, "uptime_before": _uptime()}
-            rep["nlp.pipe"] = pipe()
-            rep["in-process"] = _parse(path, out_dir / f"run_r{k}_w0", 0, None, n)
-            for w, (_, client) in clusters.items():
-                rep[f"{w} worker(s)"] = _parse(
-                    path, out_dir / f"run_r{k}_w{w}", w, client.scheduler.address, n
+    reps: list[dict[str, Any]] = [{"repeat": k} for k in range(repeats)]
+    for w in (0, 1, 2):
+        method = "in-process" if w == 0 else f"{w} worker(s)"
+        cluster = client = None
+        try:
+            if w:
+                t0 = time.perf_counter()
+                cluster = LocalCluster(
+                    n_workers=w, threads_per_worker=1, dashboard_address=":0", silence_logs=40
                 )
-            rep["uptime_after"] = _uptime()
-            reps.append(rep)
-            print(f"repeat {k}: {rep['uptime_before']}", flush=True)
-    finally:
-        for cluster, client in clusters.values():
-            client.close()
-            cluster.close()
+                client = Client(cluster)
+                t1 = time.perf_counter()
+                client.run(_warm, spec)
+                startup[w] = {"cluster_start_s": t1 - t0, "warm_workers_s": time.perf_counter() - t1}
+            for k, rep in enumerate(reps):
+                before = _uptime()
+                rep[f"nlp.pipe ({method})"] = pipe()
+                address = cluster.scheduler_address if cluster is not None else None
+                rep[method] = _parse(path, out_dir / f"run_r{k}_w{w}", w, address, n)
+                rep[f"uptime {method}"] = [before, _uptime()]
+                print(f"{method}, repeat {k}: {before}", flush=True)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
     e2e = None if quick else _end_to_end(path, out_dir)
 
     cores = os.cpu_count() or 1
     methods = ["nlp.pipe", "in-process", "1 worker(s)", "2 worker(s)"]
     rows = []
     for m in methods:
-        vals = [r[m] for r in reps]
-        ratios = [r[m]["parse_rps"] / r["nlp.pipe"]["parse_rps"] for r in reps]
-        eff = [r["nlp.pipe"]["cpu_s"] / r[m]["cpu_s"] for r in reps if r[m]["cpu_s"]]
+        # nlp.pipe: all its runs; a medmm method: ratios against the nlp.pipe run just before it
+        base = [r[f"nlp.pipe ({x})"] for r in reps for x in methods[1:]] if m == "nlp.pipe" else None
+        vals = base if base is not None else [r[m] for r in reps]
+        pairs = [(r[f"nlp.pipe ({m})"], r[m]) for r in reps] if base is None else [(v, v) for v in vals]
+        ratios = [v["parse_rps"] / b["parse_rps"] for b, v in pairs]
+        eff = [b["cpu_s"] / v["cpu_s"] for b, v in pairs if v["cpu_s"]]
         workers = int(m[0]) if m[0].isdigit() else 0
         row: dict[str, Any] = {"method": m, "workers": workers}
         for key in ("parse_s", "parse_rps", "cpu_s", "workers_cpu_s", "driver_cpu_s", "write_s"):
@@ -196,13 +212,16 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     table = pd.DataFrame(rows).drop(columns=["ratio_vs_pipe_runs"])
     print(f"reports: {n}; CPUs: {cores}; repeats: {repeats} (medians)")
     for r in reps:
-        print(f"  repeat {r['repeat']}: before [{r['uptime_before']}] after [{r['uptime_after']}]")
+        for m in methods[1:]:
+            print(
+                f"  {m}, repeat {r['repeat']}: before [{r[f'uptime {m}'][0]}] after [{r[f'uptime {m}'][1]}]"
+            )
     with pd.option_context("display.width", 250):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if e2e is not None:
         print(f"end to end (wall s, fresh processes; before [{e2e['uptime_before']}]):")
-        for k in ("nlp.pipe script", "medmm reports parse --workers 2"):
-            print(f"  {k}: {e2e[k]:.2f} s ({n / e2e[k]:.0f} reports/s)")
+        for name in ("nlp.pipe script", "medmm reports parse --workers 2"):
+            print(f"  {name}: {e2e[name]:.2f} s ({n / e2e[name]:.0f} reports/s)")
         print(f"  ratio: {e2e['ratio']:.2f}")
     by = {r["method"]: r for r in rows}
     return {
@@ -213,11 +232,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         "rows": rows,
         "end_to_end": e2e,
         "ratio_2_workers_vs_pipe": by["2 worker(s)"]["ratio_vs_pipe"],
-        "ratio_2_workers_vs_in_process_parse": statistics.median(
-            r["2 worker(s)"]["parse_rps"] / r["in-process"]["parse_rps"] for r in reps
-        ),
-        "ratio_2_vs_1_worker": statistics.median(
-            r["2 worker(s)"]["parse_rps"] / r["1 worker(s)"]["parse_rps"] for r in reps
-        ),
+        "ratio_2_workers_vs_in_process_parse": by["2 worker(s)"]["parse_rps"] / by["in-process"]["parse_rps"],
+        "ratio_2_vs_1_worker": by["2 worker(s)"]["parse_rps"] / by["1 worker(s)"]["parse_rps"],
         "projected_ratio_2_workers_idle_cores": by["2 worker(s)"]["projected_ratio_idle_cores"],
     }
