@@ -100,6 +100,25 @@ def _n_workers(client: Any) -> int:
     return sum(client.nthreads().values())
 
 
+#: how long tasks wait for the first worker of a cluster that is still starting
+WORKER_START_TIMEOUT_S = 120.0
+
+
+def _await_worker(client: Any) -> None:
+    """Return once a worker has joined; a clear error instead of waiting forever for one that fails."""
+    if _n_workers(client):
+        return
+    try:
+        client.wait_for_workers(1, timeout=WORKER_START_TIMEOUT_S)
+    except TimeoutError as exc:
+        from medmm.errors import ConfigError
+
+        raise ConfigError(
+            f"no Dask worker joined within {WORKER_START_TIMEOUT_S:.0f} s; check the worker logs above, "
+            f"or start a cluster yourself and pass --scheduler"
+        ) from exc
+
+
 def _scan(
     client: Any,
     entries: list[Entry],
@@ -125,6 +144,8 @@ def _scan(
         out.extend(_scan_locally(batches[start], root, key, headers))
         start += 1
     rest = batches[start:]
+    if rest:
+        _await_worker(client)
     if start:
         log.info("scanned %d files on the driver while the workers started", sum(map(len, batches[:start])))
     for i, result in run_tasks(
@@ -270,6 +291,8 @@ def _ingest(
             del scanned  # the book holds what is still pending; the scan results can go
             journal.flush()  # rows settled without conversion survive a kill from here on
         with timer("convert"):
+            if jobs:
+                _await_worker(dask)
             index = {job.key: job for job in jobs}
             for i, result in run_tasks(
                 dask,
