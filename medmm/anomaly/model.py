@@ -112,11 +112,12 @@ class ScoreConfig:
     is discounted when its noise is a ``noise_z`` robust-SD outlier of the record's log noise
     (``noise_ratio`` is then not used); ``0`` keeps the fixed ``noise_ratio`` (v0.2/v0.3).
 
-    Defaults (v0.3, kept in v0.4): ``mad_floor_rr`` 0.05, ``qrs_gate_z`` 0.5, ``noise_ratio`` 1.5,
-    ``neighbours`` 5 with ``neighbour_tightness`` 0.3 - *chosen on the pooled leave-one-record-out
-    labels* of the 9 MIT-BIH records (they are also what the nested selection picks on all 9; the
-    honest estimate of that selection is the nested leave-one-record-out in ``docs/anomaly.md``).
-    :meth:`a_priori` gives the alternative fixed before looking at any result.
+    Defaults (v0.4): ``mad_floor_rr`` 0.05, ``qrs_gate_z`` 0.5, ``noise_ratio`` 1.5, ``neighbours`` 5
+    with ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records: what the
+    selection of :func:`medmm.anomaly.evaluate.selection_grid` picks on all 9 records for the default
+    5-network ensemble (v0.3: tightness 0.3, chosen on pooled LORO of one network). The honest estimate
+    of that choice is the nested leave-one-record-out in ``docs/anomaly.md``. :meth:`a_priori` gives
+    the alternative fixed before looking at any result (it does worse).
     """
 
     core_fraction: float = 0.8
@@ -131,7 +132,7 @@ class ScoreConfig:
     gap_rr: float = 1.8
     qrs_gate_z: float = 0.5
     neighbours: int = 5
-    neighbour_tightness: float = 0.3
+    neighbour_tightness: float = 1.0
     max_saturated: float = 0.1
     noise_z: float = 0.0
 

@@ -32,11 +32,8 @@ def signals_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_cli_train_then_score(signals_run: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     model_dir, score_dir = tmp_path / "model", tmp_path / "scores"
-    res = runner.invoke(
-        app,
-        ["anomaly", "train", str(signals_run), "--out", str(model_dir), "--seed", "1", "--epochs", "2"]
-        + ["--ensemble", "2"],
-    )
+    args = ["anomaly", "train", str(signals_run), "--out", str(model_dir), "--seed", "1", "--epochs", "2"]
+    res = runner.invoke(app, [*args, "--ensemble", "2"])
     assert res.exit_code == 0, res.output
     card = json.loads((model_dir / "model.json").read_text())
     assert card["config"]["ensemble"] == 2 and card["version"] == 2
