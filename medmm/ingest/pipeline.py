@@ -90,7 +90,12 @@ def _client(client: Any, workers: int | None, scheduler: str | None, processes: 
         return
     # the worker processes start while the driver walks the archive and scans the first batches
     with dask_client(
-        workers=workers, scheduler=scheduler, processes=processes, wait_for_workers=False, fast_close=True
+        workers=workers,
+        scheduler=scheduler,
+        processes=processes,
+        wait_for_workers=False,
+        fast_close=True,
+        malloc_trim=False,
     ) as made:
         yield made
 

@@ -61,6 +61,7 @@ def dask_client(
     quiet: bool = False,
     wait_for_workers: bool = True,
     fast_close: bool = False,
+    malloc_trim: bool = True,
 ) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` when given, else to a new local cluster.
 
@@ -84,6 +85,12 @@ def dask_client(
         On leaving, stop a local cluster's worker processes with SIGTERM instead of asking each to
         close and waiting for it (~0.1-0.8 s). Only for callers whose results are all in hand and whose
         workers write outputs atomically, so that a worker stopped mid-task leaves nothing half-written.
+    malloc_trim
+        Keep Dask's ``MALLOC_TRIM_THRESHOLD_`` for local worker processes (default), which makes glibc
+        hand every freed block over 64 KB back to the OS and map large buffers afresh each time (page
+        faults on every large array). ``False`` leaves glibc's adaptive default, for stages whose
+        workers are bounded by one task's working set and reuse their large buffers (about 25% less
+        CPU per converted slice in ``medmm ingest``).
     """
     from distributed import Client, LocalCluster
 
@@ -95,6 +102,9 @@ def dask_client(
         cluster = None
     else:
         n = workers or max(1, min(4, os.cpu_count() or 1))
+        extra: dict[str, Any] = {}
+        if processes and not malloc_trim:
+            extra["worker_class"] = _nanny_without_malloc_trim()
         cluster = LocalCluster(
             n_workers=n if wait_for_workers else 0,
             threads_per_worker=threads_per_worker,
@@ -102,6 +112,7 @@ def dask_client(
             memory_limit=memory_limit,
             dashboard_address=":0",
             silence_logs=logging.ERROR,
+            **extra,
         )
         client = Client(cluster)
         if not wait_for_workers:
@@ -117,6 +128,27 @@ def dask_client(
             if fast_close and processes:
                 _stop_worker_processes(cluster)
             cluster.close()
+
+
+_TRIM = "MALLOC_TRIM_THRESHOLD_"
+
+
+def _nanny_without_malloc_trim() -> type:
+    """A ``distributed.Nanny`` that starts its worker without Dask's ``MALLOC_TRIM_THRESHOLD_``."""
+    import dask
+    from distributed import Nanny
+
+    dask_value = str(dask.config.get(f"distributed.nanny.pre-spawn-environ.{_TRIM}", ""))
+
+    class AdaptiveMallocNanny(Nanny):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.pre_spawn_env.pop(_TRIM, None)
+            self.env.pop(_TRIM, None)
+            if dask_value and os.environ.get(_TRIM) == dask_value:  # put there by an earlier nanny
+                os.environ.pop(_TRIM)
+
+    return AdaptiveMallocNanny
 
 
 def _stop_worker_processes(cluster: Any) -> None:

@@ -59,3 +59,20 @@ def test_no_worker_ever_joining_is_a_clear_error(
     monkeypatch.setattr(pipeline, "WORKER_START_TIMEOUT_S", 0.5)
     with pytest.raises(ConfigError, match="no Dask worker joined"):
         pipeline.ingest_archive(archive, tmp_path / "run", client=no_worker_client, key_file=_key(tmp_path))
+
+
+def _trim_env() -> str | None:
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_ingest_workers_keep_glibc_adaptive_malloc() -> None:
+    """Dask's MALLOC_TRIM_THRESHOLD_ (page faults on every large buffer) is dropped only on request."""
+    from medmm.workflows.cluster import dask_client
+
+    seen = {}
+    for trim in (True, False):
+        with dask_client(workers=1, quiet=True, malloc_trim=trim) as client:
+            seen[trim] = set(client.run(_trim_env).values())
+    assert seen == {True: {"65536"}, False: {None}}
