@@ -42,9 +42,10 @@ _HHI = struct.Struct("<HHI")
 _HH2sH = struct.Struct("<HH2sH")
 _I = struct.Struct("<I")
 #: first read; a longer header (e.g. Siemens CSA headers, ~66 KB) is parsed again from a read of at
-#: least _SECOND_READ bytes (up to the whole file)
+#: least _SECOND_READ bytes (then 4x more each time, up to the whole file). Both stay under glibc's
+#: 128 KB mmap threshold: larger reads cost several times more (fresh pages for every buffer)
 _FIRST_READ = 32768
-_SECOND_READ = 262144
+_SECOND_READ = 122880
 
 
 class _Odd(Exception):
@@ -96,7 +97,7 @@ def parse_stream(fh: BinaryIO, size: int) -> ElementStream | None:
         except _Short:
             if len(buf) >= size:
                 return None  # runs past the end of the file: pydicom reports it
-            want = min(size, max(8 * len(buf), _SECOND_READ))
+            want = min(size, max(4 * len(buf), _SECOND_READ))
             buf += fh.read(want - len(buf))
             if len(buf) < want:
                 return None
