@@ -337,50 +337,42 @@ def parse_reports(
 
         key = load_key(key_file)
         pseudonymizer, site = Pseudonymizer(key), key_fingerprint(key)
-    with ExitStack() as stack:
-        client: Any = None
-        if workers != 0 or scheduler:
-            with timer("cluster_start"):  # a local cluster's workers start in the background
-                client = stack.enter_context(
-                    dask_client(workers, scheduler, quiet=True, wait_for_workers=False, fast_close=True)
-                )
-        with timer("read"):
-            batch_in = read_reports(
-                input_path,
-                id_column=id_column,
-                text_columns=text_columns,
-                patient_column=patient_column,
-                study_column=study_column,
-                pseudonymizer=pseudonymizer,
-                max_chars=max_chars,
-            )
-            pipeline = spec.describe()
-            keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
-            parts = Parts(run_dir)
-            done = parts.done_keys()
-            todo = [r for r in batch_in.reports if keys[r.report_id] not in done]
-        failed: list[dict[str, Any]] = []
-        size = batch_size
+    with timer("read"):
+        batch_in = read_reports(
+            input_path,
+            id_column=id_column,
+            text_columns=text_columns,
+            patient_column=patient_column,
+            study_column=study_column,
+            pseudonymizer=pseudonymizer,
+            max_chars=max_chars,
+        )
+        pipeline = spec.describe()
+        keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
+        parts = Parts(run_dir)
+        done = parts.done_keys()
+        todo = [r for r in batch_in.reports if keys[r.report_id] not in done]
+    failed: list[dict[str, Any]] = []
+    size = batch_size
 
-        def save(batch: list[ReportInput], res: BatchTables) -> None:
-            save_part(parts, batch, [keys[r.report_id] for r in batch], res)
+    def save(batch: list[ReportInput], res: BatchTables) -> None:
+        save_part(parts, batch, [keys[r.report_id] for r in batch], res)
 
-        if not todo:
-            timer.timings["parse"] = 0.0
-            timer.timings["parse_cpu_s"] = 0.0
-        elif workers == 0 and not scheduler:
-            size = batch_size or auto_batch_size(len(todo), 1)
-            cpu0 = time.process_time()
-            with timer("parse"):
-                for b in _batches(todo, size):
-                    save(b, parse_batch(b, spec))
-            timer.timings["parse_cpu_s"] = time.process_time() - cpu0
-        else:
-            with timer("warm_workers"):  # the workers started while this process read the input; each
-                # builds its pipeline once, before the first task
-                cluster = getattr(client, "cluster", None)
-                if cluster is not None:
-                    client.wait_for_workers(len(cluster.worker_spec))
+    if not todo:
+        timer.timings["parse"] = 0.0
+        timer.timings["parse_cpu_s"] = 0.0
+    elif workers == 0 and not scheduler:
+        size = batch_size or auto_batch_size(len(todo), 1)
+        cpu0 = time.process_time()
+        with timer("parse"):
+            for b in _batches(todo, size):
+                save(b, parse_batch(b, spec))
+        timer.timings["parse_cpu_s"] = time.process_time() - cpu0
+    else:
+        with ExitStack() as stack:
+            with timer("cluster_start"):
+                client = stack.enter_context(dask_client(workers, scheduler, quiet=True))
+            with timer("warm_workers"):  # each worker builds its pipeline once, before the first task
                 client.run(_warm, spec)
             cpu_before = client.run(_cpu_seconds)
             # workers that see the run directory write their parts themselves and send back names
