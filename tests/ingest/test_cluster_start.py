@@ -76,3 +76,25 @@ def test_ingest_workers_keep_glibc_adaptive_malloc() -> None:
         with dask_client(workers=1, quiet=True, malloc_trim=trim) as client:
             seen[trim] = set(client.run(_trim_env).values())
     assert seen == {True: {"65536"}, False: {None}}
+
+
+def test_garbage_collector_settings_are_restored(
+    tmp_path: Path, no_worker_client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    seen = []
+    original_scan = pipeline._scan
+
+    def scan(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.get_threshold()[0])
+        return original_scan(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_scan", scan)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "note.txt").write_text("not an image")
+    before = gc.get_threshold()
+    pipeline.ingest_archive(archive, tmp_path / "run", client=no_worker_client, key_file=_key(tmp_path))
+    assert seen and seen[0] == pipeline.GC_THRESHOLD0  # fewer collections during the run
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0  # restored afterwards
