@@ -95,7 +95,6 @@ def find_normal_phrase(text: str, spans: Iterable[tuple[int, int]] = ()) -> tupl
     return None
 
 
-_RANK = {FindingStatus.present: 0, FindingStatus.uncertain: 1, FindingStatus.absent: 2}
 _STATUS_NAMES = ("present", "uncertain", "absent")  # by rank: present wins over uncertain over absent
 
 
