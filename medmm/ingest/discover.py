@@ -28,7 +28,7 @@ from medmm.records import Status
 __all__ = ["Entry", "companion_candidates", "pair_units", "walk_archive"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One regular file of the archive: relative POSIX path, size and modification time."""
 

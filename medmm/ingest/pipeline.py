@@ -19,11 +19,11 @@ Flow (driver = this process, tasks = Dask workers):
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import shutil
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +31,20 @@ from typing import Any
 
 from medmm.ingest.discover import Entry, pair_units, walk_archive
 from medmm.ingest.errors import IngestTaskError
+from medmm.ingest.groups import (
+    GroupDone,
+    ScanSummary,
+    batch_digest,
+    convert_group,
+    drop_batch,
+    group_rows,
+    scan_to_parts,
+)
 from medmm.ingest.headers import HEADERS_SUBDIR
 from medmm.ingest.journal import Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
-from medmm.ingest.tasks import Converted, Scanned, convert_job, scan_batch, unexpected
+from medmm.ingest.tasks import Converted, ConvertJob, Scanned, convert_job, unexpected
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, update_run_json
@@ -150,6 +159,20 @@ def _await_worker(client: Any) -> None:
         ) from exc
 
 
+@dataclass
+class _Scan:
+    """The driver's view of the scan: O(series) group ids and series pseudonyms, image-file rows."""
+
+    groups: set[str] = field(default_factory=set)
+    series_ids: set[str] = field(default_factory=set)
+    images: list[Scanned] = field(default_factory=list)
+
+    def add(self, summary: ScanSummary) -> None:
+        self.groups.update(summary.groups)
+        self.series_ids |= summary.series_ids
+        self.images += summary.images
+
+
 def _scan(
     client: Any,
     entries: list[Entry],
@@ -157,59 +180,87 @@ def _scan(
     key: bytes,
     batch_size: int,
     progress: bool | None,
-    headers: Path,
+    out: Path,
     slots: int,
-) -> list[Scanned]:
+    journal: Journal,
+    seq: int,
+    companions: Collection[str],
+) -> _Scan:
     """Scan ``entries`` in batches; while no worker has joined yet, the driver scans batches itself.
 
     A local cluster's worker processes take a second or more to start; instead of waiting, the driver
-    scans the first batches in-process (the same :func:`scan_batch`), and hands every remaining batch
-    to the workers as soon as one has joined. With a running cluster all batches go to the workers.
+    scans the first batches in-process (the same :func:`scan_to_parts`), and hands every remaining
+    batch to the workers as soon as one has joined. With a running cluster all batches go to the
+    workers. Rows and header records go to part files; a batch whose task fails is quarantined.
     """
+    found = _Scan()
     if not entries:
-        return []
-    out: list[Scanned] = []
+        return found
     batches = _batches(entries, batch_size, max(slots, _n_workers(client), 1))
+    args = (str(root), key, str(out), seq)
     start = 0
     while start < len(batches) and _n_workers(client) == 0:
-        out.extend(_scan_locally(batches[start], root, key, headers))
+        batch = batches[start]
+        try:
+            found.add(scan_to_parts(batch, *args, _companions(batch, companions)))
+        except Exception as exc:  # as a failed task: never kills the run
+            _failed(batch, exc, out, journal)
         start += 1
     rest = batches[start:]
     if rest:
         _await_worker(client)
     if start:
         log.info("scanned %d files on the driver while the workers started", sum(map(len, batches[:start])))
-    for i, result in run_tasks(
-        client, scan_batch, rest, label="scan", args=(str(root), key, str(headers)), show_progress=progress
-    ):
+    items = [(b, _companions(b, companions)) for b in rest]
+    for i, result in run_tasks(client, _scan_item, items, label="scan", args=args, show_progress=progress):
         if isinstance(result, TaskFailure):
-            out.extend(_failed(rest[i], result.exception))
+            _failed(rest[i], result.exception, out, journal)
         else:
-            out.extend(result)
-    return out
+            found.add(result)
+    return found
 
 
-def _scan_locally(batch: list[Entry], root: Path, key: bytes, headers: Path) -> list[Scanned]:
-    try:
-        return scan_batch(batch, str(root), key, str(headers))
-    except Exception as exc:  # as a failed task: never kills the run
-        return _failed(batch, exc)
+def _scan_item(
+    item: tuple[list[Entry], frozenset[str]], archive_root: str, key: bytes, run_dir: str, seq: int
+) -> ScanSummary:
+    """One scan task: a batch and its ``.img`` files that have a ``.hdr`` beside them."""
+    return scan_to_parts(item[0], archive_root, key, run_dir, seq, item[1])
 
 
-def _failed(batch: list[Entry], exc: BaseException) -> list[Scanned]:
-    return [
-        Scanned(
-            IngestManifestRow(
-                path=e.rel,
-                size=e.size,
-                mtime_ns=e.mtime_ns,
-                format="unknown",
-                status=Status.quarantined,
-                reason=unexpected(e.rel, exc),
-            )
+def _companions(batch: list[Entry], companions: Collection[str]) -> frozenset[str]:
+    return frozenset(e.rel for e in batch if e.rel in companions)
+
+
+def _failed(batch: list[Entry], exc: BaseException, out: Path, journal: Journal) -> None:
+    drop_batch(out / HEADERS_SUBDIR, batch_digest(batch))
+    journal.add(
+        IngestManifestRow(
+            path=e.rel,
+            size=e.size,
+            mtime_ns=e.mtime_ns,
+            format="unknown",
+            status=Status.quarantined,
+            reason=unexpected(e.rel, exc),
         )
         for e in batch
-    ]
+    )
+
+
+def _convert_item(
+    item: str | ConvertJob, archive_root: str, run_dir: str, key: bytes, seq: int
+) -> GroupDone | Converted:
+    """One conversion task: a study/series group (by id) or an image file job."""
+    if isinstance(item, str):
+        return convert_group(item, archive_root, run_dir, key, seq)
+    return convert_job(item, archive_root, run_dir, key)
+
+
+def _group_failed(gid: str, out: Path, exc: BaseException, journal: Journal) -> None:
+    pairs = group_rows(out / HEADERS_SUBDIR, gid)
+    if pairs:
+        reason = unexpected(pairs[0][0].path, exc)
+        update = {"status": Status.quarantined, "reason": reason}
+        journal.add(row.model_copy(update=update) for _, row in pairs)
 
 
 def ingest_archive(
@@ -281,7 +332,6 @@ def _ingest(
     show_progress: bool | None,
 ) -> IngestResult:
     timer = Timer()
-    headers = out / HEADERS_SUBDIR
     # tasks get the key bytes inline: scattering the same object again in a later phase races with the
     # release of the earlier scatter (same content key) and cancels tasks with "lost dependencies"
     key = load_key(key_file)
@@ -296,8 +346,7 @@ def _ingest(
     with timer("walk"):
         entries, link_rows = walk_archive(root)
         previous, volumes = journal.load()
-    by_rel = {e.rel: e for e in entries}
-    img_to_hdr = pair_units(by_rel)
+    img_to_hdr = pair_units(e.rel for e in entries)
     partner = {**img_to_hdr, **{h: i for i, h in img_to_hdr.items()}}
     done = {e.rel for e in entries if _done(previous.get(e.rel), e, volumes, out)}
     done -= {rel for rel in done if rel in partner and partner[rel] not in done}
@@ -305,49 +354,59 @@ def _ingest(
     todo = [e for e in entries if e.rel not in done]
     log.info("%d files, %d already done, %d to scan", len(entries), len(done), len(todo))
 
-    book = RowBook(journal, by_rel)
+    book = RowBook(journal, {})
     stale = any(previous[rel].series_id in dirty_series for rel in done)
     no_work = not todo and not stale  # nothing changed: no cluster needed
+    seq = journal.reserve()  # this run's task parts sort after earlier runs' and before its own
+    journal.add(link_rows)
+    companions = set(img_to_hdr)
     with nullcontext(None) if no_work else _client(client, workers, scheduler, processes) as dask:
         with timer("scan"):
             slots = workers or (min(4, os.cpu_count() or 1) if scheduler is None and client is None else 1)
-            scanned = _scan(dask, todo, root, key, batch_size, show_progress, headers, slots)
-            dirty_series |= {s.row.series_id for s in scanned if s.row.series_id}
+            scan = (out, slots, journal, seq, companions)
+            found = _scan(dask, todo, root, key, batch_size, show_progress, *scan)
+            dirty_series |= found.series_ids
             again = [e for e in entries if e.rel in done and previous[e.rel].series_id in dirty_series]
             if again:  # files of a series that changed are assembled again with it
-                scanned += _scan(dask, again, root, key, batch_size, show_progress, headers, slots)
+                found2 = _scan(dask, again, root, key, batch_size, show_progress, *scan)
+                found.groups |= found2.groups
+                found.images += found2.images
                 done -= {e.rel for e in again}
         with timer("assemble"):
-            jobs = plan_jobs(scanned, book, img_to_hdr)
-            del scanned  # the book holds what is still pending; the scan results can go
+            jobs = plan_jobs(found.images, book, img_to_hdr)
+            items: list[str | ConvertJob] = [*sorted(found.groups), *jobs]
+            del found
             journal.flush()  # rows settled without conversion survive a kill from here on
         with timer("convert"):
-            if jobs:
+            if items:
                 _await_worker(dask)
-            index = {job.key: job for job in jobs}
             for i, result in run_tasks(
                 dask,
-                convert_job,
-                jobs,
+                _convert_item,
+                items,
                 label="convert",
-                args=(str(root), str(out), key),
+                args=(str(root), str(out), key, seq),
                 show_progress=show_progress,
             ):
-                job = jobs[i]
-                converted = (
-                    result
-                    if isinstance(result, Converted)
-                    else Converted(
-                        job.key, reason=unexpected(job.paths[0] if job.paths else job.key, result.exception)
-                    )
-                )
-                book.converted(index.pop(converted.key), converted)
+                item = items[i]
+                if isinstance(item, str):
+                    if isinstance(result, TaskFailure):
+                        _group_failed(item, out, result.exception, journal)
+                    elif isinstance(result, GroupDone):
+                        book.volumes.update((v.volume_id, v.model_dump(mode="json")) for v in result.volumes)
+                    continue
+                if isinstance(result, TaskFailure):
+                    first = item.paths[0] if item.paths else item.key
+                    result = Converted(item.key, reason=unexpected(first, result.exception))
+                if isinstance(result, Converted):
+                    book.converted(item, result)
 
     with timer("write"):
-        rows = book.merge(entries, link_rows, previous, done)
-        kept_volumes = book.volumes_for(rows, volumes)
-        journal.finish(rows, kept_volumes)
-    counts = dict(sorted(Counter(r.status.value for r in rows).items()))
+        paths = heapq.merge((e.rel for e in entries), (r.path for r in link_rows))
+        table, kept_volumes = journal.finish_from_parts(paths, {**volumes, **book.volumes})
+    counts = dict(sorted(zip(*_value_counts(table["status"]), strict=True)))
+    n_rows = len(table)
+    del table
     timings = timer.total()
     update_run_json(
         out,
@@ -360,6 +419,13 @@ def _ingest(
         },
         counts=counts,
         timings=timings,
-        extra={"n_files": len(rows), "n_volumes": len(kept_volumes), "n_skipped": len(done)},
+        extra={"n_files": n_rows, "n_volumes": len(kept_volumes), "n_skipped": len(done)},
     )
-    return IngestResult(out, counts, len(rows), len(kept_volumes), len(done), timings)
+    return IngestResult(out, counts, n_rows, len(kept_volumes), len(done), timings)
+
+
+def _value_counts(column: Any) -> tuple[list[str], list[int]]:
+    import pyarrow.compute as pc
+
+    vc = pc.value_counts(column).flatten()
+    return vc[0].to_pylist(), vc[1].to_pylist()

@@ -1,0 +1,273 @@
+"""Scan and convert without the driver holding anything per file: results go to part files.
+
+A scan task (:func:`scan_to_parts`) journals the final manifest rows of its batch itself and writes
+the header records of its DICOM images, with their provisional rows, partitioned by study/series group
+(``RUN_DIR/.parts/headers/<group>/<batch>.pkl``). It returns a :class:`ScanSummary`: the groups it
+touched with their file counts, the series pseudonyms it saw, and the rows of NIfTI/ANALYZE files (few:
+each is its own volume). One group task (:func:`convert_group`) per study/series group then reads the
+group's parts, assembles its stacks, writes their volumes and journals the settled rows; it returns the
+volume records only. The manifest is merged from the journal parts at the end (:mod:`.journal`).
+
+>>> group_id("1.2.3", "1.2.3.4") == group_id("1.2.3", "1.2.3.4")
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections import Counter
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medmm.errors import InputError, reason_of
+from medmm.ingest.discover import Entry
+from medmm.ingest.errors import IngestTaskError
+from medmm.ingest.headers import HEADERS_SUBDIR, InstanceRef
+from medmm.ingest.journal import write_part
+from medmm.ingest.records import IngestManifestRow
+from medmm.ingest.tasks import (
+    Scanned,
+    _as_pseudonymizer,
+    _maybe_die_for_test,
+    quiet_readers,
+    scan_batch,
+    unexpected,
+)
+from medmm.pseudonym import Pseudonymizer
+from medmm.records import Status
+
+if TYPE_CHECKING:
+    from medmm.imaging.records import DicomInstance, VolumeRecord
+
+__all__ = [
+    "GroupDone",
+    "ScanSummary",
+    "batch_digest",
+    "convert_group",
+    "drop_batch",
+    "group_id",
+    "group_rows",
+    "scan_to_parts",
+]
+
+
+@dataclass
+class ScanSummary:
+    """What a scan task returns: O(series) keys and counts, never one record per DICOM file."""
+
+    groups: dict[str, int] = field(default_factory=dict)  # group id -> files written to its part
+    series_ids: set[str] = field(default_factory=set)  # series pseudonyms of the batch's rows
+    images: list[Scanned] = field(default_factory=list)  # NIfTI/ANALYZE rows and .img companions
+    counts: dict[str, int] = field(default_factory=dict)  # final rows journaled, by status
+
+
+@dataclass
+class GroupDone:
+    """What a group task returns: the volumes it wrote (its rows are in the journal)."""
+
+    gid: str
+    volumes: list[VolumeRecord] = field(default_factory=list)
+    n_rows: int = 0
+
+
+def group_id(study_uid: str, series_key: str) -> str:
+    """File-name-safe id of a study/series group (a digest: the raw UIDs never name a file).
+
+    >>> len(group_id("1.2", "3.4"))
+    24
+    """
+    return hashlib.sha256(f"{study_uid}\0{series_key}".encode()).hexdigest()[:24]
+
+
+def batch_digest(entries: Iterable[Entry]) -> str:
+    """Name of a scan batch's part files (a retried task overwrites its own parts).
+
+    >>> batch_digest([Entry("a", 1, 0)]) == batch_digest([Entry("a", 1, 0)])
+    True
+    """
+    return hashlib.sha256("\n".join(e.rel for e in entries).encode()).hexdigest()[:24]
+
+
+def _dump(obj: Any, folder: Path, name: str) -> None:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, folder / name)
+
+
+def drop_batch(headers_dir: Path, digest: str) -> None:
+    """Remove the group parts a failed scan batch may have left (its files are quarantined instead)."""
+    for part in headers_dir.glob(f"*/{digest}.pkl"):
+        part.unlink(missing_ok=True)
+
+
+def group_rows(headers_dir: Path, gid: str) -> list[tuple[DicomInstance, IngestManifestRow]]:
+    """Header records and provisional rows of one group, from all its parts (sorted by path)."""
+    pairs: list[tuple[DicomInstance, IngestManifestRow]] = []
+    for part in sorted((headers_dir / gid).glob("*.pkl")):
+        with part.open("rb") as fh:
+            pairs.extend(pickle.load(fh))  # our own private file (0600 in a 0700 folder)
+    return sorted(pairs, key=lambda p: p[0].path)
+
+
+def _with(row: IngestManifestRow, status: Status, reason: str, **extra: Any) -> IngestManifestRow:
+    return row.model_copy(update={"status": status, "reason": reason, **extra})
+
+
+def _settle(pairs: list[tuple[Any, IngestManifestRow]], outcomes: dict[str, Any]) -> list[IngestManifestRow]:
+    rows = {inst.path: row for inst, row in pairs}
+    return [
+        rows[path].model_copy(update={"status": Status(o.status), "reason": o.reason})
+        for path, o in sorted(outcomes.items())
+    ]
+
+
+def scan_to_parts(
+    entries: list[Entry],
+    archive_root: str,
+    pseudonymizer: Pseudonymizer | bytes,
+    run_dir: str,
+    seq: int,
+    companions: Collection[str] = (),
+) -> ScanSummary:
+    """Scan a batch (:func:`~medmm.ingest.tasks.scan_batch`) and write its results to part files.
+
+    Parameters
+    ----------
+    entries
+        Files to scan.
+    archive_root, run_dir
+        The archive; the run directory whose ``.parts/`` receive the rows and header records.
+    pseudonymizer
+        The site key (or a ready pseudonymizer).
+    seq
+        Journal sequence number of this run's worker parts (earlier runs' parts sort before it).
+    companions
+        ``.img`` files that have a ``.hdr`` beside them: their rows go back to the driver, which pairs them.
+
+    Returns
+    -------
+    ScanSummary
+        Groups touched, series pseudonyms, the rows of image files, counts of journaled rows.
+
+    >>> scan_to_parts([], "/nonexistent", b"k" * 32, "/nonexistent", 1).groups
+    {}
+    """
+    from medmm.imaging.records import DicomKind
+    from medmm.imaging.series import assemble_series, series_key_of
+
+    scanned = scan_batch(entries, archive_root, pseudonymizer)
+    out = ScanSummary()
+    final: list[IngestManifestRow] = []
+    others: list[tuple[Any, IngestManifestRow]] = []
+    by_group: dict[str, list[tuple[Any, IngestManifestRow]]] = {}
+    for s in scanned:
+        if s.row.series_id:
+            out.series_ids.add(s.row.series_id)
+        inst = s.instance
+        if isinstance(inst, InstanceRef):  # scan_batch spills nothing here: records stay in hand
+            raise TypeError("scan_to_parts expects header records, not refs")
+        if inst is None:
+            if s.pending or s.row.path in companions:
+                out.images.append(s)
+            else:
+                final.append(s.row)
+        elif inst.kind is DicomKind.unsupported_image or not inst.kind.is_image:
+            others.append((inst, s.row))  # settled on its own: no other file changes its outcome
+        else:
+            gid = group_id(inst.study_uid, series_key_of(inst))
+            by_group.setdefault(gid, []).append((inst, s.row))
+    if others:
+        with quiet_readers():
+            final += _settle(others, assemble_series([i for i, _ in others]).outcomes)
+    digest = batch_digest(entries)
+    headers = Path(run_dir) / HEADERS_SUBDIR
+    for gid, pairs in by_group.items():
+        _dump(pairs, headers / gid, f"{digest}.pkl")
+        out.groups[gid] = len(pairs)
+    if final:
+        write_part(Path(run_dir), f"{seq:06d}-s{digest}", final)
+    out.counts = dict(Counter(r.status.value for r in final))
+    return out
+
+
+def _convert_stacks(
+    pairs: list[tuple[DicomInstance, IngestManifestRow]], root: Path, out: Path, pz: Pseudonymizer
+) -> tuple[list[IngestManifestRow], list[VolumeRecord]]:
+    from medmm.imaging.convert import convert_stack
+    from medmm.imaging.series import assemble_series
+
+    by_path = {inst.path: (inst, row) for inst, row in pairs}
+    assembly = assemble_series([inst for inst, _ in pairs])
+    rows = _settle(pairs, assembly.outcomes)
+    placed = set(assembly.outcomes)
+    volumes: list[VolumeRecord] = []
+    for stack in assembly.stacks:
+        paths = [p for p in stack.paths if p not in placed]
+        placed.update(paths)
+        if stack.problems:
+            reason = stack.reason
+            rows += [_with(by_path[p][1], Status.quarantined, reason) for p in paths]
+            continue
+        if not paths:
+            continue
+        try:
+            volume = convert_stack(stack, [by_path[p][0] for p in stack.paths], root, out, pz)
+        except InputError as exc:
+            failed = reason_of(exc)
+        except Exception as exc:  # a bug in one conversion never kills the run
+            failed = unexpected(paths[0], exc)
+        else:
+            vid = volume.volume_id
+            volumes.append(volume)
+            rows += [_with(by_path[p][1], Status.ingested, "", volume_id=vid) for p in paths]
+            continue
+        rows += [_with(by_path[p][1], Status.quarantined, failed) for p in paths]
+    for path in sorted(set(by_path) - placed):
+        err = IngestTaskError(
+            path, "series assembly did not place this file", "re-run; report it if it persists"
+        )
+        rows.append(_with(by_path[path][1], Status.quarantined, reason_of(err)))
+    return rows, volumes
+
+
+def convert_group(
+    gid: str, archive_root: str, run_dir: str, pseudonymizer: Pseudonymizer | bytes, seq: int
+) -> GroupDone:
+    """Assemble one study/series group from its parts, write its volumes and journal its rows.
+
+    Parameters
+    ----------
+    gid
+        The group (see :func:`group_id`).
+    archive_root, run_dir
+        Where inputs are read, and where ``volumes/`` and the journal parts are written.
+    pseudonymizer
+        The site key (or a ready pseudonymizer).
+    seq
+        Journal sequence number of this run's worker parts.
+
+    Returns
+    -------
+    GroupDone
+        The volume records written (the rows are in ``RUN_DIR/.parts/``).
+
+    >>> import tempfile
+    >>> convert_group("0" * 24, "/nonexistent", tempfile.mkdtemp(), b"k" * 32, 1).n_rows
+    0
+    """
+    _maybe_die_for_test()
+    root, out = Path(archive_root), Path(run_dir)
+    pairs = group_rows(out / HEADERS_SUBDIR, gid)
+    if not pairs:
+        return GroupDone(gid)
+    with quiet_readers():
+        rows, volumes = _convert_stacks(pairs, root, out, _as_pseudonymizer(pseudonymizer))
+    write_part(out, f"{seq:06d}-g{gid}", rows, volumes)
+    return GroupDone(gid, volumes, len(rows))
