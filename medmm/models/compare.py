@@ -4,6 +4,11 @@ bootstrap CIs (printed, and written as ``compare.csv`` / ``compare.md``).
 
 The split is ``RUN_DIR/splits.parquet`` when present (e.g. the constructed cohort, whose split keeps
 source items apart), else a seeded patient-level split written to ``OUT_DIR/splits.parquet``.
+
+Inputs come from the same sources as ``medmm train`` (:func:`~medmm.models.volumes.open_sources`): images
+from the ingested NIfTI through the MONAI chain when ``image_input`` resolves to ``volumes`` (``auto``: the
+run has ``volumes.parquet``), else the ``inputs/image`` arrays. Metrics are per record (the slices of a
+record with ``image_input.slice: all`` are combined first, ``slice_aggregation``).
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from medmm.models.data import MultimodalDataset, split_by_patient
 from medmm.models.fusion import FUSIONS
 from medmm.models.metrics import METRICS, evaluate_predictions, format_ci
 from medmm.models.runner import data_version, load_records
-from medmm.models.store import open_stores
-from medmm.models.train import fit, make_loader, predict_loader, seed_everything
+from medmm.models.train import aggregate_by_record, fit, make_loader, predict_loader, seed_everything
+from medmm.models.volumes import open_sources, resolve_image_source, source_kinds
 from medmm.tables import atomic_write_json, atomic_write_text, read_table, write_table
 
 __all__ = ["compare_models", "fusion_beats_unimodal", "to_markdown"]
@@ -33,8 +38,19 @@ __all__ = ["compare_models", "fusion_beats_unimodal", "to_markdown"]
 log = logging.getLogger(__name__)
 
 
-def _present(run_dir: Path, records: pd.DataFrame) -> list[str]:
-    return [m for m in MODALITIES if records[f"has_{m}"].any() and (Path(run_dir) / "inputs" / m).exists()]
+#: ``settings`` keys that are not ``TrainingConfig`` fields
+_MODEL_KEYS = ("embed_dim", "image_arch", "image_input", "slice_aggregation")
+
+
+def _present(run_dir: Path, records: pd.DataFrame, cfg: TrainConfig) -> list[str]:
+    """Modalities some record has and whose source exists (images: volumes or ``inputs/image``)."""
+
+    def available(m: str) -> bool:
+        if m == "image" and resolve_image_source(cfg.image_input, run_dir) == "volumes":
+            return True  # the VolumeSource names a missing volumes.parquet / file itself
+        return (Path(run_dir) / "inputs" / m).exists()
+
+    return [m for m in MODALITIES if records[f"has_{m}"].any() and available(m)]
 
 
 def _config(
@@ -43,7 +59,7 @@ def _config(
     enc = {m: {"out_dim": settings.get("embed_dim", 32)} for m in mods}
     if "image_arch" in settings:
         enc["image"]["arch"] = settings["image_arch"]
-    train = {k: v for k, v in settings.items() if k not in ("embed_dim", "image_arch")}
+    train = {k: v for k, v in settings.items() if k not in _MODEL_KEYS}
     if len(mods) == 1:
         train["modality_dropout"] = 0.0
     return TrainConfig.model_validate(
@@ -55,6 +71,7 @@ def _config(
             "embed_dim": settings.get("embed_dim", 32),
             "tasks": [{"name": "diagnosis", "labels": [target]}],
             "train": train,
+            "image_input": settings.get("image_input") or {},
         }
     )
 
@@ -71,7 +88,8 @@ def compare_models(
     Parameters
     ----------
     run_dir
-        Folder with ``records.parquet`` and ``inputs/``.
+        Folder with ``records.parquet``, ``inputs/`` and, for images read through the MONAI chain,
+        ``volumes.parquet``.
     out_dir
         Where checkpoints, ``compare.csv``, ``compare.md`` and ``compare.json`` go.
     target
@@ -79,12 +97,22 @@ def compare_models(
     strategies
         Fusion strategies (default: all of :data:`~medmm.models.fusion.FUSIONS`).
     settings
-        Training settings (``TrainingConfig`` fields plus ``embed_dim`` and ``image_arch``).
+        Training settings (``TrainingConfig`` fields plus ``embed_dim``, ``image_arch``, ``image_input``
+        (the ``image_input`` section of a training config, as a dict; default ``auto``) and
+        ``slice_aggregation`` (``mean`` | ``max``, default ``mean``)).
+
+    Examples
+    --------
+    >>> table = compare_models(Path("runs/cohort"), Path("runs/cohort/compare"),
+    ...                        strategies=["late"], settings={"epochs": 2})  # doctest: +SKIP
+    >>> table[["model", "test_modalities", "n_test", "auroc_value"]]  # doctest: +SKIP
     """
     settings = {"modality_dropout": 0.25, "progress": False, **(settings or {})}
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    how = settings.get("slice_aggregation", "mean")
     records = load_records(run_dir)
-    mods = _present(run_dir, records)
+    base = _config(run_dir, out_dir, list(MODALITIES), "sum", target, settings)
+    mods = _present(run_dir, records, base)
     split_path = run_dir / "splits.parquet"
     if split_path.exists():
         split = read_table(split_path).set_index("record_id")["split"]
@@ -97,7 +125,7 @@ def compare_models(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(split.rename("split").reset_index(), out_dir / "splits.parquet")
     part = {s: records[records["record_id"].map(split) == s] for s in ("train", "val", "test")}
-    stores = open_stores(run_dir, mods)
+    stores = open_sources(base, run_dir, mods, records)
     shapes = input_shapes(stores)
     version = data_version(records, stores)
     plans = [(f"unimodal {m}", [m], "sum") for m in mods]
@@ -113,7 +141,7 @@ def compare_models(
         res = fit(
             model,
             cfg,
-            MultimodalDataset(part["train"][have], used, [target]),
+            MultimodalDataset(part["train"][have], used, [target], augment=True),
             MultimodalDataset(part["val"][vhave], used, [target]) if vhave.any() else None,
         )
         save_checkpoint(
@@ -125,8 +153,10 @@ def compare_models(
                 "input_shapes": shapes,
                 "label_names": [target],
                 "modalities": use,
+                "input_sources": source_kinds(used),
                 "best_epoch": res.best_epoch,
                 "fold": 0,
+                "slice_aggregation": how,
             },
         )
         conditions = [tuple(c) for r in range(len(use), 0, -1) for c in itertools.combinations(use, r)]
@@ -134,7 +164,9 @@ def compare_models(
             drop = [m for m in use if m not in kept]
             test = part["test"][part["test"][[f"has_{m}" for m in kept]].any(axis=1)]
             ds = MultimodalDataset(test, used, [target], drop=drop)
-            pred = predict_loader(res.model, make_loader(ds, cfg.train.batch_size, False, 0))
+            pred = aggregate_by_record(
+                predict_loader(res.model, make_loader(ds, cfg.train.batch_size, False, 0)), how
+            )
             met = evaluate_predictions(pred.labels, pred.probs, [target], cfg.train.n_boot, cfg.train.seed)[
                 target
             ]
@@ -142,7 +174,7 @@ def compare_models(
                 {
                     "model": name,
                     "test_modalities": "+".join(kept),
-                    "n_test": len(ds),
+                    "n_test": len(pred.record_ids),
                     "best_epoch": res.best_epoch,
                     **{f"{k}_{q}": met[k][q] for k in METRICS for q in ("value", "lo", "hi")},
                 }
@@ -157,6 +189,7 @@ def compare_models(
             "data_version": version,
             "target": target,
             "settings": settings,
+            "input_sources": source_kinds(stores),
             "n": {s: len(v) for s, v in part.items()},
             "fusion_beats_unimodal": fusion_beats_unimodal(table),
         },

@@ -4,6 +4,11 @@
 Outputs in ``out_dir``: ``model.pt`` (or ``fold<k>/model.pt``), ``splits.parquet`` (record, patient,
 split, fold), ``metrics.json`` (test metrics with bootstrap CIs, history, best epoch), ``history.png``
 and ``metrics.png``.
+
+Metrics are per record: with ``image_input.slice: all`` a record is several samples (one per slice);
+their probabilities are combined (``slice_aggregation``: ``mean`` by default, or ``max``) before the
+metrics, so the bootstrap resamples records, not slices. The checkpoint records the aggregation and
+``evaluate`` uses it unless told otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, kfold_by_patient, split_by_patient
 from medmm.models.metrics import evaluate_predictions
 from medmm.models.model import MultimodalModel
-from medmm.models.train import fit, make_loader, predict_loader, seed_everything
+from medmm.models.train import (
+    Predictions,
+    aggregate_by_record,
+    fit,
+    make_loader,
+    predict_loader,
+    seed_everything,
+)
 from medmm.models.volumes import open_sources, source_kinds
 from medmm.tables import atomic_write_json, read_table, write_table
 
@@ -77,11 +89,15 @@ def _split(config: TrainConfig, records: pd.DataFrame) -> list[pd.DataFrame]:
     return [pd.DataFrame({"record_id": records["record_id"], "patient_id": pids, "split": split, "fold": 0})]
 
 
-def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -> dict[str, Any]:
+def train_from_config(
+    config: TrainConfig, splits: pd.DataFrame | None = None, slice_aggregation: str = "mean"
+) -> dict[str, Any]:
     """Train (one split or k folds) and write checkpoint(s), splits, metrics and plots.
 
     ``splits`` (``record_id``, ``split``, ``fold``) overrides the config's seeded split, so several
-    models can be compared on exactly the same rows. Returns the metrics summary.
+    models can be compared on exactly the same rows. ``slice_aggregation`` (``mean`` | ``max``) combines
+    the slices of a record (``image_input.slice: all``) before the test metrics; it is stored in the
+    checkpoint. Returns the metrics summary.
     """
     from medmm.models.plots import plot_history, plot_metrics
 
@@ -103,7 +119,7 @@ def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -
     folds = _split(config, records) if splits is None else [g for _, g in splits.groupby("fold")]
     write_table(pd.concat(folds, ignore_index=True), out_dir / "splits.parquet")
     summary: dict[str, Any] = {"config": config.model_dump(mode="json"), "data_version": version, "folds": []}
-    all_pred = []
+    all_pred: list[Predictions] = []
     for k, split in enumerate(folds):
         by_id = split.set_index("record_id")["split"]
         part = {s: records[records["record_id"].map(by_id) == s] for s in ("train", "val", "test")}
@@ -126,6 +142,7 @@ def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -
             "best_epoch": res.best_epoch,
             "fold": k,
             "task_weights": res.task_weights,
+            "slice_aggregation": slice_aggregation,
         }
         save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta)
         fold_info: dict[str, Any] = {
@@ -135,11 +152,14 @@ def train_from_config(config: TrainConfig, splits: pd.DataFrame | None = None) -
             "n": {s: len(v) for s, v in part.items()},
         }
         if len(part["test"]):
-            pred = predict_loader(
-                res.model,
-                make_loader(
-                    MultimodalDataset(part["test"], stores, labels), config.train.batch_size, False, 0
+            pred = aggregate_by_record(
+                predict_loader(
+                    res.model,
+                    make_loader(
+                        MultimodalDataset(part["test"], stores, labels), config.train.batch_size, False, 0
+                    ),
                 ),
+                slice_aggregation,
             )
             all_pred.append(pred)
             fold_info["test"] = evaluate_predictions(
@@ -170,11 +190,19 @@ def load_model(checkpoint: Path) -> tuple[MultimodalModel, TrainConfig, dict[str
 
 
 def evaluate_checkpoint(
-    checkpoint: Path, run_dir: Path, out_dir: Path, split: str = "test", drop: tuple[str, ...] = ()
+    checkpoint: Path,
+    run_dir: Path,
+    out_dir: Path,
+    split: str = "test",
+    drop: tuple[str, ...] = (),
+    slice_aggregation: str | None = None,
 ) -> dict[str, Any]:
     """Metrics (with CIs) of a checkpoint on ``run_dir``'s records; writes ``metrics.json`` + PNG.
 
     ``split`` selects rows by the ``splits.parquet`` next to the checkpoint (``all`` = every record).
+    Metrics are per record: the slices of a record (``image_input.slice: all``) are combined first with
+    ``slice_aggregation`` (default: the checkpoint's, else ``mean``), so ``n`` counts records and
+    ``n_samples`` the samples scored.
     """
     from medmm.models.plots import plot_metrics
 
@@ -191,13 +219,16 @@ def evaluate_checkpoint(
     kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
     stores = open_sources(config, run_dir, mods, records, kind)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
-    pred = predict_loader(model, make_loader(ds, config.train.batch_size, False, 0))
+    how = slice_aggregation or meta.get("slice_aggregation", "mean")
+    pred = aggregate_by_record(predict_loader(model, make_loader(ds, config.train.batch_size, False, 0)), how)
     metrics = evaluate_predictions(pred.labels, pred.probs, meta["label_names"], config.train.n_boot)
     result = {
         "checkpoint": str(checkpoint),
         "split": split,
         "dropped": list(drop),
-        "n": len(ds),
+        "n": len(pred.record_ids),
+        "n_samples": len(ds),
+        "slice_aggregation": how,
         "data_version": data_version(records, stores),
         "metrics": metrics,
     }

@@ -1,8 +1,10 @@
 """Training loop: seeded and deterministic, AMP on GPU with a clean CPU fallback, early stopping,
 an LR schedule, modality dropout, and multi-task losses.
 
-:func:`fit` trains one model on given train/val rows; :func:`predict_loader` runs inference;
-:mod:`medmm.models.runner` wires these to configs, splits, checkpoints and k-fold.
+:func:`fit` trains one model on given train/val rows; :func:`predict_loader` runs inference (one row
+per sample); :func:`aggregate_by_record` turns per-sample outputs into one row per record (a record is
+several samples with ``image_input.slice: all``); :mod:`medmm.models.runner` wires these to configs,
+splits, checkpoints and k-fold.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from medmm.models.losses import MultiTaskLoss, masked_bce
 from medmm.models.model import MultimodalModel
 
 __all__ = [
+    "SLICE_AGGREGATIONS",
     "FitResult",
     "Predictions",
+    "aggregate_by_record",
     "fit",
     "make_loader",
     "predict_loader",
@@ -37,6 +41,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: How the samples (slices) of one record are combined: ``mean`` (default) or ``max`` of probabilities.
+SLICE_AGGREGATIONS = ("mean", "max")
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -81,12 +88,17 @@ class FitResult:
 
 @dataclass
 class Predictions:
-    """Per-record probabilities ``[N, L]``, labels ``[N, L]`` and modality weights ``[N, M]`` (or None)."""
+    """Per-row probabilities ``[N, L]``, labels ``[N, L]`` and modality weights ``[N, M]`` (or None).
+
+    A row is a sample (:func:`predict_loader`) or a record (:func:`aggregate_by_record`, which sets
+    ``n_samples``, the number of samples combined into each row).
+    """
 
     record_ids: list[str]
     probs: np.ndarray
     labels: np.ndarray
     weights: np.ndarray | None
+    n_samples: np.ndarray | None = None
 
 
 def _task_losses(model: MultimodalModel, out: Any, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -221,6 +233,64 @@ def predict_loader(
         torch.cat(probs).numpy(),
         torch.cat(labels).numpy(),
         torch.cat(weights).numpy() if weights else None,
+    )
+
+
+def aggregate_by_record(pred: Predictions, how: str = "mean") -> Predictions:
+    """One row per record, in order of first appearance: the record's samples (the slices of its volume
+    with ``image_input.slice: all``) combined.
+
+    Probabilities are the ``mean`` (default) or ``max`` over the record's samples; labels are the
+    record's (every sample carries them); modality weights are averaged. Records with one sample keep
+    their values, so this is the identity when no record repeats.
+
+    Parameters
+    ----------
+    pred
+        Per-sample predictions from :func:`predict_loader`.
+    how
+        One of :data:`SLICE_AGGREGATIONS`.
+
+    Examples
+    --------
+    >>> p = Predictions(["a", "b", "a"], np.array([[0.2], [0.9], [0.6]]), np.array([[1.0], [0.0], [1.0]]),
+    ...                 None)
+    >>> agg = aggregate_by_record(p)
+    >>> agg.record_ids, agg.probs[:, 0].round(2).tolist(), agg.n_samples.tolist()
+    (['a', 'b'], [0.4, 0.9], [2, 1])
+    >>> aggregate_by_record(p, "max").probs[:, 0].tolist()
+    [0.6, 0.9]
+    """
+    from medmm.errors import ConfigError
+
+    if how not in SLICE_AGGREGATIONS:
+        raise ConfigError(f"unknown slice aggregation {how!r}; choose one of {list(SLICE_AGGREGATIONS)}")
+    ids = np.asarray(pred.record_ids, dtype=object)
+    if len(ids) == 0:
+        return Predictions([], pred.probs, pred.labels, pred.weights, np.zeros(0, dtype=np.int64))
+    _, first, inverse, counts = np.unique(ids, return_index=True, return_inverse=True, return_counts=True)
+    order = np.argsort(first, kind="stable")  # groups in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    group = rank[np.ravel(inverse)]
+    n = counts[order]
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(order), x.shape[1]), dtype=np.float64)
+        np.add.at(out, group, x)
+        return (out / n[:, None]).astype(x.dtype)
+
+    if how == "mean":
+        probs = mean(pred.probs)
+    else:
+        probs = np.full((len(order), pred.probs.shape[1]), -np.inf, dtype=pred.probs.dtype)
+        np.maximum.at(probs, group, pred.probs)
+    return Predictions(
+        [str(i) for i in ids[first[order]]],
+        probs,
+        pred.labels[first[order]],
+        mean(pred.weights) if pred.weights is not None else None,
+        n.astype(np.int64),
     )
 
 

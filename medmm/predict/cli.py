@@ -14,13 +14,22 @@ def predict(
     model: Path = typer.Option(..., "--model", help="model.pt written by `medmm train`"),
     out: Path | None = typer.Option(None, "--out", help="Default: RUN_DIR/predictions.parquet"),
     batch_size: int = typer.Option(64),
+    slice_aggregation: str | None = typer.Option(
+        None,
+        help="mean | max: how the slice scores of a record (image_input.slice: all) combine into one "
+        "score per record. Default: the checkpoint's (mean).",
+    ),
+    slice_scores: bool = typer.Option(
+        False, help="Also write the per-slice scores to <out>_slices.parquet (slice: all)."
+    ),
 ) -> None:
-    """Score every record with a trained model; writes predictions.parquet with provenance."""
+    """Score every record with a trained model; writes predictions.parquet with provenance (one row per
+    record and label)."""
     from medmm.errors import MedmmError
     from medmm.predict.predict import predict_run
 
     try:
-        counts = predict_run(model, run_dir, out, batch_size)
+        counts = predict_run(model, run_dir, out, batch_size, slice_aggregation, slice_scores)
     except MedmmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -3,6 +3,10 @@
 Each record is scored with whatever of the model's modalities it has (absent ones are masked); a record
 with none of them is skipped and counted. Scores are sigmoid probabilities; the model's SHA-256 and the
 fusion's per-modality weights travel with every row.
+
+One row per record and label: with ``image_input.slice: all`` the record's slices are scored one by one
+and combined (``slice_aggregation``: the checkpoint's, by default ``mean``; or ``max``); on request the
+per-slice scores go to ``<out>_slices.parquet`` (schema ``slice_predictions``).
 """
 
 from __future__ import annotations
@@ -16,21 +20,52 @@ from medmm.align.records import MODALITIES
 from medmm.models.checkpoint import file_sha256
 from medmm.models.data import MultimodalDataset
 from medmm.models.runner import load_model
-from medmm.models.train import make_loader, predict_loader
+from medmm.models.train import aggregate_by_record, make_loader, predict_loader
 from medmm.models.volumes import open_sources
-from medmm.predict.records import PredictionRow
+from medmm.predict.records import PredictionRow, SlicePredictionRow
 from medmm.runinfo import Timer, update_run_json
 from medmm.tables import read_table, write_table
 
-__all__ = ["predict_run"]
+__all__ = ["predict_run", "slice_table_path"]
+
+
+def slice_table_path(target: Path) -> Path:
+    """Where the per-slice scores of a predictions table go.
+
+    >>> slice_table_path(Path("runs/x/predictions.parquet")).name
+    'predictions_slices.parquet'
+    """
+    return target.with_name(f"{target.stem}_slices.parquet")
 
 
 def predict_run(
-    checkpoint: Path, run_dir: Path, out: Path | None = None, batch_size: int = 64
+    checkpoint: Path,
+    run_dir: Path,
+    out: Path | None = None,
+    batch_size: int = 64,
+    slice_aggregation: str | None = None,
+    slice_scores: bool = False,
 ) -> dict[str, Any]:
     """Score every usable record of ``run_dir``; writes ``predictions.parquet`` (or ``out``).
 
-    Returns counts (``records``, ``skipped_no_modality``, ``rows``).
+    Parameters
+    ----------
+    checkpoint, run_dir, out, batch_size
+        The model, the run to score, the output table (default ``RUN_DIR/predictions.parquet``) and the
+        inference batch size.
+    slice_aggregation
+        ``mean`` or ``max``: how a record's slice scores (``image_input.slice: all``) become its score;
+        default the checkpoint's (``mean`` for checkpoints that do not say).
+    slice_scores
+        Also write the per-slice scores to :func:`slice_table_path` of the output.
+
+    Returns counts (``records``, ``skipped_no_modality``, ``rows``, ``samples``; ``slice_rows`` when
+    ``slice_scores``).
+
+    Examples
+    --------
+    >>> predict_run(Path("model.pt"), Path("runs/x"))  # doctest: +SKIP
+    {'records': 8, 'skipped_no_modality': 0, 'rows': 8, 'samples': 26}
     """
     from medmm.errors import InputError
 
@@ -48,16 +83,22 @@ def predict_run(
         usable = records[has.any(axis=1)]
         kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
         stores = open_sources(config, run_dir, mods, usable, kind)
+    how = slice_aggregation or meta.get("slice_aggregation", "mean")
     with timer("predict"):
         ds = MultimodalDataset(usable, stores, meta["label_names"])
-        pred = predict_loader(model, make_loader(ds, batch_size, False, 0))
+        per_sample = predict_loader(model, make_loader(ds, batch_size, False, 0))
+        pred = aggregate_by_record(per_sample, how)
     rows = []
     labels = [(t.name, lab) for t in model.tasks for lab in t.labels]
-    mask = ds.mask
+    first = {rid: i for i, rid in reversed(list(enumerate(per_sample.record_ids)))}
     for i, rid in enumerate(pred.record_ids):
-        present = [m for j, m in enumerate(mods) if mask[i, j]]
+        s0 = first[rid]  # the record's first sample: its mask, and whether it was scored per slice
+        mask = ds.mask[s0]
+        sliced = bool(ds.slices[s0] >= 0)
+        n_slices = int(pred.n_samples[i]) if sliced and pred.n_samples is not None else None
+        present = [m for j, m in enumerate(mods) if mask[j]]
         w = {
-            f"weight_{m}": (float(pred.weights[i, j]) if pred.weights is not None and mask[i, j] else None)
+            f"weight_{m}": (float(pred.weights[i, j]) if pred.weights is not None and mask[j] else None)
             for j, m in enumerate(mods)
         }
         for k, (task, lab) in enumerate(labels):
@@ -69,12 +110,35 @@ def predict_run(
                     score=float(np.clip(pred.probs[i, k], 0, 1)),
                     model_sha256=sha,
                     modalities="+".join(present),
+                    n_slices=n_slices,
+                    slice_aggregation=how if n_slices is not None else None,
                     **w,
                 )
             )
-    target = out or run_dir / "predictions.parquet"
+    target = Path(out) if out is not None else run_dir / "predictions.parquet"
     write_table(rows, target, PredictionRow)
-    counts = {"records": len(usable), "skipped_no_modality": len(records) - len(usable), "rows": len(rows)}
+    counts = {
+        "records": len(usable),
+        "skipped_no_modality": len(records) - len(usable),
+        "rows": len(rows),
+        "samples": len(ds),
+    }
+    if slice_scores:
+        slice_rows = [
+            SlicePredictionRow(
+                record_id=rid,
+                slice=int(ds.slices[i]),
+                task=task,
+                label=lab,
+                score=float(np.clip(per_sample.probs[i, k], 0, 1)),
+                model_sha256=sha,
+            )
+            for i, rid in enumerate(per_sample.record_ids)
+            if ds.slices[i] >= 0
+            for k, (task, lab) in enumerate(labels)
+        ]
+        write_table(slice_rows, slice_table_path(target), SlicePredictionRow)
+        counts["slice_rows"] = len(slice_rows)
     update_run_json(
         run_dir,
         "predict",
@@ -82,6 +146,8 @@ def predict_run(
             "checkpoint": str(checkpoint),
             "model_sha256": sha,
             "modalities": [m for m in MODALITIES if m in mods],
+            "slice_aggregation": how,
+            "slice_scores": slice_scores,
         },
         counts=counts,
         timings=timer.total(),
