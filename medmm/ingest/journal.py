@@ -20,25 +20,22 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from medmm.errors import ConfigError
-from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.records import IngestManifestRow
 from medmm.records import Status
-from medmm.tables import atomic_write_json, read_table, write_table
 
-__all__ = ["Journal", "run_lock", "write_part"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["Journal", "row_parts", "run_lock", "write_part"]
 
 MANIFEST = "manifest.parquet"
 VOLUMES = "volumes.parquet"
@@ -92,11 +89,43 @@ def write_part(run_dir: Path, stem: str, rows: list[IngestManifestRow], volumes:
     ['a']
     """
     parts = Path(run_dir) / ".parts"
-    volumes = list(volumes)
+    volumes = [v.model_dump(mode="json") for v in volumes]
     if volumes:
-        write_table(volumes, parts / f"{stem}-volumes.parquet", _volume_model())
-    if rows:
-        write_table(rows, parts / f"{stem}-rows.parquet", IngestManifestRow)
+        _atomic_pickle(volumes, parts / f"{stem}-volumes.pkl")
+    if rows:  # plain dicts, pickled: no pandas or Arrow needed (nor imported) on the workers
+        _atomic_pickle([r.model_dump(mode="json") for r in rows], parts / f"{stem}-rows.pkl")
+
+
+def _atomic_pickle(obj: Any, path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def _load_pickle(path: Path) -> Any:
+    with path.open("rb") as fh:
+        return pickle.load(fh)  # our own journal part (0600), written by this or an earlier run
+
+
+def row_parts(parts: Path) -> list[Path]:
+    """Row parts of the journal in the order they were written (parquet from older runs, or pickles).
+
+    >>> row_parts(Path("/nonexistent"))
+    []
+    """
+    if not parts.exists():
+        return []
+    found = [*parts.glob("*-rows.parquet"), *parts.glob("*-rows.pkl")]
+    return sorted(found, key=lambda p: p.name)
+
+
+def _volume_parts(parts: Path) -> list[Path]:
+    if not parts.exists():
+        return []
+    return sorted([*parts.glob("*-volumes.parquet"), *parts.glob("*-volumes.pkl")], key=lambda p: p.name)
 
 
 class Journal:
@@ -117,11 +146,7 @@ class Journal:
         self._rows: list[IngestManifestRow] = []
         self._volumes: list[Any] = []
         self._last = time.monotonic()
-        existing = (
-            [int(p.name.split("-")[0]) for p in self.parts.glob("*-rows.parquet")]
-            if self.parts.exists()
-            else []
-        )
+        existing = [int(p.name.split("-")[0]) for p in row_parts(self.parts)]
         self._seq = max(existing, default=0) + 1
 
     # -- state of a previous run -------------------------------------------------------------------
@@ -135,6 +160,8 @@ class Journal:
 
     def write_state(self, state: dict[str, str]) -> None:
         """Record the key fingerprint and archive this run directory belongs to."""
+        from medmm.tables import atomic_write_json
+
         atomic_write_json(self.run_dir / STATE, state)
 
     def discard(self) -> None:
@@ -146,26 +173,25 @@ class Journal:
 
     def load(self) -> tuple[dict[str, IngestManifestRow], dict[str, dict[str, Any]]]:
         """Rows (by path) and volume records (by volume_id) of the last finished run plus any parts."""
-        row_frames, vol_frames = [], []
-        if (self.run_dir / MANIFEST).exists():
-            row_frames.append(read_table(self.run_dir / MANIFEST))
-        if (self.run_dir / VOLUMES).exists():
-            vol_frames.append(read_table(self.run_dir / VOLUMES))
-        if self.parts.exists():
-            for part in sorted(self.parts.glob("*-volumes.parquet")):
-                vol_frames.append(read_table(part))
-            for part in sorted(self.parts.glob("*-rows.parquet")):
-                row_frames.append(read_table(part))
+        from medmm.tables import read_table
+
         rows: dict[str, IngestManifestRow] = {}
-        for frame in row_frames:
-            for rec in frame.to_dict(orient="records"):
+        volumes: dict[str, dict[str, Any]] = {}
+        if (self.run_dir / VOLUMES).exists():
+            _add_volumes(volumes, read_table(self.run_dir / VOLUMES).to_dict(orient="records"))
+        for part in _volume_parts(self.parts):
+            recs = _load_pickle(part) if part.suffix == ".pkl" else read_table(part).to_dict(orient="records")
+            _add_volumes(volumes, recs)
+        sources = [self.run_dir / MANIFEST] if (self.run_dir / MANIFEST).exists() else []
+        for source in sources + row_parts(self.parts):
+            if source.suffix == ".pkl":
+                recs = _load_pickle(source)
+            else:
+                recs = read_table(source).to_dict(orient="records")
+            for rec in recs:
                 clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
                 row = IngestManifestRow.model_validate(clean)
                 rows[row.path] = row
-        volumes: dict[str, dict[str, Any]] = {}
-        for frame in vol_frames:
-            for rec in frame.to_dict(orient="records"):
-                volumes[str(rec["volume_id"])] = {str(k): v for k, v in rec.items()}
         return rows, volumes
 
     # -- this run ---------------------------------------------------------------------------------
@@ -191,16 +217,6 @@ class Journal:
         self._seq += 1
         self._rows, self._volumes = [], []
 
-    def finish(self, rows: list[IngestManifestRow], volumes: list[dict[str, Any]]) -> None:
-        """Write the merged ``manifest.parquet`` and ``volumes.parquet``; then drop the parts."""
-        self.flush()
-        write_table(rows, self.run_dir / MANIFEST, IngestManifestRow)
-        model = _volume_model()
-        frame = pd.DataFrame(volumes, columns=list(model.model_fields))
-        write_table(frame, self.run_dir / VOLUMES, model)
-        shutil.rmtree(self.parts, ignore_errors=True)
-        self._remove_orphans({str(v["volume_id"]) for v in volumes})
-
     def finish_from_parts(
         self, paths: Iterable[str], volumes: Mapping[str, dict[str, Any]]
     ) -> tuple[pa.Table, list[dict[str, Any]]]:
@@ -221,9 +237,15 @@ class Journal:
         manifest, volumes
             The manifest written (an Arrow table) and the volume records written to ``volumes.parquet``.
         """
+        import pandas as pd
+        import pyarrow.compute as pc
+
+        from medmm.ingest.merge import merge_rows, write_like_pandas
+        from medmm.tables import write_table
+
         self.flush()
-        table = _merge_rows(self.run_dir, self.parts, paths)
-        _write_like_pandas(table, self.run_dir / MANIFEST)
+        table = merge_rows(self.run_dir, self.parts, paths)
+        write_like_pandas(table, self.run_dir / MANIFEST)
         ingested = pc.equal(table["status"], Status.ingested.value)
         ids = sorted(v for v in pc.unique(table["volume_id"].filter(ingested)).to_pylist() if v)
         kept = [volumes[v] for v in ids if v in volumes]
@@ -246,81 +268,6 @@ class Journal:
                 path.unlink(missing_ok=True)
 
 
-def _schema() -> pa.Schema:
-    ints = {"size", "mtime_ns"}
-    return pa.schema([(n, pa.int64() if n in ints else pa.string()) for n in IngestManifestRow.model_fields])
-
-
-def _read_rows(path: Path, schema: pa.Schema) -> pa.Table:
-    table = pq.read_table(path, use_threads=False)
-    cols = [
-        table[n].cast(f.type) if n in table.column_names else pa.nulls(len(table), f.type)
-        for n, f in zip(schema.names, schema, strict=True)
-    ]
-    return pa.Table.from_arrays(cols, schema=schema)
-
-
-def _merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
-    """Rows of the last finished run and the parts, last per path, restricted to ``paths``, sorted."""
-    schema = _schema()
-    sources = [run_dir / MANIFEST] if (run_dir / MANIFEST).exists() else []
-    if parts.exists():
-        sources += sorted(parts.glob("*-rows.parquet"))
-    tables = [_read_rows(p, schema) for p in sources]
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    wanted = pa.array(paths, pa.string())
-    table = table.filter(pc.is_in(table["path"], value_set=wanted))
-    order = pa.array(range(len(table)), pa.int64())
-    table = table.append_column("_order", order)
-    table = table.take(pc.sort_indices(table, [("path", "ascending"), ("_order", "descending")]))
-    path_col = table["path"].combine_chunks()
-    if len(table) > 1:
-        first = pc.not_equal(path_col[1:], path_col[:-1])
-        keep = pa.concat_arrays([pa.array([True]), first.fill_null(True)])
-        table = table.filter(keep)
-    table = table.drop_columns(["_order"])
-    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=table["path"]))).to_pylist()
-    if missing:  # safety net: every input appears, even if a code path forgot it
-        extra = [_no_outcome(rel) for rel in missing]
-        rows = pa.Table.from_pylist([r.model_dump(mode="json") for r in extra], schema=schema)
-        table = pa.concat_tables([table, rows])
-        table = table.take(pc.sort_indices(table, [("path", "ascending")]))
-    return table.combine_chunks()
-
-
-def _write_like_pandas(table: pa.Table, path: Path) -> None:
-    """Write ``table`` as :func:`~medmm.tables.write_table` writes the same rows, without pandas.
-
-    A DataFrame of the rows would cost ~1 KB per file (a Python object per cell); instead the schema
-    (and pandas metadata) that pandas would give the whole table is derived from a few rows: one null
-    and one value of each column. Integer columns with nulls become float64 and all-null columns the
-    null type, as in pandas; the file's bytes are identical.
-    """
-    import tempfile
-
-    pick: set[int] = set()
-    for column in table.columns:
-        nulls = column.is_null()
-        for want in (True, False):
-            hit = pc.index(nulls, want).as_py()
-            if hit >= 0:
-                pick.add(hit)
-    sample = table.take(pa.array(sorted(pick), pa.int64()))
-    frame = pd.DataFrame(sample.to_pylist(), columns=table.column_names)  # as records_to_frame
-    schema = pa.Table.from_pandas(frame, preserve_index=False).schema
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        cols = [pa.nulls(len(table)) if f.type == pa.null() else table[f.name].cast(f.type) for f in schema]
-        pq.write_table(pa.Table.from_arrays(cols, schema=schema), tmp, compression="snappy")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _no_outcome(rel: str) -> IngestManifestRow:
-    from medmm.errors import reason_of
-
-    err = IngestTaskError(rel, "no outcome was recorded for this file", "re-run `medmm ingest`")
-    return IngestManifestRow(path=rel, format="unknown", status=Status.quarantined, reason=reason_of(err))
+def _add_volumes(volumes: dict[str, dict[str, Any]], records: Iterable[dict[Any, Any]]) -> None:
+    for rec in records:
+        volumes[str(rec["volume_id"])] = {str(k): v for k, v in rec.items()}

@@ -1,0 +1,125 @@
+"""The manifest from the journal: Arrow tables merged part by part, never one record object per file.
+
+:func:`merge_rows` reads ``manifest.parquet`` of the last finished run and every journal part (later
+parts win), keeps the last row per path for the given inputs, adds a safety-net row for an input with
+no row, and sorts by path; :func:`write_like_pandas` writes it byte for byte as
+:func:`~medmm.tables.write_table` writes the same records. Arrow holds a few hundred bytes per file.
+
+>>> import tempfile, pathlib
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> merge_rows(run, run / ".parts", ["a.dcm"])["reason"][0].as_py().split(":")[0]
+'IngestTaskError'
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from medmm.errors import reason_of
+from medmm.ingest.errors import IngestTaskError
+from medmm.ingest.records import IngestManifestRow
+from medmm.records import Status
+
+__all__ = ["merge_rows", "row_schema", "write_like_pandas"]
+
+MANIFEST = "manifest.parquet"
+
+
+def row_schema() -> pa.Schema:
+    """Arrow schema of manifest rows (integers as int64, everything else as strings)."""
+    ints = {"size", "mtime_ns"}
+    return pa.schema([(n, pa.int64() if n in ints else pa.string()) for n in IngestManifestRow.model_fields])
+
+
+def _read_rows(path: Path, schema: pa.Schema) -> pa.Table:
+    if path.suffix == ".pkl":
+        with path.open("rb") as fh:
+            return pa.Table.from_pylist(pickle.load(fh), schema=schema)  # our own part (0600)
+    table = pq.read_table(path, use_threads=False)
+    cols = [
+        table[n].cast(f.type) if n in table.column_names else pa.nulls(len(table), f.type)
+        for n, f in zip(schema.names, schema, strict=True)
+    ]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
+    """Rows of the last finished run and the parts, last per path, restricted to ``paths``, sorted.
+
+    Parameters
+    ----------
+    run_dir, parts
+        The run directory and its journal parts folder.
+    paths
+        Every input of this run, each once.
+    """
+    from medmm.ingest.journal import row_parts
+
+    schema = row_schema()
+    sources = [run_dir / MANIFEST] if (run_dir / MANIFEST).exists() else []
+    sources += row_parts(parts)
+    wanted = pa.array(paths, pa.string())
+    tables = []
+    for source in sources:
+        part = _read_rows(source, schema)
+        tables.append(part.filter(pc.is_in(part["path"], value_set=wanted)))
+    table = pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
+    del tables
+    table = table.append_column("_order", pa.array(range(len(table)), pa.int64()))
+    table = table.take(pc.sort_indices(table, [("path", "ascending"), ("_order", "descending")]))
+    path_col = table["path"].combine_chunks()
+    if len(table) > 1:
+        first = pc.not_equal(path_col[1:], path_col[:-1])
+        table = table.filter(pa.concat_arrays([pa.array([True]), first.fill_null(True)]))
+    table = table.drop_columns(["_order"])
+    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=table["path"]))).to_pylist()
+    if missing:  # safety net: every input appears, even if a code path forgot it
+        extra = [_no_outcome(rel).model_dump(mode="json") for rel in missing]
+        table = pa.concat_tables([table, pa.Table.from_pylist(extra, schema=schema)])
+        table = table.take(pc.sort_indices(table, [("path", "ascending")]))
+    return table.combine_chunks()
+
+
+def write_like_pandas(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as :func:`~medmm.tables.write_table` writes the same rows, without pandas.
+
+    A DataFrame of the rows would cost a Python object per cell; instead the schema (and pandas
+    metadata) that pandas would give the whole table is derived from a few rows: one null and one
+    value of each column. Integer columns with nulls become float64 and all-null columns the null
+    type, as in pandas; the file's bytes are identical.
+    """
+    import tempfile
+
+    pick: set[int] = set()
+    for column in table.columns:
+        nulls = column.is_null()
+        for want in (True, False):
+            hit = pc.index(nulls, want).as_py()
+            if hit >= 0:
+                pick.add(hit)
+    sample = table.take(pa.array(sorted(pick), pa.int64()))
+    frame = pd.DataFrame(sample.to_pylist(), columns=table.column_names)  # as records_to_frame
+    schema = pa.Table.from_pandas(frame, preserve_index=False).schema
+    cols = [pa.nulls(len(table)) if f.type == pa.null() else table[f.name].cast(f.type) for f in schema]
+    out = pa.Table.from_arrays(cols, schema=schema)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(out, tmp, compression="snappy")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _no_outcome(rel: str) -> IngestManifestRow:
+    err = IngestTaskError(rel, "no outcome was recorded for this file", "re-run `medmm ingest`")
+    return IngestManifestRow(path=rel, format="unknown", status=Status.quarantined, reason=reason_of(err))
