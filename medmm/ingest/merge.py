@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -39,16 +39,58 @@ def row_schema() -> pa.Schema:
     return pa.schema([(n, pa.int64() if n in ints else pa.string()) for n in IngestManifestRow.model_fields])
 
 
-def _read_rows(path: Path, schema: pa.Schema) -> pa.Table:
-    if path.suffix == ".pkl":
-        with path.open("rb") as fh:
-            return pa.Table.from_pylist(pickle.load(fh), schema=schema)  # our own part (0600)
+#: Rows of pickled parts turned into one Arrow table at a time: many small tables cost far more memory
+#: (allocator pages, dictionaries) than their rows; a few thousand rows as Python dicts stay small.
+CHUNK_ROWS = 1024
+
+
+def _read_chunks(sources: list[Path], schema: pa.Schema) -> Iterator[pa.Table]:
+    """The rows of ``sources`` in order, as compact tables of about :data:`CHUNK_ROWS` rows."""
+    pending: list[dict[str, object]] = []
+    for source in sources:
+        if source.suffix == ".pkl":
+            with source.open("rb") as fh:
+                pending += pickle.load(fh)  # our own journal part (0600)
+            if len(pending) < CHUNK_ROWS:
+                continue
+        if pending:
+            yield _compact(pa.Table.from_pylist(pending, schema=schema))
+            pending = []
+        if source.suffix != ".pkl":
+            yield _compact(_read_parquet(source, schema))
+    if pending:
+        yield _compact(pa.Table.from_pylist(pending, schema=schema))
+
+
+def _read_parquet(path: Path, schema: pa.Schema) -> pa.Table:
     table = pq.read_table(path, use_threads=False)
     cols = [
         table[n].cast(f.type) if n in table.column_names else pa.nulls(len(table), f.type)
         for n, f in zip(schema.names, schema, strict=True)
     ]
     return pa.Table.from_arrays(cols, schema=schema)
+
+
+#: Columns with few distinct values (statuses, reasons, ids of series ...): dictionary-encoded while
+#: merging, so that a row costs little more than its path.
+_REPEATED = (
+    "format",
+    "status",
+    "reason",
+    "volume_id",
+    "kind",
+    "modality",
+    "patient_id",
+    "study_id",
+    "series_id",
+)
+
+
+def _compact(table: pa.Table) -> pa.Table:
+    for name in _REPEATED:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pc.dictionary_encode(table[name]))
+    return table
 
 
 def merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
@@ -66,13 +108,11 @@ def merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
     schema = row_schema()
     sources = [run_dir / MANIFEST] if (run_dir / MANIFEST).exists() else []
     sources += row_parts(parts)
-    wanted = pa.array(paths, pa.string())
-    tables = []
-    for source in sources:
-        part = _read_rows(source, schema)
-        tables.append(part.filter(pc.is_in(part["path"], value_set=wanted)))
-    table = pa.concat_tables(tables).combine_chunks() if tables else schema.empty_table()
+    tables = list(_read_chunks(sources, schema))
+    table = pa.concat_tables(tables).combine_chunks() if tables else _compact(schema.empty_table())
     del tables
+    wanted = pa.array(paths, pa.string())
+    table = table.filter(pc.is_in(table["path"], value_set=wanted))
     table = table.append_column("_order", pa.array(range(len(table)), pa.int64()))
     table = table.take(pc.sort_indices(table, [("path", "ascending"), ("_order", "descending")]))
     path_col = table["path"].combine_chunks()
@@ -83,9 +123,9 @@ def merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
     missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=table["path"]))).to_pylist()
     if missing:  # safety net: every input appears, even if a code path forgot it
         extra = [_no_outcome(rel).model_dump(mode="json") for rel in missing]
-        table = pa.concat_tables([table, pa.Table.from_pylist(extra, schema=schema)])
+        table = pa.concat_tables([table, _compact(pa.Table.from_pylist(extra, schema=schema))])
         table = table.take(pc.sort_indices(table, [("path", "ascending")]))
-    return table.combine_chunks()
+    return table
 
 
 def write_like_pandas(table: pa.Table, path: Path) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medmm.ingest.discover import Entry, pair_units, walk_archive
+from medmm.ingest.discover import Entry, PackedEntries, pack_entries, pair_units, unpack_entries, walk_archive
 from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.groups import (
     GroupDone,
@@ -211,7 +211,7 @@ def _scan(
         _await_worker(client)
     if start:
         log.info("scanned %d files on the driver while the workers started", sum(map(len, batches[:start])))
-    items = [(b, _companions(b, companions)) for b in rest]
+    items = [(pack_entries(b), _companions(b, companions)) for b in rest]
     for i, result in run_tasks(client, _scan_item, items, label="scan", args=args, show_progress=progress):
         if isinstance(result, TaskFailure):
             _failed(rest[i], result.exception, out, journal)
@@ -221,10 +221,10 @@ def _scan(
 
 
 def _scan_item(
-    item: tuple[list[Entry], frozenset[str]], archive_root: str, key: bytes, run_dir: str, seq: int
+    item: tuple[PackedEntries, frozenset[str]], archive_root: str, key: bytes, run_dir: str, seq: int
 ) -> ScanSummary:
-    """One scan task: a batch and its ``.img`` files that have a ``.hdr`` beside them."""
-    return scan_to_parts(item[0], archive_root, key, run_dir, seq, item[1])
+    """One scan task: a packed batch and its ``.img`` files that have a ``.hdr`` beside them."""
+    return scan_to_parts(unpack_entries(item[0]), archive_root, key, run_dir, seq, item[1])
 
 
 def _companions(batch: list[Entry], companions: Collection[str]) -> frozenset[str]:

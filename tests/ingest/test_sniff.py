@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import struct
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_sniff_file_gzip_wrong_extension_and_corruption(tmp_path: Path) -> None:
     dicom_txt.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00")
     assert sniff_file(dicom_txt).format == Format.dicom
     corrupt = tmp_path / "broken.nii.gz"
-    corrupt.write_bytes(b"\x1f\x8b\x08\x00" + os.urandom(16) + b"\xff" * 200)
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00" + random.Random(0).randbytes(16) + b"\xff" * 200)  # seeded
     found = sniff_file(corrupt)
     assert found.format == Format.gzip and "corrupt" in found.error
 
