@@ -24,15 +24,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medmm.errors import InputError, reason_of
-from medmm.ingest.discover import Entry
+from medmm.ingest.discover import Entry, PackedEntries, unpack_entries
 from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.headers import HEADERS_SUBDIR, InstanceRef
 from medmm.ingest.journal import write_part
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.tasks import (
+    Converted,
+    ConvertJob,
     Scanned,
     _as_pseudonymizer,
     _maybe_die_for_test,
+    convert_job,
     quiet_readers,
     scan_batch,
     unexpected,
@@ -48,9 +51,11 @@ __all__ = [
     "ScanSummary",
     "batch_digest",
     "convert_group",
+    "convert_item",
     "drop_batch",
     "group_id",
     "group_rows",
+    "scan_item",
     "scan_to_parts",
 ]
 
@@ -271,3 +276,33 @@ def convert_group(
         rows, volumes = _convert_stacks(pairs, root, out, _as_pseudonymizer(pseudonymizer))
     write_part(out, f"{seq:06d}-g{gid}", rows, volumes)
     return GroupDone(gid, volumes, len(rows))
+
+
+# The functions Dask runs live here, not in the pipeline module: a worker imports only what they need
+# (importing the pipeline would load pandas and Arrow into every worker, ~60 MB each).
+
+
+def scan_item(
+    item: tuple[PackedEntries, frozenset[str]], archive_root: str, key: bytes, run_dir: str, seq: int
+) -> ScanSummary:
+    """One scan task: a packed batch and its ``.img`` files that have a ``.hdr`` beside them.
+
+    >>> from medmm.ingest.discover import pack_entries
+    >>> scan_item((pack_entries([]), frozenset()), "/nonexistent", b"k" * 32, "/nonexistent", 1).groups
+    {}
+    """
+    return scan_to_parts(unpack_entries(item[0]), archive_root, key, run_dir, seq, item[1])
+
+
+def convert_item(
+    item: str | ConvertJob, archive_root: str, run_dir: str, key: bytes, seq: int
+) -> GroupDone | Converted:
+    """One conversion task: a study/series group (by id) or an image file job.
+
+    >>> import tempfile
+    >>> convert_item("0" * 24, "/nonexistent", tempfile.mkdtemp(), b"k" * 32, 1).n_rows
+    0
+    """
+    if isinstance(item, str):
+        return convert_group(item, archive_root, run_dir, key, seq)
+    return convert_job(item, archive_root, run_dir, key)

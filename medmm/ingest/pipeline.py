@@ -29,22 +29,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medmm.ingest.discover import Entry, PackedEntries, pack_entries, pair_units, unpack_entries, walk_archive
+from medmm.ingest.discover import Entry, pack_entries, pair_units, walk_archive
 from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.groups import (
     GroupDone,
     ScanSummary,
     batch_digest,
-    convert_group,
+    convert_item,
     drop_batch,
     group_rows,
+    scan_item,
     scan_to_parts,
 )
 from medmm.ingest.headers import HEADERS_SUBDIR
 from medmm.ingest.journal import Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
-from medmm.ingest.tasks import Converted, ConvertJob, Scanned, convert_job, unexpected
+from medmm.ingest.tasks import Converted, ConvertJob, Scanned, unexpected
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, update_run_json
@@ -212,19 +213,12 @@ def _scan(
     if start:
         log.info("scanned %d files on the driver while the workers started", sum(map(len, batches[:start])))
     items = [(pack_entries(b), _companions(b, companions)) for b in rest]
-    for i, result in run_tasks(client, _scan_item, items, label="scan", args=args, show_progress=progress):
+    for i, result in run_tasks(client, scan_item, items, label="scan", args=args, show_progress=progress):
         if isinstance(result, TaskFailure):
             _failed(rest[i], result.exception, out, journal)
         else:
             found.add(result)
     return found
-
-
-def _scan_item(
-    item: tuple[PackedEntries, frozenset[str]], archive_root: str, key: bytes, run_dir: str, seq: int
-) -> ScanSummary:
-    """One scan task: a packed batch and its ``.img`` files that have a ``.hdr`` beside them."""
-    return scan_to_parts(unpack_entries(item[0]), archive_root, key, run_dir, seq, item[1])
 
 
 def _companions(batch: list[Entry], companions: Collection[str]) -> frozenset[str]:
@@ -244,15 +238,6 @@ def _failed(batch: list[Entry], exc: BaseException, out: Path, journal: Journal)
         )
         for e in batch
     )
-
-
-def _convert_item(
-    item: str | ConvertJob, archive_root: str, run_dir: str, key: bytes, seq: int
-) -> GroupDone | Converted:
-    """One conversion task: a study/series group (by id) or an image file job."""
-    if isinstance(item, str):
-        return convert_group(item, archive_root, run_dir, key, seq)
-    return convert_job(item, archive_root, run_dir, key)
 
 
 def _group_failed(gid: str, out: Path, exc: BaseException, journal: Journal) -> None:
@@ -382,7 +367,7 @@ def _ingest(
                 _await_worker(dask)
             for i, result in run_tasks(
                 dask,
-                _convert_item,
+                convert_item,
                 items,
                 label="convert",
                 args=(str(root), str(out), key, seq),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from medmm.ingest import pipeline
+from medmm.ingest import groups, pipeline
 from medmm.ingest.discover import Entry, pair_units, walk_archive
 from medmm.ingest.groups import convert_group, scan_to_parts
 from medmm.ingest.headers import HEADERS_SUBDIR
@@ -90,7 +90,7 @@ def test_crashed_scan_task_quarantines_its_files_and_drops_its_header_parts(
     archive0, key, _ = sample
     archive = tmp_path / "archive"
     shutil.copytree(archive0, archive)
-    real = pipeline.scan_to_parts
+    real = groups.scan_to_parts
     victim = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*.dcm"))[0]
 
     def crashing(entries: list[Entry], *args: Any) -> Any:
@@ -99,7 +99,7 @@ def test_crashed_scan_task_quarantines_its_files_and_drops_its_header_parts(
             raise MemoryError("simulated crash")
         return summary
 
-    monkeypatch.setattr(pipeline, "scan_to_parts", crashing)
+    monkeypatch.setattr(groups, "scan_to_parts", crashing)
     run = tmp_path / "run"
     result = pipeline.ingest_archive(archive, run, workers=1, processes=False, key_file=key, batch_size=5)
     manifest = read_table(run / "manifest.parquet").set_index("path")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import medmm.ingest.groups as groups
 import medmm.ingest.pipeline as pipeline
 from medmm.errors import ConfigError
 from medmm.ingest.journal import run_lock
@@ -118,21 +119,21 @@ def test_unexpected_task_failure_is_quarantined_then_retried(
     archive.mkdir()
     for rel in ("nibabel/functional.nii", "nibabel/anatomical.nii", "generated/notes.txt"):
         shutil.copyfile(archive0 / rel, archive / Path(rel).name)
-    real_convert = pipeline.convert_job
+    real_convert = groups.convert_job
 
     def buggy(job: Any, *args: Any) -> Any:
         if "functional.nii" in job.paths:
             raise RuntimeError("simulated bug")
         return real_convert(job, *args)
 
-    monkeypatch.setattr(pipeline, "convert_job", buggy)
+    monkeypatch.setattr(groups, "convert_job", buggy)
     run = tmp_path / "run"
     first = ingest_archive(archive, run, workers=1, processes=False, key_file=key)
     manifest = read_table(run / "manifest.parquet").set_index("path")
     assert manifest.loc["functional.nii", "reason"].startswith("IngestTaskError")
     assert "simulated bug" in manifest.loc["functional.nii", "reason"]
     assert manifest.loc["anatomical.nii", "status"] == "ingested" and first.counts["ingested"] == 1
-    monkeypatch.setattr(pipeline, "convert_job", real_convert)
+    monkeypatch.setattr(groups, "convert_job", real_convert)
     second = ingest_archive(archive, run, workers=1, processes=False, key_file=key)
     assert second.n_skipped == 2 and second.counts["ingested"] == 2
 
