@@ -28,7 +28,7 @@ from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.records import IngestManifestRow
 from medmm.records import Status
 
-__all__ = ["merge_rows", "row_schema", "write_like_pandas"]
+__all__ = ["merge_rows", "read_all", "row_schema", "write_like_pandas"]
 
 MANIFEST = "manifest.parquet"
 
@@ -93,6 +93,23 @@ def _compact(table: pa.Table) -> pa.Table:
     return table
 
 
+def read_all(run_dir: Path, parts: Path) -> pa.Table:
+    """Every row of the last finished run's manifest and of the journal parts, in the order written.
+
+    String columns other than ``path`` are dictionary-encoded.
+
+    >>> read_all(Path("/nonexistent"), Path("/nonexistent")).num_rows
+    0
+    """
+    from medmm.ingest.journal import row_parts
+
+    schema = row_schema()
+    sources = [run_dir / MANIFEST] if (run_dir / MANIFEST).exists() else []
+    sources += row_parts(parts)
+    tables = list(_read_chunks(sources, schema))
+    return pa.concat_tables(tables).combine_chunks() if tables else _compact(schema.empty_table())
+
+
 def merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
     """Rows of the last finished run and the parts, last per path, restricted to ``paths``, sorted.
 
@@ -103,14 +120,8 @@ def merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
     paths
         Every input of this run, each once.
     """
-    from medmm.ingest.journal import row_parts
-
+    table = read_all(run_dir, parts)
     schema = row_schema()
-    sources = [run_dir / MANIFEST] if (run_dir / MANIFEST).exists() else []
-    sources += row_parts(parts)
-    tables = list(_read_chunks(sources, schema))
-    table = pa.concat_tables(tables).combine_chunks() if tables else _compact(schema.empty_table())
-    del tables
     wanted = pa.array(paths, pa.string())
     table = table.filter(pc.is_in(table["path"], value_set=wanted))
     table = table.append_column("_order", pa.array(range(len(table)), pa.int64()))

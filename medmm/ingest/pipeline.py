@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from medmm.ingest.discover import Entry, pack_entries, pair_units, walk_archive
-from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.groups import (
     GroupDone,
     ScanSummary,
@@ -42,7 +41,7 @@ from medmm.ingest.groups import (
     scan_to_parts,
 )
 from medmm.ingest.headers import HEADERS_SUBDIR
-from medmm.ingest.journal import Journal, run_lock
+from medmm.ingest.journal import Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
 from medmm.ingest.tasks import Converted, ConvertJob, Scanned, unexpected
@@ -80,14 +79,12 @@ def _batches(entries: list[Entry], size: int, slots: int = 1) -> list[list[Entry
     return [entries[i : i + size] for i in range(0, len(entries), size)]
 
 
-def _done(
-    row: IngestManifestRow | None, entry: Entry, volumes: dict[str, dict[str, Any]], run_dir: Path
-) -> bool:
+def _done(row: Done | None, entry: Entry, volumes: dict[str, dict[str, Any]], run_dir: Path) -> bool:
     if row is None or row.size != entry.size or row.mtime_ns != entry.mtime_ns:
         return False
-    if row.reason.startswith(f"{IngestTaskError.__name__}:"):  # a crash or lost worker: retry it
+    if row.retry:  # a crash or lost worker: retry it
         return False
-    if row.status in (Status.ingested, Status.companion) and row.volume_id:
+    if row.status in (Status.ingested.value, Status.companion.value) and row.volume_id:
         vol = volumes.get(row.volume_id)
         return vol is not None and (run_dir / str(vol["path"])).exists()
     return True

@@ -13,6 +13,7 @@ from medmm.ingest.discover import Entry, pair_units, walk_archive
 from medmm.ingest.groups import convert_group, scan_to_parts
 from medmm.ingest.headers import HEADERS_SUBDIR
 from medmm.ingest.journal import Journal, write_part
+from medmm.ingest.merge import read_all
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
 from medmm.ingest.tasks import scan_batch
@@ -50,7 +51,9 @@ def test_group_parts_settle_every_file_as_the_in_memory_plan(
     volumes = []
     for gid in sorted(groups):
         volumes += convert_group(gid, str(archive), str(run), KEY, 1).volumes
-    journaled, _ = Journal(run).load()
+    journaled = {
+        r["path"]: IngestManifestRow.model_validate(r) for r in read_all(run, run / ".parts").to_pylist()
+    }
     dicom_jobs = [j for j in jobs if j.stack is not None]
     assert len(volumes) == len(dicom_jobs) > 3
     for path, row in book.rows.items():  # settled without conversion: same row
@@ -114,3 +117,14 @@ def test_crashed_scan_task_quarantines_its_files_and_drops_its_header_parts(
 def pd_notna_none(value: object) -> bool:
     """True when a manifest cell is empty (None or NaN)."""
     return value is None or value != value
+
+
+def test_resume_state_is_read_without_row_records(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    crash = "IngestTaskError: b: processing failed unexpectedly (MemoryError). Fix: re-run"
+    write_part(run, "000001-s1", [_row("a", Status.non_image), _row("b", Status.non_image)])
+    write_part(run, "000002", [_row("b", Status.quarantined, crash)])
+    rows, volumes = Journal(run).load()
+    assert set(rows) == {"a", "b"} and volumes == {}
+    assert rows["a"].size == 1 and rows["a"].mtime_ns == 5 and not rows["a"].retry
+    assert rows["b"].status == "quarantined" and rows["b"].retry  # the later part wins
