@@ -8,15 +8,13 @@ each is its own volume). One group task (:func:`convert_group`) per study/series
 group's parts, assembles its stacks, writes their volumes and journals the settled rows; it returns the
 volume records only. The manifest is merged from the journal parts at the end (:mod:`.journal`).
 
->>> group_id("1.2.3", "1.2.3.4") == group_id("1.2.3", "1.2.3.4")
-True
+>>> scan_to_parts([], "/nonexistent", b"k" * 32, "/nonexistent", 1).groups
+{}
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from medmm.errors import InputError, reason_of
 from medmm.ingest.discover import Entry, PackedEntries, unpack_entries
 from medmm.ingest.errors import IngestTaskError
-from medmm.ingest.headers import HEADERS_SUBDIR, InstanceRef
+from medmm.ingest.headers import HEADERS_SUBDIR, group_id, read_group, write_group_part
 from medmm.ingest.journal import write_part
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.tasks import (
@@ -52,9 +50,6 @@ __all__ = [
     "batch_digest",
     "convert_group",
     "convert_item",
-    "drop_batch",
-    "group_id",
-    "group_rows",
     "scan_item",
     "scan_to_parts",
 ]
@@ -79,15 +74,6 @@ class GroupDone:
     n_rows: int = 0
 
 
-def group_id(study_uid: str, series_key: str) -> str:
-    """File-name-safe id of a study/series group (a digest: the raw UIDs never name a file).
-
-    >>> len(group_id("1.2", "3.4"))
-    24
-    """
-    return hashlib.sha256(f"{study_uid}\0{series_key}".encode()).hexdigest()[:24]
-
-
 def batch_digest(entries: Iterable[Entry]) -> str:
     """Name of a scan batch's part files (a retried task overwrites its own parts).
 
@@ -95,30 +81,6 @@ def batch_digest(entries: Iterable[Entry]) -> str:
     True
     """
     return hashlib.sha256("\n".join(e.rel for e in entries).encode()).hexdigest()[:24]
-
-
-def _dump(obj: Any, folder: Path, name: str) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, folder / name)
-
-
-def drop_batch(headers_dir: Path, digest: str) -> None:
-    """Remove the group parts a failed scan batch may have left (its files are quarantined instead)."""
-    for part in headers_dir.glob(f"*/{digest}.pkl"):
-        part.unlink(missing_ok=True)
-
-
-def group_rows(headers_dir: Path, gid: str) -> list[tuple[DicomInstance, IngestManifestRow]]:
-    """Header records and provisional rows of one group, from all its parts (sorted by path)."""
-    pairs: list[tuple[DicomInstance, IngestManifestRow]] = []
-    for part in sorted((headers_dir / gid).glob("*.pkl")):
-        with part.open("rb") as fh:
-            pairs.extend(pickle.load(fh))  # our own private file (0600 in a 0700 folder)
-    return sorted(pairs, key=lambda p: p[0].path)
 
 
 def _with(row: IngestManifestRow, status: Status, reason: str, **extra: Any) -> IngestManifestRow:
@@ -176,8 +138,6 @@ def scan_to_parts(
         if s.row.series_id:
             out.series_ids.add(s.row.series_id)
         inst = s.instance
-        if isinstance(inst, InstanceRef):  # scan_batch spills nothing here: records stay in hand
-            raise TypeError("scan_to_parts expects header records, not refs")
         if inst is None:
             if s.pending or s.row.path in companions:
                 out.images.append(s)
@@ -194,7 +154,7 @@ def scan_to_parts(
     digest = batch_digest(entries)
     headers = Path(run_dir) / HEADERS_SUBDIR
     for gid, pairs in by_group.items():
-        _dump(pairs, headers / gid, f"{digest}.pkl")
+        write_group_part(headers, gid, digest, pairs)
         out.groups[gid] = len(pairs)
     if final:
         write_part(Path(run_dir), f"{seq:06d}-s{digest}", final)
@@ -269,7 +229,7 @@ def convert_group(
     """
     _maybe_die_for_test()
     root, out = Path(archive_root), Path(run_dir)
-    pairs = group_rows(out / HEADERS_SUBDIR, gid)
+    pairs = read_group(out / HEADERS_SUBDIR, gid)
     if not pairs:
         return GroupDone(gid)
     with quiet_readers():

@@ -1,21 +1,24 @@
-"""Header records on disk: scan tasks spill their DICOM header summaries, the driver keeps small refs.
+"""Header records on disk, partitioned by study/series group: what the driver never holds.
 
-A scan task writes the :class:`~medmm.imaging.records.DicomInstance` records of its batch to one part
-file under ``RUN_DIR/.parts/headers/`` and returns an :class:`InstanceRef` per file: just what grouping
-needs (path, SOP Instance UID, study, series key, kind) plus where the full record lies. Series are then
-assembled one study/series group at a time from the records read back, and conversion tasks carry refs
-instead of records, so the driver's memory is bounded by the largest group, not the archive.
+A scan task writes the :class:`~medmm.imaging.records.DicomInstance` records of its batch's DICOM
+images, each with its provisional manifest row, to one file per study/series group:
+``RUN_DIR/.parts/headers/<group>/<batch>.pkl``. A group task later reads all of its group's files
+(:func:`read_group`), so series are assembled from the records without the driver ever seeing them.
+``<group>`` is a digest of the study UID and series key (:func:`group_id`), never a raw UID.
 
-The parts hold raw identifiers (they are the in-memory header summaries, pickled: an exact round trip).
-The folder is private to the user (mode 0700) and removed with the journal's parts when the run finishes.
+The files hold raw identifiers (they are the in-memory header summaries, pickled: an exact round trip).
+The folder is private to the user (mode 0700, files 0600) and removed when the run ends.
 
 >>> import tempfile, pathlib
 >>> from medmm.imaging.records import DicomInstance, DicomKind
+>>> from medmm.ingest.records import IngestManifestRow
 >>> folder = pathlib.Path(tempfile.mkdtemp()) / "headers"
 >>> inst = DicomInstance(path="a.dcm", sop_instance_uid="1.2", series_uid="9", kind=DicomKind.image)
->>> (ref,) = spill_instances([inst], folder)
->>> ref.series_key, load_instances([ref]) == [inst]
-('9', True)
+>>> row = IngestManifestRow(path="a.dcm", format="dicom", status="quarantined")
+>>> gid = group_id("", "9")
+>>> write_group_part(folder, gid, "batch1", [(inst, row)])
+>>> read_group(folder, gid) == [(inst, row)]
+True
 """
 
 from __future__ import annotations
@@ -24,73 +27,59 @@ import hashlib
 import os
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from medmm.imaging.records import DicomInstance, DicomKind
+    from medmm.imaging.records import DicomInstance
+    from medmm.ingest.records import IngestManifestRow
 
-__all__ = ["HEADERS_SUBDIR", "InstanceRef", "load_instances", "spill_instances"]
+__all__ = ["HEADERS_SUBDIR", "drop_batch", "group_id", "read_group", "write_group_part"]
 
 #: Where header parts go, relative to the run directory (inside the journal's parts folder).
 HEADERS_SUBDIR = ".parts/headers"
 
-
-@dataclass(frozen=True, slots=True)
-class InstanceRef:
-    """What the driver keeps of one DICOM header: the grouping keys and where the full record is."""
-
-    path: str
-    sop_instance_uid: str
-    study_uid: str
-    series_key: str
-    kind: DicomKind
-    part: str  # absolute path of the part file
-    index: int  # position of the record in that part
+Pair = tuple["DicomInstance", "IngestManifestRow"]
 
 
-def spill_instances(instances: Sequence[DicomInstance], folder: Path) -> list[InstanceRef]:
-    """Write ``instances`` to one part file in ``folder`` (atomically) and return their refs.
+def group_id(study_uid: str, series_key: str) -> str:
+    """File-name-safe id of a study/series group (a digest: the raw UIDs never name a file).
 
-    The part's name is derived from the paths it holds, so a retried task overwrites its own part.
-
-    >>> spill_instances([], Path("/nonexistent"))
-    []
+    >>> len(group_id("1.2", "3.4")), group_id("1.2", "3.4") == group_id("1.2", "3.4")
+    (24, True)
     """
-    from medmm.imaging.series import series_key_of
+    return hashlib.sha256(f"{study_uid}\0{series_key}".encode()).hexdigest()[:24]
 
-    if not instances:
-        return []
+
+def write_group_part(headers_dir: Path, gid: str, batch: str, pairs: Sequence[Pair]) -> None:
+    """Write one batch's records of one group (atomically; a retried batch overwrites its own file)."""
+    folder = headers_dir / gid
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    digest = hashlib.sha256("\n".join(i.path for i in instances).encode()).hexdigest()[:24]
-    part = folder / f"{digest}.pkl"
-    tmp = folder / f".{digest}.{os.getpid()}.tmp"
+    os.chmod(headers_dir, 0o700)
+    tmp = folder / f".{batch}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        pickle.dump(list(instances), fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, part)
-    name = str(part)
-    return [
-        InstanceRef(i.path, i.sop_instance_uid, i.study_uid, series_key_of(i), i.kind, name, n)
-        for n, i in enumerate(instances)
-    ]
+        pickle.dump(list(pairs), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, folder / f"{batch}.pkl")
 
 
-def load_instances(refs: Sequence[InstanceRef]) -> list[DicomInstance]:
-    """The full header records of ``refs``, in the same order (each part file is read once).
+def read_group(headers_dir: Path, gid: str) -> list[Pair]:
+    """Header records and provisional rows of one group, from all its batches, sorted by path.
 
-    >>> load_instances([])
+    >>> read_group(Path("/nonexistent"), "0" * 24)
     []
     """
-    by_part: dict[str, list[int]] = {}
-    for ref in refs:
-        by_part.setdefault(ref.part, []).append(ref.index)
-    found: dict[tuple[str, int], DicomInstance] = {}
-    for part, indices in by_part.items():
-        with open(part, "rb") as fh:
-            records = pickle.load(fh)  # our own private file (0600 in a 0700 folder), written by this run
-        for n in indices:
-            found[(part, n)] = records[n]
-        del records
-    return [found[(r.part, r.index)] for r in refs]
+    pairs: list[Pair] = []
+    for part in sorted((headers_dir / gid).glob("*.pkl")):
+        with part.open("rb") as fh:
+            pairs.extend(pickle.load(fh))  # our own private file (0600 in a 0700 folder)
+    return sorted(pairs, key=lambda p: p[0].path)
+
+
+def drop_batch(headers_dir: Path, batch: str) -> None:
+    """Remove the group files a failed scan batch may have left (its files are quarantined instead).
+
+    >>> drop_batch(Path("/nonexistent"), "batch1")
+    """
+    for part in headers_dir.glob(f"*/{batch}.pkl"):
+        part.unlink(missing_ok=True)

@@ -4,12 +4,14 @@ Flow (driver = this process, tasks = Dask workers):
 
 1. walk the archive on the driver (names, sizes, mtimes only) and compare with the journal of the run
    directory: unchanged inputs that are done are skipped;
-2. scan tasks (batches of ~200 files) sniff formats and read DICOM headers; the header records go to
-   part files under ``RUN_DIR/.parts/headers/`` and the driver gets small refs (:mod:`.headers`);
-3. DICOM series are assembled on the driver one study/series group at a time, from that group's records;
-4. one conversion task per stack / image file (carrying refs, the worker reads the records back) writes
-   its volume; rows are journaled as results arrive;
-5. the journal is merged into ``manifest.parquet`` + ``volumes.parquet``; ``run.json`` gets the counts.
+2. scan tasks (batches of ~200 files) sniff formats and read DICOM headers; they journal final rows
+   themselves and write header records + provisional rows partitioned by study/series group under
+   ``RUN_DIR/.parts/headers/``; the driver gets O(series) summaries (:mod:`.groups`);
+3. one task per study/series group assembles its stacks, writes their volumes and journals the settled
+   rows; one task per NIfTI/ANALYZE file converts it (its rows are settled here, few);
+4. ``manifest.parquet`` is merged from the journal with Arrow (:mod:`.merge`), ``volumes.parquet``
+   from the volume records; ``run.json`` gets the counts. The driver holds nothing per DICOM file
+   beyond its walk entry.
 
 >>> from medmm.ingest.pipeline import ingest_archive
 >>> result = ingest_archive("archive/", "runs/a", workers=2)  # doctest: +SKIP
@@ -35,12 +37,10 @@ from medmm.ingest.groups import (
     ScanSummary,
     batch_digest,
     convert_item,
-    drop_batch,
-    group_rows,
     scan_item,
     scan_to_parts,
 )
-from medmm.ingest.headers import HEADERS_SUBDIR
+from medmm.ingest.headers import HEADERS_SUBDIR, drop_batch, read_group
 from medmm.ingest.journal import Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
@@ -238,7 +238,7 @@ def _failed(batch: list[Entry], exc: BaseException, out: Path, journal: Journal)
 
 
 def _group_failed(gid: str, out: Path, exc: BaseException, journal: Journal) -> None:
-    pairs = group_rows(out / HEADERS_SUBDIR, gid)
+    pairs = read_group(out / HEADERS_SUBDIR, gid)
     if pairs:
         reason = unexpected(pairs[0][0].path, exc)
         update = {"status": Status.quarantined, "reason": reason}
@@ -336,7 +336,7 @@ def _ingest(
     todo = [e for e in entries if e.rel not in done]
     log.info("%d files, %d already done, %d to scan", len(entries), len(done), len(todo))
 
-    book = RowBook(journal, {})
+    book = RowBook(journal)
     stale = any(previous[rel].series_id in dirty_series for rel in done)
     no_work = not todo and not stale  # nothing changed: no cluster needed
     seq = journal.reserve()  # this run's task parts sort after earlier runs' and before its own

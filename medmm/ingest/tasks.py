@@ -36,7 +36,6 @@ from medmm.ingest.errors import (
     UnreadableInputError,
     UnsupportedFormatError,
 )
-from medmm.ingest.headers import InstanceRef, load_instances, spill_instances
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.sniff import IMAGING_FORMATS, NON_IMAGE_FORMATS, Format, Sniffed, sniff_file
 from medmm.pseudonym import Pseudonymizer
@@ -79,7 +78,7 @@ class Scanned:
     """
 
     row: IngestManifestRow
-    instance: DicomInstance | InstanceRef | None = None  # a ref when the records were spilled to disk
+    instance: DicomInstance | None = None
     pending: bool = False
 
 
@@ -87,8 +86,8 @@ class Scanned:
 class ConvertJob:
     """One conversion: a DICOM stack (``stack`` + its ``instances``) or one image file (``rel``).
 
-    ``instances`` are the stack's header records, or :class:`~medmm.ingest.headers.InstanceRef` refs to
-    them that the worker reads back from the header parts (the driver then never holds the records).
+    The ingest pipeline converts DICOM stacks in group tasks (:mod:`medmm.ingest.groups`) and sends
+    only image files here; a stack job carries its header records.
     """
 
     key: str
@@ -286,7 +285,6 @@ def scan_batch(
     entries: list[Entry],
     archive_root: str,
     pseudonymizer: Pseudonymizer | bytes,
-    headers_dir: str | None = None,
 ) -> list[Scanned]:
     """Sniff every file of a batch and read the DICOM headers (no pixel data).
 
@@ -298,10 +296,6 @@ def scan_batch(
         The archive folder.
     pseudonymizer
         Turns source identifiers into the pseudonyms written to the manifest (or the site key).
-    headers_dir
-        When given, the batch's DICOM header records are written to one part file there and each
-        ``Scanned.instance`` is an :class:`~medmm.ingest.headers.InstanceRef` instead of the record.
-
     Returns
     -------
     list of Scanned
@@ -318,11 +312,6 @@ def scan_batch(
                 out.append(_scan_one(entry, root, pz))
             except Exception as exc:  # one odd file never costs the rest of the batch
                 out.append(_final(entry, "unknown", Status.quarantined, unexpected(entry.rel, exc)))
-    if headers_dir is not None:
-        spilled = [s for s in out if s.instance is not None]
-        refs = spill_instances([s.instance for s in spilled], Path(headers_dir))  # type: ignore[misc]
-        for s, ref in zip(spilled, refs, strict=True):
-            s.instance = ref
     return out
 
 
@@ -372,8 +361,6 @@ def _convert(job: ConvertJob, root: Path, out: Path, pseudonymizer: Pseudonymize
     from medmm.imaging.convert import convert_image_file, convert_stack
 
     if job.stack is not None:
-        refs = [i for i in job.instances if isinstance(i, InstanceRef)]
-        instances = load_instances(refs) if refs else job.instances
-        return convert_stack(job.stack, instances, root, out, pseudonymizer)
+        return convert_stack(job.stack, job.instances, root, out, pseudonymizer)
     source = "analyze" if job.fmt.removesuffix(".gz") == Format.analyze else "nifti"
     return convert_image_file(job.rel, root, out, pseudonymizer, source)

@@ -15,7 +15,6 @@ from medmm.ingest.headers import HEADERS_SUBDIR
 from medmm.ingest.journal import Journal, write_part
 from medmm.ingest.merge import read_all
 from medmm.ingest.records import IngestManifestRow
-from medmm.ingest.resolve import RowBook, plan_jobs
 from medmm.ingest.tasks import scan_batch
 from medmm.pseudonym import Pseudonymizer
 from medmm.records import Status
@@ -33,7 +32,6 @@ def test_group_parts_settle_every_file_as_the_in_memory_plan(
     run = tmp_path / "run"
     groups: dict[str, int] = {}
     images = []
-    n_dicom = 0
     for i in range(0, len(entries), 7):  # several batches: a group's files land in several parts
         summary = scan_to_parts(entries[i : i + 7], str(archive), KEY, str(run), 1, set(pairs))
         for gid, n in summary.groups.items():
@@ -43,26 +41,34 @@ def test_group_parts_settle_every_file_as_the_in_memory_plan(
     assert not any(s.instance is not None for s in images)
     assert len({p.parent.name for p in (run / HEADERS_SUBDIR).glob("*/*.pkl")}) == len(groups)
 
-    # the reference: every file scanned in memory, planned and settled on one process
-    scanned = scan_batch(entries, str(archive), Pseudonymizer(KEY))
-    n_dicom = sum(1 for s in scanned if s.instance is not None and s.instance.kind.is_image)
-    book = RowBook(None, {})
-    jobs = plan_jobs(scanned, book, pairs)
+    # the reference: every file scanned in memory and assembled in one call, as one process would
+    from medmm.imaging.series import assemble_series
+
+    scanned = {s.row.path: s for s in scan_batch(entries, str(archive), Pseudonymizer(KEY))}
+    dicoms = [s.instance for s in scanned.values() if s.instance is not None]
+    assembly = assemble_series(dicoms)
     volumes = []
     for gid in sorted(groups):
         volumes += convert_group(gid, str(archive), str(run), KEY, 1).volumes
     journaled = {
         r["path"]: IngestManifestRow.model_validate(r) for r in read_all(run, run / ".parts").to_pylist()
     }
-    dicom_jobs = [j for j in jobs if j.stack is not None]
-    assert len(volumes) == len(dicom_jobs) > 3
-    for path, row in book.rows.items():  # settled without conversion: same row
-        if row.kind not in {"nifti", "analyze", "image-data"} and path not in pairs:
-            assert journaled[path] == row, path
-    for job in dicom_jobs:  # converted by the group tasks: one volume per stack, same files
-        vids = {journaled[p].volume_id for p in job.paths}
-        assert len(vids) == 1 and all(journaled[p].status is Status.ingested for p in job.paths)
-    assert sum(groups.values()) <= n_dicom
+    for path, outcome in assembly.outcomes.items():  # non-image objects, duplicates
+        assert (journaled[path].status, journaled[path].reason) == (outcome.status, outcome.reason), path
+    clean = [st for st in assembly.stacks if not st.problems]
+    assert len(volumes) == len(clean) > 3
+    for stack in assembly.stacks:
+        rows = [journaled[p] for p in stack.paths]
+        if stack.problems:
+            assert all(r.status is Status.quarantined and r.reason == stack.reason for r in rows)
+        else:
+            assert len({r.volume_id for r in rows}) == 1 and all(r.status is Status.ingested for r in rows)
+    for path, s in scanned.items():  # the batches' final rows, as scanned (.img companions go back)
+        if s.instance is None and not s.pending and path not in pairs:
+            assert journaled[path] == s.row, path
+    assert sum(groups.values()) == sum(len(st.paths) for st in assembly.stacks) + sum(
+        1 for p, o in assembly.outcomes.items() if o.status is Status.duplicate
+    )
 
 
 def _row(path: str, status: Status, reason: str = "", size: int | None = 1) -> IngestManifestRow:

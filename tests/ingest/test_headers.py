@@ -1,59 +1,50 @@
-"""Header records spilled to disk: exact round trip, private files, and the same plan as in memory."""
+"""Header records on disk, partitioned by study/series group: exact round trip and private files."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
 
-from medmm.imaging.records import DicomInstance
-from medmm.ingest.discover import pair_units, walk_archive
-from medmm.ingest.headers import InstanceRef, load_instances
-from medmm.ingest.resolve import RowBook, plan_jobs
+from medmm.imaging.series import series_key_of
+from medmm.ingest.discover import walk_archive
+from medmm.ingest.groups import scan_to_parts
+from medmm.ingest.headers import HEADERS_SUBDIR, drop_batch, group_id, read_group
 from medmm.ingest.tasks import scan_batch
 from medmm.pseudonym import Pseudonymizer
 
-
-def _scan(archive: Path, headers: Path | None) -> tuple[list, dict, dict]:
-    entries, _ = walk_archive(archive)
-    by_rel = {e.rel: e for e in entries}
-    pz = Pseudonymizer(b"k" * 32)
-    scanned = []
-    for i in range(0, len(entries), 7):  # several batches, hence several header parts
-        scanned += scan_batch(entries[i : i + 7], str(archive), pz, None if headers is None else str(headers))
-    return scanned, by_rel, pair_units(by_rel)
+KEY = b"k" * 32
 
 
-def test_spilled_headers_give_the_same_records_and_plan(
+def test_group_parts_hold_exactly_the_scanned_records_in_private_files(
     sample: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     archive = sample[0]
-    headers = tmp_path / "run" / ".parts" / "headers"
-    kept, by_rel, pairs = _scan(archive, None)
-    spilled, _, _ = _scan(archive, headers)
+    entries, _ = walk_archive(archive)
+    run = tmp_path / "run"
+    for i in range(0, len(entries), 7):  # several batches, hence several parts per group
+        scan_to_parts(entries[i : i + 7], str(archive), KEY, str(run), 1)
+    headers = run / HEADERS_SUBDIR
 
-    records = {s.row.path: s.instance for s in kept if s.instance is not None}
-    refs = {s.row.path: s.instance for s in spilled if s.instance is not None}
-    assert len(records) > 10 and set(refs) == set(records)
-    assert all(isinstance(r, InstanceRef) for r in refs.values())
-    assert all(isinstance(r, DicomInstance) for r in records.values())
-    paths = sorted(refs)
-    assert load_instances([refs[p] for p in paths]) == [records[p] for p in paths]
-    assert [s.row for s in spilled] == [s.row for s in kept]
+    in_memory = [s for s in scan_batch(entries, str(archive), Pseudonymizer(KEY)) if s.instance is not None]
+    images = [s for s in in_memory if s.instance is not None and s.instance.kind.is_image]
+    expected: dict[str, list] = {}
+    for s in images:
+        assert s.instance is not None
+        gid = group_id(s.instance.study_uid, series_key_of(s.instance))
+        expected.setdefault(gid, []).append((s.instance, s.row))
+    assert len(expected) > 3 and {p.name for p in headers.iterdir()} == set(expected)
+    for gid, pairs in expected.items():  # records and provisional rows round-trip exactly
+        assert read_group(headers, gid) == sorted(pairs, key=lambda p: p[0].path)
+    assert any(len(list((headers / gid).glob("*.pkl"))) > 1 for gid in expected)
 
-    parts = list(headers.glob("*.pkl"))
-    assert len(parts) > 1 and not list(headers.glob("*.tmp"))
+    parts = list(headers.glob("*/*.pkl"))
+    assert not list(headers.glob("*/*.tmp")) and not list(headers.glob("*/.*"))
     assert stat.S_IMODE(headers.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.parent.stat().st_mode) == 0o700 for p in parts)
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in parts)
+    uids = {s.instance.study_uid for s in images if s.instance is not None and s.instance.study_uid}
+    assert uids and not any(uid in p.as_posix() for p in parts for uid in uids)  # names are digests
 
-    book_a, book_b = RowBook(None, by_rel), RowBook(None, by_rel)
-    jobs_a = plan_jobs(kept, book_a, pairs)
-    jobs_b = plan_jobs(spilled, book_b, pairs)
-    assert book_b.rows == book_a.rows and len(book_a.rows) > 0
-    assert any(r.status.value == "duplicate" for r in book_a.rows.values())
-    assert any(r.status.value == "non_image" for r in book_a.rows.values())
-    assert [(j.key, j.paths, j.stack) for j in jobs_b] == [(j.key, j.paths, j.stack) for j in jobs_a]
-    dicom_b = [j for j in jobs_b if j.stack is not None]
-    assert dicom_b and all(isinstance(i, InstanceRef) for j in dicom_b for i in j.instances)
-    for ja, jb in zip(jobs_a, jobs_b, strict=True):
-        if ja.stack is not None:
-            assert load_instances(jb.instances) == ja.instances
+    batch = parts[0].stem
+    drop_batch(headers, batch)
+    assert not list(headers.glob(f"*/{batch}.pkl")) and list(headers.glob("*/*.pkl"))
