@@ -2,7 +2,7 @@
 
 A scan task (:func:`scan_to_parts`) journals the final manifest rows of its batch itself and writes
 the header records of its DICOM images, with their provisional rows, partitioned by study/series group
-(``RUN_DIR/.parts/headers/<group>/<batch>.pkl``). It returns a :class:`ScanSummary`: the groups it
+(``RUN_DIR/.parts/headers/<run>/<group>/<batch>.pkl``). It returns a :class:`ScanSummary`: the groups it
 touched with their file counts, the series pseudonyms it saw, and the rows of NIfTI/ANALYZE files (few:
 each is its own volume). One group task (:func:`convert_group`) per study/series group then reads the
 group's parts, assembles its stacks, writes their volumes and journals the settled rows; it returns the
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from medmm.errors import InputError, reason_of
 from medmm.ingest.discover import Entry, PackedEntries, unpack_entries
 from medmm.ingest.errors import IngestTaskError
-from medmm.ingest.headers import HEADERS_SUBDIR, group_id, read_group, write_group_part
+from medmm.ingest.headers import group_id, headers_dir, read_group, write_group_part
 from medmm.ingest.journal import write_part
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.tasks import (
@@ -152,7 +152,7 @@ def scan_to_parts(
         with quiet_readers():
             final += _settle(others, assemble_series([i for i, _ in others]).outcomes)
     digest = batch_digest(entries)
-    headers = Path(run_dir) / HEADERS_SUBDIR
+    headers = headers_dir(run_dir, seq)
     for gid, pairs in by_group.items():
         write_group_part(headers, gid, digest, pairs)
         out.groups[gid] = len(pairs)
@@ -229,7 +229,7 @@ def convert_group(
     """
     _maybe_die_for_test()
     root, out = Path(archive_root), Path(run_dir)
-    pairs = read_group(out / HEADERS_SUBDIR, gid)
+    pairs = read_group(headers_dir(out, seq), gid)
     if not pairs:
         return GroupDone(gid)
     with quiet_readers():

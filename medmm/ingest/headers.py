@@ -2,7 +2,7 @@
 
 A scan task writes the :class:`~medmm.imaging.records.DicomInstance` records of its batch's DICOM
 images, each with its provisional manifest row, to one file per study/series group:
-``RUN_DIR/.parts/headers/<group>/<batch>.pkl``. A group task later reads all of its group's files
+``RUN_DIR/.parts/headers/<run>/<group>/<batch>.pkl``. A group task later reads all of its group's files
 (:func:`read_group`), so series are assembled from the records without the driver ever seeing them.
 ``<group>`` is a digest of the study UID and series key (:func:`group_id`), never a raw UID.
 
@@ -34,12 +34,22 @@ if TYPE_CHECKING:
     from medmm.imaging.records import DicomInstance
     from medmm.ingest.records import IngestManifestRow
 
-__all__ = ["HEADERS_SUBDIR", "drop_batch", "group_id", "read_group", "write_group_part"]
+__all__ = ["HEADERS_SUBDIR", "drop_batch", "group_id", "headers_dir", "read_group", "write_group_part"]
 
 #: Where header parts go, relative to the run directory (inside the journal's parts folder).
 HEADERS_SUBDIR = ".parts/headers"
 
 Pair = tuple["DicomInstance", "IngestManifestRow"]
+
+
+def headers_dir(run_dir: Path | str, seq: int) -> Path:
+    """The header folder of one run (by its journal sequence number): a task of a killed run that is
+    still finishing never writes into the folder of the run that follows it.
+
+    >>> headers_dir("/r", 3).as_posix()
+    '/r/.parts/headers/000003'
+    """
+    return Path(run_dir) / HEADERS_SUBDIR / f"{seq:06d}"
 
 
 def group_id(study_uid: str, series_key: str) -> str:
@@ -55,7 +65,8 @@ def write_group_part(headers_dir: Path, gid: str, batch: str, pairs: Sequence[Pa
     """Write one batch's records of one group (atomically; a retried batch overwrites its own file)."""
     folder = headers_dir / gid
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(headers_dir, 0o700)
+    for parent in (headers_dir, headers_dir.parent):  # created by mkdir(parents=True) with the umask
+        os.chmod(parent, 0o700)
     tmp = folder / f".{batch}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:

@@ -40,7 +40,7 @@ from medmm.ingest.groups import (
     scan_item,
     scan_to_parts,
 )
-from medmm.ingest.headers import HEADERS_SUBDIR, drop_batch, read_group
+from medmm.ingest.headers import HEADERS_SUBDIR, drop_batch, headers_dir, read_group
 from medmm.ingest.journal import Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
@@ -202,7 +202,7 @@ def _scan(
         try:
             found.add(scan_to_parts(batch, *args, _companions(batch, companions)))
         except Exception as exc:  # as a failed task: never kills the run
-            _failed(batch, exc, out, journal)
+            _failed(batch, exc, out, seq, journal)
         start += 1
     rest = batches[start:]
     if rest:
@@ -212,7 +212,7 @@ def _scan(
     items = [(pack_entries(b), _companions(b, companions)) for b in rest]
     for i, result in run_tasks(client, scan_item, items, label="scan", args=args, show_progress=progress):
         if isinstance(result, TaskFailure):
-            _failed(rest[i], result.exception, out, journal)
+            _failed(rest[i], result.exception, out, seq, journal)
         else:
             found.add(result)
     return found
@@ -222,8 +222,8 @@ def _companions(batch: list[Entry], companions: Collection[str]) -> frozenset[st
     return frozenset(e.rel for e in batch if e.rel in companions)
 
 
-def _failed(batch: list[Entry], exc: BaseException, out: Path, journal: Journal) -> None:
-    drop_batch(out / HEADERS_SUBDIR, batch_digest(batch))
+def _failed(batch: list[Entry], exc: BaseException, out: Path, seq: int, journal: Journal) -> None:
+    drop_batch(headers_dir(out, seq), batch_digest(batch))
     journal.add(
         IngestManifestRow(
             path=e.rel,
@@ -237,8 +237,8 @@ def _failed(batch: list[Entry], exc: BaseException, out: Path, journal: Journal)
     )
 
 
-def _group_failed(gid: str, out: Path, exc: BaseException, journal: Journal) -> None:
-    pairs = read_group(out / HEADERS_SUBDIR, gid)
+def _group_failed(gid: str, out: Path, seq: int, exc: BaseException, journal: Journal) -> None:
+    pairs = read_group(headers_dir(out, seq), gid)
     if pairs:
         reason = unexpected(pairs[0][0].path, exc)
         update = {"status": Status.quarantined, "reason": reason}
@@ -373,7 +373,7 @@ def _ingest(
                 item = items[i]
                 if isinstance(item, str):
                     if isinstance(result, TaskFailure):
-                        _group_failed(item, out, result.exception, journal)
+                        _group_failed(item, out, seq, result.exception, journal)
                     elif isinstance(result, GroupDone):
                         book.volumes.update((v.volume_id, v.model_dump(mode="json")) for v in result.volumes)
                     continue

@@ -11,7 +11,7 @@ import pytest
 from medmm.ingest import groups, pipeline
 from medmm.ingest.discover import Entry, pair_units, walk_archive
 from medmm.ingest.groups import convert_group, scan_to_parts
-from medmm.ingest.headers import HEADERS_SUBDIR
+from medmm.ingest.headers import headers_dir
 from medmm.ingest.journal import Journal, write_part
 from medmm.ingest.merge import read_all
 from medmm.ingest.records import IngestManifestRow
@@ -39,7 +39,7 @@ def test_group_parts_settle_every_file_as_the_in_memory_plan(
         images += summary.images
     assert groups and all(isinstance(n, int) for n in summary.groups.values())  # counts, not records
     assert not any(s.instance is not None for s in images)
-    assert len({p.parent.name for p in (run / HEADERS_SUBDIR).glob("*/*.pkl")}) == len(groups)
+    assert len({p.parent.name for p in headers_dir(run, 1).glob("*/*.pkl")}) == len(groups)
 
     # the reference: every file scanned in memory and assembled in one call, as one process would
     from medmm.imaging.series import assemble_series

@@ -8,7 +8,7 @@ from pathlib import Path
 from medmm.imaging.series import series_key_of
 from medmm.ingest.discover import walk_archive
 from medmm.ingest.groups import scan_to_parts
-from medmm.ingest.headers import HEADERS_SUBDIR, drop_batch, group_id, read_group
+from medmm.ingest.headers import drop_batch, group_id, headers_dir, read_group
 from medmm.ingest.tasks import scan_batch
 from medmm.pseudonym import Pseudonymizer
 
@@ -23,7 +23,7 @@ def test_group_parts_hold_exactly_the_scanned_records_in_private_files(
     run = tmp_path / "run"
     for i in range(0, len(entries), 7):  # several batches, hence several parts per group
         scan_to_parts(entries[i : i + 7], str(archive), KEY, str(run), 1)
-    headers = run / HEADERS_SUBDIR
+    headers = headers_dir(run, 1)
 
     in_memory = [s for s in scan_batch(entries, str(archive), Pseudonymizer(KEY)) if s.instance is not None]
     images = [s for s in in_memory if s.instance is not None and s.instance.kind.is_image]
