@@ -6,7 +6,7 @@ the header records of its DICOM images, with their provisional rows, partitioned
 touched with their file counts, the series pseudonyms it saw, and the rows of NIfTI/ANALYZE files (few:
 each is its own volume). One group task (:func:`convert_group`) per study/series group then reads the
 group's parts, assembles its stacks, writes their volumes and journals the settled rows; it returns the
-volume records only. The manifest is merged from the journal parts at the end (:mod:`.journal`).
+volume records only. The manifest is merged from the journal parts at the end (:mod:`.merge`).
 
 >>> scan_to_parts([], "/nonexistent", b"k" * 32, "/nonexistent", 1).groups
 {}
