@@ -20,10 +20,12 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: workers that only write bytes/JSON skip it
+    import pandas as pd
 
 __all__ = [
     "atomic_write_bytes",
@@ -67,6 +69,8 @@ def records_to_frame(rows: Iterable[BaseModel], model: type[BaseModel]) -> pd.Da
 
     Enums become their string values; an empty input still yields the right columns.
     """
+    import pandas as pd
+
     data = [r.model_dump(mode="json") for r in rows]
     columns = list(model.model_fields)
     return pd.DataFrame(data, columns=columns)
@@ -86,6 +90,8 @@ def write_table(
     model
         The record type; required when ``rows`` are records, used to order columns for frames.
     """
+    import pandas as pd
+
     if isinstance(rows, pd.DataFrame):
         frame = rows if model is None else rows.reindex(columns=list(model.model_fields))
     else:
@@ -107,4 +113,6 @@ def write_table(
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read a parquet table written by :func:`write_table`."""
+    import pandas as pd
+
     return pd.read_parquet(path)

@@ -21,7 +21,6 @@ gzip timestamp, so re-running writes identical bytes.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from medmm.tables import atomic_write_json
 
 __all__ = ["WrittenVolume", "canonical_dtype", "gzip_bytes", "nifti_bytes", "write_volume"]
 
@@ -62,24 +63,6 @@ def canonical_dtype(data: np.ndarray) -> np.ndarray:
         if info.min <= lo and hi <= info.max:
             return data.astype(dtype)
     return data
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    """Same bytes and guarantees as :func:`medmm.tables.atomic_write_json` (temp file, fsync, rename).
-
-    Kept here so that conversion workers do not import pandas (``medmm.tables`` does) just for this.
-    """
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def gzip_bytes(data: bytes | bytearray) -> bytes:
@@ -198,7 +181,7 @@ def write_volume(
         "dtype": str(img.get_data_dtype()),
     }
     side = out_dir / f"{volume_id}.json"
-    _atomic_json(side, meta)
+    atomic_write_json(side, meta)
     return WrittenVolume(
         path=f"volumes/{final.name}",
         sidecar=f"volumes/{side.name}",
