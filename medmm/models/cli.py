@@ -65,6 +65,11 @@ def evaluate(
     split: str = typer.Option("test", help="train/val/test (from the checkpoint's splits.parquet) or all"),
     drop: list[str] = typer.Option([], "--drop", help="Modality to hide at test time (repeatable)."),
     out_dir: Path | None = typer.Option(None, "--out", help="Default: next to the checkpoint, eval_<split>/"),
+    slice_aggregation: str | None = typer.Option(
+        None,
+        help="mean | max: how a record's slice scores (image_input.slice: all) combine before the metrics. "
+        "Default: the checkpoint's (mean).",
+    ),
 ) -> None:
     """Evaluate a checkpoint: metrics JSON (per label + macro, 95% bootstrap CIs) and a PNG plot."""
     from medmm.errors import MedmmError
@@ -73,7 +78,7 @@ def evaluate(
 
     out = out_dir or model.parent / f"eval_{split}{''.join('_no_' + d for d in drop)}"
     try:
-        result = evaluate_checkpoint(model, run_dir, out, split, tuple(drop))
+        result = evaluate_checkpoint(model, run_dir, out, split, tuple(drop), slice_aggregation)
     except MedmmError as exc:
         _fail(exc)
         return
@@ -94,28 +99,58 @@ def compare(
     seed: int = typer.Option(0),
     n_boot: int = typer.Option(1000),
     threads: int | None = typer.Option(None, help="torch intra-op threads"),
+    image_input: list[str] = typer.Option(
+        [],
+        "--image-input",
+        help="KEY=VALUE of the training config's image_input section (repeatable; values are YAML), "
+        "e.g. --image-input slice=all --image-input size=64",
+    ),
+    slice_aggregation: str = typer.Option("mean", help="mean | max: slice scores -> one score per record."),
 ) -> None:
     """Train every unimodal model and fusion strategy on one split; print one table with 95% CIs."""
+    from pydantic import ValidationError
+
     from medmm.errors import MedmmError
     from medmm.models.compare import compare_models, fusion_beats_unimodal, to_markdown
 
     out = out_dir or run_dir / "compare"
-    settings = {
+    settings: dict[str, object] = {
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
         "seed": seed,
         "n_boot": n_boot,
         "num_threads": threads,
+        "slice_aggregation": slice_aggregation,
     }
     try:
+        settings["image_input"] = _key_values(image_input, "--image-input")
         table = compare_models(run_dir, out, target, strategy or None, settings)
-    except MedmmError as exc:
+    except (MedmmError, ValidationError) as exc:
         _fail(exc)
         return
     typer.echo(to_markdown(table))
     typer.echo(f"fusion beats best unimodal (AUROC CIs disjoint): {fusion_beats_unimodal(table)}")
     typer.echo(f"wrote {out / 'compare.csv'} and {out / 'compare.md'}")
+
+
+def _key_values(items: list[str], option: str) -> dict[str, object]:
+    """``["slice=all", "size=64"]`` -> ``{"slice": "all", "size": 64}`` (values parsed as YAML).
+
+    >>> _key_values(["slice=all", "size=[64, 64]"], "--image-input")
+    {'slice': 'all', 'size': [64, 64]}
+    """
+    import yaml
+
+    from medmm.errors import ConfigError
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} slice=all")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def register(app: typer.Typer) -> None:

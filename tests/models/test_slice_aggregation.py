@@ -247,3 +247,31 @@ def test_compare_reads_volumes_through_the_monai_chain(volume_run: Path, tmp_pat
         "image",
         "report",
     ]
+
+
+def test_evaluate_and_compare_cli_image_input_options(
+    trained: tuple[Path, dict], volume_run: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from medmm.cli import app
+    from medmm.models.checkpoint import load_checkpoint
+
+    ckpt, _ = trained
+    runner = CliRunner()
+    ev = ["evaluate", "--model", str(ckpt), str(volume_run), "--split", "all"]
+    res = runner.invoke(app, [*ev, "--out", str(tmp_path / "ev"), "--slice-aggregation", "max"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["slice_aggregation"] == "max" and metrics["n"] < metrics["n_samples"]
+    cmp = ["models", "compare", str(volume_run), "--out", str(tmp_path / "cmp"), "--strategy", "sum"]
+    cmp += ["--epochs", "1", "--n-boot", "10", "--threads", "1"]
+    res = runner.invoke(app, [*cmp, "--image-input", "slice=all", "--image-input", "size=8"])
+    assert res.exit_code == 0, res.output
+    meta = load_checkpoint(tmp_path / "cmp" / "unimodal_image" / "model.pt")["meta"]
+    assert meta["config"]["image_input"]["slice"] == "all"
+    assert meta["input_shapes"]["image"]["shape"] == [1, 8, 8]
+    res = runner.invoke(app, [*cmp, "--image-input", "slice"])
+    assert res.exit_code == 2 and "KEY=VALUE" in res.output
+    res = runner.invoke(app, [*cmp, "--image-input", "slice=sideways"])
+    assert res.exit_code == 2 and "sideways" in res.output
