@@ -168,26 +168,13 @@ def write_volume(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    affine = [[float(v) for v in row] for row in img.affine]
-    zooms = [float(z) for z in img.header.get_zooms()[:3]]
-    shape = [int(s) for s in img.shape]
-    label = "".join(nib.aff2axcodes(img.affine)) if reorient else orientation
-    meta = {
-        **sidecar,
-        "shape": shape,
-        "spacing": zooms,
-        "orientation": label,
-        "affine": affine,
+    geometry: dict[str, Any] = {
+        "shape": [int(s) for s in img.shape],
+        "spacing": [float(z) for z in img.header.get_zooms()[:3]],
+        "orientation": "".join(nib.aff2axcodes(img.affine)) if reorient else orientation,
+        "affine": [[float(v) for v in row] for row in img.affine],
         "dtype": str(img.get_data_dtype()),
     }
     side = out_dir / f"{volume_id}.json"
-    atomic_write_json(side, meta)
-    return WrittenVolume(
-        path=f"volumes/{final.name}",
-        sidecar=f"volumes/{side.name}",
-        shape=shape,
-        spacing=zooms,
-        affine=affine,
-        orientation=label,
-        dtype=str(img.get_data_dtype()),
-    )
+    atomic_write_json(side, {**sidecar, **geometry})
+    return WrittenVolume(path=f"volumes/{final.name}", sidecar=f"volumes/{side.name}", **geometry)
