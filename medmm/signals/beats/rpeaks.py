@@ -16,6 +16,11 @@ Hamilton & Tompkins 1986) but runs offline and vectorised over the whole record:
    (a T wave). When no beat was found for 1.66 x the mean of the last 8 RR intervals, the largest
    skipped candidate above half the threshold in that gap is taken (search-back). Levels are
    initialised from robust statistics of the first seconds, so the first beats are not lost.
+   **Isolated beats.** After the walk, a rejected candidate is still a beat when it is above half the
+   threshold it was judged against, stands out of its surroundings (envelope peak >= 2.5 x the envelope
+   mean over the surrounding second) and lies >= 360 ms (the T-wave window) from the accepted beats on
+   both sides - e.g. an interpolated PVC between two normal beats, whose wide, low-slope QRS has a
+   fraction of a normal beat's 5-20 Hz slope energy and does not open a gap long enough for search-back.
 6. **Localisation.** Each beat is moved to the largest absolute deflection of a 0.5-40 Hz band-limited
    copy of the original signal within +-80 ms of the envelope peak - the R (or, for an inverted
    complex, the dominant negative) peak at the native sample rate.
@@ -52,6 +57,8 @@ _LOC_HALF_S = 0.08
 _SEARCHBACK_RR = 1.66
 _SNR_WIN_S = 1.0  # window of the local envelope mean for the isolation ratio
 _SNR_MIN = 5.0
+_ISO_FRAC = 0.5  # isolated beats: share of the threshold the candidate must exceed
+_ISO_SNR = 2.5  # isolated beats: envelope peak over the envelope mean of the surrounding second
 
 
 def _decide(
@@ -62,8 +69,12 @@ def _decide(
     fs: float,
     init_spk: float,
     init_npk: float,
-) -> list[int]:
-    """Adaptive-threshold walk over the candidates; returns indices into ``cand`` of accepted beats."""
+) -> tuple[list[int], NDArray[np.float64]]:
+    """Adaptive-threshold walk over the candidates.
+
+    Returns the indices into ``cand`` of the accepted beats and, per candidate, the threshold it was
+    judged against.
+    """
     spk, npk = init_spk, init_npk
     thr = npk + _THR_FRAC * (spk - npk)
     rr: deque[float] = deque(maxlen=8)
@@ -73,6 +84,7 @@ def _decide(
     refractory = _REFRACTORY_S * fs
     last_checked = 0  # first candidate index not yet considered by search-back
     cand_l, h, sl = cand.tolist(), height.tolist(), slope.tolist()  # fast scalar access in the loop
+    thr_at = [0.0] * cand.size
     for j in range(cand.size):
         c = cand_l[j]
         # search back for missed beats in a long gap before this candidate
@@ -103,6 +115,7 @@ def _decide(
             spk = 0.25 * h[k] + 0.75 * spk
             thr = npk + _THR_FRAC * (spk - npk)
         v = h[j]
+        thr_at[j] = thr
         if v > thr:
             close = bool(beats) and c - cand_l[beats[-1]] < twave
             # an interval far shorter than the current rhythm allows: only one of the two is a QRS
@@ -128,7 +141,43 @@ def _decide(
         else:
             npk = 0.125 * v + 0.875 * npk
         thr = npk + _THR_FRAC * (spk - npk)
-    return beats
+    return beats, np.asarray(thr_at, dtype=np.float64)
+
+
+def _isolated(
+    cand: NDArray[np.intp],
+    height: NDArray[np.float64],
+    snr: NDArray[np.float64],
+    thr_at: NDArray[np.float64],
+    accepted: list[int],
+    fs: float,
+) -> list[int]:
+    """Rejected candidates that are isolated QRS complexes (e.g. interpolated PVCs); indices into ``cand``.
+
+    A candidate qualifies when it exceeds ``_ISO_FRAC`` of its threshold, its envelope peak is at least
+    ``_ISO_SNR`` times the envelope mean over the surrounding second, and it is at least the T-wave
+    window away from the accepted beats on both sides (and from another qualifying candidate: the larger
+    one is kept).
+    """
+    if not accepted:
+        return []
+    twave = _TWAVE_S * fs
+    acc = np.asarray(accepted, dtype=np.intp)
+    pos = np.sort(cand[acc])
+    rejected = np.ones(cand.size, dtype=bool)
+    rejected[acc] = False
+    j = np.flatnonzero(rejected & (height > _ISO_FRAC * thr_at) & (snr >= _ISO_SNR))
+    if j.size == 0:
+        return []
+    k = np.searchsorted(pos, cand[j])
+    prev = np.where(k > 0, pos[np.maximum(k - 1, 0)], -np.inf)
+    nxt = np.where(k < pos.size, pos[np.minimum(k, pos.size - 1)], np.inf)
+    j = j[(cand[j] - prev >= twave) & (nxt - cand[j] >= twave)]
+    taken: list[int] = []
+    for i in j[np.argsort(-height[j], kind="stable")].tolist():
+        if all(abs(int(cand[i]) - int(cand[t])) >= twave for t in taken):
+            taken.append(i)
+    return taken
 
 
 def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) -> NDArray[np.int64]:
@@ -193,7 +242,8 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
     lo_i, hi_i = np.clip(cand - w2, 0, x.size), np.clip(cand + w2 + 1, 0, x.size)
     local_mean = (csum[hi_i] - csum[lo_i]) / (hi_i - lo_i)  # envelope mean over the surrounding second
     snr = height / np.maximum(local_mean, 1e-300)
-    accepted = _decide(cand, height, slope, snr, fs, init_spk, init_npk)
+    accepted, thr_at = _decide(cand, height, slope, snr, fs, init_spk, init_npk)
+    accepted += _isolated(cand, height, snr, thr_at, accepted, fs)
     beats = np.sort(cand[np.asarray(accepted, dtype=np.intp)])
     if beats.size == 0:
         return empty
