@@ -19,6 +19,7 @@ objects; Siemens mosaics are unpacked with nibabel's CSA-aware ``MosaicWrapper``
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -134,32 +135,59 @@ def read_native_stack(archive_root: Path, insts: list[DicomInstance]) -> np.ndar
     rescale = any(i.rescale_slope is not None or i.rescale_intercept is not None for i in insts)
     out_dtype = np.dtype(np.float32) if rescale else stored.newbyteorder("=")
     out = np.empty((cols, rows, len(insts)), dtype=out_dtype, order="F")
+    # stored values already in the output type go straight from the file into their slice of ``out``
+    # (``out[:, :, k].T`` is a C-ordered [row, column] view: the file's pixel order); others are read
+    # into one reused buffer and converted from there
+    direct = not rescale and stored == out_dtype
+    scratch = None if direct else np.empty((rows, cols), dtype=stored)
     for k, inst in enumerate(insts):
-        with open(archive_root / inst.path, "rb") as fh:
-            fh.seek(int(inst.pixel_offset or 0))
-            raw = fh.read(nbytes)
-        if len(raw) < nbytes:
+        arr = out[:, :, k].T if direct else scratch
+        assert arr is not None
+        got = _read_at(archive_root / inst.path, int(inst.pixel_offset or 0), arr)
+        if got < nbytes:
             raise TruncatedPixelDataError(
                 inst.path,
-                f"pixel data is truncated: {rows}x{cols} pixels need {nbytes} bytes but the file "
-                f"holds {len(raw)}",
+                f"pixel data is truncated: {rows}x{cols} pixels need {nbytes} bytes but the file holds {got}",
                 "the transfer was cut off; copy the file again from the source",
             )
-        arr = np.frombuffer(raw, dtype=stored).reshape(rows, cols)
+        placed = direct
         bits, alloc = inst.bits_stored, int(inst.bits_allocated or 16)
         if bits and 0 < bits < alloc:  # bits above BitsStored: as Dataset.pixel_array treats them
             if inst.pixel_representation == 1:  # sign-extend from BitsStored
                 shift = alloc - bits
                 arr = (arr.astype(arr.dtype.newbyteorder("=")) << shift) >> shift
-            else:  # mask them off
+                placed = False
+            elif direct:  # mask them off, in place
+                np.bitwise_and(arr, np.array((1 << bits) - 1, dtype=arr.dtype), out=arr)
+            else:
                 arr = arr & np.array((1 << bits) - 1, dtype=arr.dtype)
         if rescale:
             slope = inst.rescale_slope if inst.rescale_slope is not None else 1.0
             intercept = inst.rescale_intercept or 0.0
             out[:, :, k] = (arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)).T
-        else:
+        elif not placed:
             out[:, :, k] = arr.T
     return out
+
+
+def _read_at(path: Path, offset: int, dest: np.ndarray) -> int:
+    """Read up to ``dest.nbytes`` bytes of ``path`` from ``offset`` into C-contiguous ``dest``.
+
+    One ``preadv`` into the array's memory (no intermediate bytes object); returns the bytes read,
+    fewer only when the file ends first.
+    """
+    view = dest.data.cast("B")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = 0
+        while got < len(view):
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n <= 0:
+                break
+            got += n
+    finally:
+        os.close(fd)
+    return got
 
 
 def read_slice(path: Path, inst: DicomInstance) -> np.ndarray:

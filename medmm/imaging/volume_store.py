@@ -21,6 +21,7 @@ gzip timestamp, so re-running writes identical bytes.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -29,9 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from medmm.tables import atomic_write_json
-
-__all__ = ["WrittenVolume", "canonical_dtype", "gzip_bytes", "nifti_bytes", "write_volume"]
+__all__ = [
+    "WrittenVolume",
+    "canonical_dtype",
+    "copy_to_fortran",
+    "gzip_bytes",
+    "nifti_bytes",
+    "write_volume",
+]
 
 
 @dataclass
@@ -65,7 +71,7 @@ def canonical_dtype(data: np.ndarray) -> np.ndarray:
     return data
 
 
-def gzip_bytes(data: bytes | bytearray) -> bytes:
+def gzip_bytes(data: bytes | bytearray | memoryview) -> bytes:
     """``data`` as one gzip member at level 1 (ISA-L when installed, else zlib), timestamp 0.
 
     >>> gzip.decompress(gzip_bytes(b"abc" * 1000)) == b"abc" * 1000
@@ -84,7 +90,7 @@ _PLAIN_DTYPES = frozenset(
 )
 
 
-def nifti_bytes(img: Any) -> bytes | bytearray:
+def nifti_bytes(img: Any) -> bytes | memoryview:
     """The single-file NIfTI-1 bytes of ``img``, the same bytes as ``img.to_bytes()``.
 
     nibabel writes the voxels in many small chunks (one ``tobytes`` copy and one buffer write each),
@@ -111,13 +117,74 @@ def nifti_bytes(img: Any) -> bytes | bytearray:
     offset = int(hdr.get_data_offset())
     if len(head.getvalue()) > offset:
         return img.to_bytes()
-    out = bytearray(offset + data.nbytes)
-    out[: len(head.getvalue())] = head.getvalue()
+    # np.empty, not bytearray: every byte is written below, so the buffer need not be zeroed first
+    out = np.empty(offset + data.nbytes, dtype=np.uint8)
+    header = head.getvalue()
+    out[: len(header)] = np.frombuffer(header, dtype=np.uint8)
+    out[len(header) : offset] = 0  # nibabel pads the header (and extensions) with zeros up to vox_offset
     view: np.ndarray = np.ndarray(
         data.shape, dtype=hdr.get_data_dtype(), buffer=out, offset=offset, order="F"
     )
-    np.copyto(view, data)
-    return out
+    copy_to_fortran(view, data)
+    return out.data
+
+
+#: below this many voxels a reoriented copy is cheap whatever its order
+_BLOCKED_MIN = 1 << 16
+
+
+def copy_to_fortran(dest: np.ndarray, src: np.ndarray) -> None:
+    """``np.copyto(dest, src)`` for a Fortran-ordered 3D ``dest``, fast when ``src`` is a transposed view.
+
+    numpy's copy walks ``dest`` in memory order, so when the axis that is contiguous in ``src`` is not
+    ``dest``'s first axis (a sagittal or coronal stack reoriented to RAS) each voxel read lands on another
+    page. Then the copy goes plane by plane: each plane (``dest``'s first axis by ``src``'s contiguous
+    axis) is first gathered into a small C-ordered buffer along ``src``'s contiguous axis and then
+    copied from there, both walks staying within a few pages. The values are those of ``np.copyto``.
+
+    >>> src = np.arange(24, dtype=np.int16).reshape(2, 3, 4).transpose(2, 1, 0)[::-1]
+    >>> dest = np.empty(src.shape, dtype=np.int16, order="F")
+    >>> copy_to_fortran(dest, src)
+    >>> bool(np.array_equal(dest, src))
+    True
+    """
+    if (
+        dest.ndim != 3
+        or src.shape != dest.shape
+        or src.dtype != dest.dtype
+        or src.size < _BLOCKED_MIN
+        or not dest.flags.f_contiguous
+    ):
+        np.copyto(dest, src)
+        return
+    inner = min(range(3), key=lambda a: (abs(src.strides[a]), a))
+    if inner == 0 or abs(src.strides[inner]) != src.itemsize:
+        np.copyto(dest, src)  # already walks src in memory order, or src has no contiguous axis
+        return
+    outer = 3 - inner  # the remaining axis (neither 0 nor inner)
+    d_planes, s_planes = np.moveaxis(dest, outer, 0), np.moveaxis(src, outer, 0)
+    buf = np.empty((dest.shape[0], dest.shape[inner]), dtype=dest.dtype)  # C order: inner contiguous
+    if src.strides[inner] < 0:
+        buf = buf[:, ::-1]  # runs the way src does: the gather is a forward memory copy
+    for d_plane, s_plane in zip(d_planes, s_planes, strict=True):
+        np.copyto(buf, s_plane)
+        np.copyto(d_plane, buf)
+
+
+def _replace_with(path: Path, data: bytes) -> None:
+    """Write ``path`` atomically: a temporary file (mode 0600) in the same folder, renamed over it.
+
+    Like the journal parts, volumes and sidecars are not fsynced: a re-run after a crash redoes any
+    volume whose journal part is missing, and an fsync per file costs the worker milliseconds of wall time.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_volume(
@@ -159,15 +226,7 @@ def write_volume(
     out_dir = Path(run_dir) / "volumes"
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{volume_id}.nii.gz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{volume_id}.", suffix=".tmp.nii.gz", dir=out_dir)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(gzip_bytes(nifti_bytes(img)))
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _replace_with(final, gzip_bytes(nifti_bytes(img)))
     geometry: dict[str, Any] = {
         "shape": [int(s) for s in img.shape],
         "spacing": [float(z) for z in img.header.get_zooms()[:3]],
@@ -176,5 +235,6 @@ def write_volume(
         "dtype": str(img.get_data_dtype()),
     }
     side = out_dir / f"{volume_id}.json"
-    atomic_write_json(side, {**sidecar, **geometry})
+    text = json.dumps({**sidecar, **geometry}, indent=2, sort_keys=True, default=str) + "\n"
+    _replace_with(side, text.encode("utf-8"))  # the text tables.atomic_write_json writes
     return WrittenVolume(path=f"volumes/{final.name}", sidecar=f"volumes/{side.name}", **geometry)
