@@ -42,6 +42,9 @@ def ingest(
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any input is quarantined."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Files per header-reading task."),
+    dashboard: bool = typer.Option(
+        False, "--dashboard", help="Start the Dask dashboard of the local cluster (its address is printed)."
+    ),
 ) -> None:
     """Ingest an imaging archive: canonical volumes + a manifest row for every input file.
 
@@ -52,7 +55,13 @@ def ingest(
     if workers and scheduler:
         raise typer.BadParameter("give either --workers (local cluster) or --scheduler, not both")
     result = ingest_archive(
-        archive, out, workers=workers, scheduler=scheduler, key_file=key_file, batch_size=batch_size
+        archive,
+        out,
+        workers=workers,
+        scheduler=scheduler,
+        key_file=key_file,
+        batch_size=batch_size,
+        dashboard=dashboard,
     )
     _print_counts(result.counts, f"medmm ingest: {result.n_files} files, {result.n_volumes} volumes")
     typer.echo(

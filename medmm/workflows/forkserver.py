@@ -1,0 +1,207 @@
+"""Local Dask workers forked from one process that has imported what they need, once.
+
+Dask starts every local worker as a fresh interpreter (``spawn``): each one imports distributed and
+then, with its first task, the stage's modules - for ``medmm ingest`` ~0.6 s of CPU per worker before
+any work. :func:`start_worker_server` launches a multiprocessing *forkserver* in the background that
+imports those modules one time; each worker is then forked from it, ready at once. The server is a
+single-threaded process (checked by the tests: numpy's thread pools are capped at one thread by the
+same environment Dask's nanny sets), so forking it is safe, unlike forking the driver, which runs
+Dask's event loop in a thread.
+
+The server is launched with the environment Dask's nanny sets before it spawns a worker
+(``distributed.nanny.pre-spawn-environ``: one BLAS/OpenMP thread, ``PYTHONHASHSEED``, and Dask's
+``MALLOC_TRIM_THRESHOLD_`` unless ``malloc_trim=False``), because a forked worker inherits the server's
+environment and allocator settings, not the driver's. :func:`medmm.workflows.dask_client` uses it
+when given ``worker_preload``, and stops it on leaving (:func:`stop_worker_server`).
+
+>>> from medmm.workflows.forkserver import start_worker_server, stop_worker_server
+>>> start_worker_server(["numpy"], malloc_trim=False)  # doctest: +SKIP
+True
+>>> stop_worker_server()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["start_worker_server", "stop_worker_server", "worker_environ", "worker_server_pid"]
+
+_TRIM = "MALLOC_TRIM_THRESHOLD_"
+#: how long :func:`stop_worker_server` waits for the server to exit before leaving it to exit alone
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class _Server:
+    pid: int
+    trim: str | None  # the MALLOC_TRIM_THRESHOLD_ the server (and so each forked worker) started with
+
+
+_server: _Server | None = None
+_lock = threading.Lock()
+
+
+def worker_environ(malloc_trim: bool = True) -> dict[str, str | None]:
+    """The variables Dask's nanny sets before it starts a local worker (``None``: left unset).
+
+    Dask's ``distributed.nanny.pre-spawn-environ`` (values already in ``os.environ`` win, as in the
+    nanny), ``PYTHONHASHSEED`` as the nanny sets it, and with ``malloc_trim=False`` no Dask
+    ``MALLOC_TRIM_THRESHOLD_``.
+
+    >>> worker_environ()["OMP_NUM_THREADS"]  # doctest: +SKIP
+    '1'
+    """
+    import dask
+    import distributed  # noqa: F401  (registers distributed's configuration defaults)
+
+    config = dask.config.get("distributed.nanny.pre-spawn-environ")
+    env: dict[str, str | None] = {k: os.environ.get(k, str(v)) for k, v in config.items() if v is not None}
+    if env.get("PYTHONHASHSEED") in (None, "0"):
+        env["PYTHONHASHSEED"] = "6640"  # as distributed.Nanny: the same str hashes in every worker
+    if not malloc_trim:
+        dask_trim = config.get(_TRIM)
+        current = os.environ.get(_TRIM)
+        # a value the user set stays (as with spawn); Dask's own value (maybe left by a nanny) goes
+        env[_TRIM] = None if current is None or str(current) == str(dask_trim) else current
+    return env
+
+
+def worker_server_pid() -> int | None:
+    """Process id of the running worker server started here, else ``None``."""
+    server = _server
+    return server.pid if server is not None and _running(server.pid) else None
+
+
+def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> bool:
+    """Launch (in the background, returning at once) the server local workers will be forked from.
+
+    Parameters
+    ----------
+    preload
+        Modules the server imports once (``distributed`` is always among them), e.g. the modules a
+        stage's tasks import.
+    malloc_trim
+        Whether forked workers keep Dask's ``MALLOC_TRIM_THRESHOLD_`` (see ``dask_client``).
+
+    Returns
+    -------
+    bool
+        ``True`` when a server started here with the same allocator setting runs (a second call is
+        cheap); ``False`` when workers must be spawned instead: another forkserver of this process
+        that medmm did not start, or one started with the other ``malloc_trim`` setting.
+
+    Examples
+    --------
+    >>> start_worker_server(["medmm.ingest.groups"], malloc_trim=False)  # doctest: +SKIP
+    True
+    """
+    global _server
+    from multiprocessing import forkserver, get_context
+
+    env = worker_environ(malloc_trim)
+    with _lock:
+        if _server is not None and _running(_server.pid):
+            return _server.trim == env.get(_TRIM)
+        if _server is None and _stdlib_server_pid() is not None:
+            return False  # someone else's forkserver: its environment and imports are unknown
+        modules = ["__main__", "distributed", "distributed.nanny", "distributed.worker"]
+        modules += [m for m in preload if m not in modules]
+        get_context("forkserver").set_forkserver_preload(modules)
+        _keep_dask_preload_off()
+        with _environ(env):
+            forkserver.ensure_running()
+        pid = _stdlib_server_pid()
+        if pid is None:  # pragma: no cover - the stdlib changed its internals
+            return False
+        _server = _Server(pid, env.get(_TRIM))
+        return True
+
+
+def stop_worker_server() -> None:
+    """Stop the server started by :func:`start_worker_server` once its workers have exited.
+
+    It is asked to exit (its "alive" pipe is closed) and waited for, at most ``STOP_TIMEOUT_S``
+    seconds: the CPU time of the server and of the workers it reaped then counts in this process's
+    ``getrusage(RUSAGE_CHILDREN)``. A server that still has workers is left to exit with them.
+
+    >>> stop_worker_server()  # doctest: +SKIP
+    """
+    global _server
+    from multiprocessing import forkserver
+
+    with _lock:
+        server, _server = _server, None
+        fs = forkserver._forkserver
+        if server is None or getattr(fs, "_forkserver_pid", None) != server.pid:
+            return
+        alive_fd, address = (
+            getattr(fs, "_forkserver_alive_fd", None),
+            getattr(fs, "_forkserver_address", None),
+        )
+        for name in ("_forkserver_pid", "_forkserver_alive_fd", "_forkserver_address"):
+            setattr(fs, name, None)  # the stdlib's next ensure_running() launches a new server
+        if alive_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(alive_fd)  # EOF on its "alive" pipe once every worker has exited too
+        if isinstance(address, str) and not address.startswith("\0"):
+            with contextlib.suppress(OSError):
+                os.unlink(address)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(server.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid:
+                return
+            time.sleep(0.005)
+
+
+def _stdlib_server_pid() -> int | None:
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    return pid if isinstance(pid, int) and _running(pid) else None
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still exists (without reaping it: the stdlib waits for its own server)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - exists, owned by someone else
+        return True
+    return True
+
+
+def _keep_dask_preload_off() -> None:
+    """Stop Dask from importing its own forkserver preload list (pandas, lz4 ...) in the driver."""
+    import distributed.utils as dutils
+
+    if hasattr(dutils, "_forkserver_preload_set"):
+        dutils._forkserver_preload_set = True
+
+
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str | None]) -> Iterator[None]:
+    """``os.environ`` with ``env`` applied (``None`` removes), restored afterwards."""
+    saved = {k: os.environ.get(k) for k in env}
+    try:
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

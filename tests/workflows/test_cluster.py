@@ -1,0 +1,112 @@
+"""dask_client: workers forked from a preloaded server, the dashboard only on request, --scheduler."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medmm.workflows import forkserver
+from medmm.workflows.cluster import dask_client, run_tasks
+
+
+def _worker_state() -> dict[str, Any]:
+    """What a worker looks like before it has run any task of its own."""
+    import multiprocessing
+
+    return {
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "preloaded": "tabnanny" in sys.modules,  # imported by no worker unless preloaded
+        "omp": os.environ.get("OMP_NUM_THREADS"),
+        "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        "start": multiprocessing.get_start_method(allow_none=True),
+    }
+
+
+def _server_threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_workers_are_forked_from_a_preloaded_single_threaded_server() -> None:
+    with dask_client(workers=2, quiet=True, malloc_trim=False, worker_preload=["tabnanny"]) as client:
+        server = forkserver.worker_server_pid()
+        assert server is not None
+        assert _server_threads(server) == 1  # forking it is safe: no other thread to lose mid-lock
+        states = list(client.run(_worker_state).values())
+        results = dict(run_tasks(client, _square, [1, 2, 3], label="t", show_progress=False))
+    assert len(states) == 2 and len({s["pid"] for s in states}) == 2
+    for s in states:
+        assert s["ppid"] == server != os.getpid()  # children of the server, not spawned by the driver
+        assert s["preloaded"]
+        assert s["omp"] == "1"  # Dask's pre-spawn environment reached the server before numpy
+        assert s["trim"] is None  # malloc_trim=False: glibc's adaptive default
+    assert results == {0: 1, 1: 4, 2: 9}
+    assert forkserver.worker_server_pid() is None and not Path(f"/proc/{server}").exists()  # stopped
+
+
+def test_default_workers_are_spawned_without_a_server() -> None:
+    with dask_client(workers=1, quiet=True) as client:
+        assert forkserver.worker_server_pid() is None
+        (state,) = client.run(_worker_state).values()
+    assert state["ppid"] == os.getpid() and not state["preloaded"]
+    assert state["trim"] == "65536"  # Dask's default is kept unless asked otherwise
+
+
+def test_server_with_other_allocator_settings_is_not_reused() -> None:
+    assert forkserver.start_worker_server(["tabnanny"], malloc_trim=False)
+    try:
+        assert forkserver.start_worker_server(["tabnanny"], malloc_trim=False)  # same settings: reused
+        assert not forkserver.start_worker_server(["tabnanny"], malloc_trim=True)  # spawn instead
+    finally:
+        forkserver.stop_worker_server()
+    assert forkserver.worker_server_pid() is None
+
+
+def _http_status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_dashboard_only_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    for wanted in (False, True):
+        with dask_client(workers=1, processes=False, dashboard=wanted) as client:
+            status = _http_status(client.dashboard_link)
+        assert status == (200 if wanted else 404)
+        printed = capsys.readouterr().err
+        assert ("dashboard off (--dashboard)" in printed) is not wanted
+        assert ("/status" in printed) is wanted  # the address to open
+
+
+def test_existing_scheduler_starts_no_local_workers(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    from medmm.ingest.pipeline import ingest_archive
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "note.txt").write_text("not an image")
+    (archive / "empty.dcm").write_bytes(b"")
+    key = tmp_path / "site.key"
+    key.write_text("ab" * 32 + "\n")
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with dask_client(scheduler=cluster.scheduler_address, worker_preload=["tabnanny"]) as client:
+            assert forkserver.worker_server_pid() is None
+            assert len(client.nthreads()) == 1  # the existing cluster's worker, no local one added
+        result = ingest_archive(archive, tmp_path / "run", scheduler=cluster.scheduler_address, key_file=key)
+        assert len(cluster.workers) == 1
+    assert result.counts == {"non_image": 1, "quarantined": 1}
