@@ -49,6 +49,7 @@ from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, update_run_json
 from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
+from medmm.workflows.forkserver import start_worker_server, stop_worker_server
 
 __all__ = ["IngestResult", "ingest_archive"]
 
@@ -126,6 +127,21 @@ def _client(
         worker_preload=WORKER_MODULES,
     ) as made:
         yield made
+
+
+@contextmanager
+def _early_worker_server(local: bool) -> Iterator[None]:
+    """With a local cluster, launch its workers' server at once: it imports their modules while the
+    driver walks the archive, loads the journal and starts the scheduler. It is stopped on leaving
+    when the run never used it (nothing to do, or an error); the cluster stops it otherwise."""
+    if not local:
+        yield
+        return
+    start_worker_server(WORKER_MODULES, malloc_trim=False)
+    try:
+        yield
+    finally:
+        stop_worker_server(terminate=True)  # a no-op when the cluster has stopped it already
 
 
 #: allocations between two young-generation garbage collections during a run (Python's default: 700)
@@ -315,7 +331,8 @@ def ingest_archive(
 
         raise ConfigError(f"{root}: the archive must be an existing folder")
     out.mkdir(parents=True, exist_ok=True)
-    with run_lock(out), _fewer_collections():
+    local = client is None and scheduler is None and processes
+    with _early_worker_server(local), run_lock(out), _fewer_collections():
         headers = out / HEADERS_SUBDIR
         shutil.rmtree(headers, ignore_errors=True)  # left by a killed run: they are rebuilt by scanning
         try:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,15 +53,13 @@ def worker_environ(malloc_trim: bool = True) -> dict[str, str | None]:
 
     Dask's ``distributed.nanny.pre-spawn-environ`` (values already in ``os.environ`` win, as in the
     nanny), ``PYTHONHASHSEED`` as the nanny sets it, and with ``malloc_trim=False`` no Dask
-    ``MALLOC_TRIM_THRESHOLD_``.
+    ``MALLOC_TRIM_THRESHOLD_``. Read without importing distributed (~0.2 s), so that the worker server
+    can be launched before the driver has imported it.
 
     >>> worker_environ()["OMP_NUM_THREADS"]  # doctest: +SKIP
     '1'
     """
-    import dask
-    import distributed  # noqa: F401  (registers distributed's configuration defaults)
-
-    config = dask.config.get("distributed.nanny.pre-spawn-environ")
+    config = _pre_spawn_config()
     env: dict[str, str | None] = {k: os.environ.get(k, str(v)) for k, v in config.items() if v is not None}
     if env.get("PYTHONHASHSEED") in (None, "0"):
         env["PYTHONHASHSEED"] = "6640"  # as distributed.Nanny: the same str hashes in every worker
@@ -69,6 +69,26 @@ def worker_environ(malloc_trim: bool = True) -> dict[str, str | None]:
         # a value the user set stays (as with spawn); Dask's own value (maybe left by a nanny) goes
         env[_TRIM] = None if current is None or str(current) == str(dask_trim) else current
     return env
+
+
+def _pre_spawn_config() -> dict[str, object]:
+    """``distributed.nanny.pre-spawn-environ``: the user's Dask configuration over distributed's
+    defaults (read from its ``distributed.yaml`` unless distributed is imported already)."""
+    import dask.config
+
+    key = "distributed.nanny.pre-spawn-environ"
+    if "distributed.config" in sys.modules:  # distributed's defaults are in dask's configuration
+        return dict(dask.config.get(key))
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("distributed")  # finds the package without importing it
+    if spec is None or spec.origin is None:  # pragma: no cover - distributed is a dependency
+        raise ImportError("distributed is not installed")
+    with open(os.path.join(os.path.dirname(spec.origin), "distributed.yaml")) as fh:
+        defaults = yaml.safe_load(fh)
+    return dict(dask.config.get(key, config=dask.config.merge(defaults, dask.config.config)))
 
 
 def worker_server_pid() -> int | None:
@@ -104,6 +124,8 @@ def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> 
     from multiprocessing import forkserver, get_context
 
     env = worker_environ(malloc_trim)
+    if "distributed.utils" in sys.modules:  # else imported later, and this runs again from dask_client
+        _keep_dask_preload_off()
     with _lock:
         if _server is not None and _running(_server.pid):
             return _server.trim == env.get(_TRIM)
@@ -112,7 +134,6 @@ def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> 
         modules = ["__main__", "distributed", "distributed.nanny", "distributed.worker"]
         modules += [m for m in preload if m not in modules]
         get_context("forkserver").set_forkserver_preload(modules)
-        _keep_dask_preload_off()
         with _environ(env):
             forkserver.ensure_running()
         pid = _stdlib_server_pid()
@@ -122,12 +143,14 @@ def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> 
         return True
 
 
-def stop_worker_server() -> None:
+def stop_worker_server(*, terminate: bool = False) -> None:
     """Stop the server started by :func:`start_worker_server` once its workers have exited.
 
     It is asked to exit (its "alive" pipe is closed) and waited for, at most ``STOP_TIMEOUT_S``
     seconds: the CPU time of the server and of the workers it reaped then counts in this process's
     ``getrusage(RUSAGE_CHILDREN)``. A server that still has workers is left to exit with them.
+    ``terminate=True`` is for a server that served no worker (a run that needed no cluster): it is
+    sent SIGTERM instead of being left to finish its imports first.
 
     >>> stop_worker_server()  # doctest: +SKIP
     """
@@ -151,6 +174,9 @@ def stop_worker_server() -> None:
         if isinstance(address, str) and not address.startswith("\0"):
             with contextlib.suppress(OSError):
                 os.unlink(address)
+        if terminate:
+            with contextlib.suppress(OSError):
+                os.kill(server.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
@@ -181,7 +207,8 @@ def _running(pid: int) -> bool:
 
 
 def _keep_dask_preload_off() -> None:
-    """Stop Dask from importing its own forkserver preload list (pandas, lz4 ...) in the driver."""
+    """Stop Dask from importing its own forkserver preload list (pandas, lz4 ...) in the driver: the
+    server runs already, with ours."""
     import distributed.utils as dutils
 
     if hasattr(dutils, "_forkserver_preload_set"):

@@ -110,3 +110,46 @@ def test_existing_scheduler_starts_no_local_workers(tmp_path: Path) -> None:
         result = ingest_archive(archive, tmp_path / "run", scheduler=cluster.scheduler_address, key_file=key)
         assert len(cluster.workers) == 1
     assert result.counts == {"non_image": 1, "quarantined": 1}
+
+
+def test_worker_environ_needs_no_distributed_import() -> None:
+    import json
+    import subprocess
+
+    code = (
+        "import json, sys\n"
+        "from medmm.workflows.forkserver import worker_environ\n"
+        "early = worker_environ(malloc_trim=True)\n"
+        "imported = 'distributed' in sys.modules\n"
+        "from distributed.nanny import _get_env_variables\n"  # what Dask's nanny computes
+        "print(json.dumps([imported, early, _get_env_variables('distributed.nanny.pre-spawn-environ')]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")}
+    env["MKL_NUM_THREADS"] = "3"  # a value the user set wins, as in the nanny
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    imported, early, nanny = json.loads(done.stdout)
+    assert not imported  # the server can be launched before the driver imports distributed
+    assert early["OMP_NUM_THREADS"] == "1" and early["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    assert early["MKL_NUM_THREADS"] == "3" and early["PYTHONHASHSEED"] == "6640"
+    assert {k: v for k, v in early.items() if k != "PYTHONHASHSEED"} == nanny
+
+
+def _children() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE}
+
+
+def test_ingest_leaves_no_worker_server_behind(tmp_path: Path) -> None:
+    from medmm.ingest.pipeline import ingest_archive
+    from medmm.ingest.sample import build_sample_archive
+
+    build_sample_archive(tmp_path / "archive")
+    key = tmp_path / "site.key"
+    key.write_text("ab" * 32 + "\n")
+    before = _children()
+    first = ingest_archive(tmp_path / "archive", tmp_path / "run", workers=1, key_file=key)
+    assert forkserver.worker_server_pid() is None and _children() <= before
+    again = ingest_archive(tmp_path / "archive", tmp_path / "run", workers=1, key_file=key)  # no work
+    assert again.n_skipped == first.n_files and again.counts == first.counts
+    assert forkserver.worker_server_pid() is None and _children() <= before  # launched, then terminated
