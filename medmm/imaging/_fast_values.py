@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-__all__ = ["FastHeader"]
+__all__ = ["PER_INSTANCE", "FastHeader"]
 
 _CHARSET_VRS = frozenset({"LO", "SH", "PN"})
 
@@ -85,6 +85,78 @@ _PLAIN: dict[str, tuple[int, str]] = {
 
 _MISSING = object()
 
+#: plain keywords whose values differ from slice to slice of one series; :attr:`FastHeader.signature`
+#: leaves them out
+PER_INSTANCE = frozenset(
+    {
+        "SOPInstanceUID",
+        "InstanceNumber",
+        "ImagePositionPatient",
+        "AcquisitionNumber",
+        "AcquisitionDate",
+        "AcquisitionTime",
+        "ContentDate",
+        "ContentTime",
+    }
+)
+
+#: (tag, keyword, VR, text depends on the character set, per instance) of every plain keyword
+_ORDER: tuple[tuple[int, str, str, bool, bool], ...] = tuple(
+    (tag, keyword, vr, vr in _CHARSET_VRS, keyword in PER_INSTANCE) for keyword, (tag, vr) in _PLAIN.items()
+)
+
+
+def _decode_stream(stream: Any) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
+    """The values :meth:`FastHeader.get` gives for every plain keyword, decoded in one pass, and the
+    header's signature (see :attr:`FastHeader.signature`).
+
+    An absent element is ``_MISSING`` (as ``get`` finds it); one that needs pydicom (an unexpected VR,
+    non-ASCII text, an odd-length US value) is left out, so ``get`` decodes it as before, and the
+    signature is then ``None``.
+    """
+    out: dict[str, Any] = {}
+    key: list[Any] = []
+    complete = True
+    elements, buffer = stream.elements, stream.buffer
+    for tag, keyword, vr, charset, per_instance in _ORDER:
+        found = elements.get(tag)
+        if found is None:
+            out[keyword] = _MISSING
+            if not per_instance:
+                key.append(None)
+            continue
+        raw_vr, offset, length = found
+        data = buffer[offset : offset + length]
+        if not per_instance:
+            key.append((raw_vr, data))
+        if raw_vr is not None and raw_vr != vr:
+            complete = False  # odd VR: pydicom
+            continue
+        if vr == "US":
+            if not data:
+                out[keyword] = None
+            elif not len(data) % 2:
+                values = struct.unpack(f"<{len(data) // 2}H", data)
+                out[keyword] = values[0] if len(values) == 1 else list(values)
+            else:
+                complete = False
+            continue
+        if charset and (not data.isascii() or b"\x1b" in data):
+            complete = False
+            continue
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            complete = False
+            continue
+        text = text.rstrip(" \x00")
+        if vr in ("DS", "IS") and not text.strip():
+            out[keyword] = None
+            continue
+        parts = text.split("\\")
+        out[keyword] = parts[0] if len(parts) == 1 else parts
+    return out, (tuple(key) if complete else None)
+
 
 class FastHeader:
     """``get`` / ``in`` over a dataset, each element decoded once (see the module docstring).
@@ -93,6 +165,12 @@ class FastHeader:
     must be decoded by pydicom) when ``stream`` holds the file's raw elements
     (:func:`~medmm.imaging._element_stream.parse_stream`).
     """
+
+    #: for a header read from an element stream whose plain elements all decode here: the raw bytes
+    #: (and VR) of every plain element except the :data:`PER_INSTANCE` ones, ``None`` for an absent
+    #: one. Two headers with equal signatures give equal values for every plain keyword outside
+    #: :data:`PER_INSTANCE`. ``None`` otherwise.
+    signature: tuple[Any, ...] | None = None
 
     def __init__(self, ds: Any, stream: Any = None) -> None:
         self._stream = stream
@@ -111,6 +189,7 @@ class FastHeader:
                 "TransferSyntaxUID": stream.transfer_syntax,
                 "MediaStorageSOPClassUID": stream.media_sop_class,
             }
+            self._cache, self.signature = _decode_stream(stream)
 
     @property
     def dataset(self) -> Any:
@@ -129,10 +208,10 @@ class FastHeader:
 
     def get(self, keyword: str, default: Any = None) -> Any:
         """The element's value (decoded once), or ``default`` when absent."""
-        value = self._cache.get(keyword, _MISSING)
-        if value is _MISSING:
-            value = self._decode(keyword)
-            self._cache[keyword] = value
+        try:
+            value = self._cache[keyword]
+        except KeyError:  # not decoded yet (an absent element is cached as _MISSING)
+            value = self._cache[keyword] = self._decode(keyword)
         return default if value is _MISSING else value
 
     def _raw(self, tag: int) -> Any:

@@ -258,7 +258,13 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
         ds = FastHeader(raw_ds) if fast else raw_ds
     meta = getattr(ds, "file_meta", None)
     tsyntax = as_str(meta.get("TransferSyntaxUID")) if meta is not None else ""
-    kind, detail = classify(ds)
+    memo_key = _memo_key(ds, stream)
+    found = _SERIES_MEMO.get(memo_key) if memo_key is not None else None
+    if found is not None:
+        kind, detail, shared = found
+    else:
+        kind, detail = classify(ds)
+    classified = kind, detail
     has_pixels = pixel is not None
     pixel_offset = None
     if pixel is not None and tsyntax and not tsyntax.startswith("1.2.840.10008.1.2.1.99"):
@@ -292,7 +298,12 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
         )
     if kind.is_image and not has_pixels:
         kind, detail = DicomKind.other_non_image, f"{detail} without pixel data"
-    return _instance_from(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset)
+    if found is not None:
+        return _from_memo(ds, rel_path, kind, detail, shared, has_pixels, pixel_offset)
+    memo = None
+    if memo_key is not None and classified[0] is not DicomKind.multiframe_image:
+        memo = (memo_key, *classified)
+    return _instance_from(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset, memo)
 
 
 def _element_stream(fh: BinaryIO, size: int) -> Any:
@@ -305,8 +316,103 @@ def _element_stream(fh: BinaryIO, size: int) -> Any:
 #: every field name of DicomInstance (each summary sets them all); shared, never mutated in practice
 _ALL_FIELDS: set[str] = set(DicomInstance.model_fields)
 
+#: fields taken from the file's own elements (or path / pixel data) every time; the others depend only
+#: on the elements a header signature covers (see _SERIES_MEMO)
+_OWN_FIELDS = (
+    "path",
+    "sop_instance_uid",
+    "kind",
+    "kind_detail",
+    "image_position",
+    "acquisition_number",
+    "instance_number",
+    "pixel_offset",
+    "has_pixel_data",
+    "study_datetime",
+)
+#: list values of the shared fields, copied for each instance
+_LIST_FIELDS = ("image_orientation", "pixel_spacing", "image_type")
+_DIRECTORY_RECORDS, _PER_FRAME_GROUPS = 0x00041220, 0x52009230
+
+#: header signature (+ transfer syntax, media SOP class, sequences classify looks for) -> (kind, detail,
+#: the summary's fields outside _OWN_FIELDS). The slices of a series share all of them, so a scan
+#: decodes them once per series. Bounded: cleared when full.
+_SERIES_MEMO: dict[Any, tuple[DicomKind, str, dict[str, Any]]] = {}
+_MEMO_SIZE = 256
+
+
+def _memo_key(ds: Any, stream: Any) -> Any:
+    signature = getattr(ds, "signature", None)
+    if stream is None or signature is None:
+        return None
+    elements = stream.elements
+    return (
+        signature,
+        stream.transfer_syntax,
+        stream.media_sop_class,
+        _DIRECTORY_RECORDS in elements,
+        _PER_FRAME_GROUPS in elements,
+    )
+
+
+def _own_fields(ds: Any, rel_path: str, has_pixels: bool, pixel_offset: int | None) -> dict[str, Any]:
+    return {
+        "path": rel_path,
+        "sop_instance_uid": as_str(ds.get("SOPInstanceUID")) or rel_path,
+        "image_position": as_floats(ds.get("ImagePositionPatient"), 3),
+        "acquisition_number": as_int(ds.get("AcquisitionNumber")),
+        "instance_number": as_int(ds.get("InstanceNumber")),
+        "pixel_offset": pixel_offset,
+        "has_pixel_data": has_pixels,
+        "study_datetime": datetime_of(ds),
+    }
+
 
 def _instance_from(
+    ds: Any,
+    rel_path: str,
+    kind: DicomKind,
+    detail: str,
+    tsyntax: str,
+    has_pixels: bool,
+    pixel_offset: int | None,
+    memo: tuple[Any, DicomKind, str] | None = None,
+) -> DicomInstance:
+    """The summary; with ``memo`` (key, classified kind and detail of a single-frame header) its
+    fields outside _OWN_FIELDS are remembered for the next header with the same key."""
+    inst = _construct(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset)
+    if memo is not None:
+        key, classified, classified_detail = memo
+        shared = {k: v for k, v in inst.__dict__.items() if k not in _OWN_FIELDS}
+        for name in _LIST_FIELDS:
+            if shared[name] is not None:
+                shared[name] = list(shared[name])
+        if len(_SERIES_MEMO) >= _MEMO_SIZE:
+            _SERIES_MEMO.clear()
+        _SERIES_MEMO[key] = (classified, classified_detail, shared)
+    return inst
+
+
+def _from_memo(
+    ds: Any,
+    rel_path: str,
+    kind: DicomKind,
+    detail: str,
+    shared: dict[str, Any],
+    has_pixels: bool,
+    pixel_offset: int | None,
+) -> DicomInstance:
+    """A summary from the remembered fields of its series and the file's own values."""
+    values = dict(shared)
+    for name in _LIST_FIELDS:
+        if values[name] is not None:
+            values[name] = list(values[name])
+    values.update(_own_fields(ds, rel_path, has_pixels, pixel_offset))
+    values["kind"], values["kind_detail"] = kind, detail
+    return DicomInstance.model_construct(_fields_set=_ALL_FIELDS, **values)
+
+
+def _construct(
     ds: Any,
     rel_path: str,
     kind: DicomKind,

@@ -158,7 +158,22 @@ def _final(entry: Entry, fmt: str, status: Status, reason: str, **extra: Any) ->
     return Scanned(row)
 
 
-def _scan_dicom(entry: Entry, full: Path, sniffed: Sniffed, pz: Pseudonymizer) -> Scanned:
+class _MemoIds:
+    """A pseudonymizer's ``id`` remembered for one scan batch: its files mostly share patient, study
+    and series, and each pseudonym is an HMAC."""
+
+    def __init__(self, pz: Pseudonymizer) -> None:
+        self._pz = pz
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def id(self, value: str, kind: str) -> str:
+        found = self._ids.get((value, kind))
+        if found is None:
+            found = self._ids[(value, kind)] = self._pz.id(value, kind)
+        return found
+
+
+def _scan_dicom(entry: Entry, full: Path, sniffed: Sniffed, pz: Pseudonymizer | _MemoIds) -> Scanned:
     """Read the header; every readable DICOM object goes on to series assembly (which routes kinds)."""
     from medmm.imaging.dicom_header import read_dicom_header
     from medmm.imaging.series import series_key_of
@@ -182,7 +197,7 @@ def _scan_dicom(entry: Entry, full: Path, sniffed: Sniffed, pz: Pseudonymizer) -
     return Scanned(row, instance=inst, pending=True)
 
 
-def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer) -> Scanned:
+def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned:
     full = root / entry.rel
     if entry.size == 0:
         err = EmptyFileError(
@@ -304,7 +319,7 @@ def scan_batch(
     >>> scan_batch([], "/nonexistent", Pseudonymizer(b"k" * 32))
     []
     """
-    root, pz = Path(archive_root), _as_pseudonymizer(pseudonymizer)
+    root, pz = Path(archive_root), _MemoIds(_as_pseudonymizer(pseudonymizer))
     out = []
     with quiet_readers():
         for entry in entries:
