@@ -21,6 +21,7 @@ Flow (driver = this process, tasks = Dask workers):
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import os
@@ -141,7 +142,7 @@ def _early_worker_server(local: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        stop_worker_server(terminate=True)  # a no-op when the cluster has stopped it already
+        stop_worker_server()  # a no-op when the cluster has stopped it already
 
 
 #: allocations between two young-generation garbage collections during a run (Python's default: 700)
@@ -177,6 +178,9 @@ def _n_workers(client: Any) -> int:
 
 #: how long tasks wait for the first worker of a cluster that is still starting
 WORKER_START_TIMEOUT_S = 120.0
+#: how long the driver waits for a first worker before it scans batches itself (its first scan costs
+#: it ~0.25 s of imports: worth it only when the workers are slow to come)
+DRIVER_SCAN_AFTER_S = 0.5
 
 
 def _await_worker(client: Any) -> None:
@@ -223,10 +227,12 @@ def _scan(
 ) -> _Scan:
     """Scan ``entries`` in batches; while no worker has joined yet, the driver scans batches itself.
 
-    A local cluster's worker processes take a second or more to start; instead of waiting, the driver
-    scans the first batches in-process (the same :func:`scan_to_parts`), and hands every remaining
-    batch to the workers as soon as one has joined. With a running cluster all batches go to the
-    workers. Rows and header records go to part files; a batch whose task fails is quarantined.
+    A local cluster's workers usually join within a few tenths of a second (they are forked from a
+    server that started importing as the run began); when none has joined after
+    ``DRIVER_SCAN_AFTER_S``, the driver scans batches in-process (the same :func:`scan_to_parts`)
+    instead of waiting, and hands every remaining batch to the workers as soon as one has joined.
+    With a running cluster all batches go to the workers. Rows and header records go to part files;
+    a batch whose task fails is quarantined.
     """
     found = _Scan()
     if not entries:
@@ -234,6 +240,9 @@ def _scan(
     batches = _batches(entries, batch_size, max(slots, _n_workers(client), 1))
     args = (str(root), key, str(out), seq)
     start = 0
+    if not _n_workers(client):  # a local cluster is starting: its first worker usually joins soon
+        with contextlib.suppress(TimeoutError):
+            client.wait_for_workers(1, timeout=DRIVER_SCAN_AFTER_S)
     while start < len(batches) and _n_workers(client) == 0:
         batch = batches[start]
         try:

@@ -135,9 +135,17 @@ def test_worker_environ_needs_no_distributed_import() -> None:
 
 
 def _children() -> set[int]:
+    """Live descendants, but the stdlib's resource tracker (one per process, started on first use)."""
     import psutil
 
-    return {p.pid for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE}
+    found = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
+                found.add(p.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 def test_ingest_leaves_no_worker_server_behind(tmp_path: Path) -> None:
