@@ -32,7 +32,7 @@ from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, T
 from medmm.imaging.kinds import classify
 from medmm.imaging.records import DicomInstance, DicomKind
 
-__all__ = ["NATIVE_SYNTAXES", "looks_like_dicom", "read_dicom_header"]
+__all__ = ["NATIVE_SYNTAXES", "looks_like_dicom", "read_dicom_header", "read_open_header"]
 
 _PIXEL_DATA = 0x7FE00010
 _PIXEL_TAGS = {_PIXEL_DATA, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float / Double Float Pixel Data
@@ -192,8 +192,6 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
     >>> inst.rows, inst.columns, inst.modality  # doctest: +SKIP
     (64, 64, 'MR')
     """
-    from pydicom.errors import InvalidDicomError
-
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -204,25 +202,39 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
     if size == 0:
         raise DicomHeaderError(rel_path, "file is empty (0 bytes)", _FIX_REEXPORT)
     with path.open("rb") as fh:
-        head = fh.read(132)
-        if not looks_like_dicom(head):
-            raise DicomHeaderError(
-                rel_path,
-                "not a DICOM file (no 'DICM' marker after the preamble and no DICOM element at the start)",
-                "remove it from the archive or convert it to DICOM",
-            )
-        fh.seek(0)
-        try:
-            with warnings.catch_warnings():  # pydicom warnings quote element values (possible PHI)
-                warnings.simplefilter("ignore")
-                return _summarise(fh, rel_path, size)
-        except InvalidDicomError as exc:
-            raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
-        except (ValueError, TypeError, KeyError, EOFError, OSError, struct.error, NotImplementedError) as exc:
-            # a malformed element (bad VR, bad length, undecodable value) among those we use
-            raise DicomHeaderError(
-                rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
-            ) from exc
+        return read_open_header(fh, rel_path, size)
+
+
+def read_open_header(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
+    """:func:`read_dicom_header` of a file already open (binary, opened by its path), ``size`` bytes.
+
+    The ingest scan sniffs a file's content and reads its header through one open file.
+
+    >>> with open(path, "rb") as fh:  # doctest: +SKIP
+    ...     inst = read_open_header(fh, "MR_small.dcm", os.fstat(fh.fileno()).st_size)
+    """
+    from pydicom.errors import InvalidDicomError
+
+    fh.seek(0)
+    head = fh.read(132)
+    if not looks_like_dicom(head):
+        raise DicomHeaderError(
+            rel_path,
+            "not a DICOM file (no 'DICM' marker after the preamble and no DICOM element at the start)",
+            "remove it from the archive or convert it to DICOM",
+        )
+    fh.seek(0)
+    try:
+        with warnings.catch_warnings():  # pydicom warnings quote element values (possible PHI)
+            warnings.simplefilter("ignore")
+            return _summarise(fh, rel_path, size)
+    except InvalidDicomError as exc:
+        raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
+    except (ValueError, TypeError, KeyError, EOFError, OSError, struct.error, NotImplementedError) as exc:
+        # a malformed element (bad VR, bad length, undecodable value) among those we use
+        raise DicomHeaderError(
+            rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
+        ) from exc
 
 
 def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> DicomInstance:

@@ -30,6 +30,7 @@ Slices are sorted by their distance along the slice normal (ImagePositionPatient
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -144,13 +145,26 @@ def _where(paths: Sequence[str]) -> str:
 
 
 def _geometry_key(inst: DicomInstance) -> tuple[object, ...]:
-    spacing = tuple(round(v, 3) for v in inst.pixel_spacing) if inst.pixel_spacing else None
-    return (
-        orientation_key(inst.image_orientation),
-        (inst.rows, inst.columns),
-        spacing,
+    iop, ps = inst.image_orientation, inst.pixel_spacing
+    return _geometry_key_of(
+        tuple(iop) if iop is not None else None,
+        tuple(ps) if ps is not None else None,
+        inst.rows,
+        inst.columns,
         inst.samples_per_pixel,
     )
+
+
+@functools.lru_cache(maxsize=256)  # the slices of a series share their geometry
+def _geometry_key_of(
+    iop: tuple[float, ...] | None,
+    pixel_spacing: tuple[float, ...] | None,
+    rows: int | None,
+    columns: int | None,
+    samples: int,
+) -> tuple[object, ...]:
+    spacing = tuple(round(v, 3) for v in pixel_spacing) if pixel_spacing else None
+    return (orientation_key(iop), (rows, columns), spacing, samples)
 
 
 def _describe_split(keys: Sequence[tuple[object, ...]]) -> str:
@@ -163,6 +177,11 @@ def _describe_split(keys: Sequence[tuple[object, ...]]) -> str:
 
 def _valid_orientation(iop: Sequence[float]) -> bool:
     """Two unit vectors at right angles (tolerance 1e-2): anything else has no usable geometry."""
+    return _valid_iop(tuple(iop))
+
+
+@functools.lru_cache(maxsize=256)  # the slices of a series share their orientation
+def _valid_iop(iop: tuple[float, ...]) -> bool:
     row, col = np.asarray(iop[:3], dtype=float), np.asarray(iop[3:6], dtype=float)
     return bool(
         abs(np.linalg.norm(row) - 1) < 1e-2 and abs(np.linalg.norm(col) - 1) < 1e-2 and abs(row @ col) < 1e-2

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["HEAD_BYTES", "Format", "Sniffed", "sniff_bytes", "sniff_file"]
+__all__ = ["HEAD_BYTES", "Format", "Sniffed", "sniff_bytes", "sniff_file", "sniff_head"]
 
 #: How much of a file discovery reads (uncompressed head, also through gzip).
 HEAD_BYTES = 4096
@@ -239,6 +239,15 @@ def sniff_file(path: Path, *, chunk: int = HEAD_BYTES) -> Sniffed:
     """
     with open(path, "rb") as fh:
         head = fh.read(chunk)
+    return sniff_head(head, chunk)
+
+
+def sniff_head(head: bytes, chunk: int = HEAD_BYTES) -> Sniffed:
+    """What :func:`sniff_file` finds from a file's first ``chunk`` bytes, ``head``.
+
+    >>> sniff_head(b"\\0" * 128 + b"DICM").format
+    'dicom'
+    """
     found = sniff_bytes(head)
     if found.format != Format.gzip:
         return found

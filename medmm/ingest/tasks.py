@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from medmm.errors import InputError, reason_of
 from medmm.ingest.discover import Entry
@@ -37,7 +37,7 @@ from medmm.ingest.errors import (
     UnsupportedFormatError,
 )
 from medmm.ingest.records import IngestManifestRow
-from medmm.ingest.sniff import IMAGING_FORMATS, NON_IMAGE_FORMATS, Format, Sniffed, sniff_file
+from medmm.ingest.sniff import HEAD_BYTES, IMAGING_FORMATS, NON_IMAGE_FORMATS, Format, Sniffed, sniff_head
 from medmm.pseudonym import Pseudonymizer
 from medmm.records import Status
 
@@ -173,13 +173,16 @@ class _MemoIds:
         return found
 
 
-def _scan_dicom(entry: Entry, full: Path, sniffed: Sniffed, pz: Pseudonymizer | _MemoIds) -> Scanned:
-    """Read the header; every readable DICOM object goes on to series assembly (which routes kinds)."""
-    from medmm.imaging.dicom_header import read_dicom_header
+def _scan_dicom(entry: Entry, fh: BinaryIO, sniffed: Sniffed, pz: Pseudonymizer | _MemoIds) -> Scanned:
+    """Read the header from the open file; every readable DICOM object goes on to series assembly
+    (which routes kinds)."""
+    from medmm.imaging.dicom_header import read_dicom_header, read_open_header
     from medmm.imaging.series import series_key_of
 
     try:
-        inst = read_dicom_header(full, entry.rel)
+        size = os.fstat(fh.fileno()).st_size
+        # (a file emptied since it was sniffed: read_dicom_header says so)
+        inst = read_open_header(fh, entry.rel, size) if size else read_dicom_header(Path(fh.name), entry.rel)
     except InputError as exc:
         return _final(entry, sniffed.format, Status.quarantined, reason_of(exc))
     row = IngestManifestRow(
@@ -205,7 +208,10 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned
         )
         return _final(entry, Format.empty, Status.quarantined, reason_of(err))
     try:
-        sniffed = sniff_file(full)
+        with open(full, "rb") as fh:  # one open for the sniff and (for DICOM) the header
+            sniffed = sniff_head(fh.read(HEAD_BYTES))
+            if not sniffed.error and sniffed.base is Format.dicom and not sniffed.gzipped:
+                return _scan_dicom(entry, fh, sniffed, pz)
     except OSError as exc:
         err2 = UnreadableInputError(
             entry.rel, f"cannot be read ({exc.strerror or exc})", "grant read access to the ingest user"
@@ -218,8 +224,6 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned
         )
         return _final(entry, fmt, Status.quarantined, reason_of(err3))
     base = sniffed.base
-    if base is Format.dicom and not sniffed.gzipped:
-        return _scan_dicom(entry, full, sniffed, pz)
     if base is Format.dicom:
         err4 = CompressedInputError(
             entry.rel, "gzip-compressed DICOM file", "decompress it (gunzip) in the archive and re-run"
