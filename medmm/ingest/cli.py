@@ -50,10 +50,14 @@ def ingest(
 
     Re-running on the same --out resumes: unchanged inputs already done are skipped.
     """
-    from medmm.ingest.pipeline import ingest_archive
-
     if workers and scheduler:
         raise typer.BadParameter("give either --workers (local cluster) or --scheduler, not both")
+    if scheduler is None:  # the local workers' server imports while this process imports and walks
+        from medmm.ingest.workers import start_workers_early
+
+        start_workers_early()
+    from medmm.ingest.pipeline import ingest_archive
+
     result = ingest_archive(
         archive,
         out,

@@ -46,11 +46,12 @@ from medmm.ingest.journal import Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
 from medmm.ingest.tasks import Converted, ConvertJob, Scanned, unexpected
+from medmm.ingest.workers import WORKER_MODULES, start_workers_early
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, update_run_json
 from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
-from medmm.workflows.forkserver import start_worker_server, stop_worker_server
+from medmm.workflows.forkserver import stop_worker_server
 
 __all__ = ["IngestResult", "ingest_archive"]
 
@@ -92,23 +93,6 @@ def _done(row: Done | None, entry: Entry, volumes: dict[str, dict[str, Any]], ru
     return True
 
 
-#: what the scan and convert tasks import: a local cluster's workers are forked from one process that
-#: has imported these once (see ``medmm.workflows.forkserver``)
-WORKER_MODULES = (
-    "numpy",
-    "pydicom",
-    "nibabel",
-    "isal.igzip",
-    "medmm.ingest.groups",
-    "medmm.ingest.tasks",
-    "medmm.ingest.sniff",
-    "medmm.imaging.dicom_header",
-    "medmm.imaging.series",
-    "medmm.imaging.convert",
-    "medmm.imaging.volume_store",
-)
-
-
 @contextmanager
 def _client(
     client: Any, workers: int | None, scheduler: str | None, processes: bool, dashboard: bool
@@ -138,7 +122,7 @@ def _early_worker_server(local: bool) -> Iterator[None]:
     if not local:
         yield
         return
-    start_worker_server(WORKER_MODULES, malloc_trim=False)
+    start_workers_early()  # already running when the command started it
     try:
         yield
     finally:
