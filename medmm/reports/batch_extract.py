@@ -26,14 +26,16 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from spacy.attrs import ENT_ID, ENT_IOB, ENT_TYPE, IDX, LENGTH, SENT_START
 
+from medmm.reports.batch_labels import LABEL_SCHEMA, batch_labels
 from medmm.reports.extract import doc_records
-from medmm.reports.findings import Mention, label_tuples
+from medmm.reports.findings import find_normal_phrase
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.measurements import has_measurement
 from medmm.reports.negation import ASSERTION_KEY
@@ -66,31 +68,11 @@ ENTITY_SCHEMA = pa.schema(
         ("source", _S),
     ]
 )
-#: Arrow schema of the report-label rows (the columns of :class:`~medmm.reports.records.ReportLabelRow`).
-LABEL_SCHEMA = pa.schema(
-    [
-        ("report_id", _S),
-        ("finding", _S),
-        ("status", _S),
-        ("evidence", _S),
-        ("section", _S),
-        ("start", _I),
-        ("end", _I),
-        ("n_mentions", _I),
-    ]
-)
 assert ENTITY_SCHEMA.names == list(EntityRow.model_fields)
 _ATTRS = [ENT_IOB, ENT_TYPE, ENT_ID, IDX, LENGTH, SENT_START]
 _IOB_B, _IOB_I = 3, 1
 _EMPTY = np.zeros((0, len(_ATTRS)), dtype=np.uint64)
 _SECTION_STRIDE = 1 << 40  # > any report length: (report, char) pairs as one sortable integer
-
-
-def _sections(text: str, known: list[tuple[str, int, int, int]] | None) -> list[tuple[str, int, int, int]]:
-    """``(name, start, body_start, end)`` of each section (given with the input, else detected)."""
-    if known:
-        return known
-    return [(s.name, s.start, s.body_start, s.end) for s in find_sections(text)]
 
 
 def _abbreviations_key(doc: Any) -> Any:
@@ -135,79 +117,79 @@ def batch_tables(
         report's rows in the order of :func:`~medmm.reports.extract.doc_records`) and one section
         count per report.
     """
-    lex = load_lexicon()
-    kinds, phrases = lex.kinds, lex.phrases
-    scored = scored_sections()
-    model_source = spec.model_source() or LEXICON_SOURCE
-    strings: Any = {}
-    names: dict[int, str] = {0: ""}
-
-    def name_of(h: int) -> str:
-        s = names.get(h)
-        if s is None:
-            s = names[h] = strings[h]
-        return s
-
-    slow_rows: list[dict[str, Any]] = []  # entity rows of the reports done by doc_records
-    slow_labels: list[tuple[Any, ...]] = []
+    slow_rows: list[dict[str, Any]] = []  # rows of the reports done by doc_records
+    slow_labels: list[dict[str, Any]] = []
     abbr_key: Any = False  # not looked up yet
-    fast: list[int] = []
-    arrays: list[np.ndarray] = []
-    flags_of: list[dict[tuple[int, int], tuple[bool, bool]]] = []
-    sec_of: list[list[tuple[str, int, int, int]]] = []
+    batch = _Batch()
+    n_sections: list[int] = []
     for k, doc in enumerate(docs):
-        secs = _sections(texts[k], known_sections[k])
-        sec_of.append(secs)
-        flags = doc.user_data.get(ASSERTION_KEY)
+        text, known = texts[k], known_sections[k]
+        secs = known or _detected_sections(text)
+        n_sections.append(len(secs))
+        user_data = doc.user_data
+        flags = user_data.get(ASSERTION_KEY)
         if abbr_key is False:
             abbr_key = _abbreviations_key(doc)
-        abbr = doc.user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
-        if flags is None or abbr or has_measurement(texts[k]):
-            e, lab, _ = doc_records(doc, report_ids[k], spec, known_sections[k], text=texts[k])
+        abbr = user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
+        if flags is None or abbr or has_measurement(text):
+            e, lab, _ = doc_records(doc, report_ids[k], spec, known, text=text)
             slow_rows += e
-            slow_labels += [tuple(x.values()) for x in lab]
+            slow_labels += lab
         else:
-            fast.append(k)
-            flags_of.append(flags)
-            arrays.append(doc.to_array(_ATTRS).reshape(-1, len(_ATTRS)) if len(doc) else _EMPTY)
-            strings = doc.vocab.strings
-    if len(sec_of) != len(report_ids):
-        raise ValueError(f"batch_tables: {len(sec_of)} docs for {len(report_ids)} reports")
-    ent_cols, lab_rows = _fast_columns(
-        flags_of, fast, arrays, report_ids, texts, sec_of, kinds, phrases, scored, model_source, spec, name_of
-    )
-    lab_rows += slow_labels
-    ents = pa.concat_tables([ent_cols, pa.Table.from_pylist(slow_rows, schema=ENTITY_SCHEMA)])
-    columns = list(zip(*lab_rows, strict=True)) if lab_rows else [()] * len(LABEL_SCHEMA)
-    labels = pa.table(
-        [pa.array(c, f.type) for c, f in zip(columns, LABEL_SCHEMA, strict=True)], schema=LABEL_SCHEMA
-    )
-    return ents, labels, [len(s) for s in sec_of]
+            batch.fast.append(k)
+            batch.sections.append(secs)
+            batch.flags.append(flags)
+            batch.arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
+            batch.strings = doc.vocab.strings
+    if len(n_sections) != len(report_ids):
+        raise ValueError(f"batch_tables: {len(n_sections)} docs for {len(report_ids)} reports")
+    ents, labels = _fast_tables(batch, report_ids, texts, spec)
+    if slow_rows:
+        ents = pa.concat_tables([ents, pa.Table.from_pylist(slow_rows, schema=ENTITY_SCHEMA)])
+    if slow_labels:
+        labels = pa.concat_tables([labels, pa.Table.from_pylist(slow_labels, schema=LABEL_SCHEMA)])
+    return ents, labels, n_sections
 
 
-def _fast_columns(
-    flags_of: list[dict[tuple[int, int], tuple[bool, bool]]],
-    fast: list[int],
-    arrays: list[np.ndarray],
-    report_ids: Sequence[str],
-    texts: Sequence[str],
-    sec_of: list[list[tuple[str, int, int, int]]],
-    kinds: dict[str, str],
-    phrases: dict[str, str],
-    scored: frozenset[str],
-    model_source: str,
-    spec: PipelineSpec,
-    name_of: Any,
-) -> tuple[pa.Table, list[tuple[Any, ...]]]:
-    """Entity columns and label rows of the reports in ``fast`` (see :func:`batch_tables`)."""
-    n_tok = np.array([len(a) for a in arrays], dtype=np.int64)
-    first = np.concatenate([[0], np.cumsum(n_tok)])  # first token of each report (global index)
-    labels: list[tuple[Any, ...]] = []
-    if not len(arrays) or first[-1] == 0:
-        for k in fast:
-            labels += _labels(report_ids[k], [], texts[k], sec_of[k], scored)
-        return pa.table({f.name: pa.nulls(0, f.type) for f in ENTITY_SCHEMA}, schema=ENTITY_SCHEMA), labels
-    tok = np.concatenate(arrays).view(np.int64)
+def _detected_sections(text: str) -> list[tuple[str, int, int, int]]:
+    """``(name, start, body_start, end)`` of each section detected in ``text``."""
+    return [(s.name, s.start, s.body_start, s.end) for s in find_sections(text)]
+
+
+class _Batch:
+    """What the fast path keeps of each of its reports while the docs stream by."""
+
+    def __init__(self) -> None:
+        self.fast: list[int] = []  # index of the report in the batch
+        self.sections: list[list[tuple[str, int, int, int]]] = []
+        self.flags: list[dict[tuple[int, int], tuple[bool, bool]]] = []
+        self.arrays: list[np.ndarray] = []
+        self.strings: Any = None
+
+
+def _take(values: Sequence[str | None], index: np.ndarray) -> pa.Array:
+    """A string column: ``values[index]`` (small ``values``, many rows; done by Arrow)."""
+    return pa.array(values, _S).take(pa.array(index, _I))
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return pa.table({f.name: pa.nulls(0, f.type) for f in schema}, schema=schema)
+
+
+def _fast_tables(
+    b: _Batch, report_ids: Sequence[str], texts: Sequence[str], spec: PipelineSpec
+) -> tuple[pa.Table, pa.Table]:
+    """Entity and label tables of the reports of the fast path (see :func:`batch_tables`)."""
+    n_fast = len(b.fast)
+    if not n_fast:
+        return _empty(ENTITY_SCHEMA), _empty(LABEL_SCHEMA)
+    lex = load_lexicon()
+    kinds, phrases, scored = lex.kinds, lex.phrases, scored_sections()
+    fast = np.array(b.fast, dtype=np.int64)
+    n_tok = np.fromiter((len(a) for a in b.arrays), dtype=np.int64, count=n_fast)
+    first = np.zeros(n_fast + 1, dtype=np.int64)
+    np.cumsum(n_tok, out=first[1:])  # first token of each report (global index)
+    tok = np.concatenate(b.arrays).view(np.int64)
     iob = tok[:, 0]
     starts = np.flatnonzero((iob == _IOB_B) & (tok[:, 1] != 0))  # as Doc.ents: B with a label
     bounds = np.append(np.flatnonzero(iob != _IOB_I), len(iob))
@@ -219,30 +201,136 @@ def _fast_columns(
     is_sent[first[:-1][n_tok > 0]] = True
     sent_global = np.cumsum(is_sent) - 1
     sent = sent_global[starts] - sent_global[first[rep]]
-    tok_a = starts - first[rep]
-    tok_b = ends - first[rep]
-    label_h = tok[starts, 1].view(np.uint64).tolist()
-    id_h = tok[starts, 2].view(np.uint64).tolist()
-    label_s = [name_of(h) for h in label_h]
-    id_s = [name_of(h) for h in id_h]
-    # sections: (report, char) as one integer, searched in the sorted section starts of all reports
-    sec_keys = [j * _SECTION_STRIDE + s[1] for j, k in enumerate(fast) for s in sec_of[k]]
-    sec_names = [s[0] for k in fast for s in sec_of[k]]
-    n_secs = np.array([len(sec_of[k]) for k in fast], dtype=np.int64)
-    ent_keys = rep * _SECTION_STRIDE + char_a
-    sec_pos = np.searchsorted(np.array(sec_keys, dtype=np.int64), ent_keys, side="right") - 1
-    sec_first = np.concatenate([[0], np.cumsum(n_secs)])[:-1]
-    sec_pos = np.maximum(sec_pos, sec_first[rep])  # before the first section: the first one
-    section = [
-        sec_names[p] if n else "BODY" for p, n in zip(sec_pos.tolist(), n_secs[rep].tolist(), strict=True)
-    ]
-    # nearest ANATOMY entity of the same sentence (token distance, the earlier one on a tie)
-    anat = np.array([s == "ANATOMY" for s in label_s], dtype=bool)
-    location: list[str | None] = [None] * len(starts)
-    a_idx = np.flatnonzero(anat)
+    negated, uncertain = _assertions(b.flags, rep, starts - first[rep], ends - first[rep], n_fast)
+    # label and pattern id: few distinct hashes, named once each
+    strings = b.strings
+    lab_u, lab_inv = np.unique(tok[starts, 1].view(np.uint64), return_inverse=True)
+    lab_names = [strings[h] for h in lab_u.tolist()]
+    id_u, id_inv = np.unique(tok[starts, 2].view(np.uint64), return_inverse=True)
+    id_names = [strings[h] if h else "" for h in id_u.tolist()]
+    is_anat = lab_inv == (lab_names.index("ANATOMY") if "ANATOMY" in lab_names else -1)
+    doc_of = fast[rep].tolist()
+    ent_text = [texts[k][a:z] for k, a, z in zip(doc_of, char_a.tolist(), char_b.tolist(), strict=True)]
+    # finding: the pattern id when it names a finding, else the entity text looked up as a phrase
+    f_names = list(kinds)
+    f_code = {n: i for i, n in enumerate(f_names)}
+    by_id = np.array([f_code.get(n, -1) if n else -1 for n in id_names], dtype=np.int64)
+    finding = np.where(is_anat, -1, by_id[id_inv])
+    for i in np.flatnonzero(~is_anat & (finding < 0)).tolist():
+        name = phrases.get(" ".join(ent_text[i].lower().split()))
+        if name is not None:
+            finding[i] = f_code[name]
+    location = _locations(starts, sent_global, is_anat, id_inv, id_names, ent_text)
+    # section of each entity: (report, char) as one integer, searched in all reports' section starts
+    n_secs = np.fromiter((len(s) for s in b.sections), dtype=np.int64, count=n_fast)
+    flat = [s for secs in b.sections for s in secs]
+    sec_names = [s[0] for s in flat] + ["BODY"]
+    sec_keys = np.repeat(np.arange(n_fast, dtype=np.int64), n_secs) * _SECTION_STRIDE + np.fromiter(
+        (s[1] for s in flat), dtype=np.int64, count=len(flat)
+    )
+    sec_first = np.zeros(n_fast + 1, dtype=np.int64)
+    np.cumsum(n_secs, out=sec_first[1:])
+    sec_pos = np.searchsorted(sec_keys, rep * _SECTION_STRIDE + char_a, side="right") - 1
+    sec_pos = np.where(n_secs[rep] > 0, np.maximum(sec_pos, sec_first[rep]), len(flat))
+    sec_scored = np.array([n in scored for n in sec_names], dtype=bool)
+    source = np.where((id_u[id_inv] != 0) & spec.lexicon, 1, 0)
+    ids = pa.array([report_ids[k] for k in b.fast], _S)
+    n = len(starts)
+    ents = pa.table(
+        {
+            "report_id": ids.take(pa.array(rep, _I)),
+            "section": _take(sec_names, sec_pos),
+            "sentence": pa.array(sent, _I),
+            "start": pa.array(char_a, _I),
+            "end": pa.array(char_b, _I),
+            "text": pa.array(ent_text, _S),
+            "label": _take(lab_names, lab_inv),
+            "negated": pa.array(negated, _B),
+            "uncertain": pa.array(uncertain, _B),
+            "finding": _take([*f_names, None], np.where(finding < 0, len(f_names), finding)),
+            "long_form": pa.nulls(n, _S),
+            "location": location,
+            "measurement_mm": pa.nulls(n, _F),
+            "measurement_dims_mm": pa.nulls(n, pa.list_(_F)),
+            "measurement_kind": pa.nulls(n, _S),
+            "measurement_text": pa.nulls(n, _S),
+            "source": _take([spec.model_source() or LEXICON_SOURCE, LEXICON_SOURCE], source),
+        },
+        schema=ENTITY_SCHEMA,
+    )
+
+    def normal_phrase(j: int) -> tuple[int, int, str] | None:
+        text = texts[b.fast[j]]
+        if not text:
+            return None
+        span = find_normal_phrase(text, [(s[2], s[3]) for s in b.sections[j] if s[0] in scored])
+        return None if span is None else (span[0], span[1], text[span[0] : span[1]])
+
+    def section_at(j: int, pos: int) -> str:
+        secs = b.sections[j]
+        return secs[max(0, bisect_right([s[1] for s in secs], pos) - 1)][0] if secs else "BODY"
+
+    labels = batch_labels(
+        ids=ids,
+        rep=rep,
+        finding=finding,
+        finding_names=f_names,
+        scored=sec_scored[sec_pos],
+        negated=negated,
+        uncertain=uncertain,
+        start=char_a,
+        end=char_b,
+        text=ents["text"].chunk(0),
+        section=ents["section"].chunk(0),
+        normal_phrase=normal_phrase,
+        section_at=section_at,
+    )
+    return ents, labels
+
+
+def _assertions(
+    flags: list[dict[tuple[int, int], tuple[bool, bool]]],
+    rep: np.ndarray,
+    tok_a: np.ndarray,
+    tok_b: np.ndarray,
+    n_fast: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``negated``, ``uncertain`` of each entity from the assertion component's dicts.
+
+    Each dict holds one entry per ``doc.ents`` span in order, i.e. the entities of the token arrays in
+    order: its values are taken as they are when every report has as many entries as entities (else,
+    which the pipeline never gives, looked up by token span).
+    """
+    if np.array_equal(np.fromiter(map(len, flags), np.int64, n_fast), np.bincount(rep, minlength=n_fast)):
+        values = list(chain.from_iterable(f.values() for f in flags))
+    else:
+        values = [
+            flags[j][(a, z)] for j, a, z in zip(rep.tolist(), tok_a.tolist(), tok_b.tolist(), strict=True)
+        ]
+    both = np.array(values, dtype=bool).reshape(-1, 2)
+    return both[:, 0], both[:, 1]
+
+
+def _locations(
+    starts: np.ndarray,
+    sent_global: np.ndarray,
+    is_anat: np.ndarray,
+    id_inv: np.ndarray,
+    id_names: list[str],
+    ent_text: list[str],
+) -> pa.Array:
+    """``location`` column: the nearest ANATOMY entity of the same sentence (token distance, the earlier
+    one on a tie), named by its pattern id or else its lower-case text; null for ANATOMY entities."""
+    names: list[str | None] = list(id_names)
+    a_idx = np.flatnonzero(is_anat)
+    code = np.full(len(starts), -1, dtype=np.int64)  # -1: no location
     if len(a_idx):
+        a_name = id_inv[a_idx].copy()
+        for p in np.flatnonzero(np.array([not id_names[c] for c in a_name.tolist()], dtype=bool)).tolist():
+            a_name[p] = len(names)
+            names.append(ent_text[a_idx[p]].lower())
         a_start, a_sent = starts[a_idx], sent_global[starts[a_idx]]
-        f_idx = np.flatnonzero(~anat)
+        f_idx = np.flatnonzero(~is_anat)
         pos = np.searchsorted(a_start, starts[f_idx])
         prev, nxt = np.maximum(pos - 1, 0), np.minimum(pos, len(a_idx) - 1)
         f_sent = sent_global[starts[f_idx]]
@@ -252,83 +340,6 @@ def _fast_columns(
         d_next = a_start[nxt] - starts[f_idx]
         use_prev = ok_prev & (~ok_next | (d_prev <= d_next))
         use_next = ok_next & ~use_prev
-        choice = np.where(use_prev, a_idx[prev], np.where(use_next, a_idx[nxt], -1))
-        a_name: dict[int, str] = {}
-        for i in a_idx.tolist():
-            j = int(rep[i])
-            a_name[i] = id_s[i] or texts[fast[j]][char_a[i] : char_b[i]].lower()
-        for fi, c in zip(f_idx.tolist(), choice.tolist(), strict=True):
-            if c >= 0:
-                location[fi] = a_name[c]
-    # per entity: text, assertion flags, finding; mentions per report for the labels
-    rep_l, a_l, b_l, ta_l, tb_l = (
-        rep.tolist(),
-        char_a.tolist(),
-        char_b.tolist(),
-        tok_a.tolist(),
-        tok_b.tolist(),
-    )
-    n = len(rep_l)
-    text_c: list[str] = [""] * n
-    neg_c: list[bool] = [False] * n
-    unc_c: list[bool] = [False] * n
-    finding_c: list[str | None] = [None] * n
-    mentions: list[list[Mention]] = [[] for _ in fast]
-    lexicon = spec.lexicon
-    for i in range(n):
-        j = rep_l[i]
-        t = texts[fast[j]][a_l[i] : b_l[i]]
-        text_c[i] = t
-        neg, unc = flags_of[j][(ta_l[i], tb_l[i])]
-        neg, unc = bool(neg), bool(unc)
-        neg_c[i], unc_c[i] = neg, unc
-        if label_s[i] != "ANATOMY":
-            ent_id = id_s[i]
-            finding = ent_id if ent_id and ent_id in kinds else phrases.get(" ".join(t.lower().split()))
-            if finding is not None:
-                finding_c[i] = finding
-                mentions[j].append(Mention(finding, section[i], a_l[i], b_l[i], t, neg, unc))
-    for j, k in enumerate(fast):
-        labels += _labels(report_ids[k], mentions[j], texts[k], sec_of[k], scored)
-    source = [LEXICON_SOURCE if (e and lexicon) else model_source for e in id_s]
-    rid = pa.array([report_ids[k] for k in fast], _S).take(pa.array(rep))
-    cols = {
-        "report_id": rid,
-        "section": pa.array(section, _S),
-        "sentence": pa.array(sent),
-        "start": pa.array(char_a),
-        "end": pa.array(char_b),
-        "text": pa.array(text_c, _S),
-        "label": pa.array(label_s, _S),
-        "negated": pa.array(neg_c, _B),
-        "uncertain": pa.array(unc_c, _B),
-        "finding": pa.array(finding_c, _S),
-        "long_form": pa.nulls(n, _S),
-        "location": pa.array(location, _S),
-        "measurement_mm": pa.nulls(n, _F),
-        "measurement_dims_mm": pa.nulls(n, pa.list_(_F)),
-        "measurement_kind": pa.nulls(n, _S),
-        "measurement_text": pa.nulls(n, _S),
-        "source": pa.array(source, _S),
-    }
-    return pa.table(cols, schema=ENTITY_SCHEMA), labels
-
-
-def _labels(
-    report_id: str,
-    mentions: list[Mention],
-    text: str,
-    secs: list[tuple[str, int, int, int]],
-    scored: frozenset[str],
-) -> list[tuple[Any, ...]]:
-    """Label rows (tuples in :data:`LABEL_SCHEMA` order) of one report, as ``doc_records`` makes them."""
-    scored_spans = [(s[2], s[3]) for s in secs if s[0] in scored]
-    out = []
-    for finding, status, evidence, section, start, end, n in label_tuples(
-        mentions, text=text, scored=scored, scored_spans=scored_spans
-    ):
-        if section is None and start is not None:
-            pos = bisect_right([s[1] for s in secs], start) - 1
-            section = secs[max(0, pos)][0] if secs else "BODY"
-        out.append((report_id, finding, status, evidence, section, start, end, n))
-    return out
+        code[f_idx] = np.where(use_prev, a_name[prev], np.where(use_next, a_name[nxt], -1))
+    code[code < 0] = len(names)
+    return _take([*names, None], code)

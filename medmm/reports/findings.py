@@ -40,7 +40,8 @@ __all__ = [
 NORMAL = "normal"
 DEFAULT_SCORED = frozenset({"FINDINGS", "IMPRESSION", "BODY"})
 _NORMAL_PHRASES = re.compile(
-    r"\b(?:no\s+(?:acute|active)\s+(?:cardiopulmonary|cardiothoracic|pulmonary|chest|intrathoracic|thoracic)?\s*"
+    # every alternative starts with n, c, s or e: the lookahead skips other positions cheaply
+    r"\b(?=[ncse])(?:no\s+(?:acute|active)\s+(?:cardiopulmonary|cardiothoracic|pulmonary|chest|intrathoracic|thoracic)?\s*"
     r"(?:abnormality|abnormalities|disease|process|findings?|pathology)"
     r"|normal\s+(?:chest|study|exam|examination|radiograph|x-?ray|cxr)"
     r"|(?:chest|study|exam|examination)\s+(?:is\s+)?(?:within\s+normal\s+limits|normal|negative)"
