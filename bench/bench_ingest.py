@@ -13,14 +13,16 @@ The archive is made by :mod:`bench._archive`: the real uncompressed MR series of
   of the large archive over the small one, divided by the extra wall time) and the *steady-state* rate
   (slices divided by the time of the scan + assemble + convert phases that ``run.json`` records); the
   rest of the wall time (CLI imports, cluster start and shut-down, writing the tables) is reported as
-  ``fixed s``;
+  ``fixed s``; the fixed cost proper (wall and CPU) is the intercept at zero slices of the line
+  through the two smallest sizes;
 * the load average of the shared machine before each measurement is recorded next to it;
 * CPU seconds (user + system) of each tool's whole process tree (``getrusage`` of the waited-for
   children), and per slice: unlike wall time, this barely moves with the load of a shared machine;
-* peak RSS: the sum over the whole process tree (driver, scheduler, nannies, workers), sampled every
-  50 ms, and the driver process alone (it runs the Dask scheduler and assembles the series); compared
-  at 1,000 and 5,000 slices (and more) it shows whether memory is bounded by the largest series, not the
-  archive.
+* peak RSS: the sum over the whole process tree (driver, scheduler, nannies, the workers' server and
+  the workers), sampled every 50 ms, its PSS (pages shared by processes, such as the modules the
+  forked workers inherit from their server, counted once) and the driver process alone (it runs the
+  Dask scheduler); compared at 1,000 and 5,000 slices (and more) it shows whether memory is bounded by
+  the largest series, not the archive.
 
 Ratios are medmm's slices/s over dcm2niix's at the same size, end to end (wall time of each command,
 start-up and shut-down included) and in steady state (medmm's scan + assemble + convert phases against
@@ -70,6 +72,7 @@ class _TreePeak:
         self._interval = interval
         self.peak = 0
         self.root_peak = 0  # the process itself, without its descendants
+        self.pss_peak = 0  # proportional set size: pages shared by forked processes counted once
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -78,7 +81,7 @@ class _TreePeak:
         import psutil
 
         while not self._stop.is_set():
-            total = 0
+            total = pss = 0
             try:
                 procs = [self._root, *self._root.children(recursive=True)]
             except psutil.Error:
@@ -89,7 +92,9 @@ class _TreePeak:
                     total += rss
                     if p is self._root:
                         self.root_peak = max(self.root_peak, rss)
+                    pss += getattr(p.memory_full_info(), "pss", rss)
             self.peak = max(self.peak, total)
+            self.pss_peak = max(self.pss_peak, pss)
             self._stop.wait(self._interval)
 
     def stop(self) -> int:
@@ -105,11 +110,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(cmd: list[str], log: Path) -> tuple[float, int, int, float]:
-    """Run ``cmd`` (output to ``log``); return (wall s, peak tree RSS, peak own RSS, tree CPU s).
+def _timed(cmd: list[str], log: Path) -> tuple[float, int, int, float, int]:
+    """Run ``cmd`` (output to ``log``); return (wall s, peak tree RSS, peak own RSS, tree CPU s, peak
+    tree PSS).
 
-    The CPU time is that of the command and of every descendant it waited for (Dask's worker processes
-    are joined by their nannies in the driver), from ``getrusage(RUSAGE_CHILDREN)`` around the run.
+    The CPU time is that of the command and of every descendant it waited for, from
+    ``getrusage(RUSAGE_CHILDREN)`` around the run: medmm's forked workers are reaped by their server
+    process, which the driver stops and reaps at the end, so their CPU time counts too.
     """
     with log.open("w") as fh:
         cpu0 = _children_cpu()
@@ -122,7 +129,7 @@ def _timed(cmd: list[str], log: Path) -> tuple[float, int, int, float]:
         rss = peak.stop()
     if code != 0:
         raise RuntimeError(f"{cmd[0]} exited with {code}; see {log}")
-    return wall, rss, peak.root_peak, cpu
+    return wall, rss, peak.root_peak, cpu, peak.pss_peak
 
 
 def _dcm2niix() -> str:
@@ -151,7 +158,8 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
     cmd = [_dcm2niix(), "-z", "i", "-1", "-b", "y", "-f", "%j", "-o", str(d2n_out), str(archive)]
     out["dcm2niix_load"] = _load()
     d2n = _timed(cmd, work / f"dcm2niix_{n}.log")
-    out["dcm2niix_s"], out["dcm2niix_rss"], out["dcm2niix_driver_rss"], out["dcm2niix_cpu_s"] = d2n
+    out["dcm2niix_s"], out["dcm2niix_rss"], out["dcm2niix_driver_rss"], out["dcm2niix_cpu_s"] = d2n[:4]
+    out["dcm2niix_pss"] = d2n[4]
     out["dcm2niix_steady_s"] = out["dcm2niix_s"]  # one process, no start-up worth separating
     out["dcm2niix_volumes"] = len(list(d2n_out.glob("*.nii.gz")))
     for name, module, workers in VARIANTS:
@@ -159,9 +167,9 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
         cmd = [sys.executable, "-m", module, "ingest", str(archive), "--out", str(run)]
         cmd += ["--workers", str(workers), "--key-file", str(key)]
         out[f"{name}_load"] = _load()
-        wall, rss, driver, cpu = _timed(cmd, work / f"{name}_{n}.log")
+        wall, rss, driver, cpu, pss = _timed(cmd, work / f"{name}_{n}.log")
         out[f"{name}_s"], out[f"{name}_rss"], out[f"{name}_driver_rss"] = wall, rss, driver
-        out[f"{name}_cpu_s"] = cpu
+        out[f"{name}_cpu_s"], out[f"{name}_pss"] = cpu, pss
         out[f"{name}_steady_s"] = _steady_s(run)
         import pandas as pd
 
@@ -186,19 +194,19 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     mib = 1 << 20
     print(
         f"{'slices':>7} {'tool':<16} {'load':>5} {'wall s':>7} {'slices/s':>9} {'steady s':>9} "
-        f"{'steady/s':>9} {'fixed s':>8} {'CPU s':>6} {'CPU ms/sl':>9} {'peak MiB':>9} {'driver MiB':>10} "
-        f"{'volumes':>7}"
+        f"{'steady/s':>9} {'fixed s':>8} {'CPU s':>6} {'CPU ms/sl':>9} {'peak MiB':>9} {'PSS MiB':>8} "
+        f"{'driver MiB':>10} {'volumes':>7}"
     )
     for r in rows:
         n = r["slices"]
         for tool, key_ in _TOOLS:
             wall, rss, steady = r[f"{key_}_s"], r[f"{key_}_rss"], r[f"{key_}_steady_s"]
-            driver, cpu = r[f"{key_}_driver_rss"], r[f"{key_}_cpu_s"]
+            driver, cpu, pss = r[f"{key_}_driver_rss"], r[f"{key_}_cpu_s"], r[f"{key_}_pss"]
             vols, load = r[f"{key_}_volumes"], r[f"{key_}_load"]
             print(
                 f"{n:>7} {tool:<16} {load:>5.1f} {wall:>7.1f} {n / wall:>9.0f} {steady:>9.1f} "
                 f"{n / steady:>9.0f} {wall - steady:>8.1f} {cpu:>6.1f} {1e3 * cpu / n:>9.2f} "
-                f"{rss / mib:>9.0f} {driver / mib:>10.0f} {vols:>7}"
+                f"{rss / mib:>9.0f} {pss / mib:>8.0f} {driver / mib:>10.0f} {vols:>7}"
             )
 
 
@@ -255,12 +263,33 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     )
     summary["peak_rss_w2_mib"] = {r["slices"]: round(r["medmm_w2_rss"] / mib) for r in rows}
     summary["driver_rss_w2_mib"] = {r["slices"]: round(r["medmm_w2_driver_rss"] / mib) for r in rows}
+    summary["pss_w2_mib"] = {r["slices"]: round(r["medmm_w2_pss"] / mib) for r in rows}
+    summary["fixed"] = _fixed_costs(rows[0], rows[1])
     summary["load_average"] = [r[k] for r in rows for k in r if k.endswith("_load")]
     marginal_text = "n/a (noise)" if marginal is None else f"{marginal:.2f}x"
     print(
         f"marginal ({small['slices']} -> {large['slices']} slices, fixed costs excluded): {marginal_text}; "
         f"peak RSS 2 workers {summary['peak_rss_w2_mib']} MiB (driver alone {summary['driver_rss_w2_mib']} "
-        f"MiB); load average during the runs {min(summary['load_average']):.1f}-"
-        f"{max(summary['load_average']):.1f}"
+        f"MiB, PSS {summary['pss_w2_mib']} MiB); load average during the runs "
+        f"{min(summary['load_average']):.1f}-{max(summary['load_average']):.1f}"
+    )
+    print(
+        f"fixed cost (intercept at 0 slices of the line through {rows[0]['slices']} and {rows[1]['slices']} "
+        "slices), wall / CPU s: "
+        + "; ".join(f"{tool} {w:.2f} / {c:.2f}" for tool, (w, c) in summary["fixed"].items())
     )
     return summary
+
+
+def _fixed_costs(small: dict[str, Any], large: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Per tool, the wall and CPU seconds that do not scale with the slices: the intercept at zero
+    slices of the straight line through two archive sizes (start-up, imports, shut-down)."""
+    n0, n1 = small["slices"], large["slices"]
+    fixed = {}
+    for tool, key_ in _TOOLS:
+        pair = []
+        for metric in ("s", "cpu_s"):
+            y0, y1 = small[f"{key_}_{metric}"], large[f"{key_}_{metric}"]
+            pair.append(y0 - n0 * (y1 - y0) / (n1 - n0))
+        fixed[tool] = (pair[0], pair[1])
+    return fixed
