@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-__all__ = ["PER_INSTANCE", "FastHeader"]
+__all__ = ["PER_INSTANCE", "FastHeader", "stream_signature"]
 
 _CHARSET_VRS = frozenset({"LO", "SH", "PN"})
 
@@ -100,38 +100,55 @@ PER_INSTANCE = frozenset(
     }
 )
 
-#: (tag, keyword, VR, text depends on the character set, per instance) of every plain keyword
-_ORDER: tuple[tuple[int, str, str, bool, bool], ...] = tuple(
-    (tag, keyword, vr, vr in _CHARSET_VRS, keyword in PER_INSTANCE) for keyword, (tag, vr) in _PLAIN.items()
+#: (tag, keyword, VR, text depends on the character set) of every plain keyword, and of the
+#: per-instance ones
+_ORDER: tuple[tuple[int, str, str, bool], ...] = tuple(
+    (tag, keyword, vr, vr in _CHARSET_VRS) for keyword, (tag, vr) in _PLAIN.items()
 )
+_OWN_ORDER = tuple(entry for entry in _ORDER if entry[1] in PER_INSTANCE)
+#: tags of the plain elements a header signature covers
+_SIGNED_TAGS = tuple(tag for tag, keyword, _vr, _cs in _ORDER if keyword not in PER_INSTANCE)
+_SHARED_KEYWORDS = frozenset(_PLAIN) - PER_INSTANCE
 
 
-def _decode_stream(stream: Any) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
-    """The values :meth:`FastHeader.get` gives for every plain keyword, decoded in one pass, and the
-    header's signature (see :attr:`FastHeader.signature`).
+def stream_signature(stream: Any) -> tuple[Any, ...]:
+    """The raw value bytes (and VR) of every plain element outside :data:`PER_INSTANCE`, ``None`` for an
+    absent one. Headers with equal signatures give equal values for those keywords, and when one of
+    them decodes without pydicom (:attr:`FastHeader.complete`) so does the other.
+
+    >>> from medmm.imaging._element_stream import ElementStream
+    >>> stream = ElementStream(b"MR", "1.2.840.10008.1.2", "", True, {0x00080060: (None, 0, 2)})
+    >>> [v for v in stream_signature(stream) if v]
+    [(None, b'MR')]
+    """
+    elements, buffer = stream.elements, stream.buffer
+    return tuple(
+        [None if f is None else (f[0], buffer[f[1] : f[1] + f[2]]) for f in map(elements.get, _SIGNED_TAGS)]
+    )
+
+
+def _decode_stream(
+    stream: Any, order: tuple[tuple[int, str, str, bool], ...] = _ORDER
+) -> tuple[dict[str, Any], bool]:
+    """The values :meth:`FastHeader.get` gives for the plain keywords of ``order``, decoded in one pass,
+    and whether all of them decoded here.
 
     An absent element is ``_MISSING`` (as ``get`` finds it); one that needs pydicom (an unexpected VR,
-    non-ASCII text, an odd-length US value) is left out, so ``get`` decodes it as before, and the
-    signature is then ``None``.
+    non-ASCII text, an odd-length US value) is left out, so ``get`` decodes it as before.
     """
     out: dict[str, Any] = {}
-    key: list[Any] = []
     complete = True
     elements, buffer = stream.elements, stream.buffer
-    for tag, keyword, vr, charset, per_instance in _ORDER:
+    for tag, keyword, vr, charset in order:
         found = elements.get(tag)
         if found is None:
             out[keyword] = _MISSING
-            if not per_instance:
-                key.append(None)
             continue
         raw_vr, offset, length = found
-        data = buffer[offset : offset + length]
-        if not per_instance:
-            key.append((raw_vr, data))
         if raw_vr is not None and raw_vr != vr:
             complete = False  # odd VR: pydicom
             continue
+        data = buffer[offset : offset + length]
         if vr == "US":
             if not data:
                 out[keyword] = None
@@ -155,7 +172,7 @@ def _decode_stream(stream: Any) -> tuple[dict[str, Any], tuple[Any, ...] | None]
             continue
         parts = text.split("\\")
         out[keyword] = parts[0] if len(parts) == 1 else parts
-    return out, (tuple(key) if complete else None)
+    return out, complete
 
 
 class FastHeader:
@@ -163,16 +180,14 @@ class FastHeader:
 
     ``ds`` is a pydicom dataset, or a callable returning one (called at most once, only when an element
     must be decoded by pydicom) when ``stream`` holds the file's raw elements
-    (:func:`~medmm.imaging._element_stream.parse_stream`).
+    (:func:`~medmm.imaging._element_stream.parse_stream`). ``shared``: the :meth:`shared_values` of a
+    complete header with the same :func:`stream_signature`.
     """
 
-    #: for a header read from an element stream whose plain elements all decode here: the raw bytes
-    #: (and VR) of every plain element except the :data:`PER_INSTANCE` ones, ``None`` for an absent
-    #: one. Two headers with equal signatures give equal values for every plain keyword outside
-    #: :data:`PER_INSTANCE`. ``None`` otherwise.
-    signature: tuple[Any, ...] | None = None
+    #: header read from an element stream: every plain element decoded here (none needs pydicom)
+    complete: bool = False
 
-    def __init__(self, ds: Any, stream: Any = None) -> None:
+    def __init__(self, ds: Any, stream: Any = None, shared: dict[str, Any] | None = None) -> None:
         self._stream = stream
         self._cache: dict[str, Any] = {}
         if stream is None:
@@ -189,7 +204,15 @@ class FastHeader:
                 "TransferSyntaxUID": stream.transfer_syntax,
                 "MediaStorageSOPClassUID": stream.media_sop_class,
             }
-            self._cache, self.signature = _decode_stream(stream)
+            if shared is None:
+                self._cache, self.complete = _decode_stream(stream)
+            else:  # values of a header with the same signature: only the per-instance ones are decoded
+                own, self.complete = _decode_stream(stream, _OWN_ORDER)
+                self._cache = {**shared, **own}
+
+    def shared_values(self) -> dict[str, Any]:
+        """The decoded plain values outside :data:`PER_INSTANCE` (of a :attr:`complete` header)."""
+        return {k: v for k, v in self._cache.items() if k in _SHARED_KEYWORDS}
 
     @property
     def dataset(self) -> Any:

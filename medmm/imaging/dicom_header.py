@@ -27,7 +27,7 @@ from medmm.imaging._dicom_values import (
     multiframe_geometry,
     patient_key_of,
 )
-from medmm.imaging._fast_values import FastHeader
+from medmm.imaging._fast_values import FastHeader, stream_signature
 from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, TruncatedPixelDataError
 from medmm.imaging.kinds import classify
 from medmm.imaging.records import DicomInstance, DicomKind
@@ -259,7 +259,9 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
                 warnings.simplefilter("ignore")
                 return pydicom.dcmread(path, stop_before_pixels=True, force=True)
 
-        ds: Any = FastHeader(load, stream)
+        memo_key = _memo_key(stream)
+        found = _SERIES_MEMO.get(memo_key)
+        ds: Any = FastHeader(load, stream, found[3] if found is not None else None)
         pixel = stream.pixel
     else:
         fh.seek(0)
@@ -268,12 +270,11 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
         implicit, little = raw_ds.original_encoding
         pixel = _pixel_element_length(fh, little is not False, bool(implicit))
         ds = FastHeader(raw_ds) if fast else raw_ds
+        memo_key, found = None, None
     meta = getattr(ds, "file_meta", None)
     tsyntax = as_str(meta.get("TransferSyntaxUID")) if meta is not None else ""
-    memo_key = _memo_key(ds, stream)
-    found = _SERIES_MEMO.get(memo_key) if memo_key is not None else None
     if found is not None:
-        kind, detail, shared = found
+        kind, detail, shared, _decoded = found
     else:
         kind, detail = classify(ds)
     classified = kind, detail
@@ -313,8 +314,8 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
     if found is not None:
         return _from_memo(ds, rel_path, kind, detail, shared, has_pixels, pixel_offset)
     memo = None
-    if memo_key is not None and classified[0] is not DicomKind.multiframe_image:
-        memo = (memo_key, *classified)
+    if memo_key is not None and ds.complete and classified[0] is not DicomKind.multiframe_image:
+        memo = (memo_key, *classified, ds.shared_values())
     return _instance_from(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset, memo)
 
 
@@ -346,20 +347,18 @@ _OWN_FIELDS = (
 _LIST_FIELDS = ("image_orientation", "pixel_spacing", "image_type")
 _DIRECTORY_RECORDS, _PER_FRAME_GROUPS = 0x00041220, 0x52009230
 
-#: header signature (+ transfer syntax, media SOP class, sequences classify looks for) -> (kind, detail,
-#: the summary's fields outside _OWN_FIELDS). The slices of a series share all of them, so a scan
-#: decodes them once per series. Bounded: cleared when full.
-_SERIES_MEMO: dict[Any, tuple[DicomKind, str, dict[str, Any]]] = {}
+#: header signature (+ transfer syntax, media SOP class, sequences classify looks for) of a complete
+#: single-frame header -> (kind, detail, the summary's fields outside _OWN_FIELDS, the decoded values
+#: outside PER_INSTANCE). The slices of a series share all of them, so a scan decodes them once per
+#: series. Bounded: cleared when full.
+_SERIES_MEMO: dict[Any, tuple[DicomKind, str, dict[str, Any], dict[str, Any]]] = {}
 _MEMO_SIZE = 256
 
 
-def _memo_key(ds: Any, stream: Any) -> Any:
-    signature = getattr(ds, "signature", None)
-    if stream is None or signature is None:
-        return None
+def _memo_key(stream: Any) -> Any:
     elements = stream.elements
     return (
-        signature,
+        stream_signature(stream),
         stream.transfer_syntax,
         stream.media_sop_class,
         _DIRECTORY_RECORDS in elements,
@@ -388,20 +387,20 @@ def _instance_from(
     tsyntax: str,
     has_pixels: bool,
     pixel_offset: int | None,
-    memo: tuple[Any, DicomKind, str] | None = None,
+    memo: tuple[Any, DicomKind, str, dict[str, Any]] | None = None,
 ) -> DicomInstance:
-    """The summary; with ``memo`` (key, classified kind and detail of a single-frame header) its
-    fields outside _OWN_FIELDS are remembered for the next header with the same key."""
+    """The summary; with ``memo`` (key, classified kind and detail, shared decoded values of a complete
+    single-frame header) its fields outside _OWN_FIELDS are remembered for headers with the same key."""
     inst = _construct(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset)
     if memo is not None:
-        key, classified, classified_detail = memo
+        key, classified, classified_detail, decoded = memo
         shared = {k: v for k, v in inst.__dict__.items() if k not in _OWN_FIELDS}
         for name in _LIST_FIELDS:
             if shared[name] is not None:
                 shared[name] = list(shared[name])
         if len(_SERIES_MEMO) >= _MEMO_SIZE:
             _SERIES_MEMO.clear()
-        _SERIES_MEMO[key] = (classified, classified_detail, shared)
+        _SERIES_MEMO[key] = (classified, classified_detail, shared, decoded)
     return inst
 
 
