@@ -328,6 +328,31 @@ def _element_stream(fh: BinaryIO, size: int) -> Any:
 
 #: every field name of DicomInstance (each summary sets them all); shared, never mutated in practice
 _ALL_FIELDS: set[str] = set(DicomInstance.model_fields)
+_FIELD_ORDER = tuple(DicomInstance.model_fields)
+#: what pydantic's model_construct does for a plain model given every field: set the instance dict
+_PLAIN_MODEL = not (
+    DicomInstance.__pydantic_post_init__
+    or DicomInstance.__private_attributes__
+    or DicomInstance.model_config.get("extra") == "allow"
+    or DicomInstance.__pydantic_root_model__
+)
+
+
+def _construct_all(values: dict[str, Any]) -> DicomInstance:
+    """``DicomInstance.model_construct(_fields_set=_ALL_FIELDS, **values)`` for values of every field.
+
+    model_construct walks every field's aliases and defaults (~9 us); with every field given, the
+    result is the instance dict in field order and the shared fields set, set here directly (<1 us).
+    """
+    if not _PLAIN_MODEL or len(values) != len(_FIELD_ORDER):
+        return DicomInstance.model_construct(_fields_set=_ALL_FIELDS, **values)
+    inst = DicomInstance.__new__(DicomInstance)
+    object.__setattr__(inst, "__dict__", {name: values[name] for name in _FIELD_ORDER})
+    object.__setattr__(inst, "__pydantic_fields_set__", _ALL_FIELDS)
+    object.__setattr__(inst, "__pydantic_extra__", None)
+    object.__setattr__(inst, "__pydantic_private__", None)
+    return inst
+
 
 #: fields taken from the file's own elements (or path / pixel data) every time; the others depend only
 #: on the elements a header signature covers (see _SERIES_MEMO)
@@ -420,7 +445,7 @@ def _from_memo(
             values[name] = list(values[name])
     values.update(_own_fields(ds, rel_path, has_pixels, pixel_offset))
     values["kind"], values["kind_detail"] = kind, detail
-    return DicomInstance.model_construct(_fields_set=_ALL_FIELDS, **values)
+    return _construct_all(values)
 
 
 def _construct(
@@ -438,60 +463,63 @@ def _construct(
     # every value below is already typed by the _dicom_values helpers: skip pydantic's validation.
     # All fields are set, so the instances share one fields-set object (it is pickled once per scan
     # batch instead of once per file: ~2 KB less per header record held on the driver).
-    return DicomInstance.model_construct(
-        _fields_set=_ALL_FIELDS,
-        path=rel_path,
-        sop_instance_uid=as_str(ds.get("SOPInstanceUID")) or rel_path,
-        sop_class_uid=as_str(ds.get("SOPClassUID")),
-        study_uid=as_str(ds.get("StudyInstanceUID")),
-        series_uid=as_str(ds.get("SeriesInstanceUID")),
-        series_number=as_int(ds.get("SeriesNumber")),
-        frame_of_reference_uid=as_str(ds.get("FrameOfReferenceUID")),
-        patient_key=patient_key_of(ds),
-        modality=as_str(ds.get("Modality")),
-        kind=kind,
-        kind_detail=detail,
-        rows=as_int(ds.get("Rows")),
-        columns=as_int(ds.get("Columns")),
-        n_frames=n_frames,
-        samples_per_pixel=as_int(ds.get("SamplesPerPixel")) or 1,
-        photometric_interpretation=as_str(ds.get("PhotometricInterpretation")),
-        image_position=geometry.get("image_position", as_floats(ds.get("ImagePositionPatient"), 3)),
-        image_orientation=geometry.get("image_orientation", as_floats(ds.get("ImageOrientationPatient"), 6)),
-        pixel_spacing=geometry.get(
-            "pixel_spacing",
-            # projection X-ray (CR/DX/MG) often has only the detector-plane ImagerPixelSpacing
-            as_floats(ds.get("PixelSpacing"), 2) or as_floats(ds.get("ImagerPixelSpacing"), 2),
-        ),
-        slice_thickness=geometry.get("slice_thickness", as_float(ds.get("SliceThickness"))),
-        spacing_between_slices=as_float(ds.get("SpacingBetweenSlices")),
-        frame_positions=geometry.get("frame_positions"),
-        acquisition_number=as_int(ds.get("AcquisitionNumber")),
-        echo_number=as_int(ds.get("EchoNumbers")),
-        temporal_position=as_int(ds.get("TemporalPositionIdentifier")),
-        instance_number=as_int(ds.get("InstanceNumber")),
-        image_type=image_type,
-        is_mosaic=any(v.upper() == "MOSAIC" for v in image_type),
-        transfer_syntax_uid=tsyntax,
-        bits_allocated=as_int(ds.get("BitsAllocated")),
-        bits_stored=as_int(ds.get("BitsStored")),
-        pixel_offset=pixel_offset,
-        pixel_representation=as_int(ds.get("PixelRepresentation")),
-        rescale_slope=geometry.get("rescale_slope", as_float(ds.get("RescaleSlope"))),
-        rescale_intercept=geometry.get("rescale_intercept", as_float(ds.get("RescaleIntercept"))),
-        has_pixel_data=has_pixels,
-        study_datetime=datetime_of(ds),
-        manufacturer=as_str(ds.get("Manufacturer")),
-        manufacturer_model=as_str(ds.get("ManufacturerModelName")),
-        body_part=as_str(ds.get("BodyPartExamined")),
-        series_description=as_str(ds.get("SeriesDescription")),
-        protocol_name=as_str(ds.get("ProtocolName")),
-        kvp=as_float(ds.get("KVP")),
-        repetition_time=as_float(ds.get("RepetitionTime")),
-        echo_time=as_float(ds.get("EchoTime")),
-        inversion_time=as_float(ds.get("InversionTime")),
-        flip_angle=as_float(ds.get("FlipAngle")),
-        magnetic_field_strength=as_float(ds.get("MagneticFieldStrength")),
-        gantry_tilt=as_float(ds.get("GantryDetectorTilt")),
-        convolution_kernel=as_str(ds.get("ConvolutionKernel")),
+    return _construct_all(
+        dict(
+            path=rel_path,
+            sop_instance_uid=as_str(ds.get("SOPInstanceUID")) or rel_path,
+            sop_class_uid=as_str(ds.get("SOPClassUID")),
+            study_uid=as_str(ds.get("StudyInstanceUID")),
+            series_uid=as_str(ds.get("SeriesInstanceUID")),
+            series_number=as_int(ds.get("SeriesNumber")),
+            frame_of_reference_uid=as_str(ds.get("FrameOfReferenceUID")),
+            patient_key=patient_key_of(ds),
+            modality=as_str(ds.get("Modality")),
+            kind=kind,
+            kind_detail=detail,
+            rows=as_int(ds.get("Rows")),
+            columns=as_int(ds.get("Columns")),
+            n_frames=n_frames,
+            samples_per_pixel=as_int(ds.get("SamplesPerPixel")) or 1,
+            photometric_interpretation=as_str(ds.get("PhotometricInterpretation")),
+            image_position=geometry.get("image_position", as_floats(ds.get("ImagePositionPatient"), 3)),
+            image_orientation=geometry.get(
+                "image_orientation", as_floats(ds.get("ImageOrientationPatient"), 6)
+            ),
+            pixel_spacing=geometry.get(
+                "pixel_spacing",
+                # projection X-ray (CR/DX/MG) often has only the detector-plane ImagerPixelSpacing
+                as_floats(ds.get("PixelSpacing"), 2) or as_floats(ds.get("ImagerPixelSpacing"), 2),
+            ),
+            slice_thickness=geometry.get("slice_thickness", as_float(ds.get("SliceThickness"))),
+            spacing_between_slices=as_float(ds.get("SpacingBetweenSlices")),
+            frame_positions=geometry.get("frame_positions"),
+            acquisition_number=as_int(ds.get("AcquisitionNumber")),
+            echo_number=as_int(ds.get("EchoNumbers")),
+            temporal_position=as_int(ds.get("TemporalPositionIdentifier")),
+            instance_number=as_int(ds.get("InstanceNumber")),
+            image_type=image_type,
+            is_mosaic=any(v.upper() == "MOSAIC" for v in image_type),
+            transfer_syntax_uid=tsyntax,
+            bits_allocated=as_int(ds.get("BitsAllocated")),
+            bits_stored=as_int(ds.get("BitsStored")),
+            pixel_offset=pixel_offset,
+            pixel_representation=as_int(ds.get("PixelRepresentation")),
+            rescale_slope=geometry.get("rescale_slope", as_float(ds.get("RescaleSlope"))),
+            rescale_intercept=geometry.get("rescale_intercept", as_float(ds.get("RescaleIntercept"))),
+            has_pixel_data=has_pixels,
+            study_datetime=datetime_of(ds),
+            manufacturer=as_str(ds.get("Manufacturer")),
+            manufacturer_model=as_str(ds.get("ManufacturerModelName")),
+            body_part=as_str(ds.get("BodyPartExamined")),
+            series_description=as_str(ds.get("SeriesDescription")),
+            protocol_name=as_str(ds.get("ProtocolName")),
+            kvp=as_float(ds.get("KVP")),
+            repetition_time=as_float(ds.get("RepetitionTime")),
+            echo_time=as_float(ds.get("EchoTime")),
+            inversion_time=as_float(ds.get("InversionTime")),
+            flip_angle=as_float(ds.get("FlipAngle")),
+            magnetic_field_strength=as_float(ds.get("MagneticFieldStrength")),
+            gantry_tilt=as_float(ds.get("GantryDetectorTilt")),
+            convolution_kernel=as_str(ds.get("ConvolutionKernel")),
+        )
     )

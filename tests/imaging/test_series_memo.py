@@ -106,3 +106,27 @@ def test_changed_element_is_not_taken_from_the_memo(
     # a changed shared element makes the middle slice's header a new one
     assert hits[0] == (2 if change == "ContentTime" else 1)
     assert [g["image_position"][2] for g in got] == [0.0, 1.0, 2.0]  # type: ignore[index]
+
+
+def test_direct_construction_equals_model_construct(shared_data: Path) -> None:
+    import pickle
+
+    from medmm.imaging.records import DicomInstance
+
+    path = shared_data / "imaging/pydicom_testfiles/test_files/CT_small.dcm"
+    inst = read_dicom_header(path, "CT_small.dcm")
+    values = dict(inst.__dict__)
+    made = dicom_header._construct_all(dict(reversed(values.items())))  # any order in, field order out
+    ref = DicomInstance.model_construct(_fields_set=dicom_header._ALL_FIELDS, **values)
+    assert dicom_header._PLAIN_MODEL
+    assert made == ref and made.model_dump() == ref.model_dump()
+    assert list(made.__dict__) == list(DicomInstance.model_fields)
+    assert made.model_fields_set == ref.model_fields_set and made.__pydantic_extra__ is None
+    again = pickle.loads(pickle.dumps(made))
+    assert again == ref and again.model_copy(update={"path": "x"}).path == "x"
+    few = {"path": "p", "sop_instance_uid": "1"}  # not every field: model_construct (defaults filled in)
+    partial = dicom_header._construct_all(dict(few))
+    assert (
+        partial.__dict__
+        == DicomInstance.model_construct(_fields_set=dicom_header._ALL_FIELDS, **few).__dict__
+    )
