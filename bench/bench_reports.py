@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +132,12 @@ def _end_to_end(path: Path, out_dir: Path) -> dict[str, Any]:
 
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Measure and print the tables; returns the JSON summary."""
-    from distributed import Client, LocalCluster
+    import dask
 
     from medmm.reports.io.inputs import read_reports
     from medmm.reports.nlp import PipelineSpec, get_pipeline
-    from medmm.reports.pipeline import _warm
+    from medmm.reports.tasks import LOCAL_CLUSTER_CONFIG, warm
+    from medmm.workflows.cluster import dask_client
 
     out_dir.mkdir(parents=True, exist_ok=True)
     repeats = 2 if quick else 3
@@ -163,29 +165,24 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     reps: list[dict[str, Any]] = [{"repeat": k} for k in range(repeats)]
     for w in (0, 1, 2):
         method = "in-process" if w == 0 else f"{w} worker(s)"
-        cluster = client = None
-        try:
+        with ExitStack() as stack:
+            address = None
             if w:
+                # the local cluster `parse --workers w` starts (same function and Dask settings),
+                # started once for the phase; parse_reports gets its address
+                stack.enter_context(dask.config.set(LOCAL_CLUSTER_CONFIG))
                 t0 = time.perf_counter()
-                cluster = LocalCluster(
-                    n_workers=w, threads_per_worker=1, dashboard_address=":0", silence_logs=40
-                )
-                client = Client(cluster)
+                client = stack.enter_context(dask_client(w, quiet=True))
                 t1 = time.perf_counter()
-                client.run(_warm, spec)
+                client.run(warm, spec)
                 startup[w] = {"cluster_start_s": t1 - t0, "warm_workers_s": time.perf_counter() - t1}
+                address = client.scheduler.address
             for k, rep in enumerate(reps):
                 before = _uptime()
                 rep[f"nlp.pipe ({method})"] = pipe()
-                address = cluster.scheduler_address if cluster is not None else None
                 rep[method] = _parse(path, out_dir / f"run_r{k}_w{w}", w, address, n)
                 rep[f"uptime {method}"] = [before, _uptime()]
                 print(f"{method}, repeat {k}: {before}", flush=True)
-        finally:
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
     e2e = None if quick else _end_to_end(path, out_dir)
 
     cores = os.cpu_count() or 1

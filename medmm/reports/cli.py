@@ -41,7 +41,9 @@ def parse_cmd(
     workers: int | None = typer.Option(None, help="Local Dask workers (0 = in this process)."),
     scheduler: str | None = typer.Option(None, help="Address of an existing Dask scheduler."),
     batch_size: int = typer.Option(
-        0, help="Reports per Dask task (and per resumable part); 0 = about 6 tasks per worker, 100-1000 each."
+        0,
+        help="Reports per Dask task (and per resumable part); 0 = shrinking sizes (half of what is left "
+        "per round of one task per worker, 150-5000 each).",
     ),
     key_file: Path | None = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
 ) -> None:

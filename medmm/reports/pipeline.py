@@ -13,12 +13,12 @@ the batch. A batch that fails is retried report by report so one bad report is q
 from __future__ import annotations
 
 import logging
-import pickle
 import shutil
 import time
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,10 @@ __all__ = [
     "BatchResult",
     "BatchTables",
     "ParseSummary",
-    "PartWritten",
     "auto_batch_size",
     "parse_batch",
+    "parse_columns",
     "parse_reports",
-    "parse_to_part",
     "process_batch",
     "save_part",
 ]
@@ -72,14 +71,6 @@ class BatchTables:
     reports: pa.Table
 
 
-@dataclass(frozen=True)
-class PartWritten:
-    """What a batch task sends back when it wrote its part itself: the part's name and report count."""
-
-    name: str
-    n_reports: int
-
-
 @dataclass
 class ParseSummary:
     """What a parse run did: counts per status, pipeline description, output paths."""
@@ -89,7 +80,8 @@ class ParseSummary:
     outputs: dict[str, str]
 
 
-#: Tasks per worker aimed at by :func:`auto_batch_size`, and its lower/upper limits on a batch.
+#: Tasks per worker aimed at by :func:`auto_batch_size` (in-process batches, or ``--batch-size``'s
+#: default before task sizes were planned), and its lower/upper limits on a batch.
 TASKS_PER_WORKER = 6
 BATCH_LIMITS = (100, 1000)
 REPORT_COLUMNS = ["report_id", "status", "reason", "n_sections", "n_entities"]
@@ -119,52 +111,65 @@ def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) ->
 def parse_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchTables:
     """Parse a batch of reports with the (per-process cached) pipeline of ``spec``; columnar result.
 
-    The rows of the whole batch are extracted at once (:func:`~medmm.reports.batch_extract.batch_tables`).
-    A batch that fails is redone report by report, so only the report that crashes is quarantined.
-
     >>> res = parse_batch([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], PipelineSpec())
     >>> res.entities.select(["finding", "negated"]).to_pylist(), res.reports["status"].to_pylist()
     ([{'finding': 'pneumothorax', 'negated': True}], ['ingested'])
+    """
+    return parse_columns(
+        [r.report_id for r in batch],
+        [r.text for r in batch],
+        [r.sections for r in batch],
+        spec,
+        paths=[r.path for r in batch],
+    )
+
+
+def parse_columns(
+    ids: list[str],
+    texts: list[str],
+    sections: list[list[tuple[str, int, int, int]] | None],
+    spec: PipelineSpec,
+    paths: list[str] | None = None,
+) -> BatchTables:
+    """:func:`parse_batch` over columns: report ids, texts, known sections (or ``None``) and, for the
+    log of a quarantined report, the input paths.
+
+    The rows of the whole batch are extracted at once (:func:`~medmm.reports.batch_extract.batch_tables`).
+    A batch that fails is redone report by report, so only the report that crashes is quarantined.
     """
     from medmm.reports.batch_extract import batch_tables
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         nlp = get_pipeline(spec)
-
-    def tables(reports: list[ReportInput], docs: Any) -> tuple[pa.Table, pa.Table, list[int]]:
-        ids, texts = [r.report_id for r in reports], [r.text for r in reports]
-        return batch_tables(docs, ids, texts, [r.sections for r in reports], spec)
-
+    n = len(ids)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*\[W036\]")  # scispaCy's empty global matcher
             # streamed: each Doc is read as it comes out of the pipeline and dropped
-            ents, labels, n_sections = tables(batch, nlp.pipe([r.text for r in batch], batch_size=256))
-        n_ents = _counts(ents["report_id"], [r.report_id for r in batch])
-        reports = [(r.report_id, "ingested", "", n_sections[k], n_ents[k]) for k, r in enumerate(batch)]
+            docs = nlp.pipe(texts, batch_size=256)
+            ents, labels, n_sections = batch_tables(docs, ids, texts, sections, spec)
+        n_ents = _counts(ents["report_id"], ids)
+        columns: list[list[Any]] = [ids, ["ingested"] * n, [""] * n, n_sections, n_ents]
     except Exception:  # isolate the bad report(s): redo this batch one by one
-        e_parts, l_parts, reports = [], [], []
-        for r in batch:
+        e_parts, l_parts, rows = [], [], []
+        for k in range(n):
             try:
-                e, lab, n = tables([r], [nlp(r.text)])
+                one = slice(k, k + 1)
+                e, lab, ns = batch_tables([nlp(texts[k])], ids[one], texts[one], sections[one], spec)
             except Exception as exc:
-                log.warning("report %s quarantined: %s", r.path, type(exc).__name__)
-                reports.append((r.report_id, "quarantined", reason_of(exc), 0, 0))
+                log.warning("report %s quarantined: %s", paths[k] if paths else ids[k], type(exc).__name__)
+                rows.append((ids[k], "quarantined", reason_of(exc), 0, 0))
                 continue
             e_parts.append(e)
             l_parts.append(lab)
-            reports.append((r.report_id, "ingested", "", n[0], e.num_rows))
+            rows.append((ids[k], "ingested", "", ns[0], e.num_rows))
         ents = pa.concat_tables(e_parts) if e_parts else ENTITY_SCHEMA.empty_table()
         labels = pa.concat_tables(l_parts) if l_parts else LABEL_SCHEMA.empty_table()
-    columns = list(zip(*reports, strict=True)) if reports else [()] * len(REPORT_SCHEMA)
-    return BatchTables(
-        ents,
-        labels,
-        pa.table(
-            [pa.array(c, f.type) for c, f in zip(columns, REPORT_SCHEMA, strict=True)], schema=REPORT_SCHEMA
-        ),
-    )
+        columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in REPORT_SCHEMA]
+    arrays = [pa.array(c, f.type) for c, f in zip(columns, REPORT_SCHEMA, strict=True)]
+    reports = pa.table(arrays, schema=REPORT_SCHEMA)
+    return BatchTables(ents, labels, reports)
 
 
 def _counts(ids: pa.ChunkedArray, order: list[str]) -> list[int]:
@@ -192,18 +197,18 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
     return BatchResult(t.entities.to_pylist(), t.labels.to_pylist(), texts, manifest)
 
 
-def save_part(parts: Any, batch: list[ReportInput], keys: list[str], res: BatchTables) -> str:
-    """Write one parsed batch as a resumable part (:class:`~medmm.reports.resume.Parts`); ``keys`` are
-    the batch's report keys, in order. Returns the part's name."""
+def save_part(parts: Any, ids: list[str], texts: list[str], keys: list[str], res: BatchTables) -> str:
+    """Write one parsed batch as a resumable part (:class:`~medmm.reports.resume.Parts`): the batch's
+    report ids, texts and keys, in order, and its tables. Returns the part's name."""
     import pyarrow.compute as pc
 
-    ids = pa.array([r.report_id for r in batch], pa.string())
-    keys_arr, texts = pa.array(keys, pa.string()), pa.array([r.text for r in batch], pa.string())
+    id_arr = pa.array(ids, pa.string())
+    keys_arr, text_arr = pa.array(keys, pa.string()), pa.array(texts, pa.string())
 
     def of(t: pa.Table, values: pa.Array) -> pa.ChunkedArray | pa.Array:
-        return values.take(pc.index_in(t["report_id"], value_set=ids))
+        return values.take(pc.index_in(t["report_id"], value_set=id_arr))
 
-    reports = res.reports.append_column("text", of(res.reports, texts))
+    reports = res.reports.append_column("text", of(res.reports, text_arr))
     return str(
         parts.write(
             keys,
@@ -212,95 +217,10 @@ def save_part(parts: Any, batch: list[ReportInput], keys: list[str], res: BatchT
     )
 
 
-def parse_to_part(
-    item: tuple[list[ReportInput], list[str]] | str, spec: PipelineSpec, run_dir: str, token: str
-) -> BatchTables | PartWritten:
-    """Dask task: parse a batch (:func:`parse_batch`) and, when this worker sees the run directory
-    (marker ``token``), write the part itself and send back only its name; else send the tables.
-
-    ``item`` is the batch and its report keys, or the path of a scratch file holding them
-    (:func:`_stage`).
-    """
-    from medmm.reports.resume import Parts
-
-    if isinstance(item, str):
-        with open(item, "rb") as f:
-            batch, keys = pickle.load(f)  # written by _stage in this run
-    else:
-        batch, keys = item
-    res = parse_batch(batch, spec)
-    parts = Parts(Path(run_dir))
-    if not parts.marked(token):
-        return res
-    return PartWritten(save_part(parts, batch, keys, res), len(batch))
-
-
-def _sees_marker(run_dir: str, token: str) -> bool:
-    """Whether this (worker) process sees the marker of ``Parts(run_dir).mark()``."""
-    from medmm.reports.resume import Parts
-
-    return Parts(Path(run_dir)).marked(token)
-
-
-def _stage(parts: Any, token: str, work: list[tuple[list[ReportInput], list[str]]]) -> list[str]:
-    """Write each batch (and its keys) to a scratch file of this run; returns the paths."""
-    folder = parts.folder / f".todo-{token}"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, w in enumerate(work):
-        path = folder / f"batch-{i:06d}.pkl"
-        path.write_bytes(pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL))
-        paths.append(str(path))
-    return paths
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of ``frame`` as dicts, missing values as ``None``."""
     clean = frame.astype(object).where(frame.notna(), None)
     return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this (worker) process so far."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return float(usage.ru_utime + usage.ru_stime)
-
-
-def _warm(spec: PipelineSpec) -> str:
-    """Build (and cache) the pipeline in a worker process; returns its description.
-
-    Arrow is kept to one thread (a worker runs one task at a time on its core).
-    """
-    pa.set_cpu_count(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        get_pipeline(spec)
-    return spec.describe()
-
-
-def _profiler(on: bool, dask_worker: Any = None) -> bool:
-    """Stop (``on=False``) or restart Dask's statistical profiler in a worker (``client.run`` passes
-    ``dask_worker``); returns whether it was running before.
-
-    The profiler samples the task thread's stack every 10 ms from the worker's event loop thread,
-    which takes the GIL from the task each time: ~15% more CPU for ``nlp.pipe`` in a worker (its deep
-    Python stacks). ``parse`` pauses it for its tasks and restarts it afterwards where it ran.
-    """
-    if dask_worker is None:
-        return False
-    was = False
-    for name in ("profile", "profile-cycle"):
-        pc = dask_worker.periodic_callbacks.get(name)
-        if pc is None:
-            continue
-        was = was or pc.is_running()
-        if on:
-            pc.start()
-        else:
-            pc.stop()
-    return was
 
 
 def auto_batch_size(n_reports: int, n_workers: int) -> int:
@@ -340,7 +260,7 @@ def parse_reports(
     ``run_dir`` resumes: reports already parsed (same id, text, pipeline and site key) are taken
     from ``run_dir/.reports_parts/`` (:mod:`medmm.reports.resume`) and only the rest is parsed.
     ``batch_size`` is the number of reports per task and per resumable part; ``None`` picks
-    :func:`auto_batch_size`.
+    :func:`auto_batch_size` in-process and :func:`~medmm.reports.tasks.plan_sizes` on Dask.
     """
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
@@ -379,7 +299,8 @@ def parse_reports(
     size = batch_size
 
     def save(batch: list[ReportInput], res: BatchTables) -> None:
-        save_part(parts, batch, [keys[r.report_id] for r in batch], res)
+        ids, texts = [r.report_id for r in batch], [r.text for r in batch]
+        save_part(parts, ids, texts, [keys[i] for i in ids], res)
 
     if not todo:
         timer.timings["parse"] = 0.0
@@ -392,42 +313,51 @@ def parse_reports(
                 save(b, parse_batch(b, spec))
         timer.timings["parse_cpu_s"] = time.process_time() - cpu0
     else:
+        import dask
+
+        from medmm.reports import tasks
+
         with ExitStack() as stack:
+            if not scheduler:  # the local cluster of this run: quieter periodic work (tasks module)
+                stack.enter_context(dask.config.set(tasks.LOCAL_CLUSTER_CONFIG))
             with timer("cluster_start"):
                 client = stack.enter_context(dask_client(workers, scheduler, quiet=True))
             with timer("warm_workers"):  # each worker builds its pipeline once, before the first task
-                client.run(_warm, spec)
-            profiling = [w for w, was in client.run(_profiler, False).items() if was]
-            cpu_before = client.run(_cpu_seconds)
+                client.run(tasks.warm, spec)
+            profiling = [w for w, was in client.run(tasks.profiler, False).items() if was]
+            cpu_before = client.run(tasks.cpu_seconds)
             # workers that see the run directory write their parts themselves and send back names
             token = parts.mark()
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-            size = batch_size or auto_batch_size(len(todo), n_workers)
-            batches = _batches(todo, size)
+            if batch_size:
+                batches = _batches(todo, batch_size)
+            else:  # shrinking task sizes: the workers finish together
+                ends = list(accumulate(tasks.plan_sizes(len(todo), n_workers)))
+                batches = [todo[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            size = max(len(b) for b in batches)
             driver0 = time.process_time()
-            work = [(b, [keys[r.report_id] for r in b]) for b in batches]
+            work = [tasks.Work.of(b, [keys[r.report_id] for r in b]) for b in batches]
             items: list[Any] = work
-            if all(client.run(_sees_marker, str(run_dir), token).values()):
+            if all(client.run(tasks.sees_marker, str(run_dir), token).values()):
                 # shared file system: each batch goes to a scratch file and the task names it, so
-                # the task graph stays small (the scheduler, in this process for a local cluster,
-                # would otherwise unpickle and pickle every report again); a retried task reads it again
-                items = _stage(parts, token, work)
+                # the task graph stays small; a retried task reads it again
+                items = tasks.stage(parts.folder / f".todo-{token}", work)
             args = (spec, str(run_dir), token)
             try:
                 with timer("parse"):
-                    for i, res in run_tasks(client, parse_to_part, items, label="reports", args=args):
+                    for i, res in run_tasks(client, tasks.parse_to_part, items, label="reports", args=args):
                         if isinstance(res, TaskFailure):  # not saved as a part: a re-run tries again
                             failed += [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
                         elif isinstance(res, BatchTables):
                             save(batches[i], res)
             finally:
                 if profiling:
-                    client.run(_profiler, True, workers=profiling)
+                    client.run(tasks.profiler, True, workers=profiling)
                 parts.unmark(token)
                 shutil.rmtree(parts.folder / f".todo-{token}", ignore_errors=True)
             # this process during the parse phase (client, and the scheduler of a local cluster)
             timer.timings["parse_driver_cpu_s"] = time.process_time() - driver0
-            cpu_after = client.run(_cpu_seconds)
+            cpu_after = client.run(tasks.cpu_seconds)
             # CPU seconds the workers spent in the parse phase (contention on a shared machine shows
             # as parse wall time >> worker CPU time / workers)
             timer.timings["parse_cpu_s"] = sum(cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after)

@@ -185,14 +185,16 @@ def test_task_without_the_marker_sends_its_tables(tmp_path: Path) -> None:
     """A worker on another file system (no marker) returns the tables for the driver to write."""
     from medmm.reports.io.inputs import ReportInput
     from medmm.reports.nlp import PipelineSpec
-    from medmm.reports.pipeline import BatchTables, PartWritten, parse_to_part
+    from medmm.reports.pipeline import BatchTables
     from medmm.reports.resume import Parts
+    from medmm.reports.tasks import PartWritten, Work, parse_to_part, stage
 
-    batch = [ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)]
-    res = parse_to_part((batch, ["k1"]), PipelineSpec(), str(tmp_path), "not-a-token")
+    work = Work.of([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], ["k1"])
+    res = parse_to_part(work, PipelineSpec(), str(tmp_path), "not-a-token")
     assert isinstance(res, BatchTables) and res.entities["finding"].to_pylist() == ["pneumothorax"]
     token = Parts(tmp_path).mark()
-    done = parse_to_part((batch, ["k1"]), PipelineSpec(), str(tmp_path), token)
+    (staged,) = stage(tmp_path / "todo", [work])
+    done = parse_to_part(staged, PipelineSpec(), str(tmp_path), token)
     assert isinstance(done, PartWritten) and done.n_reports == 1
     assert Parts(tmp_path).done_keys() == {"k1"}
 
@@ -202,3 +204,15 @@ def test_auto_batch_size_aims_at_six_tasks_per_worker() -> None:
 
     assert auto_batch_size(6_000, 2) == 500
     assert auto_batch_size(10, 2) == 100 and auto_batch_size(10**6, 2) == 1000
+
+
+@pytest.mark.parametrize("n", [0, 1, 149, 150, 301, 2_000, 10_236, 123_457])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_planned_task_sizes_shrink_and_cover_every_report(n: int, workers: int) -> None:
+    from medmm.reports.tasks import TASK_LIMITS, plan_sizes
+
+    sizes = plan_sizes(n, workers)
+    assert sum(sizes) == n and all(0 < s <= TASK_LIMITS[1] for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)  # big tasks first, small ones last
+    if n >= 4 * workers * TASK_LIMITS[0]:
+        assert sizes[-1] < 2 * TASK_LIMITS[0] and sizes[0] >= min(TASK_LIMITS[1], n // (2 * workers))
