@@ -53,7 +53,13 @@ class _Odd(Exception):
 
 
 class _Short(Exception):
-    """The buffer ends before the element stream does: read more of the file."""
+    """The buffer ends before the element stream does: read more of the file.
+
+    ``resume``: the stream and the offset of the element that did not fit, when the walk over the data
+    set had begun (it goes on from there), else ``None`` (parse again from the start).
+    """
+
+    resume: tuple[ElementStream, int] | None = None
 
 
 @dataclass
@@ -70,6 +76,7 @@ class ElementStream:
     implicit: bool
     elements: dict[int, tuple[str | None, int, int]] = field(default_factory=dict)
     pixel: tuple[int, int, int] | None = None
+    resume_at: int | None = field(default=None, repr=False)  # walking: start of the current element
 
     def value(self, tag: int) -> tuple[str | None, bytes] | None:
         """``(VR or None, raw value bytes)`` of a top-level element, or ``None`` when absent."""
@@ -89,14 +96,20 @@ def parse_stream(fh: BinaryIO, size: int) -> ElementStream | None:
     """
     want = min(size, _FIRST_READ)
     buf = fh.read(want)
+    resume: tuple[ElementStream, int] | None = None
     while True:
         try:
-            return _parse(buf, len(buf) >= size)
+            if resume is None:
+                return _parse(buf, len(buf) >= size)
+            stream, pos = resume  # the elements before ``pos`` are parsed the same in the longer buffer
+            stream.buffer = buf
+            return _walk(stream, buf, len(buf) >= size, pos)
         except _Odd:
             return None
-        except _Short:
+        except _Short as short:
             if len(buf) >= size:
                 return None  # runs past the end of the file: pydicom reports it
+            resume = short.resume
             want = min(size, max(4 * len(buf), _SECOND_READ))
             buf += fh.read(want - len(buf))
             if len(buf) < want:
@@ -119,9 +132,26 @@ def _parse(buf: bytes, whole: bool) -> ElementStream:
     vr_bytes = buf[pos + 4 : pos + 6]
     if implicit == (vr_bytes in _VRS):  # the data set's encoding disagrees with the transfer syntax
         raise _Odd
+    return _walk(stream, buf, whole, pos)
+
+
+def _walk(stream: ElementStream, buf: bytes, whole: bool, pos: int) -> ElementStream:
+    """Record the data set's top-level elements from ``pos`` on; a :class:`_Short` raised here says
+    where to go on from once more of the file is read (the element that did not fit)."""
+    start = pos
+    try:
+        return _walk_from(stream, buf, whole, pos)
+    except _Short as short:
+        short.resume = (stream, stream.resume_at if stream.resume_at is not None else start)
+        raise
+
+
+def _walk_from(stream: ElementStream, buf: bytes, whole: bool, pos: int) -> ElementStream:
+    implicit = stream.implicit
     elements = stream.elements
     end = len(buf)
     while True:
+        stream.resume_at = pos
         if pos + 8 > end:
             if whole and pos <= end:  # pydicom stops quietly when fewer than 8 bytes remain
                 break
@@ -169,6 +199,7 @@ def _parse(buf: bytes, whole: bool) -> ElementStream:
             raise _Short
         elements[tag] = (vr, pos, length)
         pos += length
+    stream.resume_at = None
     if not elements:
         raise _Odd
     return stream
