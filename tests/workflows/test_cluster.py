@@ -161,3 +161,30 @@ def test_ingest_leaves_no_worker_server_behind(tmp_path: Path) -> None:
     again = ingest_archive(tmp_path / "archive", tmp_path / "run", workers=1, key_file=key)  # no work
     assert again.n_skipped == first.n_files and again.counts == first.counts
     assert forkserver.worker_server_pid() is None and _children() <= before  # launched, then terminated
+
+
+def test_ingest_command_with_forked_workers(tmp_path: Path) -> None:
+    """The command as users run it: server launched first, workers forked, outputs as in-process."""
+    import subprocess
+
+    from medmm.ingest.pipeline import ingest_archive
+    from medmm.ingest.sample import build_sample_archive
+    from medmm.tables import read_table
+
+    build_sample_archive(tmp_path / "archive")
+    key = tmp_path / "site.key"
+    key.write_text("ab" * 32 + "\n")
+    cmd = [sys.executable, "-m", "medmm.ingest", "ingest", str(tmp_path / "archive")]
+    cmd += ["--out", str(tmp_path / "run"), "--workers", "2", "--key-file", str(key)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "dashboard off (--dashboard)" in done.stderr
+    threads = ingest_archive(tmp_path / "archive", tmp_path / "ref", workers=1, processes=False, key_file=key)
+    forked, ref = (
+        read_table(tmp_path / "run" / "manifest.parquet"),
+        read_table(tmp_path / "ref" / "manifest.parquet"),
+    )
+    assert len(forked) == threads.n_files and forked.equals(ref)
+    assert (tmp_path / "run" / "volumes.parquet").read_bytes() == (
+        tmp_path / "ref" / "volumes.parquet"
+    ).read_bytes()
