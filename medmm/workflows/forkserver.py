@@ -113,7 +113,8 @@ def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> 
     bool
         ``True`` when a server started here with the same allocator setting runs (a second call is
         cheap); ``False`` when workers must be spawned instead: another forkserver of this process
-        that medmm did not start, or one started with the other ``malloc_trim`` setting.
+        that medmm did not start, one started with the other ``malloc_trim`` setting, or a platform
+        without forkserver (Windows).
 
     Examples
     --------
@@ -121,8 +122,10 @@ def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> 
     True
     """
     global _server
-    from multiprocessing import forkserver, get_context
+    from multiprocessing import forkserver, get_all_start_methods, get_context
 
+    if "forkserver" not in get_all_start_methods():  # Windows
+        return False
     env = worker_environ(malloc_trim)
     if "distributed.utils" in sys.modules:  # else imported later, and this runs again from dask_client
         _keep_dask_preload_off()
