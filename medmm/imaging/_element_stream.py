@@ -41,10 +41,12 @@ _HH = struct.Struct("<HH")
 _HHI = struct.Struct("<HHI")
 _HH2sH = struct.Struct("<HH2sH")
 _I = struct.Struct("<I")
-#: first read; a longer header (e.g. Siemens CSA headers, ~66 KB) is parsed again from a read of at
-#: least _SECOND_READ bytes (then 4x more each time, up to the whole file). Both stay under glibc's
-#: 128 KB mmap threshold: larger reads cost several times more (fresh pages for every buffer)
-_FIRST_READ = 32768
+#: first read: most headers are shorter (the scan has just read the first 4 KB through the same
+#: buffered file, so this is usually one more system call or none). A longer header (e.g. Siemens CSA
+#: headers, ~66 KB) is walked on from a read of at least _SECOND_READ bytes (then 4x more each time, up
+#: to the whole file). Both stay under glibc's 128 KB mmap threshold: larger reads cost several times
+#: more (fresh pages for every buffer)
+_FIRST_READ = 8192
 _SECOND_READ = 122880
 
 
