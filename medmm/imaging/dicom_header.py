@@ -27,6 +27,7 @@ from medmm.imaging._dicom_values import (
     multiframe_geometry,
     patient_key_of,
 )
+from medmm.imaging._element_stream import parse_stream
 from medmm.imaging._fast_values import FastHeader, stream_signature
 from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, TruncatedPixelDataError
 from medmm.imaging.kinds import classify
@@ -320,8 +321,6 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
 
 
 def _element_stream(fh: BinaryIO, size: int) -> Any:
-    from medmm.imaging._element_stream import parse_stream
-
     fh.seek(0)
     return parse_stream(fh, size)
 
