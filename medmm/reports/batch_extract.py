@@ -34,6 +34,7 @@ import pyarrow as pa
 from spacy.attrs import ENT_ID, ENT_IOB, ENT_TYPE, IDX, LENGTH, SENT_START
 
 from medmm.reports.batch_labels import LABEL_SCHEMA, batch_labels
+from medmm.reports.batch_measurements import BatchMeasurements, batch_measurements
 from medmm.reports.extract import doc_records
 from medmm.reports.findings import find_normal_phrase
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
@@ -131,11 +132,13 @@ def batch_tables(
         if abbr_key is False:
             abbr_key = _abbreviations_key(doc)
         abbr = user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
-        if flags is None or abbr or has_measurement(text):
+        if flags is None or abbr:
             e, lab, _ = doc_records(doc, report_ids[k], spec, known, text=text)
             slow_rows += e
             slow_labels += lab
         else:
+            if has_measurement(text):
+                batch.measured.append(len(batch.fast))
             batch.fast.append(k)
             batch.sections.append(secs)
             batch.flags.append(flags)
@@ -161,6 +164,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.fast: list[int] = []  # index of the report in the batch
+        self.measured: list[int] = []  # index into `fast` of the reports that may hold a size
         self.sections: list[list[tuple[str, int, int, int]]] = []
         self.flags: list[dict[tuple[int, int], tuple[bool, bool]]] = []
         self.arrays: list[np.ndarray] = []
@@ -236,6 +240,18 @@ def _fast_tables(
     source = np.where((id_u[id_inv] != 0) & spec.lexicon, 1, 0)
     ids = pa.array([report_ids[k] for k in b.fast], _S)
     n = len(starts)
+
+    def normal_phrase(j: int) -> tuple[int, int, str] | None:
+        text = texts[b.fast[j]]
+        if not text:
+            return None
+        span = find_normal_phrase(text, [(s[2], s[3]) for s in b.sections[j] if s[0] in scored])
+        return None if span is None else (span[0], span[1], text[span[0] : span[1]])
+
+    def section_at(j: int, pos: int) -> str:
+        secs = b.sections[j]
+        return secs[max(0, bisect_right([s[1] for s in secs], pos) - 1)][0] if secs else "BODY"
+
     ents = pa.table(
         {
             "report_id": ids.take(pa.array(rep, _I)),
@@ -259,17 +275,6 @@ def _fast_tables(
         schema=ENTITY_SCHEMA,
     )
 
-    def normal_phrase(j: int) -> tuple[int, int, str] | None:
-        text = texts[b.fast[j]]
-        if not text:
-            return None
-        span = find_normal_phrase(text, [(s[2], s[3]) for s in b.sections[j] if s[0] in scored])
-        return None if span is None else (span[0], span[1], text[span[0] : span[1]])
-
-    def section_at(j: int, pos: int) -> str:
-        secs = b.sections[j]
-        return secs[max(0, bisect_right([s[1] for s in secs], pos) - 1)][0] if secs else "BODY"
-
     labels = batch_labels(
         ids=ids,
         rep=rep,
@@ -285,7 +290,64 @@ def _fast_tables(
         normal_phrase=normal_phrase,
         section_at=section_at,
     )
+    if b.measured:
+
+        def sent_chars(j: int) -> list[tuple[int, int]]:
+            lo, hi = first[j], first[j + 1]
+            at = tok[np.flatnonzero(is_sent[lo:hi]) + lo, 3].tolist()
+            return list(zip(at, [*at[1:], len(texts[b.fast[j]])], strict=True))
+
+        found = batch_measurements(
+            measured=b.measured,
+            texts=[texts[k] for k in b.fast],
+            rep=rep,
+            char_a=char_a,
+            char_b=char_b,
+            is_anat=is_anat,
+            sent_chars=sent_chars,
+            section_at=section_at,
+        )
+        if found.sizes:
+            flags = (negated, uncertain, [*f_names, None], finding, location)
+            ents = _with_measurements(ents, found, ids, rep, flags)
     return ents, labels
+
+
+def _with_measurements(
+    ents: pa.Table, found: BatchMeasurements, ids: pa.Array, rep: np.ndarray, flags: tuple[Any, ...]
+) -> pa.Table:
+    """``ents`` with the measurement columns of the sized findings filled and the ``MEASUREMENT`` rows
+    added, each report's rows in (start, end) order as :func:`~medmm.reports.extract.doc_records`."""
+    negated, uncertain, f_names, finding, location = flags
+    n, sizes = ents.num_rows, found.sizes
+    code = np.full(n, len(sizes), dtype=np.int64)  # -> null
+    for e, k in found.linked.items():
+        code[e] = k
+    index = pa.array(code, _I)
+    columns = {
+        "measurement_mm": pa.array([m.size_mm for m in sizes] + [None], _F),
+        "measurement_dims_mm": pa.array([list(m.values_mm) for m in sizes] + [None], pa.list_(_F)),
+        "measurement_kind": pa.array([m.kind for m in sizes] + [None], _S),
+        "measurement_text": pa.array([m.text for m in sizes] + [None], _S),
+    }
+    for name, values in columns.items():
+        ents = ents.set_column(ents.schema.get_field_index(name), name, values.take(index))
+    for row, e, j in zip(found.rows, found.row_entity, found.row_rep, strict=True):
+        row["report_id"] = ids[j].as_py()
+        linked = e >= 0
+        row["negated"] = bool(negated[e]) if linked else False
+        row["uncertain"] = bool(uncertain[e]) if linked else False
+        row["finding"] = f_names[finding[e]] if linked else None
+        row["location"] = location[e].as_py() if linked else None
+    rows = pa.Table.from_pylist(found.rows, schema=ENTITY_SCHEMA)
+    both = pa.concat_tables([ents, rows])
+    reps = np.r_[rep, np.array(found.row_rep, dtype=np.int64)]
+    start, end = both["start"].to_numpy(), both["end"].to_numpy()
+    if len(start) and max(start.max(), end.max()) < 1 << 21:  # one int64 key, stable: entities first
+        order = np.argsort((reps << 42) | (start << 21) | end, kind="stable")
+    else:
+        order = np.lexsort((end, start, reps))
+    return both.take(pa.array(order, _I))
 
 
 def _assertions(

@@ -40,14 +40,25 @@ __all__ = [
 NORMAL = "normal"
 DEFAULT_SCORED = frozenset({"FINDINGS", "IMPRESSION", "BODY"})
 _NORMAL_PHRASES = re.compile(
-    # every alternative starts with n, c, s or e: the lookahead skips other positions cheaply
-    r"\b(?=[ncse])(?:no\s+(?:acute|active)\s+(?:cardiopulmonary|cardiothoracic|pulmonary|chest|intrathoracic|thoracic)?\s*"
+    r"\b(?:no\s+(?:acute|active)\s+(?:cardiopulmonary|cardiothoracic|pulmonary|chest|intrathoracic|thoracic)?\s*"
     r"(?:abnormality|abnormalities|disease|process|findings?|pathology)"
     r"|normal\s+(?:chest|study|exam|examination|radiograph|x-?ray|cxr)"
     r"|(?:chest|study|exam|examination)\s+(?:is\s+)?(?:within\s+normal\s+limits|normal|negative)"
     r"|negative\s+(?:chest|study|exam|examination)"
     r"|no\s+radiographic\s+evidence\s+of\s+(?:acute\s+)?(?:cardiopulmonary\s+)?disease)\b",
     re.IGNORECASE,
+)
+# The same phrases for ASCII text in lower case, case-sensitive and factored by first letter: the
+# regex engine then skips every position but n/c/s/e after a non-word character (~2x faster). Each
+# ``x(?<!\wx)`` is ``\b`` before the word's first letter ``x``.
+_AFTER = r"\s+(?:is\s+)?(?:within\s+normal\s+limits|normal|negative)"
+_NORMAL_PHRASES_LOWER = re.compile(
+    r"(?:n(?<!\wn)(?:o\s+(?:acute|active)\s+(?:cardiopulmonary|cardiothoracic|pulmonary|chest|intrathoracic"
+    r"|thoracic)?\s*(?:abnormality|abnormalities|disease|process|findings?|pathology)"
+    r"|ormal\s+(?:chest|study|exam|examination|radiograph|x-?ray|cxr)"
+    r"|egative\s+(?:chest|study|exam|examination)"
+    r"|o\s+radiographic\s+evidence\s+of\s+(?:acute\s+)?(?:cardiopulmonary\s+)?disease)"
+    rf"|c(?<!\wc)hest{_AFTER}|s(?<!\ws)tudy{_AFTER}|e(?<!\we)xam(?:ination)?{_AFTER})\b"
 )
 
 
@@ -86,14 +97,39 @@ def status_of(negated: bool, uncertain: bool) -> FindingStatus:
 def find_normal_phrase(text: str, spans: Iterable[tuple[int, int]] = ()) -> tuple[int, int] | None:
     """Char span of the first explicit normal statement of ``text`` inside ``spans`` (all text if none).
 
+    The text is scanned from the first span's start when no statement can reach across it (see
+    :func:`_scan_from`), and ASCII text in lower case with the factored regex; the result is the one
+    of a full case-insensitive scan.
+
     >>> find_normal_phrase("IMPRESSION: No acute cardiopulmonary abnormality.")
     (12, 48)
+    >>> find_normal_phrase("FINDINGS: Chest is normal. IMPRESSION: Normal chest.", [(39, 52)])
+    (39, 51)
     """
     ranges = list(spans) or [(0, len(text))]
-    for m in _NORMAL_PHRASES.finditer(text):
+    rx, hay = (_NORMAL_PHRASES_LOWER, text.lower()) if text.isascii() else (_NORMAL_PHRASES, text)
+    for m in rx.finditer(hay, _scan_from(text, min(a for a, _ in ranges))):
         if any(a <= m.start() < b for a, b in ranges):
             return m.start(), m.end()
     return None
+
+
+def _scan_from(text: str, start: int) -> int:
+    """Where a scan for normal statements may begin and find what a scan from 0 finds at ``start`` and
+    after: ``start`` when no statement can straddle it, i.e. when the last non-space character before it
+    is ASCII and neither a letter nor ``-`` (statements hold only letters, ``-`` and spaces, and begin
+    with a letter), as after a section header's colon; else 0.
+
+    >>> _scan_from("INDICATION: cough. FINDINGS: clear", 29), _scan_from("no acute disease", 3)
+    (29, 0)
+    """
+    r = min(start, len(text)) - 1
+    while r >= 0 and text[r].isspace():
+        r -= 1
+    if r < 0:
+        return max(0, start)
+    c = text[r]
+    return start if c.isascii() and not c.isalpha() and c != "-" else 0
 
 
 _STATUS_NAMES = ("present", "uncertain", "absent")  # by rank: present wins over uncertain over absent

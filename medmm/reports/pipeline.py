@@ -342,7 +342,7 @@ def parse_reports(
                 # shared file system: each batch goes to a scratch file and the task names it, so
                 # the task graph stays small; a retried task reads it again
                 items = tasks.stage(parts.folder / f".todo-{token}", work)
-            args = (spec, str(run_dir), token)
+            args = (str(run_dir), token, spec.model, spec.lexicon)  # plain values: no scatter
             try:
                 with timer("parse"):
                     for i, res in run_tasks(client, tasks.parse_to_part, items, label="reports", args=args):

@@ -106,12 +106,16 @@ def plan_sizes(n_reports: int, n_workers: int, limits: tuple[int, int] = TASK_LI
     return sizes
 
 
-def parse_to_part(item: Work | str, spec: PipelineSpec, run_dir: str, token: str) -> Any:
-    """Dask task: parse a batch (:func:`~medmm.reports.pipeline.parse_columns`) and, when this worker
-    sees the run directory (marker ``token``), write the part itself and send back only its name
-    (:class:`PartWritten`); else send the tables (:class:`~medmm.reports.pipeline.BatchTables`).
+def parse_to_part(
+    item: Work | str, run_dir: str, token: str, model: str | None = None, lexicon: bool = True
+) -> Any:
+    """Dask task: parse a batch (:func:`~medmm.reports.pipeline.parse_columns`) with the pipeline of
+    ``PipelineSpec(model, lexicon)`` and, when this worker sees the run directory (marker ``token``),
+    write the part itself and send back only its name (:class:`PartWritten`); else send the tables
+    (:class:`~medmm.reports.pipeline.BatchTables`).
 
-    ``item`` is the batch, or the path of the scratch file holding it (:func:`stage`).
+    ``item`` is the batch, or the path of the scratch file holding it (:func:`stage`). The other
+    arguments are plain values, so they travel inside the tasks (no scatter round trip).
     """
     from medmm.reports.pipeline import parse_columns, save_part
     from medmm.reports.resume import Parts
@@ -120,6 +124,7 @@ def parse_to_part(item: Work | str, spec: PipelineSpec, run_dir: str, token: str
         with open(item, "rb") as f:
             item = pickle.load(f)  # written by stage() in this run
     assert isinstance(item, Work)
+    spec = PipelineSpec(model=model, lexicon=lexicon)
     res = parse_columns(item.ids, item.texts, item.sections, spec, paths=item.paths)
     parts = Parts(Path(run_dir))
     if not parts.marked(token):

@@ -184,17 +184,16 @@ def test_dask_workers_wrote_the_parts(run_dir: Path) -> None:
 def test_task_without_the_marker_sends_its_tables(tmp_path: Path) -> None:
     """A worker on another file system (no marker) returns the tables for the driver to write."""
     from medmm.reports.io.inputs import ReportInput
-    from medmm.reports.nlp import PipelineSpec
     from medmm.reports.pipeline import BatchTables
     from medmm.reports.resume import Parts
     from medmm.reports.tasks import PartWritten, Work, parse_to_part, stage
 
     work = Work.of([ReportInput("1", "x#1", "csv", "No pneumothorax.", 16)], ["k1"])
-    res = parse_to_part(work, PipelineSpec(), str(tmp_path), "not-a-token")
+    res = parse_to_part(work, str(tmp_path), "not-a-token")
     assert isinstance(res, BatchTables) and res.entities["finding"].to_pylist() == ["pneumothorax"]
     token = Parts(tmp_path).mark()
     (staged,) = stage(tmp_path / "todo", [work])
-    done = parse_to_part(staged, PipelineSpec(), str(tmp_path), token)
+    done = parse_to_part(staged, str(tmp_path), token, None, True)
     assert isinstance(done, PartWritten) and done.n_reports == 1
     assert Parts(tmp_path).done_keys() == {"k1"}
 

@@ -1,0 +1,107 @@
+"""Measurements of the reports of a batch (the ``parse`` fast path): the ``MEASUREMENT`` rows and the
+measurement columns of the findings they size, as :func:`~medmm.reports.extract.doc_records` makes them.
+
+Only the few reports that may hold a size (:func:`~medmm.reports.measurements.has_measurement`) are
+looked at, one by one, with the batch's entity arrays; the rest of the batch is untouched.
+
+>>> import numpy as np
+>>> m = batch_measurements(
+...     measured=[0], texts=["A 12 mm nodule."], rep=np.array([0]), char_a=np.array([8]),
+...     char_b=np.array([14]), is_anat=np.array([False]), sent_chars=lambda j: [(0, 15)],
+...     section_at=lambda j, pos: "BODY")
+>>> m.linked, [(r["start"], r["measurement_mm"]) for r in m.rows]
+({0: 0}, [(2, 12.0)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medmm.reports.lexicon import LEXICON_SOURCE
+from medmm.reports.measurements import Measurement, find_measurements, link_measurements
+
+__all__ = ["BatchMeasurements", "batch_measurements"]
+
+
+@dataclass
+class BatchMeasurements:
+    """What :func:`batch_measurements` found.
+
+    ``linked`` maps an entity (index in the batch arrays) to the index in ``sizes`` of the measurement
+    that sizes it; ``rows`` are the ``MEASUREMENT`` rows (entity-table dicts whose ``negated``,
+    ``uncertain``, ``finding`` and ``location`` are filled by the caller from ``row_entity``: the
+    linked entity, or -1), with ``row_rep`` their report index.
+    """
+
+    sizes: list[Measurement] = field(default_factory=list)
+    linked: dict[int, int] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    row_rep: list[int] = field(default_factory=list)
+    row_entity: list[int] = field(default_factory=list)
+
+
+def batch_measurements(
+    *,
+    measured: Sequence[int],
+    texts: Sequence[str],
+    rep: np.ndarray,
+    char_a: np.ndarray,
+    char_b: np.ndarray,
+    is_anat: np.ndarray,
+    sent_chars: Callable[[int], list[tuple[int, int]]],
+    section_at: Callable[[int, int], str],
+) -> BatchMeasurements:
+    """Measurements of the reports ``measured`` (indices into the batch; ``texts`` by the same index).
+
+    Parameters
+    ----------
+    rep, char_a, char_b, is_anat
+        One value per entity of the batch, grouped by report in report order: report index, char
+        span, whether it is an ANATOMY entity (the others can be sized).
+    sent_chars
+        Char spans of the sentences of report ``j``.
+    section_at
+        Name of the section of report ``j`` holding a char offset.
+    """
+    out = BatchMeasurements()
+    bounds = np.searchsorted(rep, np.arange(len(texts) + 1)) if len(measured) else np.zeros(0, dtype=np.int64)
+    for j in measured:
+        text = texts[j]
+        found = find_measurements(text)
+        if not found:
+            continue
+        lo, hi = int(bounds[j]), int(bounds[j + 1])
+        sizable = [i for i in range(lo, hi) if not is_anat[i]]
+        spans = [(int(char_a[i]), int(char_b[i])) for i in sizable]
+        sentences = sent_chars(j)
+        links = link_measurements(found, spans, sentences)
+        for mi, m in enumerate(found):
+            k = len(out.sizes)
+            out.sizes.append(m)
+            entity = sizable[links[mi]] if mi in links else -1
+            if entity >= 0:
+                out.linked[entity] = k
+            sent = next((s for s, (a, b) in enumerate(sentences) if a <= m.start < b), 0)
+            out.rows.append(
+                {
+                    "section": section_at(j, m.start),
+                    "sentence": sent,
+                    "start": m.start,
+                    "end": m.end,
+                    "text": m.text,
+                    "label": "MEASUREMENT",
+                    "long_form": None,
+                    "measurement_mm": m.size_mm,
+                    "measurement_dims_mm": list(m.values_mm),
+                    "measurement_kind": m.kind,
+                    "measurement_text": m.text,
+                    "source": LEXICON_SOURCE,
+                }
+            )
+            out.row_rep.append(j)
+            out.row_entity.append(entity)
+    return out
