@@ -98,6 +98,11 @@ def evaluate_cmd(
         "--nested/--no-nested",
         help="Also nested LORO: per held-out record, choose the scoring constants on the other records.",
     ),
+    design_grid: bool = typer.Option(
+        False,
+        "--design-grid",
+        help="Nested selection may also switch off the v0.5 design (QRS floor, P-wave criterion).",
+    ),
     annotation: str = typer.Option("atr", "--annotation", help="Reference annotation extension."),
     device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
     input_root: Path | None = typer.Option(
@@ -138,7 +143,7 @@ def evaluate_cmd(
             epochs=epochs,
             ensemble=ensemble,
             device=device or None,
-            grid=selection_grid() if nested else None,
+            grid=selection_grid(design=design_grid) if nested else None,
         )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "per_record.csv", res.per_record.to_csv(index=False))
@@ -154,6 +159,7 @@ def evaluate_cmd(
             "epochs": epochs,
             "ensemble": ensemble,
             "nested": nested,
+            "design_grid": design_grid,
             "signals_run": str(signals_run),
             "annotation": annotation,
         },

@@ -12,7 +12,9 @@ method's *oracle* operating point (the threshold maximising min(Se, +P), chosen 
 **Nested** leave-one-record-out (``grid`` given, :func:`nested_selection`): for each held-out record,
 the scoring constants are chosen among ``grid`` by the best pooled min(Se, +P) on the *other* records'
 held-out scores and labels, then applied to the held-out record - an honest estimate of "choose the
-constants with labelled records" (the fold models are the same; only the scoring is re-run).
+constants with labelled records" (the fold models are the same; only the scoring is re-run). The pooled
+row ``model_a_priori`` scores the same held-out embeddings with :meth:`ScoreConfig.a_priori` (constants
+fixed before any result was seen: nothing chosen with labels).
 
 >>> import numpy as np
 >>> y = np.array([0, 0, 1, 1], bool)
@@ -148,27 +150,36 @@ class EvalResult:
     nested: pd.DataFrame | None = None
 
 
-def selection_grid() -> dict[str, ScoreConfig]:
-    """The 54 scoring-constant combinations the nested evaluation chooses from.
+def selection_grid(design: bool = False) -> dict[str, ScoreConfig]:
+    """The scoring-constant combinations the nested evaluation chooses from.
 
     RR floor {0.01, 0.05, ln(1/0.8)/4} x QRS gate {0.5, 1} SD x noise {ratio 1.5, ratio 2, record
     4-robust-SD outlier} x look-alikes {off, 5 with tightness 0.3, 5 with tightness 1}: the v0.2, v0.3
-    and a-priori values of each constant (:meth:`ScoreConfig.a_priori`).
+    and a-priori values of each constant (:meth:`ScoreConfig.a_priori`), 54 entries, each with the
+    v0.5 design (QRS floor 0.05, P-wave criterion on). ``design=True`` also lets the selection switch
+    off the two v0.5 design elements (QRS floor {0 = v0.4, 0.05} x P-wave criterion {off, on}): 216
+    entries, the stricter check of the choices made while looking at records 100 and 108.
 
     >>> g = selection_grid(); len(g), "floor0.050_gate0.5_noise1.5_k5t0.3" in g
     (54, True)
+    >>> len(selection_grid(design=True))
+    216
     """
     grid: dict[str, ScoreConfig] = {}
     floors = (0.01, 0.05, PREMATURITY_FLOOR)
     noises = ("1.5", "2", "z4")
     looks = ((0, 0.3), (5, 0.3), (5, 1.0))
+    designs = ((0.05, True), (0.0, True), (0.05, False), (0.0, False)) if design else ((0.05, True),)
     for floor, gate, noise, (k, tight) in itertools.product(floors, (0.5, 1.0), noises, looks):
-        cfg = ScoreConfig(mad_floor_rr=floor, qrs_gate_z=gate, neighbours=k, neighbour_tightness=tight)
-        if noise == "z4":
-            cfg.noise_z = 4.0
-        else:
-            cfg.noise_ratio = float(noise)
-        grid[f"floor{floor:.3f}_gate{gate}_noise{noise}_k{k}t{tight}"] = cfg
+        for qrs_floor, p_absent in designs:
+            cfg = ScoreConfig(mad_floor_rr=floor, qrs_gate_z=gate, neighbours=k, neighbour_tightness=tight)
+            cfg.qrs_floor, cfg.p_absent = qrs_floor, p_absent
+            if noise == "z4":
+                cfg.noise_z = 4.0
+            else:
+                cfg.noise_ratio = float(noise)
+            name = f"floor{floor:.3f}_gate{gate}_noise{noise}_k{k}t{tight}"
+            grid[name + (f"_qf{qrs_floor}_p{int(p_absent)}" if design else "")] = cfg
     return grid
 
 
@@ -246,6 +257,7 @@ def leave_one_record_out(
         )
         embs = [embed(model, inputs[i].waves, device=device, net=net) for net in model.nets]
         out = score_embeddings(embs, inputs[i], model.score)
+        prior = score_embeddings(embs, inputs[i], ScoreConfig.a_priori())
         base_thr = BASELINE_Z
         samples = rb.beats["sample"].to_numpy(np.int64)
         ref_s, ref_sym = references[rb.record]
@@ -278,6 +290,8 @@ def leave_one_record_out(
                     "quality": out["weight"],
                     "timing_weight": out["timing_weight"],
                     "timing": out["timing"],
+                    "score_a_priori": prior["score"],
+                    "flag_a_priori": prior["flag"],
                     "base_score": base_z[i],
                     "base_flag": base_flag,
                 }
@@ -291,6 +305,7 @@ def leave_one_record_out(
     rows_pooled: list[dict[str, object]] = []
     for method, score_col, flag_col in (
         ("model", "score", "flag"),
+        ("model_a_priori", "score_a_priori", "flag_a_priori"),
         ("rr_ratio_baseline", "base_score", "base_flag"),
     ):
         sc = allb[score_col].to_numpy(dtype=np.float64)

@@ -12,7 +12,10 @@ independent of patient-specific amplitude and heart rate, so a model trained on 
   and QRS amplitude, each relative to the record's median beat;
 * ``qrs``        - how much the beat's QRS alone differs from the record's median QRS
   (:func:`qrs_residual`), so "premature with a normal QRS" (an atrial premature beat) can be told from
-  "premature with an abnormal QRS" (a PVC).
+  "premature with an abnormal QRS" (a PVC);
+* ``p_wave``     - the peak-to-peak amplitude of the stretch where the P wave sits
+  (:func:`p_wave_amplitude`), relative to the record's median: a ventricular beat has no P wave
+  before it, an atrial premature beat has one.
 
 Everything is a pure numpy/scipy function of (signal, sampling rate, R-peak samples); reference
 annotation symbols are never an input.
@@ -46,6 +49,7 @@ __all__ = [
     "beat_quality",
     "concat_inputs",
     "extract_windows",
+    "p_wave_amplitude",
     "qrs_residual",
     "remove_baseline",
     "rr_context",
@@ -84,7 +88,8 @@ class BeatInputs:
     ``group`` (n,) int labels the record/channel each beat came from (used for per-record score
     normalisation). ``quality`` (n, 3) float32 holds :data:`QUALITY_COLUMNS` (see
     :func:`beat_quality`); left out, every beat counts as clean (:data:`CLEAN_QUALITY`). ``qrs`` (n,)
-    float32 is :func:`qrs_residual`; left out (NaN), the scorer does not use it.
+    float32 is :func:`qrs_residual`; left out (NaN), the scorer does not use it. ``p_wave`` (n,)
+    float32 is :func:`p_wave_amplitude` (v0.5); left out (NaN), the scorer has no P-wave criterion.
     """
 
     waves: NDArray[np.float32]
@@ -92,12 +97,15 @@ class BeatInputs:
     group: NDArray[np.int64]
     quality: NDArray[np.float32] | None = None
     qrs: NDArray[np.float32] | None = None
+    p_wave: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if self.quality is None:
             self.quality = _clean(self.waves.shape[0])
         if self.qrs is None:
             self.qrs = np.full(self.waves.shape[0], np.nan, dtype=np.float32)
+        if self.p_wave is None:
+            self.p_wave = np.full(self.waves.shape[0], np.nan, dtype=np.float32)
 
     def __len__(self) -> int:
         return int(self.waves.shape[0])
@@ -340,6 +348,42 @@ def qrs_residual(
     return (best / (amp if amp > 1e-12 else 1.0)).astype(np.float32)
 
 
+def p_wave_amplitude(
+    filtered: NDArray[np.floating],
+    fs: float,
+    samples: NDArray[np.integer],
+    span_s: tuple[float, float] = (0.25, 0.08),
+) -> NDArray[np.float32]:
+    """Peak-to-peak amplitude of ``R - span_s[0] ... R - span_s[1]`` (where the P wave sits), relative
+    to the record's median.
+
+    A beat of sinus or atrial origin has a P wave there; a ventricular beat has none, so in a record
+    with visible P waves its value is a small fraction of the record's (record 108: the PVCs whose QRS
+    barely differs from its variable normal QRS have no P wave). The stretch of a very early beat can
+    hold the previous beat's T wave, which only makes the value larger, i.e. never mimics a missing P.
+
+    >>> import numpy as np
+    >>> fs = 360.0
+    >>> t = np.arange(int(40 * fs)) / fs
+    >>> peaks = (np.arange(1, 39) * fs).astype(int)
+    >>> sig = sum(np.exp(-0.5 * ((t - p / fs) / 0.01) ** 2) for p in peaks)
+    >>> p_waves = [0.2 * np.exp(-0.5 * ((t - p / fs + 0.16) / 0.02) ** 2) for p in peaks if p != peaks[20]]
+    >>> sig = sig + sum(p_waves)
+    >>> a = p_wave_amplitude(sig, fs, peaks)
+    >>> round(float(a[20]), 2), round(float(np.median(a)), 2)
+    (0.0, 1.0)
+    """
+    x = np.asarray(filtered, dtype=np.float64)
+    s = np.asarray(samples, dtype=np.int64)
+    if s.size == 0 or x.size == 0:
+        return np.ones(s.size, dtype=np.float32)
+    off = np.arange(-round(span_s[0] * fs), -round(span_s[1] * fs) + 1)
+    seg = x[np.clip(s[:, None] + off[None, :], 0, x.size - 1)]
+    ptp = seg.max(axis=1) - seg.min(axis=1)
+    med = float(np.median(ptp))
+    return (ptp / med if med > 1e-12 else np.ones_like(ptp)).astype(np.float32)
+
+
 def beat_inputs(
     signal: NDArray[np.floating],
     fs: float,
@@ -372,6 +416,7 @@ def beat_inputs(
             np.zeros(0, np.int64),
             _clean(0),
             np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
         )
     win -= np.median(win, axis=1, keepdims=True)
     template = np.median(win, axis=0)
@@ -383,7 +428,8 @@ def beat_inputs(
     context = rr_context(samples, fs, spec.local_rr_beats)
     quality = beat_quality(filtered, fs, samples, raw=np.asarray(signal, dtype=np.float64))
     qrs = qrs_residual(filtered, fs, samples)
-    return BeatInputs(waves, context, np.full(samples.size, group, dtype=np.int64), quality, qrs)
+    p_wave = p_wave_amplitude(filtered, fs, samples)
+    return BeatInputs(waves, context, np.full(samples.size, group, dtype=np.int64), quality, qrs, p_wave)
 
 
 def concat_inputs(parts: list[BeatInputs]) -> BeatInputs:
@@ -404,4 +450,5 @@ def concat_inputs(parts: list[BeatInputs]) -> BeatInputs:
         np.concatenate([p.group for p in parts]),
         np.concatenate([np.asarray(p.quality) for p in parts]),
         np.concatenate([np.asarray(p.qrs) for p in parts]),
+        np.concatenate([np.asarray(p.p_wave) for p in parts]),
     )

@@ -111,13 +111,17 @@ class ScoreConfig:
     ``noise_z``: if > 0, the noise threshold of each record is label-free and record-relative: a beat
     is discounted when its noise is a ``noise_z`` robust-SD outlier of the record's log noise
     (``noise_ratio`` is then not used); ``0`` keeps the fixed ``noise_ratio`` (v0.2/v0.3).
+    ``qrs_floor`` (v0.5): the QRS residual's robust SD is floored at this fraction of the QRS amplitude
+    (:func:`medmm.anomaly.score.qrs_gate`); ``0`` = the v0.4 log-scale z. ``p_absent`` (v0.5): a
+    missing P wave (:func:`medmm.anomaly.score.p_absent_gate`) opens the timing gate like an abnormal
+    QRS does.
 
-    Defaults (v0.4): ``mad_floor_rr`` 0.05, ``qrs_gate_z`` 0.5, ``noise_ratio`` 1.5, ``neighbours`` 5
-    with ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records: what the
-    selection of :func:`medmm.anomaly.evaluate.selection_grid` picks on all 9 records for the default
-    5-network ensemble (v0.3: tightness 0.3, chosen on pooled LORO of one network). The honest estimate
-    of that choice is the nested leave-one-record-out in ``docs/anomaly.md``. :meth:`a_priori` gives
-    the alternative fixed before looking at any result (it does worse).
+    Defaults (v0.5): ``mad_floor_rr`` 0.05, ``noise_ratio`` 1.5, ``neighbours`` 5 with
+    ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records (v0.3/v0.4) -,
+    ``qrs_gate_z`` 1.0 (the unit; v0.4: 0.5, chosen with 108's labels, no longer needed with the P-wave
+    criterion), ``qrs_floor`` 0.05 and ``p_absent`` on (v0.5, designed while looking at the errors in
+    100 and 108). The honest estimates are the nested leave-one-record-out and the a-priori row in
+    ``docs/anomaly.md``. :meth:`a_priori` gives the alternative fixed before looking at any result.
     """
 
     core_fraction: float = 0.8
@@ -130,11 +134,13 @@ class ScoreConfig:
     noise_ratio: float = 1.5
     min_qrs_ratio: float = 0.3
     gap_rr: float = 1.8
-    qrs_gate_z: float = 0.5
+    qrs_gate_z: float = 1.0
     neighbours: int = 5
     neighbour_tightness: float = 1.0
     max_saturated: float = 0.1
     noise_z: float = 0.0
+    qrs_floor: float = 0.05
+    p_absent: bool = True
 
     @classmethod
     def a_priori(cls) -> ScoreConfig:
@@ -278,6 +284,7 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     # keys missing from older cards take the value that model was trained and scored with
     old: dict[str, Any] = {"noise_ratio": 2.0, "gap_rr": 1.8, "qrs_gate_z": 1.0}  # pre-v0.2: v0.2's
     old |= {"neighbours": 0, "max_saturated": 0.0, "noise_z": 0.0}  # pre-v0.3 / pre-v0.4
+    old |= {"qrs_floor": 0.0, "p_absent": False}  # pre-v0.5
     score_d = old | dict(cfg["score"])
     n_nets = int(cfg.get("ensemble", 1))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)

@@ -11,8 +11,12 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
 3. **pause** - the following pause ``log(rr_next / local RR)``, as a robust z (``pause_z``); rhythm
    and pause are void (0) next to an RR interval longer than ``gap_rr`` x the local RR (a missed beat
    or drop-out, not a compensatory pause);
-4. timing needs an abnormal QRS: rhythm and pause are multiplied by ``clip(qrs_z / qrs_gate_z, 0, 1)``
-   (``qrs_z``: robust z of the log QRS-only residual, :func:`medmm.anomaly.features.qrs_residual`);
+4. timing needs a ventricular sign: rhythm and pause are multiplied by the larger of
+   ``clip(qrs_z / qrs_gate_z, 0, 1)`` (``qrs_z``: robust z of the QRS-only residual,
+   :func:`medmm.anomaly.features.qrs_residual`, its robust SD floored at ``qrs_floor`` of the QRS
+   amplitude; :func:`qrs_gate`) and ``clip(p_absent_z / qrs_gate_z, 0, 1)`` (``p_absent_z``: how
+   much smaller than the record's the P-wave stretch is, :func:`p_absent_gate`) - an abnormal QRS *or*
+   no P wave;
 5. look-alike timing: a beat's timing evidence is at least the median of its ``neighbours`` nearest
    look-alikes' when they form a tight group (:func:`neighbour_timing`) - a late-coupled PVC is
    recognised by the other PVCs of its focus;
@@ -59,6 +63,7 @@ __all__ = [
     "mahalanobis_to_core",
     "neighbour_timing",
     "noise_limit",
+    "p_absent_gate",
     "pick_device",
     "qrs_gate",
     "quality_weight",
@@ -272,21 +277,52 @@ def quality_weight(
     return np.where(bad, 0.0, w)
 
 
-def qrs_gate(qrs: NDArray[np.floating], gate_z: float, floor: float = 0.05) -> NDArray[np.float64]:
+def qrs_gate(
+    qrs: NDArray[np.floating], gate_z: float, floor: float = 0.05, linear_floor: float = 0.0
+) -> NDArray[np.float64]:
     """Weight in [0, 1] of the timing aspects from one record's QRS residuals.
 
-    ``clip(robust_z(log qrs) / gate_z, 0, 1)``: 0 for a QRS no more different from the record's median
-    QRS than the typical beat, 1 from ``gate_z`` robust SD on. All-NaN residuals (not computed) or
+    ``clip(z / gate_z, 0, 1)``: 0 for a QRS no more different from the record's median QRS than the
+    typical beat, 1 from ``gate_z`` robust SD on. With ``linear_floor > 0`` (v0.5) ``z`` is the robust
+    z of the residual itself with its robust SD floored at ``linear_floor`` (the residual is a fraction
+    of the QRS amplitude, so 0.05 = "a QRS differing by less than 5 % of its amplitude per SD is the
+    same QRS": in a very regular record a 3 % difference is not 3 SD); else (v0.4) the robust z of
+    ``log(residual)`` with its SD floored at ``floor``. All-NaN residuals (not computed) or
     ``gate_z <= 0`` give 1 (no gating).
 
     >>> qrs_gate(np.array([0.05, 0.06, 0.05, 0.07, 0.5]), 1.0).round(2).tolist()
     [0.0, 0.0, 0.0, 0.57, 1.0]
+    >>> qrs_gate(np.array([0.05, 0.06, 0.05, 0.07, 0.5]), 1.0, linear_floor=0.05).round(2).tolist()
+    [0.0, 0.0, 0.0, 0.2, 1.0]
     """
     q = np.asarray(qrs, dtype=np.float64)
     if gate_z <= 0 or q.size == 0 or not np.isfinite(q).any():
         return np.ones(q.size)
-    lq = np.log(np.maximum(np.nan_to_num(q, nan=float(np.nanmedian(q))), 1e-6))
-    return np.asarray(np.clip(robust_z(lq, floor) / gate_z, 0.0, 1.0))
+    q = np.nan_to_num(q, nan=float(np.nanmedian(q)))
+    log_z = linear_floor <= 0  # v0.4: robust z of log(residual)
+    z = robust_z(np.log(np.maximum(q, 1e-6)), floor) if log_z else robust_z(q, linear_floor)
+    return np.asarray(np.clip(z / gate_z, 0.0, 1.0))
+
+
+def p_absent_gate(p_wave: NDArray[np.floating], gate_z: float, floor: float = 0.05) -> NDArray[np.float64]:
+    """Weight in [0, 1] from one record's P-wave amplitudes: 1 where the P wave is missing.
+
+    ``clip(robust_z(-log p) / gate_z, 0, 1)`` with ``p`` from
+    :func:`medmm.anomaly.features.p_wave_amplitude` (robust SD floored at ``floor``): a beat whose
+    P-wave stretch is ``gate_z`` robust SD flatter than the record's usual one has no P wave - the
+    textbook sign of a ventricular (or junctional) beat, used when its QRS differs from the record's
+    variable normal QRS by less than the normal spread (record 108). All-NaN input gives 0 (no
+    criterion).
+
+    >>> p_absent_gate(np.array([1.0, 1.2, 0.8, 1.0, 1.1, 0.9, 0.2]), 4.0).round(2).tolist()
+    [0.0, 0.0, 0.36, 0.0, 0.0, 0.17, 1.0]
+    """
+    p = np.asarray(p_wave, dtype=np.float64)
+    if gate_z <= 0 or p.size == 0 or not np.isfinite(p).any():
+        return np.zeros(p.size)
+    p = np.nan_to_num(p, nan=float(np.nanmedian(p)))
+    z = robust_z(-np.log(np.maximum(p, 1e-3)), floor)
+    return np.asarray(np.clip(z / gate_z, 0.0, 1.0))
 
 
 def score_inputs(
@@ -312,8 +348,9 @@ def score_embeddings(
     ``cfg.saturation`` (no single aspect can flag a beat on its own), ``weight`` =
     :func:`quality_weight` and ``timing`` = the larger of the beat's own ``timing_weight x
     (sat(rhythm_z) + sat(pause_z))`` and its look-alikes' (:func:`neighbour_timing`); timing aspects
-    are 0 next to an RR gap (``gap_rr``) and scaled by :func:`qrs_gate` (a premature beat needs an
-    abnormal QRS to count as a PVC). With several networks, ``morphology_z`` is the mean of the
+    are 0 next to an RR gap (``gap_rr``) and scaled by the larger of :func:`qrs_gate` and, with
+    ``cfg.p_absent``, :func:`p_absent_gate` (a premature beat needs an abnormal QRS or a missing P wave
+    to count as a PVC). With several networks, ``morphology_z`` is the mean of the
     members' per-record z-scores, and look-alikes are searched in the members' whitened embeddings
     side by side (divided by sqrt(members), so distances are root-mean-square over members).
 
@@ -349,7 +386,10 @@ def score_embeddings(
             gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
             rhythm[idx[gap]] = 0.0
             pause[idx[gap]] = 0.0
-        timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z)
+        timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z, linear_floor=cfg.qrs_floor)
+        if cfg.p_absent:
+            p_gate = p_absent_gate(np.asarray(inputs.p_wave)[idx], cfg.qrs_gate_z)
+            timing_w[idx] = np.maximum(timing_w[idx], p_gate)
         own = timing_w[idx] * (saturate(rhythm[idx], cap) + saturate(pause[idx], cap))
         white_all = np.hstack(whites) / np.sqrt(k)
         timing[idx] = np.maximum(
