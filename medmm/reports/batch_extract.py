@@ -123,27 +123,28 @@ def batch_tables(
     abbr_key: Any = False  # not looked up yet
     batch = _Batch()
     n_sections: list[int] = []
+    fast, sections, flags_of, arrays = batch.fast, batch.sections, batch.flags, batch.arrays
     for k, doc in enumerate(docs):
-        text, known = texts[k], known_sections[k]
-        secs = known or _detected_sections(text)
+        known = known_sections[k]
+        secs = known or _detected_sections(texts[k])
         n_sections.append(len(secs))
         user_data = doc.user_data
         flags = user_data.get(ASSERTION_KEY)
         if abbr_key is False:
             abbr_key = _abbreviations_key(doc)
+            batch.strings = doc.vocab.strings
         abbr = user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
         if flags is None or abbr:
-            e, lab, _ = doc_records(doc, report_ids[k], spec, known, text=text)
+            e, lab, _ = doc_records(doc, report_ids[k], spec, known, text=texts[k])
             slow_rows += e
             slow_labels += lab
         else:
-            if has_measurement(text):
-                batch.measured.append(len(batch.fast))
-            batch.fast.append(k)
-            batch.sections.append(secs)
-            batch.flags.append(flags)
-            batch.arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
-            batch.strings = doc.vocab.strings
+            if has_measurement(texts[k]):
+                batch.measured.append(len(fast))
+            fast.append(k)
+            sections.append(secs)
+            flags_of.append(flags)
+            arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
     if len(n_sections) != len(report_ids):
         raise ValueError(f"batch_tables: {len(n_sections)} docs for {len(report_ids)} reports")
     ents, labels = _fast_tables(batch, report_ids, texts, spec)

@@ -40,12 +40,14 @@ __all__ = [
 #: large task holds only its small token arrays.
 TASK_LIMITS = (150, 5000)
 #: Dask settings for the local cluster ``parse`` starts (``dask.config.set`` around it): psutil's
-#: system monitor every 5 s instead of 0.5 s and the event-loop tick every 200 ms instead of 20 ms, in
-#: the scheduler, each nanny (all in the driver process, on the cores the workers use) and each
-#: worker; no statistical profiler in the workers (:func:`profiler`).
+#: system monitor every 5 s instead of 0.5 s, the event-loop tick every 200 ms instead of 20 ms and
+#: the memory monitor (a new ``psutil.Process`` per call in each nanny) every 500 ms instead of
+#: 100 ms, in the scheduler, each nanny (all in the driver process, on the cores the workers use)
+#: and each worker; no statistical profiler in the workers (:func:`profiler`).
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.admin.tick.interval": "200ms",
+    "distributed.worker.memory.monitor-interval": "500ms",
     "distributed.worker.profile.enabled": False,
 }
 
