@@ -135,7 +135,7 @@ def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> 
         if _server is None and _stdlib_server_pid() is not None:
             return False  # someone else's forkserver: its environment and imports are unknown
         modules = ["__main__", "distributed", "distributed.nanny", "distributed.worker"]
-        modules += [m for m in preload if m not in modules]
+        modules += [m for m in [*preload, *_main_module()] if m not in modules]
         get_context("forkserver").set_forkserver_preload(modules)
         with _environ(env):
             forkserver.ensure_running()
@@ -188,6 +188,14 @@ def stop_worker_server() -> None:
             if pid:
                 return
             time.sleep(0.005)
+
+
+def _main_module() -> list[str]:
+    """The driver's main module when run with ``python -m NAME``: multiprocessing runs it again in
+    every worker (as ``__mp_main__``); imported by the server, its own imports are done once."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None)
+    return [name] if isinstance(name, str) and not name.endswith("__main__") else []
 
 
 def _stdlib_server_pid() -> int | None:

@@ -164,7 +164,7 @@ def test_ingest_leaves_no_worker_server_behind(tmp_path: Path) -> None:
 
 
 def test_ingest_command_with_forked_workers(tmp_path: Path) -> None:
-    """The command as users run it: server launched first, workers forked, outputs as in-process."""
+    """`medmm ingest` as users run it: server launched first, workers forked, outputs as in-process."""
     import subprocess
 
     from medmm.ingest.pipeline import ingest_archive
@@ -174,7 +174,7 @@ def test_ingest_command_with_forked_workers(tmp_path: Path) -> None:
     build_sample_archive(tmp_path / "archive")
     key = tmp_path / "site.key"
     key.write_text("ab" * 32 + "\n")
-    cmd = [sys.executable, "-m", "medmm.ingest", "ingest", str(tmp_path / "archive")]
+    cmd = [sys.executable, "-m", "medmm.cli", "ingest", str(tmp_path / "archive")]  # as `medmm ingest`
     cmd += ["--out", str(tmp_path / "run"), "--workers", "2", "--key-file", str(key)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
