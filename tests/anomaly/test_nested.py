@@ -49,3 +49,19 @@ def test_nested_loro_chooses_on_other_records_and_pools_counts() -> None:
     model = res.pooled.set_index("method").loc["model"]
     assert model["se"] >= 0.9 and model["ppv"] >= 0.9, model
     assert len(selection_grid()) == 54
+    # the a-priori constants are scored on the same held-out embeddings (pooled row, beats columns)
+    prior = res.pooled.set_index("method").loc["model_a_priori"]
+    b = res.beats
+    assert prior["tp"] == int((b["flag_a_priori"] & b["y"]).sum())
+    assert prior["fp"] == int((b["flag_a_priori"] & ~b["y"]).sum())
+    assert prior["auroc"] > 0.9
+
+
+def test_design_grid_can_switch_off_the_v05_design() -> None:
+    plain, design = selection_grid(), selection_grid(design=True)
+    assert len(design) == 4 * len(plain)
+    assert all(cfg.p_absent and cfg.qrs_floor == 0.05 for cfg in plain.values())
+    combos = {(cfg.p_absent, cfg.qrs_floor) for cfg in design.values()}
+    assert combos == {(True, 0.05), (True, 0.0), (False, 0.05), (False, 0.0)}
+    first = next(iter(design))
+    assert first.endswith("_qf0.05_p1")  # ties in the nested selection keep the listed-first entry
