@@ -52,8 +52,9 @@ from bench._archive import make_archive
 
 SIZES = (1000, 5000, 20000)
 #: (result key, module run with ``python -m``, workers). ``medmm.ingest`` is the ingest command alone;
-#: ``medmm.cli`` is the full ``medmm`` CLI, whose import (every stage, torch included) is repeated in
-#: each spawned Dask worker - measured at 2 workers to show that cost.
+#: ``medmm.cli`` is the full ``medmm`` CLI (every stage registered, their modules imported lazily),
+#: which multiprocessing runs again in each Dask worker (imported once by the workers' server) -
+#: measured at 2 workers to show that cost.
 VARIANTS = (
     ("medmm_w1", "medmm.ingest", 1),
     ("medmm_w2", "medmm.ingest", 2),
