@@ -69,3 +69,21 @@ def test_direct_read_masks_unused_high_bits(shared_data: Path, tmp_path: Path, s
     for k in range(2):
         np.testing.assert_array_equal(stack[:, :, k], ref)
     assert (stack[:4, 0, 0] != arr[0, :4].astype(stack.dtype)).any()  # the high bits were really changed
+
+
+def test_reused_nifti_buffer_never_leaks_into_the_next_volume(tmp_path: Path) -> None:
+    """write_volume reuses one NIfTI buffer per thread: volumes of growing and shrinking sizes, in a row."""
+    import gzip
+
+    from medmm.imaging import volume_store
+
+    rng = np.random.default_rng(5)
+    sagittal = np.array([[0, 0, -1.0, 0], [1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 0, 1]])
+    for k, shape in enumerate([(30, 20, 10), (64, 48, 30), (8, 9, 10), (64, 48, 30), (5, 4, 3)]):
+        data = np.asfortranarray(rng.integers(0, 4000, shape).astype(np.uint16))
+        written = volume_store.write_volume(tmp_path, f"v{k}", data, sagittal, {})
+        expected = nib.as_closest_canonical(nib.Nifti1Image(data, sagittal))
+        expected.set_qform(expected.affine, code=1)
+        expected.set_sform(expected.affine, code=1)
+        assert gzip.decompress((tmp_path / written.path).read_bytes()) == expected.to_bytes(), shape
+    assert volume_store._LOCAL.buffer.nbytes >= 64 * 48 * 30 * 2  # the largest one's buffer, kept
