@@ -73,12 +73,13 @@ def worker_environ(malloc_trim: bool = True) -> dict[str, str | None]:
 
 def _pre_spawn_config() -> dict[str, object]:
     """``distributed.nanny.pre-spawn-environ``: the user's Dask configuration over distributed's
-    defaults (read from its ``distributed.yaml`` unless distributed is imported already)."""
+    defaults (read from its ``distributed.yaml`` when distributed has not added them yet)."""
     import dask.config
 
     key = "distributed.nanny.pre-spawn-environ"
-    if "distributed.config" in sys.modules:  # distributed's defaults are in dask's configuration
-        return dict(dask.config.get(key))
+    found = dask.config.get(key, None)  # present once distributed is imported
+    if isinstance(found, dict):
+        return dict(found)
     import importlib.util
 
     import yaml
