@@ -133,6 +133,7 @@ def _end_to_end(path: Path, out_dir: Path) -> dict[str, Any]:
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Measure and print the tables; returns the JSON summary."""
     import dask
+    import distributed  # noqa: F401  (its config defaults, before dask.config.set below)
 
     from medmm.reports.io.inputs import read_reports
     from medmm.reports.nlp import PipelineSpec, get_pipeline

@@ -314,6 +314,7 @@ def parse_reports(
         timer.timings["parse_cpu_s"] = time.process_time() - cpu0
     else:
         import dask
+        import distributed  # noqa: F401  (its config defaults, before dask.config.set below)
 
         from medmm.reports import tasks
 
