@@ -1,9 +1,10 @@
 """``python -m medmm.ingest ARCHIVE --out RUN``: the ``medmm ingest`` command without the other stages.
 
-Same options and behaviour as ``medmm ingest``. It exists because Dask starts worker processes with
-``spawn``, which imports the parent's main module again in every worker: under ``medmm`` that is the
-whole CLI with every stage, whereas a package's ``__main__`` is not re-imported, so workers start with
-only what ingest needs (see docs/ingest.md, Performance).
+Same options and behaviour as ``medmm ingest``. It exists because multiprocessing runs the parent's
+main module again in every Dask worker: under ``medmm`` that is the whole CLI with every stage
+registered (imported once by the server the workers are forked from, or by each worker where workers
+are spawned), whereas a package's ``__main__`` is not run again, so workers start with only what
+ingest needs (see docs/ingest.md, Performance).
 
 >>> from medmm.ingest.__main__ import app
 >>> [c.name for c in app.registered_commands]
