@@ -72,6 +72,7 @@ ENTITY_SCHEMA = pa.schema(
 assert ENTITY_SCHEMA.names == list(EntityRow.model_fields)
 _ATTRS = [ENT_IOB, ENT_TYPE, ENT_ID, IDX, LENGTH, SENT_START]
 _IOB_B, _IOB_I = 3, 1
+_FLAG_CODE = {(False, False): 0, (True, False): 1, (False, True): 2, (True, True): 3}
 _EMPTY = np.zeros((0, len(_ATTRS)), dtype=np.uint64)
 _SECTION_STRIDE = 1 << 40  # > any report length: (report, char) pairs as one sortable integer
 
@@ -365,7 +366,13 @@ def _assertions(
     which the pipeline never gives, looked up by token span).
     """
     if np.array_equal(np.fromiter(map(len, flags), np.int64, n_fast), np.bincount(rep, minlength=n_fast)):
-        values = list(chain.from_iterable(f.values() for f in flags))
+        try:  # each (negated, uncertain) pair as a 2-bit code: a dict lookup per entity
+            code = np.fromiter(
+                map(_FLAG_CODE.__getitem__, chain.from_iterable(f.values() for f in flags)), np.int8, len(rep)
+            )
+            return (code & 1) != 0, (code & 2) != 0
+        except (KeyError, TypeError):
+            values = list(chain.from_iterable(f.values() for f in flags))
     else:
         values = [
             flags[j][(a, z)] for j, a, z in zip(rep.tolist(), tok_a.tolist(), tok_b.tolist(), strict=True)
