@@ -44,8 +44,11 @@ def ingest(
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any input is quarantined."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, help="Files per header-reading task."),
-    dashboard: bool = typer.Option(
-        False, "--dashboard", help="Start the Dask dashboard of the local cluster (its address is printed)."
+    dashboard: bool | None = typer.Option(
+        None,
+        "--dashboard/--no-dashboard",
+        help="Start the Dask dashboard of the local cluster and print its address "
+        "(default: when stderr is a terminal, like the progress bars).",
     ),
 ) -> None:
     """Ingest an imaging archive: canonical volumes + a manifest row for every input file.
@@ -61,6 +64,11 @@ def ingest(
         from medmm.ingest.workers import start_workers_early
 
         start_workers_early()
+    if dashboard is None:  # interactive runs get the dashboard; unattended ones skip bokeh (~0.3 s CPU)
+        import os
+        import sys
+
+        dashboard = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
     from medmm.ingest.pipeline import ingest_archive
 
     result = ingest_archive(

@@ -62,7 +62,7 @@ def dask_client(
     wait_for_workers: bool = True,
     fast_close: bool = False,
     malloc_trim: bool = True,
-    dashboard: bool = False,
+    dashboard: bool | None = None,
     worker_preload: Sequence[str] | None = None,
 ) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` when given, else to a new local cluster.
@@ -94,8 +94,9 @@ def dask_client(
         workers are bounded by one task's working set and reuse their large buffers (about 25% less
         CPU per converted slice in ``medmm ingest``).
     dashboard
-        Start the Dask dashboard of a local cluster (``False`` by default: it imports bokeh, ~0.3 s of
-        CPU, and serves nobody in a batch run). An existing scheduler's dashboard is always printed.
+        Start the Dask dashboard of a local cluster and print its address. ``None`` (default): when
+        stderr is a terminal or ``MEDMM_PROGRESS`` is set, like the progress bars; unattended runs skip
+        it (it imports bokeh, ~0.3 s of CPU). An existing scheduler's dashboard is always printed.
     worker_preload
         Modules the tasks import. When given, a local cluster's worker processes are forked from one
         server process that imports them (and distributed) once, instead of each worker being a new
@@ -103,6 +104,9 @@ def dask_client(
         saved per worker). ``None``: Dask's default (``spawn``).
     """
     from distributed import Client, LocalCluster
+
+    if dashboard is None:
+        dashboard = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
 
     console = _stderr_console()
     if not logging.getLogger().isEnabledFor(logging.INFO):  # keep distributed's INFO chatter out of CLIs
