@@ -43,7 +43,7 @@ def parse_cmd(
     batch_size: int = typer.Option(
         0,
         help="Reports per Dask task (and per resumable part); 0 = shrinking sizes (half of what is left "
-        "per round of one task per worker, 150-5000 each).",
+        "per round of one task per worker, 400-5000 each).",
     ),
     key_file: Path | None = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
 ) -> None:

@@ -7,7 +7,7 @@ the resumable part itself (:func:`parse_to_part`). Task sizes shrink towards the
 (:func:`plan_sizes`) so that the workers finish together.
 
 >>> plan_sizes(10_236, 2)
-[2559, 2559, 1280, 1280, 640, 640, 320, 320, 160, 160, 159, 159]
+[2559, 2559, 1280, 1280, 640, 640, 639, 639]
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ __all__ = [
 ]
 
 #: Smallest and largest number of reports in a task planned by :func:`plan_sizes`: each task costs
-#: ~3-5 ms beyond its reports (pipe start, tables, part files, scheduling); the docs are streamed, so a
-#: large task holds only its small token arrays.
-TASK_LIMITS = (150, 5000)
+#: ~3 ms in its worker beyond its reports (pipe start, tables, part files) and ~3 ms in the driver
+#: (scheduler and client messages, on the same cores), so the last round stays at ~400 reports
+#: (~0.1 s); the docs are streamed, so a large task holds only its small token arrays.
+TASK_LIMITS = (400, 5000)
 #: Dask settings for the local cluster ``parse`` starts (``dask.config.set`` around it): psutil's
 #: system monitor every 5 s instead of 0.5 s, the event-loop tick every 200 ms instead of 20 ms and
 #: the memory monitor (a new ``psutil.Process`` per call in each nanny) every 500 ms instead of
@@ -91,7 +92,7 @@ def plan_sizes(n_reports: int, n_workers: int, limits: tuple[int, int] = TASK_LI
     of what is left (*factoring*), within ``limits``; the last, small tasks even out the workers' finish.
 
     >>> plan_sizes(2_000, 2), plan_sizes(100, 2), plan_sizes(0, 2)
-    ([500, 500, 250, 250, 250, 250], [100], [])
+    ([500, 500, 500, 500], [100], [])
     """
     lo, hi = limits
     n_workers = max(1, n_workers)

@@ -205,7 +205,7 @@ def test_auto_batch_size_aims_at_six_tasks_per_worker() -> None:
     assert auto_batch_size(10, 2) == 100 and auto_batch_size(10**6, 2) == 1000
 
 
-@pytest.mark.parametrize("n", [0, 1, 149, 150, 301, 2_000, 10_236, 123_457])
+@pytest.mark.parametrize("n", [0, 1, 399, 400, 801, 2_000, 10_236, 123_457])
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_planned_task_sizes_shrink_and_cover_every_report(n: int, workers: int) -> None:
     from medmm.reports.tasks import TASK_LIMITS, plan_sizes
