@@ -87,8 +87,9 @@ def _pre_spawn_config() -> dict[str, object]:
     spec = importlib.util.find_spec("distributed")  # finds the package without importing it
     if spec is None or spec.origin is None:  # pragma: no cover - distributed is a dependency
         raise ImportError("distributed is not installed")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~2 instead of ~10 ms, same result
     with open(os.path.join(os.path.dirname(spec.origin), "distributed.yaml")) as fh:
-        defaults = yaml.safe_load(fh)
+        defaults = yaml.load(fh, Loader=loader)  # a safe loader
     return dict(dask.config.get(key, config=dask.config.merge(defaults, dask.config.config)))
 
 

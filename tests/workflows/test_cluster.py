@@ -27,6 +27,13 @@ def _worker_state() -> dict[str, Any]:
     }
 
 
+def _profiling(dask_worker: Any) -> tuple[Any, bool]:
+    """The worker's profiler setting and whether its sampling callback exists."""
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled"), "profile" in dask_worker.periodic_callbacks
+
+
 def _server_threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
@@ -42,7 +49,9 @@ def test_workers_are_forked_from_a_preloaded_single_threaded_server() -> None:
         assert server is not None
         assert _server_threads(server) == 1  # forking it is safe: no other thread to lose mid-lock
         states = list(client.run(_worker_state).values())
+        profiling = list(client.run(_profiling).values())
         results = dict(run_tasks(client, _square, [1, 2, 3], label="t", show_progress=False))
+    assert profiling == [(False, False)] * 2  # no statistical profiler in forked workers
     assert len(states) == 2 and len({s["pid"] for s in states}) == 2
     for s in states:
         assert s["ppid"] == server != os.getpid()  # children of the server, not spawned by the driver
@@ -57,8 +66,19 @@ def test_default_workers_are_spawned_without_a_server() -> None:
     with dask_client(workers=1, quiet=True) as client:
         assert forkserver.worker_server_pid() is None
         (state,) = client.run(_worker_state).values()
+        assert list(client.run(_profiling).values()) == [(False, False)]  # nor in spawned ones
     assert state["ppid"] == os.getpid() and not state["preloaded"]
     assert state["trim"] == "65536"  # Dask's default is kept unless asked otherwise
+
+
+def test_worker_profiler_on_request_and_config_restored() -> None:
+    import dask
+
+    before = dask.config.get("distributed.worker.profile.enabled")
+    for wanted in (True, False):
+        with dask_client(workers=1, processes=False, quiet=True, worker_profile=wanted) as client:
+            assert list(client.run(_profiling).values()) == [(wanted and before, wanted and before)]
+        assert dask.config.get("distributed.worker.profile.enabled") == before
 
 
 def test_server_with_other_allocator_settings_is_not_reused() -> None:
