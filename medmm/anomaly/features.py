@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from medmm.anomaly.sqi import kurtosis_rel
+
 __all__ = [
     "CLEAN_QUALITY",
     "CONTEXT_COLUMNS",
@@ -58,9 +60,14 @@ __all__ = [
 #: Names of the columns of :attr:`BeatInputs.context`.
 CONTEXT_COLUMNS: tuple[str, ...] = ("log_rr_prev_rel", "log_rr_next_rel", "log_rr_ratio")
 #: Names of the columns of :attr:`BeatInputs.quality`.
-QUALITY_COLUMNS: tuple[str, ...] = ("noise_ratio", "qrs_amplitude_ratio", "saturated_fraction")
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "noise_ratio",
+    "qrs_amplitude_ratio",
+    "saturated_fraction",
+    "kurtosis_rel",
+)
 #: Value of each quality column for a clean beat (the default when no quality is given).
-CLEAN_QUALITY: tuple[float, ...] = (1.0, 1.0, 0.0)
+CLEAN_QUALITY: tuple[float, ...] = (1.0, 1.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ class BeatInputs:
     """Model inputs of ``n`` beats: ``waves`` (n, 2, n_points) float32, ``context`` (n, 3) float32.
 
     ``group`` (n,) int labels the record/channel each beat came from (used for per-record score
-    normalisation). ``quality`` (n, 3) float32 holds :data:`QUALITY_COLUMNS` (see
+    normalisation). ``quality`` (n, 4) float32 holds :data:`QUALITY_COLUMNS` (see
     :func:`beat_quality`); left out, every beat counts as clean (:data:`CLEAN_QUALITY`). ``qrs`` (n,)
     float32 is :func:`qrs_residual`; left out (NaN), the scorer does not use it. ``p_wave`` (n,)
     float32 is :func:`p_wave_amplitude` (v0.5); left out (NaN), the scorer has no P-wave criterion.
@@ -231,7 +238,7 @@ def beat_quality(
 ) -> NDArray[np.float32]:
     """Beat-local signal quality of a band-passed lead, relative to the record's typical beat.
 
-    Returns (n, 2):
+    Returns (n, 4):
 
     * ``noise_ratio`` - median absolute second difference (a high-frequency energy measure) over
       ``R +- half_s`` seconds *outside* every detected QRS (``+- qrs_s`` around each of ``samples``,
@@ -244,6 +251,9 @@ def beat_quality(
       sit at the record's minimum or maximum value in a run of at least 20 ms: the amplifier or
       converter is clipping (the band-passed lead then shows steps that look like beats). 0 without
       ``raw``.
+    * ``kurtosis_rel`` (v0.6) - the beat-level kurtosis quality index over ``R +- 2.5 s`` relative to
+      the record's median (:func:`medmm.anomaly.sqi.kurtosis_rel`): ~1 for a beat as clean as the
+      record's typical one, towards 0 in a noise burst.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -283,7 +293,8 @@ def beat_quality(
     if raw is not None and np.asarray(raw).size == x.size:
         rail = _at_rails(np.asarray(raw, dtype=np.float64), max(2, round(0.02 * fs)))
         sat = rail[pos].mean(axis=1)
-    return np.stack([rel(noise), rel(ptp), sat], axis=1).astype(np.float32)
+    ksqi = kurtosis_rel(x, fs, s)
+    return np.stack([rel(noise), rel(ptp), sat, ksqi], axis=1).astype(np.float32)
 
 
 def _at_rails(raw: NDArray[np.float64], min_run: int) -> NDArray[np.bool_]:

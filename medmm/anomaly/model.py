@@ -114,7 +114,10 @@ class ScoreConfig:
     ``qrs_floor`` (v0.5): the QRS residual's robust SD is floored at this fraction of the QRS amplitude
     (:func:`medmm.anomaly.score.qrs_gate`); ``0`` = the v0.4 log-scale z. ``p_absent`` (v0.5): a
     missing P wave (:func:`medmm.anomaly.score.p_absent_gate`) opens the timing gate like an abnormal
-    QRS does.
+    QRS does. ``kurtosis_sqi`` (v0.6): a beat's quality weight is at most the square root of its
+    kurtosis quality index relative to the record (:mod:`medmm.anomaly.sqi`; Li, Mark and Clifford
+    2008) - the share of its 5-s window's variance that is the record's usual ECG - so a beat in a
+    noise burst needs proportionally stronger evidence; fixed before it was measured on any label.
 
     Defaults (v0.5): ``mad_floor_rr`` 0.05, ``noise_ratio`` 1.5, ``neighbours`` 5 with
     ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records (v0.3/v0.4) -,
@@ -141,6 +144,7 @@ class ScoreConfig:
     noise_z: float = 0.0
     qrs_floor: float = 0.05
     p_absent: bool = True
+    kurtosis_sqi: bool = True
 
     @classmethod
     def a_priori(cls) -> ScoreConfig:
@@ -285,6 +289,7 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     old: dict[str, Any] = {"noise_ratio": 2.0, "gap_rr": 1.8, "qrs_gate_z": 1.0}  # pre-v0.2: v0.2's
     old |= {"neighbours": 0, "max_saturated": 0.0, "noise_z": 0.0}  # pre-v0.3 / pre-v0.4
     old |= {"qrs_floor": 0.0, "p_absent": False}  # pre-v0.5
+    old |= {"kurtosis_sqi": False}  # pre-v0.6
     score_d = old | dict(cfg["score"])
     n_nets = int(cfg.get("ensemble", 1))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)

@@ -248,6 +248,7 @@ def quality_weight(
     max_saturated: float = 0.1,
     noise_z: float = 0.0,
     group: NDArray[np.integer] | None = None,
+    kurtosis_sqi: bool = False,
 ) -> NDArray:
     """Per-beat weight in [0, 1] of the score from :func:`medmm.anomaly.features.beat_quality`.
 
@@ -255,10 +256,15 @@ def quality_weight(
     and 0 where the QRS amplitude is below ``min_qrs_ratio`` x the record's median (flat lead) or more
     than ``max_saturated`` of the beat's surroundings are clipped (third column, if present). ``limit``
     is ``noise_ratio``, or with ``noise_z > 0`` each record's :func:`noise_limit` (records = ``group``).
+    With ``kurtosis_sqi`` (v0.6) the weight is at most ``sqrt(min(1, kurtosis_rel))`` (fourth column,
+    :mod:`medmm.anomaly.sqi`): the share of the beat's window that is the record's usual ECG.
 
     >>> q = np.array([[1.0, 1.0, 0.0], [4.0, 1.0, 0.0], [1.0, 0.1, 0.0], [1.0, 1.0, 0.4]])
     >>> quality_weight(q, 2.0, 0.3).tolist()
     [1.0, 0.5, 0.0, 0.0]
+    >>> q4 = np.array([[1.0, 1.0, 0.0, 0.25], [1.0, 1.0, 0.0, 3.0]])
+    >>> quality_weight(q4, 2.0, 0.3, kurtosis_sqi=True).tolist()
+    [0.5, 1.0]
     """
     q = np.asarray(quality, dtype=np.float64)
     w = np.ones(q.shape[0])
@@ -271,6 +277,8 @@ def quality_weight(
         w = np.minimum(1.0, limit / np.maximum(q[:, 0], 1e-12))
     elif noise_ratio > 0:
         w = np.minimum(1.0, noise_ratio / np.maximum(q[:, 0], 1e-12))
+    if kurtosis_sqi and q.shape[1] > 3:
+        w = np.minimum(w, np.sqrt(np.clip(q[:, 3], 0.0, 1.0)))
     bad = q[:, 1] < min_qrs_ratio
     if q.shape[1] > 2 and max_saturated > 0:
         bad |= q[:, 2] > max_saturated
@@ -402,6 +410,7 @@ def score_embeddings(
         cfg.max_saturated,
         noise_z=cfg.noise_z,
         group=inputs.group,
+        kurtosis_sqi=cfg.kurtosis_sqi,
     )
     score = weight * (saturate(morph, cap) + timing)
     return {
