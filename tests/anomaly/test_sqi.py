@@ -16,8 +16,9 @@ from medmm.anomaly.sqi import kurtosis_rel, window_kurtosis
 
 def _ecg_with_pvc_and_burst(fs: float = 360.0, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
     """Sinus beats every 0.8 s; beat 40 a PVC (early, wide, inverted, large, compensatory pause) in a
-    clean stretch; a 3-s burst of low-frequency (motion-like, 250-ms moving average) Gaussian noise of SD 0.3 mV
-    centred on beat 80 - little second-difference energy, so the HF noise measure barely sees it."""
+    clean stretch; a 3-s burst of low-frequency (motion-like, 250-ms moving average) Gaussian noise
+    of SD 0.3 mV centred on beat 80 - little second-difference energy, so the HF noise measure
+    barely sees it."""
     rr = np.full(n, 0.8)
     rr[40], rr[41] = 0.5, 1.1
     peaks = (np.cumsum(rr) * fs).astype(int)
@@ -55,7 +56,7 @@ def test_noise_burst_loses_weight_clean_pvc_keeps_it() -> None:
     off = quality_weight(q, cfg.noise_ratio, cfg.min_qrs_ratio, noise_z=cfg.noise_z, kurtosis_sqi=False)
     assert on[40] > 0.9 and on[80] < 0.6
     assert on[80] < off[80] - 0.1  # the kSQI sees the slow burst the HF noise measure barely sees
-    assert np.median(on) == pytest.approx(1.0)
+    assert np.median(on) == pytest.approx(1.0, abs=0.01)
 
 
 def test_old_three_column_quality_and_flag_off_unchanged() -> None:
