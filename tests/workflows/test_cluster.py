@@ -154,6 +154,36 @@ def test_worker_environ_needs_no_distributed_import() -> None:
     assert {k: v for k, v in early.items() if k != "PYTHONHASHSEED"} == nanny
 
 
+@pytest.mark.parametrize("user_config", [False, True])
+def test_worker_environ_before_dask_is_imported(tmp_path: Path, user_config: bool) -> None:
+    """Without Dask configuration it is read without importing dask; with some, through dask."""
+    import json
+    import subprocess
+
+    code = (
+        "import json, sys\n"
+        "from medmm.workflows.forkserver import worker_environ\n"
+        "early = worker_environ(malloc_trim=False)\n"
+        "imported = 'dask' in sys.modules\n"
+        "from distributed.nanny import _get_env_variables\n"
+        "print(json.dumps([imported, early, _get_env_variables('distributed.nanny.pre-spawn-environ')]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_") and k != "OMP_NUM_THREADS"}
+    env["HOME"] = str(tmp_path)  # no ~/.config/dask of the machine's user
+    if user_config:
+        folder = tmp_path / ".config" / "dask"
+        folder.mkdir(parents=True)
+        (folder / "medmm-test.yaml").write_text(
+            "distributed:\n  nanny:\n    pre-spawn-environ:\n      OMP_NUM_THREADS: 2\n"
+        )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    imported, early, nanny = json.loads(done.stdout)
+    assert imported is user_config
+    assert early["OMP_NUM_THREADS"] == ("2" if user_config else "1") == nanny["OMP_NUM_THREADS"]
+    assert early.pop("MALLOC_TRIM_THRESHOLD_") is None and nanny.pop("MALLOC_TRIM_THRESHOLD_") == "65536"
+    assert {k: v for k, v in early.items() if k != "PYTHONHASHSEED"} == nanny
+
+
 def _children() -> set[int]:
     """Live descendants, but the stdlib's resource tracker (one per process, started on first use)."""
     import psutil
