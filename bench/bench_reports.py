@@ -5,14 +5,18 @@ Input: the IU chest X-ray dev reports (``text/iu_xray/indiana_reports_dev.csv`` 
 (10,236 reports with text; ``quick``: 1,200 rows), so that fixed costs are spread over enough work.
 
 Baseline: ``nlp.pipe(texts, batch_size=256)`` (docs consumed, nothing else) of the very same pipeline
-object (lexicon EntityRuler, AbbreviationDetector, assertion; built by ``get_pipeline``, which also
-freezes the GC after the build, as in the workers) in this process.
+object (lexicon EntityRuler, AbbreviationDetector, assertion; built by ``get_pipeline``, as in the
+workers) in this process, right after ``gc.collect(); gc.freeze()``: the local cluster this process
+holds in the worker phases is then not scanned by the GC during ``nlp.pipe`` (the best plain
+``nlp.pipe``; the workers freeze everything alive when they build their pipeline).
 
 1. **Steady state** (3 repeats, quick 2; medians): three phases, ``medmm parse in-process``
    (``workers=0``, the same work without Dask, no cluster alive), then ``medmm parse, 1 worker`` and
-   ``2 workers`` each on its own local cluster, started before its repeats (start-up and the pipeline
-   loading in the workers timed apart) and closed after them. In every repeat ``nlp.pipe`` runs right
-   before the medmm method and the ratio is taken against that run. Timed: the ``parse`` phase of
+   ``2 workers`` each on its own local cluster made by the same ``dask_client`` call and Dask settings
+   as ``parse --workers N`` (``reports.tasks.LOCAL_CLUSTER_CONFIG``, glibc's malloc), started before
+   its repeats (start-up and the pipeline loading in the workers timed apart) and closed after them.
+   In every repeat ``nlp.pipe`` runs right before the medmm method and the ratio is taken against that
+   run. Timed: the ``parse`` phase of
    ``parse_reports`` (tasks incl. row extraction and writing the resumable parts, into a fresh run
    directory each repeat). CPU: ``nlp.pipe``: this process; medmm: the workers' CPU plus this
    process's (client + local scheduler) during the phase; ``cpu_efficiency`` = baseline CPU / medmm
