@@ -49,7 +49,7 @@ def test_noise_burst_loses_weight_clean_pvc_keeps_it() -> None:
     k = kurtosis_rel(sig, 360.0, peaks)
     assert k[80] < 0.3  # in the burst: the window is mostly noise
     assert k[40] > 0.8  # the PVC's own wide QRS does not make its window look noisy
-    q = beat_inputs(sig, 360.0, peaks).quality
+    q = np.asarray(beat_inputs(sig, 360.0, peaks).quality)
     assert q.shape[1] == len(QUALITY_COLUMNS) and QUALITY_COLUMNS[3] == "kurtosis_rel"
     cfg = ScoreConfig.a_priori()
     on = quality_weight(q, cfg.noise_ratio, cfg.min_qrs_ratio, noise_z=cfg.noise_z, kurtosis_sqi=True)
@@ -79,7 +79,7 @@ def test_mitdb_kurtosis_sqi_floors(shared_data: Path) -> None:
     for name in ("105", "116"):
         sig = wfdb.rdrecord(str(root / name)).p_signal[:, 0]
         peaks = detect_rpeaks(sig, 360.0)
-        w = np.sqrt(np.clip(beat_inputs(sig, 360.0, peaks).quality[:, 3], 0.0, 1.0))
+        w = np.sqrt(np.clip(np.asarray(beat_inputs(sig, 360.0, peaks).quality)[:, 3], 0.0, 1.0))
         y, _ = label_beats(peaks, *read_reference(root, name), fs=360.0)
         res[name] = (w, y.astype(bool))
     # measured (detector of b4f732a): 105 4.96 % of beats below 0.5 (its noise stretches; 8 of the 15
