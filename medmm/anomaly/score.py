@@ -23,7 +23,8 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
 6. ``score = quality x (sat(morphology_z) + timing)`` where ``quality`` =
    ``min(1, limit / local noise)``, ``limit`` the record's 4-robust-SD noise outlier level
    (:func:`noise_limit`; 0 for a flat or clipped lead, see
-   :func:`medmm.anomaly.features.beat_quality`) and ``flag = score > threshold``.
+   :func:`medmm.anomaly.features.beat_quality`), with ``kurtosis_sqi`` (v0.6) at most
+   ``sqrt(kurtosis_rel)`` (:mod:`medmm.anomaly.sqi`), and ``flag = score > threshold``.
 
 An ensemble (several networks trained with consecutive seeds) averages the members' morphology
 z-scores, which removes most of the seed-to-seed variation of one autoencoder without any label.
