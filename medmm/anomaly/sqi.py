@@ -147,13 +147,15 @@ def detector_agreement(
 ) -> NDArray[np.float32]:
     """Per-beat bSQI: agreement of two detectors' beats over ``R +- half_s`` seconds.
 
-    ``matched / (n1 + n2 - matched)`` with ``n1`` / ``n2`` the beats of ``samples`` / ``other`` in the
-    window and ``matched`` the smaller of the two counts of beats having a partner within ``tol_s``.
-    1 where the detectors agree beat for beat; an empty window gives 1 (no evidence either way).
+    ``matched / (n1 + n2 - matched)`` (Li et al. 2008) with ``n1`` the beats of ``samples`` in the
+    window, ``matched`` those of them with a beat of ``other`` within ``tol_s``, and ``n2`` = matched
+    + the beats of ``other`` in the window with no partner: a matched pair counts where the beat of
+    ``samples`` lies, so a constant offset between the detectors' fiducial points does not lower the
+    index at the window's edges. 1 where the detectors agree beat for beat; an empty window gives 1.
 
     >>> import numpy as np
     >>> ours = np.arange(360, 36000, 360)
-    >>> other = np.concatenate([ours[:40], ours[60:], [18100, 18250]])  # 20 missed, 2 extra
+    >>> other = np.concatenate([ours[:40] + 10, ours[60:] - 5, [18100, 18250]])  # 20 missed, 2 extra
     >>> b = detector_agreement(ours, np.sort(other), 360.0)
     >>> float(b[5]), bool(b[50] < 0.5)
     (1.0, True)
@@ -163,14 +165,13 @@ def detector_agreement(
     if s.size == 0:
         return np.zeros(0, dtype=np.float32)
     tol, h = max(round(tol_s * fs), 1), max(round(half_s * fs), 1)
-    ms, mo = s[_within(s, o, tol)], o[_within(o, s, tol)]
+    ms, uo = s[_within(s, o, tol)], o[~_within(o, s, tol)]
 
     def count(v: NDArray[np.int64]) -> NDArray[np.int64]:
         return np.searchsorted(v, s + h, side="right") - np.searchsorted(v, s - h, side="left")
 
-    n1, n2 = count(s), count(o)
-    m = np.minimum(count(ms), count(mo))
-    den = n1 + n2 - m
+    n1, m = count(s), count(ms)
+    den = n1 + count(uo)
     b = np.where(den > 0, m / np.maximum(den, 1), 1.0)
     order = np.argsort(np.argsort(np.asarray(samples, dtype=np.int64), kind="stable"), kind="stable")
     return b[order].astype(np.float32)
