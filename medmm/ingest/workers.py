@@ -16,7 +16,7 @@ __all__ = ["WORKER_MODULES", "start_workers_early"]
 #: the modules the scan and convert tasks import (their heavy dependencies first)
 WORKER_MODULES = (
     "numpy",
-    "medmm.ingest._pydicom_import",  # pydicom without requests (see there)
+    "pydicom",
     "nibabel",
     "isal.igzip",
     "medmm.ingest.groups",
