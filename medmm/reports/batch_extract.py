@@ -2,14 +2,16 @@
 
 :func:`~medmm.reports.extract.doc_records` turns one ``Doc`` into row dicts; per report it creates
 ``Span`` objects, bisects sections and sentences and fills a dict of 17 fields per entity. Here the
-token attributes of every ``Doc`` of a batch are read with one ``Doc.to_array`` call each, stacked,
-and entity bounds, char offsets, sentences, sections and nearest locations are found for the whole
-batch with numpy; the result is built column by column as Arrow arrays. Only the few string steps
-(entity text, finding name) loop in Python, once per entity.
+token attributes of every ``Doc`` of a batch are read with one ``Doc.to_array`` call each as it streams
+out of ``nlp.pipe``, stacked, and entity bounds, char offsets, sentences, sections and nearest locations
+are found for the whole batch with numpy; label and pattern-id hashes are named once per distinct
+value, the assertion flags are read in entity order, and the columns are built with Arrow ``take``.
+Only the entity texts are sliced in Python, once per entity. Labels come from
+:mod:`medmm.reports.batch_labels`, sizes from :mod:`medmm.reports.batch_measurements`.
 
 The rows are the same as :func:`~medmm.reports.extract.doc_records` gives (tested on the IU
-reports). Reports with a measurement, an abbreviation or without the assertion component's flags
-(rare) are done by ``doc_records`` and their rows appended.
+reports). Reports with an abbreviation or without the assertion component's flags (rare) are done by
+``doc_records`` and their rows appended.
 
 >>> from medmm.reports.nlp import PipelineSpec, get_pipeline
 >>> spec = PipelineSpec()
