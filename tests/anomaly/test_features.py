@@ -98,7 +98,7 @@ def test_beat_quality_marks_noise_burst_and_flat_lead_not_an_ectopic_qrs() -> No
     from medmm.anomaly.features import BeatInputs
 
     bi = BeatInputs(np.zeros((4, 2, 8), "f4"), np.zeros((4, 3), "f4"), np.zeros(4, np.int64))
-    assert np.array_equal(bi.quality, np.tile(np.array([1.0, 1.0, 0.0, 1.0], "f4"), (4, 1)))
+    assert np.array_equal(bi.quality, np.tile(np.array([1.0, 1.0, 0.0, 1.0, 1.0], "f4"), (4, 1)))
 
 
 def test_saturated_fraction_marks_clipped_lead_only() -> None:
