@@ -27,7 +27,6 @@ from torch import nn
 
 from medmm.anomaly.features import WindowSpec
 from medmm.anomaly.records import ModelCard
-from medmm.anomaly.sqi import BSQI_AGREE
 from medmm.errors import InputError
 from medmm.tables import atomic_write_bytes, atomic_write_json
 
@@ -119,10 +118,11 @@ class ScoreConfig:
     kurtosis quality index relative to the record (:mod:`medmm.anomaly.sqi`; Li, Mark and Clifford
     2008) - the share of its 5-s window's variance that is the record's usual ECG - so a beat in a
     noise burst needs proportionally stronger evidence; fixed before it was measured on any label.
-    ``detector_agreement`` (v0.7): the kSQI cap applies only where the bSQI - agreement of the
-    signals stage's R peaks with PhysioNet's ``gqrs`` over ``R +- 5 s`` - is below this value (0.9,
-    :data:`medmm.anomaly.sqi.BSQI_AGREE`); ``0`` = the kSQI cap on every beat (v0.6). Chosen after
-    v0.6 missed the target, fixed before it was measured on any label.
+    ``detector_agreement`` (v0.7, tried, **off by default**): if > 0 the kSQI cap applies only where
+    the bSQI - agreement of the signals stage's R peaks with PhysioNet's ``gqrs`` over ``R +- 5 s`` -
+    is below this value (the rule fixed before measuring: 0.9, :data:`medmm.anomaly.sqi.BSQI_AGREE`);
+    ``0`` = the kSQI cap on every beat (v0.6). Chosen after v0.6 missed the target and measured once:
+    worse than v0.6 on the honest protocols (``docs/anomaly.md``, "Results v0.7"), so not the default.
 
     Defaults (v0.5): ``mad_floor_rr`` 0.05, ``noise_ratio`` 1.5, ``neighbours`` 5 with
     ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records (v0.3/v0.4) -,
@@ -150,7 +150,7 @@ class ScoreConfig:
     qrs_floor: float = 0.05
     p_absent: bool = True
     kurtosis_sqi: bool = True
-    detector_agreement: float = BSQI_AGREE
+    detector_agreement: float = 0.0
 
     @classmethod
     def a_priori(cls) -> ScoreConfig:

@@ -57,7 +57,7 @@ def test_detectors_agree_on_wide_run_disagree_in_burst() -> None:
     assert q.shape[1] == len(QUALITY_COLUMNS) == 5 and QUALITY_COLUMNS[4] == "detector_agreement"
     assert q[WIDE, 3].max() < 0.5  # the kSQI alone takes the wide run for noise
     cfg = ScoreConfig.a_priori()
-    assert cfg.detector_agreement == BSQI_AGREE == ScoreConfig().detector_agreement
+    assert cfg.detector_agreement == 0.0 == ScoreConfig().detector_agreement  # tried, off by default
 
     def weight(agree: float) -> np.ndarray:
         return quality_weight(
