@@ -24,7 +24,8 @@ in a noisy stretch needs proportionally stronger evidence.
 True
 
 The kSQI also falls where wide ectopic beats are dense (a window full of broad QRS complexes is less
-leptokurtic than the record's typical one), so v0.7 reads it only where the **bSQI** (Li, Mark and
+leptokurtic than the record's typical one), so v0.7 (tried; off by default, see
+:class:`medmm.anomaly.model.ScoreConfig`) reads it only where the **bSQI** (Li, Mark and
 Clifford 2008) says the stretch is doubtful: the agreement of two independent QRS detectors - the
 signals stage's R peaks and PhysioNet's ``gqrs`` (:func:`wfdb.processing.gqrs_detect`) on the same
 lead - over ``R +- 5 s`` (Li et al.'s 10-s window), beats matched within 150 ms (their tolerance),
@@ -56,7 +57,7 @@ KSQI_HALF_WINDOW_S = 2.5
 BSQI_HALF_WINDOW_S = 5.0
 #: Two detections of the same beat lie within this many seconds (Li et al. 2008: 150 ms).
 BSQI_TOLERANCE_S = 0.15
-#: bSQI from which the two detectors are taken to agree (v0.7 rule; fixed a priori, see above).
+#: bSQI from which the two detectors are taken to agree (v0.7 rule, fixed a priori; not the default).
 BSQI_AGREE = 0.9
 
 
