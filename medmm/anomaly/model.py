@@ -118,11 +118,6 @@ class ScoreConfig:
     kurtosis quality index relative to the record (:mod:`medmm.anomaly.sqi`; Li, Mark and Clifford
     2008) - the share of its 5-s window's variance that is the record's usual ECG - so a beat in a
     noise burst needs proportionally stronger evidence; fixed before it was measured on any label.
-    ``detector_agreement`` (v0.7, tried, **off by default**): if > 0 the kSQI cap applies only where
-    the bSQI - agreement of the signals stage's R peaks with PhysioNet's ``gqrs`` over ``R +- 5 s`` -
-    is below this value (the rule fixed before measuring: 0.9, :data:`medmm.anomaly.sqi.BSQI_AGREE`);
-    ``0`` = the kSQI cap on every beat (v0.6). Chosen after v0.6 missed the target and measured once:
-    worse than v0.6 on the honest protocols (``docs/anomaly.md``, "Results v0.7"), so not the default.
 
     Defaults (v0.5): ``mad_floor_rr`` 0.05, ``noise_ratio`` 1.5, ``neighbours`` 5 with
     ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records (v0.3/v0.4) -,
@@ -150,7 +145,6 @@ class ScoreConfig:
     qrs_floor: float = 0.05
     p_absent: bool = True
     kurtosis_sqi: bool = True
-    detector_agreement: float = 0.0
 
     @classmethod
     def a_priori(cls) -> ScoreConfig:
@@ -296,7 +290,6 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     old |= {"neighbours": 0, "max_saturated": 0.0, "noise_z": 0.0}  # pre-v0.3 / pre-v0.4
     old |= {"qrs_floor": 0.0, "p_absent": False}  # pre-v0.5
     old |= {"kurtosis_sqi": False}  # pre-v0.6
-    old |= {"detector_agreement": 0.0}  # pre-v0.7: the kSQI cap everywhere
     score_d = old | dict(cfg["score"])
     n_nets = int(cfg.get("ensemble", 1))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)

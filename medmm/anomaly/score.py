@@ -250,7 +250,6 @@ def quality_weight(
     noise_z: float = 0.0,
     group: NDArray[np.integer] | None = None,
     kurtosis_sqi: bool = False,
-    agree: float = 0.0,
 ) -> NDArray:
     """Per-beat weight in [0, 1] of the score from :func:`medmm.anomaly.features.beat_quality`.
 
@@ -259,10 +258,7 @@ def quality_weight(
     than ``max_saturated`` of the beat's surroundings are clipped (third column, if present). ``limit``
     is ``noise_ratio``, or with ``noise_z > 0`` each record's :func:`noise_limit` (records = ``group``).
     With ``kurtosis_sqi`` (v0.6) the weight is at most ``sqrt(min(1, kurtosis_rel))`` (fourth column,
-    :mod:`medmm.anomaly.sqi`): the share of the beat's window that is the record's usual ECG. With
-    ``agree > 0`` (v0.7) that cap applies only to beats whose detector agreement (bSQI, fifth column)
-    is below ``agree``: where two independent QRS detectors agree the stretch is taken as clean, and a
-    low kurtosis there is put down to dense wide beats, not noise.
+    :mod:`medmm.anomaly.sqi`): the share of the beat's window that is the record's usual ECG.
 
     >>> q = np.array([[1.0, 1.0, 0.0], [4.0, 1.0, 0.0], [1.0, 0.1, 0.0], [1.0, 1.0, 0.4]])
     >>> quality_weight(q, 2.0, 0.3).tolist()
@@ -270,9 +266,6 @@ def quality_weight(
     >>> q4 = np.array([[1.0, 1.0, 0.0, 0.25], [1.0, 1.0, 0.0, 3.0]])
     >>> quality_weight(q4, 2.0, 0.3, kurtosis_sqi=True).tolist()
     [0.5, 1.0]
-    >>> q5 = np.array([[1.0, 1.0, 0.0, 0.25, 1.0], [1.0, 1.0, 0.0, 0.25, 0.5]])
-    >>> quality_weight(q5, 2.0, 0.3, kurtosis_sqi=True, agree=0.9).tolist()
-    [1.0, 0.5]
     """
     q = np.asarray(quality, dtype=np.float64)
     w = np.ones(q.shape[0])
@@ -286,10 +279,7 @@ def quality_weight(
     elif noise_ratio > 0:
         w = np.minimum(1.0, noise_ratio / np.maximum(q[:, 0], 1e-12))
     if kurtosis_sqi and q.shape[1] > 3:
-        cap = np.sqrt(np.clip(q[:, 3], 0.0, 1.0))
-        if agree > 0 and q.shape[1] > 4:
-            cap = np.where(q[:, 4] >= agree, 1.0, cap)
-        w = np.minimum(w, cap)
+        w = np.minimum(w, np.sqrt(np.clip(q[:, 3], 0.0, 1.0)))
     bad = q[:, 1] < min_qrs_ratio
     if q.shape[1] > 2 and max_saturated > 0:
         bad |= q[:, 2] > max_saturated
@@ -422,7 +412,6 @@ def score_embeddings(
         noise_z=cfg.noise_z,
         group=inputs.group,
         kurtosis_sqi=cfg.kurtosis_sqi,
-        agree=cfg.detector_agreement,
     )
     score = weight * (saturate(morph, cap) + timing)
     return {

@@ -1,4 +1,4 @@
-"""Beat-level signal-quality indices: kurtosis (kSQI, v0.6) and detector agreement (bSQI, v0.7).
+"""Beat-level kurtosis signal-quality index (kSQI), relative to the record's own beats.
 
 Li, Mark and Clifford (2008, *Physiol. Meas.* 29:15-32) and Clifford et al. (2012, *Physiol. Meas.*
 33:1419-1433) use the kurtosis of an ECG segment as a quality index (``kSQI``): clean ECG is a train of
@@ -22,16 +22,6 @@ in a noisy stretch needs proportionally stronger evidence.
 >>> k = kurtosis_rel(sig, 360.0, np.arange(360, 71640, 360))
 >>> bool(abs(np.median(k) - 1.0) < 1e-6 and k[102] < 0.1)
 True
-
-The kSQI also falls where wide ectopic beats are dense (a window full of broad QRS complexes is less
-leptokurtic than the record's typical one), so v0.7 (tried; off by default, see
-:class:`medmm.anomaly.model.ScoreConfig`) reads it only where the **bSQI** (Li, Mark and
-Clifford 2008) says the stretch is doubtful: the agreement of two independent QRS detectors - the
-signals stage's R peaks and PhysioNet's ``gqrs`` (:func:`wfdb.processing.gqrs_detect`) on the same
-lead - over ``R +- 5 s`` (Li et al.'s 10-s window), beats matched within 150 ms (their tolerance),
-``bSQI = matched / (n_ours + n_gqrs - matched)``. Two detectors built differently agree on clean
-beats, narrow or wide, and disagree in noise. :data:`BSQI_AGREE` = 0.9 tolerates one disagreement in
-a 10-s window at normal rates (one beat missed or added by either detector: 11/12 = 0.92).
 """
 
 from __future__ import annotations
@@ -39,26 +29,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = [
-    "BSQI_AGREE",
-    "BSQI_HALF_WINDOW_S",
-    "BSQI_TOLERANCE_S",
-    "KSQI_HALF_WINDOW_S",
-    "detector_agreement",
-    "gqrs_peaks",
-    "kurtosis_rel",
-    "window_kurtosis",
-]
+__all__ = ["KSQI_HALF_WINDOW_S", "kurtosis_rel", "window_kurtosis"]
 
 #: Half-width of the kSQI window around each beat (5 s in all: a few beats, short enough to localise
 #: a burst; Li et al. 2008 use 10-s segments for whole-segment quality).
 KSQI_HALF_WINDOW_S = 2.5
-#: Half-width of the bSQI window (Li et al. 2008: 10-s segments).
-BSQI_HALF_WINDOW_S = 5.0
-#: Two detections of the same beat lie within this many seconds (Li et al. 2008: 150 ms).
-BSQI_TOLERANCE_S = 0.15
-#: bSQI from which the two detectors are taken to agree (v0.7 rule, fixed a priori; not the default).
-BSQI_AGREE = 0.9
 
 
 def window_kurtosis(
@@ -111,68 +86,3 @@ def kurtosis_rel(
     if ref <= 0.1:
         return np.ones(k.size, dtype=np.float32)
     return np.maximum((k - 3.0) / ref, 0.0).astype(np.float32)
-
-
-def gqrs_peaks(x: NDArray[np.floating], fs: float) -> NDArray[np.int64]:
-    """QRS locations of ``x`` (one lead, millivolts) by PhysioNet's ``gqrs`` (the second detector).
-
-    >>> import numpy as np
-    >>> t = np.arange(36000) / 360.0
-    >>> sig = np.exp(-(((t + 0.5) % 1.0 - 0.5) ** 2) / (2 * 0.015**2))  # 1-mV spikes, 60 / min
-    >>> bool(55 <= gqrs_peaks(sig, 360.0).size <= 101)
-    True
-    """
-    from wfdb.processing import gqrs_detect
-
-    v = np.nan_to_num(np.asarray(x, dtype=np.float64))
-    if v.size < round(2 * fs):
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(np.asarray(gqrs_detect(v, fs=fs), dtype=np.int64))
-
-
-def _within(a: NDArray[np.int64], b: NDArray[np.int64], tol: int) -> NDArray[np.bool_]:
-    """For each of sorted ``a``: is some element of sorted ``b`` within ``tol`` samples?"""
-    if b.size == 0:
-        return np.zeros(a.size, dtype=bool)
-    i = np.clip(np.searchsorted(b, a), 1, b.size - 1) if b.size > 1 else np.zeros(a.size, np.int64)
-    near = np.minimum(np.abs(b[i] - a), np.abs(b[np.maximum(i - 1, 0)] - a))
-    return near <= tol
-
-
-def detector_agreement(
-    samples: NDArray[np.integer],
-    other: NDArray[np.integer],
-    fs: float,
-    half_s: float = BSQI_HALF_WINDOW_S,
-    tol_s: float = BSQI_TOLERANCE_S,
-) -> NDArray[np.float32]:
-    """Per-beat bSQI: agreement of two detectors' beats over ``R +- half_s`` seconds.
-
-    ``matched / (n1 + n2 - matched)`` (Li et al. 2008) with ``n1`` the beats of ``samples`` in the
-    window, ``matched`` those of them with a beat of ``other`` within ``tol_s``, and ``n2`` = matched
-    + the beats of ``other`` in the window with no partner: a matched pair counts where the beat of
-    ``samples`` lies, so a constant offset between the detectors' fiducial points does not lower the
-    index at the window's edges. 1 where the detectors agree beat for beat; an empty window gives 1.
-
-    >>> import numpy as np
-    >>> ours = np.arange(360, 36000, 360)
-    >>> other = np.concatenate([ours[:40] + 10, ours[60:] - 5, [18100, 18250]])  # 20 missed, 2 extra
-    >>> b = detector_agreement(ours, np.sort(other), 360.0)
-    >>> float(b[5]), bool(b[50] < 0.5)
-    (1.0, True)
-    """
-    s = np.sort(np.asarray(samples, dtype=np.int64))
-    o = np.sort(np.asarray(other, dtype=np.int64))
-    if s.size == 0:
-        return np.zeros(0, dtype=np.float32)
-    tol, h = max(round(tol_s * fs), 1), max(round(half_s * fs), 1)
-    ms, uo = s[_within(s, o, tol)], o[~_within(o, s, tol)]
-
-    def count(v: NDArray[np.int64]) -> NDArray[np.int64]:
-        return np.searchsorted(v, s + h, side="right") - np.searchsorted(v, s - h, side="left")
-
-    n1, m = count(s), count(ms)
-    den = n1 + count(uo)
-    b = np.where(den > 0, m / np.maximum(den, 1), 1.0)
-    order = np.argsort(np.argsort(np.asarray(samples, dtype=np.int64), kind="stable"), kind="stable")
-    return b[order].astype(np.float32)

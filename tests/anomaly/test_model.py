@@ -73,20 +73,6 @@ def test_checkpoint_round_trip(tmp_path: Path, toy_inputs: BeatInputs) -> None:
     assert old.score.kurtosis_sqi is False  # pre-v0.6: no kSQI cap
 
 
-def test_v06_card_keeps_ksqi_cap_everywhere(tmp_path: Path, toy_inputs: BeatInputs) -> None:
-    model = train_beat_model(toy_inputs, seed=0, epochs=1, device="cpu")
-    assert model.score.detector_agreement == 0.0  # v0.7's bSQI gate was tried, off by default
-    model.score.detector_agreement = 0.9
-    save_model(model, tmp_path)
-    card = json.loads((tmp_path / "model.json").read_text())
-    assert card["config"]["score"]["detector_agreement"] == 0.9
-    assert load_model(tmp_path).score.detector_agreement == 0.9  # a v0.7-rule card keeps its gate
-    del card["config"]["score"]["detector_agreement"]  # a v0.6 card
-    (tmp_path / "model.json").write_text(json.dumps(card))
-    old = load_model(tmp_path)
-    assert old.score.kurtosis_sqi is True and old.score.detector_agreement == 0.0
-
-
 def test_ensemble_members_differ_round_trip_and_average(tmp_path: Path, toy_inputs: BeatInputs) -> None:
     from medmm.anomaly.score import score_embeddings
 
