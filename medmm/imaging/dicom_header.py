@@ -418,14 +418,19 @@ def _instance_from(
     inst = _construct(ds, rel_path, kind, detail, tsyntax, has_pixels, pixel_offset)
     if memo is not None:
         key, classified, classified_detail, decoded = memo
-        shared = {k: v for k, v in inst.__dict__.items() if k not in _OWN_FIELDS}
-        for name in _LIST_FIELDS:
-            if shared[name] is not None:
-                shared[name] = list(shared[name])
+        shared = _with_own_lists({k: v for k, v in inst.__dict__.items() if k not in _OWN_FIELDS})
         if len(_SERIES_MEMO) >= _MEMO_SIZE:
             _SERIES_MEMO.clear()
         _SERIES_MEMO[key] = (classified, classified_detail, shared, decoded)
     return inst
+
+
+def _with_own_lists(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with a fresh copy of each list field, so memo and summaries never share a list."""
+    for name in _LIST_FIELDS:
+        if values[name] is not None:
+            values[name] = list(values[name])
+    return values
 
 
 def _from_memo(
@@ -438,10 +443,7 @@ def _from_memo(
     pixel_offset: int | None,
 ) -> DicomInstance:
     """A summary from the remembered fields of its series and the file's own values."""
-    values = dict(shared)
-    for name in _LIST_FIELDS:
-        if values[name] is not None:
-            values[name] = list(values[name])
+    values = _with_own_lists(dict(shared))
     values.update(_own_fields(ds, rel_path, has_pixels, pixel_offset))
     values["kind"], values["kind_detail"] = kind, detail
     return _construct_all(values)
