@@ -326,7 +326,7 @@ def parse_reports(
 
         with ExitStack() as stack:
             if not scheduler:  # the local cluster of this run: quieter periodic work (tasks module)
-                stack.enter_context(dask.config.set(tasks.LOCAL_CLUSTER_CONFIG))
+                stack.enter_context(dask.config.set(tasks.QUIET_CLUSTER_CONFIG))
             with timer("cluster_start"):
                 # glibc's adaptive malloc in local workers, as in a plain process (Dask's 64 KB trim
                 # threshold costs the tasks ~2.5% more CPU)

@@ -22,7 +22,7 @@ from medmm.reports.io.inputs import ReportInput
 from medmm.reports.nlp import PipelineSpec, get_pipeline
 
 __all__ = [
-    "LOCAL_CLUSTER_CONFIG",
+    "QUIET_CLUSTER_CONFIG",
     "TASK_LIMITS",
     "PartWritten",
     "Work",
@@ -44,12 +44,12 @@ TASK_LIMITS = (400, 5000)
 #: system monitor every 5 s instead of 0.5 s, the event-loop tick every 200 ms instead of 20 ms and
 #: the memory monitor (a new ``psutil.Process`` per call in each nanny) every 500 ms instead of
 #: 100 ms, in the scheduler, each nanny (all in the driver process, on the cores the workers use)
-#: and each worker; no statistical profiler in the workers (:func:`profiler`).
-LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+#: and each worker. (The statistical profiler is off in every local cluster ``dask_client`` starts:
+#: :data:`medmm.workflows.cluster.LOCAL_CLUSTER_CONFIG`; :func:`profiler` pauses it elsewhere.)
+QUIET_CLUSTER_CONFIG: dict[str, Any] = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.admin.tick.interval": "200ms",
     "distributed.worker.memory.monitor-interval": "500ms",
-    "distributed.worker.profile.enabled": False,
 }
 
 
@@ -184,7 +184,7 @@ def profiler(on: bool, dask_worker: Any = None) -> bool:
     The profiler samples the task thread's stack every 10 ms from the worker's event loop thread,
     which takes the GIL from the task each time: ~15% more CPU for ``nlp.pipe`` in a worker (its deep
     Python stacks). ``parse`` pauses it for its tasks (on any cluster; the local cluster it starts has
-    it off, :data:`LOCAL_CLUSTER_CONFIG`) and restarts it afterwards where it ran.
+    it off, :data:`medmm.workflows.cluster.LOCAL_CLUSTER_CONFIG`) and restarts it afterwards where it ran.
     """
     if dask_worker is None:
         return False
