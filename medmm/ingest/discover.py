@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ __all__ = [
     "Entry",
     "PackedEntries",
     "companion_candidates",
+    "iter_archive",
     "pack_entries",
     "pair_units",
     "unpack_entries",
@@ -126,7 +127,7 @@ def walk_archive(root: Path) -> tuple[list[Entry], list[IngestManifestRow]]:
     -------
     entries, rows
         Regular files to process (sorted by path), and final manifest rows for links, special files
-        and unreadable folders.
+        and unreadable folders (sorted by path).
 
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
@@ -134,44 +135,84 @@ def walk_archive(root: Path) -> tuple[list[Entry], list[IngestManifestRow]]:
     >>> [e.rel for e in walk_archive(root)[0]]
     ['sub/x.dcm']
     """
-    root = Path(root)
-    real_root = root.resolve()
-    entries: list[Entry] = []
     rows: list[IngestManifestRow] = []
-
-    def on_error(exc: OSError) -> None:
-        if exc.filename is None:
-            return
-        rel = Path(exc.filename).relative_to(root).as_posix() if exc.filename != str(root) else "."
-        err = UnreadableInputError(
-            rel, f"folder cannot be listed ({exc.strerror})", "grant read access to it"
-        )
-        rows.append(_row(rel, None, "folder", Status.quarantined, reason_of(err)))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
-        base = Path(dirpath)
-        linked_dirs = [d for d in dirnames if (base / d).is_symlink()]
-        for name in [*filenames, *linked_dirs]:
-            full = base / name
-            rel = full.relative_to(root).as_posix()
-            try:
-                st = os.lstat(full)
-            except OSError as exc:
-                err = UnreadableInputError(
-                    rel, f"cannot be inspected ({exc.strerror})", "check the file system"
-                )
-                rows.append(_row(rel, None, "unknown", Status.quarantined, reason_of(err)))
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                rows.append(_link_row(root, real_root, full, rel))
-            elif stat.S_ISREG(st.st_mode):
-                entries.append(Entry(rel, st.st_size, st.st_mtime_ns))
-            else:
-                err = UnreadableInputError(rel, "not a regular file (device, pipe or socket)", "remove it")
-                rows.append(_row(rel, st, "special", Status.quarantined, reason_of(err)))
-    entries.sort(key=lambda e: e.rel)
+    entries = list(iter_archive(root, rows))
     rows.sort(key=lambda r: r.path)
     return entries, rows
+
+
+def iter_archive(
+    root: Path, rows: list[IngestManifestRow], pairs: dict[str, str] | None = None
+) -> Iterator[Entry]:
+    """The regular files under ``root`` one at a time, **in path order**, holding one folder's listing
+    at a time (no list of the whole archive, no path object per file).
+
+    Folders are walked depth first with their children sorted by name, a sub-folder's name taken with a
+    trailing ``/``: that yields exactly the order of ``sorted()`` on the relative paths. Links, special
+    files and unreadable folders become final rows appended to ``rows`` (not in order); the
+    ``.img``/``.hdr`` pairs of each folder (:func:`pair_units`) are added to ``pairs`` before any of the
+    folder's files is yielded.
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "a").mkdir(); _ = (root / "a" / "x").write_bytes(b"1"); _ = (root / "a.b").write_bytes(b"")
+    >>> [e.rel for e in iter_archive(root, [])]
+    ['a.b', 'a/x']
+    """
+    root = Path(root)
+    real_root = root.resolve()
+    yield from _walk_folder(root, real_root, os.fspath(root), "", rows, pairs)
+
+
+def _walk_folder(
+    root: Path,
+    real_root: Path,
+    top: str,
+    prefix: str,
+    rows: list[IngestManifestRow],
+    pairs: dict[str, str] | None,
+) -> Iterator[Entry]:
+    try:
+        with os.scandir(top) as it:
+            listing = list(it)
+    except OSError as exc:
+        rel = prefix[:-1] or "."
+        problem = f"folder cannot be listed ({exc.strerror})"
+        err = UnreadableInputError(rel, problem, "grant read access to it")
+        rows.append(_row(rel, None, "folder", Status.quarantined, reason_of(err)))
+        return
+    children: list[tuple[str, Entry | None]] = []  # (sort key, entry), entry None: a sub-folder
+    for item in listing:
+        name, rel = item.name, prefix + item.name
+        try:
+            is_dir = item.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            children.append((name + "/", None))
+            continue
+        try:
+            st = item.stat(follow_symlinks=False)
+        except OSError as exc:
+            err = UnreadableInputError(rel, f"cannot be inspected ({exc.strerror})", "check the file system")
+            rows.append(_row(rel, None, "unknown", Status.quarantined, reason_of(err)))
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            rows.append(_link_row(root, real_root, Path(item.path), rel))
+        elif stat.S_ISREG(st.st_mode):
+            children.append((name, Entry(rel, st.st_size, st.st_mtime_ns)))
+        else:
+            err = UnreadableInputError(rel, "not a regular file (device, pipe or socket)", "remove it")
+            rows.append(_row(rel, st, "special", Status.quarantined, reason_of(err)))
+    del listing
+    children.sort(key=lambda c: c[0])
+    if pairs is not None:
+        pairs.update(pair_units(e.rel for _, e in children if e is not None))
+    for key, entry in children:
+        if entry is not None:
+            yield entry
+        else:
+            yield from _walk_folder(root, real_root, top + os.sep + key[:-1], prefix + key, rows, pairs)
 
 
 _HDR_TO_IMG = {".hdr": ".img", ".hdr.gz": ".img.gz"}

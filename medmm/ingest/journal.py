@@ -23,7 +23,7 @@ import os
 import pickle
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -36,7 +36,9 @@ from medmm.records import Status
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Done", "Journal", "row_parts", "run_lock", "write_part"]
+    from medmm.ingest.finalize import ManifestSummary
+
+__all__ = ["Done", "Journal", "row_parts", "run_lock", "volume_parts", "write_part"]
 
 MANIFEST = "manifest.parquet"
 VOLUMES = "volumes.parquet"
@@ -69,12 +71,6 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _volume_model() -> Any:
-    from medmm.imaging.records import VolumeRecord
-
-    return VolumeRecord
 
 
 def write_part(run_dir: Path, stem: str, rows: list[IngestManifestRow], volumes: Iterable[Any] = ()) -> None:
@@ -123,7 +119,12 @@ def row_parts(parts: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def _volume_parts(parts: Path) -> list[Path]:
+def volume_parts(parts: Path) -> list[Path]:
+    """Volume parts of the journal in the order they were written.
+
+    >>> volume_parts(Path("/nonexistent"))
+    []
+    """
     if not parts.exists():
         return []
     return sorted([*parts.glob("*-volumes.parquet"), *parts.glob("*-volumes.pkl")], key=lambda p: p.name)
@@ -191,7 +192,7 @@ class Journal:
         True
         """
         tables = (self.run_dir / MANIFEST, self.run_dir / VOLUMES)
-        return not any(p.exists() for p in tables) and not row_parts(self.parts) + _volume_parts(self.parts)
+        return not any(p.exists() for p in tables) and not row_parts(self.parts) + volume_parts(self.parts)
 
     def load(self) -> tuple[dict[str, Done], dict[str, dict[str, Any]]]:
         """What resuming needs of each input (by path) and the volume records (by volume_id), from the
@@ -213,7 +214,7 @@ class Journal:
         volumes: dict[str, dict[str, Any]] = {}
         if (self.run_dir / VOLUMES).exists():
             _add_volumes(volumes, read_table(self.run_dir / VOLUMES).to_dict(orient="records"))
-        for part in _volume_parts(self.parts):
+        for part in volume_parts(self.parts):
             recs = _load_pickle(part) if part.suffix == ".pkl" else read_table(part).to_dict(orient="records")
             _add_volumes(volumes, recs)
         table = read_all(self.run_dir, self.parts)
@@ -256,8 +257,10 @@ class Journal:
     ) -> tuple[pa.Table, list[dict[str, Any]]]:
         """Write ``manifest.parquet`` from the journal (last row per path wins, one row per path).
 
-        The tables are merged with Arrow (a few hundred bytes per file), never as row records. Inputs
-        in ``paths`` without any row get a quarantined safety-net row.
+        The tables are merged with Arrow in memory (a few hundred bytes per file), never as row
+        records; inputs in ``paths`` without any row get a quarantined safety-net row. ``medmm
+        ingest`` writes them with :meth:`finish_streamed` instead (the same tables, a row group in
+        memory at a time); this in-memory merge is the reference it is tested against.
 
         Parameters
         ----------
@@ -274,6 +277,7 @@ class Journal:
         import pandas as pd
         import pyarrow.compute as pc
 
+        from medmm.imaging.records import VolumeRecord
         from medmm.ingest.merge import merge_rows, write_like_pandas
         from medmm.tables import write_table
 
@@ -283,11 +287,42 @@ class Journal:
         ingested = pc.equal(table["status"], Status.ingested.value)
         ids = sorted(v for v in pc.unique(table["volume_id"].filter(ingested)).to_pylist() if v)
         kept = [volumes[v] for v in ids if v in volumes]
-        model = _volume_model()
-        write_table(pd.DataFrame(kept, columns=list(model.model_fields)), self.run_dir / VOLUMES, model)
+        frame = pd.DataFrame(kept, columns=list(VolumeRecord.model_fields))
+        write_table(frame, self.run_dir / VOLUMES, VolumeRecord)
         shutil.rmtree(self.parts, ignore_errors=True)
         self._remove_orphans(set(ids))
         return table, kept
+
+    def finish_streamed(
+        self, paths: Callable[[], Iterable[str]], volumes: Mapping[str, dict[str, Any]]
+    ) -> tuple[ManifestSummary, int]:
+        """Write ``manifest.parquet`` and ``volumes.parquet`` from the journal, then drop the parts.
+
+        The manifest holds the last row per path (one row per path; an input without any row gets a
+        quarantined safety-net row), sorted by path; it is merged and written a row group at a time
+        (:func:`~medmm.ingest.finalize.write_manifest`), and so is the volumes table, so the memory
+        used does not grow with the archive.
+
+        Parameters
+        ----------
+        paths
+            Called twice; each call iterates every input of this run (files and links) once, sorted.
+        volumes
+            Volume records of earlier runs, by volume id (this run's are read from the journal parts).
+
+        Returns
+        -------
+        manifest, n_volumes
+            What the manifest holds (rows, counts, volume ids) and the volume records written.
+        """
+        from medmm.ingest.finalize import write_manifest, write_volumes
+
+        self.flush()
+        summary = write_manifest(self.run_dir, self.parts, paths, self.run_dir / MANIFEST)
+        n_volumes = write_volumes(self.parts, volumes, summary.volume_ids, self.run_dir / VOLUMES)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        self._remove_orphans(set(summary.volume_ids))
+        return summary, n_volumes
 
     def _remove_orphans(self, keep: set[str]) -> None:
         """Delete volumes no manifest row points to any more, and temp files of killed writers."""

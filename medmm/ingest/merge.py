@@ -17,6 +17,7 @@ import os
 import pickle
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -28,7 +29,7 @@ from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.records import IngestManifestRow
 from medmm.records import Status
 
-__all__ = ["merge_rows", "read_all", "row_schema", "write_like_pandas"]
+__all__ = ["conform", "merge_rows", "no_outcome_row", "read_all", "row_schema", "write_like_pandas"]
 
 MANIFEST = "manifest.parquet"
 
@@ -63,7 +64,15 @@ def _read_chunks(sources: list[Path], schema: pa.Schema) -> Iterator[pa.Table]:
 
 
 def _read_parquet(path: Path, schema: pa.Schema) -> pa.Table:
-    table = pq.read_table(path, use_threads=False)
+    return conform(pq.read_table(path, use_threads=False), schema)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the columns of ``schema``, in its order and types (missing columns all null).
+
+    >>> conform(pa.table({"path": ["a"], "size": [1.0]}), row_schema()).schema.field("size").type
+    DataType(int64)
+    """
     cols = [
         table[n].cast(f.type) if n in table.column_names else pa.nulls(len(table), f.type)
         for n, f in zip(schema.names, schema, strict=True)
@@ -169,6 +178,15 @@ def write_like_pandas(table: pa.Table, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def no_outcome_row(rel: str) -> dict[str, Any]:
+    """The safety-net row (as a journal dict) of an input that has no row: quarantined, to re-run.
+
+    >>> no_outcome_row("a.dcm")["status"]
+    'quarantined'
+    """
+    return _no_outcome(rel).model_dump(mode="json")
 
 
 def _no_outcome(rel: str) -> IngestManifestRow:

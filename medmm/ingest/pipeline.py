@@ -27,15 +27,15 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from medmm.ingest.discover import Entry, pack_entries, pair_units, walk_archive
+from medmm.ingest.discover import Entry, iter_archive, pack_entries, unpack_entries
 from medmm.ingest.groups import (
-    GroupDone,
     ScanSummary,
     batch_digest,
     convert_item,
@@ -46,6 +46,8 @@ from medmm.ingest.headers import HEADERS_SUBDIR, drop_batch, headers_dir, read_g
 from medmm.ingest.journal import Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
+from medmm.ingest.spill import WALK_SUBDIR, EntrySpill
+from medmm.ingest.stream import run_streamed
 from medmm.ingest.tasks import Converted, ConvertJob, Scanned, unexpected
 from medmm.ingest.workers import WORKER_MODULES, start_workers_early
 from medmm.pseudonym import Pseudonymizer, load_key
@@ -76,11 +78,17 @@ class IngestResult:
         return self.counts.get(Status.quarantined.value, 0)
 
 
-def _batches(entries: list[Entry], size: int, slots: int = 1) -> list[list[Entry]]:
+def _batch_size(n: int, size: int, slots: int = 1) -> int:
     """At most ``size`` files per batch, and at least 4 batches per worker slot when there are enough
     files, so that no worker sits idle while another one scans the last large batch."""
-    size = max(1, min(size, -(-len(entries) // (4 * max(1, slots)))))
-    return [entries[i : i + size] for i in range(0, len(entries), size)]
+    return max(1, min(size, -(-n // (4 * max(1, slots)))))
+
+
+def _batches(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
+    """``entries`` in consecutive lists of ``size`` (the last one shorter), one list at a time."""
+    it = iter(entries)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def _done(row: Done | None, entry: Entry, volumes: dict[str, dict[str, Any]], run_dir: Path) -> bool:
@@ -199,7 +207,8 @@ class _Scan:
 
 def _scan(
     client: Any,
-    entries: list[Entry],
+    entries: Iterable[Entry],
+    n_entries: int,
     root: Path,
     key: bytes,
     batch_size: int,
@@ -217,33 +226,40 @@ def _scan(
     ``DRIVER_SCAN_AFTER_S``, the driver scans batches in-process (the same :func:`scan_to_parts`)
     instead of waiting, and hands every remaining batch to the workers as soon as one has joined.
     With a running cluster all batches go to the workers. Rows and header records go to part files;
-    a batch whose task fails is quarantined.
+    a batch whose task fails is quarantined. ``entries`` (``n_entries`` of them) are read as the
+    batches go: at most :data:`~medmm.ingest.stream.WINDOW` batches are in flight.
     """
     found = _Scan()
-    if not entries:
+    if not n_entries:
         return found
-    batches = _batches(entries, batch_size, max(slots, _n_workers(client), 1))
+    size = _batch_size(n_entries, batch_size, max(slots, _n_workers(client), 1))
+    n_batches = -(-n_entries // size)
+    batches = _batches(entries, size)
     args = (str(root), key, str(out), seq)
     start = 0
     if not _n_workers(client):  # a local cluster is starting: its first worker usually joins soon
         with contextlib.suppress(TimeoutError):
             client.wait_for_workers(1, timeout=DRIVER_SCAN_AFTER_S)
-    while start < len(batches) and _n_workers(client) == 0:
-        batch = batches[start]
+    on_driver = 0
+    while start < n_batches and _n_workers(client) == 0:
+        batch = next(batches)
         try:
             found.add(scan_to_parts(batch, *args, _companions(batch, companions)))
         except Exception as exc:  # as a failed task: never kills the run
             _failed(batch, exc, out, seq, journal)
         start += 1
-    rest = batches[start:]
-    if rest:
+        on_driver += len(batch)
+    if start < n_batches:
         _await_worker(client)
-    if start:
-        log.info("scanned %d files on the driver while the workers started", sum(map(len, batches[:start])))
-    items = [(pack_entries(b), _companions(b, companions)) for b in rest]
-    for i, result in run_tasks(client, scan_item, items, label="scan", args=args, show_progress=progress):
+    if on_driver:
+        log.info("scanned %d files on the driver while the workers started", on_driver)
+    items = ((pack_entries(b), _companions(b, companions)) for b in batches)
+    total = n_batches - start
+    for item, result in run_streamed(
+        client, scan_item, items, label="scan", args=args, total=total, show_progress=progress
+    ):
         if isinstance(result, TaskFailure):
-            _failed(rest[i], result.exception, out, seq, journal)
+            _failed(unpack_entries(item[0]), result.exception, out, seq, journal)
         else:
             found.add(result)
     return found
@@ -329,6 +345,7 @@ def ingest_archive(
     with _early_worker_server(local), run_lock(out), _fewer_collections():
         headers = out / HEADERS_SUBDIR
         shutil.rmtree(headers, ignore_errors=True)  # left by a killed run: they are rebuilt by scanning
+        shutil.rmtree(out / WALK_SUBDIR, ignore_errors=True)
         try:
             return _ingest(
                 root,
@@ -344,6 +361,7 @@ def ingest_archive(
             )
         finally:  # header records hold raw identifiers: never left behind by a run that ends
             shutil.rmtree(headers, ignore_errors=True)
+            shutil.rmtree(out / WALK_SUBDIR, ignore_errors=True)
 
 
 def _ingest(
@@ -371,20 +389,29 @@ def _ingest(
     journal.write_state(state)
 
     with timer("walk"):
-        entries, link_rows = walk_archive(root)
+        # the walk goes to disk in path order: nothing per file stays in the driver's memory
+        spill = EntrySpill(out / WALK_SUBDIR / "entries.pkl")
+        walk_rows: list[IngestManifestRow] = []
+        img_to_hdr: dict[str, str] = {}
+        for entry in iter_archive(root, walk_rows, img_to_hdr):
+            spill.add(entry)
+        spill.close()
+        link_rows = sorted(walk_rows, key=lambda r: r.path)
         fresh = journal.is_fresh()  # then load() imports neither pandas nor Arrow
         previous, volumes = journal.load()
-    img_to_hdr = pair_units(e.rel for e in entries)
     partner = {**img_to_hdr, **{h: i for i, h in img_to_hdr.items()}}
-    done = {e.rel for e in entries if _done(previous.get(e.rel), e, volumes, out)}
-    done -= {rel for rel in done if rel in partner and partner[rel] not in done}
+    done: set[str] = set()
+    if previous:  # resuming: what is unchanged and finished (a fresh run holds no set per file)
+        done = {e.rel for e in spill.entries() if _done(previous.get(e.rel), e, volumes, out)}
+        done -= {rel for rel in done if rel in partner and partner[rel] not in done}
     dirty_series = {r.series_id for p, r in previous.items() if r.series_id and p not in done}
-    todo = [e for e in entries if e.rel not in done]
-    log.info("%d files, %d already done, %d to scan", len(entries), len(done), len(todo))
+    n_todo = len(spill) - len(done)
+    todo = (e for e in spill.entries() if e.rel not in done)
+    log.info("%d files, %d already done, %d to scan", len(spill), len(done), n_todo)
 
     book = RowBook(journal)
     stale = any(previous[rel].series_id in dirty_series for rel in done)
-    no_work = not todo and not stale  # nothing changed: no cluster needed
+    no_work = not n_todo and not stale  # nothing changed: no cluster needed
     seq = journal.reserve()  # this run's task parts sort after earlier runs' and before its own
     journal.add(link_rows)
     companions = set(img_to_hdr)
@@ -394,11 +421,15 @@ def _ingest(
         with timer("scan"):
             slots = workers or (min(4, os.cpu_count() or 1) if scheduler is None and client is None else 1)
             scan = (out, slots, journal, seq, companions)
-            found = _scan(dask, todo, root, key, batch_size, show_progress, *scan)
+            found = _scan(dask, todo, n_todo, root, key, batch_size, show_progress, *scan)
             dirty_series |= found.series_ids
-            again = [e for e in entries if e.rel in done and previous[e.rel].series_id in dirty_series]
+            again = (
+                [e for e in spill.entries() if e.rel in done and previous[e.rel].series_id in dirty_series]
+                if done
+                else []
+            )
             if again:  # files of a series that changed are assembled again with it
-                found2 = _scan(dask, again, root, key, batch_size, show_progress, *scan)
+                found2 = _scan(dask, again, len(again), root, key, batch_size, show_progress, *scan)
                 found.groups |= found2.groups
                 found.images += found2.images
                 done -= {e.rel for e in again}
@@ -422,8 +453,7 @@ def _ingest(
                 if isinstance(item, str):
                     if isinstance(result, TaskFailure):
                         _group_failed(item, out, seq, result.exception, journal)
-                    elif isinstance(result, GroupDone):
-                        book.volumes.update((v.volume_id, v.model_dump(mode="json")) for v in result.volumes)
+                    # a group's volume records are in its journal part: the write reads them there
                     continue
                 if isinstance(result, TaskFailure):
                     first = item.paths[0] if item.paths else item.key
@@ -432,11 +462,12 @@ def _ingest(
                     book.converted(item, result)
 
     with timer("write"):
-        paths = heapq.merge((e.rel for e in entries), (r.path for r in link_rows))
-        table, kept_volumes = journal.finish_from_parts(paths, {**volumes, **book.volumes})
-    counts = dict(sorted(zip(*_value_counts(table["status"]), strict=True)))
-    n_rows = len(table)
-    del table
+
+        def paths() -> Iterator[str]:  # every input, sorted: the walk's files and its other rows
+            return heapq.merge(spill.rels(), (r.path for r in link_rows))
+
+        manifest, n_volumes = journal.finish_streamed(paths, volumes)
+    counts, n_rows = manifest.counts, manifest.n_rows
     timings = timer.total()
     update_run_json(
         out,
@@ -449,9 +480,9 @@ def _ingest(
         },
         counts=counts,
         timings=timings,
-        extra={"n_files": n_rows, "n_volumes": len(kept_volumes), "n_skipped": len(done)},
+        extra={"n_files": n_rows, "n_volumes": n_volumes, "n_skipped": len(done)},
     )
-    return IngestResult(out, counts, n_rows, len(kept_volumes), len(done), timings)
+    return IngestResult(out, counts, n_rows, n_volumes, len(done), timings)
 
 
 #: what writing the final tables imports (pandas and Arrow: ~0.3-0.5 s of CPU)
@@ -479,10 +510,3 @@ def _import_in_background(modules: Collection[str]) -> threading.Thread:
     thread = threading.Thread(target=run, name="medmm-import-tables", daemon=True)
     thread.start()
     return thread
-
-
-def _value_counts(column: Any) -> tuple[list[str], list[int]]:
-    import pyarrow.compute as pc
-
-    vc = pc.value_counts(column).flatten()
-    return vc[0].to_pylist(), vc[1].to_pylist()

@@ -1,0 +1,314 @@
+"""The final tables written in pieces: memory bounded by a row group, not by the archive.
+
+:func:`write_manifest` merges ``manifest.parquet`` from the last finished run's manifest and the journal
+parts (later rows win, one row per input, sorted by path, a quarantined safety-net row for an input with
+no row) as an external sort: the sorted input paths (read twice from the walk's spill) cut the path space
+into buckets of :data:`ROWS_PER_GROUP` inputs; every row is routed to its bucket's file on disk; then
+each bucket is settled (last row per path, in path order) and written as one parquet row group. The
+schema and pandas metadata are those pandas gives the whole table (:func:`~.merge.write_like_pandas`),
+derived from a few witness rows (a null and a value of each column), so pandas reads back the same
+frame; an archive of at most :data:`ROWS_PER_GROUP` inputs gives one row group and the same bytes as
+before. :func:`write_volumes` writes ``volumes.parquet`` the same way from the volume parts, a row
+group of :data:`VOLUMES_PER_GROUP` records at a time.
+
+>>> import tempfile, pathlib
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> write_manifest(run, run / ".parts", lambda: ["a.dcm"], run / "manifest.parquet").counts
+{'quarantined': 1}
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import pickle
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from medmm.ingest.merge import MANIFEST, conform, no_outcome_row, row_schema
+from medmm.records import Status
+
+__all__ = ["ROWS_PER_GROUP", "VOLUMES_PER_GROUP", "ManifestSummary", "write_manifest", "write_volumes"]
+
+#: Inputs per bucket of the merge, and rows per row group of ``manifest.parquet``.
+ROWS_PER_GROUP = 2048
+#: Volume records per row group of ``volumes.parquet``.
+VOLUMES_PER_GROUP = 256
+
+Row = dict[str, Any]
+
+
+@dataclass
+class ManifestSummary:
+    """What the written manifest holds: rows, counts by status, the volumes its ingested rows use."""
+
+    n_rows: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    volume_ids: list[str] = field(default_factory=list)  # sorted
+
+
+def _atomic_writer(dest: Path, schema: pa.Schema) -> tuple[pq.ParquetWriter, str]:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    return pq.ParquetWriter(tmp, schema, compression="snappy"), tmp
+
+
+def _write_groups(dest: Path, schema: pa.Schema, groups: Iterable[pa.Table]) -> None:
+    """Write ``groups`` (each one row group, cast to ``schema``) to ``dest`` atomically, as
+    ``pq.write_table`` writes one table: the same writer and options."""
+    writer, tmp = _atomic_writer(dest, schema)
+    try:
+        with writer:
+            wrote = False
+            for table in groups:
+                writer.write_table(table)
+                wrote = True
+            if not wrote:  # as pq.write_table writes an empty table
+                writer.write_table(schema.empty_table())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _as_schema(rows: list[Row], source: pa.Schema, schema: pa.Schema) -> pa.Table:
+    """Rows as a table of the written ``schema`` (integers with nulls as float64, null columns null)."""
+    table = pa.Table.from_pylist(rows, schema=source)
+    cols = [pa.nulls(len(table)) if f.type == pa.null() else table[f.name].cast(f.type) for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+class _Witness:
+    """A few rows of a table that give pandas' whole-table types: for each column the first row with a
+    null, the first with a value and (lists) the first with a non-empty value."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self._seen: set[tuple[str, str]] = set()
+        self.rows: dict[int, Row] = {}
+
+    def add(self, index: int, row: Row) -> None:
+        for name in self.names:
+            value = row.get(name)
+            kinds = ["null"] if value is None else ["value"]
+            if isinstance(value, list) and value:
+                kinds.append("nonempty")
+            for kind in kinds:
+                if (name, kind) not in self._seen:
+                    self._seen.add((name, kind))
+                    self.rows.setdefault(index, row)
+
+    def schema(self) -> pa.Schema:
+        frame = pd.DataFrame([self.rows[i] for i in sorted(self.rows)], columns=self.names)
+        return pa.Table.from_pandas(frame, preserve_index=False).schema
+
+
+def _row_sources(run_dir: Path, parts: Path, schema: pa.Schema) -> Iterator[list[Row]]:
+    """The rows of the last finished manifest and of every journal part, in the order written, a
+    part (or a row group's worth of the manifest) at a time."""
+    from medmm.ingest.journal import row_parts
+
+    if (run_dir / MANIFEST).exists():
+        with pq.ParquetFile(run_dir / MANIFEST) as pf:
+            for batch in pf.iter_batches(batch_size=ROWS_PER_GROUP, use_threads=False):
+                yield conform(pa.Table.from_batches([batch]), schema).to_pylist()
+    for part in row_parts(parts):
+        if part.suffix == ".pkl":
+            with part.open("rb") as fh:
+                yield pickle.load(fh)  # our own journal part (0600)
+        else:
+            yield conform(pq.read_table(part, use_threads=False), schema).to_pylist()
+
+
+def _frames(path: Path) -> Iterator[list[Row]]:
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        while True:
+            try:
+                yield pickle.load(fh)  # our own bucket file (0600 folder)
+            except EOFError:
+                return
+
+
+def _append(path: Path, rows: list[Row]) -> None:
+    with path.open("ab") as fh:
+        pickle.dump(rows, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_manifest(
+    run_dir: Path,
+    parts: Path,
+    paths: Callable[[], Iterable[str]],
+    dest: Path,
+    rows_per_group: int = ROWS_PER_GROUP,
+) -> ManifestSummary:
+    """Write ``dest`` (the manifest) from the journal, holding one bucket of rows at a time.
+
+    Parameters
+    ----------
+    run_dir, parts
+        The run directory (its ``manifest.parquet`` is the last finished run's) and its journal parts.
+    paths
+        Called twice; each call iterates every input of this run once, **sorted**.
+    dest
+        Where the manifest goes (written atomically; may be ``run_dir``'s own manifest).
+    rows_per_group
+        Inputs per bucket and per row group.
+
+    Returns
+    -------
+    ManifestSummary
+        Rows written, counts by status, sorted ids of the volumes its ingested rows point to.
+
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> write_manifest(run, run / ".parts", lambda: [], run / "m.parquet").n_rows
+    0
+    """
+    source = row_schema()
+    names = source.names
+    work = Path(tempfile.mkdtemp(prefix=".merge-", dir=run_dir))  # 0700
+    try:
+        bounds = list(islice(paths(), 0, None, rows_per_group))  # first path of each bucket
+        for rows in _row_sources(run_dir, parts, source):
+            by_bucket: dict[int, list[Row]] = {}
+            for row in rows:
+                b = bisect.bisect_right(bounds, row["path"]) - 1
+                if b >= 0:
+                    by_bucket.setdefault(b, []).append(row)
+            for b, some in by_bucket.items():
+                _append(work / f"{b:08d}.pkl", some)
+            del rows, by_bucket
+        summary, witness = ManifestSummary(), _Witness(names)
+        counts: Counter[str] = Counter()
+        volume_ids: set[str] = set()
+        wanted = iter(paths())
+        for b in range(len(bounds)):
+            latest: dict[str, Row] = {}
+            for frame in _frames(work / f"{b:08d}.pkl"):
+                for row in frame:
+                    latest[row["path"]] = row  # frames are in journal order: the last row wins
+            settled: list[Row] = [latest.get(p) or no_outcome_row(p) for p in islice(wanted, rows_per_group)]
+            del latest
+            for row in settled:
+                witness.add(summary.n_rows, row)
+                summary.n_rows += 1
+                counts[row["status"]] += 1
+                if row["status"] == Status.ingested.value and row["volume_id"]:
+                    volume_ids.add(row["volume_id"])
+            (work / f"{b:08d}.pkl").unlink(missing_ok=True)
+            _append(work / f"final-{b:08d}.pkl", settled)
+            del settled
+        schema = witness.schema()
+
+        def groups() -> Iterator[pa.Table]:
+            for b in range(len(bounds)):
+                for settled in _frames(work / f"final-{b:08d}.pkl"):
+                    yield _as_schema(settled, source, schema)
+
+        _write_groups(dest, schema, groups())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary.counts = dict(sorted(counts.items()))
+    summary.volume_ids = sorted(volume_ids)
+    return summary
+
+
+def _plain(value: Any) -> Any:
+    """Numpy arrays (list cells of a table read with pandas) as lists, as they were written.
+
+    >>> import numpy as np
+    >>> _plain(np.array([np.array([1.0]), np.array([2.0])], dtype=object))
+    [[1.0], [2.0]]
+    """
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):
+        if value.dtype == object:
+            return [_plain(v) for v in value]
+        return value.tolist()
+    return value
+
+
+def write_volumes(
+    parts: Path,
+    previous: Mapping[str, dict[str, Any]],
+    volume_ids: list[str],
+    dest: Path,
+    per_group: int = VOLUMES_PER_GROUP,
+) -> int:
+    """Write ``dest`` (``volumes.parquet``): the records of ``volume_ids`` that are known, in that order,
+    from ``previous`` (the last finished run's) and the journal's volume parts (later parts win), as
+    :func:`~medmm.tables.write_table` writes them, one row group of records in memory at a time.
+
+    Parameters
+    ----------
+    parts
+        The journal parts folder.
+    previous
+        Volume records of earlier runs, by id.
+    volume_ids
+        The volumes the manifest points to, sorted.
+    dest
+        Where the table goes (written atomically).
+    per_group
+        Records per row group.
+
+    Returns
+    -------
+    int
+        Records written.
+
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> write_volumes(run / ".parts", {}, ["vol-x"], run / "volumes.parquet")
+    0
+    """
+    from medmm.imaging.records import VolumeRecord
+    from medmm.ingest.journal import volume_parts
+
+    names = list(VolumeRecord.model_fields)
+    where: dict[str, Path | Row] = dict(previous)
+    for part in volume_parts(parts):  # an id -> the part holding its last record
+        if part.suffix == ".pkl":
+            with part.open("rb") as fh:
+                where.update((str(rec["volume_id"]), part) for rec in pickle.load(fh))
+        else:  # parquet parts of older versions: few, kept as records
+            frame = pd.read_parquet(part)
+            for old in frame.to_dict(orient="records"):
+                where[str(old["volume_id"])] = {str(k): v for k, v in old.items()}
+    kept = [vid for vid in volume_ids if vid in where]
+
+    def records(ids: list[str]) -> list[Row]:
+        out = []
+        for vid in ids:
+            src = where[vid]
+            if isinstance(src, Path):
+                with src.open("rb") as fh:
+                    src = next(r for r in pickle.load(fh) if str(r["volume_id"]) == vid)
+            out.append({name: _plain(src.get(name)) for name in names})
+        return out
+
+    witness = _Witness(names)
+    for start in range(0, len(kept), per_group):
+        for i, rec in enumerate(records(kept[start : start + per_group])):
+            witness.add(start + i, rec)
+    schema = witness.schema()
+    plain = schema.remove_metadata()
+
+    def groups() -> Iterator[pa.Table]:
+        for start in range(0, len(kept), per_group):
+            table = pa.Table.from_pylist(records(kept[start : start + per_group]), schema=plain)
+            yield table.replace_schema_metadata(schema.metadata)
+
+    _write_groups(dest, schema, groups())
+    return len(kept)

@@ -1,0 +1,113 @@
+"""Tasks submitted from a stream, a bounded number in flight: the driver never holds them all.
+
+:func:`~medmm.workflows.cluster.run_tasks` submits a list of items at once; the scheduler (in the
+driver process for a local cluster) then holds every task's arguments until it finishes. For the scan,
+whose items are batches of the archive's files, :func:`run_streamed` instead pulls items from an
+iterator and keeps at most ``window`` tasks submitted, so the driver's memory does not grow with the
+archive.
+
+>>> list(run_streamed(None, len, iter([]), label="scan"))
+[]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from medmm.workflows.cluster import TaskFailure
+
+__all__ = ["WINDOW", "run_streamed"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Tasks submitted and not yet finished, at most (each a scan batch of ~200 files: ~10 KB).
+WINDOW = 64
+
+
+def run_streamed(
+    client: Any,
+    fn: Callable[..., R],
+    items: Iterable[T],
+    *,
+    label: str,
+    args: tuple[Any, ...] = (),
+    window: int = WINDOW,
+    retries: int = 2,
+    total: int | None = None,
+    show_progress: bool | None = None,
+) -> Iterator[tuple[T, R | TaskFailure]]:
+    """Run ``fn(item, *args)`` for each item on ``client``, at most ``window`` at a time; yield
+    ``(item, result)`` as they finish (a task that raises yields a :class:`TaskFailure`).
+
+    Parameters
+    ----------
+    client
+        A ``distributed.Client``.
+    fn, items, args
+        The task function, its items (pulled as tasks finish) and extra arguments (small: sent with
+        every task).
+    window
+        Tasks in flight at most.
+    retries
+        Dask retries of a task whose worker died.
+    total
+        Number of items, for the progress bar.
+    show_progress
+        Progress bar on stderr (default: when stderr is a terminal or ``MEDMM_PROGRESS`` is set).
+
+    >>> list(run_streamed(None, len, [], label="x"))
+    []
+    """
+    it = iter(items)
+    first = next(it, _END)
+    if first is _END:
+        return
+    from distributed import as_completed
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+    pending: dict[str, T] = {}
+    done = as_completed()
+
+    def submit(item: T) -> None:
+        fut = client.submit(fn, item, *args, pure=False, retries=retries)
+        pending[fut.key] = item
+        done.add(fut)
+
+    submit(first)
+    for item in it:
+        submit(item)
+        if len(pending) >= window:
+            break
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not show_progress,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(label, total=total)
+        for fut in done:
+            item = pending.pop(fut.key)
+            try:
+                result: R | TaskFailure = fut.result()
+            except Exception as exc:  # one bad task never kills the run
+                result = TaskFailure(exc)
+            fut.release()
+            nxt = next(it, _END)
+            if nxt is not _END:
+                submit(nxt)
+            progress.advance(task)
+            yield item, result
+
+
+_END: Any = object()
