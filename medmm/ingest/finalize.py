@@ -215,7 +215,9 @@ def write_manifest(
         def groups() -> Iterator[pa.Table]:
             for b in range(len(bounds)):
                 for settled in _frames(work / f"final-{b:08d}.pkl"):
-                    yield _as_schema(settled, source, schema)
+                    table = _as_schema(settled, source, schema)
+                    del settled  # never two buckets' rows at once
+                    yield table
 
         _write_groups(dest, schema, groups())
     finally:
@@ -309,6 +311,7 @@ def write_volumes(
         for start in range(0, len(kept), per_group):
             table = pa.Table.from_pylist(records(kept[start : start + per_group]), schema=plain)
             yield table.replace_schema_metadata(schema.metadata)
+            del table
 
     _write_groups(dest, schema, groups())
     return len(kept)
