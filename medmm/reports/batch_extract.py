@@ -26,6 +26,7 @@ reports). Reports with an abbreviation or without the assertion component's flag
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -77,6 +78,10 @@ _IOB_B, _IOB_I = 3, 1
 _FLAG_CODE = {(False, False): 0, (True, False): 1, (False, True): 2, (True, True): 3}
 _EMPTY = np.zeros((0, len(_ATTRS)), dtype=np.uint64)
 _SECTION_STRIDE = 1 << 40  # > any report length: (report, char) pairs as one sortable integer
+#: Docs whose token arrays are reduced to entity columns at once (:meth:`_Batch.reduce`): small
+#: enough for the arrays to stay in the CPU caches, large enough for numpy's per-call cost.
+CHUNK = 128
+_ENT_COLUMNS = ("rep", "tok", "tok_a", "tok_b", "label", "ent_id", "char_a", "char_b", "sent_global", "sent")
 
 
 def _abbreviations_key(doc: Any) -> Any:
@@ -124,32 +129,46 @@ def batch_tables(
     slow_rows: list[dict[str, Any]] = []  # rows of the reports done by doc_records
     slow_labels: list[dict[str, Any]] = []
     abbr_key: Any = False  # not looked up yet
-    batch = _Batch()
-    n_sections: list[int] = []
-    fast, sections, flags_of, arrays = batch.fast, batch.sections, batch.flags, batch.arrays
+    batch = _Batch({k for k, t in enumerate(texts) if has_measurement(t)})
+    fast, arrays, codes, spans, n_flags = batch.fast, batch.arrays, batch.codes, batch.spans, batch.n_flags
+    code_of = _FLAG_CODE.__getitem__
+    n_docs = 0
+    # per doc, only what needs the Doc (it is dropped right after): its token array and its assertion
+    # flags as 2-bit codes and token spans in compact arrays (no Python object per entity kept alive)
     for k, doc in enumerate(docs):
-        known = known_sections[k]
-        secs = known or _detected_sections(texts[k])
-        n_sections.append(len(secs))
+        n_docs = k + 1
         user_data = doc.user_data
         flags = user_data.get(ASSERTION_KEY)
         if abbr_key is False:
             abbr_key = _abbreviations_key(doc)
             batch.strings = doc.vocab.strings
         abbr = user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
-        if flags is None or abbr:
-            e, lab, _ = doc_records(doc, report_ids[k], spec, known, text=texts[k])
-            slow_rows += e
-            slow_labels += lab
-        else:
-            if has_measurement(texts[k]):
-                batch.measured.append(len(fast))
-            fast.append(k)
-            sections.append(secs)
-            flags_of.append(flags)
-            arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
-    if len(n_sections) != len(report_ids):
-        raise ValueError(f"batch_tables: {len(n_sections)} docs for {len(report_ids)} reports")
+        if flags is not None and not abbr:
+            n_codes, n_spans = len(codes), len(spans)
+            try:  # {(start, end): (negated, uncertain)}, one entry per entity in order
+                codes.extend(map(code_of, flags.values()))
+                spans.extend(chain.from_iterable(flags))
+                ok = len(spans) - n_spans == 2 * len(flags)
+            except (KeyError, TypeError, OverflowError):
+                ok = False
+            if not ok:  # not what medmm's component writes: this report goes to doc_records
+                del codes[n_codes:], spans[n_spans:]
+            else:
+                n_flags.append(len(flags))
+                fast.append(k)
+                arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
+                if len(arrays) == CHUNK:
+                    batch.reduce()
+                continue
+        e, lab, _ = doc_records(doc, report_ids[k], spec, known_sections[k], text=texts[k])
+        slow_rows += e
+        slow_labels += lab
+    if n_docs != len(report_ids):
+        raise ValueError(f"batch_tables: {n_docs} docs for {len(report_ids)} reports")
+    all_sections = [known_sections[k] or _detected_sections(texts[k]) for k in range(n_docs)]
+    n_sections = [len(s) for s in all_sections]
+    batch.sections = [all_sections[k] for k in fast]
+    batch.measured = [j for j, k in enumerate(fast) if k in batch.may_measure]
     ents, labels = _fast_tables(batch, report_ids, texts, spec)
     if slow_rows:
         ents = pa.concat_tables([ents, pa.Table.from_pylist(slow_rows, schema=ENTITY_SCHEMA)])
@@ -164,15 +183,76 @@ def _detected_sections(text: str) -> list[tuple[str, int, int, int]]:
 
 
 class _Batch:
-    """What the fast path keeps of each of its reports while the docs stream by."""
+    """What the fast path keeps of each of its reports while the docs stream by.
 
-    def __init__(self) -> None:
+    The token arrays of every :data:`CHUNK` docs are reduced to a few numbers per entity
+    (:meth:`reduce`) and dropped, so the batch never holds its tokens (48 bytes each) in memory.
+    """
+
+    def __init__(self, measured: set[int]) -> None:
         self.fast: list[int] = []  # index of the report in the batch
         self.measured: list[int] = []  # index into `fast` of the reports that may hold a size
+        self.may_measure = measured  # batch index of the reports that may hold a size
         self.sections: list[list[tuple[str, int, int, int]]] = []
-        self.flags: list[dict[tuple[int, int], tuple[bool, bool]]] = []
-        self.arrays: list[np.ndarray] = []
+        self.codes = array("b")  # assertion flags of each entity, in order: negated | uncertain << 1
+        self.spans = array("q")  # (start, end) token span of each entity of the flags, flattened
+        self.n_flags: list[int] = []  # entities with flags per report
+        self.arrays: list[np.ndarray] = []  # token arrays of the docs not reduced yet
         self.strings: Any = None
+        self.sent_chars: dict[int, list[int]] = {}  # char offset of each sentence of measured reports
+        self.n_tokens = 0  # tokens of the reduced docs (their global token offset)
+        self.n_sents = 0  # sentences of the reduced docs
+        self.ents: list[list[np.ndarray]] = []  # per reduced chunk: the columns of _ENT_COLUMNS
+
+    def reduce(self) -> None:
+        """Entity columns of the docs in :attr:`arrays`, which are then dropped."""
+        arrays, n = self.arrays, len(self.arrays)
+        if not n:
+            return
+        rep0 = len(self.fast) - n  # index into `fast` of the first of these docs
+        n_tok = np.fromiter(map(len, arrays), dtype=np.int64, count=n)
+        first = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(n_tok, out=first[1:])  # first token of each report (chunk index)
+        tok = np.concatenate(arrays).view(np.int64)
+        iob = tok[:, 0]
+        starts = np.flatnonzero((iob == _IOB_B) & (tok[:, 1] != 0))  # as Doc.ents: B with a label
+        bounds = np.append(np.flatnonzero(iob != _IOB_I), len(iob))
+        ends = bounds[np.searchsorted(bounds, starts, side="right")]
+        rep = np.searchsorted(first, starts, side="right") - 1
+        ends_last = ends - 1
+        is_sent = tok[:, 5] == 1
+        is_sent[first[:-1][n_tok > 0]] = True
+        sent_global = np.cumsum(is_sent) - 1
+        ent_sent = sent_global[starts]
+        rep_first = first[rep]
+        self.ents.append(
+            [
+                rep + rep0,
+                starts + self.n_tokens,  # global token index (nearest anatomy by token distance)
+                starts - rep_first,  # token span in its doc
+                ends - rep_first,
+                tok[starts, 1],  # label hash
+                tok[starts, 2],  # pattern id hash
+                tok[starts, 3],  # char span
+                tok[ends_last, 3] + tok[ends_last, 4],
+                ent_sent + self.n_sents,  # global sentence index
+                ent_sent - sent_global[rep_first],  # sentence index in its doc
+            ]
+        )
+        for j in range(rep0, rep0 + n):
+            if self.fast[j] in self.may_measure:
+                lo, hi = first[j - rep0], first[j - rep0 + 1]
+                self.sent_chars[j] = tok[np.flatnonzero(is_sent[lo:hi]) + lo, 3].tolist()
+        self.n_tokens += len(iob)
+        self.n_sents += int(sent_global[-1]) + 1 if len(sent_global) else 0
+        arrays.clear()
+
+    def columns(self) -> list[np.ndarray]:
+        """The entity columns of every reduced doc (:data:`_ENT_COLUMNS`)."""
+        self.reduce()
+        if not self.ents:
+            return [np.zeros(0, dtype=np.int64) for _ in _ENT_COLUMNS]
+        return [np.concatenate(c) for c in zip(*self.ents, strict=True)]
 
 
 def _take(values: Sequence[str | None], index: np.ndarray) -> pa.Array:
@@ -194,27 +274,13 @@ def _fast_tables(
     lex = load_lexicon()
     kinds, phrases, scored = lex.kinds, lex.phrases, scored_sections()
     fast = np.array(b.fast, dtype=np.int64)
-    n_tok = np.fromiter((len(a) for a in b.arrays), dtype=np.int64, count=n_fast)
-    first = np.zeros(n_fast + 1, dtype=np.int64)
-    np.cumsum(n_tok, out=first[1:])  # first token of each report (global index)
-    tok = np.concatenate(b.arrays).view(np.int64)
-    iob = tok[:, 0]
-    starts = np.flatnonzero((iob == _IOB_B) & (tok[:, 1] != 0))  # as Doc.ents: B with a label
-    bounds = np.append(np.flatnonzero(iob != _IOB_I), len(iob))
-    ends = bounds[np.searchsorted(bounds, starts, side="right")]
-    rep = np.searchsorted(first, starts, side="right") - 1  # index into `fast`
-    char_a = tok[starts, 3]
-    char_b = tok[ends - 1, 3] + tok[ends - 1, 4]
-    is_sent = tok[:, 5] == 1
-    is_sent[first[:-1][n_tok > 0]] = True
-    sent_global = np.cumsum(is_sent) - 1
-    sent = sent_global[starts] - sent_global[first[rep]]
-    negated, uncertain = _assertions(b.flags, rep, starts - first[rep], ends - first[rep], n_fast)
+    rep, starts, tok_a, tok_b, lab_h, id_h, char_a, char_b, ent_sent, sent = b.columns()
+    negated, uncertain = _assertions(b.codes, b.spans, b.n_flags, rep, tok_a, tok_b)
     # label and pattern id: few distinct hashes, named once each
     strings = b.strings
-    lab_u, lab_inv = np.unique(tok[starts, 1].view(np.uint64), return_inverse=True)
+    lab_u, lab_inv = np.unique(lab_h.view(np.uint64), return_inverse=True)
     lab_names = [strings[h] for h in lab_u.tolist()]
-    id_u, id_inv = np.unique(tok[starts, 2].view(np.uint64), return_inverse=True)
+    id_u, id_inv = np.unique(id_h.view(np.uint64), return_inverse=True)
     id_names = [strings[h] if h else "" for h in id_u.tolist()]
     is_anat = lab_inv == (lab_names.index("ANATOMY") if "ANATOMY" in lab_names else -1)
     doc_of = fast[rep].tolist()
@@ -228,7 +294,7 @@ def _fast_tables(
         name = phrases.get(" ".join(ent_text[i].lower().split()))
         if name is not None:
             finding[i] = f_code[name]
-    location = _locations(starts, sent_global, is_anat, id_inv, id_names, ent_text)
+    location = _locations(starts, ent_sent, is_anat, id_inv, id_names, ent_text)
     # section of each entity: (report, char) as one integer, searched in all reports' section starts
     n_secs = np.fromiter((len(s) for s in b.sections), dtype=np.int64, count=n_fast)
     flat = [s for secs in b.sections for s in secs]
@@ -297,8 +363,7 @@ def _fast_tables(
     if b.measured:
 
         def sent_chars(j: int) -> list[tuple[int, int]]:
-            lo, hi = first[j], first[j + 1]
-            at = tok[np.flatnonzero(is_sent[lo:hi]) + lo, 3].tolist()
+            at = b.sent_chars[j]
             return list(zip(at, [*at[1:], len(texts[b.fast[j]])], strict=True))
 
         found = batch_measurements(
@@ -355,37 +420,28 @@ def _with_measurements(
 
 
 def _assertions(
-    flags: list[dict[tuple[int, int], tuple[bool, bool]]],
-    rep: np.ndarray,
-    tok_a: np.ndarray,
-    tok_b: np.ndarray,
-    n_fast: int,
+    codes: array, spans: array, n_flags: list[int], rep: np.ndarray, tok_a: np.ndarray, tok_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``negated``, ``uncertain`` of each entity from the assertion component's dicts.
+    """``negated``, ``uncertain`` of each entity from the assertion component's flags.
 
-    Each dict holds one entry per ``doc.ents`` span in order, i.e. the entities of the token arrays in
-    order: its values are taken as they are when every report has as many entries as entities (else,
-    which the pipeline never gives, looked up by token span).
+    The component keeps one entry per ``doc.ents`` span in order, i.e. the entities of the token arrays
+    in order: the codes are taken as they are when their token spans are the entities' spans (else,
+    which the pipeline never gives, looked up by report and token span; a missing one is an error).
     """
-    if np.array_equal(np.fromiter(map(len, flags), np.int64, n_fast), np.bincount(rep, minlength=n_fast)):
-        try:  # each (negated, uncertain) pair as a 2-bit code: a dict lookup per entity
-            code = np.fromiter(
-                map(_FLAG_CODE.__getitem__, chain.from_iterable(f.values() for f in flags)), np.int8, len(rep)
-            )
-            return (code & 1) != 0, (code & 2) != 0
-        except (KeyError, TypeError):
-            values = list(chain.from_iterable(f.values() for f in flags))
-    else:
-        values = [
-            flags[j][(a, z)] for j, a, z in zip(rep.tolist(), tok_a.tolist(), tok_b.tolist(), strict=True)
-        ]
-    both = np.array(values, dtype=bool).reshape(-1, 2)
-    return both[:, 0], both[:, 1]
+    code = np.frombuffer(codes, dtype=np.int8) if len(codes) else np.zeros(0, dtype=np.int8)
+    got = np.frombuffer(spans, dtype=np.int64).reshape(-1, 2) if len(spans) else np.zeros((0, 2), np.int64)
+    if len(got) != len(rep) or not (np.array_equal(got[:, 0], tok_a) and np.array_equal(got[:, 1], tok_b)):
+        rep_of_code = np.repeat(np.arange(len(n_flags)), n_flags).tolist()
+        keys = zip(rep_of_code, got[:, 0].tolist(), got[:, 1].tolist(), strict=True)
+        by_span = dict(zip(keys, code.tolist(), strict=True))
+        wanted = zip(rep.tolist(), tok_a.tolist(), tok_b.tolist(), strict=True)
+        code = np.array([by_span[k] for k in wanted], dtype=np.int8)
+    return (code & 1) != 0, (code & 2) != 0
 
 
 def _locations(
     starts: np.ndarray,
-    sent_global: np.ndarray,
+    ent_sent: np.ndarray,
     is_anat: np.ndarray,
     id_inv: np.ndarray,
     id_names: list[str],
@@ -401,11 +457,11 @@ def _locations(
         for p in np.flatnonzero(np.array([not id_names[c] for c in a_name.tolist()], dtype=bool)).tolist():
             a_name[p] = len(names)
             names.append(ent_text[a_idx[p]].lower())
-        a_start, a_sent = starts[a_idx], sent_global[starts[a_idx]]
+        a_start, a_sent = starts[a_idx], ent_sent[a_idx]
         f_idx = np.flatnonzero(~is_anat)
         pos = np.searchsorted(a_start, starts[f_idx])
         prev, nxt = np.maximum(pos - 1, 0), np.minimum(pos, len(a_idx) - 1)
-        f_sent = sent_global[starts[f_idx]]
+        f_sent = ent_sent[f_idx]
         ok_prev = (pos > 0) & (a_sent[prev] == f_sent)
         ok_next = (pos < len(a_idx)) & (a_sent[nxt] == f_sent)
         d_prev = starts[f_idx] - a_start[prev]
