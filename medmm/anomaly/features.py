@@ -39,7 +39,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medmm.anomaly.sqi import kurtosis_rel
-from medmm.anomaly.tsqi import template_share_rel
 
 __all__ = [
     "CLEAN_QUALITY",
@@ -66,10 +65,9 @@ QUALITY_COLUMNS: tuple[str, ...] = (
     "qrs_amplitude_ratio",
     "saturated_fraction",
     "kurtosis_rel",
-    "template_share_rel",
 )
 #: Value of each quality column for a clean beat (the default when no quality is given).
-CLEAN_QUALITY: tuple[float, ...] = (1.0, 1.0, 0.0, 1.0, 1.0)
+CLEAN_QUALITY: tuple[float, ...] = (1.0, 1.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ class BeatInputs:
     """Model inputs of ``n`` beats: ``waves`` (n, 2, n_points) float32, ``context`` (n, 3) float32.
 
     ``group`` (n,) int labels the record/channel each beat came from (used for per-record score
-    normalisation). ``quality`` (n, 5) float32 holds :data:`QUALITY_COLUMNS` (see
+    normalisation). ``quality`` (n, 4) float32 holds :data:`QUALITY_COLUMNS` (see
     :func:`beat_quality`); left out, every beat counts as clean (:data:`CLEAN_QUALITY`). ``qrs`` (n,)
     float32 is :func:`qrs_residual`; left out (NaN), the scorer does not use it. ``p_wave`` (n,)
     float32 is :func:`p_wave_amplitude` (v0.5); left out (NaN), the scorer has no P-wave criterion.
@@ -240,7 +238,7 @@ def beat_quality(
 ) -> NDArray[np.float32]:
     """Beat-local signal quality of a band-passed lead, relative to the record's typical beat.
 
-    Returns (n, 5):
+    Returns (n, 4):
 
     * ``noise_ratio`` - median absolute second difference (a high-frequency energy measure) over
       ``R +- half_s`` seconds *outside* every detected QRS (``+- qrs_s`` around each of ``samples``,
@@ -256,10 +254,6 @@ def beat_quality(
     * ``kurtosis_rel`` (v0.6) - the beat-level kurtosis quality index over ``R +- 2.5 s`` relative to
       the record's median (:func:`medmm.anomaly.sqi.kurtosis_rel`): ~1 for a beat as clean as the
       record's typical one, towards 0 in a noise burst.
-    * ``template_share_rel`` (v0.8) - the template-share quality index over ``R +- 2.5 s`` relative to
-      the record's median (:func:`medmm.anomaly.tsqi.template_share_rel`): the share of the beats'
-      energy that the record's recurring beat shapes explain - ~1 where the stretch is as clean as the
-      record's typical one (also in a run of ectopic beats that have a template), lower in noise.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -300,8 +294,7 @@ def beat_quality(
         rail = _at_rails(np.asarray(raw, dtype=np.float64), max(2, round(0.02 * fs)))
         sat = rail[pos].mean(axis=1)
     ksqi = kurtosis_rel(x, fs, s)
-    tsqi = template_share_rel(x, fs, s)
-    return np.stack([rel(noise), rel(ptp), sat, ksqi, tsqi], axis=1).astype(np.float32)
+    return np.stack([rel(noise), rel(ptp), sat, ksqi], axis=1).astype(np.float32)
 
 
 def _at_rails(raw: NDArray[np.float64], min_run: int) -> NDArray[np.bool_]:

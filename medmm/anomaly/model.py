@@ -118,11 +118,6 @@ class ScoreConfig:
     kurtosis quality index relative to the record (:mod:`medmm.anomaly.sqi`; Li, Mark and Clifford
     2008) - the share of its 5-s window's variance that is the record's usual ECG - so a beat in a
     noise burst needs proportionally stronger evidence; fixed before it was measured on any label.
-    ``template_sqi`` (v0.8): the weight is at most ``min(1, template_share_rel)``
-    (:mod:`medmm.anomaly.tsqi`) - the same ECG share of the window, estimated from the record's own
-    recurring beat shapes (templates) instead of from kurtosis, so a stretch dense with ectopic beats
-    that recur is not taken for noise. v0.8 switches it on and the kSQI cap off; fixed before it was
-    measured on any label (docs/anomaly.md, "Results v0.8").
 
     Defaults (v0.5): ``mad_floor_rr`` 0.05, ``noise_ratio`` 1.5, ``neighbours`` 5 with
     ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records (v0.3/v0.4) -,
@@ -149,8 +144,7 @@ class ScoreConfig:
     noise_z: float = 0.0
     qrs_floor: float = 0.05
     p_absent: bool = True
-    kurtosis_sqi: bool = False
-    template_sqi: bool = True
+    kurtosis_sqi: bool = True
 
     @classmethod
     def a_priori(cls) -> ScoreConfig:
@@ -296,7 +290,6 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     old |= {"neighbours": 0, "max_saturated": 0.0, "noise_z": 0.0}  # pre-v0.3 / pre-v0.4
     old |= {"qrs_floor": 0.0, "p_absent": False}  # pre-v0.5
     old |= {"kurtosis_sqi": False}  # pre-v0.6
-    old |= {"template_sqi": False}  # pre-v0.8: the kSQI cap as saved (v0.6/v0.7 cards: on)
     score_d = old | dict(cfg["score"])
     n_nets = int(cfg.get("ensemble", 1))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)

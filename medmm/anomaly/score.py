@@ -24,9 +24,7 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
    ``min(1, limit / local noise)``, ``limit`` the record's 4-robust-SD noise outlier level
    (:func:`noise_limit`; 0 for a flat or clipped lead, see
    :func:`medmm.anomaly.features.beat_quality`), with ``kurtosis_sqi`` (v0.6) at most
-   ``sqrt(kurtosis_rel)`` (:mod:`medmm.anomaly.sqi`), with ``template_sqi`` (v0.8, the default
-   instead of the kSQI cap) at most ``template_share_rel`` (:mod:`medmm.anomaly.tsqi`), and
-   ``flag = score > threshold``.
+   ``sqrt(kurtosis_rel)`` (:mod:`medmm.anomaly.sqi`), and ``flag = score > threshold``.
 
 An ensemble (several networks trained with consecutive seeds) averages the members' morphology
 z-scores, which removes most of the seed-to-seed variation of one autoencoder without any label.
@@ -252,7 +250,6 @@ def quality_weight(
     noise_z: float = 0.0,
     group: NDArray[np.integer] | None = None,
     kurtosis_sqi: bool = False,
-    template_sqi: bool = False,
 ) -> NDArray:
     """Per-beat weight in [0, 1] of the score from :func:`medmm.anomaly.features.beat_quality`.
 
@@ -261,9 +258,7 @@ def quality_weight(
     than ``max_saturated`` of the beat's surroundings are clipped (third column, if present). ``limit``
     is ``noise_ratio``, or with ``noise_z > 0`` each record's :func:`noise_limit` (records = ``group``).
     With ``kurtosis_sqi`` (v0.6) the weight is at most ``sqrt(min(1, kurtosis_rel))`` (fourth column,
-    :mod:`medmm.anomaly.sqi`): the share of the beat's window that is the record's usual ECG. With
-    ``template_sqi`` (v0.8) it is at most ``min(1, template_share_rel)`` (fifth column,
-    :mod:`medmm.anomaly.tsqi`): the same share estimated from the record's recurring beat shapes.
+    :mod:`medmm.anomaly.sqi`): the share of the beat's window that is the record's usual ECG.
 
     >>> q = np.array([[1.0, 1.0, 0.0], [4.0, 1.0, 0.0], [1.0, 0.1, 0.0], [1.0, 1.0, 0.4]])
     >>> quality_weight(q, 2.0, 0.3).tolist()
@@ -271,9 +266,6 @@ def quality_weight(
     >>> q4 = np.array([[1.0, 1.0, 0.0, 0.25], [1.0, 1.0, 0.0, 3.0]])
     >>> quality_weight(q4, 2.0, 0.3, kurtosis_sqi=True).tolist()
     [0.5, 1.0]
-    >>> q5 = np.array([[1.0, 1.0, 0.0, 0.25, 1.0], [1.0, 1.0, 0.0, 1.0, 0.4]])
-    >>> quality_weight(q5, 2.0, 0.3, template_sqi=True).tolist()
-    [1.0, 0.4]
     """
     q = np.asarray(quality, dtype=np.float64)
     w = np.ones(q.shape[0])
@@ -288,8 +280,6 @@ def quality_weight(
         w = np.minimum(1.0, noise_ratio / np.maximum(q[:, 0], 1e-12))
     if kurtosis_sqi and q.shape[1] > 3:
         w = np.minimum(w, np.sqrt(np.clip(q[:, 3], 0.0, 1.0)))
-    if template_sqi and q.shape[1] > 4:
-        w = np.minimum(w, np.clip(q[:, 4], 0.0, 1.0))
     bad = q[:, 1] < min_qrs_ratio
     if q.shape[1] > 2 and max_saturated > 0:
         bad |= q[:, 2] > max_saturated
@@ -422,7 +412,6 @@ def score_embeddings(
         noise_z=cfg.noise_z,
         group=inputs.group,
         kurtosis_sqi=cfg.kurtosis_sqi,
-        template_sqi=cfg.template_sqi,
     )
     score = weight * (saturate(morph, cap) + timing)
     return {

@@ -86,7 +86,7 @@ def test_beat_quality_marks_noise_burst_and_flat_lead_not_an_ectopic_qrs() -> No
     noisy[a : a + 200] += rng.normal(0, 0.2, 200)  # muscle-noise burst around beat 10
     noisy[peaks[20] - 30 : peaks[20] + 30] = 0.0  # drop-out: no QRS at beat 20
     q = beat_quality(noisy, 360.0, peaks)
-    assert q.shape == (len(peaks), 5)
+    assert q.shape == (len(peaks), 4)
     assert np.all(q[:, 2] == 0.0)  # no raw lead given: nothing counts as clipped
     assert q[10, 0] > 3.0 and np.median(q[:, 0]) == pytest.approx(1.0)
     assert q[20, 1] < 0.3 and q[5, 1] == pytest.approx(1.0, abs=0.05)
@@ -98,7 +98,7 @@ def test_beat_quality_marks_noise_burst_and_flat_lead_not_an_ectopic_qrs() -> No
     from medmm.anomaly.features import BeatInputs
 
     bi = BeatInputs(np.zeros((4, 2, 8), "f4"), np.zeros((4, 3), "f4"), np.zeros(4, np.int64))
-    assert np.array_equal(bi.quality, np.tile(np.array([1.0, 1.0, 0.0, 1.0, 1.0], "f4"), (4, 1)))
+    assert np.array_equal(bi.quality, np.tile(np.array([1.0, 1.0, 0.0, 1.0], "f4"), (4, 1)))
 
 
 def test_saturated_fraction_marks_clipped_lead_only() -> None:

@@ -61,9 +61,8 @@ def test_checkpoint_round_trip(tmp_path: Path, toy_inputs: BeatInputs) -> None:
     # a v0.2 card (no baseline removal, its own RR floor and QRS gate) keeps scoring as it was trained
     del card["config"]["spec"]["baseline_s"]
     card["config"]["score"].update(mad_floor_rr=0.01, qrs_gate_z=1.0)
-    assert card["config"]["score"]["template_sqi"] is True  # v0.8 cards carry the template-share cap
-    card["config"]["score"]["kurtosis_sqi"] = True
-    for key in ("neighbours", "max_saturated", "noise_z", "qrs_floor", "p_absent", "template_sqi"):
+    assert card["config"]["score"]["kurtosis_sqi"] is True  # v0.6 cards carry the kSQI cap
+    for key in ("neighbours", "max_saturated", "noise_z", "qrs_floor", "p_absent", "kurtosis_sqi"):
         del card["config"]["score"][key]
     (tmp_path / "model.json").write_text(json.dumps(card))
     old = load_model(tmp_path)
@@ -71,11 +70,7 @@ def test_checkpoint_round_trip(tmp_path: Path, toy_inputs: BeatInputs) -> None:
     assert old.score.neighbours == 0 and old.score.max_saturated == 0.0
     assert old.score.noise_z == 0.0  # pre-v0.4 cards keep the fixed noise ratio they were saved with
     assert old.score.qrs_floor == 0.0 and old.score.p_absent is False  # pre-v0.5: no P-wave criterion
-    assert old.score.template_sqi is False  # pre-v0.8: the kSQI cap the card was saved with
-    assert old.score.kurtosis_sqi is True
-    del card["config"]["score"]["kurtosis_sqi"]
-    (tmp_path / "model.json").write_text(json.dumps(card))
-    assert load_model(tmp_path).score.kurtosis_sqi is False  # pre-v0.6: no kSQI cap
+    assert old.score.kurtosis_sqi is False  # pre-v0.6: no kSQI cap
 
 
 def test_ensemble_members_differ_round_trip_and_average(tmp_path: Path, toy_inputs: BeatInputs) -> None:
