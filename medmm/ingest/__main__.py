@@ -4,7 +4,8 @@ Same options and behaviour as ``medmm ingest``. It exists because multiprocessin
 main module again in every Dask worker: under ``medmm`` that is the whole CLI with every stage
 registered (imported once by the server the workers are forked from, or by each worker where workers
 are spawned), whereas a package's ``__main__`` is not run again, so workers start with only what
-ingest needs (see docs/ingest.md, Performance).
+ingest needs (see docs/ingest.md, Performance). Run as a program, it launches the workers' server
+first thing, before importing typer (docs/ingest.md, "Session 4: start-up").
 
 >>> from medmm.ingest.__main__ import app
 >>> [c.name for c in app.registered_commands]
@@ -12,6 +13,13 @@ ingest needs (see docs/ingest.md, Performance).
 """
 
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":  # the workers' server starts importing before this process imports typer
+    from medmm.ingest.workers import start_workers_for_argv
+
+    start_workers_for_argv(sys.argv[1:])
 
 import typer
 

@@ -11,7 +11,9 @@ True
 
 from __future__ import annotations
 
-__all__ = ["WORKER_MODULES", "start_workers_early"]
+from collections.abc import Sequence
+
+__all__ = ["WORKER_MODULES", "start_workers_early", "start_workers_for_argv"]
 
 #: the modules the scan and convert tasks import (their heavy dependencies first)
 WORKER_MODULES = (
@@ -40,3 +42,37 @@ def start_workers_early() -> bool:
     from medmm.workflows.forkserver import start_worker_server
 
     return start_worker_server(WORKER_MODULES, malloc_trim=False)
+
+
+#: options after which ``ingest`` runs no local cluster, or nothing at all
+_NO_LOCAL_CLUSTER = ("--scheduler", "--help")
+
+
+def start_workers_for_argv(argv: Sequence[str]) -> bool:
+    """Launch the workers' server when ``argv`` (``sys.argv[1:]``) runs ``ingest`` on a local cluster.
+
+    Meant for the first lines of a command-line entry point, before it imports its command-line
+    framework (typer, click, rich: ~50-80 ms), so that the server's imports, the critical path of a
+    short run, start that much sooner. Only a plain guess from the words: the sub-command is the first
+    word that is not an option (options before it, like ``-v``, are skipped) and must be ``ingest``;
+    ``--scheduler`` (an existing cluster) and ``--help`` launch nothing. A guess that is wrong costs
+    nothing but an idle process: the command itself starts (or reuses) the server when it needs one,
+    and the server exits with this process.
+
+    Returns
+    -------
+    bool
+        Whether a server now runs (``False`` also where the platform has no forkserver).
+
+    Examples
+    --------
+    >>> start_workers_for_argv(["ingest", "archive", "--scheduler", "tcp://h:8786"])
+    False
+    >>> start_workers_for_argv(["reports", "parse", "x"])
+    False
+    """
+    words = list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    if command != "ingest" or any(w.split("=", 1)[0] in _NO_LOCAL_CLUSTER for w in words):
+        return False
+    return start_workers_early()

@@ -35,6 +35,8 @@ from typing import Any
 __all__ = ["start_worker_server", "stop_worker_server", "worker_environ", "worker_server_pid"]
 
 _TRIM = "MALLOC_TRIM_THRESHOLD_"
+#: the module the server imports after the others (see :mod:`medmm.workflows._server_ready`)
+_READY = "medmm.workflows._server_ready"
 #: how long :func:`stop_worker_server` waits for the server to exit before leaving it to exit alone
 STOP_TIMEOUT_S = 5.0
 
@@ -168,6 +170,7 @@ def start_worker_server(preload: Sequence[str], *, malloc_trim: bool = True) -> 
             return False  # someone else's forkserver: its environment and imports are unknown
         modules = ["__main__", "distributed", "distributed.nanny", "distributed.worker"]
         modules += [m for m in [*preload, *_main_module()] if m not in modules]
+        modules.append(_READY)  # last: freezes what the server holds before it forks workers
         get_context("forkserver").set_forkserver_preload(modules)
         with _environ(env):
             forkserver.ensure_running()
