@@ -37,11 +37,10 @@ import pyarrow as pa
 from spacy.attrs import ENT_ID, ENT_IOB, ENT_TYPE, IDX, LENGTH, SENT_START
 
 from medmm.reports.batch_labels import LABEL_SCHEMA, batch_labels
-from medmm.reports.batch_measurements import BatchMeasurements, batch_measurements
+from medmm.reports.batch_measurements import BatchMeasurements, batch_measurements, may_hold_size
 from medmm.reports.extract import doc_records
 from medmm.reports.findings import find_normal_phrase
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
-from medmm.reports.measurements import has_measurement
 from medmm.reports.negation import ASSERTION_KEY
 from medmm.reports.nlp import PipelineSpec
 from medmm.reports.records import EntityRow
@@ -129,7 +128,7 @@ def batch_tables(
     slow_rows: list[dict[str, Any]] = []  # rows of the reports done by doc_records
     slow_labels: list[dict[str, Any]] = []
     abbr_key: Any = False  # not looked up yet
-    batch = _Batch({k for k, t in enumerate(texts) if has_measurement(t)})
+    batch = _Batch({k for k, t in enumerate(texts) if may_hold_size(t)})
     fast, arrays, codes, spans, n_flags = batch.fast, batch.arrays, batch.codes, batch.spans, batch.n_flags
     code_of = _FLAG_CODE.__getitem__
     n_docs = 0
