@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medmm.ingest.merge import MANIFEST, conform, no_outcome_row, row_schema
+from medmm.ingest.merge import MANIFEST, as_written, conform, no_outcome_row, row_schema
 from medmm.records import Status
 
 __all__ = ["ROWS_PER_GROUP", "VOLUMES_PER_GROUP", "ManifestSummary", "write_manifest", "write_volumes"]
@@ -73,6 +73,8 @@ def _write_groups(dest: Path, schema: pa.Schema, groups: Iterable[pa.Table]) -> 
             for table in groups:
                 writer.write_table(table)
                 wrote = True
+                del table
+                pa.default_memory_pool().release_unused()
             if not wrote:  # as pq.write_table writes an empty table
                 writer.write_table(schema.empty_table())
         os.replace(tmp, dest)
@@ -83,9 +85,7 @@ def _write_groups(dest: Path, schema: pa.Schema, groups: Iterable[pa.Table]) -> 
 
 def _as_schema(rows: list[Row], source: pa.Schema, schema: pa.Schema) -> pa.Table:
     """Rows as a table of the written ``schema`` (integers with nulls as float64, null columns null)."""
-    table = pa.Table.from_pylist(rows, schema=source)
-    cols = [pa.nulls(len(table)) if f.type == pa.null() else table[f.name].cast(f.type) for f in schema]
-    return pa.Table.from_arrays(cols, schema=schema)
+    return as_written(pa.Table.from_pylist(rows, schema=source), schema)
 
 
 class _Witness:
@@ -228,12 +228,15 @@ def write_manifest(
 
 
 def _plain(value: Any) -> Any:
-    """Numpy arrays (list cells of a table read with pandas) as lists, as they were written.
+    """A cell of a table read with pandas as it was written: numpy arrays (list cells) as lists, a
+    NaN cell as None (pandas writes a NaN of an object column as null).
 
     >>> import numpy as np
-    >>> _plain(np.array([np.array([1.0]), np.array([2.0])], dtype=object))
-    [[1.0], [2.0]]
+    >>> _plain(np.array([np.array([1.0]), np.array([2.0])], dtype=object)), _plain(float("nan"))
+    ([[1.0], [2.0]], None)
     """
+    if isinstance(value, float) and value != value:
+        return None
     if hasattr(value, "tolist") and hasattr(value, "dtype"):
         if value.dtype == object:
             return [_plain(v) for v in value]

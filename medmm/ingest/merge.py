@@ -29,7 +29,15 @@ from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.records import IngestManifestRow
 from medmm.records import Status
 
-__all__ = ["conform", "merge_rows", "no_outcome_row", "read_all", "row_schema", "write_like_pandas"]
+__all__ = [
+    "as_written",
+    "conform",
+    "merge_rows",
+    "no_outcome_row",
+    "read_all",
+    "row_schema",
+    "write_like_pandas",
+]
 
 MANIFEST = "manifest.parquet"
 
@@ -168,8 +176,7 @@ def write_like_pandas(table: pa.Table, path: Path) -> None:
     sample = table.take(pa.array(sorted(pick), pa.int64()))
     frame = pd.DataFrame(sample.to_pylist(), columns=table.column_names)  # as records_to_frame
     schema = pa.Table.from_pandas(frame, preserve_index=False).schema
-    cols = [pa.nulls(len(table)) if f.type == pa.null() else table[f.name].cast(f.type) for f in schema]
-    out = pa.Table.from_arrays(cols, schema=schema)
+    out = as_written(table, schema)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -187,6 +194,22 @@ def no_outcome_row(rel: str) -> dict[str, Any]:
     'quarantined'
     """
     return _no_outcome(rel).model_dump(mode="json")
+
+
+def as_written(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` cast to ``schema``, the types pandas gives the whole table: all-null columns null,
+    integer columns with nulls float64 (rounded to the nearest double, as pandas converts them; an
+    mtime in nanoseconds has more digits than a double holds).
+
+    >>> t = pa.table({"n": pa.array([2**60 + 1, None], pa.int64())})
+    >>> as_written(t, pa.schema([("n", pa.float64())]))["n"][0].as_py() == float(2**60)
+    True
+    """
+    cols = [
+        pa.nulls(len(table)) if f.type == pa.null() else table[f.name].cast(f.type, safe=False)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def _no_outcome(rel: str) -> IngestManifestRow:

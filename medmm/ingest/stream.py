@@ -19,13 +19,15 @@ from typing import Any, TypeVar
 
 from medmm.workflows.cluster import TaskFailure
 
-__all__ = ["WINDOW", "run_streamed"]
+__all__ = ["MIN_WINDOW", "WINDOW_PER_THREAD", "run_streamed"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Tasks submitted and not yet finished, at most (each a scan batch of ~200 files: ~10 KB).
-WINDOW = 64
+#: Tasks submitted and not yet finished, at most, per worker thread (each a scan batch of ~200 files:
+#: ~10 KB of arguments, as much again in the scheduler); at least :data:`MIN_WINDOW`.
+WINDOW_PER_THREAD = 4
+MIN_WINDOW = 8
 
 
 def run_streamed(
@@ -35,7 +37,7 @@ def run_streamed(
     *,
     label: str,
     args: tuple[Any, ...] = (),
-    window: int = WINDOW,
+    window: int | None = None,
     retries: int = 2,
     total: int | None = None,
     show_progress: bool | None = None,
@@ -51,7 +53,8 @@ def run_streamed(
         The task function, its items (pulled as tasks finish) and extra arguments (small: sent with
         every task).
     window
-        Tasks in flight at most.
+        Tasks in flight at most (default: :data:`WINDOW_PER_THREAD` per worker thread of the cluster,
+        at least :data:`MIN_WINDOW`).
     retries
         Dask retries of a task whose worker died.
     total
@@ -72,6 +75,8 @@ def run_streamed(
 
     if show_progress is None:
         show_progress = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+    if window is None:
+        window = max(MIN_WINDOW, WINDOW_PER_THREAD * sum(client.nthreads().values()))
     pending: dict[str, T] = {}
     done = as_completed()
 
