@@ -211,7 +211,8 @@ def test_volumes_table_equals_what_pandas_writes(tmp_path: Path, with_warnings: 
             pickle.dump(records[k : k + 3], fh)
     previous_table = tmp_path / "previous.parquet"  # a finished run's volumes, read back with pandas
     write_table(pd.DataFrame([_volume(100, [])], columns=list(VolumeRecord.model_fields)), previous_table)
-    previous = {"vol-0100": pd.read_parquet(previous_table).to_dict(orient="records")[0]}
+    read_back = pd.read_parquet(previous_table).to_dict(orient="records")[0]
+    previous = {"vol-0100": {str(k): v for k, v in read_back.items()}}
     wanted = sorted([r["volume_id"] for r in records[::2]] + ["vol-0100", "vol-9999"])  # 9999: unknown
     n = write_volumes(parts, previous, wanted, tmp_path / "streamed.parquet", per_group=4)
     kept = [next(r for r in records if r["volume_id"] == v) for v in wanted if v.startswith("vol-00")]
