@@ -13,7 +13,7 @@ import pytest
 
 from medmm.ingest.workers import start_workers_for_argv
 from medmm.workflows import forkserver
-from medmm.workflows.cluster import dask_client
+from medmm.workflows.cluster import LOCAL_QUIET_CONFIG, dask_client
 
 needs_forkserver = pytest.mark.skipif(
     "forkserver" not in get_all_start_methods(), reason="platform without forkserver"
@@ -109,3 +109,23 @@ def test_early_launch_only_for_a_local_ingest(argv: list[str], launched: bool) -
     finally:
         forkserver.stop_worker_server()
     assert forkserver.worker_server_pid() is None
+
+
+def _intervals() -> dict[str, Any]:
+    import dask
+
+    return {k: dask.config.get(k) for k in LOCAL_QUIET_CONFIG}
+
+
+@needs_forkserver
+def test_local_clusters_get_the_quiet_intervals_then_config_is_restored() -> None:
+    import distributed  # noqa: F401  # its defaults in dask's configuration
+
+    before = _intervals()
+    with dask_client(workers=1, quiet=True, malloc_trim=False, worker_preload=["json"]) as client:
+        (in_worker,) = client.run(_intervals).values()
+        in_scheduler = client.run_on_scheduler(_intervals)
+        scheduler_tick = client.cluster.scheduler.periodic_callbacks["tick"].callback_time
+    assert in_worker == in_scheduler == LOCAL_QUIET_CONFIG
+    assert before != LOCAL_QUIET_CONFIG and _intervals() == before  # the driver's config as it was
+    assert scheduler_tick == 200  # ms
