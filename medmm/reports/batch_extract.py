@@ -193,7 +193,7 @@ class _Batch:
         self.measured: list[int] = []  # index into `fast` of the reports that may hold a size
         self.may_measure = measured  # batch index of the reports that may hold a size
         self.sections: list[list[tuple[str, int, int, int]]] = []
-        self.codes = array("b")  # assertion flags of each entity, in order: negated | uncertain << 1
+        self.codes = array("q")  # assertion flags of each entity, in order: negated | uncertain << 1
         self.spans = array("q")  # (start, end) token span of each entity of the flags, flattened
         self.n_flags: list[int] = []  # entities with flags per report
         self.arrays: list[np.ndarray] = []  # token arrays of the docs not reduced yet
@@ -427,14 +427,14 @@ def _assertions(
     in order: the codes are taken as they are when their token spans are the entities' spans (else,
     which the pipeline never gives, looked up by report and token span; a missing one is an error).
     """
-    code = np.frombuffer(codes, dtype=np.int8) if len(codes) else np.zeros(0, dtype=np.int8)
+    code = np.frombuffer(codes, dtype=np.int64) if len(codes) else np.zeros(0, dtype=np.int64)
     got = np.frombuffer(spans, dtype=np.int64).reshape(-1, 2) if len(spans) else np.zeros((0, 2), np.int64)
     if len(got) != len(rep) or not (np.array_equal(got[:, 0], tok_a) and np.array_equal(got[:, 1], tok_b)):
         rep_of_code = np.repeat(np.arange(len(n_flags)), n_flags).tolist()
         keys = zip(rep_of_code, got[:, 0].tolist(), got[:, 1].tolist(), strict=True)
         by_span = dict(zip(keys, code.tolist(), strict=True))
         wanted = zip(rep.tolist(), tok_a.tolist(), tok_b.tolist(), strict=True)
-        code = np.array([by_span[k] for k in wanted], dtype=np.int8)
+        code = np.array([by_span[k] for k in wanted], dtype=np.int64)
     return (code & 1) != 0, (code & 2) != 0
 
 
