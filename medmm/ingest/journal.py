@@ -315,11 +315,12 @@ class Journal:
         manifest, n_volumes
             What the manifest holds (rows, counts, volume ids) and the volume records written.
         """
-        from medmm.ingest.finalize import write_manifest, write_volumes
+        from medmm.ingest.finalize import system_memory_pool, write_manifest, write_volumes
 
         self.flush()
-        summary = write_manifest(self.run_dir, self.parts, paths, self.run_dir / MANIFEST)
-        n_volumes = write_volumes(self.parts, volumes, summary.volume_ids, self.run_dir / VOLUMES)
+        with system_memory_pool():
+            summary = write_manifest(self.run_dir, self.parts, paths, self.run_dir / MANIFEST)
+            n_volumes = write_volumes(self.parts, volumes, summary.volume_ids, self.run_dir / VOLUMES)
         shutil.rmtree(self.parts, ignore_errors=True)
         self._remove_orphans(set(summary.volume_ids))
         return summary, n_volumes

@@ -102,6 +102,12 @@ def _done(row: Done | None, entry: Entry, volumes: dict[str, dict[str, Any]], ru
     return True
 
 
+#: Entries of Dask's developer logs kept by a local cluster started here (scheduler transitions,
+#: events, each comm's recent messages; Dask's default is 1,000): a message that submits a scan task
+#: holds its batch's paths, so 1,000 of them held ~10 MB of the driver's memory.
+DASK_LOG_LENGTH = 100
+
+
 @contextmanager
 def _client(
     client: Any, workers: int | None, scheduler: str | None, processes: bool, dashboard: bool
@@ -109,17 +115,22 @@ def _client(
     if client is not None:
         yield client
         return
+    import dask
+
     # the worker processes start while the driver walks the archive and scans the first batches
-    with dask_client(
-        workers=workers,
-        scheduler=scheduler,
-        processes=processes,
-        wait_for_workers=False,
-        fast_close=True,
-        malloc_trim=False,
-        dashboard=dashboard,
-        worker_preload=WORKER_MODULES,
-    ) as made:
+    with (
+        dask.config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH}),
+        dask_client(
+            workers=workers,
+            scheduler=scheduler,
+            processes=processes,
+            wait_for_workers=False,
+            fast_close=True,
+            malloc_trim=False,
+            dashboard=dashboard,
+            worker_preload=WORKER_MODULES,
+        ) as made,
+    ):
         yield made
 
 
