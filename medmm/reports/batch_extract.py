@@ -272,7 +272,6 @@ def _fast_tables(
         return _empty(ENTITY_SCHEMA), _empty(LABEL_SCHEMA)
     lex = load_lexicon()
     kinds, phrases, scored = lex.kinds, lex.phrases, scored_sections()
-    fast = np.array(b.fast, dtype=np.int64)
     rep, starts, tok_a, tok_b, lab_h, id_h, char_a, char_b, ent_sent, sent = b.columns()
     negated, uncertain = _assertions(b.codes, b.spans, b.n_flags, rep, tok_a, tok_b)
     # label and pattern id: few distinct hashes, named once each
@@ -282,8 +281,7 @@ def _fast_tables(
     id_u, id_inv = np.unique(id_h.view(np.uint64), return_inverse=True)
     id_names = [strings[h] if h else "" for h in id_u.tolist()]
     is_anat = lab_inv == (lab_names.index("ANATOMY") if "ANATOMY" in lab_names else -1)
-    doc_of = fast[rep].tolist()
-    ent_text = [texts[k][a:z] for k, a, z in zip(doc_of, char_a.tolist(), char_b.tolist(), strict=True)]
+    text_col, ent_text = _entity_texts([texts[k] for k in b.fast], rep, char_a, char_b)
     # finding: the pattern id when it names a finding, else the entity text looked up as a phrase
     f_names = list(kinds)
     f_code = {n: i for i, n in enumerate(f_names)}
@@ -328,7 +326,7 @@ def _fast_tables(
             "sentence": pa.array(sent, _I),
             "start": pa.array(char_a, _I),
             "end": pa.array(char_b, _I),
-            "text": pa.array(ent_text, _S),
+            "text": text_col,
             "label": _take(lab_names, lab_inv),
             "negated": pa.array(negated, _B),
             "uncertain": pa.array(uncertain, _B),
@@ -418,6 +416,45 @@ def _with_measurements(
     return both.take(pa.array(order, _I))
 
 
+class _Slices:
+    """``texts[rep[i]][char_a[i]:char_b[i]]`` for the few entities whose text is needed in Python."""
+
+    def __init__(self, texts: list[str], rep: np.ndarray, char_a: np.ndarray, char_b: np.ndarray) -> None:
+        self.texts, self.rep, self.char_a, self.char_b = texts, rep, char_a, char_b
+
+    def __getitem__(self, i: int) -> str:
+        return self.texts[int(self.rep[i])][int(self.char_a[i]) : int(self.char_b[i])]
+
+
+def _entity_texts(
+    texts: list[str], rep: np.ndarray, char_a: np.ndarray, char_b: np.ndarray
+) -> tuple[pa.Array, _Slices | list[str]]:
+    """The ``text`` column (entity ``i`` is ``texts[rep[i]][char_a[i]:char_b[i]]``) and a way to get one
+    entity's text in Python.
+
+    ASCII batches (char offsets are byte offsets) are cut with numpy from one buffer, without a Python
+    string per entity; other batches are sliced in Python.
+    """
+    joined = "".join(texts)
+    size = char_b - char_a
+    offsets = np.zeros(len(size) + 1, dtype=np.int64)
+    np.cumsum(size, out=offsets[1:])
+    if not joined.isascii() or offsets[-1] >= 1 << 31:  # (a string array has 32-bit offsets)
+        spans = zip(rep.tolist(), char_a.tolist(), char_b.tolist(), strict=True)
+        sliced = [texts[k][a:z] for k, a, z in spans]
+        return pa.array(sliced, _S), sliced
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    text_start = np.zeros(len(texts), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=text_start[1:])
+    # byte j of entity i is joined[text_start[rep[i]] + char_a[i] + j]
+    take = np.repeat(text_start[rep] + char_a - offsets[:-1], size) + np.arange(offsets[-1], dtype=np.int64)
+    data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)[take]
+    column = pa.StringArray.from_buffers(
+        len(size), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data.tobytes())
+    )
+    return column, _Slices(texts, rep, char_a, char_b)
+
+
 def _assertions(
     codes: array, spans: array, n_flags: list[int], rep: np.ndarray, tok_a: np.ndarray, tok_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -444,7 +481,7 @@ def _locations(
     is_anat: np.ndarray,
     id_inv: np.ndarray,
     id_names: list[str],
-    ent_text: list[str],
+    ent_text: _Slices | list[str],
 ) -> pa.Array:
     """``location`` column: the nearest ANATOMY entity of the same sentence (token distance, the earlier
     one on a tie), named by its pattern id or else its lower-case text; null for ANATOMY entities."""

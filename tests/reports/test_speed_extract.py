@@ -40,11 +40,13 @@ def test_size_prefilter_same_as_has_measurement() -> None:
     assert 1_000 < sum(map(has_measurement, texts)) < 19_000  # both outcomes are exercised
 
 
-def test_small_chunks_same_rows_as_doc_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Token arrays reduced every 3 docs (entity columns, sentences and sizes across chunk bounds)."""
+@pytest.mark.parametrize("extra", [[], ["Caf\u00e9 \u2014 mild cardiomegaly. No effusion \u00e0 droite."]])
+def test_small_chunks_same_rows_as_doc_records(monkeypatch: pytest.MonkeyPatch, extra: list[str]) -> None:
+    """Token arrays reduced every 3 docs (entity columns, sentences and sizes across chunk bounds);
+    entity texts cut from one buffer (ASCII batch) or sliced in Python (a non-ASCII report)."""
     monkeypatch.setattr(batch_extract, "CHUNK", 3)
     spec = PipelineSpec()
-    texts = REPORTS * 3
+    texts = REPORTS * 3 + extra
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         docs = list(get_pipeline(spec).pipe(texts))
