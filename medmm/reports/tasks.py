@@ -120,19 +120,30 @@ def parse_to_part(
     ``item`` is the batch, or the path of the scratch file holding it (:func:`stage`). The other
     arguments are plain values, so they travel inside the tasks (no scatter round trip).
     """
+    import gc
+
     from medmm.reports.pipeline import parse_columns, save_part
     from medmm.reports.resume import Parts
 
-    if isinstance(item, str):
-        with open(item, "rb") as f:
-            item = pickle.load(f)  # written by stage() in this run
-    assert isinstance(item, Work)
-    spec = PipelineSpec(model=model, lexicon=lexicon)
-    res = parse_columns(item.ids, item.texts, item.sections, spec, paths=item.paths)
-    parts = Parts(Path(run_dir))
-    if not parts.marked(token):
-        return res
-    return PartWritten(save_part(parts, item.ids, item.texts, item.keys, res), len(item.ids))
+    # no cyclic GC during the task: the batch's columns (lists, section tuples) and tables are
+    # young objects that each collection would traverse again, while parsing makes next to no cyclic
+    # garbage (a plain nlp.pipe triggers ~1 collection per 2,500 reports); collections resume after it
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if isinstance(item, str):
+            with open(item, "rb") as f:
+                item = pickle.load(f)  # written by stage() in this run
+        assert isinstance(item, Work)
+        spec = PipelineSpec(model=model, lexicon=lexicon)
+        res = parse_columns(item.ids, item.texts, item.sections, spec, paths=item.paths)
+        parts = Parts(Path(run_dir))
+        if not parts.marked(token):
+            return res
+        return PartWritten(save_part(parts, item.ids, item.texts, item.keys, res), len(item.ids))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def sees_marker(run_dir: str, token: str) -> bool:
