@@ -140,7 +140,6 @@ def dask_client(
     if dashboard is None:
         dashboard = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
 
-    console = _stderr_console()
     if not logging.getLogger().isEnabledFor(logging.INFO):  # keep distributed's INFO chatter out of CLIs
         logging.getLogger("distributed").setLevel(logging.WARNING)
     with contextlib.ExitStack() as stack:  # the worker server (if any) stops after the cluster
@@ -180,7 +179,7 @@ def dask_client(
                 if cluster is None or dashboard
                 else "dashboard off (--dashboard)"
             )
-            console.print(f"[dim]dask: {where}; {board}[/dim]")
+            _stderr_console().print(f"[dim]dask: {where}; {board}[/dim]")
         try:
             yield client
         finally:
@@ -304,9 +303,6 @@ def run_tasks(
     A task that raises yields ``(index, TaskFailure)``; the other tasks go on. ``args`` are scattered
     once (e.g. a pseudonymizer or settings) rather than pickled into every task.
     """
-    from distributed import as_completed
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     if not items:
         return
     if show_progress is None:
@@ -314,27 +310,38 @@ def run_tasks(
     # hash=False: a fresh key per call, so releasing an earlier run's copy never cancels this run's tasks
     shared = [client.scatter(a, broadcast=True, hash=False) if _is_big(a) else a for a in args]
     futures = client.map(fn, list(items), *[[a] * len(items) for a in shared], pure=False, retries=retries)
-    index = {f.key: i for i, f in enumerate(futures)}
+    if not show_progress:  # rich (~30 ms of imports) only for the bars
+        yield from _completed(futures)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=_stderr_console(),
-        disable=not show_progress,
         transient=False,
     )
     with progress:
         task = progress.add_task(label, total=len(futures))
-        for fut in as_completed(futures):
-            i = index[fut.key]
-            try:
-                result: R | TaskFailure = fut.result()
-            except Exception as exc:  # one bad task never kills the run
-                result = TaskFailure(exc)
+        for i, result in _completed(futures):
             progress.advance(task)
-            fut.release()
             yield i, result
+
+
+def _completed(futures: list[Any]) -> Iterator[tuple[int, Any]]:
+    """``(index, result or TaskFailure)`` of ``futures`` as they complete; each is released once read."""
+    from distributed import as_completed
+
+    index = {f.key: i for i, f in enumerate(futures)}
+    for fut in as_completed(futures):
+        try:
+            result: Any = fut.result()
+        except Exception as exc:  # one bad task never kills the run
+            result = TaskFailure(exc)
+        fut.release()
+        yield index[fut.key], result
 
 
 def _is_big(obj: Any) -> bool:
