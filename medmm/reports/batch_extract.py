@@ -26,7 +26,6 @@ reports). Reports with an abbreviation or without the assertion component's flag
 
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -133,7 +132,8 @@ def batch_tables(
     code_of = _FLAG_CODE.__getitem__
     n_docs = 0
     # per doc, only what needs the Doc (it is dropped right after): its token array and its assertion
-    # flags as 2-bit codes and token spans in compact arrays (no Python object per entity kept alive)
+    # flags as 2-bit codes and token spans in flat lists of (cached) small ints: no Python object per
+    # entity is kept alive
     for k, doc in enumerate(docs):
         n_docs = k + 1
         user_data = doc.user_data
@@ -145,8 +145,8 @@ def batch_tables(
         if flags is not None and not abbr:
             n_codes, n_spans = len(codes), len(spans)
             try:  # {(start, end): (negated, uncertain)}, one entry per entity in order
-                codes.extend(map(code_of, flags.values()))
-                spans.extend(chain.from_iterable(flags))
+                codes += map(code_of, flags.values())
+                spans += chain.from_iterable(flags)
                 ok = len(spans) - n_spans == 2 * len(flags)
             except (KeyError, TypeError, OverflowError):
                 ok = False
@@ -193,8 +193,8 @@ class _Batch:
         self.measured: list[int] = []  # index into `fast` of the reports that may hold a size
         self.may_measure = measured  # batch index of the reports that may hold a size
         self.sections: list[list[tuple[str, int, int, int]]] = []
-        self.codes = array("q")  # assertion flags of each entity, in order: negated | uncertain << 1
-        self.spans = array("q")  # (start, end) token span of each entity of the flags, flattened
+        self.codes: list[int] = []  # assertion flags of each entity, in order: negated | uncertain << 1
+        self.spans: list[int] = []  # (start, end) token span of each entity of the flags, flattened
         self.n_flags: list[int] = []  # entities with flags per report
         self.arrays: list[np.ndarray] = []  # token arrays of the docs not reduced yet
         self.strings: Any = None
@@ -456,7 +456,12 @@ def _entity_texts(
 
 
 def _assertions(
-    codes: array, spans: array, n_flags: list[int], rep: np.ndarray, tok_a: np.ndarray, tok_b: np.ndarray
+    codes: list[int],
+    spans: list[int],
+    n_flags: list[int],
+    rep: np.ndarray,
+    tok_a: np.ndarray,
+    tok_b: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``negated``, ``uncertain`` of each entity from the assertion component's flags.
 
@@ -464,8 +469,8 @@ def _assertions(
     in order: the codes are taken as they are when their token spans are the entities' spans (else,
     which the pipeline never gives, looked up by report and token span; a missing one is an error).
     """
-    code = np.frombuffer(codes, dtype=np.int64) if len(codes) else np.zeros(0, dtype=np.int64)
-    got = np.frombuffer(spans, dtype=np.int64).reshape(-1, 2) if len(spans) else np.zeros((0, 2), np.int64)
+    code = np.fromiter(codes, dtype=np.int64, count=len(codes))
+    got = np.fromiter(spans, dtype=np.int64, count=len(spans)).reshape(-1, 2)
     if len(got) != len(rep) or not (np.array_equal(got[:, 0], tok_a) and np.array_equal(got[:, 1], tok_b)):
         rep_of_code = np.repeat(np.arange(len(n_flags)), n_flags).tolist()
         keys = zip(rep_of_code, got[:, 0].tolist(), got[:, 1].tolist(), strict=True)

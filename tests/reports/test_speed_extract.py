@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import warnings
-from array import array
 
 import numpy as np
 import pyarrow as pa
@@ -72,10 +71,10 @@ def test_small_chunks_same_rows_as_doc_records(monkeypatch: pytest.MonkeyPatch, 
 def test_assertion_flags_by_span_when_not_in_entity_order() -> None:
     # report 0 has entities (0, 1) and (2, 4), report 1 has (0, 2): flags given in another order
     rep, tok_a, tok_b = np.array([0, 0, 1]), np.array([0, 2, 0]), np.array([1, 4, 2])
-    codes, spans = array("q", [2, 1, 3]), array("q", [2, 4, 0, 1, 0, 2])
+    codes, spans = [2, 1, 3], [2, 4, 0, 1, 0, 2]
     negated, uncertain = _assertions(codes, spans, [2, 1], rep, tok_a, tok_b)
     assert negated.tolist() == [True, False, True] and uncertain.tolist() == [False, True, True]
-    in_order = _assertions(array("q", [1, 2, 3]), array("q", [0, 1, 2, 4, 0, 2]), [2, 1], rep, tok_a, tok_b)
+    in_order = _assertions([1, 2, 3], [0, 1, 2, 4, 0, 2], [2, 1], rep, tok_a, tok_b)
     assert [v.tolist() for v in in_order] == [[True, False, True], [False, True, True]]
     with pytest.raises(KeyError):  # an entity without flags is an error, as before
-        _assertions(array("q", [1, 2]), array("q", [0, 1, 2, 4]), [2, 0], rep, tok_a, tok_b)
+        _assertions([1, 2], [0, 1, 2, 4], [2, 0], rep, tok_a, tok_b)
