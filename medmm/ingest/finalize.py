@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from medmm.ingest.merge import MANIFEST, as_written, conform, no_outcome_row, row_schema
@@ -111,9 +112,15 @@ def _write_groups(dest: Path, schema: pa.Schema, groups: Iterable[pa.Table]) -> 
         raise
 
 
-def _as_schema(rows: list[Row], source: pa.Schema, schema: pa.Schema) -> pa.Table:
-    """Rows as a table of the written ``schema`` (integers with nulls as float64, null columns null)."""
-    return as_written(pa.Table.from_pylist(rows, schema=source), schema)
+def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
+    vc = pc.value_counts(column).flatten()
+    return vc[0].to_pylist(), vc[1].to_pylist()
+
+
+def _ingested_volumes(table: pa.Table) -> list[str]:
+    """Distinct non-empty volume ids of the ingested rows of ``table``."""
+    ingested = pc.and_(pc.equal(table["status"], Status.ingested.value), pc.not_equal(table["volume_id"], ""))
+    return [v for v in pc.unique(table["volume_id"].filter(ingested)).to_pylist() if v]
 
 
 class _Witness:
@@ -135,6 +142,18 @@ class _Witness:
                 if (name, kind) not in self._seen:
                     self._seen.add((name, kind))
                     self.rows.setdefault(index, row)
+
+    def add_table(self, offset: int, table: pa.Table) -> None:
+        """The witnesses of a table of scalar columns whose first row is row ``offset`` of the whole."""
+        for name in self.names:
+            valid = table[name].is_valid()
+            for kind, want in (("null", False), ("value", True)):
+                if (name, kind) in self._seen:
+                    continue
+                hit = pc.index(valid, want).as_py()
+                if hit >= 0:
+                    self._seen.add((name, kind))
+                    self.rows.setdefault(offset + hit, table.slice(hit, 1).to_pylist()[0])
 
     def schema(self) -> pa.Schema:
         frame = pd.DataFrame([self.rows[i] for i in sorted(self.rows)], columns=self.names)
@@ -227,25 +246,27 @@ def write_manifest(
             for frame in _frames(work / f"{b:08d}.pkl"):
                 for row in frame:
                     latest[row["path"]] = row  # frames are in journal order: the last row wins
-            settled: list[Row] = [latest.get(p) or no_outcome_row(p) for p in islice(wanted, rows_per_group)]
+            settled = [latest.get(p) or no_outcome_row(p) for p in islice(wanted, rows_per_group)]
             del latest
-            for row in settled:
-                witness.add(summary.n_rows, row)
-                summary.n_rows += 1
-                counts[row["status"]] += 1
-                if row["status"] == Status.ingested.value and row["volume_id"]:
-                    volume_ids.add(row["volume_id"])
-            (work / f"{b:08d}.pkl").unlink(missing_ok=True)
-            _append(work / f"final-{b:08d}.pkl", settled)
+            table = pa.Table.from_pylist(settled, schema=source)
             del settled
+            witness.add_table(summary.n_rows, table)
+            summary.n_rows += table.num_rows
+            counts.update(dict(zip(*_value_counts(table["status"]), strict=True)))
+            volume_ids.update(_ingested_volumes(table))
+            (work / f"{b:08d}.pkl").unlink(missing_ok=True)
+            final = pa.OSFile(str(work / f"final-{b:08d}.arrow"), "wb")
+            with final, pa.ipc.new_file(final, source) as ipc:
+                ipc.write_table(table)
+            del table
         schema = witness.schema()
 
         def groups() -> Iterator[pa.Table]:
             for b in range(len(bounds)):
-                for settled in _frames(work / f"final-{b:08d}.pkl"):
-                    table = _as_schema(settled, source, schema)
-                    del settled  # never two buckets' rows at once
-                    yield table
+                with pa.OSFile(str(work / f"final-{b:08d}.arrow")) as src:
+                    table = as_written(pa.ipc.open_file(src).read_all(), schema)
+                yield table  # one bucket's rows at a time
+                del table
 
         _write_groups(dest, schema, groups())
     finally:
