@@ -116,7 +116,9 @@ def _client(
         yield client
         return
     import dask
+    import distributed  # noqa: F401 - its defaults are in the configuration before it is changed below
 
+    # (a dask.config.set of a key that does not exist yet removes the whole section on leaving)
     # the worker processes start while the driver walks the archive and scans the first batches
     with (
         dask.config.set({"distributed.admin.low-level-log-length": DASK_LOG_LENGTH}),

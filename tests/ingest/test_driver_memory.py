@@ -240,3 +240,33 @@ def test_spill_of_an_empty_walk(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         list(EntrySpill(tmp_path / "x.pkl").entries())
     assert Entry("a", 1, 2) == Entry("a", 1, 2)
+
+
+def test_dask_configuration_is_restored_after_a_run(tmp_path: Path) -> None:
+    """In a fresh interpreter (distributed not imported before the run), the run's Dask log length is
+    set and undone without removing distributed's defaults from Dask's configuration."""
+    import subprocess
+    import sys
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "note.txt").write_text("not an image")
+    key = tmp_path / "site.key"
+    key.write_text("5a" * 32 + "\n")
+    key.chmod(0o600)
+    code = (
+        "import dask, sys\n"
+        "from medmm.ingest.pipeline import DASK_LOG_LENGTH, ingest_archive\n"
+        "r = ingest_archive(sys.argv[1], sys.argv[2], workers=1, processes=False, key_file=sys.argv[3])\n"
+        "assert r.counts == {'non_image': 1}, r.counts\n"
+        "assert dask.config.get('distributed.admin.low-level-log-length') != DASK_LOG_LENGTH\n"
+        "print(dask.config.get('distributed.comm.timeouts.connect'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(archive), str(tmp_path / "run"), str(key)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "30s"
