@@ -2,16 +2,18 @@
 
 Flow (driver = this process, tasks = Dask workers):
 
-1. walk the archive on the driver (names, sizes, mtimes only) and compare with the journal of the run
-   directory: unchanged inputs that are done are skipped;
-2. scan tasks (batches of ~200 files) sniff formats and read DICOM headers; they journal final rows
+1. walk the archive on the driver (names, sizes, mtimes only), in path order, into a spill file
+   (:mod:`.spill`) and compare with the journal of the run directory: unchanged inputs that are done
+   are skipped;
+2. scan tasks (batches of ~200 files, cut from the spill as they are submitted, a few in flight per
+   worker thread: :mod:`.stream`) sniff formats and read DICOM headers; they journal final rows
    themselves and write header records + provisional rows partitioned by study/series group under
    ``RUN_DIR/.parts/headers/``; the driver gets O(series) summaries (:mod:`.groups`);
 3. one task per study/series group assembles its stacks, writes their volumes and journals the settled
    rows; one task per NIfTI/ANALYZE file converts it (its rows are settled here, few);
-4. ``manifest.parquet`` is merged from the journal with Arrow (:mod:`.merge`), ``volumes.parquet``
-   from the volume records; ``run.json`` gets the counts. The driver holds nothing per DICOM file
-   beyond its walk entry.
+4. ``manifest.parquet`` and ``volumes.parquet`` are merged from the journal parts and written a row
+   group at a time (:mod:`.finalize`); ``run.json`` gets the counts. On a fresh run the driver holds
+   nothing per input file: its memory does not grow with the archive.
 
 >>> from medmm.ingest.pipeline import ingest_archive
 >>> result = ingest_archive("archive/", "runs/a", workers=2)  # doctest: +SKIP
