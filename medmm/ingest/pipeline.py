@@ -243,7 +243,7 @@ def _scan(
     With a running cluster all batches go to the workers. Rows and header records go to part files;
     a batch whose task fails is quarantined. ``entries`` (``n_entries`` of them) are read as the
     batches go: at most :func:`~medmm.ingest.stream.run_streamed`'s window of batches
-    (4 per worker thread) is in flight.
+    (8 per worker thread) is in flight.
     """
     found = _Scan()
     if not n_entries:

@@ -26,8 +26,8 @@ R = TypeVar("R")
 
 #: Tasks submitted and not yet finished, at most, per worker thread (each a scan batch of ~200 files:
 #: ~10 KB of arguments, as much again in the scheduler); at least :data:`MIN_WINDOW`.
-WINDOW_PER_THREAD = 4
-MIN_WINDOW = 8
+WINDOW_PER_THREAD = 8
+MIN_WINDOW = 16
 
 
 def run_streamed(
