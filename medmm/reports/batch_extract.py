@@ -37,6 +37,7 @@ from spacy.attrs import ENT_ID, ENT_IOB, ENT_TYPE, IDX, LENGTH, SENT_START
 
 from medmm.reports.batch_labels import LABEL_SCHEMA, batch_labels
 from medmm.reports.batch_measurements import BatchMeasurements, batch_measurements, may_hold_size
+from medmm.reports.batch_texts import Slices, entity_texts
 from medmm.reports.extract import doc_records
 from medmm.reports.findings import find_normal_phrase
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
@@ -281,7 +282,7 @@ def _fast_tables(
     id_u, id_inv = np.unique(id_h.view(np.uint64), return_inverse=True)
     id_names = [strings[h] if h else "" for h in id_u.tolist()]
     is_anat = lab_inv == (lab_names.index("ANATOMY") if "ANATOMY" in lab_names else -1)
-    text_col, ent_text = _entity_texts([texts[k] for k in b.fast], rep, char_a, char_b)
+    text_col, ent_text = entity_texts([texts[k] for k in b.fast], rep, char_a, char_b)
     # finding: the pattern id when it names a finding, else the entity text looked up as a phrase
     f_names = list(kinds)
     f_code = {n: i for i, n in enumerate(f_names)}
@@ -416,45 +417,6 @@ def _with_measurements(
     return both.take(pa.array(order, _I))
 
 
-class _Slices:
-    """``texts[rep[i]][char_a[i]:char_b[i]]`` for the few entities whose text is needed in Python."""
-
-    def __init__(self, texts: list[str], rep: np.ndarray, char_a: np.ndarray, char_b: np.ndarray) -> None:
-        self.texts, self.rep, self.char_a, self.char_b = texts, rep, char_a, char_b
-
-    def __getitem__(self, i: int) -> str:
-        return self.texts[int(self.rep[i])][int(self.char_a[i]) : int(self.char_b[i])]
-
-
-def _entity_texts(
-    texts: list[str], rep: np.ndarray, char_a: np.ndarray, char_b: np.ndarray
-) -> tuple[pa.Array, _Slices | list[str]]:
-    """The ``text`` column (entity ``i`` is ``texts[rep[i]][char_a[i]:char_b[i]]``) and a way to get one
-    entity's text in Python.
-
-    ASCII batches (char offsets are byte offsets) are cut with numpy from one buffer, without a Python
-    string per entity; other batches are sliced in Python.
-    """
-    joined = "".join(texts)
-    size = char_b - char_a
-    offsets = np.zeros(len(size) + 1, dtype=np.int64)
-    np.cumsum(size, out=offsets[1:])
-    if not joined.isascii() or offsets[-1] >= 1 << 31:  # (a string array has 32-bit offsets)
-        spans = zip(rep.tolist(), char_a.tolist(), char_b.tolist(), strict=True)
-        sliced = [texts[k][a:z] for k, a, z in spans]
-        return pa.array(sliced, _S), sliced
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    text_start = np.zeros(len(texts), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=text_start[1:])
-    # byte j of entity i is joined[text_start[rep[i]] + char_a[i] + j]
-    take = np.repeat(text_start[rep] + char_a - offsets[:-1], size) + np.arange(offsets[-1], dtype=np.int64)
-    data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)[take]
-    column = pa.StringArray.from_buffers(
-        len(size), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data.tobytes())
-    )
-    return column, _Slices(texts, rep, char_a, char_b)
-
-
 def _assertions(
     codes: list[int],
     spans: list[int],
@@ -486,7 +448,7 @@ def _locations(
     is_anat: np.ndarray,
     id_inv: np.ndarray,
     id_names: list[str],
-    ent_text: _Slices | list[str],
+    ent_text: Slices | list[str],
 ) -> pa.Array:
     """``location`` column: the nearest ANATOMY entity of the same sentence (token distance, the earlier
     one on a tie), named by its pattern id or else its lower-case text; null for ANATOMY entities."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -78,3 +79,33 @@ def test_assertion_flags_by_span_when_not_in_entity_order() -> None:
     assert [v.tolist() for v in in_order] == [[True, False, True], [False, True, True]]
     with pytest.raises(KeyError):  # an entity without flags is an error, as before
         _assertions([1, 2], [0, 1, 2, 4], [2, 0], rep, tok_a, tok_b)
+
+
+def test_parse_task_restores_gc_and_writes_the_same_tables(tmp_path: Path) -> None:
+    """``tasks.parse_to_part`` turns the cyclic GC off for the task only, and its part holds what
+    ``parse_columns`` gives."""
+    import gc
+
+    from medmm.reports.pipeline import parse_columns
+    from medmm.reports.resume import Parts
+    from medmm.reports.tasks import PartWritten, Work, parse_to_part, stage
+
+    texts = REPORTS[:4]
+    work = Work([f"r{i}" for i in range(4)], texts, [None] * 4, ["p"] * 4, [f"k{i}" for i in range(4)])
+    parts = Parts(tmp_path / "run")
+    token = parts.mark()
+    item = stage(tmp_path / "todo", [work])[0]
+    assert gc.isenabled()
+    out = parse_to_part(item, str(parts.run_dir), token)
+    assert gc.isenabled() and isinstance(out, PartWritten) and out.n_reports == 4
+    gc.disable()
+    try:
+        parse_to_part(item, str(parts.run_dir), token)
+        assert not gc.isenabled()  # a caller's choice is left as it was
+    finally:
+        gc.enable()
+    ents, labels, reports = parts.merge(work.keys)
+    ref = parse_columns(work.ids, texts, work.sections, PipelineSpec())
+    assert ents.drop(columns="_key").equals(ref.entities.to_pandas())
+    assert labels.drop(columns="_key").equals(ref.labels.to_pandas())
+    assert reports["report_id"].tolist() == work.ids
