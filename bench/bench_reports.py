@@ -13,7 +13,7 @@ holds in the worker phases is then not scanned by the GC during ``nlp.pipe`` (th
 1. **Steady state** (3 repeats, quick 2; medians): three phases, ``medmm parse in-process``
    (``workers=0``, the same work without Dask, no cluster alive), then ``medmm parse, 1 worker`` and
    ``2 workers`` each on its own local cluster made by the same ``dask_client`` call and Dask settings
-   as ``parse --workers N`` (``reports.tasks.QUIET_CLUSTER_CONFIG``, glibc's malloc), started before
+   as ``parse --workers N`` (``workflows.cluster.LOCAL_QUIET_CONFIG``, glibc's malloc), started before
    its repeats (start-up and the pipeline loading in the workers timed apart) and closed after them.
    In every repeat ``nlp.pipe`` runs right before the medmm method and the ratio is taken against that
    run. Timed: the ``parse`` phase of
@@ -137,12 +137,9 @@ def _end_to_end(path: Path, out_dir: Path) -> dict[str, Any]:
 
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Measure and print the tables; returns the JSON summary."""
-    import dask
-    import distributed  # noqa: F401  (its config defaults, before dask.config.set below)
-
     from medmm.reports.io.inputs import read_reports
     from medmm.reports.nlp import PipelineSpec, get_pipeline
-    from medmm.reports.tasks import QUIET_CLUSTER_CONFIG, warm
+    from medmm.reports.tasks import warm
     from medmm.workflows.cluster import dask_client
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +178,6 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             if w:
                 # the local cluster `parse --workers w` starts (same function and Dask settings),
                 # started once for the phase; parse_reports gets its address
-                stack.enter_context(dask.config.set(QUIET_CLUSTER_CONFIG))
                 t0 = time.perf_counter()
                 client = stack.enter_context(dask_client(w, quiet=True, malloc_trim=False))
                 t1 = time.perf_counter()

@@ -319,14 +319,9 @@ def parse_reports(
                 save(b, parse_batch(b, spec))
         timer.timings["parse_cpu_s"] = time.process_time() - cpu0
     else:
-        import dask
-        import distributed  # noqa: F401  (its config defaults, before dask.config.set below)
-
         from medmm.reports import tasks
 
         with ExitStack() as stack:
-            if not scheduler:  # the local cluster of this run: quieter periodic work (tasks module)
-                stack.enter_context(dask.config.set(tasks.QUIET_CLUSTER_CONFIG))
             with timer("cluster_start"):
                 # glibc's adaptive malloc in local workers, as in a plain process (Dask's 64 KB trim
                 # threshold costs the tasks ~2.5% more CPU)

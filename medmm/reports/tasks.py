@@ -22,7 +22,6 @@ from medmm.reports.io.inputs import ReportInput
 from medmm.reports.nlp import PipelineSpec, get_pipeline
 
 __all__ = [
-    "QUIET_CLUSTER_CONFIG",
     "TASK_LIMITS",
     "PartWritten",
     "Work",
@@ -40,17 +39,6 @@ __all__ = [
 #: (scheduler and client messages, on the same cores), so the last round stays at ~400 reports
 #: (~0.1 s); the docs are streamed, so a large task holds only its small token arrays.
 TASK_LIMITS = (400, 5000)
-#: Dask settings for the local cluster ``parse`` starts (``dask.config.set`` around it): psutil's
-#: system monitor every 5 s instead of 0.5 s, the event-loop tick every 200 ms instead of 20 ms and
-#: the memory monitor (a new ``psutil.Process`` per call in each nanny) every 500 ms instead of
-#: 100 ms, in the scheduler, each nanny (all in the driver process, on the cores the workers use)
-#: and each worker. (The statistical profiler is off in every local cluster ``dask_client`` starts:
-#: :data:`medmm.workflows.cluster.LOCAL_CLUSTER_CONFIG`; :func:`profiler` pauses it elsewhere.)
-QUIET_CLUSTER_CONFIG: dict[str, Any] = {
-    "distributed.admin.system-monitor.interval": "5s",
-    "distributed.admin.tick.interval": "200ms",
-    "distributed.worker.memory.monitor-interval": "500ms",
-}
 
 
 @dataclass(frozen=True)
