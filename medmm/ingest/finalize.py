@@ -32,12 +32,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from medmm.ingest.merge import MANIFEST, as_written, conform, no_outcome_row, row_schema
+from medmm.ingest.arrow_rows import pandas_schema, table_from_columns
+from medmm.ingest.merge import MANIFEST, conform, no_outcome_row, row_schema
 from medmm.records import Status
 
 __all__ = [
@@ -112,17 +111,6 @@ def _write_groups(dest: Path, schema: pa.Schema, groups: Iterable[pa.Table]) -> 
         raise
 
 
-def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    vc = pc.value_counts(column).flatten()
-    return vc[0].to_pylist(), vc[1].to_pylist()
-
-
-def _ingested_volumes(table: pa.Table) -> list[str]:
-    """Distinct non-empty volume ids of the ingested rows of ``table``."""
-    ingested = pc.and_(pc.equal(table["status"], Status.ingested.value), pc.not_equal(table["volume_id"], ""))
-    return [v for v in pc.unique(table["volume_id"].filter(ingested)).to_pylist() if v]
-
-
 class _Witness:
     """A few rows of a table that give pandas' whole-table types: for each column the first row with a
     null, the first with a value and (lists) the first with a non-empty value."""
@@ -143,21 +131,20 @@ class _Witness:
                     self._seen.add((name, kind))
                     self.rows.setdefault(index, row)
 
-    def add_table(self, offset: int, table: pa.Table) -> None:
-        """The witnesses of a table of scalar columns whose first row is row ``offset`` of the whole."""
+    def add_rows(self, offset: int, rows: list[Row]) -> None:
+        """The witnesses of ``rows`` (scalar columns), whose first is row ``offset`` of the whole."""
         for name in self.names:
-            valid = table[name].is_valid()
-            for kind, want in (("null", False), ("value", True)):
+            for kind, null in (("null", True), ("value", False)):
                 if (name, kind) in self._seen:
                     continue
-                hit = pc.index(valid, want).as_py()
+                hit = next((i for i, row in enumerate(rows) if (row.get(name) is None) is null), -1)
                 if hit >= 0:
                     self._seen.add((name, kind))
-                    self.rows.setdefault(offset + hit, table.slice(hit, 1).to_pylist()[0])
+                    self.rows.setdefault(offset + hit, rows[hit])
 
     def schema(self) -> pa.Schema:
-        frame = pd.DataFrame([self.rows[i] for i in sorted(self.rows)], columns=self.names)
-        return pa.Table.from_pandas(frame, preserve_index=False).schema
+        """The schema and pandas metadata pandas gives the whole table (:func:`.arrow_rows.pandas_schema`)."""
+        return pandas_schema(self.names, [self.rows[i] for i in sorted(self.rows)])
 
 
 def _row_sources(run_dir: Path, parts: Path, schema: pa.Schema) -> Iterator[list[Row]]:
@@ -177,7 +164,7 @@ def _row_sources(run_dir: Path, parts: Path, schema: pa.Schema) -> Iterator[list
             yield conform(pq.read_table(part, use_threads=False), schema).to_pylist()
 
 
-def _frames(path: Path) -> Iterator[list[Row]]:
+def _frames(path: Path) -> Iterator[list[Any]]:
     if not path.exists():
         return
     with path.open("rb") as fh:
@@ -188,7 +175,7 @@ def _frames(path: Path) -> Iterator[list[Row]]:
                 return
 
 
-def _append(path: Path, rows: list[Row]) -> None:
+def _append(path: Path, rows: list[Any]) -> None:
     with path.open("ab") as fh:
         pickle.dump(rows, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -238,6 +225,7 @@ def write_manifest(
                 _append(work / f"{b:08d}.pkl", some)
             del rows, by_bucket
         summary, witness = ManifestSummary(), _Witness(names)
+        ingested = Status.ingested.value
         counts: Counter[str] = Counter()
         volume_ids: set[str] = set()
         wanted = iter(paths())
@@ -248,25 +236,21 @@ def write_manifest(
                     latest[row["path"]] = row  # frames are in journal order: the last row wins
             settled = [latest.get(p) or no_outcome_row(p) for p in islice(wanted, rows_per_group)]
             del latest
-            table = pa.Table.from_pylist(settled, schema=source)
-            del settled
-            witness.add_table(summary.n_rows, table)
-            summary.n_rows += table.num_rows
-            counts.update(dict(zip(*_value_counts(table["status"]), strict=True)))
-            volume_ids.update(_ingested_volumes(table))
+            witness.add_rows(summary.n_rows, settled)
+            summary.n_rows += len(settled)
+            counts.update(row["status"] for row in settled)
+            volume_ids.update(
+                row["volume_id"] for row in settled if row["status"] == ingested and row["volume_id"]
+            )
             (work / f"{b:08d}.pkl").unlink(missing_ok=True)
-            final = pa.OSFile(str(work / f"final-{b:08d}.arrow"), "wb")
-            with final, pa.ipc.new_file(final, source) as ipc:
-                ipc.write_table(table)
-            del table
-        schema = witness.schema()
+            _append(work / f"final-{b:08d}.pkl", [[row.get(n) for row in settled] for n in names])
+            del settled
+        schema = witness.schema()  # the types are known once every row was seen: built only now
 
         def groups() -> Iterator[pa.Table]:
             for b in range(len(bounds)):
-                with pa.OSFile(str(work / f"final-{b:08d}.arrow")) as src:
-                    table = as_written(pa.ipc.open_file(src).read_all(), schema)
-                yield table  # one bucket's rows at a time
-                del table
+                for columns in _frames(work / f"final-{b:08d}.pkl"):
+                    yield table_from_columns(columns, schema)  # one bucket's rows at a time
 
         _write_groups(dest, schema, groups())
     finally:
@@ -337,6 +321,8 @@ def write_volumes(
             with part.open("rb") as fh:
                 where.update((str(rec["volume_id"]), part) for rec in pickle.load(fh))
         else:  # parquet parts of older versions: few, kept as records
+            import pandas as pd
+
             frame = pd.read_parquet(part)
             for old in frame.to_dict(orient="records"):
                 where[str(old["volume_id"])] = {str(k): v for k, v in old.items()}
@@ -369,14 +355,11 @@ def write_volumes(
             witness.add(index, rec)
             index += 1
     schema = witness.schema()
-    plain = schema.remove_metadata()
 
     def groups() -> Iterator[pa.Table]:
         for chunk in chunks():
-            table = pa.Table.from_pylist(chunk, schema=plain)
+            yield table_from_columns([[rec.get(n) for rec in chunk] for n in names], schema)
             del chunk
-            yield table.replace_schema_metadata(schema.metadata)
-            del table
 
     _write_groups(dest, schema, groups())
     return len(kept)

@@ -19,9 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from medmm.errors import reason_of
@@ -104,6 +102,8 @@ _REPEATED = (
 
 
 def _compact(table: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
     for name in _REPEATED:
         i = table.schema.get_field_index(name)
         table = table.set_column(i, name, pc.dictionary_encode(table[name]))
@@ -137,6 +137,8 @@ def merge_rows(run_dir: Path, parts: Path, paths: Iterable[str]) -> pa.Table:
     paths
         Every input of this run, each once.
     """
+    import pyarrow.compute as pc
+
     table = read_all(run_dir, parts)
     schema = row_schema()
     wanted = pa.array(paths, pa.string())
@@ -165,6 +167,9 @@ def write_like_pandas(table: pa.Table, path: Path) -> None:
     type, as in pandas; the file's bytes are identical.
     """
     import tempfile
+
+    import pandas as pd
+    import pyarrow.compute as pc
 
     pick: set[int] = set()
     for column in table.columns:
