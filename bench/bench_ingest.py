@@ -8,13 +8,13 @@ The archive is made by :mod:`bench._archive`: the real uncompressed MR series of
   with (ISA-L level 1), plus its JSON sidecar - the same outputs ``medmm ingest`` writes (compressed
   against compressed);
 * ``python -m medmm.ingest ingest --workers 1`` and ``--workers 2`` (the ingest command alone), and
-  ``medmm ingest --workers 2`` through the full CLI: start-up of the command and of the local Dask
-  cluster included, as a user sees it. Two rates leave the fixed costs out: the *marginal* rate (extra slices
-  of the large archive over the small one, divided by the extra wall time) and the *steady-state* rate
-  (slices divided by the time of the scan + assemble + convert phases that ``run.json`` records); the
-  rest of the wall time (CLI imports, cluster start and shut-down, writing the tables) is reported as
-  ``fixed s``; the fixed cost proper (wall and CPU) is the intercept at zero slices of the line
-  through the two smallest sizes;
+  ``python -m medmm ingest --workers 2`` (the full CLI, as the ``medmm`` console script runs it):
+  start-up of the command and of the local Dask cluster included, as a user sees it. Two rates leave
+  the fixed costs out: the *marginal* rate (extra slices of the large archive over the small one,
+  divided by the extra wall time) and the *steady-state* rate (slices divided by the time of the
+  scan + assemble + convert phases that ``run.json`` records); the rest of the wall time (CLI imports,
+  cluster start and shut-down, writing the tables) is reported as ``fixed s``; the fixed cost proper
+  (wall and CPU) is the intercept at zero slices of the line through the two smallest sizes;
 * the load average of the shared machine before each measurement is recorded next to it;
 * CPU seconds (user + system) of each tool's whole process tree (``getrusage`` of the waited-for
   children), and per slice: unlike wall time, this barely moves with the load of a shared machine;
@@ -52,13 +52,13 @@ from bench._archive import make_archive
 
 SIZES = (1000, 5000, 20000)
 #: (result key, module run with ``python -m``, workers). ``medmm.ingest`` is the ingest command alone;
-#: ``medmm.cli`` is the full ``medmm`` CLI (every stage registered, their modules imported lazily),
-#: which multiprocessing runs again in each Dask worker (imported once by the workers' server) -
-#: measured at 2 workers to show that cost.
+#: ``medmm`` is the full ``medmm`` CLI as the console script runs it (:mod:`medmm._entry`: the
+#: workers' server launched first, then typer and every stage's command module) - measured at 2
+#: workers to show what the full CLI costs on top.
 VARIANTS = (
     ("medmm_w1", "medmm.ingest", 1),
     ("medmm_w2", "medmm.ingest", 2),
-    ("medmm_cli_w2", "medmm.cli", 2),
+    ("medmm_cli_w2", "medmm", 2),
 )
 QUICK_SIZES = (1000, 5000)
 
