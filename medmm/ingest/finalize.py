@@ -2,13 +2,13 @@
 
 :func:`write_manifest` merges ``manifest.parquet`` from the last finished run's manifest and the journal
 parts (later rows win, one row per input, sorted by path, a quarantined safety-net row for an input with
-no row) as an external sort: the sorted input paths (read twice from the walk's spill) cut the path space
-into buckets of :data:`ROWS_PER_GROUP` inputs; every row is routed to its bucket's file on disk; then
-each bucket is settled (last row per path, in path order) and written as one parquet row group. The
-schema and pandas metadata are those pandas gives the whole table (:func:`~.merge.write_like_pandas`),
-derived from a few witness rows (a null and a value of each column), so pandas reads back the same
-frame; an archive of at most :data:`ROWS_PER_GROUP` inputs gives one row group and the same bytes as
-before. :func:`write_volumes` writes ``volumes.parquet`` the same way from the volume parts, a row
+no row) as an external sort: the sorted input paths (read twice from the walk's spill) cut the path
+space into buckets of :data:`ROWS_PER_GROUP` inputs; every row is routed to its bucket's file on disk;
+then each bucket is settled (last row per path, in path order) and written as one parquet row group. The
+schema and pandas metadata are those pandas gives the whole table, derived from a few witness rows (a
+null and a value of each column) without importing pandas (:mod:`.arrow_rows`), so pandas reads back the
+same frame; an archive of at most :data:`ROWS_PER_GROUP` inputs gives one row group and the same bytes
+as before. :func:`write_volumes` writes ``volumes.parquet`` the same way from the volume parts, a row
 group of records listing :data:`SOURCES_PER_GROUP` source files at a time.
 
 >>> import tempfile, pathlib
