@@ -167,36 +167,64 @@ def pandas_schema(names: Sequence[str], rows: Sequence[Row]) -> pa.Schema:
         return pa.Table.from_pandas(frame, preserve_index=False).schema
 
 
-def _validity(values: Sequence[Any]) -> tuple[pa.Buffer | None, int]:
+def _validity(values: Sequence[Any], nan_is_null: bool = False) -> tuple[pa.Buffer | None, int]:
+    """The validity bitmap of ``values`` (``None`` when there is no null) and the number of nulls."""
     n = len(values)
-    valid = np.fromiter((not _null(v) for v in values), np.bool_, n)
-    nulls = n - int(valid.sum())
-    return (pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None), nulls
+    if not nan_is_null:
+        nulls = list(values).count(None)
+        if not nulls:
+            return None, 0
+        valid = np.fromiter((v is not None for v in values), np.bool_, n)
+    else:
+        valid = np.fromiter((not _null(v) for v in values), np.bool_, n)
+        nulls = n - int(valid.sum())
+        if not nulls:
+            return None, 0
+    return pa.py_buffer(np.packbits(valid, bitorder="little")), nulls
+
+
+def _strings(arrow_type: pa.DataType, values: Sequence[Any]) -> pa.Array:
+    """A string column; a non-string cell (a float NaN included) raises for :func:`pa.array` to decide."""
+    n = len(values)
+    validity, nulls = _validity(values)
+    cells = ["" if v is None else v for v in values] if nulls else list(values)
+    joined = "".join(cells)  # TypeError for a cell that is not a string
+    width = np.int64 if arrow_type == pa.large_string() else np.int32
+    if joined.isascii():  # one byte per character: lengths and data straight from the strings
+        data, lengths = joined.encode("ascii"), np.fromiter(map(len, cells), width, n)
+    else:
+        encoded = [v.encode("utf-8") for v in cells]
+        data, lengths = b"".join(encoded), np.fromiter(map(len, encoded), width, n)
+    offsets = np.zeros(n + 1, width)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(arrow_type, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
 
 
 def _array(arrow_type: pa.DataType, values: Sequence[Any]) -> pa.Array:
     """An Arrow array of ``values`` built from numpy buffers (``pa.array`` would import pandas)."""
     n = len(values)
     if arrow_type == pa.null():
+        if any(not _null(v) for v in values):
+            raise _Unsupported
         return pa.nulls(n)
-    validity, nulls = _validity(values)
     if arrow_type in (pa.string(), pa.large_string()):
-        encoded = [b"" if _null(v) else v.encode("utf-8") for v in values]
-        width = np.int64 if arrow_type == pa.large_string() else np.int32
-        offsets = np.zeros(n + 1, width)
-        np.cumsum(np.fromiter(map(len, encoded), width, n), out=offsets[1:])
-        buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-        return pa.Array.from_buffers(arrow_type, n, buffers, nulls)
-    if arrow_type == pa.int64():
-        data = np.fromiter((0 if _null(v) else v for v in values), np.int64, n)
+        return _strings(arrow_type, values)
+    if arrow_type == pa.int64():  # a NaN or a float cell raises: pa.array decides
+        validity, nulls = _validity(values)
+        cells = [0 if v is None else v for v in values] if nulls else values
+        if not all(type(v) is int for v in cells):
+            raise _Unsupported
+        data = np.array(cells, np.int64)
     elif arrow_type == pa.float64():  # an int becomes the nearest double, as pandas converts it
+        validity, nulls = _validity(values, nan_is_null=True)
         data = np.fromiter((0.0 if _null(v) else float(v) for v in values), np.float64, n)
     elif arrow_type == pa.bool_():
-        bits = np.packbits(
-            np.fromiter((bool(v) and not _null(v) for v in values), np.bool_, n), bitorder="little"
-        )
+        validity, nulls = _validity(values, nan_is_null=True)
+        flags = np.fromiter((bool(v) and not _null(v) for v in values), np.bool_, n)
+        bits = np.packbits(flags, bitorder="little")
         return pa.Array.from_buffers(arrow_type, n, [validity, pa.py_buffer(bits)], nulls)
     elif isinstance(arrow_type, pa.ListType):
+        validity, nulls = _validity(values, nan_is_null=True)
         present = [v for v in values if not _null(v)]
         if not all(isinstance(v, list) for v in present):
             raise _Unsupported
@@ -204,9 +232,8 @@ def _array(arrow_type: pa.DataType, values: Sequence[Any]) -> pa.Array:
         offsets = np.zeros(n + 1, np.int32)
         np.cumsum(lengths, out=offsets[1:])
         child = _array(arrow_type.value_type, [x for v in present for x in v])
-        return pa.Array.from_buffers(
-            arrow_type, n, [validity, pa.py_buffer(offsets)], nulls, children=[child]
-        )
+        buffers = [validity, pa.py_buffer(offsets)]
+        return pa.Array.from_buffers(arrow_type, n, buffers, nulls, children=[child])
     else:
         raise _Unsupported
     return pa.Array.from_buffers(arrow_type, n, [validity, pa.py_buffer(data)], nulls)

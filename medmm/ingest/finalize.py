@@ -131,15 +131,17 @@ class _Witness:
                     self._seen.add((name, kind))
                     self.rows.setdefault(index, row)
 
-    def add_rows(self, offset: int, rows: list[Row]) -> None:
-        """The witnesses of ``rows`` (scalar columns), whose first is row ``offset`` of the whole."""
-        for name in self.names:
-            for kind, null in (("null", True), ("value", False)):
-                if (name, kind) in self._seen:
-                    continue
-                hit = next((i for i, row in enumerate(rows) if (row.get(name) is None) is null), -1)
+    def add_columns(self, offset: int, rows: list[Row], columns: list[list[Any]]) -> None:
+        """The witnesses of ``rows`` (scalar columns; ``columns`` holds their cells by column, in the
+        order of :attr:`names`), whose first is row ``offset`` of the whole."""
+        for name, cells in zip(self.names, columns, strict=True):
+            if (name, "null") not in self._seen and None in cells:
+                self._seen.add((name, "null"))
+                self.rows.setdefault(offset + cells.index(None), rows[cells.index(None)])
+            if (name, "value") not in self._seen:
+                hit = next((i for i, v in enumerate(cells) if v is not None), -1)
                 if hit >= 0:
-                    self._seen.add((name, kind))
+                    self._seen.add((name, "value"))
                     self.rows.setdefault(offset + hit, rows[hit])
 
     def schema(self) -> pa.Schema:
@@ -226,6 +228,7 @@ def write_manifest(
             del rows, by_bucket
         summary, witness = ManifestSummary(), _Witness(names)
         ingested = Status.ingested.value
+        status, volume = names.index("status"), names.index("volume_id")
         counts: Counter[str] = Counter()
         volume_ids: set[str] = set()
         wanted = iter(paths())
@@ -236,15 +239,16 @@ def write_manifest(
                     latest[row["path"]] = row  # frames are in journal order: the last row wins
             settled = [latest.get(p) or no_outcome_row(p) for p in islice(wanted, rows_per_group)]
             del latest
-            witness.add_rows(summary.n_rows, settled)
+            columns = [[row.get(n) for row in settled] for n in names]
+            witness.add_columns(summary.n_rows, settled, columns)
             summary.n_rows += len(settled)
-            counts.update(row["status"] for row in settled)
+            counts.update(columns[status])
             volume_ids.update(
-                row["volume_id"] for row in settled if row["status"] == ingested and row["volume_id"]
+                v for s, v in zip(columns[status], columns[volume], strict=True) if v and s == ingested
             )
             (work / f"{b:08d}.pkl").unlink(missing_ok=True)
-            _append(work / f"final-{b:08d}.pkl", [[row.get(n) for row in settled] for n in names])
-            del settled
+            _append(work / f"final-{b:08d}.pkl", columns)
+            del settled, columns
         schema = witness.schema()  # the types are known once every row was seen: built only now
 
         def groups() -> Iterator[pa.Table]:
