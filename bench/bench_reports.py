@@ -12,9 +12,10 @@ holds in the worker phases is then not scanned by the GC during ``nlp.pipe`` (th
 
 1. **Steady state** (3 repeats, quick 2; medians): three phases, ``medmm parse in-process``
    (``workers=0``, the same work without Dask, no cluster alive), then ``medmm parse, 1 worker`` and
-   ``2 workers`` each on its own local cluster made by the same ``dask_client`` call and Dask settings
-   as ``parse --workers N`` (``workflows.cluster.LOCAL_QUIET_CONFIG``, glibc's malloc), started before
-   its repeats (start-up and the pipeline loading in the workers timed apart) and closed after them.
+   ``2 workers`` each on its own local cluster made as ``parse --workers N`` makes it
+   (``reports.preload.local_cluster``: Dask settings ``workflows.cluster.LOCAL_QUIET_CONFIG``, glibc's
+   malloc, workers forked from a server that built the pipeline), started before its repeats
+   (start-up and the check that the workers hold the pipeline timed apart) and closed after them.
    In every repeat ``nlp.pipe`` runs right before the medmm method and the ratio is taken against that
    run. Timed: the ``parse`` phase of
    ``parse_reports`` (tasks incl. row extraction and writing the resumable parts, into a fresh run
@@ -139,8 +140,8 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Measure and print the tables; returns the JSON summary."""
     from medmm.reports.io.inputs import read_reports
     from medmm.reports.nlp import PipelineSpec, get_pipeline
+    from medmm.reports.preload import local_cluster
     from medmm.reports.tasks import warm
-    from medmm.workflows.cluster import dask_client
 
     out_dir.mkdir(parents=True, exist_ok=True)
     repeats = 2 if quick else 3
@@ -179,7 +180,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
                 # the local cluster `parse --workers w` starts (same function and Dask settings),
                 # started once for the phase; parse_reports gets its address
                 t0 = time.perf_counter()
-                client = stack.enter_context(dask_client(w, quiet=True, malloc_trim=False))
+                client = stack.enter_context(local_cluster(w, spec))
                 t1 = time.perf_counter()
                 client.run(warm, spec)
                 startup[w] = {"cluster_start_s": t1 - t0, "warm_workers_s": time.perf_counter() - t1}

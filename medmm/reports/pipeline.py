@@ -320,13 +320,20 @@ def parse_reports(
         timer.timings["parse_cpu_s"] = time.process_time() - cpu0
     else:
         from medmm.reports import tasks
+        from medmm.reports.preload import local_cluster
 
         with ExitStack() as stack:
             with timer("cluster_start"):
                 # glibc's adaptive malloc in local workers, as in a plain process (Dask's 64 KB trim
                 # threshold costs the tasks ~2.5% more CPU)
-                client = stack.enter_context(dask_client(workers, scheduler, quiet=True, malloc_trim=False))
-            with timer("warm_workers"):  # each worker builds its pipeline once, before the first task
+                # a local cluster's workers are forked from a server that built the pipeline
+                # (medmm.reports.preload): one build, its tables shared copy-on-write
+                client = stack.enter_context(
+                    dask_client(workers, scheduler, quiet=True, malloc_trim=False)
+                    if scheduler
+                    else local_cluster(workers, spec)
+                )
+            with timer("warm_workers"):  # built once per worker before the first task (local: already)
                 client.run(tasks.warm, spec)
             profiling = [w for w, was in client.run(tasks.profiler, False).items() if was]
             cpu_before = client.run(tasks.cpu_seconds)
