@@ -19,6 +19,16 @@ __all__ = ["register"]
 
 
 def _print_counts(counts: dict[str, int], title: str) -> None:
+    import sys
+
+    if not sys.stdout.isatty():  # unattended runs: plain text, without rich's import (~25 ms of CPU)
+        rows = [*counts.items(), ("total", sum(counts.values()))]
+        width = max(len("status"), *(len(status) for status, _ in rows))
+        digits = max(len("files"), *(len(str(n)) for _, n in rows))
+        lines = [title, f"{'status':<{width}}  {'files':>{digits}}"]
+        lines += [f"{status:<{width}}  {n:>{digits}}" for status, n in rows]
+        typer.echo("\n".join(lines))
+        return
     from rich.console import Console
     from rich.table import Table
 

@@ -12,6 +12,7 @@ archive.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -70,8 +71,6 @@ def run_streamed(
     if first is _END:
         return
     from distributed import as_completed
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if show_progress is None:
         show_progress = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
@@ -90,17 +89,8 @@ def run_streamed(
         submit(item)
         if len(pending) >= window:
             break
-    progress = Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not show_progress,
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task(label, total=total)
+    progress = _progress(label, total) if show_progress else None  # rich (~25 ms) only for the bar
+    with progress or contextlib.nullcontext():
         for fut in done:
             item = pending.pop(fut.key)
             try:
@@ -111,8 +101,26 @@ def run_streamed(
             nxt = next(it, _END)
             if nxt is not _END:
                 submit(nxt)
-            progress.advance(task)
+            if progress is not None:
+                progress.advance(progress.task_ids[0])
             yield item, result
+
+
+def _progress(label: str, total: int | None) -> Any:
+    """A rich progress bar on stderr with one task, ``label``, of ``total`` steps."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+    progress.add_task(label, total=total)
+    return progress
 
 
 _END: Any = object()

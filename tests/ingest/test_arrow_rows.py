@@ -100,7 +100,7 @@ def test_empty_and_chunked_columns() -> None:
     assert table_from_columns([["ab", None, "c"]], strings)["s"].to_pylist() == ["ab", None, "c"]
 
 
-def test_a_fresh_ingest_run_imports_neither_pandas_nor_arrow_compute(tmp_path: Path) -> None:
+def test_a_fresh_unattended_run_imports_no_pandas_arrow_compute_or_rich(tmp_path: Path) -> None:
     from medmm.ingest.sample import build_sample_archive
 
     archive = build_sample_archive(tmp_path / "archive")
@@ -115,14 +115,14 @@ def test_a_fresh_ingest_run_imports_neither_pandas_nor_arrow_compute(tmp_path: P
             from medmm.ingest.pipeline import ingest_archive
             run, key = {str(tmp_path / "run")!r}, Path({str(key)!r})
             ingest_archive({str(archive)!r}, run, workers=1, key_file=key)
-            print(json.dumps([m in sys.modules for m in ("pandas", "pyarrow.compute")]))
+            print(json.dumps([m in sys.modules for m in ("pandas", "pyarrow.compute", "rich")]))
         """
     )
     (tmp_path / "run_it.py").write_text(script)
     done = subprocess.run(
         [sys.executable, str(tmp_path / "run_it.py")], capture_output=True, text=True, timeout=300, check=True
     )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, False]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, False, False]
     manifest = pd.read_parquet(tmp_path / "run" / "manifest.parquet")
     assert manifest["status"].nunique() >= 4  # a varied table: quarantined, non-image, ingested ...
     for name in ("manifest.parquet", "volumes.parquet"):  # pandas writes the frame it reads back alike

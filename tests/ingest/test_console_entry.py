@@ -65,4 +65,6 @@ def test_python_m_medmm_runs_every_command(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = pd.read_parquet(tmp_path / "run" / "manifest.parquet")
     assert manifest["path"].is_unique and (manifest["status"] == "ingested").any()
-    assert "medmm ingest:" in done.stdout
+    assert "medmm ingest:" in done.stdout  # unattended: a plain table, without rich
+    table = dict(line.split() for line in done.stdout.splitlines()[1:] if len(line.split()) == 2)
+    assert int(table["total"]) == len(manifest) and int(table["ingested"]) > 0
