@@ -38,8 +38,10 @@ from typing import Any
 
 from medmm.ingest.discover import Entry, iter_archive, pack_entries, unpack_entries
 from medmm.ingest.groups import (
+    GroupDone,
     ScanSummary,
     batch_digest,
+    bundle_groups,
     convert_item,
     scan_item,
     scan_to_parts,
@@ -210,12 +212,13 @@ def _await_worker(client: Any) -> None:
 class _Scan:
     """The driver's view of the scan: O(series) group ids and series pseudonyms, image-file rows."""
 
-    groups: set[str] = field(default_factory=set)
+    groups: dict[str, int] = field(default_factory=dict)  # group id -> files
     series_ids: set[str] = field(default_factory=set)
     images: list[Scanned] = field(default_factory=list)
 
     def add(self, summary: ScanSummary) -> None:
-        self.groups.update(summary.groups)
+        for gid, n in summary.groups.items():
+            self.groups[gid] = self.groups.get(gid, 0) + n
         self.series_ids |= summary.series_ids
         self.images += summary.images
 
@@ -446,12 +449,15 @@ def _ingest(
             )
             if again:  # files of a series that changed are assembled again with it
                 found2 = _scan(dask, again, len(again), root, key, batch_size, show_progress, *scan)
-                found.groups |= found2.groups
+                for gid, n in found2.groups.items():
+                    found.groups[gid] = found.groups.get(gid, 0) + n
                 found.images += found2.images
                 done -= {e.rel for e in again}
         with timer("assemble"):
             jobs = plan_jobs(found.images, book, img_to_hdr)
-            items: list[str | ConvertJob] = [*sorted(found.groups), *jobs]
+            # groups bundled into fewer tasks (a task costs ~2 ms of Dask CPU: "Session 4: worker CPU")
+            bundles = bundle_groups(found.groups, max(slots, _n_workers(dask))) if found.groups else []
+            items: list[tuple[str, ...] | ConvertJob] = [*bundles, *jobs]
             del found
             journal.flush()  # rows settled without conversion survive a kill from here on
         with timer("convert"):
@@ -466,9 +472,14 @@ def _ingest(
                 show_progress=show_progress,
             ):
                 item = items[i]
-                if isinstance(item, str):
-                    if isinstance(result, TaskFailure):
-                        _group_failed(item, out, seq, result.exception, journal)
+                if isinstance(item, tuple):  # a bundle of groups
+                    outcomes: list[Any] = (
+                        [result] * len(item) if isinstance(result, TaskFailure) else list(result)  # type: ignore[arg-type]
+                    )
+                    for gid, outcome in zip(item, outcomes, strict=True):
+                        if not isinstance(outcome, GroupDone):
+                            exc = outcome.exception if isinstance(outcome, TaskFailure) else outcome
+                            _group_failed(gid, out, seq, exc, journal)
                     # a group's volume records are in its journal part: the write reads them there
                     continue
                 if isinstance(result, TaskFailure):

@@ -1,0 +1,61 @@
+"""Conversion tasks that bundle several study/series groups (fewer Dask tasks, same outputs)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medmm.ingest import groups, pipeline
+from medmm.ingest.groups import GROUP_RETRIES, bundle_groups
+from medmm.tables import read_table
+
+
+def test_bundles_cover_every_group_once_in_order_and_end_with_single_groups() -> None:
+    sizes = {f"g{i:03d}": 100 for i in range(50)}
+    bundles = bundle_groups(sizes, slots=2)
+    assert [g for b in bundles for g in b] == sorted(sizes)
+    assert len(bundles) <= len(sizes) // 2  # far fewer tasks than groups
+    assert [len(b) for b in bundles] == sorted((len(b) for b in bundles), reverse=True)
+    assert all(len(b) == 1 for b in bundles[-8:])  # the last tasks are small: no worker waits long
+    assert max(len(b) for b in bundles) <= 50 / 8
+
+
+def test_a_large_group_is_its_own_task() -> None:
+    sizes = {"a": 5, "b": 5000, "c": 5, "d": 5}
+    bundles = bundle_groups(sizes, slots=1, per_slot=2)
+    assert ("b",) in bundles and [g for b in bundles for g in b] == ["a", "b", "c", "d"]
+
+
+def test_a_failing_group_in_a_bundle_quarantines_its_files_only(
+    sample: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive0, key, _ = sample
+    archive = tmp_path / "archive"
+    shutil.copytree(archive0, archive)
+    real = groups.convert_group
+    calls: dict[str, int] = {}
+    victim: list[str] = []
+
+    def failing(gid: str, *args: Any) -> Any:
+        if not victim:
+            victim.append(gid)  # the first group converted fails every time
+        calls[gid] = calls.get(gid, 0) + 1
+        if gid == victim[0]:
+            raise OSError("simulated disk error")
+        return real(gid, *args)
+
+    monkeypatch.setattr(groups, "convert_group", failing)
+    monkeypatch.setattr(pipeline, "bundle_groups", lambda sizes, slots: [tuple(sorted(sizes))])
+    run = tmp_path / "run"
+    result = pipeline.ingest_archive(archive, run, workers=1, processes=False, key_file=key)
+    assert len(calls) > 1  # one bundle held several groups
+    assert calls[victim[0]] == 1 + GROUP_RETRIES  # retried as its own task would have been
+    manifest = read_table(run / "manifest.parquet")
+    failed = manifest[manifest["reason"].str.contains("simulated disk error", na=False)]
+    assert len(failed) > 0 and (failed["status"] == "quarantined").all()
+    assert failed["reason"].str.startswith("IngestTaskError").all()
+    assert result.counts.get("ingested", 0) > 0  # the bundle's other groups were converted
+    assert len(manifest) == result.n_files and manifest["path"].is_unique
