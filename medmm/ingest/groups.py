@@ -4,9 +4,11 @@ A scan task (:func:`scan_to_parts`) journals the final manifest rows of its batc
 the header records of its DICOM images, with their provisional rows, partitioned by study/series group
 (``RUN_DIR/.parts/headers/<run>/<group>/<batch>.pkl``). It returns a :class:`ScanSummary`: the groups it
 touched with their file counts, the series pseudonyms it saw, and the rows of NIfTI/ANALYZE files (few:
-each is its own volume). One group task (:func:`convert_group`) per study/series group then reads the
-group's parts, assembles its stacks, writes their volumes and journals the settled rows; it returns the
-volume records only. The manifest is merged from the journal parts at the end (:mod:`.merge`).
+each is its own volume). :func:`convert_group` then reads one study/series group's parts, assembles its
+stacks, writes their volumes and journals the settled rows; it returns the volume records only. Small
+groups go to the workers a few at a time (:func:`bundle_groups`, :func:`convert_groups`): a Dask task
+costs a few milliseconds of CPU, as much as converting ~10-20 slices. The manifest is merged from the
+journal parts at the end (:mod:`.merge`).
 
 >>> scan_to_parts([], "/nonexistent", b"k" * 32, "/nonexistent", 1).groups
 {}

@@ -9,8 +9,9 @@ Flow (driver = this process, tasks = Dask workers):
    worker thread: :mod:`.stream`) sniff formats and read DICOM headers; they journal final rows
    themselves and write header records + provisional rows partitioned by study/series group under
    ``RUN_DIR/.parts/headers/``; the driver gets O(series) summaries (:mod:`.groups`);
-3. one task per study/series group assembles its stacks, writes their volumes and journals the settled
-   rows; one task per NIfTI/ANALYZE file converts it (its rows are settled here, few);
+3. conversion tasks of one or a few study/series groups each (:func:`~.groups.bundle_groups`) assemble
+   each group's stacks, write their volumes and journal the settled rows; one task per NIfTI/ANALYZE
+   file converts it (its rows are settled here, few);
 4. ``manifest.parquet`` and ``volumes.parquet`` are merged from the journal parts and written a row
    group at a time (:mod:`.finalize`); ``run.json`` gets the counts. On a fresh run the driver holds
    nothing per input file: its memory does not grow with the archive.
