@@ -25,8 +25,8 @@ __all__ = ["MIN_WINDOW", "WINDOW_PER_THREAD", "run_streamed"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Tasks submitted and not yet finished, at most, per worker thread (each a scan batch of ~200 files:
-#: ~10 KB of arguments, as much again in the scheduler); at least :data:`MIN_WINDOW`.
+#: Tasks submitted and not yet finished, at most, per worker thread (each a scan batch of up to 500 files:
+#: ~25 KB of arguments, as much again in the scheduler); at least :data:`MIN_WINDOW`.
 WINDOW_PER_THREAD = 8
 MIN_WINDOW = 16
 

@@ -59,3 +59,17 @@ def test_a_failing_group_in_a_bundle_quarantines_its_files_only(
     assert failed["reason"].str.startswith("IngestTaskError").all()
     assert result.counts.get("ingested", 0) > 0  # the bundle's other groups were converted
     assert len(manifest) == result.n_files and manifest["path"].is_unique
+
+
+def test_scan_batches_default_to_scan_batch_files_in_the_cli_and_the_api() -> None:
+    import inspect
+
+    from typer.main import get_command
+
+    from medmm.ingest.__main__ import app
+
+    params = {p.name: p for p in get_command(app).commands["ingest"].params}  # type: ignore[attr-defined]
+    assert params["batch_size"].default == pipeline.SCAN_BATCH == 500
+    assert inspect.signature(pipeline.ingest_archive).parameters["batch_size"].default == pipeline.SCAN_BATCH
+    assert pipeline._batch_size(5000, pipeline.SCAN_BATCH, slots=2) == 500  # 10 tasks at 5,000 files
+    assert pipeline._batch_size(1000, pipeline.SCAN_BATCH, slots=2) == 125  # still 4 per worker
