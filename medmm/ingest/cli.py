@@ -77,10 +77,9 @@ def ingest(
 
         start_workers_early()
     if dashboard is None:  # interactive runs get the dashboard; unattended ones skip bokeh (~0.3 s CPU)
-        import os
-        import sys
+        from medmm.workflows.cluster import interactive
 
-        dashboard = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+        dashboard = interactive()
     from medmm.ingest.pipeline import ingest_archive
 
     result = ingest_archive(

@@ -13,12 +13,10 @@ archive.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from medmm.workflows.cluster import TaskFailure
+from medmm.workflows.cluster import TaskFailure, interactive, progress_bar
 
 __all__ = ["MIN_WINDOW", "WINDOW_PER_THREAD", "run_streamed"]
 
@@ -73,7 +71,7 @@ def run_streamed(
     from distributed import as_completed
 
     if show_progress is None:
-        show_progress = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+        show_progress = interactive()
     if window is None:
         window = max(MIN_WINDOW, WINDOW_PER_THREAD * sum(client.nthreads().values()))
     pending: dict[str, T] = {}
@@ -89,7 +87,7 @@ def run_streamed(
         submit(item)
         if len(pending) >= window:
             break
-    progress = _progress(label, total) if show_progress else None  # rich (~25 ms) only for the bar
+    progress = progress_bar(label, total) if show_progress else None  # rich only for the bar
     with progress or contextlib.nullcontext():
         for fut in done:
             item = pending.pop(fut.key)
@@ -104,23 +102,6 @@ def run_streamed(
             if progress is not None:
                 progress.advance(progress.task_ids[0])
             yield item, result
-
-
-def _progress(label: str, total: int | None) -> Any:
-    """A rich progress bar on stderr with one task, ``label``, of ``total`` steps."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
-    progress.add_task(label, total=total)
-    return progress
 
 
 _END: Any = object()

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # rich's progress bars are imported when a run shows them (~0.01-0.02 s)
     from rich.console import Console
 
-__all__ = ["LOCAL_CLUSTER_CONFIG", "LOCAL_QUIET_CONFIG", "TaskFailure", "dask_client", "run_tasks"]
+__all__ = [
+    "LOCAL_CLUSTER_CONFIG",
+    "LOCAL_QUIET_CONFIG",
+    "TaskFailure",
+    "dask_client",
+    "interactive",
+    "progress_bar",
+    "run_tasks",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +77,36 @@ def _stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def interactive() -> bool:
+    """Whether to show progress bars and the dashboard: stderr is a terminal or ``MEDMM_PROGRESS`` is set.
+
+    >>> interactive() in (True, False)
+    True
+    """
+    return sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+
+
+def progress_bar(label: str, total: int | None) -> Any:
+    """A rich progress bar on stderr holding one task, ``label``, of ``total`` steps (rich imported
+    only here: ~30 ms that unattended runs do not pay).
+
+    >>> bar = progress_bar("scan", 10)
+    >>> bar.advance(bar.task_ids[0])
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr_console(),
+        transient=False,
+    )
+    progress.add_task(label, total=total)
+    return progress
 
 
 def _note(text: str) -> None:
@@ -147,7 +185,7 @@ def dask_client(
     from distributed import Client, LocalCluster  # before dask.config.set: distributed's defaults
 
     if dashboard is None:
-        dashboard = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+        dashboard = interactive()
 
     if not logging.getLogger().isEnabledFor(logging.INFO):  # keep distributed's INFO chatter out of CLIs
         logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -315,27 +353,16 @@ def run_tasks(
     if not items:
         return
     if show_progress is None:
-        show_progress = sys.stderr.isatty() or bool(os.environ.get("MEDMM_PROGRESS"))
+        show_progress = interactive()
     # hash=False: a fresh key per call, so releasing an earlier run's copy never cancels this run's tasks
     shared = [client.scatter(a, broadcast=True, hash=False) if _is_big(a) else a for a in args]
     futures = client.map(fn, list(items), *[[a] * len(items) for a in shared], pure=False, retries=retries)
-    if not show_progress:  # rich (~30 ms of imports) only for the bars
+    if not show_progress:  # rich only for the bars
         yield from _completed(futures)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_stderr_console(),
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task(label, total=len(futures))
+    with progress_bar(label, len(futures)) as progress:
         for i, result in _completed(futures):
-            progress.advance(task)
+            progress.advance(progress.task_ids[0])
             yield i, result
 
 
