@@ -31,11 +31,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from medmm.errors import ConfigError
 from medmm.ingest.errors import IngestTaskError
 from medmm.ingest.records import IngestManifestRow
-from medmm.records import Status
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from medmm.ingest.finalize import ManifestSummary
 
 __all__ = ["Done", "Journal", "row_parts", "run_lock", "volume_parts", "write_part"]
@@ -251,47 +248,6 @@ class Journal:
         write_part(self.run_dir, f"{self._seq:06d}", self._rows, self._volumes)
         self._seq += 1
         self._rows, self._volumes = [], []
-
-    def finish_from_parts(
-        self, paths: Iterable[str], volumes: Mapping[str, dict[str, Any]]
-    ) -> tuple[pa.Table, list[dict[str, Any]]]:
-        """Write ``manifest.parquet`` from the journal (last row per path wins, one row per path).
-
-        The tables are merged with Arrow in memory (a few hundred bytes per file), never as row
-        records; inputs in ``paths`` without any row get a quarantined safety-net row. ``medmm
-        ingest`` writes them with :meth:`finish_streamed` instead (the same tables, a row group in
-        memory at a time); this in-memory merge is the reference it is tested against.
-
-        Parameters
-        ----------
-        paths
-            Every input of this run (files and links), each once.
-        volumes
-            Volume records known to this run, by volume id (this run's and earlier runs').
-
-        Returns
-        -------
-        manifest, volumes
-            The manifest written (an Arrow table) and the volume records written to ``volumes.parquet``.
-        """
-        import pandas as pd
-        import pyarrow.compute as pc
-
-        from medmm.imaging.records import VolumeRecord
-        from medmm.ingest.merge import merge_rows, write_like_pandas
-        from medmm.tables import write_table
-
-        self.flush()
-        table = merge_rows(self.run_dir, self.parts, paths)
-        write_like_pandas(table, self.run_dir / MANIFEST)
-        ingested = pc.equal(table["status"], Status.ingested.value)
-        ids = sorted(v for v in pc.unique(table["volume_id"].filter(ingested)).to_pylist() if v)
-        kept = [volumes[v] for v in ids if v in volumes]
-        frame = pd.DataFrame(kept, columns=list(VolumeRecord.model_fields))
-        write_table(frame, self.run_dir / VOLUMES, VolumeRecord)
-        shutil.rmtree(self.parts, ignore_errors=True)
-        self._remove_orphans(set(ids))
-        return table, kept
 
     def finish_streamed(
         self, paths: Callable[[], Iterable[str]], volumes: Mapping[str, dict[str, Any]]

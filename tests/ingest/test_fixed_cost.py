@@ -33,7 +33,7 @@ def test_run_dir_with_a_part_or_table_is_not_fresh(tmp_path: Path) -> None:
     journal.flush()
     assert not journal.is_fresh()
     assert list(journal.load()[0]) == ["a.txt"]  # read from the part, with Arrow
-    journal.finish_from_parts(["a.txt"], {})  # parts merged into manifest.parquet, then removed
+    journal.finish_streamed(lambda: ["a.txt"], {})  # parts merged into manifest.parquet, then removed
     assert not (tmp_path / ".parts").exists()
     assert not journal.is_fresh() and list(journal.load()[0]) == ["a.txt"]
 
