@@ -3,15 +3,18 @@
 >>> getattr_, dir_ = lazy_exports("medmm.x", {"Path": "pathlib"})
 >>> getattr_("Path").__name__, dir_()
 ('Path', ['Path'])
+
+:func:`import_optional` imports a module that an optional extra may not have installed.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["import_optional", "lazy_exports"]
 
 
 def lazy_exports(
@@ -28,3 +31,18 @@ def lazy_exports(
         return sorted(where)
 
     return getattr_, dir_
+
+
+def import_optional(name: str) -> ModuleType | None:
+    """Module ``name``, or ``None`` when ``name`` itself is not installed (a stage left out of the
+    install); an import error from inside the module (a missing dependency of it) is raised.
+
+    >>> import_optional("json").__name__, import_optional("medmm.no_such_stage")
+    ('json', None)
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise

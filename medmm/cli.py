@@ -11,10 +11,11 @@ is instant.
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import typer
+
+from medmm._lazy import import_optional
 
 __all__ = ["app", "main"]
 
@@ -61,13 +62,9 @@ def version() -> None:
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(app)
+        module = import_optional(name)
+        if module is not None:
+            module.register(app)
 
 
 _register_all()

@@ -10,7 +10,6 @@ True
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
+
+from medmm._lazy import import_optional
 
 __all__ = [
     "RECORD_MODULES",
@@ -50,13 +51,9 @@ def collect_schemas() -> dict[str, type[BaseModel]]:
 
     out: dict[str, type[BaseModel]] = {"manifest_row": ManifestRow}
     for name in RECORD_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        out.update(getattr(module, "SCHEMAS", {}))
+        module = import_optional(name)
+        if module is not None:
+            out.update(getattr(module, "SCHEMAS", {}))
     return out
 
 
