@@ -270,7 +270,7 @@ def parse_reports(
     """
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
-    from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
+    from medmm.workflows.cluster import TaskFailure, dask_client
 
     timer = Timer()
     run_dir = Path(run_dir)
@@ -356,7 +356,8 @@ def parse_reports(
             args = (str(run_dir), token, spec.model, spec.lexicon)  # plain values: no scatter
             try:
                 with timer("parse"):
-                    for i, res in run_tasks(client, tasks.parse_to_part, items, label="reports", args=args):
+                    # a part written by its worker comes back as None (not fetched: tasks.run_parse)
+                    for i, res in tasks.run_parse(client, items, args):
                         if isinstance(res, TaskFailure):  # not saved as a part: a re-run tries again
                             failed += [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
                         elif isinstance(res, BatchTables):
