@@ -34,4 +34,12 @@ def main() -> None:
     start_workers_for_argv(sys.argv[1:])  # before typer and the stages' command modules are imported
     from medmm.cli import main as cli_main
 
-    cli_main()
+    ingest_cli = sys.modules.get("medmm.ingest.cli")
+    before = ingest_cli.runs() if ingest_cli is not None else 0
+    try:
+        cli_main()
+    except SystemExit as exc:
+        ingest_cli = sys.modules.get("medmm.ingest.cli")
+        if ingest_cli is None:  # not an ingest run
+            raise
+        ingest_cli.end_process(exc, before)  # after `medmm ingest`: no teardown of the modules

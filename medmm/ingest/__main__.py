@@ -37,4 +37,10 @@ def _root() -> None:
 
 
 if __name__ == "__main__":
-    app()
+    from medmm.ingest.cli import end_process, runs
+
+    before = runs()
+    try:
+        app()
+    except SystemExit as exc:  # after a run, without the interpreter's teardown of every module
+        end_process(exc, before)

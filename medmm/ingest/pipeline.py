@@ -31,7 +31,7 @@ import os
 import shutil
 import threading
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -57,7 +57,7 @@ from medmm.ingest.tasks import Converted, ConvertJob, Scanned, unexpected
 from medmm.ingest.workers import WORKER_MODULES, start_workers_early
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
-from medmm.runinfo import Timer, update_run_json
+from medmm.runinfo import Timer, package_versions, update_run_json
 from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 from medmm.workflows.forkserver import stop_worker_server
 
@@ -441,7 +441,9 @@ def _ingest(
     seq = journal.reserve()  # this run's task parts sort after earlier runs' and before its own
     journal.add(link_rows)
     companions = set(img_to_hdr)
-    with nullcontext(None) if no_work else _client(client, workers, scheduler, processes, dashboard) as dask:
+    with contextlib.ExitStack() as stack:
+        made = None if no_work else _client(client, workers, scheduler, processes, dashboard)
+        dask = None if made is None else stack.enter_context(made)
         if fresh:  # the final tables' modules, imported while this thread mostly waits on the workers
             _import_in_background(TABLE_MODULES)
         with timer("scan"):
@@ -494,42 +496,82 @@ def _ingest(
                     result = Converted(item.key, reason=unexpected(first, result.exception))
                 if isinstance(result, Converted):
                     book.converted(item, result)
+        # every task's result is in: the cluster shuts down in a thread while this one writes the tables
+        closing = _Closing(stack.pop_all())
+    try:
+        with timer("write"):
 
-    with timer("write"):
+            def paths() -> Iterator[str]:  # every input, sorted: the walk's files and its other rows
+                return heapq.merge(spill.rels(), (r.path for r in link_rows))
 
-        def paths() -> Iterator[str]:  # every input, sorted: the walk's files and its other rows
-            return heapq.merge(spill.rels(), (r.path for r in link_rows))
-
-        manifest, n_volumes = journal.finish_streamed(paths, volumes)
-    counts, n_rows = manifest.counts, manifest.n_rows
-    timings = timer.total()
-    update_run_json(
-        out,
-        "ingest",
-        options={
-            "archive": str(root.resolve()),
-            "workers": workers,
-            "scheduler": scheduler,
-            "batch_size": batch_size,
-        },
-        counts=counts,
-        timings=timings,
-        extra={"n_files": n_rows, "n_volumes": n_volumes, "n_skipped": len(done)},
-    )
+            manifest, n_volumes = journal.finish_streamed(paths, volumes)
+        counts, n_rows = manifest.counts, manifest.n_rows
+        timings = timer.total()
+        update_run_json(
+            out,
+            "ingest",
+            options={
+                "archive": str(root.resolve()),
+                "workers": workers,
+                "scheduler": scheduler,
+                "batch_size": batch_size,
+            },
+            counts=counts,
+            timings=timings,
+            extra={"n_files": n_rows, "n_volumes": n_volumes, "n_skipped": len(done)},
+        )
+    except BaseException:
+        closing.join(raise_error=False)  # the error of the write is the one to report
+        raise
+    closing.join()  # the cluster is gone (an error while closing it is raised here)
     return IngestResult(out, counts, n_rows, n_volumes, len(done), timings)
 
 
+class _Closing:
+    """Close ``stack`` (the run's Dask client, local cluster and worker server) in a thread.
+
+    Once every task's result is in, nothing the tables need comes from the cluster any more: its
+    workers have written their journal parts and volumes (atomically). Stopping it (client, workers,
+    nannies, scheduler, the worker server: ~30-40 ms, mostly waiting for processes to exit) then runs
+    beside the table writing instead of before it. :meth:`join` waits for it and raises what closing
+    raised, so a run still returns only once its cluster is gone.
+    """
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(stack,), name="medmm-close-cluster")
+        self._thread.start()
+
+    def _run(self, stack: contextlib.ExitStack) -> None:
+        try:
+            stack.close()
+        except BaseException as exc:  # handed to the main thread by join()
+            self._error = exc
+
+    def join(self, raise_error: bool = True) -> None:
+        """Wait until the cluster is closed; raise the error closing it raised, if any (else log it)."""
+        self._thread.join()
+        if self._error is not None:
+            if raise_error:
+                raise self._error
+            log.warning("closing the Dask cluster failed: %s", self._error)
+
+
 #: what writing the final tables imports (Arrow and its parquet writer, ~0.03 s of CPU; not pandas,
-#: not pyarrow.compute: see :mod:`medmm.ingest.arrow_rows`)
-TABLE_MODULES = ("pyarrow", "pyarrow.parquet", "medmm.ingest.finalize")
+#: not pyarrow.compute: see :mod:`medmm.ingest.arrow_rows`), and the volume records, which the
+#: conversion tasks' results hold (unpickled on the driver: its package imports the converter, ~40 ms)
+TABLE_MODULES = ("pyarrow", "pyarrow.parquet", "medmm.ingest.finalize", "medmm.imaging.records")
 
 
 def _import_in_background(modules: Collection[str]) -> threading.Thread:
-    """Import ``modules`` in a daemon thread (an import that fails is left to the code that needs it).
+    """Import ``modules`` in a daemon thread (an import that fails is left to the code that needs it),
+    then read the package versions ``run.json`` records (:func:`~medmm.runinfo.package_versions`,
+    ~10-30 ms, kept for the process).
 
-    While the scan and conversion run on the workers, the driver's main thread waits for results: an
-    import in another thread takes that idle time instead of adding to the serial write phase at the
-    end. Imports hold per-module locks, so code that imports the same module meanwhile waits for it.
+    While the workers start, scan and convert, the driver's main thread waits for them: work in another
+    thread takes that idle time instead of adding to the serial parts of the run (the gap between the
+    scan and the conversion, the write at the end). Imports hold per-module locks, so code that imports
+    the same module meanwhile waits for it.
     """
 
     def run() -> None:
@@ -541,6 +583,7 @@ def _import_in_background(modules: Collection[str]) -> threading.Thread:
             except Exception:  # pragma: no cover - re-raised where the module is imported for use
                 log.debug("background import of %s failed", name, exc_info=True)
                 return
+        package_versions()
 
     thread = threading.Thread(target=run, name="medmm-import-tables", daemon=True)
     thread.start()

@@ -78,8 +78,6 @@ class RowBook:
 
 
 def _image_jobs(files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, str]) -> list[ConvertJob]:
-    from medmm.imaging.errors import MissingCompanionError
-
     hdr_to_img = {h: i for i, h in img_to_hdr.items()}
     by_path = {s.row.path: s for s in files}
     jobs, claimed = [], set()
@@ -90,6 +88,10 @@ def _image_jobs(files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, st
             continue
         img = hdr_to_img.get(rel)
         if img is None:
+            # imported here: medmm.imaging's package imports its whole converter (~40 ms of CPU), which
+            # the driver does not need, between the scan and the conversion, for a DICOM-only archive
+            from medmm.imaging.errors import MissingCompanionError
+
             err = MissingCompanionError(
                 rel, f"{base.value} header without its .img data file", "copy the matching .img next to it"
             )

@@ -1,0 +1,109 @@
+"""The end of a run: the cluster closed beside the table writing, versions read ahead, the process ended."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from medmm.ingest import cli, pipeline
+from medmm.runinfo import package_versions
+
+
+def _key(tmp_path: Path) -> Path:
+    key = tmp_path / "site.key"
+    key.write_text("cd" * 32 + "\n")
+    key.chmod(0o600)
+    return key
+
+
+def test_end_process_exits_as_usual_when_no_ingest_ran() -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.end_process(SystemExit(3), cli.runs())
+    assert caught.value.code == 3
+
+
+def test_end_process_exits_as_usual_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, daemon=False)
+    worker.start()
+    try:
+        monkeypatch.setattr(cli, "_runs", cli.runs() + 1)  # as if an ingest command had just run
+        with pytest.raises(SystemExit) as caught:
+            cli.end_process(SystemExit(0), cli.runs() - 1)
+        assert caught.value.code == 0
+    finally:
+        release.set()
+        worker.join()
+
+
+def test_ingest_command_ends_its_process_after_exit_handlers_and_flush(tmp_path: Path) -> None:
+    """Run as a program: stdout (a pipe, block-buffered) is flushed, atexit handlers run, the status of
+    ``--strict`` is kept; the process ends without the interpreter's teardown (``os._exit``)."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "note.txt").write_text("not an image")
+    (archive / "empty.dcm").write_bytes(b"")  # quarantined: --strict exits 1
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, runpy, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "import medmm.ingest.cli as cli\n"
+        "real_exit = cli.os._exit\n"
+        f"cli.os._exit = lambda status: (open({str(marker)!r} + '.os_exit', 'w').write(str(status)),"
+        " real_exit(status))\n"
+        f"sys.argv = ['medmm.ingest', 'ingest', {str(archive)!r}, '--out', {str(tmp_path / 'run')!r},"
+        f" '--workers', '1', '--strict', '--key-file', {str(_key(tmp_path))!r}]\n"
+        "runpy.run_module('medmm.ingest', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "medmm ingest: 2 files" in done.stdout and "quarantined" in done.stdout
+    assert "--strict: 1 inputs quarantined" in done.stderr
+    assert marker.read_text() == "yes"  # exit handlers ran
+    assert Path(str(marker) + ".os_exit").read_text() == "1"  # ... and then the process ended at once
+    assert (tmp_path / "run" / "manifest.parquet").exists() and (tmp_path / "run" / "run.json").exists()
+
+
+def test_closing_raises_what_closing_the_cluster_raised(caplog: pytest.LogCaptureFixture) -> None:
+    def fail() -> None:
+        raise RuntimeError("scheduler gone")
+
+    stack = contextlib.ExitStack()
+    stack.callback(fail)
+    closing = pipeline._Closing(stack)
+    with pytest.raises(RuntimeError, match="scheduler gone"):
+        closing.join()
+    stack = contextlib.ExitStack()
+    stack.callback(fail)
+    with caplog.at_level(logging.WARNING, logger="medmm.ingest.pipeline"):
+        pipeline._Closing(stack).join(raise_error=False)  # a write error in flight is the one raised
+    assert "scheduler gone" in caplog.text
+
+
+def test_run_returns_once_its_local_cluster_and_worker_server_are_gone(tmp_path: Path) -> None:
+    import psutil
+
+    from medmm.workflows.forkserver import worker_server_pid
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "note.txt").write_text("not an image")
+    result = pipeline.ingest_archive(archive, tmp_path / "run", workers=1, key_file=_key(tmp_path))
+    assert result.counts == {"non_image": 1}
+    assert worker_server_pid() is None
+    alive = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    assert not [p for p in alive if "forkserver" in " ".join(p.cmdline())]
+
+
+def test_package_versions_are_read_once_and_handed_out_as_copies() -> None:
+    first = package_versions()
+    first["numpy"] = "changed"
+    again = package_versions()
+    assert again["numpy"] != "changed" and again["python"] == sys.version.split()[0]
+    assert set(again) >= {"medmm", "pydicom", "distributed", "pyarrow"}
