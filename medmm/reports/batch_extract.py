@@ -2,11 +2,12 @@
 
 :func:`~medmm.reports.extract.doc_records` turns one ``Doc`` into row dicts; per report it creates
 ``Span`` objects, bisects sections and sentences and fills a dict of 17 fields per entity. Here the
-token attributes of every ``Doc`` of a batch are read with one ``Doc.to_array`` call each as it streams
-out of ``nlp.pipe``, stacked, and entity bounds, char offsets, sentences, sections and nearest locations
-are found for the whole batch with numpy; label and pattern-id hashes are named once per distinct
-value, the assertion flags are read in entity order, and the columns are built with Arrow ``take``.
-Only the entity texts are sliced in Python, once per entity. Labels come from
+token fields of every ``Doc`` of a batch are copied from its ``TokenC`` array in one ``memmove``
+(:mod:`medmm.reports.token_structs`; or read with one ``Doc.to_array`` call where that reader does not
+apply) as it streams out of ``nlp.pipe``, and entity bounds, char offsets, sentences, sections and
+nearest locations are found for the whole batch with numpy; label and pattern-id hashes are named
+once per distinct value, the assertion flags are read in entity order, and the columns are built with
+Arrow ``take``. Labels come from
 :mod:`medmm.reports.batch_labels`, sizes from :mod:`medmm.reports.batch_measurements`.
 
 The rows are the same as :func:`~medmm.reports.extract.doc_records` gives (tested on the IU
@@ -45,6 +46,7 @@ from medmm.reports.negation import ASSERTION_KEY
 from medmm.reports.nlp import PipelineSpec
 from medmm.reports.records import EntityRow
 from medmm.reports.sections import find_sections, scored_sections
+from medmm.reports.token_structs import TokenBuffer, struct_reader_ok
 
 __all__ = ["ENTITY_SCHEMA", "LABEL_SCHEMA", "batch_tables"]
 
@@ -77,8 +79,8 @@ _IOB_B, _IOB_I = 3, 1
 _FLAG_CODE = {(False, False): 0, (True, False): 1, (False, True): 2, (True, True): 3}
 _EMPTY = np.zeros((0, len(_ATTRS)), dtype=np.uint64)
 _SECTION_STRIDE = 1 << 40  # > any report length: (report, char) pairs as one sortable integer
-#: Docs whose token arrays are reduced to entity columns at once (:meth:`_Batch.reduce`): small
-#: enough for the arrays to stay in the CPU caches, large enough for numpy's per-call cost.
+#: Docs whose tokens are reduced to entity columns at once (:meth:`_Batch.reduce`): small enough
+#: for their tokens to stay in the CPU caches, large enough for numpy's per-call cost.
 CHUNK = 128
 _ENT_COLUMNS = ("rep", "tok", "tok_a", "tok_b", "label", "ent_id", "char_a", "char_b", "sent_global", "sent")
 
@@ -128,13 +130,15 @@ def batch_tables(
     slow_rows: list[dict[str, Any]] = []  # rows of the reports done by doc_records
     slow_labels: list[dict[str, Any]] = []
     abbr_key: Any = False  # not looked up yet
-    batch = _Batch({k for k, t in enumerate(texts) if may_hold_size(t)})
+    batch = _Batch({k for k, t in enumerate(texts) if may_hold_size(t)}, texts)
     fast, arrays, codes, spans, n_flags = batch.fast, batch.arrays, batch.codes, batch.spans, batch.n_flags
     code_of = _FLAG_CODE.__getitem__
     n_docs = 0
-    # per doc, only what needs the Doc (it is dropped right after): its token array and its assertion
-    # flags as 2-bit codes and token spans in flat lists of (cached) small ints: no Python object per
-    # entity is kept alive
+    doc_type: Any = None  # the Doc type whose TokenC arrays are copied (else to_array)
+    add_tokens: Any = None
+    # per doc, only what needs the Doc (it is dropped right after): its tokens (TokenC structs copied,
+    # or a token array) and its assertion flags as 2-bit codes and token spans in flat lists of
+    # (cached) small ints: no Python object per entity is kept alive
     for k, doc in enumerate(docs):
         n_docs = k + 1
         user_data = doc.user_data
@@ -142,8 +146,11 @@ def batch_tables(
         if abbr_key is False:
             abbr_key = _abbreviations_key(doc)
             batch.strings = doc.vocab.strings
+            if struct_reader_ok(doc.vocab):
+                doc_type, batch.tokens = type(doc), TokenBuffer()
+                add_tokens = batch.tokens.add
         abbr = user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
-        if flags is not None and not abbr:
+        if flags is not None and not abbr and (doc_type is None or type(doc) is doc_type):
             n_codes, n_spans = len(codes), len(spans)
             try:  # {(start, end): (negated, uncertain)}, one entry per entity in order
                 codes += map(code_of, flags.values())
@@ -156,8 +163,11 @@ def batch_tables(
             else:
                 n_flags.append(len(flags))
                 fast.append(k)
-                arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
-                if len(arrays) == CHUNK:
+                if add_tokens is not None:
+                    add_tokens(doc)
+                else:
+                    arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
+                if len(fast) - batch.n_reduced == CHUNK:
                     batch.reduce()
                 continue
         e, lab, _ = doc_records(doc, report_ids[k], spec, known_sections[k], text=texts[k])
@@ -185,11 +195,13 @@ def _detected_sections(text: str) -> list[tuple[str, int, int, int]]:
 class _Batch:
     """What the fast path keeps of each of its reports while the docs stream by.
 
-    The token arrays of every :data:`CHUNK` docs are reduced to a few numbers per entity
-    (:meth:`reduce`) and dropped, so the batch never holds its tokens (48 bytes each) in memory.
+    The tokens of every :data:`CHUNK` docs (``TokenC`` structs copied into :attr:`tokens`, or
+    ``to_array`` arrays) are reduced to a few numbers per entity (:meth:`reduce`) and dropped, so the
+    batch never holds its tokens in memory.
     """
 
-    def __init__(self, measured: set[int]) -> None:
+    def __init__(self, measured: set[int], texts: Sequence[str]) -> None:
+        self.texts = texts
         self.fast: list[int] = []  # index of the report in the batch
         self.measured: list[int] = []  # index into `fast` of the reports that may hold a size
         self.may_measure = measured  # batch index of the reports that may hold a size
@@ -197,30 +209,47 @@ class _Batch:
         self.codes: list[int] = []  # assertion flags of each entity, in order: negated | uncertain << 1
         self.spans: list[int] = []  # (start, end) token span of each entity of the flags, flattened
         self.n_flags: list[int] = []  # entities with flags per report
-        self.arrays: list[np.ndarray] = []  # token arrays of the docs not reduced yet
+        self.tokens: TokenBuffer | None = None  # TokenC structs of the docs not reduced yet, or
+        self.arrays: list[np.ndarray] = []  # their token arrays (Doc.to_array)
+        self.n_reduced = 0  # docs reduced (a prefix of `fast`)
         self.strings: Any = None
         self.sent_chars: dict[int, list[int]] = {}  # char offset of each sentence of measured reports
         self.n_tokens = 0  # tokens of the reduced docs (their global token offset)
         self.n_sents = 0  # sentences of the reduced docs
         self.ents: list[list[np.ndarray]] = []  # per reduced chunk: the columns of _ENT_COLUMNS
 
+    def _token_fields(self, rep0: int, n: int) -> tuple[list[int], list[np.ndarray]]:
+        """Tokens per doc and the token fields (IOB, type, pattern id, char start, char end, sentence
+        start) of the ``n`` docs from ``fast[rep0]`` on."""
+        if self.tokens is not None:
+            texts, fast = self.texts, self.fast
+            lengths = [len(texts[fast[j]]) for j in range(rep0, rep0 + n)]
+            f = self.tokens.fields(lengths)
+            n_tok = list(self.tokens.doc_tokens)
+            self.tokens.clear()
+            return n_tok, [f["ent_iob"], f["ent_type"], f["ent_id"], f["idx"], f["end"], f["sent_start"]]
+        arrays = self.arrays
+        n_tok = list(map(len, arrays))
+        tok = np.concatenate(arrays).view(np.int64)
+        arrays.clear()
+        return n_tok, [tok[:, 0], tok[:, 1], tok[:, 2], tok[:, 3], tok[:, 3] + tok[:, 4], tok[:, 5]]
+
     def reduce(self) -> None:
-        """Entity columns of the docs in :attr:`arrays`, which are then dropped."""
-        arrays, n = self.arrays, len(self.arrays)
+        """Entity columns of the docs not reduced yet, whose tokens are then dropped."""
+        rep0 = self.n_reduced  # index into `fast` of the first of these docs
+        n = len(self.fast) - rep0
         if not n:
             return
-        rep0 = len(self.fast) - n  # index into `fast` of the first of these docs
-        n_tok = np.fromiter(map(len, arrays), dtype=np.int64, count=n)
+        self.n_reduced += n
+        counts, (iob, ent_type, ent_id, idx, tok_end, sent_start) = self._token_fields(rep0, n)
+        n_tok = np.array(counts, dtype=np.int64)
         first = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(n_tok, out=first[1:])  # first token of each report (chunk index)
-        tok = np.concatenate(arrays).view(np.int64)
-        iob = tok[:, 0]
-        starts = np.flatnonzero((iob == _IOB_B) & (tok[:, 1] != 0))  # as Doc.ents: B with a label
+        starts = np.flatnonzero((iob == _IOB_B) & (ent_type != 0))  # as Doc.ents: B with a label
         bounds = np.append(np.flatnonzero(iob != _IOB_I), len(iob))
         ends = bounds[np.searchsorted(bounds, starts, side="right")]
         rep = np.searchsorted(first, starts, side="right") - 1
-        ends_last = ends - 1
-        is_sent = tok[:, 5] == 1
+        is_sent = sent_start == 1
         is_sent[first[:-1][n_tok > 0]] = True
         sent_global = np.cumsum(is_sent) - 1
         ent_sent = sent_global[starts]
@@ -231,10 +260,10 @@ class _Batch:
                 starts + self.n_tokens,  # global token index (nearest anatomy by token distance)
                 starts - rep_first,  # token span in its doc
                 ends - rep_first,
-                tok[starts, 1],  # label hash
-                tok[starts, 2],  # pattern id hash
-                tok[starts, 3],  # char span
-                tok[ends_last, 3] + tok[ends_last, 4],
+                ent_type[starts],  # label hash
+                ent_id[starts],  # pattern id hash
+                idx[starts],  # char span
+                tok_end[ends - 1],
                 ent_sent + self.n_sents,  # global sentence index
                 ent_sent - sent_global[rep_first],  # sentence index in its doc
             ]
@@ -242,10 +271,9 @@ class _Batch:
         for j in range(rep0, rep0 + n):
             if self.fast[j] in self.may_measure:
                 lo, hi = first[j - rep0], first[j - rep0 + 1]
-                self.sent_chars[j] = tok[np.flatnonzero(is_sent[lo:hi]) + lo, 3].tolist()
+                self.sent_chars[j] = idx[np.flatnonzero(is_sent[lo:hi]) + lo].tolist()
         self.n_tokens += len(iob)
         self.n_sents += int(sent_global[-1]) + 1 if len(sent_global) else 0
-        arrays.clear()
 
     def columns(self) -> list[np.ndarray]:
         """The entity columns of every reduced doc (:data:`_ENT_COLUMNS`)."""
