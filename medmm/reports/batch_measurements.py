@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from medmm.reports.lexicon import LEXICON_SOURCE
-from medmm.reports.measurements import Measurement, find_measurements, has_measurement, link_measurements
+from medmm.reports.measurements import Measurement, find_sizes, has_measurement, link_measurements
 
 __all__ = ["BatchMeasurements", "batch_measurements", "may_hold_size"]
 
@@ -87,6 +87,8 @@ def batch_measurements(
 
     Parameters
     ----------
+    measured
+        The reports to look at; each passes :func:`may_hold_size` (others are not searched).
     rep, char_a, char_b, is_anat
         One value per entity of the batch, grouped by report in report order: report index, char
         span, whether it is an ANATOMY entity (the others can be sized).
@@ -99,7 +101,7 @@ def batch_measurements(
     bounds = np.searchsorted(rep, np.arange(len(texts) + 1)) if len(measured) else np.zeros(0, dtype=np.int64)
     for j in measured:
         text = texts[j]
-        found = find_measurements(text)
+        found = find_sizes(text)  # the reports in `measured` passed may_hold_size
         if not found:
             continue
         lo, hi = int(bounds[j]), int(bounds[j + 1])
