@@ -19,6 +19,7 @@ two byte for byte.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,12 @@ def pandas_version() -> str:
     module = sys.modules.get("pandas")
     if module is not None and hasattr(module, "__version__"):
         return str(module.__version__)
+    return _installed_pandas()
+
+
+@functools.cache
+def _installed_pandas() -> str:
+    """pandas' version from its package metadata (parsed once per process: ~2 ms a time)."""
     from importlib import metadata
 
     return metadata.version("pandas")

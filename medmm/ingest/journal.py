@@ -40,6 +40,8 @@ __all__ = ["Done", "Journal", "row_parts", "run_lock", "volume_parts", "write_pa
 MANIFEST = "manifest.parquet"
 VOLUMES = "volumes.parquet"
 STATE = ".ingest_state.json"
+#: where a finished run's parts go until they are deleted (:meth:`Journal.finish_streamed`)
+FINISHED_PARTS = ".parts.finished"
 
 
 @contextmanager
@@ -177,6 +179,7 @@ class Journal:
     def discard(self) -> None:
         """Forget previous results (parts and tables), e.g. after the site key changed."""
         shutil.rmtree(self.parts, ignore_errors=True)
+        self.remove_finished_parts()
         for name in (MANIFEST, VOLUMES):
             (self.run_dir / name).unlink(missing_ok=True)
         self._seq = 1
@@ -250,7 +253,11 @@ class Journal:
         self._rows, self._volumes = [], []
 
     def finish_streamed(
-        self, paths: Callable[[], Iterable[str]], volumes: Mapping[str, dict[str, Any]]
+        self,
+        paths: Callable[[], Iterable[str]],
+        volumes: Mapping[str, dict[str, Any]],
+        *,
+        remove_parts: bool = True,
     ) -> tuple[ManifestSummary, int]:
         """Write ``manifest.parquet`` and ``volumes.parquet`` from the journal, then drop the parts.
 
@@ -265,6 +272,13 @@ class Journal:
             Called twice; each call iterates every input of this run (files and links) once, sorted.
         volumes
             Volume records of earlier runs, by volume id (this run's are read from the journal parts).
+        remove_parts
+            Delete the parts (a few hundred files: the walk's spill, row and volume parts, the scan's
+            header records) before returning. ``False``: they are only moved out of the journal's way
+            (one rename, ``RUN_DIR/.parts.finished``) and the caller deletes them with
+            :meth:`remove_finished_parts`, e.g. in a thread while it does other work; a run killed
+            before that leaves them there, and :meth:`remove_finished_parts` at the next run's start
+            deletes them (the tables written already hold everything they did).
 
         Returns
         -------
@@ -277,9 +291,21 @@ class Journal:
         with system_memory_pool():
             summary = write_manifest(self.run_dir, self.parts, paths, self.run_dir / MANIFEST)
             n_volumes = write_volumes(self.parts, volumes, summary.volume_ids, self.run_dir / VOLUMES)
-        shutil.rmtree(self.parts, ignore_errors=True)
+        if remove_parts:
+            shutil.rmtree(self.parts, ignore_errors=True)
+        elif self.parts.exists():
+            self.remove_finished_parts()  # an earlier run's, left by a kill: not in the way of this one
+            os.replace(self.parts, self.run_dir / FINISHED_PARTS)  # the tables hold what they held
         self._remove_orphans(set(summary.volume_ids))
         return summary, n_volumes
+
+    def remove_finished_parts(self) -> None:
+        """Delete the parts a finished run moved aside (``finish_streamed(..., remove_parts=False)``).
+
+        >>> import tempfile, pathlib
+        >>> Journal(pathlib.Path(tempfile.mkdtemp())).remove_finished_parts()
+        """
+        shutil.rmtree(self.run_dir / FINISHED_PARTS, ignore_errors=True)
 
     def _remove_orphans(self, keep: set[str]) -> None:
         """Delete volumes no manifest row points to any more, and temp files of killed writers."""

@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -48,7 +48,7 @@ from medmm.ingest.groups import (
     scan_to_parts,
 )
 from medmm.ingest.headers import HEADERS_SUBDIR, drop_batch, headers_dir, read_group
-from medmm.ingest.journal import Done, Journal, run_lock
+from medmm.ingest.journal import FINISHED_PARTS, Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
 from medmm.ingest.spill import WALK_SUBDIR, EntrySpill
@@ -372,6 +372,7 @@ def ingest_archive(
         headers = out / HEADERS_SUBDIR
         shutil.rmtree(headers, ignore_errors=True)  # left by a killed run: they are rebuilt by scanning
         shutil.rmtree(out / WALK_SUBDIR, ignore_errors=True)
+        shutil.rmtree(out / FINISHED_PARTS, ignore_errors=True)  # left by a run killed at its very end
         try:
             return _ingest(
                 root,
@@ -388,6 +389,7 @@ def ingest_archive(
         finally:  # header records hold raw identifiers: never left behind by a run that ends
             shutil.rmtree(headers, ignore_errors=True)
             shutil.rmtree(out / WALK_SUBDIR, ignore_errors=True)
+            shutil.rmtree(out / FINISHED_PARTS, ignore_errors=True)
 
 
 def _ingest(
@@ -497,14 +499,16 @@ def _ingest(
                 if isinstance(result, Converted):
                     book.converted(item, result)
         # every task's result is in: the cluster shuts down in a thread while this one writes the tables
-        closing = _Closing(stack.pop_all())
+        closing = [_InThread(stack.pop_all().close, "medmm-close-cluster")]
     try:
         with timer("write"):
 
             def paths() -> Iterator[str]:  # every input, sorted: the walk's files and its other rows
                 return heapq.merge(spill.rels(), (r.path for r in link_rows))
 
-            manifest, n_volumes = journal.finish_streamed(paths, volumes)
+            manifest, n_volumes = journal.finish_streamed(paths, volumes, remove_parts=False)
+            # the parts (a few hundred files) are deleted beside run.json and the cluster's shut-down
+            closing.append(_InThread(journal.remove_finished_parts, "medmm-remove-parts"))
         counts, n_rows = manifest.counts, manifest.n_rows
         timings = timer.total()
         update_run_json(
@@ -521,40 +525,44 @@ def _ingest(
             extra={"n_files": n_rows, "n_volumes": n_volumes, "n_skipped": len(done)},
         )
     except BaseException:
-        closing.join(raise_error=False)  # the error of the write is the one to report
+        for job in closing:
+            job.join(raise_error=False)  # the error of the write is the one to report
         raise
-    closing.join()  # the cluster is gone (an error while closing it is raised here)
+    for job in closing:  # the cluster is gone, the parts deleted (an error of either is raised here)
+        job.join()
     return IngestResult(out, counts, n_rows, n_volumes, len(done), timings)
 
 
-class _Closing:
-    """Close ``stack`` (the run's Dask client, local cluster and worker server) in a thread.
+class _InThread:
+    """Run ``fn`` in a thread now; :meth:`join` waits for it and raises what it raised.
 
-    Once every task's result is in, nothing the tables need comes from the cluster any more: its
-    workers have written their journal parts and volumes (atomically). Stopping it (client, workers,
-    nannies, scheduler, the worker server: ~30-40 ms, mostly waiting for processes to exit) then runs
-    beside the table writing instead of before it. :meth:`join` waits for it and raises what closing
-    raised, so a run still returns only once its cluster is gone.
+    The end of a run does three things that do not depend on each other: close the Dask cluster
+    (client, workers, nannies, scheduler, the worker server: ~30-40 ms, mostly waiting for processes
+    to exit; once every task's result is in, its workers have written their journal parts and volumes,
+    atomically), write the tables, and delete the journal's parts once the tables hold them. The
+    first and last run in threads beside the table writing and ``run.json``; the run returns only
+    once both are done (joined), so it never leaves its cluster or its parts behind.
     """
 
-    def __init__(self, stack: contextlib.ExitStack) -> None:
+    def __init__(self, fn: Callable[[], object], name: str) -> None:
+        self.name = name
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(stack,), name="medmm-close-cluster")
+        self._thread = threading.Thread(target=self._run, args=(fn,), name=name)
         self._thread.start()
 
-    def _run(self, stack: contextlib.ExitStack) -> None:
+    def _run(self, fn: Callable[[], object]) -> None:
         try:
-            stack.close()
+            fn()
         except BaseException as exc:  # handed to the main thread by join()
             self._error = exc
 
     def join(self, raise_error: bool = True) -> None:
-        """Wait until the cluster is closed; raise the error closing it raised, if any (else log it)."""
+        """Wait for ``fn`` to return; raise the error it raised, if any (else log it)."""
         self._thread.join()
         if self._error is not None:
             if raise_error:
                 raise self._error
-            log.warning("closing the Dask cluster failed: %s", self._error)
+            log.warning("%s failed: %s", self.name, self._error)
 
 
 #: what writing the final tables imports (Arrow and its parquet writer, ~0.03 s of CPU; not pandas,
@@ -566,7 +574,7 @@ TABLE_MODULES = ("pyarrow", "pyarrow.parquet", "medmm.ingest.finalize", "medmm.i
 def _import_in_background(modules: Collection[str]) -> threading.Thread:
     """Import ``modules`` in a daemon thread (an import that fails is left to the code that needs it),
     then read the package versions ``run.json`` records (:func:`~medmm.runinfo.package_versions`,
-    ~10-30 ms, kept for the process).
+    ~10-30 ms) and the pandas version the tables' metadata names (~2 ms), both kept for the process.
 
     While the workers start, scan and convert, the driver's main thread waits for them: work in another
     thread takes that idle time instead of adding to the serial parts of the run (the gap between the
@@ -584,6 +592,9 @@ def _import_in_background(modules: Collection[str]) -> threading.Thread:
                 log.debug("background import of %s failed", name, exc_info=True)
                 return
         package_versions()
+        from medmm.ingest.arrow_rows import pandas_version
+
+        pandas_version()  # the tables' pandas metadata names it (read once per process)
 
     thread = threading.Thread(target=run, name="medmm-import-tables", daemon=True)
     thread.start()

@@ -76,14 +76,12 @@ def test_closing_raises_what_closing_the_cluster_raised(caplog: pytest.LogCaptur
 
     stack = contextlib.ExitStack()
     stack.callback(fail)
-    closing = pipeline._Closing(stack)
+    closing = pipeline._InThread(stack.close, "closing")
     with pytest.raises(RuntimeError, match="scheduler gone"):
         closing.join()
-    stack = contextlib.ExitStack()
-    stack.callback(fail)
     with caplog.at_level(logging.WARNING, logger="medmm.ingest.pipeline"):
-        pipeline._Closing(stack).join(raise_error=False)  # a write error in flight is the one raised
-    assert "scheduler gone" in caplog.text
+        pipeline._InThread(fail, "closing").join(raise_error=False)  # a write error in flight wins
+    assert "closing failed: scheduler gone" in caplog.text
 
 
 def test_run_returns_once_its_local_cluster_and_worker_server_are_gone(tmp_path: Path) -> None:
@@ -107,3 +105,32 @@ def test_package_versions_are_read_once_and_handed_out_as_copies() -> None:
     again = package_versions()
     assert again["numpy"] != "changed" and again["python"] == sys.version.split()[0]
     assert set(again) >= {"medmm", "pydicom", "distributed", "pyarrow"}
+
+
+def test_finished_parts_are_moved_aside_then_deleted_and_a_leftover_goes_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    from medmm.ingest.journal import FINISHED_PARTS, Journal
+    from medmm.ingest.records import IngestManifestRow
+    from medmm.records import Status
+
+    run = tmp_path / "run"
+    journal = Journal(run)
+    journal.add([IngestManifestRow(path="a.txt", size=1, mtime_ns=0, format="text", status=Status.non_image)])
+    summary, _ = journal.finish_streamed(lambda: iter(["a.txt"]), {}, remove_parts=False)
+    assert summary.counts == {"non_image": 1}
+    assert not (run / ".parts").exists() and (run / FINISHED_PARTS).is_dir()
+    assert Journal(run).load()[0].keys() == {"a.txt"}  # the tables hold the row: the parts are not read
+    journal.remove_finished_parts()
+    assert not (run / FINISHED_PARTS).exists()
+
+    # a run killed between the move and the deletion: the next run deletes them at its start
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "note.txt").write_text("not an image")
+    first = pipeline.ingest_archive(archive, run / "b", workers=1, key_file=_key(tmp_path))
+    (run / "b" / FINISHED_PARTS / "headers").mkdir(parents=True)
+    (run / "b" / FINISHED_PARTS / "headers" / "x.pkl").write_bytes(b"raw identifiers")
+    again = pipeline.ingest_archive(archive, run / "b", workers=1, key_file=_key(tmp_path))
+    assert (first.counts, again.n_skipped) == ({"non_image": 1}, 1)
+    assert sorted(p.name for p in (run / "b").iterdir() if p.name.startswith(".parts")) == []
