@@ -203,24 +203,23 @@ def process_batch(batch: list[ReportInput], spec: PipelineSpec) -> BatchResult:
     return BatchResult(t.entities.to_pylist(), t.labels.to_pylist(), texts, manifest)
 
 
-def save_part(parts: Any, ids: list[str], texts: list[str], keys: list[str], res: BatchTables) -> str:
-    """Write one parsed batch as a resumable part (:class:`~medmm.reports.resume.Parts`): the batch's
-    report ids, texts and keys, in order, and its tables. Returns the part's name."""
+def save_part(parts: Any, ids: list[str], keys: list[str], res: BatchTables) -> str:
+    """Write one parsed batch as a resumable part (:class:`~medmm.reports.resume.Parts`): its tables,
+    each row with its report's key (``ids`` and ``keys``: the batch's report ids and keys, in order).
+    Returns the part's name.
+
+    The texts are not written: a report's key is a hash of its text, so the merge takes the text of a
+    chosen report from the input (the texts were 18% of a part's bytes, and writing new file pages
+    costs the worker ~2 ms of CPU per MB on ext4).
+    """
     import pyarrow.compute as pc
 
-    id_arr = pa.array(ids, pa.string())
-    keys_arr, text_arr = pa.array(keys, pa.string()), pa.array(texts, pa.string())
+    id_arr, keys_arr = pa.array(ids, pa.string()), pa.array(keys, pa.string())
 
-    def of(t: pa.Table, values: pa.Array) -> pa.ChunkedArray | pa.Array:
-        return values.take(pc.index_in(t["report_id"], value_set=id_arr))
+    def keyed(t: pa.Table) -> pa.Table:
+        return t.append_column("_key", keys_arr.take(pc.index_in(t["report_id"], value_set=id_arr)))
 
-    reports = res.reports.append_column("text", of(res.reports, text_arr))
-    return str(
-        parts.write(
-            keys,
-            *(t.append_column("_key", of(t, keys_arr)) for t in (res.entities, res.labels, reports)),
-        )
-    )
+    return str(parts.write(keys, keyed(res.entities), keyed(res.labels), keyed(res.reports)))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -305,8 +304,8 @@ def parse_reports(
     size = batch_size
 
     def save(batch: list[ReportInput], res: BatchTables) -> None:
-        ids, texts = [r.report_id for r in batch], [r.text for r in batch]
-        save_part(parts, ids, texts, [keys[i] for i in ids], res)
+        ids = [r.report_id for r in batch]
+        save_part(parts, ids, [keys[i] for i in ids], res)
 
     if not todo:
         timer.timings["parse"] = 0.0
@@ -439,6 +438,9 @@ def _write(
     entities = in_input_order(entities, entity_cols).sort_values(["report_id", "start"], kind="stable")
     labels = in_input_order(labels, LABEL_COLUMNS).sort_values(["report_id"], kind="stable")
     ingested = reports[reports["status"] == "ingested"] if len(reports) else reports
+    if len(ingested):  # parts hold no texts (a report's key is a hash of its text): the input's
+        text_of = {r.report_id: r.text for r in inputs}
+        ingested = ingested.assign(text=ingested["report_id"].map(text_of))
     texts = in_input_order(ingested, text_cols)
     return {
         "entities": write_table(entities, run_dir / "entities.parquet", EntityRow),

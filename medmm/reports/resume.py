@@ -2,8 +2,10 @@
 
 Each parsed report has a key: a hash of its id, its cleaned text, the pipeline description and the
 site key's fingerprint. Every finished batch is written as a *part*: three Arrow/Feather files
-(entities, labels, and the per-report outcome with the text), each written to a temp file and
-renamed, the outcome file last, so a part counts only once all three exist. Feather, not parquet:
+(entities, labels, and the per-report outcome), each written to a temp file and
+renamed, the outcome file last, so a part counts only once all three exist. Texts are not kept (a
+key is a hash of its text: the caller has the text of every key it asks for); parts written with a
+``text`` column by earlier versions are read as they are. Feather, not parquet:
 parts are scratch read back by this module, and writing them costs a few times less CPU.
 A re-run over the same ``RUN_DIR`` reads the keys already done, parses only the other reports,
 and merges the parts that belong to the current input into the run tables; parts of reports no

@@ -131,7 +131,7 @@ def parse_to_part(
         parts = Parts(Path(run_dir))
         if not parts.marked(token):
             return res
-        return PartWritten(save_part(parts, item.ids, item.texts, item.keys, res), len(item.ids))
+        return PartWritten(save_part(parts, item.ids, item.keys, res), len(item.ids))
     finally:
         if enabled:
             gc.enable()
