@@ -22,6 +22,9 @@ holds in the worker phases is then not scanned by the GC during ``nlp.pipe`` (th
    directory each repeat). CPU: ``nlp.pipe``: this process; medmm: the workers' CPU plus this
    process's (client + local scheduler) during the phase; ``cpu_efficiency`` = baseline CPU / medmm
    CPU; ``projected_ratio_idle_cores`` = min(workers, cores) x efficiency (a projection).
+   Timeline (1 and 2 workers): from Dask's task stream, the time the workers did not run a task in
+   the phase, split into submit + last result, start stagger, hand-offs and end imbalance
+   (:func:`_timeline`), printed per repeat.
 2. **End to end** (once per method, quick: skipped): wall clock of two fresh processes over the same
    CSV: ``python -c`` that imports medmm, reads the reports (``read_reports``: the same cleaned texts),
    builds the pipeline and runs ``nlp.pipe``; vs the ``medmm reports parse --workers 2`` command
@@ -41,7 +44,7 @@ import subprocess
 import sys
 import time
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +109,55 @@ def _parse(path: Path, run_dir: Path, workers: int, scheduler: str | None, n: in
     }
 
 
+def _timeline(stream: list[dict[str, Any]], parse_s: float) -> dict[str, Any]:
+    """Where the workers were not running a task during the ``parse`` phase, from Dask's task stream
+    (``compute`` start/stop of every task, per worker; the workers' clocks are this machine's).
+
+    Per worker, the phase (``parse_s``) is its busy time plus: *submit + last result* (phase start to
+    the first task's start anywhere, and the last task's end anywhere to the phase end: the graph's way
+    to the workers and the last result's way back), *start stagger* (its first start after the first
+    start anywhere), *hand-offs* (between its tasks) and *end imbalance* (its last stop before the
+    last stop anywhere). Sums over the workers, in ms, and idle as % of workers x ``parse_s``. The
+    total is exact (phase wall minus the tasks' own durations); the split carries a few ms of jitter
+    (each worker shifts its stamps by its estimate of the scheduler's clock offset, refreshed at every
+    heartbeat, so two tasks in a row can even seem to overlap: negative hand-offs).
+
+    >>> task = {"worker": "a", "startstops": [{"action": "compute", "start": 0.0, "stop": 1.0}]}
+    >>> t = _timeline([task], 1.01)
+    >>> t["idle_ms"], t["submit_last_result_ms"], t["tasks_per_worker"]
+    (10.0, 10.0, [1])
+    """
+    per: dict[str, list[tuple[float, float]]] = {}
+    for task in stream:
+        for ss in task.get("startstops", []):
+            if ss["action"] == "compute":
+                per.setdefault(str(task["worker"]), []).append((ss["start"], ss["stop"]))
+    if not per:
+        return {}
+    first = min(a for v in per.values() for a, _ in v)
+    last = max(b for v in per.values() for _, b in v)
+    outside = max(0.0, parse_s - (last - first))
+    lead = tail = gaps = busy = 0.0
+    for v in per.values():
+        v.sort()
+        mine = sum(b - a for a, b in v)
+        busy += mine
+        lead += v[0][0] - first
+        tail += last - max(b for _, b in v)
+        gaps += (max(b for _, b in v) - v[0][0]) - mine
+    n = len(per)
+    idle = n * parse_s - busy
+    return {
+        "tasks_per_worker": sorted(len(v) for v in per.values()),
+        "idle_ms": round(1e3 * idle, 1),
+        "idle_pct": round(100 * idle / (n * parse_s), 2) if parse_s else None,
+        "submit_last_result_ms": round(1e3 * n * outside, 1),
+        "start_stagger_ms": round(1e3 * lead, 1),
+        "hand_offs_ms": round(1e3 * gaps, 1),
+        "end_imbalance_ms": round(1e3 * tail, 1),
+    }
+
+
 def _end_to_end(path: Path, out_dir: Path) -> dict[str, Any]:
     """Wall seconds of two fresh processes: baseline script vs ``medmm reports parse --workers 2``."""
     medmm = shutil.which("medmm") or str(Path(sys.executable).parent / "medmm")
@@ -138,6 +190,8 @@ def _end_to_end(path: Path, out_dir: Path) -> dict[str, Any]:
 
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Measure and print the tables; returns the JSON summary."""
+    from distributed import get_task_stream
+
     from medmm.reports.io.inputs import read_reports
     from medmm.reports.nlp import PipelineSpec, get_pipeline
     from medmm.reports.preload import local_cluster
@@ -188,7 +242,10 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             for k, rep in enumerate(reps):
                 before = _uptime()
                 rep[f"nlp.pipe ({method})"] = pipe()
-                rep[method] = _parse(path, out_dir / f"run_r{k}_w{w}", w, address, n)
+                with get_task_stream(client=client) if w else nullcontext() as stream:
+                    rep[method] = _parse(path, out_dir / f"run_r{k}_w{w}", w, address, n)
+                if stream is not None:  # where the workers were not running a task in the phase
+                    rep[method]["timeline"] = _timeline(stream.data, rep[method]["parse_s"])
                 rep[f"uptime {method}"] = [before, _uptime()]
                 print(f"{method}, repeat {k}: {before}", flush=True)
     e2e = None if quick else _end_to_end(path, out_dir)
@@ -223,6 +280,17 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             )
     with pd.option_context("display.width", 250):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print("workers not running a task during the parse phase (Dask task stream; ms summed over workers):")
+    for r in reps:
+        for m in methods[2:]:
+            t = r[m].get("timeline") or {}
+            if t:
+                print(
+                    f"  {m}, repeat {r['repeat']}: idle {t['idle_ms']:.0f} ms ({t['idle_pct']:.1f}% of "
+                    f"workers x parse) = submit + last result {t['submit_last_result_ms']:.0f}, start "
+                    f"stagger {t['start_stagger_ms']:.0f}, hand-offs {t['hand_offs_ms']:.0f}, end "
+                    f"imbalance {t['end_imbalance_ms']:.0f}; tasks per worker {t['tasks_per_worker']}"
+                )
     if e2e is not None:
         print(f"end to end (wall s, fresh processes; before [{e2e['uptime_before']}]):")
         for name in ("nlp.pipe script", "medmm reports parse --workers 2"):
