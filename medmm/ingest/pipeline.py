@@ -37,7 +37,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from medmm.ingest.discover import Entry, iter_archive, pack_entries, unpack_entries
+from medmm.ingest.discover import Entry, PackedEntries, iter_archive, pack_entries, unpack_entries
 from medmm.ingest.groups import (
     GroupDone,
     ScanSummary,
@@ -52,7 +52,7 @@ from medmm.ingest.journal import FINISHED_PARTS, Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
 from medmm.ingest.spill import WALK_SUBDIR, EntrySpill
-from medmm.ingest.stream import run_streamed
+from medmm.ingest.stream import run_streamed, submit_now
 from medmm.ingest.tasks import Converted, ConvertJob, Scanned, unexpected
 from medmm.ingest.workers import WORKER_MODULES, start_workers_early
 from medmm.pseudonym import Pseudonymizer, load_key
@@ -193,6 +193,12 @@ def _n_workers(client: Any) -> int:
     return sum(client.nthreads().values())
 
 
+#: scan batches per worker thread submitted before any worker of a starting local cluster has joined:
+#: the scheduler gives a one-thread worker up to two tasks at a time (Dask's worker-saturation 1.1),
+#: so each worker starts its first one as it registers and has the next one at hand, while the
+#: driver, which otherwise looks for joined workers every 5 ms and then submits, is not in the way
+#: (10-20 ms from a worker's registration to its first task before)
+EARLY_BATCHES_PER_THREAD = 2
 #: how long tasks wait for the first worker of a cluster that is still starting
 WORKER_START_TIMEOUT_S = 120.0
 #: how long the driver waits for a first worker before it scans batches itself (its first scan costs
@@ -243,13 +249,17 @@ def _scan(
     journal: Journal,
     seq: int,
     companions: Collection[str],
+    starting: bool = False,
 ) -> _Scan:
     """Scan ``entries`` in batches; while no worker has joined yet, the driver scans batches itself.
 
     A local cluster's workers usually join within a few tenths of a second (they are forked from a
-    server that started importing as the run began); when none has joined after
-    ``DRIVER_SCAN_AFTER_S``, the driver scans batches in-process (the same :func:`scan_to_parts`)
-    instead of waiting, and hands every remaining batch to the workers as soon as one has joined.
+    server that started importing as the run began). When the run has just started that cluster
+    (``starting``), the first :data:`EARLY_BATCHES_PER_THREAD` batches per worker thread are
+    submitted at once: they wait in the scheduler, which hands them to each worker as it registers.
+    When no worker has joined after ``DRIVER_SCAN_AFTER_S``, the driver scans the next batches
+    in-process (the same :func:`scan_to_parts`) instead of waiting, and hands every remaining batch to
+    the workers as soon as one has joined.
     With a running cluster all batches go to the workers. Rows and header records go to part files;
     a batch whose task fails is quarantined. ``entries`` (``n_entries`` of them) are read as the
     batches go: at most :func:`~medmm.ingest.stream.run_streamed`'s window of batches
@@ -263,7 +273,13 @@ def _scan(
     batches = _batches(entries, size)
     args = (str(root), key, str(out), seq)
     start = 0
+    early: list[tuple[tuple[PackedEntries, frozenset[str]], Any]] = []
     if not _n_workers(client):  # a local cluster is starting: its first worker usually joins soon
+        if starting:  # the first batches wait in the scheduler: each worker gets its own as it joins
+            first = list(islice(batches, min(n_batches, EARLY_BATCHES_PER_THREAD * max(slots, 1))))
+            items0 = [(pack_entries(b), _companions(b, companions)) for b in first]
+            early = submit_now(client, scan_item, items0, args=args)
+            start = len(early)
         with contextlib.suppress(TimeoutError):
             client.wait_for_workers(1, timeout=DRIVER_SCAN_AFTER_S)
     on_driver = 0
@@ -280,9 +296,9 @@ def _scan(
     if on_driver:
         log.info("scanned %d files on the driver while the workers started", on_driver)
     items = ((pack_entries(b), _companions(b, companions)) for b in batches)
-    total = n_batches - start
+    total = n_batches - start + len(early)
     for item, result in run_streamed(
-        client, scan_item, items, label="scan", args=args, total=total, show_progress=progress
+        client, scan_item, items, label="scan", args=args, total=total, show_progress=progress, started=early
     ):
         if isinstance(result, TaskFailure):
             _failed(unpack_entries(item[0]), result.exception, out, seq, journal)
@@ -451,7 +467,8 @@ def _ingest(
         with timer("scan"):
             slots = workers or (min(4, os.cpu_count() or 1) if scheduler is None and client is None else 1)
             scan = (out, slots, journal, seq, companions)
-            found = _scan(dask, todo, n_todo, root, key, batch_size, show_progress, *scan)
+            starting = client is None and scheduler is None and processes  # this run's local cluster
+            found = _scan(dask, todo, n_todo, root, key, batch_size, show_progress, *scan, starting)
             dirty_series |= found.series_ids
             again = (
                 [e for e in spill.entries() if e.rel in done and previous[e.rel].series_id in dirty_series]
