@@ -14,6 +14,7 @@ Data element's declared length without reading it.
 from __future__ import annotations
 
 import struct
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -214,8 +215,6 @@ def read_open_header(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
     >>> with open(path, "rb") as fh:  # doctest: +SKIP
     ...     inst = read_open_header(fh, "MR_small.dcm", os.fstat(fh.fileno()).st_size)
     """
-    from pydicom.errors import InvalidDicomError
-
     fh.seek(0)
     head = fh.read(132)
     if not looks_like_dicom(head):
@@ -229,13 +228,25 @@ def read_open_header(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
         with warnings.catch_warnings():  # pydicom warnings quote element values (possible PHI)
             warnings.simplefilter("ignore")
             return _summarise(fh, rel_path, size)
-    except InvalidDicomError as exc:
-        raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
-    except (ValueError, TypeError, KeyError, EOFError, OSError, struct.error, NotImplementedError) as exc:
-        # a malformed element (bad VR, bad length, undecodable value) among those we use
-        raise DicomHeaderError(
-            rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
-        ) from exc
+    except Exception as exc:
+        if _is_invalid_dicom(exc):
+            raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
+        if isinstance(exc, _MALFORMED):  # a bad VR, length or value among the elements we use
+            raise DicomHeaderError(
+                rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
+            ) from exc
+        raise
+
+
+#: errors that mean a malformed element (bad VR, bad length, undecodable value) among those we use
+_MALFORMED = (ValueError, TypeError, KeyError, EOFError, OSError, struct.error, NotImplementedError)
+
+
+def _is_invalid_dicom(exc: BaseException) -> bool:
+    """Whether ``exc`` is pydicom's ``InvalidDicomError`` (only pydicom raises it, so when pydicom has
+    not been imported - a plain file read by the element stream alone - it cannot be one)."""
+    errors = sys.modules.get("pydicom.errors")
+    return errors is not None and isinstance(exc, errors.InvalidDicomError)
 
 
 def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> DicomInstance:
@@ -248,14 +259,14 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
     are decoded by :class:`~medmm.imaging._fast_values.FastHeader`; any other file is read by pydicom
     as without ``fast`` (same values, same errors).
     """
-    import pydicom
-
     name = getattr(fh, "name", None)
     path = name if isinstance(name, str) else ""
     stream = _element_stream(fh, size) if fast and path else None
     if stream is not None:
 
         def load() -> Any:
+            import pydicom  # only for elements the stream reader leaves to pydicom (~0.1 s import)
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return pydicom.dcmread(path, stop_before_pixels=True, force=True)
@@ -265,6 +276,8 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
         ds: Any = FastHeader(load, stream, found[3] if found is not None else None)
         pixel = stream.pixel
     else:
+        import pydicom
+
         fh.seek(0)
         raw_ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
         _check_last_element(rel_path, raw_ds, size)

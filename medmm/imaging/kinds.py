@@ -12,6 +12,11 @@ kind so later stages can use them; images become volumes; pixel data we cannot s
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
+import os
+import sys
 from typing import Any
 
 from medmm.imaging.records import DicomKind
@@ -59,10 +64,43 @@ _ENHANCED = {
 
 
 def _sop_name(uid: str) -> str:
-    from pydicom.uid import UID
-
-    name = UID(uid).name if uid else ""
+    key = uid.strip()  # pydicom's UID(uid).name (a UID strips its padding), without pydicom
+    entry = _uid_names().get(key) if uid else None
+    name = str(entry[0]) if entry else key
     return name if name and name != uid else (f"SOP class {uid}" if uid else "no SOP Class UID")
+
+
+@functools.cache
+def _uid_names() -> dict[str, tuple[str, ...]]:
+    """pydicom's UID dictionary (``pydicom._uid_dict.UID_dictionary``: UID -> (name, type, ...)).
+
+    A plain DICOM header is read without pydicom (:mod:`medmm.imaging._element_stream`), and importing
+    pydicom only for this table costs ~0.1 s of CPU in every process that scans (each Dask worker).
+    When pydicom is not imported yet, its ``_uid_dict.py`` (one dict literal, no imports) is loaded by
+    itself, from pydicom's cached bytecode; any surprise there falls back to importing pydicom.
+    """
+    loaded = sys.modules.get("pydicom._uid_dict")
+    if loaded is None:
+        try:
+            found = importlib.util.find_spec("pydicom")  # the package's location, without importing it
+            if found is None or found.origin is None:
+                raise ImportError("pydicom not found")
+            path = os.path.join(os.path.dirname(found.origin), "_uid_dict.py")
+            loader = importlib.machinery.SourceFileLoader("medmm.imaging._pydicom_uid_dict", path)
+            spec = importlib.util.spec_from_loader(loader.name, loader)
+            if spec is None:
+                raise ImportError(path)
+            module = importlib.util.module_from_spec(spec)
+            loader.exec_module(module)
+            if isinstance(module.UID_dictionary, dict):
+                return module.UID_dictionary
+        except Exception:  # pragma: no cover - another pydicom layout: ask pydicom itself
+            pass
+        import pydicom._uid_dict
+
+        loaded = pydicom._uid_dict
+    table: dict[str, tuple[str, ...]] = loaded.UID_dictionary
+    return table
 
 
 def kind_of_sop_class(sop_class_uid: str, n_frames: int = 1) -> DicomKind:

@@ -1,6 +1,7 @@
 """Write a canonical (RAS) volume and its JSON sidecar atomically under the run directory.
 
-The array is reoriented to the closest canonical orientation (RAS+) with nibabel, written as
+The array is reoriented to the closest canonical orientation (RAS+) as nibabel does it (a plain 3D
+volume without importing nibabel: :mod:`medmm.imaging._nifti_header`), written as
 ``volumes/<volume_id>.nii.gz`` via a temporary file + rename, and described by a sidecar of
 non-identifying acquisition metadata (``volumes/<volume_id>.json``).
 
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from medmm.imaging._nifti_header import VOX_OFFSET, CanonicalVolume, canonical_volume
 
 __all__ = [
     "WrittenVolume",
@@ -183,7 +186,11 @@ _LOCAL = threading.local()
 
 def _scratch(img: Any) -> np.ndarray | None:
     """This thread's NIfTI buffer, grown to fit ``img`` (``None`` for a volume above _SCRATCH_MAX)."""
-    need = 4096 + int(np.prod(img.shape, dtype=np.int64)) * img.get_data_dtype().itemsize
+    return _scratch_for(4096 + int(np.prod(img.shape, dtype=np.int64)) * img.get_data_dtype().itemsize)
+
+
+def _scratch_for(need: int) -> np.ndarray | None:
+    """This thread's NIfTI buffer of at least ``need`` bytes (``None`` above _SCRATCH_MAX)."""
     if need > _SCRATCH_MAX:
         return None
     buf: np.ndarray | None = getattr(_LOCAL, "buffer", None)
@@ -237,6 +244,48 @@ def write_volume(
     reorient
         False keeps the voxel order (images without patient geometry).
     """
+    out_dir = Path(run_dir) / "volumes"
+    canon = canonical_volume(np.asarray(data), np.asarray(affine_ras, dtype=float)) if reorient else None
+    if canon is not None:  # a plain 3D volume: nibabel's header and reorientation without nibabel
+        final = out_dir / f"{volume_id}.nii.gz"
+        geometry: dict[str, Any] = {
+            "shape": [int(s) for s in canon.data.shape],
+            "spacing": list(canon.zooms),
+            "orientation": canon.orientation,
+            "affine": [[float(v) for v in row] for row in canon.affine],
+            "dtype": str(canon.data.dtype),
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _replace_with(final, gzip_bytes(_nifti_of(canon)))
+    else:
+        final, geometry = _write_with_nibabel(out_dir, volume_id, data, affine_ras, orientation, reorient)
+    side = out_dir / f"{volume_id}.json"
+    text = json.dumps({**sidecar, **geometry}, indent=2, sort_keys=True, default=str) + "\n"
+    _replace_with(side, text.encode("utf-8"))  # the text tables.atomic_write_json writes
+    return WrittenVolume(path=f"volumes/{final.name}", sidecar=f"volumes/{side.name}", **geometry)
+
+
+def _nifti_of(canon: CanonicalVolume) -> memoryview:
+    """The single-file NIfTI bytes of ``canon`` in this thread's buffer (as :func:`nifti_bytes`)."""
+    data = canon.data
+    size = VOX_OFFSET + data.nbytes
+    scratch = _scratch_for(4096 + data.nbytes)  # the size _scratch asks for: one buffer for both paths
+    out = scratch[:size] if scratch is not None else np.empty(size, np.uint8)
+    out[:VOX_OFFSET] = np.frombuffer(canon.header, dtype=np.uint8)
+    view: np.ndarray = np.ndarray(data.shape, dtype=data.dtype, buffer=out, offset=VOX_OFFSET, order="F")
+    copy_to_fortran(view, data)
+    return out.data
+
+
+def _write_with_nibabel(
+    out_dir: Path,
+    volume_id: str,
+    data: np.ndarray,
+    affine_ras: np.ndarray,
+    orientation: str,
+    reorient: bool,
+) -> tuple[Path, dict[str, Any]]:
+    """The volume through nibabel (4D, other voxel types, no reorientation): file and geometry."""
     import nibabel as nib
 
     img = nib.Nifti1Image(np.asarray(data), np.asarray(affine_ras, dtype=float))
@@ -244,7 +293,6 @@ def write_volume(
         img = nib.as_closest_canonical(img)
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
-    out_dir = Path(run_dir) / "volumes"
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{volume_id}.nii.gz"
     _replace_with(final, gzip_bytes(nifti_bytes(img, _scratch(img))))
@@ -255,7 +303,4 @@ def write_volume(
         "affine": [[float(v) for v in row] for row in img.affine],
         "dtype": str(img.get_data_dtype()),
     }
-    side = out_dir / f"{volume_id}.json"
-    text = json.dumps({**sidecar, **geometry}, indent=2, sort_keys=True, default=str) + "\n"
-    _replace_with(side, text.encode("utf-8"))  # the text tables.atomic_write_json writes
-    return WrittenVolume(path=f"volumes/{final.name}", sidecar=f"volumes/{side.name}", **geometry)
+    return final, geometry
