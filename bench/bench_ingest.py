@@ -22,7 +22,11 @@ The archive is made by :mod:`bench._archive`: the real uncompressed MR series of
   the workers), sampled every 50 ms, its PSS (pages shared by processes, such as the modules the
   forked workers inherit from their server, counted once) and the driver process alone (it runs the
   Dask scheduler; sampled every 3 ms, its short peaks included); compared at 1,000 and 5,000 slices
-  (and more) it shows whether memory is bounded by the largest series, not the archive.
+  (and more) it shows whether memory is bounded by the largest series, not the archive. Memory is
+  measured in a second run of the same command: the sampler costs ~0.1-0.3 s of CPU per medmm run
+  (PSS reads walk the page tables of every process) on the two cores medmm's workers use, while
+  dcm2niix, a single process, leaves it a core of its own; the timed runs are not sampled (the
+  sampled run's wall time is kept as ``*_sampled_s`` in the JSON).
 
 Ratios are medmm's slices/s over dcm2niix's at the same size, end to end (wall time of each command,
 start-up and shut-down included) and in steady state (medmm's scan + assemble + convert phases against
@@ -123,9 +127,8 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(cmd: list[str], log: Path) -> tuple[float, int, int, float, int]:
-    """Run ``cmd`` (output to ``log``); return (wall s, peak tree RSS, peak own RSS, tree CPU s, peak
-    tree PSS).
+def _timed(cmd: list[str], log: Path) -> tuple[float, float]:
+    """Run ``cmd`` (output to ``log``) with nothing else watching it; return (wall s, tree CPU s).
 
     The CPU time is that of the command and of every descendant it waited for, from
     ``getrusage(RUSAGE_CHILDREN)`` around the run: medmm's forked workers are reaped by their server
@@ -134,15 +137,33 @@ def _timed(cmd: list[str], log: Path) -> tuple[float, int, int, float, int]:
     with log.open("w") as fh:
         cpu0 = _children_cpu()
         start = time.perf_counter()
+        code = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        wall = time.perf_counter() - start
+        cpu = _children_cpu() - cpu0
+    if code != 0:
+        raise RuntimeError(f"{cmd[0]} exited with {code}; see {log}")
+    return wall, cpu
+
+
+def _memory(cmd: list[str], log: Path) -> tuple[int, int, int, float]:
+    """Run ``cmd`` again, sampled (:class:`_TreePeak`); return (peak tree RSS, peak own RSS, peak tree
+    PSS, wall s of this sampled run).
+
+    A separate run from :func:`_timed`: the sampler costs ~0.1-0.3 s of CPU per medmm run (the tree's
+    PSS reads walk every process's page tables), on the 2 cores medmm's workers use, whereas
+    dcm2niix, one process, leaves the sampler a core of its own - sampling the timed runs slowed one
+    tool and not the other.
+    """
+    with log.open("w") as fh:
+        start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
         peak = _TreePeak(proc.pid)
         code = proc.wait()
         wall = time.perf_counter() - start
-        cpu = _children_cpu() - cpu0
         rss = peak.stop()
     if code != 0:
         raise RuntimeError(f"{cmd[0]} exited with {code}; see {log}")
-    return wall, rss, peak.root_peak, cpu, peak.pss_peak
+    return rss, peak.root_peak, peak.pss_peak, wall
 
 
 def _dcm2niix() -> str:
@@ -170,25 +191,28 @@ def _one_size(n: int, work: Path, key: Path) -> dict[str, Any]:
     d2n_out.mkdir()
     cmd = [_dcm2niix(), "-z", "i", "-1", "-b", "y", "-f", "%j", "-o", str(d2n_out), str(archive)]
     out["dcm2niix_load"] = _load()
-    d2n = _timed(cmd, work / f"dcm2niix_{n}.log")
-    out["dcm2niix_s"], out["dcm2niix_rss"], out["dcm2niix_driver_rss"], out["dcm2niix_cpu_s"] = d2n[:4]
-    out["dcm2niix_pss"] = d2n[4]
+    out["dcm2niix_s"], out["dcm2niix_cpu_s"] = _timed(cmd, work / f"dcm2niix_{n}.log")
     out["dcm2niix_steady_s"] = out["dcm2niix_s"]  # one process, no start-up worth separating
     out["dcm2niix_volumes"] = len(list(d2n_out.glob("*.nii.gz")))
+    shutil.rmtree(d2n_out)
+    d2n_out.mkdir()
+    mem = _memory(cmd, work / f"dcm2niix_{n}_memory.log")
+    out["dcm2niix_rss"], out["dcm2niix_driver_rss"], out["dcm2niix_pss"], out["dcm2niix_sampled_s"] = mem
     for name, module, workers in VARIANTS:
         run = work / f"{name}_{n}"
         cmd = [sys.executable, "-m", module, "ingest", str(archive), "--out", str(run)]
         cmd += ["--workers", str(workers), "--key-file", str(key)]
         out[f"{name}_load"] = _load()
-        wall, rss, driver, cpu, pss = _timed(cmd, work / f"{name}_{n}.log")
-        out[f"{name}_s"], out[f"{name}_rss"], out[f"{name}_driver_rss"] = wall, rss, driver
-        out[f"{name}_cpu_s"], out[f"{name}_pss"] = cpu, pss
+        out[f"{name}_s"], out[f"{name}_cpu_s"] = _timed(cmd, work / f"{name}_{n}.log")
         out[f"{name}_steady_s"] = _steady_s(run)
         import pandas as pd
 
         manifest = pd.read_parquet(run / "manifest.parquet")
         out[f"{name}_volumes"] = int(manifest["volume_id"].nunique())
         out[f"{name}_ingested"] = int((manifest["status"] == "ingested").sum())
+        shutil.rmtree(run)
+        mem = _memory(cmd, work / f"{name}_{n}_memory.log")  # a fresh run directory again
+        out[f"{name}_rss"], out[f"{name}_driver_rss"], out[f"{name}_pss"], out[f"{name}_sampled_s"] = mem
         shutil.rmtree(run)
     shutil.rmtree(archive)
     shutil.rmtree(d2n_out)
