@@ -131,3 +131,10 @@ def test_a_fresh_unattended_run_imports_no_pandas_arrow_compute_or_rich(tmp_path
         frame.to_parquet(tmp_path / f"pandas-{name}", index=False)
         assert pq.read_schema(path).metadata == pq.read_schema(tmp_path / f"pandas-{name}").metadata
         assert pq.read_schema(path).equals(pq.read_schema(tmp_path / f"pandas-{name}"), check_metadata=True)
+
+
+def test_volume_columns_are_the_volume_record_fields_in_order() -> None:
+    from medmm.imaging.records import VolumeRecord
+    from medmm.ingest.finalize import VOLUME_COLUMNS
+
+    assert list(VOLUME_COLUMNS) == list(VolumeRecord.model_fields)
