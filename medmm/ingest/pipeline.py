@@ -432,36 +432,39 @@ def _ingest(
         journal.discard()
     journal.write_state(state)
 
-    with timer("walk"):
-        # the walk goes to disk in path order: nothing per file stays in the driver's memory
-        spill = EntrySpill(out / WALK_SUBDIR / "entries.pkl")
-        walk_rows: list[IngestManifestRow] = []
-        img_to_hdr: dict[str, str] = {}
-        for entry in iter_archive(root, walk_rows, img_to_hdr):
-            spill.add(entry)
-        spill.close()
-        link_rows = sorted(walk_rows, key=lambda r: r.path)
-        fresh = journal.is_fresh()  # then load() imports neither pandas nor Arrow
-        previous, volumes = journal.load()
-    partner = {**img_to_hdr, **{h: i for i, h in img_to_hdr.items()}}
-    done: set[str] = set()
-    if previous:  # resuming: what is unchanged and finished (a fresh run holds no set per file)
-        done = {e.rel for e in spill.entries() if _done(previous.get(e.rel), e, volumes, out)}
-        done -= {rel for rel in done if rel in partner and partner[rel] not in done}
-    dirty_series = {r.series_id for p, r in previous.items() if r.series_id and p not in done}
-    n_todo = len(spill) - len(done)
-    todo = (e for e in spill.entries() if e.rel not in done)
-    log.info("%d files, %d already done, %d to scan", len(spill), len(done), n_todo)
-
-    book = RowBook(journal)
-    stale = any(previous[rel].series_id in dirty_series for rel in done)
-    no_work = not n_todo and not stale  # nothing changed: no cluster needed
-    seq = journal.reserve()  # this run's task parts sort after earlier runs' and before its own
-    journal.add(link_rows)
-    companions = set(img_to_hdr)
+    fresh = journal.is_fresh()  # nothing to resume: then load() imports neither pandas nor Arrow
     with contextlib.ExitStack() as stack:
-        made = None if no_work else _client(client, workers, scheduler, processes, dashboard)
-        dask = None if made is None else stack.enter_context(made)
+        dask = None
+        if fresh:  # the cluster starts before the walk (it has work unless the archive is empty)
+            dask = stack.enter_context(_client(client, workers, scheduler, processes, dashboard))
+        with timer("walk"):
+            # the walk goes to disk in path order: nothing per file stays in the driver's memory
+            spill = EntrySpill(out / WALK_SUBDIR / "entries.pkl")
+            walk_rows: list[IngestManifestRow] = []
+            img_to_hdr: dict[str, str] = {}
+            for entry in iter_archive(root, walk_rows, img_to_hdr):
+                spill.add(entry)
+            spill.close()
+            link_rows = sorted(walk_rows, key=lambda r: r.path)
+            previous, volumes = journal.load()
+        partner = {**img_to_hdr, **{h: i for i, h in img_to_hdr.items()}}
+        done: set[str] = set()
+        if previous:  # resuming: what is unchanged and finished (a fresh run holds no set per file)
+            done = {e.rel for e in spill.entries() if _done(previous.get(e.rel), e, volumes, out)}
+            done -= {rel for rel in done if rel in partner and partner[rel] not in done}
+        dirty_series = {r.series_id for p, r in previous.items() if r.series_id and p not in done}
+        n_todo = len(spill) - len(done)
+        todo = (e for e in spill.entries() if e.rel not in done)
+        log.info("%d files, %d already done, %d to scan", len(spill), len(done), n_todo)
+
+        book = RowBook(journal)
+        stale = any(previous[rel].series_id in dirty_series for rel in done)
+        no_work = not n_todo and not stale  # nothing changed: no cluster needed
+        seq = journal.reserve()  # this run's task parts sort after earlier runs' and before its own
+        journal.add(link_rows)
+        companions = set(img_to_hdr)
+        if dask is None and not no_work:
+            dask = stack.enter_context(_client(client, workers, scheduler, processes, dashboard))
         if fresh:  # the final tables' modules, imported while this thread mostly waits on the workers
             _import_in_background(TABLE_MODULES)
         with timer("scan"):
