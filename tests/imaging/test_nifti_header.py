@@ -143,3 +143,13 @@ def test_plain_dicom_series_is_scanned_and_converted_without_pydicom_or_nibabel(
     assert "'ingested': 12" in done.stdout
     img = nib.load(next((tmp_path / "run" / "volumes").glob("*.nii.gz")))
     assert 12 in img.shape and "".join(nib.aff2axcodes(img.affine)) == "RAS"
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 1), (1, 4, 5), (5, 1, 3), (1, 1, 1)])
+def test_single_voxel_axes_equal_nibabel(shape: tuple[int, int, int]) -> None:
+    data = np.arange(int(np.prod(shape)), dtype=np.int16).reshape(shape)
+    affine = np.array([[0, 0, -1.1, 9], [0.9, 0, 0, -12], [0, -0.9, 0, 10], [0, 0, 0, 1.0]])
+    img, expected = _nibabel(data, affine)
+    canon = canonical_volume(data, affine)
+    assert canon is not None and canon.header == expected[:VOX_OFFSET]
+    assert canon.data.shape == img.shape and np.array_equal(canon.data, np.asanyarray(img.dataobj))
