@@ -38,9 +38,12 @@ __all__ = [
 ]
 
 #: Smallest and largest number of reports in a task planned by :func:`plan_sizes`: each task costs
-#: ~3 ms in its worker beyond its reports (pipe start, tables, part files) and ~3 ms in the driver
-#: (scheduler and client messages, on the same cores), so the last round stays at ~400 reports
-#: (~0.1 s); the docs are streamed, so a large task holds only its small token arrays.
+#: ~2 ms in its worker beyond its reports (pipe start, tables, part files), ~1-2 ms of Dask's hand-off
+#: in the worker and ~0.6 ms in the driver (scheduler and client messages, on the same cores), so the
+#: last round stays at ~400 reports (~0.1 s); the docs are streamed, so a large task holds only its
+#: small token arrays. A finer last round did not pay (10,236 reports, 2 workers, alternating runs:
+#: minimum 100/150/200/250 -> 10-12 tasks, phase wall median 1.319-1.514 s vs 1.320-1.473 s with 400,
+#: workers' CPU +10-40 ms): with one task queued per worker the last tasks are placed one task ahead.
 TASK_LIMITS = (400, 5000)
 
 
