@@ -5,7 +5,9 @@ the header records of its DICOM images, with their provisional rows, partitioned
 (``RUN_DIR/.parts/headers/<run>/<group>/<batch>.pkl``). It returns a :class:`ScanSummary`: the groups it
 touched with their file counts, the series pseudonyms it saw, and the rows of NIfTI/ANALYZE files (few:
 each is its own volume). :func:`convert_group` then reads one study/series group's parts, assembles its
-stacks, writes their volumes and journals the settled rows; it returns the volume records only. Small
+stacks, writes their volumes and journals the settled rows (and volume records); it returns the
+written volumes' ids only, so that the driver unpickles no ``VolumeRecord`` (whose module imports the
+whole imaging package: ~40 ms of the driver's CPU). Small
 groups go to the workers a few at a time (:func:`bundle_groups`, :func:`convert_groups`): a Dask task
 costs a few milliseconds of CPU, as much as converting ~10-20 slices. The manifest is merged from the
 journal parts at the end (:mod:`.merge`).
@@ -71,10 +73,11 @@ class ScanSummary:
 
 @dataclass
 class GroupDone:
-    """What a group task returns: the volumes it wrote (its rows are in the journal)."""
+    """What a group task returns: the ids of the volumes it wrote (their records and the rows are in
+    its journal part)."""
 
     gid: str
-    volumes: list[VolumeRecord] = field(default_factory=list)
+    volume_ids: list[str] = field(default_factory=list)
     n_rows: int = 0
 
 
@@ -225,7 +228,7 @@ def convert_group(
     Returns
     -------
     GroupDone
-        The volume records written (the rows are in ``RUN_DIR/.parts/``).
+        The ids of the volumes written (their records and the rows are in ``RUN_DIR/.parts/``).
 
     >>> import tempfile
     >>> convert_group("0" * 24, "/nonexistent", tempfile.mkdtemp(), b"k" * 32, 1).n_rows
@@ -239,7 +242,7 @@ def convert_group(
     with quiet_readers():
         rows, volumes = _convert_stacks(pairs, root, out, _as_pseudonymizer(pseudonymizer))
     write_part(out, f"{seq:06d}-g{gid}", rows, volumes)
-    return GroupDone(gid, volumes, len(rows))
+    return GroupDone(gid, [v.volume_id for v in volumes], len(rows))
 
 
 #: tries after the first of a group that raises inside a bundle (the retries its own task had)

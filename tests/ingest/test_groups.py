@@ -50,7 +50,7 @@ def test_group_parts_settle_every_file_as_the_in_memory_plan(
     assembly = assemble_series(dicoms)
     volumes = []
     for gid in sorted(groups):
-        volumes += convert_group(gid, str(archive), str(run), KEY, 1).volumes
+        volumes += convert_group(gid, str(archive), str(run), KEY, 1).volume_ids
     journaled = {
         r["path"]: IngestManifestRow.model_validate(r) for r in read_all(run, run / ".parts").to_pylist()
     }
