@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import threading
@@ -214,15 +215,35 @@ def stop_worker_server() -> None:
                 os.unlink(address)
         with contextlib.suppress(OSError):
             os.kill(server.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
+        _reap(server.pid, STOP_TIMEOUT_S)
+
+
+def _reap(pid: int, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) for the child ``pid`` to exit and reap it.
+
+    Woken by the exit itself where the platform has process file descriptors (Linux >= 5.3:
+    ``os.pidfd_open``), else by polling every 5 ms (which cost up to 5 ms at every run's end).
+    """
+    deadline = time.monotonic() + timeout
+    pidfd = None
+    with contextlib.suppress(AttributeError, OSError):  # no pidfd_open, or the child is gone already
+        pidfd = os.pidfd_open(pid)
+    try:
+        while True:
             try:
-                pid, _ = os.waitpid(server.pid, os.WNOHANG)
+                done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 return
-            if pid:
+            left = deadline - time.monotonic()
+            if done or left <= 0:
                 return
-            time.sleep(0.005)
+            if pidfd is not None:
+                select.select([pidfd], [], [], left)  # readable once the child has exited
+            else:
+                time.sleep(min(0.005, left))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _main_module() -> list[str]:
