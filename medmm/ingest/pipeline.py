@@ -28,6 +28,7 @@ import contextlib
 import heapq
 import logging
 import os
+import queue
 import shutil
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -389,8 +390,10 @@ def ingest_archive(
         shutil.rmtree(headers, ignore_errors=True)  # left by a killed run: they are rebuilt by scanning
         shutil.rmtree(out / WALK_SUBDIR, ignore_errors=True)
         shutil.rmtree(out / FINISHED_PARTS, ignore_errors=True)  # left by a run killed at its very end
+        janitor = _Janitor()
         try:
             return _ingest(
+                janitor,
                 root,
                 out,
                 workers,
@@ -403,12 +406,14 @@ def ingest_archive(
                 dashboard,
             )
         finally:  # header records hold raw identifiers: never left behind by a run that ends
+            janitor.join()
             shutil.rmtree(headers, ignore_errors=True)
             shutil.rmtree(out / WALK_SUBDIR, ignore_errors=True)
             shutil.rmtree(out / FINISHED_PARTS, ignore_errors=True)
 
 
 def _ingest(
+    janitor: _Janitor,
     root: Path,
     out: Path,
     workers: int | None,
@@ -511,6 +516,8 @@ def _ingest(
                         if not isinstance(outcome, GroupDone):
                             exc = outcome.exception if isinstance(outcome, TaskFailure) else outcome
                             _group_failed(gid, out, seq, exc, journal)
+                        # its rows are journaled: its header records go now, not in the run's tail
+                        janitor.delete(headers_dir(out, seq) / gid)
                     # a group's volume records are in its journal part: the write reads them there
                     continue
                 if isinstance(result, TaskFailure):
@@ -528,7 +535,7 @@ def _ingest(
 
             manifest, n_volumes = journal.finish_streamed(paths, volumes, remove_parts=False)
             # the parts (a few hundred files) are deleted beside run.json and the cluster's shut-down
-            closing.append(_InThread(journal.remove_finished_parts, "medmm-remove-parts"))
+            janitor.delete(out / FINISHED_PARTS)
         counts, n_rows = manifest.counts, manifest.n_rows
         timings = timer.total()
         update_run_json(
@@ -553,15 +560,47 @@ def _ingest(
     return IngestResult(out, counts, n_rows, n_volumes, len(done), timings)
 
 
+class _Janitor:
+    """Delete folders in a thread, in the order given; :meth:`join` waits until all are gone.
+
+    File deletion is cheap in CPU but can wait on a busy file system (a run's ~200 journal parts
+    took 4-190 ms to delete on a shared disk): the driver hands each study/series group's header
+    records over as soon as its conversion is journaled, and the journal's parts once the tables are
+    written; ``ingest_archive`` joins before it returns (then deletes whatever is left itself), so a
+    run never leaves header records (raw identifiers) behind.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def delete(self, folder: Path) -> None:
+        """Delete ``folder`` (and all it holds) soon; a missing folder is no error."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="medmm-delete-parts", daemon=True)
+            self._thread.start()
+        self._queue.put(folder)
+
+    def _run(self) -> None:
+        while (folder := self._queue.get()) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def join(self) -> None:
+        """Wait until every folder handed over is deleted."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
 class _InThread:
     """Run ``fn`` in a thread now; :meth:`join` waits for it and raises what it raised.
 
-    The end of a run does three things that do not depend on each other: close the Dask cluster
-    (client, workers, nannies, scheduler, the worker server: ~30-40 ms, mostly waiting for processes
-    to exit; once every task's result is in, its workers have written their journal parts and volumes,
-    atomically), write the tables, and delete the journal's parts once the tables hold them. The
-    first and last run in threads beside the table writing and ``run.json``; the run returns only
-    once both are done (joined), so it never leaves its cluster or its parts behind.
+    The end of a run closes the Dask cluster (client, workers, nannies, scheduler, the worker server:
+    ~30-40 ms, mostly waiting for processes to exit; once every task's result is in, its workers have
+    written their journal parts and volumes, atomically) in a thread beside the table writing and
+    ``run.json`` (the journal's parts are deleted by a :class:`_Janitor`); the run returns only once
+    it is done (joined), so it never leaves its cluster behind.
     """
 
     def __init__(self, fn: Callable[[], object], name: str) -> None:

@@ -134,3 +134,20 @@ def test_finished_parts_are_moved_aside_then_deleted_and_a_leftover_goes_at_the_
     again = pipeline.ingest_archive(archive, run / "b", workers=1, key_file=_key(tmp_path))
     assert (first.counts, again.n_skipped) == ({"non_image": 1}, 1)
     assert sorted(p.name for p in (run / "b").iterdir() if p.name.startswith(".parts")) == []
+
+
+def test_janitor_deletes_what_it_is_handed_before_join_returns(tmp_path: Path) -> None:
+    folders = []
+    for i in range(3):
+        folder = tmp_path / f"g{i}" / "sub"
+        folder.mkdir(parents=True)
+        (folder / "part.pkl").write_bytes(b"raw identifiers")
+        folders.append(tmp_path / f"g{i}")
+    janitor = pipeline._Janitor()
+    janitor.join()  # nothing handed over: nothing to wait for
+    for folder in [*folders, tmp_path / "missing"]:
+        janitor.delete(folder)
+    janitor.join()
+    assert not any(f.exists() for f in folders)
+    janitor.delete(tmp_path / "missing")  # usable again after a join
+    janitor.join()
