@@ -625,9 +625,9 @@ class _InThread:
 
 
 #: what writing the final tables imports (Arrow and its parquet writer, ~0.03 s of CPU; not pandas,
-#: not pyarrow.compute: see :mod:`medmm.ingest.arrow_rows`), and the volume records, which the
-#: conversion tasks' results hold (unpickled on the driver: its package imports the converter, ~40 ms)
-TABLE_MODULES = ("pyarrow", "pyarrow.parquet", "medmm.ingest.finalize", "medmm.imaging.records")
+#: not pyarrow.compute: see :mod:`medmm.ingest.arrow_rows`). Not ``medmm.imaging``: the conversion
+#: tasks of DICOM groups return volume ids, not records, so a DICOM-only run's driver never imports it
+TABLE_MODULES = ("pyarrow", "pyarrow.parquet", "medmm.ingest.finalize")
 
 
 def _import_in_background(modules: Collection[str]) -> threading.Thread:

@@ -151,3 +151,29 @@ def test_janitor_deletes_what_it_is_handed_before_join_returns(tmp_path: Path) -
     assert not any(f.exists() for f in folders)
     janitor.delete(tmp_path / "missing")  # usable again after a join
     janitor.join()
+
+
+def test_a_dicom_only_run_never_imports_the_imaging_package_in_the_driver(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The driver needs no converter: group tasks return volume ids, the tables need no model."""
+    from medmm.ingest.sample import replicate_series
+
+    template = sorted((shared_data / "imaging/dicom2nifti_series/generic/anatomical/001").glob("*.dcm"))
+    archive = tmp_path / "archive"
+    replicate_series(template, archive / "s0", 12, seed=1)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "if __name__ == '__main__':\n"
+        "    from medmm.ingest.pipeline import ingest_archive\n"
+        f"    r = ingest_archive({str(archive)!r}, {str(tmp_path / 'run')!r}, workers=1,"
+        f" key_file=Path({str(_key(tmp_path))!r}))\n"
+        "    print(r.counts, [m for m in sys.modules if m.startswith('medmm.imaging')])\n"
+    )
+    (tmp_path / "run_it.py").write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "run_it.py")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "{'ingested': 12} []"
