@@ -37,8 +37,9 @@ import pyarrow as pa
 from spacy.attrs import ENT_ID, ENT_IOB, ENT_TYPE, IDX, LENGTH, SENT_START
 
 from medmm.reports.batch_labels import LABEL_SCHEMA, batch_labels
-from medmm.reports.batch_measurements import BatchMeasurements, batch_measurements, may_hold_size
+from medmm.reports.batch_measurements import batch_measurements, sized_texts
 from medmm.reports.batch_texts import Slices, entity_texts
+from medmm.reports.entity_table import ENTITY_SCHEMA, Coded, EntityColumns, entity_table, take_names
 from medmm.reports.extract import doc_records
 from medmm.reports.findings import find_normal_phrase
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
@@ -50,29 +51,6 @@ from medmm.reports.token_structs import TokenBuffer, struct_reader_ok
 
 __all__ = ["ENTITY_SCHEMA", "LABEL_SCHEMA", "batch_tables"]
 
-_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-#: Arrow schema of the entity rows (the columns of :class:`~medmm.reports.records.EntityRow`).
-ENTITY_SCHEMA = pa.schema(
-    [
-        ("report_id", _S),
-        ("section", _S),
-        ("sentence", _I),
-        ("start", _I),
-        ("end", _I),
-        ("text", _S),
-        ("label", _S),
-        ("negated", _B),
-        ("uncertain", _B),
-        ("finding", _S),
-        ("long_form", _S),
-        ("location", _S),
-        ("measurement_mm", _F),
-        ("measurement_dims_mm", pa.list_(_F)),
-        ("measurement_kind", _S),
-        ("measurement_text", _S),
-        ("source", _S),
-    ]
-)
 assert ENTITY_SCHEMA.names == list(EntityRow.model_fields)
 _ATTRS = [ENT_IOB, ENT_TYPE, ENT_ID, IDX, LENGTH, SENT_START]
 _IOB_B, _IOB_I = 3, 1
@@ -130,7 +108,7 @@ def batch_tables(
     slow_rows: list[dict[str, Any]] = []  # rows of the reports done by doc_records
     slow_labels: list[dict[str, Any]] = []
     abbr_key: Any = False  # not looked up yet
-    batch = _Batch({k for k, t in enumerate(texts) if may_hold_size(t)}, texts)
+    batch = _Batch(set(sized_texts(texts)), texts)
     fast, arrays, codes, spans, n_flags = batch.fast, batch.arrays, batch.codes, batch.spans, batch.n_flags
     code_of = _FLAG_CODE.__getitem__
     n_docs = 0
@@ -283,11 +261,6 @@ class _Batch:
         return [np.concatenate(c) for c in zip(*self.ents, strict=True)]
 
 
-def _take(values: Sequence[str | None], index: np.ndarray) -> pa.Array:
-    """A string column: ``values[index]`` (small ``values``, many rows; done by Arrow)."""
-    return pa.array(values, _S).take(pa.array(index, _I))
-
-
 def _empty(schema: pa.Schema) -> pa.Table:
     return pa.table({f.name: pa.nulls(0, f.type) for f in schema}, schema=schema)
 
@@ -324,7 +297,8 @@ def _fast_tables(
     # section of each entity: (report, char) as one integer, searched in all reports' section starts
     n_secs = np.fromiter((len(s) for s in b.sections), dtype=np.int64, count=n_fast)
     flat = [s for secs in b.sections for s in secs]
-    sec_names = [s[0] for s in flat] + ["BODY"]
+    sec_names: list[str | None] = [s[0] for s in flat]
+    sec_names.append("BODY")
     sec_keys = np.repeat(np.arange(n_fast, dtype=np.int64), n_secs) * _SECTION_STRIDE + np.fromiter(
         (s[1] for s in flat), dtype=np.int64, count=len(flat)
     )
@@ -334,8 +308,7 @@ def _fast_tables(
     sec_pos = np.where(n_secs[rep] > 0, np.maximum(sec_pos, sec_first[rep]), len(flat))
     sec_scored = np.array([n in scored for n in sec_names], dtype=bool)
     source = np.where((id_u[id_inv] != 0) & spec.lexicon, 1, 0)
-    ids = pa.array([report_ids[k] for k in b.fast], _S)
-    n = len(starts)
+    ids = pa.array([report_ids[k] for k in b.fast], pa.string())
 
     def normal_phrase(j: int) -> tuple[int, int, str] | None:
         text = texts[b.fast[j]]
@@ -348,29 +321,6 @@ def _fast_tables(
         secs = b.sections[j]
         return secs[max(0, bisect_right([s[1] for s in secs], pos) - 1)][0] if secs else "BODY"
 
-    ents = pa.table(
-        {
-            "report_id": ids.take(pa.array(rep, _I)),
-            "section": _take(sec_names, sec_pos),
-            "sentence": pa.array(sent, _I),
-            "start": pa.array(char_a, _I),
-            "end": pa.array(char_b, _I),
-            "text": text_col,
-            "label": _take(lab_names, lab_inv),
-            "negated": pa.array(negated, _B),
-            "uncertain": pa.array(uncertain, _B),
-            "finding": _take([*f_names, None], np.where(finding < 0, len(f_names), finding)),
-            "long_form": pa.nulls(n, _S),
-            "location": location,
-            "measurement_mm": pa.nulls(n, _F),
-            "measurement_dims_mm": pa.nulls(n, pa.list_(_F)),
-            "measurement_kind": pa.nulls(n, _S),
-            "measurement_text": pa.nulls(n, _S),
-            "source": _take([spec.model_source() or LEXICON_SOURCE, LEXICON_SOURCE], source),
-        },
-        schema=ENTITY_SCHEMA,
-    )
-
     labels = batch_labels(
         ids=ids,
         rep=rep,
@@ -381,11 +331,12 @@ def _fast_tables(
         uncertain=uncertain,
         start=char_a,
         end=char_b,
-        text=ents["text"].chunk(0),
-        section=ents["section"].chunk(0),
+        text=text_col,
+        section=take_names(sec_names, sec_pos),
         normal_phrase=normal_phrase,
         section_at=section_at,
     )
+    found = None
     if b.measured:
 
         def sent_chars(j: int) -> list[tuple[int, int]]:
@@ -402,47 +353,21 @@ def _fast_tables(
             sent_chars=sent_chars,
             section_at=section_at,
         )
-        if found.sizes:
-            flags = (negated, uncertain, [*f_names, None], finding, location)
-            ents = _with_measurements(ents, found, ids, rep, flags)
-    return ents, labels
-
-
-def _with_measurements(
-    ents: pa.Table, found: BatchMeasurements, ids: pa.Array, rep: np.ndarray, flags: tuple[Any, ...]
-) -> pa.Table:
-    """``ents`` with the measurement columns of the sized findings filled and the ``MEASUREMENT`` rows
-    added, each report's rows in (start, end) order as :func:`~medmm.reports.extract.doc_records`."""
-    negated, uncertain, f_names, finding, location = flags
-    n, sizes = ents.num_rows, found.sizes
-    code = np.full(n, len(sizes), dtype=np.int64)  # -> null
-    for e, k in found.linked.items():
-        code[e] = k
-    index = pa.array(code, _I)
-    columns = {
-        "measurement_mm": pa.array([m.size_mm for m in sizes] + [None], _F),
-        "measurement_dims_mm": pa.array([list(m.values_mm) for m in sizes] + [None], pa.list_(_F)),
-        "measurement_kind": pa.array([m.kind for m in sizes] + [None], _S),
-        "measurement_text": pa.array([m.text for m in sizes] + [None], _S),
-    }
-    for name, values in columns.items():
-        ents = ents.set_column(ents.schema.get_field_index(name), name, values.take(index))
-    for row, e, j in zip(found.rows, found.row_entity, found.row_rep, strict=True):
-        row["report_id"] = ids[j].as_py()
-        linked = e >= 0
-        row["negated"] = bool(negated[e]) if linked else False
-        row["uncertain"] = bool(uncertain[e]) if linked else False
-        row["finding"] = f_names[finding[e]] if linked else None
-        row["location"] = location[e].as_py() if linked else None
-    rows = pa.Table.from_pylist(found.rows, schema=ENTITY_SCHEMA)
-    both = pa.concat_tables([ents, rows])
-    reps = np.r_[rep, np.array(found.row_rep, dtype=np.int64)]
-    start, end = both["start"].to_numpy(), both["end"].to_numpy()
-    if len(start) and max(start.max(), end.max()) < 1 << 21:  # one int64 key, stable: entities first
-        order = np.argsort((reps << 42) | (start << 21) | end, kind="stable")
-    else:
-        order = np.lexsort((end, start, reps))
-    return both.take(pa.array(order, _I))
+    columns = EntityColumns(
+        rep=rep,
+        sentence=sent,
+        start=char_a,
+        end=char_b,
+        text=text_col,
+        negated=negated,
+        uncertain=uncertain,
+        label=Coded(list(lab_names), lab_inv),
+        finding=Coded(list(f_names), finding),
+        location=location,
+        section=Coded(sec_names, sec_pos),
+        source=Coded([spec.model_source() or LEXICON_SOURCE, LEXICON_SOURCE], source),
+    )
+    return entity_table(ids, columns, found), labels
 
 
 def _assertions(
@@ -477,9 +402,10 @@ def _locations(
     id_inv: np.ndarray,
     id_names: list[str],
     ent_text: Slices | list[str],
-) -> pa.Array:
-    """``location`` column: the nearest ANATOMY entity of the same sentence (token distance, the earlier
-    one on a tie), named by its pattern id or else its lower-case text; null for ANATOMY entities."""
+) -> Coded:
+    """``location`` column as codes (``None`` the last name): the nearest ANATOMY entity of the same
+    sentence (token distance, the earlier one on a tie), named by its pattern id or else its lower-case
+    text; null for ANATOMY entities."""
     names: list[str | None] = list(id_names)
     a_idx = np.flatnonzero(is_anat)
     code = np.full(len(starts), -1, dtype=np.int64)  # -1: no location
@@ -501,4 +427,4 @@ def _locations(
         use_next = ok_next & ~use_prev
         code[f_idx] = np.where(use_prev, a_name[prev], np.where(use_next, a_name[nxt], -1))
     code[code < 0] = len(names)
-    return _take([*names, None], code)
+    return Coded([*names, None], code)

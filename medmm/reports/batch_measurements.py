@@ -9,22 +9,22 @@ looked at, one by one, with the batch's entity arrays; the rest of the batch is 
 ...     measured=[0], texts=["A 12 mm nodule."], rep=np.array([0]), char_a=np.array([8]),
 ...     char_b=np.array([14]), is_anat=np.array([False]), sent_chars=lambda j: [(0, 15)],
 ...     section_at=lambda j, pos: "BODY")
->>> m.linked, [(r["start"], r["measurement_mm"]) for r in m.rows]
-({0: 0}, [(2, 12.0)])
+>>> m.linked, [(x.start, x.size_mm) for x in m.sizes], m.row_section, m.row_sentence
+({0: 0}, [(2, 12.0)], ['BODY'], [0])
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import accumulate
 
 import numpy as np
 
-from medmm.reports.lexicon import LEXICON_SOURCE
 from medmm.reports.measurements import Measurement, find_sizes, has_measurement, link_measurements
 
-__all__ = ["BatchMeasurements", "batch_measurements", "may_hold_size"]
+__all__ = ["BatchMeasurements", "batch_measurements", "may_hold_size", "sized_texts"]
 
 
 def may_hold_size(text: str) -> bool:
@@ -55,21 +55,49 @@ def may_hold_size(text: str) -> bool:
     return has_measurement(text)
 
 
+def sized_texts(texts: Sequence[str]) -> list[int]:
+    """Indices of the ``texts`` that :func:`may_hold_size`, in order: for an ASCII batch the unit words
+    are searched once in the batch's joined lower-case text (skipping to the next text after a hit),
+    and only the texts holding one are looked at one by one.
+
+    >>> sized_texts(["No effusion.", "A 3 MM nodule", "mm", "3", "1 cm"])
+    [1, 4]
+    """
+    joined = "\x00".join(texts)  # no unit word holds the separator
+    if not joined.isascii():
+        return [k for k, t in enumerate(texts) if may_hold_size(t)]
+    low = joined.lower()
+    starts = [0, *accumulate(len(t) + 1 for t in texts)]  # text k is low[starts[k]:starts[k + 1] - 1]
+    found: set[int] = set()
+    for word in ("mm", "cm", "millimet", "centimet"):
+        at = low.find(word)
+        while at >= 0:
+            k = bisect_right(starts, at) - 1
+            found.add(k)
+            at = low.find(word, starts[k + 1])
+    return [k for k in sorted(found) if any(d in texts[k] for d in _DIGITS) and has_measurement(texts[k])]
+
+
+_DIGITS = "0123456789"
+
+
 @dataclass
 class BatchMeasurements:
     """What :func:`batch_measurements` found.
 
     ``linked`` maps an entity (index in the batch arrays) to the index in ``sizes`` of the measurement
-    that sizes it; ``rows`` are the ``MEASUREMENT`` rows (entity-table dicts whose ``negated``,
-    ``uncertain``, ``finding`` and ``location`` are filled by the caller from ``row_entity``: the
-    linked entity, or -1), with ``row_rep`` their report index.
+    that sizes it. Each size makes one ``MEASUREMENT`` row (:func:`~medmm.reports.entity_table.entity_table`):
+    by the same index, ``row_rep`` is its report, ``row_entity`` the entity it sizes (or -1; the row
+    takes that entity's assertion flags, finding and location), ``row_section`` and ``row_sentence``
+    the section name and the sentence index (in its report) of its start.
     """
 
     sizes: list[Measurement] = field(default_factory=list)
     linked: dict[int, int] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
     row_rep: list[int] = field(default_factory=list)
     row_entity: list[int] = field(default_factory=list)
+    row_section: list[str] = field(default_factory=list)
+    row_sentence: list[int] = field(default_factory=list)
 
 
 def batch_measurements(
@@ -115,23 +143,8 @@ def batch_measurements(
             entity = sizable[links[mi]] if mi in links else -1
             if entity >= 0:
                 out.linked[entity] = k
-            sent = next((s for s, (a, b) in enumerate(sentences) if a <= m.start < b), 0)
-            out.rows.append(
-                {
-                    "section": section_at(j, m.start),
-                    "sentence": sent,
-                    "start": m.start,
-                    "end": m.end,
-                    "text": m.text,
-                    "label": "MEASUREMENT",
-                    "long_form": None,
-                    "measurement_mm": m.size_mm,
-                    "measurement_dims_mm": list(m.values_mm),
-                    "measurement_kind": m.kind,
-                    "measurement_text": m.text,
-                    "source": LEXICON_SOURCE,
-                }
-            )
+            out.row_sentence.append(next((s for s, (a, b) in enumerate(sentences) if a <= m.start < b), 0))
+            out.row_section.append(section_at(j, m.start))
             out.row_rep.append(j)
             out.row_entity.append(entity)
     return out

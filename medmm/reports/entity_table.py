@@ -1,0 +1,183 @@
+"""The entity table of a batch (the ``parse`` fast path), built once in its final row order.
+
+A batch's entity columns come as per-entity numbers (report, sentence, char span, flags) and codes into
+short lists of names (section, label, finding, location, source); its measurements
+(:class:`~medmm.reports.batch_measurements.BatchMeasurements`) add one ``MEASUREMENT`` row per size and
+fill the measurement columns of the findings they size. The rows of each report are in (start, end)
+order, entities before a measurement row with the same span, as
+:func:`~medmm.reports.extract.doc_records` gives them: the row order is found first and every column
+is then taken once in that order (string columns from their few names), instead of building the
+entity table, adding the measurement rows and taking the whole table again.
+
+>>> import numpy as np, pyarrow as pa
+>>> cols = EntityColumns(
+...     rep=np.array([0]), sentence=np.array([0]), start=np.array([8]), end=np.array([14]),
+...     text=pa.array(["nodule"]), negated=np.array([False]), uncertain=np.array([False]),
+...     label=Coded(["FINDING"], np.array([0])), finding=Coded(["nodule"], np.array([0])),
+...     location=Coded([None], np.array([0])), section=Coded(["BODY"], np.array([0])),
+...     source=Coded(["lexicon"], np.array([0])))
+>>> entity_table(pa.array(["r1"]), cols, None).select(["text", "finding", "measurement_mm"]).to_pylist()
+[{'text': 'nodule', 'finding': 'nodule', 'measurement_mm': None}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from medmm.reports.batch_measurements import BatchMeasurements
+from medmm.reports.lexicon import LEXICON_SOURCE
+
+__all__ = ["ENTITY_SCHEMA", "Coded", "EntityColumns", "entity_table", "take_names"]
+
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+#: Arrow schema of the entity rows (the columns of :class:`~medmm.reports.records.EntityRow`).
+ENTITY_SCHEMA = pa.schema(
+    [
+        ("report_id", _S),
+        ("section", _S),
+        ("sentence", _I),
+        ("start", _I),
+        ("end", _I),
+        ("text", _S),
+        ("label", _S),
+        ("negated", _B),
+        ("uncertain", _B),
+        ("finding", _S),
+        ("long_form", _S),
+        ("location", _S),
+        ("measurement_mm", _F),
+        ("measurement_dims_mm", pa.list_(_F)),
+        ("measurement_kind", _S),
+        ("measurement_text", _S),
+        ("source", _S),
+    ]
+)
+_MEASUREMENT = "MEASUREMENT"
+
+
+def take_names(names: Sequence[str | None], index: np.ndarray) -> pa.Array:
+    """A string column: ``names[index]`` (few names, many rows; done by Arrow).
+
+    >>> take_names(["a", None], np.array([1, 0])).to_pylist()
+    [None, 'a']
+    """
+    return pa.array(names, _S).take(pa.array(index, _I))
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A string column as codes into ``names`` (a ``None`` name is a null)."""
+
+    names: list[str | None]
+    code: np.ndarray
+
+
+@dataclass(frozen=True)
+class EntityColumns:
+    """One value per entity of a batch, grouped by report in report order (report = index into the
+    batch's ids); ``finding`` codes may be ``-1`` (no finding)."""
+
+    rep: np.ndarray
+    sentence: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    text: pa.Array
+    negated: np.ndarray
+    uncertain: np.ndarray
+    label: Coded
+    finding: Coded
+    location: Coded
+    section: Coded
+    source: Coded
+
+
+def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | None) -> pa.Table:
+    """The entity rows of the batch (:data:`ENTITY_SCHEMA`), with the measurement rows of ``found``."""
+    n = len(c.rep)
+    sizes = found.sizes if found is not None else []
+    if found is None or not sizes:
+        return pa.table(
+            {
+                "report_id": ids.take(pa.array(c.rep, _I)),
+                "section": take_names(c.section.names, c.section.code),
+                "sentence": pa.array(c.sentence, _I),
+                "start": pa.array(c.start, _I),
+                "end": pa.array(c.end, _I),
+                "text": c.text,
+                "label": take_names(c.label.names, c.label.code),
+                "negated": pa.array(c.negated, _B),
+                "uncertain": pa.array(c.uncertain, _B),
+                "finding": take_names([*c.finding.names, None], _nulls_last(c.finding)),
+                "long_form": pa.nulls(n, _S),
+                "location": take_names(c.location.names, c.location.code),
+                "measurement_mm": pa.nulls(n, _F),
+                "measurement_dims_mm": pa.nulls(n, pa.list_(_F)),
+                "measurement_kind": pa.nulls(n, _S),
+                "measurement_text": pa.nulls(n, _S),
+                "source": take_names(c.source.names, c.source.code),
+            },
+            schema=ENTITY_SCHEMA,
+        )
+    n_m = len(sizes)
+    m_rep = np.array(found.row_rep, dtype=np.int64)
+    m_ent = np.array(found.row_entity, dtype=np.int64)
+    linked = m_ent >= 0
+    m_of = np.where(linked, m_ent, 0)  # (an entity index to read; unlinked rows are masked)
+    m_start = np.array([m.start for m in sizes], dtype=np.int64)
+    m_end = np.array([m.end for m in sizes], dtype=np.int64)
+    reps, start, end = np.r_[c.rep, m_rep], np.r_[c.start, m_start], np.r_[c.end, m_end]
+    if max(start.max(), end.max()) < 1 << 21:  # one int64 key, stable: entities first
+        order = np.argsort((reps << 42) | (start << 21) | end, kind="stable")
+    else:
+        order = np.lexsort((end, start, reps))
+    at = pa.array(order, _I)
+    # size of each row: the one linked to an entity, a measurement row's own, or none (-> null)
+    size_of = np.full(n + n_m, n_m, dtype=np.int64)
+    if found.linked:
+        size_of[np.fromiter(found.linked, dtype=np.int64, count=len(found.linked))] = np.fromiter(
+            found.linked.values(), dtype=np.int64, count=len(found.linked)
+        )
+    size_of[n:] = np.arange(n_m)
+    size_at = pa.array(size_of[order], _I)
+
+    def coded(col: Coded, extra: list[str | None], m_code: np.ndarray) -> pa.Array:
+        names = [*col.names, *extra]
+        return take_names(names, np.r_[col.code, m_code][order])
+
+    no_finding = len(c.finding.names)
+    finding_m = np.where(linked, _nulls_last(c.finding)[m_of], no_finding)
+    location_null = len(c.location.names)  # a None appended below
+    location_m = np.where(linked, c.location.code[m_of], location_null)
+    return pa.table(
+        {
+            "report_id": ids.take(pa.array(reps[order], _I)),
+            "section": coded(c.section, list(found.row_section), len(c.section.names) + np.arange(n_m)),
+            "sentence": pa.array(np.r_[c.sentence, np.array(found.row_sentence, dtype=np.int64)][order], _I),
+            "start": pa.array(start[order], _I),
+            "end": pa.array(end[order], _I),
+            "text": pa.concat_arrays([c.text, pa.array([m.text for m in sizes], _S)]).take(at),
+            "label": coded(c.label, [_MEASUREMENT], np.full(n_m, len(c.label.names))),
+            "negated": pa.array(np.r_[c.negated, c.negated[m_of] & linked][order], _B),
+            "uncertain": pa.array(np.r_[c.uncertain, c.uncertain[m_of] & linked][order], _B),
+            "finding": take_names([*c.finding.names, None], np.r_[_nulls_last(c.finding), finding_m][order]),
+            "long_form": pa.nulls(n + n_m, _S),
+            "location": coded(c.location, [None], location_m),
+            "measurement_mm": pa.array([m.size_mm for m in sizes] + [None], _F).take(size_at),
+            "measurement_dims_mm": pa.array([list(m.values_mm) for m in sizes] + [None], pa.list_(_F)).take(
+                size_at
+            ),
+            "measurement_kind": pa.array([m.kind for m in sizes] + [None], _S).take(size_at),
+            "measurement_text": pa.array([m.text for m in sizes] + [None], _S).take(size_at),
+            "source": coded(c.source, [LEXICON_SOURCE], np.full(n_m, len(c.source.names))),
+        },
+        schema=ENTITY_SCHEMA,
+    )
+
+
+def _nulls_last(col: Coded) -> np.ndarray:
+    """Codes with ``-1`` (none) as ``len(names)``."""
+    return np.where(col.code < 0, len(col.names), col.code)
