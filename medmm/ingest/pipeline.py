@@ -526,7 +526,7 @@ def _ingest(
                 if isinstance(result, Converted):
                     book.converted(item, result)
         # every task's result is in: the cluster shuts down in a thread while this one writes the tables
-        closing = [_InThread(stack.pop_all().close, "medmm-close-cluster")]
+        closing = _InThread(stack.pop_all().close, "medmm-close-cluster")
     try:
         with timer("write"):
 
@@ -552,11 +552,9 @@ def _ingest(
             extra={"n_files": n_rows, "n_volumes": n_volumes, "n_skipped": len(done)},
         )
     except BaseException:
-        for job in closing:
-            job.join(raise_error=False)  # the error of the write is the one to report
+        closing.join(raise_error=False)  # the error of the write is the one to report
         raise
-    for job in closing:  # the cluster is gone, the parts deleted (an error of either is raised here)
-        job.join()
+    closing.join()  # the cluster is gone (an error while closing it is raised here)
     return IngestResult(out, counts, n_rows, n_volumes, len(done), timings)
 
 
