@@ -1,5 +1,17 @@
-"""Dask wiring only: clusters, task maps with progress. No domain logic lives here."""
+"""Dask wiring only: clusters, task maps with progress. No domain logic lives here.
 
-from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
+Names are imported lazily (importing a submodule such as ``medmm.workflows.forkserver`` does not
+import the cluster module and its dependencies first).
+
+>>> from medmm.workflows import dask_client
+>>> dask_client.__module__
+'medmm.workflows.cluster'
+"""
+
+from __future__ import annotations
+
+from medmm._lazy import lazy_exports
 
 __all__ = ["TaskFailure", "dask_client", "run_tasks"]
+
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, "medmm.workflows.cluster"))
