@@ -440,7 +440,7 @@ def _ingest(
     fresh = journal.is_fresh()  # nothing to resume: then load() imports neither pandas nor Arrow
     with contextlib.ExitStack() as stack:
         dask = None
-        if fresh:  # the cluster starts before the walk (it has work unless the archive is empty)
+        if fresh and not _empty(root):  # the cluster starts before the walk: it will have work
             dask = stack.enter_context(_client(client, workers, scheduler, processes, dashboard))
         with timer("walk"):
             # the walk goes to disk in path order: nothing per file stays in the driver's memory
@@ -556,6 +556,15 @@ def _ingest(
         raise
     closing.join()  # the cluster is gone (an error while closing it is raised here)
     return IngestResult(out, counts, n_rows, n_volumes, len(done), timings)
+
+
+def _empty(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing at all (then a fresh run needs no cluster)."""
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is None
+    except OSError:  # the walk reports an unreadable archive
+        return False
 
 
 class _Janitor:

@@ -177,3 +177,19 @@ def test_a_dicom_only_run_never_imports_the_imaging_package_in_the_driver(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "{'ingested': 12} []"
+
+
+def test_an_empty_archive_starts_no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[bool] = []
+    real = pipeline._client
+
+    def client(*args: object, **kwargs: object) -> object:
+        started.append(True)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_client", client)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    result = pipeline.ingest_archive(archive, tmp_path / "run", workers=1, key_file=_key(tmp_path))
+    assert (result.n_files, started) == (0, [])
+    assert (tmp_path / "run" / "manifest.parquet").exists()
