@@ -48,17 +48,25 @@ _NORMAL_PHRASES = re.compile(
     r"|no\s+radiographic\s+evidence\s+of\s+(?:acute\s+)?(?:cardiopulmonary\s+)?disease)\b",
     re.IGNORECASE,
 )
-# The same phrases for ASCII text in lower case, case-sensitive and factored by first letter: the
-# regex engine then skips every position but n/c/s/e after a non-word character (~2x faster). Each
-# ``x(?<!\wx)`` is ``\b`` before the word's first letter ``x``.
+# The same phrases for ASCII text in lower case, case-sensitive, as one pattern per first word: each
+# begins with that word as a literal (``no``, ``negative``, ``chest``, ``study``, ``exam``), which the
+# regex engine searches for directly instead of trying every n/c/s/e (~1.3-1.5x faster). The first
+# match of any of them is the first of the single pattern: at one position at most one can match (the
+# words differ in their first two letters), and ``no`` keeps the single pattern's order of
+# alternatives. Each ``w(?<!\ww)`` is ``\b`` before the word ``w``.
 _AFTER = r"\s+(?:is\s+)?(?:within\s+normal\s+limits|normal|negative)"
-_NORMAL_PHRASES_LOWER = re.compile(
-    r"(?:n(?<!\wn)(?:o\s+(?:acute|active)\s+(?:cardiopulmonary|cardiothoracic|pulmonary|chest|intrathoracic"
-    r"|thoracic)?\s*(?:abnormality|abnormalities|disease|process|findings?|pathology)"
-    r"|ormal\s+(?:chest|study|exam|examination|radiograph|x-?ray|cxr)"
-    r"|egative\s+(?:chest|study|exam|examination)"
-    r"|o\s+radiographic\s+evidence\s+of\s+(?:acute\s+)?(?:cardiopulmonary\s+)?disease)"
-    rf"|c(?<!\wc)hest{_AFTER}|s(?<!\ws)tudy{_AFTER}|e(?<!\we)xam(?:ination)?{_AFTER})\b"
+_NORMAL_BY_WORD = tuple(
+    re.compile(p)
+    for p in (
+        r"no(?<!\wno)(?:\s+(?:acute|active)\s+(?:cardiopulmonary|cardiothoracic|pulmonary|chest|intrathoracic"
+        r"|thoracic)?\s*(?:abnormality|abnormalities|disease|process|findings?|pathology)"
+        r"|rmal\s+(?:chest|study|exam|examination|radiograph|x-?ray|cxr)"
+        r"|\s+radiographic\s+evidence\s+of\s+(?:acute\s+)?(?:cardiopulmonary\s+)?disease)\b",
+        r"negative(?<!\wnegative)\s+(?:chest|study|exam|examination)\b",
+        rf"chest(?<!\wchest){_AFTER}\b",
+        rf"study(?<!\wstudy){_AFTER}\b",
+        rf"exam(?<!\wexam)(?:ination)?{_AFTER}\b",
+    )
 )
 
 
@@ -98,7 +106,7 @@ def find_normal_phrase(text: str, spans: Iterable[tuple[int, int]] = ()) -> tupl
     """Char span of the first explicit normal statement of ``text`` inside ``spans`` (all text if none).
 
     The text is scanned from the first span's start when no statement can reach across it (see
-    :func:`_scan_from`), and ASCII text in lower case with the factored regex; the result is the one
+    :func:`_scan_from`), and ASCII text in lower case with one pattern per first word; the result is the one
     of a full case-insensitive scan.
 
     >>> find_normal_phrase("IMPRESSION: No acute cardiopulmonary abnormality.")
@@ -107,11 +115,35 @@ def find_normal_phrase(text: str, spans: Iterable[tuple[int, int]] = ()) -> tupl
     (39, 51)
     """
     ranges = list(spans) or [(0, len(text))]
-    rx, hay = (_NORMAL_PHRASES_LOWER, text.lower()) if text.isascii() else (_NORMAL_PHRASES, text)
-    for m in rx.finditer(hay, _scan_from(text, min(a for a, _ in ranges))):
+    start = _scan_from(text, min(a for a, _ in ranges))
+    if text.isascii():
+        return _first_by_word(text.lower(), start, ranges)
+    for m in _NORMAL_PHRASES.finditer(text, start):
         if any(a <= m.start() < b for a, b in ranges):
             return m.start(), m.end()
     return None
+
+
+def _first_by_word(low: str, pos: int, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """``finditer`` of the single pattern from ``pos`` over lower-case ASCII ``low``, as the merged
+    matches of :data:`_NORMAL_BY_WORD`, up to the first one starting in ``ranges``."""
+    found = [rx.search(low, pos) for rx in _NORMAL_BY_WORD]  # each pattern's next match (or None)
+    while True:
+        best = None
+        for m in found:
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        if best is None:
+            return None
+        at = best.start()
+        for a, b in ranges:
+            if a <= at < b:
+                return at, best.end()
+        end = best.end()  # as finditer: the next match starts at or after this one's end
+        found = [
+            m if m is None or m.start() >= end else rx.search(low, end)
+            for m, rx in zip(found, _NORMAL_BY_WORD, strict=True)
+        ]
 
 
 def _scan_from(text: str, start: int) -> int:
