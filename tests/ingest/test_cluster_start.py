@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medmm.errors import ConfigError
-from medmm.ingest import pipeline
+from medmm.ingest import pipeline, run_cluster
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def _key(tmp_path: Path) -> Path:
 def test_driver_scans_while_no_worker_has_joined(
     tmp_path: Path, no_worker_client: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "WORKER_START_TIMEOUT_S", 0.5)  # scan tasks would fail, not hang
+    monkeypatch.setattr(run_cluster, "WORKER_START_TIMEOUT_S", 0.5)  # scan tasks would fail, not hang
     archive = tmp_path / "archive"
     archive.mkdir()
     for i in range(5):  # nothing to convert: the whole run needs no worker at all
@@ -56,7 +56,7 @@ def test_no_worker_ever_joining_is_a_clear_error(
     archive = tmp_path / "archive"
     archive.mkdir()
     nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), archive / "a.nii")
-    monkeypatch.setattr(pipeline, "WORKER_START_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(run_cluster, "WORKER_START_TIMEOUT_S", 0.5)
     with pytest.raises(ConfigError, match="no Dask worker joined"):
         pipeline.ingest_archive(archive, tmp_path / "run", client=no_worker_client, key_file=_key(tmp_path))
 
@@ -84,13 +84,13 @@ def test_garbage_collector_settings_are_restored(
     import gc
 
     seen = []
-    original_scan = pipeline._scan
+    original_scan = pipeline.scan_entries
 
     def scan(*args: Any, **kwargs: Any) -> Any:
         seen.append(gc.get_threshold()[0])
         return original_scan(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "_scan", scan)
+    monkeypatch.setattr(pipeline, "scan_entries", scan)
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "note.txt").write_text("not an image")

@@ -258,7 +258,8 @@ def test_dask_configuration_is_restored_after_a_run(tmp_path: Path) -> None:
     key.chmod(0o600)
     code = (
         "import dask, sys\n"
-        "from medmm.ingest.pipeline import DASK_LOG_LENGTH, ingest_archive\n"
+        "from medmm.ingest.pipeline import ingest_archive\n"
+        "from medmm.ingest.run_cluster import DASK_LOG_LENGTH\n"
         "r = ingest_archive(sys.argv[1], sys.argv[2], workers=1, processes=False, key_file=sys.argv[3])\n"
         "assert r.counts == {'non_image': 1}, r.counts\n"
         "assert dask.config.get('distributed.admin.low-level-log-length') != DASK_LOG_LENGTH\n"

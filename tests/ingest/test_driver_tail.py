@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from medmm.ingest import cli, pipeline
+from medmm.ingest import cli, driver_threads, pipeline
 from medmm.runinfo import package_versions
 
 
@@ -76,11 +76,11 @@ def test_closing_raises_what_closing_the_cluster_raised(caplog: pytest.LogCaptur
 
     stack = contextlib.ExitStack()
     stack.callback(fail)
-    closing = pipeline._InThread(stack.close, "closing")
+    closing = driver_threads.InThread(stack.close, "closing")
     with pytest.raises(RuntimeError, match="scheduler gone"):
         closing.join()
-    with caplog.at_level(logging.WARNING, logger="medmm.ingest.pipeline"):
-        pipeline._InThread(fail, "closing").join(raise_error=False)  # a write error in flight wins
+    with caplog.at_level(logging.WARNING, logger="medmm.ingest.driver_threads"):
+        driver_threads.InThread(fail, "closing").join(raise_error=False)  # a write error in flight wins
     assert "closing failed: scheduler gone" in caplog.text
 
 
@@ -143,7 +143,7 @@ def test_janitor_deletes_what_it_is_handed_before_join_returns(tmp_path: Path) -
         folder.mkdir(parents=True)
         (folder / "part.pkl").write_bytes(b"raw identifiers")
         folders.append(tmp_path / f"g{i}")
-    janitor = pipeline._Janitor()
+    janitor = driver_threads.Janitor()
     janitor.join()  # nothing handed over: nothing to wait for
     for folder in [*folders, tmp_path / "missing"]:
         janitor.delete(folder)
@@ -181,13 +181,13 @@ def test_a_dicom_only_run_never_imports_the_imaging_package_in_the_driver(
 
 def test_an_empty_archive_starts_no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[bool] = []
-    real = pipeline._client
+    real = pipeline.cluster_client
 
     def client(*args: object, **kwargs: object) -> object:
         started.append(True)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "_client", client)
+    monkeypatch.setattr(pipeline, "cluster_client", client)
     archive = tmp_path / "archive"
     archive.mkdir()
     result = pipeline.ingest_archive(archive, tmp_path / "run", workers=1, key_file=_key(tmp_path))

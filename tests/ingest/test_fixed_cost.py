@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medmm.ingest.driver_threads import TABLE_MODULES, import_in_background
 from medmm.ingest.journal import Journal
-from medmm.ingest.pipeline import TABLE_MODULES, _import_in_background
 from medmm.ingest.records import IngestManifestRow
 from medmm.records import Status
 
@@ -40,12 +40,12 @@ def test_run_dir_with_a_part_or_table_is_not_fresh(tmp_path: Path) -> None:
 
 def test_table_modules_import_in_a_background_thread() -> None:
     code = (
-        "import sys; from medmm.ingest.pipeline import TABLE_MODULES, _import_in_background; "
-        "assert 'pandas' not in sys.modules; _import_in_background(TABLE_MODULES).join(); "
+        "import sys; from medmm.ingest.driver_threads import TABLE_MODULES, import_in_background; "
+        "assert 'pandas' not in sys.modules; import_in_background(TABLE_MODULES).join(); "
         "print(all(m in sys.modules for m in TABLE_MODULES), 'pandas' in sys.modules)"
     )
     assert _python(code) == "True False"  # the tables are written without pandas (arrow_rows)
-    thread = _import_in_background(["medmm.no_such_module", *TABLE_MODULES])  # a failure is left alone
+    thread = import_in_background(["medmm.no_such_module", *TABLE_MODULES])  # a failure is left alone
     thread.join(timeout=60)
     assert not thread.is_alive() and "pyarrow.parquet" in TABLE_MODULES
 

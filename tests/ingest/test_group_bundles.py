@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from medmm.ingest import groups, pipeline
+from medmm.ingest import groups, pipeline, scan_phase
 from medmm.ingest.groups import GROUP_RETRIES, bundle_groups
 from medmm.tables import read_table
 
@@ -69,7 +69,8 @@ def test_scan_batches_default_to_scan_batch_files_in_the_cli_and_the_api() -> No
     from medmm.ingest.__main__ import app
 
     params = {p.name: p for p in get_command(app).commands["ingest"].params}  # type: ignore[attr-defined]
-    assert params["batch_size"].default == pipeline.SCAN_BATCH == 500
-    assert inspect.signature(pipeline.ingest_archive).parameters["batch_size"].default == pipeline.SCAN_BATCH
-    assert pipeline._batch_size(5000, pipeline.SCAN_BATCH, slots=2) == 500  # 10 tasks at 5,000 files
-    assert pipeline._batch_size(1000, pipeline.SCAN_BATCH, slots=2) == 125  # still 4 per worker
+    assert params["batch_size"].default == scan_phase.SCAN_BATCH == 500
+    default = inspect.signature(pipeline.ingest_archive).parameters["batch_size"].default
+    assert default == scan_phase.SCAN_BATCH
+    assert scan_phase.scan_batch_size(5000, scan_phase.SCAN_BATCH, slots=2) == 500  # 10 tasks at 5,000 files
+    assert scan_phase.scan_batch_size(1000, scan_phase.SCAN_BATCH, slots=2) == 125  # still 4 per worker

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from medmm.ingest import pipeline
+from medmm.ingest import scan_phase
 from medmm.ingest.stream import run_streamed, submit_now
 
 
@@ -55,7 +55,7 @@ def test_a_starting_cluster_gets_its_first_batches_before_a_worker_joins(
     for i in range(40):
         (archive / f"note{i:02d}.txt").write_text("not an image")
     submitted: list[tuple[int, int]] = []  # (tasks, workers at the time)
-    real_submit, real_wait = pipeline.submit_now, client.wait_for_workers
+    real_submit, real_wait = scan_phase.submit_now, client.wait_for_workers
 
     def submit(client: Any, fn: Any, items: list[Any], **kwargs: Any) -> list[Any]:
         submitted.append((len(items), len(client.nthreads())))
@@ -65,15 +65,15 @@ def test_a_starting_cluster_gets_its_first_batches_before_a_worker_joins(
         cluster.scale(1)
         real_wait(n, timeout=30)
 
-    monkeypatch.setattr(pipeline, "submit_now", submit)
+    monkeypatch.setattr(scan_phase, "submit_now", submit)
     monkeypatch.setattr(client, "wait_for_workers", wait)
     key = b"k" * 32
     entries = list(iter_archive(archive, []))
-    found = pipeline._scan(
+    found = scan_phase.scan_entries(
         client, iter(entries), len(entries), archive, key, 5, False, tmp_path / "run", 1,
         Journal(tmp_path / "run"), 1, set(), starting=True,
     )  # fmt: skip
-    assert submitted == [(pipeline.EARLY_BATCHES_PER_THREAD, 0)]  # 2 batches waited for the worker
+    assert submitted == [(scan_phase.EARLY_BATCHES_PER_THREAD, 0)]  # 2 batches waited for the worker
     assert sum(found.groups.values()) == 0 and not found.images  # text files: final rows, no groups
     rows = sum(len(r) for r in _row_parts(tmp_path / "run"))
     assert rows == 40  # every file scanned once: early batches, then the stream
