@@ -15,12 +15,21 @@ from medmm.tables import read_table
 
 def test_bundles_cover_every_group_once_in_order_and_end_with_single_groups() -> None:
     sizes = {f"g{i:03d}": 100 for i in range(50)}
-    bundles = bundle_groups(sizes, slots=2)
+    bundles = bundle_groups(sizes, slots=2, per_slot=4)
     assert [g for b in bundles for g in b] == sorted(sizes)
     assert len(bundles) <= len(sizes) // 2  # far fewer tasks than groups
     assert [len(b) for b in bundles] == sorted((len(b) for b in bundles), reverse=True)
     assert all(len(b) == 1 for b in bundles[-8:])  # the last tasks are small: no worker waits long
     assert max(len(b) for b in bundles) <= 50 / 8
+
+
+def test_default_bundles_take_a_quarter_of_what_is_left_on_two_workers() -> None:
+    sizes = {f"g{i:03d}": 100 for i in range(50)}  # the 5,000-slice bench archive's groups
+    bundles = bundle_groups(sizes, slots=2)  # per_slot=2: each bundle ~1/4 of the files left
+    assert [len(b) for b in bundles] == [12, 9, 7, 5, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1]
+    assert [g for b in bundles for g in b] == sorted(sizes)
+    ten = bundle_groups({f"g{i}": 100 for i in range(10)}, slots=2)  # the 1,000-slice archive's
+    assert [len(b) for b in ten] == [2, 2, 1, 1, 1, 1, 1, 1]
 
 
 def test_a_large_group_is_its_own_task() -> None:
