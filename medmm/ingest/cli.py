@@ -104,7 +104,7 @@ def ingest(
         help="Site key for pseudonyms (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key).",
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any input is quarantined."),
-    batch_size: int = typer.Option(  # pipeline.SCAN_BATCH
+    batch_size: int = typer.Option(  # scan_phase.SCAN_BATCH
         500, "--batch-size", min=1, help="Files per header-reading task (at most)."
     ),
     dashboard: bool | None = typer.Option(
