@@ -37,7 +37,7 @@ import pyarrow as pa
 from spacy.attrs import ENT_ID, ENT_IOB, ENT_TYPE, IDX, LENGTH, SENT_START
 
 from medmm.reports.batch_labels import LABEL_SCHEMA, batch_labels
-from medmm.reports.batch_measurements import batch_measurements, sized_texts
+from medmm.reports.batch_measurements import batch_measurements, may_hold_size
 from medmm.reports.batch_texts import Slices, entity_texts
 from medmm.reports.entity_table import ENTITY_SCHEMA, Coded, EntityColumns, entity_table, take_names
 from medmm.reports.extract import doc_records
@@ -108,7 +108,7 @@ def batch_tables(
     slow_rows: list[dict[str, Any]] = []  # rows of the reports done by doc_records
     slow_labels: list[dict[str, Any]] = []
     abbr_key: Any = False  # not looked up yet
-    batch = _Batch(set(sized_texts(texts)), texts)
+    batch = _Batch({k for k, t in enumerate(texts) if may_hold_size(t)}, texts)
     fast, arrays, codes, spans, n_flags = batch.fast, batch.arrays, batch.codes, batch.spans, batch.n_flags
     code_of = _FLAG_CODE.__getitem__
     n_docs = 0

@@ -15,16 +15,14 @@ looked at, one by one, with the batch's entity arrays; the rest of the batch is 
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
 
 import numpy as np
 
 from medmm.reports.measurements import Measurement, find_sizes, has_measurement, link_measurements
 
-__all__ = ["BatchMeasurements", "batch_measurements", "may_hold_size", "sized_texts"]
+__all__ = ["BatchMeasurements", "batch_measurements", "may_hold_size"]
 
 
 def may_hold_size(text: str) -> bool:
@@ -53,32 +51,6 @@ def may_hold_size(text: str) -> bool:
         if "mm" not in low and "cm" not in low and "millimet" not in low and "centimet" not in low:
             return False
     return has_measurement(text)
-
-
-def sized_texts(texts: Sequence[str]) -> list[int]:
-    """Indices of the ``texts`` that :func:`may_hold_size`, in order: for an ASCII batch the unit words
-    are searched once in the batch's joined lower-case text (skipping to the next text after a hit),
-    and only the texts holding one are looked at one by one.
-
-    >>> sized_texts(["No effusion.", "A 3 MM nodule", "mm", "3", "1 cm"])
-    [1, 4]
-    """
-    joined = "\x00".join(texts)  # no unit word holds the separator
-    if not joined.isascii():
-        return [k for k, t in enumerate(texts) if may_hold_size(t)]
-    low = joined.lower()
-    starts = [0, *accumulate(len(t) + 1 for t in texts)]  # text k is low[starts[k]:starts[k + 1] - 1]
-    found: set[int] = set()
-    for word in ("mm", "cm", "millimet", "centimet"):
-        at = low.find(word)
-        while at >= 0:
-            k = bisect_right(starts, at) - 1
-            found.add(k)
-            at = low.find(word, starts[k + 1])
-    return [k for k in sorted(found) if any(d in texts[k] for d in _DIGITS) and has_measurement(texts[k])]
-
-
-_DIGITS = "0123456789"
 
 
 @dataclass

@@ -61,18 +61,3 @@ def test_find_sizes_is_find_measurements_when_a_size_may_be_there() -> None:
     maybe = [t for t in texts if m.has_measurement(t)]
     assert len(maybe) > 500
     assert [m.find_sizes(t) for t in maybe] == [m.find_measurements(t) for t in maybe]
-
-
-@pytest.mark.parametrize("ascii_only", [True, False])
-def test_sized_texts_same_as_may_hold_size(ascii_only: bool) -> None:
-    from medmm.reports.batch_measurements import may_hold_size, sized_texts
-
-    rng = random.Random(7)
-    pieces = [p for p in PIECES if p.isascii()] if ascii_only else PIECES
-    for _ in range(300):
-        texts = [
-            "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(rng.randint(0, 30))
-        ]
-        assert sized_texts(texts) == [k for k, t in enumerate(texts) if may_hold_size(t)]
-    texts = ["mm", "3", "m", "m3", "3 c", "m 1 mm", "", "2 cm", "1 CENTIMETRE"]
-    assert sized_texts(texts) == [5, 7, 8]  # no unit word made of two texts' ends
