@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -126,7 +127,14 @@ def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | Non
     m_rep = np.array(found.row_rep, dtype=np.int64)
     m_ent = np.array(found.row_entity, dtype=np.int64)
     linked = m_ent >= 0
-    m_of = np.where(linked, m_ent, 0)  # (an entity index to read; unlinked rows are masked)
+    m_linked = m_ent[linked]  # the entities the linked measurement rows size (a batch may have none)
+
+    def of_entity(values: np.ndarray, fill: Any) -> np.ndarray:
+        """Per measurement row: the value of the entity it sizes, else ``fill``."""
+        out = np.full(n_m, fill, dtype=values.dtype)
+        out[linked] = values[m_linked]
+        return out
+
     m_start = np.array([m.start for m in sizes], dtype=np.int64)
     m_end = np.array([m.end for m in sizes], dtype=np.int64)
     reps, start, end = np.r_[c.rep, m_rep], np.r_[c.start, m_start], np.r_[c.end, m_end]
@@ -149,9 +157,8 @@ def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | Non
         return take_names(names, np.r_[col.code, m_code][order])
 
     no_finding = len(c.finding.names)
-    finding_m = np.where(linked, _nulls_last(c.finding)[m_of], no_finding)
-    location_null = len(c.location.names)  # a None appended below
-    location_m = np.where(linked, c.location.code[m_of], location_null)
+    finding_m = of_entity(_nulls_last(c.finding), no_finding)
+    location_m = of_entity(c.location.code, len(c.location.names))  # -> the None appended below
     return pa.table(
         {
             "report_id": ids.take(pa.array(reps[order], _I)),
@@ -161,8 +168,8 @@ def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | Non
             "end": pa.array(end[order], _I),
             "text": pa.concat_arrays([c.text, pa.array([m.text for m in sizes], _S)]).take(at),
             "label": coded(c.label, [_MEASUREMENT], np.full(n_m, len(c.label.names))),
-            "negated": pa.array(np.r_[c.negated, c.negated[m_of] & linked][order], _B),
-            "uncertain": pa.array(np.r_[c.uncertain, c.uncertain[m_of] & linked][order], _B),
+            "negated": pa.array(np.r_[c.negated, of_entity(c.negated, False)][order], _B),
+            "uncertain": pa.array(np.r_[c.uncertain, of_entity(c.uncertain, False)][order], _B),
             "finding": take_names([*c.finding.names, None], np.r_[_nulls_last(c.finding), finding_m][order]),
             "long_form": pa.nulls(n + n_m, _S),
             "location": coded(c.location, [None], location_m),

@@ -114,3 +114,15 @@ def test_abbreviations_read_from_user_data() -> None:
     key = _abbreviations_key(plain)
     assert key is not None
     assert not plain.user_data.get(key) and [a.text for a in abbr.user_data[key]] == ["CHF", "CHF"]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["Measures 12 mm."],  # a size and no other entity in the whole batch
+        ["Size 3 x 4 cm in the xyz.", "Stable 5 mm density."],
+        ["Measures 12 mm.", "No 5 mm effusion."],  # one unlinked and one linked size
+    ],
+)
+def test_sizes_without_entities_same_rows_as_doc_records(texts: list[str]) -> None:
+    assert _check(texts, [None] * len(texts)) >= len(texts)
