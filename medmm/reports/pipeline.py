@@ -269,7 +269,7 @@ def parse_reports(
     """
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
-    from medmm.workflows.cluster import TaskFailure, dask_client
+    from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 
     timer = Timer()
     run_dir = Path(run_dir)
@@ -355,8 +355,18 @@ def parse_reports(
             args = (str(run_dir), token, spec.model, spec.lexicon)  # plain values: no scatter
             try:
                 with timer("parse"):
-                    # a part written by its worker comes back as None (not fetched: tasks.run_parse)
-                    for i, res in tasks.run_parse(client, items, args):
+                    # a part written by its worker comes back as None (not fetched); no full GC of
+                    # this process (the local scheduler's) while the tasks run
+                    finished = run_tasks(
+                        client,
+                        tasks.parse_to_part,
+                        items,
+                        label="reports",
+                        args=args,
+                        unfetched=tasks.PartWritten,
+                        pause_gc=True,
+                    )
+                    for i, res in finished:
                         if isinstance(res, TaskFailure):  # not saved as a part: a re-run tries again
                             failed += [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
                         elif isinstance(res, BatchTables):

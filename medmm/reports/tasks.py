@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ __all__ = [
     "parse_to_part",
     "plan_sizes",
     "profiler",
-    "run_parse",
     "sees_marker",
     "stage",
     "warm",
@@ -135,70 +132,6 @@ def parse_to_part(
         if not parts.marked(token):
             return res
         return PartWritten(save_part(parts, item.ids, item.keys, res), len(item.ids))
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def run_parse(
-    client: Any,
-    items: Sequence[Work | str],
-    args: tuple[Any, ...],
-    *,
-    retries: int = 2,
-    show_progress: bool | None = None,
-) -> Iterator[tuple[int, Any]]:
-    """Run :func:`parse_to_part` ``(item, *args)`` for each item on ``client``; yield ``(index,
-    result)`` as the tasks finish, like :func:`medmm.workflows.cluster.run_tasks`, but a part the
-    worker wrote itself is not fetched: its result is ``None``.
-
-    The worker reports each result's type with the task's completion, so a :class:`PartWritten`
-    (whose name and count the driver does not use) is known without asking the worker for it: no
-    round trip per task (~0.7 ms of the driver's CPU, and the worker's event loop answering it,
-    both on the cores the tasks use). Tables (a worker without the run directory) are fetched; a
-    task that raised (or was lost) yields a :class:`~medmm.workflows.cluster.TaskFailure`.
-
-    The cyclic GC of this process is off while the tasks run (the youngest generation is collected
-    every 64 tasks; a phase of 8 tasks leaves 20-330 cyclic garbage objects): a local cluster's
-    scheduler and nannies run on this process's event loop, and a full collection there (the driver
-    holds every report read, and Dask's and pandas' objects: ~0.15 s per collection) stopped them for
-    0.16 CPU-s (0.67 s of wall on a loaded machine) in about 1 of 10 parse phases of 10k reports,
-    while the workers waited for their next task.
-
-    >>> with local_cluster(1, PipelineSpec()) as client:  # doctest: +SKIP
-    ...     list(run_parse(client, items, (run_dir, token, None, True)))
-    [(0, None)]
-    """
-    import gc
-
-    from distributed import as_completed
-
-    from medmm.workflows.cluster import TaskFailure, interactive, progress_bar
-
-    if not items:
-        return
-    n = len(items)
-    show = interactive() if show_progress is None else show_progress
-    enabled = gc.isenabled()
-    gc.disable()  # see the docstring: no full collection while the tasks run
-    try:
-        columns = [[a] * n for a in args]
-        futures = client.map(parse_to_part, list(items), *columns, pure=False, retries=retries)
-        index = {f.key: i for i, f in enumerate(futures)}
-        with progress_bar("reports", n) if show else nullcontext() as bar:
-            for k, fut in enumerate(as_completed(futures), 1):
-                result: Any = None
-                if fut.status != "finished" or fut.type is not PartWritten:
-                    try:
-                        result = fut.result()
-                    except Exception as exc:  # one bad task never stops the run
-                        result = TaskFailure(exc)
-                fut.release()
-                if k % 64 == 0:  # the youngest objects only: what cyclic garbage there is stays bounded
-                    gc.collect(0)
-                if bar is not None:
-                    bar.advance(bar.task_ids[0])
-                yield index[fut.key], result
     finally:
         if enabled:
             gc.enable()

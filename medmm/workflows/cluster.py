@@ -344,11 +344,22 @@ def run_tasks(
     args: tuple[Any, ...] = (),
     retries: int = 2,
     show_progress: bool | None = None,
-) -> Iterator[tuple[int, R | TaskFailure]]:
+    unfetched: type | None = None,
+    pause_gc: bool = False,
+) -> Iterator[tuple[int, R | TaskFailure | None]]:
     """Run ``fn(item, *args)`` for each item on ``client``; yield ``(index, result)`` as they finish.
 
     A task that raises yields ``(index, TaskFailure)``; the other tasks go on. ``args`` are scattered
     once (e.g. a pseudonymizer or settings) rather than pickled into every task.
+
+    ``unfetched``: a result of this type is not fetched from its worker (its type comes with the
+    task's completion), and ``None`` is yielded instead - for acknowledgements the driver does not
+    read (e.g. "this worker wrote its part itself"): no round trip per task (~0.7 ms of the driver's
+    CPU, and the worker's event loop answering it). ``pause_gc``: this process's cyclic GC is off
+    while the tasks run (the youngest generation is collected every 64 tasks), restored afterwards: a
+    local cluster's scheduler and nannies run on this process's event loop, and a full collection of
+    a driver holding large inputs (~0.15 s) stops them while the workers wait for their next task
+    (seen in ~1 of 10 reports parse phases: 0.67 s of wall on a loaded machine).
     """
     if not items:
         return
@@ -357,27 +368,42 @@ def run_tasks(
     # hash=False: a fresh key per call, so releasing an earlier run's copy never cancels this run's tasks
     shared = [client.scatter(a, broadcast=True, hash=False) if _is_big(a) else a for a in args]
     futures = client.map(fn, list(items), *[[a] * len(items) for a in shared], pure=False, retries=retries)
+    completed = _completed(futures, unfetched, pause_gc)
     if not show_progress:  # rich only for the bars
-        yield from _completed(futures)
+        yield from completed
         return
     with progress_bar(label, len(futures)) as progress:
-        for i, result in _completed(futures):
+        for i, result in completed:
             progress.advance(progress.task_ids[0])
             yield i, result
 
 
-def _completed(futures: list[Any]) -> Iterator[tuple[int, Any]]:
-    """``(index, result or TaskFailure)`` of ``futures`` as they complete; each is released once read."""
+def _completed(futures: list[Any], unfetched: type | None, pause_gc: bool) -> Iterator[tuple[int, Any]]:
+    """``(index, result or TaskFailure)`` of ``futures`` as they complete; each is released once read
+    (see :func:`run_tasks` for ``unfetched`` and ``pause_gc``)."""
+    import gc
+
     from distributed import as_completed
 
     index = {f.key: i for i, f in enumerate(futures)}
-    for fut in as_completed(futures):
-        try:
-            result: Any = fut.result()
-        except Exception as exc:  # one bad task never kills the run
-            result = TaskFailure(exc)
-        fut.release()
-        yield index[fut.key], result
+    enabled = gc.isenabled()
+    if pause_gc:
+        gc.disable()
+    try:
+        for k, fut in enumerate(as_completed(futures), 1):
+            result: Any = None
+            if unfetched is None or fut.status != "finished" or fut.type is not unfetched:
+                try:
+                    result = fut.result()
+                except Exception as exc:  # one bad task never kills the run
+                    result = TaskFailure(exc)
+            fut.release()
+            if pause_gc and k % 64 == 0:  # the youngest objects only: cyclic garbage stays bounded
+                gc.collect(0)
+            yield index[fut.key], result
+    finally:
+        if pause_gc and enabled:
+            gc.enable()
 
 
 def _is_big(obj: Any) -> bool:

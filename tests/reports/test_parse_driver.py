@@ -1,5 +1,6 @@
-"""The driver side of ``parse`` on Dask (``tasks.run_parse``): parts written by the workers are not
-fetched, tables and failures are, and the driver's cyclic GC is off only while the tasks run."""
+"""The driver side of ``parse`` on Dask (``run_tasks(..., unfetched=PartWritten, pause_gc=True)``): parts
+written by the workers are not fetched, tables and failures are, and the driver's cyclic GC is off only
+while the tasks run."""
 
 from __future__ import annotations
 
@@ -20,6 +21,23 @@ def client() -> Any:
         yield c
 
 
+def run_parse(client: Any, items: list[Any], args: tuple[Any, ...], **options: Any) -> Any:
+    """The tasks as ``parse_reports`` runs them."""
+    from medmm.reports.tasks import PartWritten, parse_to_part
+    from medmm.workflows.cluster import run_tasks
+
+    return run_tasks(
+        client,
+        parse_to_part,
+        items,
+        label="reports",
+        args=args,
+        unfetched=PartWritten,
+        pause_gc=True,
+        **options,
+    )
+
+
 def _work(i: int) -> Any:
     from medmm.reports.tasks import Work
 
@@ -29,7 +47,7 @@ def _work(i: int) -> Any:
 def test_parts_are_not_fetched_tables_and_failures_are(client: Any, tmp_path: Path) -> None:
     from medmm.reports.pipeline import BatchTables
     from medmm.reports.resume import Parts
-    from medmm.reports.tasks import run_parse, stage
+    from medmm.reports.tasks import stage
     from medmm.workflows.cluster import TaskFailure
 
     parts = Parts(tmp_path)
@@ -50,7 +68,7 @@ def test_parts_are_not_fetched_tables_and_failures_are(client: Any, tmp_path: Pa
 
 def test_gc_off_while_tasks_run_then_restored(client: Any, tmp_path: Path) -> None:
     from medmm.reports.resume import Parts
-    from medmm.reports.tasks import run_parse, stage
+    from medmm.reports.tasks import stage
 
     token = Parts(tmp_path).mark()
     staged = stage(tmp_path / "todo", [_work(3), _work(4)])
