@@ -33,6 +33,7 @@ __all__ = [
     "iter_archive",
     "pack_entries",
     "pair_units",
+    "printable_name",
     "unpack_entries",
     "walk_archive",
 ]
@@ -86,6 +87,25 @@ def _row(rel: str, st: os.stat_result | None, fmt: str, status: Status, reason: 
         status=status,
         reason=reason,
     )
+
+
+def printable_name(rel: str) -> str:
+    """``rel`` with the bytes of a non-UTF-8 file name written as ``\\xNN`` (storable in tables).
+
+    >>> printable_name("a/r\udce9sum\udce9.dcm")
+    'a/r\\xe9sum\\xe9.dcm'
+    """
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _undecodable_row(rel: str, st: os.stat_result) -> IngestManifestRow:
+    shown = printable_name(rel)
+    err = UnreadableInputError(
+        shown,
+        "file name (or a folder name in its path) is not valid UTF-8 (bytes shown as \\xNN)",
+        "rename it to UTF-8 (e.g. `convmv -f latin1 -t utf8 -r --notest FOLDER`) and run again",
+    )
+    return _row(shown, st, "unknown", Status.quarantined, reason_of(err))
 
 
 def _link_row(root: Path, real_root: Path, full: Path, rel: str) -> IngestManifestRow:
@@ -176,7 +196,7 @@ def _walk_folder(
         with os.scandir(top) as it:
             listing = list(it)
     except OSError as exc:
-        rel = prefix[:-1] or "."
+        rel = printable_name(prefix[:-1] or ".")
         problem = f"folder cannot be listed ({exc.strerror})"
         err = UnreadableInputError(rel, problem, "grant read access to it")
         rows.append(_row(rel, None, "folder", Status.quarantined, reason_of(err)))
@@ -197,7 +217,9 @@ def _walk_folder(
             err = UnreadableInputError(rel, f"cannot be inspected ({exc.strerror})", "check the file system")
             rows.append(_row(rel, None, "unknown", Status.quarantined, reason_of(err)))
             continue
-        if stat.S_ISLNK(st.st_mode):
+        if not _utf8(rel):
+            rows.append(_undecodable_row(rel, st))
+        elif stat.S_ISLNK(st.st_mode):
             rows.append(_link_row(root, real_root, Path(item.path), rel))
         elif stat.S_ISREG(st.st_mode):
             children.append((name, Entry(rel, st.st_size, st.st_mtime_ns)))
@@ -213,6 +235,14 @@ def _walk_folder(
             yield entry
         else:
             yield from _walk_folder(root, real_root, top + os.sep + key[:-1], prefix + key, rows, pairs)
+
+
+def _utf8(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate-escaped bytes of a non-UTF-8 name
+        return False
+    return True
 
 
 _HDR_TO_IMG = {".hdr": ".img", ".hdr.gz": ".img.gz"}
