@@ -90,7 +90,7 @@ def _row(rel: str, st: os.stat_result | None, fmt: str, status: Status, reason: 
 
 
 def printable_name(rel: str) -> str:
-    """``rel`` with the bytes of a non-UTF-8 file name written as ``\\xNN`` (storable in tables).
+    r"""``rel`` with the bytes of a non-UTF-8 file name written as ``\xNN`` (storable in tables).
 
     >>> printable_name("a/r\udce9sum\udce9.dcm")
     'a/r\\xe9sum\\xe9.dcm'
