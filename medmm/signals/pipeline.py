@@ -76,11 +76,22 @@ def _fingerprint(root: Path, job: RecordJob, settings: Settings, pz: Pseudonymiz
 
 def process_resumable(
     job: RecordJob, root: str, settings: Settings, pseudonymizer: Pseudonymizer, run_dir: str
-) -> RecordResult:
+) -> RecordResult | InputError:
     """:func:`~medmm.signals.process.process_record`, or its saved result from an earlier run.
 
     A result is saved (atomically) under ``RUN_DIR/.signals_parts`` and reused when it was made from
     the same input files (paths, sizes, mtimes), settings and site key; anything else recomputes.
+    A bad input is *returned* as its :class:`~medmm.errors.InputError` (to be quarantined), not raised:
+    a raised error would be retried by Dask and logged with a traceback for every try.
+
+    >>> from medmm.signals.discover import RecordJob
+    >>> import tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> _ = open(f"{root}/v.csv", "w").write("foo,bar\\n1,2\\n")
+    >>> job = RecordJob(record="v", kind="table", main="v.csv")
+    >>> err = process_resumable(job, root, Settings(), Pseudonymizer(b"k" * 32), root)
+    >>> type(err).__name__
+    'NotASignalError'
     """
     fp = _fingerprint(Path(root), job, settings, pseudonymizer)
     part = Path(run_dir) / _PARTS / f"{hashlib.sha1(job.record.encode()).hexdigest()}.pkl"
@@ -92,7 +103,10 @@ def process_resumable(
         if isinstance(done, RecordResult) and done.fingerprint == fp:
             done.resumed = True
             return done
-    res = process_record(job, root, settings, pseudonymizer, run_dir)
+    try:
+        res = process_record(job, root, settings, pseudonymizer, run_dir)
+    except InputError as exc:
+        return exc
     res.fingerprint = fp
     atomic_write_bytes(part, pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
     return res

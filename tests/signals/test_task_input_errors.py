@@ -1,0 +1,32 @@
+"""A bad input is returned by the signals task, not raised (Dask retried it, logging tracebacks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medmm.errors import InputError
+from medmm.pseudonym import Pseudonymizer
+from medmm.signals.discover import RecordJob
+from medmm.signals.pipeline import process_resumable, run_signals
+from medmm.signals.process import Settings
+from medmm.tables import read_table
+
+
+def test_bad_table_is_returned_not_raised(tmp_path: Path) -> None:
+    (tmp_path / "v.csv").write_text("foo,bar\n1,2\n")
+    job = RecordJob(record="v", kind="table", main="v.csv")
+    res = process_resumable(job, str(tmp_path), Settings(), Pseudonymizer(b"k" * 32), str(tmp_path / "run"))
+    assert isinstance(res, InputError)
+    assert "v.csv" in str(res) and "time" in str(res)
+
+
+def test_bad_inputs_quarantined_once_each(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "v.csv").write_text("foo,bar\n1,2\n")
+    (root / "b.csv").write_bytes(b"\xff\xfe\x00bad")
+    counts = run_signals(root, tmp_path / "run", workers=0, pseudonymizer=Pseudonymizer(b"k" * 32))
+    m = read_table(tmp_path / "run" / "manifest_signals.parquet")
+    assert sorted(m["path"]) == ["b.csv", "v.csv"]
+    assert set(m["status"]) == {"quarantined"} and counts["quarantined"] == 2
+    assert all(r.startswith(("NotASignalError", "HeaderError")) for r in m["reason"])
