@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from medmm.errors import InputError, reason_of
+from medmm.errors import ConfigError, InputError, reason_of
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, update_run_json
@@ -198,6 +198,11 @@ def run_signals(
     timer = Timer()
     settings = settings or Settings()
     root, out = Path(input_root), Path(run_dir)
+    if not root.is_dir():  # e.g. an export share not mounted: never an empty, "successful" run
+        raise ConfigError(
+            f"{root}: the signals input must be an existing folder (not found, or not a folder); "
+            "check the path (and that the export is mounted)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     pz = pseudonymizer or Pseudonymizer(load_key(key_file))
     with timer("discover"):

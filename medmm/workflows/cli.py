@@ -18,9 +18,10 @@ def run(
 ) -> None:
     """Run every stage of a workflow file on one run directory (re-running resumes)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from medmm.errors import ConfigError
+    from medmm.errors import MedmmError
     from medmm.workflows.config import load_workflow
     from medmm.workflows.run import run_workflow
 
@@ -28,8 +29,9 @@ def run(
     try:
         config, base = load_workflow(workflow)
         result = run_workflow(config, base, run_dir=run_dir, workers=workers, scheduler=scheduler)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except MedmmError as exc:  # a wrong setting, or a stage's missing/unusable input (model, table ...)
+        where = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+        console.print(f"[red]error{escape(where)}:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     table = Table(title=f"workflow {config.name}")
     table.add_column("stage")
@@ -39,6 +41,14 @@ def run(
     console.print(table)
     typer.echo(f"results: {result.run_dir}")
     if (config.strict if strict is None else strict) and result.n_quarantined:
+        bad = {k: v["quarantined"] for k, v in result.counts.items() if v.get("quarantined")}
+        stages = ", ".join(f"{k} {n}" for k, n in bad.items())
+        console.print(
+            f"strict: {result.n_quarantined} inputs quarantined ({stages}); "
+            "see the reason column of the run's manifest tables",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
 
 

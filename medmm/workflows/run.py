@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medmm.errors import ConfigError
+from medmm.errors import ConfigError, MedmmError
 from medmm.workflows.config import StageName, StageStep, WorkflowConfig
 
 __all__ = ["StageContext", "WorkflowResult", "run_workflow"]
@@ -174,5 +174,9 @@ def run_workflow(
         adapter = _STAGES.get(step.stage)
         if adapter is None:
             raise ConfigError(f"stage '{step.stage.value}' cannot run from a workflow in this version")
-        result.counts[step.stage.value] = adapter(step, ctx)
+        try:
+            result.counts[step.stage.value] = adapter(step, ctx)
+        except MedmmError as exc:  # the CLI names the stage that stopped the workflow
+            exc.add_note(f"stage '{step.stage.value}'")
+            raise
     return result

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medmm.errors import InputError
+import pytest
+
+from medmm.errors import ConfigError, InputError
 from medmm.pseudonym import Pseudonymizer
 from medmm.signals.discover import RecordJob
 from medmm.signals.pipeline import process_resumable, run_signals
@@ -30,3 +32,9 @@ def test_bad_inputs_quarantined_once_each(tmp_path: Path) -> None:
     assert sorted(m["path"]) == ["b.csv", "v.csv"]
     assert set(m["status"]) == {"quarantined"} and counts["quarantined"] == 2
     assert all(r.startswith(("NotASignalError", "HeaderError")) for r in m["reason"])
+
+
+def test_missing_input_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="existing folder"):
+        run_signals(tmp_path / "gone", tmp_path / "run", workers=0, pseudonymizer=Pseudonymizer(b"k" * 32))
+    assert not (tmp_path / "run" / "manifest_signals.parquet").exists()

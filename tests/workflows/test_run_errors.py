@@ -1,0 +1,34 @@
+"""`medmm run` on a nightly schedule: a missing input or model is an error naming the stage, never a
+traceback or a silent empty success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from medmm.cli import app
+
+
+def _workflow(tmp_path: Path, stages: str) -> Path:
+    path = tmp_path / "w.yaml"
+    path.write_text(f"name: nightly\nrun_dir: run\nkey_file: site.key\nstrict: true\nstages:\n{stages}")
+    return path
+
+
+def test_missing_signals_folder_fails_with_exit_2(tmp_path: Path) -> None:
+    wf = _workflow(tmp_path, "  - stage: signals\n    input: ecg-export-not-mounted\n")
+    res = CliRunner().invoke(app, ["run", str(wf)])
+    assert res.exit_code == 2, res.output
+    assert "stage 'signals'" in res.output and "ecg-export-not-mounted" in res.output
+    assert "existing folder" in res.output
+    assert not (tmp_path / "run" / "manifest_signals.parquet").exists()
+
+
+def test_missing_anomaly_model_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    wf = _workflow(tmp_path, "  - stage: anomaly\n    options:\n      model: models/none\n")
+    (tmp_path / "run").mkdir()
+    res = CliRunner().invoke(app, ["run", str(wf)])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert "stage 'anomaly'" in res.output and "models/none" in res.output and "Fix:" in res.output
