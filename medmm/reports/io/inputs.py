@@ -32,7 +32,10 @@ __all__ = [
     "InputBatch",
     "MissingColumnError",
     "MissingIdError",
+    "NotTextError",
     "ReportInput",
+    "UnreadableTableError",
+    "binary_kind",
     "clean_text",
     "decode_bytes",
     "read_reports",
@@ -76,6 +79,47 @@ class EmptyReportError(InputError):
 
 class MissingIdError(InputError):
     """A row has no report id."""
+
+
+class UnreadableTableError(InputError):
+    """The reports table cannot be read at all (empty, binary, malformed CSV, damaged Parquet)."""
+
+
+class NotTextError(InputError):
+    """A file in a reports folder is not a plain-text report (binary content, or not ``.txt``)."""
+
+
+_TABLE_FIX = "give a .csv, .tsv, .jsonl or .parquet table of reports (id + text columns)"
+
+#: Leading bytes of binary formats that turn up where text reports are expected.
+_MAGIC = (
+    (b"%PDF", "PDF"),
+    (b"PK\x03\x04", "zip / .docx / .xlsx"),
+    (b"\xd0\xcf\x11\xe0", "legacy Word / Excel"),
+    (b"PAR1", "Parquet"),
+    (b"\x1f\x8b", "gzip"),
+    (b"\x89PNG", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+)
+
+
+def binary_kind(data: bytes) -> str:
+    """What binary content ``data`` looks like (``""`` when it looks like text).
+
+    A NUL byte in the first 8 KiB (and no UTF-16 byte-order mark) means binary; a DICOM file (which
+    carries patient names in its header) is named as such.
+
+    >>> binary_kind(b"No effusion."), binary_kind(b"%PDF-1.4 ..."), binary_kind(bytes(128) + b"DICM")
+    ('', 'PDF', 'DICOM')
+    """
+    if data[128:132] == b"DICM":
+        return "DICOM"
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ""
+    return "binary content" if b"\x00" in data[:8192] else ""
 
 
 @dataclass
@@ -181,10 +225,21 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
     suffix = path.suffix.lower()
     notes: list[str] = []
     bad: list[ReportManifestRow] = []
+    data = path.read_bytes() if suffix not in {".parquet", ".pq"} else b""
     if suffix in {".parquet", ".pq"}:
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged / non-Parquet file
+            raise UnreadableTableError(
+                str(path), f"not a readable Parquet file ({type(exc).__name__})", _TABLE_FIX
+            ) from exc
         return frame.astype(object).where(frame.notna(), None), notes, bad
-    text, notes = decode_bytes(path.read_bytes())
+    if not data.strip():
+        raise UnreadableTableError(str(path), "file is empty", "export the reports table again")
+    kind = binary_kind(data)
+    if kind:
+        raise UnreadableTableError(str(path), f"not a text table ({kind})", _TABLE_FIX)
+    text, notes = decode_bytes(data)
     if suffix in {".jsonl", ".ndjson", ".json"}:
         rows = []
         for n, line in enumerate(text.splitlines(), start=1):
@@ -212,11 +267,32 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
         return pd.DataFrame(rows), notes, bad
     if suffix in {".csv", ".tsv", ".txt"}:
         sep = "\t" if suffix == ".tsv" else ","
-        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False), notes, bad
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            problem = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+            raise UnreadableTableError(
+                str(path),
+                f"not a well-formed {suffix[1:].upper()} table ({problem})",
+                'check the quoting (an unclosed " swallows the rest of the file) and the number of '
+                "fields per line; re-export it",
+            ) from exc
+        return frame, notes, bad
     raise InputError(
         str(path),
         f"unsupported input format {suffix!r}",
         "give a .csv, .tsv, .jsonl or .parquet table, or a folder of .txt files",
+    )
+
+
+def _folder_row(f: Path, rel: str, err: InputError) -> ReportManifestRow:
+    try:
+        size: int | None = f.stat().st_size
+    except OSError:  # a dangling link
+        size = None
+    fmt = f.suffix.lower().lstrip(".") or "unknown"
+    return ReportManifestRow(
+        path=rel, format=fmt, size=size, status=Status.quarantined, reason=_reason(err), report_id=f.stem
     )
 
 
@@ -306,8 +382,16 @@ def read_reports(
     rejected: list[ReportManifestRow] = []
     rows: list[tuple[str, str, str | list[tuple[str, str]], int, list[str], Any, Any]] = []
     if path.is_dir():
-        for f in sorted(path.rglob("*.txt")):
+        for f in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
             rel = f.relative_to(path).as_posix()
+            if f.suffix.lower() != ".txt":  # listed, never dropped silently
+                other = NotTextError(
+                    rel,
+                    "not a .txt file (a reports folder is read for plain-text .txt reports)",
+                    "export the report as .txt, or move the file out of the reports folder",
+                )
+                rejected.append(_folder_row(f, rel, other))
+                continue
             try:
                 data = f.read_bytes()
             except OSError as exc:  # unreadable file: quarantined, the batch goes on
@@ -323,6 +407,13 @@ def read_reports(
                         report_id=f.stem,
                     )
                 )
+                continue
+            kind = binary_kind(data)
+            if kind:  # e.g. a DICOM named .txt: its header (patient name ...) must not become "text"
+                binary = NotTextError(
+                    rel, f"not a text file ({kind})", "export the report as plain text (.txt)"
+                )
+                rejected.append(_folder_row(f, rel, binary))
                 continue
             text, notes = decode_bytes(data)
             rows.append((rel, f.stem, text, len(data), notes, None, None))

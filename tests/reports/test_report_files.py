@@ -1,0 +1,60 @@
+"""Messy report inputs: binary files named .txt, other files in a reports folder, unreadable tables.
+
+Each one is named with its problem and fix (no traceback), and a DICOM renamed .txt never becomes
+"report text" (its header holds the patient's name).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medmm.cli import app
+from medmm.reports.io.inputs import NotTextError, UnreadableTableError, read_reports
+
+
+def _dicom_bytes(name: bytes = b"Doe^Jane") -> bytes:
+    return bytes(128) + b"DICM" + b"\x10\x00\x10\x00PN" + len(name).to_bytes(2, "little") + name
+
+
+def test_folder_lists_binary_and_other_files(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("No effusion.")
+    (tmp_path / "scan.txt").write_bytes(_dicom_bytes())
+    (tmp_path / "b.pdf").write_bytes(b"%PDF-1.4 report")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.TXT").write_text("Mild edema.")
+    batch = read_reports(tmp_path)
+    assert sorted(r.report_id for r in batch.reports) == ["a", "c"]
+    rejected = {r.path: r for r in batch.rejected}
+    assert set(rejected) == {"scan.txt", "b.pdf"}
+    assert rejected["scan.txt"].reason.startswith(NotTextError.__name__)
+    assert "DICOM" in rejected["scan.txt"].reason and "Fix:" in rejected["b.pdf"].reason
+    assert all("Doe" not in r.text for r in batch.reports)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "file is empty"),
+        (b'uid,text\n1,"unterminated\n2,ok\n', "not a well-formed CSV"),
+        (_dicom_bytes(), r"not a text table \(DICOM\)"),
+    ],
+)
+def test_unreadable_table_is_an_input_error(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "reports.csv"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableTableError, match=problem):
+        read_reports(path)
+
+
+def test_cli_names_the_bad_table_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "reports.csv"
+    path.write_bytes(b"")
+    res = CliRunner().invoke(
+        app, ["reports", "parse", str(path), "--out", str(tmp_path / "run"), "--workers", "0"]
+    )
+    assert res.exit_code != 0
+    assert isinstance(res.exception, SystemExit)
+    assert "reports.csv: file is empty" in res.output
