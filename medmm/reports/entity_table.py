@@ -150,7 +150,9 @@ def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | Non
             found.linked.values(), dtype=np.int64, count=len(found.linked)
         )
     size_of[n:] = np.arange(n_m)
-    size_at = pa.array(size_of[order], _I)
+    size_of = size_of[order]
+    sized = np.flatnonzero(size_of != n_m)  # rows with a size (few): the others are null
+    size_idx = size_of[sized].tolist()
 
     def coded(col: Coded, extra: list[str | None], m_code: np.ndarray) -> pa.Array:
         names = [*col.names, *extra]
@@ -173,15 +175,69 @@ def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | Non
             "finding": take_names([*c.finding.names, None], np.r_[_nulls_last(c.finding), finding_m][order]),
             "long_form": pa.nulls(n + n_m, _S),
             "location": coded(c.location, [None], location_m),
-            "measurement_mm": pa.array([m.size_mm for m in sizes] + [None], _F).take(size_at),
-            "measurement_dims_mm": pa.array([list(m.values_mm) for m in sizes] + [None], pa.list_(_F)).take(
-                size_at
-            ),
-            "measurement_kind": pa.array([m.kind for m in sizes] + [None], _S).take(size_at),
-            "measurement_text": pa.array([m.text for m in sizes] + [None], _S).take(size_at),
+            "measurement_mm": _sparse_floats(n + n_m, sized, [sizes[i].size_mm for i in size_idx]),
+            "measurement_dims_mm": _sparse_lists(n + n_m, sized, [sizes[i].values_mm for i in size_idx]),
+            "measurement_kind": _sparse_strings(n + n_m, sized, [sizes[i].kind for i in size_idx]),
+            "measurement_text": _sparse_strings(n + n_m, sized, [sizes[i].text for i in size_idx]),
             "source": coded(c.source, [LEXICON_SOURCE], np.full(n_m, len(c.source.names))),
         },
         schema=ENTITY_SCHEMA,
+    )
+
+
+def _offsets(n: int, rows: np.ndarray, lengths: list[int]) -> np.ndarray:
+    """int32 offsets of ``n`` values, empty but at ``rows`` (ascending) with these ``lengths``."""
+    size = np.zeros(n + 1, dtype=np.int64)
+    size[rows + 1] = lengths
+    if size.sum() >= 1 << 31:
+        raise OverflowError("column too large for 32-bit offsets")
+    return np.cumsum(size).astype(np.int32)
+
+
+def _validity(n: int, rows: np.ndarray) -> pa.Buffer:
+    """Arrow validity bitmap: only ``rows`` set."""
+    valid = np.zeros(n, dtype=bool)
+    valid[rows] = True
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def _sparse_strings(n: int, rows: np.ndarray, values: list[str]) -> pa.Array:
+    """A string column of ``n`` nulls but ``values`` at ``rows`` (ascending), built from its buffers: a
+    ``take`` of the few values costs a per-row gather over all ``n`` rows.
+
+    >>> _sparse_strings(4, np.array([1, 3]), ["a", "bc"]).to_pylist()
+    [None, 'a', None, 'bc']
+    """
+    data = [v.encode("utf-8", "surrogatepass") for v in values]
+    offsets = _offsets(n, rows, [len(d) for d in data])
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(b"".join(data)), _validity(n, rows), n - len(values)
+    )
+
+
+def _sparse_floats(n: int, rows: np.ndarray, values: list[float]) -> pa.Array:
+    """A float64 column of ``n`` nulls but ``values`` at ``rows``.
+
+    >>> _sparse_floats(3, np.array([2]), [1.5]).to_pylist()
+    [None, None, 1.5]
+    """
+    out = np.zeros(n, dtype=np.float64)
+    out[rows] = values
+    mask = np.ones(n, dtype=bool)
+    mask[rows] = False
+    return pa.array(out, _F, mask=mask)
+
+
+def _sparse_lists(n: int, rows: np.ndarray, values: list[tuple[float, ...]]) -> pa.Array:
+    """A list<float64> column of ``n`` nulls but ``values`` at ``rows``.
+
+    >>> _sparse_lists(3, np.array([0, 2]), [(1.0, 2.0), (3.0,)]).to_pylist()
+    [[1.0, 2.0], None, [3.0]]
+    """
+    offsets = _offsets(n, rows, [len(v) for v in values])
+    flat = pa.array([x for v in values for x in v], _F)
+    return pa.ListArray.from_buffers(
+        pa.list_(_F), n, [_validity(n, rows), pa.py_buffer(offsets)], n - len(values), children=[flat]
     )
 
 
