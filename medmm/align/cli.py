@@ -12,7 +12,9 @@ __all__ = ["register"]
 def align(
     run_dir: Path = typer.Argument(..., help="Run directory with volumes / report_labels / windows tables"),
     window: str = typer.Option(
-        "24h", "--window", help="Time tolerance to join untimed-study items: 30m, 24h, 2d"
+        "24h",
+        "--window",
+        help="Time tolerance to join untimed-study items: 90s, 30m, 24h, 2d or plain seconds",
     ),
     label_finding: list[str] = typer.Option([], "--label-finding", help="Report finding used as a label"),
     pvc_label: str | None = typer.Option(None, help="Label name for 'window holds a V beat' (beats.parquet)"),

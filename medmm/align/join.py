@@ -44,14 +44,21 @@ def parse_duration(text: str) -> float:
 
     >>> parse_duration("24h"), parse_duration("90")
     (86400.0, 90.0)
+    >>> parse_duration("-2h")
+    Traceback (most recent call last):
+    ...
+    medmm.errors.ConfigError: bad time tolerance '-2h'; use a duration >= 0 such as 90s, 30m, ...
     """
     t = text.strip().lower()
     try:
-        if t and t[-1] in _UNITS:
-            return float(t[:-1]) * _UNITS[t[-1]]
-        return float(t)
+        seconds = float(t[:-1]) * _UNITS[t[-1]] if t and t[-1] in _UNITS else float(t)
     except ValueError:
-        raise ConfigError(f"bad time tolerance {text!r}; use e.g. 90s, 30m, 24h or 2d") from None
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(
+            f"bad time tolerance {text!r}; use a duration >= 0 such as 90s, 30m, 24h, 2d (or plain seconds)"
+        )
+    return seconds
 
 
 def record_id(patient_id: str, study_id: str) -> str:

@@ -1,8 +1,11 @@
 """``align_run``: the run directory's stage tables -> ``records.parquet`` + ``inputs/`` + run.json.
 
 >>> import tempfile, pathlib
->>> align_run(pathlib.Path(tempfile.mkdtemp()))["records"]
-0
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> align_run(run / "runs-typo")
+Traceback (most recent call last):
+...
+medmm.errors.ConfigError: .../runs-typo: no such run directory; give the --out folder of ...
 """
 
 from __future__ import annotations
@@ -16,10 +19,36 @@ import pandas as pd
 from medmm.align.inputs import image_items, report_items, signal_items, write_inputs
 from medmm.align.join import join_items
 from medmm.align.records import MODALITIES, RecordRow
+from medmm.errors import ConfigError
 from medmm.runinfo import Timer, update_run_json
 from medmm.tables import write_table
 
 __all__ = ["align_run"]
+
+
+#: The stage tables align reads; a run directory must hold at least one.
+SOURCE_TABLES = ("volumes.parquet", "report_labels.parquet", "windows.parquet")
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """A missing run directory, or one with no stage table, is a mistake (typo, parent folder).
+
+    >>> import tempfile, pathlib
+    >>> _check_run_dir(pathlib.Path(tempfile.mkdtemp()))
+    Traceback (most recent call last):
+    ...
+    medmm.errors.ConfigError: ...: no stage tables (volumes.parquet, report_labels.parquet, ...
+    """
+    if not run_dir.is_dir():
+        raise ConfigError(
+            f"{run_dir}: no such run directory; give the --out folder of medmm ingest / reports parse / "
+            "signals ingest"
+        )
+    if not any((run_dir / name).exists() for name in SOURCE_TABLES):
+        raise ConfigError(
+            f"{run_dir}: no stage tables ({', '.join(SOURCE_TABLES)}) to align; run medmm ingest, "
+            "medmm reports parse or medmm signals ingest with --out pointing at this folder first"
+        )
 
 
 def _unused(path: Path, column: str, chosen: set[str]) -> int:
@@ -43,6 +72,7 @@ def align_run(
     Returns counts: ``records`` and ``with_<modality>``, plus items written per modality.
     """
     run_dir = Path(run_dir)
+    _check_run_dir(run_dir)
     timer = Timer()
     with timer("items"):
         img = image_items(run_dir)
