@@ -121,6 +121,8 @@ def ingest(
     global _runs
     if workers and scheduler:
         raise typer.BadParameter("give either --workers (local cluster) or --scheduler, not both")
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file; give a folder (created when missing)", param_hint="--out")
     # at exit, Python's last garbage collection walks every object of the ~1,400 modules a run
     # imports (~0.2 s); frozen objects are skipped. atexit: in a test session only when it ends
     atexit.register(gc.freeze)
@@ -132,17 +134,22 @@ def ingest(
         from medmm.workflows.cluster import interactive
 
         dashboard = interactive()
+    from medmm.errors import MedmmError
     from medmm.ingest.pipeline import ingest_archive
 
-    result = ingest_archive(
-        archive,
-        out,
-        workers=workers,
-        scheduler=scheduler,
-        key_file=key_file,
-        batch_size=batch_size,
-        dashboard=dashboard,
-    )
+    try:
+        result = ingest_archive(
+            archive,
+            out,
+            workers=workers,
+            scheduler=scheduler,
+            key_file=key_file,
+            batch_size=batch_size,
+            dashboard=dashboard,
+        )
+    except MedmmError as exc:  # a setting or the run directory (another run holds it, bad key file ...)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     _runs += 1  # the run is complete: the process may end without the interpreter's teardown
     _print_counts(result.counts, f"medmm ingest: {result.n_files} files, {result.n_volumes} volumes")
     typer.echo(

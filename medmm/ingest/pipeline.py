@@ -170,6 +170,13 @@ def ingest_archive(
         from medmm.errors import ConfigError
 
         raise ConfigError(f"{root}: the archive must be an existing folder")
+    if out.resolve().is_relative_to(root.resolve()):  # its outputs would be walked as inputs next time
+        from medmm.errors import ConfigError
+
+        raise ConfigError(
+            f"{out}: the run directory is inside the archive {root}, so the run's own files would be "
+            "ingested as archive files; choose an --out outside the archive"
+        )
     out.mkdir(parents=True, exist_ok=True)
     local = client is None and scheduler is None and processes
     with early_worker_server(local), run_lock(out), _fewer_collections():

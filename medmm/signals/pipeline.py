@@ -203,6 +203,11 @@ def run_signals(
             f"{root}: the signals input must be an existing folder (not found, or not a folder); "
             "check the path (and that the export is mounted)"
         )
+    if only is None and out.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(
+            f"{out}: the run directory is inside the signals input {root}, so the run's own tables would "
+            "be read as inputs next time; choose an --out outside the input folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     pz = pseudonymizer or Pseudonymizer(load_key(key_file))
     with timer("discover"):
