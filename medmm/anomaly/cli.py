@@ -13,6 +13,7 @@ Only typer/stdlib at module level; torch and pandas are imported inside the comm
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -38,7 +39,7 @@ def train_cmd(
 ) -> None:
     """Train the beat autoencoder on every beat of SIGNALS_RUN (reference labels are ignored)."""
     from medmm.anomaly.stage import train_on_run
-    from medmm.errors import InputError
+    from medmm.errors import MedmmError
 
     try:
         res = train_on_run(
@@ -50,13 +51,23 @@ def train_cmd(
             device=device or None,
             input_root=input_root,
         )
-    except InputError as exc:
-        typer.echo(str(exc), err=True)
+    except MedmmError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(
         f"trained on {res['beats']} beats of {res['records']} records ({res['device']}); "
         f"threshold {res['threshold']:.2f} -> {out / 'model.json'}"
     )
+    _warn_skipped(res)
+
+
+def _warn_skipped(res: dict[str, Any]) -> None:
+    if res.get("skipped"):
+        typer.echo(
+            f"warning: {res['skipped']} records skipped: their waveform could not be re-read from the "
+            "signals run's input (moved or deleted? see --input); reasons in run.json",
+            err=True,
+        )
 
 
 @anomaly_app.command("score")
@@ -72,16 +83,17 @@ def score_cmd(
 ) -> None:
     """Score every beat of SIGNALS_RUN and write OUT/anomalies.parquet (score, flag at the threshold)."""
     from medmm.anomaly.stage import score_run
-    from medmm.errors import InputError
+    from medmm.errors import MedmmError
 
     try:
         res = score_run(
             signals_run, model_dir, out, batch_size=batch_size, device=device or None, input_root=input_root
         )
-    except InputError as exc:
-        typer.echo(str(exc), err=True)
+    except MedmmError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{res['beats']} beats, {res['flagged']} flagged -> {out / 'anomalies.parquet'}")
+    _warn_skipped(res)
 
 
 @anomaly_app.command("evaluate")
@@ -112,7 +124,7 @@ def evaluate_cmd(
     """Leave-one-record-out evaluation against reference ``V`` beats, model vs RR-ratio baseline."""
     from medmm.anomaly.evaluate import leave_one_record_out, read_reference, selection_grid
     from medmm.anomaly.runs import _input_root, load_signals_run
-    from medmm.errors import InputError
+    from medmm.errors import MedmmError
     from medmm.runinfo import Timer, update_run_json
     from medmm.tables import atomic_write_text, write_table
 
@@ -120,8 +132,8 @@ def evaluate_cmd(
     try:
         records = load_signals_run(signals_run, input_root)
         root = _input_root(signals_run, input_root)
-    except InputError as exc:
-        typer.echo(str(exc), err=True)
+    except MedmmError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     refs = {}
     for rb in records:

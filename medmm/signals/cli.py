@@ -52,13 +52,57 @@ def ingest(
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any input is quarantined."),
 ) -> None:
     """Read, resample, quality-check, window and beat-annotate every record under INPUT_ROOT."""
-    from medmm.signals.pipeline import run_signals
-    from medmm.signals.process import Settings
-
     if workers and scheduler:
         raise typer.BadParameter("give either --workers (local cluster) or --scheduler, not both")
     if patient_from not in ("record", "folder"):
         raise typer.BadParameter("--patient-from must be 'record' or 'folder'")
+    from medmm.errors import MedmmError
+
+    try:
+        counts = _run(
+            input_root,
+            out,
+            rate,
+            workers,
+            scheduler,
+            key_file,
+            window,
+            before,
+            after,
+            anchors,
+            anchor_events,
+            patient_from,
+        )
+    except MedmmError as exc:  # a bad anchors table, key file, run directory ...
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    for k, v in counts.items():
+        typer.echo(f"{k:12s} {v}")
+    typer.echo(f"tables: {out}/{{signals,beats,features,windows,vitals,events,manifest_signals}}.parquet")
+    if strict and counts.get("quarantined"):
+        typer.echo(
+            f"--strict: {counts['quarantined']} inputs quarantined (see manifest_signals.parquet)", err=True
+        )
+        raise typer.Exit(code=1)
+
+
+def _run(
+    input_root: Path,
+    out: Path,
+    rate: float,
+    workers: int | None,
+    scheduler: str | None,
+    key_file: Path | None,
+    window: float,
+    before: float,
+    after: float,
+    anchors: Path | None,
+    anchor_events: str,
+    patient_from: str,
+) -> dict[str, int]:
+    from medmm.signals.pipeline import run_signals
+    from medmm.signals.process import Settings
+
     anchor_rows: tuple[Any, ...] = ()
     if anchors is not None:
         from medmm.signals.anchors import read_anchors
@@ -73,17 +117,9 @@ def ingest(
         anchors=anchor_rows,
         patient_from=patient_from,
     )
-    counts = run_signals(
+    return run_signals(
         input_root, out, settings=settings, workers=workers, scheduler=scheduler, key_file=key_file
     )
-    for k, v in counts.items():
-        typer.echo(f"{k:12s} {v}")
-    typer.echo(f"tables: {out}/{{signals,beats,features,windows,vitals,events,manifest_signals}}.parquet")
-    if strict and counts.get("quarantined"):
-        typer.echo(
-            f"--strict: {counts['quarantined']} inputs quarantined (see manifest_signals.parquet)", err=True
-        )
-        raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import pickle
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,13 @@ def run_signals(
             f"{root}: the signals input must be an existing folder (not found, or not a folder); "
             "check the path (and that the export is mounted)"
         )
+    try:
+        re.compile(settings.anchor_events)
+    except re.error as exc:  # else every record would be quarantined with the same error
+        raise ConfigError(
+            f"anchor events: {settings.anchor_events!r} is not a valid regular expression ({exc}); "
+            "fix --anchor-events (e.g. '^alarm' or 'Lights off|^\\+\\(AFIB')"
+        ) from None
     if only is None and out.resolve().is_relative_to(root.resolve()):
         raise ConfigError(
             f"{out}: the run directory is inside the signals input {root}, so the run's own tables would "

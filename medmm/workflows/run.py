@@ -121,6 +121,8 @@ def _anomaly(step: StageStep, ctx: StageContext) -> dict[str, int]:
         trained = train_on_run(ctx.run_dir, model, seed=seed, epochs=epochs)
         counts["trained_beats"] = int(trained["beats"])
     counts.update(score_run(ctx.run_dir, model, ctx.run_dir, **score_opts))
+    if counts.get("skipped"):  # records not scored (waveform not re-readable): what --strict reports
+        counts["quarantined"] = counts["skipped"]
     return counts
 
 
