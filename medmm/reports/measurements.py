@@ -11,7 +11,7 @@ number first: "12 mm nodule", then before it: "nodule measuring 12 mm").
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Measurement", "find_measurements", "find_sizes", "has_measurement", "link_measurements", "to_mm"]
@@ -43,6 +43,8 @@ _DIMS = re.compile(
 _RANGE = re.compile(rf"{_LEAD_NUM}\s*{_OPT_UNIT}\s*(?:-|–|to)\s*{_NUM}\s*{_UNIT}\b", re.I)
 _ANY_UNIT = re.compile(r"\d\s*-?\s*(?:mm|cm|millimet|centimet)", re.I)
 _SINGLE = re.compile(rf"{_LEAD_NUM}\s*-?\s*{_UNIT}\b", re.I)
+# Where a size can start in ASCII text (where \d is 0-9): a digit, or a "." before one (_LEAD_NUM).
+_START = re.compile(r"[0-9]|\.(?=[0-9])")
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def find_sizes(text: str) -> list[Measurement]:
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)
 
-    for m in _DIMS.finditer(text):
+    starts = [m.start() for m in _START.finditer(text)] if text.isascii() else None
+    for m in _finditer(_DIMS, text, starts):
         g = m.groups()
         unit = g[5]
         nums = [g[0], g[2]] + ([g[4]] if g[4] else [])
@@ -113,14 +116,14 @@ def find_sizes(text: str) -> list[Measurement]:
         vals = tuple(to_mm(float(n), u) for n, u in zip(nums, units, strict=True))
         found.append(Measurement(m.start(), m.end(), m.group(0), vals, "dimensions"))
         taken.append(m.span())
-    for m in _RANGE.finditer(text):
+    for m in _finditer(_RANGE, text, starts):
         if not free(*m.span()):
             continue
         lo, lo_unit, hi, unit = m.groups()
         vals = (to_mm(float(lo), lo_unit or unit), to_mm(float(hi), unit))
         found.append(Measurement(m.start(), m.end(), m.group(0), vals, "range"))
         taken.append(m.span())
-    for m in _SINGLE.finditer(text):
+    for m in _finditer(_SINGLE, text, starts):
         if not free(*m.span()):
             continue
         found.append(
@@ -128,6 +131,22 @@ def find_sizes(text: str) -> list[Measurement]:
         )
         taken.append(m.span())
     return sorted(found, key=lambda x: x.start)
+
+
+def _finditer(rx: re.Pattern[str], text: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
+    """``rx.finditer(text)`` for a size pattern, tried only at ``starts`` (every position where a match
+    can begin, in order; ``None``: scan the text). The three patterns then share one scan for the few
+    digits of a report instead of each trying every digit and "." (sentence ends) itself; a match
+    found at a start is the one ``finditer`` finds there (look-behinds see the whole text), and the
+    next is looked for from its end, as ``finditer`` does (sizes are never empty)."""
+    if starts is None:
+        yield from rx.finditer(text)
+        return
+    pos = 0
+    for at in starts:
+        if at >= pos and (m := rx.match(text, at)) is not None:
+            yield m
+            pos = m.end()
 
 
 def link_measurements(

@@ -14,3 +14,55 @@ def test_sort_by_is_lexsort_packed_and_not() -> None:
         assert np.array_equal(_sort_by(k1, k2, k3), np.lexsort((k3, k2, k1)))
         k1, k2 = np.sort(k1), np.zeros(size, dtype=np.int64)  # many ties: stable order kept
         assert np.array_equal(_sort_by(k1, k2, k2), np.lexsort((k2, k2, k1)))
+
+
+def _find_sizes_by_scanning(text: str) -> list[tuple[int, int, str, tuple[float, ...], str]]:
+    """:func:`find_sizes` as first written: each pattern's own ``finditer`` over the whole text."""
+    from medmm.reports import measurements as ms
+
+    found, taken = [], []
+    for kind, rx in (("dimensions", ms._DIMS), ("range", ms._RANGE), ("single", ms._SINGLE)):
+        for m in rx.finditer(text):
+            a, b = m.span()
+            if any(not (b <= s or a >= e) for s, e in taken):
+                continue
+            g = m.groups()
+            if kind == "dimensions":
+                nums = [g[0], g[2]] + ([g[4]] if g[4] else [])
+                units = [g[1] or g[5], g[3] or g[5]] + ([g[5]] if g[4] else [])
+            elif kind == "range":
+                nums, units = [g[0], g[2]], [g[1] or g[3], g[3]]
+            else:
+                nums, units = [g[0]], [g[1]]
+            vals = tuple(ms.to_mm(float(n), u) for n, u in zip(nums, units, strict=True))
+            found.append((a, b, m.group(0), vals, kind))
+            taken.append((a, b))
+    return sorted(found, key=lambda x: x[0])
+
+
+def test_find_sizes_tried_at_digits_is_the_full_scan() -> None:
+    import random
+
+    from medmm.reports.measurements import find_sizes
+
+    pieces = [
+        "3", "12", "1.5", ".5", "0.", ".", "..", " ", "  ", "-", "\n", "mm", "MM", "Mm", "cm", "CM", "a1",
+        "millimeter", "MILLIMETRES", "centimeters", "x", "X", "by", "to", "nodule", "a", "_", "2.", ".2.",
+        "\u00d7", "\u2013", "\u0663",
+    ]  # fmt: skip
+    rng = random.Random(6)
+    n_found = 0
+    for _ in range(20_000):
+        if rng.random() < 0.5:
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 18)))
+        else:  # size-like: numbers and units with separators and noise between
+            text = "".join(
+                rng.choice(["3", "1.5", ".5", "12", "0.", "a2"]) + rng.choice(["", " ", "  ", "-"])
+                + rng.choice(["mm", "cm", "CM", "millimeters", "", "x", " by ", "-", " to "])
+                + rng.choice(["", " ", ".", ", ", "\n", rng.choice(pieces)])
+                for _ in range(rng.randint(1, 6))
+            )  # fmt: skip
+        got = [(m.start, m.end, m.text, m.values_mm, m.kind) for m in find_sizes(text)]
+        assert got == _find_sizes_by_scanning(text), text
+        n_found += bool(got) and text.isascii()
+    assert n_found > 2_000
