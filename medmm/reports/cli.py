@@ -27,7 +27,9 @@ def _fail(exc: Exception) -> None:
 def parse_cmd(
     input_path: Path = typer.Argument(..., help="CSV/TSV/JSONL/Parquet table, or a folder of .txt files."),
     out: Path = typer.Option(..., "--out", help="Run directory (tables + run.json)."),
-    id_column: str | None = typer.Option(None, help="Report id column (default: report_id, id, uid)."),
+    id_column: str | None = typer.Option(
+        None, help="Report id column (default: report_id, id, uid, accession)."
+    ),
     text_columns: str | None = typer.Option(
         None, help="Comma-separated text columns; each is a section (default: text, or the section columns)."
     ),
@@ -45,14 +47,19 @@ def parse_cmd(
         help="Reports per Dask task (and per resumable part); 0 = shrinking sizes (half of what is left "
         "per round of one task per worker, 400-5000 each).",
     ),
-    key_file: Path | None = typer.Option(None, help="Site key file (default $MEDMM_KEY_FILE)."),
+    key_file: Path | None = typer.Option(
+        None, help="Site key file (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key)."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any report is quarantined."),
 ) -> None:
     """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json."""
     from medmm.errors import MedmmError
+    from medmm.reports.io.inputs import check_run_dir
     from medmm.reports.pipeline import parse_reports
 
     cols = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None
     try:
+        check_run_dir(input_path, out)
         summary = parse_reports(
             input_path,
             out,
@@ -73,6 +80,12 @@ def parse_cmd(
     typer.echo("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.counts.items())))
     for name, path in summary.outputs.items():
         typer.echo(f"{name}: {path}")
+    if strict and summary.counts.get("quarantined"):
+        typer.echo(
+            f"--strict: {summary.counts['quarantined']} reports quarantined (see manifest_reports.parquet)",
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 @reports_app.command("show")

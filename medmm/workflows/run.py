@@ -81,8 +81,10 @@ def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
 
 
 def _reports(step: StageStep, ctx: StageContext) -> dict[str, int]:
+    from medmm.reports.io.inputs import check_run_dir
     from medmm.reports.pipeline import parse_reports
 
+    check_run_dir(ctx.resolve(step.input or ""), ctx.run_dir)
     return dict(_call_stage(parse_reports, step, ctx).counts)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "ReportInput",
     "UnreadableTableError",
     "binary_kind",
+    "check_run_dir",
     "clean_text",
     "decode_bytes",
     "read_reports",
@@ -350,6 +351,27 @@ def _assemble(values: list[tuple[str, str]]) -> tuple[str, list[tuple[str, int, 
         sections.append((name, start, start + len(header), start + len(block)))
         pos += len(block) + 2
     return "\n\n".join(parts), sections
+
+
+def check_run_dir(input_path: Path, run_dir: Path) -> None:
+    """Refuse a run directory inside a reports folder (its files would be read as reports next time).
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> check_run_dir(folder, folder.parent / "run")
+    >>> check_run_dir(folder, folder / "run")
+    Traceback (most recent call last):
+    ...
+    medmm.errors.ConfigError: ...: the run directory is inside the reports folder ...
+    """
+    from medmm.errors import ConfigError
+
+    folder = Path(input_path)
+    if folder.is_dir() and Path(run_dir).resolve().is_relative_to(folder.resolve()):
+        raise ConfigError(
+            f"{run_dir}: the run directory is inside the reports folder {folder}, so the run's own files "
+            "would be listed as inputs next time; choose an --out outside it"
+        )
 
 
 def read_reports(
