@@ -138,10 +138,8 @@ def _first_by_word(low: str, pos: int, ranges: list[tuple[int, int]]) -> tuple[i
     ``in`` (a fraction of a regex search's cost; most reports have none of them).
     """
     tail = low[pos:] if pos else low
-    pats = [rx for w, rx in _BY_WORD if w in tail]  # `no` first, always
-    found = [rx.search(low, pos) for rx in pats]  # each pattern's next match (or None)
-    if len(pats) == 1:  # `no` alone: its own finditer
-        m = found[0]
+    if "chest" not in tail and "exam" not in tail and "negative" not in tail and "study" not in tail:
+        m = _NO_RX.search(low, pos)  # `no` alone (most reports): its own finditer
         while m is not None:
             at = m.start()
             for a, b in ranges:
@@ -149,6 +147,8 @@ def _first_by_word(low: str, pos: int, ranges: list[tuple[int, int]]) -> tuple[i
                     return at, m.end()
             m = _NO_RX.search(low, m.end())
         return None
+    pats = [rx for w, rx in _BY_WORD if w in tail]  # `no` first, always
+    found = [rx.search(low, pos) for rx in pats]  # each pattern's next match (or None)
     while True:
         best = None
         for m in found:
