@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from spacy.attrs import ENT_ID, ENT_IOB, ENT_TYPE, IDX, LENGTH, SENT_START
 
 from medmm.reports.batch_labels import LABEL_SCHEMA, batch_labels
 from medmm.reports.batch_measurements import batch_measurements, may_hold_size
@@ -47,15 +46,13 @@ from medmm.reports.negation import ASSERTION_KEY
 from medmm.reports.nlp import PipelineSpec
 from medmm.reports.records import EntityRow
 from medmm.reports.sections import find_sections, scored_sections
-from medmm.reports.token_structs import TokenBuffer, struct_reader_ok
+from medmm.reports.token_structs import ArrayTokens, TokenBuffer, struct_reader_ok
 
 __all__ = ["ENTITY_SCHEMA", "LABEL_SCHEMA", "batch_tables"]
 
 assert ENTITY_SCHEMA.names == list(EntityRow.model_fields)
-_ATTRS = [ENT_IOB, ENT_TYPE, ENT_ID, IDX, LENGTH, SENT_START]
 _IOB_B, _IOB_I = 3, 1
 _FLAG_CODE = {(False, False): 0, (True, False): 1, (False, True): 2, (True, True): 3}
-_EMPTY = np.zeros((0, len(_ATTRS)), dtype=np.uint64)
 _SECTION_STRIDE = 1 << 40  # > any report length: (report, char) pairs as one sortable integer
 #: Docs whose tokens are reduced to entity columns at once (:meth:`_Batch.reduce`): small enough
 #: for their tokens to stay in the CPU caches, large enough for numpy's per-call cost.
@@ -108,17 +105,17 @@ def batch_tables(
     slow_rows: list[dict[str, Any]] = []  # rows of the reports done by doc_records
     slow_labels: list[dict[str, Any]] = []
     abbr_key: Any = False  # not looked up yet
-    batch = _Batch({k for k, t in enumerate(texts) if may_hold_size(t)}, texts)
+    batch = _Batch(texts)
     fast, arrays, codes, spans, n_flags = batch.fast, batch.arrays, batch.codes, batch.spans, batch.n_flags
     code_of = _FLAG_CODE.__getitem__
-    n_docs = 0
+    reduce = batch.reduce
+    k = -1
     doc_type: Any = None  # the Doc type whose TokenC arrays are copied (else to_array)
     add_tokens: Any = None
-    # per doc, only what needs the Doc (it is dropped right after): its tokens (TokenC structs copied,
-    # or a token array) and its assertion flags as 2-bit codes and token spans in flat lists of
-    # (cached) small ints: no Python object per entity is kept alive
+    # per doc, only what needs the Doc (it is dropped right after): its tokens (TokenC structs copied
+    # while they are in the CPU caches, or a token array) and its assertion flags as 2-bit codes and
+    # token spans in flat lists of (cached) small ints: no Python object per entity is kept alive
     for k, doc in enumerate(docs):
-        n_docs = k + 1
         user_data = doc.user_data
         flags = user_data.get(ASSERTION_KEY)
         if abbr_key is False:
@@ -144,19 +141,20 @@ def batch_tables(
                 if add_tokens is not None:
                     add_tokens(doc)
                 else:
-                    arrays.append(doc.to_array(_ATTRS) if len(doc) else _EMPTY)
+                    arrays.append(doc.to_array(ArrayTokens.ATTRS))
                 if len(fast) - batch.n_reduced == CHUNK:
-                    batch.reduce()
+                    reduce()
                 continue
         e, lab, _ = doc_records(doc, report_ids[k], spec, known_sections[k], text=texts[k])
         slow_rows += e
         slow_labels += lab
+    n_docs = k + 1
     if n_docs != len(report_ids):
         raise ValueError(f"batch_tables: {n_docs} docs for {len(report_ids)} reports")
+    reduce()
     all_sections = [known_sections[k] or _detected_sections(texts[k]) for k in range(n_docs)]
     n_sections = [len(s) for s in all_sections]
     batch.sections = [all_sections[k] for k in fast]
-    batch.measured = [j for j, k in enumerate(fast) if k in batch.may_measure]
     ents, labels = _fast_tables(batch, report_ids, texts, spec)
     if slow_rows:
         ents = pa.concat_tables([ents, pa.Table.from_pylist(slow_rows, schema=ENTITY_SCHEMA)])
@@ -178,11 +176,10 @@ class _Batch:
     batch never holds its tokens in memory.
     """
 
-    def __init__(self, measured: set[int], texts: Sequence[str]) -> None:
+    def __init__(self, texts: Sequence[str]) -> None:
         self.texts = texts
         self.fast: list[int] = []  # index of the report in the batch
         self.measured: list[int] = []  # index into `fast` of the reports that may hold a size
-        self.may_measure = measured  # batch index of the reports that may hold a size
         self.sections: list[list[tuple[str, int, int, int]]] = []
         self.codes: list[int] = []  # assertion flags of each entity, in order: negated | uncertain << 1
         self.spans: list[int] = []  # (start, end) token span of each entity of the flags, flattened
@@ -196,22 +193,6 @@ class _Batch:
         self.n_sents = 0  # sentences of the reduced docs
         self.ents: list[list[np.ndarray]] = []  # per reduced chunk: the columns of _ENT_COLUMNS
 
-    def _token_fields(self, rep0: int, n: int) -> tuple[list[int], list[np.ndarray]]:
-        """Tokens per doc and the token fields (IOB, type, pattern id, char start, char end, sentence
-        start) of the ``n`` docs from ``fast[rep0]`` on."""
-        if self.tokens is not None:
-            texts, fast = self.texts, self.fast
-            lengths = [len(texts[fast[j]]) for j in range(rep0, rep0 + n)]
-            f = self.tokens.fields(lengths)
-            n_tok = list(self.tokens.doc_tokens)
-            self.tokens.clear()
-            return n_tok, [f["ent_iob"], f["ent_type"], f["ent_id"], f["idx"], f["end"], f["sent_start"]]
-        arrays = self.arrays
-        n_tok = list(map(len, arrays))
-        tok = np.concatenate(arrays).view(np.int64)
-        arrays.clear()
-        return n_tok, [tok[:, 0], tok[:, 1], tok[:, 2], tok[:, 3], tok[:, 3] + tok[:, 4], tok[:, 5]]
-
     def reduce(self) -> None:
         """Entity columns of the docs not reduced yet, whose tokens are then dropped."""
         rep0 = self.n_reduced  # index into `fast` of the first of these docs
@@ -219,15 +200,20 @@ class _Batch:
         if not n:
             return
         self.n_reduced += n
-        counts, (iob, ent_type, ent_id, idx, tok_end, sent_start) = self._token_fields(rep0, n)
-        n_tok = np.array(counts, dtype=np.int64)
+        chunk = [self.texts[k] for k in self.fast[rep0:]]
+        tokens = self.tokens.read(list(map(len, chunk))) if self.tokens else ArrayTokens(self.arrays)
+        n_tok = tokens.counts
         first = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(n_tok, out=first[1:])  # first token of each report (chunk index)
-        starts = np.flatnonzero((iob == _IOB_B) & (ent_type != 0))  # as Doc.ents: B with a label
+        iob = tokens.iob
+        begins = np.flatnonzero(iob == _IOB_B)
+        label = tokens.ent_type(begins)
+        has_label = label != 0
+        starts, label = begins[has_label], label[has_label]  # as Doc.ents: B with a label
         bounds = np.append(np.flatnonzero(iob != _IOB_I), len(iob))
         ends = bounds[np.searchsorted(bounds, starts, side="right")]
         rep = np.searchsorted(first, starts, side="right") - 1
-        is_sent = sent_start == 1
+        is_sent = tokens.sent_start == 1
         is_sent[first[:-1][n_tok > 0]] = True
         sent_global = np.cumsum(is_sent) - 1
         ent_sent = sent_global[starts]
@@ -238,20 +224,24 @@ class _Batch:
                 starts + self.n_tokens,  # global token index (nearest anatomy by token distance)
                 starts - rep_first,  # token span in its doc
                 ends - rep_first,
-                ent_type[starts],  # label hash
-                ent_id[starts],  # pattern id hash
-                idx[starts],  # char span
-                tok_end[ends - 1],
+                label,  # label hash
+                tokens.ent_id(starts),  # pattern id hash
+                tokens.idx(starts),  # char span
+                tokens.end(ends - 1),
                 ent_sent + self.n_sents,  # global sentence index
                 ent_sent - sent_global[rep_first],  # sentence index in its doc
             ]
         )
-        for j in range(rep0, rep0 + n):
-            if self.fast[j] in self.may_measure:
-                lo, hi = first[j - rep0], first[j - rep0 + 1]
-                self.sent_chars[j] = idx[np.flatnonzero(is_sent[lo:hi]) + lo].tolist()
+        for j, text in enumerate(chunk):
+            if may_hold_size(text):
+                self.measured.append(rep0 + j)
+                lo, hi = first[j], first[j + 1]
+                self.sent_chars[rep0 + j] = tokens.idx(np.flatnonzero(is_sent[lo:hi]) + lo).tolist()
         self.n_tokens += len(iob)
         self.n_sents += int(sent_global[-1]) + 1 if len(sent_global) else 0
+        if self.tokens:  # only now: `tokens` reads the buffer
+            self.tokens.clear()
+        self.arrays.clear()
 
     def columns(self) -> list[np.ndarray]:
         """The entity columns of every reduced doc (:data:`_ENT_COLUMNS`)."""
