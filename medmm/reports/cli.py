@@ -40,10 +40,11 @@ def parse_cmd(
     model: str | None = typer.Option(
         None, help="Installed spaCy/scispaCy package or pipeline path; default: the radiology lexicon."
     ),
-    workers: int | None = typer.Option(None, help="Local Dask workers (0 = in this process)."),
+    workers: int | None = typer.Option(None, min=0, help="Local Dask workers (0 = in this process)."),
     scheduler: str | None = typer.Option(None, help="Address of an existing Dask scheduler."),
     batch_size: int = typer.Option(
         0,
+        min=0,
         help="Reports per Dask task (and per resumable part); 0 = shrinking sizes (half of what is left "
         "per round of one task per worker, 400-5000 each).",
     ),

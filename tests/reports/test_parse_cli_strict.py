@@ -44,3 +44,10 @@ def test_run_dir_inside_reports_folder(tmp_path: Path) -> None:
     code, out = _parse(tmp_path, folder, folder / "run")
     assert code == 2 and "inside the reports folder" in out
     assert not (folder / "run").exists()
+
+
+def test_negative_workers_is_refused(tmp_path: Path) -> None:
+    table = tmp_path / "r.csv"
+    table.write_text("uid,text\n1,No pleural effusion.\n")
+    code, out = _parse(tmp_path, table, tmp_path / "run", "--workers", "-1")  # hung: a cluster of -1 workers
+    assert code == 2 and "--workers" in out and not (tmp_path / "run").exists()
