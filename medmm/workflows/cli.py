@@ -12,7 +12,7 @@ __all__ = ["register"]
 def run(
     workflow: Path = typer.Argument(..., help="Workflow YAML (see workflows/)."),
     run_dir: Path | None = typer.Option(None, "--out", help="Run directory; overrides the file's run_dir."),
-    workers: int | None = typer.Option(None, "--workers", help="Local Dask worker processes."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Local Dask worker processes."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Existing Dask scheduler address."),
     strict: bool | None = typer.Option(None, "--strict/--no-strict", help="Exit 1 on quarantined inputs."),
 ) -> None:

@@ -32,3 +32,9 @@ def test_missing_anomaly_model_is_an_error_not_a_traceback(tmp_path: Path) -> No
     assert res.exit_code == 2, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert "stage 'anomaly'" in res.output and "models/none" in res.output and "Fix:" in res.output
+
+
+def test_workers_below_one_is_refused(tmp_path: Path) -> None:
+    wf = _workflow(tmp_path, "  - stage: signals\n    input: ecg\n")
+    res = CliRunner().invoke(app, ["run", str(wf), "--workers", "-1"])  # as the file's schema: >= 1
+    assert res.exit_code == 2 and "--workers" in res.output
