@@ -131,7 +131,7 @@ def test_unexpected_error_still_gives_one_row_naming_the_file(
     monkeypatch.setattr(pipeline, "process_record", flaky)
     _wfdb(tmp_path, "boom", "boom 1 250 5000")
     _wfdb(tmp_path, "fine", "fine 1 250 5000")
-    out = tmp_path / "out"
+    out = tmp_path.with_name(tmp_path.name + "-out")  # a run directory outside the input folder
     run_signals(tmp_path, out, workers=0, pseudonymizer=Pseudonymizer(b"t" * 32))
     man = pd.read_parquet(out / "manifest_signals.parquet").set_index("path")
     assert man.loc["boom.hea", "reason"].startswith("RuntimeError: boom.hea: unexpected error")
@@ -143,7 +143,7 @@ def test_duplicate_channel_labels_get_distinct_arrays(tmp_path: Path) -> None:
         "dup 2 250 5000\ndup.dat 16 200/mV 16 0 0 0 0 ECG\ndup.dat 16 200/mV 16 0 0 0 0 ECG\n"
     )
     np.stack([_X, -_X], axis=1).astype("<i2").tofile(tmp_path / "dup.dat")
-    out = tmp_path / "out"
+    out = tmp_path.with_name(tmp_path.name + "-out")  # a run directory outside the input folder
     run_signals(tmp_path, out, workers=0, pseudonymizer=Pseudonymizer(b"t" * 32))
     sig = pd.read_parquet(out / "signals.parquet")
     assert sig["channel"].tolist() == ["ECG", "ECG_2"]
