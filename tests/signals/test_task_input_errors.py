@@ -38,3 +38,12 @@ def test_missing_input_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="existing folder"):
         run_signals(tmp_path / "gone", tmp_path / "run", workers=0, pseudonymizer=Pseudonymizer(b"k" * 32))
     assert not (tmp_path / "run" / "manifest_signals.parquet").exists()
+
+
+def test_placeholders_in_a_vitals_column_are_missing_values(tmp_path: Path) -> None:
+    from medmm.signals.readers.tabular import read_tabular
+
+    (tmp_path / "v.csv").write_text("time,HR [bpm],SpO2 (%),note\n0,70,98,awake\n1,--,97,awake\n2,72,n/a,x\n")
+    rec = read_tabular(tmp_path, "v.csv")  # HR and SpO2 were dropped whole (read as text columns)
+    got = {s.source_name: (s.t_s.tolist(), s.values.tolist()) for s in rec.series}
+    assert got == {"HR": ([0.0, 2.0], [70.0, 72.0]), "SpO2": ([0.0, 1.0], [98.0, 97.0])}

@@ -4,7 +4,8 @@ The timestamp column is the first of ``time``, ``timestamp``, ``datetime``, ``ch
 ``time_s``, ``seconds`` (case-insensitive) present. Date-time strings give an absolute start; numbers
 are seconds from the start. Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column
 (one value per file) is the patient key. Units may be given in the column name: ``HR [bpm]`` or
-``SpO2 (%)``.
+``SpO2 (%)``. Placeholders for missing values in a numeric column (``--``, ``n/a``) are missing values
+(:func:`numeric_values`).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -25,7 +26,7 @@ import pandas as pd
 from medmm.signals.errors import HeaderError, NonMonotonicTimeError, NotASignalError
 from medmm.signals.readers._base import IrregularSeries, LoadedRecord
 
-__all__ = ["TIME_COLUMNS", "read_tabular"]
+__all__ = ["TIME_COLUMNS", "numeric_values", "read_tabular"]
 
 TIME_COLUMNS = ("time", "timestamp", "datetime", "charttime", "t", "time_s", "seconds")
 _PATIENT_COLUMNS = ("patient_id", "subject_id", "patient")
@@ -41,6 +42,30 @@ def _read(path: Path, rel: str) -> pd.DataFrame:
         raise HeaderError(
             rel, f"unreadable table ({type(exc).__name__}: {exc})", "re-export it as CSV"
         ) from exc
+
+
+def numeric_values(column: pd.Series) -> np.ndarray | None:
+    """A value column as floats, or ``None`` for a text column.
+
+    A column of numbers with placeholders for missing values (``--``, ``n/a``, ``?`` as monitors
+    export them) is numeric: the placeholders become NaN (not kept) instead of the whole column being
+    dropped. A column is text when fewer than half of its non-empty cells are numbers.
+
+    >>> numeric_values(pd.Series(["70", "--", "72"])).tolist()
+    [70.0, nan, 72.0]
+    >>> numeric_values(pd.Series(["awake", "asleep", "1"])) is None
+    True
+    """
+    if pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=np.float64)
+    text = column.astype("string").str.strip()
+    filled = text.notna() & (text != "")
+    if not filled.any():
+        return None
+    numbers = pd.to_numeric(text.where(filled), errors="coerce")
+    if numbers[filled].notna().sum() * 2 < int(filled.sum()):
+        return None
+    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def read_tabular(root: Path, rel: str) -> LoadedRecord:
@@ -86,11 +111,13 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         patient_key = values[0] if len(values) else ""
     series = []
     for col in frame.columns:
-        if col in (tcol, pcol) or not pd.api.types.is_numeric_dtype(frame[col]):
+        if col in (tcol, pcol):
+            continue
+        v = numeric_values(frame[col])
+        if v is None:
             continue
         m = _UNITS.match(str(col))
         name, units = (m.group(1), m.group(2)) if m else (str(col), "")
-        v = frame[col].to_numpy(dtype=np.float64)
         keep = np.isfinite(v)
         series.append(IrregularSeries(name.strip(), units.strip(), t[keep], v[keep]))
     if not series:
