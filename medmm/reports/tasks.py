@@ -119,22 +119,15 @@ class Staged:
         with open(self.path, "rb") as f:
             f.seek(self.start)
             data = f.read(self.stop - self.start)
-        blocks: list[Work] = []
+        columns: tuple[list[Any], ...] = ([], [], [], [], [])
         view = memoryview(data)
         pos = 0
         while pos < len(data):
             end = pos + int.from_bytes(view[pos : pos + 8], "little")
-            blocks.append(pickle.loads(view[pos + 8 : end]))
+            for column, part in zip(columns, pickle.loads(view[pos + 8 : end]), strict=True):
+                column += part
             pos = end
-        if len(blocks) == 1:
-            return blocks[0]
-        return Work(
-            [x for b in blocks for x in b.ids],
-            [x for b in blocks for x in b.texts],
-            [x for b in blocks for x in b.sections],
-            [x for b in blocks for x in b.paths],
-            [x for b in blocks for x in b.keys],
-        )
+        return Work(*columns)
 
 
 @dataclass(frozen=True)
@@ -229,14 +222,15 @@ def stage(folder: Path, work: list[Work]) -> list[str]:
 
 def stage_blocks(path: Path, work: Work, block: int = BLOCK) -> list[int]:
     """Write ``work`` to the scratch file ``path`` as blocks of ``block`` reports (each a length-prefixed
-    pickle); returns the byte offset of each block's start and, last, the file's end: a task's batch is
-    any run of whole blocks, read as ``Staged(path, offsets[a], offsets[b])`` (see :meth:`Staged.load`)."""
+    pickle of its five columns); returns the byte offset of each block's start and, last, the file's
+    end: a task's batch is any run of whole blocks, read as ``Staged(path, offsets[a], offsets[b])``
+    (see :meth:`Staged.load`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     offsets = [0]
     with open(path, "wb") as f:
         for i in range(0, len(work.ids), block):
             cut = slice(i, i + block)
-            one = Work(work.ids[cut], work.texts[cut], work.sections[cut], work.paths[cut], work.keys[cut])
+            one = (work.ids[cut], work.texts[cut], work.sections[cut], work.paths[cut], work.keys[cut])
             data = pickle.dumps(one, protocol=pickle.HIGHEST_PROTOCOL)
             f.write((len(data) + 8).to_bytes(8, "little"))
             f.write(data)
