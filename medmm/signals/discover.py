@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from medmm.errors import InputError, reason_of
+from medmm.ingest.discover import printable_name
 from medmm.records import Status
-from medmm.signals.errors import MissingHeaderError, NotASignalError
+from medmm.signals.errors import MissingHeaderError, NotASignalError, SignalFileError
 from medmm.signals.readers.wfdb import ANNOTATION_EXTENSIONS, wfdb_header_files
 from medmm.signals.records import SignalManifestRow
 
@@ -51,11 +52,14 @@ def _row(
     root: Path, rel: str, fmt: str, status: Status, reason: str = "", record: str = "", **extra: Any
 ) -> SignalManifestRow:
     """The manifest row of one input file (size and mtime read from disk); ``extra`` adds columns."""
-    st = (root / rel).stat()
+    try:
+        st: os.stat_result | None = (root / rel).stat()
+    except OSError:  # a dangling link, or a file gone since the walk
+        st = None
     return SignalManifestRow(
-        path=rel,
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
+        path=printable_name(rel),  # the name itself unless it is not UTF-8
+        size=None if st is None else st.st_size,
+        mtime_ns=None if st is None else st.st_mtime_ns,
         format=fmt,
         status=status,
         reason=reason,
@@ -75,13 +79,39 @@ def _is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def _walk(root: Path) -> list[str]:
+def _walk(root: Path, rows: list[SignalManifestRow]) -> list[str]:
+    """Regular files under ``root`` (hidden ones skipped); what cannot be used becomes a row in ``rows``:
+    unlistable folders, dangling links, names that are not UTF-8."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unlistable(exc: OSError) -> None:
+        rel = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "."
+        err = SignalFileError(
+            printable_name(rel), f"folder cannot be listed ({exc.strerror})", "grant read access"
+        )
+        rows.append(_row(root, rel, "folder", Status.quarantined, reason_of(err), ""))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith("."):
-                out.append((Path(dirpath) / name).relative_to(root).as_posix())
+            if name.startswith("."):
+                continue
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            shown = printable_name(rel)
+            if shown != rel:
+                err = SignalFileError(
+                    shown,
+                    "file name (or a folder name in its path) is not valid UTF-8",
+                    "rename it to UTF-8 (e.g. `convmv -f latin1 -t utf8 -r --notest FOLDER`)",
+                )
+            elif not (root / rel).exists():
+                err = SignalFileError(
+                    rel, "symbolic link whose target does not exist", "remove the link or restore its target"
+                )
+            else:
+                out.append(rel)
+                continue
+            rows.append(_row(root, rel, "unknown", Status.quarantined, reason_of(err), ""))
     return sorted(out)
 
 
@@ -107,9 +137,9 @@ def discover(
         Quarantined rows for unparseable headers, orphan signal files and non-signal files.
     """
     root = Path(root)
-    files = _walk(root)
-    present = set(files)
     rows: list[SignalManifestRow] = []
+    files = _walk(root, rows)
+    present = set(files)
     owner: dict[str, str] = {}  # file -> main file that claims it
     headers = [f for f in files if f.lower().endswith(".hea")]
     parsed: dict[str, tuple[bool, list[str]]] = {}

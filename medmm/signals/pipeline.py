@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pickle
 import re
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, update_run_json
 from medmm.signals.discover import RecordJob, discover
+from medmm.signals.errors import SignalFileError
 from medmm.signals.process import RecordResult, Settings, process_record
 from medmm.signals.records import (
     BeatRow,
@@ -94,7 +96,13 @@ def process_resumable(
     >>> type(err).__name__
     'NotASignalError'
     """
-    fp = _fingerprint(Path(root), job, settings, pseudonymizer)
+    try:
+        fp = _fingerprint(Path(root), job, settings, pseudonymizer)
+    except FileNotFoundError as exc:
+        gone = Path(exc.filename or job.main).name
+        return SignalFileError(
+            job.main, f"{gone} disappeared during the run", "run again once the export has finished"
+        )
     part = Path(run_dir) / _PARTS / f"{hashlib.sha1(job.record.encode()).hexdigest()}.pkl"
     if part.exists():
         try:
@@ -143,12 +151,15 @@ def _quarantine(root: Path, job: RecordJob, exc: BaseException) -> list[SignalMa
         )
     rows = []
     for rel in [job.main, *job.companions]:
-        st = (root / rel).stat()
+        try:
+            st: os.stat_result | None = (root / rel).stat()
+        except OSError:  # removed or moved while the run went on (e.g. by the export job)
+            st = None
         rows.append(
             SignalManifestRow(
                 path=rel,
-                size=st.st_size,
-                mtime_ns=st.st_mtime_ns,
+                size=None if st is None else st.st_size,
+                mtime_ns=None if st is None else st.st_mtime_ns,
                 format=job.kind,
                 status=Status.quarantined,
                 reason=reason if rel == job.main else f"part of {job.main}, which is quarantined: {reason}",
