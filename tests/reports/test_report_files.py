@@ -58,3 +58,18 @@ def test_cli_names_the_bad_table_without_a_traceback(tmp_path: Path) -> None:
     assert res.exit_code != 0
     assert isinstance(res.exception, SystemExit)
     assert "reports.csv: file is empty" in res.output
+
+
+def test_folder_odd_names_and_links(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "a.txt").write_text("No effusion.")
+    with open(os.fsencode(tmp_path) + b"/b\xe9.txt", "w") as fh:  # crashed the manifest write
+        fh.write("Edema.")
+    (tmp_path / "c.txt").symlink_to(tmp_path / "elsewhere" / "c.txt")
+    batch = read_reports(tmp_path)
+    assert [r.report_id for r in batch.reports] == ["a"]
+    rejected = {r.path: r.reason for r in batch.rejected}
+    assert set(rejected) == {"b\\xe9.txt", "c.txt"}
+    assert rejected["b\\xe9.txt"].startswith("FileNameError") and "rename" in rejected["b\\xe9.txt"]
+    assert "target does not exist" in rejected["c.txt"]

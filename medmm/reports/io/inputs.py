@@ -23,12 +23,14 @@ from typing import Any
 import pandas as pd
 
 from medmm.errors import InputError
+from medmm.ingest.discover import printable_name
 from medmm.pseudonym import Pseudonymizer
 from medmm.reports.records import ReportManifestRow, Status
 
 __all__ = [
     "MAX_CHARS",
     "EmptyReportError",
+    "FileNameError",
     "InputBatch",
     "MissingColumnError",
     "MissingIdError",
@@ -84,6 +86,10 @@ class MissingIdError(InputError):
 
 class UnreadableTableError(InputError):
     """The reports table cannot be read at all (empty, binary, malformed CSV, damaged Parquet)."""
+
+
+class FileNameError(InputError):
+    """A file of a reports folder whose name is not valid UTF-8 (shown with ``\\xNN`` escapes)."""
 
 
 class NotTextError(InputError):
@@ -291,9 +297,14 @@ def _folder_row(f: Path, rel: str, err: InputError) -> ReportManifestRow:
         size: int | None = f.stat().st_size
     except OSError:  # a dangling link
         size = None
-    fmt = f.suffix.lower().lstrip(".") or "unknown"
+    fmt = printable_name(f.suffix.lower().lstrip(".")) or "unknown"
     return ReportManifestRow(
-        path=rel, format=fmt, size=size, status=Status.quarantined, reason=_reason(err), report_id=f.stem
+        path=printable_name(rel),
+        format=fmt,
+        size=size,
+        status=Status.quarantined,
+        reason=_reason(err),
+        report_id=printable_name(f.stem),
     )
 
 
@@ -406,6 +417,15 @@ def read_reports(
     if path.is_dir():
         for f in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
             rel = f.relative_to(path).as_posix()
+            shown = printable_name(rel)
+            if shown != rel:  # surrogate-escaped bytes: not storable in the tables
+                named = FileNameError(
+                    shown,
+                    "file name (or a folder name in its path) is not valid UTF-8",
+                    "rename it to UTF-8 (e.g. `convmv -f latin1 -t utf8 -r --notest FOLDER`)",
+                )
+                rejected.append(_folder_row(f, rel, named))
+                continue
             if f.suffix.lower() != ".txt":  # listed, never dropped silently
                 other = NotTextError(
                     rel,
@@ -417,8 +437,13 @@ def read_reports(
             try:
                 data = f.read_bytes()
             except OSError as exc:  # unreadable file: quarantined, the batch goes on
+                dangling = f.is_symlink() and not f.exists()
                 unreadable = InputError(
-                    rel, f"cannot be read ({exc.strerror})", "check the file's permissions"
+                    rel,
+                    "symbolic link whose target does not exist"
+                    if dangling
+                    else f"cannot be read ({exc.strerror})",
+                    "remove the link or restore its target" if dangling else "check the file's permissions",
                 )
                 rejected.append(
                     ReportManifestRow(
