@@ -55,7 +55,7 @@ def parse_cmd(
 ) -> None:
     """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json."""
     from medmm.errors import MedmmError
-    from medmm.reports.io.inputs import check_run_dir
+    from medmm.reports.io.files import check_run_dir
     from medmm.reports.pipeline import parse_reports
 
     cols = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None

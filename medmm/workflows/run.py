@@ -81,7 +81,7 @@ def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
 
 
 def _reports(step: StageStep, ctx: StageContext) -> dict[str, int]:
-    from medmm.reports.io.inputs import check_run_dir
+    from medmm.reports.io.files import check_run_dir
     from medmm.reports.pipeline import parse_reports
 
     check_run_dir(ctx.resolve(step.input or ""), ctx.run_dir)

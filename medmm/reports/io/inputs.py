@@ -23,8 +23,17 @@ from typing import Any
 import pandas as pd
 
 from medmm.errors import InputError
-from medmm.ingest.discover import printable_name
 from medmm.pseudonym import Pseudonymizer
+from medmm.reports.io.files import (
+    TABLE_FIX,
+    FileNameError,
+    NotTextError,
+    UnreadableTableError,
+    binary_kind,
+    check_run_dir,
+    printable_name,
+    quarantined_file_row,
+)
 from medmm.reports.records import ReportManifestRow, Status
 
 __all__ = [
@@ -82,51 +91,6 @@ class EmptyReportError(InputError):
 
 class MissingIdError(InputError):
     """A row has no report id."""
-
-
-class UnreadableTableError(InputError):
-    """The reports table cannot be read at all (empty, binary, malformed CSV, damaged Parquet)."""
-
-
-class FileNameError(InputError):
-    """A file of a reports folder whose name is not valid UTF-8 (shown with ``\\xNN`` escapes)."""
-
-
-class NotTextError(InputError):
-    """A file in a reports folder is not a plain-text report (binary content, or not ``.txt``)."""
-
-
-_TABLE_FIX = "give a .csv, .tsv, .jsonl or .parquet table of reports (id + text columns)"
-
-#: Leading bytes of binary formats that turn up where text reports are expected.
-_MAGIC = (
-    (b"%PDF", "PDF"),
-    (b"PK\x03\x04", "zip / .docx / .xlsx"),
-    (b"\xd0\xcf\x11\xe0", "legacy Word / Excel"),
-    (b"PAR1", "Parquet"),
-    (b"\x1f\x8b", "gzip"),
-    (b"\x89PNG", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-)
-
-
-def binary_kind(data: bytes) -> str:
-    """What binary content ``data`` looks like (``""`` when it looks like text).
-
-    A NUL byte in the first 8 KiB (and no UTF-16 byte-order mark) means binary; a DICOM file (which
-    carries patient names in its header) is named as such.
-
-    >>> binary_kind(b"No effusion."), binary_kind(b"%PDF-1.4 ..."), binary_kind(bytes(128) + b"DICM")
-    ('', 'PDF', 'DICOM')
-    """
-    if data[128:132] == b"DICM":
-        return "DICOM"
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            return name
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return ""
-    return "binary content" if b"\x00" in data[:8192] else ""
 
 
 @dataclass
@@ -238,14 +202,14 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a damaged / non-Parquet file
             raise UnreadableTableError(
-                str(path), f"not a readable Parquet file ({type(exc).__name__})", _TABLE_FIX
+                str(path), f"not a readable Parquet file ({type(exc).__name__})", TABLE_FIX
             ) from exc
         return frame.astype(object).where(frame.notna(), None), notes, bad
     if not data.strip():
         raise UnreadableTableError(str(path), "file is empty", "export the reports table again")
     kind = binary_kind(data)
     if kind:
-        raise UnreadableTableError(str(path), f"not a text table ({kind})", _TABLE_FIX)
+        raise UnreadableTableError(str(path), f"not a text table ({kind})", TABLE_FIX)
     text, notes = decode_bytes(data)
     if suffix in {".jsonl", ".ndjson", ".json"}:
         rows = []
@@ -289,22 +253,6 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
         str(path),
         f"unsupported input format {suffix!r}",
         "give a .csv, .tsv, .jsonl or .parquet table, or a folder of .txt files",
-    )
-
-
-def _folder_row(f: Path, rel: str, err: InputError) -> ReportManifestRow:
-    try:
-        size: int | None = f.stat().st_size
-    except OSError:  # a dangling link
-        size = None
-    fmt = printable_name(f.suffix.lower().lstrip(".")) or "unknown"
-    return ReportManifestRow(
-        path=printable_name(rel),
-        format=fmt,
-        size=size,
-        status=Status.quarantined,
-        reason=_reason(err),
-        report_id=printable_name(f.stem),
     )
 
 
@@ -364,27 +312,6 @@ def _assemble(values: list[tuple[str, str]]) -> tuple[str, list[tuple[str, int, 
     return "\n\n".join(parts), sections
 
 
-def check_run_dir(input_path: Path, run_dir: Path) -> None:
-    """Refuse a run directory inside a reports folder (its files would be read as reports next time).
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> check_run_dir(folder, folder.parent / "run")
-    >>> check_run_dir(folder, folder / "run")
-    Traceback (most recent call last):
-    ...
-    medmm.errors.ConfigError: ...: the run directory is inside the reports folder ...
-    """
-    from medmm.errors import ConfigError
-
-    folder = Path(input_path)
-    if folder.is_dir() and Path(run_dir).resolve().is_relative_to(folder.resolve()):
-        raise ConfigError(
-            f"{run_dir}: the run directory is inside the reports folder {folder}, so the run's own files "
-            "would be listed as inputs next time; choose an --out outside it"
-        )
-
-
 def read_reports(
     path: Path,
     *,
@@ -424,7 +351,7 @@ def read_reports(
                     "file name (or a folder name in its path) is not valid UTF-8",
                     "rename it to UTF-8 (e.g. `convmv -f latin1 -t utf8 -r --notest FOLDER`)",
                 )
-                rejected.append(_folder_row(f, rel, named))
+                rejected.append(quarantined_file_row(f, rel, named))
                 continue
             if f.suffix.lower() != ".txt":  # listed, never dropped silently
                 other = NotTextError(
@@ -432,7 +359,7 @@ def read_reports(
                     "not a .txt file (a reports folder is read for plain-text .txt reports)",
                     "export the report as .txt, or move the file out of the reports folder",
                 )
-                rejected.append(_folder_row(f, rel, other))
+                rejected.append(quarantined_file_row(f, rel, other))
                 continue
             try:
                 data = f.read_bytes()
@@ -460,7 +387,7 @@ def read_reports(
                 binary = NotTextError(
                     rel, f"not a text file ({kind})", "export the report as plain text (.txt)"
                 )
-                rejected.append(_folder_row(f, rel, binary))
+                rejected.append(quarantined_file_row(f, rel, binary))
                 continue
             text, notes = decode_bytes(data)
             rows.append((rel, f.stem, text, len(data), notes, None, None))
