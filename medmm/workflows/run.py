@@ -181,6 +181,8 @@ def run_workflow(
         try:
             result.counts[step.stage.value] = adapter(step, ctx)
         except MedmmError as exc:  # the CLI names the stage that stopped the workflow
-            exc.add_note(f"stage '{step.stage.value}'")
+            where = f"stage '{step.stage.value}'"
+            if where not in str(exc):
+                exc.add_note(where)
             raise
     return result
