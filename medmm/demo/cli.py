@@ -12,7 +12,9 @@ __all__ = ["register"]
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory for the demo outputs."),
     workers: int = typer.Option(2, "--workers", "-w", min=1, help="Local Dask worker processes."),
-    key_file: Path | None = typer.Option(None, "--key-file", help="Site key (default: $MEDMM_KEY_FILE)."),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="Site key (default: $MEDMM_KEY_FILE or ~/.config/medmm/site.key)."
+    ),
 ) -> None:
     """Run every stage (ingest, reports, signals, anomalies, align, predict) on sample data."""
     from rich.console import Console
