@@ -73,3 +73,14 @@ def test_folder_odd_names_and_links(tmp_path: Path) -> None:
     assert set(rejected) == {"b\\xe9.txt", "c.txt"}
     assert rejected["b\\xe9.txt"].startswith("FileNameError") and "rename" in rejected["b\\xe9.txt"]
     assert "target does not exist" in rejected["c.txt"]
+
+
+def test_missing_column_names_the_real_option(tmp_path: Path) -> None:
+    from medmm.reports.io.inputs import MissingColumnError
+
+    path = tmp_path / "r.csv"
+    path.write_text("uid,body\n1,No effusion.\n")
+    with pytest.raises(MissingColumnError, match="name it with --text-columns$"):  # was --text-column(s)
+        read_reports(path)
+    with pytest.raises(MissingColumnError, match="pass --id-column with one of"):  # --id-column(s)
+        read_reports(path, id_column="accession_no", text_columns=["body"])

@@ -75,6 +75,7 @@ _SECTION_OF = {
     "impression": "IMPRESSION",
     "technique": "TECHNIQUE",
 }
+_OPTION = {"id": "--id-column", "text": "--text-columns"}  # the command-line option of each
 _FREE_TEXT = {"text", "report", "report_text", "body", "note"}
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>")
 _RTF_CTRL = re.compile(r"\\[a-zA-Z]+-?\d* ?|\\[{}\\]|[{}]")
@@ -277,7 +278,7 @@ def _pick(
             raise MissingColumnError(
                 str(path),
                 f"no {what} column {missing} (columns found: {columns})",
-                f"pass --{what}-column(s) with one of {columns}",
+                f"pass {_OPTION[what]} with one of {columns}",
             )
         return [w if w in columns else found[w.lower()] for w in wanted]
     chosen = [found[d] for d in defaults if d in found]
@@ -285,7 +286,7 @@ def _pick(
         raise MissingColumnError(
             str(path),
             f"no {what} column among the defaults {list(defaults)} (columns found: {columns})",
-            f"name it with --{what}-column(s)",
+            f"name it with {_OPTION[what]}",
         )
     if multi and any(c.lower() in _FREE_TEXT for c in chosen):
         chosen = [c for c in chosen if c.lower() in _FREE_TEXT][:1]
