@@ -80,7 +80,7 @@ def test_missing_column_names_the_real_option(tmp_path: Path) -> None:
 
     path = tmp_path / "r.csv"
     path.write_text("uid,body\n1,No effusion.\n")
-    with pytest.raises(MissingColumnError, match="name it with --text-columns$"):  # was --text-column(s)
+    with pytest.raises(MissingColumnError, match=r"name it with --text-columns$"):  # was --text-column(s)
         read_reports(path)
     with pytest.raises(MissingColumnError, match="pass --id-column with one of"):  # --id-column(s)
         read_reports(path, id_column="accession_no", text_columns=["body"])
