@@ -116,9 +116,8 @@ def batch_labels(
     other = np.flatnonzero(abnormal < 0).tolist()
     o_evidence: list[str] = []
     o_section: list[str | None] = []
-    o_start = np.zeros(len(other), dtype=np.int64)
-    o_end = np.zeros(len(other), dtype=np.int64)
-    o_found = np.zeros(len(other), dtype=bool)
+    o_span: list[int] = [0, 0] * len(other)  # (start, end) of each found phrase, flat
+    o_found = [False] * len(other)
     for i, j in enumerate(other):
         phrase = normal_phrase(j)
         if phrase is None:
@@ -127,7 +126,10 @@ def batch_labels(
         else:
             o_evidence.append(phrase[2])
             o_section.append(section_at(j, phrase[0]))
-            o_start[i], o_end[i], o_found[i] = phrase[0], phrase[1], True
+            o_span[2 * i], o_span[2 * i + 1], o_found[i] = phrase[0], phrase[1], True
+    o_pos = np.array(o_span, dtype=np.int64).reshape(-1, 2)
+    o_start, o_end = o_pos[:, 0], o_pos[:, 1]
+    o_ok = np.array(o_found, dtype=bool)
     # final rows: each report's groups (in group order), then its normal row
     n_rows = n_groups + n_reports
     bounds = np.searchsorted(g_rep, np.arange(n_reports + 1))
@@ -168,10 +170,10 @@ def batch_labels(
     row_start[at_group], row_end[at_group] = g_start, g_end
     row_start[at_has], row_end[at_has] = g_start[a], g_end[a]
     row_start[at_other], row_end[at_other] = o_start, o_end
-    valid[at_other] = o_found
+    valid[at_other] = o_ok
     row_n = np.zeros(n_rows, dtype=np.int64)
     row_n[at_group] = count
-    row_n[at_other] = o_found
+    row_n[at_other] = o_ok
     null = ~valid
     return pa.table(
         [
