@@ -43,8 +43,6 @@ _DIMS = re.compile(
 _RANGE = re.compile(rf"{_LEAD_NUM}\s*{_OPT_UNIT}\s*(?:-|–|to)\s*{_NUM}\s*{_UNIT}\b", re.I)
 _ANY_UNIT = re.compile(r"\d\s*-?\s*(?:mm|cm|millimet|centimet)", re.I)
 _SINGLE = re.compile(rf"{_LEAD_NUM}\s*-?\s*{_UNIT}\b", re.I)
-# Where a size can start in ASCII text (where \d is 0-9): a digit, or a "." before one (_LEAD_NUM).
-_START = re.compile(r"[0-9]|\.(?=[0-9])")
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ def find_sizes(text: str) -> list[Measurement]:
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)
 
-    starts = [m.start() for m in _START.finditer(text)] if text.isascii() else None
+    starts = _size_starts(text) if text.isascii() else None
     for m in _finditer(_DIMS, text, starts):
         g = m.groups()
         unit = g[5]
@@ -131,6 +129,33 @@ def find_sizes(text: str) -> list[Measurement]:
         )
         taken.append(m.span())
     return sorted(found, key=lambda x: x.start)
+
+
+def _size_starts(text: str) -> list[int]:
+    """Where a size can start in ASCII ``text`` (``\\d`` is ``0-9``), in order: the first digit of each
+    run of digits, and a "." right before it. A digit after a digit cannot start one (``_LEAD_NUM``'s
+    look-behind: no ``[\\w.]`` before it). Found with ``str.find`` per digit (a few memchr-like scans;
+    ~4x cheaper than one regex scan of the text, whose engine tests every character).
+
+    >>> _size_starts("a 12 mm, .5 cm; 1.5")
+    [2, 9, 10, 16, 17, 18]
+    """
+    at = []
+    for digit in "0123456789":
+        i = text.find(digit)
+        while i >= 0:
+            at.append(i)
+            i = text.find(digit, i + 1)
+    at.sort()
+    starts: list[int] = []
+    prev = -2
+    for i in at:
+        if i != prev + 1:  # first digit of a run
+            if i and text[i - 1] == ".":
+                starts.append(i - 1)
+            starts.append(i)
+        prev = i
+    return starts
 
 
 def _finditer(rx: re.Pattern[str], text: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
