@@ -137,9 +137,14 @@ def evaluate_findings_cmd(
     id_column: str = typer.Option("uid", help="Id column of the CSV."),
 ) -> None:
     """Per-finding P/R/F1 of the run's report labels and of the keyword+"no" regex baseline."""
+    from medmm.errors import MedmmError
     from medmm.reports.evaluate_findings import compare, format_table
 
-    result = compare(csv_path, run, id_column)
+    try:
+        result = compare(csv_path, run, id_column)
+    except MedmmError as exc:
+        _fail(exc)
+        return
     for split, res in result.items():
         typer.echo(f"\n[{split}]")
         typer.echo(format_table(res))
@@ -167,16 +172,22 @@ def train_ner_cmd(
     if budget_clock not in {"wall", "cpu"}:
         typer.echo("error: --budget-clock takes 'wall' or 'cpu'", err=True)
         raise typer.Exit(2)
-    result = train_ner(
-        corpus,
-        out,
-        max_minutes=max_minutes,
-        seed=seed,
-        budget_clock=budget_clock,
-        train_text=train_text,
-        train_text_label_map=NCBI_DISEASE_TYPES if ncbi_types else None,
-        dev_text=dev_text,
-    )
+    from medmm.errors import MedmmError
+
+    try:
+        result = train_ner(
+            corpus,
+            out,
+            max_minutes=max_minutes,
+            seed=seed,
+            budget_clock=budget_clock,
+            train_text=train_text,
+            train_text_label_map=NCBI_DISEASE_TYPES if ncbi_types else None,
+            dev_text=dev_text,
+        )
+    except MedmmError as exc:  # a missing or malformed corpus
+        _fail(exc)
+        return
     data = result.to_dict() if hasattr(result, "to_dict") else result
     json.dump(data, sys.stdout, indent=2, default=str)
     typer.echo("")
@@ -200,7 +211,14 @@ def evaluate_ner_cmd(
             typer.echo("error: --label-map takes MODEL=CORPUS pairs separated by commas", err=True)
             raise typer.Exit(2)
         mapping = {a.strip(): b.strip() for a, b in pairs}
-    json.dump(evaluate_ner(model, corpus, label_map=mapping), sys.stdout, indent=2, default=str)
+    from medmm.errors import MedmmError
+
+    try:
+        scores = evaluate_ner(model, corpus, label_map=mapping)
+    except MedmmError as exc:  # an unknown model, a missing or malformed corpus
+        _fail(exc)
+        return
+    json.dump(scores, sys.stdout, indent=2, default=str)
     typer.echo("")
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from medmm.errors import InputError
 from medmm.reports.lexicon import load_data
 
 __all__ = ["EVAL_FINDINGS", "baseline_labels", "compare", "evaluate_frame", "gold_labels", "prf", "split_ids"]
@@ -136,13 +137,37 @@ def split_ids(ids: Sequence[str]) -> dict[str, list[str]]:
     return {"tune": tune, "heldout": [i for i in ids if i not in set(tune)]}
 
 
+def _read_gold(csv_path: Path, id_column: str) -> pd.DataFrame:
+    """The gold CSV, checked for its id and ``Problems`` columns (errors name the file and the fix)."""
+    try:
+        frame = pd.read_csv(csv_path, dtype={id_column: str})
+    except (
+        OSError,
+        ValueError,
+    ) as exc:  # missing file, empty or malformed CSV (pandas' errors are ValueErrors)
+        raise InputError(str(csv_path), f"cannot be read as CSV ({exc})", "give the IU reports CSV") from None
+    missing = [c for c in (id_column, "Problems") if c not in frame.columns]
+    if missing:
+        raise InputError(
+            str(csv_path),
+            f"no column {missing} (columns found: {list(frame.columns)})",
+            "give the IU reports CSV (uid and Problems columns), or --id-column",
+        )
+    return frame
+
+
 def compare(csv_path: Path, run_dir: Path, id_column: str = "uid") -> dict[str, Any]:
     """Evaluate the run's ``report_labels.parquet`` and the regex baseline on all / tune / held-out reports.
 
     Only reports the run parsed (status ``ingested``) are scored; both methods see the same reports.
     """
-    frame = pd.read_csv(csv_path, dtype={id_column: str})
+    frame = _read_gold(Path(csv_path), id_column)
     gold = gold_labels(frame, id_column)
+    for name in ("manifest_reports.parquet", "report_labels.parquet"):
+        if not (Path(run_dir) / name).exists():
+            raise InputError(
+                str(run_dir), f"has no {name}", f"run `medmm reports parse {csv_path} --out {run_dir}` first"
+            )
     manifest = pd.read_parquet(Path(run_dir) / "manifest_reports.parquet")
     ingested = manifest.loc[manifest["status"] == "ingested", "report_id"].astype(str).tolist()
     parsed: list[str] = [str(i) for i in ingested if i in gold.index]
