@@ -66,3 +66,24 @@ def test_find_sizes_tried_at_digits_is_the_full_scan() -> None:
         assert got == _find_sizes_by_scanning(text), text
         n_found += bool(got) and text.isascii()
     assert n_found > 2_000
+
+
+def test_entity_texts_cut_from_the_joined_text_as_sliced_in_python() -> None:
+    from medmm.reports.batch_texts import entity_texts
+
+    rng = np.random.default_rng(5)
+    texts = ["No effusion.", "", "Mild edema, left base.", "abc", "x" * 40]
+    for overlapping in (False, True):
+        for _ in range(200):
+            rep, a, b = [], [], []
+            for k, t in enumerate(texts):
+                cuts = np.sort(rng.integers(0, len(t) + 1, 2 * rng.integers(0, 4)))
+                if overlapping and len(cuts) >= 4:  # spans out of text order: the gather path
+                    cuts[[1, 2]] = cuts[[2, 1]] if cuts[1] != cuts[2] else cuts[[1, 2]]
+                    cuts = np.r_[cuts[2:], cuts[:2]]
+                rep += [k] * (len(cuts) // 2)
+                a += cuts[0::2].tolist()
+                b += np.maximum(cuts[0::2], cuts[1::2]).tolist()
+            column, _ = entity_texts(texts, np.array(rep, dtype=np.int64), np.array(a, dtype=np.int64),
+                                     np.array(b, dtype=np.int64))  # fmt: skip
+            assert column.to_pylist() == [texts[k][x:y] for k, x, y in zip(rep, a, b, strict=True)]
