@@ -53,8 +53,27 @@ class WorkflowResult:
         return sum(c.get("quarantined", 0) for c in self.counts.values())
 
 
-def _checked_options(fn: Callable[..., Any], options: Mapping[str, Any], stage: str) -> dict[str, Any]:
-    allowed = set(inspect.signature(fn).parameters)
+#: Arguments the workflow itself passes (from ``input``, ``run_dir``, ``cluster`` and ``key_file``).
+_FROM_WORKFLOW = {"workers", "scheduler", "key_file", "client", "pseudonymizer"}
+
+
+def _checked_options(
+    fn: Callable[..., Any], options: Mapping[str, Any], stage: str, positional: int = 1
+) -> dict[str, Any]:
+    """``options`` of a stage, checked against ``fn``'s keyword arguments.
+
+    Its first ``positional`` parameters (input, run directory ...) and the cluster / key arguments are
+    set by the workflow file's own fields, not by a stage's options.
+    """
+    params = list(inspect.signature(fn).parameters)
+    reserved = set(params[:positional]) | _FROM_WORKFLOW
+    clash = sorted(set(options) & reserved)
+    if clash:
+        raise ConfigError(
+            f"stage '{stage}': option(s) {clash} come from the workflow file itself (the stage's `input`, "
+            "`run_dir`, `cluster: workers/scheduler`, `key_file`); remove them from the stage's options"
+        )
+    allowed = set(params) - reserved
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ConfigError(f"stage '{stage}': unknown option(s) {unknown}; valid: {sorted(allowed)}")
@@ -63,7 +82,7 @@ def _checked_options(fn: Callable[..., Any], options: Mapping[str, Any], stage: 
 
 def _call_stage(fn: Callable[..., Any], step: StageStep, ctx: StageContext) -> Any:
     """Call a stage entry point ``fn(input, run_dir, workers=, scheduler=, key_file=, **options)``."""
-    opts = _checked_options(fn, step.options, step.stage.value)
+    opts = _checked_options(fn, step.options, step.stage.value, positional=2)
     return fn(
         ctx.resolve(step.input or ""),
         ctx.run_dir,
@@ -117,7 +136,7 @@ def _anomaly(step: StageStep, ctx: StageContext) -> dict[str, int]:
     model = ctx.resolve(str(opts.pop("model")))
     train = bool(opts.pop("train", False))
     seed, epochs = int(opts.pop("seed", 0)), int(opts.pop("epochs", 10))
-    score_opts = _checked_options(score_run, opts, "anomaly")
+    score_opts = _checked_options(score_run, opts, "anomaly", positional=3)
     counts: dict[str, int] = {}
     if train:
         trained = train_on_run(ctx.run_dir, model, seed=seed, epochs=epochs)
@@ -143,7 +162,7 @@ def _predict(step: StageStep, ctx: StageContext) -> dict[str, int]:
     if "model" not in opts:
         raise ConfigError("stage 'predict': option `model` (a checkpoint, model.pt) is required")
     checkpoint = ctx.resolve(str(opts.pop("model")))
-    counts = predict_run(checkpoint, ctx.run_dir, **_checked_options(predict_run, opts, "predict"))
+    counts = predict_run(checkpoint, ctx.run_dir, **_checked_options(predict_run, opts, "predict", 2))
     return {k: int(v) for k, v in counts.items() if isinstance(v, int)}
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from medmm.cli import app
+from medmm.errors import ConfigError
+from medmm.workflows.config import WorkflowConfig
+from medmm.workflows.run import run_workflow
 
 
 def _workflow(tmp_path: Path, stages: str) -> Path:
@@ -38,3 +42,15 @@ def test_workers_below_one_is_refused(tmp_path: Path) -> None:
     wf = _workflow(tmp_path, "  - stage: signals\n    input: ecg\n")
     res = CliRunner().invoke(app, ["run", str(wf), "--workers", "-1"])  # as the file's schema: >= 1
     assert res.exit_code == 2 and "--workers" in res.output
+
+
+@pytest.mark.parametrize(
+    ("stage", "options"),
+    [("ingest", {"workers": 2}), ("reports", {"key_file": "k"}), ("ingest", {"run_dir": "elsewhere"})],
+)
+def test_option_set_by_the_workflow_itself(tmp_path: Path, stage: str, options: dict[str, object]) -> None:
+    cfg = WorkflowConfig.model_validate(
+        {"name": "x", "run_dir": "r", "stages": [{"stage": stage, "input": "a", "options": options}]}
+    )
+    with pytest.raises(ConfigError, match="come from the workflow file itself"):  # was a TypeError traceback
+        run_workflow(cfg, tmp_path)
