@@ -353,7 +353,8 @@ def parse_reports(
     ``run_dir`` resumes: reports already parsed (same id, text, pipeline and site key) are taken
     from ``run_dir/.reports_parts/`` (:mod:`medmm.reports.resume`) and only the rest is parsed.
     ``batch_size`` is the number of reports per task and per resumable part; ``None`` picks
-    :func:`auto_batch_size` in-process and :func:`~medmm.reports.tasks.plan_sizes` on Dask.
+    :func:`auto_batch_size` in-process, and on Dask tasks planned as results come in, each on its
+    worker, so that the workers end together (:func:`_balanced_tasks`).
     """
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json

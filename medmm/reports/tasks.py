@@ -9,8 +9,8 @@ resumable part itself (:func:`parse_to_part`).
 Task sizes: ``parse`` cuts its reports into blocks of :data:`BLOCK` and lets
 :class:`~medmm.workflows.balance.Balancer` plan tasks over the blocks' estimated costs
 (:func:`report_costs`: characters plus a fixed cost per report), so that the workers end together;
-:func:`plan_sizes` is the fixed plan by report count it replaced (kept for a given ``batch_size``-free
-reference and its tests).
+:func:`plan_sizes` is the fixed plan by report count it replaced, still used when no worker has
+joined when the tasks are planned.
 
 >>> plan_sizes(10_236, 2)
 [2559, 2559, 1280, 1280, 640, 640, 639, 639]
@@ -47,7 +47,9 @@ __all__ = [
     "warm",
 ]
 
-#: Smallest and largest number of reports in a task planned by :func:`plan_sizes`: each task costs
+#: Smallest and largest number of reports in a task planned by :func:`plan_sizes` (``parse``'s balancer
+#: takes them as multiples of the run's average report cost; a worker's last task may be down to a
+#: quarter of the smallest, to end with the others). Each task costs
 #: ~2 ms in its worker beyond its reports (pipe start, tables, part files), ~1-2 ms of Dask's hand-off
 #: in the worker and ~0.6 ms in the driver (scheduler and client messages, on the same cores), so the
 #: last round stays at ~400 reports (~0.1 s); the docs are streamed, so a large task holds only its
