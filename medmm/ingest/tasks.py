@@ -50,6 +50,7 @@ __all__ = [
     "Converted",
     "Scanned",
     "convert_job",
+    "image_extension",
     "quiet_readers",
     "scan_batch",
     "unexpected",
@@ -200,6 +201,20 @@ def _scan_dicom(entry: Entry, fh: BinaryIO, sniffed: Sniffed, pz: Pseudonymizer 
     return Scanned(row, instance=inst, pending=True)
 
 
+#: File name endings that only ever name images (a ``.hdr``/``.img`` may be another format's text/raw data).
+_IMAGE_ENDINGS = ((".nii.gz", "NIfTI"), (".nii", "NIfTI"), (".dcm", "DICOM"), (".dicom", "DICOM"))
+
+
+def image_extension(rel: str) -> str:
+    """The image format that ``rel``'s name claims (``""`` when its extension names none).
+
+    >>> image_extension("a/IM0001.DCM"), image_extension("b/t1.nii.gz"), image_extension("notes.txt")
+    ('DICOM', 'NIfTI', '')
+    """
+    lower = rel.lower()
+    return next((name for end, name in _IMAGE_ENDINGS if lower.endswith(end)), "")
+
+
 def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned:
     full = root / entry.rel
     if entry.size == 0:
@@ -243,6 +258,14 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned
         )
     if base in NON_IMAGE_FORMATS:
         what = f"{base.value} file" + (f" ({sniffed.note})" if sniffed.note else "")
+        named = image_extension(entry.rel)
+        if named:  # e.g. an HTML error page saved under a scan's name: the scan is missing, say so
+            err8 = UnsupportedFormatError(
+                entry.rel,
+                f"named like a {named} image but holds a {what}, not an image",
+                "copy the image again from the source (or rename the file if it is not an image)",
+            )
+            return _final(entry, fmt, Status.quarantined, reason_of(err8), kind=base.value)
         return _final(entry, fmt, Status.non_image, f"{what}: not an imaging input", kind=base.value)
     if base is Format.unknown or base is Format.gzip:
         owner = _data_file_owner(full)
