@@ -84,3 +84,11 @@ def test_missing_column_names_the_real_option(tmp_path: Path) -> None:
         read_reports(path)
     with pytest.raises(MissingColumnError, match="pass --id-column with one of"):  # --id-column(s)
         read_reports(path, id_column="accession_no", text_columns=["body"])
+
+
+def test_text_columns_as_one_comma_separated_string(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("uid,findings,impression\n1,No effusion.,Normal.\n")
+    batch = read_reports(path, text_columns="findings, impression")  # type: ignore[arg-type]  # as YAML gives it
+    assert batch.text_columns == ["findings", "impression"]
+    assert batch.reports[0].text == "FINDINGS: No effusion.\n\nIMPRESSION: Normal."

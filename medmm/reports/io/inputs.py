@@ -397,6 +397,8 @@ def read_reports(
         frame, file_notes, rejected = _read_table(path)
         columns = [str(c) for c in frame.columns]
         id_col = _pick(columns, [id_column] if id_column else None, DEFAULT_ID_COLUMNS, "id", path, False)[0]
+        if isinstance(text_columns, str):  # "indication,findings" as on the command line (workflow files)
+            text_columns = [c.strip() for c in text_columns.split(",") if c.strip()]
         text_cols = _pick(columns, text_columns, DEFAULT_TEXT_COLUMNS, "text", path, True)
         for extra in (patient_column, study_column):
             if extra and extra not in columns:
