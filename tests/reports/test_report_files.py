@@ -25,6 +25,7 @@ def test_folder_lists_binary_and_other_files(tmp_path: Path) -> None:
     (tmp_path / "b.pdf").write_bytes(b"%PDF-1.4 report")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.TXT").write_text("Mild edema.")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")  # hidden: skipped, as in signals
     batch = read_reports(tmp_path)
     assert sorted(r.report_id for r in batch.reports) == ["a", "c"]
     rejected = {r.path: r for r in batch.rejected}

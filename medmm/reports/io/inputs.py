@@ -345,6 +345,8 @@ def read_reports(
     if path.is_dir():
         for f in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
             rel = f.relative_to(path).as_posix()
+            if any(part.startswith(".") for part in rel.split("/")):  # .DS_Store, .git/ ...: as signals
+                continue
             shown = printable_name(rel)
             if shown != rel:  # surrogate-escaped bytes: not storable in the tables
                 named = FileNameError(
