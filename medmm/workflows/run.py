@@ -186,11 +186,12 @@ def run_workflow(
 ) -> WorkflowResult:
     """Run every stage of ``config``; arguments given here override the file's settings."""
     ctx = StageContext(
-        run_dir=Path(run_dir) if run_dir else (base_dir / config.run_dir).resolve(),
+        run_dir=Path(run_dir) if run_dir else (base_dir / Path(config.run_dir).expanduser()).resolve(),
         base_dir=base_dir,
         workers=workers or config.cluster.workers,
         scheduler=scheduler or config.cluster.scheduler,
-        key_file=(base_dir / config.key_file).resolve() if config.key_file else None,
+        # "~/..." is the user's home, not a folder named "~" (a new key there would change every pseudonym)
+        key_file=(base_dir / Path(config.key_file).expanduser()).resolve() if config.key_file else None,
     )
     result = WorkflowResult(run_dir=ctx.run_dir)
     for step in config.stages:

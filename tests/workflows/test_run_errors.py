@@ -54,3 +54,31 @@ def test_option_set_by_the_workflow_itself(tmp_path: Path, stage: str, options: 
     )
     with pytest.raises(ConfigError, match="come from the workflow file itself"):  # was a TypeError traceback
         run_workflow(cfg, tmp_path)
+
+
+def test_home_relative_key_file_and_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import medmm.workflows.run as run_module
+
+    home = tmp_path / "home"
+    (home / ".config" / "medmm").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    seen: dict[str, Path] = {}
+
+    def spy(step: object, ctx: run_module.StageContext) -> dict[str, int]:
+        seen.update(run_dir=ctx.run_dir, key_file=ctx.key_file or Path())
+        return {}
+
+    monkeypatch.setitem(run_module._STAGES, run_module.StageName.align, spy)
+    cfg = WorkflowConfig.model_validate(
+        {
+            "name": "x",
+            "run_dir": "~/runs/n",
+            "key_file": "~/.config/medmm/site.key",
+            "stages": [{"stage": "align"}],
+        }
+    )
+    run_workflow(cfg, tmp_path / "workflows")
+    assert (
+        seen["key_file"] == home / ".config" / "medmm" / "site.key"
+    )  # was workflows/~/.config/...: a new key
+    assert seen["run_dir"] == home / "runs" / "n"
