@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from medmm.reports.batch_labels import _sort_by
@@ -20,7 +22,8 @@ def _find_sizes_by_scanning(text: str) -> list[tuple[int, int, str, tuple[float,
     """:func:`find_sizes` as first written: each pattern's own ``finditer`` over the whole text."""
     from medmm.reports import measurements as ms
 
-    found, taken = [], []
+    found: list[tuple[int, int, str, tuple[float, ...], str]] = []
+    taken: list[tuple[int, int]] = []
     for kind, rx in (("dimensions", ms._DIMS), ("range", ms._RANGE), ("single", ms._SINGLE)):
         for m in rx.finditer(text):
             a, b = m.span()
@@ -87,3 +90,28 @@ def test_entity_texts_cut_from_the_joined_text_as_sliced_in_python() -> None:
             column, _ = entity_texts(texts, np.array(rep, dtype=np.int64), np.array(a, dtype=np.int64),
                                      np.array(b, dtype=np.int64))  # fmt: skip
             assert column.to_pylist() == [texts[k][x:y] for k, x, y in zip(rep, a, b, strict=True)]
+
+
+def test_part_files_written_through_fresh_temp_names(tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow as pa
+    import pytest
+
+    from medmm.reports.resume import PARTS_DIR, Parts, _write
+
+    parts = Parts(tmp_path)
+    ents = pa.table({"report_id": ["a", "a", "b"], "x": [1, 2, 3], "_key": ["ka", "ka", "kb"]})
+    labels = pd.DataFrame({"report_id": ["a", "b"], "_key": ["ka", "kb"]}, index=[5, 7])
+    reports = pa.table({"report_id": ["a", "b"], "_key": ["ka", "kb"]})
+    name = parts.write(["ka", "kb"], ents, labels, reports)
+    folder = tmp_path / PARTS_DIR
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{name}-{t}.arrow" for t in ("entities", "labels", "reports")
+    )  # nothing left behind
+    e, lab, r = parts.merge(["kb"])
+    assert e["x"].tolist() == [3] and lab["report_id"].tolist() == ["b"] and r["_key"].tolist() == ["kb"]
+    with pytest.raises(TypeError):
+        _write(object(), folder / "bad.arrow")  # a failed write leaves no temp file and no file
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{name}-{t}.arrow" for t in ("entities", "labels", "reports")
+    )
