@@ -49,3 +49,12 @@ def test_file_removed_during_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     m = read_table(tmp_path / "run" / "manifest_signals.parquet").set_index("path")
     assert counts["quarantined"] == 1 and m.loc["b.csv", "status"] == "ingested"
     assert "a.csv disappeared during the run" in m.loc["a.csv", "reason"]
+
+
+def test_empty_header_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "r.hea").write_bytes(b"")
+    run_signals(root, tmp_path / "run", workers=0, pseudonymizer=KEY)
+    m = read_table(tmp_path / "run" / "manifest_signals.parquet").set_index("path")
+    assert "the header file is empty" in m.loc["r.hea", "reason"]  # was "IndexError: list index out of range"

@@ -63,7 +63,11 @@ def _header(path: Path, rel: str):
     import wfdb
 
     try:
+        if not path.read_bytes().strip():  # wfdb's own error would be an IndexError
+            raise HeaderError(rel, "the header file is empty", "copy the record's .hea file again")
         return wfdb.rdheader(str(path.with_suffix("")))
+    except HeaderError:
+        raise
     except FileNotFoundError as exc:
         raise HeaderError(rel, f"header not found ({exc.filename})", "restore the .hea file") from exc
     except Exception as exc:
