@@ -93,3 +93,14 @@ def test_text_columns_as_one_comma_separated_string(tmp_path: Path) -> None:
     batch = read_reports(path, text_columns="findings, impression")  # type: ignore[arg-type]  # as YAML gives it
     assert batch.text_columns == ["findings", "impression"]
     assert batch.reports[0].text == "FINDINGS: No effusion.\n\nIMPRESSION: Normal."
+
+
+def test_semicolon_separated_csv(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"  # as a spreadsheet in a European locale saves "CSV"
+    path.write_text(
+        "uid;findings;impression\n1;No effusion, no pneumothorax.;Normal.\n2;Edema.;Mild edema, improving.\n"
+    )
+    batch = read_reports(path)  # was a ParserError, or "no text column ... ['uid;findings;...']"
+    assert [r.report_id for r in batch.reports] == ["1", "2"]
+    assert batch.reports[0].text == "FINDINGS: No effusion, no pneumothorax.\n\nIMPRESSION: Normal."
+    assert "semicolon-separated" in batch.reports[0].notes

@@ -239,6 +239,10 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
         return pd.DataFrame(rows), notes, bad
     if suffix in {".csv", ".tsv", ".txt"}:
         sep = "\t" if suffix == ".tsv" else ","
+        header = text.split("\n", 1)[0]
+        if sep == "," and ";" in header and "," not in header:  # a European-locale spreadsheet export
+            sep = ";"
+            notes = [*notes, "semicolon-separated"]
         try:
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
