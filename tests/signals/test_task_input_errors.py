@@ -47,3 +47,12 @@ def test_placeholders_in_a_vitals_column_are_missing_values(tmp_path: Path) -> N
     rec = read_tabular(tmp_path, "v.csv")  # HR and SpO2 were dropped whole (read as text columns)
     got = {s.source_name: (s.t_s.tolist(), s.values.tolist()) for s in rec.series}
     assert got == {"HR": ([0.0, 2.0], [70.0, 72.0]), "SpO2": ([0.0, 1.0], [98.0, 97.0])}
+
+
+def test_european_locale_vitals_csv(tmp_path: Path) -> None:
+    from medmm.signals.readers.tabular import read_tabular
+
+    (tmp_path / "v.csv").write_text("time;Temp [C];HR [bpm]\n0;36,6;70\n60;36,8;--\n")  # was one text column
+    rec = read_tabular(tmp_path, "v.csv")
+    got = {s.source_name: s.values.tolist() for s in rec.series}
+    assert got == {"Temp": [36.6, 36.8], "HR": [70.0]}

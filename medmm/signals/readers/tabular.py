@@ -4,8 +4,9 @@ The timestamp column is the first of ``time``, ``timestamp``, ``datetime``, ``ch
 ``time_s``, ``seconds`` (case-insensitive) present. Date-time strings give an absolute start; numbers
 are seconds from the start. Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column
 (one value per file) is the patient key. Units may be given in the column name: ``HR [bpm]`` or
-``SpO2 (%)``. Placeholders for missing values in a numeric column (``--``, ``n/a``) are missing values
-(:func:`numeric_values`).
+``SpO2 (%)``. A CSV whose header line has ``;`` and no ``,`` is read as a European-locale export
+(``;`` between fields, ``,`` as the decimal mark). Placeholders for missing values in a numeric column
+(``--``, ``n/a``) are missing values (:func:`numeric_values`).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -37,6 +38,10 @@ def _read(path: Path, rel: str) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
+        with path.open("rb") as fh:
+            header = fh.readline()
+        if b";" in header and b"," not in header:  # European-locale export: ';' fields, ',' decimals
+            return pd.read_csv(path, sep=";", decimal=",")
         return pd.read_csv(path)
     except Exception as exc:
         raise HeaderError(
