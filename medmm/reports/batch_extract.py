@@ -110,6 +110,7 @@ def batch_tables(
     code_of = _FLAG_CODE.__getitem__
     reduce = batch.reduce
     k = -1
+    key, next_reduce = ASSERTION_KEY, CHUNK  # locals: read for every doc
     doc_type: Any = None  # the Doc type whose TokenC arrays are copied (else to_array)
     add_tokens: Any = None
     # per doc, only what needs the Doc (it is dropped right after): its tokens (TokenC structs copied
@@ -117,7 +118,7 @@ def batch_tables(
     # token spans in flat lists of (cached) small ints: no Python object per entity is kept alive
     for k, doc in enumerate(docs):
         user_data = doc.user_data
-        flags = user_data.get(ASSERTION_KEY)
+        flags = user_data.get(key)
         if abbr_key is False:
             abbr_key = _abbreviations_key(doc)
             batch.strings = doc.vocab.strings
@@ -126,7 +127,7 @@ def batch_tables(
                 add_tokens = batch.tokens.add
         abbr = user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
         if flags is not None and not abbr and (doc_type is None or type(doc) is doc_type):
-            n_codes, n_spans = len(codes), len(spans)
+            n_spans = len(spans)  # 2 x len(codes)
             try:  # {(start, end): (negated, uncertain)}, one entry per entity in order
                 codes += map(code_of, flags.values())
                 spans += chain.from_iterable(flags)
@@ -134,7 +135,7 @@ def batch_tables(
             except (KeyError, TypeError, OverflowError):
                 ok = False
             if not ok:  # not what medmm's component writes: this report goes to doc_records
-                del codes[n_codes:], spans[n_spans:]
+                del codes[n_spans >> 1 :], spans[n_spans:]
             else:
                 n_flags.append(len(flags))
                 fast.append(k)
@@ -142,8 +143,9 @@ def batch_tables(
                     add_tokens(doc)
                 else:
                     arrays.append(doc.to_array(ArrayTokens.ATTRS))
-                if len(fast) - batch.n_reduced == CHUNK:
+                if len(fast) == next_reduce:
                     reduce()
+                    next_reduce += CHUNK
                 continue
         e, lab, _ = doc_records(doc, report_ids[k], spec, known_sections[k], text=texts[k])
         slow_rows += e

@@ -67,6 +67,7 @@ _OBJECT_OFFSETS = {
 _checked: dict[int, bool] = {}  # id(Doc type) -> the layout check's answer
 _address = ctypes.c_void_p.from_address
 _LOW = 1 << 12  # no object lives in the first page
+_C_WORD = _C_OFFSET - _LOW  # Doc.c's offset from the object's address in _memory
 _TOP = 1 << 48  # user-space addresses on x86-64 and aarch64 are below this
 
 
@@ -123,7 +124,7 @@ def _check(doc_type: type, vocab: Any) -> bool:
     docs, lengths = [doc, empty, doc], [len(doc.text), 0, len(doc.text)]
     buf = TokenBuffer()
     buf._buf = np.empty(_TOKEN_SIZE, dtype=np.uint8)  # grows while the docs are added
-    buf._dst = buf._buf.data
+    buf._dst, buf._size = buf._buf.data, len(buf._buf)
     for d in docs:
         buf.add(d)
     got = buf.read(lengths)
@@ -216,28 +217,35 @@ class TokenBuffer:
     def __init__(self) -> None:
         self._buf = np.empty(1 << 16, dtype=np.uint8)
         self._dst = self._buf.data
-        self.n_tokens = 0  # tokens in the buffer
+        self._size = len(self._buf)
+        self._used = 0  # bytes in the buffer
         self.doc_tokens: list[int] = []  # tokens of each doc added
 
     def add(self, doc: Any) -> None:
         """Copy ``doc``'s tokens to the end of the buffer (the doc may be freed afterwards)."""
         n = len(doc)
         self.doc_tokens.append(n)
-        if not n:
-            return
-        at = self.n_tokens * _TOKEN_SIZE
+        at = self._used
         end = at + n * _TOKEN_SIZE
-        if end > len(self._buf):
-            grown = np.empty(max(2 * len(self._buf), end), dtype=np.uint8)
-            grown[:at] = self._buf[:at]
-            self._buf, self._dst = grown, grown.data
-        tokens = _pointers[(id(doc) + _C_OFFSET - _LOW) >> 3] - _LOW  # type: ignore[index]
-        self._dst[at:end] = _memory[tokens : tokens + end - at]  # type: ignore[index]
-        self.n_tokens += n
+        if end > self._size:
+            self._grow(end)
+        src = _pointers[(id(doc) + _C_WORD) >> 3] - _LOW  # type: ignore[index]  # (not read when n == 0)
+        self._dst[at:end] = _memory[src : src + end - at]  # type: ignore[index]
+        self._used = end
+
+    def _grow(self, size: int) -> None:
+        grown = np.empty(max(2 * self._size, size), dtype=np.uint8)
+        grown[: self._used] = self._buf[: self._used]
+        self._buf, self._dst, self._size = grown, grown.data, len(grown)
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in the buffer."""
+        return self._used // _TOKEN_SIZE
 
     def clear(self) -> None:
         """Forget the docs added (the buffer's memory is kept for the next ones)."""
-        self.n_tokens = 0
+        self._used = 0
         self.doc_tokens.clear()
 
     def read(self, text_lengths: Sequence[int]) -> StructTokens:

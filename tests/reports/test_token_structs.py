@@ -37,7 +37,7 @@ def test_fields_equal_to_array_across_docs() -> None:
     assert struct_reader_ok(docs[0].vocab)
     buf = TokenBuffer()
     buf._buf = np.empty(64, dtype=np.uint8)  # forces the buffer to grow while docs are added
-    buf._dst = buf._buf.data
+    buf._dst, buf._size = buf._buf.data, len(buf._buf)
     for doc in docs:
         buf.add(doc)
     got = buf.read([len(d.text) for d in docs])
