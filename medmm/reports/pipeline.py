@@ -297,12 +297,12 @@ def _balanced_tasks(
     from medmm.workflows.cluster import run_balanced
 
     block = tasks.BLOCK
-    costs = tasks.report_costs([r.text for r in todo])
+    work = tasks.Work.of(todo, [keys[r.report_id] for r in todo])
+    costs = tasks.report_costs(work.texts)
     blocks = [sum(costs[i : i + block]) for i in range(0, len(todo), block)]
     per_report = sum(costs) / len(costs)
     lo, hi = tasks.TASK_LIMITS
     balancer = Balancer(blocks, addresses, lo * per_report, hi * per_report)
-    work = tasks.Work.of(todo, [keys[r.report_id] for r in todo])
     if shared:  # one scratch file; a task reads its blocks' bytes (a retried task reads them again)
         path = scratch / "blocks.pkl"
         offsets = tasks.stage_blocks(path, work, block)
