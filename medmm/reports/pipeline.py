@@ -345,6 +345,7 @@ def parse_reports(
     batch_size: int | None = None,
     key_file: Path | None = None,
     max_chars: int = MAX_CHARS,
+    keep_text: bool = False,
 ) -> ParseSummary:
     """Parse every report of ``input_path`` into ``run_dir`` tables; see :mod:`medmm.reports`.
 
@@ -355,6 +356,8 @@ def parse_reports(
     ``batch_size`` is the number of reports per task and per resumable part; ``None`` picks
     :func:`auto_batch_size` in-process, and on Dask tasks planned as results come in, each on its
     worker, so that the workers end together (:func:`_balanced_tasks`).
+    ``keep_text`` writes ``report_texts.parquet`` (the cleaned text, not de-identified); without it
+    the text is no output (a stale table is removed) and ``medmm reports show`` re-reads the input.
     """
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
@@ -462,7 +465,9 @@ def parse_reports(
             timer.timings["parse_cpu_s"] = sum(cpu_after[w] - cpu_before.get(w, 0.0) for w in cpu_after)
     with timer("write"):
         entities, labels, reports = parts.merge(keys.values())
-        outputs = _write(run_dir, batch_in.reports, entities, labels, reports, failed, batch_in.rejected)
+        outputs = _write(
+            run_dir, batch_in.reports, entities, labels, reports, failed, batch_in.rejected, keep_text
+        )
     manifest = pd.read_parquet(outputs["manifest_reports"])
     counts = {str(k): int(v) for k, v in manifest["status"].value_counts().items()}
     counts["reports"] = len(manifest)
@@ -470,7 +475,7 @@ def parse_reports(
     counts["parsed_now"] = len(todo)
     counts["resumed"] = len(batch_in.reports) - len(todo)
     options = {
-        "input": str(input_path),
+        "input": str(Path(input_path).resolve()),
         "id_column": batch_in.id_column,
         "text_columns": batch_in.text_columns,
         "patient_column": patient_column,
@@ -480,6 +485,7 @@ def parse_reports(
         "scheduler": scheduler,
         "batch_size": size,
         "max_chars": max_chars,
+        "keep_text": keep_text,
     }
     update_run_json(
         run_dir,
@@ -500,9 +506,11 @@ def _write(
     reports: pd.DataFrame,
     failed: list[dict[str, Any]],
     rejected: list[ReportManifestRow],
+    keep_text: bool = False,
 ) -> dict[str, Path]:
-    """Write the four run tables from the merged parts (order: manifest by input path, entities by
-    report and offset, labels by report, texts in input order)."""
+    """Write the run tables from the merged parts (order: manifest by input path, entities by
+    report and offset, labels by report, texts in input order). The texts (identity not removed) only
+    with ``keep_text``; otherwise a ``report_texts.parquet`` of an earlier run is removed."""
     from medmm.tables import write_table
 
     outcome = {str(x["report_id"]): x for x in _records(reports)}
@@ -525,17 +533,21 @@ def _write(
     entity_cols, text_cols = list(EntityRow.model_fields), list(ReportTextRow.model_fields)
     entities = in_input_order(entities, entity_cols).sort_values(["report_id", "start"], kind="stable")
     labels = in_input_order(labels, LABEL_COLUMNS).sort_values(["report_id"], kind="stable")
-    ingested = reports[reports["status"] == "ingested"] if len(reports) else reports
-    if len(ingested):  # parts hold no texts (a report's key is a hash of its text): the input's
-        text_of = {r.report_id: r.text for r in inputs}
-        ingested = ingested.assign(text=ingested["report_id"].map(text_of))
-    texts = in_input_order(ingested, text_cols)
-    return {
+    out = {
         "entities": write_table(entities, run_dir / "entities.parquet", EntityRow),
         "report_labels": write_table(labels, run_dir / "report_labels.parquet", ReportLabelRow),
-        "report_texts": write_table(texts, run_dir / "report_texts.parquet", ReportTextRow),
         "manifest_reports": write_table(manifest, run_dir / "manifest_reports.parquet", ReportManifestRow),
     }
+    texts_path = run_dir / "report_texts.parquet"
+    if keep_text:
+        ingested = reports[reports["status"] == "ingested"] if len(reports) else reports
+        if len(ingested):  # parts hold no texts (a report's key is a hash of its text): the input's
+            text_of = {r.report_id: r.text for r in inputs}
+            ingested = ingested.assign(text=ingested["report_id"].map(text_of))
+        out["report_texts"] = write_table(in_input_order(ingested, text_cols), texts_path, ReportTextRow)
+    else:
+        texts_path.unlink(missing_ok=True)
+    return out
 
 
 def _natural_key(col: pd.Series) -> pd.Series:

@@ -87,7 +87,7 @@ def test_parse_with_forked_workers_equals_in_process(tmp_path: Path) -> None:
     )
     runs = {w: tmp_path / f"w{w}" for w in (0, 2)}
     for w, run in runs.items():
-        parse_reports(tmp_path / "r.csv", run, workers=w, batch_size=2)
+        parse_reports(tmp_path / "r.csv", run, workers=w, batch_size=2, keep_text=True)
     for name in ("entities", "report_labels", "report_texts"):
         a, b = (pd.read_parquet(runs[w] / f"{name}.parquet") for w in (0, 2))
         assert len(a) and a.equals(b), name

@@ -31,7 +31,13 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key = base / "site.key"
     key.write_text("ab" * 32 + "\n")
     parse_reports(
-        base / "r.csv", base / "run", patient_column="patient", workers=2, batch_size=2, key_file=key
+        base / "r.csv",
+        base / "run",
+        patient_column="patient",
+        workers=2,
+        batch_size=2,
+        key_file=key,
+        keep_text=True,
     )
     return base / "run"
 

@@ -29,7 +29,7 @@ def test_parts_without_texts_and_old_parts_with_texts(tmp_path: Path) -> None:
     src = tmp_path / "r.csv"
     src.write_text(CSV)
     run = tmp_path / "run"
-    first = pipeline.parse_reports(src, run, workers=0, batch_size=2).counts
+    first = pipeline.parse_reports(src, run, workers=0, batch_size=2, keep_text=True).counts
     assert first["parsed_now"] == 3
     tables = _tables(run)
     assert tables["report_texts"]["text"].str.contains("No pneumothorax|lungs are clear|12 mm").all()
@@ -45,7 +45,7 @@ def test_parts_without_texts_and_old_parts_with_texts(tmp_path: Path) -> None:
     old = old.append_column("text", pa.array([texts[i] for i in old["report_id"].to_pylist()], pa.string()))
     feather.write_feather(old, outcome[0], compression="uncompressed")
 
-    again = pipeline.parse_reports(src, run, workers=0, batch_size=2).counts
+    again = pipeline.parse_reports(src, run, workers=0, batch_size=2, keep_text=True).counts
     assert again["parsed_now"] == 0 and again["resumed"] == 3
     for name, frame in _tables(run).items():
         assert frame.equals(tables[name]), name

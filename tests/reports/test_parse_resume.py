@@ -27,7 +27,7 @@ def _tables(run: Path) -> dict[str, pd.DataFrame]:
 
 
 def _parse(src: Path, run: Path) -> dict[str, int]:
-    return pipeline.parse_reports(src, run, workers=0, batch_size=1).counts
+    return pipeline.parse_reports(src, run, workers=0, batch_size=1, keep_text=True).counts
 
 
 def _count_parsing(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -89,7 +89,7 @@ def test_parse_with_two_workers_and_balanced_tasks_equals_in_process(
     frame.to_csv(tmp_path / "r.csv", index=False)
     runs = {w: tmp_path / f"w{w}" for w in (0, 2)}
     for w, run in runs.items():
-        parse_reports(tmp_path / "r.csv", run, workers=w)
+        parse_reports(tmp_path / "r.csv", run, workers=w, keep_text=True)
     for name in ("entities", "report_labels", "report_texts", "manifest_reports"):
         a, b = (pd.read_parquet(runs[w] / f"{name}.parquet") for w in (0, 2))
         assert len(a) and a.equals(b), name
