@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from datetime import date, datetime, timedelta
@@ -28,9 +29,13 @@ from pathlib import Path
 
 from medmm.errors import ConfigError
 
-__all__ = ["KEY_ENV", "Pseudonymizer", "default_key_file", "load_key"]
+__all__ = ["KEY_ENV", "Pseudonymizer", "default_key_file", "key_check_value", "load_key"]
+
+log = logging.getLogger(__name__)
 
 KEY_ENV = "MEDMM_KEY_FILE"
+#: The message whose keyed digest identifies a key in ``run.json`` (:func:`key_check_value`).
+_CHECK_MESSAGE = b"medmm-key-check"
 _PREFIX = {
     "patient": "pat",
     "study": "stu",
@@ -50,14 +55,33 @@ def default_key_file() -> Path:
 def load_key(key_file: Path | None = None) -> bytes:
     """Read the site key, creating it (0600) on first use.
 
-    Order: ``key_file`` argument, ``$MEDMM_KEY_FILE``, :func:`default_key_file`.
+    Order: ``key_file`` argument, ``$MEDMM_KEY_FILE``, :func:`default_key_file`. Creating a key logs a
+    WARNING naming its path (a mistyped ``--key-file`` would otherwise silently give new pseudonyms);
+    the key itself is never logged.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "site.key"
+    >>> key = load_key(path)
+    >>> len(key), load_key(path) == key
+    (32, True)
     """
     path = Path(key_file or os.environ.get(KEY_ENV) or default_key_file()).expanduser()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use that key
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+            log.warning(
+                "created a NEW site key at %s: every pseudonym and date shift made with it differs from "
+                "those of runs made with another key, so they will not link. If this site already has a "
+                "key, delete this file and pass the existing one (--key-file or $%s)",
+                path,
+                KEY_ENV,
+            )
     text = path.read_text().strip()
     try:
         key = bytes.fromhex(text)
@@ -71,11 +95,29 @@ def load_key(key_file: Path | None = None) -> bytes:
     return key
 
 
+def key_check_value(key: bytes) -> str:
+    """A short public check value of ``key`` (16 hex chars of HMAC-SHA256(key, "medmm-key-check")).
+
+    It tells whether two runs used the same key without revealing the key (the HMAC is not
+    reversible); ``run.json`` records it (:func:`medmm.runinfo.claim_site_key`).
+
+    >>> key_check_value(b"k" * 32) == key_check_value(b"k" * 32) != key_check_value(b"j" * 32)
+    True
+    >>> len(key_check_value(b"k" * 32))
+    16
+    """
+    return hmac.new(bytes(key), _CHECK_MESSAGE, hashlib.sha256).hexdigest()[:16]
+
+
 class Pseudonymizer:
     """Keyed HMAC-SHA256 pseudonyms and date shifts. Picklable; pass it to Dask tasks."""
 
     def __init__(self, key: bytes) -> None:
         self._key = bytes(key)
+
+    def check_value(self) -> str:
+        """The key's :func:`key_check_value` (what ``run.json`` records as ``key_check``)."""
+        return key_check_value(self._key)
 
     def _digest(self, kind: str, value: str) -> bytes:
         return hmac.new(self._key, f"{kind}\x1f{value}".encode(), hashlib.sha256).digest()

@@ -8,6 +8,10 @@ updates its own section so a later stage never erases an earlier one's record.
 >>> _ = update_run_json(d, "ingest", options={"workers": 2}, counts={"ingested": 3}, timings={"total_s": 1.0})
 >>> read_run_json(d)["stages"]["ingest"]["counts"]
 {'ingested': 3}
+
+Every stage that pseudonymizes claims the run directory for its site key first
+(:func:`claim_site_key`): ``run.json``'s top-level ``key_check`` records the key's check value, and a
+stage with another key is refused, since pseudonyms of two keys in one run never link.
 """
 
 from __future__ import annotations
@@ -23,9 +27,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from medmm.errors import ConfigError
 from medmm.tables import atomic_write_json
 
-__all__ = ["Timer", "package_versions", "read_run_json", "update_run_json"]
+__all__ = [
+    "KEY_CHECK_FIELD",
+    "Timer",
+    "claim_site_key",
+    "package_versions",
+    "read_run_json",
+    "update_run_json",
+]
+
+#: ``run.json``'s top-level field with the check value of the site key the run was made with.
+KEY_CHECK_FIELD = "key_check"
 
 _PACKAGES = (
     "medmm",
@@ -108,6 +123,47 @@ def update_run_json(
         section.update(extra)
     data.setdefault("stages", {})[stage] = section
     return atomic_write_json(Path(run_dir) / "run.json", data)
+
+
+def claim_site_key(run_dir: Path, check: str, *, record: bool = True) -> None:
+    """Refuse ``run_dir`` if it was made with another site key; else record ``check`` in its run.json.
+
+    ``check`` is the key's :func:`~medmm.pseudonym.key_check_value` (never the key). A run directory
+    without the field (new, or made before it existed) gets it, unless ``record`` is false (a check
+    ahead of the stages that will claim it).
+
+    Raises
+    ------
+    ConfigError
+        The run directory's ``key_check`` differs from ``check``: its pseudonyms would not link with
+        this key's; the message says to use the same key file or a new run directory.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> claim_site_key(d, "0123456789abcdef")
+    >>> read_run_json(d)["key_check"]
+    '0123456789abcdef'
+    >>> claim_site_key(d, "fedcba9876543210")
+    Traceback (most recent call last):
+    ...
+    medmm.errors.ConfigError: ...: this run directory was made with a different site key ...
+    """
+    run_dir = Path(run_dir)
+    data = read_run_json(run_dir)
+    recorded = data.get(KEY_CHECK_FIELD)
+    if recorded is not None:
+        if recorded != check:
+            raise ConfigError(
+                f"{run_dir}: this run directory was made with a different site key (its run.json records "
+                f"key check {recorded}, this key gives {check}), and pseudonyms of two keys never link. "
+                "Fix: use the same --key-file (or $MEDMM_KEY_FILE) as the run's earlier stages, or write "
+                "to a new --out folder"
+            )
+        return
+    if record:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data[KEY_CHECK_FIELD] = check
+        atomic_write_json(run_dir / "run.json", data)
 
 
 class Timer:

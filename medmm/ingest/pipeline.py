@@ -52,7 +52,7 @@ from medmm.ingest.spill import WALK_SUBDIR, EntrySpill
 from medmm.ingest.tasks import Converted, ConvertJob, unexpected
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
-from medmm.runinfo import Timer, update_run_json
+from medmm.runinfo import Timer, claim_site_key, update_run_json
 from medmm.workflows.cluster import TaskFailure, run_tasks
 
 __all__ = ["IngestResult", "ingest_archive"]
@@ -224,6 +224,7 @@ def _ingest(
     # release of the earlier scatter (same content key) and cancels tasks with "lost dependencies"
     key = load_key(key_file)
     pz = Pseudonymizer(key)
+    claim_site_key(out, pz.check_value())  # a run directory made with another key is refused
     journal = Journal(out)
     state = {"key_fingerprint": pz.id("medmm-key-check", "key"), "archive": str(root.resolve())}
     if not journal.state_matches(state):

@@ -34,7 +34,7 @@ import pandas as pd
 from medmm.errors import ConfigError, InputError, reason_of
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
-from medmm.runinfo import Timer, update_run_json
+from medmm.runinfo import Timer, claim_site_key, update_run_json
 from medmm.signals.discover import RecordJob, discover
 from medmm.signals.errors import SignalFileError
 from medmm.signals.process import RecordResult, Settings, process_record
@@ -229,6 +229,7 @@ def run_signals(
         )
     out.mkdir(parents=True, exist_ok=True)
     pz = pseudonymizer or Pseudonymizer(load_key(key_file))
+    claim_site_key(out, pz.check_value())  # a run directory made with another key is refused
     with timer("discover"):
         jobs, manifest = discover(root, only)
     args = (str(root), settings, pz, str(out))

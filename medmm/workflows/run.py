@@ -166,6 +166,29 @@ def _predict(step: StageStep, ctx: StageContext) -> dict[str, int]:
     return {k: int(v) for k, v in counts.items() if isinstance(v, int)}
 
 
+def _pseudonymizes(step: StageStep) -> bool:
+    """Whether ``step`` pseudonymizes identifiers with the site key (reports only with id columns)."""
+    if step.stage in (StageName.ingest, StageName.signals):
+        return True
+    return step.stage == StageName.reports and bool(
+        step.options.get("patient_column") or step.options.get("study_column")
+    )
+
+
+def _check_site_key(config: WorkflowConfig, ctx: StageContext) -> None:
+    """Refuse, before any stage runs, a run directory made with another site key than the workflow's.
+
+    Each keyed stage claims the run directory itself (:func:`~medmm.runinfo.claim_site_key`); this
+    check only saves the stages before the first keyed one from running in vain.
+    """
+    if not any(_pseudonymizes(step) for step in config.stages):
+        return
+    from medmm.pseudonym import key_check_value, load_key
+    from medmm.runinfo import claim_site_key
+
+    claim_site_key(ctx.run_dir, key_check_value(load_key(ctx.key_file)), record=False)
+
+
 _STAGES: dict[StageName, Callable[[StageStep, StageContext], dict[str, int]]] = {
     StageName.ingest: _ingest,
     StageName.reports: _reports,
@@ -194,6 +217,7 @@ def run_workflow(
         key_file=(base_dir / Path(config.key_file).expanduser()).resolve() if config.key_file else None,
     )
     result = WorkflowResult(run_dir=ctx.run_dir)
+    _check_site_key(config, ctx)
     for step in config.stages:
         adapter = _STAGES.get(step.stage)
         if adapter is None:
