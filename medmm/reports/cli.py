@@ -52,8 +52,15 @@ def parse_cmd(
         None, help="Site key file (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key)."
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any report is quarantined."),
+    keep_text: bool = typer.Option(
+        False,
+        "--keep-text",
+        help="Also write report_texts.parquet: the report text as given, NOT de-identified (names, birth "
+        "dates in the text stay). Without it `show` re-reads the text from INPUT.",
+    ),
 ) -> None:
-    """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json."""
+    """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json
+    (and report_texts.parquet with --keep-text)."""
     from medmm.errors import MedmmError
     from medmm.reports.io.files import check_run_dir
     from medmm.reports.pipeline import parse_reports
@@ -73,6 +80,7 @@ def parse_cmd(
             scheduler=scheduler,
             batch_size=batch_size or None,
             key_file=key_file,
+            keep_text=keep_text,
         )
     except MedmmError as exc:
         _fail(exc)
@@ -95,7 +103,8 @@ def show_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory of `medmm reports parse`."),
     html_out: Path | None = typer.Option(None, "--html", help="Write a standalone HTML page here."),
 ) -> None:
-    """Show one report with highlighted entities, negations and measurements."""
+    """Show one report with highlighted entities, negations and measurements (the text from
+    report_texts.parquet of a --keep-text run, else re-read from the run's input)."""
     import pandas as pd
 
     from medmm.errors import MedmmError

@@ -5,7 +5,8 @@ Tables written by ``medmm reports parse`` into the run directory:
 * ``entities.parquet`` - one row per entity mention (:class:`EntityRow`)
 * ``report_labels.parquet`` - one row per (report, finding) that a report mentions, plus ``normal``
   for every parsed report (:class:`ReportLabelRow`)
-* ``report_texts.parquet`` - the cleaned text each offset refers to (:class:`ReportTextRow`)
+* ``report_texts.parquet`` - the cleaned text each offset refers to (:class:`ReportTextRow`), only
+  with ``parse --keep-text`` (the text is not de-identified)
 * ``manifest_reports.parquet`` - one row per input report (:class:`ReportManifestRow`); named apart
   from imaging's ``manifest.parquet`` so stages can share one run directory.
 
@@ -100,7 +101,8 @@ class ReportLabelRow(Record):
 
 
 class ReportTextRow(Record):
-    """The cleaned text of one report (sections joined under canonical headers)."""
+    """The cleaned text of one report (sections joined under canonical headers); written only with
+    ``parse --keep-text``: the text is not de-identified."""
 
     report_id: str
     text: str

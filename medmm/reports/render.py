@@ -2,7 +2,11 @@
 
 Labels shown: ``FINDING`` (present), ``FINDING-NEG`` (negated), ``FINDING-UNC`` (uncertain),
 ``DEVICE``, ``ANATOMY`` and ``MEASUREMENT`` (with the value in mm); section headers stay in the text.
-Works from a run directory, so it needs no spaCy model, only the tables ``parse`` wrote.
+Works from a run directory, so it needs no spaCy model, only the tables ``parse`` wrote. The text
+comes from ``report_texts.parquet`` when the run kept it (``parse --keep-text``); otherwise that one
+report is re-read from the run's input (``run.json``: input path, id and text columns, same cleaning)
+and checked against what was parsed (length, entity spans, and the resume key when the run used no
+site key) before it is shown (:func:`report_text`).
 
 >>> import pandas as pd
 >>> ents = pd.DataFrame([dict(start=3, end=11, label="FINDING", negated=True, uncertain=False,
@@ -21,7 +25,7 @@ import pandas as pd
 
 from medmm.errors import InputError
 
-__all__ = ["COLORS", "render_html", "render_report"]
+__all__ = ["COLORS", "render_html", "render_report", "report_text"]
 
 COLORS = {
     "FINDING": "#f4a6a6",
@@ -76,29 +80,113 @@ def render_html(text: str, entities: pd.DataFrame, *, title: str | None = None, 
     return out
 
 
-def render_report(report_id: str, run_dir: Path, *, page: bool = False) -> str:
-    """HTML of one report of a ``medmm reports parse`` run (for notebooks: ``IPython.display.HTML``).
+def _keep_text_fix(run_dir: Path) -> str:
+    return (
+        "restore the run's input at that path, or re-run `medmm reports parse INPUT --out "
+        f"{run_dir} --keep-text` to keep the report text in report_texts.parquet (not de-identified)"
+    )
 
-    >>> from IPython.display import HTML  # doctest: +SKIP
-    >>> HTML(render_report("1", Path("run")))  # doctest: +SKIP
+
+def report_text(report_id: str, run_dir: Path, entities: pd.DataFrame | None = None) -> str:
+    """The cleaned text of one parsed report of ``run_dir`` (the text entity offsets point into).
+
+    From ``report_texts.parquet`` when ``parse --keep-text`` wrote it; otherwise re-read from the
+    run's input as ``run.json`` records it, and checked against the parse: its length (manifest
+    ``n_chars``), every entity span (``entities``: the report's rows, read when not given), and, for
+    a run without a site key, its resume key among the run's parts. Raises :class:`InputError`
+    naming the file and the fix when the report is not parsed, the input is gone or has changed.
+
+    >>> report_text("1", Path("run"))  # doctest: +SKIP
+    'FINDINGS: Mild cardiomegaly. ...'
     """
+    from medmm.reports.io.inputs import MAX_CHARS, read_reports
+    from medmm.runinfo import read_run_json
+
     run_dir = Path(run_dir)
-    texts_path = run_dir / "report_texts.parquet"
-    if not texts_path.exists():
+    manifest_path = run_dir / "manifest_reports.parquet"
+    if not manifest_path.exists():
         raise InputError(
-            str(run_dir), "has no report_texts.parquet", "run `medmm reports parse INPUT --out RUN_DIR`"
+            str(run_dir), "has no manifest_reports.parquet", "run `medmm reports parse INPUT --out RUN_DIR`"
         )
-    texts = pd.read_parquet(texts_path)
-    match = texts[texts["report_id"].astype(str) == str(report_id)]
-    if match.empty:
+    rows = pd.read_parquet(manifest_path, filters=[("report_id", "==", str(report_id))])
+    rows = rows[rows["status"] == "ingested"]
+    if rows.empty:
         raise InputError(
             str(run_dir),
             f"no parsed report with id {report_id!r}",
             "check manifest_reports.parquet: the report may be quarantined or a duplicate",
         )
-    ents = pd.read_parquet(run_dir / "entities.parquet", filters=[("report_id", "==", str(report_id))])
+    texts_path = run_dir / "report_texts.parquet"
+    if texts_path.exists():
+        kept = pd.read_parquet(texts_path, filters=[("report_id", "==", str(report_id))])
+        if len(kept):
+            return str(kept.iloc[0]["text"])
+    stage = read_run_json(run_dir).get("stages", {}).get("reports", {})
+    opts = stage.get("options", {})
+    if not opts.get("input"):
+        raise InputError(str(run_dir / "run.json"), "records no reports input", _keep_text_fix(run_dir))
+    src = Path(opts["input"])
+    if not src.exists():
+        raise InputError(
+            str(src),
+            "is the input of this run and does not exist (the run kept no report text)",
+            _keep_text_fix(run_dir),
+        )
+    batch = read_reports(
+        src,
+        id_column=opts.get("id_column"),
+        text_columns=opts.get("text_columns"),
+        max_chars=int(opts.get("max_chars") or MAX_CHARS),
+    )
+    text = next((r.text for r in batch.reports if r.report_id == str(report_id)), None)
+    if entities is None:
+        entities = _entities(run_dir, report_id)
+    if text is None or not _same_text(text, int(rows.iloc[0]["n_chars"]), entities, str(report_id), run_dir):
+        raise InputError(
+            str(src),
+            f"report {report_id!r} is missing or has changed since it was parsed into {run_dir}",
+            _keep_text_fix(run_dir),
+        )
+    return text
+
+
+def _same_text(text: str, n_chars: int, entities: pd.DataFrame, report_id: str, run_dir: Path) -> bool:
+    """Whether ``text`` is the text that was parsed: length, entity spans and (no site key) resume key."""
+    from medmm.reports.resume import Parts, report_key
+    from medmm.runinfo import read_run_json
+
+    if len(text) != n_chars:
+        return False
+    spans = zip(entities["start"].tolist(), entities["end"].tolist(), entities["text"].tolist(), strict=True)
+    if any(text[int(a) : int(b)] != t for a, b, t in spans):
+        return False
+    stage = read_run_json(run_dir).get("stages", {}).get("reports", {})
+    opts = stage.get("options", {})
+    done = Parts(run_dir).done_keys()
+    if done and not opts.get("patient_column") and not opts.get("study_column") and stage.get("pipeline"):
+        return report_key(report_id, text, str(stage["pipeline"]), "") in done
+    return True
+
+
+def _entities(run_dir: Path, report_id: str) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "entities.parquet", filters=[("report_id", "==", str(report_id))])
+
+
+def render_report(report_id: str, run_dir: Path, *, page: bool = False) -> str:
+    """HTML of one report of a ``medmm reports parse`` run (for notebooks: ``IPython.display.HTML``).
+
+    The text is :func:`report_text`'s: the kept ``report_texts.parquet``, else the run's input.
+
+    >>> from IPython.display import HTML  # doctest: +SKIP
+    >>> HTML(render_report("1", Path("run")))  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    ents = _entities(run_dir, report_id) if (run_dir / "entities.parquet").exists() else None
+    text = report_text(report_id, run_dir, ents)
+    if ents is None:
+        ents = _entities(run_dir, report_id)
     labels = pd.read_parquet(run_dir / "report_labels.parquet", filters=[("report_id", "==", str(report_id))])
-    body = render_html(str(match.iloc[0]["text"]), ents, title=f"report {report_id}")
+    body = render_html(text, ents, title=f"report {report_id}")
     rows = "".join(
         f"<tr><td>{html.escape(str(r['finding']))}</td><td>{html.escape(str(r['status']))}</td>"
         f"<td>{html.escape(str(r['evidence']))}</td></tr>"
