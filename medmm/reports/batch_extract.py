@@ -2,12 +2,12 @@
 
 :func:`~medmm.reports.extract.doc_records` turns one ``Doc`` into row dicts; per report it creates
 ``Span`` objects, bisects sections and sentences and fills a dict of 17 fields per entity. Here the
-token fields of every ``Doc`` of a batch are copied from its ``TokenC`` array in one ``memmove``
+``TokenC`` array of every ``Doc`` of a batch is copied in one piece as it streams out of ``nlp.pipe``
 (:mod:`medmm.reports.token_structs`; or read with one ``Doc.to_array`` call where that reader does not
-apply) as it streams out of ``nlp.pipe``, and entity bounds, char offsets, sentences, sections and
-nearest locations are found for the whole batch with numpy; label and pattern-id hashes are named
-once per distinct value, the assertion flags are read in entity order, and the columns are built with
-Arrow ``take``. Labels come from
+apply), and per chunk of docs the token fields are read where needed; entity bounds, char offsets,
+sentences, sections and nearest locations are found for the whole batch with numpy; label and
+pattern-id hashes are named once per distinct value, the assertion flags are read in entity order,
+and the columns are built with Arrow ``take``. Labels come from
 :mod:`medmm.reports.batch_labels`, sizes from :mod:`medmm.reports.batch_measurements`.
 
 The rows are the same as :func:`~medmm.reports.extract.doc_records` gives (tested on the IU
@@ -89,7 +89,7 @@ def batch_tables(
     ----------
     docs
         The parsed reports, in order: best the ``nlp.pipe`` generator itself, as each ``Doc`` is read
-        (one ``to_array``) and dropped as it comes out, while its memory is still in the CPU caches.
+        (its tokens copied) and dropped as it comes out, while its memory is still in the CPU caches.
     report_ids, texts, known_sections
         Per report: its id, the text the doc was made from, and its known sections (or ``None``).
     spec
