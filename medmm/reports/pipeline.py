@@ -374,9 +374,11 @@ def parse_reports(
     pseudonymizer, site = None, ""
     if patient_column or study_column:
         from medmm.pseudonym import Pseudonymizer, load_key
+        from medmm.runinfo import claim_site_key
 
         key = load_key(key_file)
         pseudonymizer, site = Pseudonymizer(key), key_fingerprint(key)
+        claim_site_key(run_dir, pseudonymizer.check_value())  # a run dir made with another key is refused
     with timer("read"):
         batch_in = read_reports(
             input_path,

@@ -92,6 +92,12 @@ def test_other_site_key_reparses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     seen = _count_parsing(monkeypatch)
     pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "a.key", workers=0)
     assert seen == []
+    from medmm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="different site key"):  # one site key per run directory
+        pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "b.key", workers=0)
+    assert seen == []
+    (run / "run.json").unlink()  # a run directory from before run.json recorded its key
     pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "b.key", workers=0)
     assert seen == ["1"]
 
