@@ -129,7 +129,16 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json:
                     with args.json.open("a") as f:
                         f.write(
-                            json.dumps({"repeat": k, "load": load, **got, "timeline": t, "workers": workers})
+                            json.dumps(
+                                {
+                                    "repeat": k,
+                                    "plan": plan,
+                                    "load": load,
+                                    **got,
+                                    "timeline": t,
+                                    "workers": workers,
+                                }
+                            )
                         )
                         f.write("\n")
                 time.sleep(0.2)

@@ -489,6 +489,8 @@ def run_balanced(
             if show_progress:
                 progress.advance(progress.task_ids[0], stop - start)
             yield (start, stop), result
+    if balancer.left > 0:  # every result plans more while items are left: a bug if reached
+        raise RuntimeError(f"run_balanced: items {balancer.next}.. were never planned")
 
 
 def _is_big(obj: Any) -> bool:
