@@ -21,8 +21,13 @@ def demo(
     from rich.table import Table
 
     from medmm.demo.run import run_full_demo
+    from medmm.errors import MedmmError
 
-    summary = run_full_demo(out, workers=workers, key_file=key_file)
+    try:
+        summary = run_full_demo(out, workers=workers, key_file=key_file)
+    except MedmmError as exc:  # e.g. a run directory made with another site key
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     table = Table(title="medmm demo: counts by stage")
     table.add_column("stage")
     table.add_column("counts")
