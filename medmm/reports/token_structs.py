@@ -68,7 +68,7 @@ _checked: dict[int, bool] = {}  # id(Doc type) -> the layout check's answer
 _address = ctypes.c_void_p.from_address
 _LOW = 1 << 12  # no object lives in the first page
 _C_WORD = _C_OFFSET - _LOW  # Doc.c's offset from the object's address in _memory
-_TOP = 1 << 48  # user-space addresses on x86-64 and aarch64 are below this
+_TOP = 1 << 62  # above any user-space address (x86-64: 47 or 57 bits, aarch64: 48 or 52)
 
 
 class _Memory:
