@@ -456,6 +456,8 @@ def run_balanced(
     """
     import time
 
+    import dask
+    from dask import delayed
     from distributed import as_completed
 
     if show_progress is None:
@@ -465,8 +467,14 @@ def run_balanced(
     done = as_completed()
 
     def submit(tasks: list[tuple[str, int, int]]) -> None:
-        for worker, start, stop in tasks:
-            fut = client.submit(
+        # one graph for all of them (a task each, its worker as an annotation): the scheduler takes
+        # them in one update and the workers get their first tasks together (one submit per task
+        # started the second worker 10-18 ms after the first, on a loaded 2-core machine)
+        if not tasks:
+            return
+        if len(tasks) == 1:  # a worker's next task: a plain submit (cheaper than a graph)
+            ((worker, start, stop),) = tasks
+            one = client.submit(
                 fn,
                 make_item(start, stop),
                 *args,
@@ -475,6 +483,17 @@ def run_balanced(
                 pure=False,
                 retries=retries,
             )
+            planned[one.key] = (worker, start, stop)
+            done.add(one)
+            return
+        parts = []
+        for i, (worker, start, stop) in enumerate(tasks):
+            # priority: a worker runs its tasks in the order planned (in one graph, Dask's own order
+            # would decide), and before any task submitted later
+            where = {"workers": [worker], "allow_other_workers": True, "retries": retries}
+            with dask.annotate(priority=len(tasks) - i, **where):
+                parts.append(delayed(fn, pure=False, traverse=False)(make_item(start, stop), *args))
+        for fut, (worker, start, stop) in zip(client.compute(parts), tasks, strict=True):
             planned[fut.key] = (worker, start, stop)
             done.add(fut)
 

@@ -127,3 +127,41 @@ def test_run_balanced_yields_every_range_once_on_its_worker_with_gc_paused() -> 
             assert isinstance(res, TaskFailure) and "bad range" in res.reason
         else:
             assert res == sum(range(a, z))
+
+
+class _Recording(Balancer):
+    """A Balancer that keeps every task it planned."""
+
+    plan: list[tuple[str, int, int]]
+
+    def start(self, now: float) -> list[tuple[str, int, int]]:
+        self.plan = super().start(now)
+        return self.plan
+
+    def finished(self, name: str, now: float) -> list[tuple[str, int, int]]:
+        out = super().finished(name, now)
+        self.plan += out
+        return out
+
+
+def _where(item: tuple[int, int]) -> tuple[str, float]:
+    import time
+
+    from distributed import get_worker
+
+    time.sleep(0.01 * (item[1] - item[0]))
+    return get_worker().address, time.time()
+
+
+def test_run_balanced_runs_each_task_on_its_planned_worker_in_the_planned_order() -> None:
+    from medmm.workflows.cluster import dask_client, run_balanced
+
+    with dask_client(2, processes=False, quiet=True, dashboard=False) as client:
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        b = _Recording([1.0] * 40, workers, min_cost=2, max_cost=10)
+        got = dict(run_balanced(client, _where, b, lambda a, z: (a, z), label="t", show_progress=False))
+    assert len(got) == len(b.plan) >= 6
+    for w in workers:
+        mine = [(a, z) for v, a, z in b.plan if v == w]
+        assert all(got[r][0] == w for r in mine)  # on the planned worker
+        assert [got[r][1] for r in mine] == sorted(got[r][1] for r in mine)  # in the planned order
