@@ -8,13 +8,8 @@ task stream (``bench_reports._timeline``: submit + last result, start stagger, h
 and, per worker, its tasks (reports), busy seconds, with ``uptime``.
 No ``nlp.pipe`` baseline (that is ``python -m bench reports``): this measures only where the workers wait.
 
-``--plans balanced,fixed`` alternates, repeat by repeat on the same cluster, ``parse``'s task plan
-(``balanced``: tasks planned as results come in, ``reports.pipeline._balanced_tasks``) with the fixed
-plan it replaced (``fixed``: ``reports.tasks.plan_sizes`` by report count, all tasks submitted at
-once, ``_fixed_tasks``; the plan is made in this process, so only this process is patched), and
-prints the medians per plan. To compare other versions of the code, run this script alternately with
-``PYTHONPATH`` set to copies of the tree (the workers are forked from a server that imports the same
-``medmm``: ``medmm`` printed first).
+To compare two versions of the code, run this script alternately with ``PYTHONPATH`` set to copies of
+the tree (the workers are forked from a server that imports the same ``medmm``: ``medmm`` printed first).
 """
 
 from __future__ import annotations
@@ -63,9 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "reports_phase"
     )
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per repeat here")
-    parser.add_argument(
-        "--plans", default="balanced", help="task plans to alternate, comma-separated: balanced, fixed"
-    )
     args = parser.parse_args(argv)
 
     from distributed import get_task_stream
@@ -81,40 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     path = _input(args.out, args.rows)
     n = len(read_reports(path, id_column="uid", text_columns=COLS).reports)
     spec = PipelineSpec()
-    from medmm.reports import pipeline
-
-    balanced = pipeline._balanced_tasks
-
-    def fixed(client: Any, todo: list[Any], addresses: list[str], *rest: Any) -> Any:
-        return pipeline._fixed_tasks(client, todo, 0, len(addresses), *rest)
-
-    plans = {"balanced": balanced, "fixed": fixed}
-    order = args.plans.split(",")
-    if not set(order) <= set(plans):
-        parser.error(f"--plans: {args.plans!r} (known: {', '.join(plans)})")
-    walls: dict[str, list[float]] = {p: [] for p in order}
-    idles: dict[str, list[float]] = {p: [] for p in order}
+    walls, idles = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with local_cluster(args.workers, spec) as client:
             client.run(warm, spec)
             where = client.run(lambda: __import__("medmm").__file__)
             print(f"workers' medmm: {sorted(set(where.values()))}", flush=True)
-            for k in range(args.repeats * len(order)):
-                plan = order[k % len(order)]
-                pipeline._balanced_tasks = plans[plan]  # type: ignore[assignment]
+            for k in range(args.repeats):
                 before = _uptime()
                 with get_task_stream(client=client) as stream:
                     got = _parse(path, args.out / "run", args.workers, client.scheduler.address, n)
                 t = _timeline(stream.data, got["parse_s"])
                 workers = _per_worker(stream.data)
                 last = max(w["last_stop"] for w in workers)
-                walls[plan].append(got["parse_s"])
-                idles[plan].append(t["idle_ms"])
+                walls.append(got["parse_s"])
+                idles.append(t["idle_ms"])
                 load = before.split("load average:")[-1].strip()
                 print(
-                    f"repeat {k} ({plan}): parse {got['parse_s']:.3f} s, "
-                    f"workers CPU {got['workers_cpu_s']:.3f} s, "
+                    f"repeat {k}: parse {got['parse_s']:.3f} s, workers CPU {got['workers_cpu_s']:.3f} s, "
                     f"driver {got['driver_cpu_s']:.3f} s; idle {t['idle_ms']:.0f} ms = submit + last result "
                     f"{t['submit_last_result_ms']:.0f}, stagger {t['start_stagger_ms']:.0f}, hand-offs "
                     f"{t['hand_offs_ms']:.0f}, end imbalance {t['end_imbalance_ms']:.0f}; per worker: "
@@ -129,26 +106,15 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json:
                     with args.json.open("a") as f:
                         f.write(
-                            json.dumps(
-                                {
-                                    "repeat": k,
-                                    "plan": plan,
-                                    "load": load,
-                                    **got,
-                                    "timeline": t,
-                                    "workers": workers,
-                                }
-                            )
+                            json.dumps({"repeat": k, "load": load, **got, "timeline": t, "workers": workers})
                         )
                         f.write("\n")
                 time.sleep(0.2)
-    pipeline._balanced_tasks = balanced
     shutil.rmtree(args.out / "run", ignore_errors=True)
-    for plan in order:
-        print(
-            f"{plan}: median of {len(walls[plan])}: parse {statistics.median(walls[plan]):.3f} s, idle "
-            f"{statistics.median(idles[plan]):.0f} ms ({n} reports, {args.workers} workers)"
-        )
+    print(
+        f"median of {args.repeats}: parse {statistics.median(walls):.3f} s, idle "
+        f"{statistics.median(idles):.0f} ms ({n} reports, {args.workers} workers)"
+    )
     return 0
 
 

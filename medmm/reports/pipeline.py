@@ -243,94 +243,6 @@ def _batches(reports: list[ReportInput], size: int) -> list[list[ReportInput]]:
     return [reports[i : i + size] for i in range(0, len(reports), size)]
 
 
-def _fixed_tasks(
-    client: Any,
-    todo: list[ReportInput],
-    batch_size: int,
-    n_workers: int,
-    keys: dict[str, str],
-    shared: bool,
-    scratch: Path,
-    args: tuple[Any, ...],
-) -> Any:
-    """Tasks of ``batch_size`` reports (0: :func:`~medmm.reports.tasks.plan_sizes`), all submitted at
-    once; an iterator of ``((start, stop), result)`` over ``todo``. The batches are staged now, the
-    tasks submitted at its first ``next``."""
-    from medmm.reports import tasks
-    from medmm.workflows.cluster import run_tasks
-
-    sizes = [min(batch_size, len(todo) - i) for i in range(0, len(todo), batch_size)] if batch_size else []
-    ends = list(accumulate(sizes or tasks.plan_sizes(len(todo), max(1, n_workers))))
-    ranges = list(zip([0, *ends[:-1]], ends, strict=True))
-    work = [tasks.Work.of(todo[a:b], [keys[r.report_id] for r in todo[a:b]]) for a, b in ranges]
-    # shared file system: each batch goes to a scratch file and the task names it, so the task graph
-    # stays small; a retried task reads it again
-    items: list[Any] = tasks.stage(scratch, work) if shared else work
-    done = run_tasks(
-        client,
-        tasks.parse_to_part,
-        items,
-        label="reports",
-        args=args,
-        unfetched=tasks.PartWritten,
-        pause_gc=True,
-    )
-    return ((ranges[i], res) for i, res in done)
-
-
-def _balanced_tasks(
-    client: Any,
-    todo: list[ReportInput],
-    addresses: list[str],
-    keys: dict[str, str],
-    shared: bool,
-    scratch: Path,
-    args: tuple[Any, ...],
-) -> Any:
-    """Tasks over whole blocks of :data:`~medmm.reports.tasks.BLOCK` reports, planned as results come
-    in (:class:`~medmm.workflows.balance.Balancer` over the blocks' estimated costs, each task on the
-    worker it was planned for: :func:`~medmm.workflows.cluster.run_balanced`); an iterator of
-    ``((start, stop), result)`` over ``todo``. The blocks are staged now, the first tasks submitted at
-    its first ``next``."""
-    from medmm.reports import tasks
-    from medmm.workflows.balance import Balancer
-    from medmm.workflows.cluster import run_balanced
-
-    block = tasks.BLOCK
-    work = tasks.Work.of(todo, [keys[r.report_id] for r in todo])
-    costs = tasks.report_costs(work.texts)
-    blocks = [sum(costs[i : i + block]) for i in range(0, len(todo), block)]
-    per_report = sum(costs) / len(costs)
-    lo, hi = tasks.TASK_LIMITS
-    balancer = Balancer(blocks, addresses, lo * per_report, hi * per_report)
-    if shared:  # one scratch file; a task reads its blocks' bytes (a retried task reads them again)
-        path = scratch / "blocks.pkl"
-        offsets = tasks.stage_blocks(path, work, block)
-
-        def item(a: int, b: int) -> Any:
-            return tasks.Staged(str(path), offsets[a], offsets[b])
-
-    else:
-
-        def item(a: int, b: int) -> Any:
-            cut = slice(a * block, b * block)
-            return tasks.Work(
-                work.ids[cut], work.texts[cut], work.sections[cut], work.paths[cut], work.keys[cut]
-            )
-
-    done = run_balanced(
-        client,
-        tasks.parse_to_part,
-        balancer,
-        item,
-        label="reports",
-        args=args,
-        unfetched=tasks.PartWritten,
-        pause_gc=True,
-    )
-    return (((a * block, min(b * block, len(todo))), res) for (a, b), res in done)
-
-
 def parse_reports(
     input_path: Path,
     run_dir: Path,
@@ -354,14 +266,13 @@ def parse_reports(
     ``run_dir`` resumes: reports already parsed (same id, text, pipeline and site key) are taken
     from ``run_dir/.reports_parts/`` (:mod:`medmm.reports.resume`) and only the rest is parsed.
     ``batch_size`` is the number of reports per task and per resumable part; ``None`` picks
-    :func:`auto_batch_size` in-process, and on Dask tasks planned as results come in, each on its
-    worker, so that the workers end together (:func:`_balanced_tasks`).
+    :func:`auto_batch_size` in-process and :func:`~medmm.reports.tasks.plan_sizes` on Dask.
     ``keep_text`` writes ``report_texts.parquet`` (the cleaned text, not de-identified); without it
     the text is no output (a stale table is removed) and ``medmm reports show`` re-reads the input.
     """
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
-    from medmm.workflows.cluster import TaskFailure, dask_client
+    from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 
     timer = Timer()
     run_dir = Path(run_dir)
@@ -432,33 +343,44 @@ def parse_reports(
             cpu_before = client.run(tasks.cpu_seconds)
             # workers that see the run directory write their parts themselves and send back names
             token = parts.mark()
-            addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
-            shared = all(client.run(tasks.sees_marker, str(run_dir), token).values())
+            n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            if batch_size:
+                batches = _batches(todo, batch_size)
+            else:  # shrinking task sizes: the workers finish together
+                ends = list(accumulate(tasks.plan_sizes(len(todo), n_workers)))
+                batches = [todo[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            size = max(len(b) for b in batches)
             driver0 = time.process_time()
+            work = [tasks.Work.of(b, [keys[r.report_id] for r in b]) for b in batches]
+            items: list[Any] = work
+            if all(client.run(tasks.sees_marker, str(run_dir), token).values()):
+                # shared file system: each batch goes to a scratch file and the task names it, so
+                # the task graph stays small; a retried task reads it again
+                items = tasks.stage(parts.folder / f".todo-{token}", work)
             args = (str(run_dir), token, spec.model, spec.lexicon)  # plain values: no scatter
-            scratch = parts.folder / f".todo-{token}"
             try:
-                if batch_size or not addresses:
-                    finished = _fixed_tasks(
-                        client, todo, batch_size or 0, len(addresses), keys, shared, scratch, args
-                    )
-                else:  # tasks planned as the run goes, over the reports' estimated costs (see tasks)
-                    finished = _balanced_tasks(client, todo, addresses, keys, shared, scratch, args)
                 with timer("parse"):
                     # a part written by its worker comes back as None (not fetched); no full GC of
                     # this process (the local scheduler's) while the tasks run
-                    for (a, b), res in finished:
-                        batch = todo[a:b]
-                        size = max(size or 0, len(batch))
+                    finished = run_tasks(
+                        client,
+                        tasks.parse_to_part,
+                        items,
+                        label="reports",
+                        args=args,
+                        unfetched=tasks.PartWritten,
+                        pause_gc=True,
+                    )
+                    for i, res in finished:
                         if isinstance(res, TaskFailure):  # not saved as a part: a re-run tries again
-                            failed += [_manifest(r, Status.quarantined, res.reason) for r in batch]
+                            failed += [_manifest(r, Status.quarantined, res.reason) for r in batches[i]]
                         elif isinstance(res, BatchTables):
-                            save(batch, res)
+                            save(batches[i], res)
             finally:
                 if profiling:
                     client.run(tasks.profiler, True, workers=profiling)
                 parts.unmark(token)
-                shutil.rmtree(scratch, ignore_errors=True)
+                shutil.rmtree(parts.folder / f".todo-{token}", ignore_errors=True)
             # this process during the parse phase (client, and the scheduler of a local cluster)
             timer.timings["parse_driver_cpu_s"] = time.process_time() - driver0
             cpu_after = client.run(tasks.cpu_seconds)

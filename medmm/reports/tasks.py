@@ -1,21 +1,13 @@
 """The Dask side of ``medmm reports parse``: task items, task sizes, the task function and worker set-up.
 
 A task gets a :class:`Work` item (a batch of reports as columns: ids, texts, known sections, paths and
-resume keys; cheap to pickle), or where to read one (a scratch file of :func:`stage`, or a byte range
-of the blocks :func:`stage_blocks` wrote: :class:`Staged`), parses it with
-:func:`~medmm.reports.pipeline.parse_columns` and, when its worker sees the run directory, writes the
-resumable part itself (:func:`parse_to_part`).
-
-Task sizes: ``parse`` cuts its reports into blocks of :data:`BLOCK` and lets
-:class:`~medmm.workflows.balance.Balancer` plan tasks over the blocks' estimated costs
-(:func:`report_costs`: characters plus a fixed cost per report), so that the workers end together;
-:func:`plan_sizes` is the fixed plan by report count it replaced, still used when no worker has
-joined when the tasks are planned.
+resume keys; cheap to pickle), or the path of a scratch file holding one (:func:`stage`), parses it
+with :func:`~medmm.reports.pipeline.parse_columns` and, when its worker sees the run directory, writes
+the resumable part itself (:func:`parse_to_part`). Task sizes shrink towards the end of the run
+(:func:`plan_sizes`) so that the workers finish together.
 
 >>> plan_sizes(10_236, 2)
 [2559, 2559, 1280, 1280, 640, 640, 639, 639]
->>> report_costs(["No effusion.", ""])
-[212, 200]
 """
 
 from __future__ import annotations
@@ -30,26 +22,19 @@ from medmm.reports.io.inputs import ReportInput
 from medmm.reports.nlp import PipelineSpec, get_pipeline
 
 __all__ = [
-    "BLOCK",
-    "REPORT_COST",
     "TASK_LIMITS",
     "PartWritten",
-    "Staged",
     "Work",
     "cpu_seconds",
     "parse_to_part",
     "plan_sizes",
     "profiler",
-    "report_costs",
     "sees_marker",
     "stage",
-    "stage_blocks",
     "warm",
 ]
 
-#: Smallest and largest number of reports in a task planned by :func:`plan_sizes` (``parse``'s balancer
-#: takes them as multiples of the run's average report cost; a worker's last task may be down to a
-#: quarter of the smallest, to end with the others). Each task costs
+#: Smallest and largest number of reports in a task planned by :func:`plan_sizes`: each task costs
 #: ~2 ms in its worker beyond its reports (pipe start, tables, part files), ~1-2 ms of Dask's hand-off
 #: in the worker and ~0.6 ms in the driver (scheduler and client messages, on the same cores), so the
 #: last round stays at ~400 reports (~0.1 s); the docs are streamed, so a large task holds only its
@@ -57,21 +42,6 @@ __all__ = [
 #: minimum 100/150/200/250 -> 10-12 tasks, phase wall median 1.319-1.514 s vs 1.320-1.473 s with 400,
 #: workers' CPU +10-40 ms): with one task queued per worker the last tasks are placed one task ahead.
 TASK_LIMITS = (400, 5000)
-
-#: A task's reports are a run of whole blocks of this many reports (the balancer's unit; a block is
-#: ~8 ms of a worker's time on IU reports)
-BLOCK = 32
-
-#: Fixed cost of a report in characters, on top of its length (:func:`report_costs`): the parse task's
-#: CPU fits 93 us per report + 0.46 us per character (IU dev reports sorted by length, 12 chunks of 200
-#: from 140 to 550 characters on average, least squares; error <= 6% but for the shortest chunk, 13%);
-#: words instead of characters fit no better.
-REPORT_COST = 200
-
-
-def report_costs(texts: list[str]) -> list[int]:
-    """Estimated parse cost of each text: its length plus :data:`REPORT_COST` (characters)."""
-    return [len(t) + REPORT_COST for t in texts]
 
 
 @dataclass(frozen=True)
@@ -98,38 +68,6 @@ class Work:
             [r.path for r in batch],
             list(keys),
         )
-
-
-@dataclass(frozen=True)
-class Staged:
-    """Where a task's batch is: bytes ``start:stop`` of ``path``, whole blocks of :func:`stage_blocks`."""
-
-    path: str
-    start: int
-    stop: int
-
-    def load(self) -> Work:
-        """The batch: the blocks in the byte range, concatenated.
-
-        >>> import tempfile, pathlib
-        >>> w = Work.of([ReportInput(str(i), "x", "csv", "t", 1) for i in range(3)], ["a", "b", "c"])
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "b.pkl"
-        >>> offsets = stage_blocks(p, w, block=2)
-        >>> Staged(str(p), offsets[0], offsets[2]).load().keys
-        ['a', 'b', 'c']
-        """
-        with open(self.path, "rb") as f:
-            f.seek(self.start)
-            data = f.read(self.stop - self.start)
-        columns: tuple[list[Any], ...] = ([], [], [], [], [])
-        view = memoryview(data)
-        pos = 0
-        while pos < len(data):
-            end = pos + int.from_bytes(view[pos : pos + 8], "little")
-            for column, part in zip(columns, pickle.loads(view[pos + 8 : end]), strict=True):
-                column += part
-            pos = end
-        return Work(*columns)
 
 
 @dataclass(frozen=True)
@@ -163,15 +101,14 @@ def plan_sizes(n_reports: int, n_workers: int, limits: tuple[int, int] = TASK_LI
 
 
 def parse_to_part(
-    item: Work | Staged | str, run_dir: str, token: str, model: str | None = None, lexicon: bool = True
+    item: Work | str, run_dir: str, token: str, model: str | None = None, lexicon: bool = True
 ) -> Any:
     """Dask task: parse a batch (:func:`~medmm.reports.pipeline.parse_columns`) with the pipeline of
     ``PipelineSpec(model, lexicon)`` and, when this worker sees the run directory (marker ``token``),
     write the part itself and send back only its name (:class:`PartWritten`); else send the tables
     (:class:`~medmm.reports.pipeline.BatchTables`).
 
-    ``item`` is the batch, where to read it (:class:`Staged`), or the path of the scratch file holding
-    it (:func:`stage`). The other
+    ``item`` is the batch, or the path of the scratch file holding it (:func:`stage`). The other
     arguments are plain values, so they travel inside the tasks (no scatter round trip).
     """
     import gc
@@ -188,8 +125,6 @@ def parse_to_part(
         if isinstance(item, str):
             with open(item, "rb") as f:
                 item = pickle.load(f)  # written by stage() in this run
-        elif isinstance(item, Staged):
-            item = item.load()  # written by stage_blocks() in this run
         assert isinstance(item, Work)
         spec = PipelineSpec(model=model, lexicon=lexicon)
         res = parse_columns(item.ids, item.texts, item.sections, spec, paths=item.paths)
@@ -220,24 +155,6 @@ def stage(folder: Path, work: list[Work]) -> list[str]:
         path.write_bytes(pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL))
         paths.append(str(path))
     return paths
-
-
-def stage_blocks(path: Path, work: Work, block: int = BLOCK) -> list[int]:
-    """Write ``work`` to the scratch file ``path`` as blocks of ``block`` reports (each a length-prefixed
-    pickle of its five columns); returns the byte offset of each block's start and, last, the file's
-    end: a task's batch is any run of whole blocks, read as ``Staged(path, offsets[a], offsets[b])``
-    (see :meth:`Staged.load`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    offsets = [0]
-    with open(path, "wb") as f:
-        for i in range(0, len(work.ids), block):
-            cut = slice(i, i + block)
-            one = (work.ids[cut], work.texts[cut], work.sections[cut], work.paths[cut], work.keys[cut])
-            data = pickle.dumps(one, protocol=pickle.HIGHEST_PROTOCOL)
-            f.write((len(data) + 8).to_bytes(8, "little"))
-            f.write(data)
-            offsets.append(offsets[-1] + len(data) + 8)
-    return offsets
 
 
 def cpu_seconds() -> float:

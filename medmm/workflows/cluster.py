@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # rich's progress bars are imported when a run shows them (~0.01-0.02 s)
     from rich.console import Console
 
-    from medmm.workflows.balance import Balancer
-
 __all__ = [
     "LOCAL_CLUSTER_CONFIG",
     "LOCAL_QUIET_CONFIG",
@@ -36,7 +34,6 @@ __all__ = [
     "dask_client",
     "interactive",
     "progress_bar",
-    "run_balanced",
     "run_tasks",
 ]
 
@@ -384,132 +381,29 @@ def run_tasks(
 def _completed(futures: list[Any], unfetched: type | None, pause_gc: bool) -> Iterator[tuple[int, Any]]:
     """``(index, result or TaskFailure)`` of ``futures`` as they complete; each is released once read
     (see :func:`run_tasks` for ``unfetched`` and ``pause_gc``)."""
+    import gc
+
     from distributed import as_completed
 
     index = {f.key: i for i, f in enumerate(futures)}
-    with _gc_paused(pause_gc) as collect:
-        for fut in as_completed(futures):
-            result = _result(fut, unfetched)
-            collect()
-            yield index[fut.key], result
-
-
-def _result(fut: Any, unfetched: type | None) -> Any:
-    """The finished future's result (``None`` for an ``unfetched`` type, a :class:`TaskFailure` for an
-    error); the future is released."""
-    result: Any = None
-    if unfetched is None or fut.status != "finished" or fut.type is not unfetched:
-        try:
-            result = fut.result()
-        except Exception as exc:  # one bad task never kills the run
-            result = TaskFailure(exc)
-    fut.release()
-    return result
-
-
-@contextmanager
-def _gc_paused(pause: bool) -> Iterator[Callable[[], None]]:
-    """With ``pause``, this process's cyclic GC is off inside; the callable it gives, called once per
-    task, collects the youngest generation every 64 calls. The GC's state is restored on leaving."""
-    import gc
-
     enabled = gc.isenabled()
-    calls = 0
-
-    def collect() -> None:
-        nonlocal calls
-        calls += 1
-        if pause and calls % 64 == 0:  # the youngest objects only: cyclic garbage stays bounded
-            gc.collect(0)
-
-    if pause:
+    if pause_gc:
         gc.disable()
     try:
-        yield collect
+        for k, fut in enumerate(as_completed(futures), 1):
+            result: Any = None
+            if unfetched is None or fut.status != "finished" or fut.type is not unfetched:
+                try:
+                    result = fut.result()
+                except Exception as exc:  # one bad task never kills the run
+                    result = TaskFailure(exc)
+            fut.release()
+            if pause_gc and k % 64 == 0:  # the youngest objects only: cyclic garbage stays bounded
+                gc.collect(0)
+            yield index[fut.key], result
     finally:
-        if pause and enabled:
+        if pause_gc and enabled:
             gc.enable()
-
-
-def run_balanced(
-    client: Any,
-    fn: Callable[..., R],
-    balancer: Balancer,
-    make_item: Callable[[int, int], Any],
-    *,
-    label: str,
-    args: tuple[Any, ...] = (),
-    retries: int = 2,
-    show_progress: bool | None = None,
-    unfetched: type | None = None,
-    pause_gc: bool = False,
-) -> Iterator[tuple[tuple[int, int], R | TaskFailure | None]]:
-    """Run ``fn(make_item(start, stop), *args)`` over the ranges a :class:`~medmm.workflows.balance.Balancer`
-    plans; yield ``((start, stop), result)`` as they finish (a failure as a :class:`TaskFailure`).
-
-    Each task goes to the worker the balancer planned it for (``workers=[address]``, loose: if that
-    worker is gone, any other runs it); every worker holds its running task and one queued, and each
-    result makes the balancer plan that worker's next task, submitted before the result is read, from
-    the workers' speeds measured on this clock (``time.perf_counter``), so that the workers end
-    together. The balancer's workers are the cluster's addresses. ``args`` must be small plain values
-    (they travel in every task); ``unfetched`` and ``pause_gc`` as in :func:`run_tasks`.
-    """
-    import time
-
-    import dask
-    from dask import delayed
-    from distributed import as_completed
-
-    if show_progress is None:
-        show_progress = interactive()
-    t0 = time.perf_counter()
-    planned: dict[str, tuple[str, int, int]] = {}
-    done = as_completed()
-
-    def submit(tasks: list[tuple[str, int, int]]) -> None:
-        # one graph for all of them (a task each, its worker as an annotation): the scheduler takes
-        # them in one update and the workers get their first tasks together (one submit per task
-        # started the second worker 10-18 ms after the first, on a loaded 2-core machine)
-        if not tasks:
-            return
-        if len(tasks) == 1:  # a worker's next task: a plain submit (cheaper than a graph)
-            ((worker, start, stop),) = tasks
-            one = client.submit(
-                fn,
-                make_item(start, stop),
-                *args,
-                workers=[worker],
-                allow_other_workers=True,
-                pure=False,
-                retries=retries,
-            )
-            planned[one.key] = (worker, start, stop)
-            done.add(one)
-            return
-        parts = []
-        for i, (worker, start, stop) in enumerate(tasks):
-            # priority: a worker runs its tasks in the order planned (in one graph, Dask's own order
-            # would decide), and before any task submitted later
-            where = {"workers": [worker], "allow_other_workers": True, "retries": retries}
-            with dask.annotate(priority=len(tasks) - i, **where):
-                parts.append(delayed(fn, pure=False, traverse=False)(make_item(start, stop), *args))
-        for fut, (worker, start, stop) in zip(client.compute(parts), tasks, strict=True):
-            planned[fut.key] = (worker, start, stop)
-            done.add(fut)
-
-    submit(balancer.start(0.0))
-    progress: Any = progress_bar(label, len(balancer.ends)) if show_progress else contextlib.nullcontext()
-    with progress, _gc_paused(pause_gc) as collect:
-        for fut in done:
-            worker, start, stop = planned.pop(fut.key)
-            submit(balancer.finished(worker, time.perf_counter() - t0))  # its next task first
-            result = _result(fut, unfetched)
-            collect()
-            if show_progress:
-                progress.advance(progress.task_ids[0], stop - start)
-            yield (start, stop), result
-    if balancer.left > 0:  # every result plans more while items are left: a bug if reached
-        raise RuntimeError(f"run_balanced: items {balancer.next}.. were never planned")
 
 
 def _is_big(obj: Any) -> bool:
