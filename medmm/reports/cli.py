@@ -62,12 +62,10 @@ def parse_cmd(
     """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json
     (and report_texts.parquet with --keep-text)."""
     from medmm.errors import MedmmError
-    from medmm.reports.io.files import check_run_dir
     from medmm.reports.pipeline import parse_reports
 
     cols = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None
     try:
-        check_run_dir(input_path, out)
         summary = parse_reports(
             input_path,
             out,

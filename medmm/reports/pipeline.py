@@ -270,12 +270,14 @@ def parse_reports(
     ``keep_text`` writes ``report_texts.parquet`` (the cleaned text, not de-identified); without it
     the text is no output (a stale table is removed) and ``medmm reports show`` re-reads the input.
     """
+    from medmm.reports.io.files import check_run_dir
     from medmm.reports.resume import Parts, key_fingerprint, report_key
     from medmm.runinfo import Timer, update_run_json
     from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 
     timer = Timer()
     run_dir = Path(run_dir)
+    check_run_dir(Path(input_path), run_dir)  # not inside a reports folder (read as inputs next time)
     spec = PipelineSpec(model=model)
     with timer("load_pipeline_check"), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

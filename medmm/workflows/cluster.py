@@ -191,7 +191,7 @@ def dask_client(
         logging.getLogger("distributed").setLevel(logging.WARNING)
     with contextlib.ExitStack() as stack:  # the worker server (if any) stops after the cluster
         if scheduler:
-            client, cluster = Client(scheduler), None
+            client, cluster = _connect(Client, scheduler), None
         else:
             n = workers or max(1, min(4, os.cpu_count() or 1))
             # read by the scheduler and each nanny when they are made (also by cluster.scale later)
@@ -404,6 +404,22 @@ def _completed(futures: list[Any], unfetched: type | None, pause_gc: bool) -> It
     finally:
         if pause_gc and enabled:
             gc.enable()
+
+
+def _connect(client_type: Any, address: str) -> Any:
+    """``client_type(address)``, a scheduler that cannot be reached being a :class:`ConfigError` that
+    names the address and the fix (Dask's ``OSError`` after its connect timeout,
+    ``distributed.comm.timeouts.connect``, 30 s by default)."""
+    from medmm.errors import ConfigError
+
+    try:
+        return client_type(address)
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
+        raise ConfigError(
+            f"cannot connect to the Dask scheduler at {address!r} ({type(exc).__name__}: {exc}). Fix: check "
+            "the address (e.g. tcp://host:8786) and that the scheduler is running and reachable from "
+            "this machine, or leave --scheduler out to use a local cluster"
+        ) from exc
 
 
 def _is_big(obj: Any) -> bool:

@@ -51,3 +51,18 @@ def test_negative_workers_is_refused(tmp_path: Path) -> None:
     table.write_text("uid,text\n1,No pleural effusion.\n")
     code, out = _parse(tmp_path, table, tmp_path / "run", "--workers", "-1")  # hung: a cluster of -1 workers
     assert code == 2 and "--workers" in out and not (tmp_path / "run").exists()
+
+
+def test_run_dir_inside_reports_folder_api(tmp_path: Path) -> None:
+    """The Python API refuses it too (not only the CLI and workflows)."""
+    import pytest
+
+    from medmm.errors import ConfigError
+    from medmm.reports.pipeline import parse_reports
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "a.txt").write_text("No effusion.")
+    with pytest.raises(ConfigError, match="inside the reports folder"):
+        parse_reports(folder, folder / "run", workers=0)
+    assert not (folder / "run").exists()
