@@ -31,7 +31,7 @@ from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_o
 from medmm.imaging.volume_store import canonical_dtype, write_volume
 from medmm.pseudonym import Pseudonymizer
 
-__all__ = ["convert_image_file", "convert_stack", "dicom_sidecar"]
+__all__ = ["convert_image_file", "convert_stack", "dicom_sidecar", "squeeze_trailing"]
 
 _SIDECAR_FIELDS = (
     ("modality", "modality"),
@@ -254,6 +254,25 @@ def _check_file(rel_path: str, path: Path) -> Path:
     return path
 
 
+def squeeze_trailing(data: np.ndarray) -> np.ndarray:
+    """``data`` without the length-1 axes that trail its third axis, as :func:`nibabel.squeeze_image` does.
+
+    ANALYZE and NIfTI headers often declare ``dim[0] = 4`` with ``dim[4] = 1`` for a plain 3D volume
+    (e.g. ``avg152T1.hdr``): a user expects a 3D volume, not ``[x, y, z, 1]``. Only trailing axes after
+    the third are dropped, so ``[x, y, z, 1, 3]`` (a vector image) and 2D images keep their shape.
+
+    >>> squeeze_trailing(np.zeros((91, 109, 91, 1))).shape
+    (91, 109, 91)
+    >>> squeeze_trailing(np.zeros((4, 5, 6, 1, 3))).shape
+    (4, 5, 6, 1, 3)
+    """
+    shape = data.shape
+    n = len(shape)
+    while n > 3 and shape[n - 1] == 1:
+        n -= 1
+    return data if n == len(shape) else data.reshape(shape[:n])
+
+
 def convert_image_file(
     rel_path: str, archive_root: Path, run_dir: Path, pseudonymizer: Pseudonymizer, fmt: str
 ) -> VolumeRecord:
@@ -314,7 +333,7 @@ def convert_image_file(
         "volume_id": volume_id,
         "warnings": notes,
     }
-    array = np.asarray(data)
+    array = squeeze_trailing(np.asarray(data))  # a 3D volume stays 3D whatever dim[0] declares
     if array.dtype.kind == "f":  # nibabel applies scl_slope/inter in float64
         array = canonical_dtype(array)
         array = array.astype(np.float32) if array.dtype == np.float64 else array
