@@ -217,7 +217,7 @@ def evaluate_checkpoint(
         sp = sp[(sp["split"] == split) & (sp["fold"] == meta.get("fold", 0))]
         records = records[records["record_id"].isin(sp["record_id"])]
     kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
-    stores = open_sources(config, run_dir, mods, records, kind)
+    stores = open_sources(config, run_dir, mods, records, kind, absent_ok=True)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     pred = aggregate_by_record(predict_loader(model, make_loader(ds, config.train.batch_size, False, 0)), how)

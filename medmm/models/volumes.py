@@ -30,7 +30,32 @@ from medmm.errors import ConfigError, InputError
 from medmm.models.config import ImageInputConfig, TrainConfig
 from medmm.models.store import ArrayStore
 
-__all__ = ["VolumeSource", "open_sources", "resolve_image_source", "source_kinds"]
+__all__ = ["AbsentSource", "VolumeSource", "open_sources", "resolve_image_source", "source_kinds"]
+
+
+class AbsentSource:
+    """Stands in for a modality that no record of the scored set has (never read: its mask is False).
+
+    A model trained with an image branch can score a run that holds only reports and ECG; the branch is
+    masked for every record, so nothing needs to be opened.
+
+    >>> AbsentSource("image").kind
+    'absent'
+    """
+
+    kind = "absent"
+    expands_slices = False
+
+    def __init__(self, modality: str) -> None:
+        self.modality = modality
+
+    def get(self, item: str, *args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray | None]:
+        """Never called for a masked modality; raises if it is."""
+        raise ConfigError(f"no {self.modality} input was opened, but record item {item!r} asks for one")
+
+    def digest(self) -> str:
+        """Data version of an absent modality."""
+        return "absent"
 
 
 def resolve_image_source(cfg: ImageInputConfig, run_dir: Path) -> str:
@@ -247,12 +272,15 @@ def open_sources(
     modalities: Sequence[str],
     records: pd.DataFrame | None = None,
     image_source: str | None = None,
+    absent_ok: bool = False,
 ) -> dict[str, Any]:
     """Per modality, the item source of ``run_dir``: ``inputs/<m>`` arrays, or for ``image`` the
     :class:`VolumeSource` when ``config.image_input`` resolves to ``volumes``.
 
     ``records`` limits the volumes opened (and cached) to the ones they use; ``image_source`` overrides
-    the config's choice (a checkpoint records the one it was trained with).
+    the config's choice (a checkpoint records the one it was trained with). With ``absent_ok`` (scoring,
+    not training), a modality that none of ``records`` has gets an :class:`AbsentSource` instead of
+    opening inputs the run may not have.
 
     Examples
     --------
@@ -267,6 +295,9 @@ def open_sources(
     """
     out: dict[str, Any] = {}
     for m in modalities:
+        if absent_ok and records is not None and not records[f"has_{m}"].to_numpy(bool).any():
+            out[m] = AbsentSource(m)
+            continue
         kind = (
             (image_source or resolve_image_source(config.image_input, run_dir)) if m == "image" else "arrays"
         )

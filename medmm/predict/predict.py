@@ -81,8 +81,15 @@ def predict_run(
         mods: list[str] = meta["modalities"]
         has = records[[f"has_{m}" for m in mods]].to_numpy(bool)
         usable = records[has.any(axis=1)]
+        if records.empty or usable.empty:
+            raise InputError(
+                str(path),
+                f"none of its {len(records)} record(s) has a modality the model uses ({', '.join(mods)})",
+                "score a run whose records have one of them (`medmm align` after the stage that makes "
+                "them), or train a model on this run's modalities",
+            )
         kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
-        stores = open_sources(config, run_dir, mods, usable, kind)
+        stores = open_sources(config, run_dir, mods, usable, kind, absent_ok=True)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     with timer("predict"):
         ds = MultimodalDataset(usable, stores, meta["label_names"])
