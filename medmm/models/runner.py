@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from medmm.align.records import MODALITIES
-from medmm.errors import InputError
+from medmm.errors import ConfigError, InputError
 from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import load_checkpoint, save_checkpoint
 from medmm.models.config import TrainConfig
-from medmm.models.data import MultimodalDataset, kfold_by_patient, split_by_patient
+from medmm.models.data import MultimodalDataset, kfold_by_patient, label_matrix, split_by_patient
 from medmm.models.metrics import evaluate_predictions
 from medmm.models.model import MultimodalModel
 from medmm.models.train import (
@@ -40,7 +40,14 @@ from medmm.models.train import (
 from medmm.models.volumes import open_sources, source_kinds
 from medmm.tables import atomic_write_json, read_table, write_table
 
-__all__ = ["data_version", "evaluate_checkpoint", "load_model", "load_records", "train_from_config"]
+__all__ = [
+    "check_labels",
+    "data_version",
+    "evaluate_checkpoint",
+    "load_model",
+    "load_records",
+    "train_from_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,43 @@ def load_records(run_dir: Path, modalities: list[str] | None = None) -> pd.DataF
     for m in mods:
         keep |= records[f"has_{m}"].to_numpy(bool)
     return records[keep].reset_index(drop=True)
+
+
+def check_labels(records: pd.DataFrame, label_names: list[str], where: str) -> None:
+    """Refuse to train on labels the records do not carry (instead of NaN metrics and a model of nothing).
+
+    ``records`` are the rows the model would see (those with one of its modalities), ``where`` names
+    their table in the message. A label in no record's ``labels`` JSON, or with no known 0/1 value in
+    any of them, is a :class:`~medmm.errors.ConfigError` listing the labels that are there.
+
+    >>> rows = pd.DataFrame({"labels": ['{"pvc": 1}', '{"pvc": 0}']})
+    >>> check_labels(rows, ["pvc"], "records.parquet")
+    >>> try:
+    ...     check_labels(rows, ["pneumonia"], "records.parquet")
+    ... except ConfigError as exc:
+    ...     print(str(exc)[:60])
+    label(s) ['pneumonia'] of the training config's tasks are in
+    """
+    import json
+
+    present: set[str] = set()
+    for text in records["labels"].tolist():
+        present.update(json.loads(text or "{}"))
+    there = sorted(present)
+    missing = [n for n in label_names if n not in present]
+    if missing:
+        raise ConfigError(
+            f"label(s) {missing} of the training config's tasks are in none of the {len(records)} records "
+            f"of {where} (labels there: {there}). Fix: correct tasks[].labels, or re-run `medmm align` "
+            "with --label-finding / --pvc-label for them"
+        )
+    y = label_matrix(records, label_names)
+    unknown = [n for j, n in enumerate(label_names) if np.isnan(y[:, j]).all()]
+    if unknown:
+        raise ConfigError(
+            f"label(s) {unknown} have no known 0/1 value in the {len(records)} records of {where} (all "
+            "null). Fix: add a modality whose records carry them to `modalities`, or train on other labels"
+        )
 
 
 def data_version(records: pd.DataFrame, stores: dict[str, Any]) -> dict[str, str]:
@@ -105,6 +149,15 @@ def train_from_config(
     out_dir.mkdir(parents=True, exist_ok=True)
     mods = list(config.modalities)
     records = load_records(config.run_dir, mods)
+    where = str(Path(config.run_dir) / "records.parquet")
+    if records.empty:
+        raise InputError(
+            where,
+            f"no record has any of the model's modalities {mods}",
+            "align the stage outputs of those modalities first (`medmm align RUN_DIR`), or configure "
+            "`modalities` that this run has",
+        )
+    check_labels(records, config.label_names(), f"{where} with {'/'.join(mods)}")
     stores = open_sources(config, config.run_dir, mods, records)
     version = data_version(records, stores)
     shapes = input_shapes(stores)
