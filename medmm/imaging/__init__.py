@@ -7,6 +7,7 @@ per stack / NIfTI-ANALYZE file. Policies and outputs are described in ``docs/ima
 
 from medmm.imaging.convert import convert_image_file, convert_stack
 from medmm.imaging.dicom_header import read_dicom_header
+from medmm.imaging.preview import most_labelled_slice, plot_slice
 from medmm.imaging.records import SCHEMAS, DicomInstance, DicomKind, SourceFormat, VolumeRecord
 from medmm.imaging.series import FileOutcome, SeriesAssembly, SeriesStack, StackProblem, assemble_series
 
@@ -23,5 +24,7 @@ __all__ = [
     "assemble_series",
     "convert_image_file",
     "convert_stack",
+    "most_labelled_slice",
+    "plot_slice",
     "read_dicom_header",
 ]
