@@ -56,6 +56,8 @@ def train(
     if "test" in summary:
         for k, v in summary["test"]["macro"].items():
             typer.echo(f"test {k:12s} {format_ci(v)}")
+        for note in summary.get("notes", []):
+            typer.echo(f"warning: {note}", err=True)
     typer.echo(f"wrote {out}")
 
 
@@ -84,6 +86,8 @@ def evaluate(
         return
     for k, v in result["metrics"]["macro"].items():
         typer.echo(f"{k:12s} {format_ci(v)}")
+    for note in result["notes"]:
+        typer.echo(f"warning: {note}", err=True)
     typer.echo(f"wrote {out / 'metrics.json'}")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["METRICS", "binary_metrics", "evaluate_predictions", "format_ci"]
+__all__ = ["METRICS", "binary_metrics", "evaluate_predictions", "format_ci", "undefined_metric_notes"]
 
 METRICS = ("auroc", "auprc", "accuracy", "sensitivity", "specificity", "f1", "ece")
 
@@ -132,6 +132,50 @@ def evaluate_predictions(
             lo, hi = np.quantile(arr, [alpha / 2, 1 - alpha / 2]) if len(arr) else (np.nan, np.nan)
             out[k][m] = {"value": float(v), "lo": float(lo), "hi": float(hi)}
     return out
+
+
+def undefined_metric_notes(
+    y: np.ndarray,
+    names: Sequence[str],
+    what: str = "the test set",
+    metrics: dict[str, dict[str, dict[str, float]]] | None = None,
+) -> list[str]:
+    """Say which metrics are undefined (NaN) on ``y`` and why, one sentence per label concerned.
+
+    A label with no known value makes every metric NaN; one with a single class makes AUROC (and, with
+    no positive, AUPRC and sensitivity; with no negative, specificity) NaN, and the macro mean skips it.
+    With ``metrics`` (from :func:`evaluate_predictions`) the note lists the metrics that are NaN there.
+
+    >>> import numpy as np
+    >>> y = np.array([[1.0, np.nan], [1.0, np.nan]])
+    >>> for note in undefined_metric_notes(y, ["pvc", "af"], "val"):
+    ...     print(note)
+    label 'pvc': val has 2 records with a known value, all positive: auroc, specificity undefined (NaN)
+    label 'af': val has no record with a known value: every metric undefined (NaN)
+    """
+    y = np.asarray(y, dtype=float).reshape(len(y), len(names))
+    notes = []
+    for j, name in enumerate(names):
+        known = y[~np.isnan(y[:, j]), j]
+        n_pos = int((known == 1).sum())
+        n_neg = len(known) - n_pos
+        if not len(known):
+            notes.append(
+                f"label {name!r}: {what} has no record with a known value: every metric undefined (NaN)"
+            )
+        elif n_pos == 0 or n_neg == 0:
+            cls, bad = (
+                ("positive", "auroc, specificity")
+                if n_neg == 0
+                else ("negative", "auroc, auprc, sensitivity")
+            )
+            if metrics is not None and name in metrics:
+                bad = ", ".join(m for m in METRICS if np.isnan(metrics[name][m]["value"]))
+            notes.append(
+                f"label {name!r}: {what} has {len(known)} records with a known value, all {cls}: "
+                f"{bad} undefined (NaN)"
+            )
+    return notes
 
 
 def format_ci(cell: dict[str, Any], digits: int = 3) -> str:

@@ -27,7 +27,7 @@ from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import load_checkpoint, save_checkpoint
 from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, kfold_by_patient, label_matrix, split_by_patient
-from medmm.models.metrics import evaluate_predictions
+from medmm.models.metrics import evaluate_predictions, undefined_metric_notes
 from medmm.models.model import MultimodalModel
 from medmm.models.train import (
     Predictions,
@@ -224,6 +224,7 @@ def train_from_config(
         y = np.concatenate([p.labels for p in all_pred])
         prob = np.concatenate([p.probs for p in all_pred])
         summary["test"] = evaluate_predictions(y, prob, labels, config.train.n_boot, config.train.seed)
+        summary["notes"] = undefined_metric_notes(y, labels, "the test set", summary["test"])
         plot_metrics(
             summary["test"], out_dir / "metrics.png", title=f"{config.fusion}: test metrics (95% CI)"
         )
@@ -259,22 +260,40 @@ def evaluate_checkpoint(
     """
     from medmm.models.plots import plot_metrics
 
+    if split not in ("train", "val", "test", "all"):
+        raise ConfigError(f"split {split!r}: choose train, val, test (from the checkpoint's splits) or all")
     model, config, meta = load_model(checkpoint)
     mods = meta["modalities"]
     records = load_records(run_dir, [m for m in mods if m not in drop])
+    where = f"{Path(run_dir) / 'records.parquet'} (records with {'/'.join(m for m in mods if m not in drop)})"
     if split != "all":
         splits_path = Path(checkpoint).parent / "splits.parquet"
         if not splits_path.exists():
             splits_path = Path(checkpoint).parent.parent / "splits.parquet"
+        if not splits_path.exists():
+            raise InputError(
+                str(Path(checkpoint).parent / "splits.parquet"),
+                "no splits table next to the checkpoint",
+                "keep the splits.parquet `medmm train` wrote next to model.pt, or use --split all",
+            )
         sp = read_table(splits_path)
         sp = sp[(sp["split"] == split) & (sp["fold"] == meta.get("fold", 0))]
         records = records[records["record_id"].isin(sp["record_id"])]
+        where = f"the {split} split of {splits_path} in {where}"
+    if records.empty:
+        raise InputError(
+            where,
+            "no record to evaluate",
+            "evaluate the run the model was trained on, choose another --split (or all), or drop fewer "
+            "modalities",
+        )
     kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
     stores = open_sources(config, run_dir, mods, records, kind, absent_ok=True)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     pred = aggregate_by_record(predict_loader(model, make_loader(ds, config.train.batch_size, False, 0)), how)
     metrics = evaluate_predictions(pred.labels, pred.probs, meta["label_names"], config.train.n_boot)
+    notes = undefined_metric_notes(pred.labels, meta["label_names"], f"the {split} set", metrics)
     result = {
         "checkpoint": str(checkpoint),
         "split": split,
@@ -284,6 +303,7 @@ def evaluate_checkpoint(
         "slice_aggregation": how,
         "data_version": data_version(records, stores),
         "metrics": metrics,
+        "notes": notes,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", result)
