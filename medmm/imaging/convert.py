@@ -3,11 +3,14 @@
 Both functions are plain (no Dask): one call per stack / file, memory bounded by one series. Bad input
 raises an :class:`~medmm.errors.InputError` subclass naming the file, the problem and the fix.
 
+>>> import tempfile, nibabel as nib
 >>> from medmm.pseudonym import Pseudonymizer
->>> pseudo = Pseudonymizer(b"k" * 32)
->>> rec = convert_image_file("brain.nii.gz", archive, run_dir, pseudo, "nifti")  # doctest: +SKIP
->>> rec.path, rec.orientation  # doctest: +SKIP
-('volumes/vol-....nii.gz', 'RAS')
+>>> archive, run_dir = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+>>> las = np.diag([-1.0, 1.0, 1.0, 1.0])  # x runs right to left
+>>> nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), las), archive / "brain.nii.gz")
+>>> rec = convert_image_file("brain.nii.gz", archive, run_dir, Pseudonymizer(b"k" * 32), "nifti")
+>>> rec.path, rec.orientation, rec.shape
+('volumes/vol-....nii.gz', 'RAS', [4, 5, 6])
 """
 
 from __future__ import annotations
@@ -300,12 +303,19 @@ def convert_image_file(
 
     Examples
     --------
-    >>> rec = convert_image_file("avg152T1.hdr", root, run_dir, pseudonymizer, "analyze")  # doctest: +SKIP
-    >>> rec.shape  # doctest: +SKIP
-    [91, 109, 91]
+    >>> import tempfile, nibabel as nib
+    >>> from medmm.pseudonym import Pseudonymizer
+    >>> root, run_dir = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+    >>> vol = np.zeros((9, 11, 9, 1), np.uint8)  # a 3D volume whose header says dim[0] = 4
+    >>> nib.save(nib.AnalyzeImage(vol, np.diag([2.0, 2.0, 2.0, 1.0])), root / "atlas.hdr")
+    >>> rec = convert_image_file("atlas.img", root, run_dir, Pseudonymizer(b"k" * 32), "analyze")
+    >>> rec.shape, rec.sources, rec.warnings[0][:30]
+    ([9, 11, 9], ['atlas.img'], 'ANALYZE 7.5 has no orientation')
     """
     from monai.data import NibabelReader
 
+    if fmt not in ("nifti", "analyze"):
+        raise ValueError(f"convert_image_file: fmt must be 'nifti' or 'analyze', not {fmt!r} ({rel_path})")
     source = SourceFormat(fmt)
     path = _check_file(rel_path, Path(archive_root) / rel_path)
     reader = NibabelReader(as_closest_canonical=False)

@@ -5,9 +5,8 @@ a DICOM element stream (``force=True`` alone would "read" any file). The object 
 Class UID (see :mod:`medmm.imaging.kinds`); truncation of native pixel data is detected from the Pixel
 Data element's declared length without reading it.
 
->>> from medmm.datasets import shared_data_dir
->>> root = shared_data_dir() / "imaging/pydicom_testfiles/test_files"  # doctest: +SKIP
->>> read_dicom_header(root / "CT_small.dcm", "CT_small.dcm").kind  # doctest: +SKIP
+>>> from pydicom.data import get_testdata_file  # a CT slice shipped with pydicom
+>>> read_dicom_header(Path(get_testdata_file("CT_small.dcm")), "CT_small.dcm").kind
 <DicomKind.image: 'image'>
 """
 
@@ -190,8 +189,9 @@ def read_dicom_header(path: Path, rel_path: str) -> DicomInstance:
 
     Examples
     --------
-    >>> inst = read_dicom_header(Path("MR_small.dcm"), "MR_small.dcm")  # doctest: +SKIP
-    >>> inst.rows, inst.columns, inst.modality  # doctest: +SKIP
+    >>> from pydicom.data import get_testdata_file
+    >>> inst = read_dicom_header(Path(get_testdata_file("MR_small.dcm")), "MR_small.dcm")
+    >>> inst.rows, inst.columns, inst.modality
     (64, 64, 'MR')
     """
     path = Path(path)
