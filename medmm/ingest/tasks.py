@@ -69,6 +69,12 @@ _CONVERT_HINT = {
     Format.ecat: "convert it to NIfTI (e.g. nibabel)",
     Format.afni: "convert it to NIfTI (e.g. AFNI 3dAFNItoNIFTI)",
 }
+#: photographs / exported screenshots (e.g. chest X-ray JPEGs) carry no patient geometry or metadata
+_PHOTO_HINT = (
+    "wrap it as a DICOM secondary capture (e.g. DCMTK img2dcm) or save its pixels as NIfTI "
+    "(e.g. PIL + nibabel); its pixel spacing and orientation are unknown"
+)
+_CONVERT_HINT.update({Format.png: _PHOTO_HINT, Format.jpeg: _PHOTO_HINT, Format.tiff: _PHOTO_HINT})
 
 
 @dataclass
