@@ -33,19 +33,50 @@ def save_checkpoint(path: Path, state_dict: Mapping[str, torch.Tensor], meta: Ma
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def _anomaly_hint(path: Path) -> str | None:
+    """The fix for a ``medmm anomaly train`` model folder (``model.json`` + ``weights.pt``) passed here."""
+    folder = path if path.is_dir() else path.parent
+    if (folder / "model.json").exists() and (folder / "weights.pt").exists():
+        return (
+            f"this is a `medmm anomaly train` model: score beats with `medmm anomaly score --model {folder}`"
+        )
+    return None
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); errors name the file and the fix."""
+    """Load a checkpoint safely (``weights_only=True``); errors name the file, the problem and the fix.
+
+    >>> try:
+    ...     load_checkpoint(Path("/nonexistent/model.pt"))
+    ... except InputError as exc:
+    ...     print(exc.problem)
+    checkpoint not found
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "checkpoint not found", "pass the model.pt written by `medmm train`")
+    if path.is_dir():
+        fix = _anomaly_hint(path) or (
+            f"pass the checkpoint file, e.g. {path / 'model.pt'}"
+            if (path / "model.pt").exists()
+            else "pass the model.pt written by `medmm train` (its --out folder holds it)"
+        )
+        raise InputError(str(path), "is a directory, not a checkpoint file", fix)
+    hint = _anomaly_hint(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise InputError(
-            str(path), f"not a loadable medmm checkpoint ({type(exc).__name__})", "re-run `medmm train`"
+            str(path),
+            f"not a loadable checkpoint: truncated, or not written by torch.save ({type(exc).__name__})",
+            hint or "re-copy the file, or re-run `medmm train` to write it again",
         ) from None
     if not isinstance(data, dict) or "state_dict" not in data or "meta" not in data:
-        raise InputError(str(path), "checkpoint lacks state_dict/meta", "re-run `medmm train`")
+        raise InputError(
+            str(path),
+            "checkpoint lacks state_dict/meta (not written by `medmm train`)",
+            hint or "pass the model.pt written by `medmm train` or `medmm models compare`",
+        )
     return data
 
 

@@ -234,11 +234,24 @@ def train_from_config(
 
 def load_model(checkpoint: Path) -> tuple[MultimodalModel, TrainConfig, dict[str, Any]]:
     """Rebuild the model of a checkpoint (loaded with ``weights_only=True``)."""
+    from pydantic import ValidationError
+
     data = load_checkpoint(checkpoint)
     meta = data["meta"]
-    config = TrainConfig.model_validate(meta["config"])
-    model = build_model(config, meta["input_shapes"])
-    model.load_state_dict(data["state_dict"])
+    fix = "re-run `medmm train` (the checkpoint was edited, or written by another medmm version)"
+    missing = [k for k in ("config", "input_shapes", "label_names", "modalities") if k not in meta]
+    if missing:
+        raise InputError(str(checkpoint), f"checkpoint metadata lacks {missing}", fix)
+    try:
+        config = TrainConfig.model_validate(meta["config"])
+        model = build_model(config, meta["input_shapes"])
+        model.load_state_dict(data["state_dict"])
+    except (ValidationError, ConfigError, RuntimeError, KeyError, TypeError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = " ".join(lines[:2])[:240] or type(exc).__name__
+        raise InputError(
+            str(checkpoint), f"weights do not match the model its metadata describes ({first})", fix
+        ) from None
     model.eval()
     return model, config, meta
 
