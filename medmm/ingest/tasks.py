@@ -311,9 +311,14 @@ def quiet_readers() -> Iterator[None]:
     ...     logging.getLogger("pydicom").warning("Invalid value for VR PN: 'Doe^John'")  # dropped
     """
     logger = logging.getLogger("pydicom")  # its children (pydicom.pixels ...) propagate up to it
+    # nibabel prints header fixes ("pixdim[1,2,3] should be positive ...") through its own handler on
+    # "nibabel.global", naming no file: a stray stderr line in the middle of a run's output
+    nib_logger = logging.getLogger("nibabel.global")
     sink = logging.NullHandler()
     saved = logger.disabled, logger.propagate
+    nib_saved = nib_logger.disabled
     logger.disabled, logger.propagate = True, False
+    nib_logger.disabled = True
     logger.addHandler(sink)
     try:
         with warnings.catch_warnings():
@@ -322,6 +327,7 @@ def quiet_readers() -> Iterator[None]:
     finally:
         logger.removeHandler(sink)
         logger.disabled, logger.propagate = saved
+        nib_logger.disabled = nib_saved
 
 
 def _as_pseudonymizer(value: Pseudonymizer | bytes) -> Pseudonymizer:
