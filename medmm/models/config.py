@@ -27,6 +27,7 @@ __all__ = [
     "TaskConfig",
     "TrainConfig",
     "TrainingConfig",
+    "describe_validation_error",
     "load_config",
 ]
 
@@ -169,13 +170,83 @@ class TrainConfig(_Strict):
         return self.out_dir or self.run_dir / "models" / self.fusion
 
 
+def _field_names(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys valid at ``loc`` (the parent of an unknown key) in ``model``'s schema."""
+    import typing
+
+    current: object = model
+    skip_next = False  # the part after a list/dict field is an index / key, not a field name
+    for part in loc:
+        if skip_next:
+            skip_next = False
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = field.annotation
+        origin = typing.get_origin(current)
+        if origin in (list, dict):
+            skip_next = True
+        # unwrap containers (list[TaskConfig], dict[str, EncoderConfig]) and Optional
+        while typing.get_args(current) and not (isinstance(current, type) and issubclass(current, BaseModel)):
+            current = [a for a in typing.get_args(current) if a is not type(None)][-1]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel] = TrainConfig) -> str:
+    """One line per problem: ``where: what (got ...)``, unknown keys with the valid ones and a suggestion.
+
+    >>> try:
+    ...     TrainConfig.model_validate({"run_dir": "r", "modalities": {"report": {}},
+    ...         "tasks": [{"name": "dx", "labels": ["a"]}], "train": {"epoch": 3}})
+    ... except ValidationError as exc:
+    ...     print(describe_validation_error(exc))
+    train.epoch: unknown key (did you mean 'epochs'?; valid here: epochs, batch_size, lr, weight_decay, \
+patience, schedule, modality_dropout, seed, val_fraction, test_fraction, folds, device, amp, deterministic, \
+progress, n_boot, num_threads)
+    """
+    import difflib
+
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            valid = _field_names(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f"did you mean {close[0]!r}?; " if close else ""
+            lines.append(f"{where}: unknown key ({hint}valid here: {', '.join(valid)})")
+        elif err["type"] == "model_type" and not loc:
+            lines.append("(top level): expected a mapping of keys (run_dir, modalities, tasks, ...)")
+        else:
+            got = err.get("input")
+            shown = "" if err["type"] in ("missing", "value_error") else f" (got {got!r})"
+            lines.append(f"{where}: {err['msg']}{shown}")
+    return "\n  ".join(lines)
+
+
 def load_config(path: Path) -> TrainConfig:
-    """Read and validate a ``train_*.yaml``; relative paths are taken from the current directory."""
+    """Read and validate a ``train_*.yaml``; relative paths are taken from the current directory.
+
+    Errors (:class:`~medmm.errors.ConfigError`) name the file and each problem: an unknown key with the
+    valid keys at its place, a wrong type with the value given.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; pass a training config file, e.g. workflows/train_*.yaml")
     try:
         data = yaml.safe_load(path.read_text())
         return TrainConfig.model_validate(data)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such training config; see workflows/train_*.yaml") from None
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: invalid training config: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{path}: invalid training config (see workflows/train_*.yaml and docs/models.md):\n  "
+            + describe_validation_error(exc)
+        ) from None
