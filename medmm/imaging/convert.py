@@ -34,7 +34,7 @@ from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_o
 from medmm.imaging.volume_store import canonical_dtype, write_volume
 from medmm.pseudonym import Pseudonymizer
 
-__all__ = ["convert_image_file", "convert_stack", "dicom_sidecar", "squeeze_trailing"]
+__all__ = ["convert_image_file", "convert_stack", "dicom_sidecar", "narrow_int64", "squeeze_trailing"]
 
 _SIDECAR_FIELDS = (
     ("modality", "modality"),
@@ -276,6 +276,27 @@ def squeeze_trailing(data: np.ndarray) -> np.ndarray:
     return data if n == len(shape) else data.reshape(shape[:n])
 
 
+def narrow_int64(data: np.ndarray) -> np.ndarray:
+    """64-bit integer voxels (label maps saved from numpy) as the smallest of int16, uint16, int32, uint32.
+
+    NIfTI tools read 64-bit integers poorly and nibabel refuses to write them without an explicit
+    dtype; values beyond 32 bits keep their 64-bit type (the writer then names it explicitly).
+
+    >>> narrow_int64(np.array([0, 3, 300], dtype=np.int64)).dtype
+    dtype('int16')
+    >>> narrow_int64(np.array([0, 2**40], dtype=np.int64)).dtype
+    dtype('int64')
+    """
+    if data.size == 0:
+        return data.astype(np.int16)
+    lo, hi = int(data.min()), int(data.max())
+    for dtype in (np.int16, np.uint16, np.int32, np.uint32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return data.astype(dtype)
+    return data
+
+
 def convert_image_file(
     rel_path: str, archive_root: Path, run_dir: Path, pseudonymizer: Pseudonymizer, fmt: str
 ) -> VolumeRecord:
@@ -344,6 +365,8 @@ def convert_image_file(
         "warnings": notes,
     }
     array = squeeze_trailing(np.asarray(data))  # a 3D volume stays 3D whatever dim[0] declares
+    if array.dtype.kind in "iu" and array.dtype.itemsize == 8:
+        array = narrow_int64(array)
     if array.dtype.kind == "f":  # nibabel applies scl_slope/inter in float64
         array = canonical_dtype(array)
         array = array.astype(np.float32) if array.dtype == np.float64 else array

@@ -288,7 +288,9 @@ def _write_with_nibabel(
     """The volume through nibabel (4D, other voxel types, no reorientation): file and geometry."""
     import nibabel as nib
 
-    img = nib.Nifti1Image(np.asarray(data), np.asarray(affine_ras, dtype=float))
+    array = np.asarray(data)
+    wide = array.dtype.kind in "iu" and array.dtype.itemsize == 8  # nibabel wants 64-bit ints named
+    img = nib.Nifti1Image(array, np.asarray(affine_ras, dtype=float), dtype=array.dtype if wide else None)
     if reorient:
         img = nib.as_closest_canonical(img)
     img.set_qform(img.affine, code=1)
