@@ -297,6 +297,15 @@ def narrow_int64(data: np.ndarray) -> np.ndarray:
     return data
 
 
+def _no_orientation(img: Any) -> bool:
+    """True for a NIfTI image whose header sets neither a qform nor an sform (method 1 of the standard)."""
+    header = getattr(img, "header", None)
+    try:
+        return int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def convert_image_file(
     rel_path: str, archive_root: Path, run_dir: Path, pseudonymizer: Pseudonymizer, fmt: str
 ) -> VolumeRecord:
@@ -358,6 +367,11 @@ def convert_image_file(
     notes: list[str] = []
     if source is SourceFormat.analyze:
         notes.append("ANALYZE 7.5 has no orientation: nibabel's default (radiological, x flipped) is assumed")
+    elif _no_orientation(img):
+        notes.append(
+            "NIfTI qform_code and sform_code are both 0 (orientation unknown): nibabel's default "
+            "(ANALYZE-like: voxel sizes, x flipped, centred) is assumed"
+        )
     sidecar: dict[str, Any] = {
         "source_format": source.value,
         "n_sources": 1,
