@@ -56,8 +56,8 @@ def train(
     if "test" in summary:
         for k, v in summary["test"]["macro"].items():
             typer.echo(f"test {k:12s} {format_ci(v)}")
-        for note in summary.get("notes", []):
-            typer.echo(f"warning: {note}", err=True)
+    for note in summary.get("notes", []):
+        typer.echo(f"warning: {note}", err=True)
     typer.echo(f"wrote {out}")
 
 

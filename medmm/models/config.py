@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medmm.align.records import MODALITIES
 from medmm.errors import ConfigError
@@ -128,6 +128,15 @@ class TrainingConfig(_Strict):
     progress: bool = True
     n_boot: int = Field(1000, ge=0)
     num_threads: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _room_to_train(self) -> TrainingConfig:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"train.val_fraction + train.test_fraction = {self.val_fraction + self.test_fraction:g} "
+                "leaves no patients to train on; keep the sum below 1 (e.g. 0.15 + 0.2)"
+            )
+        return self
 
 
 class TrainConfig(_Strict):

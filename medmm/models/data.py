@@ -69,7 +69,10 @@ def kfold_by_patient(patient_ids: Sequence[str], k: int, seed: int) -> list[tupl
     """``k`` (train_rows, test_rows) folds; each patient's rows are in exactly one test fold."""
     patients = np.array(sorted(set(patient_ids)))
     if k < 2 or k > len(patients):
-        raise ConfigError(f"k-fold needs 2 <= k <= number of patients ({len(patients)}), got k={k}")
+        raise ConfigError(
+            f"train.folds={k}: k-fold needs 2 <= k <= number of patients ({len(patients)}); set train.folds "
+            f"to at most {len(patients)}, or 1 for a single train/val/test split"
+        )
     rng = np.random.default_rng(seed)
     rng.shuffle(patients)
     fold_of = {p: i % k for i, p in enumerate(patients)}

@@ -133,6 +133,30 @@ def _split(config: TrainConfig, records: pd.DataFrame) -> list[pd.DataFrame]:
     return [pd.DataFrame({"record_id": records["record_id"], "patient_id": pids, "split": split, "fold": 0})]
 
 
+def _empty_split_notes(
+    config: TrainConfig, part: dict[str, pd.DataFrame], fold: int, n_folds: int, n_patients: int
+) -> list[str]:
+    """Warnings for a train / val / test split left empty by too few patients (training still runs)."""
+    where = f"fold {fold}: " if n_folds > 1 else ""
+    size = f"the records have {n_patients} patient(s)"
+    if part["train"].empty:
+        raise ConfigError(
+            f"{where}the train split is empty ({size}). Fix: use a run with more patients, lower "
+            "train.val_fraction / train.test_fraction, or check splits_file"
+        )
+    out = []
+    if part["val"].empty and (config.train.val_fraction > 0 or config.splits_file is not None):
+        out.append(
+            f"{where}the val split is empty ({size}): early stopping and the best epoch use the training loss"
+        )
+    if part["test"].empty and (config.train.test_fraction > 0 or n_folds > 1 or config.splits_file):
+        out.append(
+            f"{where}the test split is empty ({size}): no test metrics. Fix: more patients, or "
+            "`medmm evaluate --split all` on another run"
+        )
+    return out
+
+
 def train_from_config(
     config: TrainConfig, splits: pd.DataFrame | None = None, slice_aggregation: str = "mean"
 ) -> dict[str, Any]:
@@ -172,10 +196,13 @@ def train_from_config(
     folds = _split(config, records) if splits is None else [g for _, g in splits.groupby("fold")]
     write_table(pd.concat(folds, ignore_index=True), out_dir / "splits.parquet")
     summary: dict[str, Any] = {"config": config.model_dump(mode="json"), "data_version": version, "folds": []}
+    notes: list[str] = []
+    n_patients = records["patient_id"].nunique()
     all_pred: list[Predictions] = []
     for k, split in enumerate(folds):
         by_id = split.set_index("record_id")["split"]
         part = {s: records[records["record_id"].map(by_id) == s] for s in ("train", "val", "test")}
+        notes.extend(_empty_split_notes(config, part, k, len(folds), n_patients))
         seed_everything(config.train.seed + k, config.train.deterministic)
         model = build_model(config, shapes)
         res = fit(
@@ -224,10 +251,11 @@ def train_from_config(
         y = np.concatenate([p.labels for p in all_pred])
         prob = np.concatenate([p.probs for p in all_pred])
         summary["test"] = evaluate_predictions(y, prob, labels, config.train.n_boot, config.train.seed)
-        summary["notes"] = undefined_metric_notes(y, labels, "the test set", summary["test"])
+        notes.extend(undefined_metric_notes(y, labels, "the test set", summary["test"]))
         plot_metrics(
             summary["test"], out_dir / "metrics.png", title=f"{config.fusion}: test metrics (95% CI)"
         )
+    summary["notes"] = notes  # `medmm train` prints them as warnings
     atomic_write_json(out_dir / "metrics.json", summary)
     return summary
 
