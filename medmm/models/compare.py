@@ -28,7 +28,7 @@ from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, split_by_patient
 from medmm.models.fusion import FUSIONS
 from medmm.models.metrics import METRICS, evaluate_predictions, format_ci
-from medmm.models.runner import data_version, load_records
+from medmm.models.runner import check_labels, data_version, load_records
 from medmm.models.train import aggregate_by_record, fit, make_loader, predict_loader, seed_everything
 from medmm.models.volumes import open_sources, resolve_image_source, source_kinds
 from medmm.tables import atomic_write_json, atomic_write_text, read_table, write_table
@@ -111,6 +111,7 @@ def compare_models(
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     how = settings.get("slice_aggregation", "mean")
     records = load_records(run_dir)
+    check_labels(records, [target], str(run_dir / "records.parquet"), "--target", "pass another --target")
     base = _config(run_dir, out_dir, list(MODALITIES), "sum", target, settings)
     mods = _present(run_dir, records, base)
     split_path = run_dir / "splits.parquet"

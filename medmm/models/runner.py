@@ -65,12 +65,19 @@ def load_records(run_dir: Path, modalities: list[str] | None = None) -> pd.DataF
     return records[keep].reset_index(drop=True)
 
 
-def check_labels(records: pd.DataFrame, label_names: list[str], where: str) -> None:
+def check_labels(
+    records: pd.DataFrame,
+    label_names: list[str],
+    where: str,
+    source: str = "the training config's tasks",
+    fix: str = "correct tasks[].labels",
+) -> None:
     """Refuse to train on labels the records do not carry (instead of NaN metrics and a model of nothing).
 
     ``records`` are the rows the model would see (those with one of its modalities), ``where`` names
-    their table in the message. A label in no record's ``labels`` JSON, or with no known 0/1 value in
-    any of them, is a :class:`~medmm.errors.ConfigError` listing the labels that are there.
+    their table in the message, ``source`` where the labels came from and ``fix`` the first fix offered.
+    A label in no record's ``labels`` JSON, or with no known 0/1 value in any of them, is a
+    :class:`~medmm.errors.ConfigError` listing the labels that are there.
 
     >>> rows = pd.DataFrame({"labels": ['{"pvc": 1}', '{"pvc": 0}']})
     >>> check_labels(rows, ["pvc"], "records.parquet")
@@ -89,16 +96,16 @@ def check_labels(records: pd.DataFrame, label_names: list[str], where: str) -> N
     missing = [n for n in label_names if n not in present]
     if missing:
         raise ConfigError(
-            f"label(s) {missing} of the training config's tasks are in none of the {len(records)} records "
-            f"of {where} (labels there: {there}). Fix: correct tasks[].labels, or re-run `medmm align` "
+            f"label(s) {missing} of {source} are in none of the {len(records)} records "
+            f"of {where} (labels there: {there}). Fix: {fix}, or re-run `medmm align` "
             "with --label-finding / --pvc-label for them"
         )
     y = label_matrix(records, label_names)
     unknown = [n for j, n in enumerate(label_names) if np.isnan(y[:, j]).all()]
     if unknown:
         raise ConfigError(
-            f"label(s) {unknown} have no known 0/1 value in the {len(records)} records of {where} (all "
-            "null). Fix: add a modality whose records carry them to `modalities`, or train on other labels"
+            f"label(s) {unknown} of {source} have no known 0/1 value in the {len(records)} records of "
+            f"{where} (all null). Fix: {fix}, or use a modality whose records carry them"
         )
 
 
