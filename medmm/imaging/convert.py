@@ -16,6 +16,7 @@ raises an :class:`~medmm.errors.InputError` subclass naming the file, the proble
 from __future__ import annotations
 
 import gzip
+import os
 import warnings
 import zlib
 from dataclasses import asdict
@@ -357,9 +358,11 @@ def convert_image_file(
     except InputError:
         raise
     except Exception as exc:  # nibabel raises ImageFileError, ValueError, EOFError, OSError ...
+        # nibabel quotes the full path: keep the reason relative to the archive, as every manifest path is
+        detail = " ".join(str(exc).replace(f"{Path(archive_root)}{os.sep}", "").split())
         raise ImageFileError(
             rel_path,
-            f"cannot read the {source.value} image ({type(exc).__name__}: {exc})",
+            f"cannot read the {source.value} image ({type(exc).__name__}: {detail})",
             "check that header and data belong together and are complete; re-export the image",
         ) from exc
     affine = np.asarray(meta["original_affine"], dtype=float)
