@@ -2,7 +2,8 @@
 
 Plain functions (no Dask): the ingest stage calls :func:`read_dicom_header` per file,
 :func:`assemble_series` per group of instances, and :func:`convert_stack` / :func:`convert_image_file`
-per stack / NIfTI-ANALYZE file. Policies and outputs are described in ``docs/imaging.md``.
+per stack / NIfTI-ANALYZE file. :func:`plot_slice` draws a written volume's slice with a label map over
+it. Policies and outputs are described in ``docs/imaging.md``.
 """
 
 from medmm.imaging.convert import convert_image_file, convert_stack
