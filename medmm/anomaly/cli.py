@@ -38,10 +38,12 @@ def train_cmd(
     ),
 ) -> None:
     """Train the beat autoencoder on every beat of SIGNALS_RUN (reference labels are ignored)."""
+    from medmm.anomaly.score import pick_device
     from medmm.anomaly.stage import train_on_run
     from medmm.errors import MedmmError
 
     try:
+        pick_device(device or None)  # a wrong --device fails before the beats are read
         res = train_on_run(
             signals_run,
             out,
@@ -124,12 +126,14 @@ def evaluate_cmd(
     """Leave-one-record-out evaluation against reference ``V`` beats, model vs RR-ratio baseline."""
     from medmm.anomaly.evaluate import leave_one_record_out, read_reference, selection_grid
     from medmm.anomaly.runs import _input_root, load_signals_run
+    from medmm.anomaly.score import pick_device
     from medmm.errors import MedmmError
     from medmm.runinfo import Timer, update_run_json
     from medmm.tables import atomic_write_text, write_table
 
     timer = Timer()
     try:
+        pick_device(device or None)  # a wrong --device fails before the (long) evaluation
         records = load_signals_run(signals_run, input_root)
         root = _input_root(signals_run, input_root)
     except MedmmError as exc:

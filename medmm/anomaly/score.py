@@ -93,10 +93,25 @@ ANOMALY_COLUMNS = (
 def pick_device(device: str | None = None) -> torch.device:
     """``device`` if given, else CUDA when available, else CPU.
 
+    An unknown name, or ``cuda`` on a machine where ``torch.cuda`` is not available, is a
+    :class:`~medmm.errors.ConfigError` that says what to use instead.
+
     >>> pick_device("cpu").type
     'cpu'
     """
+    from medmm.errors import ConfigError
+
     if device:
+        kind = device.split(":", 1)[0]
+        if kind not in ("cpu", "cuda"):
+            raise ConfigError(
+                f"--device {device!r}: choose cpu or cuda (or leave it out: cuda when available)"
+            )
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                f"--device {device!r}: CUDA is not available on this machine (torch.cuda.is_available() is "
+                "False); use --device cpu or leave --device out"
+            )
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
