@@ -23,19 +23,26 @@ def train(
     epochs: int | None = typer.Option(None, help="Override train.epochs."),
 ) -> None:
     """Train the configured model (one patient-level split, or k folds) and write checkpoint + metrics."""
-    from medmm.errors import MedmmError
-    from medmm.models.config import load_config
+    from pydantic import ValidationError
+
+    from medmm.errors import ConfigError, MedmmError
+    from medmm.models.config import TrainConfig, describe_validation_error, load_config
     from medmm.models.metrics import format_ci
     from medmm.runinfo import Timer, update_run_json
 
     try:
         cfg = load_config(config)
+        data = cfg.model_dump()
         if out_dir is not None:
-            cfg.out_dir = out_dir
+            data["out_dir"] = out_dir
         if seed is not None:
-            cfg.train.seed = seed
+            data["train"]["seed"] = seed
         if epochs is not None:
-            cfg.train.epochs = epochs
+            data["train"]["epochs"] = epochs
+        try:  # the overrides are checked like the file (e.g. --epochs 0 is refused)
+            cfg = TrainConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid option: {describe_validation_error(exc)}") from None
         from medmm.models.runner import train_from_config
 
         timer = Timer()

@@ -312,6 +312,11 @@ def evaluate_checkpoint(
         raise ConfigError(f"split {split!r}: choose train, val, test (from the checkpoint's splits) or all")
     model, config, meta = load_model(checkpoint)
     mods = meta["modalities"]
+    unknown = [d for d in drop if d not in mods]
+    if unknown:
+        raise ConfigError(f"--drop {unknown}: not a modality of this model; choose from {mods}")
+    if set(drop) >= set(mods):
+        raise ConfigError(f"--drop {list(drop)} hides every modality of this model ({mods}); keep one")
     records = load_records(run_dir, [m for m in mods if m not in drop])
     where = f"{Path(run_dir) / 'records.parquet'} (records with {'/'.join(m for m in mods if m not in drop)})"
     if split != "all":

@@ -13,7 +13,7 @@ def predict(
     run_dir: Path = typer.Argument(..., help="Run directory with records.parquet and inputs/"),
     model: Path = typer.Option(..., "--model", help="model.pt written by `medmm train`"),
     out: Path | None = typer.Option(None, "--out", help="Default: RUN_DIR/predictions.parquet"),
-    batch_size: int = typer.Option(64),
+    batch_size: int = typer.Option(64, min=1, help="Records scored per forward pass."),
     slice_aggregation: str | None = typer.Option(
         None,
         help="mean | max: how the slice scores of a record (image_input.slice: all) combine into one "
