@@ -27,7 +27,7 @@ from medmm.models.checkpoint import save_checkpoint
 from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, split_by_patient
 from medmm.models.fusion import FUSIONS
-from medmm.models.metrics import METRICS, evaluate_predictions, format_ci
+from medmm.models.metrics import METRICS, evaluate_predictions, format_ci, json_safe
 from medmm.models.runner import check_labels, data_version, load_records
 from medmm.models.train import aggregate_by_record, fit, make_loader, predict_loader, seed_everything
 from medmm.models.volumes import open_sources, resolve_image_source, source_kinds
@@ -186,14 +186,16 @@ def compare_models(
     atomic_write_text(out_dir / "compare.md", to_markdown(table))
     atomic_write_json(
         out_dir / "compare.json",
-        {
-            "data_version": version,
-            "target": target,
-            "settings": settings,
-            "input_sources": source_kinds(stores),
-            "n": {s: len(v) for s, v in part.items()},
-            "fusion_beats_unimodal": fusion_beats_unimodal(table),
-        },
+        json_safe(
+            {
+                "data_version": version,
+                "target": target,
+                "settings": settings,
+                "input_sources": source_kinds(stores),
+                "n": {s: len(v) for s, v in part.items()},
+                "fusion_beats_unimodal": fusion_beats_unimodal(table),
+            }
+        ),
     )
     return table
 

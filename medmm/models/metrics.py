@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["METRICS", "binary_metrics", "evaluate_predictions", "format_ci", "undefined_metric_notes"]
+__all__ = [
+    "METRICS",
+    "binary_metrics",
+    "evaluate_predictions",
+    "format_ci",
+    "json_safe",
+    "undefined_metric_notes",
+]
 
 METRICS = ("auroc", "auprc", "accuracy", "sensitivity", "specificity", "f1", "ece")
 
@@ -176,6 +183,22 @@ def undefined_metric_notes(
                 f"{bad} undefined (NaN)"
             )
     return notes
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN / infinite float replaced by ``None``, so ``metrics.json`` is strict JSON
+    (``NaN`` is not JSON: ``jq`` and JavaScript reject it); undefined metrics become ``null``.
+
+    >>> json_safe({"auroc": {"value": float("nan"), "lo": 0.5}, "n": [1, float("inf")]})
+    {'auroc': {'value': None, 'lo': 0.5}, 'n': [1, None]}
+    """
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def format_ci(cell: dict[str, Any], digits: int = 3) -> str:

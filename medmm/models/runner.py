@@ -27,7 +27,7 @@ from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import load_checkpoint, save_checkpoint
 from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, kfold_by_patient, label_matrix, split_by_patient
-from medmm.models.metrics import evaluate_predictions, undefined_metric_notes
+from medmm.models.metrics import evaluate_predictions, json_safe, undefined_metric_notes
 from medmm.models.model import MultimodalModel
 from medmm.models.train import (
     Predictions,
@@ -263,7 +263,7 @@ def train_from_config(
             summary["test"], out_dir / "metrics.png", title=f"{config.fusion}: test metrics (95% CI)"
         )
     summary["notes"] = notes  # `medmm train` prints them as warnings
-    atomic_write_json(out_dir / "metrics.json", summary)
+    atomic_write_json(out_dir / "metrics.json", json_safe(summary))
     return summary
 
 
@@ -359,6 +359,6 @@ def evaluate_checkpoint(
         "notes": notes,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "metrics.json", result)
+    atomic_write_json(out_dir / "metrics.json", json_safe(result))
     plot_metrics(metrics, out_dir / "metrics.png", title=f"{config.fusion} on {split}")
     return result

@@ -84,3 +84,20 @@ def test_train_warns_about_a_one_class_test_set(tiny_run: Path, tmp_path: Path) 
     assert res.exit_code == 0, res.output
     assert "warning: label 'abnormal': the test set has" in res.output and "all positive" in res.output
     assert len(json.loads((tmp_path / "m" / "metrics.json").read_text())["notes"]) == 2
+
+
+def test_metrics_json_is_strict_json_with_null_for_undefined(
+    trained: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    records = pd.read_parquet(tiny_run / "records.parquet")
+    records["labels"] = json.dumps({"abnormal": 0, "image_abnormal": 0})
+    records.to_parquet(tiny_run / "records.parquet")
+    result = evaluate_checkpoint(trained, tiny_run, tmp_path / "ev", split="all")
+    assert np.isnan(result["metrics"]["abnormal"]["auroc"]["value"])  # in memory: NaN, as before
+
+    def no_constants(name: str) -> float:
+        raise AssertionError(f"{name} is not JSON")
+
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text(), parse_constant=no_constants)
+    assert saved["metrics"]["abnormal"]["auroc"]["value"] is None
+    assert saved["metrics"]["abnormal"]["accuracy"]["value"] is not None
