@@ -43,6 +43,9 @@ _TYPES: dict[np.dtype, tuple[int, int]] = {
 
 _LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 #: the single-file NIfTI-1 header (348 bytes) and the 4 zero bytes of "no extension" that follow
+#: ``xyzt_units``: spatial unit millimetre (NIFTI_UNITS_MM), time unit unknown, as
+#: ``Nifti1Header.set_xyzt_units(xyz="mm")`` sets it (DICOM positions and spacings are in mm).
+_UNITS_MM = 2
 _HEADER = struct.Struct("<i10s18sihsB8h3fhhhh8ffffhBBffffii80s24shh3f3f4f4f4f16s4s")
 VOX_OFFSET = 352
 
@@ -103,7 +106,7 @@ def canonical_volume(data: np.ndarray, affine: np.ndarray) -> CanonicalVolume | 
         *[3, shape[0], shape[1], shape[2], 1, 1, 1, 1],
         0.0, 0.0, 0.0, 0, code, bitpix, 0,
         *pixdim.tolist(),
-        float(VOX_OFFSET), 1.0, 0.0, 0, 0, 0,
+        float(VOX_OFFSET), 1.0, 0.0, 0, 0, _UNITS_MM,
         0.0, 0.0, 0.0, 0.0, 0, 0,
         b"", b"", 1, 1,
         *quat.astype(np.float32).tolist(),

@@ -295,6 +295,7 @@ def _write_with_nibabel(
         img = nib.as_closest_canonical(img)
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
+    img.header.set_xyzt_units(xyz="mm")  # voxel spacings and positions are millimetres
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{volume_id}.nii.gz"
     _replace_with(final, gzip_bytes(nifti_bytes(img, _scratch(img))))

@@ -31,6 +31,7 @@ def _nibabel(data: np.ndarray, affine: np.ndarray) -> tuple[nib.Nifti1Image, byt
     img = nib.as_closest_canonical(nib.Nifti1Image(data, affine))
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
+    img.header.set_xyzt_units(xyz="mm")
     return img, bytes(nifti_bytes(img))
 
 

@@ -85,5 +85,6 @@ def test_reused_nifti_buffer_never_leaks_into_the_next_volume(tmp_path: Path) ->
         expected = nib.as_closest_canonical(nib.Nifti1Image(data, sagittal))
         expected.set_qform(expected.affine, code=1)
         expected.set_sform(expected.affine, code=1)
+        expected.header.set_xyzt_units(xyz="mm")
         assert gzip.decompress((tmp_path / written.path).read_bytes()) == expected.to_bytes(), shape
     assert volume_store._LOCAL.buffer.nbytes >= 64 * 48 * 30 * 2  # the largest one's buffer, kept
