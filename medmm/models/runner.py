@@ -188,6 +188,13 @@ def train_from_config(
             "align the stage outputs of those modalities first (`medmm align RUN_DIR`), or configure "
             "`modalities` that this run has",
         )
+    absent = [m for m in mods if not records[f"has_{m}"].to_numpy(bool).any()]
+    if absent:
+        raise ConfigError(
+            f"modalities {absent} of the training config are in none of the {len(records)} records of "
+            f"{where}. Fix: remove them from `modalities` (a model can only learn what the records have), "
+            "or align their stage outputs into the run first"
+        )
     check_labels(records, config.label_names(), f"{where} with {'/'.join(mods)}")
     stores = open_sources(config, config.run_dir, mods, records)
     version = data_version(records, stores)
