@@ -25,9 +25,15 @@ from medmm.align.records import MODALITIES
 from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import save_checkpoint
 from medmm.models.config import TrainConfig
-from medmm.models.data import MultimodalDataset, split_by_patient
+from medmm.models.data import MultimodalDataset, label_matrix, split_by_patient
 from medmm.models.fusion import FUSIONS
-from medmm.models.metrics import METRICS, evaluate_predictions, format_ci, json_safe
+from medmm.models.metrics import (
+    METRICS,
+    evaluate_predictions,
+    format_ci,
+    json_safe,
+    undefined_metric_notes,
+)
 from medmm.models.runner import check_labels, data_version, load_records
 from medmm.models.train import aggregate_by_record, fit, make_loader, predict_loader, seed_everything
 from medmm.models.volumes import open_sources, resolve_image_source, source_kinds
@@ -126,6 +132,11 @@ def compare_models(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(split.rename("split").reset_index(), out_dir / "splits.parquet")
     part = {s: records[records["record_id"].map(split) == s] for s in ("train", "val", "test")}
+    notes = undefined_metric_notes(label_matrix(part["test"], [target]), [target], "the test split")
+    if part["test"].empty:
+        notes = [f"the test split is empty ({records['patient_id'].nunique()} patients): no metrics"]
+    for note in notes:  # every row of the table would show NaN for these metrics
+        log.warning(note)
     stores = open_sources(base, run_dir, mods, records)
     shapes = input_shapes(stores)
     version = data_version(records, stores)
@@ -194,6 +205,7 @@ def compare_models(
                 "input_sources": source_kinds(stores),
                 "n": {s: len(v) for s, v in part.items()},
                 "fusion_beats_unimodal": fusion_beats_unimodal(table),
+                "notes": notes,
             }
         ),
     )
