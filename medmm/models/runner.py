@@ -315,6 +315,8 @@ def evaluate_checkpoint(
     """
     from medmm.models.plots import plot_metrics
 
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(str(out_dir), "--out is a file", "pass a folder for metrics.json and metrics.png")
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"split {split!r}: choose train, val, test (from the checkpoint's splits) or all")
     model, config, meta = load_model(checkpoint)

@@ -71,6 +71,10 @@ def predict_run(
 
     timer = Timer()
     run_dir = Path(run_dir)
+    if out is not None and Path(out).is_dir():
+        raise InputError(
+            str(out), "--out is a directory", f"pass a file path, e.g. {Path(out) / 'predictions.parquet'}"
+        )
     with timer("load"):
         model, config, meta = load_model(checkpoint)
         sha = file_sha256(checkpoint)
