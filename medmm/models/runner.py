@@ -46,10 +46,38 @@ __all__ = [
     "evaluate_checkpoint",
     "load_model",
     "load_records",
+    "read_run_table",
     "train_from_config",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _record_columns() -> tuple[str, ...]:
+    """Columns of ``records.parquet`` the models read."""
+    per_modality = [c for m in MODALITIES for c in (f"has_{m}", f"{m}_id")]
+    return ("record_id", "patient_id", "labels", *per_modality)
+
+
+def read_run_table(path: Path, columns: tuple[str, ...], fix: str) -> pd.DataFrame:
+    """Read a parquet table the models need; an unreadable file or missing columns is an ``InputError``.
+
+    >>> read_run_table(Path("/nonexistent.parquet"), ("record_id",), "run `medmm align`")
+    Traceback (most recent call last):
+    ...
+    medmm.errors.InputError: /nonexistent.parquet: not found. Fix: run `medmm align`
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "not found", fix)
+    try:
+        frame = read_table(path)
+    except Exception as exc:
+        raise InputError(str(path), f"not a readable parquet table ({type(exc).__name__})", fix) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(str(path), f"lacks the column(s) {missing}", fix)
+    return frame
 
 
 def load_records(run_dir: Path, modalities: list[str] | None = None) -> pd.DataFrame:
@@ -57,7 +85,7 @@ def load_records(run_dir: Path, modalities: list[str] | None = None) -> pd.DataF
     path = Path(run_dir) / "records.parquet"
     if not path.exists():
         raise InputError(str(path), "no records table", "run `medmm align RUN_DIR` first")
-    records = read_table(path)
+    records = read_run_table(path, _record_columns(), "re-run `medmm align RUN_DIR` to write it again")
     mods = modalities or list(MODALITIES)
     keep = np.zeros(len(records), bool)
     for m in mods:
@@ -205,8 +233,20 @@ def train_from_config(
             raise InputError(
                 str(config.splits_file), "splits file not found", "fix `splits_file` in the config"
             )
-        splits = read_table(config.splits_file)
+        splits = read_run_table(
+            config.splits_file,
+            ("record_id", "split"),
+            "fix `splits_file` in the config (columns record_id, split and optionally fold)",
+        )
+        if "fold" not in splits.columns:
+            splits = splits.assign(fold=0)
         splits = splits[splits["record_id"].isin(records["record_id"])]
+        if splits.empty:
+            raise InputError(
+                str(config.splits_file),
+                f"none of its record_id values is a record of {where}",
+                "use the splits file made for this run (or leave `splits_file` out for a seeded split)",
+            )
     folds = _split(config, records) if splits is None else [g for _, g in splits.groupby("fold")]
     write_table(pd.concat(folds, ignore_index=True), out_dir / "splits.parquet")
     summary: dict[str, Any] = {"config": config.model_dump(mode="json"), "data_version": version, "folds": []}
@@ -338,7 +378,9 @@ def evaluate_checkpoint(
                 "no splits table next to the checkpoint",
                 "keep the splits.parquet `medmm train` wrote next to model.pt, or use --split all",
             )
-        sp = read_table(splits_path)
+        sp = read_run_table(
+            splits_path, ("record_id", "split", "fold"), "re-run `medmm train`, or use --split all"
+        )
         sp = sp[(sp["split"] == split) & (sp["fold"] == meta.get("fold", 0))]
         records = records[records["record_id"].isin(sp["record_id"])]
         where = f"the {split} split of {splits_path} in {where}"

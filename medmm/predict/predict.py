@@ -19,12 +19,12 @@ import numpy as np
 from medmm.align.records import MODALITIES
 from medmm.models.checkpoint import file_sha256
 from medmm.models.data import MultimodalDataset
-from medmm.models.runner import load_model
+from medmm.models.runner import _record_columns, load_model, read_run_table
 from medmm.models.train import aggregate_by_record, make_loader, predict_loader
 from medmm.models.volumes import open_sources
 from medmm.predict.records import PredictionRow, SlicePredictionRow
 from medmm.runinfo import Timer, update_run_json
-from medmm.tables import read_table, write_table
+from medmm.tables import write_table
 
 __all__ = ["predict_run", "slice_table_path"]
 
@@ -81,7 +81,7 @@ def predict_run(
         path = run_dir / "records.parquet"
         if not path.exists():
             raise InputError(str(path), "no records table", "run `medmm align RUN_DIR` first")
-        records = read_table(path)
+        records = read_run_table(path, _record_columns(), "re-run `medmm align RUN_DIR` to write it again")
         mods: list[str] = meta["modalities"]
         has = records[[f"has_{m}" for m in mods]].to_numpy(bool)
         usable = records[has.any(axis=1)]
