@@ -205,6 +205,8 @@ def train_from_config(
     from medmm.models.plots import plot_history, plot_metrics
 
     out_dir = config.output_dir()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(str(out_dir), "out_dir (--out) is a file", "pass a folder for model.pt and metrics")
     out_dir.mkdir(parents=True, exist_ok=True)
     mods = list(config.modalities)
     records = load_records(config.run_dir, mods)

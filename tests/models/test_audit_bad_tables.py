@@ -41,3 +41,9 @@ def test_splits_file_of_another_run(tiny_run: Path, tmp_path: Path) -> None:
     pd.DataFrame({"record": ["x-1"]}).to_parquet(other)
     with pytest.raises(InputError, match=r"lacks the column\(s\) \['record_id', 'split'\]"):
         train_from_config(_cfg(tiny_run, tmp_path, splits_file=str(other)))
+
+
+def test_train_out_dir_that_is_a_file(tiny_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "m").write_text("x")
+    with pytest.raises(InputError, match=r"out_dir \(--out\) is a file"):
+        train_from_config(_cfg(tiny_run, tmp_path))
