@@ -137,8 +137,15 @@ def compare(
     try:
         settings["image_input"] = _key_values(image_input, "--image-input")
         table = compare_models(run_dir, out, target, strategy or None, settings)
-    except (MedmmError, ValidationError) as exc:
+    except MedmmError as exc:
         _fail(exc)
+        return
+    except ValidationError as exc:
+        from medmm.models.config import describe_validation_error
+
+        _fail(
+            ValueError(f"invalid option (the training config key it sets): {describe_validation_error(exc)}")
+        )
         return
     typer.echo(to_markdown(table))
     typer.echo(f"fusion beats best unimodal (AUROC CIs disjoint): {fusion_beats_unimodal(table)}")

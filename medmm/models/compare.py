@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from medmm.align.records import MODALITIES
+from medmm.errors import ConfigError
 from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import save_checkpoint
 from medmm.models.config import TrainConfig
@@ -113,6 +114,9 @@ def compare_models(
     ...                        strategies=["late"], settings={"epochs": 2})  # doctest: +SKIP
     >>> table[["model", "test_modalities", "n_test", "auroc_value"]]  # doctest: +SKIP
     """
+    unknown = [s for s in strategies or () if s not in FUSIONS]
+    if unknown:
+        raise ConfigError(f"--strategy {unknown}: unknown fusion; choose from {sorted(FUSIONS)}")
     settings = {"modality_dropout": 0.25, "progress": False, **(settings or {})}
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     how = settings.get("slice_aggregation", "mean")
