@@ -53,13 +53,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     checkpoint not found
     """
     path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    folds = sorted(folder.glob("fold*/model.pt"))
+    kfold = f"k-fold training writes one model per fold: pass one of them, e.g. {folds[0]}" if folds else None
     if not path.exists():
-        raise InputError(str(path), "checkpoint not found", "pass the model.pt written by `medmm train`")
+        raise InputError(
+            str(path), "checkpoint not found", kfold or "pass the model.pt written by `medmm train`"
+        )
     if path.is_dir():
-        fix = _anomaly_hint(path) or (
-            f"pass the checkpoint file, e.g. {path / 'model.pt'}"
-            if (path / "model.pt").exists()
-            else "pass the model.pt written by `medmm train` (its --out folder holds it)"
+        fix = (
+            _anomaly_hint(path)
+            or kfold
+            or (
+                f"pass the checkpoint file, e.g. {path / 'model.pt'}"
+                if (path / "model.pt").exists()
+                else "pass the model.pt written by `medmm train` (its --out folder holds it)"
+            )
         )
         raise InputError(str(path), "is a directory, not a checkpoint file", fix)
     hint = _anomaly_hint(path)

@@ -62,3 +62,13 @@ def test_directory_and_anomaly_model_point_to_the_right_file(trained: Path, tmp_
     text.write_text("hello\n")
     with pytest.raises(InputError, match=r"truncated, or not written by torch\.save"):
         load_model(text)
+
+
+def test_kfold_output_folder_points_to_a_fold_model(tmp_path: Path) -> None:
+    (tmp_path / "cv" / "fold0").mkdir(parents=True)
+    torch.save({"w": torch.ones(1)}, tmp_path / "cv" / "fold0" / "model.pt")
+    for path in (tmp_path / "cv", tmp_path / "cv" / "model.pt"):
+        with pytest.raises(
+            InputError, match=r"one model per fold: pass one of them, e\.g\. .*fold0/model\.pt"
+        ):
+            load_model(path)
