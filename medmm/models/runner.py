@@ -41,6 +41,7 @@ from medmm.models.volumes import open_sources, source_kinds
 from medmm.tables import atomic_write_json, read_table, write_table
 
 __all__ = [
+    "check_inputs_match",
     "check_labels",
     "data_version",
     "evaluate_checkpoint",
@@ -134,6 +135,48 @@ def check_labels(
         raise ConfigError(
             f"label(s) {unknown} of {source} have no known 0/1 value in the {len(records)} records of "
             f"{where} (all null). Fix: {fix}, or use a modality whose records carry them"
+        )
+
+
+def report_vocabulary(run_dir: Path) -> list[str] | None:
+    """The finding vocabulary ``medmm align`` wrote for the report inputs (``None`` if there is none)."""
+    import json
+
+    path = Path(run_dir) / "inputs" / "report" / "vocabulary.json"
+    return list(json.loads(path.read_text())) if path.exists() else None
+
+
+def check_inputs_match(meta: dict[str, Any], stores: dict[str, Any], run_dir: Path, checkpoint: Path) -> None:
+    """Refuse inputs the checkpoint's encoders cannot read as they were trained (instead of a torch
+    shape error, or silently wrong scores when only the order of the report vocabulary differs).
+
+    Compares each opened modality's item shape and feature count with ``meta["input_shapes"]`` and, when
+    the checkpoint recorded it, the report finding vocabulary with ``RUN_DIR/inputs/report``'s.
+    """
+    for m, store in stores.items():
+        if getattr(store, "kind", "") == "absent" or m not in meta["input_shapes"]:
+            continue
+        want = meta["input_shapes"][m]
+        have = {"shape": list(store.item_shape), "n_features": store.n_features}
+        if have != want:
+            raise InputError(
+                str(Path(run_dir) / "inputs" / m),
+                f"{m} items have shape {have['shape']} with {have['n_features']} extra features, but the "
+                f"model {checkpoint} was trained on shape {want['shape']} with {want['n_features']}",
+                "align this run with the training run's settings (e.g. the same --image-size; the report "
+                "vector is as long as the run's finding vocabulary), or train a model on this run",
+            )
+    trained = meta.get("report_vocabulary")
+    here = report_vocabulary(run_dir) if "report" in stores else None
+    report_open = "report" in stores and getattr(stores["report"], "kind", "") != "absent"
+    if report_open and trained is not None and here is not None and trained != here:
+        extra, lost = sorted(set(here) - set(trained)), sorted(set(trained) - set(here))
+        raise InputError(
+            str(Path(run_dir) / "inputs" / "report" / "vocabulary.json"),
+            f"the report finding vocabulary differs from the one {checkpoint} was trained on (only here: "
+            f"{extra}, only there: {lost}, or another order), so report vectors would be misread",
+            "score with a model trained on this run (`medmm align` builds the vocabulary from the run's "
+            "findings), or drop the report modality when training",
         )
 
 
@@ -279,6 +322,7 @@ def train_from_config(
             "fold": k,
             "task_weights": res.task_weights,
             "slice_aggregation": slice_aggregation,
+            "report_vocabulary": report_vocabulary(config.run_dir) if "report" in mods else None,
         }
         save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta)
         fold_info: dict[str, Any] = {
@@ -395,6 +439,7 @@ def evaluate_checkpoint(
         )
     kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
     stores = open_sources(config, run_dir, mods, records, kind, absent_ok=True)
+    check_inputs_match(meta, stores, run_dir, checkpoint)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     pred = aggregate_by_record(predict_loader(model, make_loader(ds, config.train.batch_size, False, 0)), how)
