@@ -35,7 +35,7 @@ from medmm.models.metrics import (
     json_safe,
     undefined_metric_notes,
 )
-from medmm.models.runner import check_labels, data_version, load_records
+from medmm.models.runner import check_labels, data_version, load_records, report_vocabulary
 from medmm.models.train import aggregate_by_record, fit, make_loader, predict_loader, seed_everything
 from medmm.models.volumes import open_sources, resolve_image_source, source_kinds
 from medmm.tables import atomic_write_json, atomic_write_text, read_table, write_table
@@ -173,6 +173,7 @@ def compare_models(
                 "best_epoch": res.best_epoch,
                 "fold": 0,
                 "slice_aggregation": how,
+                "report_vocabulary": report_vocabulary(run_dir) if "report" in use else None,
             },
         )
         conditions = [tuple(c) for r in range(len(use), 0, -1) for c in itertools.combinations(use, r)]

@@ -48,6 +48,7 @@ __all__ = [
     "load_model",
     "load_records",
     "read_run_table",
+    "report_vocabulary",
     "train_from_config",
 ]
 
