@@ -170,6 +170,19 @@ class TrainConfig(_Strict):
             raise ValueError(f"unknown fusion {v!r}; choose one of {sorted(FUSIONS)}")
         return v
 
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, v: list[TaskConfig]) -> list[TaskConfig]:
+        names = [t.name for t in v]
+        labels = [lab for t in v for lab in t.labels]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"task names must be unique (each has its own head); repeated: {twice}")
+        twice = sorted({n for n in labels if labels.count(n) > 1})
+        if twice:
+            raise ValueError(f"a label may appear once over all tasks; repeated: {twice}")
+        return v
+
     def label_names(self) -> list[str]:
         """All label names in model output order (tasks concatenated)."""
         return [name for t in self.tasks for name in t.labels]

@@ -66,3 +66,25 @@ def test_directory_or_empty_file_is_a_config_error(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(ConfigError, match="expected a mapping of keys"):
         load_config(empty)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        (
+            [{"name": "dx", "labels": ["a"]}, {"name": "dx", "labels": ["b"]}],
+            r"task names must be unique.*\['dx'\]",
+        ),
+        (
+            [{"name": "dx", "labels": ["a", "a"]}],
+            r"a label may appear once over all tasks; repeated: \['a'\]",
+        ),
+        ([{"name": "dx", "labels": ["a"]}, {"name": "an", "labels": ["a"]}], r"repeated: \['a'\]"),
+    ],
+)
+def test_repeated_task_or_label_is_refused(tmp_path: Path, tasks: list[dict], expected: str) -> None:
+    # a repeated task name kept one head for two tasks: the second task's scores came from the first's
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["tasks"] = tasks
+    with pytest.raises(ConfigError, match=expected):
+        load_config(_write(tmp_path, data))
