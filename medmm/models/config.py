@@ -161,6 +161,15 @@ class TrainConfig(_Strict):
         bad = [m for m in v if m not in MODALITIES]
         if bad or not v:
             raise ValueError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {list(v)}")
+        from medmm.models.encoders import IMAGING_ARCHS, SIGNAL_ARCHS
+
+        archs: dict[str, tuple[str, ...]] = {"image": IMAGING_ARCHS, "signal": SIGNAL_ARCHS, "report": ()}
+        for m, enc in v.items():
+            if enc.arch is not None and enc.arch not in archs[m]:
+                valid = (
+                    f"choose one of {list(archs[m])}" if archs[m] else "it has one encoder: leave arch out"
+                )
+                raise ValueError(f"modalities.{m}.arch {enc.arch!r} is not a {m} encoder; {valid}")
         return {m: v[m] for m in MODALITIES if m in v}  # canonical mask order
 
     @field_validator("fusion")

@@ -88,3 +88,24 @@ def test_repeated_task_or_label_is_refused(tmp_path: Path, tasks: list[dict], ex
     data["tasks"] = tasks
     with pytest.raises(ConfigError, match=expected):
         load_config(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("modality", "arch", "expected"),
+    [
+        (
+            "signal",
+            "transformer",
+            r"modalities.signal.arch 'transformer' is not a signal encoder; choose one of \['cnn', 'gru'\]",
+        ),
+        ("report", "bert", r"modalities.report.arch 'bert' is not a report encoder; it has one encoder"),
+    ],
+)
+def test_unknown_encoder_arch_is_refused_when_the_config_is_read(
+    tmp_path: Path, modality: str, arch: str, expected: str
+) -> None:
+    # the report arch was silently ignored; the signal one failed only after the data was loaded
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["modalities"][modality] = {"arch": arch}
+    with pytest.raises(ConfigError, match=expected):
+        load_config(_write(tmp_path, data))
