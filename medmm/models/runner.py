@@ -109,7 +109,7 @@ def check_labels(
     A label in no record's ``labels`` JSON, or with no known 0/1 value in any of them, is a
     :class:`~medmm.errors.ConfigError` listing the labels that are there.
 
-    >>> rows = pd.DataFrame({"labels": ['{"pvc": 1}', '{"pvc": 0}']})
+    >>> rows = pd.DataFrame({"record_id": ["r1", "r2"], "labels": ['{"pvc": 1}', '{"pvc": 0}']})
     >>> check_labels(rows, ["pvc"], "records.parquet")
     >>> try:
     ...     check_labels(rows, ["pneumonia"], "records.parquet")
@@ -120,8 +120,15 @@ def check_labels(
     import json
 
     present: set[str] = set()
-    for text in records["labels"].tolist():
-        present.update(json.loads(text or "{}"))
+    for rid, text in zip(records["record_id"].tolist(), records["labels"].tolist(), strict=True):
+        values = json.loads(text or "{}")
+        present.update(values)
+        bad = {n: values[n] for n in label_names if values.get(n) not in (0, 1, None)}
+        if bad:
+            raise ConfigError(
+                f"record {rid} of {where} has label values {bad}; labels must be 0, 1 or null. Fix: "
+                "re-run `medmm align`, or correct the labels JSON of the records table"
+            )
     there = sorted(present)
     missing = [n for n in label_names if n not in present]
     if missing:

@@ -57,3 +57,14 @@ def test_cli_prints_the_label_error_and_exits_2(tiny_run: Path, tmp_path: Path) 
     assert res.exit_code == 2, res.output
     assert "error: label(s) ['pneumonia']" in res.output
     assert "Traceback" not in res.output
+
+
+def test_label_value_that_is_not_0_1_or_null(tiny_run: Path, tmp_path: Path) -> None:
+    records = pd.read_parquet(tiny_run / "records.parquet")
+    records.loc[0, "labels"] = json.dumps({"abnormal": "yes", "image_abnormal": 0})
+    records.to_parquet(tiny_run / "records.parquet")
+    cfg = TrainConfig.model_validate(tiny_config(tiny_run, tmp_path / "m", epochs=1, n_boot=0))
+    with pytest.raises(
+        ConfigError, match=r"has label values \{'abnormal': 'yes'\}; labels must be 0, 1 or null"
+    ):
+        train_from_config(cfg)
