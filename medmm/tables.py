@@ -16,6 +16,7 @@ PosixPath('...manifest.parquet')
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -60,8 +61,28 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def atomic_write_json(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (non-JSON values are rendered with ``str``)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Write ``obj`` as indented JSON atomically (non-JSON values are rendered with ``str``; NaN and
+    infinities, which JSON has not, as ``null``).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> p = atomic_write_json(d / "m.json", {"auroc": float("nan"), "n": [1.5]})
+    >>> json.loads(p.read_text())
+    {'auroc': None, 'n': [1.5]}
+    """
+    return atomic_write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-inf; also numpy floats) in dicts, lists and tuples
+    replaced by ``None``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def records_to_frame(rows: Iterable[BaseModel], model: type[BaseModel]) -> pd.DataFrame:

@@ -69,3 +69,19 @@ def test_input_error_pickles_and_reads_well() -> None:
 def test_cli_help_lists_version() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0 and "version" in result.output
+
+
+def test_atomic_write_json_non_finite_floats_are_null(tmp_path: Path) -> None:
+    """JSON has no NaN/Infinity: they are written as null (jq, browsers and json.loads(strict) read it)."""
+    import json
+
+    import numpy as np
+
+    from medmm.tables import atomic_write_json
+
+    path = atomic_write_json(
+        tmp_path / "m.json", {"a": float("nan"), "b": [1.0, float("inf")], "c": (np.float64("-inf"), 2)}
+    )
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": [None, 2]}
