@@ -19,9 +19,9 @@ def _volume_figure(run_dir: Path, figures: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import nibabel as nib
-    import numpy as np
     import pandas as pd
+
+    from medmm.imaging.preview import plot_slice
 
     volumes = pd.read_parquet(run_dir / "volumes.parquet")
     if volumes.empty:
@@ -31,18 +31,10 @@ def _volume_figure(run_dir: Path, figures: Path) -> Path | None:
         .sort_values("n")
         .iloc[-1]
     )
-    image: Any = nib.load(run_dir / vol["path"])
-    data = np.asanyarray(image.dataobj, dtype=np.float32)
-    while data.ndim > 3:
-        data = data[..., 0]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(data[:, :, data.shape[2] // 2].T, cmap="gray", origin="lower")
     shape = tuple(int(s) for s in vol["shape"])
-    ax.set_title(f"{vol['modality'] or vol['source_format']} {shape} (RAS, middle axial slice)")
-    ax.axis("off")
     out = figures / f"volume_{vol['volume_id']}.png"
-    fig.savefig(out, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    title = f"{vol['modality'] or vol['source_format']} {shape} (RAS, middle axial slice)"
+    plt.close(plot_slice(run_dir / vol["path"], out=out, title=title))
     return out
 
 
