@@ -91,29 +91,19 @@ ANOMALY_COLUMNS = (
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU.
+    """The ``--device`` of the anomaly commands as a :class:`torch.device`: ``auto`` / empty / ``None``
+    (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 
-    An unknown name, or ``cuda`` on a machine where ``torch.cuda`` is not available, is a
-    :class:`~medmm.errors.ConfigError` that says what to use instead.
+    :func:`medmm.devices.resolve_device` with the option's name as the source, so ``medmm anomaly`` and
+    ``medmm train/evaluate/predict`` accept the same names and fail the same way: an unknown name, or a
+    GPU the machine does not have, is a :class:`~medmm.errors.ConfigError` that says what to use instead.
 
     >>> pick_device("cpu").type
     'cpu'
     """
-    from medmm.errors import ConfigError
+    from medmm.devices import resolve_device
 
-    if device:
-        kind = device.split(":", 1)[0]
-        if kind not in ("cpu", "cuda"):
-            raise ConfigError(
-                f"--device {device!r}: choose cpu or cuda (or leave it out: cuda when available)"
-            )
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(
-                f"--device {device!r}: CUDA is not available on this machine (torch.cuda.is_available() is "
-                "False); use --device cpu or leave --device out"
-            )
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(device, source="--device")
 
 
 @contextmanager
@@ -153,12 +143,18 @@ def embed(
     scores beat by beat (used by the benchmark as the unbatched baseline).
     """
     dev = pick_device(device)
-    net = (net or model.net).to(dev).eval()
+    net = net or model.net
+    home = next(net.parameters()).device  # the model stays where it was (the CPU after loading)
+    net.to(dev).eval()
     out = np.zeros((waves.shape[0], model.latent), dtype=np.float64)
-    with cpu_threads(1 if dev.type == "cpu" else None):
-        for start in range(0, waves.shape[0], max(1, batch_size)):
-            chunk = torch.from_numpy(np.ascontiguousarray(waves[start : start + batch_size])).to(dev)
-            out[start : start + chunk.shape[0]] = net(chunk)[1].double().cpu().numpy()
+    try:
+        with cpu_threads(1 if dev.type == "cpu" else None):
+            for start in range(0, waves.shape[0], max(1, batch_size)):
+                chunk = torch.from_numpy(np.ascontiguousarray(waves[start : start + batch_size]))
+                z = net(chunk.to(dev))[1]
+                out[start : start + chunk.shape[0]] = z.double().cpu().numpy()
+    finally:
+        net.to(home)
     return out
 
 

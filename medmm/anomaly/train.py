@@ -22,6 +22,7 @@ from medmm.anomaly.features import BeatInputs, WindowSpec
 from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
 from medmm.anomaly.score import cpu_threads, pick_device, score_inputs
 from medmm.anomaly.threshold import valley_threshold
+from medmm.devices import deterministic_kernels
 
 __all__ = ["DEFAULT_ENSEMBLE", "train_beat_model"]
 
@@ -54,7 +55,9 @@ def train_beat_model(
         Beat inputs of the training records (:func:`medmm.anomaly.features.beat_inputs`).
     seed
         Seeds weight init and batch order (a private ``torch.Generator``; no global seeding of numpy).
-        Same seed + same device -> same weights (CPU is bit-for-bit deterministic).
+        Same seed + same device -> same weights (training runs under
+        :func:`medmm.devices.deterministic_kernels`; batch order and subsets come from the CPU
+        generator, so they are the same on every device).
     epochs, batch_size, lr, latent
         Adam on mean squared reconstruction error of both window channels.
     max_beats
@@ -68,7 +71,8 @@ def train_beat_model(
         Window and scoring settings stored with the model (defaults: :class:`WindowSpec`,
         :class:`ScoreConfig`).
     device
-        ``"cpu"``, ``"cuda"`` ...; default CUDA when available.
+        ``"auto"`` / ``None`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+        (:func:`medmm.anomaly.score.pick_device`; a GPU the machine lacks is a ``ConfigError``).
     trained_on
         Free text recorded in the model card (e.g. the run directory's name).
 
@@ -99,7 +103,7 @@ def train_beat_model(
         if waves.shape[0] > max_beats:
             pick = torch.randperm(waves.shape[0], generator=gen)[:max_beats].sort().values
             waves = waves[pick]
-        with cpu_threads(1 if dev.type == "cpu" else None):
+        with cpu_threads(1 if dev.type == "cpu" else None), deterministic_kernels(True):
             losses.append(_fit(net, opt, waves, gen, dev, epochs, batch_size))
         nets.append(net.cpu().eval())
     last = float(np.mean(losses))
@@ -132,18 +136,19 @@ def _fit(
     batch_size: int,
 ) -> float:
     n = waves.shape[0]
+    waves = waves.to(dev)  # the training beats fit on any GPU (8000 x 2 x 64 float32 = 4 MB): copy once
     last = 0.0
     for epoch in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        total = 0.0
+        perm = torch.randperm(n, generator=gen).to(dev)  # CPU generator: same order on every device
+        total = torch.zeros((), dtype=torch.float64, device=dev)
         for start in range(0, n, batch_size):
-            batch = waves[perm[start : start + batch_size]].to(dev)
+            batch = waves[perm[start : start + batch_size]]
             recon, _ = net(batch)
             loss = torch.mean((recon - batch) ** 2)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * batch.shape[0]
-        last = total / n
+            total += loss.detach().double() * batch.shape[0]  # summed on the device: no sync per step
+        last = float(total) / n
         log.info("epoch %d/%d loss %.5f", epoch + 1, epochs, last)
     return last

@@ -11,6 +11,9 @@ __all__ = ["register"]
 models_app = typer.Typer(help="Compare multimodal models.", no_args_is_help=True)
 
 
+_DEVICE_HELP = "auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N."
+
+
 def _fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(2)
@@ -21,10 +24,12 @@ def train(
     out_dir: Path | None = typer.Option(None, "--out", help="Override out_dir of the config."),
     seed: int | None = typer.Option(None, help="Override train.seed."),
     epochs: int | None = typer.Option(None, help="Override train.epochs."),
+    device: str | None = typer.Option(None, help="Override train.device: " + _DEVICE_HELP),
 ) -> None:
     """Train the configured model (one patient-level split, or k folds) and write checkpoint + metrics."""
     from pydantic import ValidationError
 
+    from medmm.devices import resolve_device
     from medmm.errors import ConfigError, MedmmError
     from medmm.models.config import TrainConfig, describe_validation_error, load_config
     from medmm.models.metrics import format_ci
@@ -43,11 +48,15 @@ def train(
             cfg = TrainConfig.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(f"invalid option: {describe_validation_error(exc)}") from None
+        if device is not None:
+            dev = resolve_device(device, source="--device")
+        else:
+            dev = resolve_device(cfg.train.device, source=f"{config}: train.device")
         from medmm.models.runner import train_from_config
 
         timer = Timer()
         with timer("train"):
-            summary = train_from_config(cfg)
+            summary = train_from_config(cfg, device=dev)
     except MedmmError as exc:
         _fail(exc)
         return
@@ -58,7 +67,7 @@ def train(
         options=cfg.model_dump(mode="json"),
         counts={"folds": len(summary["folds"])},
         timings=timer.total(),
-        extra={"data_version": summary["data_version"], "out_dir": str(out)},
+        extra={"data_version": summary["data_version"], "out_dir": str(out), "device": summary["device"]},
     )
     if "test" in summary:
         for k, v in summary["test"]["macro"].items():
@@ -79,15 +88,18 @@ def evaluate(
         help="mean | max: how a record's slice scores (image_input.slice: all) combine before the metrics. "
         "Default: the checkpoint's (mean).",
     ),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
 ) -> None:
     """Evaluate a checkpoint: metrics JSON (per label + macro, 95% bootstrap CIs) and a PNG plot."""
+    from medmm.devices import resolve_device
     from medmm.errors import MedmmError
     from medmm.models.metrics import format_ci
     from medmm.models.runner import evaluate_checkpoint
 
     out = out_dir or model.parent / f"eval_{split}{''.join('_no_' + d for d in drop)}"
     try:
-        result = evaluate_checkpoint(model, run_dir, out, split, tuple(drop), slice_aggregation)
+        dev = resolve_device(device, source="--device")
+        result = evaluate_checkpoint(model, run_dir, out, split, tuple(drop), slice_aggregation, dev)
     except MedmmError as exc:
         _fail(exc)
         return
@@ -110,6 +122,7 @@ def compare(
     seed: int = typer.Option(0),
     n_boot: int = typer.Option(1000),
     threads: int | None = typer.Option(None, help="torch intra-op threads"),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
     image_input: list[str] = typer.Option(
         [],
         "--image-input",
@@ -121,6 +134,7 @@ def compare(
     """Train every unimodal model and fusion strategy on one split; print one table with 95% CIs."""
     from pydantic import ValidationError
 
+    from medmm.devices import resolve_device
     from medmm.errors import MedmmError
     from medmm.models.compare import compare_models, fusion_beats_unimodal, to_markdown
 
@@ -135,8 +149,9 @@ def compare(
         "slice_aggregation": slice_aggregation,
     }
     try:
+        dev = resolve_device(device, source="--device")
         settings["image_input"] = _key_values(image_input, "--image-input")
-        table = compare_models(run_dir, out, target, strategy or None, settings)
+        table = compare_models(run_dir, out, target, strategy or None, settings, device=dev)
     except MedmmError as exc:
         _fail(exc)
         return

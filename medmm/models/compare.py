@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from medmm.align.records import MODALITIES
+from medmm.devices import resolve_device
 from medmm.errors import ConfigError
 from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import save_checkpoint
@@ -66,7 +68,8 @@ def _config(
     enc = {m: {"out_dim": settings.get("embed_dim", 32)} for m in mods}
     if "image_arch" in settings:
         enc["image"]["arch"] = settings["image_arch"]
-    train = {k: v for k, v in settings.items() if k not in _MODEL_KEYS}
+    # the device is resolved once by compare_models and passed to fit (it may be cuda:N)
+    train = {k: v for k, v in settings.items() if k not in _MODEL_KEYS and k != "device"}
     if len(mods) == 1:
         train["modality_dropout"] = 0.0
     return TrainConfig.model_validate(
@@ -89,6 +92,8 @@ def compare_models(
     target: str = "abnormal",
     strategies: Sequence[str] | None = None,
     settings: dict[str, Any] | None = None,
+    *,
+    device: str | torch.device | None = None,
 ) -> pd.DataFrame:
     """Train and evaluate all models; returns the long table (one row per model x test modalities).
 
@@ -107,6 +112,9 @@ def compare_models(
         Training settings (``TrainingConfig`` fields plus ``embed_dim``, ``image_arch``, ``image_input``
         (the ``image_input`` section of a training config, as a dict; default ``auto``) and
         ``slice_aggregation`` (``mean`` | ``max``, default ``mean``)).
+    device
+        Where every model trains and is tested (:func:`medmm.devices.resolve_device`); default
+        ``settings["device"]``, else ``auto``. Checked before any data is read.
 
     Examples
     --------
@@ -118,6 +126,10 @@ def compare_models(
     if unknown:
         raise ConfigError(f"--strategy {unknown}: unknown fusion; choose from {sorted(FUSIONS)}")
     settings = {"modality_dropout": 0.25, "progress": False, **(settings or {})}
+    if device is None:
+        dev = resolve_device(settings.get("device"), source="settings device")
+    else:
+        dev = resolve_device(device, source="device")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     how = settings.get("slice_aggregation", "mean")
     records = load_records(run_dir)
@@ -149,7 +161,7 @@ def compare_models(
     rows = []
     for name, use, fusion in plans:
         cfg = _config(run_dir, out_dir / name.replace(" ", "_"), use, fusion, target, settings)
-        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        seed_everything(cfg.train.seed)
         model = build_model(cfg, {m: shapes[m] for m in use})
         used = {m: stores[m] for m in use}
         have = part["train"][[f"has_{m}" for m in use]].any(axis=1)
@@ -159,6 +171,7 @@ def compare_models(
             cfg,
             MultimodalDataset(part["train"][have], used, [target], augment=True),
             MultimodalDataset(part["val"][vhave], used, [target]) if vhave.any() else None,
+            device=dev,
         )
         save_checkpoint(
             cfg.output_dir() / "model.pt",
@@ -174,6 +187,7 @@ def compare_models(
                 "fold": 0,
                 "slice_aggregation": how,
                 "report_vocabulary": report_vocabulary(run_dir) if "report" in use else None,
+                "device": str(dev),
             },
         )
         conditions = [tuple(c) for r in range(len(use), 0, -1) for c in itertools.combinations(use, r)]
@@ -181,9 +195,8 @@ def compare_models(
             drop = [m for m in use if m not in kept]
             test = part["test"][part["test"][[f"has_{m}" for m in kept]].any(axis=1)]
             ds = MultimodalDataset(test, used, [target], drop=drop)
-            pred = aggregate_by_record(
-                predict_loader(res.model, make_loader(ds, cfg.train.batch_size, False, 0)), how
-            )
+            loader = make_loader(ds, cfg.train.batch_size, False, 0, dev)
+            pred = aggregate_by_record(predict_loader(res.model, loader, dev), how)
             met = evaluate_predictions(pred.labels, pred.probs, [target], cfg.train.n_boot, cfg.train.seed)[
                 target
             ]
@@ -207,6 +220,7 @@ def compare_models(
                 "data_version": version,
                 "target": target,
                 "settings": settings,
+                "device": str(dev),
                 "input_sources": source_kinds(stores),
                 "n": {s: len(v) for s, v in part.items()},
                 "fusion_beats_unimodal": fusion_beats_unimodal(table),

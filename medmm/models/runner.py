@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from medmm.align.records import MODALITIES
+from medmm.devices import resolve_device
 from medmm.errors import ConfigError, InputError
 from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import load_checkpoint, save_checkpoint
@@ -244,17 +246,26 @@ def _empty_split_notes(
 
 
 def train_from_config(
-    config: TrainConfig, splits: pd.DataFrame | None = None, slice_aggregation: str = "mean"
+    config: TrainConfig,
+    splits: pd.DataFrame | None = None,
+    slice_aggregation: str = "mean",
+    *,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Train (one split or k folds) and write checkpoint(s), splits, metrics and plots.
 
     ``splits`` (``record_id``, ``split``, ``fold``) overrides the config's seeded split, so several
     models can be compared on exactly the same rows. ``slice_aggregation`` (``mean`` | ``max``) combines
     the slices of a record (``image_input.slice: all``) before the test metrics; it is stored in the
-    checkpoint. Returns the metrics summary.
+    checkpoint. ``device`` overrides ``train.device`` (:func:`medmm.devices.resolve_device`; checked
+    before any data is read). Returns the metrics summary (``device``: where it trained).
     """
     from medmm.models.plots import plot_history, plot_metrics
 
+    if device is None:
+        dev = resolve_device(config.train.device, source="train.device")
+    else:
+        dev = resolve_device(device, source="device")
     out_dir = config.output_dir()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(str(out_dir), "out_dir (--out) is a file", "pass a folder for model.pt and metrics")
@@ -302,7 +313,12 @@ def train_from_config(
             )
     folds = _split(config, records) if splits is None else [g for _, g in splits.groupby("fold")]
     write_table(pd.concat(folds, ignore_index=True), out_dir / "splits.parquet")
-    summary: dict[str, Any] = {"config": config.model_dump(mode="json"), "data_version": version, "folds": []}
+    summary: dict[str, Any] = {
+        "config": config.model_dump(mode="json"),
+        "data_version": version,
+        "device": str(dev),
+        "folds": [],
+    }
     notes: list[str] = []
     n_patients = records["patient_id"].nunique()
     all_pred: list[Predictions] = []
@@ -310,13 +326,14 @@ def train_from_config(
         by_id = split.set_index("record_id")["split"]
         part = {s: records[records["record_id"].map(by_id) == s] for s in ("train", "val", "test")}
         notes.extend(_empty_split_notes(config, part, k, len(folds), n_patients))
-        seed_everything(config.train.seed + k, config.train.deterministic)
+        seed_everything(config.train.seed + k)
         model = build_model(config, shapes)
         res = fit(
             model,
             config,
             MultimodalDataset(part["train"], stores, labels, augment=True),
             MultimodalDataset(part["val"], stores, labels) if len(part["val"]) else None,
+            device=dev,
         )
         fold_dir = out_dir if len(folds) == 1 else out_dir / f"fold{k}"
         meta = {
@@ -331,6 +348,7 @@ def train_from_config(
             "task_weights": res.task_weights,
             "slice_aggregation": slice_aggregation,
             "report_vocabulary": report_vocabulary(config.run_dir) if "report" in mods else None,
+            "device": str(dev),  # where it trained; the weights are saved on the CPU and load anywhere
         }
         save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta)
         fold_info: dict[str, Any] = {
@@ -340,13 +358,9 @@ def train_from_config(
             "n": {s: len(v) for s, v in part.items()},
         }
         if len(part["test"]):
+            test_set = MultimodalDataset(part["test"], stores, labels)
             pred = aggregate_by_record(
-                predict_loader(
-                    res.model,
-                    make_loader(
-                        MultimodalDataset(part["test"], stores, labels), config.train.batch_size, False, 0
-                    ),
-                ),
+                predict_loader(res.model, make_loader(test_set, config.train.batch_size, False, 0, dev), dev),
                 slice_aggregation,
             )
             all_pred.append(pred)
@@ -368,8 +382,14 @@ def train_from_config(
     return summary
 
 
-def load_model(checkpoint: Path) -> tuple[MultimodalModel, TrainConfig, dict[str, Any]]:
-    """Rebuild the model of a checkpoint (loaded with ``weights_only=True``)."""
+def load_model(
+    checkpoint: Path, device: torch.device | None = None
+) -> tuple[MultimodalModel, TrainConfig, dict[str, Any]]:
+    """Rebuild the model of a checkpoint (loaded with ``weights_only=True``) in eval mode on ``device``.
+
+    The tensors are read onto the CPU whatever device they were saved from (a checkpoint written on a
+    GPU machine loads on a CPU-only one), then the model is moved to ``device`` (default: the CPU).
+    """
     from pydantic import ValidationError
 
     data = load_checkpoint(checkpoint)
@@ -389,6 +409,8 @@ def load_model(checkpoint: Path) -> tuple[MultimodalModel, TrainConfig, dict[str
             str(checkpoint), f"weights do not match the model its metadata describes ({first})", fix
         ) from None
     model.eval()
+    if device is not None:
+        model.to(device)
     return model, config, meta
 
 
@@ -399,21 +421,25 @@ def evaluate_checkpoint(
     split: str = "test",
     drop: tuple[str, ...] = (),
     slice_aggregation: str | None = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Metrics (with CIs) of a checkpoint on ``run_dir``'s records; writes ``metrics.json`` + PNG.
 
     ``split`` selects rows by the ``splits.parquet`` next to the checkpoint (``all`` = every record).
     Metrics are per record: the slices of a record (``image_input.slice: all``) are combined first with
     ``slice_aggregation`` (default: the checkpoint's, else ``mean``), so ``n`` counts records and
-    ``n_samples`` the samples scored.
+    ``n_samples`` the samples scored. ``device``: where the model runs (``auto`` by default,
+    :func:`medmm.devices.resolve_device`).
     """
     from medmm.models.plots import plot_metrics
+
+    dev = resolve_device(device, source="device")
 
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise InputError(str(out_dir), "--out is a file", "pass a folder for metrics.json and metrics.png")
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"split {split!r}: choose train, val, test (from the checkpoint's splits) or all")
-    model, config, meta = load_model(checkpoint)
+    model, config, meta = load_model(checkpoint, dev)
     mods = meta["modalities"]
     unknown = [d for d in drop if d not in mods]
     if unknown:
@@ -450,7 +476,8 @@ def evaluate_checkpoint(
     check_inputs_match(meta, stores, run_dir, checkpoint)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
-    pred = aggregate_by_record(predict_loader(model, make_loader(ds, config.train.batch_size, False, 0)), how)
+    loader = make_loader(ds, config.train.batch_size, False, 0, dev)
+    pred = aggregate_by_record(predict_loader(model, loader, dev), how)
     metrics = evaluate_predictions(pred.labels, pred.probs, meta["label_names"], config.train.n_boot)
     notes = undefined_metric_notes(pred.labels, meta["label_names"], f"the {split} set", metrics)
     result = {
@@ -460,6 +487,7 @@ def evaluate_checkpoint(
         "n": len(pred.record_ids),
         "n_samples": len(ds),
         "slice_aggregation": how,
+        "device": str(dev),
         "data_version": data_version(records, stores),
         "metrics": metrics,
         "notes": notes,

@@ -5,14 +5,21 @@ an LR schedule, modality dropout, and multi-task losses.
 per sample); :func:`aggregate_by_record` turns per-sample outputs into one row per record (a record is
 several samples with ``image_input.slice: all``); :mod:`medmm.models.runner` wires these to configs,
 splits, checkpoints and k-fold.
+
+Devices (:mod:`medmm.devices`): ``train.device`` is resolved by :func:`medmm.devices.resolve_device`
+(``auto`` = the GPU when there is one); batches are built on the host (pinned when the device is a GPU),
+modality dropout is applied there, and copied with ``non_blocking``; the loss is summed on the device
+and read back once per epoch. Mixed precision follows :func:`medmm.devices.autocast_dtype` (bfloat16, or
+float16 with a :class:`torch.amp.GradScaler` on GPUs without bfloat16; float32 on the CPU) unless
+``fit(..., amp_dtype=...)`` forces a dtype, which also works on the CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +29,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from medmm.devices import (
+    autocast_dtype,
+    deterministic_kernels,
+    needs_grad_scaler,
+    pin_memory_for,
+    resolve_device,
+)
 from medmm.models.config import TrainConfig
 from medmm.models.data import Batch, MultimodalDataset, collate_records
 from medmm.models.fusion import modality_dropout
@@ -33,10 +47,10 @@ __all__ = [
     "FitResult",
     "Predictions",
     "aggregate_by_record",
+    "batch_to",
     "fit",
     "make_loader",
     "predict_loader",
-    "resolve_device",
     "seed_everything",
 ]
 
@@ -46,33 +60,69 @@ log = logging.getLogger(__name__)
 SLICE_AGGREGATIONS = ("mean", "max")
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed python, numpy and torch; ask torch for deterministic kernels where they exist."""
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch's global generators (weight init reads torch's).
+
+    Deterministic kernels are a separate setting, applied only while :func:`fit` trains
+    (:func:`medmm.devices.deterministic_kernels`), so nothing global is left switched on.
+
+    >>> seed_everything(0); a = torch.rand(1); seed_everything(0)
+    >>> bool(torch.equal(a, torch.rand(1)))
+    True
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        # cuBLAS needs a fixed workspace for deterministic GEMMs; only read before CUDA initialises
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        log.warning("CUDA requested but not available; training on CPU")
-        return torch.device("cpu")
-    return torch.device(name)
+def _map_tensors(batch: Batch, fn: Any) -> Batch:
+    return Batch(
+        {k: fn(v) for k, v in batch.inputs.items()},
+        {k: fn(v) for k, v in batch.index.items()},
+        {k: fn(v) for k, v in batch.features.items()},
+        fn(batch.mask),
+        fn(batch.labels),
+        batch.record_ids,
+    )
 
 
-def make_loader(dataset: MultimodalDataset, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """A single-process loader with a seeded shuffle."""
+def batch_to(batch: Batch, device: torch.device) -> Batch:
+    """Move a batch to ``device``; host -> GPU copies are asynchronous (``non_blocking``).
+
+    A copy from pinned memory (:func:`make_loader` pins for a GPU) overlaps with the work already queued
+    on the GPU; from unpinned memory it is an ordinary copy. On the CPU the tensors are returned as is.
+
+    >>> b = collate_records([{"record_id": "r", "inputs": {}, "features": {}, "mask": torch.tensor([True]),
+    ...                       "labels": torch.zeros(1)}])
+    >>> batch_to(b, torch.device("cpu")).mask.device.type
+    'cpu'
+    """
+    non_blocking = device.type == "cuda"
+    return _map_tensors(batch, lambda t: t.to(device, non_blocking=non_blocking))
+
+
+def _collate_pinned(items: Sequence[Any]) -> Batch:
+    """:func:`collate_records`, with the batch in pinned host memory (DataLoader's own ``pin_memory``
+    does not pin a :class:`Batch`)."""
+    return _map_tensors(collate_records(items), lambda t: t.pin_memory())
+
+
+def make_loader(
+    dataset: MultimodalDataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    device: torch.device | None = None,
+) -> DataLoader:
+    """A single-process loader with a seeded shuffle; batches are pinned when ``device`` is a GPU."""
     gen = torch.Generator().manual_seed(seed)
+    pin = device is not None and pin_memory_for(device)
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=collate_records
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=gen,
+        collate_fn=_collate_pinned if pin else collate_records,
     )
 
 
@@ -110,21 +160,31 @@ def _task_losses(model: MultimodalModel, out: Any, labels: torch.Tensor) -> dict
     return losses
 
 
-def _forward(model: MultimodalModel, batch: Batch, device: torch.device, amp: bool) -> Any:
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to ``dtype`` on ``device``'s type (CUDA or CPU); no autocast when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _forward(model: MultimodalModel, batch: Batch, device: torch.device, dtype: torch.dtype | None) -> Any:
+    with _autocast(device, dtype):
         return model(batch.inputs, batch.index, batch.mask, batch.features)
 
 
-def _evaluate_loss(model: MultimodalModel, loader: DataLoader, device: torch.device, amp: bool) -> float:
+def _evaluate_loss(
+    model: MultimodalModel, loader: DataLoader, device: torch.device, dtype: torch.dtype | None
+) -> float:
     model.eval()
-    total, n = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    n = 0
     with torch.no_grad():
         for batch in loader:
-            batch = batch.to(device)
-            losses = _task_losses(model, _forward(model, batch, device, amp), batch.labels)
-            total += float(sum(losses.values())) * len(batch.record_ids)
+            batch = batch_to(batch, device)
+            losses = _task_losses(model, _forward(model, batch, device, dtype), batch.labels)
+            total += sum(losses.values()).detach().double() * len(batch.record_ids)  # type: ignore[union-attr]
             n += len(batch.record_ids)
-    return total / max(n, 1)
+    return float(total) / max(n, 1)  # one device -> host read per pass
 
 
 def fit(
@@ -132,23 +192,59 @@ def fit(
     config: TrainConfig,
     train_set: MultimodalDataset,
     val_set: MultimodalDataset | None,
+    *,
+    device: torch.device | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> FitResult:
     """Train ``model``; keeps the weights of the epoch with the lowest validation loss.
 
-    Mixed precision (bfloat16 autocast) is used only on CUDA when ``train.amp`` is set.
+    Parameters
+    ----------
+    model, config, train_set, val_set
+        The model (moved to the device), its training config and the rows to train / validate on.
+    device
+        Where to train; default ``config.train.device`` through :func:`medmm.devices.resolve_device`
+        (a GPU that is not there is a :class:`~medmm.errors.ConfigError`, not a silent CPU run).
+    amp_dtype
+        Force autocast to this dtype (``torch.bfloat16`` or ``torch.float16``, on any device, the CPU
+        included). Default: ``config.train.amp`` and :func:`medmm.devices.autocast_dtype` - bfloat16 on
+        GPUs with it, float16 with a gradient scaler on older GPUs, float32 on the CPU.
+
+    Training runs under :func:`medmm.devices.deterministic_kernels` (``config.train.deterministic``).
+
+    Examples
+    --------
+    >>> fit(model, config, train_set, val_set).best_epoch  # doctest: +SKIP
+    3
     """
     tc = config.train
-    seed_everything(tc.seed, tc.deterministic)
-    device = resolve_device(tc.device)
+    if device is None:
+        device = resolve_device(tc.device, source="train.device")
+    dtype = amp_dtype if amp_dtype is not None else (autocast_dtype(device) if tc.amp else None)
+    with deterministic_kernels(tc.deterministic):
+        return _fit(model, config, train_set, val_set, device, dtype)
+
+
+def _fit(
+    model: MultimodalModel,
+    config: TrainConfig,
+    train_set: MultimodalDataset,
+    val_set: MultimodalDataset | None,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> FitResult:
+    tc = config.train
+    seed_everything(tc.seed)
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
-    amp = tc.amp and device.type == "cuda"
     model.to(device)
     criterion = MultiTaskLoss(
         [t.name for t in config.tasks], config.loss.weighting, {t.name: t.weight for t in config.tasks}
     ).to(device)
     params = list(model.parameters()) + [p for p in criterion.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    # float16 gradients underflow: scale the loss (bfloat16 has float32's range and needs no scaler)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(dtype))
     sched: Any
     if tc.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tc.epochs)
@@ -156,9 +252,11 @@ def fit(
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, tc.patience // 2))
     else:
         sched = None
-    train_loader = make_loader(train_set, tc.batch_size, True, tc.seed)
+    train_loader = make_loader(train_set, tc.batch_size, True, tc.seed, device)
     val_loader = (
-        make_loader(val_set, tc.batch_size, False, tc.seed) if val_set is not None and len(val_set) else None
+        make_loader(val_set, tc.batch_size, False, tc.seed, device)
+        if val_set is not None and len(val_set)
+        else None
     )
     drop_gen = torch.Generator().manual_seed(tc.seed + 1)
     best, best_epoch, best_state, stale = math.inf, 0, copy.deepcopy(model.state_dict()), 0
@@ -166,20 +264,22 @@ def fit(
     bar = _progress(range(1, tc.epochs + 1), tc.progress)
     for epoch in bar:
         model.train()
-        total, n = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        n = 0
         for batch in train_loader:
-            batch = batch.to(device)
-            if tc.modality_dropout > 0:
+            if tc.modality_dropout > 0:  # on the host batch: the CPU generator, no device round trip
                 batch = _drop(batch, model.modalities, tc.modality_dropout, drop_gen)
+            batch = batch_to(batch, device)
             opt.zero_grad(set_to_none=True)
-            losses = _task_losses(model, _forward(model, batch, device, amp), batch.labels)
+            losses = _task_losses(model, _forward(model, batch, device, dtype), batch.labels)
             loss = criterion(losses)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(batch.record_ids)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total += loss.detach().double() * len(batch.record_ids)  # summed on the device: no sync
             n += len(batch.record_ids)
-        train_loss = total / max(n, 1)
-        val_loss = _evaluate_loss(model, val_loader, device, amp) if val_loader else train_loss
+        train_loss = float(total) / max(n, 1)
+        val_loss = _evaluate_loss(model, val_loader, device, dtype) if val_loader else train_loss
         lr = opt.param_groups[0]["lr"]
         if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             sched.step(val_loss)
@@ -200,8 +300,11 @@ def fit(
 
 
 def _drop(batch: Batch, modalities: Sequence[str], p: float, gen: torch.Generator) -> Batch:
-    """Apply seeded modality dropout: hide modalities in the mask and remove their items."""
-    new_mask = modality_dropout(batch.mask.cpu(), p, gen).to(batch.mask.device)
+    """Apply seeded modality dropout: hide modalities in the mask and remove their items.
+
+    Runs on the host batch (``gen`` is a CPU generator), before it is copied to the device.
+    """
+    new_mask = modality_dropout(batch.mask, p, gen)
     inputs, index, features = {}, {}, {}
     for m, x in batch.inputs.items():
         keep = new_mask[batch.index[m], list(modalities).index(m)]
@@ -214,14 +317,18 @@ def _drop(batch: Batch, modalities: Sequence[str], p: float, gen: torch.Generato
 def predict_loader(
     model: MultimodalModel, loader: DataLoader, device: torch.device | None = None
 ) -> Predictions:
-    """Probabilities (sigmoid of logits) for every record of ``loader``, in order."""
+    """Probabilities (sigmoid of logits) for every record of ``loader``, in order.
+
+    ``device`` (default: where the model's parameters are) is where the batches go; the model must be
+    there already. Scores are computed in float32 and copied back to the host per batch.
+    """
     device = device or next(model.parameters()).device
     model.eval()
     ids: list[str] = []
     probs, labels, weights = [], [], []
     with torch.no_grad():
         for batch in loader:
-            batch = batch.to(device)
+            batch = batch_to(batch, device)
             out = model(batch.inputs, batch.index, batch.mask, batch.features)
             probs.append(torch.cat([torch.sigmoid(out.logits[t.name].float()) for t in model.tasks], 1).cpu())
             labels.append(batch.labels.cpu())

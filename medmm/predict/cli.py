@@ -22,14 +22,19 @@ def predict(
     slice_scores: bool = typer.Option(
         False, help="Also write the per-slice scores to <out>_slices.parquet (slice: all)."
     ),
+    device: str = typer.Option(
+        "auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N."
+    ),
 ) -> None:
     """Score every record with a trained model; writes predictions.parquet with provenance (one row per
     record and label)."""
+    from medmm.devices import resolve_device
     from medmm.errors import MedmmError
     from medmm.predict.predict import predict_run
 
     try:
-        counts = predict_run(model, run_dir, out, batch_size, slice_aggregation, slice_scores)
+        dev = resolve_device(device, source="--device")
+        counts = predict_run(model, run_dir, out, batch_size, slice_aggregation, slice_scores, dev)
     except MedmmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from medmm.align.records import MODALITIES
+from medmm.devices import resolve_device
 from medmm.models.checkpoint import file_sha256
 from medmm.models.data import MultimodalDataset
 from medmm.models.runner import _record_columns, check_inputs_match, load_model, read_run_table
@@ -45,6 +47,7 @@ def predict_run(
     batch_size: int = 64,
     slice_aggregation: str | None = None,
     slice_scores: bool = False,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Score every usable record of ``run_dir``; writes ``predictions.parquet`` (or ``out``).
 
@@ -58,6 +61,10 @@ def predict_run(
         default the checkpoint's (``mean`` for checkpoints that do not say).
     slice_scores
         Also write the per-slice scores to :func:`slice_table_path` of the output.
+    device
+        Where the model runs: ``auto`` (default: the GPU when there is one), ``cpu``, ``cuda`` or
+        ``cuda:N`` (:func:`medmm.devices.resolve_device`; also the ``device`` option of the ``predict``
+        stage of ``medmm run``). The scores do not depend on it beyond float rounding.
 
     Returns counts (``records``, ``skipped_no_modality``, ``rows``, ``samples``; ``slice_rows`` when
     ``slice_scores``).
@@ -71,12 +78,13 @@ def predict_run(
 
     timer = Timer()
     run_dir = Path(run_dir)
+    dev = resolve_device(device, source="device")
     if out is not None and Path(out).is_dir():
         raise InputError(
             str(out), "--out is a directory", f"pass a file path, e.g. {Path(out) / 'predictions.parquet'}"
         )
     with timer("load"):
-        model, config, meta = load_model(checkpoint)
+        model, config, meta = load_model(checkpoint, dev)
         sha = file_sha256(checkpoint)
         path = run_dir / "records.parquet"
         if not path.exists():
@@ -98,7 +106,7 @@ def predict_run(
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     with timer("predict"):
         ds = MultimodalDataset(usable, stores, meta["label_names"])
-        per_sample = predict_loader(model, make_loader(ds, batch_size, False, 0))
+        per_sample = predict_loader(model, make_loader(ds, batch_size, False, 0, dev), dev)
         pred = aggregate_by_record(per_sample, how)
     rows = []
     labels = [(t.name, lab) for t in model.tasks for lab in t.labels]
@@ -160,6 +168,7 @@ def predict_run(
             "modalities": [m for m in MODALITIES if m in mods],
             "slice_aggregation": how,
             "slice_scores": slice_scores,
+            "device": str(dev),
         },
         counts=counts,
         timings=timer.total(),
