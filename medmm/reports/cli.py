@@ -31,7 +31,9 @@ def parse_cmd(
         None, help="Report id column (default: report_id, id, uid, accession)."
     ),
     text_columns: str | None = typer.Option(
-        None, help="Comma-separated text columns; each is a section (default: text, or the section columns)."
+        None,
+        help="Comma-separated text columns; each is a section (default: text, or the section columns). "
+        "Quote a name holding a comma: '\"Findings, final\",impression'.",
     ),
     patient_column: str | None = typer.Option(
         None, help="Patient id column (pseudonymized with the site key)."
@@ -62,9 +64,10 @@ def parse_cmd(
     """Parse reports into entities.parquet, report_labels.parquet, manifest_reports.parquet, run.json
     (and report_texts.parquet with --keep-text)."""
     from medmm.errors import MedmmError
+    from medmm.reports.io.inputs import split_columns
     from medmm.reports.pipeline import parse_reports
 
-    cols = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None
+    cols = split_columns(text_columns) if text_columns else None
     try:
         summary = parse_reports(
             input_path,

@@ -12,10 +12,12 @@ report's ``notes``.
 
 from __future__ import annotations
 
+import csv
 import html
 import io
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,8 @@ __all__ = [
     "clean_text",
     "decode_bytes",
     "read_reports",
+    "row_ref",
+    "split_columns",
 ]
 
 #: Reports longer than this (characters, after cleaning) are cut at the last sentence end before it.
@@ -192,8 +196,63 @@ def clean_text(text: str, max_chars: int = MAX_CHARS) -> tuple[str, list[str]]:
     return text, notes
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifestRow]]:
-    """Load a table with every column as string; JSONL lines that do not parse are quarantined."""
+def row_ref(file_name: str, n: int) -> str:
+    """The manifest ``path`` of row ``n`` of a table: ``<file>#<n>``, one scheme for every row.
+
+    ``n`` is what a user looks for in the file: for JSONL the line number an editor shows (1-based;
+    blank and unparsable lines are counted, so quarantined lines and reports share the numbering);
+    for CSV/TSV the data row (1-based, the header not counted: file line ``n + 1`` unless a quoted
+    field spans lines; row ``n + 1`` in a spreadsheet); for Parquet the row (1-based).
+
+    >>> row_ref("reports.jsonl", 7)
+    'reports.jsonl#7'
+    """
+    return f"{file_name}#{n}"
+
+
+def split_columns(text: str) -> list[str]:
+    """Column names from one command-line string: comma-separated, CSV quoting for a name with a comma.
+
+    This is the only place a column list is split (``medmm reports parse --text-columns``); the Python
+    API takes a list.
+
+    >>> split_columns("indication, findings,impression")
+    ['indication', 'findings', 'impression']
+    >>> split_columns('"Findings, final",impression')
+    ['Findings, final', 'impression']
+    """
+    try:
+        fields = next(csv.reader([text], skipinitialspace=True, strict=True), [])
+    except csv.Error:  # e.g. an unclosed quote: split on commas as written
+        fields = text.split(",")
+    return [f.strip() for f in fields if f.strip()]
+
+
+def _columns_from_string(text: str, columns: list[str]) -> list[str]:
+    """``text_columns`` given as one string (old API, workflow files): a column name, else a list.
+
+    A string naming a column of the table (case-insensitive; a name may hold a comma) is that one
+    column. Any other string is split by :func:`split_columns` with a ``FutureWarning``: pass a list.
+    """
+    lower = {c.lower(): c for c in columns}
+    if text in columns or text.lower() in lower:
+        return [text if text in columns else lower[text.lower()]]
+    names = split_columns(text)
+    warnings.warn(
+        f"text_columns={text!r}: a comma-separated string is deprecated and will be read as one column "
+        f"name; pass a list ({names!r}; in a workflow file: text_columns: [{', '.join(names)}])",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return names
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifestRow], list[int]]:
+    """Load a table with every column as string; JSONL lines that do not parse are quarantined.
+
+    The last item numbers the frame's rows as :func:`row_ref` does: the line of the file for JSONL,
+    the data row (1-based, header not counted) for CSV/TSV and Parquet.
+    """
     suffix = path.suffix.lower()
     notes: list[str] = []
     bad: list[ReportManifestRow] = []
@@ -205,7 +264,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
             raise UnreadableTableError(
                 str(path), f"not a readable Parquet file ({type(exc).__name__})", TABLE_FIX
             ) from exc
-        return frame.astype(object).where(frame.notna(), None), notes, bad
+        return frame.astype(object).where(frame.notna(), None), notes, bad, list(range(1, len(frame) + 1))
     if not data.strip():
         raise UnreadableTableError(str(path), "file is empty", "export the reports table again")
     kind = binary_kind(data)
@@ -213,8 +272,8 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
         raise UnreadableTableError(str(path), f"not a text table ({kind})", TABLE_FIX)
     text, notes = decode_bytes(data)
     if suffix in {".jsonl", ".ndjson", ".json"}:
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
+        rows, lines = [], []
+        for n, line in enumerate(text.split("\n"), start=1):  # n: the line number an editor shows
             if not line.strip():
                 continue
             try:
@@ -222,13 +281,13 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
                 if not isinstance(obj, dict):
                     raise ValueError("a line must be a JSON object")
                 rows.append(obj)
+                lines.append(n)
             except ValueError as exc:
-                err = InputError(
-                    f"{path.name}#line{n}", f"not a JSON object ({exc})", "fix or remove the line"
-                )
+                where = row_ref(path.name, n)
+                err = InputError(where, f"line {n} is not a JSON object ({exc})", "fix or remove the line")
                 bad.append(
                     ReportManifestRow(
-                        path=f"{path.name}#line{n}",
+                        path=where,
                         format="jsonl",
                         size=len(line),
                         status=Status.quarantined,
@@ -236,7 +295,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
                         report_id="",
                     )
                 )
-        return pd.DataFrame(rows), notes, bad
+        return pd.DataFrame(rows), notes, bad, lines
     if suffix in {".csv", ".tsv", ".txt"}:
         sep = "\t" if suffix == ".tsv" else ","
         header = text.split("\n", 1)[0]
@@ -253,7 +312,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
                 'check the quoting (an unclosed " swallows the rest of the file) and the number of '
                 "fields per line; re-export it",
             ) from exc
-        return frame, notes, bad
+        return frame, notes, bad, list(range(1, len(frame) + 1))
     raise InputError(
         str(path),
         f"unsupported input format {suffix!r}",
@@ -333,6 +392,11 @@ def read_reports(
     absent; every other problem is per report: quarantined (empty text, missing id) or ``duplicate``
     (same id as an earlier report, named in ``reason``).
 
+    ``text_columns`` is a list of column names (the command line splits its option with
+    :func:`split_columns`); a single string is taken as one column name when the table has that
+    column, otherwise it is split on commas with a ``FutureWarning`` (deprecated). Each table row's
+    manifest ``path`` is :func:`row_ref` (``file#n``).
+
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
     >>> _ = p.write_text("uid,findings\\n1,No effusion.\\n1,Again.\\n2, \\n")
@@ -400,11 +464,11 @@ def read_reports(
             rows.append((rel, f.stem, text, len(data), notes, None, None))
         fmt, id_col, text_cols = "txt", None, ["text"]
     else:
-        frame, file_notes, rejected = _read_table(path)
+        frame, file_notes, rejected, numbers = _read_table(path)
         columns = [str(c) for c in frame.columns]
         id_col = _pick(columns, [id_column] if id_column else None, DEFAULT_ID_COLUMNS, "id", path, False)[0]
-        if isinstance(text_columns, str):  # "indication,findings" as on the command line (workflow files)
-            text_columns = [c.strip() for c in text_columns.split(",") if c.strip()]
+        if isinstance(text_columns, str):
+            text_columns = _columns_from_string(text_columns, columns)
         text_cols = _pick(columns, text_columns, DEFAULT_TEXT_COLUMNS, "text", path, True)
         for extra in (patient_column, study_column):
             if extra and extra not in columns:
@@ -414,14 +478,13 @@ def read_reports(
                     "pass an existing column to --patient-column/--study-column",
                 )
         fmt = path.suffix.lower().lstrip(".")
-        for n, rec in enumerate(frame.to_dict(orient="records"), start=1):
+        for n, rec in zip(numbers, frame.to_dict(orient="records"), strict=True):
             values = [(c, "" if rec.get(c) is None else str(rec.get(c))) for c in text_cols]
             rid = "" if rec.get(id_col) is None else str(rec.get(id_col)).strip()
             pat = rec.get(patient_column) if patient_column else None
             stu = rec.get(study_column) if study_column else None
-            rows.append(
-                (f"{path.name}#{n}", rid, values, sum(len(v) for _, v in values), list(file_notes), pat, stu)
-            )
+            size = sum(len(v) for _, v in values)
+            rows.append((row_ref(path.name, n), rid, values, size, list(file_notes), pat, stu))
     seen: dict[str, str] = {}
     for where, rid, raw, size, notes, pat, stu in rows:
         if isinstance(raw, str):
