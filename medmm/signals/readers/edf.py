@@ -2,7 +2,9 @@
 
 The patient code of the EDF+ header is the patient key (it is pseudonymized, never written); an empty
 or anonymous code (``X``) falls back to the record name. An EDF+ file holding only annotations (no
-signal channels) is ingested for its events.
+signal channels) is ingested for its events. The header's patient name, code, administration code and
+birth date are removed from the annotation labels (:mod:`medmm.signals.readers.redact`): free text such
+as ``"Patient Müller moved"`` is written as ``"Patient [redacted] moved"``.
 
 >>> from medmm.datasets import shared_data_dir
 >>> root = shared_data_dir()
@@ -81,9 +83,15 @@ def _channel(f: Any, i: int, rel: str, x: NDArray[np.float64]) -> Channel:
 
 
 def _events(f: Any) -> list[Event]:
+    from medmm.signals.readers.redact import IdentityRedactor
+
     onsets, durations, labels = f.readAnnotations()
+    h = f.getHeader()
+    redact = IdentityRedactor(
+        [h.get(k) or "" for k in ("patientname", "patientcode", "admincode")], str(h.get("birthdate") or "")
+    )
     return [
-        Event(float(o), float(d) if d == d and d >= 0 else 0.0, str(lbl), "edf+")
+        Event(float(o), float(d) if d == d and d >= 0 else 0.0, redact(str(lbl)), "edf+")
         for o, d, lbl in zip(onsets, durations, labels, strict=True)
     ]
 

@@ -6,7 +6,9 @@ are seconds from the start. Timestamps must not go backwards. A ``patient_id`` /
 (one value per file) is the patient key. Units may be given in the column name: ``HR [bpm]`` or
 ``SpO2 (%)``. A CSV whose header line has ``;`` and no ``,`` is read as a European-locale export
 (``;`` between fields, ``,`` as the decimal mark). Placeholders for missing values in a numeric column
-(``--``, ``n/a``) are missing values (:func:`numeric_values`).
+(``--``, ``n/a``) are missing values (:func:`numeric_values`). Columns that identify the patient or
+the stay (``mrn``, ``hadm_id``, ``stay_id``, ``*_id``, names, birth dates, ``age``, ``sex`` ...:
+:func:`is_identifier_column`) are never read as series, so their values never reach an output.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -27,10 +29,19 @@ import pandas as pd
 from medmm.signals.errors import HeaderError, NonMonotonicTimeError, NotASignalError
 from medmm.signals.readers._base import IrregularSeries, LoadedRecord
 
-__all__ = ["TIME_COLUMNS", "numeric_values", "read_tabular"]
+__all__ = ["TIME_COLUMNS", "is_identifier_column", "numeric_values", "read_tabular"]
 
 TIME_COLUMNS = ("time", "timestamp", "datetime", "charttime", "t", "time_s", "seconds")
-_PATIENT_COLUMNS = ("patient_id", "subject_id", "patient")
+_PATIENT_COLUMNS = ("patient_id", "subject_id", "patient", "mrn")
+_ID_LAST = {"id", "ids", "uid", "pid", "mrn", "ssn", "nr", "no", "number", "nummer", "num"}
+_ID_ANY = {
+    "mrn", "ssn", "name", "names", "firstname", "lastname", "surname", "forename", "dob", "birthdate",
+    "birthday", "address", "phone", "email", "zip", "zipcode", "postcode", "accession", "insurance",
+}  # fmt: skip
+_ID_WHOLE = {
+    "age", "sex", "gender", "patient", "patientid", "subjectid", "hadmid", "stayid", "icustayid",
+    "encounterid", "visitid", "caseid", "itemid", "fallnummer", "patnr", "patientnr", "pid", "uid",
+}  # fmt: skip
 _UNITS = re.compile(r"^(.*?)\s*[\[(]([^\])]*)[\])]\s*$")
 
 
@@ -71,6 +82,28 @@ def numeric_values(column: pd.Series) -> np.ndarray | None:
     if numbers[filled].notna().sum() * 2 < int(filled.sum()):
         return None
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def is_identifier_column(name: str) -> bool:
+    """True for a column naming or numbering the patient, the stay or the person (never a vital series).
+
+    Identifiers (``mrn``, ``hadm_id``, ``stay_id``, ``Fallnummer``, any ``*_id`` / ``* number``),
+    names, birth dates and the quasi-identifiers ``age`` / ``sex`` / ``gender`` are numbers in many
+    exports; read as series they would be written to ``vitals.parquet`` as raw values.
+
+    >>> [is_identifier_column(c) for c in ("hadm_id", "MRN", "stayId", "Age (y)", "HR [bpm]", "Lactic acid")]
+    [True, True, True, True, False, False]
+    """
+    base = _UNITS.match(str(name))
+    text = base.group(1) if base else str(name)
+    tokens = [t.lower() for t in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", text)]
+    if not tokens:
+        return False
+    return (
+        "".join(tokens) in _ID_WHOLE
+        or tokens[-1] in _ID_LAST
+        or any(t in _ID_ANY or t.startswith("birth") for t in tokens)
+    )
 
 
 def read_tabular(root: Path, rel: str) -> LoadedRecord:
@@ -116,7 +149,7 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         patient_key = values[0] if len(values) else ""
     series = []
     for col in frame.columns:
-        if col in (tcol, pcol):
+        if col in (tcol, pcol) or is_identifier_column(str(col)):
             continue
         v = numeric_values(frame[col])
         if v is None:
