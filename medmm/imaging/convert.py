@@ -30,6 +30,7 @@ from medmm.errors import InputError
 from medmm.imaging.errors import ImageFileError, MissingCompanionError, MixedGeometryError
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
 from medmm.imaging.pixels import native_fast_path, read_mosaic, read_multiframe, read_native_stack, read_slice
+from medmm.imaging.raster import RASTER_FORMATS, convert_raster_file
 from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
 from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_of
 from medmm.imaging.volume_store import canonical_dtype, write_volume
@@ -312,6 +313,9 @@ def convert_image_file(
 ) -> VolumeRecord:
     """Read a NIfTI-1/2 (.nii, .nii.gz, .hdr/.img) or ANALYZE 7.5 (.hdr/.img) file, write it as RAS.
 
+    A PNG, JPEG or TIFF picture (``fmt`` ``"png"``, ``"jpeg"``, ``"tiff"``) goes to
+    :func:`medmm.imaging.raster.convert_raster_file` instead: a one-slice volume with unknown spacing.
+
     Loading goes through MONAI's :class:`monai.data.NibabelReader` (nibabel's affine: sform/qform for
     NIfTI, pixdim with the ANALYZE default radiological x flip); the array is reoriented to the closest
     canonical RAS+ orientation, so the world position of every voxel is unchanged.
@@ -323,7 +327,7 @@ def convert_image_file(
     archive_root, run_dir, pseudonymizer
         As for :func:`convert_stack`.
     fmt
-        ``"nifti"`` or ``"analyze"``.
+        ``"nifti"`` or ``"analyze"`` (or ``"png"``, ``"jpeg"``, ``"tiff"``: see above).
 
     Raises
     ------
@@ -343,10 +347,15 @@ def convert_image_file(
     >>> rec.shape, rec.sources, rec.warnings[0][:30]
     ([9, 11, 9], ['atlas.img'], 'ANALYZE 7.5 has no orientation')
     """
+    if fmt in RASTER_FORMATS:
+        return convert_raster_file(rel_path, archive_root, run_dir, pseudonymizer, fmt)
     from monai.data import NibabelReader
 
     if fmt not in ("nifti", "analyze"):
-        raise ValueError(f"convert_image_file: fmt must be 'nifti' or 'analyze', not {fmt!r} ({rel_path})")
+        raise ValueError(
+            f"convert_image_file: fmt must be 'nifti' or 'analyze', not {fmt!r} ({rel_path}); "
+            f"pictures: 'png', 'jpeg' or 'tiff'"
+        )
     source = SourceFormat(fmt)
     path = _check_file(rel_path, Path(archive_root) / rel_path)
     reader = NibabelReader(as_closest_canonical=False)

@@ -49,6 +49,9 @@ class SourceFormat(StrEnum):
     dicom = "dicom"
     nifti = "nifti"
     analyze = "analyze"
+    png = "png"  # 2D picture exports (medmm.imaging.raster): no pixel spacing, no patient orientation
+    jpeg = "jpeg"
+    tiff = "tiff"
 
 
 class DicomInstance(Record):

@@ -40,6 +40,7 @@ __all__ = [
     "copy_to_fortran",
     "gzip_bytes",
     "nifti_bytes",
+    "sidecar_text",
     "write_volume",
 ]
 
@@ -224,6 +225,7 @@ def write_volume(
     *,
     orientation: str = "RAS",
     reorient: bool = True,
+    xyz_units: str = "mm",
 ) -> WrittenVolume:
     """Reorient ``data`` (voxel -> RAS mm ``affine_ras``) to RAS+ and write NIfTI + sidecar atomically.
 
@@ -243,9 +245,15 @@ def write_volume(
         Label stored in the record (``"RAS"``; ``"none"`` for images without patient geometry).
     reorient
         False keeps the voxel order (images without patient geometry).
+    xyz_units
+        NIfTI spatial unit: ``"mm"``, or ``"unknown"`` for pictures whose pixel spacing is unknown
+        (the volume is then written through nibabel, which sets it).
     """
     out_dir = Path(run_dir) / "volumes"
-    canon = canonical_volume(np.asarray(data), np.asarray(affine_ras, dtype=float)) if reorient else None
+    if xyz_units not in ("mm", "unknown"):
+        raise ValueError(f"write_volume: xyz_units must be 'mm' or 'unknown', not {xyz_units!r}")
+    plain = reorient and xyz_units == "mm"
+    canon = canonical_volume(np.asarray(data), np.asarray(affine_ras, dtype=float)) if plain else None
     if canon is not None:  # a plain 3D volume: nibabel's header and reorientation without nibabel
         final = out_dir / f"{volume_id}.nii.gz"
         geometry: dict[str, Any] = {
@@ -258,11 +266,35 @@ def write_volume(
         out_dir.mkdir(parents=True, exist_ok=True)
         _replace_with(final, gzip_bytes(_nifti_of(canon)))
     else:
-        final, geometry = _write_with_nibabel(out_dir, volume_id, data, affine_ras, orientation, reorient)
+        final, geometry = _write_with_nibabel(
+            out_dir, volume_id, data, affine_ras, orientation, reorient, xyz_units
+        )
     side = out_dir / f"{volume_id}.json"
-    text = json.dumps({**sidecar, **geometry}, indent=2, sort_keys=True, default=str) + "\n"
+    text = sidecar_text({**sidecar, **geometry})
     _replace_with(side, text.encode("utf-8"))  # the text tables.atomic_write_json writes
     return WrittenVolume(path=f"volumes/{final.name}", sidecar=f"volumes/{side.name}", **geometry)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities (Python or numpy floats, in dicts, lists, tuples) as ``None``."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def sidecar_text(sidecar: dict[str, Any]) -> str:
+    """The JSON text of a sidecar, as :func:`medmm.tables.atomic_write_json` writes it: indented, keys
+    sorted, other values through ``str``, and NaN / infinity as ``null`` (bare ``NaN`` is not JSON:
+    ``jq``, browsers and strict parsers reject it).
+
+    >>> json.loads(sidecar_text({"rescale_slope": float("nan"), "spacing": [np.float32(0.5)]}))
+    {'rescale_slope': None, 'spacing': [0.5]}
+    """
+    return json.dumps(_finite(sidecar), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
 
 
 def _nifti_of(canon: CanonicalVolume) -> memoryview:
@@ -284,6 +316,7 @@ def _write_with_nibabel(
     affine_ras: np.ndarray,
     orientation: str,
     reorient: bool,
+    xyz_units: str = "mm",
 ) -> tuple[Path, dict[str, Any]]:
     """The volume through nibabel (4D, other voxel types, no reorientation): file and geometry."""
     import nibabel as nib
@@ -295,7 +328,7 @@ def _write_with_nibabel(
         img = nib.as_closest_canonical(img)
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
-    img.header.set_xyzt_units(xyz="mm")  # voxel spacings and positions are millimetres
+    img.header.set_xyzt_units(xyz=xyz_units)  # millimetres, unless the spacing is unknown (pictures)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{volume_id}.nii.gz"
     _replace_with(final, gzip_bytes(nifti_bytes(img, _scratch(img))))

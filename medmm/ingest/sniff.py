@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["HEAD_BYTES", "Format", "Sniffed", "sniff_bytes", "sniff_file", "sniff_head"]
+__all__ = [
+    "HEAD_BYTES",
+    "IMAGING_FORMATS",
+    "RASTER_FORMATS",
+    "Format",
+    "Sniffed",
+    "sniff_bytes",
+    "sniff_file",
+    "sniff_head",
+]
 
 #: How much of a file discovery reads (uncompressed head, also through gzip).
 HEAD_BYTES = 4096
@@ -54,14 +63,18 @@ class Format(StrEnum):
     unknown = "unknown"
 
 
+#: 2D picture exports (chest X-ray JPEG/PNG ...): one-slice volumes without spacing (medmm.imaging.raster).
+RASTER_FORMATS = frozenset({Format.png, Format.jpeg, Format.tiff})
 #: Formats medmm ingest turns into volumes.
-IMAGING_FORMATS = frozenset(
-    {Format.dicom, Format.nifti1, Format.nifti2, Format.nifti1_pair, Format.nifti2_pair, Format.analyze}
+IMAGING_FORMATS = (
+    frozenset(
+        {Format.dicom, Format.nifti1, Format.nifti2, Format.nifti1_pair, Format.nifti2_pair, Format.analyze}
+    )
+    | RASTER_FORMATS
 )
 #: Image formats that are recognised but not converted by this stage (quarantined with a fix).
 OTHER_IMAGE_FORMATS = frozenset(
     {Format.minc1, Format.minc2, Format.mgh, Format.parrec, Format.nrrd, Format.ecat, Format.afni}
-    | {Format.png, Format.jpeg, Format.tiff}
 )
 #: Valid files that are not images at all (status ``non_image``).
 NON_IMAGE_FORMATS = frozenset({Format.text, Format.pdf, Format.icc})

@@ -37,7 +37,15 @@ from medmm.ingest.errors import (
     UnsupportedFormatError,
 )
 from medmm.ingest.records import IngestManifestRow
-from medmm.ingest.sniff import HEAD_BYTES, IMAGING_FORMATS, NON_IMAGE_FORMATS, Format, Sniffed, sniff_head
+from medmm.ingest.sniff import (
+    HEAD_BYTES,
+    IMAGING_FORMATS,
+    NON_IMAGE_FORMATS,
+    RASTER_FORMATS,
+    Format,
+    Sniffed,
+    sniff_head,
+)
 from medmm.pseudonym import Pseudonymizer
 from medmm.records import Status
 
@@ -69,12 +77,6 @@ _CONVERT_HINT = {
     Format.ecat: "convert it to NIfTI (e.g. nibabel)",
     Format.afni: "convert it to NIfTI (e.g. AFNI 3dAFNItoNIFTI)",
 }
-#: photographs / exported screenshots (e.g. chest X-ray JPEGs) carry no patient geometry or metadata
-_PHOTO_HINT = (
-    "wrap it as a DICOM secondary capture (e.g. DCMTK img2dcm) or save its pixels as NIfTI "
-    "(e.g. PIL + nibabel); its pixel spacing and orientation are unknown"
-)
-_CONVERT_HINT.update({Format.png: _PHOTO_HINT, Format.jpeg: _PHOTO_HINT, Format.tiff: _PHOTO_HINT})
 
 
 @dataclass
@@ -208,7 +210,17 @@ def _scan_dicom(entry: Entry, fh: BinaryIO, sniffed: Sniffed, pz: Pseudonymizer 
 
 
 #: File name endings that only ever name images (a ``.hdr``/``.img`` may be another format's text/raw data).
-_IMAGE_ENDINGS = ((".nii.gz", "NIfTI"), (".nii", "NIfTI"), (".dcm", "DICOM"), (".dicom", "DICOM"))
+_IMAGE_ENDINGS = (
+    (".nii.gz", "NIfTI"),
+    (".nii", "NIfTI"),
+    (".dcm", "DICOM"),
+    (".dicom", "DICOM"),
+    (".png", "PNG"),
+    (".jpg", "JPEG"),
+    (".jpeg", "JPEG"),
+    (".tif", "TIFF"),
+    (".tiff", "TIFF"),
+)
 
 
 def image_extension(rel: str) -> str:
@@ -250,6 +262,13 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned
             entry.rel, "gzip-compressed DICOM file", "decompress it (gunzip) in the archive and re-run"
         )
         return _final(entry, fmt, Status.quarantined, reason_of(err4), kind="dicom")
+    if base in RASTER_FORMATS and sniffed.gzipped:
+        err9 = CompressedInputError(
+            entry.rel,
+            f"gzip-compressed {_display(base)} picture",
+            "decompress it (gunzip) in the archive and re-run",
+        )
+        return _final(entry, fmt, Status.quarantined, reason_of(err9), kind=base.value)
     if base in IMAGING_FORMATS:
         return Scanned(
             IngestManifestRow(
@@ -416,5 +435,6 @@ def _convert(job: ConvertJob, root: Path, out: Path, pseudonymizer: Pseudonymize
 
     if job.stack is not None:
         return convert_stack(job.stack, job.instances, root, out, pseudonymizer)
-    source = "analyze" if job.fmt.removesuffix(".gz") == Format.analyze else "nifti"
+    base = Format(job.fmt.removesuffix(".gz"))
+    source = "analyze" if base is Format.analyze else base.value if base in RASTER_FORMATS else "nifti"
     return convert_image_file(job.rel, root, out, pseudonymizer, source)

@@ -1,0 +1,397 @@
+"""2D picture exports (PNG, JPEG, TIFF) as one-slice volumes: pixels only, never their metadata.
+
+Chest X-ray research sets (MIMIC-CXR-JPG, CheXpert, NIH ChestX-ray14 ...) ship JPEG or PNG exports.
+:func:`read_raster` decodes one with Pillow into a 2D grayscale array ``[row, column]`` (row 0 is the
+top of the picture as a viewer shows it, EXIF orientation applied); :func:`picture_to_volume` lays it
+out as ``[x, y, 1]`` and :func:`convert_raster_file` writes it into the volume store like any other
+volume (NIfTI + sidecar), flagged as having no known pixel spacing and no patient orientation.
+
+Nothing but pixel values leaves the file: PNG text chunks (tEXt/iTXt/zTXt), EXIF, XMP, IPTC, ICC
+profiles and JPEG comments may hold patient names or ids and are never read into an output or a log.
+
+>>> import tempfile
+>>> from PIL import Image
+>>> d = Path(tempfile.mkdtemp())
+>>> Image.fromarray(np.array([[0, 50], [100, 150], [200, 250]], np.uint8)).save(d / "cxr.png")
+>>> pic = read_raster(d / "cxr.png", "cxr.png")
+>>> pic.pixels.tolist(), pic.format
+([[0, 50], [100, 150], [200, 250]], 'png')
+>>> picture_to_volume(pic.pixels)[:, :, 0].tolist()  # x = column; y = row counted from the bottom
+[[200, 100, 0], [250, 150, 50]]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medmm.errors import InputError
+from medmm.imaging.errors import UnsupportedImageError
+from medmm.imaging.records import SourceFormat, VolumeRecord
+from medmm.imaging.volume_store import write_volume
+from medmm.pseudonym import Pseudonymizer
+
+__all__ = [
+    "RASTER_FORMATS",
+    "CorruptImageError",
+    "ImageTooLargeError",
+    "RasterImage",
+    "convert_raster_file",
+    "picture_to_volume",
+    "read_raster",
+]
+
+#: the picture formats read here (:class:`~medmm.imaging.records.SourceFormat` values)
+RASTER_FORMATS = ("png", "jpeg", "tiff")
+#: Pillow's format names for each (a JPEG with a multi-picture extension opens as "MPO" through "JPEG")
+_PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",), "tiff": ("TIFF",)}
+
+#: a warning every picture volume carries (also in its sidecar)
+SPACING_NOTE = (
+    "pixel spacing unknown (picture export): spacing 1.0 is one pixel, not a millimetre; "
+    "orientation relative to the patient unknown"
+)
+
+
+class CorruptImageError(InputError):
+    """A PNG/JPEG/TIFF file that cannot be decoded (truncated, damaged, or not really that format)."""
+
+
+class ImageTooLargeError(InputError):
+    """A picture whose declared size exceeds Pillow's decompression-bomb limit."""
+
+
+@dataclass(frozen=True)
+class RasterImage:
+    """A decoded picture: grayscale pixels ``[row, column]`` (row 0 at the top) and what was done.
+
+    Attributes
+    ----------
+    pixels
+        2D array: uint8 / uint16 as stored (int16/int32/float32 for 32-bit integer or float TIFFs).
+    format
+        ``"png"``, ``"jpeg"`` or ``"tiff"``.
+    mode
+        Pillow's mode of the stored picture (``"L"``, ``"I;16"``, ``"RGB"`` ...).
+    notes
+        What was changed on the way (colour to grey, EXIF rotation, dropped alpha ...); never metadata.
+    """
+
+    pixels: np.ndarray
+    format: str
+    mode: str
+    exif_orientation: int = 1
+    grayscale: str = "stored as grayscale"
+    notes: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Silence Pillow's loggers while a file is read: at DEBUG level its TIFF reader logs every tag's
+    value (ImageDescription, Artist ... can hold a patient's name)."""
+    logger = logging.getLogger("PIL")
+    saved = logger.disabled
+    logger.disabled = True
+    children = [lg for name, lg in logging.Logger.manager.loggerDict.items() if name.startswith("PIL.")]
+    saved_children = [(lg, lg.disabled) for lg in children if isinstance(lg, logging.Logger)]
+    for lg, _ in saved_children:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = saved
+        for lg, was in saved_children:
+            lg.disabled = was
+
+
+def _decode_error(rel: str, what: str, exc: BaseException, root: str) -> CorruptImageError:
+    detail = " ".join(str(exc).replace(root, "").split()) or type(exc).__name__
+    return CorruptImageError(
+        rel,
+        f"cannot decode the {what} picture ({type(exc).__name__}: {detail}); it is truncated or damaged",
+        "copy the file again from the source (or re-export it); a partial copy cannot be repaired",
+    )
+
+
+def _narrow_int32(a: np.ndarray) -> np.ndarray:
+    """32-bit integer pixels (Pillow mode ``I``) as uint16 / int16 when the values fit."""
+    if a.size == 0:
+        return a.astype(np.uint16)
+    lo, hi = int(a.min()), int(a.max())
+    for dtype in (np.uint16, np.int16):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return a.astype(dtype)
+    return a.astype(np.int32)
+
+
+def _drop_alpha(arr: np.ndarray, notes: list[str]) -> None:
+    alpha = arr[..., -1]
+    if alpha.size and int(alpha.min()) < int(np.iinfo(arr.dtype).max):
+        notes.append("alpha channel dropped: transparent pixels keep their stored grey value")
+
+
+def _grayscale(im: Any, fmt: str, rel: str, notes: list[str]) -> tuple[np.ndarray, str]:
+    """(2D grayscale pixels, how they were obtained) of an opened, loaded Pillow image."""
+    mode = im.mode
+    if mode == "L":
+        return np.asarray(im), "stored as grayscale"
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16), "stored as 16-bit grayscale"
+    if mode == "I":
+        return _narrow_int32(np.asarray(im)), "stored as 32-bit integer grayscale"
+    if mode == "F":
+        return np.asarray(im).astype(np.float32), "stored as 32-bit float grayscale"
+    if mode == "1":
+        return np.asarray(im.convert("L")), "1-bit picture stored as 0 / 255"
+    if mode in ("LA", "La"):
+        arr = np.asarray(im.convert("LA"))
+        _drop_alpha(arr, notes)
+        return np.ascontiguousarray(arr[..., 0]), "grayscale with alpha: grey channel kept"
+    how = ""
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA")
+        how = "palette picture expanded; "
+    elif mode in ("CMYK", "YCbCr"):
+        im = im.convert("RGB")
+        how = f"{mode} converted to RGB by Pillow (no colour management); "
+    elif mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
+        raise UnsupportedImageError(
+            rel,
+            f"{fmt.upper()} picture in colour mode {mode!r}, which medmm does not convert to grayscale",
+            "re-export it as 8- or 16-bit grayscale (or RGB) PNG/TIFF",
+        )
+    arr = np.asarray(im)
+    if arr.shape[-1] == 4:
+        _drop_alpha(arr, notes)
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
+    if np.array_equal(r, g) and np.array_equal(g, b):
+        return np.ascontiguousarray(r), how + "identical R, G, B channels: their common value kept"
+    notes.append("colour picture converted to grayscale (Pillow convert('L'): ITU-R 601-2 luma)")
+    return np.asarray(im.convert("RGB").convert("L")), how + "ITU-R 601-2 luma (Pillow convert('L'))"
+
+
+def _colour_bits_lost(im: Any, fmt: str, path: Path) -> bool:
+    """True for a 16-bit-per-sample colour PNG or TIFF, which Pillow decodes to 8 bits per channel."""
+    if im.mode not in ("RGB", "RGBA"):
+        return False
+    if fmt == "png":
+        with open(path, "rb") as fh:
+            ihdr = fh.read(26)
+        return len(ihdr) == 26 and ihdr[24] == 16
+    if fmt == "tiff":
+        bits = getattr(im, "tag_v2", {}).get(258)
+        return bool(bits) and max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    return False
+
+
+def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
+    """Decode a PNG, JPEG or TIFF picture into 2D grayscale pixels; nothing else of the file is kept.
+
+    Parameters
+    ----------
+    path
+        The file.
+    rel
+        Its name in messages (relative to the archive).
+    fmt
+        ``"png"``, ``"jpeg"`` or ``"tiff"``; ``None`` accepts any of them.
+
+    Returns
+    -------
+    RasterImage
+        Pixels ``[row, column]`` with row 0 at the top of the picture as a viewer shows it (an EXIF
+        orientation tag is applied). Colour becomes grey: channels that are all equal (the usual
+        X-ray export) keep their exact values, other colour pictures get Pillow's ``convert("L")``.
+
+    Raises
+    ------
+    CorruptImageError
+        Truncated or damaged data, or content that is not a picture of an accepted format.
+    ImageTooLargeError
+        Declared size above Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` x 2).
+    UnsupportedImageError
+        Several frames (animated PNG, multi-page TIFF) or a colour mode without a grey conversion.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> p = Path(tempfile.mkdtemp()) / "xray.jpg"
+    >>> Image.new("RGB", (4, 3), (90, 90, 90)).save(p)
+    >>> pic = read_raster(p, "xray.jpg")
+    >>> pic.pixels.shape, pic.mode, pic.grayscale
+    ((3, 4), 'RGB', 'identical R, G, B channels: their common value kept')
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if fmt is not None and fmt not in _PIL_FORMATS:
+        raise ValueError(f"read_raster: fmt must be one of {RASTER_FORMATS}, not {fmt!r}")
+    accepted = _PIL_FORMATS[fmt] if fmt else tuple(f for fs in _PIL_FORMATS.values() for f in fs)
+    what = (fmt or "PNG/JPEG/TIFF").upper()
+    root = f"{Path(path).parent}/"
+    notes: list[str] = []
+    with _quiet_pillow():
+        try:
+            im = Image.open(path, formats=accepted)
+        except Image.DecompressionBombError as exc:
+            raise ImageTooLargeError(
+                rel,
+                f"{what} picture declares more pixels than Pillow decodes safely ({exc})".replace(root, ""),
+                "if it is a genuine picture (not a damaged header), downsample or tile it before ingest; "
+                "whole-slide scans need a slide reader (e.g. OpenSlide), not medmm ingest",
+            ) from exc
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise _decode_error(rel, what, exc, root) from exc
+        with im:
+            stored_fmt = {"MPO": "jpeg"}.get(im.format or "", (im.format or "").lower())
+            n_frames = int(getattr(im, "n_frames", 1) or 1)
+            if n_frames > 1 and im.format != "MPO":
+                kind = {"png": "animated PNG", "tiff": "multi-page TIFF"}.get(stored_fmt, stored_fmt.upper())
+                raise UnsupportedImageError(
+                    rel,
+                    f"{kind} with {n_frames} frames: medmm ingest reads single pictures",
+                    "save each frame as its own file (e.g. PIL.ImageSequence, or `tiffsplit` for TIFF), "
+                    "or convert a slice stack to NIfTI with its spacing",
+                )
+            if n_frames > 1:
+                notes.append(f"multi-picture JPEG (MPO, {n_frames} pictures): the first (main) picture read")
+            stored_mode = im.mode
+            try:
+                im.load()
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+            except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+                raise _decode_error(rel, what, exc, root) from exc
+            if _colour_bits_lost(im, stored_fmt, Path(path)):
+                notes.append("16-bit colour picture: Pillow decodes 8 bits per channel (low bits lost)")
+            if orientation not in range(1, 9):
+                orientation = 1
+            shown: Image.Image = im
+            if orientation != 1:
+                shown = ImageOps.exif_transpose(im)
+                notes.append(
+                    f"EXIF orientation {orientation} applied: the picture is turned as viewers show it"
+                )
+            pixels, how = _grayscale(shown, stored_fmt, rel, notes)
+    if pixels.ndim != 2 or 0 in pixels.shape:
+        raise CorruptImageError(
+            rel, f"decoded to an empty or odd array {pixels.shape}", "re-export the picture"
+        )
+    return RasterImage(
+        pixels=np.ascontiguousarray(pixels),
+        format=stored_fmt,
+        mode=stored_mode,
+        exif_orientation=orientation,
+        grayscale=how,
+        notes=notes,
+    )
+
+
+def picture_to_volume(pixels: np.ndarray) -> np.ndarray:
+    """Lay a picture ``[row, column]`` (row 0 at the top) out as a volume ``[x, y, 1]``.
+
+    ``x`` runs along the columns from left to right and ``y`` along the rows from the **bottom** up, so
+    ``volume[:, :, 0].T`` drawn with ``origin="lower"`` (as :func:`~medmm.imaging.plot_slice` and NIfTI
+    viewers show an axial slice, +y up) is the picture the right way up, unmirrored. The picture is
+    ``volume[:, ::-1, 0].T``.
+
+    >>> pic = np.array([[1, 2, 3], [4, 5, 6]])  # 2 rows, 3 columns
+    >>> vol = picture_to_volume(pic)
+    >>> vol.shape, bool((vol[:, ::-1, 0].T == pic).all())
+    ((3, 2, 1), True)
+    """
+    return np.ascontiguousarray(np.asarray(pixels)[::-1, :].T)[:, :, None]
+
+
+def convert_raster_file(
+    rel_path: str,
+    archive_root: Path,
+    run_dir: Path,
+    pseudonymizer: Pseudonymizer,
+    fmt: str,
+    *,
+    modality: str = "",
+) -> VolumeRecord:
+    """Write a PNG/JPEG/TIFF picture as a one-slice volume ``[x, y, 1]`` with its sidecar.
+
+    The affine is the identity: spacing 1 per pixel (unknown, flagged ``spacing_known: false`` in the
+    sidecar, NIfTI spatial unit "unknown"), orientation ``"none"`` (no patient geometry, voxels left as
+    laid out by :func:`picture_to_volume`).
+
+    Parameters
+    ----------
+    rel_path
+        Path relative to ``archive_root``.
+    archive_root, run_dir, pseudonymizer
+        As for :func:`~medmm.imaging.convert_image_file`.
+    fmt
+        ``"png"``, ``"jpeg"`` or ``"tiff"``.
+    modality
+        The modality the user states (e.g. ``"DX"``); empty means unknown (never guessed).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root, run = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+    >>> Image.new("L", (5, 4), 7).save(root / "cxr.png")
+    >>> rec = convert_raster_file("cxr.png", root, run, Pseudonymizer(b"k" * 32), "png")
+    >>> rec.shape, rec.spacing, rec.orientation, rec.source_format.value
+    ([5, 4, 1], [1.0, 1.0, 1.0], 'none', 'png')
+    """
+    if fmt not in RASTER_FORMATS:
+        raise ValueError(f"convert_raster_file: fmt must be one of {RASTER_FORMATS}, not {fmt!r}")
+    from medmm.imaging.errors import ImageFileError
+
+    path = Path(archive_root) / rel_path
+    if not path.is_file():
+        raise ImageFileError(rel_path, "file does not exist", "check the path")
+    pic = read_raster(path, rel_path, fmt)
+    source = SourceFormat(pic.format)
+    rel = Path(rel_path).as_posix()
+    volume_id = pseudonymizer.id(f"{source.value}:{rel}", "volume")
+    notes = [SPACING_NOTE, *pic.notes]
+    rows, cols = (int(n) for n in pic.pixels.shape)
+    sidecar: dict[str, Any] = {
+        "source_format": source.value,
+        "n_sources": 1,
+        "volume_id": volume_id,
+        "warnings": notes,
+        "spacing_known": False,
+        "spacing_unit": "pixel",
+        "picture": {
+            "rows": rows,
+            "columns": cols,
+            "stored_mode": pic.mode,
+            "grayscale": pic.grayscale,
+            "exif_orientation": pic.exif_orientation,
+            "axes": "x: column, left to right; y: row, bottom to top (picture = data[:, ::-1, 0].T)",
+        },
+    }
+    if modality:
+        sidecar["modality"] = modality
+    written = write_volume(
+        run_dir,
+        volume_id,
+        picture_to_volume(pic.pixels),
+        np.eye(4),
+        sidecar,
+        orientation="none",
+        reorient=False,
+        xyz_units="unknown",
+    )
+    return VolumeRecord(
+        volume_id=volume_id,
+        **asdict(written),
+        modality=modality,
+        n_sources=1,
+        source_format=source,
+        sources=[rel],
+        warnings=notes,
+    )
