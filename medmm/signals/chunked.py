@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from medmm.signals.align import anchor_window, chunk_spans, tile_windows, time_to_sample
 from medmm.signals.beats import beat_table_from_templates
-from medmm.signals.ecg import dedupe_peaks, finish_beats
+from medmm.signals.ecg import dedupe_peaks, drop_masked, finish_beats
 from medmm.signals.harmonize import (
     finite_runs,
     flat_mask,
@@ -245,7 +245,7 @@ class _Stream:
         if self.beats:
             seg = x[span.read_start - read0 : span.read_stop - read0]
             p = detect_rpeaks(seg, self.ch.fs) + span.read_start
-            p = p[(p >= ks) & (p < ke)].astype(np.int64)
+            p = drop_masked(p[(p >= ks) & (p < ke)].astype(np.int64), masks["flat"], read0)
             self.peaks.append(p)
             tpl = _templates(beat_templates, x, self.ch.fs, p - read0)
             self.tpl_width = tpl.shape[1]

@@ -31,6 +31,7 @@ __all__ = [
     "beat_reference",
     "dedupe_peaks",
     "detect_chunked",
+    "drop_masked",
     "ecg_beats",
     "finish_beats",
 ]
@@ -85,6 +86,24 @@ def dedupe_peaks(found: list[NDArray[np.int64]], fs: float) -> NDArray[np.int64]
     return peaks.astype(np.int64)
 
 
+def drop_masked(
+    peaks: NDArray[np.int64], mask: NDArray[np.bool_] | None, offset: int = 0
+) -> NDArray[np.int64]:
+    """``peaks`` without those on a masked sample (``mask[peak - offset]``), e.g. inside a flat line.
+
+    A run of unchanged value lasting a second or more (lead off, a disconnected or saturated input)
+    holds no QRS complex; on such a line the detector's adaptive threshold falls to the numerical
+    noise of the band-pass and it would report a "beat" every few hundred ms.
+
+    >>> flat = np.r_[np.zeros(40, bool), np.ones(20, bool), np.zeros(40, bool)]
+    >>> drop_masked(np.array([5, 50, 95]), flat).tolist()
+    [5, 95]
+    """
+    if mask is None or peaks.size == 0:
+        return peaks
+    return peaks[~mask[peaks - offset]]
+
+
 def beat_reference(annotations: list[Annotations]) -> Annotations | None:
     """The reference beat annotations of a record: the first annotation set holding beat symbols.
 
@@ -114,6 +133,7 @@ def ecg_beats(
     chunk_s: float = 600.0,
     overlap_s: float = 10.0,
     tol_s: float = 0.15,
+    exclude: NDArray[np.bool_] | None = None,
 ) -> EcgBeats:
     """Detect beats on one ECG channel at its native rate and carry the reference symbols along.
 
@@ -127,10 +147,13 @@ def ecg_beats(
         Detection chunk length and context on each side, seconds.
     tol_s
         Largest distance of a reference beat to count as the same beat.
+    exclude
+        Samples where no beat can be (the channel's flat-line mask): peaks there are dropped
+        (:func:`drop_masked`).
     """
     from medmm.signals.beats import beat_table
 
-    peaks = detect_chunked(x, fs, chunk_s, overlap_s)
+    peaks = drop_masked(detect_chunked(x, fs, chunk_s, overlap_s), exclude)
     return finish_beats(beat_table(x, fs, peaks), peaks, fs, ref, tol_s=tol_s)
 
 

@@ -255,7 +255,9 @@ def _wave(
     res.windows += rows
     out = None
     if ch.kind == "ecg" and fs >= settings.min_beat_fs and np.isfinite(x).any():
-        out = ecg_beats(x, fs, ctx["ref"], chunk_s=settings.chunk_s, overlap_s=settings.overlap_s)
+        out = ecg_beats(
+            x, fs, ctx["ref"], chunk_s=settings.chunk_s, overlap_s=settings.overlap_s, exclude=masks["flat"]
+        )
     n = int(x.size)
     fracs = {k: float(m.mean()) if n else (1.0 if k == "missing" else 0.0) for k, m in masks.items()}
     wave_outputs(ctx, ch, name, units, fs_out, n, fracs, len(starts), good, out, settings, res, beats, feats)

@@ -173,12 +173,16 @@ def beat_table(
     """
     p = np.asarray(peaks, dtype=np.int64).reshape(-1)
     if p.size == 0:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in BEAT_COLUMNS}).astype(
-            {"beat": "int64", "sample": "int64", "complete": "bool"}
-        )
+        return _empty_table()
     if np.any(np.diff(p) <= 0):
         raise ValueError("peaks must be strictly increasing sample indices; sort and de-duplicate them")
     return beat_table_from_templates(p, fs, beat_templates(ecg, fs, p, _BEFORE_S, _AFTER_S))
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in BEAT_COLUMNS}).astype(
+        {"beat": "int64", "sample": "int64", "complete": "bool"}
+    )
 
 
 def beat_table_from_templates(
@@ -197,6 +201,8 @@ def beat_table_from_templates(
     True
     """
     p = np.asarray(peaks, dtype=np.int64).reshape(-1)
+    if p.size == 0:  # e.g. a long (chunked) ECG channel that is a flat line throughout
+        return _empty_table()
     center = template_center(_BEFORE_S, TEMPLATE_FS)
     half = round(_QRS_HALF_S * TEMPLATE_FS)
     qrs = slice(center - half, center + half + 1)

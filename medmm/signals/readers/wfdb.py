@@ -7,8 +7,11 @@ read with ``wfdb.rdrecord(m2s=True)``: the gaps between segments (``~``) and cha
 segment become NaN, and the layout is kept in ``LoadedRecord.segments``.
 
 WFDB headers carry no patient identifier, so the reader leaves ``patient_key`` empty and the pipeline
-uses the record name (see ``docs/signals.md``). Challenge-2015 alarm records (comment lines naming the
-alarm type) get an ``alarm`` event at 300 s, where that challenge puts every alarm onset.
+uses the record name (see ``docs/signals.md``). A signal whose header gain is 0 or missing is
+*uncalibrated* in WFDB's terms (``wfdb`` silently assumes 200 ADC units per mV): its values are
+those ``wfdb`` gives, and its units are ``"uncalibrated"`` (never ``mV``). Challenge-2015 alarm
+records (comment lines naming the alarm type) get an ``alarm`` event at 300 s, where that challenge
+puts every alarm onset.
 
 >>> from medmm.datasets import shared_data_dir
 >>> root = shared_data_dir()
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -95,6 +99,45 @@ def wfdb_header_files(path: Path, rel: str) -> tuple[bool, list[str]]:
                     files += list(dict.fromkeys(_header(seg_hea, rel).file_name or []))
         return True, files
     return False, list(dict.fromkeys(h.file_name or []))
+
+
+UNCALIBRATED = "uncalibrated"
+
+
+def _uncalibrated(path: Path) -> set[int]:
+    """Indices of the signals whose ADC gain is 0 or missing in the header text at ``path``.
+
+    ``wfdb.rdheader`` replaces both by 200 (WFDB's DEFGAIN), so only the raw line tells them apart.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "r.hea"
+    >>> lines = ["r 3 250 10", "r.dat 16 0 16 0 0 0 0 II", "r.dat 16", "r.dat 16 200(0)/mV 16 0 0 0 0 V"]
+    >>> _ = p.write_text("\\n".join(lines))
+    >>> sorted(_uncalibrated(p))
+    [0, 1]
+    """
+    lines = [ln.strip() for ln in path.read_bytes().decode("latin-1").splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    out = set()
+    for i, line in enumerate(lines[1:]):
+        fields = line.split()
+        gain = re.match(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", fields[2]) if len(fields) > 2 else None
+        if gain is None or float(gain.group(0)) == 0.0:
+            out.add(i)
+    return out
+
+
+def _names(names: list[str | None]) -> list[str]:
+    """Signal descriptions, ``signal<i>`` where the header has none (the field is optional).
+
+    >>> _names(["II", None])
+    ['II', 'signal1']
+    """
+    return [n if n else f"signal{i}" for i, n in enumerate(names)]
+
+
+def _units(h, i: int, uncalibrated: set[int]) -> str:
+    return UNCALIBRATED if i in uncalibrated else (h.units[i] or "")
 
 
 def _check_single(h, folder: Path, rel: str) -> None:
@@ -265,16 +308,17 @@ def read_wfdb(root: Path, record: str, annotation_extensions: list[str] | None =
         segments = _check_segments(h, folder, rel, record, fs)
         r = wfdb.rdrecord(base, m2s=True, smooth_frames=True)
         data = np.asarray(r.p_signal, dtype=np.float64)
-        for i, name in enumerate(r.sig_name):
+        for i, name in enumerate(_names(r.sig_name)):
             channels.append(Channel(name, r.units[i] or "", fs, np.ascontiguousarray(data[:, i])))
     else:
         fmt = "wfdb"
         _check_single(h, folder, rel)
         r = wfdb.rdrecord(base, smooth_frames=False)
-        for i, name in enumerate(r.sig_name):
+        raw_gain = _uncalibrated(path)
+        for i, name in enumerate(_names(r.sig_name)):
             spf = (r.samps_per_frame[i] or 1) if r.samps_per_frame else 1
             x = np.asarray(r.e_p_signal[i], dtype=np.float64)
-            channels.append(Channel(name, r.units[i] or "", fs * spf, x, _adc_limits(r, i)))
+            channels.append(Channel(name, _units(r, i, raw_gain), fs * spf, x, _adc_limits(r, i)))
         segments.append((0.0, (r.sig_len or 0) / fs, False))
     rec = LoadedRecord(
         record=record,
@@ -324,9 +368,10 @@ def read_wfdb_meta(
     if annotation_extensions is None:
         annotation_extensions = [e for e in ANNOTATION_EXTENSIONS if (folder / f"{path.stem}.{e}").exists()]
     start, has_date = _start(h)
+    raw_gain = _uncalibrated(path)
     channels = [
-        Channel(name, h.units[i] or "", fs, np.zeros(0), _adc_limits(h, i))
-        for i, name in enumerate(h.sig_name)
+        Channel(name, _units(h, i, raw_gain), fs, np.zeros(0), _adc_limits(h, i))
+        for i, name in enumerate(_names(h.sig_name))
     ]
     return LoadedRecord(
         record=record,
