@@ -1,6 +1,10 @@
 """Checkpoints that load with ``torch.load(weights_only=True)``: tensors plus plain JSON-able metadata
 (config, data version, label names, input shapes) from which the model is rebuilt.
 
+Device-free: tensors are copied to the CPU before saving and loaded with ``map_location="cpu"``, so a
+checkpoint written on a GPU machine (whose tensors may carry ``cuda:N`` location tags) loads on a
+CPU-only one; the caller moves the rebuilt model to its device.
+
 >>> import tempfile, pathlib, torch
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.pt"
 >>> _ = save_checkpoint(p, {"w": torch.ones(1)}, {"config": {"fusion": "sum"}})

@@ -7,6 +7,8 @@ test_devices_gpu.py and `python -m bench models`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,7 @@ from medmm.devices import autocast_dtype, needs_grad_scaler
 from medmm.models.build import build_model, input_shapes
 from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset
+from medmm.models.encoders import ImagingEncoder, ReportEncoder, SignalEncoder
 from medmm.models.store import open_stores
 from medmm.models.train import FitResult, fit, seed_everything
 
@@ -115,3 +118,40 @@ def test_bf16_autocast_of_one_forward_matches_float32_closely(setup: tuple) -> N
     full = _evaluate_loss(model, loader, cpu, None)
     half = _evaluate_loss(model, loader, cpu, torch.bfloat16)
     assert full != half and abs(full - half) < 0.02 * abs(full)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    ("make", "shape", "n_features"),
+    [
+        (lambda: SignalEncoder(8, 1, 2, "cnn"), (3, 1, 64), 2),
+        (lambda: SignalEncoder(8, 1, 2, "gru"), (3, 1, 64), 2),
+        (lambda: ReportEncoder(9, 8), (3, 9), 0),
+        (
+            lambda: ImagingEncoder(8, "resnet_small", 2, 1),
+            (3, 1, 16, 16),
+            0,
+        ),
+        (
+            lambda: ImagingEncoder(8, "resnet_small", 3, 1),
+            (2, 1, 8, 8, 8),
+            0,
+        ),
+    ],
+    ids=["signal-cnn", "signal-gru", "report", "image-2d", "image-3d"],
+)
+def test_every_encoder_runs_under_autocast(
+    make: Any, shape: tuple, n_features: int, dtype: torch.dtype
+) -> None:
+    torch.manual_seed(0)
+    enc = make()
+    x = torch.randn(*shape)
+    args = (x, torch.randn(shape[0], n_features)) if n_features else (x,)
+    with torch.autocast("cpu", dtype=dtype):
+        out = enc(*args)
+    assert out.dtype == dtype and out.shape == (shape[0], 8)
+    out.float().pow(2).mean().backward()
+    grads = [p.grad for p in enc.parameters() if p.requires_grad]
+    assert grads and all(
+        g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads
+    )
