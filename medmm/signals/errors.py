@@ -13,6 +13,7 @@ from __future__ import annotations
 from medmm.errors import InputError
 
 __all__ = [
+    "AmbiguousTimeError",
     "EmptyRecordError",
     "HeaderError",
     "InvalidSamplingRateError",
@@ -74,3 +75,7 @@ class NonMonotonicTimeError(SignalFileError):
 
 class NotASignalError(SignalFileError):
     """A file that is not a physiological signal (a licence, an image DICOM, a CSV without time)."""
+
+
+class AmbiguousTimeError(SignalFileError):
+    """Timestamps that can be read more than one way (day/month order, offsets on some rows only)."""

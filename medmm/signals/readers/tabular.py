@@ -1,12 +1,15 @@
 """CSV / Parquet tables of irregular vitals: one timestamp column plus one numeric column per series.
 
 The timestamp column is the first of ``time``, ``timestamp``, ``datetime``, ``charttime``, ``t``,
-``time_s``, ``seconds`` (case-insensitive) present. Date-time strings give an absolute start; numbers
-are seconds from the start. Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column
+``time_s``, ``seconds`` (case-insensitive) present; it is read by
+:func:`~medmm.signals.readers.timestamps.parse_times` (date-times give an absolute start; numbers are
+seconds from the start or Unix epoch times; time-of-day only gives no start; dotted dates are day
+first; UTC offsets). Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column
 (one value per file) is the patient key. Units may be given in the column name: ``HR [bpm]`` or
 ``SpO2 (%)``. A CSV whose header line has ``;`` and no ``,`` is read as a European-locale export
 (``;`` between fields, ``,`` as the decimal mark). Placeholders for missing values in a numeric column
-(``--``, ``n/a``) are missing values (:func:`numeric_values`). Columns that identify the patient or
+(``--``, ``n/a``) are missing values, and quoted decimal-comma numbers (``"36,6"``) are numbers
+(:func:`numeric_values`). Columns that identify the patient or
 the stay (``mrn``, ``hadm_id``, ``stay_id``, ``*_id``, names, birth dates, ``age``, ``sex`` ...:
 :func:`is_identifier_column`) are never read as series, so their values never reach an output.
 
@@ -28,6 +31,7 @@ import pandas as pd
 
 from medmm.signals.errors import HeaderError, NonMonotonicTimeError, NotASignalError
 from medmm.signals.readers._base import IrregularSeries, LoadedRecord
+from medmm.signals.readers.timestamps import parse_times
 
 __all__ = ["TIME_COLUMNS", "is_identifier_column", "numeric_values", "read_tabular"]
 
@@ -69,6 +73,8 @@ def numeric_values(column: pd.Series) -> np.ndarray | None:
 
     >>> numeric_values(pd.Series(["70", "--", "72"])).tolist()
     [70.0, nan, 72.0]
+    >>> numeric_values(pd.Series(["36,6", "37", "--"])).tolist()
+    [36.6, 37.0, nan]
     >>> numeric_values(pd.Series(["awake", "asleep", "1"])) is None
     True
     """
@@ -79,6 +85,10 @@ def numeric_values(column: pd.Series) -> np.ndarray | None:
     if not filled.any():
         return None
     numbers = pd.to_numeric(text.where(filled), errors="coerce")
+    comma = text.str.fullmatch(r"[+-]?\d+,\d+").fillna(False).astype(bool)
+    if comma.any():  # quoted "36,6" in a ','-separated file: a decimal comma
+        dotted = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+        numbers = numbers.astype("Float64").where(~comma, dotted.astype("Float64"))
     if numbers[filled].notna().sum() * 2 < int(filled.sum()):
         return None
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -116,24 +126,7 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         raise NotASignalError(
             rel, f"no timestamp column (looked for {', '.join(TIME_COLUMNS)})", "add a 'time' column"
         )
-    raw_t = frame[tcol]
-    start = None
-    if pd.api.types.is_numeric_dtype(raw_t):
-        t = raw_t.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(t)
-    else:
-        parsed = pd.to_datetime(raw_t, errors="coerce")
-        bad = parsed.isna().to_numpy()
-        if bad.all():
-            raise NonMonotonicTimeError(
-                rel, f"column {tcol!r} holds no parseable times", "write ISO date-times"
-            )
-        first = parsed[~bad].iloc[0]
-        start = first.to_pydatetime().replace(tzinfo=None)
-        t = ((parsed - first).dt.total_seconds()).to_numpy(dtype=np.float64)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0]) + 2
-        raise NonMonotonicTimeError(rel, f"unparseable or empty time at line {row}", "fix or drop that row")
+    t, start = parse_times(frame[tcol], rel, str(tcol))
     back = np.flatnonzero(np.diff(t) < 0)
     if back.size:
         row = int(back[0]) + 3  # header line + 1-based + the later row

@@ -1,0 +1,135 @@
+"""The time column of a vitals table: seconds from the first row, and the absolute start when known.
+
+Exports from monitors, charting systems and spreadsheets write times in many ways; each is read so
+that intervals are right and no date is invented:
+
+* **numbers**: seconds from the start; values from 1e9 on are Unix epoch times (no recording lasts
+  31 years) in seconds, milliseconds (>= 1e11), microseconds (>= 1e14) or nanoseconds (>= 1e17) - the
+  start is then that UTC time;
+* **time of day only** (``10:00:00``): seconds since the first row, a step back of more than 12 h is
+  a midnight crossing; no date, so no absolute start (as a WFDB header with a time but no date);
+* **dates with dots** (``04.03.2020 10:00``): day first, as everywhere dots are used;
+* **dates with slashes** (``04/03/2020``): day first when a first field exceeds 12, month first when a
+  second field does; when no row tells, the file is refused (:class:`AmbiguousTimeError`) rather than
+  guessed;
+* **UTC offsets** (``2020-03-29T03:00:00+02:00``, ``...Z``): intervals from the offsets (a daylight
+  saving change is not an hour lost), the start is the first row's wall-clock time as written; rows
+  with and without an offset in one file are refused;
+* anything else: ``pandas.to_datetime`` (ISO 8601 and the like).
+
+>>> t, start = parse_times(pd.Series(["04.03.2020 10:00:00", "05.03.2020 10:00:00"]), "v.csv", "time")
+>>> t.tolist(), start.isoformat()
+([0.0, 86400.0], '2020-03-04T10:00:00')
+>>> t, start = parse_times(pd.Series(["23:59:30", "00:00:30"]), "v.csv", "time")
+>>> t.tolist(), start
+([0.0, 60.0], None)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from medmm.signals.errors import AmbiguousTimeError, NonMonotonicTimeError
+
+__all__ = ["parse_times"]
+
+_TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_DOTTED = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{2,4}\b")
+_SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{2,4}\b")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+_EPOCH_SCALE = ((1e17, 1e-9), (1e14, 1e-6), (1e11, 1e-3), (1e9, 1.0))
+
+
+def _bad_row(rel: str, bad: NDArray[np.bool_], tcol: str) -> NonMonotonicTimeError:
+    row = int(np.flatnonzero(bad)[0]) + 2
+    return NonMonotonicTimeError(
+        rel, f"unparseable or empty time at line {row} (column {tcol!r})", "fix or drop that row"
+    )
+
+
+def _numeric(values: NDArray[np.float64], rel: str, tcol: str) -> tuple[NDArray[np.float64], datetime | None]:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise _bad_row(rel, bad, tcol)
+    first = float(values[0]) if values.size else 0.0
+    for floor, scale in _EPOCH_SCALE:
+        if abs(first) >= floor:
+            start = datetime(1970, 1, 1) + pd.Timedelta(seconds=first * scale).to_pytimedelta()
+            return (values - first) * scale, start
+    return values, None
+
+
+def _time_of_day(text: pd.Series) -> NDArray[np.float64]:
+    parts = text.str.split(":", expand=True).astype(float)
+    s = (parts[0] * 3600 + parts[1] * 60).to_numpy(dtype=np.float64)
+    if parts.shape[1] > 2:
+        s = s + parts[2].fillna(0.0).to_numpy(dtype=np.float64)
+    wraps = np.concatenate(([0.0], np.cumsum(np.diff(s) < -12 * 3600))) * 86400.0
+    s = s + wraps
+    return s - s[0]
+
+
+def _dayfirst(text: pd.Series, rel: str, tcol: str) -> bool:
+    parts = text.str.extract(_SLASHED).astype(float)
+    if (parts[0] > 12).any():
+        return True
+    if (parts[1] > 12).any() or (parts[0] == parts[1]).all():
+        return False
+    raise AmbiguousTimeError(
+        rel,
+        f"dates in column {tcol!r} such as {text.iloc[0]!r} can be day/month or month/day and no row tells "
+        "which",
+        "write ISO dates (2020-03-04 10:00:00)",
+    )
+
+
+def parse_times(raw: pd.Series, rel: str, tcol: str) -> tuple[NDArray[np.float64], datetime | None]:
+    """``(seconds from the first row, absolute start or None)`` of a time column (see module doc).
+
+    Raises :class:`~medmm.signals.errors.NonMonotonicTimeError` naming the first unparseable row and
+    :class:`~medmm.signals.errors.AmbiguousTimeError` for undecidable day/month order or mixed offsets.
+    """
+    if pd.api.types.is_numeric_dtype(raw):
+        return _numeric(raw.to_numpy(dtype=np.float64), rel, tcol)
+    if pd.api.types.is_datetime64_any_dtype(raw):  # Parquet timestamps
+        parsed = pd.to_datetime(raw)
+        text = None
+    else:
+        text = raw.astype("string").str.strip()
+        filled = text.fillna("")
+        if (filled == "").any():
+            raise _bad_row(rel, (filled == "").to_numpy(), tcol)
+        if filled.str.fullmatch(_TIME_OF_DAY).all():
+            return _time_of_day(filled), None
+        offset = filled.str.contains(_OFFSET)
+        if offset.any() and not offset.all():
+            raise AmbiguousTimeError(
+                rel,
+                f"some times in column {tcol!r} carry a UTC offset and some do not",
+                "export every time with its offset, or none",
+            )
+        kwargs: dict[str, object] = {"errors": "coerce"}
+        if filled.str.match(_DOTTED).all():
+            kwargs["dayfirst"] = True
+        elif filled.str.match(_SLASHED).all():
+            kwargs["dayfirst"] = _dayfirst(filled, rel, tcol)
+        if offset.all():
+            kwargs["utc"] = True
+        parsed = pd.to_datetime(filled, **kwargs)  # type: ignore[call-overload]
+    bad = parsed.isna().to_numpy()
+    if bad.all():
+        raise NonMonotonicTimeError(rel, f"column {tcol!r} holds no parseable times", "write ISO date-times")
+    if bad.any():
+        raise _bad_row(rel, bad, tcol)
+    first = parsed.iloc[0]
+    if text is not None and first.tzinfo is not None:  # wall-clock time as written in the first row
+        first_wall = pd.Timestamp(str(text.iloc[0])).tz_localize(None)
+    else:
+        first_wall = first.tz_localize(None) if first.tzinfo is not None else first
+    t = (parsed - first).dt.total_seconds().to_numpy(dtype=np.float64)
+    return t, first_wall.to_pydatetime()
