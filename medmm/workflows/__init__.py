@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from medmm._lazy import lazy_exports
 
-__all__ = ["TaskFailure", "dask_client", "run_tasks"]
+__all__ = ["ClusterError", "TaskFailure", "dask_client", "run_tasks"]
 
-__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, "medmm.workflows.cluster"))
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"ClusterError": "medmm.workflows.external"}
+    | dict.fromkeys(["TaskFailure", "dask_client", "run_tasks"], "medmm.workflows.cluster"),
+)

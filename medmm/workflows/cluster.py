@@ -139,7 +139,8 @@ def dask_client(
     Parameters
     ----------
     workers
-        Local worker processes (default: CPU count, at most 4). Ignored with ``scheduler``.
+        Local worker processes (default: CPU count, at most 4). Given with ``scheduler``: a
+        :class:`~medmm.errors.ConfigError` (an existing cluster has its own workers).
     scheduler
         Address of an existing scheduler (``tcp://host:8786``), e.g. one started by dask-jobqueue
         on SLURM or by dask-kubernetes.
@@ -178,12 +179,23 @@ def dask_client(
         configuration the nannies hand their workers, so spawned and forked workers both get it.
         Ignored with ``scheduler`` (that cluster's own configuration applies).
 
+    With ``scheduler``, the client is yielded once the cluster has a worker and every worker runs this
+    medmm and the same releases of Python and the data packages
+    (:mod:`medmm.workflows.external`; a :class:`~medmm.workflows.external.ClusterError` otherwise).
+
     A local cluster also gets Dask's periodic work less often (:data:`LOCAL_QUIET_CONFIG`), and its
     client sees workers join without polling the scheduler (``client.wait_for_workers``).
     """
     import dask
     from distributed import Client, LocalCluster  # before dask.config.set: distributed's defaults
 
+    if workers and scheduler:
+        from medmm.errors import ConfigError
+
+        raise ConfigError(
+            f"--workers {workers} and --scheduler {scheduler} both given: --workers sizes a local cluster, "
+            "an existing cluster has its own workers. Fix: give only one of them"
+        )
     if dashboard is None:
         dashboard = interactive()
 
@@ -192,6 +204,8 @@ def dask_client(
     with contextlib.ExitStack() as stack:  # the worker server (if any) stops after the cluster
         if scheduler:
             client, cluster = _connect(Client, scheduler), None
+            stack.callback(client.close)  # also when its workers fail the checks below
+            _check_external(client, scheduler)
         else:
             n = workers or max(1, min(4, os.cpu_count() or 1))
             # read by the scheduler and each nanny when they are made (also by cluster.scale later)
@@ -349,7 +363,10 @@ def run_tasks(
 ) -> Iterator[tuple[int, R | TaskFailure | None]]:
     """Run ``fn(item, *args)`` for each item on ``client``; yield ``(index, result)`` as they finish.
 
-    A task that raises yields ``(index, TaskFailure)``; the other tasks go on. ``args`` are scattered
+    A task that raises yields ``(index, TaskFailure)``; the other tasks go on. A task whose worker
+    died is run again on another one (Dask's ``distributed.scheduler.allowed-failures``: 3 deaths,
+    then a ``KilledWorker`` failure). Losing the scheduler raises a
+    :class:`~medmm.workflows.external.ClusterError` (the inputs are not at fault). ``args`` are scattered
     once (e.g. a pseudonymizer or settings) rather than pickled into every task.
 
     ``unfetched``: a result of this type is not fetched from its worker (its type comes with the
@@ -385,6 +402,8 @@ def _completed(futures: list[Any], unfetched: type | None, pause_gc: bool) -> It
 
     from distributed import as_completed
 
+    from medmm.workflows.external import task_result
+
     index = {f.key: i for i, f in enumerate(futures)}
     enabled = gc.isenabled()
     if pause_gc:
@@ -393,10 +412,7 @@ def _completed(futures: list[Any], unfetched: type | None, pause_gc: bool) -> It
         for k, fut in enumerate(as_completed(futures), 1):
             result: Any = None
             if unfetched is None or fut.status != "finished" or fut.type is not unfetched:
-                try:
-                    result = fut.result()
-                except Exception as exc:  # one bad task never kills the run
-                    result = TaskFailure(exc)
+                result = task_result(fut)  # a lost scheduler raises: nothing is quarantined for it
             fut.release()
             if pause_gc and k % 64 == 0:  # the youngest objects only: cyclic garbage stays bounded
                 gc.collect(0)
@@ -404,6 +420,16 @@ def _completed(futures: list[Any], unfetched: type | None, pause_gc: bool) -> It
     finally:
         if pause_gc and enabled:
             gc.enable()
+
+
+def _check_external(client: Any, address: str) -> None:
+    """Wait for a worker of the existing cluster at ``address`` and check its versions (the workers'
+    facts are kept on the client for later messages)."""
+    from medmm.workflows.external import check_versions, wait_for_workers
+
+    wait_for_workers(client, address)
+    client._medmm_worker_facts = check_versions(client, address)
+    client._medmm_external = address
 
 
 def _connect(client_type: Any, address: str) -> Any:

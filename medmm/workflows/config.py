@@ -43,6 +43,15 @@ class ClusterConfig(BaseModel):
     workers: int | None = Field(default=None, ge=1, description="local worker processes")
     scheduler: str | None = Field(default=None, description="address of an existing Dask scheduler")
 
+    @model_validator(mode="after")
+    def _one_of(self) -> ClusterConfig:
+        if self.workers and self.scheduler:
+            raise ValueError(
+                "give `workers` (a local cluster) or `scheduler` (an existing cluster, which has its own "
+                "workers), not both"
+            )
+        return self
+
 
 class StageStep(BaseModel):
     """One stage of a workflow: its input (file or folder; none for stages reading the run dir)."""

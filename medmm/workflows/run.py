@@ -189,6 +189,31 @@ def _check_site_key(config: WorkflowConfig, ctx: StageContext) -> None:
     claim_site_key(ctx.run_dir, key_check_value(load_key(ctx.key_file)), record=False)
 
 
+#: stages whose tasks run on the Dask cluster
+_DISTRIBUTED = (StageName.ingest, StageName.reports, StageName.signals)
+
+
+def _check_cluster(config: WorkflowConfig, ctx: StageContext) -> None:
+    """Before any stage runs on the existing cluster at ``ctx.scheduler``: its workers run this medmm
+    and the same package releases (:func:`~medmm.workflows.cluster.dask_client`), see every input of
+    the distributed stages and the site key at the same paths, and can write in the run directory
+    (:mod:`medmm.workflows.external`)."""
+    steps = [s for s in config.stages if s.stage in _DISTRIBUTED]
+    if not steps:
+        return
+    from medmm.workflows.cluster import dask_client
+    from medmm.workflows.external import check_paths
+    from medmm.workflows.worker_key import check_key, worker_key
+
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    address = str(ctx.scheduler)
+    with dask_client(scheduler=address, quiet=True) as client:
+        inputs = [ctx.resolve(s.input) for s in steps if s.input]
+        check_paths(client, address, read=inputs, write=[ctx.run_dir])
+        if any(_pseudonymizes(s) for s in steps):
+            check_key(client, address, worker_key(ctx.key_file))
+
+
 _STAGES: dict[StageName, Callable[[StageStep, StageContext], dict[str, int]]] = {
     StageName.ingest: _ingest,
     StageName.reports: _reports,
@@ -207,17 +232,36 @@ def run_workflow(
     workers: int | None = None,
     scheduler: str | None = None,
 ) -> WorkflowResult:
-    """Run every stage of ``config``; arguments given here override the file's settings."""
+    """Run every stage of ``config``; arguments given here override the file's settings.
+
+    ``workers`` or ``scheduler`` given here replace the file's ``cluster`` section (both: a
+    :class:`~medmm.errors.ConfigError`). Every path is made absolute here: with ``scheduler``, the
+    tasks run in worker processes whose working folder is another one.
+    """
+    if workers and scheduler:
+        raise ConfigError(
+            f"--workers {workers} and --scheduler {scheduler} both given: --workers sizes a local cluster, "
+            "an existing cluster has its own workers. Fix: give only one of them"
+        )
+    if not workers and not scheduler:
+        workers, scheduler = config.cluster.workers, config.cluster.scheduler
     ctx = StageContext(
-        run_dir=Path(run_dir) if run_dir else (base_dir / Path(config.run_dir).expanduser()).resolve(),
+        # relative to where the command runs, as any path on its command line
+        run_dir=(
+            Path(run_dir).expanduser().resolve()
+            if run_dir
+            else (base_dir / Path(config.run_dir).expanduser()).resolve()
+        ),
         base_dir=base_dir,
-        workers=workers or config.cluster.workers,
-        scheduler=scheduler or config.cluster.scheduler,
+        workers=workers,
+        scheduler=scheduler,
         # "~/..." is the user's home, not a folder named "~" (a new key there would change every pseudonym)
         key_file=(base_dir / Path(config.key_file).expanduser()).resolve() if config.key_file else None,
     )
     result = WorkflowResult(run_dir=ctx.run_dir)
     _check_site_key(config, ctx)
+    if ctx.scheduler:
+        _check_cluster(config, ctx)
     for step in config.stages:
         adapter = _STAGES.get(step.stage)
         if adapter is None:
