@@ -227,7 +227,16 @@ def run_signals(
             f"{out}: the run directory is inside the signals input {root}, so the run's own tables would "
             "be read as inputs next time; choose an --out outside the input folder"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"{out}: the run directory (--out) is an existing file; give a folder (new or a run's)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only share, a parent that is a file ...
+        raise ConfigError(
+            f"{out}: the run directory cannot be created ({exc.strerror}); choose another --out"
+        ) from None
     pz = pseudonymizer or Pseudonymizer(load_key(key_file))
     claim_site_key(out, pz.check_value())  # a run directory made with another key is refused
     with timer("discover"):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medmm.signals.errors import HeaderError, TruncatedSignalError
+from medmm.signals.errors import HeaderError, TruncatedSignalError, UnknownFormatError
 from medmm.signals.readers._base import Channel, Event, LoadedRecord, check_fs
 
 __all__ = ["read_edf", "read_edf_meta", "read_edf_span"]
@@ -61,6 +61,12 @@ def _open(path: Path, rel: str) -> Any:
         return pyedflib.EdfReader(str(path))
     except OSError as exc:
         text = str(exc).replace(str(path), rel)
+        if "discontinuous" in text.lower():
+            raise UnknownFormatError(
+                rel,
+                "EDF+D (discontinuous: the data records have gaps in time) is not supported",
+                "export it as EDF+C (continuous), e.g. one file per uninterrupted stretch",
+            ) from exc
         if path.exists() and ("size" in text.lower() or "records" in text.lower()):
             raise TruncatedSignalError(
                 rel,

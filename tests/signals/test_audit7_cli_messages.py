@@ -1,0 +1,48 @@
+"""Session 7 audit: clear errors for a run directory that is a file and for EDF+D files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from medmm.cli import app
+from medmm.pseudonym import Pseudonymizer
+from medmm.signals.pipeline import run_signals
+
+
+def test_out_is_an_existing_file(tmp_path: Path) -> None:
+    root = tmp_path / "ecg"
+    root.mkdir()
+    (root / "v.csv").write_text("time,HR [bpm]\n0,70\n1,71\n")
+    (tmp_path / "k").write_text("ab" * 32 + "\n")
+    target = tmp_path / "results.txt"
+    target.write_text("not a folder")
+    args = ["signals", "ingest", str(root), "--workers", "0", "--key-file", str(tmp_path / "k")]
+    res = CliRunner().invoke(app, [*args, "--out", str(target)])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit)  # was: FileExistsError traceback
+    assert "results.txt: the run directory (--out) is an existing file" in " ".join(res.output.split())
+
+
+def test_edf_plus_d_says_what_to_do(tmp_path: Path) -> None:
+    import pyedflib
+
+    root = tmp_path / "in"
+    root.mkdir()
+    head = pyedflib.highlevel.make_signal_header(
+        "ECG", dimension="mV", sample_frequency=256, physical_min=-5, physical_max=5
+    )
+    path = root / "night.edf"
+    pyedflib.highlevel.write_edf(str(path), [np.sin(np.arange(256 * 10) / 5.0)], [head])
+    data = bytearray(path.read_bytes())
+    assert data[192:197] == b"EDF+C"
+    data[192:197] = b"EDF+D"  # the reserved field marks a discontinuous EDF+ file
+    path.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    run_signals(root, out, workers=0, pseudonymizer=Pseudonymizer(b"d" * 32))
+    reason = pd.read_parquet(out / "manifest_signals.parquet").set_index("path").loc["night.edf", "reason"]
+    # was: "HeaderError ... not a readable EDF/EDF+/BDF file ... Fix: re-export it as EDF+"
+    assert reason.startswith("UnknownFormatError: night.edf: EDF+D (discontinuous")
+    assert "Fix: export it as EDF+C (continuous)" in reason
