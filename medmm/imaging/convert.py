@@ -19,6 +19,7 @@ import gzip
 import os
 import warnings
 import zlib
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from medmm.errors import InputError
 from medmm.imaging.errors import ImageFileError, MissingCompanionError, MixedGeometryError
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
 from medmm.imaging.pixels import native_fast_path, read_mosaic, read_multiframe, read_native_stack, read_slice
-from medmm.imaging.raster import RASTER_FORMATS, convert_raster_file
+from medmm.imaging.raster import RASTER_FORMATS, convert_raster_file, given_ids
 from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
 from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_of
 from medmm.imaging.volume_store import canonical_dtype, write_volume
@@ -309,7 +310,13 @@ def _no_orientation(img: Any) -> bool:
 
 
 def convert_image_file(
-    rel_path: str, archive_root: Path, run_dir: Path, pseudonymizer: Pseudonymizer, fmt: str
+    rel_path: str,
+    archive_root: Path,
+    run_dir: Path,
+    pseudonymizer: Pseudonymizer,
+    fmt: str,
+    *,
+    ids: Mapping[str, str] | None = None,
 ) -> VolumeRecord:
     """Read a NIfTI-1/2 (.nii, .nii.gz, .hdr/.img) or ANALYZE 7.5 (.hdr/.img) file, write it as RAS.
 
@@ -328,6 +335,10 @@ def convert_image_file(
         As for :func:`convert_stack`.
     fmt
         ``"nifti"`` or ``"analyze"`` (or ``"png"``, ``"jpeg"``, ``"tiff"``: see above).
+    ids
+        Raw ``patient``, ``study``, ``study_time`` and ``modality`` the user gives for this file (a row of
+        ``medmm ingest --ids``), pseudonymized by :func:`medmm.imaging.raster.given_ids`; ``None``: the
+        volume has no patient or study id and an unknown modality, as the file itself carries none.
 
     Raises
     ------
@@ -348,7 +359,7 @@ def convert_image_file(
     ([9, 11, 9], ['atlas.img'], 'ANALYZE 7.5 has no orientation')
     """
     if fmt in RASTER_FORMATS:
-        return convert_raster_file(rel_path, archive_root, run_dir, pseudonymizer, fmt)
+        return convert_raster_file(rel_path, archive_root, run_dir, pseudonymizer, fmt, ids=ids)
     from monai.data import NibabelReader
 
     if fmt not in ("nifti", "analyze"):
@@ -384,12 +395,18 @@ def convert_image_file(
             "NIfTI qform_code and sform_code are both 0 (orientation unknown): nibabel's default "
             "(ANALYZE-like: voxel sizes, x flipped, centred) is assumed"
         )
+    idents = given_ids(ids, pseudonymizer, notes)
+    modality = (ids or {}).get("modality", "")
     sidecar: dict[str, Any] = {
         "source_format": source.value,
         "n_sources": 1,
         "volume_id": volume_id,
         "warnings": notes,
     }
+    if modality:
+        sidecar["modality"] = modality
+    if idents["study_time"]:
+        sidecar["study_time"] = idents["study_time"]
     array = squeeze_trailing(np.asarray(data))  # a 3D volume stays 3D whatever dim[0] declares
     if array.dtype.kind in "iu" and array.dtype.itemsize == 8:
         array = narrow_int64(array)
@@ -400,9 +417,10 @@ def convert_image_file(
     return VolumeRecord(
         volume_id=volume_id,
         **asdict(written),
-        modality="",
+        modality=modality,
         n_sources=1,
         source_format=source,
         sources=[Path(rel_path).as_posix()],
         warnings=notes,
+        **idents,
     )

@@ -23,9 +23,11 @@ profiles and JPEG comments may hold patient names or ids and are never read into
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ __all__ = [
     "ImageTooLargeError",
     "RasterImage",
     "convert_raster_file",
+    "given_ids",
     "picture_to_volume",
     "read_raster",
 ]
@@ -91,23 +94,34 @@ class RasterImage:
     notes: list[str] = field(default_factory=list)
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: list[tuple[logging.Logger, bool]] = []
+
+
 @contextmanager
 def _quiet_pillow() -> Iterator[None]:
     """Silence Pillow's loggers while a file is read: at DEBUG level its TIFF reader logs every tag's
-    value (ImageDescription, Artist ... can hold a patient's name)."""
-    logger = logging.getLogger("PIL")
-    saved = logger.disabled
-    logger.disabled = True
-    children = [lg for name, lg in logging.Logger.manager.loggerDict.items() if name.startswith("PIL.")]
-    saved_children = [(lg, lg.disabled) for lg in children if isinstance(lg, logging.Logger)]
-    for lg, _ in saved_children:
-        lg.disabled = True
+    value (ImageDescription, Artist ... can hold a patient's name). Counted, so that threads reading
+    pictures at the same time (``processes=False``) keep them silent until the last one is done."""
+    global _quiet_depth
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            names = ["PIL", *(n for n in logging.Logger.manager.loggerDict if n.startswith("PIL."))]
+            loggers = [logging.getLogger(n) for n in names]
+            _quiet_saved[:] = [(lg, lg.disabled) for lg in loggers]
+            for lg in loggers:
+                lg.disabled = True
+        _quiet_depth += 1
     try:
         yield
     finally:
-        logger.disabled = saved
-        for lg, was in saved_children:
-            lg.disabled = was
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for lg, was in _quiet_saved:
+                    lg.disabled = was
+                _quiet_saved.clear()
 
 
 def _decode_error(rel: str, what: str, exc: BaseException, root: str) -> CorruptImageError:
@@ -237,6 +251,7 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
     what = (fmt or "PNG/JPEG/TIFF").upper()
     root = f"{Path(path).parent}/"
     notes: list[str] = []
+    Image.init()  # every plugin imported (and its logger made) now, so that _quiet_pillow silences it
     with _quiet_pillow():
         try:
             im = Image.open(path, formats=accepted)
@@ -309,6 +324,46 @@ def picture_to_volume(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(pixels)[::-1, :].T)[:, :, None]
 
 
+#: the warning of a file that an ids table was given for, but that got no patient id from it
+NO_PATIENT_NOTE = (
+    "no patient id: the ids table has no row (or an empty patient) for this file; medmm align skips it"
+)
+
+
+def given_ids(
+    ids: Mapping[str, str] | None, pseudonymizer: Pseudonymizer, notes: list[str]
+) -> dict[str, str | None]:
+    """Pseudonymous ``patient_id``, ``study_id`` and shifted ``study_time`` from user-given raw ids.
+
+    ``ids`` holds ``patient``, ``study``, ``study_time`` (ISO date or date-time) and ``modality`` as the
+    ids table gives them (:mod:`medmm.ingest.image_ids`); ``None`` when no table was given. Pseudonyms are
+    those of DICOM and of the reports stage (``Pseudonymizer.id(value, "patient" / "study")``); the time
+    is shifted by the patient's keyed date shift. Problems become ``notes``, never errors.
+
+    >>> pz = Pseudonymizer(b"k" * 32)
+    >>> out = given_ids({"patient": "20", "study": "", "study_time": "2020-03-01"}, pz, [])
+    >>> out["patient_id"] == pz.id("20", "patient"), out["study_id"], out["study_time"] < "2020-03-01"
+    (True, None, True)
+    """
+    out: dict[str, str | None] = {"patient_id": None, "study_id": None, "study_time": None}
+    if ids is None:
+        return out
+    patient, study, when = ids.get("patient", ""), ids.get("study", ""), ids.get("study_time", "")
+    if not patient:
+        notes.append(NO_PATIENT_NOTE)
+        return out
+    out["patient_id"] = pseudonymizer.id(patient, "patient")
+    out["study_id"] = pseudonymizer.id(study, "study") if study else None
+    if when:
+        try:
+            parsed = datetime.fromisoformat(when)
+        except ValueError:
+            notes.append("study time in the ids table is not an ISO date or date-time: left out")
+        else:
+            out["study_time"] = pseudonymizer.shift_datetime(patient, parsed).isoformat()
+    return out
+
+
 def convert_raster_file(
     rel_path: str,
     archive_root: Path,
@@ -316,7 +371,7 @@ def convert_raster_file(
     pseudonymizer: Pseudonymizer,
     fmt: str,
     *,
-    modality: str = "",
+    ids: Mapping[str, str] | None = None,
 ) -> VolumeRecord:
     """Write a PNG/JPEG/TIFF picture as a one-slice volume ``[x, y, 1]`` with its sidecar.
 
@@ -332,8 +387,10 @@ def convert_raster_file(
         As for :func:`~medmm.imaging.convert_image_file`.
     fmt
         ``"png"``, ``"jpeg"`` or ``"tiff"``.
-    modality
-        The modality the user states (e.g. ``"DX"``); empty means unknown (never guessed).
+    ids
+        Raw ``patient``, ``study``, ``study_time`` and ``modality`` the user gives for this file (an ids
+        table row, :mod:`medmm.ingest.image_ids`), pseudonymized by :func:`given_ids`; ``None``: no ids,
+        and the modality is unknown (it is never guessed).
 
     Examples
     --------
@@ -357,6 +414,8 @@ def convert_raster_file(
     rel = Path(rel_path).as_posix()
     volume_id = pseudonymizer.id(f"{source.value}:{rel}", "volume")
     notes = [SPACING_NOTE, *pic.notes]
+    idents = given_ids(ids, pseudonymizer, notes)
+    modality = (ids or {}).get("modality", "")
     rows, cols = (int(n) for n in pic.pixels.shape)
     sidecar: dict[str, Any] = {
         "source_format": source.value,
@@ -376,6 +435,8 @@ def convert_raster_file(
     }
     if modality:
         sidecar["modality"] = modality
+    if idents["study_time"]:
+        sidecar["study_time"] = idents["study_time"]
     written = write_volume(
         run_dir,
         volume_id,
@@ -394,4 +455,5 @@ def convert_raster_file(
         source_format=source,
         sources=[rel],
         warnings=notes,
+        **idents,
     )

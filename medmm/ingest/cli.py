@@ -113,6 +113,30 @@ def ingest(
         help="Start the Dask dashboard of the local cluster and print its address "
         "(default: when stderr is a terminal, like the progress bars).",
     ),
+    ids: Path | None = typer.Option(
+        None,
+        "--ids",
+        exists=True,
+        dir_okay=False,
+        help="CSV table of patient/study ids for image files that carry none (PNG/JPEG/TIFF, NIfTI): "
+        "one row per file, matched by path (see docs/ingest.md).",
+    ),
+    path_column: str = typer.Option("path", "--path-column", help="--ids: column of file paths or names."),
+    patient_column: str = typer.Option("patient_id", "--patient-column", help="--ids: patient id column."),
+    study_column: str = typer.Option("study_id", "--study-column", help="--ids: study id column (optional)."),
+    modality_column: str = typer.Option(
+        "modality", "--modality-column", help="--ids: modality column (optional)."
+    ),
+    time_column: str = typer.Option(
+        "study_time",
+        "--time-column",
+        help="--ids: ISO study date/time column (optional; shifted per patient).",
+    ),
+    modality: str | None = typer.Option(
+        None,
+        "--modality",
+        help="Modality of pictures and NIfTI files without one in --ids (e.g. DX); never guessed.",
+    ),
 ) -> None:
     """Ingest an imaging archive: canonical volumes + a manifest row for every input file.
 
@@ -135,9 +159,16 @@ def ingest(
 
         dashboard = interactive()
     from medmm.errors import MedmmError
+    from medmm.ingest.image_ids import IdColumns, IdTable
     from medmm.ingest.pipeline import ingest_archive
 
     try:
+        table = None
+        if ids is not None:
+            columns = IdColumns(path_column, patient_column, study_column, modality_column, time_column)
+            table = IdTable.load(ids, columns, modality=modality or "")
+        elif modality:
+            table = IdTable({}, source="--modality", modality=modality)
         result = ingest_archive(
             archive,
             out,
@@ -146,6 +177,7 @@ def ingest(
             key_file=key_file,
             batch_size=batch_size,
             dashboard=dashboard,
+            ids=table,
         )
     except MedmmError as exc:  # a setting or the run directory (another run holds it, bad key file ...)
         typer.echo(f"error: {exc}", err=True)

@@ -43,6 +43,7 @@ from medmm.ingest.discover import Entry, iter_archive
 from medmm.ingest.driver_threads import TABLE_MODULES, InThread, Janitor, import_in_background
 from medmm.ingest.groups import GroupDone, bundle_groups, convert_item
 from medmm.ingest.headers import HEADERS_SUBDIR, headers_dir, read_group
+from medmm.ingest.image_ids import IdTable
 from medmm.ingest.journal import FINISHED_PARTS, Done, Journal, run_lock
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.resolve import RowBook, plan_jobs
@@ -134,6 +135,7 @@ def ingest_archive(
     batch_size: int = SCAN_BATCH,
     show_progress: bool | None = None,
     dashboard: bool = False,
+    ids: IdTable | None = None,
 ) -> IngestResult:
     """Ingest an imaging archive into ``run_dir`` (resumable; bad inputs become manifest rows).
 
@@ -153,6 +155,10 @@ def ingest_archive(
         Files per header-scanning task.
     dashboard
         Start the Dask dashboard of the local cluster (off by default: it costs ~0.3 s of CPU).
+    ids
+        Patient/study ids (and modality, study time) for image files that carry none: pictures, NIfTI,
+        ANALYZE (:class:`~medmm.ingest.image_ids.IdTable`, ``medmm ingest --ids``). A run directory
+        ingested with other ids (or none) starts afresh.
 
     Returns
     -------
@@ -198,6 +204,7 @@ def ingest_archive(
                 batch_size,
                 show_progress,
                 dashboard,
+                ids,
             )
         finally:  # header records hold raw identifiers: never left behind by a run that ends
             janitor.join()
@@ -218,6 +225,7 @@ def _ingest(
     batch_size: int,
     show_progress: bool | None,
     dashboard: bool,
+    ids: IdTable | None = None,
 ) -> IngestResult:
     timer = Timer()
     # tasks get the key bytes inline: scattering the same object again in a later phase races with the
@@ -227,8 +235,10 @@ def _ingest(
     claim_site_key(out, pz.check_value())  # a run directory made with another key is refused
     journal = Journal(out)
     state = {"key_fingerprint": pz.id("medmm-key-check", "key"), "archive": str(root.resolve())}
+    if ids is not None:  # image files' ids come from this table: other ids (or none) redo every file
+        state["ids"] = ids.digest
     if not journal.state_matches(state):
-        log.warning("run directory was made with another site key or archive: starting it afresh")
+        log.warning("run directory was made with another site key, archive or ids table: starting it afresh")
         journal.discard()
     journal.write_state(state)
 
@@ -285,7 +295,7 @@ def _ingest(
                 found.images += found2.images
                 done -= {e.rel for e in again}
         with timer("assemble"):
-            jobs = plan_jobs(found.images, book, img_to_hdr)
+            jobs = plan_jobs(found.images, book, img_to_hdr, ids)
             # groups bundled into fewer tasks (a task costs ~2 ms of Dask CPU: "Session 4: worker CPU")
             bundles = bundle_groups(found.groups, max(slots, n_workers(dask))) if found.groups else []
             items: list[tuple[str, ...] | ConvertJob] = [*bundles, *jobs]
@@ -341,6 +351,7 @@ def _ingest(
                 "workers": workers,
                 "scheduler": scheduler,
                 "batch_size": batch_size,
+                "ids": None if ids is None else {"table": ids.source, "modality": ids.modality or None},
             },
             counts=counts,
             timings=timings,

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from medmm.errors import reason_of
+from medmm.ingest.image_ids import AmbiguousIdsError, IdTable
 from medmm.ingest.journal import Journal
 from medmm.ingest.records import IngestManifestRow
 from medmm.ingest.sniff import Format
@@ -67,17 +68,36 @@ class RowBook:
             self.settle(rows)
             return
         vid = result.volume.volume_id
+        vol = result.volume
+        # ids a user gave for an image file (medmm.ingest.image_ids) reach its manifest row as well
+        given = {"patient_id": vol.patient_id, "study_id": vol.study_id, "modality": vol.modality or None}
+        ids = {k: v for k, v in given.items() if v} if job.stack is None else {}
         rows = []
         for i, path in enumerate(job.paths):
             if job.stack is None and i > 0:  # the .img of a .hdr/.img pair
                 reason = f"image data of {job.paths[0]!r} (volume {vid})"
                 rows.append(self.resolve(path, Status.companion, reason, volume_id=vid))
             else:
-                rows.append(self.resolve(path, Status.ingested, "", volume_id=vid))
+                rows.append(self.resolve(path, Status.ingested, "", volume_id=vid, **ids))
         self.settle(rows, [result.volume])
 
 
-def _image_jobs(files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, str]) -> list[ConvertJob]:
+def _with_ids(job: ConvertJob, book: RowBook, ids: IdTable | None) -> ConvertJob | None:
+    """``job`` with its file's row of the ids table; ``None`` (its rows settled as quarantined) when
+    several rows with different ids match the file."""
+    if ids is None:
+        return job
+    try:
+        job.ids = ids.lookup(job.rel)
+    except AmbiguousIdsError as err:
+        book.settle([book.resolve(p, Status.quarantined, reason_of(err)) for p in job.paths])
+        return None
+    return job
+
+
+def _image_jobs(
+    files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, str], ids: IdTable | None = None
+) -> list[ConvertJob]:
     hdr_to_img = {h: i for i, h in img_to_hdr.items()}
     by_path = {s.row.path: s for s in files}
     jobs, claimed = [], set()
@@ -106,10 +126,12 @@ def _image_jobs(files: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, st
         if rel in claimed or Format(s.row.format.removesuffix(".gz")) in _PAIR_HEADERS:
             continue
         jobs.append(ConvertJob(key=f"file:{rel}", paths=[rel], rel=rel, fmt=s.row.format))
-    return jobs
+    return [j for j in (_with_ids(job, book, ids) for job in jobs) if j is not None]
 
 
-def plan_jobs(scanned: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, str]) -> list[ConvertJob]:
+def plan_jobs(
+    scanned: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, str], ids: IdTable | None = None
+) -> list[ConvertJob]:
     """Settle what needs no conversion; return one conversion job per NIfTI/ANALYZE file.
 
     Parameters
@@ -120,6 +142,9 @@ def plan_jobs(scanned: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, st
         Receives the settled rows; remembers the pending ones for the jobs' results.
     img_to_hdr
         ``.img`` -> ``.hdr`` name pairs found in the archive.
+    ids
+        The user's ids table for image files (``medmm ingest --ids``): each job carries its file's row;
+        a file that several different rows match is quarantined (``AmbiguousIdsError``).
 
     >>> plan_jobs([], RowBook(None), {})
     []
@@ -138,4 +163,4 @@ def plan_jobs(scanned: list[Scanned], book: RowBook, img_to_hdr: Mapping[str, st
     for s in pending:
         book.pending[s.row.path] = s.row
     files = pending + [s for s in scanned if not s.pending and s.row.path in claimed_imgs]
-    return _image_jobs(files, book, img_to_hdr)
+    return _image_jobs(files, book, img_to_hdr, ids)

@@ -22,7 +22,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -105,6 +105,7 @@ class ConvertJob:
     instances: list[Any] = field(default_factory=list)
     rel: str = ""
     fmt: str = ""
+    ids: Any = None  # FileIds of an image file from the user's ids table (medmm.ingest.image_ids), raw
 
 
 @dataclass
@@ -437,4 +438,5 @@ def _convert(job: ConvertJob, root: Path, out: Path, pseudonymizer: Pseudonymize
         return convert_stack(job.stack, job.instances, root, out, pseudonymizer)
     base = Format(job.fmt.removesuffix(".gz"))
     source = "analyze" if base is Format.analyze else base.value if base in RASTER_FORMATS else "nifti"
-    return convert_image_file(job.rel, root, out, pseudonymizer, source)
+    ids = None if job.ids is None else asdict(job.ids)
+    return convert_image_file(job.rel, root, out, pseudonymizer, source, ids=ids)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -184,3 +186,20 @@ def test_picture_to_volume_layout() -> None:
     assert vol[0, 1, 0] == 1  # top-left pixel: x = 0, y = top (rows counted from the bottom)
     assert vol[2, 0, 0] == 6  # bottom-right pixel
     assert np.array_equal(vol[:, ::-1, 0].T, pic)
+
+
+def test_no_metadata_in_debug_logs_of_a_fresh_process(tmp_path: Path) -> None:
+    """Pillow makes its TIFF logger when the plugin is first imported, inside the first read: a fresh
+    worker with DEBUG logging must not print a tag's value either."""
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "a.tif", tiffinfo={270: "Doe^John 4711"})
+    code = (
+        "import logging, sys\n"
+        "from pathlib import Path\n"
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n"
+        "from medmm.imaging.raster import read_raster\n"
+        f"print(read_raster(Path({str(tmp_path / 'a.tif')!r}), 'a.tif').pixels.shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "(5, 5)" in done.stdout
+    assert "Doe" not in done.stderr + done.stdout and "4711" not in done.stderr + done.stdout

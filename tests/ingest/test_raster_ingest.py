@@ -3,6 +3,7 @@ per input, and no picture metadata (text chunks, EXIF, comments) reaches any out
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import struct
@@ -16,7 +17,9 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from medmm.imaging import plot_slice
+from medmm.ingest.image_ids import IdColumns, IdTable
 from medmm.ingest.pipeline import ingest_archive
+from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.schemas import validate_frame
 from medmm.tables import read_table
 
@@ -172,13 +175,25 @@ def test_covid_chestxray_images_become_volumes(shared_data: Path, tmp_path: Path
         pytest.skip("covid_chestxray_subset/images not in the shared data")
     files = sorted(p.name for p in images.iterdir())
     assert len(files) == 34
-    run = tmp_path / "run"
-    result = ingest_archive(images, run, workers=1, processes=False, key_file=tmp_path / "k")
+    run, meta = tmp_path / "run", images.parent / "metadata_subset_licensed.csv"
+    ids = IdTable.load(meta, IdColumns(path="filename", patient="Patientid", modality="modality"))
+    result = ingest_archive(images, run, workers=1, processes=False, key_file=tmp_path / "k", ids=ids)
     m = read_table(run / "manifest.parquet")
     assert sorted(m["path"]) == files and result.counts == {"ingested": 34}
     assert (m["format"].value_counts().to_dict()) == {"jpeg": 28, "png": 6}
     v = read_table(run / "volumes.parquet")
     assert len(v) == 34 and set(v["volume_id"]) == set(m["volume_id"])
+    # the collection's own metadata gives every picture its patient (19) and modality: alignable
+    with meta.open(encoding="utf-8") as fh:
+        truth = {r["filename"]: r for r in csv.DictReader(fh)}
+    pz = Pseudonymizer(load_key(tmp_path / "k"))
+    for rec in v.itertuples():
+        assert rec.patient_id == pz.id(truth[rec.sources[0]]["Patientid"], "patient")
+        assert rec.modality == truth[rec.sources[0]]["modality"]
+    assert v["patient_id"].nunique() == 19 and v["modality"].value_counts().to_dict() == {
+        "X-ray": 27,
+        "CT": 7,
+    }
     for rec in v.itertuples():
         with Image.open(images / rec.sources[0]) as im:
             want = np.asarray(im.convert("L"))  # none of them carries an EXIF rotation
