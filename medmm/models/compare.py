@@ -187,7 +187,6 @@ def compare_models(
                 "fold": 0,
                 "slice_aggregation": how,
                 "report_vocabulary": report_vocabulary(run_dir) if "report" in use else None,
-                "device": str(dev),
             },
         )
         conditions = [tuple(c) for r in range(len(use), 0, -1) for c in itertools.combinations(use, r)]

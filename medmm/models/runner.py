@@ -348,7 +348,6 @@ def train_from_config(
             "task_weights": res.task_weights,
             "slice_aggregation": slice_aggregation,
             "report_vocabulary": report_vocabulary(config.run_dir) if "report" in mods else None,
-            "device": str(dev),  # where it trained; the weights are saved on the CPU and load anywhere
         }
         save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta)
         fold_info: dict[str, Any] = {
