@@ -366,8 +366,9 @@ def run_tasks(
     A task that raises yields ``(index, TaskFailure)``; the other tasks go on. A task whose worker
     died is run again on another one (Dask's ``distributed.scheduler.allowed-failures``: 3 deaths,
     then a ``KilledWorker`` failure). Losing the scheduler raises a
-    :class:`~medmm.workflows.external.ClusterError` (the inputs are not at fault). ``args`` are scattered
-    once (e.g. a pseudonymizer or settings) rather than pickled into every task.
+    :class:`~medmm.workflows.external.ClusterError` (the inputs are not at fault), as does a task
+    cancelled by the cluster. ``args`` are scattered once to a local cluster (e.g. a pseudonymizer or
+    settings) rather than pickled into every task; on an existing cluster each task carries them.
 
     ``unfetched``: a result of this type is not fetched from its worker (its type comes with the
     task's completion), and ``None`` is yielded instead - for acknowledgements the driver does not
@@ -383,9 +384,12 @@ def run_tasks(
     if show_progress is None:
         show_progress = interactive()
     # hash=False: a fresh key per call, so releasing an earlier run's copy never cancels this run's tasks
-    shared = [client.scatter(a, broadcast=True, hash=False) if _is_big(a) else a for a in args]
+    # on an existing cluster every task carries its arguments: a scattered copy dies with the workers
+    # holding it (a batch job ending), and every task still waiting for it would be cancelled
+    scatter = getattr(client, "_medmm_external", None) is None
+    shared = [client.scatter(a, broadcast=True, hash=False) if scatter and _is_big(a) else a for a in args]
     futures = client.map(fn, list(items), *[[a] * len(items) for a in shared], pure=False, retries=retries)
-    completed = _completed(futures, unfetched, pause_gc)
+    completed = _completed(futures, unfetched, pause_gc, client)
     if not show_progress:  # rich only for the bars
         yield from completed
         return
@@ -395,21 +399,27 @@ def run_tasks(
             yield i, result
 
 
-def _completed(futures: list[Any], unfetched: type | None, pause_gc: bool) -> Iterator[tuple[int, Any]]:
+def _completed(
+    futures: list[Any], unfetched: type | None, pause_gc: bool, client: Any = None
+) -> Iterator[tuple[int, Any]]:
     """``(index, result or TaskFailure)`` of ``futures`` as they complete; each is released once read
-    (see :func:`run_tasks` for ``unfetched`` and ``pause_gc``)."""
+    (see :func:`run_tasks` for ``unfetched`` and ``pause_gc``). On an existing cluster, a cluster left
+    without workers is an error after a while (:func:`~medmm.workflows.external.completed_watched`)."""
     import gc
 
     from distributed import as_completed
 
-    from medmm.workflows.external import task_result
+    from medmm.workflows.external import completed_watched, task_result
+
+    external = getattr(client, "_medmm_external", None)
+    stream = completed_watched(futures, client, external) if external else as_completed(futures)
 
     index = {f.key: i for i, f in enumerate(futures)}
     enabled = gc.isenabled()
     if pause_gc:
         gc.disable()
     try:
-        for k, fut in enumerate(as_completed(futures), 1):
+        for k, fut in enumerate(stream, 1):
             result: Any = None
             if unfetched is None or fut.status != "finished" or fut.type is not unfetched:
                 result = task_result(fut)  # a lost scheduler raises: nothing is quarantined for it

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "ClusterError",
     "check_paths",
     "check_versions",
+    "completed_watched",
     "same_release",
     "task_result",
     "wait_for_workers",
@@ -92,6 +93,18 @@ def _where(address: str, facts: Mapping[str, Any] | None) -> str:
     return f"worker {address}" + (f" (host {host})" if host else "")
 
 
+def worker_wait_s() -> float:
+    """Seconds to wait for a worker: Dask configuration ``medmm.worker-wait`` or :data:`WORKER_WAIT_S`.
+
+    >>> worker_wait_s() > 0
+    True
+    """
+    import dask
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("medmm.worker-wait", WORKER_WAIT_S), "s") or 0)
+
+
 def wait_for_workers(client: Any, address: str, timeout: float | None = None) -> None:
     """Return once the cluster at ``address`` has a worker; :class:`ClusterError` after ``timeout``
     seconds (default: Dask configuration ``medmm.worker-wait``, else :data:`WORKER_WAIT_S`).
@@ -101,10 +114,7 @@ def wait_for_workers(client: Any, address: str, timeout: float | None = None) ->
     if client.scheduler_info(n_workers=1).get("workers"):
         return
     if timeout is None:
-        import dask
-        from dask.utils import parse_timedelta
-
-        timeout = float(parse_timedelta(dask.config.get("medmm.worker-wait", WORKER_WAIT_S), "s") or 0)
+        timeout = worker_wait_s()
     log.warning("the Dask scheduler at %s has no worker yet: waiting up to %.0f s", address, timeout)
     try:
         client.wait_for_workers(1, timeout=timeout)
@@ -211,27 +221,76 @@ def check_paths(
         )
 
 
+#: how often :func:`completed_watched` looks at the cluster's workers while no task finishes
+WATCH_S = 1.0
+
+
+def completed_watched(futures: list[Any], client: Any, address: str) -> Iterator[Any]:
+    """``futures`` as they complete (as ``distributed.as_completed``), on an existing cluster whose
+    workers may all go away (a batch job's time limit, a node drained): when it has had no worker for
+    :func:`worker_wait_s`, a :class:`ClusterError` instead of waiting forever.
+
+    >>> for future in completed_watched(futures, client, "tcp://head:8786"):  # doctest: +SKIP
+    ...     print(future.key)
+    """
+    import time
+
+    from distributed import as_completed
+
+    done = as_completed(futures)
+    looked = time.monotonic()
+    since: float | None = None  # when the cluster was first seen without workers
+    while not done.is_empty():
+        if done.has_ready():
+            yield next(done)
+            continue
+        with done.thread_condition:
+            done.thread_condition.wait(timeout=0.1)
+        now = time.monotonic()
+        if now - looked < WATCH_S or done.has_ready():
+            continue
+        looked = now
+        if client.nthreads():
+            since = None
+        elif since is None:
+            since = now
+            log.warning("the Dask cluster at %s has no worker left: waiting for one", address)
+        elif now - since > worker_wait_s():
+            raise ClusterError(
+                f"every worker of the Dask cluster at {address} left while tasks were running, and none "
+                f"joined within {worker_wait_s():.0f} s (e.g. the workers' batch jobs reached their time "
+                "limit). Nothing was quarantined for it: finished inputs are saved, and running the same "
+                "command again resumes. Fix: start workers again (longer job time limits), or wait longer "
+                "with DASK_MEDMM__WORKER_WAIT"
+            )
+
+
 def task_result(future: Any) -> Any:
-    """``future.result()``; a task's own exception as a :class:`~medmm.workflows.cluster.TaskFailure`,
-    the loss of the scheduler as a :class:`ClusterError` (raised: the run stops, nothing quarantined).
+    """``future.result()``; a task's own exception as a :class:`~medmm.workflows.cluster.TaskFailure`
+    (its input is quarantined), a task cancelled by the cluster - the scheduler lost, or data it needs
+    lost with its workers - as a :class:`ClusterError` (raised: the run stops, nothing is quarantined
+    for it; medmm never cancels its own tasks).
 
     >>> task_result(future)  # doctest: +SKIP
     """
+    from distributed.client import FutureCancelledError
+
     from medmm.workflows.cluster import TaskFailure
 
     try:
         return future.result()
+    except FutureCancelledError as exc:
+        address = getattr(getattr(future.client, "scheduler", None), "address", "the scheduler")
+        what = (
+            f"lost the connection to the Dask scheduler at {address} while tasks were running"
+            if exc.reason == "scheduler-connection-lost"
+            else f"the Dask cluster at {address} cancelled a task ({exc.reason}: e.g. data it needed was "
+            "lost with the workers holding it)"
+        )
+        raise ClusterError(
+            f"{what}. Nothing was quarantined for it: finished inputs are saved, and running the same "
+            "command again resumes. Fix: check the scheduler and the workers (their logs; the network "
+            "between them and this machine), then run again"
+        ) from exc
     except Exception as exc:  # one bad task never kills the run
-        reason = getattr(exc, "reason", "")
-        if reason == "scheduler-connection-lost" or (
-            type(exc).__name__ in ("FutureCancelledError", "CancelledError")
-            and getattr(future.client, "status", "running") not in ("running", "newly-created")
-        ):
-            address = getattr(getattr(future.client, "scheduler", None), "address", "the scheduler")
-            raise ClusterError(
-                f"lost the connection to the Dask scheduler at {address} while tasks were running "
-                f"({type(exc).__name__}). Nothing was quarantined for it: finished inputs are saved, and "
-                "running the same command again resumes. Fix: restart the scheduler (or check the network "
-                "to it) and run again"
-            ) from exc
         return TaskFailure(exc)

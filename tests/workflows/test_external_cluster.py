@@ -130,10 +130,10 @@ class Wiretap(WorkerPlugin):
 
 class KillOnce(WorkerPlugin):
     """As the first task named with each of ``prefixes`` starts, kill its worker process (or the process
-    ``pid``); a file named after the prefix in the folder ``marks`` records it."""
+    ``pid``, or its process ``group``); a file named after the prefix in the folder ``marks`` records it."""
 
-    def __init__(self, prefixes: tuple[str, ...], marks: Path, pid: int | None = None) -> None:
-        self.prefixes, self.marks, self.pid = prefixes, str(marks), pid
+    def __init__(self, prefixes: tuple[str, ...], marks: Path, pid: int | None = None, group: bool = False):
+        self.prefixes, self.marks, self.pid, self.group = prefixes, str(marks), pid, group
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         hit = [p for p in self.prefixes if str(key).startswith(p)]
@@ -147,7 +147,7 @@ class KillOnce(WorkerPlugin):
             return
         if self.pid is None:
             os._exit(1)  # as the kernel's OOM killer would: no clean-up
-        os.kill(self.pid, signal.SIGKILL)
+        (os.killpg if self.group else os.kill)(self.pid, signal.SIGKILL)
 
 
 def make_inputs(base: Path) -> Path:
@@ -436,9 +436,9 @@ def test_version_check_passes_on_a_matching_cluster(cluster: Cluster) -> None:
 
 
 def test_worker_killed_mid_batch(inputs: Path, key_file: Path, tmp_path: Path) -> None:
-    """A worker process dies in a task (signals: its first record; ingest: its first scan batch and its
-    first conversion): Dask runs the task again on a worker (the nanny restarts the dead one), each
-    manifest lists every input once with the status of an undisturbed run, and a re-run resumes."""
+    """A worker process dies in a task (signals: its first record; ingest: its first scan batch): Dask
+    runs the task again on a worker (the nanny restarts the dead one), each manifest lists every input
+    once with the status of an undisturbed run, and a re-run resumes."""
     from medmm.ingest.pipeline import ingest_archive
     from medmm.signals.pipeline import run_signals
 
@@ -446,9 +446,9 @@ def test_worker_killed_mid_batch(inputs: Path, key_file: Path, tmp_path: Path) -
     with start_cluster(tmp_path / "c") as other:
         with plugin(other, KillOnce(("process_resumable",), marks)):
             counts = run_signals(inputs / "ecg", run, scheduler=other.address)
-        with plugin(other, KillOnce(("scan_item", "convert_item"), marks)):
+        with plugin(other, KillOnce(("scan_item",), marks)):
             ingested = ingest_archive(inputs / "archive", run, scheduler=other.address)
-        assert sorted(p.name for p in marks.iterdir()) == ["convert_item", "process_resumable", "scan_item"]
+        assert sorted(p.name for p in marks.iterdir()) == ["process_resumable", "scan_item"]
         again = run_signals(inputs / "ecg", run, scheduler=other.address)
         ingested_again = ingest_archive(inputs / "archive", run, scheduler=other.address)
     assert counts["quarantined"] == 0 and counts["records"] == 2, counts
@@ -460,21 +460,28 @@ def test_worker_killed_mid_batch(inputs: Path, key_file: Path, tmp_path: Path) -
     assert ingested_again.n_skipped == 6
 
 
-def test_scheduler_lost_mid_run_is_a_clear_error_and_the_run_resumes(
-    cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path
+@pytest.mark.parametrize("lost", ["scheduler", "workers"])
+def test_cluster_lost_mid_run_is_a_clear_error_and_the_run_resumes(
+    cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path, lost: str
 ) -> None:
-    """The scheduler dies while the tasks run: a ClusterError within seconds (Dask's connect timeout),
-    no input quarantined for it, and the same command on a working cluster completes the run."""
+    """The scheduler dies, or every worker (a batch job's time limit), while the tasks run: a
+    ClusterError within seconds (Dask's connect timeout; ``medmm.worker-wait``), no input quarantined
+    for it, and the same command on a working cluster completes the run."""
     from medmm.signals.pipeline import run_signals
 
     run = tmp_path / "run"
-    with (
-        dask.config.set({"distributed.comm.timeouts.connect": "5s"}),  # the client's reconnect window
-        start_cluster(tmp_path / "c", nworkers=1) as other,
-        plugin(other, KillOnce(("process_resumable",), tmp_path / "m", pid=other.scheduler.pid)),
-        pytest.raises(ClusterError, match=r"lost the connection to the Dask scheduler.*resumes"),
-    ):
-        run_signals(inputs / "ecg", run, scheduler=other.address)
+    settings = {"distributed.comm.timeouts.connect": "5s", "medmm.worker-wait": "2s"}
+    with dask.config.set(settings), start_cluster(tmp_path / "c", nworkers=1) as other:
+        kill = (
+            KillOnce(("process_resumable",), tmp_path / "m", pid=other.scheduler.pid)
+            if lost == "scheduler"
+            else KillOnce(("process_resumable",), tmp_path / "m", pid=other.workers.pid, group=True)
+        )
+        expected = (
+            r"lost the connection to the Dask scheduler" if lost == "scheduler" else r"every worker.*left"
+        )
+        with plugin(other, kill), pytest.raises(ClusterError, match=expected + r".*resumes"):
+            run_signals(inputs / "ecg", run, scheduler=other.address)
     assert not (run / "manifest_signals.parquet").exists()  # nothing quarantined for it
     counts = run_signals(inputs / "ecg", run, scheduler=cluster.address)
     assert counts["quarantined"] == 0 and counts["records"] == 2, counts
