@@ -143,11 +143,13 @@ def discover(
     owner: dict[str, str] = {}  # file -> main file that claims it
     headers = [f for f in files if f.lower().endswith(".hea")]
     parsed: dict[str, tuple[bool, list[str]]] = {}
+    failed: dict[str, tuple[str, str]] = {}  # record -> (its unreadable header, reason)
     for hea in headers:
         try:
             parsed[hea] = wfdb_header_files(root / hea, hea)
         except InputError as exc:
             rows.append(_row(root, hea, "wfdb", Status.quarantined, reason_of(exc), hea[:-4]))
+            failed[hea[:-4]] = (hea, reason_of(exc))
     folder_of = {h: h.rsplit("/", 1)[0] + "/" if "/" in h else "" for h in parsed}
     # masters first, so segment headers become companions rather than records of their own
     for hea, (multi, needs) in sorted(parsed.items(), key=lambda kv: not kv[1][0]):
@@ -179,6 +181,10 @@ def discover(
             jobs.append(RecordJob(record, "table", rel))
         elif _is_dicom(root / rel):
             jobs.append(RecordJob(record, "dicom", rel))
+        elif (suffix in _DATA or suffix.lstrip(".") in ANNOTATION_EXTENSIONS) and record in failed:
+            hea, why = failed[record]  # its header is there but unreadable: not an orphan
+            reason = f"part of {hea}, which is quarantined: {why}"
+            rows.append(_row(root, rel, "wfdb", Status.quarantined, reason, record))
         elif suffix in _DATA or suffix.lstrip(".") in ANNOTATION_EXTENSIONS:
             orphan = MissingHeaderError(
                 rel, "no WFDB header (.hea) names this file", f"copy {Path(rel).stem}.hea beside it"

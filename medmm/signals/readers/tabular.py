@@ -3,15 +3,16 @@
 The timestamp column is the first of ``time``, ``timestamp``, ``datetime``, ``charttime``, ``t``,
 ``time_s``, ``seconds`` (case-insensitive) present; it is read by
 :func:`~medmm.signals.readers.timestamps.parse_times` (date-times give an absolute start; numbers are
-seconds from the start or Unix epoch times; time-of-day only gives no start; dotted dates are day
-first; UTC offsets). Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column
-(one value per file) is the patient key. Units may be given in the column name: ``HR [bpm]`` or
-``SpO2 (%)``. A CSV whose header line has ``;`` and no ``,`` is read as a European-locale export
-(``;`` between fields, ``,`` as the decimal mark). Placeholders for missing values in a numeric column
-(``--``, ``n/a``) are missing values, and quoted decimal-comma numbers (``"36,6"``) are numbers
-(:func:`numeric_values`). Columns that identify the patient or
-the stay (``mrn``, ``hadm_id``, ``stay_id``, ``*_id``, names, birth dates, ``age``, ``sex`` ...:
-:func:`is_identifier_column`) are never read as series, so their values never reach an output.
+seconds from the start or Unix epoch times; time-of-day only gives no start; dotted dates are day first;
+UTC offsets). Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column (one value per
+file) is the patient key. Units may be given in the column name: ``HR [bpm]`` or ``SpO2 (%)``. A CSV
+whose header line has ``;`` and no ``,`` is read as a European-locale export (``;`` between fields, ``,``
+as the decimal mark); ``.tsv`` files (or a tab-separated header) are split at tabs; a file that is not
+UTF-8 is read as Latin-1 (Windows exports of ``Temp [°C]``). Placeholders for missing values in a numeric
+column (``--``, ``n/a``) are missing values, and quoted decimal-comma numbers (``"36,6"``) are numbers
+(:func:`numeric_values`). Columns that identify the patient or the stay (``mrn``, ``hadm_id``,
+``stay_id``, ``*_id``, names, birth dates, ``age``, ``sex`` ...: :func:`is_identifier_column`) are never
+read as series, so their values never reach an output.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -55,9 +56,15 @@ def _read(path: Path, rel: str) -> pd.DataFrame:
             return pd.read_parquet(path)
         with path.open("rb") as fh:
             header = fh.readline()
-        if b";" in header and b"," not in header:  # European-locale export: ';' fields, ',' decimals
-            return pd.read_csv(path, sep=";", decimal=",")
-        return pd.read_csv(path)
+        sep, decimal = ",", "."
+        if path.suffix.lower() == ".tsv" or (b"\t" in header and not header.count(b",")):
+            sep = "\t"
+        elif b";" in header and b"," not in header:  # European-locale export: ';' fields, ',' decimals
+            sep, decimal = ";", ","
+        try:
+            return pd.read_csv(path, sep=sep, decimal=decimal, encoding="utf-8-sig")
+        except UnicodeDecodeError:  # a Windows-locale export (°C, µV, names of units in cp1252)
+            return pd.read_csv(path, sep=sep, decimal=decimal, encoding="latin-1")
     except Exception as exc:
         raise HeaderError(
             rel, f"unreadable table ({type(exc).__name__}: {exc})", "re-export it as CSV"

@@ -66,6 +66,12 @@ _BITS.update({"508": 8, "516": 16, "524": 24})
 def _header(path: Path, rel: str):
     import wfdb
 
+    if path.suffix != ".hea" and path.exists():  # wfdb opens NAME + ".hea" only: "header not found"
+        raise HeaderError(
+            rel,
+            f"WFDB reads headers only with a lower-case .hea extension, not {path.suffix}",
+            f"rename it to {path.stem}.hea",
+        )
     try:
         if not path.read_bytes().strip():  # wfdb's own error would be an IndexError
             raise HeaderError(rel, "the header file is empty", "copy the record's .hea file again")
