@@ -124,11 +124,22 @@ def process_resumable(
 def _serial(
     jobs: list[RecordJob], args: tuple[Any, ...]
 ) -> Iterator[tuple[int, RecordResult | BaseException]]:
-    for i, job in enumerate(jobs):
-        try:
-            yield i, process_resumable(job, *args)
-        except Exception as exc:  # one bad record never stops the batch
-            yield i, exc
+    """The records one after the other in this process, with the Dask path's progress bar on a terminal
+    (or with ``MEDMM_PROGRESS`` set)."""
+    from contextlib import nullcontext
+
+    from medmm.workflows.cluster import interactive, progress_bar
+
+    bar = progress_bar("signals", len(jobs)) if interactive() and jobs else None
+    with bar if bar is not None else nullcontext():
+        for i, job in enumerate(jobs):
+            try:
+                res: RecordResult | BaseException = process_resumable(job, *args)
+            except Exception as exc:  # one bad record never stops the batch
+                res = exc
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+            yield i, res
 
 
 def _dask(

@@ -1,4 +1,5 @@
-"""Session 7 audit: clear errors for a run directory that is a file and for EDF+D files."""
+"""Session 7 audit: clear errors for a run directory that is a file and for EDF+D files; progress of a
+serial run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from medmm.cli import app
@@ -46,3 +48,16 @@ def test_edf_plus_d_says_what_to_do(tmp_path: Path) -> None:
     # was: "HeaderError ... not a readable EDF/EDF+/BDF file ... Fix: re-export it as EDF+"
     assert reason.startswith("UnknownFormatError: night.edf: EDF+D (discontinuous")
     assert "Fix: export it as EDF+C (continuous)" in reason
+
+
+def test_serial_run_shows_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(3):
+        (root / f"v{i}.csv").write_text("time,HR [bpm]\n0,70\n1,71\n")
+    monkeypatch.setenv("MEDMM_PROGRESS", "1")  # as on a terminal
+    run_signals(root, tmp_path / "out", workers=0, pseudonymizer=Pseudonymizer(b"d" * 32))
+    err = capfd.readouterr().err
+    assert "signals" in err and "3/3" in err  # was: nothing at all with --workers 0
