@@ -31,7 +31,7 @@ from medmm.errors import InputError
 from medmm.imaging.errors import ImageFileError, MissingCompanionError, MixedGeometryError
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
 from medmm.imaging.pixels import native_fast_path, read_mosaic, read_multiframe, read_native_stack, read_slice
-from medmm.imaging.raster import RASTER_FORMATS, convert_raster_file, given_ids
+from medmm.imaging.raster import PICTURE_AXES, RASTER_FORMATS, convert_raster_file, given_ids
 from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
 from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_of
 from medmm.imaging.volume_store import canonical_dtype, write_volume
@@ -57,6 +57,10 @@ _SIDECAR_FIELDS = (
     ("gantry_tilt", "gantry_detector_tilt_deg"),
     ("photometric_interpretation", "photometric_interpretation"),
 )
+
+
+#: the warning of a DICOM picture without patient geometry and without PixelSpacing
+DICOM_NO_SPACING_NOTE = "no PixelSpacing: spacing 1.0 is one pixel, not a millimetre"
 
 
 def dicom_sidecar(first: DicomInstance, n_sources: int) -> dict[str, Any]:
@@ -196,10 +200,19 @@ def convert_stack(
     sidecar.update(volume_id=volume_id, warnings=warnings_, study_time=study_time)
     if stack.split_reason:
         sidecar["split_reason"] = stack.split_reason
-    if affine_l is None:
+    if affine_l is None:  # a picture (CR/DX/US/SC): laid out as picture exports are, upright in plot_slice
+        units = "mm"
+        if not first.pixel_spacing:  # never pretend millimetres
+            warnings_.append(DICOM_NO_SPACING_NOTE)
+            sidecar.update(spacing_known=False, spacing_unit="pixel")
+            units = "unknown"
         spacing = first.pixel_spacing or [1.0, 1.0]
         affine = np.diag([float(spacing[1]), float(spacing[0]), 1.0, 1.0])
-        written = write_volume(run_dir, volume_id, data, affine, sidecar, orientation="none", reorient=False)
+        sidecar["axes"] = PICTURE_AXES
+        data = data[:, ::-1]  # [column, row] -> rows counted from the bottom (picture_to_volume)
+        written = write_volume(
+            run_dir, volume_id, data, affine, sidecar, orientation="none", reorient=False, xyz_units=units
+        )
     else:
         written = write_volume(run_dir, volume_id, data, LPS_TO_RAS @ affine_l, sidecar)
     pkey = first.patient_key

@@ -62,6 +62,10 @@ SPACING_NOTE = (
 )
 
 
+#: how a picture's pixels lie in its volume (sidecar ``axes``; also DICOM pictures without patient geometry)
+PICTURE_AXES = "x: column, left to right; y: row, bottom to top (picture = data[:, ::-1, 0].T)"
+
+
 class CorruptImageError(InputError):
     """A PNG/JPEG/TIFF file that cannot be decoded (truncated, damaged, or not really that format)."""
 
@@ -430,8 +434,8 @@ def convert_raster_file(
             "stored_mode": pic.mode,
             "grayscale": pic.grayscale,
             "exif_orientation": pic.exif_orientation,
-            "axes": "x: column, left to right; y: row, bottom to top (picture = data[:, ::-1, 0].T)",
         },
+        "axes": PICTURE_AXES,
     }
     if modality:
         sidecar["modality"] = modality
