@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -113,7 +114,7 @@ class IdTable:
             raise ConfigError(f"{path}: cannot read the ids table ({exc.strerror or exc})") from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: the ids table is not UTF-8 text; save it as UTF-8 CSV") from exc
-        reader = csv.reader(text.splitlines())
+        reader = csv.reader(io.StringIO(text, newline=""))  # quoted cells may hold line breaks
         header = [h.strip() for h in next(reader, [])]
         defaults = IdColumns()
         index: dict[str, int | None] = {}

@@ -31,12 +31,12 @@ def _value(x: object) -> object:
 def test_lookup_rules(tmp_path: Path) -> None:
     csv = tmp_path / "ids.csv"
     csv.write_bytes(
-        "\ufeffpath,patient_id,study_id,modality\r\n"  # a BOM and CRLF, as spreadsheets write
-        "train/p1/s1/view1.jpg,p1,s1,DX\r\n"
-        "./p2/s1/view1.jpg,p2,s1,\r\n"
-        "cxr.png,p3,,\r\n"
-        "cxr.png,p3,,\r\n"  # a repeated identical row is harmless
-        ",,,\r\n".encode()
+        "\ufeffpath,patient_id,study_id,modality,notes\r\n"  # a BOM and CRLF, as spreadsheets write
+        "train/p1/s1/view1.jpg,p1,s1,DX,\r\n"
+        "./p2/s1/view1.jpg,p2,s1,,\r\n"
+        'cxr.png,p3,,,"a note\r\nover two lines"\r\n'  # a quoted cell with a line break: one row
+        "cxr.png,p3,,,\r\n"  # a repeated identical row is harmless
+        ",,,,\r\n".encode()
     )
     t = IdTable.load(csv, modality="CR")
     assert t.lookup("train/p1/s1/view1.jpg") == FileIds("p1", "s1", "DX")
