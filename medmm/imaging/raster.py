@@ -196,8 +196,9 @@ def _grayscale(im: Any, fmt: str, rel: str, notes: list[str]) -> tuple[np.ndarra
 
 
 def _colour_bits_lost(im: Any, fmt: str, path: Path) -> bool:
-    """True for a 16-bit-per-sample colour PNG or TIFF, which Pillow decodes to 8 bits per channel."""
-    if im.mode not in ("RGB", "RGBA"):
+    """True for a 16-bit-per-sample colour (or grey + alpha) PNG or TIFF, which Pillow decodes to 8 bits
+    per channel (16-bit grey alone is read whole, as mode ``I;16``)."""
+    if im.mode not in ("RGB", "RGBA", "LA"):
         return False
     if fmt == "png":
         with open(path, "rb") as fh:
@@ -288,7 +289,10 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
             except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
                 raise _decode_error(rel, what, exc, root) from exc
             if _colour_bits_lost(im, stored_fmt, Path(path)):
-                notes.append("16-bit colour picture: Pillow decodes 8 bits per channel (low bits lost)")
+                notes.append(
+                    "16-bit colour or grey+alpha picture: Pillow decodes 8 bits per channel (low bits lost); "
+                    "save it as 16-bit grayscale to keep them"
+                )
             if orientation not in range(1, 9):
                 orientation = 1
             shown: Image.Image = im

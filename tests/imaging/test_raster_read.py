@@ -203,3 +203,21 @@ def test_no_metadata_in_debug_logs_of_a_fresh_process(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "(5, 5)" in done.stdout
     assert "Doe" not in done.stderr + done.stdout and "4711" not in done.stderr + done.stdout
+
+
+def test_16_bit_colour_png_is_read_with_a_warning_about_lost_bits(tmp_path: Path) -> None:
+    """Pillow decodes 48-bit RGB PNG to 8 bits per channel: the volume says so (grey 16-bit stays whole)."""
+    h, w = 4, 5
+    rgb = np.full((h, w, 3), 40000, dtype=">u2")  # a 16-bit grey X-ray saved as RGB48
+    raw = b"".join(b"\0" + rgb[r].tobytes() for r in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
+    (tmp_path / "rgb48.png").write_bytes(png)
+    pic = read_raster(tmp_path / "rgb48.png", "rgb48.png", "png")
+    assert pic.pixels.dtype == np.uint8 and int(pic.pixels[0, 0]) == 40000 >> 8
+    assert any(n.startswith("16-bit colour or grey+alpha picture") for n in pic.notes)
