@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medmm.signals.errors import HeaderError, TruncatedSignalError, UnknownFormatError
+from medmm.signals.errors import EmptyRecordError, HeaderError, TruncatedSignalError, UnknownFormatError
 from medmm.signals.readers._base import Channel, Event, LoadedRecord, check_fs
 
 __all__ = ["read_edf", "read_edf_meta", "read_edf_span"]
@@ -53,6 +53,20 @@ def read_edf(root: Path, rel: str) -> LoadedRecord:
     return rec
 
 
+def _declared_records(path: Path) -> int | None:
+    """The header's number of data records (bytes 236-244), ``None`` when unreadable.
+
+    >>> _declared_records(Path("/nonexistent.edf")) is None
+    True
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(244)
+        return int(head[236:244].decode("ascii").strip()) if len(head) == 244 else None
+    except (OSError, ValueError):
+        return None
+
+
 def _open(path: Path, rel: str) -> Any:
     """An open ``pyedflib.EdfReader``, or the reader's :class:`~medmm.errors.InputError`."""
     import pyedflib
@@ -66,6 +80,17 @@ def _open(path: Path, rel: str) -> Any:
                 rel,
                 "EDF+D (discontinuous: the data records have gaps in time) is not supported",
                 "export it as EDF+C (continuous), e.g. one file per uninterrupted stretch",
+            ) from exc
+        n_records = _declared_records(path)
+        if n_records == 0:
+            raise EmptyRecordError(
+                rel, "the EDF header declares 0 data records (zero-length)", "drop or re-export it"
+            ) from exc
+        if n_records == -1:
+            raise HeaderError(
+                rel,
+                "the EDF header's number of data records is -1: the recorder never finished writing the file",
+                "export the recording again once it has been closed",
             ) from exc
         if path.exists() and ("size" in text.lower() or "records" in text.lower()):
             raise TruncatedSignalError(

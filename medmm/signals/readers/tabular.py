@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medmm.signals.errors import HeaderError, NonMonotonicTimeError, NotASignalError
+from medmm.signals.errors import EmptyRecordError, HeaderError, NonMonotonicTimeError, NotASignalError
 from medmm.signals.readers._base import IrregularSeries, LoadedRecord
 from medmm.signals.readers.timestamps import parse_times
 
@@ -51,6 +51,8 @@ _UNITS = re.compile(r"^(.*?)\s*[\[(]([^\])]*)[\])]\s*$")
 
 
 def _read(path: Path, rel: str) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise EmptyRecordError(rel, "the file is empty (0 bytes)", "re-export it")
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
@@ -133,6 +135,8 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         raise NotASignalError(
             rel, f"no timestamp column (looked for {', '.join(TIME_COLUMNS)})", "add a 'time' column"
         )
+    if frame.empty:
+        raise EmptyRecordError(rel, "the table has a header but no rows", "re-export it with its data")
     t, start = parse_times(frame[tcol], rel, str(tcol))
     back = np.flatnonzero(np.diff(t) < 0)
     if back.size:
@@ -147,7 +151,7 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         if len(values) > 1:
             raise HeaderError(rel, f"{len(values)} patients in one file", "write one file per patient")
         patient_key = values[0] if len(values) else ""
-    series = []
+    series, empty = [], []
     for col in frame.columns:
         if col in (tcol, pcol) or is_identifier_column(str(col)):
             continue
@@ -157,7 +161,14 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         m = _UNITS.match(str(col))
         name, units = (m.group(1), m.group(2)) if m else (str(col), "")
         keep = np.isfinite(v)
-        series.append(IrregularSeries(name.strip(), units.strip(), t[keep], v[keep]))
+        if keep.any():  # an all-empty column is no series
+            series.append(IrregularSeries(name.strip(), units.strip(), t[keep], v[keep]))
+        else:
+            empty.append(str(col))
+    if not series and empty:
+        raise EmptyRecordError(
+            rel, f"every value column is empty ({', '.join(empty)})", "re-export it with its values"
+        )
     if not series:
         raise NotASignalError(rel, "no numeric value columns beside the time column", "add value columns")
     rec = LoadedRecord(
