@@ -343,10 +343,11 @@ def given_ids(
 ) -> dict[str, str | None]:
     """Pseudonymous ``patient_id``, ``study_id`` and shifted ``study_time`` from user-given raw ids.
 
-    ``ids`` holds ``patient``, ``study``, ``study_time`` (ISO date or date-time) and ``modality`` as the
-    ids table gives them (:mod:`medmm.ingest.image_ids`); ``None`` when no table was given. Pseudonyms are
-    those of DICOM and of the reports stage (``Pseudonymizer.id(value, "patient" / "study")``); the time
-    is shifted by the patient's keyed date shift. Problems become ``notes``, never errors.
+    ``ids`` holds ``patient``, ``study``, ``study_time`` (ISO date or date-time), ``modality`` and
+    ``table`` (its name) as the ids table gives them (:mod:`medmm.ingest.image_ids`); ``None`` when no
+    table was given. Pseudonyms are those of DICOM and of the reports stage
+    (``Pseudonymizer.id(value, "patient" / "study")``); the time is shifted by the patient's keyed date
+    shift. Problems become ``notes``, never errors.
 
     >>> pz = Pseudonymizer(b"k" * 32)
     >>> out = given_ids({"patient": "20", "study": "", "study_time": "2020-03-01"}, pz, [])
@@ -358,7 +359,8 @@ def given_ids(
         return out
     patient, study, when = ids.get("patient", ""), ids.get("study", ""), ids.get("study_time", "")
     if not patient:
-        notes.append(NO_PATIENT_NOTE)
+        if ids.get("table"):  # a table was given and misses this file (not: --modality alone)
+            notes.append(NO_PATIENT_NOTE.replace("the ids table", ids["table"]))
         return out
     out["patient_id"] = pseudonymizer.id(patient, "patient")
     out["study_id"] = pseudonymizer.id(study, "study") if study else None

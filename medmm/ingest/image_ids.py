@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from medmm.errors import ConfigError, InputError
@@ -40,6 +40,7 @@ class FileIds:
     study: str = ""
     modality: str = ""
     study_time: str = ""  # ISO date or date-time; shifted per patient when written
+    table: str = ""  # the ids table looked in ("" for --modality alone): a file it misses gets a warning
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class IdTable:
         >>> _ = p.write_text("filename,Patientid,modality\\nx1.jpg,20,X-ray\\n")
         >>> t = IdTable.load(p, IdColumns(path="filename", patient="Patientid"))
         >>> t.lookup("images/x1.jpg")
-        FileIds(patient='20', study='', modality='X-ray', study_time='')
+        FileIds(patient='20', study='', modality='X-ray', study_time='', table='meta.csv')
         """
         path = Path(path)
         try:
@@ -191,8 +192,7 @@ class IdTable:
                     "in the path column",
                 )
             found = next(iter(distinct), None)
+        table = self.source if self.rows else ""
         if found is None:
-            return FileIds(modality=self.modality) if self.modality else None
-        if not found.modality and self.modality:
-            found = FileIds(found.patient, found.study, self.modality, found.study_time)
-        return found
+            return FileIds(modality=self.modality, table=table) if self.modality else None
+        return replace(found, modality=found.modality or self.modality, table=table)

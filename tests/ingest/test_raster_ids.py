@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from medmm.cli import app
 from medmm.errors import ConfigError
-from medmm.imaging.raster import NO_PATIENT_NOTE
+from medmm.imaging.raster import NO_PATIENT_NOTE, given_ids
 from medmm.ingest.image_ids import AmbiguousIdsError, FileIds, IdColumns, IdTable
 from medmm.ingest.pipeline import ingest_archive
 from medmm.pseudonym import Pseudonymizer, load_key
@@ -39,12 +40,17 @@ def test_lookup_rules(tmp_path: Path) -> None:
         ",,,,\r\n".encode()
     )
     t = IdTable.load(csv, modality="CR")
-    assert t.lookup("train/p1/s1/view1.jpg") == FileIds("p1", "s1", "DX")
+    assert t.lookup("train/p1/s1/view1.jpg") == FileIds("p1", "s1", "DX", table="ids.csv")
     assert t.lookup("CheXpert/train/p1/s1/view1.jpg").patient == "p1"  # archive above the table's root
     assert t.lookup("p1/s1/view1.jpg").patient == "p1"  # archive below it
-    assert t.lookup("p2/s1/view1.jpg") == FileIds("p2", "s1", "CR")  # the default modality fills in
+    assert t.lookup("p2/s1/view1.jpg") == FileIds("p2", "s1", "CR", table="ids.csv")  # default modality
     assert t.lookup("a/b/cxr.png").patient == "p3"
-    assert t.lookup("other.png") == FileIds(modality="CR")
+    assert t.lookup("other.png") == FileIds(modality="CR", table="ids.csv")
+    only_modality = IdTable({}, "--modality", modality="DX").lookup("any.png")
+    assert only_modality == FileIds(modality="DX")
+    notes: list[str] = []
+    assert given_ids(asdict(only_modality), Pseudonymizer(b"k" * 32), notes)["patient_id"] is None
+    assert notes == []  # --modality alone: no ids were asked for, so none is missing
     assert IdTable.load(csv).lookup("other.png") is None
     with pytest.raises(AmbiguousIdsError, match=r"^s1/view1\.jpg: 2 rows of ids\.csv match this file"):
         t.lookup("s1/view1.jpg")
@@ -108,9 +114,9 @@ def test_ingest_with_ids(tmp_path: Path) -> None:
     when = v.loc["p1/a.png", "study_time"]
     assert when == pz.shift_datetime("MRN-1001", datetime(2021, 5, 4, 10, 11, 12)).isoformat()
     assert json.loads((run / v.loc["p1/a.png", "sidecar"]).read_text())["study_time"] == when
-    assert _value(v.loc["lost.png", "patient_id"]) is None and NO_PATIENT_NOTE in list(
-        v.loc["lost.png", "warnings"]
-    )
+    assert _value(v.loc["lost.png", "patient_id"]) is None and NO_PATIENT_NOTE.replace(
+        "the ids table", "meta.csv"
+    ) in list(v.loc["lost.png", "warnings"])
     for path in run.rglob("*"):  # raw ids are never written
         if path.is_file():
             data = path.read_bytes()
