@@ -83,7 +83,9 @@ class IdTable:
         self.rows = rows
         self.source = source
         self.modality = modality
-        self.digest = digest or hashlib.sha256(repr(sorted(rows.items())).encode()).hexdigest()[:16]
+        self.digest = (
+            digest or hashlib.sha256(repr((sorted(rows.items()), modality)).encode()).hexdigest()[:16]
+        )
         self._by_name: dict[str, list[str]] = {}
         for key in rows:
             self._by_name.setdefault(PurePosixPath(key).name, []).append(key)

@@ -159,3 +159,21 @@ def test_cli_bad_ids_table_is_an_error_line(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2 and "error: " in res.output and "no column 'path'" in res.output
     assert not (tmp_path / "run" / "manifest.parquet").exists()
+
+
+def test_another_modality_alone_redoes_the_pictures(tmp_path: Path) -> None:
+    archive, run, key = tmp_path / "archive", tmp_path / "run", tmp_path / "k"
+    archive.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(archive / "a.png")
+    for modality in ("DX", "CR"):
+        r = ingest_archive(
+            archive,
+            run,
+            workers=1,
+            processes=False,
+            key_file=key,
+            ids=IdTable({}, "--modality", modality=modality),
+        )
+        assert r.n_skipped == 0
+        assert read_table(run / "volumes.parquet")["modality"].tolist() == [modality]
+        assert read_table(run / "manifest.parquet")["modality"].tolist() == [modality]
