@@ -82,9 +82,8 @@ def _dayfirst(text: pd.Series, rel: str, tcol: str) -> bool:
         return False
     raise AmbiguousTimeError(
         rel,
-        f"dates in column {tcol!r} such as {text.iloc[0]!r} can be day/month or month/day and no row tells "
-        "which",
-        "write ISO dates (2020-03-04 10:00:00)",
+        f"the dates in column {tcol!r} (nn/nn/yyyy) can be day/month or month/day and no row tells which",
+        "write ISO dates (yyyy-mm-dd hh:mm:ss)",
     )
 
 
