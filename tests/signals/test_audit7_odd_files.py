@@ -54,3 +54,18 @@ def test_latin1_and_tab_separated_tables(run: tuple[pd.DataFrame, Path]) -> None
     assert m.loc["tabs.tsv", "status"] == "ingested"  # was: "no timestamp column"
     sig = pd.read_parquet(out / "signals.parquet").set_index("record")
     assert sig.loc["latin", "units"] == "°C" and sig.loc["tabs", "units"] == "bpm"
+
+
+def test_signal_file_name_differing_in_case(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "rec.hea").write_text("rec 1 250 5000\nREC.DAT 16 200/mV 16 0 0 0 0 II\n")
+    (np.sin(np.arange(5000) / 8.0) * 400).astype("<i2").tofile(d / "rec.dat")
+    out = tmp_path / "out"
+    run_signals(d, out, workers=0, pseudonymizer=Pseudonymizer(b"o" * 32))
+    m = pd.read_parquet(out / "manifest_signals.parquet").set_index("path")
+    # was: "signal file REC.DAT is missing. Fix: copy REC.DAT beside the header" (and rec.dat an orphan)
+    assert (
+        "rec.dat differs from it only in letter case. Fix: rename rec.dat to REC.DAT"
+        in m.loc["rec.hea", "reason"]
+    )

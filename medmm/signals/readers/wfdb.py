@@ -165,6 +165,17 @@ def _check_single(h, folder: Path, rel: str) -> None:
     for fname, idx in per_file.items():
         fpath = folder / fname
         if not fpath.exists():
+            other = (
+                [f.name for f in folder.iterdir() if f.name.lower() == fname.lower()]
+                if folder.is_dir()
+                else []
+            )
+            if other:  # e.g. the header names 100.DAT and the copy is 100.dat (case-sensitive file systems)
+                raise MissingSignalFileError(
+                    rel,
+                    f"signal file {fname} is missing; {other[0]} differs from it only in letter case",
+                    f"rename {other[0]} to {fname} (or fix the name in the header)",
+                )
             raise MissingSignalFileError(
                 rel, f"signal file {fname} is missing", f"copy {fname} beside the header"
             )
