@@ -198,51 +198,72 @@ def _once_each(manifest: pd.DataFrame, folder: Path) -> None:
     assert sorted(manifest["path"]) == files  # every input exactly once
 
 
-def test_workflow_with_relative_paths_runs_on_the_cluster(
-    cluster: Cluster, inputs: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`medmm run wf.yaml --scheduler ADDR --out runs/r1` from the inputs' folder: the workers (in
-    another folder) find the inputs and the run directory; every input is in a manifest once and
-    re-running resumes. The progress bars show (MEDMM_PROGRESS) as with a local cluster."""
-    monkeypatch.chdir(inputs)
-    monkeypatch.setenv("MEDMM_PROGRESS", "1")
-    _workflow(
-        inputs,
-        [
-            {"stage": "ingest", "input": "archive"},
-            {"stage": "reports", "input": "reports.csv", "options": {"id_column": "report_id"}},
-            {"stage": "signals", "input": "ecg", "options": {"rate": 250.0}},
-            {"stage": "align"},
-        ],
-    )
-    args = ["run", "wf.yaml", "--scheduler", cluster.address, "--out", "runs/r1"]
-    first = CliRunner().invoke(app, args)
-    assert first.exit_code == 0, first.output
-    assert f"dask: {cluster.address}; dashboard http://" in first.output  # the cluster's own dashboard
-    assert "signals" in first.output and "2/2" in first.output  # the tasks' progress bar
-    run = inputs / "runs" / "r1"
+def quick_check_script(address: str, folder: Path) -> str:
+    """The commands of docs/cluster.md's "Quick check", for ``address`` and in ``folder``."""
+    doc = (Path(__file__).parents[2] / "docs" / "cluster.md").read_text()
+    section = doc.split("## Quick check", 1)[1]
+    script = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert "tcp://head:8786" in script and "/shared/medmm-check" in script
+    return script.replace("tcp://head:8786", address).replace("/shared/medmm-check", str(folder))
+
+
+def test_quick_check_of_the_docs_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """docs/cluster.md's quick check, as written (bash, `medmm run ... --scheduler`), from a folder the
+    workers are not in: the workers find the inputs, key and run directory by their absolute paths; every
+    input is in its manifest once, as on a laptop; the second run resumes. Progress bars show."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDMM_")} | {"MEDMM_PROGRESS": "1"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    script = quick_check_script(cluster.address, tmp_path / "check")
+    done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    assert f"dask: {cluster.address}; dashboard http://" in out  # the cluster's own dashboard
+    assert "signals" in out and "2/2" in out  # the tasks' progress bar
+    folder, run = tmp_path / "check", tmp_path / "check" / "runs" / "check"
     manifest = pd.read_parquet(run / "manifest.parquet")
-    _once_each(manifest, inputs / "archive")
-    assert (manifest["status"] == "ingested").sum() == 4, manifest[["path", "status", "reason"]]
-    assert not manifest["reason"].fillna("").str.contains("no outcome").any()
+    _once_each(manifest, folder / "archive")
+    # the same manifest, pseudonyms included, as an in-process run with the same key
+    from medmm.ingest.pipeline import ingest_archive
+
+    ingest_archive(
+        folder / "archive", tmp_path / "local", workers=1, processes=False, key_file=folder / "check.key"
+    )
+    local = pd.read_parquet(tmp_path / "local" / "manifest.parquet")
+    pd.testing.assert_frame_equal(manifest, local)
+    assert manifest["status"].value_counts().to_dict() == QUICK_CHECK_INGEST, manifest[["path", "reason"]]
     signals = pd.read_parquet(run / "manifest_signals.parquet")
-    _once_each(signals, inputs / "ecg")
+    _once_each(signals, folder / "ecg")
     assert (signals["status"] != "quarantined").all(), signals[["path", "reason"]]
     assert len(pd.read_parquet(run / "report_labels.parquet")) > 0
-    assert (run / "records.parquet").exists()
-    assert not (cluster.cwd / "runs").exists()  # nothing written relative to the workers' folder
+    assert len(pd.read_parquet(run / "records.parquet")) > 0
+    assert not list(cluster.cwd.glob("runs")) and not list(
+        cluster.cwd.glob("*.key")
+    )  # nothing relative there
+    stages = json.loads((run / "run.json").read_text())["stages"]  # of the second run: all resumed
+    assert stages["ingest"]["n_skipped"] == len(manifest), stages["ingest"]
+    assert stages["reports"]["counts"]["resumed"] == 4 and stages["signals"]["counts"]["resumed"] == 2
 
-    again = CliRunner().invoke(app, args)
-    assert again.exit_code == 0, again.output
-    assert pd.read_parquet(run / "manifest.parquet").equals(manifest)
+
+#: the sample archive's statuses (docs/cluster.md, "Quick check")
+QUICK_CHECK_INGEST = {"ingested": 16, "quarantined": 13, "non_image": 5, "duplicate": 2, "companion": 1}
 
 
-def test_cli_relative_paths_reports(cluster: Cluster, inputs: Path, key_file: Path, monkeypatch) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="medmm.reports asks the workers whether they see the run directory by its path as given "
+    "(relative): workers in another folder do not, so the report texts are sent in the task arguments "
+    "instead of a file in the shared run directory; fix: run_dir = Path(run_dir).resolve() in parse_reports",
+)
+def test_cli_relative_paths_reports(
+    cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(inputs)
     args = ["reports", "parse", "reports.csv", "--out", "runs/rep", "--id-column", "report_id"]
-    result = CliRunner().invoke(app, [*args, "--scheduler", cluster.address])
+    with plugin(cluster, Wiretap([b"spiculated nodule in the right upper lobe"], str(tmp_path / "hits"))):
+        result = CliRunner().invoke(app, [*args, "--scheduler", cluster.address])
     assert result.exit_code == 0, result.output
-    assert len(pd.read_parquet(inputs / "runs/rep/manifest_reports.parquet")) == 4
+    assert len(pd.read_parquet(inputs / "runs/rep/manifest_reports.parquet")) == 4  # parsed all the same
+    assert not (tmp_path / "hits").exists(), (tmp_path / "hits").read_text()
 
 
 @pytest.mark.xfail(
@@ -390,8 +411,11 @@ def test_workflow_stops_before_any_stage_when_workers_cannot_see_an_input(
 
 
 def test_workers_and_scheduler_together_are_refused(
-    cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path
+    cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """--workers with --scheduler is an error (exit 2) everywhere; --scheduler on the command line
+    replaces the file's `cluster: workers`, and a relative --out is the command's folder's, not the
+    workers' (they run elsewhere)."""
     wf = _workflow(tmp_path, [{"stage": "align"}])
     both = CliRunner().invoke(app, ["run", str(wf), "--workers", "2", "--scheduler", cluster.address])
     assert both.exit_code == 2 and "give only one of them" in both.output, both.output
@@ -410,10 +434,16 @@ def test_workers_and_scheduler_together_are_refused(
     # the command line's --scheduler replaces the file's cluster section (its `workers: 2` too)
     data |= {"cluster": {"workers": 2}, "stages": [{"stage": "signals", "input": str(inputs / "ecg")}]}
     wf.write_text(yaml.safe_dump(data))
-    override = CliRunner().invoke(app, ["run", str(wf), "--scheduler", cluster.address])
+    monkeypatch.chdir(tmp_path)
+    override = CliRunner().invoke(
+        app, ["run", "wf.yaml", "--scheduler", cluster.address, "--out", "runs/rel"]
+    )
     assert override.exit_code == 0, override.output
-    options = json.loads((tmp_path / "runs/from-file/run.json").read_text())["stages"]["signals"]["options"]
+    run = tmp_path / "runs" / "rel"
+    options = json.loads((run / "run.json").read_text())["stages"]["signals"]["options"]
     assert options["scheduler"] == cluster.address and options["workers"] is None
+    signals = pd.read_parquet(run / "manifest_signals.parquet")
+    assert len(signals) == 6 and (signals["status"] != "quarantined").all(), signals[["path", "reason"]]
 
 
 def test_version_skew_is_an_error_naming_the_worker(tmp_path: Path) -> None:
