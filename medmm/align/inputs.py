@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medmm.models.encoders.reports import finding_vector
+from medmm.errors import ConfigError
+from medmm.models.encoders.reports import STATUSES
 from medmm.models.store import write_store
 
 __all__ = ["image_items", "report_items", "signal_items", "write_inputs"]
@@ -41,8 +43,59 @@ def _item_ids(w: pd.DataFrame) -> list[str]:
 
 
 def _epoch(series: pd.Series) -> pd.Series:
-    ts = pd.to_datetime(series, errors="coerce", utc=True)
+    """ISO date-times -> epoch seconds, as the signals stage counts them (naive = read as UTC, an
+    offset converted); each value is parsed on its own, so a column mixing ``...T10:11:12``,
+    ``...T10:11:12.500000`` (what ``isoformat`` writes) and dates without a time is read whole
+    (pandas would infer one format from the first value and make the others NaT)."""
+    ts = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
     return (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+
+
+def _spans(
+    b_key: np.ndarray, b_time: np.ndarray, w_key: np.ndarray, w_start: np.ndarray, w_stop: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each window (key, [start, stop)), the range ``lo:hi`` of the beats of the same key inside it,
+    as positions in ``order`` (the beats sorted by key, then time). Linear in beats + windows (up to the
+    sorts): one ``searchsorted`` per key, never a scan of every beat per window.
+    """
+    order = np.lexsort((b_time, b_key))
+    bk, bt = b_key[order], b_time[order]
+    keys = np.unique(w_key)
+    seg_lo = np.searchsorted(bk, keys, "left")
+    seg_hi = np.searchsorted(bk, keys, "right")
+    lo = np.zeros(len(w_key), np.int64)
+    hi = np.zeros(len(w_key), np.int64)
+    w_order = np.argsort(w_key, kind="stable")
+    wk = w_key[w_order]
+    w_lo = np.searchsorted(wk, keys, "left")
+    w_hi = np.searchsorted(wk, keys, "right")
+    for a, b, c, d in zip(seg_lo, seg_hi, w_lo, w_hi, strict=True):
+        idx = w_order[c:d]
+        times = bt[a:b]
+        lo[idx] = a + np.searchsorted(times, w_start[idx], "left")
+        hi[idx] = a + np.searchsorted(times, w_stop[idx], "left")
+    return order, lo, hi
+
+
+def _keys(*pairs: tuple[pd.Series, pd.Series]) -> list[np.ndarray]:
+    """One int64 code per (record, channel) pair, shared across the given frames' columns."""
+    recs = pd.concat([r.astype(str) for r, _ in pairs], ignore_index=True)
+    chans = pd.concat([c.astype(str) for _, c in pairs], ignore_index=True)
+    mi = pd.MultiIndex.from_arrays([recs, chans])
+    codes = mi.codes[0].astype(np.int64) * (len(mi.levels[1]) + 1) + mi.codes[1].astype(np.int64)
+    out, start = [], 0
+    for r, _ in pairs:
+        out.append(np.asarray(codes[start : start + len(r)]))
+        start += len(r)
+    return out
+
+
+def _window_bounds(w: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    start = w["start_s"].to_numpy(dtype=float)
+    dur = (w["stop_sample"].to_numpy(dtype=float) - w["start_sample"].to_numpy(dtype=float)) / w[
+        "fs"
+    ].to_numpy(dtype=float)
+    return start, start + dur
 
 
 def image_items(run_dir: Path) -> pd.DataFrame:
@@ -72,12 +125,8 @@ def report_items(run_dir: Path, label_findings: Sequence[str] = ()) -> tuple[pd.
     man = man[(man["status"] == "ingested") & man["patient_id"].notna()]
     labels: dict[str, dict] = {}
     if label_findings:
-        rl = pd.read_parquet(Path(run_dir) / "report_labels.parquet")
-        for rid, grp in rl.groupby("report_id"):
-            status = dict(zip(grp["finding"], grp["status"].astype(str), strict=False))
-            labels[str(rid)] = {
-                f: {"present": 1, "absent": 0}.get(status.get(f, "absent")) for f in label_findings
-            }
+        rl_path = Path(run_dir) / "report_labels.parquet"
+        labels = _finding_labels(rl_path, pd.read_parquet(rl_path, columns=LABEL_READ), label_findings)
     items = pd.DataFrame(
         {
             "modality": "report",
@@ -88,6 +137,40 @@ def report_items(run_dir: Path, label_findings: Sequence[str] = ()) -> tuple[pd.
         }
     )
     return items, labels
+
+
+LABEL_READ = ["report_id", "finding", "status"]
+
+
+def _finding_labels(path: Path, rl: pd.DataFrame, findings: Sequence[str]) -> dict[str, dict]:
+    """Per report: finding -> 1 (present), 0 (absent or not mentioned), ``None`` (uncertain).
+
+    A finding that is neither in this run's ``report_labels`` nor in the radiology lexicon is a typo
+    (it would label every record 0), so it is refused with the run's findings listed.
+    """
+    from medmm.reports.lexicon import load_lexicon
+
+    in_run = sorted({str(f) for f in rl["finding"]})
+    known: set[str] = set(in_run) | set(load_lexicon().kinds) | {"normal"}
+    unknown = [f for f in findings if f not in known]
+    if unknown:
+        near = {f: difflib.get_close_matches(f, sorted(known), n=1) for f in unknown}
+        hint = "; ".join(f"{f!r}: did you mean {m[0]!r}?" for f, m in near.items() if m)
+        raise ConfigError(
+            f"{path}: --label-finding {unknown} is not a finding of this run or of the lexicon"
+            + (f" ({hint})" if hint else "")
+            + f". Fix: use one of the run's findings {in_run}"
+        )
+    sub = rl[rl["finding"].isin(list(findings))]
+    value = sub["status"].astype(str).map({"present": 1, "absent": 0})
+    per: dict[str, dict[str, int | None]] = {}
+    for rid, f, v in zip(sub["report_id"].tolist(), sub["finding"].tolist(), value.tolist(), strict=True):
+        per.setdefault(str(rid), {})[str(f)] = None if pd.isna(v) else int(v)
+    out: dict[str, dict] = {}
+    for rid in rl["report_id"].astype(str).unique():
+        mine = per.get(rid, {})
+        out[rid] = {f: mine.get(f, 0) for f in findings}
+    return out
 
 
 def signal_items(
@@ -102,9 +185,10 @@ def signal_items(
     w = w[(w["anchor"] == "") & (w["quality"] >= min_quality)]
     spath = run_dir / "signals.parquet"
     if spath.exists():
-        s = pd.read_parquet(spath)
-        ecg = set(zip(s.loc[s["kind"] == "ecg", "record"], s.loc[s["kind"] == "ecg", "channel"], strict=True))
-        w = w[[(r, c) in ecg for r, c in zip(w["record"], w["channel"], strict=True)]]
+        s = pd.read_parquet(spath, columns=["record", "channel", "kind"])
+        ecg = pd.MultiIndex.from_frame(s.loc[s["kind"] == "ecg", ["record", "channel"]])
+        # a boolean array, not a list: ``w[[]]`` (no window left) would select no *columns*
+        w = w[pd.MultiIndex.from_frame(w[["record", "channel"]]).isin(ecg)]
     ids = pd.Series(_item_ids(w), index=w.index)
     items = pd.DataFrame(
         {
@@ -117,15 +201,25 @@ def signal_items(
     )
     labels: dict[str, dict] = {}
     bpath = run_dir / "beats.parquet"
-    if pvc_label and bpath.exists():
-        b = pd.read_parquet(bpath, columns=["record", "channel", "time_s", "ref_symbol"])
-        for (rec, ch), grp in w.groupby(["record", "channel"]):
-            beats = b[(b["record"] == rec) & (b["channel"] == ch)]
-            for row in _rows(grp):
-                dur = (row.stop_sample - row.start_sample) / row.fs
-                inside = beats[(beats["time_s"] >= row.start_s) & (beats["time_s"] < row.start_s + dur)]
-                labels[f"{rec}|{ch}|{row.window}"] = {pvc_label: int((inside["ref_symbol"] == "V").any())}
+    if pvc_label and bpath.exists() and len(w):
+        pvc = _pvc_labels(w, pd.read_parquet(bpath, columns=["record", "channel", "time_s", "ref_symbol"]))
+        labels = {k: {pvc_label: v} for k, v in pvc.items()}
     return items, labels
+
+
+def _pvc_labels(w: pd.DataFrame, b: pd.DataFrame) -> dict[str, int | None]:
+    """Per window id: 1 when a beat inside the window matched a reference ``V`` annotation, else 0;
+    ``None`` (unknown) for the windows of a record without reference annotations (no beat of the
+    record matched any reference symbol), which would otherwise read as "no PVC"."""
+    sym = b["ref_symbol"].fillna("").astype(str)
+    annotated = set(b.loc[sym != "", "record"].astype(str))
+    bk, wk = _keys((b["record"], b["channel"]), (w["record"], w["channel"]))
+    start, stop = _window_bounds(w)
+    order, lo, hi = _spans(bk, b["time_s"].to_numpy(dtype=float), wk, start, stop)
+    is_v = np.concatenate([[0], np.cumsum((sym.to_numpy() == "V")[order])])
+    has_v = (is_v[hi] - is_v[lo]) > 0
+    known = w["record"].astype(str).isin(annotated).to_numpy()
+    return {i: (int(v) if k else None) for i, v, k in zip(_item_ids(w), has_v, known, strict=True)}
 
 
 def _image_array(path: Path, size: int, spatial_dims: int) -> np.ndarray:
@@ -159,13 +253,9 @@ def write_inputs(
         counts["image"] = len(img_ids)
     rep_ids = sorted(records["report_id"].dropna().unique())
     if rep_ids:
-        rl = pd.read_parquet(run_dir / "report_labels.parquet")
+        rl = pd.read_parquet(run_dir / "report_labels.parquet", columns=LABEL_READ)
         vocab = sorted(rl["finding"].unique())
-        by = {
-            str(k): [(str(f), str(st)) for f, st in zip(g["finding"], g["status"], strict=True)]
-            for k, g in rl.groupby("report_id")
-        }
-        x = np.stack([finding_vector(by.get(r, []), vocab) for r in rep_ids])
+        x = _finding_vectors(rl, rep_ids, vocab)
         write_store(run_dir / "inputs" / "report", rep_ids, x)
         (run_dir / "inputs" / "report" / "vocabulary.json").write_text(json.dumps(vocab))
         counts["report"] = len(rep_ids)
@@ -173,6 +263,41 @@ def write_inputs(
     if sig_ids:
         counts["signal"] = _write_signals(run_dir, sig_ids)
     return counts
+
+
+def _finding_vectors(rl: pd.DataFrame, ids: Sequence[str], vocab: Sequence[str]) -> np.ndarray:
+    """Row ``i``: the one-hot (finding, status) vector of report ``ids[i]``, as
+    :func:`medmm.models.encoders.reports.finding_vector` builds it, for all reports at once."""
+    x = np.zeros((len(ids), len(vocab) * len(STATUSES)), np.float32)
+    row = pd.Series(np.arange(len(ids)), index=pd.Index([str(i) for i in ids]))
+    r = rl["report_id"].astype(str).map(row)
+    f = rl["finding"].map(pd.Series(np.arange(len(vocab)), index=pd.Index(vocab)))
+    st = rl["status"].astype(str).map({s: k for k, s in enumerate(STATUSES)})
+    ok = (r.notna() & f.notna() & st.notna()).to_numpy()
+    cols = f.to_numpy(dtype=float)[ok].astype(int) * len(STATUSES) + st.to_numpy(dtype=float)[ok].astype(int)
+    x[r.to_numpy(dtype=float)[ok].astype(int), cols] = 1.0
+    return x
+
+
+def _beat_features(w: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """Per window: beats per second, mean and (population) std of the beats' previous RR (0 when none)."""
+    bk, wk = _keys((b["record"], b["channel"]), (w["record"], w["channel"]))
+    start, stop = _window_bounds(w)
+    order, lo, hi = _spans(bk, b["time_s"].to_numpy(dtype=float), wk, start, stop)
+    rr = b["rr_prev_s"].to_numpy(dtype=float)[order]
+    ok = np.isfinite(rr)
+    rr0 = np.where(ok, rr, 0.0)
+
+    def window_sum(v: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(v, dtype=float)])
+        return c[hi] - c[lo]
+
+    n_rr = window_sum(ok.astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_rr > 0, window_sum(rr0) / n_rr, 0.0)
+        var = np.where(n_rr > 0, window_sum(rr0 * rr0) / n_rr - mean * mean, 0.0)
+    rate = (hi - lo) / np.maximum(stop - start, 1e-6)
+    return np.stack([rate, mean, np.sqrt(np.maximum(var, 0.0))], axis=1).astype(np.float32)
 
 
 def _write_signals(run_dir: Path, ids: Sequence[str]) -> int:
@@ -194,20 +319,6 @@ def _write_signals(run_dir: Path, ids: Sequence[str]) -> int:
     bpath = run_dir / "beats.parquet"
     if bpath.exists():
         b = pd.read_parquet(bpath, columns=["record", "channel", "time_s", "rr_prev_s"])
-        feats = np.zeros((len(rows), 3), np.float32)
-        for i, row in enumerate(_rows(w)):
-            dur = (row.stop_sample - row.start_sample) / row.fs
-            sel = b[
-                (b["record"] == row.record)
-                & (b["channel"] == row.channel)
-                & (b["time_s"] >= row.start_s)
-                & (b["time_s"] < row.start_s + dur)
-            ]
-            rr = sel["rr_prev_s"].dropna().to_numpy()
-            feats[i] = [
-                len(sel) / max(dur, 1e-6),
-                rr.mean() if len(rr) else 0.0,
-                rr.std() if len(rr) else 0.0,
-            ]
+        feats = _beat_features(w, b)
     write_store(run_dir / "inputs" / "signal", list(ids), x, feats)
     return len(rows)

@@ -23,10 +23,11 @@ Rules, applied per patient (nothing is ever joined across patients):
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -40,14 +41,16 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> float:
-    """``"90s"``, ``"30m"``, ``"24h"``, ``"2d"`` or plain seconds -> seconds.
+    """``"90s"``, ``"30m"``, ``"36h"``, ``"2d"`` or plain seconds -> seconds (a number >= 0, one unit).
 
-    >>> parse_duration("24h"), parse_duration("90")
-    (86400.0, 90.0)
+    The tolerance is inclusive: an item exactly ``tolerance`` seconds from a study joins it.
+
+    >>> parse_duration("36h"), parse_duration("2d"), parse_duration("90")
+    (129600.0, 172800.0, 90.0)
     >>> parse_duration("-2h")
     Traceback (most recent call last):
     ...
-    medmm.errors.ConfigError: bad time tolerance '-2h'; use a duration >= 0 such as 90s, 30m, ...
+    medmm.errors.ConfigError: --window: bad time tolerance '-2h' (a number >= 0 with one unit s, m, h ...
     """
     t = text.strip().lower()
     try:
@@ -56,7 +59,8 @@ def parse_duration(text: str) -> float:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ConfigError(
-            f"bad time tolerance {text!r}; use a duration >= 0 such as 90s, 30m, 24h, 2d (or plain seconds)"
+            f"--window: bad time tolerance {text!r} (a number >= 0 with one unit s, m, h or d). "
+            "Fix: use e.g. 90s, 30m, 36h, 2d, or plain seconds"
         )
     return seconds
 
@@ -76,44 +80,101 @@ def _iso(t: float) -> str | None:
     return pd.Timestamp(t, unit="s").isoformat()
 
 
-def _studies_of_patient(items: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
-    studies: dict[str, dict[str, Any]] = {}
-    for sid, grp in items[items["study_id"].notna()].groupby("study_id", sort=True):
-        studies[str(sid)] = {
-            "study_id": str(sid),
-            "time": float(np.nanmin(grp["time"])) if grp["time"].notna().any() else math.nan,
-            "items": list(grp.itertuples(index=False)),
-        }
-    loose = items[items["study_id"].isna()].sort_values(["time", "item_id"], na_position="last")
-    leftovers: list[Any] = []
-    loose_rows: list[Any] = list(loose.itertuples(index=False))
-    for it in loose_rows:
-        timed = [s for s in studies.values() if not math.isnan(s["time"])]
+class _Item(NamedTuple):
+    modality: str
+    item_id: str
+    study_id: str | None
+    time: float
+
+
+class _Study:
+    __slots__ = ("items", "last", "study_id", "time")
+
+    def __init__(self, study_id: str, time: float, items: list[_Item]) -> None:
+        self.study_id, self.time, self.last, self.items = study_id, time, time, items
+
+
+def _study_key(value: Any) -> str | None:
+    """A study id as a string; ``None``, NaN and ``""`` mean "no study id"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    return str(value)
+
+
+def _nearest(times: list[float], sids: list[str], t: float) -> int | None:
+    """Index in ``times`` (sorted, unique) of the study time nearest ``t``; ties -> smaller study id."""
+    k = bisect.bisect_left(times, t)
+    cands = [j for j in (k - 1, k) if 0 <= j < len(times)]
+    if not cands:
+        return None
+    return min(cands, key=lambda j: (abs(times[j] - t), sids[j]))
+
+
+def _studies_of_patient(items: list[_Item], tol: float) -> list[_Study]:
+    """Rules 1-3 of the module docstring for one patient's items; O(n log n) in the items."""
+    studies: dict[str, _Study] = {}
+    loose: list[_Item] = []
+    for it in items:
+        if it.study_id is None:
+            loose.append(it)
+            continue
+        st = studies.get(it.study_id)
+        if st is None:
+            studies[it.study_id] = _Study(it.study_id, it.time, [it])
+        else:
+            st.items.append(it)
+            if not math.isnan(it.time) and not (st.time <= it.time):  # NaN-aware minimum
+                st.time = it.time
+    studies = dict(sorted(studies.items()))
+    timed = sorted((s.time, s.study_id) for s in studies.values() if not math.isnan(s.time))
+    times: list[float] = []
+    sids: list[str] = []
+    for t, sid in timed:  # one entry per distinct time, holding its smallest study id
+        if not times or times[-1] != t:
+            times.append(t)
+            sids.append(sid)
+    only = next(iter(studies.values())) if len(studies) == 1 else None
+    loose.sort(key=lambda it: (math.isnan(it.time), 0.0 if math.isnan(it.time) else it.time, it.item_id))
+    leftovers: list[_Item] = []
+    for it in loose:
         target = None
         if not math.isnan(it.time):
-            best = min(timed, key=lambda s: (abs(s["time"] - it.time), s["study_id"]), default=None)
-            if best is not None and abs(best["time"] - it.time) <= tol:
-                target = best
-            elif not timed and len(studies) == 1:
-                target = next(iter(studies.values()))  # the patient's only study has no time to compare
-        elif len(studies) == 1:
-            target = next(iter(studies.values()))
+            j = _nearest(times, sids, it.time)
+            if j is not None and abs(times[j] - it.time) <= tol:
+                target = studies[sids[j]]
+            elif not times and only is not None:
+                target = only  # the patient's only study has no time to compare
+        elif only is not None:
+            target = only
         if target is None:
             leftovers.append(it)
         else:
-            target["items"].append(it)
-    chain: dict[str, Any] | None = None
+            target.items.append(it)
+    out = list(studies.values())
+    chain: _Study | None = None
     for it in leftovers:
-        if not math.isnan(it.time) and chain is not None and it.time - chain["last"] <= tol:
-            chain["items"].append(it)
-            chain["last"] = it.time
+        if not math.isnan(it.time) and chain is not None and it.time - chain.last <= tol:
+            chain.items.append(it)
+            chain.last = it.time
             continue
-        sid = f"stu-{it.modality}-{hashlib.sha256(str(it.item_id).encode()).hexdigest()[:12]}"
-        chain = {"study_id": sid, "time": it.time, "last": it.time, "items": [it]}
-        studies[sid] = chain
+        sid = f"stu-{it.modality}-{hashlib.sha256(it.item_id.encode()).hexdigest()[:12]}"
+        chain = _Study(sid, it.time, [it])
+        out.append(chain)
         if math.isnan(it.time):
             chain = None
-    return list(studies.values())
+    return out
+
+
+def _choose(study: _Study) -> dict[str, str]:
+    """Rule 4: per modality the item nearest the study time, then the smallest id."""
+    best: dict[str, tuple[float, str]] = {}
+    t = study.time
+    for it in study.items:
+        d = abs(it.time - t) if not (math.isnan(it.time) or math.isnan(t)) else math.inf
+        key = (d, it.item_id)
+        if it.modality not in best or key < best[it.modality]:
+            best[it.modality] = key
+    return {m: best[m][1] for m in MODALITIES if m in best}
 
 
 def join_items(
@@ -127,36 +188,47 @@ def join_items(
     bad = sorted(set(items["modality"]) - set(MODALITIES))
     if bad:
         raise ConfigError(f"unknown modalities {bad}; expected {list(MODALITIES)}")
-    rows = []
-    for pid, grp in items.groupby("patient_id", sort=True):
-        for study in _studies_of_patient(grp, tolerance_s):
-            chosen: dict[str, str] = {}
-            for m in MODALITIES:
-                cands = [it for it in study["items"] if it.modality == m]
-                if not cands:
-                    continue
-
-                def key(it: Any, t: float = study["time"]) -> tuple[float, str]:
-                    d = abs(it.time - t) if not (math.isnan(it.time) or math.isnan(t)) else math.inf
-                    return (d, str(it.item_id))
-
-                chosen[m] = str(min(cands, key=key).item_id)
+    items = items[items["patient_id"].notna()]
+    order = np.argsort(items["patient_id"].astype(str).to_numpy(), kind="stable")
+    pids = items["patient_id"].astype(str).to_numpy()[order]
+    sid_col = items["study_id"].to_numpy(dtype=object)[order]
+    rows_it = [
+        _Item(str(m), str(i), _study_key(s), float(t))
+        for m, i, s, t in zip(
+            items["modality"].to_numpy()[order],
+            items["item_id"].to_numpy()[order],
+            sid_col,
+            pd.to_numeric(items["time"], errors="coerce").to_numpy(dtype=float)[order],
+            strict=True,
+        )
+    ]
+    bounds = np.flatnonzero(pids[1:] != pids[:-1]) + 1 if len(pids) else np.array([], int)
+    starts = [0, *bounds.tolist()] if len(pids) else []
+    ends = [*bounds.tolist(), len(pids)] if len(pids) else []
+    labels = labels or {}
+    rows: list[tuple[Any, ...]] = []
+    for a, b in zip(starts, ends, strict=True):
+        pid = str(pids[a])
+        for study in _studies_of_patient(rows_it[a:b], tolerance_s):
+            chosen = _choose(study)
             lab: dict[str, Any] = {}
             for i in chosen.values():
-                lab.update((labels or {}).get(i, {}))
+                lab.update(labels.get(i, {}))
             rows.append(
-                RecordRow(
-                    record_id=record_id(str(pid), study["study_id"]),
-                    patient_id=str(pid),
-                    study_id=study["study_id"],
-                    study_time=_iso(study["time"]),
-                    image_id=chosen.get("image"),
-                    report_id=chosen.get("report"),
-                    signal_id=chosen.get("signal"),
-                    has_image="image" in chosen,
-                    has_report="report" in chosen,
-                    has_signal="signal" in chosen,
-                    labels=json.dumps(lab, sort_keys=True) if lab else "{}",
-                ).model_dump()
+                (
+                    record_id(pid, study.study_id),
+                    pid,
+                    study.study_id,
+                    _iso(study.time),
+                    chosen.get("image"),
+                    chosen.get("report"),
+                    chosen.get("signal"),
+                    "image" in chosen,
+                    "report" in chosen,
+                    "signal" in chosen,
+                    json.dumps(lab, sort_keys=True) if lab else "{}",
+                )
             )
-    return pd.DataFrame(rows, columns=list(RecordRow.model_fields))
+    return pd.DataFrame(rows, columns=list(RecordRow.model_fields)).astype(
+        {f"has_{m}": bool for m in MODALITIES}
+    )

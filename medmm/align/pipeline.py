@@ -10,6 +10,8 @@ medmm.errors.ConfigError: .../runs-typo: no such run directory; give the --out f
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,13 +19,15 @@ from typing import Any
 import pandas as pd
 
 from medmm.align.inputs import image_items, report_items, signal_items, write_inputs
-from medmm.align.join import join_items
+from medmm.align.join import join_items, parse_duration
 from medmm.align.records import MODALITIES, RecordRow
 from medmm.errors import ConfigError
 from medmm.runinfo import Timer, update_run_json
 from medmm.tables import write_table
 
 __all__ = ["align_run"]
+
+log = logging.getLogger(__name__)
 
 
 #: The stage tables align reads; a run directory must hold at least one.
@@ -51,6 +55,55 @@ def _check_run_dir(run_dir: Path) -> None:
         )
 
 
+def _check_options(
+    tolerance_s: float,
+    label_findings: Sequence[str],
+    pvc_label: str | None,
+    min_quality: float,
+    image_size: int,
+    image_dims: int,
+) -> None:
+    """Option values that cannot work are refused before anything is read or written.
+
+    >>> _check_options(3600.0, ["effusion"], "effusion", 0.5, 64, 2)
+    Traceback (most recent call last):
+    ...
+    medmm.errors.ConfigError: --pvc-label 'effusion' is also a --label-finding; ...
+    """
+    problems = []
+    if not (math.isfinite(tolerance_s) and tolerance_s >= 0):
+        problems.append(f"time tolerance {tolerance_s!r}: use a duration >= 0 such as 24h")
+    if image_dims not in (2, 3):
+        problems.append(f"--image-dims {image_dims}: use 2 (middle axial slice) or 3 (whole volume)")
+    if image_size < 1:
+        problems.append(f"--image-size {image_size}: use a size of at least 1 pixel (e.g. 64)")
+    if not 0.0 <= min_quality <= 1.0:
+        problems.append(f"--min-quality {min_quality}: window quality is in [0, 1]; use e.g. 0.5")
+    if pvc_label is not None and pvc_label in set(label_findings):
+        problems.append(
+            f"--pvc-label {pvc_label!r} is also a --label-finding; one would overwrite the other in the "
+            "record labels, use another name"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _reports_without_patient(run_dir: Path) -> int:
+    """Parsed reports that cannot be linked: ``reports parse`` ran without ``--patient-column``."""
+    path = run_dir / "manifest_reports.parquet"
+    if not path.exists():
+        return 0
+    man = pd.read_parquet(path, columns=["status", "patient_id"])
+    n = int(((man["status"] == "ingested") & man["patient_id"].isna()).sum())
+    if n:
+        log.warning(
+            "%d parsed reports have no patient id and are left out of the records: run medmm reports "
+            "parse with --patient-column (and --study-column) to link reports to images and signals",
+            n,
+        )
+    return n
+
+
 def _unused(path: Path, column: str, chosen: set[str]) -> int:
     if not path.exists():
         return 0
@@ -60,7 +113,7 @@ def _unused(path: Path, column: str, chosen: set[str]) -> int:
 
 def align_run(
     run_dir: Path,
-    tolerance_s: float = 86400.0,
+    tolerance_s: float | str = 86400.0,
     label_findings: Sequence[str] = (),
     pvc_label: str | None = None,
     min_quality: float = 0.5,
@@ -69,15 +122,21 @@ def align_run(
 ) -> dict[str, Any]:
     """Join the run's imaging, report and signal items per patient + study; write records and inputs.
 
-    Returns counts: ``records`` and ``with_<modality>``, plus items written per modality.
+    ``tolerance_s`` is seconds, or a duration string as ``--window`` takes it (``"36h"``, ``"2d"``).
+    Returns counts: ``records`` and ``with_<modality>``, plus items written per modality, items left
+    out and ``reports_without_patient``.
     """
     run_dir = Path(run_dir)
     _check_run_dir(run_dir)
+    if isinstance(tolerance_s, str):  # "36h" from a workflow file, as --window takes it
+        tolerance_s = parse_duration(tolerance_s)
+    _check_options(tolerance_s, label_findings, pvc_label, min_quality, image_size, image_dims)
     timer = Timer()
     with timer("items"):
         img = image_items(run_dir)
         rep, rep_labels = report_items(run_dir, label_findings)
         sig, sig_labels = signal_items(run_dir, min_quality, pvc_label)
+        no_patient = _reports_without_patient(run_dir)
         frames = [f for f in (img, rep, sig) if len(f)]
         items = pd.concat(frames, ignore_index=True) if frames else img
     with timer("join"):
@@ -92,6 +151,7 @@ def align_run(
         # another item of the same modality was nearer the study time
         "unused_image_items": _unused(run_dir / "volumes.parquet", "volume_id", chosen["image"]),
         "unused_report_items": _unused(run_dir / "manifest_reports.parquet", "report_id", chosen["report"]),
+        "reports_without_patient": no_patient,
         **{f"with_{m}": int(records[f"has_{m}"].sum()) for m in MODALITIES},
         **{f"inputs_{m}": n for m, n in written.items()},
     }
