@@ -166,6 +166,10 @@ def test_a_dicom_only_run_never_imports_the_imaging_package_in_the_driver(
         "import sys\n"
         "from pathlib import Path\n"
         "if __name__ == '__main__':\n"
+        "    from medmm.ingest import scan_phase\n"
+        # under load the worker can join after DRIVER_SCAN_AFTER_S and the driver then scans a batch
+        # itself (with the imaging package, by design); this test is about the driver's own table path
+        "    scan_phase.DRIVER_SCAN_AFTER_S = 600.0\n"
         "    from medmm.ingest.pipeline import ingest_archive\n"
         f"    r = ingest_archive({str(archive)!r}, {str(tmp_path / 'run')!r}, workers=1,"
         f" key_file=Path({str(_key(tmp_path))!r}))\n"
