@@ -105,7 +105,8 @@ def image_items(run_dir: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=["modality", "item_id", "patient_id", "study_id", "time"])
     v = pd.read_parquet(path)
     v = v[v["patient_id"].notna()]
-    return pd.DataFrame(
+    v, missing = _on_disk(run_dir, v, "volumes.parquet")
+    items = pd.DataFrame(
         {
             "modality": "image",
             "item_id": v["volume_id"],
@@ -114,6 +115,32 @@ def image_items(run_dir: Path) -> pd.DataFrame:
             "time": _epoch(v["study_time"]),
         }
     )
+    items.attrs["missing_files"] = missing
+    return items
+
+
+def _on_disk(run_dir: Path, frame: pd.DataFrame, table: str) -> tuple[pd.DataFrame, int]:
+    """Rows of ``frame`` whose ``path`` (relative to the run directory) exists, and how many do not.
+
+    A file deleted or moved since its stage ran leaves its item out (counted and logged) instead of
+    stopping the whole ``align`` when its inputs are written.
+    """
+    paths = frame["path"].astype(str)
+    ok_path = {q: (Path(run_dir) / q).is_file() for q in paths.unique()}
+    ok = paths.map(ok_path).to_numpy(dtype=bool)
+    missing = int((~ok).sum())
+    if missing:
+        first = paths[~ok].iloc[0]
+        log.warning(
+            "%d rows of %s name a file that is not in %s (first: %s); they are left out. Re-run the stage "
+            "that wrote them with --out %s, or restore the files",
+            missing,
+            table,
+            run_dir,
+            first,
+            run_dir,
+        )
+    return frame[ok], missing
 
 
 def report_items(run_dir: Path, label_findings: Sequence[str] = ()) -> tuple[pd.DataFrame, dict[str, dict]]:
@@ -183,6 +210,7 @@ def signal_items(
         return pd.DataFrame(columns=["modality", "item_id", "patient_id", "study_id", "time"]), {}
     w = pd.read_parquet(wpath)
     w = w[(w["anchor"] == "") & (w["quality"] >= min_quality)]
+    w, missing = _on_disk(run_dir, w, "windows.parquet")
     spath = run_dir / "signals.parquet"
     if spath.exists():
         s = pd.read_parquet(spath, columns=["record", "channel", "kind"])
@@ -199,6 +227,7 @@ def signal_items(
             "time": w["start_abs_s"].astype(float).to_numpy(),
         }
     )
+    items.attrs["missing_files"] = missing
     labels: dict[str, dict] = {}
     bpath = run_dir / "beats.parquet"
     if pvc_label and bpath.exists() and len(w):

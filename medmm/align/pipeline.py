@@ -152,6 +152,8 @@ def align_run(
         "unused_image_items": _unused(run_dir / "volumes.parquet", "volume_id", chosen["image"]),
         "unused_report_items": _unused(run_dir / "manifest_reports.parquet", "report_id", chosen["report"]),
         "reports_without_patient": no_patient,
+        "missing_image_files": int(img.attrs.get("missing_files", 0)),
+        "missing_signal_files": int(sig.attrs.get("missing_files", 0)),
         **{f"with_{m}": int(records[f"has_{m}"].sum()) for m in MODALITIES},
         **{f"inputs_{m}": n for m, n in written.items()},
     }

@@ -83,6 +83,7 @@ def test_study_times_in_mixed_iso_forms_are_all_read(tmp_path: Path) -> None:
             "study_time": times,
         }
     ).to_parquet(tmp_path / "volumes.parquet")
+    (tmp_path / "x.nii.gz").touch()
     got = image_items(tmp_path)["time"].tolist()  # was: NaN (untimed study) for all but the first
     day = 1577836800.0  # 2020-01-01T00:00:00 UTC
     assert got == [day + 8 * 3600, day + 20 * 3600 + 0.5, day + 86400, day + 86400 + 8 * 3600]
@@ -188,3 +189,23 @@ def test_option_values_that_cannot_work_are_refused(tmp_path: Path, kwargs: dict
     with pytest.raises(ConfigError, match=message):
         align_run(tmp_path, **kwargs)
     assert not (tmp_path / "records.parquet").exists()
+
+
+def test_a_file_gone_since_its_stage_ran_leaves_its_item_out(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 2), np.float32), np.eye(4)), str(tmp_path / "v1.nii.gz"))
+    pd.DataFrame(
+        {
+            "volume_id": ["v1", "v2"],
+            "path": ["v1.nii.gz", "v2.nii.gz"],  # v2.nii.gz was deleted after ingest
+            "patient_id": ["p1", "p2"],
+            "study_id": ["s1", "s2"],
+            "study_time": None,
+        }
+    ).to_parquet(tmp_path / "volumes.parquet")
+    _windows(tmp_path, ["a", "b"])
+    (tmp_path / "w" / "x.npy").rename(tmp_path / "w" / "moved.npy")
+    counts = align_run(tmp_path, image_size=8)  # was: FileNotFoundError traceback
+    assert counts["missing_image_files"] == 1 and counts["missing_signal_files"] == 4
+    assert counts["with_image"] == 1 and counts["inputs_image"] == 1 and counts["with_signal"] == 0
