@@ -74,6 +74,9 @@ def start_cluster(base: Path, nworkers: int = 2, preload: Path | None = None) ->
             time.sleep(0.05)
         address = json.loads(info.read_text())["address"]
         extra = ["--preload", str(preload)] if preload else []
+        if not nworkers:  # a scheduler alone
+            yield Cluster(address, cwd, scheduler, scheduler)
+            return
         workers = subprocess.Popen(
             [BIN / "dask", "worker", address, "--nworkers", str(nworkers), "--nthreads", "1",
              "--no-dashboard", "--local-directory", str(cwd), *extra],
@@ -457,6 +460,16 @@ def test_version_skew_is_an_error_naming_the_worker(tmp_path: Path) -> None:
         pass
     text = str(err.value)
     assert "medmm 9.9.9 (here " in text and "worker tcp://" in text and "host " in text, text
+
+
+def test_scheduler_without_workers_is_an_error_after_the_wait(tmp_path: Path) -> None:
+    with (
+        dask.config.set({"medmm.worker-wait": "1s"}),
+        start_cluster(tmp_path, nworkers=0) as empty,
+        pytest.raises(ClusterError, match=r"has had no worker for 1 s\. Fix: start workers"),
+        dask_client(scheduler=empty.address, quiet=True),
+    ):
+        pass
 
 
 def test_version_check_passes_on_a_matching_cluster(cluster: Cluster) -> None:
