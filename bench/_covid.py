@@ -1,15 +1,21 @@
-"""Data, features and leave-one-patient-out for the ``covid_lopo`` study (``bench/bench_covid_lopo.py``).
+"""Data, features and leave-one-patient-out for the COVID-19 studies (``bench_covid_lopo``, ``covid``).
 
-Everything here is a plain function of arrays / frames so it can be tested without the data:
+The data go through medmm's standard stages, as a clinical researcher would run them on their own data
+(``docs/covid.md`` gives the same sequence as shell commands):
 
-* :func:`load_cases` reads ``metadata_subset_licensed.csv`` (one case per image; target ``finding ==
-  COVID-19``) and masks the words of the notes that name any of the four findings;
-* :func:`load_image` reads one picture (PIL, grayscale) and normalises / resizes it with MONAI;
-* :func:`intensity_texture_features` and :func:`random_conv_features` are the two *fixed* image feature
-  extractors (nothing is trained or downloaded);
-* :func:`findings_matrix` encodes the masked notes with medmm's report pipeline (present / absent /
-  uncertain per finding);
-* :func:`lopo_splits` / :func:`lopo_predict` run leave-one-patient-out with a per-fold scikit-learn model.
+1. :func:`write_notes_table` / :func:`write_label_table`: the user's preparation of the collection's
+   ``metadata_subset_licensed.csv``: the clinical notes with every word that names a finding deleted
+   (:func:`mask_label_words`), one report per picture (``report_id`` = ``study_id`` = file name), and the
+   target ``covid`` (``finding == COVID-19``) per picture file;
+2. :func:`build_run`: ``medmm ingest`` (pictures + ``--ids``), ``medmm reports parse`` (the notes table),
+   ``medmm align`` (one record per picture with image and report) and :func:`attach_labels` (the target,
+   until ``medmm align`` takes a label table; see ``docs/covid.md``, *Gaps*);
+3. :func:`load_cases` / :func:`load_images` / :func:`report_matrix`: the records with their analysis
+   columns, the pictures through the models' :class:`medmm.models.volumes.VolumeSource` (the MONAI chain
+   the Dataset uses) and the report findings vector ``medmm align`` wrote;
+4. :func:`intensity_texture_features` and :func:`random_conv_features`: two *fixed* image feature
+   extractors (nothing is trained or downloaded); :func:`lopo_splits` / :func:`lopo_predict` run
+   leave-one-patient-out with a per-fold scikit-learn model.
 
 >>> mask_label_words("Elderly male, covid-19 positive; no Streptococcus pneumoniae.")
 'Elderly male, positive; no .'
@@ -18,7 +24,9 @@ Everything here is a plain function of arrays / frames so it can be tested witho
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,19 +34,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medmm.errors import reason_of
-
 __all__ = [
+    "LABEL",
     "LEAK",
-    "findings_matrix",
+    "METADATA",
+    "attach_labels",
+    "build_run",
     "intensity_texture_features",
     "load_cases",
-    "load_image",
     "load_images",
     "lopo_predict",
     "lopo_splits",
     "mask_label_words",
     "random_conv_features",
+    "report_matrix",
+    "write_label_table",
+    "write_notes_table",
 ]
 
 #: Words naming the target or any of the other three findings, the COVID-19 test, or dating the case to
@@ -52,6 +63,10 @@ LEAK = re.compile(
     re.I,
 )
 POSITIVE = "COVID-19"
+#: The record label: 1 = the picture's ``finding`` is COVID-19, 0 = any other finding.
+LABEL = "covid"
+#: The collection's metadata table inside ``covid_chestxray_subset/``.
+METADATA = "metadata_subset_licensed.csv"
 
 
 def mask_label_words(text: str) -> str:
@@ -63,69 +78,204 @@ def mask_label_words(text: str) -> str:
     return re.sub(r"\s{2,}", " ", LEAK.sub("", text)).strip()
 
 
-def load_cases(base: Path) -> pd.DataFrame:
-    """One row per image of ``covid_chestxray_subset``: label, patient, acquisition and masked notes.
+def _metadata(meta_csv: Path) -> pd.DataFrame:
+    path = Path(meta_csv)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; point the study at covid_chestxray_subset/")
+    return pd.read_csv(path, dtype={"Patientid": str})
 
-    Columns: ``patient`` (the data set's public ``Patientid``, pseudonymise before writing it out),
-    ``y`` (1 = COVID-19), ``finding``, ``modality``, ``view``, ``location``, ``path`` (absolute),
-    ``notes`` (masked). Raises ``FileNotFoundError`` naming the file when the metadata is missing.
 
-    >>> from medmm.datasets import shared_data_dir
-    >>> root = shared_data_dir()
-    >>> root is None or len(load_cases(root / "covid_chestxray_subset")) == 34
-    True
+def write_notes_table(meta_csv: Path, out_csv: Path) -> Path:
+    """Masked clinical notes as a ``medmm reports parse`` table: one report per picture.
+
+    Columns ``report_id`` and ``study_id`` (the picture's file name: each picture is its own study, as
+    ``medmm ingest --study-column filename`` makes it), ``patient_id`` (the raw ``Patientid``, which
+    ``reports parse --patient-column`` pseudonymises) and ``text`` (the notes after
+    :func:`mask_label_words`). The column is named ``text`` because ``reports parse`` scores findings only
+    in free text or FINDINGS / IMPRESSION sections (see ``docs/covid.md``, *Gaps*). The table holds raw
+    patient ids: keep it beside the data, not in the run directory.
+
+    >>> p = Path(tempfile.mkdtemp())
+    >>> _ = (p / "m.csv").write_text('Patientid,filename,clinical notes\\n7,a.jpg,"COVID-19 pneumonia."\\n')
+    >>> pd.read_csv(write_notes_table(p / "m.csv", p / "notes.csv")).loc[0, "text"]
+    'pneumonia.'
     """
-    meta_path = Path(base) / "metadata_subset_licensed.csv"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path}: missing; point the study at covid_chestxray_subset/")
-    meta = pd.read_csv(meta_path)
-    return pd.DataFrame(
+    meta = _metadata(meta_csv)
+    table = pd.DataFrame(
         {
-            "patient": meta["Patientid"].astype(str),
-            "y": (meta["finding"] == POSITIVE).astype(int),
-            "finding": meta["finding"].astype(str),
-            "modality": meta["modality"].astype(str),
-            "view": meta["view"].astype(str),
-            "location": meta["location"].fillna("unknown").astype(str),
-            "path": [str(Path(base) / "images" / f) for f in meta["filename"]],
-            "notes": [mask_label_words(str(t)) for t in meta["clinical notes"].fillna("")],
+            "report_id": meta["filename"],
+            "patient_id": meta["Patientid"],
+            "study_id": meta["filename"],
+            "text": [mask_label_words(str(t)) for t in meta["clinical notes"].fillna("")],
         }
     )
+    table.to_csv(out_csv, index=False)
+    return Path(out_csv)
 
 
-def load_image(path: str | Path, size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Grayscale picture -> ``[1, size, size]`` float32 (MONAI: z-score, then area resize); native shape.
+def write_label_table(meta_csv: Path, out_csv: Path) -> Path:
+    """The target per picture: columns ``path`` (file name) and :data:`LABEL` (1 = COVID-19, 0 = other).
 
-    Raises the reader's error (``OSError`` / ``FileNotFoundError``) for an unreadable file; the study
-    quarantines that image and goes on.
+    >>> p = Path(tempfile.mkdtemp())
+    >>> _ = (p / "m.csv").write_text("Patientid,filename,finding\\n7,a.jpg,COVID-19\\n8,b.png,ARDS\\n")
+    >>> pd.read_csv(write_label_table(p / "m.csv", p / "labels.csv"))["covid"].tolist()
+    [1, 0]
     """
-    from monai.transforms import Compose, NormalizeIntensity, Resize
-    from PIL import Image
-
-    with Image.open(path) as im:
-        pic = np.asarray(im.convert("L"), dtype=np.float32)
-    tf = Compose([NormalizeIntensity(), Resize((size, size), mode="area")])
-    return np.asarray(tf(pic[None]), dtype=np.float32), (int(pic.shape[0]), int(pic.shape[1]))
+    meta = _metadata(meta_csv)
+    table = pd.DataFrame({"path": meta["filename"], LABEL: (meta["finding"] == POSITIVE).astype(int)})
+    table.to_csv(out_csv, index=False)
+    return Path(out_csv)
 
 
-def load_images(paths: list[str], size: int) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Load every path; returns images ``[N_ok, 1, S, S]``, native shapes and one manifest row per path.
+def attach_labels(run_dir: Path, labels_csv: Path) -> int:
+    """Set the labels of ``RUN_DIR/records.parquet`` from a table keyed by image file (``path``).
 
-    >>> imgs, shapes, manifest = load_images(["/nonexistent.png"], 32)
-    >>> imgs.shape, manifest[0]["status"]
-    ((0, 1, 32, 32), 'quarantined')
+    Every other column of ``labels_csv`` is a label (0 / 1 / empty). A record gets the row whose ``path``
+    is its picture's file (``volumes.parquet`` ``sources``, matched on the file name); the labels JSON
+    keeps what ``medmm align`` put there. Stands in for a label table option of ``medmm align``
+    (``docs/covid.md``, *Gaps*). Returns the number of records labelled; a record without a row is an
+    error (``ValueError`` naming the table).
     """
-    imgs, shapes, manifest = [], [], []
-    for p in paths:
-        try:
-            img, shape = load_image(p, size)
-        except Exception as exc:  # a bad image is quarantined with its reason, the study goes on
-            manifest.append({"file": Path(p).name, "status": "quarantined", "reason": reason_of(exc)})
-            continue
-        imgs.append(img)
-        shapes.append(shape)
-        manifest.append({"file": Path(p).name, "status": "ingested", "reason": ""})
-    return np.stack(imgs) if imgs else np.zeros((0, 1, size, size), np.float32), np.array(shapes), manifest
+    from medmm.tables import write_table
+
+    run_dir = Path(run_dir)
+    table = pd.read_csv(labels_csv, dtype={"path": str})
+    names = [c for c in table.columns if c != "path"]
+    by_file = table.assign(path=table["path"].map(lambda s: Path(s).name)).set_index("path")
+    vols = pd.read_parquet(run_dir / "volumes.parquet", columns=["volume_id", "sources"])
+    file_of = {v: Path(str(s[0])).name for v, s in zip(vols["volume_id"], vols["sources"], strict=True)}
+    records = pd.read_parquet(run_dir / "records.parquet")
+    out = []
+    for image_id, text in zip(records["image_id"], records["labels"], strict=True):
+        labels = json.loads(text or "{}")
+        f = file_of.get(image_id) if isinstance(image_id, str) else None
+        if f is None or f not in by_file.index:
+            raise ValueError(f"{labels_csv}: no row for the picture of a record ({f or 'no image'})")
+        for n in names:
+            v = by_file.at[f, n]
+            labels[n] = None if pd.isna(v) else int(v)
+        out.append(json.dumps(labels, sort_keys=True))
+    write_table(records.assign(labels=out), run_dir / "records.parquet")
+    return len(out)
+
+
+def build_run(data_dir: Path, run_dir: Path, key_file: Path | None = None) -> dict[str, Any]:
+    """The standard sequence on ``covid_chestxray_subset``: ingest, reports parse, align, labels.
+
+    Equivalent to the shell commands of ``docs/covid.md`` (in process: ingest with threads, reports
+    without Dask). The masked notes and label tables are written to a temporary folder and deleted, so
+    ``run_dir`` holds no raw patient id. Re-running resumes (unchanged pictures and reports are skipped).
+    Returns the counts of each stage.
+
+    >>> from medmm.datasets import shared_data_dir
+    >>> data = shared_data_dir() / "covid_chestxray_subset"  # doctest: +SKIP
+    >>> summary = build_run(data, Path("runs/covid"))  # doctest: +SKIP
+    """
+    from medmm.align.pipeline import align_run
+    from medmm.ingest.image_ids import IdColumns, IdTable
+    from medmm.ingest.pipeline import ingest_archive
+    from medmm.reports.pipeline import parse_reports
+
+    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    meta = data_dir / METADATA
+    ids = IdTable.load(meta, IdColumns(path="filename", patient="Patientid", study="filename"))
+    ing = ingest_archive(
+        data_dir / "images",
+        run_dir,
+        workers=1,
+        processes=False,
+        key_file=key_file,
+        ids=ids,
+        show_progress=False,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        notes = write_notes_table(meta, Path(tmp) / "notes.csv")
+        rep = parse_reports(
+            notes, run_dir, patient_column="patient_id", study_column="study_id", workers=0, key_file=key_file
+        )
+        counts = align_run(run_dir)
+        n_labelled = attach_labels(run_dir, write_label_table(meta, Path(tmp) / "labels.csv"))
+    return {
+        "ingest": dict(ing.counts),
+        "reports": dict(rep.counts),
+        "align": counts,
+        "labelled": n_labelled,
+    }
+
+
+def load_cases(run_dir: Path, meta_csv: Path) -> pd.DataFrame:
+    """One row per record of a :func:`build_run` run, with the analysis columns from the metadata.
+
+    Columns: ``record_id``, ``image_id``, ``patient`` (the run's pseudonym), ``y`` (the record's
+    :data:`LABEL`), ``file`` (picture file name), ``source_format``, ``height`` / ``width`` (native
+    pixels), ``modality`` (from the volume), and from the metadata by file name ``finding``, ``view``,
+    ``location`` and ``notes`` (masked). Records in file-name order.
+    """
+    run_dir = Path(run_dir)
+    rec = pd.read_parquet(run_dir / "records.parquet")
+    rec = rec[rec["has_image"].astype(bool)]
+    vols = pd.read_parquet(run_dir / "volumes.parquet").set_index("volume_id").loc[rec["image_id"]]
+    meta = _metadata(meta_csv).set_index("filename")
+    files = [Path(str(s[0])).name for s in vols["sources"]]
+    m = meta.loc[files]
+    shape = np.array([list(s) for s in vols["shape"]])
+    cases = pd.DataFrame(
+        {
+            "record_id": rec["record_id"].to_numpy(),
+            "image_id": rec["image_id"].to_numpy(),
+            "patient": rec["patient_id"].to_numpy(),
+            "y": [int(json.loads(t)[LABEL]) for t in rec["labels"]],
+            "file": files,
+            "source_format": vols["source_format"].astype(str).to_numpy(),
+            # a picture's columns run along x and its rows along y (docs/ingest.md, Picture exports)
+            "height": shape[:, 1],
+            "width": shape[:, 0],
+            "modality": vols["modality"].astype(str).to_numpy(),
+            "finding": m["finding"].astype(str).to_numpy(),
+            "view": m["view"].astype(str).to_numpy(),
+            "location": m["location"].fillna("unknown").astype(str).to_numpy(),
+            "notes": [mask_label_words(str(t)) for t in m["clinical notes"].fillna("")],
+        }
+    )
+    return cases.sort_values("file", kind="stable").reset_index(drop=True)
+
+
+def load_images(run_dir: Path, image_ids: list[str], size: int) -> np.ndarray:
+    """The pictures as the models' Dataset reads them: ``[N, 1, size, size]`` float32.
+
+    :class:`medmm.models.volumes.VolumeSource` over ``volumes.parquet`` with ``normalize: zscore`` (over
+    all pixels: a picture has no background to leave out, and ``auto`` would window a CT *picture* as
+    Hounsfield units) and ``resize: resize`` (MONAI area resize); no cache. The array is in volume layout
+    (x = picture column, y = picture row from the bottom), i.e. the picture transposed and flipped.
+    """
+    from medmm.models.config import ImageInputConfig
+    from medmm.models.volumes import VolumeSource
+
+    cfg = ImageInputConfig(source="volumes", size=size, normalize="zscore", cache="none")
+    src = VolumeSource(Path(run_dir), cfg, 2, item_ids=list(image_ids))
+    if not image_ids:
+        return np.zeros((0, 1, size, size), np.float32)
+    return np.stack([src.get(i)[0] for i in image_ids]).astype(np.float32)
+
+
+def report_matrix(run_dir: Path, record_ids: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The report findings vector ``medmm align`` wrote (``inputs/report``) for these records.
+
+    Columns ``"<finding>=<present|absent|uncertain>"`` over the run's finding vocabulary (the vocabulary
+    uses no labels; a column never set in a training fold gets no weight there).
+    """
+    from medmm.models.encoders.reports import STATUSES
+    from medmm.models.store import ArrayStore
+
+    run_dir = Path(run_dir)
+    rec = pd.read_parquet(run_dir / "records.parquet").set_index("record_id")
+    store = ArrayStore(run_dir / "inputs" / "report")
+    vocab = json.loads((run_dir / "inputs" / "report" / "vocabulary.json").read_text())
+    x = np.stack([store.get(str(rec.at[r, "report_id"]))[0] for r in record_ids]).astype(np.float64)
+    cols = [f"{f}={s}" for f in vocab for s in STATUSES]
+    if x.shape[1] != len(cols):  # the layout is align's; name columns only when it is the documented one
+        cols = [f"f{j}" for j in range(x.shape[1])]
+    return x, cols
 
 
 def _cooc(q: np.ndarray, dy: int, dx: int, levels: int) -> tuple[float, float, float]:
@@ -200,34 +350,6 @@ def random_conv_features(images: np.ndarray, seed: int, width: int = 16) -> np.n
         out = net(torch.as_tensor(images, dtype=torch.float32))
         pooled = torch.cat([out.mean(dim=(2, 3)), out.amax(dim=(2, 3))], dim=1)
     return pooled.numpy().astype(np.float64)
-
-
-def findings_matrix(notes: list[str]) -> tuple[np.ndarray, list[str]]:
-    """medmm report pipeline (lexicon + NegEx-style assertion, in process) -> one-hot finding statuses.
-
-    Columns ``"<finding>=<present|absent|uncertain>"`` for every (finding, status) seen in ``notes``
-    (the vocabulary uses no labels; a column never seen in a training fold gets no weight there).
-
-    >>> m, cols = findings_matrix(["No pleural effusion. Right lower lobe consolidation."])
-    >>> sorted(c for c, v in zip(cols, m[0]) if v)[:2]
-    ['consolidation=present', 'normal=absent']
-    """
-    import warnings
-
-    from medmm.reports.io.inputs import ReportInput
-    from medmm.reports.nlp import PipelineSpec
-    from medmm.reports.pipeline import process_batch
-
-    batch = [ReportInput(str(i), f"notes#{i}", "csv", t, len(t)) for i, t in enumerate(notes)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = process_batch(batch, PipelineSpec())
-    cols = sorted({f"{lab['finding']}={lab['status']}" for lab in res.labels})
-    index = {c: j for j, c in enumerate(cols)}
-    m = np.zeros((len(notes), len(cols)))
-    for lab in res.labels:
-        m[int(lab["report_id"]), index[f"{lab['finding']}={lab['status']}"]] = 1.0
-    return m, cols
 
 
 def lopo_splits(groups: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -166,18 +166,18 @@ def _tfidf() -> Any:
     )
 
 
-def _features(cases: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any], list[dict]]:
-    from bench._covid import findings_matrix, intensity_texture_features, load_images, random_conv_features
+def _features(cases: pd.DataFrame, run_dir: Path, size: int, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """Every model's inputs from the standard run: pictures via the models' VolumeSource, the report
+    vector ``medmm align`` wrote, the masked notes, and the confounder probes (from volumes / metadata)."""
+    from bench._covid import intensity_texture_features, load_images, random_conv_features, report_matrix
 
-    images, shapes, manifest = load_images(cases["path"].tolist(), size)
-    ok = np.array([m["status"] == "ingested" for m in manifest])
-    cases = cases[ok].reset_index(drop=True)
-    h, w = shapes[:, 0].astype(float), shapes[:, 1].astype(float)
+    images = load_images(run_dir, cases["image_id"].tolist(), size)
+    h, w = cases["height"].to_numpy(float), cases["width"].to_numpy(float)
     acq = np.column_stack(
         [
             (cases["modality"] == "CT").to_numpy(float),
             (cases["view"] == "L").to_numpy(float),
-            cases["path"].str.lower().str.endswith(".png").to_numpy(float),
+            (cases["source_format"] == "png").to_numpy(float),
             np.log(h),
             np.log(w),
             h / w,
@@ -186,7 +186,7 @@ def _features(cases: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, 
     country = cases["location"].str.split(",").str[-1].str.strip().str.lower()
     source = pd.get_dummies(country).to_numpy(float)
     stats = np.stack([intensity_texture_features(im) for im in images])
-    notes, vocab = findings_matrix(cases["notes"].tolist())
+    notes, vocab = report_matrix(run_dir, cases["record_id"].tolist())
     feats = {
         "acquisition": acq,
         "source": source,
@@ -197,7 +197,7 @@ def _features(cases: pd.DataFrame, size: int, seed: int) -> tuple[pd.DataFrame, 
         "early": np.hstack([stats, notes]),
         "vocabulary": vocab,
     }
-    return cases, feats, manifest
+    return feats, images
 
 
 def _country_table(cases: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -275,26 +275,33 @@ def _lopo_scores(feats: dict[str, Any], y: np.ndarray, groups: np.ndarray) -> di
 
 
 def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None) -> dict[str, Any]:
-    """Run the study; writes ``predictions.csv``, ``metrics.json``, ``tables.md`` under ``out_dir``.
+    """Run the study; writes ``run/`` (the standard stages' outputs), ``predictions.csv``,
+    ``metrics.json`` and ``tables.md`` under ``out_dir``.
 
-    ``quick``: 64x64 images and 200 bootstrap resamples (full: 128x128, 2000). Returns the summary
-    (data balance, metrics per model and level, timings).
+    ``run/`` is made by :func:`bench._covid.build_run` (``medmm ingest`` + ``reports parse`` + ``align`` +
+    the labels; a re-run resumes). ``quick``: 64x64 images and 200 bootstrap resamples (full: 128x128,
+    2000). Returns the summary (data balance, metrics per model and level, timings).
 
     >>> summary = run(Path("runs/covid_lopo"), quick=True)  # doctest: +SKIP
     """
-    from bench._covid import load_cases
+    from bench._covid import METADATA, build_run, load_cases
     from medmm.datasets import shared_data_dir
     from medmm.models.metrics import binary_metrics
-    from medmm.pseudonym import Pseudonymizer, load_key
     from medmm.tables import atomic_write_json, atomic_write_text
 
     root = shared_data_dir()
     if root is None:
         raise RuntimeError("shared data not found: set MEDMM_DATA or place shared/data beside the checkout")
+    data = root / "covid_chestxray_subset"
+    out_dir = Path(out_dir)
+    run_dir = out_dir / "run"
     t0 = time.perf_counter()
+    stages = build_run(data, run_dir, key_file)
+    t_run = time.perf_counter() - t0
     size, n_boot = (64, 200) if quick else (128, 2000)
-    cases, feats, manifest = _features(load_cases(root / "covid_chestxray_subset"), size, seed)
-    t_feat = time.perf_counter() - t0
+    cases = load_cases(run_dir, data / METADATA)
+    feats, images = _features(cases, run_dir, size, seed)
+    t_feat = time.perf_counter() - t0 - t_run
     y = cases["y"].to_numpy()
     groups = cases["patient"].to_numpy()
     vocabulary = feats.pop("vocabulary")
@@ -310,33 +317,28 @@ def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None)
         for name, make in probes.items():
             pvalues[name] = permutation_pvalue(feats[name], y, groups, make, n_perm=200, seed=seed)
         # how much the random frozen encoder's seed alone moves the result
-        from bench._covid import load_images, lopo_predict, random_conv_features
+        from bench._covid import lopo_predict, random_conv_features
 
-        images = load_images(cases["path"].tolist(), size)[0]
         for s in range(5):
             p = lopo_predict(random_conv_features(images, seed + s), y, groups, _logreg)[0]
             pat = patient_scores(y, p, groups)
             seed_auroc[seed + s] = round(
                 float(binary_metrics(pat["y"].to_numpy(), pat["p"].to_numpy())["auroc"]), 3
             )
-    t_fit = time.perf_counter() - t0 - t_feat
+    t_fit = time.perf_counter() - t0 - t_run - t_feat
     results = {name: summarise(y, scores[name], groups, n_boot, seed) for name in MODELS}
     xresults = {name: summarise(y[xray], xscores[name], groups[xray], n_boot, seed) for name in MODELS}
 
-    pseudo = Pseudonymizer(load_key(key_file))
-    pids = [pseudo.id(f"covid_chestxray:{g}", "patient") for g in groups]
     pred = pd.DataFrame(
         {
-            "patient": pids,
-            "image": [Path(p).name for p in cases["path"]],
+            "patient": groups,  # the run's pseudonyms (site key), as in records.parquet
+            "image": cases["file"],
             "modality": cases["modality"],
             "view": cases["view"],
             "y": y,
             **{name: scores[name] for name in MODELS},
         }
     )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "predictions.csv", pred.to_csv(index=False, float_format="%.4f"))
     balance = {
         "images": len(cases),
@@ -349,12 +351,13 @@ def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None)
         "modality_images": {str(k): int(v) for k, v in cases["modality"].value_counts().items()},
         "ct_images_covid": int(y[cases["modality"].to_numpy() == "CT"].sum()),
         "patients_by_country_and_label": _country_table(cases),
-        "quarantined": [m for m in manifest if m["status"] != "ingested"],
+        "stages": stages,
     }
     summary = {
         "balance": balance,
         "settings": {
             "image_size": size,
+            "image_input": "medmm.models.volumes.VolumeSource: normalize zscore, resize (area), no cache",
             "n_boot": n_boot,
             "seed": seed,
             "notes_vocabulary": vocabulary,
@@ -363,7 +366,11 @@ def run(out_dir: Path, quick: bool, seed: int = 0, key_file: Path | None = None)
         "metrics_xray_only": xresults,
         "image_randconv_patient_auroc_by_seed": seed_auroc,
         "permutation_pvalue_patient_auroc": pvalues,
-        "timings_s": {"features": round(t_feat, 2), "lopo_fits": round(t_fit, 2)},
+        "timings_s": {
+            "standard_run": round(t_run, 2),
+            "features": round(t_feat, 2),
+            "lopo_fits": round(t_fit, 2),
+        },
     }
     atomic_write_json(out_dir / "metrics.json", summary)
     md = "\n\n".join(f"### per {lvl}\n\n{_table(results, lvl)}" for lvl in ("patient", "image"))
