@@ -14,10 +14,15 @@ def align(
     window: str = typer.Option(
         "24h",
         "--window",
-        help="Time tolerance to join untimed-study items: 90s, 30m, 24h, 2d or plain seconds",
+        help="Time tolerance (inclusive) for joining an item without a study id (ECG windows) to its "
+        "patient's nearest study: 90s, 30m, 36h, 2d or plain seconds",
     ),
     label_finding: list[str] = typer.Option([], "--label-finding", help="Report finding used as a label"),
-    pvc_label: str | None = typer.Option(None, help="Label name for 'window holds a V beat' (beats.parquet)"),
+    pvc_label: str | None = typer.Option(
+        None,
+        help="Label name for 'window holds a V beat' (beats.parquet; null for a record without reference "
+        "annotations)",
+    ),
     min_quality: float = typer.Option(0.5, help="Minimum signal window quality"),
     image_size: int = typer.Option(64, help="Model input image size (pixels per side)"),
     image_dims: int = typer.Option(2, help="2: middle axial slice, 3: whole volume"),
