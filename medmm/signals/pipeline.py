@@ -110,13 +110,17 @@ def process_resumable(
         except Exception:  # unreadable cache: recompute
             done = None
         if isinstance(done, RecordResult) and done.fingerprint == fp:
-            done.resumed = True
+            done.resumed, done.part = True, str(part)
+            done.n_beats = 0 if done.beats is None else len(done.beats)
+            done.n_windows = len(done.windows)
             return done
     try:
         res = process_record(job, root, settings, pseudonymizer, run_dir)
     except InputError as exc:
         return exc
-    res.fingerprint = fp
+    res.fingerprint, res.part = fp, str(part)
+    res.n_beats = 0 if res.beats is None else len(res.beats)
+    res.n_windows = len(res.windows)
     atomic_write_bytes(part, pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
     return res
 
@@ -180,12 +184,35 @@ def _quarantine(root: Path, job: RecordJob, exc: BaseException) -> list[SignalMa
     return rows
 
 
-def _frame(parts: list[pd.DataFrame | None], model: Any) -> pd.DataFrame:
-    cols = list(model.model_fields)
-    frames = [p for p in parts if p is not None and len(p)]
-    if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    return pd.concat(frames, ignore_index=True).reindex(columns=cols)
+def _stream_frames(out: Path, results: list[RecordResult]) -> None:
+    """Write windows / beats / features / vitals record by record from the saved results (:mod:`.sink`)."""
+    from medmm.signals.beats import BEAT_COLUMNS
+    from medmm.signals.ecg import BEAT_KEYS
+    from medmm.signals.sink import FrameSink, model_types
+
+    feature_cols = ["record", "channel", "sample", *[c for c in BEAT_COLUMNS if c not in BEAT_KEYS]]
+    sinks = {
+        "windows": FrameSink(out / "windows.parquet", list(WindowRow.model_fields), model_types(WindowRow)),
+        "beats": FrameSink(out / "beats.parquet", list(BeatRow.model_fields)),
+        "features": FrameSink(out / "features.parquet", feature_cols),
+        "vitals": FrameSink(out / "vitals.parquet", list(VitalRow.model_fields)),
+    }
+    try:
+        for r in results:
+            full = pickle.loads(Path(r.part).read_bytes())  # this run's own saved result
+            if not isinstance(full, RecordResult) or full.fingerprint != r.fingerprint:
+                raise RuntimeError(f"{r.part}: saved result of {r.record} changed during the run")
+            sinks["windows"].add(records_to_frame(full.windows, WindowRow) if full.windows else None)
+            sinks["beats"].add(full.beats)
+            sinks["features"].add(full.features)
+            sinks["vitals"].add(full.vitals)
+            del full
+        for sink in sinks.values():
+            sink.close()
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
 
 
 def run_signals(
@@ -261,6 +288,8 @@ def run_signals(
         )
         for i, res in stream:
             if isinstance(res, RecordResult):
+                res.beats = res.features = res.vitals = None  # streamed from res.part when writing
+                res.windows = []
                 results.append(res)
                 manifest += res.manifest
                 samples += res.n_samples
@@ -272,21 +301,16 @@ def run_signals(
         manifest.sort(key=lambda r: r.path)
         write_table(manifest, out / "manifest_signals.parquet", SignalManifestRow)
         write_table([s for r in results for s in r.signals], out / "signals.parquet", SignalRow)
-        write_table([w for r in results for w in r.windows], out / "windows.parquet", WindowRow)
         write_table([e for r in results for e in r.events], out / "events.parquet", EventRow)
-        write_table(_frame([r.beats for r in results], BeatRow), out / "beats.parquet")
-        write_table(_frame([r.vitals for r in results], VitalRow), out / "vitals.parquet")
-        feats = [r.features for r in results if r.features is not None and len(r.features)]
-        features = pd.concat(feats, ignore_index=True) if feats else records_to_frame([], _feature_model())
-        write_table(features, out / "features.parquet")
+        _stream_frames(out, results)
         wv = _window_vitals(out, settings.vitals_tolerance_s)
         write_table(wv, out / "window_vitals.parquet", WindowVitalRow)
     counts = {s.value: sum(1 for m in manifest if m.status == s) for s in Status}
     counts = {k: v for k, v in counts.items() if v} | {
         "records": len(results),
         "channels": sum(len(r.signals) for r in results),
-        "windows": sum(len(r.windows) for r in results),
-        "beats": sum(0 if r.beats is None else len(r.beats) for r in results),
+        "windows": sum(r.n_windows for r in results),
+        "beats": sum(r.n_beats for r in results),
         "samples": samples,
     }
     counts.setdefault("quarantined", 0)
@@ -320,9 +344,3 @@ def _window_vitals(out: Path, tolerance_s: float) -> pd.DataFrame:
     ]
     joined = join_nearest_values(left, right, tolerance_s=tolerance_s)
     return joined.rename(columns={"series": "vital"}).reindex(columns=list(WindowVitalRow.model_fields))
-
-
-def _feature_model() -> Any:
-    from medmm.signals.records import FeatureRow
-
-    return FeatureRow

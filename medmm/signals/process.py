@@ -98,6 +98,9 @@ class RecordResult:
     n_samples: int = 0
     fingerprint: str = ""  # inputs + settings + key the result was made from (resume)
     resumed: bool = False  # True when taken from a previous run's saved result
+    part: str = ""  # the saved result's file (RUN_DIR/.signals_parts/...), read again to write the tables
+    n_beats: int = 0  # rows of ``beats`` (kept when the frames are dropped from memory)
+    n_windows: int = 0  # rows of ``windows`` (likewise)
 
 
 def load_record(root: Path, job: RecordJob) -> LoadedRecord:
