@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -172,9 +173,15 @@ def _probe(read: list[str], write: list[str]) -> list[str]:
     """On a worker: the problems it has with ``read`` folders/files and ``write`` folders."""
     problems = []
     for path in read:
-        if not os.path.exists(path):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except FileNotFoundError:
             problems.append(f"cannot see {path} (no such file or folder here)")
-        elif not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
+            continue
+        except OSError as exc:  # e.g. a folder above it that this user may not enter
+            problems.append(f"cannot see {path} ({exc.strerror or exc} for uid {os.getuid()})")
+            continue
+        if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
             problems.append(f"cannot read {path} (permission denied for uid {os.getuid()})")
     for path in write:
         probe = os.path.join(path, f".medmm-write-check-{socket.gethostname()}-{os.getpid()}")

@@ -210,7 +210,8 @@ def _check_cluster(config: WorkflowConfig, ctx: StageContext) -> None:
     with dask_client(scheduler=address, quiet=True) as client:
         inputs = [ctx.resolve(s.input) for s in steps if s.input]
         check_paths(client, address, read=inputs, write=[ctx.run_dir])
-        if any(_pseudonymizes(s) for s in steps):
+        # ingest and signals pseudonymize in their tasks (reports on the driver): the workers read the key
+        if any(s.stage in (StageName.ingest, StageName.signals) for s in steps):
             check_key(client, address, worker_key(ctx.key_file))
 
 

@@ -66,28 +66,36 @@ class WorkerKey:
         cached = _LOADED.get((self.path, self.check))
         if cached is not None:
             return cached
+        key, problem = _read_key(self.path)
+        if key is not None and key_check_value(key) != self.check:
+            problem = f"it holds another key (check value {key_check_value(key)}, the run's is {self.check})"
+        elif key is not None:
+            _LOADED[(self.path, self.check)] = key
+            return key
         host = socket.gethostname()
-        if not os.path.isfile(self.path):
-            problem = "no such file on this machine"
-        elif not os.access(self.path, os.R_OK):
-            problem = f"permission denied for uid {os.getuid()}"
-        else:
-            try:
-                key = load_key(Path(self.path))
-            except MedmmError as exc:  # a bad file is a ConfigError
-                problem = f"not a site key ({exc})"
-            else:
-                if key_check_value(key) == self.check:
-                    _LOADED[(self.path, self.check)] = key
-                    return key
-                problem = (
-                    f"it holds another key (check value {key_check_value(key)}, the run's is {self.check})"
-                )
         raise ClusterError(
             f"{self.path}: the site key cannot be used on worker host {host} (pid {os.getpid()}): {problem}. "
             "Fix: make the site's key file readable at this same path on every worker (shared filesystem "
             "or a secret mounted there, readable only by the workers' user); see docs/cluster.md"
         )
+
+
+def _read_key(path: str) -> tuple[bytes | None, str]:
+    """The key in ``path`` (never created here), or ``None`` and why it cannot be read."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None, "no such file on this machine"
+    except OSError as exc:  # e.g. a folder above it that this user may not enter
+        return None, f"{exc.strerror or exc} for uid {os.getuid()}"
+    if not os.access(path, os.R_OK):
+        return None, f"permission denied for uid {os.getuid()}"
+    try:
+        return load_key(Path(path)), ""
+    except MedmmError as exc:  # a bad file is a ConfigError
+        return None, f"not a site key ({exc})"
+    except OSError as exc:
+        return None, f"{exc.strerror or exc} for uid {os.getuid()}"
 
 
 def worker_key(key_file: Path | str | None = None) -> WorkerKey:
