@@ -134,13 +134,13 @@ class KeyPathPseudonymizer(Pseudonymizer):
     """
 
     def __init__(self, ref: WorkerKey) -> None:  # the key is read on first use, not here
-        self._ref = ref
+        self.ref = ref
         self._bytes: bytes | None = None
 
     @property
     def _key(self) -> bytes:
         if self._bytes is None:
-            self._bytes = self._ref.load()
+            self._bytes = self.ref.load()
         return self._bytes
 
     @_key.setter
@@ -148,10 +148,10 @@ class KeyPathPseudonymizer(Pseudonymizer):
         self._bytes = bytes(value)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (KeyPathPseudonymizer, (self._ref,))
+        return (KeyPathPseudonymizer, (self.ref,))
 
     def __repr__(self) -> str:
-        return f"KeyPathPseudonymizer({self._ref!r})"
+        return f"KeyPathPseudonymizer({self.ref!r})"
 
 
 def _probe_key(ref: WorkerKey) -> str:
