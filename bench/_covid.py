@@ -142,6 +142,7 @@ def attach_labels(run_dir: Path, labels_csv: Path) -> int:
     table = pd.read_csv(labels_csv, dtype={"path": str})
     names = [c for c in table.columns if c != "path"]
     by_file = table.assign(path=table["path"].map(lambda s: Path(s).name)).set_index("path")
+    columns: dict[str, dict[Any, Any]] = {n: by_file[n].to_dict() for n in names}
     vols = pd.read_parquet(run_dir / "volumes.parquet", columns=["volume_id", "sources"])
     file_of = {v: Path(str(s[0])).name for v, s in zip(vols["volume_id"], vols["sources"], strict=True)}
     records = pd.read_parquet(run_dir / "records.parquet")
@@ -152,8 +153,8 @@ def attach_labels(run_dir: Path, labels_csv: Path) -> int:
         if f is None or f not in by_file.index:
             raise ValueError(f"{labels_csv}: no row for the picture of a record ({f or 'no image'})")
         for n in names:
-            v = by_file.at[f, n]
-            labels[n] = None if pd.isna(v) else int(v)
+            v = float(columns[n][f])
+            labels[n] = None if np.isnan(v) else int(v)
         out.append(json.dumps(labels, sort_keys=True))
     write_table(records.assign(labels=out), run_dir / "records.parquet")
     return len(out)

@@ -1,168 +1,157 @@
 """COVID-19 vs other pneumonia on ``covid_chestxray_subset`` (image + clinical notes), leave-one-patient-out.
 
-``python -m bench.covid OUT_DIR`` writes a run directory (``records.parquet`` + ``inputs/``) with one
-record per image (34 images, 19 patients) and trains image-only, notes-only and fused models with
-``train.folds = number of patients`` (k-fold by patient with one patient per fold = leave-one-patient-out),
-pooling the held-out predictions.
+``python -m bench.covid OUT_DIR`` runs medmm's standard commands as a clinical researcher would on their
+own data (:func:`bench._covid.build_run`: ``medmm ingest`` with ``--ids``, ``medmm reports parse`` on the
+masked notes, ``medmm align``, the labels), then trains image-only, notes-only and fused models with
+``medmm train``'s k-fold by patient with k = number of patients (= leave-one-patient-out) and scores each
+fold's held-out patient with ``medmm predict``'s :func:`medmm.predict.predict.predict_run`.
 
-- image: the X-ray or CT picture (PNG/JPEG) as grayscale, intensity-normalised and resized with MONAI.
-- notes: the ``clinical notes`` column with every word that names the label removed (covid, sars,
-  coronavirus, ncov, wuhan, 2019 ...), encoded with :func:`bench.cohort.keyword_findings` over the chest
-  findings vocabulary plus a few clinical cues (fever, cough, ICU, ventilation ...).
+- image: the ingested picture (one-slice volume) through the models' MONAI chain (``image_input``:
+  ``normalize: zscore``, area resize to 64 x 64);
+- notes: the report findings vector ``medmm align`` writes (present / absent / uncertain per finding of
+  the lexicon), from the notes with every word naming a finding deleted;
 - target ``covid`` = ``finding`` is ``COVID-19``.
+
+Metrics per image (bootstrap over patients) and per patient (mean score of the patient's images), as in
+``bench/bench_covid_lopo.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.cohort import VOCABULARY, keyword_findings
-from medmm.align.records import RecordRow
-from medmm.models.encoders.reports import finding_vector
-from medmm.models.store import write_store
-from medmm.tables import write_table
+__all__ = ["PLANS", "lopo_config", "lopo_scores", "run_lopo"]
 
-__all__ = ["LEAK", "build_covid_run", "mask_label_words", "run_lopo"]
-
-#: Words that would give the label away; removed from the notes before encoding.
-LEAK = re.compile(r"covid[- ]?19|covid|sars[- ]?cov[- ]?2|sars|coronavirus|n?cov|wuhan|hubei|2019", re.I)
-CLINICAL = {
-    "fever": r"fever|febrile|pyrexi",
-    "cough": r"cough",
-    "dyspnea": r"dyspn|breath|respiratory distress|shortness",
-    "icu": r"\bicu\b|intensive care|intubat|ventilat|\bett\b",
-    "travel": r"travel",
-    "immunosuppressed": r"hiv|immuno|transplant|chemotherap",
-    "ground_glass": r"ground[- ]glass",
-    "bilateral": r"bilateral",
-    "peripheral": r"peripheral|subpleural",
-}
+#: (model name, modalities, fusion strategy)
+PLANS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("image only", ("image",), "sum"),
+    ("notes only", ("report",), "sum"),
+    ("late fusion", ("image", "report"), "late"),
+    ("concat fusion", ("image", "report"), "concat"),
+)
 
 
-def mask_label_words(text: str) -> str:
-    """Remove label-revealing words.
+def lopo_config(
+    run_dir: Path, out_dir: Path, modalities: tuple[str, ...], fusion: str, epochs: int, seed: int = 0
+) -> dict[str, Any]:
+    """The ``medmm train`` config (as a dict; the same keys as a YAML file) for leave-one-patient-out.
 
-    >>> mask_label_words("Elderly male, covid-19 positive, back from Wuhan.")
-    'Elderly male, [masked] positive, back from [masked].'
+    ``train.folds`` = the run's number of patients, no validation split, ``image_input`` with
+    ``normalize: zscore`` (picture exports: ``auto`` would window a CT picture as Hounsfield units).
+
+    >>> import tempfile
+    >>> from medmm.align.records import RecordRow
+    >>> from medmm.tables import write_table
+    >>> run = Path(tempfile.mkdtemp())
+    >>> rows = [RecordRow(record_id=f"r{i}", patient_id=f"p{i % 3}", study_id=f"s{i}") for i in range(6)]
+    >>> _ = write_table(rows, run / "records.parquet", RecordRow)
+    >>> lopo_config(run, run / "m", ("report",), "sum", epochs=2)["train"]["folds"]
+    3
     """
-    return LEAK.sub("[masked]", text)
-
-
-def _note_vector(text: str) -> np.ndarray:
-    findings = keyword_findings(text)
-    extra = dict(VOCABULARY)
-    extra.update(CLINICAL)
-    vocab = list(extra)
-    for name, pattern in CLINICAL.items():
-        if re.search(pattern, text.lower()):
-            findings.append((name, "present"))
-    return finding_vector(findings, vocab)
-
-
-def build_covid_run(data_root: Path, out: Path, size: int = 64) -> dict[str, Any]:
-    """Write the run directory; returns counts (images, patients, COVID-19 share)."""
-    from monai.transforms import Compose, NormalizeIntensity, Resize
-    from PIL import Image
-
-    base = data_root / "covid_chestxray_subset"
-    meta = pd.read_csv(base / "metadata_subset_licensed.csv")
-    tf = Compose([NormalizeIntensity(), Resize((size, size), mode="area")])
-    clinical = meta["clinical notes"].fillna("").tolist()
-    ids, images, notes, rows = [], [], [], []
-    for i, r in enumerate(meta.itertuples(index=False)):
-        item = f"img{i:02d}"
-        pic = np.asarray(Image.open(base / "images" / r.filename).convert("L"), np.float32)[None]
-        images.append(np.asarray(tf(pic), np.float32))
-        text = mask_label_words(str(clinical[i]))
-        notes.append(_note_vector(text))
-        ids.append(item)
-        rows.append(
-            RecordRow(
-                record_id=f"rec-{item}",
-                patient_id=f"pat-{r.Patientid}",
-                study_id=f"stu-{item}",
-                image_id=item,
-                report_id=item,
-                has_image=True,
-                has_report=True,
-                labels=json.dumps({"covid": int(r.finding == "COVID-19")}),
-            )
-        )
-    write_store(out / "inputs" / "image", ids, np.stack(images))
-    write_store(out / "inputs" / "report", ids, np.stack(notes))
-    write_table(rows, out / "records.parquet", RecordRow)
+    n_patients = int(pd.read_parquet(Path(run_dir) / "records.parquet")["patient_id"].nunique())
     return {
-        "images": len(rows),
-        "patients": int(meta["Patientid"].nunique()),
-        "covid_share_images": float((meta["finding"] == "COVID-19").mean()),
+        "run_dir": str(run_dir),
+        "out_dir": str(out_dir),
+        "fusion": fusion,
+        "embed_dim": 16,
+        "modalities": {m: {"out_dim": 16} for m in modalities},
+        "image_input": {"source": "volumes", "size": 64, "normalize": "zscore", "cache": "memory"},
+        "tasks": [{"name": "diagnosis", "labels": ["covid"]}],
+        "train": {
+            "epochs": epochs,
+            "batch_size": 8,
+            "folds": n_patients,
+            "val_fraction": 0.0,
+            "seed": seed,
+            "progress": False,
+            "num_threads": 1,
+            "modality_dropout": 0.0,
+        },
     }
 
 
-def run_lopo(run_dir: Path, epochs: int = 15, seed: int = 0) -> pd.DataFrame:
-    """Leave-one-patient-out for image-only, notes-only, late and concat fusion; one row per model."""
-    from medmm.models.config import TrainConfig
-    from medmm.models.runner import train_from_config
+def lopo_scores(config: dict[str, Any], fold: int | None = None) -> pd.DataFrame:
+    """Train the folds (``medmm train``) and score each one's held-out records (``medmm predict``).
 
-    n_patients = pd.read_parquet(run_dir / "records.parquet")["patient_id"].nunique()
-    plans = [
-        ("image only", ["image"], "sum"),
-        ("notes only", ["report"], "sum"),
-        ("late fusion", ["image", "report"], "late"),
-        ("concat fusion", ["image", "report"], "concat"),
-    ]
+    ``fold`` trains and scores only that fold of the same k-fold by patient (a quick check); default all.
+    Returns one row per held-out record: ``record_id``, ``patient_id``, ``fold``, ``score`` (P(covid)).
+    """
+    from medmm.models.config import TrainConfig
+    from medmm.models.data import kfold_by_patient
+    from medmm.models.runner import train_from_config
+    from medmm.predict.predict import predict_run
+
+    cfg = TrainConfig.model_validate(config)
+    splits = None
+    if fold is not None:
+        rec = pd.read_parquet(Path(cfg.run_dir) / "records.parquet", columns=["record_id", "patient_id"])
+        pids = rec["patient_id"].tolist()
+        test_idx = kfold_by_patient(pids, cfg.train.folds, cfg.train.seed)[fold][1]
+        split = np.full(len(rec), "train", dtype=object)
+        split[test_idx] = "test"
+        splits = rec.assign(split=split, fold=fold)
+    train_from_config(cfg, splits)
+    out_dir = cfg.output_dir()
+    test = pd.read_parquet(out_dir / "splits.parquet")
+    test = test[test["split"] == "test"]
     rows = []
-    for name, mods, fusion in plans:
-        cfg = TrainConfig.model_validate(
-            {
-                "run_dir": str(run_dir),
-                "out_dir": str(run_dir / "models" / name.replace(" ", "_")),
-                "fusion": fusion,
-                "embed_dim": 16,
-                "modalities": {m: {"out_dim": 16} for m in mods},
-                "tasks": [{"name": "diagnosis", "labels": ["covid"]}],
-                "train": {
-                    "epochs": epochs,
-                    "batch_size": 8,
-                    "folds": n_patients,
-                    "val_fraction": 0.0,
-                    "seed": seed,
-                    "progress": False,
-                    "num_threads": 1,
-                    "modality_dropout": 0.0,
-                },
-            }
-        )
-        test = train_from_config(cfg)["test"]["covid"]
-        rows.append(
-            {"model": name, **{f"{k}_{q}": v[q] for k, v in test.items() for q in ("value", "lo", "hi")}}
-        )
-    return pd.DataFrame(rows)
+    for k in sorted(test["fold"].unique()):
+        fold_dir = out_dir if fold is not None else out_dir / f"fold{k}"
+        target = fold_dir / "predictions.parquet"
+        predict_run(fold_dir / "model.pt", Path(cfg.run_dir), target)
+        pred = pd.read_parquet(target, columns=["record_id", "score"])
+        held = test[test["fold"] == k][["record_id", "patient_id", "fold"]]
+        rows.append(held.merge(pred, on="record_id", how="left"))
+    return pd.concat(rows, ignore_index=True)
+
+
+def run_lopo(run_dir: Path, epochs: int = 15, seed: int = 0, n_boot: int = 2000) -> dict[str, Any]:
+    """Leave-one-patient-out for every model of :data:`PLANS`; metrics per image and per patient."""
+    from bench.bench_covid_lopo import summarise
+
+    run_dir = Path(run_dir)
+    rec = pd.read_parquet(run_dir / "records.parquet")
+    y_of = {r: int(json.loads(t)["covid"]) for r, t in zip(rec["record_id"], rec["labels"], strict=True)}
+    results: dict[str, Any] = {}
+    scores: dict[str, pd.DataFrame] = {}
+    for name, mods, fusion in PLANS:
+        cfg = lopo_config(run_dir, run_dir / "models" / name.replace(" ", "_"), mods, fusion, epochs, seed)
+        s = lopo_scores(cfg).sort_values("record_id").reset_index(drop=True)
+        y = s["record_id"].map(y_of).to_numpy(int)
+        results[name] = summarise(y, s["score"].to_numpy(float), s["patient_id"].to_numpy(), n_boot, seed)
+        scores[name] = s
+    return {"metrics": results, "scores": scores}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``python -m bench.covid OUT_DIR [--epochs N]``: standard run in ``OUT_DIR/run`` + LOPO tables."""
+    from bench._covid import build_run
+    from bench.bench_covid_lopo import _table
+    from medmm.datasets import shared_data_dir
+    from medmm.tables import atomic_write_json, atomic_write_text
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from medmm.datasets import shared_data_dir
-    from medmm.models.compare import to_markdown
-
     root = shared_data_dir()
     if root is None:
         raise SystemExit("shared data not found: set MEDMM_DATA")
-    print(json.dumps(build_covid_run(root, args.out)))
-    table = run_lopo(args.out, args.epochs)
-    table["test_modalities"] = ["image", "notes", "image+notes", "image+notes"]
-    table["n_test"] = 34
-    md = to_markdown(table)
-    (args.out / "lopo.md").write_text(md)
+    run_dir = args.out / "run"
+    print(json.dumps(build_run(root / "covid_chestxray_subset", run_dir)))
+    res = run_lopo(run_dir, args.epochs, args.seed)
+    md = "\n\n".join(f"### per {lvl}\n\n{_table(res['metrics'], lvl)}" for lvl in ("patient", "image"))
+    atomic_write_text(args.out / "lopo.md", md + "\n")
+    atomic_write_json(args.out / "lopo.json", res["metrics"])
+    for name, s in res["scores"].items():
+        s.to_csv(args.out / f"scores_{name.replace(' ', '_')}.csv", index=False, float_format="%.4f")
     print(md)
 
 

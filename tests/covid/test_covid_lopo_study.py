@@ -5,19 +5,33 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from bench._covid import LEAK, load_cases, lopo_predict, lopo_splits, mask_label_words
+from bench._covid import LEAK, METADATA, load_cases, lopo_predict, lopo_splits, mask_label_words
 from bench.bench_covid_lopo import MODELS, _Majority, clopper_pearson, cluster_bootstrap, run
 
 
 @pytest.fixture(scope="module")
-def cases(shared_data: Path) -> pd.DataFrame:
-    return load_cases(shared_data / "covid_chestxray_subset")
+def study(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The quick study, run once: its summary, output folder and CPU seconds."""
+    tmp = tmp_path_factory.mktemp("covid_lopo")
+    key = tmp / "site.key"
+    key.write_text("cd" * 32 + "\n")
+    key.chmod(0o600)
+    # CPU seconds of this process, not wall time: the shared CI/dev machine may be heavily loaded
+    t0 = time.process_time()
+    summary = run(tmp / "out", quick=True, key_file=key)
+    return {"summary": summary, "out": tmp / "out", "cpu_s": time.process_time() - t0}
+
+
+@pytest.fixture(scope="module")
+def cases(study: dict[str, Any], shared_data: Path) -> pd.DataFrame:
+    return load_cases(study["out"] / "run", shared_data / "covid_chestxray_subset" / METADATA)
 
 
 def test_lopo_never_shares_a_patient(cases: pd.DataFrame) -> None:
@@ -74,14 +88,15 @@ def test_cluster_bootstrap_keeps_patients_together() -> None:
     assert r["accuracy"] == {"value": 1.0, "lo": 1.0, "hi": 1.0}
 
 
-def test_quick_study_end_to_end(shared_data: Path, tmp_path: Path, key_file: Path) -> None:
-    # CPU seconds of this process, not wall time: the shared CI/dev machine may be heavily loaded
-    t0 = time.process_time()
-    summary = run(tmp_path / "out", quick=True, key_file=key_file)
-    assert time.process_time() - t0 < 60
+def test_quick_study_end_to_end(study: dict[str, Any], shared_data: Path) -> None:
+    assert study["cpu_s"] < 60
+    summary, out = study["summary"], study["out"]
     bal = summary["balance"]
     assert (bal["images"], bal["patients"], bal["covid_images"], bal["covid_patients"]) == (34, 19, 24, 13)
-    assert bal["quarantined"] == []
+    # every picture went through the standard stages: ingested, parsed, aligned, labelled
+    stages = bal["stages"]
+    assert stages["ingest"] == {"ingested": 34}
+    assert stages["align"]["with_image"] == stages["align"]["with_report"] == 34 and stages["labelled"] == 34
     metrics = summary["metrics"]
     assert set(metrics) == set(MODELS)
     for name, levels in metrics.items():
@@ -97,10 +112,11 @@ def test_quick_study_end_to_end(shared_data: Path, tmp_path: Path, key_file: Pat
     assert maj["patient"]["accuracy_exact"]["k"] == 13
     assert maj["patient"]["sensitivity"]["value"] == 1.0 and maj["patient"]["specificity"]["value"] == 0.0
     assert maj["patient"]["auroc"]["value"] == 0.5
-    pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    pred = pd.read_csv(out / "predictions.csv")
     assert len(pred) == 34 and pred["patient"].nunique() == 19
-    raw_ids = set(
-        pd.read_csv(shared_data / "covid_chestxray_subset" / "metadata_subset_licensed.csv")["Patientid"]
-    )
+    # the predictions carry the run's pseudonyms, so they join records.parquet
+    records = pd.read_parquet(out / "run" / "records.parquet")
+    assert set(pred["patient"]) == set(records["patient_id"])
+    raw_ids = set(pd.read_csv(shared_data / "covid_chestxray_subset" / METADATA)["Patientid"])
     assert not set(pred["patient"].astype(str)) & {str(i) for i in raw_ids}
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["settings"]["n_boot"] == 200
+    assert json.loads((out / "metrics.json").read_text())["settings"]["n_boot"] == 200
