@@ -327,15 +327,20 @@ def _secrets(key_file: Path) -> list[bytes]:
 
 
 def test_reports_send_no_key_and_no_text_with_a_shared_run_dir(
-    cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path
+    cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reports pseudonymize on the driver (the key stays there); with the run directory on the shared
     filesystem the report texts go to the workers as a file in it, not in the task arguments. The
-    pipeline is built once per worker (the workers' preload is local-only: no worker server here)."""
+    local-only preload (a forkserver that builds the pipeline) is not used: the pipeline is built once
+    in each worker of the existing cluster and kept there between runs."""
     from medmm.reports.nlp import PipelineSpec
     from medmm.reports.pipeline import parse_reports
-    from medmm.workflows.forkserver import worker_server_pid
+    from medmm.workflows import forkserver
 
+    def no_server(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("a worker server was started for an existing cluster")
+
+    monkeypatch.setattr(forkserver, "start_worker_server", no_server)
     text = b"spiculated nodule in the right upper lobe"
     with plugin(cluster, Wiretap([*_secrets(key_file), text], str(tmp_path / "hits"))):
         run = tmp_path / "rep"
@@ -345,7 +350,6 @@ def test_reports_send_no_key_and_no_text_with_a_shared_run_dir(
             built = client.run(_pipeline_id, PipelineSpec())
             parse_reports(inputs / "reports.csv", tmp_path / "rep2", scheduler=cluster.address, **opts)
             assert client.run(_pipeline_id, PipelineSpec()) == built  # not built again
-    assert worker_server_pid() is None
     assert all(built.values()) and len(built) == 2
     assert not (tmp_path / "hits").exists(), (tmp_path / "hits").read_text()
     manifest = pd.read_parquet(run / "manifest_reports.parquet")
