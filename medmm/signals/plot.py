@@ -23,6 +23,9 @@ from numpy.typing import NDArray
 __all__ = ["plot_ecg_strip"]
 
 _NORMAL_SYMBOLS = {"N", "L", "R", "e", "j", "·", "."}
+#: Largest trace range (in ``unit``) drawn on the 0.1 / 0.5 mV paper grid; wider traces (µV or raw ADC
+#: values passed with the default ``unit="mV"``) get matplotlib's own ticks instead of 10^5 grid lines.
+_PAPER_MAX_MV = 20.0
 
 
 def plot_ecg_strip(
@@ -80,7 +83,10 @@ def plot_ecg_strip(
     >>> fig.axes[0].get_title()
     'demo'
     """
-    x = np.asarray(ecg, dtype=np.float64).reshape(-1)
+    x = np.asarray(ecg, dtype=np.float64)
+    if x.ndim > 1 and sum(d > 1 for d in x.shape) > 1:  # flattening would draw the leads one after another
+        raise ValueError(f"ecg must be one lead (shape (n,)), got shape {x.shape}; pass e.g. ecg[:, 0]")
+    x = x.reshape(-1)
     if fs <= 0 or duration_s <= 0:
         raise ValueError(f"fs and duration_s must be positive, got fs={fs!r}, duration_s={duration_s!r}")
     i0 = max(0, int(np.floor(start_s * fs)))
@@ -103,7 +109,7 @@ def plot_ecg_strip(
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
     pad = 0.15 * (hi - lo if hi > lo else 1.0)
     ax.set_ylim(lo - pad, hi + 2.5 * pad)
-    if unit == "mV" and duration_s <= 30:
+    if unit == "mV" and duration_s <= 30 and hi - lo <= _PAPER_MAX_MV:  # else: µV or raw ADC values
         ax.yaxis.set_major_locator(MultipleLocator(0.5 if hi - lo <= 3 else 1.0))
         ax.yaxis.set_minor_locator(MultipleLocator(0.1))
     handles: list[Line2D | Patch] = [Line2D([], [], color="black", lw=0.8, label="ECG")]
