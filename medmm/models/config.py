@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,7 @@ __all__ = [
     "TrainConfig",
     "TrainingConfig",
     "describe_validation_error",
+    "device_name",
     "load_config",
 ]
 
@@ -108,6 +110,50 @@ class LossConfig(_Strict):
     weighting: Literal["fixed", "uncertainty"] = "fixed"
 
 
+#: Device names :func:`medmm.devices.resolve_device` accepts (after stripping and lower-casing).
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?", re.ASCII)
+
+
+def device_name(value: str) -> str:
+    """``value`` as a device name of :func:`medmm.devices.resolve_device`, normalised (``""`` is ``auto``).
+
+    Only the name is checked: whether the machine has that GPU is decided when the device is resolved.
+
+    Raises
+    ------
+    ValueError
+        Not a device name; the message suggests the closest one (``gpu`` -> ``cuda``, ``cuda1`` ->
+        ``cuda:1``).
+
+    Examples
+    --------
+    >>> device_name(" CUDA:1 "), device_name("")
+    ('cuda:1', 'auto')
+    >>> device_name("gpu0")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'gpu0' is not a device (did you mean 'cuda:0'?); use auto (the GPU when there is one, \
+else the CPU), cpu, cuda or cuda:N (GPU N)
+    """
+    import difflib
+
+    text = value.strip().lower() or "auto"
+    if _DEVICE_NAME.fullmatch(text):
+        return text
+    numbered = re.fullmatch(r"(?:cuda|gpu|nvidia)\s*[:#_ -]?\s*([0-9]+)", text, re.ASCII)
+    if numbered:
+        close = [f"cuda:{int(numbered.group(1))}"]
+    elif text.startswith(("gpu", "nvidia", "cuda")):
+        close = ["cuda"]
+    else:
+        close = difflib.get_close_matches(text, ["auto", "cpu", "cuda"], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(
+        f"{value!r} is not a device{hint}; use auto (the GPU when there is one, else the CPU), cpu, cuda "
+        "or cuda:N (GPU N)"
+    )
+
+
 class TrainingConfig(_Strict):
     """Optimisation, splitting and hardware settings."""
 
@@ -122,12 +168,20 @@ class TrainingConfig(_Strict):
     val_fraction: float = Field(0.15, ge=0, lt=1)
     test_fraction: float = Field(0.2, ge=0, lt=1)
     folds: int = Field(1, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: ``auto`` (the GPU when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``: the names of
+    #: :func:`medmm.devices.resolve_device`, checked here; whether that GPU exists is checked when
+    #: training starts (an error naming ``train.device``, never a silent CPU run).
+    device: str = "auto"
     amp: bool = True
     deterministic: bool = True
     progress: bool = True
     n_boot: int = Field(1000, ge=0)
     num_threads: int | None = Field(None, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        return device_name(v)
 
     @model_validator(mode="after")
     def _room_to_train(self) -> TrainingConfig:
