@@ -17,7 +17,7 @@ slice of a record's volume is a sample of its own (same record id, labels and ma
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -103,16 +103,46 @@ class Batch:
     labels: Tensor
     record_ids: list[str] = field(default_factory=list)
 
-    def to(self, device: torch.device | str) -> Batch:
-        """Move tensors to ``device``."""
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> Batch:
+        """A batch with ``fn`` applied to every tensor (``record_ids`` shared)."""
         return Batch(
-            {k: v.to(device) for k, v in self.inputs.items()},
-            {k: v.to(device) for k, v in self.index.items()},
-            {k: v.to(device) for k, v in self.features.items()},
-            self.mask.to(device),
-            self.labels.to(device),
+            {k: fn(v) for k, v in self.inputs.items()},
+            {k: fn(v) for k, v in self.index.items()},
+            {k: fn(v) for k, v in self.features.items()},
+            fn(self.mask),
+            fn(self.labels),
             self.record_ids,
         )
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The batch with every tensor on ``device`` (as :meth:`torch.Tensor.to`).
+
+        ``non_blocking=True`` makes a host -> GPU copy asynchronous when the batch is pinned
+        (:meth:`pin_memory`); tensors already on ``device`` are not copied.
+
+        >>> item = {"record_id": "r", "inputs": {}, "features": {}, "mask": torch.tensor([True]),
+        ...         "labels": torch.zeros(1)}
+        >>> collate_records([item]).to("cpu", non_blocking=True).mask.device.type
+        'cpu'
+        """
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Batch:
+        """The batch in pinned (page-locked) host memory, for asynchronous copies to a GPU.
+
+        torch's :class:`~torch.utils.data.DataLoader` calls this for each batch when it is made with
+        ``pin_memory=True``. Pinning needs an accelerator: with a CPU-only torch
+        :meth:`torch.Tensor.pin_memory` raises, so only pin for a GPU
+        (:func:`medmm.devices.pin_memory_for`, as :func:`medmm.models.train.make_loader` does).
+
+        >>> item = {"record_id": "r", "inputs": {}, "features": {}, "mask": torch.tensor([True]),
+        ...         "labels": torch.zeros(1)}
+        >>> b = collate_records([item])
+        >>> pinned = b.pin_memory() if torch.cuda.is_available() else b  # pinning needs a GPU
+        >>> type(pinned).__name__
+        'Batch'
+        """
+        return self._map(lambda t: t.pin_memory())
 
 
 class MultimodalDataset(Dataset[dict[str, object]]):

@@ -4,7 +4,8 @@ Uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018) learns ``s_t = log sig
 minimises ``sum_t exp(-s_t) L_t + s_t``, so noisy tasks are down-weighted automatically.
 
 Labels may be missing (``NaN``); they are excluded from the loss (a task with no known label in the
-batch contributes nothing).
+batch contributes nothing). The training loop finds the known labels on the host (:func:`known_targets`)
+so that the loss on a GPU needs no device synchronisation.
 
 >>> import torch
 >>> round(masked_bce(torch.zeros(2, 1), torch.tensor([[1.0], [float("nan")]])).item(), 4)  # log 2
@@ -24,20 +25,54 @@ from torch.nn import functional as F
 
 from medmm.errors import ConfigError
 
-__all__ = ["WEIGHTINGS", "MultiTaskLoss", "masked_bce"]
+__all__ = ["WEIGHTINGS", "MultiTaskLoss", "known_targets", "masked_bce"]
 
 WEIGHTINGS = ("fixed", "uncertainty")
 
 
-def masked_bce(logits: Tensor, targets: Tensor, pos_weight: Tensor | None = None) -> Tensor:
-    """Mean binary cross-entropy over the known (non-NaN) targets; 0 when none is known."""
-    known = ~torch.isnan(targets)
-    if not known.any():
+def known_targets(targets: Tensor) -> Tensor:
+    """Flat (row-major) indices of the known (non-NaN) entries of ``targets``.
+
+    Compute them where ``targets`` is still on the host (before the batch is copied to a GPU) and pass
+    them to :func:`masked_bce`: finding them on the GPU would make the host wait for it every step.
+
+    >>> known_targets(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])).tolist()
+    [0, 2, 3]
+    """
+    return (~torch.isnan(targets)).flatten().nonzero().flatten()
+
+
+def masked_bce(
+    logits: Tensor, targets: Tensor, pos_weight: Tensor | None = None, known: Tensor | None = None
+) -> Tensor:
+    """Mean binary cross-entropy over the known (non-NaN) targets; 0 when none is known.
+
+    Parameters
+    ----------
+    logits, targets
+        ``[B, L]``; ``targets`` is NaN where a label is unknown.
+    pos_weight
+        Optional ``[L]`` weight of the positive class.
+    known
+        :func:`known_targets` of ``targets``, on ``logits``' device. Given, the loss reads no tensor
+        data on the host (no device synchronisation); left out, it is computed here (on a GPU that
+        waits for the GPU). The result is the same bit for bit either way.
+
+    Examples
+    --------
+    >>> t, x = torch.tensor([[1.0], [float("nan")]]), torch.zeros(2, 1)
+    >>> masked_bce(x, t, known=known_targets(t)).item() == masked_bce(x, t).item()
+    True
+    """
+    if known is None:
+        known = known_targets(targets)
+    if known.numel() == 0:  # the index's length is on the host: no device read
         return logits.sum() * 0.0
     loss = F.binary_cross_entropy_with_logits(
         logits.float(), torch.nan_to_num(targets, nan=0.0).float(), reduction="none", pos_weight=pos_weight
     )
-    return loss[known].mean()
+    # the known losses in row-major order, as a boolean mask selects them: the same mean bit for bit
+    return loss.flatten()[known].mean()
 
 
 class MultiTaskLoss(nn.Module):

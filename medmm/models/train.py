@@ -8,8 +8,10 @@ splits, checkpoints and k-fold.
 
 Devices (:mod:`medmm.devices`): ``train.device`` is resolved by :func:`medmm.devices.resolve_device`
 (``auto`` = the GPU when there is one); batches are built on the host (pinned when the device is a GPU),
-modality dropout is applied there, and copied with ``non_blocking``; the loss is summed on the device
-and read back once per epoch. Mixed precision follows :func:`medmm.devices.autocast_dtype` (bfloat16, or
+modality dropout is applied there, and so are the checks that read data (every sample has a modality;
+which labels are known), then they are copied with ``non_blocking``; the loss is summed on the device
+and read back once per epoch: the step itself reads nothing back from the GPU (except the inf check
+of float16's gradient scaler). Mixed precision follows :func:`medmm.devices.autocast_dtype` (bfloat16, or
 float16 with a :class:`torch.amp.GradScaler` on GPUs without bfloat16; float32 on the CPU) unless
 ``fit(..., amp_dtype=...)`` forces a dtype, which also works on the CPU.
 """
@@ -38,8 +40,8 @@ from medmm.devices import (
 )
 from medmm.models.config import TrainConfig
 from medmm.models.data import Batch, MultimodalDataset, collate_records
-from medmm.models.fusion import modality_dropout
-from medmm.models.losses import MultiTaskLoss, masked_bce
+from medmm.models.fusion import check_mask, modality_dropout
+from medmm.models.losses import MultiTaskLoss, known_targets, masked_bce
 from medmm.models.model import MultimodalModel
 
 __all__ = [
@@ -47,7 +49,6 @@ __all__ = [
     "FitResult",
     "Predictions",
     "aggregate_by_record",
-    "batch_to",
     "fit",
     "make_loader",
     "predict_loader",
@@ -75,38 +76,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _map_tensors(batch: Batch, fn: Any) -> Batch:
-    return Batch(
-        {k: fn(v) for k, v in batch.inputs.items()},
-        {k: fn(v) for k, v in batch.index.items()},
-        {k: fn(v) for k, v in batch.features.items()},
-        fn(batch.mask),
-        fn(batch.labels),
-        batch.record_ids,
-    )
-
-
-def batch_to(batch: Batch, device: torch.device) -> Batch:
-    """Move a batch to ``device``; host -> GPU copies are asynchronous (``non_blocking``).
-
-    A copy from pinned memory (:func:`make_loader` pins for a GPU) overlaps with the work already queued
-    on the GPU; from unpinned memory it is an ordinary copy. On the CPU the tensors are returned as is.
-
-    >>> b = collate_records([{"record_id": "r", "inputs": {}, "features": {}, "mask": torch.tensor([True]),
-    ...                       "labels": torch.zeros(1)}])
-    >>> batch_to(b, torch.device("cpu")).mask.device.type
-    'cpu'
-    """
-    non_blocking = device.type == "cuda"
-    return _map_tensors(batch, lambda t: t.to(device, non_blocking=non_blocking))
-
-
-def _collate_pinned(items: Sequence[Any]) -> Batch:
-    """:func:`collate_records`, with the batch in pinned host memory (DataLoader's own ``pin_memory``
-    does not pin a :class:`Batch`)."""
-    return _map_tensors(collate_records(items), lambda t: t.pin_memory())
-
-
 def make_loader(
     dataset: MultimodalDataset,
     batch_size: int,
@@ -114,16 +83,52 @@ def make_loader(
     seed: int,
     device: torch.device | None = None,
 ) -> DataLoader:
-    """A single-process loader with a seeded shuffle; batches are pinned when ``device`` is a GPU."""
+    """A single-process loader of :class:`~medmm.models.data.Batch` es with a seeded shuffle.
+
+    For a GPU ``device`` the loader pins each batch (torch's ``pin_memory=True``, which calls
+    :meth:`Batch.pin_memory <medmm.models.data.Batch.pin_memory>`) so that the copy to the GPU can be
+    asynchronous; for the CPU (or no device) it does not: pinning needs an accelerator and buys nothing
+    there (:func:`medmm.devices.pin_memory_for`).
+
+    >>> make_loader([], 8, False, 0, torch.device("cpu")).pin_memory  # type: ignore[arg-type]
+    False
+    >>> make_loader([], 8, False, 0, torch.device("cuda")).pin_memory  # type: ignore[arg-type]
+    True
+    """
     gen = torch.Generator().manual_seed(seed)
-    pin = device is not None and pin_memory_for(device)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         generator=gen,
-        collate_fn=_collate_pinned if pin else collate_records,
+        collate_fn=collate_records,
+        pin_memory=device is not None and pin_memory_for(device),
     )
+
+
+def _to_device(batch: Batch, model: MultimodalModel, device: torch.device) -> Batch:
+    """Check the host batch's availability mask, then copy the batch to ``device``.
+
+    The mask is read here, on the host, for free; on a GPU :func:`~medmm.models.fusion.check_mask`
+    checks only its shape (reading it there would stall every step). Host -> GPU copies are
+    ``non_blocking`` (asynchronous from the pinned batches of :func:`make_loader`).
+    """
+    check_mask(batch.mask, model.modalities)
+    return batch.to(device, non_blocking=device.type == "cuda")
+
+
+def _known_labels(
+    model: MultimodalModel, labels: torch.Tensor, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Per task, the flat indices of the known labels of the host ``labels`` (:func:`known_targets`),
+    on ``device``: the loss then selects them without reading GPU memory."""
+    known, start = {}, 0
+    for t in model.tasks:
+        n = len(t.labels)
+        idx = known_targets(labels[:, start : start + n])
+        known[t.name] = idx.to(device, non_blocking=device.type == "cuda")
+        start += n
+    return known
 
 
 @dataclass
@@ -151,11 +156,13 @@ class Predictions:
     n_samples: np.ndarray | None = None
 
 
-def _task_losses(model: MultimodalModel, out: Any, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+def _task_losses(
+    model: MultimodalModel, out: Any, labels: torch.Tensor, known: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     losses, start = {}, 0
     for t in model.tasks:
         n = len(t.labels)
-        losses[t.name] = masked_bce(out.logits[t.name], labels[:, start : start + n])
+        losses[t.name] = masked_bce(out.logits[t.name], labels[:, start : start + n], known=known[t.name])
         start += n
     return losses
 
@@ -180,8 +187,9 @@ def _evaluate_loss(
     n = 0
     with torch.no_grad():
         for batch in loader:
-            batch = batch_to(batch, device)
-            losses = _task_losses(model, _forward(model, batch, device, dtype), batch.labels)
+            known = _known_labels(model, batch.labels, device)
+            batch = _to_device(batch, model, device)
+            losses = _task_losses(model, _forward(model, batch, device, dtype), batch.labels, known)
             total += sum(losses.values()).detach().double() * len(batch.record_ids)  # type: ignore[union-attr]
             n += len(batch.record_ids)
     return float(total) / max(n, 1)  # one device -> host read per pass
@@ -269,9 +277,10 @@ def _fit(
         for batch in train_loader:
             if tc.modality_dropout > 0:  # on the host batch: the CPU generator, no device round trip
                 batch = _drop(batch, model.modalities, tc.modality_dropout, drop_gen)
-            batch = batch_to(batch, device)
+            known = _known_labels(model, batch.labels, device)
+            batch = _to_device(batch, model, device)
             opt.zero_grad(set_to_none=True)
-            losses = _task_losses(model, _forward(model, batch, device, dtype), batch.labels)
+            losses = _task_losses(model, _forward(model, batch, device, dtype), batch.labels, known)
             loss = criterion(losses)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -328,7 +337,7 @@ def predict_loader(
     probs, labels, weights = [], [], []
     with torch.no_grad():
         for batch in loader:
-            batch = batch_to(batch, device)
+            batch = _to_device(batch, model, device)
             out = model(batch.inputs, batch.index, batch.mask, batch.features)
             probs.append(torch.cat([torch.sigmoid(out.logits[t.name].float()) for t in model.tasks], 1).cpu())
             labels.append(batch.labels.cpu())

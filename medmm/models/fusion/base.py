@@ -7,7 +7,8 @@ modality ``weights`` ``[B, M]`` (zero for absent modalities, rows summing to one
 
 Absent modalities are never silently zero-filled: each strategy either excludes them from a masked
 reduction or (concatenation) swaps in a learned, explicit *missing* embedding with ``torch.where`` so
-no gradient reaches the absent modality's encoder. A sample with no modality at all is an error.
+no gradient reaches the absent modality's encoder. A sample with no modality at all is an error
+(:func:`check_mask`; on the host, before a batch goes to a GPU).
 
 >>> import torch
 >>> check_mask(torch.tensor([[True, False]]), ["image", "report"])
@@ -52,6 +53,11 @@ class FusionOutput:
 def check_mask(mask: Tensor, modalities: Sequence[str]) -> None:
     """Raise unless ``mask`` is a bool ``[B, M]`` tensor with at least one modality per row.
 
+    The dtype and shape are always checked. Whether every row has a modality is checked only for a mask
+    in host memory: reading a GPU mask would make the host wait for the GPU at every step, so the
+    training and prediction loops (:mod:`medmm.models.train`) check each batch on the host before
+    copying it to the device.
+
     >>> import torch
     >>> try:
     ...     check_mask(torch.tensor([[False, False]]), ["a", "b"])
@@ -64,6 +70,8 @@ def check_mask(mask: Tensor, modalities: Sequence[str]) -> None:
             f"availability mask must be bool [B, {len(modalities)}] for modalities {list(modalities)}, "
             f"got {mask.dtype} {tuple(mask.shape)}"
         )
+    if mask.device.type != "cpu":
+        return
     empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
     if empty:
         raise EmptySampleError(
