@@ -58,3 +58,12 @@ def test_quoted_decimal_commas_are_numbers(tmp_path: Path) -> None:
     rec = _read(tmp_path, 'time,HR,Temp\n2020-03-04 10:00,80,"36,6"\n2020-03-04 10:05,81,"36,8"\n')
     temp = next(s for s in rec.series if s.name == "TEMP")  # was: the column silently dropped
     assert temp.values.tolist() == [36.6, 36.8]
+
+
+def test_time_column_with_unit_or_in_another_language(tmp_path: Path) -> None:
+    rec = _read(tmp_path, "Time (ms),HR\n0,80\n1500,81\n")  # was: "no timestamp column"
+    assert rec.series[0].t_s.tolist() == [0.0, 1.5]
+    rec = _read(tmp_path, "Zeit [min];HF [1/min]\n0;80\n2;81\n", "de.csv")
+    assert rec.series[0].t_s.tolist() == [0.0, 120.0]
+    rec = _read(tmp_path, "Uhrzeit,HR\n10:00:00,80\n10:00:30,81\n", "u.csv")
+    assert rec.series[0].t_s.tolist() == [0.0, 30.0]

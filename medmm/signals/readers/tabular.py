@@ -1,7 +1,8 @@
 """CSV / Parquet tables of irregular vitals: one timestamp column plus one numeric column per series.
 
 The timestamp column is the first of ``time``, ``timestamp``, ``datetime``, ``charttime``, ``t``,
-``time_s``, ``seconds`` (case-insensitive) present; it is read by
+``time_s``, ``seconds`` (case-insensitive; then :data:`LOCAL_TIME_COLUMNS`: ``Zeit``, ``heure`` ...;
+a unit may follow, ``Time (ms)``, ``Zeit [min]``, and scales numeric times) present; it is read by
 :func:`~medmm.signals.readers.timestamps.parse_times` (date-times give an absolute start; numbers are
 seconds from the start or Unix epoch times; time-of-day only gives no start; dotted dates are day first;
 UTC offsets). Timestamps must not go backwards. A ``patient_id`` / ``subject_id`` column (one value per
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,9 +36,32 @@ from medmm.signals.errors import EmptyRecordError, HeaderError, NonMonotonicTime
 from medmm.signals.readers._base import IrregularSeries, LoadedRecord
 from medmm.signals.readers.timestamps import parse_times
 
-__all__ = ["TIME_COLUMNS", "is_identifier_column", "numeric_values", "read_tabular"]
+__all__ = ["LOCAL_TIME_COLUMNS", "TIME_COLUMNS", "is_identifier_column", "numeric_values", "read_tabular"]
 
 TIME_COLUMNS = ("time", "timestamp", "datetime", "charttime", "t", "time_s", "seconds")
+#: Names of the time column in other languages, tried after :data:`TIME_COLUMNS`.
+LOCAL_TIME_COLUMNS = (
+    "zeit",
+    "zeitstempel",
+    "uhrzeit",
+    "heure",
+    "horodatage",
+    "temps",
+    "tiempo",
+    "hora",
+    "tempo",
+    "tijd",
+)
+_TIME_UNITS = {
+    "": 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "min": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+}
 _PATIENT_COLUMNS = ("patient_id", "subject_id", "patient", "mrn")
 _ID_LAST = {"id", "ids", "uid", "pid", "mrn", "ssn", "nr", "no", "number", "nummer", "num"}
 _ID_ANY = {
@@ -125,19 +150,46 @@ def is_identifier_column(name: str) -> bool:
     )
 
 
+def _time_column(columns: pd.Index) -> tuple[Any, str]:
+    """The time column and its unit: ``time``, ``Time (s)``, ``Zeit [min]`` ... (see module doc).
+
+    >>> _time_column(pd.Index(["HR", "Time (ms)"]))
+    ('Time (ms)', 'ms')
+    >>> _time_column(pd.Index(["Uhrzeit", "HF"]))
+    ('Uhrzeit', '')
+    >>> _time_column(pd.Index(["Time (weeks)", "HR"]))
+    (None, '')
+    """
+    found: dict[str, tuple[Any, str]] = {}
+    for c in columns:
+        m = _UNITS.match(str(c))
+        name, unit = (m.group(1), m.group(2).strip().lower()) if m else (str(c), "")
+        if unit in _TIME_UNITS:
+            found.setdefault(name.strip().lower(), (c, unit))
+    for key in (*TIME_COLUMNS, *LOCAL_TIME_COLUMNS):
+        if key in found:
+            return found[key]
+    return None, ""
+
+
 def read_tabular(root: Path, rel: str) -> LoadedRecord:
     """Read the vitals table ``root/rel`` (see module doc)."""
     path = Path(root) / rel
     frame = _read(path, rel)
     lower = {str(c).strip().lower(): c for c in frame.columns}
-    tcol = next((lower[c] for c in TIME_COLUMNS if c in lower), None)
+    tcol, t_unit = _time_column(frame.columns)
     if tcol is None:
         raise NotASignalError(
-            rel, f"no timestamp column (looked for {', '.join(TIME_COLUMNS)})", "add a 'time' column"
+            rel,
+            f"no timestamp column (looked for {', '.join(TIME_COLUMNS)}, or {', '.join(LOCAL_TIME_COLUMNS)}; "
+            "a unit may follow: 'Time (ms)')",
+            "add a 'time' column",
         )
     if frame.empty:
         raise EmptyRecordError(rel, "the table has a header but no rows", "re-export it with its data")
     t, start = parse_times(frame[tcol], rel, str(tcol))
+    if start is None and pd.api.types.is_numeric_dtype(frame[tcol]):  # "Time (ms)", "Zeit [min]"
+        t = t * _TIME_UNITS[t_unit]
     back = np.flatnonzero(np.diff(t) < 0)
     if back.size:
         row = int(back[0]) + 3  # header line + 1-based + the later row
