@@ -14,6 +14,7 @@ from medmm.errors import InputError
 
 __all__ = [
     "AmbiguousTimeError",
+    "AnnotationFileError",
     "EmptyRecordError",
     "HeaderError",
     "InvalidSamplingRateError",
@@ -79,3 +80,7 @@ class NotASignalError(SignalFileError):
 
 class AmbiguousTimeError(SignalFileError):
     """Timestamps that can be read more than one way (day/month order, offsets on some rows only)."""
+
+
+class AnnotationFileError(SignalFileError):
+    """A reference annotation file (``.atr`` ...) that cannot be read; its record is ingested without it."""

@@ -456,13 +456,14 @@ def process_record(
         _mrow(Path(root), job.main, rec.format, Status.ingested, "", rec.record, patient_id, n_ch)
     )
     for c in job.companions:
+        bad = rec.bad_files.get(c)  # e.g. a truncated .atr: the record is ingested without it
         res.manifest.append(
             _mrow(
                 Path(root),
                 c,
                 rec.format,
-                Status.companion,
-                f"companion of {job.main}",
+                Status.companion if bad is None else Status.quarantined,
+                f"companion of {job.main}" if bad is None else bad,
                 rec.record,
                 patient_id,
                 None,

@@ -69,3 +69,20 @@ def test_signal_file_name_differing_in_case(tmp_path: Path) -> None:
         "rec.dat differs from it only in letter case. Fix: rename rec.dat to REC.DAT"
         in m.loc["rec.hea", "reason"]
     )
+
+
+def test_corrupt_annotation_file_costs_only_itself(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "rec.hea").write_text("rec 1 250 5000\nrec.dat 16 200/mV 16 0 0 0 0 II\n")
+    (np.sin(np.arange(5000) / 8.0) * 400).astype("<i2").tofile(d / "rec.dat")
+    (d / "rec.atr").write_bytes(b"garbage")  # a truncated / foreign annotation file
+    out = tmp_path / "out"
+    run_signals(d, out, workers=0, pseudonymizer=Pseudonymizer(b"o" * 32))
+    m = pd.read_parquet(out / "manifest_signals.parquet").set_index("path")
+    # was: the whole record quarantined: "ValueError ... unexpected error while processing (cannot reshape"
+    assert m.loc["rec.hea", "status"] == "ingested" and m.loc["rec.dat", "status"] == "companion"
+    assert m.loc["rec.atr", "status"] == "quarantined"
+    assert m.loc["rec.atr", "reason"].startswith(
+        "AnnotationFileError: rec.atr: unreadable WFDB annotation file"
+    )

@@ -89,6 +89,7 @@ class LoadedRecord:
     segments: list[tuple[float, float, bool]] = field(default_factory=list)  # (start_s, dur_s, is_gap)
     start_has_date: bool = True
     n_samples: int = 0  # header length when channels are left empty to be read span by span
+    bad_files: dict[str, str] = field(default_factory=dict)  # companion file -> reason it is quarantined
 
     def check_not_empty(self, path: str) -> None:
         """Raise :class:`EmptyRecordError` when nothing usable was read."""

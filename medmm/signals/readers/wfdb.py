@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from medmm.errors import reason_of
 from medmm.signals.errors import (
+    AnnotationFileError,
     EmptyRecordError,
     HeaderError,
     MissingSegmentError,
@@ -226,12 +228,30 @@ def _start(h) -> tuple[datetime | None, bool]:
     return datetime.combine(h.base_date, h.base_time), True
 
 
-def _annotations(record_path: Path, fs: float, extensions: list[str]) -> list[Annotations]:
+def _annotations(
+    record_path: Path, fs: float, extensions: list[str], record: str
+) -> tuple[list[Annotations], dict[str, str]]:
+    """The readable annotation sets, and ``{file: reason}`` for those that cannot be read.
+
+    A truncated or corrupt annotation file does not cost the record its signals: the record is
+    ingested without that set and the file is quarantined with the reason.
+    """
     import wfdb
 
     out = []
+    bad: dict[str, str] = {}
     for ext in extensions:
-        ann = wfdb.rdann(str(record_path), ext)
+        try:
+            ann = wfdb.rdann(str(record_path), ext)
+        except Exception as exc:
+            err = AnnotationFileError(
+                f"{record}.{ext}",
+                f"unreadable WFDB annotation file ({type(exc).__name__}: {exc}; truncated, or not "
+                "an annotation file)",
+                "re-copy it, or remove it to ingest the record without these reference annotations",
+            )
+            bad[f"{record}.{ext}"] = reason_of(err)
+            continue
         aux = [a or "" for a in (ann.aux_note or [""] * len(ann.sample))]
         out.append(
             Annotations(
@@ -242,7 +262,7 @@ def _annotations(record_path: Path, fs: float, extensions: list[str]) -> list[An
                 aux=aux,
             )
         )
-    return out
+    return out, bad
 
 
 def _alarm_events(comments: list[str]) -> list[Event]:
@@ -337,13 +357,15 @@ def read_wfdb(root: Path, record: str, annotation_extensions: list[str] | None =
             x = np.asarray(r.e_p_signal[i], dtype=np.float64)
             channels.append(Channel(name, _units(r, i, raw_gain), fs * spf, x, _adc_limits(r, i)))
         segments.append((0.0, (r.sig_len or 0) / fs, False))
+    anns, bad = _annotations(Path(base), fs, annotation_extensions, record)
     rec = LoadedRecord(
         record=record,
         format=fmt,
         patient_key="",
         start=start,
         channels=channels,
-        annotations=_annotations(Path(base), fs, annotation_extensions),
+        annotations=anns,
+        bad_files=bad,
         events=_alarm_events(h.comments),
         segments=segments,
         start_has_date=has_date,
@@ -390,13 +412,15 @@ def read_wfdb_meta(
         Channel(name, _units(h, i, raw_gain), fs, np.zeros(0), _adc_limits(h, i))
         for i, name in enumerate(_names(h.sig_name))
     ]
+    anns, bad = _annotations(path.with_suffix(""), fs, annotation_extensions, record)
     return LoadedRecord(
         record=record,
         format="wfdb",
         patient_key="",
         start=start,
         channels=channels,
-        annotations=_annotations(path.with_suffix(""), fs, annotation_extensions),
+        annotations=anns,
+        bad_files=bad,
         events=_alarm_events(h.comments),
         segments=[(0.0, int(h.sig_len) / fs, False)],
         start_has_date=has_date,
@@ -422,13 +446,15 @@ def _multi_meta(
         return None
     names, units = layout
     start, has_date = _start(h)
+    anns, bad = _annotations(path.with_suffix(""), fs, annotation_extensions, record)
     return LoadedRecord(
         record=record,
         format="wfdb-multisegment",
         patient_key="",
         start=start,
         channels=[Channel(name, u or "", fs, np.zeros(0)) for name, u in zip(names, units, strict=True)],
-        annotations=_annotations(path.with_suffix(""), fs, annotation_extensions),
+        annotations=anns,
+        bad_files=bad,
         events=_alarm_events(h.comments),
         segments=segments,
         start_has_date=has_date,
