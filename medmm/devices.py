@@ -12,6 +12,11 @@ way:
   command-line option) and the fix - never a silent fall-back to the CPU, which would turn a
   minutes-long GPU job into a days-long CPU one without anyone noticing.
 
+The names themselves are checked in one place, :func:`parse_device_name` (used by
+:func:`resolve_device` and by the training config's ``train.device``): case and surrounding spaces do
+not matter, anything else must be exact, and a near miss (``gpu``, ``cuda1``, ``cuda:01``, ``CUDA : 1``)
+is refused with the name meant (:class:`DeviceNameError`).
+
 :func:`autocast_dtype` is the mixed-precision policy (bfloat16 on GPUs that have it, float16 with a
 gradient scaler on older GPUs, none on the CPU), :func:`pin_memory_for` whether host batches are pinned
 for asynchronous copies, and :func:`deterministic_kernels` asks torch for deterministic kernels inside a
@@ -25,8 +30,10 @@ True
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -36,9 +43,12 @@ from medmm.errors import ConfigError
 
 __all__ = [
     "CUBLAS_WORKSPACE",
+    "DEVICE_NAMES",
+    "DeviceNameError",
     "autocast_dtype",
     "deterministic_kernels",
     "needs_grad_scaler",
+    "parse_device_name",
     "pin_memory_for",
     "resolve_device",
 ]
@@ -47,6 +57,103 @@ log = logging.getLogger(__name__)
 
 #: ``CUBLAS_WORKSPACE_CONFIG`` value that makes cuBLAS GEMMs deterministic (CUDA >= 10.2).
 CUBLAS_WORKSPACE = ":4096:8"
+
+
+#: The device names medmm accepts, in words (the end of every message about a wrong name).
+DEVICE_NAMES = "auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N (GPU N)"
+
+#: A device name after :func:`parse_device_name`'s normalisation (GPU numbers without leading zeros).
+_VALID = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?", re.ASCII)
+#: A GPU number written another way: ``gpu0``, ``cuda1``, ``cuda 2``, ``cuda:01``, ``cuda : 1``, ``nvidia#3``.
+_NUMBERED = re.compile(r"(?:(?:cuda|gpu|nvidia)\s*[:#_ -]?\s*)?([0-9]+)", re.ASCII)
+#: A negative GPU number (``cuda:-1``, ``-1``: the CPU in some libraries, the current GPU in others).
+_NEGATIVE = re.compile(r"(?:(?:cuda|gpu|nvidia)\s*[:#_ ]?\s*)?-\s*[0-9]+", re.ASCII)
+
+
+class DeviceNameError(ConfigError, ValueError):
+    """A device setting that is not a device name; ``suggestion`` is the name probably meant (or None).
+
+    A :class:`ValueError` too, so that a pydantic validator turns it into a validation error of its key.
+
+    >>> str(DeviceNameError("gpu", "cuda"))
+    "'gpu' is not a device (did you mean 'cuda'?); use auto (the GPU when there is one, else the CPU), \
+cpu, cuda or cuda:N (GPU N)"
+    """
+
+    def __init__(self, name: str, suggestion: str | None, note: str = "") -> None:
+        self.name, self.suggestion, self.note = name, suggestion, note
+        hint = f"did you mean {suggestion!r}?" if suggestion else note
+        super().__init__(f"{name!r} is not a device{f' ({hint})' if hint else ''}; use {DEVICE_NAMES}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, str]]:  # picklable
+        return (type(self), (self.name, self.suggestion, self.note))
+
+
+def parse_device_name(value: str | torch.device | None) -> str:
+    """``value`` as a medmm device name, normalised: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Case and surrounding spaces do not matter (``" CUDA:1 "`` is ``cuda:1``); ``None`` and ``""`` are
+    ``auto``. Anything else must be exact: a GPU number is written ``cuda:N`` with ``N`` a plain
+    non-negative number (``0``, ``1``, ``12``). Only the name is checked here; whether the machine has
+    that GPU is decided by :func:`resolve_device`. This is the one place the rules live:
+    :func:`resolve_device` and the training config's ``train.device`` both call it.
+
+    Parameters
+    ----------
+    value
+        The setting as given (a string, a :class:`torch.device`, or None).
+
+    Returns
+    -------
+    str
+        The normalised name; ``torch.device(name)`` accepts every one but ``auto``.
+
+    Raises
+    ------
+    DeviceNameError
+        Not a device name (a :class:`~medmm.errors.ConfigError` and a :class:`ValueError`). Its message
+        and ``suggestion`` give the name probably meant: ``gpu`` -> ``cuda``; ``gpu0``, ``cuda1``,
+        ``cuda 2``, ``cuda:01``, ``CUDA : 1``, ``1`` -> ``cuda:N``; ``cuda:`` -> ``cuda``; ``cpu:0`` ->
+        ``cpu``; ``atuo`` -> ``auto``. A negative number (``cuda:-1``) is refused with a note (GPU
+        numbers start at 0; -1 means the CPU in some libraries), names with nothing close (``mps``)
+        without a suggestion.
+
+    Examples
+    --------
+    >>> parse_device_name(" CUDA:1 "), parse_device_name(""), parse_device_name(None)
+    ('cuda:1', 'auto', 'auto')
+    >>> parse_device_name("cuda:01")
+    Traceback (most recent call last):
+    ...
+    medmm.devices.DeviceNameError: 'cuda:01' is not a device (did you mean 'cuda:1'?); use auto (the \
+GPU when there is one, else the CPU), cpu, cuda or cuda:N (GPU N)
+    """
+    given = "" if value is None else str(value)
+    text = given.strip().lower() or "auto"
+    if _VALID.fullmatch(text):
+        return text
+    numbered = _NUMBERED.fullmatch(text)
+    if numbered:
+        raise DeviceNameError(given, f"cuda:{int(numbered.group(1))}")
+    if _NEGATIVE.fullmatch(text):
+        raise DeviceNameError(
+            given, None, "GPU numbers start at 0: cuda:0 is the first GPU, and the CPU is cpu, not -1"
+        )
+    if text.startswith(("gpu", "nvidia", "cuda")):
+        raise DeviceNameError(given, "cuda")
+    kind = re.split(r"[\s:]", text, maxsplit=1)[0]
+    close = difflib.get_close_matches(kind, ["auto", "cpu", "cuda"], n=1)
+    raise DeviceNameError(given, close[0] if close else None)
+
+
+def _setting(source: str, value: str) -> str:
+    """How to give ``value`` to the setting ``source`` (an option or a config key, maybe after a file).
+
+    >>> _setting("--device", "cuda"), _setting("cfg.yaml: train.device", "cpu")
+    ('use --device cuda', 'set train.device: cpu')
+    """
+    key = source.rsplit(" ", 1)[-1]
+    return f"use {key} {value}" if key.startswith("-") else f"set {key}: {value}"
 
 
 def _fix(source: str) -> str:
@@ -98,17 +205,23 @@ def resolve_device(name: str | torch.device | None, *, source: str) -> torch.dev
     ...     print(str(exc)[:52])
     --device 'gpu': not a device; choose cpu or cuda (or
     """
-    text = "" if name is None else str(name).strip().lower()
-    if text in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    kind, colon, index = text.partition(":")
-    if kind != "cuda" or (colon and not index.isdigit()):
-        raise ConfigError(
+    try:
+        text = parse_device_name(name)
+    except DeviceNameError as exc:
+        message = (
             f"{source} {str(name)!r}: not a device; choose cpu or cuda (or cuda:N for GPU N), or auto "
             "(the GPU when there is one, else the CPU)"
         )
+        if exc.suggestion:
+            message += f". Fix: {_setting(source, exc.suggestion)}"
+        elif exc.note:
+            message += f"; {exc.note}"
+        raise ConfigError(message) from None
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    _, colon, index = text.partition(":")
     if not torch.cuda.is_available():
         raise ConfigError(
             f"{source} {str(name)!r}: CUDA is not available on this machine (torch.cuda.is_available() is "

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medmm.align.records import MODALITIES
+from medmm.devices import parse_device_name
 from medmm.errors import ConfigError
 from medmm.models.fusion.registry import FUSIONS
 from medmm.models.heads import TaskSpec
@@ -29,7 +29,6 @@ __all__ = [
     "TrainConfig",
     "TrainingConfig",
     "describe_validation_error",
-    "device_name",
     "load_config",
 ]
 
@@ -110,50 +109,6 @@ class LossConfig(_Strict):
     weighting: Literal["fixed", "uncertainty"] = "fixed"
 
 
-#: Device names :func:`medmm.devices.resolve_device` accepts (after stripping and lower-casing).
-_DEVICE_NAME = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?", re.ASCII)
-
-
-def device_name(value: str) -> str:
-    """``value`` as a device name of :func:`medmm.devices.resolve_device`, normalised (``""`` is ``auto``).
-
-    Only the name is checked: whether the machine has that GPU is decided when the device is resolved.
-
-    Raises
-    ------
-    ValueError
-        Not a device name; the message suggests the closest one (``gpu`` -> ``cuda``, ``cuda1`` ->
-        ``cuda:1``).
-
-    Examples
-    --------
-    >>> device_name(" CUDA:1 "), device_name("")
-    ('cuda:1', 'auto')
-    >>> device_name("gpu0")
-    Traceback (most recent call last):
-    ...
-    ValueError: 'gpu0' is not a device (did you mean 'cuda:0'?); use auto (the GPU when there is one, \
-else the CPU), cpu, cuda or cuda:N (GPU N)
-    """
-    import difflib
-
-    text = value.strip().lower() or "auto"
-    if _DEVICE_NAME.fullmatch(text):
-        return text
-    numbered = re.fullmatch(r"(?:cuda|gpu|nvidia)\s*[:#_ -]?\s*([0-9]+)", text, re.ASCII)
-    if numbered:
-        close = [f"cuda:{int(numbered.group(1))}"]
-    elif text.startswith(("gpu", "nvidia", "cuda")):
-        close = ["cuda"]
-    else:
-        close = difflib.get_close_matches(text, ["auto", "cpu", "cuda"], n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(
-        f"{value!r} is not a device{hint}; use auto (the GPU when there is one, else the CPU), cpu, cuda "
-        "or cuda:N (GPU N)"
-    )
-
-
 class TrainingConfig(_Strict):
     """Optimisation, splitting and hardware settings."""
 
@@ -169,8 +124,9 @@ class TrainingConfig(_Strict):
     test_fraction: float = Field(0.2, ge=0, lt=1)
     folds: int = Field(1, ge=1)
     #: ``auto`` (the GPU when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``: the names of
-    #: :func:`medmm.devices.resolve_device`, checked here; whether that GPU exists is checked when
-    #: training starts (an error naming ``train.device``, never a silent CPU run).
+    #: :func:`medmm.devices.resolve_device`, checked and normalised here by
+    #: :func:`medmm.devices.parse_device_name` (the same rules and suggestions); whether that GPU exists
+    #: is checked when training starts (an error naming ``train.device``, never a silent CPU run).
     device: str = "auto"
     amp: bool = True
     deterministic: bool = True
@@ -178,10 +134,13 @@ class TrainingConfig(_Strict):
     n_boot: int = Field(1000, ge=0)
     num_threads: int | None = Field(None, ge=1)
 
-    @field_validator("device")
+    @field_validator("device", mode="before")
     @classmethod
-    def _device_name(cls, v: str) -> str:
-        return device_name(v)
+    def _device_name(cls, v: object) -> object:
+        # YAML may give a number (``device: 0``) or nothing (``device:``): the parser suggests the name
+        if v is None or (isinstance(v, (str, int)) and not isinstance(v, bool)):
+            return parse_device_name(None if v is None else str(v))
+        return v  # another type: pydantic's "Input should be a valid string"
 
     @model_validator(mode="after")
     def _room_to_train(self) -> TrainingConfig:
