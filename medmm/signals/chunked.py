@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from medmm.signals.align import anchor_window, chunk_spans, tile_windows, time_to_sample
 from medmm.signals.beats import beat_table_from_templates
-from medmm.signals.ecg import dedupe_peaks, drop_masked, finish_beats
+from medmm.signals.ecg import dedupe_peaks, drop_masked, finish_beats, gap_runs, min_gap, unbridge_rr
 from medmm.signals.harmonize import (
     finite_runs,
     flat_mask,
@@ -197,6 +197,8 @@ class _Stream:
         self.tpl_file: Any = tempfile.TemporaryFile(dir=run_dir) if self.beats else None  # noqa: SIM115
         self.tpl_width = 0
         self.any_finite = False
+        self.gap_starts: list[NDArray[np.int64]] = []
+        self.gap_stops: list[NDArray[np.int64]] = []
 
     def _native(self, s: int, e: int) -> tuple[int, int]:
         fs, fo = self.ch.fs, self.fs_out
@@ -220,6 +222,10 @@ class _Stream:
         }
         for k in _MASKS:
             self.totals[k] += float(masks[k][core].sum())
+        if self.beats:  # stretches without signal, for RR intervals that must not bridge them
+            a, b = gap_runs((masks["missing"] | masks["flat"])[core], ks)
+            self.gap_starts.append(a)
+            self.gap_stops.append(b)
         self.any_finite |= bool(np.isfinite(x[core]).any())
         y, _ = resample(self.runs.as_whole(x, read0), self.ch.fs, self.settings.rate)
         o0 = read0 * self.up // self.down
@@ -316,6 +322,9 @@ class _Stream:
             tpl = tpl_all if kept.size == p_all.size else _Rows(tpl_all, kept)
             table = beat_table_from_templates(peaks, self.ch.fs, tpl)  # type: ignore[arg-type]
             del tpl, tpl_all
+            starts = np.concatenate(self.gap_starts) if self.gap_starts else np.zeros(0, np.int64)
+            stops = np.concatenate(self.gap_stops) if self.gap_stops else np.zeros(0, np.int64)
+            table = unbridge_rr(table, peaks, starts, stops, min_len=min_gap(self.ch.fs))
             out = finish_beats(table, peaks, self.ch.fs, self.ctx["ref"])
         if self.tpl_file is not None:
             self.tpl_file.close()

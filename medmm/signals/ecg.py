@@ -34,11 +34,15 @@ __all__ = [
     "drop_masked",
     "ecg_beats",
     "finish_beats",
+    "gap_runs",
+    "min_gap",
+    "unbridge_rr",
 ]
 
 #: Columns of ``beats.parquet`` taken from the beat table (the rest go to ``features.parquet``).
 BEAT_KEYS = ["sample", "time_s", "rr_prev_s", "rr_next_s", "hr_bpm"]
 _REFRACTORY_S = 0.2
+_MIN_GAP_S = 0.15
 
 
 @dataclass
@@ -104,6 +108,74 @@ def drop_masked(
     return peaks[~mask[peaks - offset]]
 
 
+def gap_runs(mask: NDArray[np.bool_], offset: int = 0) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(starts, stops)`` of the ``True`` runs of ``mask`` (samples ``offset + i``), e.g. NaN or flat.
+
+    >>> [a.tolist() for a in gap_runs(np.array([0, 1, 1, 0, 1], bool), 100)]
+    [[101, 104], [103, 105]]
+    """
+    edges = np.diff(np.concatenate(([0], np.asarray(mask, dtype=np.int8), [0])))
+    return np.flatnonzero(edges == 1) + offset, np.flatnonzero(edges == -1) + offset
+
+
+def min_gap(fs: float) -> int:
+    """Samples of the shortest stretch without signal that breaks an RR interval: 150 ms, about the
+    longest QRS complex, so a whole beat could hide in it.
+
+    >>> min_gap(360.0)
+    54
+    """
+    return max(1, round(_MIN_GAP_S * fs))
+
+
+def unbridge_rr(
+    table: pd.DataFrame,
+    peaks: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    stops: NDArray[np.int64],
+    min_len: int = 1,
+) -> pd.DataFrame:
+    """The beat table with RR intervals that span missing (NaN) or flat-line samples set to NaN.
+
+    Such an interval is not a heartbeat interval but a stretch without signal (a gap between the
+    segments of a multi-segment record, a lead-off): ``rr_prev_s``/``rr_next_s``/``hr_bpm`` of the
+    beats around it become NaN and ``rr_ratio`` is recomputed without it, instead of reporting, e.g.,
+    a 34 s "pause" at 1.8 bpm. ``starts``/``stops`` are sorted, non-overlapping runs (:func:`gap_runs`;
+    touching runs, as chunks cut them, are merged); only runs of at least ``min_len`` samples count (a
+    few invalid samples cannot hide a beat, so the interval around them is still measured).
+
+    >>> t = pd.DataFrame({"rr_prev_s": [np.nan, 1.0, 5.0], "rr_next_s": [1.0, 5.0, np.nan],
+    ...                   "hr_bpm": [np.nan, 60.0, 12.0], "rr_ratio": [np.nan, 1.0, 5.0]})
+    >>> unbridge_rr(t, np.array([0, 250, 1500]), np.array([600]), np.array([900]))["rr_prev_s"].tolist()
+    [nan, 1.0, nan]
+    """
+    from medmm.signals.beats.features import _rr_ratio
+
+    if starts.size:
+        join = np.flatnonzero(starts[1:] == stops[:-1])  # a run cut in two at a chunk seam
+        starts, stops = np.delete(starts, join + 1), np.delete(stops, join)
+        long = stops - starts >= min_len
+        starts, stops = starts[long], stops[long]
+    if peaks.size < 2 or starts.size == 0:
+        return table
+    first = np.searchsorted(stops, peaks[:-1], side="right")  # first gap ending after each beat
+    broken = np.zeros(peaks.size - 1, dtype=bool)
+    ok = first < starts.size
+    broken[ok] = starts[first[ok]] < peaks[1:][ok]
+    if not broken.any():
+        return table
+    out = table.copy()
+    rr_prev = out["rr_prev_s"].to_numpy(dtype=np.float64).copy()
+    rr_next = out["rr_next_s"].to_numpy(dtype=np.float64).copy()
+    rr_next[:-1][broken] = np.nan
+    rr_prev[1:][broken] = np.nan
+    out["rr_prev_s"], out["rr_next_s"] = rr_prev, rr_next
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["hr_bpm"] = 60.0 / rr_prev
+    out["rr_ratio"] = _rr_ratio(rr_prev)
+    return out
+
+
 def beat_reference(annotations: list[Annotations]) -> Annotations | None:
     """The reference beat annotations of a record: the first annotation set holding beat symbols.
 
@@ -149,12 +221,14 @@ def ecg_beats(
         Largest distance of a reference beat to count as the same beat.
     exclude
         Samples where no beat can be (the channel's flat-line mask): peaks there are dropped
-        (:func:`drop_masked`).
+        (:func:`drop_masked`); RR intervals spanning them or NaN samples are NaN (:func:`unbridge_rr`).
     """
     from medmm.signals.beats import beat_table
 
     peaks = drop_masked(detect_chunked(x, fs, chunk_s, overlap_s), exclude)
-    return finish_beats(beat_table(x, fs, peaks), peaks, fs, ref, tol_s=tol_s)
+    no_signal = ~np.isfinite(x) if exclude is None else (~np.isfinite(x) | exclude)
+    table = unbridge_rr(beat_table(x, fs, peaks), peaks, *gap_runs(no_signal), min_len=min_gap(fs))
+    return finish_beats(table, peaks, fs, ref, tol_s=tol_s)
 
 
 def finish_beats(
