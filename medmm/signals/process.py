@@ -453,7 +453,16 @@ def process_record(
     res.vitals = pd.concat(vitals, ignore_index=True) if vitals else None
     n_ch = len(rec.channels) + len(rec.series)
     res.manifest.append(
-        _mrow(Path(root), job.main, rec.format, Status.ingested, "", rec.record, patient_id, n_ch)
+        _mrow(
+            Path(root),
+            job.main,
+            rec.format,
+            Status.ingested,
+            "; ".join(rec.notes),
+            rec.record,
+            patient_id,
+            n_ch,
+        )
     )
     for c in job.companions:
         bad = rec.bad_files.get(c)  # e.g. a truncated .atr: the record is ingested without it

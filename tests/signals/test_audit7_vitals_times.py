@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from medmm.signals.errors import AmbiguousTimeError
@@ -67,3 +68,25 @@ def test_time_column_with_unit_or_in_another_language(tmp_path: Path) -> None:
     assert rec.series[0].t_s.tolist() == [0.0, 120.0]
     rec = _read(tmp_path, "Uhrzeit,HR\n10:00:00,80\n10:00:30,81\n", "u.csv")
     assert rec.series[0].t_s.tolist() == [0.0, 30.0]
+
+
+def test_values_with_units_in_cells_and_a_note_on_unread_columns(tmp_path: Path) -> None:
+    from medmm.pseudonym import Pseudonymizer
+    from medmm.signals.pipeline import run_signals
+
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "chart.csv").write_text(
+        "time,HR,Temp,BP,Notes,hadm_id\n"
+        "2020-03-04 10:00,80 bpm,37.2 °C,120/80,calm,4711\n"
+        "2020-03-04 10:05,82 bpm,37.4 °C,118/79,asleep,4711\n"
+    )
+    out = tmp_path / "out"
+    run_signals(d, out, workers=0, pseudonymizer=Pseudonymizer(b"u" * 32))
+    sig = pd.read_parquet(out / "signals.parquet").set_index("channel")
+    # was: HR and Temp silently dropped (text columns)
+    assert sig.loc["HR", "units"] == "bpm" and sig.loc["TEMP", "units"] == "°C"
+    vit = pd.read_parquet(out / "vitals.parquet")
+    assert vit[vit["channel"] == "TEMP"]["value"].tolist() == [37.2, 37.4]
+    reason = pd.read_parquet(out / "manifest_signals.parquet").set_index("path").loc["chart.csv", "reason"]
+    assert reason == "columns not read: BP (text), Notes (text), hadm_id (identifier)"  # was: ""

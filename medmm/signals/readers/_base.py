@@ -90,6 +90,7 @@ class LoadedRecord:
     start_has_date: bool = True
     n_samples: int = 0  # header length when channels are left empty to be read span by span
     bad_files: dict[str, str] = field(default_factory=dict)  # companion file -> reason it is quarantined
+    notes: list[str] = field(default_factory=list)  # what was left out of an ingested input (manifest reason)
 
     def check_not_empty(self, path: str) -> None:
         """Raise :class:`EmptyRecordError` when nothing usable was read."""

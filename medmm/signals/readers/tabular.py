@@ -73,6 +73,7 @@ _ID_WHOLE = {
     "encounterid", "visitid", "caseid", "itemid", "fallnummer", "patnr", "patientnr", "pid", "uid",
 }  # fmt: skip
 _UNITS = re.compile(r"^(.*?)\s*[\[(]([^\])]*)[\])]\s*$")
+_CELL_UNIT = re.compile(r"^([+-]?\d+(?:[.,]\d+)?)\s*([^\d\s/][^\d]*)$")
 
 
 def _read(path: Path, rel: str) -> pd.DataFrame:
@@ -109,6 +110,8 @@ def numeric_values(column: pd.Series) -> np.ndarray | None:
     [70.0, nan, 72.0]
     >>> numeric_values(pd.Series(["36,6", "37", "--"])).tolist()
     [36.6, 37.0, nan]
+    >>> numeric_values(pd.Series(["80 bpm", "n/a", "82 bpm"])).tolist()  # one unit in every cell
+    [80.0, nan, 82.0]
     >>> numeric_values(pd.Series(["awake", "asleep", "1"])) is None
     True
     """
@@ -124,8 +127,29 @@ def numeric_values(column: pd.Series) -> np.ndarray | None:
         dotted = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
         numbers = numbers.astype("Float64").where(~comma, dotted.astype("Float64"))
     if numbers[filled].notna().sum() * 2 < int(filled.sum()):
-        return None
+        unit = cell_unit(column)
+        if not unit:
+            return None
+        value = text.str.extract(_CELL_UNIT)[0].str.replace(",", ".", regex=False)
+        numbers = pd.to_numeric(value, errors="coerce")
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def cell_unit(column: pd.Series) -> str:
+    """The unit written after the number in every cell (``"80 bpm"``, ``"37,2 °C"``), else ``""``.
+
+    >>> cell_unit(pd.Series(["80 bpm", "82 bpm", "--"])), cell_unit(pd.Series(["120/80", "115/75"]))
+    ('bpm', '')
+    """
+    if pd.api.types.is_numeric_dtype(column):
+        return ""
+    text = column.astype("string").str.strip()
+    filled = text.notna() & (text != "")
+    parts = text[filled].str.extract(_CELL_UNIT)
+    units = parts[1].dropna().str.strip()
+    if units.empty or units.nunique() != 1 or len(units) * 2 < int(filled.sum()):
+        return ""
+    return str(units.iloc[0])
 
 
 def is_identifier_column(name: str) -> bool:
@@ -203,15 +227,19 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         if len(values) > 1:
             raise HeaderError(rel, f"{len(values)} patients in one file", "write one file per patient")
         patient_key = values[0] if len(values) else ""
-    series, empty = [], []
+    series, empty, not_read = [], [], []
     for col in frame.columns:
-        if col in (tcol, pcol) or is_identifier_column(str(col)):
+        if col in (tcol, pcol):
+            continue
+        if is_identifier_column(str(col)):
+            not_read.append(f"{col} (identifier)")
             continue
         v = numeric_values(frame[col])
         if v is None:
+            not_read.append(f"{col} (text)")
             continue
         m = _UNITS.match(str(col))
-        name, units = (m.group(1), m.group(2)) if m else (str(col), "")
+        name, units = (m.group(1), m.group(2)) if m else (str(col), cell_unit(frame[col]))
         keep = np.isfinite(v)
         if keep.any():  # an all-empty column is no series
             series.append(IrregularSeries(name.strip(), units.strip(), t[keep], v[keep]))
@@ -231,6 +259,7 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         series=series,
         segments=[(0.0, float(t[-1] - t[0]) if t.size else 0.0, False)],
         start_has_date=start is not None,
+        notes=[f"columns not read: {', '.join(not_read)}"] if not_read else [],
     )
     rec.check_not_empty(rel)
     return rec
