@@ -11,8 +11,9 @@ ECG record starting 10 minutes after the study (3 tiled 4 s windows, 4 beats eac
 
 The number is CPU time (user + system of this process, ``time.process_time``: robust to other load on
 the machine) per study, for the whole ``align_run`` and for its steps (``items``, ``join``,
-``inputs``). The baseline is the smallest size (1k studies): ``ratio`` = per-study cost at N / per-study
-cost at 1k; a linear implementation stays near 1 (a quadratic one grows with N / 1k).
+``inputs``), after an uncounted warm-up run of 50 studies (first imports of MONAI and nibabel). The
+baseline is the smallest size (1k studies): ``ratio`` = per-study cost at N / per-study cost at 1k; a
+linear implementation stays near 1 (a quadratic one grows with N / 1k).
 
 ``python -m bench align`` (about 5 minutes of CPU, most of it the 100k run; ``--quick``: 1k and 10k,
 under a minute)
@@ -179,6 +180,9 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Measure every size; print a table; return the summary (see the module docstring)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    warm = make_run(out_dir / "run_warmup", 50)  # imports (MONAI, nibabel) and caches, not counted
+    measure(warm)
+    shutil.rmtree(warm)
     rows = []
     for n in QUICK_SIZES if quick else SIZES:
         run_dir = make_run(out_dir / f"run_{n}", n)
