@@ -104,6 +104,27 @@ def _reports_without_patient(run_dir: Path) -> int:
     return n
 
 
+def _reports_without_labels(run_dir: Path) -> int:
+    """Parsed reports with no row in ``report_labels.parquet`` (every parsed report has at least its
+    ``normal`` row, so the two tables come from different runs): their finding vector would be all zero
+    and their labels unknown; counted and logged."""
+    man_path, rl_path = run_dir / "manifest_reports.parquet", run_dir / "report_labels.parquet"
+    if not (man_path.exists() and rl_path.exists()):
+        return 0
+    man = pd.read_parquet(man_path, columns=["status", "report_id"])
+    ids = man.loc[man["status"] == "ingested", "report_id"].astype(str)
+    labelled = set(pd.read_parquet(rl_path, columns=["report_id"])["report_id"].astype(str))
+    n = int((~ids.isin(labelled)).sum())
+    if n:
+        log.warning(
+            "%d parsed reports of manifest_reports.parquet have no row in report_labels.parquet (tables of "
+            "different runs?); their findings read as none. Re-run medmm reports parse with --out %s",
+            n,
+            run_dir,
+        )
+    return n
+
+
 def _unused(path: Path, column: str, chosen: set[str]) -> int:
     if not path.exists():
         return 0
@@ -137,6 +158,7 @@ def align_run(
         rep, rep_labels = report_items(run_dir, label_findings)
         sig, sig_labels = signal_items(run_dir, min_quality, pvc_label)
         no_patient = _reports_without_patient(run_dir)
+        no_labels = _reports_without_labels(run_dir)
         frames = [f for f in (img, rep, sig) if len(f)]
         items = pd.concat(frames, ignore_index=True) if frames else img
     with timer("join"):
@@ -152,6 +174,7 @@ def align_run(
         "unused_image_items": _unused(run_dir / "volumes.parquet", "volume_id", chosen["image"]),
         "unused_report_items": _unused(run_dir / "manifest_reports.parquet", "report_id", chosen["report"]),
         "reports_without_patient": no_patient,
+        "reports_without_labels": no_labels,
         "missing_image_files": int(img.attrs.get("missing_files", 0)),
         "missing_signal_files": int(sig.attrs.get("missing_files", 0)),
         **{f"with_{m}": int(records[f"has_{m}"].sum()) for m in MODALITIES},

@@ -209,3 +209,15 @@ def test_a_file_gone_since_its_stage_ran_leaves_its_item_out(tmp_path: Path) -> 
     counts = align_run(tmp_path, image_size=8)  # was: FileNotFoundError traceback
     assert counts["missing_image_files"] == 1 and counts["missing_signal_files"] == 4
     assert counts["with_image"] == 1 and counts["inputs_image"] == 1 and counts["with_signal"] == 0
+
+
+def test_reports_missing_from_report_labels_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _reports(tmp_path)
+    rl = pd.read_parquet(tmp_path / "report_labels.parquet")
+    rl[rl["report_id"] == "1"].to_parquet(tmp_path / "report_labels.parquet")  # report 2's rows missing
+    counts = align_run(tmp_path, label_findings=["effusion"])
+    assert counts["reports_without_labels"] == 1 and "report_labels.parquet" in caplog.text
+    rec = pd.read_parquet(tmp_path / "records.parquet").set_index("report_id")
+    assert rec.loc["1", "labels"] == '{"effusion": 1}' and rec.loc["2", "labels"] == "{}"  # unknown, not 0
