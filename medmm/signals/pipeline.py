@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -67,6 +68,8 @@ TABLES = (
 
 
 _PARTS = ".signals_parts"
+#: errno of a run directory that cannot take more data: the run stops (every record would fail alike).
+_RUN_DIR_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def _fingerprint(root: Path, job: RecordJob, settings: Settings, pz: Pseudonymizer) -> str:
@@ -159,6 +162,13 @@ def _dask(
 def _quarantine(root: Path, job: RecordJob, exc: BaseException) -> list[SignalManifestRow]:
     if isinstance(exc, InputError):
         reason = reason_of(exc)
+    elif isinstance(exc, OSError):  # unreadable (permissions, an NFS/SMB share gone away, I/O error)
+        name = Path(exc.filename).name if isinstance(exc.filename, str) else job.main
+        reason = (
+            f"{type(exc).__name__}: {job.main}: {name} could not be read ({exc.strerror or exc}). "
+            "Fix: check that the file is readable (permissions, the share is mounted) and run again; "
+            "finished records are kept"
+        )
     else:  # a bug or an input we did not foresee: still one row, naming the file
         reason = (
             f"{type(exc).__name__}: {job.main}: unexpected error while processing ({exc}). "
@@ -294,6 +304,11 @@ def run_signals(
                 manifest += res.manifest
                 samples += res.n_samples
             else:
+                if isinstance(res, OSError) and res.errno in _RUN_DIR_FULL:
+                    raise ConfigError(
+                        f"{out}: {os.strerror(res.errno or 0)} while writing the results of {jobs[i].main}; "
+                        "free space (or choose another --out) and run again: finished records are kept"
+                    ) from res
                 log.info("quarantined %s: %s", jobs[i].main, type(res).__name__)
                 manifest += _quarantine(root, jobs[i], res)
     with timer("write"):
