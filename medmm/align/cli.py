@@ -26,6 +26,15 @@ def align(
     min_quality: float = typer.Option(0.5, help="Minimum signal window quality"),
     image_size: int = typer.Option(64, help="Model input image size (pixels per side)"),
     image_dims: int = typer.Option(2, help="2: middle axial slice, 3: whole volume"),
+    labels: Path | None = typer.Option(
+        None,
+        "--labels",
+        help="CSV/TSV/Parquet of labels: column 'patient' (raw id), optional 'study' (StudyInstanceUID), "
+        "one column per label with 1/0/empty; ids are pseudonymized with the site key",
+    ),
+    key_file: Path | None = typer.Option(
+        None, help="Site key file for --labels (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key)"
+    ),
 ) -> None:
     """Join imaging, report findings and ECG windows per patient + study into records.parquet."""
     from medmm.align.join import parse_duration
@@ -34,7 +43,15 @@ def align(
 
     try:
         counts = align_run(
-            run_dir, parse_duration(window), label_finding, pvc_label, min_quality, image_size, image_dims
+            run_dir,
+            parse_duration(window),
+            label_finding,
+            pvc_label,
+            min_quality,
+            image_size,
+            image_dims,
+            labels=labels,
+            key_file=key_file,
         )
     except MedmmError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from medmm.align.inputs import image_items, report_items, signal_items, write_inputs
 from medmm.align.join import join_items, parse_duration
+from medmm.align.labels import LabelTable, apply_label_table, read_label_table
 from medmm.align.records import MODALITIES, RecordRow
 from medmm.errors import ConfigError
 from medmm.runinfo import Timer, update_run_json
@@ -88,6 +89,27 @@ def _check_options(
         raise ConfigError("; ".join(problems))
 
 
+def _label_table(
+    run_dir: Path, path: Path | None, key_file: Path | None, other_labels: Sequence[str]
+) -> LabelTable | None:
+    """Read ``--labels`` with the run's site key; its label names must not repeat the other labels'."""
+    if path is None:
+        return None
+    from medmm.pseudonym import Pseudonymizer, load_key
+    from medmm.runinfo import claim_site_key
+
+    pz = Pseudonymizer(load_key(key_file))
+    claim_site_key(run_dir, pz.check_value(), record=False)  # another key's pseudonyms never match
+    table = read_label_table(Path(path), pz)
+    clash = sorted(set(table.names) & set(other_labels))
+    if clash:
+        raise ConfigError(
+            f"{path}: label columns {clash} are also --label-finding / --pvc-label names; one would "
+            "overwrite the other, rename the column"
+        )
+    return table
+
+
 def _reports_without_patient(run_dir: Path) -> int:
     """Parsed reports that cannot be linked: ``reports parse`` ran without ``--patient-column``."""
     path = run_dir / "manifest_reports.parquet"
@@ -140,10 +162,14 @@ def align_run(
     min_quality: float = 0.5,
     image_size: int = 64,
     image_dims: int = 2,
+    labels: Path | None = None,
+    key_file: Path | None = None,
 ) -> dict[str, Any]:
     """Join the run's imaging, report and signal items per patient + study; write records and inputs.
 
     ``tolerance_s`` is seconds, or a duration string as ``--window`` takes it (``"36h"``, ``"2d"``).
+    ``labels`` is a table of labels keyed by raw patient (and study) ids (:mod:`medmm.align.labels`),
+    pseudonymized with the site key (``key_file``, else ``$MEDMM_KEY_FILE`` or the default key).
     Returns counts: ``records`` and ``with_<modality>``, plus items written per modality, items left
     out and ``reports_without_patient``.
     """
@@ -152,6 +178,7 @@ def align_run(
     if isinstance(tolerance_s, str):  # "36h" from a workflow file, as --window takes it
         tolerance_s = parse_duration(tolerance_s)
     _check_options(tolerance_s, label_findings, pvc_label, min_quality, image_size, image_dims)
+    table = _label_table(run_dir, labels, key_file, [*label_findings, *([pvc_label] if pvc_label else [])])
     timer = Timer()
     with timer("items"):
         img = image_items(run_dir)
@@ -163,6 +190,9 @@ def align_run(
         items = pd.concat(frames, ignore_index=True) if frames else img
     with timer("join"):
         records = join_items(items, tolerance_s, {**rep_labels, **sig_labels})
+    table_counts: dict[str, int] = {}
+    if table is not None:
+        records, table_counts = apply_label_table(records, table)
     with timer("inputs"):
         written = write_inputs(run_dir, records, image_size, image_dims) if len(records) else {}
     write_table(records, run_dir / "records.parquet", RecordRow)
@@ -177,6 +207,7 @@ def align_run(
         "reports_without_labels": no_labels,
         "missing_image_files": int(img.attrs.get("missing_files", 0)),
         "missing_signal_files": int(sig.attrs.get("missing_files", 0)),
+        **table_counts,
         **{f"with_{m}": int(records[f"has_{m}"].sum()) for m in MODALITIES},
         **{f"inputs_{m}": n for m, n in written.items()},
     }
@@ -192,6 +223,7 @@ def align_run(
             "min_quality": min_quality,
             "image_size": image_size,
             "image_dims": image_dims,
+            "labels": str(labels) if labels else None,
         },
     )
     return counts
