@@ -75,6 +75,23 @@ class Settings:
             raise ConfigError(f"patient_from must be 'record' or 'folder', not {self.patient_from!r}")
         if not self.rate > 0 or not self.window_s > 0:
             raise ConfigError("rate and window_s must be positive")
+        limits = {  # name: (lowest, highest) allowed; a typo here would hang or exhaust memory
+            "before_s": (0.0, 86400.0),
+            "after_s": (0.0, 86400.0),
+            "chunk_s": (1.0, 86400.0),
+            "overlap_s": (0.0, 3600.0),
+            "good_sqi": (0.0, 1.0),
+            "min_beat_fs": (1.0, 1e6),
+            "trend_max_fs": (0.0, 1e6),
+            "vitals_tolerance_s": (0.0, 86400.0 * 365),
+        }
+        bad = [
+            f"{k} must be within [{lo:g}, {hi:g}], not {getattr(self, k)!r}"
+            for k, (lo, hi) in limits.items()
+            if not lo <= getattr(self, k) <= hi
+        ]
+        if bad:
+            raise ConfigError("signals settings: " + "; ".join(bad))
 
     def options(self) -> dict[str, Any]:
         """JSON-able view for ``run.json``."""
