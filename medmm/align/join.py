@@ -5,11 +5,15 @@ Rules, applied per patient (nothing is ever joined across patients):
 
 1. Items with a ``study_id`` define studies; a study's time is the earliest time of its items.
 2. An item without ``study_id`` joins the study of the same patient whose time is nearest to its own,
-   if within ``tolerance_s``. When the patient has exactly one study and time cannot be compared (the
-   item or every study is untimed), the item joins that study.
+   if within ``tolerance_s`` (inclusive; equally near studies: the smaller study id wins). When the
+   patient has exactly one study and time cannot be compared (the item or every study is untimed), the
+   item joins that study; with several, an untimed item is never guessed into one.
 3. Items still unattached form new studies: timed items are chained while consecutive gaps stay within
    ``tolerance_s``; an untimed item becomes a study of its own.
 4. A study keeps one item per modality: the one nearest the study time (then the smallest id).
+
+The result does not depend on the order of the rows, and costs O(n log n) in the items (each patient's
+items are one slice of the rows sorted by patient; the nearest study is found by bisection).
 
 >>> import pandas as pd
 >>> items = pd.DataFrame({"modality": ["image", "report", "signal", "signal"],
