@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from medmm.signals.errors import EmptyRecordError, HeaderError, TruncatedSignalError, UnknownFormatError
 from medmm.signals.readers._base import Channel, Event, LoadedRecord, check_fs
 
-__all__ = ["read_edf", "read_edf_meta", "read_edf_span"]
+__all__ = ["date_is_known", "read_edf", "read_edf_meta", "read_edf_span"]
 
 
 def read_edf(root: Path, rel: str) -> LoadedRecord:
@@ -48,7 +48,7 @@ def read_edf(root: Path, rel: str) -> LoadedRecord:
         duration = float(f.getFileDuration())
     finally:
         f.close()
-    rec = _record(rel, code, start, channels, events, duration)
+    rec = _record(rel, code, start, channels, events, duration, has_date=date_is_known(Path(root) / rel))
     rec.check_not_empty(rel)
     return rec
 
@@ -128,7 +128,14 @@ def _events(f: Any) -> list[Event]:
 
 
 def _record(
-    rel: str, code: str, start: Any, channels: list[Channel], events: list[Event], duration: float, n: int = 0
+    rel: str,
+    code: str,
+    start: Any,
+    channels: list[Channel],
+    events: list[Event],
+    duration: float,
+    n: int = 0,
+    has_date: bool = True,
 ) -> LoadedRecord:
     return LoadedRecord(
         record=rel.rsplit(".", 1)[0],
@@ -139,7 +146,26 @@ def _record(
         events=events,
         segments=[(0.0, duration, False)],
         n_samples=n,
+        start_has_date=has_date,
     )
+
+
+def date_is_known(path: Path) -> bool:
+    """False for an EDF+ file whose recording field says ``Startdate X`` (date unknown, as anonymizers
+    write it); its header date (``01.01.85`` ...) is then a placeholder, not the recording's date.
+
+    >>> date_is_known(Path("/nonexistent.edf"))
+    True
+    """
+    try:
+        with Path(path).open("rb") as fh:
+            head = fh.read(236)
+    except OSError:
+        return True
+    if len(head) < 236 or head[192:196] != b"EDF+":
+        return True
+    words = head[88:168].decode("latin-1").split()
+    return not (len(words) >= 2 and words[0] == "Startdate" and words[1].upper() == "X")
 
 
 def read_edf_meta(root: Path, rel: str, *, min_samples: int = 1) -> LoadedRecord | None:
@@ -163,7 +189,14 @@ def read_edf_meta(root: Path, rel: str, *, min_samples: int = 1) -> LoadedRecord
         channels = [_channel(f, i, rel, np.zeros(0)) for i in range(f.signals_in_file)]
         code = str(f.getHeader().get("patientcode") or "").strip()
         rec = _record(
-            rel, code, f.getStartdatetime(), channels, _events(f), float(f.getFileDuration()), min(lengths)
+            rel,
+            code,
+            f.getStartdatetime(),
+            channels,
+            _events(f),
+            float(f.getFileDuration()),
+            min(lengths),
+            has_date=date_is_known(Path(root) / rel),
         )
     finally:
         f.close()
