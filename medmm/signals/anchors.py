@@ -2,7 +2,9 @@
 
 A CSV (or Parquet) with a ``label`` column and either ``record`` + ``time_s`` (seconds from that
 record's start) or ``patient_id`` + ``time`` (a pseudonymous patient id and a *shifted* ISO date-time,
-e.g. ``study_time`` from the imaging stage's ``volumes.parquet``). Patient anchors apply to every
+e.g. ``study_time`` from the imaging stage's ``volumes.parquet``). A ``patient_id`` that is not a
+pseudonym (``pat-...``), e.g. a hospital id, is refused without being echoed: it would match no record
+and be copied into ``run.json``. Patient anchors apply to every
 record of that patient whose span covers the time.
 
 >>> import tempfile, pathlib
@@ -47,6 +49,11 @@ def read_anchors(path: Path) -> tuple[Anchor, ...]:
         if record and t:
             out.append(Anchor(label=label, record=record, time_s=float(t)))
         elif pid and when:
+            if not pid.startswith("pat-"):  # a hospital id: it would match nothing and land in run.json
+                raise ConfigError(
+                    f"{path}: line {i}: patient_id is not a medmm pseudonym (pat-...); use the patient_id "
+                    "of signals.parquet or volumes.parquet (the same site key), never the hospital's id"
+                )
             try:
                 abs_s = epoch_seconds(datetime.fromisoformat(when).replace(tzinfo=None))
             except ValueError as exc:
