@@ -72,6 +72,15 @@ _PARTS = ".signals_parts"
 _RUN_DIR_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
+def _has_files(root: Path) -> bool:
+    """Whether ``root`` holds a file (not hidden, in no hidden folder), found without a full walk."""
+    for _dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not f.startswith(".") for f in filenames):
+            return True
+    return False
+
+
 def _fingerprint(root: Path, job: RecordJob, settings: Settings, pz: Pseudonymizer) -> str:
     files = [
         [f, (root / f).stat().st_size, (root / f).stat().st_mtime_ns] for f in [job.main, *job.companions]
@@ -270,6 +279,11 @@ def run_signals(
             f"anchor events: {settings.anchor_events!r} is not a valid regular expression ({exc}); "
             "fix --anchor-events (e.g. '^alarm' or 'Lights off|^\\+\\(AFIB')"
         ) from None
+    if only is None and not _has_files(root):  # an unmounted share's empty mount point, a wrong folder
+        raise ConfigError(
+            f"{root}: the signals input folder holds no files (hidden ones aside); check the path and that "
+            "the export share is mounted"
+        )
     if only is None and out.resolve().is_relative_to(root.resolve()):
         raise ConfigError(
             f"{out}: the run directory is inside the signals input {root}, so the run's own tables would "

@@ -61,3 +61,14 @@ def test_serial_run_shows_progress(
     run_signals(root, tmp_path / "out", workers=0, pseudonymizer=Pseudonymizer(b"d" * 32))
     err = capfd.readouterr().err
     assert "signals" in err and "3/3" in err  # was: nothing at all with --workers 0
+
+
+def test_empty_input_folder(tmp_path: Path) -> None:
+    root = tmp_path / "mnt" / "ecg_export"  # a mount point whose share is not mounted
+    (root / ".snapshot").mkdir(parents=True)
+    (tmp_path / "k").write_text("ab" * 32 + "\n")
+    args = ["signals", "ingest", str(root), "--workers", "0", "--key-file", str(tmp_path / "k")]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    # was: exit 0 with 0 records (a nightly job "succeeded" on an unmounted share)
+    assert res.exit_code == 2 and "holds no files" in " ".join(res.output.split())
+    assert not (tmp_path / "run").exists()
