@@ -24,13 +24,21 @@ def _plt() -> Any:
     return plt
 
 
-def plot_history(history: Sequence[Mapping[str, float]], path: Path) -> Path:
-    """Train/validation loss per epoch."""
+def plot_history(history: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Train/validation loss per epoch.
+
+    An undefined validation loss (``None``: no val split, or no known label in it) is left out; when
+    every epoch's is, the legend says "validation: undefined (no labels)" instead of drawing nothing.
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    val = [(e, h["val_loss"]) for e, h in zip(epochs, history, strict=True) if h.get("val_loss") is not None]
+    if val:
+        ax.plot([e for e, _ in val], [v for _, v in val], label="validation")
+    else:
+        ax.plot([], [], " ", label="validation: undefined (no labels)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()

@@ -2,8 +2,9 @@
 :func:`~medmm.models.train.fit` -> checkpoint (config + data version) + splits + metrics + plots.
 
 Outputs in ``out_dir``: ``model.pt`` (or ``fold<k>/model.pt``), ``splits.parquet`` (record, patient,
-split, fold), ``metrics.json`` (test metrics with bootstrap CIs, history, best epoch), ``history.png``
-and ``metrics.png``.
+split, fold), ``metrics.json`` (test metrics with bootstrap CIs, history, best epoch and
+``selected_by``: ``val_loss``, or ``last_epoch`` when the validation loss is undefined - ``null`` in the
+history - see :func:`medmm.models.validation.validation_loss`), ``history.png`` and ``metrics.png``.
 
 Metrics are per record: with ``image_input.slice: all`` a record is several samples (one per slice);
 their probabilities are combined (``slice_aggregation``: ``mean`` by default, or ``max``) before the
@@ -235,7 +236,8 @@ def _empty_split_notes(
     out = []
     if part["val"].empty and (config.train.val_fraction > 0 or config.splits_file is not None):
         out.append(
-            f"{where}the val split is empty ({size}): early stopping and the best epoch use the training loss"
+            f"{where}the val split is empty ({size}): no validation loss, so no early stopping and the last "
+            "epoch is kept"
         )
     if part["test"].empty and (config.train.test_fraction > 0 or n_folds > 1 or config.splits_file):
         out.append(
@@ -334,7 +336,9 @@ def train_from_config(
             MultimodalDataset(part["train"], stores, labels, augment=True),
             MultimodalDataset(part["val"], stores, labels) if len(part["val"]) else None,
             device=dev,
+            warn=False,  # returned in the summary's notes instead (`medmm train` prints them)
         )
+        notes.extend(f"fold {k}: {n}" if len(folds) > 1 else n for n in res.notes)
         fold_dir = out_dir if len(folds) == 1 else out_dir / f"fold{k}"
         meta = {
             "config": config.model_dump(mode="json"),
@@ -344,6 +348,7 @@ def train_from_config(
             "modalities": mods,
             "input_sources": source_kinds(stores),
             "best_epoch": res.best_epoch,
+            "selected_by": res.selected_by,
             "fold": k,
             "task_weights": res.task_weights,
             "slice_aggregation": slice_aggregation,
@@ -353,6 +358,7 @@ def train_from_config(
         fold_info: dict[str, Any] = {
             "fold": k,
             "best_epoch": res.best_epoch,
+            "selected_by": res.selected_by,
             "history": res.history,
             "n": {s: len(v) for s, v in part.items()},
         }

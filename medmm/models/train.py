@@ -14,6 +14,15 @@ and read back once per epoch: the step itself reads nothing back from the GPU (e
 of float16's gradient scaler). Mixed precision follows :func:`medmm.devices.autocast_dtype` (bfloat16, or
 float16 with a :class:`torch.amp.GradScaler` on GPUs without bfloat16; float32 on the CPU) unless
 ``fit(..., amp_dtype=...)`` forces a dtype, which also works on the CPU.
+
+Validation loss (:func:`medmm.models.validation.validation_loss`): per task, the mean binary cross-entropy
+over every known label of the validation rows (pooled over the whole split, not per batch), combined like
+the training loss (the ``tasks[].weight`` sum) from the tasks that have a known validation label, the others
+counted at their weighted mean. It is *undefined* (``None``; ``null`` in ``metrics.json``) when no task has
+one - no val split, or a val split whose records carry none of the tasks' labels. Then there is nothing to
+select on: early stopping is off, ``schedule: plateau`` keeps the learning rate, and the last epoch is kept
+(``best_epoch == epochs``); :func:`fit` warns, naming the tasks and the fix, when the val split is there but
+unlabelled.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from medmm.models.data import Batch, MultimodalDataset, collate_records
 from medmm.models.fusion import check_mask, modality_dropout
 from medmm.models.losses import MultiTaskLoss, known_targets, masked_bce
 from medmm.models.model import MultimodalModel
+from medmm.models.validation import unlabelled_notes, validation_loss
 
 __all__ = [
     "SLICE_AGGREGATIONS",
@@ -133,12 +143,20 @@ def _known_labels(
 
 @dataclass
 class FitResult:
-    """The best model (by validation loss), its epoch, per-epoch history and the task weights."""
+    """The kept model, its epoch, per-epoch history, the task weights and warnings.
+
+    ``selected_by`` says how ``best_epoch`` was chosen: ``"val_loss"`` (the lowest validation loss) or
+    ``"last_epoch"`` (no validation loss: no val split, or no known validation label; see
+    :func:`~medmm.models.validation.validation_loss`). ``notes`` are the warnings about it (empty when all is
+    well).
+    """
 
     model: MultimodalModel
     best_epoch: int
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     task_weights: dict[str, float] = field(default_factory=dict)
+    selected_by: str = "val_loss"
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -180,19 +198,40 @@ def _forward(model: MultimodalModel, batch: Batch, device: torch.device, dtype: 
 
 
 def _evaluate_loss(
+    model: MultimodalModel,
+    loader: DataLoader,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    weights: dict[str, float] | None = None,
+) -> float | None:
+    """The :func:`~medmm.models.validation.validation_loss` of ``model`` on ``loader`` (``None``: no
+    known label in it)."""
+    return validation_loss(_evaluate_task_losses(model, loader, device, dtype)[0], weights)
+
+
+def _evaluate_task_losses(
     model: MultimodalModel, loader: DataLoader, device: torch.device, dtype: torch.dtype | None
-) -> float:
+) -> tuple[dict[str, float | None], dict[str, int]]:
+    """Per task, the mean BCE over all known labels of ``loader`` (``None``: none known) and their count.
+
+    The sums stay on the device and are read once per pass; the counts come from the host labels.
+    """
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    n = 0
+    sums = {t.name: torch.zeros((), dtype=torch.float64, device=device) for t in model.tasks}
+    counts = dict.fromkeys(sums, 0)
     with torch.no_grad():
         for batch in loader:
             known = _known_labels(model, batch.labels, device)
             batch = _to_device(batch, model, device)
             losses = _task_losses(model, _forward(model, batch, device, dtype), batch.labels, known)
-            total += sum(losses.values()).detach().double() * len(batch.record_ids)  # type: ignore[union-attr]
-            n += len(batch.record_ids)
-    return float(total) / max(n, 1)  # one device -> host read per pass
+            for name, loss in losses.items():
+                n_known = int(known[name].numel())  # the index's length is on the host: no device read
+                if n_known:
+                    sums[name] += loss.detach().double() * n_known  # mean over the batch's known labels
+                    counts[name] += n_known
+    values = torch.stack(list(sums.values())).cpu().tolist()  # one device -> host read per pass
+    means = {t: (v / counts[t] if counts[t] else None) for t, v in zip(sums, values, strict=True)}
+    return means, counts
 
 
 def fit(
@@ -203,8 +242,15 @@ def fit(
     *,
     device: torch.device | None = None,
     amp_dtype: torch.dtype | None = None,
+    warn: bool = True,
 ) -> FitResult:
     """Train ``model``; keeps the weights of the epoch with the lowest validation loss.
+
+    Without a validation loss (``val_set`` None or empty, or no known label in it:
+    :func:`~medmm.models.validation.validation_loss`) there is nothing to select on, so no early stopping, and
+    the last epoch is kept (``selected_by="last_epoch"``), not the first: the training loss measures the fit
+    to the training rows, not generalisation, and picking its minimum (or stopping on its minibatch noise)
+    would be arbitrary; the configured ``train.epochs`` is the only choice left that the user made.
 
     Parameters
     ----------
@@ -217,6 +263,9 @@ def fit(
         Force autocast to this dtype (``torch.bfloat16`` or ``torch.float16``, on any device, the CPU
         included). Default: ``config.train.amp`` and :func:`medmm.devices.autocast_dtype` - bfloat16 on
         GPUs with it, float16 with a gradient scaler on older GPUs, float32 on the CPU.
+    warn
+        Log :attr:`FitResult.notes` (a val split without known labels) as warnings. ``train_from_config``
+        passes False and returns them in its summary's ``notes`` (which ``medmm train`` prints).
 
     Training runs under :func:`medmm.devices.deterministic_kernels` (``config.train.deterministic``).
 
@@ -230,7 +279,11 @@ def fit(
         device = resolve_device(tc.device, source="train.device")
     dtype = amp_dtype if amp_dtype is not None else (autocast_dtype(device) if tc.amp else None)
     with deterministic_kernels(tc.deterministic):
-        return _fit(model, config, train_set, val_set, device, dtype)
+        result = _fit(model, config, train_set, val_set, device, dtype)
+    if warn:
+        for note in result.notes:
+            log.warning(note)
+    return result
 
 
 def _fit(
@@ -267,8 +320,11 @@ def _fit(
         else None
     )
     drop_gen = torch.Generator().manual_seed(tc.seed + 1)
-    best, best_epoch, best_state, stale = math.inf, 0, copy.deepcopy(model.state_dict()), 0
-    history: list[dict[str, float]] = []
+    best_state: dict[str, Any] | None = copy.deepcopy(model.state_dict())
+    best, best_epoch, stale = math.inf, 0, 0
+    history: list[dict[str, Any]] = []
+    notes: list[str] = []
+    weights = {t.name: t.weight for t in config.tasks} if config.loss.weighting == "fixed" else None
     bar = _progress(range(1, tc.epochs + 1), tc.progress)
     for epoch in bar:
         model.train()
@@ -288,24 +344,43 @@ def _fit(
             total += loss.detach().double() * len(batch.record_ids)  # summed on the device: no sync
             n += len(batch.record_ids)
         train_loss = float(total) / max(n, 1)
-        val_loss = _evaluate_loss(model, val_loader, device, dtype) if val_loader else train_loss
+        per_task: dict[str, float | None] = {}
+        if val_loader is not None:
+            per_task, counts = _evaluate_task_losses(model, val_loader, device, dtype)
+            if epoch == 1:
+                notes += unlabelled_notes(model.tasks, counts, len(val_loader.dataset), tc)  # type: ignore[arg-type]
+        val_loss = validation_loss(per_task, weights)
         lr = opt.param_groups[0]["lr"]
         if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            sched.step(val_loss)
+            if val_loss is not None:  # never step on an undefined loss
+                sched.step(val_loss)
         elif sched is not None:
             sched.step()
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "lr": lr,
+                "val_task_loss": per_task,
+            }
+        )
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
-        if val_loss < best - 1e-6:
+            bar.set_postfix(train=f"{train_loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}")
+        if val_loss is None:  # nothing to select on: keep training, keep the last epoch
+            if best == math.inf:
+                best_epoch, best_state = epoch, None
+        elif val_loss < best - 1e-6:
             best, best_epoch, best_state, stale = val_loss, epoch, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale >= tc.patience and epoch < tc.epochs:
                 log.info("early stopping at epoch %d (best %d)", epoch, best_epoch)
                 break
-    model.load_state_dict(best_state)
-    return FitResult(model, best_epoch, history, criterion.task_weights())
+    if best_state is not None:  # None: the model is the last epoch's
+        model.load_state_dict(best_state)
+    selected_by = "last_epoch" if best_state is None else "val_loss"
+    return FitResult(model, best_epoch, history, criterion.task_weights(), selected_by, notes)
 
 
 def _drop(batch: Batch, modalities: Sequence[str], p: float, gen: torch.Generator) -> Batch:
