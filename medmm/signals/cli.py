@@ -78,6 +78,8 @@ def ingest(
         raise typer.Exit(code=2) from None
     for k, v in counts.items():
         typer.echo(f"{k:12s} {v}")
+    if counts.get("quarantined"):
+        typer.echo(f"{'':12s} {_quarantine_summary(out)} (reasons: manifest_signals.parquet)")
     typer.echo(f"tables: {out}/{{signals,beats,features,windows,vitals,events,manifest_signals}}.parquet")
     if strict and counts.get("quarantined"):
         typer.echo(
@@ -120,6 +122,20 @@ def _run(
     return run_signals(
         input_root, out, settings=settings, workers=workers, scheduler=scheduler, key_file=key_file
     )
+
+
+def _quarantine_summary(out: Path) -> str:
+    """``"MissingHeaderError 2, HeaderError 1, part of a quarantined record 3"``: quarantined inputs
+    by the class of their reason."""
+    import pandas as pd
+
+    m = pd.read_parquet(out / "manifest_signals.parquet", columns=["status", "reason"])
+    reasons = m.loc[m["status"] == "quarantined", "reason"].fillna("")
+    kind = reasons.str.extract(r"^(\w+):")[0].where(
+        ~reasons.str.startswith("part of "), "part of a quarantined record"
+    )
+    counts = sorted(kind.fillna("other").value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k} {n}" for k, n in counts)
 
 
 def register(app: typer.Typer) -> None:

@@ -72,3 +72,18 @@ def test_empty_input_folder(tmp_path: Path) -> None:
     # was: exit 0 with 0 records (a nightly job "succeeded" on an unmounted share)
     assert res.exit_code == 2 and "holds no files" in " ".join(res.output.split())
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_summarises_quarantine_reasons(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "v.csv").write_text("time,HR [bpm]\n0,70\n1,71\n")
+    (root / "orphan.dat").write_bytes(b"\0" * 8)
+    (root / "bad.hea").write_text("not a header\n")
+    (root / "bad.dat").write_bytes(b"\0" * 8)
+    (tmp_path / "k").write_text("ab" * 32 + "\n")
+    args = ["signals", "ingest", str(root), "--workers", "0", "--key-file", str(tmp_path / "k")]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0
+    # was: only "quarantined 3", the reasons had to be dug out of the parquet file
+    assert "HeaderError 1, MissingHeaderError 1, part of a quarantined record 1" in res.output
