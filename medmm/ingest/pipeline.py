@@ -171,7 +171,8 @@ def ingest_archive(
     >>> r.n_files == sum(r.counts.values())  # doctest: +SKIP
     True
     """
-    root, out = Path(archive), Path(run_dir)
+    # absolute: the tasks may run in workers whose working folder is another one (--scheduler)
+    root, out = Path(archive).absolute(), Path(run_dir).absolute()
     if not root.is_dir():
         from medmm.errors import ConfigError
 
@@ -232,6 +233,10 @@ def _ingest(
     # release of the earlier scatter (same content key) and cancels tasks with "lost dependencies"
     key = load_key(key_file)
     pz = Pseudonymizer(key)
+    if scheduler is not None:  # workers of an existing cluster read the key from its path (docs/cluster.md)
+        from medmm.workflows.worker_key import KeyPathPseudonymizer, worker_key
+
+        key = KeyPathPseudonymizer(worker_key(key_file))  # type: ignore[assignment]
     claim_site_key(out, pz.check_value())  # a run directory made with another key is refused
     journal = Journal(out)
     state = {"key_fingerprint": pz.id("medmm-key-check", "key"), "archive": str(root.resolve())}

@@ -94,6 +94,8 @@ def run_streamed(
         it = itertools.chain([first], it)
     from distributed import as_completed
 
+    from medmm.workflows.external import task_result
+
     if show_progress is None:
         show_progress = interactive()
     if window is None:
@@ -118,10 +120,7 @@ def run_streamed(
     with progress or contextlib.nullcontext():
         for fut in done:
             item = pending.pop(fut.key)
-            try:
-                result: R | TaskFailure = fut.result()
-            except Exception as exc:  # one bad task never kills the run
-                result = TaskFailure(exc)
+            result: R | TaskFailure = task_result(fut)  # a lost cluster raises (ClusterError)
             fut.release()
             nxt = next(it, _END)
             if nxt is not _END:

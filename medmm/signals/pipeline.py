@@ -164,6 +164,14 @@ def _dask(
     from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 
     with dask_client(workers=workers, scheduler=scheduler, quiet=True) as client:
+        if scheduler:  # the workers must see the input, the run directory and the key (docs/cluster.md)
+            from medmm.workflows.external import check_paths
+            from medmm.workflows.worker_key import KeyPathPseudonymizer, check_key
+
+            root, _, pz, out = args
+            check_paths(client, scheduler, read=[root], write=[out])
+            if isinstance(pz, KeyPathPseudonymizer):
+                check_key(client, scheduler, pz.ref)
         for i, res in run_tasks(client, process_resumable, jobs, label="signals", args=args):
             yield i, (res.exception if isinstance(res, TaskFailure) else res)
 
@@ -266,7 +274,8 @@ def run_signals(
     """
     timer = Timer()
     settings = settings or Settings()
-    root, out = Path(input_root), Path(run_dir)
+    # absolute: the tasks may run in workers whose working folder is another one (--scheduler)
+    root, out = Path(input_root).absolute(), Path(run_dir).absolute()
     if not root.is_dir():  # e.g. an export share not mounted: never an empty, "successful" run
         raise ConfigError(
             f"{root}: the signals input must be an existing folder (not found, or not a folder); "
@@ -299,6 +308,10 @@ def run_signals(
         raise ConfigError(
             f"{out}: the run directory cannot be created ({exc.strerror}); choose another --out"
         ) from None
+    if pseudonymizer is None and scheduler:  # workers read the key from its path (docs/cluster.md)
+        from medmm.workflows.worker_key import KeyPathPseudonymizer, worker_key
+
+        pseudonymizer = KeyPathPseudonymizer(worker_key(key_file))
     pz = pseudonymizer or Pseudonymizer(load_key(key_file))
     claim_site_key(out, pz.check_value())  # a run directory made with another key is refused
     with timer("discover"):

@@ -291,12 +291,6 @@ def test_cli_relative_paths_reports(
     assert not (tmp_path / "hits").exists(), (tmp_path / "hits").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm.ingest ships the archive and run paths as given (relative): workers in another folder "
-    "find nothing and every file is quarantined ('no outcome was recorded'); fix: Path(...).resolve() "
-    "in ingest_archive (see docs/cluster.md)",
-)
 def test_cli_relative_paths_ingest(
     cluster: Cluster, inputs: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -309,11 +303,6 @@ def test_cli_relative_paths_ingest(
     assert (manifest["status"] == "ingested").sum() == 4, manifest[["path", "reason"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm.signals ships the input and run paths as given (relative): workers in another folder "
-    "quarantine every record ('disappeared during the run'); fix: Path(...).resolve() in run_signals",
-)
 def test_cli_relative_paths_signals(
     cluster: Cluster, inputs: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,14 +357,6 @@ def _pipeline_id(spec: object) -> int | None:
     return None if found is None else id(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm.ingest sends the site key's bytes in every task's arguments and medmm.signals scatters a "
-    "Pseudonymizer holding them: the key crosses the (unencrypted) cluster network and sits in the "
-    "scheduler's memory; fix: with a scheduler, pass KeyPathPseudonymizer(worker_key(key_file)) from "
-    "medmm.workflows.worker_key instead (ingest: as the tasks' `key` argument, which they already accept "
-    "as a Pseudonymizer; signals: as `pz`)",
-)
 @pytest.mark.parametrize("stage", ["ingest", "signals"])
 def test_site_key_never_sent_to_workers(
     cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path, stage: str
@@ -488,14 +469,6 @@ def test_workflow_refuses_workers_that_cannot_read_inputs_key_or_run_dir(
         check_key(client, nobody_cluster.address, worker_key(key_file))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm signals ingest (and ingest, reports parse) --scheduler do not check that the workers "
-    "see the input, the run directory and the key: a worker without the permissions quarantines every "
-    "record ('disappeared during the run'); fix: after dask_client(scheduler=...), call "
-    "medmm.workflows.external.check_paths(client, scheduler, read=[root], write=[out]) and "
-    "medmm.workflows.worker_key.check_key(client, scheduler, worker_key(key_file))",
-)
 def test_signals_cli_refuses_workers_that_cannot_read_the_input(
     nobody_cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path
 ) -> None:
@@ -621,12 +594,6 @@ def test_cluster_lost_mid_run_is_a_clear_error_and_the_run_resumes(
     assert counts["quarantined"] == 0 and counts["records"] == 2, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm.ingest's scan phase (ingest/stream.py run_streamed) turns the lost scheduler's cancelled "
-    "futures into quarantined files (and a re-run skips them as done); fix: take each result with "
-    "medmm.workflows.external.task_result(fut) instead of its own try/except",
-)
 def test_ingest_scheduler_lost_in_scan_is_a_clear_error(
     cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path
 ) -> None:
