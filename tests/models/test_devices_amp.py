@@ -147,10 +147,16 @@ def test_every_encoder_runs_under_autocast(
     enc = make()
     x = torch.randn(*shape)
     args = (x, torch.randn(shape[0], n_features)) if n_features else (x,)
-    with torch.autocast("cpu", dtype=dtype):
-        out = enc(*args)
-    assert out.dtype == dtype and out.shape == (shape[0], 8)
-    out.float().pow(2).mean().backward()
+    # oneDNN's bfloat16 conv3d backward on the CPU returns NaN weight gradients in about half of
+    # identical, seeded runs (torch 2.13, this VM; not with oneDNN off, not on CUDA, where medmm's AMP
+    # runs): the CPU autocast here only proves the encoders' code runs under autocast, so 3D runs
+    # on torch's native CPU kernels.
+    off = len(shape) == 5 and dtype == torch.bfloat16
+    with torch.backends.mkldnn.flags(enabled=not off):
+        with torch.autocast("cpu", dtype=dtype):
+            out = enc(*args)
+        assert out.dtype == dtype and out.shape == (shape[0], 8)
+        out.float().pow(2).mean().backward()
     grads = [p.grad for p in enc.parameters() if p.requires_grad]
     assert grads and all(
         g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads
