@@ -7,9 +7,8 @@ The data go through medmm's standard stages, as a clinical researcher would run 
    ``metadata_subset_licensed.csv``: the clinical notes with every word that names a finding deleted
    (:func:`mask_label_words`), one report per picture (``report_id`` = ``study_id`` = file name), and the
    target ``covid`` (``finding == COVID-19``) per picture file;
-2. :func:`build_run`: ``medmm ingest`` (pictures + ``--ids``), ``medmm reports parse`` (the notes table),
-   ``medmm align`` (one record per picture with image and report) and :func:`attach_labels` (the target,
-   until ``medmm align`` takes a label table; see ``docs/covid.md``, *Gaps*);
+2. :func:`build_run`: ``medmm ingest`` (pictures + ``--ids``), ``medmm reports parse`` (the notes table)
+   and ``medmm align --labels`` (one record per picture with image, report and target);
 3. :func:`load_cases` / :func:`load_images` / :func:`report_matrix`: the records with their analysis
    columns, the pictures through the models' :class:`medmm.models.volumes.VolumeSource` (the MONAI chain
    the Dataset uses) and the report findings vector ``medmm align`` wrote;
@@ -38,7 +37,6 @@ __all__ = [
     "LABEL",
     "LEAK",
     "METADATA",
-    "attach_labels",
     "build_run",
     "intensity_texture_features",
     "load_cases",
@@ -114,7 +112,9 @@ def write_notes_table(meta_csv: Path, out_csv: Path) -> Path:
 
 
 def write_label_table(meta_csv: Path, out_csv: Path) -> Path:
-    """The target per picture: columns ``path`` (file name) and :data:`LABEL` (1 = COVID-19, 0 = other).
+    """The target per picture as a ``medmm align --labels`` table: ``patient`` (raw ``Patientid``),
+    ``study`` (the file name, the study id ``ingest --study-column filename`` gave) and :data:`LABEL`
+    (1 = COVID-19, 0 = other). It holds raw patient ids: keep it beside the data, not in the run.
 
     >>> p = Path(tempfile.mkdtemp())
     >>> _ = (p / "m.csv").write_text("Patientid,filename,finding\\n7,a.jpg,COVID-19\\n8,b.png,ARDS\\n")
@@ -122,46 +122,19 @@ def write_label_table(meta_csv: Path, out_csv: Path) -> Path:
     [1, 0]
     """
     meta = _metadata(meta_csv)
-    table = pd.DataFrame({"path": meta["filename"], LABEL: (meta["finding"] == POSITIVE).astype(int)})
+    table = pd.DataFrame(
+        {
+            "patient": meta["Patientid"],
+            "study": meta["filename"],
+            LABEL: (meta["finding"] == POSITIVE).astype(int),
+        }
+    )
     table.to_csv(out_csv, index=False)
     return Path(out_csv)
 
 
-def attach_labels(run_dir: Path, labels_csv: Path) -> int:
-    """Set the labels of ``RUN_DIR/records.parquet`` from a table keyed by image file (``path``).
-
-    Every other column of ``labels_csv`` is a label (0 / 1 / empty). A record gets the row whose ``path``
-    is its picture's file (``volumes.parquet`` ``sources``, matched on the file name); the labels JSON
-    keeps what ``medmm align`` put there. Stands in for a label table option of ``medmm align``
-    (``docs/covid.md``, *Gaps*). Returns the number of records labelled; a record without a row is an
-    error (``ValueError`` naming the table).
-    """
-    from medmm.tables import write_table
-
-    run_dir = Path(run_dir)
-    table = pd.read_csv(labels_csv, dtype={"path": str})
-    names = [c for c in table.columns if c != "path"]
-    by_file = table.assign(path=table["path"].map(lambda s: Path(s).name)).set_index("path")
-    columns: dict[str, dict[Any, Any]] = {n: by_file[n].to_dict() for n in names}
-    vols = pd.read_parquet(run_dir / "volumes.parquet", columns=["volume_id", "sources"])
-    file_of = {v: Path(str(s[0])).name for v, s in zip(vols["volume_id"], vols["sources"], strict=True)}
-    records = pd.read_parquet(run_dir / "records.parquet")
-    out = []
-    for image_id, text in zip(records["image_id"], records["labels"], strict=True):
-        labels = json.loads(text or "{}")
-        f = file_of.get(image_id) if isinstance(image_id, str) else None
-        if f is None or f not in by_file.index:
-            raise ValueError(f"{labels_csv}: no row for the picture of a record ({f or 'no image'})")
-        for n in names:
-            v = float(columns[n][f])
-            labels[n] = None if np.isnan(v) else int(v)
-        out.append(json.dumps(labels, sort_keys=True))
-    write_table(records.assign(labels=out), run_dir / "records.parquet")
-    return len(out)
-
-
 def build_run(data_dir: Path, run_dir: Path, key_file: Path | None = None) -> dict[str, Any]:
-    """The standard sequence on ``covid_chestxray_subset``: ingest, reports parse, align, labels.
+    """The standard sequence on ``covid_chestxray_subset``: ingest, reports parse, align with labels.
 
     Equivalent to the shell commands of ``docs/covid.md`` (in process: ingest with threads, reports
     without Dask). The masked notes and label tables are written to a temporary folder and deleted, so
@@ -194,14 +167,9 @@ def build_run(data_dir: Path, run_dir: Path, key_file: Path | None = None) -> di
         rep = parse_reports(
             notes, run_dir, patient_column="patient_id", study_column="study_id", workers=0, key_file=key_file
         )
-        counts = align_run(run_dir)
-        n_labelled = attach_labels(run_dir, write_label_table(meta, Path(tmp) / "labels.csv"))
-    return {
-        "ingest": dict(ing.counts),
-        "reports": dict(rep.counts),
-        "align": counts,
-        "labelled": n_labelled,
-    }
+        labels = write_label_table(meta, Path(tmp) / "labels.csv")
+        counts = align_run(run_dir, labels=labels, key_file=key_file)
+    return {"ingest": dict(ing.counts), "reports": dict(rep.counts), "align": counts}
 
 
 def load_cases(run_dir: Path, meta_csv: Path) -> pd.DataFrame:

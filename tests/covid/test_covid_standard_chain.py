@@ -87,11 +87,14 @@ def test_standard_chain_end_to_end_with_one_lopo_fold(shared_data: Path, tmp_pat
     records = pd.read_parquet(run_dir / "records.parquet")
     assert len(records) == 34 and records["patient_id"].nunique() == 19
     assert records["has_image"].all() and records["has_report"].all()
+    # each picture is its own study (study id = file name, in ingest and in the notes table)
+    study_of = dict(zip(volumes["volume_id"], volumes["study_id"], strict=True))
+    assert [study_of[i] for i in records["image_id"]] == records["study_id"].tolist()
+    assert records["study_id"].is_unique and records["report_id"].is_unique
     file_of = {v: Path(s[0]).name for v, s in zip(volumes["volume_id"], volumes["sources"], strict=True)}
-    assert [file_of[i] for i in records["image_id"]] == records["report_id"].tolist()
     meta = pd.read_csv(data / METADATA).set_index("filename")
     y = [json.loads(t)["covid"] for t in records["labels"]]
-    assert y == [int(str(meta.at[f, "finding"]) == "COVID-19") for f in records["report_id"]]
+    assert y == [int(str(meta.at[file_of[i], "finding"]) == "COVID-19") for i in records["image_id"]]
     assert sum(y) == 24
     assert records.assign(y=y).groupby("patient_id")["y"].nunique().max() == 1
     # the notes reached the report vector: some finding other than `normal` is present
@@ -163,15 +166,14 @@ def few_run(shared_data: Path, tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap (medmm/align): no label table option; the chain sets labels with bench._covid.attach_labels",
-)
-def test_align_takes_labels_from_a_table(few_run: Path, shared_data: Path, tmp_path: Path) -> None:
+def test_align_cli_takes_the_label_table(few_run: Path, shared_data: Path, tmp_path: Path) -> None:
+    """Step 3 of docs/covid.md: `medmm align RUN --labels work/labels.csv` (patient + study = file name)."""
     labels = write_label_table(shared_data / "covid_chestxray_subset" / METADATA, tmp_path / "labels.csv")
-    res = CliRunner().invoke(app, ["align", str(few_run), "--labels", str(labels)])
+    key = tmp_path / "site.key"
+    res = CliRunner().invoke(app, ["align", str(few_run), "--labels", str(labels), "--key-file", str(key)])
     assert res.exit_code == 0, res.output
     records = pd.read_parquet(few_run / "records.parquet")
+    records = records[records["has_image"]]  # the notes table has all 34 reports, the run 3 pictures
     assert sorted(json.loads(t)["covid"] for t in records["labels"]) == [0, 1, 1]
 
 
