@@ -57,7 +57,8 @@ def load_key(key_file: Path | None = None) -> bytes:
 
     Order: ``key_file`` argument, ``$MEDMM_KEY_FILE``, :func:`default_key_file`. Creating a key logs a
     WARNING naming its path (a mistyped ``--key-file`` would otherwise silently give new pseudonyms);
-    the key itself is never logged.
+    the key itself is never logged. A given path (argument or ``$MEDMM_KEY_FILE``) whose folder does not
+    exist is refused with a :class:`~medmm.errors.ConfigError` instead of starting a new key there.
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "site.key"
@@ -65,8 +66,14 @@ def load_key(key_file: Path | None = None) -> bytes:
     >>> len(key), load_key(path) == key
     (32, True)
     """
-    path = Path(key_file or os.environ.get(KEY_ENV) or default_key_file()).expanduser()
+    given = key_file or os.environ.get(KEY_ENV)
+    path = Path(given or default_key_file()).expanduser()
     if not path.exists():
+        if given and not path.parent.is_dir():  # a mistyped path would silently start a new key
+            raise ConfigError(
+                f"{path}: no site key there and its folder {path.parent} does not exist; check the "
+                f"--key-file path (or ${KEY_ENV}), or create the folder first to start a new site key there"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -41,7 +41,7 @@ def _flat(text: str) -> str:
 
 
 def test_new_key_is_logged_without_the_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "typo" / "site.key"
+    path = tmp_path / "typo-site.key"  # in an existing folder (a missing one is refused)
     with caplog.at_level(logging.WARNING, logger="medmm.pseudonym"):
         key = load_key(path)
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
