@@ -11,7 +11,8 @@ works on dictionaries ``{"image": path, "mask": path (optional), "modality": "CT
 3. intensity: ``zscore`` (``NormalizeIntensityd``), ``zscore_nonzero`` (over non-zero voxels),
    ``ct_window`` (``ScaleIntensityRanged`` ``ct_window`` -> [0, 1], clipped), ``percentiles``
    (``ScaleIntensityRangePercentilesd`` -> [0, 1], clipped), ``none``, or ``auto`` (``ct_window`` when the
-   volume's modality is CT, ``zscore_nonzero`` otherwise);
+   volume's modality is CT and it came from DICOM/NIfTI/ANALYZE, i.e. holds Hounsfield units;
+   ``zscore_nonzero`` otherwise, including CT pictures exported as PNG/JPEG/TIFF, 0-255 grey);
 4. 2D, every ``slice`` mode but ``all``: the slice :func:`select_slice` picks is cut here (after the
    volume-wide normalisation), so a cache holds one slice per volume; ``slice`` records its index;
 5. ``Resized`` (``mode="area"``) or ``ResizeWithPadOrCropd`` to ``size``: every axis in 3D, in-plane in
@@ -32,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,7 @@ from medmm.errors import ConfigError, InputError
 from medmm.models.config import ImageInputConfig
 
 __all__ = [
+    "HU_SOURCES",
     "ByModalityd",
     "FirstChanneld",
     "SelectSliced",
@@ -79,7 +82,9 @@ def transform_digest(cfg: ImageInputConfig, spatial_dims: int) -> str:
     import monai
 
     fields = cfg.model_dump(mode="json", exclude={"source", "cache", "cache_dir", "cache_workers", "augment"})
-    text = json.dumps({"cfg": fields, "dims": spatial_dims, "monai": monai.__version__}, sort_keys=True)
+    # "auto": 2 = a CT picture export (png/jpeg/tiff) is z-scored, not HU-windowed (older caches are stale)
+    chain = {"cfg": fields, "dims": spatial_dims, "monai": monai.__version__, "auto": 2}
+    text = json.dumps(chain, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -140,8 +145,36 @@ class SelectSliced(MapTransform):
         return d
 
 
+#: source formats whose CT voxels are Hounsfield units (``normalize: auto`` windows only these)
+HU_SOURCES = frozenset({"dicom", "nifti", "analyze"})
+
+
+def _source_format(data: Mapping[Hashable, Any]) -> str:
+    """``source_format`` of the item, else of its sidecar (``<id>.json`` beside it); "" if unknown."""
+    given = data.get("source_format")
+    if given:
+        return str(given).lower()
+    image = data.get("image")
+    name = getattr(image, "meta", {}).get("filename_or_obj") if image is not None else None
+    if not name and isinstance(image, (str, Path)):
+        name = image
+    if not name:
+        return ""
+    path = Path(str(name))
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    side = path.with_name(f"{stem}.json")
+    try:
+        return str(json.loads(side.read_text(encoding="utf-8")).get("source_format") or "").lower()
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
 class ByModalityd(MapTransform):
-    """Apply ``ct`` to CT volumes and ``other`` to the rest (``normalize: auto``)."""
+    """Apply ``ct`` to CT volumes holding Hounsfield units and ``other`` to the rest (``normalize: auto``).
+
+    A CT volume is windowed only when its ``source_format`` (the item's key, else its sidecar) is unknown
+    or one of :data:`HU_SOURCES`; a CT picture export (png/jpeg/tiff: 0-255 grey) gets ``other``.
+    """
 
     def __init__(self, ct: Any, other: Any) -> None:
         super().__init__(["image"])
@@ -149,6 +182,9 @@ class ByModalityd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Any:
         is_ct = str(data.get("modality", "")).upper() == "CT"
+        if is_ct:
+            source = _source_format(data)
+            is_ct = source == "" or source in HU_SOURCES
         return (self.ct if is_ct else self.other)(data)
 
 

@@ -207,11 +207,6 @@ def test_reports_parse_scores_the_metadata_notes_column(shared_data: Path, tmp_p
     assert (labels["finding"] != "normal").any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap (medmm/models/transforms): normalize auto windows a CT *picture* (0-255 grey, no HU) as "
-    "Hounsfield units; the chain sets normalize: zscore",
-)
 def test_auto_normalisation_of_a_ct_picture_is_not_a_hu_window(few_run: Path) -> None:
     from medmm.models.config import ImageInputConfig
     from medmm.models.volumes import VolumeSource
