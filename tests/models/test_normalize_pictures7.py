@@ -20,9 +20,7 @@ def _ingest(tmp_path: Path) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     archive = tmp_path / "archive"
     archive.mkdir()
-    ramp = (
-        np.linspace(20, 250, 48)[None, :] + np.linspace(0, 5, 40)[:, None]
-    )  # smooth: keeps its std
+    ramp = np.linspace(20, 250, 48)[None, :] + np.linspace(0, 5, 40)[:, None]  # smooth: keeps its std
     grey = ramp.astype(np.uint8)
     Image.fromarray(grey).save(archive / "chest.png")
     hu = rng.normal(0, 400, (24, 24, 6)).astype(np.float32)
