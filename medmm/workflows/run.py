@@ -12,8 +12,9 @@ never do (stages quarantine them).
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,19 @@ _FROM_WORKFLOW = {"workers", "scheduler", "key_file", "client", "pseudonymizer"}
 
 
 def _checked_options(
-    fn: Callable[..., Any], options: Mapping[str, Any], stage: str, positional: int = 1
+    fn: Callable[..., Any],
+    options: Mapping[str, Any],
+    stage: str,
+    positional: int = 1,
+    *,
+    extra: Sequence[str] = (),
+    hidden: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``options`` of a stage, checked against ``fn``'s keyword arguments.
 
     Its first ``positional`` parameters (input, run directory ...) and the cluster / key arguments are
-    set by the workflow file's own fields, not by a stage's options.
+    set by the workflow file's own fields, not by a stage's options. ``extra`` names options the stage
+    adapter handles itself; ``hidden`` names parameters of ``fn`` that the adapter sets from them.
     """
     params = list(inspect.signature(fn).parameters)
     reserved = set(params[:positional]) | _FROM_WORKFLOW
@@ -73,16 +81,31 @@ def _checked_options(
             f"stage '{stage}': option(s) {clash} come from the workflow file itself (the stage's `input`, "
             "`run_dir`, `cluster: workers/scheduler`, `key_file`); remove them from the stage's options"
         )
-    allowed = set(params) - reserved
+    allowed = (set(params) - reserved - set(hidden)) | set(extra)
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ConfigError(f"stage '{stage}': unknown option(s) {unknown}; valid: {sorted(allowed)}")
+        hints = [
+            f"{name!r} -> did you mean {close[0]!r}?"
+            for name in unknown
+            if (close := difflib.get_close_matches(name, sorted(allowed), n=1))
+        ]
+        hint = f" ({'; '.join(hints)})" if hints else ""
+        raise ConfigError(f"stage '{stage}': unknown option(s) {unknown}{hint}; valid: {sorted(allowed)}")
     return dict(options)
 
 
-def _call_stage(fn: Callable[..., Any], step: StageStep, ctx: StageContext) -> Any:
-    """Call a stage entry point ``fn(input, run_dir, workers=, scheduler=, key_file=, **options)``."""
-    opts = _checked_options(fn, step.options, step.stage.value, positional=2)
+def _call_stage(
+    fn: Callable[..., Any],
+    step: StageStep,
+    ctx: StageContext,
+    options: Mapping[str, Any] | None = None,
+    **computed: Any,
+) -> Any:
+    """Call a stage entry point ``fn(input, run_dir, workers=, scheduler=, key_file=, **options)``.
+
+    ``options`` replaces the step's own (what is left once the adapter took its ``computed`` ones).
+    """
+    opts = _checked_options(fn, step.options if options is None else options, step.stage.value, positional=2)
     return fn(
         ctx.resolve(step.input or ""),
         ctx.run_dir,
@@ -90,13 +113,50 @@ def _call_stage(fn: Callable[..., Any], step: StageStep, ctx: StageContext) -> A
         scheduler=ctx.scheduler,
         key_file=ctx.key_file,
         **opts,
+        **computed,
     )
 
 
+#: ingest options that make its ids table (as ``medmm ingest --ids CSV --path-column ... --modality``),
+#: with the CLI's defaults
+_INGEST_ID_OPTIONS = {
+    "path_column": "path",
+    "patient_column": "patient_id",
+    "study_column": "study_id",
+    "modality_column": "modality",
+    "time_column": "study_time",
+}
+
+
 def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
+    """Ingest ``input``; ``ids`` (a CSV, relative to the workflow file), its ``*_column`` names and
+    ``modality`` give ids to image files that carry none, as ``medmm ingest --ids`` does."""
+    from medmm.ingest.image_ids import IdColumns, IdTable
     from medmm.ingest.pipeline import ingest_archive
 
-    return dict(_call_stage(ingest_archive, step, ctx).counts)
+    names = ["ids", "modality", *_INGEST_ID_OPTIONS]
+    _checked_options(ingest_archive, step.options, "ingest", positional=2, extra=names, hidden=["ids"])
+    opts = dict(step.options)
+    ids, modality = opts.pop("ids", None), str(opts.pop("modality", None) or "")
+    columns = {k: str(opts.pop(k, default)) for k, default in _INGEST_ID_OPTIONS.items()}
+    if ids is None and any(columns[k] != d for k, d in _INGEST_ID_OPTIONS.items()):
+        raise ConfigError(
+            "stage 'ingest': the *_column options name columns of the `ids` table; add `ids: FILE.csv` "
+            "or remove them"
+        )
+    table: IdTable | None = None
+    if ids is not None:
+        cols = IdColumns(
+            columns["path_column"],
+            columns["patient_column"],
+            columns["study_column"],
+            columns["modality_column"],
+            columns["time_column"],
+        )
+        table = IdTable.load(ctx.resolve(str(ids)), cols, modality=modality)
+    elif modality:
+        table = IdTable({}, source="modality", modality=modality)
+    return dict(_call_stage(ingest_archive, step, ctx, opts, ids=table).counts)
 
 
 def _reports(step: StageStep, ctx: StageContext) -> dict[str, int]:
@@ -150,7 +210,10 @@ def _anomaly(step: StageStep, ctx: StageContext) -> dict[str, int]:
 def _align(step: StageStep, ctx: StageContext) -> dict[str, int]:
     from medmm.align.pipeline import align_run
 
-    counts = align_run(ctx.run_dir, **_checked_options(align_run, step.options, "align"))
+    opts = _checked_options(align_run, step.options, "align")
+    if opts.get("labels") is not None:  # a path, relative to the workflow file as every other one
+        opts["labels"] = ctx.resolve(str(opts["labels"]))
+    counts = align_run(ctx.run_dir, key_file=ctx.key_file, **opts)
     return {k: int(v) for k, v in counts.items() if isinstance(v, int)}
 
 
@@ -170,6 +233,8 @@ def _pseudonymizes(step: StageStep) -> bool:
     """Whether ``step`` pseudonymizes identifiers with the site key (reports only with id columns)."""
     if step.stage in (StageName.ingest, StageName.signals):
         return True
+    if step.stage == StageName.align:  # labels keyed by raw ids are pseudonymized with the key
+        return bool(step.options.get("labels"))
     return step.stage == StageName.reports and bool(
         step.options.get("patient_column") or step.options.get("study_column")
     )
