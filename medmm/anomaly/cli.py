@@ -19,6 +19,12 @@ import typer
 
 __all__ = ["register"]
 
+#: the --device help of every anomaly command (the names medmm.devices.resolve_device accepts)
+DEVICE_HELP = "auto, cpu, cuda or cuda:N (default auto: cuda when available)."
+#: the --ensemble help; the default size lives in medmm.anomaly.train.DEFAULT_ENSEMBLE only (torch is
+#: imported there, so it is read inside the commands, not at CLI start-up)
+ENSEMBLE_HELP = "(default: medmm.anomaly.train.DEFAULT_ENSEMBLE)"
+
 anomaly_app = typer.Typer(
     help="Label-free ECG beat anomaly detection (train on a signals run, score beats).",
     no_args_is_help=True,
@@ -31,8 +37,10 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
     seed: int = typer.Option(0, "--seed", help="Seed of weight init and batch order."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs."),
-    ensemble: int = typer.Option(5, "--ensemble", min=1, help="Networks (seeds seed, seed+1, ...)."),
-    device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
+    ensemble: int | None = typer.Option(
+        None, "--ensemble", min=1, help=f"Networks (seeds seed, seed+1, ...) {ENSEMBLE_HELP}."
+    ),
+    device: str = typer.Option("", "--device", help=DEVICE_HELP),
     input_root: Path | None = typer.Option(
         None, "--input", help="Input root of the signals run (default: read from its run.json)."
     ),
@@ -40,6 +48,7 @@ def train_cmd(
     """Train the beat autoencoder on every beat of SIGNALS_RUN (reference labels are ignored)."""
     from medmm.anomaly.score import pick_device
     from medmm.anomaly.stage import train_on_run
+    from medmm.anomaly.train import DEFAULT_ENSEMBLE
     from medmm.errors import MedmmError
 
     try:
@@ -49,7 +58,7 @@ def train_cmd(
             out,
             seed=seed,
             epochs=epochs,
-            ensemble=ensemble,
+            ensemble=DEFAULT_ENSEMBLE if ensemble is None else ensemble,
             device=device or None,
             input_root=input_root,
         )
@@ -78,16 +87,18 @@ def score_cmd(
     model_dir: Path = typer.Option(..., "--model", "-m", exists=True, file_okay=False, help="Trained model."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for anomalies.parquet."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Beats per forward pass."),
-    device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
+    device: str = typer.Option("", "--device", help=DEVICE_HELP),
     input_root: Path | None = typer.Option(
         None, "--input", help="Input root of the signals run (default: read from its run.json)."
     ),
 ) -> None:
     """Score every beat of SIGNALS_RUN and write OUT/anomalies.parquet (score, flag at the threshold)."""
+    from medmm.anomaly.score import pick_device
     from medmm.anomaly.stage import score_run
     from medmm.errors import MedmmError
 
     try:
+        pick_device(device or None)  # a wrong --device fails before the run and the model are read
         res = score_run(
             signals_run, model_dir, out, batch_size=batch_size, device=device or None, input_root=input_root
         )
@@ -106,7 +117,9 @@ def evaluate_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of every fold's training."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Training epochs per fold."),
-    ensemble: int = typer.Option(5, "--ensemble", min=1, help="Networks per fold (seeds seed, seed+1, ...)."),
+    ensemble: int | None = typer.Option(
+        None, "--ensemble", min=1, help=f"Networks per fold (seeds seed, seed+1, ...) {ENSEMBLE_HELP}."
+    ),
     nested: bool = typer.Option(
         True,
         "--nested/--no-nested",
@@ -118,7 +131,7 @@ def evaluate_cmd(
         help="Nested selection may also switch off the v0.5 design (QRS floor, P-wave criterion).",
     ),
     annotation: str = typer.Option("atr", "--annotation", help="Reference annotation extension."),
-    device: str = typer.Option("", "--device", help="cpu / cuda (default: cuda when available)."),
+    device: str = typer.Option("", "--device", help=DEVICE_HELP),
     input_root: Path | None = typer.Option(
         None, "--input", help="Input root of the signals run (default: read from its run.json)."
     ),
@@ -127,10 +140,12 @@ def evaluate_cmd(
     from medmm.anomaly.evaluate import leave_one_record_out, read_reference, selection_grid
     from medmm.anomaly.runs import _input_root, load_signals_run
     from medmm.anomaly.score import pick_device
+    from medmm.anomaly.train import DEFAULT_ENSEMBLE
     from medmm.errors import MedmmError
     from medmm.runinfo import Timer, update_run_json
     from medmm.tables import atomic_write_text, write_table
 
+    ensemble = DEFAULT_ENSEMBLE if ensemble is None else ensemble
     timer = Timer()
     try:
         pick_device(device or None)  # a wrong --device fails before the (long) evaluation
