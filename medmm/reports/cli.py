@@ -54,6 +54,12 @@ def parse_cmd(
         None, help="Site key file (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key)."
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any report is quarantined."),
+    keep_report_ids: bool = typer.Option(
+        False,
+        "--keep-report-ids",
+        help="Write report ids as given (only for data already de-identified); default: pseudonyms "
+        "of the ids with the site key (accession numbers are identifiers).",
+    ),
     keep_text: bool = typer.Option(
         False,
         "--keep-text",
@@ -82,6 +88,7 @@ def parse_cmd(
             batch_size=batch_size or None,
             key_file=key_file,
             keep_text=keep_text,
+            keep_report_ids=keep_report_ids,
         )
     except MedmmError as exc:
         _fail(exc)
@@ -100,19 +107,25 @@ def parse_cmd(
 
 @reports_app.command("show")
 def show_cmd(
-    report_id: str = typer.Argument(..., help="Report id as given in the input."),
+    report_id: str = typer.Argument(
+        ..., help="Report id as given in the input (hashed with the site key) or its pseudonym (rep-...)."
+    ),
     run: Path = typer.Option(..., "--run", help="Run directory of `medmm reports parse`."),
     html_out: Path | None = typer.Option(None, "--html", help="Write a standalone HTML page here."),
+    key_file: Path | None = typer.Option(
+        None, help="The run's site key file (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key)."
+    ),
 ) -> None:
     """Show one report with highlighted entities, negations and measurements (the text from
     report_texts.parquet of a --keep-text run, else re-read from the run's input)."""
     import pandas as pd
 
     from medmm.errors import MedmmError
-    from medmm.reports.render import render_report
+    from medmm.reports.render import render_report, resolve_report_id
 
     try:
-        page = render_report(report_id, run, page=True)
+        report_id = resolve_report_id(report_id, run, key_file)
+        page = render_report(report_id, run, page=True, key_file=key_file)
     except MedmmError as exc:
         _fail(exc)
         return
@@ -145,13 +158,16 @@ def evaluate_findings_cmd(
     csv_path: Path = typer.Argument(..., help="IU reports CSV with a Problems column."),
     run: Path = typer.Option(..., "--run", help="Run directory of `medmm reports parse` over that CSV."),
     id_column: str = typer.Option("uid", help="Id column of the CSV."),
+    key_file: Path | None = typer.Option(
+        None, help="The run's site key file (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key)."
+    ),
 ) -> None:
     """Per-finding P/R/F1 of the run's report labels and of the keyword+"no" regex baseline."""
     from medmm.errors import MedmmError
     from medmm.reports.evaluate_findings import compare, format_table
 
     try:
-        result = compare(csv_path, run, id_column)
+        result = compare(csv_path, run, id_column, key_file=key_file)
     except MedmmError as exc:
         _fail(exc)
         return

@@ -156,11 +156,18 @@ def _read_gold(csv_path: Path, id_column: str) -> pd.DataFrame:
     return frame
 
 
-def compare(csv_path: Path, run_dir: Path, id_column: str = "uid") -> dict[str, Any]:
+def compare(
+    csv_path: Path, run_dir: Path, id_column: str = "uid", key_file: Path | None = None
+) -> dict[str, Any]:
     """Evaluate the run's ``report_labels.parquet`` and the regex baseline on all / tune / held-out reports.
 
     Only reports the run parsed (status ``ingested``) are scored; both methods see the same reports.
+    A run whose report ids are pseudonyms is matched to the CSV's ids with its site key (``key_file``,
+    else ``$MEDMM_KEY_FILE``; :func:`~medmm.reports.render.run_pseudonymizer`).
     """
+    from medmm.reports.io.inputs import report_pseudonymizer
+    from medmm.reports.render import run_pseudonymizer
+
     frame = _read_gold(Path(csv_path), id_column)
     gold = gold_labels(frame, id_column)
     for name in ("manifest_reports.parquet", "report_labels.parquet"):
@@ -169,9 +176,15 @@ def compare(csv_path: Path, run_dir: Path, id_column: str = "uid") -> dict[str, 
                 str(run_dir), f"has no {name}", f"run `medmm reports parse {csv_path} --out {run_dir}` first"
             )
     manifest = pd.read_parquet(Path(run_dir) / "manifest_reports.parquet")
-    ingested = manifest.loc[manifest["status"] == "ingested", "report_id"].astype(str).tolist()
-    parsed: list[str] = [str(i) for i in ingested if i in gold.index]
     labels = pd.read_parquet(Path(run_dir) / "report_labels.parquet")
+    pseudonymizer = run_pseudonymizer(Path(run_dir), key_file)
+    if pseudonymizer is not None:  # the run's ids back to the CSV's (split_ids reads the CSV's ids)
+        hide = report_pseudonymizer(pseudonymizer)
+        raw_of = {hide(i): i for i in gold.index}
+        manifest = manifest.assign(report_id=manifest["report_id"].map(raw_of))
+        labels = labels.assign(report_id=labels["report_id"].map(raw_of))
+    ingested = manifest.loc[manifest["status"] == "ingested", "report_id"].dropna().astype(str).tolist()
+    parsed: list[str] = [str(i) for i in ingested if i in gold.index]
     pred = predicted_labels(labels, parsed)
     base = baseline_labels(frame, id_column)
     out: dict[str, Any] = {}

@@ -258,6 +258,7 @@ def parse_reports(
     key_file: Path | None = None,
     max_chars: int = MAX_CHARS,
     keep_text: bool = False,
+    keep_report_ids: bool = False,
 ) -> ParseSummary:
     """Parse every report of ``input_path`` into ``run_dir`` tables; see :mod:`medmm.reports`.
 
@@ -269,6 +270,10 @@ def parse_reports(
     :func:`auto_batch_size` in-process and :func:`~medmm.reports.tasks.plan_sizes` on Dask.
     ``keep_text`` writes ``report_texts.parquet`` (the cleaned text, not de-identified); without it
     the text is no output (a stale table is removed) and ``medmm reports show`` re-reads the input.
+    Report ids (accession / RIS numbers) are written as pseudonyms ``Pseudonymizer.id(id, "report")``
+    with the site key (``key_file``), in every table; ``keep_report_ids`` keeps them as given (data
+    already de-identified; recorded in ``run.json``). A report's resume key is made from the id as
+    written, so a re-run with the other choice parses everything again (no mix of both kinds of ids).
     """
     from medmm.reports.io.files import check_run_dir
     from medmm.reports.resume import Parts, key_fingerprint, report_key
@@ -284,13 +289,14 @@ def parse_reports(
         # fail fast on an unknown model, before reading or starting workers; only the in-process
         # parse needs the pipeline here (with Dask, the workers build it)
         get_pipeline(spec) if workers == 0 and not scheduler else check_model(spec)
-    pseudonymizer, site = None, ""
-    if patient_column or study_column:
+    pseudonymizer, site, used_key = None, "", None
+    if patient_column or study_column or not keep_report_ids:
         from medmm.pseudonym import Pseudonymizer, load_key
         from medmm.runinfo import claim_site_key
 
         key = load_key(key_file)
         pseudonymizer, site = Pseudonymizer(key), key_fingerprint(key)
+        used_key = _key_path(key_file)
         claim_site_key(run_dir, pseudonymizer.check_value())  # a run dir made with another key is refused
     with timer("read"):
         batch_in = read_reports(
@@ -301,6 +307,7 @@ def parse_reports(
             study_column=study_column,
             pseudonymizer=pseudonymizer,
             max_chars=max_chars,
+            keep_report_ids=keep_report_ids,
         )
         pipeline = spec.describe()
         keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
@@ -412,6 +419,8 @@ def parse_reports(
         "batch_size": size,
         "max_chars": max_chars,
         "keep_text": keep_text,
+        "keep_report_ids": keep_report_ids,
+        "key_file": used_key,  # where the key is (never the key): `show` finds it there
     }
     update_run_json(
         run_dir,
@@ -422,6 +431,15 @@ def parse_reports(
         extra={"pipeline": pipeline},
     )
     return ParseSummary(counts, pipeline, {k: str(v) for k, v in outputs.items()})
+
+
+def _key_path(key_file: Path | None) -> str:
+    """The absolute path of the site key file :func:`~medmm.pseudonym.load_key` reads."""
+    import os
+
+    from medmm.pseudonym import KEY_ENV, default_key_file
+
+    return str(Path(key_file or os.environ.get(KEY_ENV) or default_key_file()).expanduser().resolve())
 
 
 def _write(

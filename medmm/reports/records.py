@@ -47,6 +47,10 @@ class ReportManifestRow(ManifestRow):
 
     ``notes`` lists repairs made to the text (``decoded-with-replacement``, ``html-stripped``,
     ``truncated``...) so that nothing is changed silently.
+
+    ``report_id`` (here and in every reports table) is the pseudonym ``rep-...`` of the input's report
+    id (accession / RIS number; a ``.txt`` file's stem) with the site key, or the id as given when
+    parsed with ``--keep-report-ids``; ``""`` for a row without an id.
     """
 
     report_id: str

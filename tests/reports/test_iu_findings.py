@@ -15,6 +15,8 @@ def iu_result(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
     csv = shared_data / "text" / "iu_xray" / "indiana_reports_dev.csv"
     run = tmp_path_factory.mktemp("iu") / "run"
+    key = run.parent / "site.key"
+    key.write_text("ab" * 32 + "\n")
     parse_reports(
         csv,
         run,
@@ -22,8 +24,10 @@ def iu_result(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         text_columns=["indication", "comparison", "findings", "impression"],
         workers=0,
         batch_size=500,
+        key_file=key,
     )
-    return compare(csv, run)
+    # report ids are pseudonyms: compare matches them to the CSV's uids with the run's key
+    return compare(csv, run, key_file=key)
 
 
 def test_iu_findings_floors(iu_result: dict) -> None:

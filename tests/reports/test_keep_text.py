@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from medmm.cli import app
 from medmm.errors import InputError
+from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.reports.render import render_report, report_text
 
 PHI = ("John Smith", "01/02/1960", "MRN4815162342")
@@ -42,7 +43,8 @@ def _phi_in_run(run: Path) -> list[str]:
 
 
 @pytest.fixture()
-def src(tmp_path: Path) -> Path:
+def src(tmp_path: Path, key_file: Path) -> Path:
+    """The input CSV; the site key is the ``key_file`` fixture's (``$MEDMM_KEY_FILE``)."""
     path = tmp_path / "in" / "r.csv"
     path.parent.mkdir()
     path.write_text(CSV)
@@ -70,12 +72,12 @@ def test_default_writes_no_text_and_show_rereads_input(src: Path, tmp_path: Path
     assert _phi_in_run(run) == []
 
 
-def test_keep_text_writes_table_and_show_uses_it(src: Path, tmp_path: Path) -> None:
+def test_keep_text_writes_table_and_show_uses_it(src: Path, tmp_path: Path, key_file: Path) -> None:
     run = tmp_path / "run"
     stage = _parse(src, run, "--keep-text")
     assert stage["options"]["keep_text"] is True
     texts = pd.read_parquet(run / "report_texts.parquet")
-    assert texts["report_id"].tolist() == ["1", "2", "3"]
+    assert texts["report_id"].tolist() == [Pseudonymizer(load_key(key_file)).id(i, "report") for i in "123"]
     assert texts["text"].str.contains("John Smith").tolist() == [True, False, False]
     src.unlink()  # the kept table is enough to show a report
     assert "John Smith" in render_report("1", run)
@@ -115,10 +117,10 @@ def test_changed_entity_span_is_detected(tmp_path: Path) -> None:
     key.write_text("ab" * 32 + "\n")
     src.write_text("uid,patient,text\n1,P1,Mild cardiomegaly. No effusion.\n")
     _parse(src, run, "--patient-column", "patient", "--key-file", str(key))
-    assert "cardiomegaly" in render_report("1", run)
+    assert "cardiomegaly" in render_report("1", run, key_file=key)
     src.write_text("uid,patient,text\n1,P1,Mild cardiomegaly. No effusiox.\n")
     with pytest.raises(InputError, match="has changed since it was parsed"):
-        render_report("1", run)
+        render_report("1", run, key_file=key)
 
 
 def test_workflow_passes_keep_text() -> None:

@@ -8,7 +8,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from medmm.pseudonym import Pseudonymizer
 from medmm.schemas import validate_frame
+
+KEY = bytes.fromhex("ab" * 32)
+
+
+def rid(raw: str) -> str:
+    """The report id a parse with the test's key writes for the input id ``raw``."""
+    return Pseudonymizer(KEY).id(raw, "report")
+
 
 CSV = (
     "uid,patient,indication,findings,impression\n"
@@ -29,7 +38,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("reports")
     (base / "r.csv").write_text(CSV)
     key = base / "site.key"
-    key.write_text("ab" * 32 + "\n")
+    key.write_text(KEY.hex() + "\n")
     parse_reports(
         base / "r.csv",
         base / "run",
@@ -46,6 +55,9 @@ def test_every_input_in_manifest_once(run_dir: Path) -> None:
     m = pd.read_parquet(run_dir / "manifest_reports.parquet")
     assert m["path"].tolist() == [f"r.csv#{i}" for i in range(1, 6)]
     assert m["status"].tolist() == ["ingested", "ingested", "duplicate", "quarantined", "ingested"]
+    # report ids (accession numbers) are pseudonyms in every row, rejected rows too
+    assert m["report_id"].tolist() == [rid(i) for i in "12234"]
+    assert "same report_id as r.csv#2" in m.loc[2, "reason"]
     assert m.loc[0, "patient_id"].startswith("pat-") and "P1" not in m.loc[0, "patient_id"]
     assert "html-stripped" in m.loc[1, "notes"]
 
@@ -64,18 +76,20 @@ def test_outputs_match_schemas(run_dir: Path) -> None:
 def test_labels_and_entities(run_dir: Path) -> None:
     labels = pd.read_parquet(run_dir / "report_labels.parquet")
     got = {(r.report_id, r.finding): r.status for r in labels.itertuples()}
-    assert got[("1", "cardiomegaly")] == "present"
-    assert got[("1", "pneumothorax")] == "absent"
-    assert got[("1", "atelectasis")] == "uncertain"
-    assert ("1", "pneumonia") not in got  # indication only: not a report finding
-    assert got[("1", "normal")] == "absent" and got[("2", "normal")] == "present"
-    assert got[("4", "emphysema")] == "present"
+    assert got[(rid("1"), "cardiomegaly")] == "present"
+    assert got[(rid("1"), "pneumothorax")] == "absent"
+    assert got[(rid("1"), "atelectasis")] == "uncertain"
+    assert (rid("1"), "pneumonia") not in got  # indication only: not a report finding
+    assert got[(rid("1"), "normal")] == "absent" and got[(rid("2"), "normal")] == "present"
+    assert got[(rid("4"), "emphysema")] == "present"
     ents = pd.read_parquet(run_dir / "entities.parquet")
-    copd = ents[(ents.report_id == "4") & (ents.text == "COPD")]
+    copd = ents[(ents.report_id == rid("4")) & (ents.text == "COPD")]
     assert set(copd["long_form"]) == {"Chronic obstructive pulmonary disease"}
-    pneu = ents[(ents.report_id == "1") & (ents.finding == "pneumonia")].iloc[0]
+    pneu = ents[(ents.report_id == rid("1")) & (ents.finding == "pneumonia")].iloc[0]
     assert pneu["section"] == "INDICATION" and pneu["uncertain"]
-    nodule = ents[(ents.report_id == "1") & (ents.finding == "nodule") & (ents.label == "FINDING")].iloc[0]
+    nodule = ents[(ents.report_id == rid("1")) & (ents.finding == "nodule") & (ents.label == "FINDING")].iloc[
+        0
+    ]
     assert nodule["measurement_mm"] == 12.0 and nodule["location"] == "right upper lobe"
     assert set(ents["source"]) == {"lexicon:radiology-v1"}
 
@@ -92,14 +106,26 @@ def test_render_and_show(run_dir: Path, tmp_path: Path) -> None:
     from medmm.cli import app
     from medmm.reports.render import render_report
 
-    html = render_report("1", run_dir)
+    key = run_dir.parent / "site.key"
+    html = render_report("1", run_dir, key_file=key)
     assert "FINDING-NEG" in html and "FINDING-UNC" in html and "MEASUREMENT 12 mm" in html
+    assert render_report(rid("1"), run_dir, key_file=key) == html  # the pseudonym finds it too
     out = tmp_path / "r1.html"
-    res = CliRunner().invoke(app, ["reports", "show", "1", "--run", str(run_dir), "--html", str(out)])
+    show = ["reports", "show", "1", "--run", str(run_dir), "--html", str(out), "--key-file", str(key)]
+    res = CliRunner().invoke(app, show)
     assert res.exit_code == 0, res.output
-    assert out.read_text().startswith("<!DOCTYPE html>")
-    res = CliRunner().invoke(app, ["reports", "show", "nope", "--run", str(run_dir)])
-    assert res.exit_code == 2 and "no parsed report" in res.output
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and f"<title>report {rid('1')}</title>" in page
+    res = CliRunner().invoke(
+        app, ["reports", "show", rid("4"), "--run", str(run_dir), "--key-file", str(key)]
+    )
+    assert res.exit_code == 0 and "emphysema" in res.output, res.output
+    res = CliRunner().invoke(app, ["reports", "show", "nope", "--run", str(run_dir), "--key-file", str(key)])
+    assert res.exit_code == 2 and "no parsed report" in res.output and "nope" not in res.output
+    other = tmp_path / "other.key"
+    other.write_text("cd" * 32 + "\n")
+    res = CliRunner().invoke(app, ["reports", "show", "1", "--run", str(run_dir), "--key-file", str(other)])
+    assert res.exit_code == 2 and "is not the site key" in res.output and "--key-file" in res.output
 
 
 def test_unknown_model_lists_installed(tmp_path: Path) -> None:

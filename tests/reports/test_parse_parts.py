@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 from pyarrow import feather
 
+from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.reports import pipeline
 from medmm.reports.resume import PARTS_DIR
 
@@ -25,7 +26,7 @@ def _tables(run: Path) -> dict[str, pd.DataFrame]:
     return {t: pd.read_parquet(run / f"{t}.parquet") for t in TABLES}
 
 
-def test_parts_without_texts_and_old_parts_with_texts(tmp_path: Path) -> None:
+def test_parts_without_texts_and_old_parts_with_texts(tmp_path: Path, key_file: Path) -> None:
     src = tmp_path / "r.csv"
     src.write_text(CSV)
     run = tmp_path / "run"
@@ -33,7 +34,8 @@ def test_parts_without_texts_and_old_parts_with_texts(tmp_path: Path) -> None:
     assert first["parsed_now"] == 3
     tables = _tables(run)
     assert tables["report_texts"]["text"].str.contains("No pneumothorax|lungs are clear|12 mm").all()
-    assert tables["report_texts"]["report_id"].tolist() == ["1", "2", "3"]
+    rids = [Pseudonymizer(load_key(key_file)).id(i, "report") for i in "123"]
+    assert tables["report_texts"]["report_id"].tolist() == rids
     outcome = sorted((run / PARTS_DIR).glob("part-*-reports.arrow"))
     assert len(outcome) == 2
     for path in outcome:

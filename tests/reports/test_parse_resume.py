@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.reports import pipeline
 from medmm.reports.resume import PARTS_DIR
 
@@ -26,8 +27,13 @@ def _tables(run: Path) -> dict[str, pd.DataFrame]:
     return {t: pd.read_parquet(run / f"{t}.parquet") for t in TABLES}
 
 
-def _parse(src: Path, run: Path) -> dict[str, int]:
-    return pipeline.parse_reports(src, run, workers=0, batch_size=1, keep_text=True).counts
+def _parse(src: Path, run: Path, **options: Any) -> dict[str, int]:
+    return pipeline.parse_reports(src, run, workers=0, batch_size=1, keep_text=True, **options).counts
+
+
+def _rids(key_file: Path, raw: str) -> list[str]:
+    """The report ids written for the input ids ``raw`` (one character each) with ``key_file``."""
+    return [Pseudonymizer(load_key(key_file)).id(i, "report") for i in raw]
 
 
 def _count_parsing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -43,7 +49,9 @@ def _count_parsing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_second_run_does_no_work_and_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_run_does_no_work_and_same_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_file: Path
+) -> None:
     src, run = tmp_path / "r.csv", tmp_path / "run"
     src.write_text(CSV)
     first = _parse(src, run)
@@ -59,26 +67,27 @@ def test_second_run_does_no_work_and_same_tables(tmp_path: Path, monkeypatch: py
 
 
 def test_changed_report_and_lost_part_are_parsed_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_file: Path
 ) -> None:
+    r1, r2, r3 = _rids(key_file, "123")
     src, run = tmp_path / "r.csv", tmp_path / "run"
     src.write_text(CSV)
     _parse(src, run)
     parts = sorted((run / PARTS_DIR).glob("part-*-reports.arrow"))
     assert len(parts) == 3
     # a run killed before the part of report 2 was complete: its marker file is missing
-    lost = next(p for p in parts if pd.read_feather(p)["report_id"].tolist() == ["2"])
+    lost = next(p for p in parts if pd.read_feather(p)["report_id"].tolist() == [r2])
     lost.unlink()
     src.write_text(CSV.replace("A 12 mm nodule", "A 15 mm nodule"))  # report 3 changed
     seen = _count_parsing(monkeypatch)
     counts = _parse(src, run)
-    assert sorted(seen) == ["2", "3"] and counts["resumed"] == 1
+    assert sorted(seen) == sorted([r2, r3]) and counts["resumed"] == 1
     ents = _tables(run)["entities"]
-    nodule = ents[(ents.report_id == "3") & (ents.label == "FINDING") & (ents.finding == "nodule")]
+    nodule = ents[(ents.report_id == r3) & (ents.label == "FINDING") & (ents.finding == "nodule")]
     assert nodule["measurement_mm"].tolist()[0] == 15.0
     labels = _tables(run)["report_labels"]
-    assert set(labels.report_id) == {"1", "2", "3"}
-    assert labels[(labels.report_id == "2") & (labels.finding == "normal")]["status"].tolist() == ["present"]
+    assert set(labels.report_id) == {r1, r2, r3}
+    assert labels[(labels.report_id == r2) & (labels.finding == "normal")]["status"].tolist() == ["present"]
     # the stale part of the old report 3 is gone; one part per current report remains
     assert len(list((run / PARTS_DIR).glob("part-*-reports.arrow"))) == 3
 
@@ -99,7 +108,34 @@ def test_other_site_key_reparses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert seen == []
     (run / "run.json").unlink()  # a run directory from before run.json recorded its key
     pipeline.parse_reports(src, run, patient_column="patient", key_file=tmp_path / "b.key", workers=0)
-    assert seen == ["1"]
+    assert seen == _rids(tmp_path / "b.key", "1")
+
+
+def test_ids_kept_or_pseudonymized_never_mix_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_file: Path
+) -> None:
+    """A run directory parsed with report ids as given (``keep_report_ids``, or a run made before ids
+    were pseudonymized: the same parts) is parsed again in full with pseudonyms, and back."""
+    from medmm.runinfo import read_run_json
+
+    src, run = tmp_path / "r.csv", tmp_path / "run"
+    src.write_text(CSV)
+    kept = _parse(src, run, keep_report_ids=True)
+    assert kept["parsed_now"] == 3 and read_run_json(run)["stages"]["reports"]["options"]["keep_report_ids"]
+    assert _tables(run)["manifest_reports"]["report_id"].tolist() == ["1", "2", "3", "4"]
+    seen = _count_parsing(monkeypatch)
+    counts = _parse(src, run)  # default: pseudonyms; no raw-id part is reused
+    assert (counts["parsed_now"], counts["resumed"]) == (3, 0) and seen == _rids(key_file, "123")
+    assert read_run_json(run)["stages"]["reports"]["options"]["keep_report_ids"] is False
+    for name, frame in _tables(run).items():
+        assert set(frame["report_id"]) <= set(_rids(key_file, "1234")), name
+    assert {
+        pd.read_feather(p)["report_id"][0] for p in (run / PARTS_DIR).glob("part-*-reports.arrow")
+    } == set(_rids(key_file, "123"))  # the raw-id parts are gone
+    seen.clear()
+    again = _parse(src, run, keep_report_ids=True)
+    assert again["parsed_now"] == 3 and seen == ["1", "2", "3"]
+    assert set(_tables(run)["entities"]["report_id"]) == {"1", "2", "3"}
 
 
 def test_task_schemas_match_the_records() -> None:

@@ -49,5 +49,9 @@ def test_reports_record_the_key_and_keyless_reports_do_not(tmp_path: Path) -> No
     keyed, keyless = tmp_path / "keyed", tmp_path / "keyless"
     pipeline.parse_reports(src, keyed, patient_column="patient", key_file=k1, workers=0)
     assert read_run_json(keyed)["key_check"] == key_check_value(load_key(k1))
-    pipeline.parse_reports(src, keyless, workers=0, key_file=k2)  # no identifiers: no key used
+    # report ids are identifiers too: pseudonymized with the key, recorded
+    pipeline.parse_reports(src, tmp_path / "ids", workers=0, key_file=k2)
+    assert read_run_json(tmp_path / "ids")["key_check"] == key_check_value(load_key(k2))
+    # ids kept as given (already de-identified data) and no id column: no key used
+    pipeline.parse_reports(src, keyless, workers=0, key_file=k2, keep_report_ids=True)
     assert "key_check" not in read_run_json(keyless)

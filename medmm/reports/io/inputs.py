@@ -13,11 +13,13 @@ report's ``notes``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import json
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from medmm.reports.records import ReportManifestRow, Status
 
 __all__ = [
     "MAX_CHARS",
+    "REPORT_KIND",
     "EmptyReportError",
     "FileNameError",
     "InputBatch",
@@ -53,6 +56,8 @@ __all__ = [
     "clean_text",
     "decode_bytes",
     "read_reports",
+    "report_pseudonym",
+    "report_pseudonymizer",
     "row_ref",
     "split_columns",
 ]
@@ -71,6 +76,8 @@ DEFAULT_TEXT_COLUMNS = (
     "impression",
 )
 DEFAULT_ID_COLUMNS = ("report_id", "id", "uid", "accession")
+#: The :meth:`~medmm.pseudonym.Pseudonymizer.id` kind of report ids (pseudonyms ``rep-...``).
+REPORT_KIND = "report"
 _SECTION_OF = {
     "indication": "INDICATION",
     "history": "HISTORY",
@@ -385,6 +392,7 @@ def read_reports(
     study_column: str | None = None,
     pseudonymizer: Pseudonymizer | None = None,
     max_chars: int = MAX_CHARS,
+    keep_report_ids: bool = False,
 ) -> InputBatch:
     """Read every report of ``path`` (a table or a folder of ``.txt``); bad ones become manifest rows.
 
@@ -397,6 +405,12 @@ def read_reports(
     column, otherwise it is split on commas with a ``FutureWarning`` (deprecated). Each table row's
     manifest ``path`` is :func:`row_ref` (``file#n``).
 
+    Report ids (a table's id column, a ``.txt`` file's stem) are accession numbers or RIS ids in most
+    hospitals: with a ``pseudonymizer`` every ``report_id`` (reports and rejected rows) is its
+    pseudonym ``Pseudonymizer.id(raw, "report")`` (:func:`report_pseudonym`), unless
+    ``keep_report_ids`` (data already de-identified). Duplicates are found on the raw ids; a
+    duplicate's reason names the first row's location, never an id.
+
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
     >>> _ = p.write_text("uid,findings\\n1,No effusion.\\n1,Again.\\n2, \\n")
@@ -407,6 +421,7 @@ def read_reports(
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "does not exist", "check the path")
+    hide = report_pseudonymizer(pseudonymizer) if pseudonymizer is not None and not keep_report_ids else None
     reports: list[ReportInput] = []
     rejected: list[ReportManifestRow] = []
     rows: list[tuple[str, str, str | list[tuple[str, str]], int, list[str], Any, Any]] = []
@@ -520,5 +535,58 @@ def read_reports(
             continue
         pid = pseudonymizer.id(str(pat), "patient") if (pat not in (None, "") and pseudonymizer) else None
         sid = pseudonymizer.id(str(stu), "study") if (stu not in (None, "") and pseudonymizer) else None
-        reports.append(ReportInput(rid, where, fmt, text, size, sections, pid, sid, notes))
+        rep = hide(rid) if hide is not None else rid
+        reports.append(ReportInput(rep, where, fmt, text, size, sections, pid, sid, notes))
+    if hide is not None:  # rejected rows' ids too (a quarantined row's id is an identifier as well)
+        rejected = [
+            r.model_copy(update={"report_id": hide(r.report_id)}) if r.report_id else r for r in rejected
+        ]
     return InputBatch(reports, rejected, id_col, text_cols)
+
+
+def report_pseudonym(pseudonymizer: Pseudonymizer, raw_id: str) -> str:
+    """The ``report_id`` a parse writes for the input id ``raw_id`` (ids not kept as given):
+    ``pseudonymizer.id(raw_id, "report")``.
+
+    >>> p = Pseudonymizer(b"k" * 32)
+    >>> report_pseudonym(p, "ACC-1") == p.id("ACC-1", "report")
+    True
+    """
+    return pseudonymizer.id(str(raw_id), REPORT_KIND)
+
+
+def report_pseudonymizer(pseudonymizer: Pseudonymizer) -> Callable[[str], str]:
+    """A function giving :func:`report_pseudonym` of one id at a time, ~3x cheaper per id.
+
+    The HMAC-SHA256 of ``Pseudonymizer.id`` (key, message ``"report\x1f" + id``) is computed from
+    SHA-256 states prepared once: the key's inner pad with the message prefix, and its outer pad
+    (RFC 2104), copied per id (~0.5 us per id instead of ~1.4 us: 10k ids in ~5 ms of CPU). Falls
+    back to ``Pseudonymizer.id`` when the key is not reachable or a probe id does not give its pseudonym
+    (a changed pseudonym scheme).
+
+    >>> p = Pseudonymizer(b"k" * 32)
+    >>> report_pseudonymizer(p)(" ACC-1 ") == p.id("ACC-1", "report")
+    True
+    """
+
+    def slow(raw: str) -> str:
+        return pseudonymizer.id(str(raw), REPORT_KIND)
+
+    key = getattr(pseudonymizer, "_key", None)
+    if not isinstance(key, bytes):
+        return slow
+    if len(key) > 64:  # HMAC hashes a key longer than SHA-256's block
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + f"{REPORT_KIND}\x1f".encode())
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    head = slow("probe").split("-", 1)[0] + "-"
+
+    def one(raw: str) -> str:
+        h = inner.copy()
+        h.update(str(raw).strip().encode())
+        o = outer.copy()
+        o.update(h.digest())
+        return head + o.hexdigest()[:20]
+
+    return one if one(" probe-Ä ") == slow("probe-Ä") else slow
