@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medmm.cli import app
+from medmm.errors import InputError
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.reports.io.inputs import read_reports, report_pseudonymizer
 from medmm.runinfo import read_run_json
@@ -122,3 +123,32 @@ def test_keep_report_ids_writes_them_as_given(tmp_path: Path, key_file: Path) ->
     assert read_run_json(run)["stages"]["reports"]["options"]["keep_report_ids"] is True
     res = CliRunner().invoke(app, ["reports", "show", ACC[0], "--run", str(run)])
     assert res.exit_code == 0 and "cardiomegaly" in res.output, res.output
+
+
+def test_show_finds_the_key_file_the_parse_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook parses with ``key_file=`` and renders without it: run.json records the key's path."""
+    from medmm.reports.pipeline import parse_reports
+    from medmm.reports.render import render_report
+
+    src, run, key = tmp_path / "in" / "r.csv", tmp_path / "run", tmp_path / "keys" / "site.key"
+    src.parent.mkdir()
+    key.parent.mkdir()
+    src.write_text(CSV)
+    key.write_text("cd" * 32 + "\n")
+    parse_reports(src, run, workers=0, key_file=key)
+    assert read_run_json(run)["stages"]["reports"]["options"]["key_file"] == str(key.resolve())
+    monkeypatch.delenv("MEDMM_KEY_FILE")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nowhere"))
+    assert "cardiomegaly" in render_report(ACC[0], run)
+    key.rename(tmp_path / "moved.key")
+    with pytest.raises(InputError, match="site key not found") as exc:
+        render_report(ACC[0], run)
+    assert ACC[0] not in str(exc.value)
+
+
+def test_workflow_passes_keep_report_ids() -> None:
+    from medmm.reports.pipeline import parse_reports
+    from medmm.workflows.run import _checked_options
+
+    opts = _checked_options(parse_reports, {"keep_report_ids": True}, "reports", positional=2)
+    assert opts == {"keep_report_ids": True}
