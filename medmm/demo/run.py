@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,12 @@ def _ecg_figure(signals_dir: Path, run_dir: Path, figures: Path, record: str) ->
     return out
 
 
-def _fusion(run_dir: Path, seed: int) -> dict[str, int]:
+def _fusion(run_dir: Path, seed: int) -> tuple[dict[str, int], list[str]]:
     """Align the demo's items into records, train a small fused model on them, and predict.
 
     The demo's records are few (a handful of patients), so the model shows the wiring from stage
     tables to ``predictions.parquet``; its metrics mean nothing (see ``docs/models.md`` for real ones).
+    Returns the counts and the training notes (e.g. why the last epoch is kept), printed by the caller.
     """
     from medmm.align.pipeline import align_run
     from medmm.models.config import TrainConfig
@@ -91,9 +93,10 @@ def _fusion(run_dir: Path, seed: int) -> dict[str, int]:
             "train": {"epochs": 5, "seed": seed, "progress": False, "n_boot": 200},
         }
     )
-    train_from_config(config)
+    summary = train_from_config(config)
     predicted = predict_run(config.output_dir() / "model.pt", run_dir)
-    return {"records": int(aligned["records"]), "predictions": int(predicted["rows"])}
+    notes = [str(n) for n in summary.get("notes", [])]
+    return {"records": int(aligned["records"]), "predictions": int(predicted["rows"])}, notes
 
 
 def run_full_demo(
@@ -109,6 +112,12 @@ def run_full_demo(
         Local Dask workers for the imaging ingest (reports and signals run in-process: the samples are tiny).
     key_file
         Site key for pseudonyms (default ``$MEDMM_KEY_FILE`` or the per-user key, created 0600).
+
+    Returns
+    -------
+    dict
+        ``run_dir``, ``stages`` (counts), ``pipeline``, ``notes`` (the fused model's training notes, also
+        printed to stderr one per line as ``note: ...``) and ``figures``.
     """
     from medmm.anomaly.stage import score_run, train_on_run
     from medmm.demo.samples import write_sample_ecg, write_sample_reports
@@ -137,7 +146,9 @@ def run_full_demo(
     signals = run_signals(signals_dir, out, workers=0, key_file=key_file)
     train_on_run(out, out / "models" / "beats", seed=seed)
     anomaly = score_run(out, out / "models" / "beats", out)
-    fusion = _fusion(out, seed)
+    fusion, notes = _fusion(out, seed)
+    for note in notes:  # what `medmm train` prints as warnings: why an epoch was kept, undefined metrics
+        print(f"note: fused model: {note}", file=sys.stderr, flush=True)
     figs = [
         p for p in (_volume_figure(out, figures), _ecg_figure(signals_dir, out, figures, "demo_ecg_1")) if p
     ]
@@ -151,5 +162,6 @@ def run_full_demo(
             "align+predict": fusion,
         },
         "pipeline": reports.pipeline,
+        "notes": [f"fused model: {n}" for n in notes],
         "figures": [str(p) for p in [*figs, report_html]],
     }
