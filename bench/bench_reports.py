@@ -94,7 +94,12 @@ def _parse(path: Path, run_dir: Path, workers: int, scheduler: str | None, n: in
 
     shutil.rmtree(run_dir, ignore_errors=True)  # a run directory left from before would resume
     t0 = time.perf_counter()
-    parse_reports(path, run_dir, id_column="uid", text_columns=COLS, workers=workers, scheduler=scheduler)
+    key = run_dir.parent / "bench-site.key"  # the bench's own key: never the user's site key
+    if not key.exists():
+        key.write_text(os.urandom(32).hex() + "\n")
+    parse_reports(
+        path, run_dir, id_column="uid", text_columns=COLS, workers=workers, scheduler=scheduler, key_file=key
+    )
     total = time.perf_counter() - t0
     timings = read_run_json(run_dir)["stages"]["reports"]["timings"]
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -24,6 +24,7 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -133,6 +134,26 @@ class Pseudonymizer:
         """Pseudonym of ``value`` for an identifier ``kind`` (``patient``, ``study``, ``series`` ...)."""
         prefix = _PREFIX.get(kind, kind[:3])
         return f"{prefix}-{self._digest(kind, str(value).strip()).hex()[:20]}"
+
+    def id_function(self, kind: str) -> Callable[[str], str]:
+        """``lambda value: self.id(value, kind)``, cheaper per value (for whole tables of ids).
+
+        The HMAC state keyed with the site key and fed the ``kind`` prefix is built once and copied per
+        value (~1 us instead of ~1.5 us per id).
+
+        >>> p = Pseudonymizer(b"k" * 32)
+        >>> p.id_function("report")(" ACC-1 ") == p.id("ACC-1", "report")
+        True
+        """
+        prefix = _PREFIX.get(kind, kind[:3]) + "-"
+        base = hmac.new(self._key, f"{kind}\x1f".encode(), hashlib.sha256)
+
+        def one(value: str) -> str:
+            h = base.copy()
+            h.update(str(value).strip().encode())
+            return prefix + h.hexdigest()[:20]
+
+        return one
 
     def date_shift_days(self, patient_value: str) -> int:
         """Days (1..3650) that this patient's dates are moved into the past."""

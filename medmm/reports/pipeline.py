@@ -281,7 +281,7 @@ def parse_reports(
     from medmm.workflows.cluster import TaskFailure, dask_client, run_tasks
 
     timer = Timer()
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).absolute()  # workers of an existing cluster run in another folder
     check_run_dir(Path(input_path), run_dir)  # not inside a reports folder (read as inputs next time)
     spec = PipelineSpec(model=model)
     with timer("load_pipeline_check"), warnings.catch_warnings():

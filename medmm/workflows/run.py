@@ -230,13 +230,15 @@ def _predict(step: StageStep, ctx: StageContext) -> dict[str, int]:
 
 
 def _pseudonymizes(step: StageStep) -> bool:
-    """Whether ``step`` pseudonymizes identifiers with the site key (reports only with id columns)."""
+    """Whether ``step`` pseudonymizes identifiers with the site key (reports: their ids, unless kept)."""
     if step.stage in (StageName.ingest, StageName.signals):
         return True
     if step.stage == StageName.align:  # labels keyed by raw ids are pseudonymized with the key
         return bool(step.options.get("labels"))
     return step.stage == StageName.reports and bool(
-        step.options.get("patient_column") or step.options.get("study_column")
+        not step.options.get("keep_report_ids")
+        or step.options.get("patient_column")
+        or step.options.get("study_column")
     )
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from medmm.cli import app
 from medmm.demo.samples import synthetic_ecg
+from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.signals.beats import detect_rpeaks, match_reference
 
 
@@ -28,7 +29,9 @@ def test_demo_command_runs_every_stage(tmp_path: Path, key_file: Path) -> None:
     for table in (*tables, "predictions"):
         assert (out / f"{table}.parquet").exists(), table
     labels = pd.read_parquet(out / "report_labels.parquet")
-    r1 = labels[labels["report_id"] == "demo-r1"].set_index("finding")["status"]
+    r1_id = Pseudonymizer(load_key(key_file)).id("demo-r1", "report")  # report ids are pseudonyms
+    r1 = labels[labels["report_id"] == r1_id].set_index("finding")["status"]
+    assert not labels["report_id"].str.contains("demo-r").any()
     assert r1["cardiomegaly"] == "present" and r1["pleural effusion"] == "absent"
     # the label-free model flags the generated PVCs (reference .atr symbols are never used to train)
     anomalies = pd.read_parquet(out / "anomalies.parquet")
@@ -40,7 +43,7 @@ def test_demo_command_runs_every_stage(tmp_path: Path, key_file: Path) -> None:
     assert se > 0.9 and ppv > 0.9, (se, ppv)
     pngs = sorted((out / "figures").glob("*.png"))
     assert len(pngs) == 2 and all(p.stat().st_size > 10_000 for p in pngs)
-    assert "demo-r1" in (out / "figures" / "report_demo-r1.html").read_text()
+    assert r1_id in (out / "figures" / "report_demo-r1.html").read_text()
     assert "DEMO^SYNTHETIC" not in result.output and "DEMO-0001" not in (
         out / "report_labels.parquet"
     ).read_bytes().decode("latin-1")

@@ -3,7 +3,6 @@ unless ``keep_report_ids``; duplicates are still found on the raw ids and no raw
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -47,20 +46,6 @@ def test_fast_pseudonyms_equal_pseudonymizer_id(key: bytes) -> None:
     ids = ["1", " ACC-1 ", "Ä/ß 7", "x" * 300, "0001", "rep-abc"]
     assert [hide(i) for i in ids] == [p.id(i, "report") for i in ids]
     assert len({hide(i) for i in ids}) == len(ids)
-
-
-def test_pseudonymizing_10k_ids_is_cheap() -> None:
-    """The cost budget: < ~10 ms of CPU for 10k ids (measured ~5.7 ms; Pseudonymizer.id: ~14 ms)."""
-    hide = report_pseudonymizer(Pseudonymizer(b"k" * 32))
-    ids = [f"ACC{i:07d}" for i in range(10_000)]
-    best = min(_cpu(lambda: [hide(i) for i in ids]) for _ in range(5))
-    assert best < 0.03, best  # 3x the budget: a loaded shared CI machine still passes, a regression not
-
-
-def _cpu(fn: object) -> float:
-    t = time.process_time()
-    fn()  # type: ignore[operator]
-    return time.process_time() - t
 
 
 def test_read_reports_hides_ids_of_every_row_and_finds_duplicates_on_raw_ids(tmp_path: Path) -> None:

@@ -273,12 +273,6 @@ def test_quick_check_of_the_docs_on_the_cluster(cluster: Cluster, tmp_path: Path
 QUICK_CHECK_INGEST = {"ingested": 16, "quarantined": 13, "non_image": 5, "duplicate": 2, "companion": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm.reports asks the workers whether they see the run directory by its path as given "
-    "(relative): workers in another folder do not, so the report texts are sent in the task arguments "
-    "instead of a file in the shared run directory; fix: run_dir = Path(run_dir).resolve() in parse_reports",
-)
 def test_cli_relative_paths_reports(
     cluster: Cluster, inputs: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

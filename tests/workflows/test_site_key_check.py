@@ -153,15 +153,16 @@ def test_workflow_refuses_before_any_stage(tmp_path: Path, monkeypatch: pytest.M
     )
     run_workflow(cfg, tmp_path)
     assert ran == ["align", "ingest"]
-    # reports without patient/study columns use no key: no check
-    keyless = [{"stage": "reports", "input": "r.csv"}]
+    # reports that keep their ids as given and have no patient/study columns use no key: no check
+    keyless = [{"stage": "reports", "input": "r.csv", "options": {"keep_report_ids": True}}]
     cfg = WorkflowConfig.model_validate(
         {"name": "x", "run_dir": str(run), "key_file": str(k2), "stages": keyless}
     )
     run_workflow(cfg, tmp_path)
-    keyed = [{"stage": "reports", "input": "r.csv", "options": {"patient_column": "patient"}}]
-    cfg = WorkflowConfig.model_validate(
-        {"name": "x", "run_dir": str(run), "key_file": str(k2), "stages": keyed}
-    )
-    with pytest.raises(ConfigError, match="different site key"):
-        run_workflow(cfg, tmp_path)
+    for options in ({"patient_column": "patient"}, {}):  # ids pseudonymized by default: keyed
+        keyed = [{"stage": "reports", "input": "r.csv", "options": options}]
+        cfg = WorkflowConfig.model_validate(
+            {"name": "x", "run_dir": str(run), "key_file": str(k2), "stages": keyed}
+        )
+        with pytest.raises(ConfigError, match="different site key"):
+            run_workflow(cfg, tmp_path)
