@@ -2,7 +2,7 @@
 
 ``build_run`` = ``medmm ingest --ids`` + ``medmm reports parse`` + ``medmm align`` + the labels; then one
 leave-one-patient-out fold of ``medmm train`` (k-fold by patient, k = 19) scored by ``medmm predict``.
-The xfail(strict) tests name gaps in other packages that the chain works around (docs/covid.md, *Gaps*).
+The gap tests (docs/covid.md, *Gaps*) now pass: each gap was fixed in its package.
 """
 
 from __future__ import annotations
@@ -177,11 +177,6 @@ def test_align_cli_takes_the_label_table(few_run: Path, shared_data: Path, tmp_p
     assert sorted(json.loads(t)["covid"] for t in records["labels"]) == [0, 1, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap (medmm/reports): a single text column with another name ('clinical notes') becomes an "
-    "unscored section, so every report is labelled `normal`; the chain renames the column to `text`",
-)
 def test_reports_parse_scores_the_metadata_notes_column(shared_data: Path, tmp_path: Path) -> None:
     meta = shared_data / "covid_chestxray_subset" / METADATA
     res = CliRunner().invoke(

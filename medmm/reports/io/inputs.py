@@ -363,8 +363,13 @@ def _pick(
 
 
 def _assemble(values: list[tuple[str, str]]) -> tuple[str, list[tuple[str, int, int, int]] | None]:
-    """Join (column, text) pairs: one free-text column as is, else ``NAME: text`` blocks with sections."""
-    if len(values) == 1 and values[0][0].lower() in _FREE_TEXT:
+    """Join (column, text) pairs: one column as free text (its section headers detected) unless its name
+    is a known section (``findings`` ...), else ``NAME: text`` blocks with sections.
+
+    A single column with another name (``clinical notes``) used to become an unscored section of that
+    name, so every report came out ``normal``.
+    """
+    if len(values) == 1 and values[0][0].lower() not in _SECTION_OF:
         return values[0][1], None
     parts: list[str] = []
     sections: list[tuple[str, int, int, int]] = []
