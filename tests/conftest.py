@@ -32,3 +32,21 @@ def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture()
 def pseudonymizer() -> Pseudonymizer:
     return Pseudonymizer(bytes.fromhex("ab" * 32))
+
+
+@pytest.fixture(autouse=True)
+def _throwaway_site_key_for_reports(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Reports tests run with a throwaway ``$MEDMM_KEY_FILE``: report ids are pseudonymized by default, so a
+    parse without ``key_file`` would otherwise read or create the user's default key. The key lives outside
+    the test's ``tmp_path`` (several tests read that folder as the reports input); a test asking for the
+    ``key_file`` fixture gets that one instead. (A fixture here, not a tests/reports/conftest.py: a second
+    module named ``conftest`` breaks ``from conftest import ...`` in tests/models.)"""
+    if "reports" not in Path(str(request.node.path)).parts or "key_file" in request.fixturenames:
+        return
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    path = tmp_path_factory.mktemp("site-key") / "site.key"
+    path.write_text("ab" * 32 + "\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("MEDMM_KEY_FILE", str(path))

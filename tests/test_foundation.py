@@ -18,7 +18,7 @@ from medmm.tables import read_table, write_table
 
 
 def test_key_created_private_and_stable(tmp_path: Path) -> None:
-    key_path = tmp_path / "k" / "site.key"
+    key_path = tmp_path / "site.key"
     key = load_key(key_path)
     assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
     assert load_key(key_path) == key and len(key) == 32
