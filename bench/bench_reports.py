@@ -98,7 +98,13 @@ def _parse(path: Path, run_dir: Path, workers: int, scheduler: str | None, n: in
     if not key.exists():
         key.write_text(os.urandom(32).hex() + "\n")
     parse_reports(
-        path, run_dir, id_column="uid", text_columns=COLS, workers=workers, scheduler=scheduler, key_file=key
+        path,
+        run_dir,
+        id_column="uid",
+        text_columns=COLS,
+        workers=None if scheduler else workers,  # an existing cluster brings its own workers
+        scheduler=scheduler,
+        key_file=key,
     )
     total = time.perf_counter() - t0
     timings = read_run_json(run_dir)["stages"]["reports"]["timings"]
