@@ -227,7 +227,7 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         if len(values) > 1:
             raise HeaderError(rel, f"{len(values)} patients in one file", "write one file per patient")
         patient_key = values[0] if len(values) else ""
-    series, empty, not_read = [], [], []
+    series, empty, not_read, doubled = [], [], [], []
     for col in frame.columns:
         if col in (tcol, pcol):
             continue
@@ -242,7 +242,16 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         name, units = (m.group(1), m.group(2)) if m else (str(col), cell_unit(frame[col]))
         keep = np.isfinite(v)
         if keep.any():  # an all-empty column is no series
-            series.append(IrregularSeries(name.strip(), units.strip(), t[keep], v[keep]))
+            tk, vk = t[keep], v[keep]
+            first = np.r_[True, np.diff(tk) != 0]  # times are sorted: a repeat follows its first
+            if not first.all():  # one value per time: the first; conflicting repeats are counted
+                head = np.maximum.accumulate(np.where(first, np.arange(tk.size), 0))  # first of its time
+                conflicts = int(np.count_nonzero(vk != vk[head]))
+                doubled.append(
+                    f"{col} ({tk.size - int(first.sum())} repeated, {conflicts} with another value)"
+                )
+                tk, vk = tk[first], vk[first]
+            series.append(IrregularSeries(name.strip(), units.strip(), tk, vk))
         else:
             empty.append(str(col))
     if not series and empty:
@@ -251,6 +260,9 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         )
     if not series:
         raise NotASignalError(rel, "no numeric value columns beside the time column", "add value columns")
+    notes = [f"columns not read: {', '.join(not_read)}"] if not_read else []
+    if doubled:  # a monitor and a manual entry at one time: say so rather than average silently
+        notes.append(f"repeated timestamps, first value kept: {', '.join(doubled)}")
     rec = LoadedRecord(
         record=rel.rsplit(".", 1)[0],
         format=path.suffix.lower().lstrip("."),
@@ -259,7 +271,7 @@ def read_tabular(root: Path, rel: str) -> LoadedRecord:
         series=series,
         segments=[(0.0, float(t[-1] - t[0]) if t.size else 0.0, False)],
         start_has_date=start is not None,
-        notes=[f"columns not read: {', '.join(not_read)}"] if not_read else [],
+        notes=notes,
     )
     rec.check_not_empty(rel)
     return rec
