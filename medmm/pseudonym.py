@@ -30,7 +30,7 @@ from pathlib import Path
 
 from medmm.errors import ConfigError
 
-__all__ = ["KEY_ENV", "Pseudonymizer", "default_key_file", "key_check_value", "load_key"]
+__all__ = ["KEY_ENV", "Pseudonymizer", "default_key_file", "key_check_value", "key_file_path", "load_key"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ def default_key_file() -> Path:
     return base / "medmm" / "site.key"
 
 
+def key_file_path(key_file: Path | str | None = None) -> Path:
+    """Where the site key is read: ``key_file``, else ``$MEDMM_KEY_FILE``, else :func:`default_key_file`.
+
+    >>> key_file_path("~/site.key") == Path.home() / "site.key"
+    True
+    """
+    return Path(key_file or os.environ.get(KEY_ENV) or default_key_file()).expanduser()
+
+
 def load_key(key_file: Path | None = None) -> bytes:
     """Read the site key, creating it (0600) on first use.
 
@@ -67,10 +76,9 @@ def load_key(key_file: Path | None = None) -> bytes:
     >>> len(key), load_key(path) == key
     (32, True)
     """
-    given = key_file or os.environ.get(KEY_ENV)
-    path = Path(given or default_key_file()).expanduser()
+    path = key_file_path(key_file)
     if not path.exists():
-        if given and not path.parent.is_dir():  # a mistyped path would silently start a new key
+        if path != default_key_file().expanduser() and not path.parent.is_dir():  # a mistyped path
             raise ConfigError(
                 f"{path}: no site key there and its folder {path.parent} does not exist; check the "
                 f"--key-file path (or ${KEY_ENV}), or create the folder first to start a new site key there"

@@ -435,11 +435,9 @@ def parse_reports(
 
 def _key_path(key_file: Path | None) -> str:
     """The absolute path of the site key file :func:`~medmm.pseudonym.load_key` reads."""
-    import os
+    from medmm.pseudonym import key_file_path
 
-    from medmm.pseudonym import KEY_ENV, default_key_file
-
-    return str(Path(key_file or os.environ.get(KEY_ENV) or default_key_file()).expanduser().resolve())
+    return str(key_file_path(key_file).resolve())
 
 
 def _write(

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from medmm.errors import MedmmError
-from medmm.pseudonym import KEY_ENV, Pseudonymizer, default_key_file, key_check_value, load_key
+from medmm.pseudonym import Pseudonymizer, key_check_value, key_file_path, load_key
 from medmm.workflows.external import ClusterError
 
 __all__ = ["KeyPathPseudonymizer", "WorkerKey", "as_key", "check_key", "key_path", "worker_key"]
@@ -45,7 +45,7 @@ def key_path(key_file: Path | str | None = None) -> Path:
     >>> key_path("/etc/medmm/site.key")
     PosixPath('/etc/medmm/site.key')
     """
-    return Path(key_file or os.environ.get(KEY_ENV) or default_key_file()).expanduser().resolve()
+    return key_file_path(key_file).resolve()
 
 
 @dataclass(frozen=True)
