@@ -24,8 +24,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -140,33 +138,15 @@ def make_run(run_dir: Path, n_studies: int, seed: int = 0) -> Path:
     return run_dir
 
 
-class _CpuTimer:
-    """Stands in for :class:`medmm.runinfo.Timer` inside ``align_run``: CPU seconds per step."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self._start = time.process_time()
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        start = time.process_time()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.process_time() - start
-
-    def total(self) -> dict[str, float]:
-        return {**self.timings, "total_s": time.process_time() - self._start}
-
-
 def measure(run_dir: Path) -> dict[str, Any]:
     """CPU seconds of one ``align_run`` over ``run_dir`` (total and per step)."""
     from medmm.align import pipeline
+    from medmm.runinfo import Timer
 
-    timers: list[_CpuTimer] = []
+    timers: list[Timer] = []
 
-    def make_timer() -> _CpuTimer:
-        timers.append(_CpuTimer())
+    def make_timer() -> Timer:  # align_run's timer, counting CPU seconds per step
+        timers.append(Timer(clock=time.process_time))
         return timers[-1]
 
     with mock.patch.object(pipeline, "Timer", make_timer):

@@ -21,7 +21,7 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -167,7 +167,7 @@ def claim_site_key(run_dir: Path, check: str, *, record: bool = True) -> None:
 
 
 class Timer:
-    """Collects named wall-clock timings.
+    """Collects named timings: wall-clock seconds, or another ``clock`` (``time.process_time``: CPU).
 
     >>> t = Timer()
     >>> with t("step"):
@@ -176,18 +176,19 @@ class Timer:
     True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.timings: dict[str, float] = {}
-        self._start = time.perf_counter()
+        self._clock = clock
+        self._start = clock()
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start = self._clock()
         try:
             yield
         finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+            self.timings[name] = self.timings.get(name, 0.0) + self._clock() - start
 
     def total(self) -> dict[str, float]:
         """All timings plus ``total_s`` since the timer was made."""
-        return {**self.timings, "total_s": time.perf_counter() - self._start}
+        return {**self.timings, "total_s": self._clock() - self._start}
