@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from medmm.datasets import shared_data_dir
@@ -50,3 +52,23 @@ def _throwaway_site_key_for_reports(
     path.write_text("ab" * 32 + "\n")
     path.chmod(0o600)
     monkeypatch.setenv("MEDMM_KEY_FILE", str(path))
+
+
+def _strings_in_run(run: Path, strings: Iterable[str]) -> list[str]:
+    """``file: string`` for each of ``strings`` found under ``run`` (parts included): in the raw bytes and,
+    for tables, in every cell (compressed Parquet/Feather pages would hide a string from a byte scan)."""
+    wanted = list(strings)
+    hits = []
+    for f in sorted(p for p in run.rglob("*") if p.is_file()):
+        blobs = [f.read_bytes().decode("utf-8", "replace")]
+        if f.suffix in {".parquet", ".arrow", ".feather"}:
+            frame = pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_feather(f)
+            blobs.append(frame.astype(str).to_csv())
+        hits += [f"{f.relative_to(run)}: {s}" for s in wanted if any(s in b for b in blobs)]
+    return hits
+
+
+@pytest.fixture()
+def strings_in_run() -> Callable[[Path, Iterable[str]], list[str]]:
+    """A function ``(run_dir, strings) -> ['file: string', ...]``: where identifiers leaked into a run."""
+    return _strings_in_run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -29,19 +30,6 @@ def _parse(src: Path, run: Path, *extra: str) -> dict:
     return json.loads((run / "run.json").read_text())["stages"]["reports"]
 
 
-def _phi_in_run(run: Path) -> list[str]:
-    """Files of ``run`` (parts included) holding any PHI string: raw bytes, and every cell of tables
-    (compressed parquet / feather pages would hide a string from a byte scan)."""
-    hits = []
-    for f in sorted(p for p in run.rglob("*") if p.is_file()):
-        blobs = [f.read_bytes().decode("utf-8", "replace")]
-        if f.suffix in {".parquet", ".arrow", ".feather"}:
-            frame = pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_feather(f)
-            blobs.append(frame.astype(str).to_csv())
-        hits += [f"{f.relative_to(run)}: {s}" for s in PHI if any(s in b for b in blobs)]
-    return hits
-
-
 @pytest.fixture()
 def src(tmp_path: Path, key_file: Path) -> Path:
     """The input CSV; the site key is the ``key_file`` fixture's (``$MEDMM_KEY_FILE``)."""
@@ -51,13 +39,15 @@ def src(tmp_path: Path, key_file: Path) -> Path:
     return path
 
 
-def test_default_writes_no_text_and_show_rereads_input(src: Path, tmp_path: Path) -> None:
+def test_default_writes_no_text_and_show_rereads_input(
+    src: Path, tmp_path: Path, strings_in_run: Callable[[Path, Iterable[str]], list[str]]
+) -> None:
     run = tmp_path / "run"
     stage = _parse(src, run)
     assert stage["options"]["keep_text"] is False
     assert not (run / "report_texts.parquet").exists()
     assert (run / "entities.parquet").exists() and (run / ".reports_parts").is_dir()
-    assert _phi_in_run(run) == []
+    assert strings_in_run(run, PHI) == []
     # the planted identity is in the input, so the scan can find it
     assert all(s in src.read_text() for s in PHI)
     text = report_text("1", run)
@@ -69,7 +59,7 @@ def test_default_writes_no_text_and_show_rereads_input(src: Path, tmp_path: Path
     assert res.exit_code == 0, res.output
     assert "MEASUREMENT 12 mm" in render_report("2", run)
     # viewing wrote nothing into the run directory
-    assert _phi_in_run(run) == []
+    assert strings_in_run(run, PHI) == []
 
 
 def test_keep_text_writes_table_and_show_uses_it(src: Path, tmp_path: Path, key_file: Path) -> None:
@@ -83,14 +73,16 @@ def test_keep_text_writes_table_and_show_uses_it(src: Path, tmp_path: Path, key_
     assert "John Smith" in render_report("1", run)
 
 
-def test_rerun_without_flag_removes_stale_table_and_resumes(src: Path, tmp_path: Path) -> None:
+def test_rerun_without_flag_removes_stale_table_and_resumes(
+    src: Path, tmp_path: Path, strings_in_run: Callable[[Path, Iterable[str]], list[str]]
+) -> None:
     run = tmp_path / "run"
     _parse(src, run, "--keep-text")
     ents = pd.read_parquet(run / "entities.parquet")
     stage = _parse(src, run)
     assert stage["counts"]["resumed"] == 3 and stage["counts"]["parsed_now"] == 0
     assert not (run / "report_texts.parquet").exists()
-    assert _phi_in_run(run) == []
+    assert strings_in_run(run, PHI) == []
     pd.testing.assert_frame_equal(pd.read_parquet(run / "entities.parquet"), ents)
     stage = _parse(src, run, "--keep-text")  # and back: resumed, the table is written again
     assert stage["counts"]["resumed"] == 3 and stage["options"]["keep_text"] is True

@@ -3,6 +3,7 @@ unless ``keep_report_ids``; duplicates are still found on the raw ids and no raw
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -23,18 +24,6 @@ CSV = (
     f"{ACC[1]},Again.,Dup.\n"
     f"{ACC[2]}, , \n"
 )
-
-
-def _raw_in(run: Path) -> list[str]:
-    """Files of ``run`` (parts included) holding a raw accession number in any cell or byte."""
-    hits = []
-    for f in sorted(p for p in run.rglob("*") if p.is_file()):
-        blobs = [f.read_bytes().decode("utf-8", "replace")]
-        if f.suffix in {".parquet", ".arrow", ".feather"}:
-            frame = pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_feather(f)
-            blobs.append(frame.astype(str).to_csv())
-        hits += [f"{f.relative_to(run)}: {a}" for a in ACC if any(a in b for b in blobs)]
-    return hits
 
 
 @pytest.mark.parametrize(
@@ -74,13 +63,15 @@ def test_txt_folder_ids_are_pseudonymized(tmp_path: Path) -> None:
     assert sorted(r.report_id for r in batch.rejected) == sorted(p.id(a, "report") for a in ACC[1:])
 
 
-def test_parse_writes_no_raw_id_and_show_accepts_both(tmp_path: Path, key_file: Path) -> None:
+def test_parse_writes_no_raw_id_and_show_accepts_both(
+    tmp_path: Path, key_file: Path, strings_in_run: Callable[[Path, Iterable[str]], list[str]]
+) -> None:
     src, run = tmp_path / "in" / "r.csv", tmp_path / "run"
     src.parent.mkdir()
     src.write_text(CSV)
     res = CliRunner().invoke(app, ["reports", "parse", str(src), "--out", str(run), "--workers", "0"])
     assert res.exit_code == 0, res.output
-    assert _raw_in(run) == [] and not any(a in res.output for a in ACC)
+    assert strings_in_run(run, ACC) == [] and not any(a in res.output for a in ACC)
     manifest = pd.read_parquet(run / "manifest_reports.parquet")
     assert manifest["path"].tolist() == [f"r.csv#{i}" for i in range(1, 5)]  # how a user finds a row
     p = Pseudonymizer(load_key(key_file))
@@ -89,7 +80,7 @@ def test_parse_writes_no_raw_id_and_show_accepts_both(tmp_path: Path, key_file: 
     for given in (ACC[1], p.id(ACC[1], "report")):  # the accession number, or its pseudonym
         res = CliRunner().invoke(app, ["reports", "show", given, "--run", str(run)])
         assert res.exit_code == 0 and "nodule" in res.output, res.output
-    assert _raw_in(run) == []
+    assert strings_in_run(run, ACC) == []
 
 
 def test_keep_report_ids_writes_them_as_given(tmp_path: Path, key_file: Path) -> None:
