@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "medmm.predict.cli",
     "medmm.workflows.cli",
     "medmm.demo.cli",
+    "medmm.share.cli",
 )
 
 app = typer.Typer(

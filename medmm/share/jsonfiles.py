@@ -1,0 +1,114 @@
+"""JSON artifacts of a run (``run.json``, model cards, metrics, volume sidecars) made safe to share.
+
+A string that is exactly a known source path or record name becomes its pseudonym; any other string
+holding a path separator (an absolute input root, the key file, a checkpoint path) is dropped, and the
+names of the source inside the remaining strings are replaced (:meth:`SourceNames.scrub`). Dict keys
+get the same treatment. ``run.json`` keeps only its ``stages`` and ``versions`` (without the machine's
+platform string); its ``key_check`` stays home.
+
+>>> from medmm.pseudonym import Pseudonymizer
+>>> from medmm.share.names import SourceNames
+>>> names = SourceNames.build(["DOE^JOHN/a.dcm"], ["p000020-2183-04-28-17-47"], Pseudonymizer(b"k" * 32))
+>>> dropped: list[str] = []
+>>> run = {"input": "/data/DOE^JOHN", "skipped": ["p000020-2183-04-28-17-47"], "n": 3}
+>>> out = sanitize_json(run, names, dropped)
+>>> out["n"], out["skipped"][0].startswith("sig-"), "input" in out, dropped
+(3, True, False, ['input'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medmm.share.names import SourceNames
+
+__all__ = ["sanitize_json", "sanitize_run_json"]
+
+_DROP = object()
+#: ``run.json``'s top-level sections that are shared.
+_RUN_SECTIONS = ("stages", "versions")
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or (len(text) > 1 and text[1] == ":" and text[0].isalpha())
+
+
+def _key(key: str, names: SourceNames) -> Any:
+    """A dict key: medmm's own field names stay; a source path or record name becomes its pseudonym."""
+    if key in names.paths:
+        return names.path(key)
+    if key in names.records:
+        return names.record(key)
+    return _DROP if _looks_like_path(key) else key
+
+
+def _string(value: str, names: SourceNames) -> Any:
+    if value in names.paths:
+        return names.path(value)
+    if value in names.records:
+        return names.record(value)
+    if _looks_like_path(value):
+        return _DROP
+    return names.scrub(value)
+
+
+def _walk(obj: Any, names: SourceNames, dropped: list[str], where: str) -> Any:
+    if isinstance(obj, str):
+        return _string(obj, names)
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            new_key = _key(str(key), names)
+            at = f"{where}.{key}" if where else str(key)
+            if new_key is _DROP:
+                dropped.append(f"{where}.<key>" if where else "<key>")
+                continue
+            new = _walk(value, names, dropped, at if new_key == key else f"{where}.<key>")
+            if new is _DROP:
+                dropped.append(at if new_key == key else f"{where}.<key>")
+                continue
+            out[new_key] = new
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [_walk(v, names, dropped, f"{where}[]") for v in obj]
+        if any(v is _DROP for v in items):
+            dropped.append(f"{where}[]")
+        return [v for v in items if v is not _DROP]
+    return obj
+
+
+def sanitize_json(obj: Any, names: SourceNames, dropped: list[str]) -> Any:
+    """``obj`` with source names pseudonymized and path-like strings left out (see the module docstring).
+
+    Parameters
+    ----------
+    obj
+        Parsed JSON.
+    names
+        The run's :class:`SourceNames`.
+    dropped
+        Appended with the key path (``stages.ingest.options.archive``) of every value left out; keys
+        that were source names show as ``<key>``.
+    """
+    return _walk(obj, names, dropped, "")
+
+
+def sanitize_run_json(run: dict[str, Any], names: SourceNames, dropped: list[str]) -> dict[str, Any]:
+    """The shareable part of a ``run.json``: ``stages`` and ``versions`` (no platform), sanitized.
+
+    >>> from medmm.pseudonym import Pseudonymizer
+    >>> names = SourceNames.build([], [], Pseudonymizer(b"k" * 32))
+    >>> sorted(sanitize_run_json({"key_check": "ab", "versions": {"platform": "x", "numpy": "1"}}, names, []))
+    ['versions']
+    """
+    out: dict[str, Any] = {}
+    for section in _RUN_SECTIONS:
+        if section in run:
+            lost: list[str] = []
+            out[section] = sanitize_json(run[section], names, lost)
+            dropped += [f"{section}.{where}" for where in lost]
+    if isinstance(out.get("versions"), dict) and "platform" in out["versions"]:
+        del out["versions"]["platform"]
+        dropped.append("versions.platform")
+    dropped += [k for k in run if k not in _RUN_SECTIONS]
+    return out

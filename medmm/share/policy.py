@@ -1,0 +1,309 @@
+"""What ``medmm share`` copies: an allow-list of run artifacts, each table with a policy per column.
+
+Only the tables below are copied, and of each only the columns named here, each by its policy. A table,
+file or column not listed is left out and named in the share report, so a column a future stage adds
+never reaches a share before someone decides its policy here.
+
+>>> TABLES["manifest.parquet"]["mtime_ns"]
+<Policy.drop: 'drop'>
+>>> table_policy("models/fusion/splits.parquet")["record_id"]
+<Policy.rekey: 'rekey'>
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from fnmatch import fnmatch
+
+__all__ = ["DROPPED_FILES", "JSON_FILES", "TABLES", "Policy", "dropped_reason", "table_policy"]
+
+
+class Policy(StrEnum):
+    """How one column is shared."""
+
+    keep = "keep"  #: copied as is: numbers, flags, pseudonyms made with the site key, shifted times
+    vocab = "vocab"  #: copied as is: a value from medmm's own small vocabulary (status, format, modality ...)
+    path = "path"  #: a source path -> its keyed pseudonym ``fil-...``
+    paths = "paths"  #: a list of source paths -> their pseudonyms
+    record = "record"  #: a signal record name (a file stem) -> its keyed pseudonym ``sig-...``
+    text = "text"  #: free text (reasons, warnings): known paths / names / records replaced by pseudonyms
+    texts = "texts"  #: a list of free texts, each as ``text``
+    report_text = (
+        "report_text"  #: words of a report (entity spans): dropped unless the reports are de-identified
+    )
+    rekey = "rekey"  #: an id made with an unkeyed hash of source names -> keyed pseudonym (``rec-``/``stu-``)
+    signal_id = "signal_id"  #: ``record|channel|window`` -> the record part pseudonymized
+    window_path = "window_path"  #: ``windows/<record>/<channel>.npy`` -> the record part pseudonymized
+    drop = "drop"  #: never shared (file-system times ...)
+
+
+P = Policy
+_MANIFEST = {
+    "path": P.path,
+    "size": P.keep,
+    "mtime_ns": P.drop,
+    "format": P.vocab,
+    "status": P.vocab,
+    "reason": P.text,
+}
+_SIGNAL_COMMON = {"record": P.record, "patient_id": P.keep, "channel": P.keep}
+
+#: Table (path in the run, ``fnmatch`` pattern) -> column -> policy.
+TABLES: dict[str, dict[str, Policy]] = {
+    "manifest.parquet": {
+        **_MANIFEST,
+        "volume_id": P.keep,
+        "kind": P.vocab,
+        "modality": P.vocab,
+        "patient_id": P.keep,
+        "study_id": P.keep,
+        "series_id": P.keep,
+    },
+    "manifest_reports.parquet": {
+        **_MANIFEST,
+        "report_id": P.keep,
+        "patient_id": P.keep,
+        "study_id": P.keep,
+        "n_chars": P.keep,
+        "n_sections": P.keep,
+        "n_entities": P.keep,
+        "notes": P.text,
+    },
+    "manifest_signals.parquet": {**_MANIFEST, "record": P.record, "patient_id": P.keep, "n_channels": P.keep},
+    "volumes.parquet": {
+        "volume_id": P.keep,
+        "path": P.keep,  # volumes/<volume_id>.nii.gz: medmm's own name, made of the keyed volume id
+        "sidecar": P.keep,
+        "shape": P.keep,
+        "spacing": P.keep,
+        "orientation": P.vocab,
+        "affine": P.keep,
+        "modality": P.vocab,
+        "n_sources": P.keep,
+        "source_format": P.vocab,
+        "sources": P.paths,
+        "patient_id": P.keep,
+        "study_id": P.keep,
+        "series_id": P.keep,
+        "study_time": P.keep,  # shifted by the patient's keyed date shift at ingest
+        "warnings": P.texts,
+        "dtype": P.vocab,
+    },
+    "entities.parquet": {
+        "report_id": P.keep,
+        "section": P.vocab,
+        "sentence": P.keep,
+        "start": P.keep,
+        "end": P.keep,
+        "text": P.report_text,
+        "label": P.vocab,
+        "negated": P.keep,
+        "uncertain": P.keep,
+        "finding": P.vocab,
+        "long_form": P.report_text,
+        "location": P.report_text,
+        "measurement_mm": P.keep,
+        "measurement_dims_mm": P.keep,
+        "measurement_kind": P.vocab,
+        "measurement_text": P.report_text,
+        "source": P.vocab,
+    },
+    "report_labels.parquet": {
+        "report_id": P.keep,
+        "finding": P.vocab,
+        "status": P.vocab,
+        "evidence": P.report_text,
+        "section": P.vocab,
+        "start": P.keep,
+        "end": P.keep,
+        "n_mentions": P.keep,
+    },
+    "signals.parquet": {
+        **_SIGNAL_COMMON,
+        "format": P.vocab,
+        "source_channel": P.text,
+        "kind": P.vocab,
+        "role": P.vocab,
+        "units": P.vocab,
+        **dict.fromkeys(
+            [
+                "fs",
+                "fs_out",
+                "n_samples",
+                "duration_s",
+                "start",
+                "start_abs_s",
+                "n_segments",
+                "missing_fraction",
+                "flat_fraction",
+                "saturated_fraction",
+                "n_windows",
+                "mean_sqi",
+                "good_window_fraction",
+                "n_beats",
+                "mean_hr_bpm",
+                "sdnn_ms",
+                "rmssd_ms",
+                "ref_match_fraction",
+                "ref_sensitivity",
+                "ref_ppv",
+            ],
+            P.keep,
+        ),
+        "ref_annotation": P.vocab,
+    },
+    "beats.parquet": {
+        **_SIGNAL_COMMON,
+        **dict.fromkeys(["sample", "time_s", "abs_time_s", "rr_prev_s", "rr_next_s", "hr_bpm"], P.keep),
+        "ref_symbol": P.vocab,
+    },
+    "anomalies.parquet": {
+        **_SIGNAL_COMMON,
+        **dict.fromkeys(
+            ["sample", "time_s", "score", "flag", "morphology_z", "rhythm_z", "pause_z", "quality"], P.keep
+        ),
+    },
+    "features.parquet": {
+        "record": P.record,
+        "channel": P.keep,
+        **dict.fromkeys(
+            [
+                "sample",
+                "beat",
+                "rr_ratio",
+                "r_amplitude",
+                "qrs_width_s",
+                "qrs_energy",
+                "max_slope",
+                "template_corr",
+                "qrs_corr",
+                "template_rmse",
+                "complete",
+            ],
+            P.keep,
+        ),
+    },
+    "windows.parquet": {
+        **_SIGNAL_COMMON,
+        "path": P.window_path,
+        "anchor": P.text,
+        **dict.fromkeys(
+            [
+                "window",
+                "row",
+                "fs",
+                "start_sample",
+                "stop_sample",
+                "pad_before",
+                "pad_after",
+                "start_s",
+                "start_abs_s",
+                "anchor_s",
+                "missing",
+                "flat",
+                "saturated",
+                "wander",
+                "noise",
+                "quality",
+            ],
+            P.keep,
+        ),
+    },
+    "events.parquet": {
+        "record": P.record,
+        "patient_id": P.keep,
+        "label": P.text,  # annotation labels (alarms, sleep stages): names of the source replaced
+        "source": P.vocab,
+        **dict.fromkeys(["onset_s", "duration_s", "abs_time_s"], P.keep),
+    },
+    "vitals.parquet": {
+        **_SIGNAL_COMMON,
+        "units": P.vocab,
+        **dict.fromkeys(["time_s", "abs_time_s", "value"], P.keep),
+    },
+    "window_vitals.parquet": {
+        **_SIGNAL_COMMON,
+        "path": P.window_path,
+        **dict.fromkeys(["row", "value", "lag_s"], P.keep),
+        "vital": P.vocab,
+    },
+    "records.parquet": {
+        "record_id": P.rekey,
+        "patient_id": P.keep,
+        "study_id": P.rekey,
+        "study_time": P.keep,
+        "image_id": P.keep,
+        "report_id": P.keep,
+        "signal_id": P.signal_id,
+        **dict.fromkeys(["has_image", "has_report", "has_signal", "labels"], P.keep),
+    },
+    "predictions.parquet": {
+        "record_id": P.rekey,
+        **dict.fromkeys(
+            [
+                "task",
+                "label",
+                "score",
+                "model_sha256",
+                "modalities",
+                "weight_image",
+                "weight_report",
+                "weight_signal",
+                "n_slices",
+                "slice_aggregation",
+            ],
+            P.keep,
+        ),
+    },
+    "slice_predictions.parquet": {
+        "record_id": P.rekey,
+        **dict.fromkeys(["slice", "task", "label", "score", "model_sha256"], P.keep),
+    },
+    "models/*/splits.parquet": {"record_id": P.rekey, "patient_id": P.keep, "split": P.vocab, "fold": P.keep},
+}
+
+#: JSON files copied through the JSON sanitizer (:func:`medmm.share.jsonfiles.sanitize_json`).
+JSON_FILES: tuple[str, ...] = (
+    "run.json",
+    "models/*/metrics.json",
+    "models/*/model.json",
+    "models/*/run.json",
+)
+
+#: Known artifacts that are never shared, with the reason the share report gives.
+DROPPED_FILES: tuple[tuple[str, str], ...] = (
+    ("report_texts.parquet", "report text, not de-identified"),
+    ("figures/*", "figures render record names and report text into pixels and HTML"),
+    ("inputs/*", "model input cache (rebuilt by medmm align/train)"),
+    (".*", "internal state, cache or lock"),
+    ("*/.*", "internal state, cache or lock"),
+    ("*.log", "log"),
+    ("models/*/*.pt", "model weights (may memorize training data)"),
+    ("models/*/*.png", "figures"),
+    ("volumes/*", "volumes are shared only with --with-volumes"),
+    ("windows/*", "signal windows are shared only with --with-windows"),
+)
+
+
+def table_policy(rel: str) -> dict[str, Policy] | None:
+    """The column policies of the table at ``rel`` (path in the run), or ``None`` if it is not shared."""
+    if rel in TABLES:
+        return TABLES[rel]
+    for pattern, policy in TABLES.items():
+        if "*" in pattern and fnmatch(rel, pattern):
+            return policy
+    return None
+
+
+def dropped_reason(rel: str) -> str | None:
+    """Why the known artifact at ``rel`` is not shared, or ``None`` when it is not a known dropped one.
+
+    >>> dropped_reason("report_texts.parquet")
+    'report text, not de-identified'
+    >>> dropped_reason("DOE.csv") is None
+    True
+    """
+    for pattern, reason in DROPPED_FILES:
+        if fnmatch(rel, pattern):
+            return reason
+    return None

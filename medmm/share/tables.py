@@ -1,0 +1,141 @@
+"""Apply the column policies (:mod:`medmm.share.policy`) to one table of a run.
+
+>>> import pandas as pd
+>>> from medmm.pseudonym import Pseudonymizer
+>>> from medmm.share.names import SourceNames
+>>> from medmm.share.policy import TABLES
+>>> names = SourceNames.build(["a/100.hea"], ["100"], Pseudonymizer(b"k" * 32))
+>>> frame = pd.DataFrame({"path": ["a/100.hea"], "mtime_ns": [1], "record": ["100"], "extra": ["x"],
+...                       "size": [5], "format": ["wfdb"], "status": ["ingested"], "reason": [""],
+...                       "patient_id": ["pat-1"], "n_channels": [1]})
+>>> shared = share_frame(frame, TABLES["manifest_signals.parquet"], names)
+>>> list(shared.frame.columns), shared.left_out
+(['path', 'record', 'size', 'format', 'status', 'reason', 'patient_id', 'n_channels'], ['extra'])
+>>> shared.frame["record"][0] == names.record("100")
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from medmm.share.names import SourceNames
+from medmm.share.policy import Policy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SharedTable", "share_frame"]
+
+#: Study ids ``align`` makes for items without one: ``stu-<modality>-`` + an unkeyed hash of the item id
+#: (for a signal window, of its record name), so they are re-keyed.
+_DERIVED_STUDY = re.compile(r"^stu-[a-z]+-[0-9a-f]+$")
+
+
+@dataclass
+class SharedTable:
+    """A table after its policies: the frame to write, the policy applied per column, and the
+    columns left out (no policy: unknown) or dropped (policy ``drop``, or report text)."""
+
+    frame: pd.DataFrame
+    columns: dict[str, str] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+def _map_unique(series: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
+    """``fn`` on each distinct non-missing value (as str), missing values kept."""
+    mapping = {v: fn(str(v)) for v in series.dropna().unique()}
+    return series.map(mapping)
+
+
+def _each(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """A cell function applying ``fn`` to every item of a list cell (missing cells kept)."""
+
+    def cell(value: Any) -> Any:
+        if value is None or isinstance(value, float):
+            return value
+        return [fn(str(v)) for v in value]
+
+    return cell
+
+
+def _window_path(names: SourceNames) -> Callable[[str], str | None]:
+    def fn(path: str) -> str | None:
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "windows" and parts[1] in names.records:
+            return f"windows/{names.record(parts[1])}/{names.scrub(parts[2])}"
+        return None  # not medmm's window layout: not shared
+
+    return fn
+
+
+def _signal_id(names: SourceNames) -> Callable[[str], str]:
+    def fn(value: str) -> str:
+        parts = value.rsplit("|", 2)
+        if len(parts) == 3:
+            return "|".join([names.record(parts[0]), names.scrub(parts[1]), parts[2]])
+        return names.record(value)
+
+    return fn
+
+
+def _rekey(column: str, names: SourceNames) -> Callable[[str], str]:
+    p = names.pseudonymizer
+    if column == "study_id":
+        return lambda v: p.id(v, "study") if _DERIVED_STUDY.match(v) else v
+    return lambda v: p.id(v, "record")
+
+
+def share_frame(
+    frame: pd.DataFrame, policies: dict[str, Policy], names: SourceNames, *, report_text: bool = False
+) -> SharedTable:
+    """Apply ``policies`` to ``frame``'s columns.
+
+    Parameters
+    ----------
+    frame
+        The run's table.
+    policies
+        Column -> :class:`~medmm.share.policy.Policy`; a column not in it is left out.
+    names
+        The run's :class:`~medmm.share.names.SourceNames` (pseudonyms, scrubbing).
+    report_text
+        Keep ``Policy.report_text`` columns (the reports are de-identified); else they are dropped.
+    """
+    out = SharedTable(frame=frame.iloc[:, :0].copy())
+    for column in frame.columns:
+        policy = policies.get(str(column))
+        series = frame[column]
+        if policy is None:
+            out.left_out.append(str(column))
+            continue
+        if policy is Policy.drop or (policy is Policy.report_text and not report_text):
+            out.dropped.append(str(column))
+            continue
+        if policy in (
+            Policy.path,
+            Policy.record,
+            Policy.text,
+            Policy.rekey,
+            Policy.signal_id,
+            Policy.window_path,
+        ):
+            fn = {
+                Policy.path: names.path,
+                Policy.record: names.record,
+                Policy.text: names.scrub,
+                Policy.signal_id: _signal_id(names),
+                Policy.window_path: _window_path(names),
+            }.get(policy) or _rekey(str(column), names)
+            series = _map_unique(series, fn)
+        elif policy is Policy.paths:
+            series = series.map(_each(names.path))
+        elif policy is Policy.texts:
+            series = series.map(_each(names.scrub))
+        out.frame[column] = series
+        out.columns[str(column)] = policy.value
+    return out
