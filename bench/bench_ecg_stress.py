@@ -175,7 +175,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         "stress_records": built.to_dict(orient="records"),
         "per_burden": tb.round(4).to_dict(orient="records"),
         "min_se_ppv_by_burden_mean_over_seeds": {
-            str(b): round(float(np.minimum(g["se"], g["ppv"]).mean()), 4)
+            str(b): round(float(np.fmin(g["se"], g["ppv"]).mean()), 4)
             for b, g in model_rows.groupby("burden")
         },
         "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
