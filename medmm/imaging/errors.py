@@ -13,10 +13,12 @@ from __future__ import annotations
 from medmm.errors import InputError
 
 __all__ = [
+    "CorruptImageError",
     "DicomHeaderError",
     "DuplicatePositionError",
     "GantryTiltError",
     "ImageFileError",
+    "ImageTooLargeError",
     "MissingCompanionError",
     "MissingSliceError",
     "MissingTransferSyntaxError",
@@ -79,3 +81,11 @@ class ImageFileError(InputError):
 
 class MissingCompanionError(ImageFileError):
     """A ``.hdr`` without its ``.img`` (or the reverse)."""
+
+
+class CorruptImageError(InputError):
+    """A picture file (PNG, JPEG, TIFF, JPEG 2000) that is truncated, damaged or not really that format."""
+
+
+class ImageTooLargeError(InputError):
+    """A picture whose declared size exceeds Pillow's decompression-bomb limit."""

@@ -54,18 +54,137 @@ def decode_error_type(exc: BaseException) -> str:
     return "TruncatedPixelDataError" if any(h in text for h in _TRUNCATION_HINTS) else "PixelDecodeError"
 
 
-def _raise_decode(rel_path: str, inst: DicomInstance, exc: BaseException) -> None:
-    if decode_error_type(exc) == "TruncatedPixelDataError":
+#: transfer syntaxes whose frames are JPEG (ISO 10918 / JPEG-LS) or JPEG 2000 codestreams
+_JPEG_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.81",
+    }
+)
+_J2K_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+    }
+)
+#: JPEG Extended (processes 2 and 4): 12-bit JPEG, which Pillow and pydicom's GDCM plugin refuse
+_JPEG12 = "1.2.840.10008.1.2.4.51"
+
+
+def _frames_problem(source: Any, syntax: str) -> str:
+    """Why an encapsulated JPEG / JPEG 2000 frame is cut off or damaged, ``""`` when every frame's stream
+    is complete, ``"?"`` when it cannot be told (another syntax, an unreadable file).
+
+    ``source`` is the file's path or its pydicom Dataset. libjpeg decodes a cut-off stream without an
+    error (it fills in what is missing), so a complete-looking image is no proof.
+    """
+    if source is None or syntax not in _JPEG_SYNTAXES | _J2K_SYNTAXES:
+        return "?"
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    from medmm.imaging.picture_codecs import j2k_codestream, j2k_problem, jpeg_problem
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(source) if isinstance(source, (str, Path)) else source
+            n = int(ds.get("NumberOfFrames", 1) or 1)
+            frames = list(generate_frames(ds.PixelData, number_of_frames=n))
+    except Exception:  # the frames themselves cannot be found: the decoder's message says why
+        return "?"
+    for k, frame in enumerate(frames):
+        if syntax in _JPEG_SYNTAXES:
+            problem = jpeg_problem(frame)
+        else:
+            code, problem = j2k_codestream(frame)
+            problem = problem or j2k_problem(code)
+        if problem:
+            return f"frame {k + 1}: {problem}" if len(frames) > 1 else problem
+    return ""
+
+
+def _check_frames(rel_path: str, ds: Any, syntax: str) -> None:
+    """Raise TruncatedPixelDataError when a decoded JPEG / JPEG 2000 frame's stream was incomplete."""
+    problem = _frames_problem(ds, syntax)
+    if problem not in ("", "?"):
         raise TruncatedPixelDataError(
             rel_path,
-            f"pixel data is truncated or shorter than the header says ({exc})",
-            "the transfer was cut off; copy the file again from the source",
+            f"pixel data is truncated or damaged: {problem} (the decoder filled in the missing part)",
+            "the transfer was cut off or the file is damaged; copy the file again from the source",
+        )
+
+
+def _syntax_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    name = UID(uid).name if uid else ""
+    return f"{name} ({uid})" if name and name != uid else uid or "unknown"
+
+
+def _plugin_message(exc: BaseException, plugin: str) -> str:
+    """The line of pydicom's "all plugins failed" message that names ``plugin``, else the whole text."""
+    text = str(exc)
+    for line in text.splitlines():
+        if line.strip().startswith(f"{plugin}:"):
+            return " ".join(line.split(":", 1)[1].split())
+    return " ".join(text.split())
+
+
+def _raise_decode(rel_path: str, inst: DicomInstance, exc: BaseException, path: Path | None = None) -> None:
+    """Raise the InputError that says why ``inst``'s pixel data could not be decoded, and how to fix it.
+
+    A 12-bit JPEG (JPEG Extended) is named as such: Pillow and pydicom's GDCM plugin decode only 8-bit
+    JPEG, so the only decoder is pylibjpeg-libjpeg; a stream that is complete but that it rejects is
+    not a damaged copy and the fix names converters that decode it. For JPEG and JPEG 2000 syntaxes the
+    frames' structure tells a cut-off stream (TruncatedPixelDataError) from one the decoders refuse.
+    """
+    syntax = inst.transfer_syntax_uid or ""
+    problem = _frames_problem(path, syntax) if decode_error_type(exc) != "TruncatedPixelDataError" else "?"
+    if decode_error_type(exc) == "TruncatedPixelDataError" or problem not in ("", "?"):
+        detail = problem if problem not in ("", "?") else f"shorter than the header says ({exc})"
+        raise TruncatedPixelDataError(
+            rel_path,
+            f"pixel data is truncated or damaged: {detail}",
+            "the transfer was cut off or the file is damaged; copy the file again from the source",
         ) from exc
+    if syntax == _JPEG12 and (inst.bits_stored or 8) > 8:
+        from importlib.util import find_spec
+
+        what = f"12-bit JPEG pixel data (JPEG Extended, transfer syntax {syntax})"
+        if find_spec("libjpeg") is None:
+            raise PixelDecodeError(
+                rel_path,
+                f"cannot decode pixel data: {what}; the installed decoders (Pillow, GDCM) decode 8-bit "
+                "JPEG only and pylibjpeg-libjpeg, which decodes 12-bit JPEG, is not installed",
+                "pip install pylibjpeg pylibjpeg-libjpeg (part of medmm[imaging]) and re-run",
+            ) from exc
+        whole = " (every frame reaches its end-of-image marker: not a cut-off copy)" if problem == "" else ""
+        raise PixelDecodeError(
+            rel_path,
+            f"cannot decode pixel data: {what} that the installed decoders cannot read: Pillow decodes "
+            f"8-bit JPEG only and pylibjpeg-libjpeg rejects this stream "
+            f"({_plugin_message(exc, 'pylibjpeg')}){whole}",
+            "decompress the file with dcmtk's `dcmdjpeg IN OUT` or GDCM's `gdcmconv --raw IN OUT` (both "
+            "decode such 12-bit streams; pydicom's own GDCM plugin refuses 12-bit JPEG) and ingest "
+            "the result",
+        ) from exc
+    missing = "missing dependencies" in str(exc) or "no pixel data handlers" in str(exc).lower()
     raise PixelDecodeError(
         rel_path,
-        f"cannot decode pixel data with transfer syntax {inst.transfer_syntax_uid or 'unknown'} "
-        f"({type(exc).__name__}: {exc})",
-        "install the decoder for this syntax (pylibjpeg plugins / GDCM) or re-export uncompressed",
+        f"cannot decode pixel data with transfer syntax {_syntax_name(syntax)} "
+        f"({type(exc).__name__}: {' '.join(str(exc).split())})",
+        "pip install the decoder packages named above (medmm[imaging] has pylibjpeg-libjpeg, "
+        "-openjpeg and -rle) and re-run"
+        if missing
+        else "install the decoder for this syntax (pylibjpeg plugins / GDCM) or re-export uncompressed",
     ) from exc
 
 
@@ -205,7 +324,8 @@ def read_slice(path: Path, inst: DicomInstance) -> np.ndarray:
             ds = reader.read(str(path))
             data = np.asarray(ds.pixel_array)  # decode once here to classify decoder errors
     except Exception as exc:  # decoders raise many types; all mean "this file's pixels are unusable"
-        _raise_decode(inst.path, inst, exc)
+        _raise_decode(inst.path, inst, exc, path)
+    _check_frames(inst.path, ds, inst.transfer_syntax_uid or "")
     if data.ndim == 2 and inst.photometric_interpretation == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
@@ -251,7 +371,8 @@ def read_multiframe(path: Path, inst: DicomInstance, frame_order: list[int] | No
             ds = pydicom.dcmread(path)
             data = np.asarray(ds.pixel_array)
     except Exception as exc:
-        _raise_decode(inst.path, inst, exc)
+        _raise_decode(inst.path, inst, exc, path)
+    _check_frames(inst.path, ds, inst.transfer_syntax_uid or "")
     colour = inst.samples_per_pixel > 1
     if inst.n_frames == 1:
         data = data[None]
@@ -308,8 +429,9 @@ def read_mosaic(path: Path, inst: DicomInstance) -> tuple[np.ndarray, np.ndarray
     except PixelDecodeError:
         raise
     except Exception as exc:
-        _raise_decode(inst.path, inst, exc)
+        _raise_decode(inst.path, inst, exc, path)
     del raw
+    _check_frames(inst.path, ds, inst.transfer_syntax_uid or "")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

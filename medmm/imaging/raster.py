@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from medmm.errors import InputError
-from medmm.imaging.errors import UnsupportedImageError
+from medmm.imaging.errors import CorruptImageError, ImageTooLargeError, UnsupportedImageError
 from medmm.imaging.records import SourceFormat, VolumeRecord
 from medmm.imaging.volume_store import write_volume
 from medmm.pseudonym import Pseudonymizer
@@ -51,9 +50,11 @@ __all__ = [
 ]
 
 #: the picture formats read here (:class:`~medmm.imaging.records.SourceFormat` values)
-RASTER_FORMATS = ("png", "jpeg", "tiff")
+RASTER_FORMATS = ("png", "jpeg", "tiff", "jpeg2000")
 #: Pillow's format names for each (a JPEG with a multi-picture extension opens as "MPO" through "JPEG")
-_PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",), "tiff": ("TIFF",)}
+_PIL_FORMATS = {"png": ("PNG",), "jpeg": ("JPEG",), "tiff": ("TIFF",), "jpeg2000": ("JPEG2000",)}
+#: display names in messages
+_NAMES = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "jpeg2000": "JPEG 2000"}
 
 #: a warning every picture volume carries (also in its sidecar)
 SPACING_NOTE = (
@@ -66,14 +67,6 @@ SPACING_NOTE = (
 PICTURE_AXES = "x: column, left to right; y: row, bottom to top (picture = data[:, ::-1, 0].T)"
 
 
-class CorruptImageError(InputError):
-    """A PNG/JPEG/TIFF file that cannot be decoded (truncated, damaged, or not really that format)."""
-
-
-class ImageTooLargeError(InputError):
-    """A picture whose declared size exceeds Pillow's decompression-bomb limit."""
-
-
 @dataclass(frozen=True)
 class RasterImage:
     """A decoded picture: grayscale pixels ``[row, column]`` (row 0 at the top) and what was done.
@@ -83,9 +76,10 @@ class RasterImage:
     pixels
         2D array: uint8 / uint16 as stored (int16/int32/float32 for 32-bit integer or float TIFFs).
     format
-        ``"png"``, ``"jpeg"`` or ``"tiff"``.
+        ``"png"``, ``"jpeg"``, ``"tiff"`` or ``"jpeg2000"``.
     mode
-        Pillow's mode of the stored picture (``"L"``, ``"I;16"``, ``"RGB"`` ...).
+        Pillow's mode of the stored picture (``"L"``, ``"I;16"``, ``"RGB"`` ...); for pictures decoded
+        by a pylibjpeg plugin (``decoder``), the stored samples (``"1 x 12-bit unsigned"``).
     notes
         What was changed on the way (colour to grey, EXIF rotation, dropped alpha ...); never metadata.
     """
@@ -96,6 +90,7 @@ class RasterImage:
     exif_orientation: int = 1
     grayscale: str = "stored as grayscale"
     notes: list[str] = field(default_factory=list)
+    decoder: str = "Pillow"
 
 
 _QUIET_LOCK = threading.Lock()
@@ -253,8 +248,11 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
     if fmt is not None and fmt not in _PIL_FORMATS:
         raise ValueError(f"read_raster: fmt must be one of {RASTER_FORMATS}, not {fmt!r}")
     accepted = _PIL_FORMATS[fmt] if fmt else tuple(f for fs in _PIL_FORMATS.values() for f in fs)
-    what = (fmt or "PNG/JPEG/TIFF").upper()
+    what = _NAMES[fmt] if fmt else "PNG/JPEG/TIFF/JPEG 2000"
     root = f"{Path(path).parent}/"
+    exact = _read_exact(Path(path), rel, fmt)
+    if exact is not None:
+        return exact
     notes: list[str] = []
     Image.init()  # every plugin imported (and its logger made) now, so that _quiet_pillow silences it
     with _quiet_pillow():
@@ -316,6 +314,53 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
     )
 
 
+def _magic_format(path: Path) -> str:
+    """``"jpeg"`` / ``"jpeg2000"`` from a file's first bytes, else ``""`` (what Pillow alone reads)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[:4] == b"\xff\x4f\xff\x51" or head == b"\0\0\0\x0cjP  \r\n\x87\n":
+        return "jpeg2000"
+    return ""
+
+
+def _read_exact(path: Path, rel: str, fmt: str | None) -> RasterImage | None:
+    """A JPEG 2000 picture, or a JPEG that Pillow cannot decode, read exactly by a pylibjpeg plugin
+    (:mod:`medmm.imaging.picture_codecs`); ``None`` when Pillow reads the file."""
+    from medmm.imaging.picture_codecs import exact_channels, jpeg_frame, read_exact_jpeg, read_jpeg2000
+
+    try:
+        kind = fmt if fmt in ("jpeg", "jpeg2000") else _magic_format(path) if fmt is None else ""
+        if kind == "jpeg2000":
+            pic = read_jpeg2000(path, rel)
+        elif kind == "jpeg":
+            frame = jpeg_frame(path)
+            pic = None if frame is None or frame.pillow_decodes else read_exact_jpeg(path, rel, frame)
+        else:
+            pic = None
+    except OSError as exc:
+        raise CorruptImageError(
+            rel, f"cannot read the file ({exc.strerror or type(exc).__name__})", "check the file"
+        ) from exc
+    if pic is None:
+        return None
+    notes: list[str] = []
+    pixels, how = exact_channels(pic.samples, pic.precision, notes)
+    if pixels.ndim != 2 or 0 in pixels.shape:
+        raise CorruptImageError(
+            rel, f"decoded to an empty or odd array {pixels.shape}", "re-export the picture"
+        )
+    return RasterImage(
+        pixels=np.ascontiguousarray(pixels),
+        format=kind,
+        mode=pic.mode,
+        grayscale=how,
+        notes=notes,
+        decoder=pic.decoder,
+    )
+
+
 def picture_to_volume(pixels: np.ndarray) -> np.ndarray:
     """Lay a picture ``[row, column]`` (row 0 at the top) out as a volume ``[x, y, 1]``.
 
@@ -330,6 +375,20 @@ def picture_to_volume(pixels: np.ndarray) -> np.ndarray:
     ((3, 2, 1), True)
     """
     return np.ascontiguousarray(np.asarray(pixels)[::-1, :].T)[:, :, None]
+
+
+def _source_format(fmt: str) -> SourceFormat:
+    """The ``source_format`` of a picture format. ``SourceFormat`` (``records.py``) has no JPEG 2000
+    member yet: such volumes are recorded as ``jpeg`` (their family) until it has one, and their sidecar's
+    ``picture.codec`` says ``JPEG 2000``.
+
+    >>> _source_format("png").value
+    'png'
+    """
+    try:
+        return SourceFormat(fmt)
+    except ValueError:
+        return SourceFormat.jpeg
 
 
 #: the warning of a file that an ids table was given for, but that got no patient id from it
@@ -420,9 +479,9 @@ def convert_raster_file(
     if not path.is_file():
         raise ImageFileError(rel_path, "file does not exist", "check the path")
     pic = read_raster(path, rel_path, fmt)
-    source = SourceFormat(pic.format)
+    source = _source_format(pic.format)
     rel = Path(rel_path).as_posix()
-    volume_id = pseudonymizer.id(f"{source.value}:{rel}", "volume")
+    volume_id = pseudonymizer.id(f"{pic.format}:{rel}", "volume")
     notes = [SPACING_NOTE, *pic.notes]
     idents = given_ids(ids, pseudonymizer, notes)
     modality = (ids or {}).get("modality", "")
@@ -438,6 +497,8 @@ def convert_raster_file(
             "rows": rows,
             "columns": cols,
             "stored_mode": pic.mode,
+            "decoder": pic.decoder,
+            "codec": _NAMES[pic.format],
             "grayscale": pic.grayscale,
             "exif_orientation": pic.exif_orientation,
         },

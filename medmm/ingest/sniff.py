@@ -54,6 +54,7 @@ class Format(StrEnum):
     png = "png"
     jpeg = "jpeg"
     tiff = "tiff"
+    jpeg2000 = "jpeg2000"  # JP2 container (.jp2) or bare codestream (.j2k/.j2c)
     zip = "zip"
     pdf = "pdf"
     icc = "icc"
@@ -64,7 +65,7 @@ class Format(StrEnum):
 
 
 #: 2D picture exports (chest X-ray JPEG/PNG ...): one-slice volumes without spacing (medmm.imaging.raster).
-RASTER_FORMATS = frozenset({Format.png, Format.jpeg, Format.tiff})
+RASTER_FORMATS = frozenset({Format.png, Format.jpeg, Format.tiff, Format.jpeg2000})
 #: Formats medmm ingest turns into volumes.
 IMAGING_FORMATS = (
     frozenset(
@@ -78,6 +79,9 @@ OTHER_IMAGE_FORMATS = frozenset(
 )
 #: Valid files that are not images at all (status ``non_image``).
 NON_IMAGE_FORMATS = frozenset({Format.text, Format.pdf, Format.icc})
+
+#: the JPEG 2000 signature box (ISO 15444-1 I.5.1) that opens every JP2 / JPX file
+_JP2_SIGNATURE = b"\0\0\0\x0cjP  \r\n\x87\n"
 
 _VRS = frozenset(
     b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV"
@@ -213,6 +217,10 @@ def sniff_bytes(head: bytes) -> Sniffed:
         return Sniffed(Format.jpeg)
     if head[:4] in (b"II*\0", b"MM\0*"):
         return Sniffed(Format.tiff)
+    if head[:12] == _JP2_SIGNATURE:
+        return Sniffed(Format.jpeg2000, "JP2 container")
+    if head[:4] == b"\xff\x4f\xff\x51":  # SOC marker, then SIZ: a bare JPEG 2000 codestream
+        return Sniffed(Format.jpeg2000, "JPEG 2000 codestream")
     if head[:4] == b"PK\x03\x04":
         return Sniffed(Format.zip)
     if head[:5] == b"%PDF-":
