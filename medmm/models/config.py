@@ -21,10 +21,13 @@ from medmm.models.fusion.registry import FUSIONS
 from medmm.models.heads import TaskSpec
 
 __all__ = [
+    "REPORT_FEATURES",
     "AugmentConfig",
     "EncoderConfig",
     "ImageInputConfig",
     "LossConfig",
+    "ReportInputConfig",
+    "ReportTextConfig",
     "TaskConfig",
     "TrainConfig",
     "TrainingConfig",
@@ -88,6 +91,51 @@ class ImageInputConfig(_Strict):
     cache_dir: Path | None = None
     cache_workers: int = Field(1, ge=1)
     augment: AugmentConfig = AugmentConfig()
+
+
+#: What the report encoder can read, in input order (see ``docs/models-report-inputs.md``).
+REPORT_FEATURES = ("findings", "entities", "text")
+
+
+class ReportTextConfig(_Strict):
+    """The learned text embedding of ``report_input.features: [..., text]``.
+
+    Words and word n-grams (up to ``ngrams`` words) of the report text are hashed with a key derived
+    from the site key into ``buckets`` ids; an ``EmbeddingBag`` of ``dim`` dimensions (mean over the
+    report's ids) is trained end to end. A report keeps its first ``max_tokens`` ids.
+    """
+
+    buckets: int = Field(32768, ge=16, le=4_194_304)
+    dim: int = Field(32, ge=1)
+    ngrams: int = Field(2, ge=1, le=3)
+    max_tokens: int = Field(512, ge=1)
+
+
+class ReportInputConfig(_Strict):
+    """What the report branch reads (default ``[findings]``: the finding vector, as before).
+
+    ``findings``: the present/absent/uncertain one-hot vector over the run's finding vocabulary
+    (``inputs/report``, written by ``medmm align``); ``entities``: a hashed bag of the report's entities
+    (``entities.parquet``) with their assertion status, ``entity_dim`` long; ``text``: a learned
+    embedding of the report text (needs ``report_texts.parquet``, i.e. ``medmm reports parse
+    --keep-text``; see ``text``).
+    """
+
+    features: list[Literal["findings", "entities", "text"]] = Field(default=["findings"], min_length=1)
+    entity_dim: int = Field(1024, ge=8, le=1_048_576)
+    text: ReportTextConfig = ReportTextConfig()
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, v: list[str]) -> list[str]:
+        twice = sorted({f for f in v if v.count(f) > 1})
+        if twice:
+            raise ValueError(f"report_input.features lists {twice} more than once")
+        return [f for f in REPORT_FEATURES if f in v]  # canonical input order
+
+    def is_default(self) -> bool:
+        """Whether only the finding vector is read (the behaviour of configs without ``report_input``)."""
+        return self.features == ["findings"]
 
 
 class TaskConfig(_Strict):
@@ -167,6 +215,7 @@ class TrainConfig(_Strict):
     loss: LossConfig = LossConfig()
     train: TrainingConfig = TrainingConfig()
     image_input: ImageInputConfig = ImageInputConfig()
+    report_input: ReportInputConfig = ReportInputConfig()
 
     @field_validator("modalities")
     @classmethod
@@ -204,6 +253,15 @@ class TrainConfig(_Strict):
         if twice:
             raise ValueError(f"a label may appear once over all tasks; repeated: {twice}")
         return v
+
+    @model_validator(mode="after")
+    def _report_input_needs_report(self) -> TrainConfig:
+        if not self.report_input.is_default() and "report" not in self.modalities:
+            raise ValueError(
+                f"report_input.features {self.report_input.features} is set but modalities has no report; "
+                "add `report: {}` to modalities, or leave report_input out"
+            )
+        return self
 
     def label_names(self) -> list[str]:
         """All label names in model output order (tasks concatenated)."""

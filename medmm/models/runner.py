@@ -32,6 +32,7 @@ from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, kfold_by_patient, label_matrix, split_by_patient
 from medmm.models.metrics import evaluate_predictions, json_safe, undefined_metric_notes
 from medmm.models.model import MultimodalModel
+from medmm.models.report_inputs import report_input_meta, with_report_inputs
 from medmm.models.train import (
     Predictions,
     aggregate_by_record,
@@ -291,6 +292,7 @@ def train_from_config(
         )
     check_labels(records, config.label_names(), f"{where} with {'/'.join(mods)}")
     stores = open_sources(config, config.run_dir, mods, records)
+    stores = with_report_inputs(config, config.run_dir, stores, records)
     version = data_version(records, stores)
     shapes = input_shapes(stores)
     labels = config.label_names()
@@ -353,6 +355,7 @@ def train_from_config(
             "task_weights": res.task_weights,
             "slice_aggregation": slice_aggregation,
             "report_vocabulary": report_vocabulary(config.run_dir) if "report" in mods else None,
+            "report_inputs": report_input_meta(config, stores),
         }
         save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta)
         fold_info: dict[str, Any] = {
@@ -478,6 +481,7 @@ def evaluate_checkpoint(
         )
     kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
     stores = open_sources(config, run_dir, mods, records, kind, absent_ok=True)
+    stores = with_report_inputs(config, run_dir, stores, records, meta)
     check_inputs_match(meta, stores, run_dir, checkpoint)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")

@@ -21,6 +21,7 @@ from medmm.align.records import MODALITIES
 from medmm.devices import resolve_device
 from medmm.models.checkpoint import file_sha256
 from medmm.models.data import MultimodalDataset
+from medmm.models.report_inputs import with_report_inputs
 from medmm.models.runner import _record_columns, check_inputs_match, load_model, read_run_table
 from medmm.models.train import aggregate_by_record, make_loader, predict_loader
 from medmm.models.volumes import open_sources
@@ -102,6 +103,7 @@ def predict_run(
             )
         kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
         stores = open_sources(config, run_dir, mods, usable, kind, absent_ok=True)
+        stores = with_report_inputs(config, run_dir, stores, usable, meta)
         check_inputs_match(meta, stores, run_dir, checkpoint)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     with timer("predict"):
