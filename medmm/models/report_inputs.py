@@ -50,7 +50,8 @@ ENTITY_COLUMNS = [
 ]
 
 
-def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> np.ndarray:
+def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> Any:
+    """The reports' entity vectors as a CSR matrix (row ``i`` = ``ids[i]``)."""
     path = Path(run_dir) / "entities.parquet"
     if not path.exists():
         raise InputError(
@@ -70,7 +71,7 @@ def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> np.nda
         str(k): [{str(c): v for c, v in r.items()} for r in g.to_dict("records")]
         for k, g in ent.groupby("report_id", sort=False)
     }
-    return entity_vectors([entity_tokens(groups.get(i, [])) for i in ids], n_features)
+    return entity_vectors([entity_tokens(groups.get(i, [])) for i in ids], n_features, sparse=True)
 
 
 def _texts_path(run_dir: Path) -> Path:
@@ -86,7 +87,10 @@ def _texts_path(run_dir: Path) -> Path:
     return path
 
 
-def _text_ids(run_dir: Path, ids: Sequence[str], cfg: ReportInputConfig, key: bytes) -> np.ndarray:
+def _text_ids(
+    run_dir: Path, ids: Sequence[str], cfg: ReportInputConfig, key: bytes
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reports' token ids, ragged: ``flat[offsets[i]:offsets[i + 1]]`` are report ``ids[i]``'s."""
     path = _texts_path(run_dir)
     texts = pd.read_parquet(path, columns=["report_id", "text"])
     by_id: dict[str, str] = {
@@ -100,12 +104,15 @@ def _text_ids(run_dir: Path, ids: Sequence[str], cfg: ReportInputConfig, key: by
             "re-run `medmm reports parse --keep-text` over the same reports into this run",
         )
     hasher = TokenHasher(key, cfg.text.buckets)
-    out = np.zeros((len(ids), cfg.text.max_tokens), np.int64)
+    parts, lengths = [], np.zeros(len(ids), np.int64)
     cut = 0
     for n, i in enumerate(ids):
         tokens = text_tokens(by_id[i], cfg.text.ngrams)
         cut += len(tokens) > cfg.text.max_tokens
-        out[n] = hasher.ids(tokens, cfg.text.max_tokens)
+        lengths[n] = min(len(tokens), cfg.text.max_tokens)
+        parts.append(hasher.ids(tokens, cfg.text.max_tokens)[: lengths[n]].astype(np.int32))
+    flat = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
     if cut:
         log.warning(
             "%d of %d report texts have more than report_input.text.max_tokens=%d word n-grams; their end is "
@@ -114,7 +121,7 @@ def _text_ids(run_dir: Path, ids: Sequence[str], cfg: ReportInputConfig, key: by
             len(ids),
             cfg.text.max_tokens,
         )
-    return out
+    return flat, offsets
 
 
 class ReportSource:
@@ -156,17 +163,17 @@ class ReportSource:
         self.cfg = cfg
         self.ids = sorted({str(i) for i in report_ids})
         self.index = {i: n for n, i in enumerate(self.ids)}
-        parts = []
+        self.findings: np.ndarray | None = None
         if "findings" in cfg.features:
-            parts.append(
+            self.findings = (
                 np.stack([findings.get(i)[0] for i in self.ids])
                 if self.ids
                 else np.zeros((0, *findings.item_shape), np.float32)
             )
-        if "entities" in cfg.features:
-            parts.append(_entity_matrix(Path(run_dir), self.ids, cfg.entity_dim))
-        self.x = np.concatenate(parts, axis=1) if parts else np.zeros((len(self.ids), 0), np.float32)
-        self.tokens: np.ndarray | None = None
+        self.entities = (
+            _entity_matrix(Path(run_dir), self.ids, cfg.entity_dim) if "entities" in cfg.features else None
+        )
+        self.tokens: tuple[np.ndarray, np.ndarray] | None = None
         if "text" in cfg.features:
             if key is None:
                 raise ValueError("report_input text needs the site key")
@@ -174,28 +181,44 @@ class ReportSource:
 
     @property
     def item_shape(self) -> tuple[int, ...]:
-        """Shape of one dense vector."""
-        return (int(self.x.shape[1]),)
+        """Shape of one dense vector (finding one-hot, then entity columns)."""
+        n = 0 if self.findings is None else int(self.findings.shape[1])
+        return (n + (0 if self.entities is None else int(self.entities.shape[1])),)
 
     @property
     def n_features(self) -> int:
-        """Token ids per item (``report_input.text.max_tokens``), 0 without text."""
-        return 0 if self.tokens is None else int(self.tokens.shape[1])
+        """Token ids per item (``report_input.text.max_tokens``, zero-padded), 0 without text."""
+        return 0 if self.tokens is None else self.cfg.text.max_tokens
 
     def get(self, item_id: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """The report's dense vector and its token ids (``None`` without text)."""
+        """The report's dense vector and its ``[max_tokens]`` int64 token ids (``None`` without text)."""
         n = self.index.get(str(item_id))
         if n is None:
             raise InputError("report inputs", f"report {item_id!r} was not built", "re-run `medmm align`")
-        return self.x[n].copy(), None if self.tokens is None else self.tokens[n].copy()
+        parts = [] if self.findings is None else [self.findings[n]]
+        if self.entities is not None:
+            parts.append(np.asarray(self.entities[n].toarray()[0], np.float32))
+        x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        if self.tokens is None:
+            return x, None
+        flat, offsets = self.tokens
+        ids = np.zeros(self.cfg.text.max_tokens, np.int64)
+        row = flat[offsets[n] : offsets[n + 1]]
+        ids[: len(row)] = row
+        return x, ids
 
     def digest(self) -> str:
         """SHA-256 of the input settings and every served array (part of a checkpoint's data version)."""
         h = hashlib.sha256(json.dumps(self.cfg.model_dump(mode="json"), sort_keys=True).encode())
         h.update("\x1f".join(self.ids).encode())
-        h.update(np.ascontiguousarray(self.x).tobytes())
+        if self.findings is not None:
+            h.update(np.ascontiguousarray(self.findings).tobytes())
+        if self.entities is not None:
+            for a in (self.entities.indptr, self.entities.indices, self.entities.data):
+                h.update(np.ascontiguousarray(a).tobytes())
         if self.tokens is not None:
-            h.update(np.ascontiguousarray(self.tokens).tobytes())
+            for a in self.tokens:
+                h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
 

@@ -104,24 +104,30 @@ def entity_tokens(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted(out)
 
 
-def entity_vectors(token_lists: Sequence[Sequence[str]], n_features: int) -> np.ndarray:
+def entity_vectors(token_lists: Sequence[Sequence[str]], n_features: int, sparse: bool = False) -> Any:
     """``[N, n_features]`` float32 binary vectors: column ``h(token)`` is 1 for each token of a report.
 
     :class:`~sklearn.feature_extraction.FeatureHasher` (MurmurHash3, no sign alternation, so a column
     counts its tokens; values clipped to 1 when two tokens of one report collide). Deterministic across
-    processes and machines; an empty report is all zeros.
+    processes and machines; an empty report is all zeros. ``sparse=True`` returns a SciPy CSR matrix
+    (a few non-zeros per report instead of ``n_features`` floats).
 
     >>> v = entity_vectors([["body|FINDING|nodule|affirmed"], []], 64)
     >>> v.shape, float(v[0].sum()), float(v[1].sum())
     ((2, 64), 1.0, 0.0)
+    >>> entity_vectors([["body|FINDING|nodule|affirmed"], []], 64, sparse=True).nnz
+    1
     """
+    import scipy.sparse
     from sklearn.feature_extraction import FeatureHasher
 
     if not len(token_lists):
-        return np.zeros((0, n_features), np.float32)
+        empty = scipy.sparse.csr_matrix((0, n_features), dtype=np.float32)
+        return empty if sparse else empty.toarray()
     hasher = FeatureHasher(n_features=n_features, input_type="string", alternate_sign=False)
-    x = hasher.transform([list(t) for t in token_lists]).toarray()
-    return np.minimum(x, 1.0).astype(np.float32)
+    x = scipy.sparse.csr_matrix(hasher.transform([list(t) for t in token_lists]), dtype=np.float32)
+    x.data = np.minimum(x.data, 1.0)
+    return x if sparse else x.toarray()
 
 
 def text_tokens(text: str, ngrams: int = 2) -> list[str]:
