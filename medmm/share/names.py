@@ -157,7 +157,8 @@ class SourceNames:
                     self.replacements.setdefault(stem, file_id(stem))
         for rec in {str(r) for r in records if r is not None and str(r)}:
             self.records.add(rec)
-            self.sensitive.add(rec)
+            folders, names, stems = path_parts(rec)  # a record in a subfolder: "multi/s25047-2704-05-04"
+            self.sensitive.update([rec, *folders, *names, *stems])
             self.replacements[rec] = self.record(rec)  # a record name wins over a stem of the same text
         self._index = NameIndex(k for k in self.replacements if not is_weak(k) or "/" in k or "." in k)
         return self

@@ -29,8 +29,8 @@ from medmm.share.check import NameMatcher, find_source_names
 from medmm.share.jsonfiles import sanitize_json, sanitize_run_json
 from medmm.share.names import SourceNames
 from medmm.share.nifti import copy_nifti_blanked
-from medmm.share.policy import JSON_FILES, Policy, dropped_reason, table_policy
-from medmm.share.tables import share_frame
+from medmm.share.policy import JSON_FILES, TABLES, Policy, dropped_reason, table_policy
+from medmm.share.tables import share_frame, window_record
 from medmm.tables import atomic_write_json, write_table
 
 __all__ = ["REPORT_NAME", "ShareLeakError", "share_run"]
@@ -106,8 +106,8 @@ def _source_names(run_dir: Path, files: list[str], p: Pseudonymizer) -> SourceNa
         policy = table_policy(rel)
         if policy is not None and policy.get("record") is Policy.record:
             records += _column_values(run_dir / rel, "record")
-        if rel.startswith("windows/") and rel.count("/") == 2:
-            records.append(rel.split("/")[1])
+        if (found := window_record(rel)) is not None:
+            records.append(found[0])
     return SourceNames.build(paths, records, p)
 
 
@@ -200,10 +200,10 @@ def share_run(
     try:
         report = _write(run_dir, tmp, files, names, with_volumes, with_windows, reports_deidentified)
         raw_dropped, raw_left_out = report.pop("dropped"), report.pop("left_out")
-        report["dropped"] = _grouped(list(raw_dropped), raw_dropped, mask)
+        report["dropped"] = _grouped(list(raw_dropped), raw_dropped, names)
         report["left_out"] = {
-            **_grouped(links, "a link or special file: never followed", mask),
-            **_grouped(raw_left_out, "not on medmm share's allow-list", mask),
+            **_grouped(links, "a link or special file: never followed", names),
+            **_grouped(raw_left_out, "not on medmm share's allow-list", names),
         }
         vocab = [
             f"{t}:{c}"
@@ -231,6 +231,14 @@ def share_run(
     return report
 
 
+#: Top-level names of a run that medmm's stages write (shown as they are in the share report).
+_MEDMM_NAMES = frozenset(
+    {".ingest.lock", ".ingest_state.json", ".reports_parts", ".signals_parts", ".parts", "figures", "inputs"}
+    | {"models", "volumes", "windows", "run.json", "report_texts.parquet"}
+    | {pattern.split("/", 1)[0] for pattern in TABLES if "*" not in pattern.split("/", 1)[0]}
+)
+
+
 def _masker(names: SourceNames) -> Any:
     """Render a run-relative path for the report: source names in it pseudonymized."""
     matcher = NameMatcher(names.sensitive)
@@ -244,12 +252,26 @@ def _masker(names: SourceNames) -> Any:
     return mask
 
 
-def _grouped(rels: list[str], reason: str | dict[str, str], mask: Any) -> dict[str, dict[str, int]]:
-    """``{masked folder/ or file: {why: files}}`` (keys, because the self-check reads JSON values only)."""
+def _entry_name(group: str, names: SourceNames) -> str:
+    """How the report names a top-level entry of the run: medmm's own names as they are; any other
+    (a file someone put in the run, perhaps named after a patient) by a keyed pseudonym, with its
+    extension when that is a plain short one (``.csv``)."""
+    bare = group.rstrip("/")
+    if bare in _MEDMM_NAMES:
+        return group
+    if group.endswith("/"):
+        return f"unknown folder {names.pseudonymizer.id(bare, 'folder')}/"
+    ext = bare.rsplit(".", 1)[-1] if "." in bare else ""
+    suffix = f".{ext}" if ext.isalpha() and len(ext) <= 5 else ""
+    return f"unknown file {names.path(bare)}{suffix}"
+
+
+def _grouped(rels: list[str], reason: str | dict[str, str], names: SourceNames) -> dict[str, dict[str, int]]:
+    """``{entry: {why: files}}`` per top-level entry (keys: the self-check reads JSON values only)."""
     out: dict[str, dict[str, int]] = {}
     for rel in rels:
         why = reason if isinstance(reason, str) else reason[rel]
-        entry = out.setdefault(mask(_group(rel)), {})
+        entry = out.setdefault(_entry_name(_group(rel), names), {})
         entry[why] = entry.get(why, 0) + 1
     return dict(sorted(out.items()))
 
@@ -308,9 +330,8 @@ def _write(
             lost = []
             atomic_write_json(tmp / rel, sanitize_json(json.loads(src.read_text()), names, lost))
             counts["sidecars"] += 1
-        elif with_windows and _window_file(rel, names):
-            _, record, channel = rel.split("/")
-            dst = tmp / "windows" / names.record(record) / names.scrub(channel)
+        elif with_windows and (found := window_record(rel)) is not None and found[0] in names.records:
+            dst = tmp / "windows" / names.record(found[0]) / names.scrub(found[1])
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             counts["windows"] += 1
@@ -331,13 +352,6 @@ def _write(
         "dropped": dropped,
         "left_out": left_out,
     }
-
-
-def _window_file(rel: str, names: SourceNames) -> bool:
-    parts = rel.split("/")
-    return (
-        len(parts) == 3 and parts[0] == "windows" and parts[1] in names.records and parts[2].endswith(".npy")
-    )
 
 
 def _volume_files(run_dir: Path) -> set[str]:

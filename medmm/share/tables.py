@@ -28,7 +28,7 @@ from medmm.share.policy import Policy
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SharedTable", "share_frame"]
+__all__ = ["SharedTable", "share_frame", "window_record"]
 
 #: Study ids ``align`` makes for items without one: ``stu-<modality>-`` + an unkeyed hash of the item id
 #: (for a signal window, of its record name), so they are re-keyed.
@@ -63,11 +63,24 @@ def _each(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
     return cell
 
 
+def window_record(path: str) -> tuple[str, str] | None:
+    """``(record, file)`` of medmm's window layout ``windows/<record>/<channel>[.anchored].npy`` (a
+    record name may hold ``/``: a record in a subfolder of the input), else ``None``.
+
+    >>> window_record("windows/multi/s1-2704-05-04/II.npy")
+    ('multi/s1-2704-05-04', 'II.npy')
+    """
+    if not path.startswith("windows/") or not path.endswith(".npy") or path.count("/") < 2:
+        return None
+    record, name = path[len("windows/") :].rsplit("/", 1)
+    return record, name
+
+
 def _window_path(names: SourceNames) -> Callable[[str], str | None]:
     def fn(path: str) -> str | None:
-        parts = path.split("/")
-        if len(parts) == 3 and parts[0] == "windows" and parts[1] in names.records:
-            return f"windows/{names.record(parts[1])}/{names.scrub(parts[2])}"
+        parts = window_record(path)
+        if parts is not None and parts[0] in names.records:
+            return f"windows/{names.record(parts[0])}/{names.scrub(parts[1])}"
         return None  # not medmm's window layout: not shared
 
     return fn
