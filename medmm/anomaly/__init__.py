@@ -2,7 +2,8 @@
 
 Plain-function API (what the CLI and the fusion models reuse): :func:`beat_inputs` (features of one
 lead), :func:`train_beat_model`, :func:`score_beats` / :func:`score_inputs`, :func:`save_model` /
-:func:`load_model`, :func:`leave_one_record_out`. See ``docs/anomaly.md``. Names are imported lazily so
+:func:`load_model`, :func:`leave_one_record_out`; per window :func:`score_windows` / :func:`assign_beats`
+(``docs/anomaly-windows.md``). See ``docs/anomaly.md``. Names are imported lazily so
 ``medmm --help`` does not import torch.
 
 >>> from medmm.anomaly import train_beat_model
@@ -18,14 +19,17 @@ __all__ = [
     "AnomalyModel",
     "BeatInputs",
     "WindowSpec",
+    "assign_beats",
     "beat_inputs",
     "leave_one_record_out",
     "load_model",
     "load_signals_run",
+    "plot_top_windows",
     "run_inputs",
     "save_model",
     "score_beats",
     "score_inputs",
+    "score_windows",
     "train_beat_model",
 ]
 
@@ -33,14 +37,17 @@ _WHERE = {
     "AnomalyModel": "medmm.anomaly.model",
     "BeatInputs": "medmm.anomaly.features",
     "WindowSpec": "medmm.anomaly.features",
+    "assign_beats": "medmm.anomaly.windows",
     "beat_inputs": "medmm.anomaly.features",
     "leave_one_record_out": "medmm.anomaly.evaluate",
     "load_model": "medmm.anomaly.model",
     "load_signals_run": "medmm.anomaly.runs",
+    "plot_top_windows": "medmm.anomaly.window_plot",
     "run_inputs": "medmm.anomaly.runs",
     "save_model": "medmm.anomaly.model",
     "score_beats": "medmm.anomaly.score",
     "score_inputs": "medmm.anomaly.score",
+    "score_windows": "medmm.anomaly.windows",
     "train_beat_model": "medmm.anomaly.train",
 }
 

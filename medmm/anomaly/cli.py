@@ -91,8 +91,11 @@ def score_cmd(
     input_root: Path | None = typer.Option(
         None, "--input", help="Input root of the signals run (default: read from its run.json)."
     ),
+    plot: int = typer.Option(
+        0, "--plot", min=0, help="Draw the N highest-scoring windows as ECG strips (OUT/top_windows/)."
+    ),
 ) -> None:
-    """Score every beat of SIGNALS_RUN and write OUT/anomalies.parquet (score, flag at the threshold)."""
+    """Score every beat and window of SIGNALS_RUN: OUT/anomalies.parquet, OUT/window_anomalies.parquet."""
     from medmm.anomaly.score import pick_device
     from medmm.anomaly.stage import score_run
     from medmm.errors import MedmmError
@@ -100,12 +103,28 @@ def score_cmd(
     try:
         pick_device(device or None)  # a wrong --device fails before the run and the model are read
         res = score_run(
-            signals_run, model_dir, out, batch_size=batch_size, device=device or None, input_root=input_root
+            signals_run,
+            model_dir,
+            out,
+            batch_size=batch_size,
+            device=device or None,
+            input_root=input_root,
+            plot=plot,
         )
     except MedmmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{res['beats']} beats, {res['flagged']} flagged -> {out / 'anomalies.parquet'}")
+    if (signals_run / "windows.parquet").is_file():
+        typer.echo(
+            f"{res.get('windows', 0)} windows, {res.get('windows_flagged', 0)} flagged, "
+            f"{res.get('windows_unreadable', 0)} unreadable"
+            f" -> {out / 'window_anomalies.parquet'}"
+        )
+    else:
+        typer.echo(f"no windows.parquet in {signals_run}: no window scores written", err=True)
+    if res.get("figures"):
+        typer.echo(f"{res['figures']} top windows drawn -> {out / 'top_windows'}")
     _warn_skipped(res)
 
 

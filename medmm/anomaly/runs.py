@@ -28,7 +28,16 @@ from numpy.typing import NDArray
 from medmm.anomaly.features import BeatInputs, WindowSpec, beat_inputs, concat_inputs
 from medmm.errors import InputError, reason_of
 
-__all__ = ["RecordBeats", "SignalsRunError", "load_signals_run", "read_lead", "run_inputs"]
+__all__ = [
+    "RecordBeats",
+    "SignalsRunError",
+    "WindowTables",
+    "load_signals_run",
+    "load_window_tables",
+    "read_lead",
+    "read_run_lead",
+    "run_inputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +100,83 @@ def read_lead(root: Path, record: str, fmt: str, main_path: str, channel: str) -
     return np.asarray(chans[0].data, dtype=np.float64), float(chans[0].fs)
 
 
+def _lead_sources(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Per record: its format (``signals.parquet``) and main file (``manifest_signals.parquet``)."""
+    fmt: dict[str, str] = {}
+    sig_path = run_dir / "signals.parquet"
+    if sig_path.is_file():
+        sig = pd.read_parquet(sig_path, columns=["record", "format"])
+        fmt = {str(r): str(f) for r, f in zip(sig["record"], sig["format"], strict=False)}
+    main: dict[str, str] = {}
+    man_path = run_dir / "manifest_signals.parquet"
+    if man_path.is_file():
+        man = pd.read_parquet(man_path)
+        man = man[man["status"] == "ingested"]
+        main = {str(r): str(p) for r, p in zip(man["record"], man["path"], strict=False)}
+    return fmt, main
+
+
+def read_run_lead(
+    run_dir: Path, record: str, channel: str, input_root: Path | None = None
+) -> tuple[NDArray[np.float64], float]:
+    """The native-rate samples and rate of one lead of a signals run's record (see :func:`read_lead`).
+
+    >>> from pathlib import Path
+    >>> try:
+    ...     read_run_lead(Path("/nonexistent"), "100", "MLII")
+    ... except SignalsRunError as err:
+    ...     "--input" in str(err)
+    True
+    """
+    run_dir = Path(run_dir)
+    root = _input_root(run_dir, input_root)
+    fmt, main = _lead_sources(run_dir)
+    return read_lead(root, str(record), fmt.get(str(record), "wfdb"), main.get(str(record), ""), channel)
+
+
+@dataclass
+class WindowTables:
+    """What window scoring reads from a signals run: windows, every beat, the beat-detected channels
+    and the run's ``good_sqi`` (signals option; 0.5 when the run does not record it)."""
+
+    windows: pd.DataFrame
+    beats: pd.DataFrame
+    beat_channels: set[tuple[str, str]]
+    good_sqi: float = 0.5
+
+
+def load_window_tables(run_dir: Path) -> WindowTables | None:
+    """``windows.parquet``, the beat keys of ``beats.parquet`` and the channels on which the signals
+    stage ran beat detection (``signals.parquet`` rows with ``n_beats`` set); None without windows.
+
+    >>> from pathlib import Path
+    >>> load_window_tables(Path("/nonexistent")) is None
+    True
+    """
+    run_dir = Path(run_dir)
+    wpath = run_dir / "windows.parquet"
+    if not wpath.is_file():
+        return None
+    windows = pd.read_parquet(wpath)
+    bpath = run_dir / "beats.parquet"
+    cols = ["record", "channel", "sample", "time_s"]
+    beats = pd.read_parquet(bpath, columns=cols) if bpath.is_file() else pd.DataFrame(columns=cols)
+    spath = run_dir / "signals.parquet"
+    if spath.is_file():
+        sig = pd.read_parquet(spath, columns=["record", "channel", "n_beats"])
+        sig = sig[sig["n_beats"].notna()]
+        chans = {(str(r), str(c)) for r, c in zip(sig["record"], sig["channel"], strict=True)}
+    else:  # no signals table: the channels with a detected beat
+        chans = {(str(r), str(c)) for r, c in zip(beats["record"], beats["channel"], strict=True)}
+    good_sqi = 0.5
+    try:
+        opts = json.loads((run_dir / "run.json").read_text())["stages"]["signals"]["options"]
+        good_sqi = float(opts.get("good_sqi", good_sqi))
+    except (OSError, KeyError, ValueError, TypeError):
+        pass  # an older or hand-made run: the signals stage's default
+    return WindowTables(windows, beats, chans, good_sqi)
+
+
 def load_signals_run(
     run_dir: Path, input_root: Path | None = None, skipped: list[str] | None = None
 ) -> list[RecordBeats]:
@@ -115,17 +201,7 @@ def load_signals_run(
     if beats.empty:
         return []
     root = _input_root(run_dir, input_root)
-    fmt: dict[str, str] = {}
-    sig_path = run_dir / "signals.parquet"
-    if sig_path.is_file():
-        sig = pd.read_parquet(sig_path, columns=["record", "format"])
-        fmt = dict(zip(sig["record"], sig["format"], strict=False))
-    main: dict[str, str] = {}
-    man_path = run_dir / "manifest_signals.parquet"
-    if man_path.is_file():
-        man = pd.read_parquet(man_path)
-        man = man[man["status"] == "ingested"]
-        main = dict(zip(man["record"], man["path"], strict=False))
+    fmt, main = _lead_sources(run_dir)
     out = []
     for (record, channel), rows in beats.groupby(["record", "channel"], sort=True):
         rows = rows.sort_values("sample", kind="stable").drop_duplicates("sample").reset_index(drop=True)

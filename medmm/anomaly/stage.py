@@ -80,12 +80,21 @@ def score_run(
     batch_size: int = 256,
     device: str | None = None,
     input_root: Path | None = None,
+    plot: int = 0,
 ) -> dict[str, Any]:
-    """Score every beat of ``signals_run`` with ``model_dir``'s model into ``out/anomalies.parquet``."""
+    """Score every beat of ``signals_run`` with ``model_dir``'s model into ``out/anomalies.parquet``, and
+    every window of its ``windows.parquet`` into ``out/window_anomalies.parquet``.
+
+    ``plot`` > 0 also draws the ``plot`` highest-scoring windows as ECG strips
+    (``out/top_windows/top_window_<rank>.png``, :func:`medmm.anomaly.window_plot.plot_top_windows`).
+    Returns counts: records, beats, flagged beats, skipped records, windows (0 when the run has no
+    ``windows.parquet``), windows flagged / unreadable, beats in no window, figures drawn.
+    """
     from medmm.anomaly.model import load_model
-    from medmm.anomaly.records import AnomalyRow
-    from medmm.anomaly.runs import load_signals_run, run_inputs
+    from medmm.anomaly.records import AnomalyRow, WindowAnomalyRow
+    from medmm.anomaly.runs import load_signals_run, load_window_tables, run_inputs
     from medmm.anomaly.score import score_beats
+    from medmm.anomaly.windows import assign_beats, score_windows
     from medmm.runinfo import Timer, update_run_json
     from medmm.tables import write_table
 
@@ -104,10 +113,41 @@ def score_run(
         "flagged": int(frame["flag"].sum()),
         "skipped": len(skipped),
     }
+    with timer("windows"):
+        tables = load_window_tables(Path(signals_run))
+        if tables is not None:
+            win = score_windows(
+                tables.windows,
+                frame,
+                tables.beats,
+                beat_channels=tables.beat_channels,
+                good_sqi=tables.good_sqi,
+            )
+            write_table(win, Path(out) / "window_anomalies.parquet", WindowAnomalyRow)
+            in_any = assign_beats(tables.beats, tables.windows)["beat"].nunique()
+            counts.update(
+                windows=len(win),
+                windows_flagged=int(win["flag"].sum()),
+                windows_unreadable=int((win["status"] == "unreadable").sum()),
+                beats_outside_windows=len(tables.beats) - int(in_any),
+            )
+        else:  # no windows: a table left by an earlier score into ``out`` would be stale
+            (Path(out) / "window_anomalies.parquet").unlink(missing_ok=True)
+            counts.update(windows=0, windows_flagged=0, windows_unreadable=0, beats_outside_windows=0)
+    if plot > 0 and counts["windows"]:
+        from medmm.anomaly.window_plot import plot_top_windows
+
+        with timer("plot"):
+            counts["figures"] = len(plot_top_windows(out, signals_run, plot, input_root=input_root))
     update_run_json(
         out,
         "anomaly_score",
-        options={"model": str(model_dir), "signals_run": str(signals_run), "batch_size": batch_size},
+        options={
+            "model": str(model_dir),
+            "signals_run": str(signals_run),
+            "batch_size": batch_size,
+            "plot": plot,
+        },
         counts=counts,
         timings=timer.total(),
         extra={"threshold": model.score.threshold, "skipped": skipped},

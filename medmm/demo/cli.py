@@ -38,7 +38,8 @@ def demo(
     console.print(f"report pipeline: {summary['pipeline']}")
     console.print(
         f"results: {summary['run_dir']}  (manifest.parquet, volumes.parquet, entities.parquet, "
-        "report_labels.parquet, signals.parquet, beats.parquet, anomalies.parquet, records.parquet, "
+        "report_labels.parquet, signals.parquet, beats.parquet, anomalies.parquet, "
+        "window_anomalies.parquet, records.parquet, "
         "predictions.parquet, run.json)"
     )
     for fig in summary["figures"]:

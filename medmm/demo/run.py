@@ -145,13 +145,15 @@ def run_full_demo(
     signals_dir = write_sample_ecg(out / "sample_signals", seed=seed)
     signals = run_signals(signals_dir, out, workers=0, key_file=key_file)
     train_on_run(out, out / "models" / "beats", seed=seed)
-    anomaly = score_run(out, out / "models" / "beats", out)
+    # beats -> anomalies.parquet, windows -> window_anomalies.parquet, the best window's ECG strip
+    anomaly = score_run(out, out / "models" / "beats", out, plot=1)
     fusion, notes = _fusion(out, seed)
     for note in notes:  # what `medmm train` prints as warnings: why an epoch was kept, undefined metrics
         print(f"note: fused model: {note}", file=sys.stderr, flush=True)
     figs = [
         p for p in (_volume_figure(out, figures), _ecg_figure(signals_dir, out, figures, "demo_ecg_1")) if p
     ]
+    figs += sorted((out / "top_windows").glob("top_window_*.png"))  # medmm anomaly score --plot
     return {
         "run_dir": str(out),
         "stages": {
