@@ -127,3 +127,36 @@ def test_workflow_anomaly_stage_writes_the_window_table(
     counts = result.counts["anomaly"]
     assert counts["windows"] == len(wa) == len(pd.read_parquet(copy / "windows.parquet"))
     assert counts["windows_flagged"] == int(wa["flag"].sum()) > 100
+
+
+@pytest.mark.shared_data
+def test_plot_leaves_out_windows_whose_waveform_is_gone(
+    scored: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    from medmm.anomaly.window_plot import plot_top_windows
+
+    run, out, _ = scored
+    stale = tmp_path / "figs" / "top_window_7.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
+    written = plot_top_windows(out, run, 2, out_dir=stale.parent, input_root=tmp_path / "moved")
+    assert written == [] and not stale.exists()  # nothing drawn, nothing stale left, no traceback
+
+
+@pytest.mark.shared_data
+def test_run_without_windows_table_says_so_and_leaves_no_stale_table(
+    scored: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    run, out, _ = scored
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("scores", "model", "windows*"))
+    dest = tmp_path / "scores"
+    dest.mkdir()
+    (dest / "window_anomalies.parquet").write_bytes((out / "window_anomalies.parquet").read_bytes())
+    args = ["anomaly", "score", "--model", str(run / "model"), str(copy), "--out", str(dest)]
+    res = CliRunner().invoke(app, [*args, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "no windows.parquet" in res.output
+    assert (dest / "anomalies.parquet").exists() and not (dest / "window_anomalies.parquet").exists()
