@@ -280,6 +280,7 @@ DROPPED_FILES: tuple[tuple[str, str], ...] = (
     ("*.log", "log"),
     ("models/*/*.pt", "model weights (may memorize training data)"),
     ("models/*/*.png", "figures"),
+    ("top_windows/*", "figures"),
     ("volumes/*", "volumes are shared only with --with-volumes"),
     ("windows/*", "signal windows are shared only with --with-windows"),
 )

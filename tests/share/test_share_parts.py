@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -69,7 +70,7 @@ def test_nifti_text_fields_and_extensions_are_blanked(tmp_path: Path) -> None:
         assert b"DOE^JOHN" in nifti_text_fields(tmp_path / name)["extensions"]
         blanked = copy_nifti_blanked(tmp_path / name, tmp_path / f"copy_{name}")
         assert set(blanked) == {"descrip", "aux_file", "intent_name", "extensions"}
-        copy = nib.load(tmp_path / f"copy_{name}")
+        copy: Any = nib.load(tmp_path / f"copy_{name}")
         assert copy.header["descrip"].item() == b"" and copy.header["aux_file"].item() == b""
         assert len(copy.header.extensions) == 0
         assert np.array_equal(np.asarray(copy.dataobj), data) and np.allclose(copy.affine, img.affine)

@@ -42,7 +42,7 @@ def test_real_wfdb_signals_run_shares_without_record_names(
     windows = pd.read_parquet(share / "windows.parquet")
     assert windows["path"].notna().all()
     for path, row in windows.groupby("path")["row"].max().items():
-        assert np.load(share / path, mmap_mode="r").shape[0] > row
+        assert np.load(share / str(path), mmap_mode="r").shape[0] > row
     src = pd.read_parquet(run / "beats.parquet").groupby("record").size()
     dst = pd.read_parquet(share / "beats.parquet").groupby("record").size()
     assert sorted(src.tolist()) == sorted(dst.tolist())  # same records, renamed, nothing lost
