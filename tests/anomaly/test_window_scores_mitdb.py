@@ -26,6 +26,7 @@ RECORDS = ("100", "105", "116")  # 1, 39 and 83 windows with a PVC; 105 is the n
 @pytest.fixture(scope="module")
 def scored(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     from medmm.signals.pipeline import run_signals
+    from medmm.signals.process import Anchor, Settings
 
     src = shared_data / "signals" / "mitdb_subset"
     inp = tmp_path_factory.mktemp("mitdb3")
@@ -33,7 +34,15 @@ def scored(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
         for ext in ("hea", "dat", "atr"):
             (inp / f"{rec}.{ext}").symlink_to(src / f"{rec}.{ext}")
     run = tmp_path_factory.mktemp("sigrun3")
-    run_signals(inp, run, workers=0, pseudonymizer=Pseudonymizer(bytes.fromhex("ab" * 32)))
+    # two anchored windows (30 s either side) over the tiled ones: one clipped at 100's start (padded)
+    anchors = (Anchor("edge", record="100", time_s=5.0), Anchor("mid", record="116", time_s=1200.0))
+    run_signals(
+        inp,
+        run,
+        workers=0,
+        settings=Settings(anchors=anchors),
+        pseudonymizer=Pseudonymizer(bytes.fromhex("ab" * 32)),
+    )
     model, out = run / "model", run / "scores"
     runner = CliRunner()
     args = ["anomaly", "train", str(run), "--out", str(model), "--epochs", "3", "--ensemble", "2"]
@@ -51,7 +60,7 @@ def test_every_window_once_and_counts_add_up_to_the_beats(scored: tuple[Path, Pa
     windows = pd.read_parquet(run / "windows.parquet")
     wa = pd.read_parquet(out / "window_anomalies.parquet")
     beats = pd.read_parquet(run / "beats.parquet")
-    assert validate_frame(wa, "window_anomalies") == len(windows) == 540
+    assert validate_frame(wa, "window_anomalies") == len(windows) == 542  # 540 tiled + 2 anchored
     assert not wa.duplicated(["path", "row"]).any()
     assert set(zip(wa["path"], wa["row"], strict=True)) == set(
         zip(windows["path"], windows["row"], strict=True)
@@ -69,6 +78,29 @@ def test_every_window_once_and_counts_add_up_to_the_beats(scored: tuple[Path, Pa
 
 
 @pytest.mark.shared_data
+def test_anchored_windows_overlap_the_tiled_ones_and_count_their_beats_too(
+    scored: tuple[Path, Path, str],
+) -> None:
+    run, out, _ = scored
+    wa = pd.read_parquet(out / "window_anomalies.parquet")
+    beats = pd.read_parquet(run / "beats.parquet")
+    anchored = wa[wa["anchor"] != ""].set_index("anchor")
+    edge, mid = anchored.loc["edge"], anchored.loc["mid"]
+    assert (edge["span_start_s"], edge["span_stop_s"]) == (0.0, 35.0)  # [-25, 35) clipped: 25 s padding
+    assert edge["signal_present"] == 1.0 and edge["status"] == "normal"  # padding is not a lead off
+    assert (mid["span_start_s"], mid["span_stop_s"]) == (1170.0, 1230.0)
+    for row in (edge, mid):
+        rec = beats[beats["record"] == row["record"]]
+        inside = rec[(rec["time_s"] >= row["span_start_s"]) & (rec["time_s"] < row["span_stop_s"])]
+        assert row["n_beats"] == len(inside) > 30
+    # mid spans six whole tiled windows: they count the same beats again, and its score is their best
+    tiled = wa[(wa["record"] == "116") & (wa["anchor"] == "")]
+    covered = tiled[(tiled["span_start_s"] >= 1170.0) & (tiled["span_stop_s"] <= 1230.0)]
+    assert len(covered) == 6 and covered["n_beats"].sum() == mid["n_beats"]
+    assert mid["score"] == covered["score"].max() and mid["n_flagged"] == covered["n_flagged"].sum()
+
+
+@pytest.mark.shared_data
 def test_windows_with_a_pvc_outscore_the_others(scored: tuple[Path, Path, str]) -> None:
     run, out, _ = scored
     windows = pd.read_parquet(run / "windows.parquet")
@@ -78,6 +110,8 @@ def test_windows_with_a_pvc_outscore_the_others(scored: tuple[Path, Path, str]) 
     is_v = beats["ref_symbol"].to_numpy()[pairs["beat"].to_numpy()] == "V"
     has_v = np.zeros(len(windows), bool)
     has_v[pairs["window"].to_numpy()[is_v]] = True
+    tiled = (wa["anchor"] == "").to_numpy()
+    has_v, wa = has_v[tiled], wa[tiled]
     assert has_v.sum() == 123  # 1 + 39 + 83 windows with a reference PVC
     score = wa["score"].fillna(-1.0).to_numpy()
     auroc = roc_auc_score(has_v, score)
