@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 from medmm.errors import InputError
-from medmm.imaging.errors import ImageFileError, MissingCompanionError, MixedGeometryError
+from medmm.imaging.errors import (
+    ImageFileError,
+    MissingCompanionError,
+    MixedGeometryError,
+    UnsupportedImageError,
+)
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
 from medmm.imaging.pixels import native_fast_path, read_mosaic, read_multiframe, read_native_stack, read_slice
 from medmm.imaging.raster import PICTURE_AXES, RASTER_FORMATS, convert_raster_file, given_ids
@@ -322,6 +327,35 @@ def _no_orientation(img: Any) -> bool:
         return False
 
 
+def _refuse_cifti(path: Path, rel_path: str) -> None:
+    """Raise UnsupportedImageError for a CIFTI file: a NIfTI-2 header whose intent code is one of the
+    connectivity codes (3000-3099), holding data on grayordinates, not a volume.
+
+    Without this, MONAI's reader fails on its header with ``AttributeError: 'Cifti2Header' object has
+    no attribute 'get'``, which tells the user nothing.
+    """
+    from nibabel.nifti1 import intent_codes
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(540)
+    except (OSError, EOFError, zlib.error):
+        return  # unreadable: the reader's own error says so
+    for endian in "<>":
+        if len(head) == 540 and int.from_bytes(head[:4], "little" if endian == "<" else "big") == 540:
+            code = int.from_bytes(head[504:508], "little" if endian == "<" else "big", signed=True)
+            if 3000 <= code <= 3099:
+                name = intent_codes.niistring[code] if code in intent_codes.niistring else str(code)
+                raise UnsupportedImageError(
+                    rel_path,
+                    f"CIFTI file (NIfTI-2 with intent {name}): data on grayordinates (surface vertices and "
+                    "subcortical voxels), not a volume",
+                    "read it with nibabel.cifti2 or Connectome Workbench; `wb_command -cifti-separate IN "
+                    "COLUMN -volume-all OUT.nii` writes its subcortical part as a NIfTI volume medmm reads",
+                )
+
+
 def convert_image_file(
     rel_path: str,
     archive_root: Path,
@@ -382,6 +416,7 @@ def convert_image_file(
         )
     source = SourceFormat(fmt)
     path = _check_file(rel_path, Path(archive_root) / rel_path)
+    _refuse_cifti(path, rel_path)
     reader = NibabelReader(as_closest_canonical=False)
     try:
         with warnings.catch_warnings():
