@@ -17,6 +17,13 @@ def align(
         help="Time tolerance (inclusive) for joining an item without a study id (ECG windows) to its "
         "patient's nearest study: 90s, 30m, 36h, 2d or plain seconds",
     ),
+    report_window: str = typer.Option(
+        "3d",
+        "--report-window",
+        help="How far (inclusive) a report's date (reports parse --date-column) may be from the study it "
+        "is linked to by date, when neither its study uid nor its accession number links it: 90s, 30m, "
+        "36h, 3d or plain seconds; dates without a time compare as whole days",
+    ),
     label_finding: list[str] = typer.Option([], "--label-finding", help="Report finding used as a label"),
     pvc_label: str | None = typer.Option(
         None,
@@ -52,6 +59,7 @@ def align(
             image_dims,
             labels=labels,
             key_file=key_file,
+            report_window_s=parse_duration(report_window, "--report-window"),
         )
     except MedmmError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from medmm.align.inputs import image_items, report_items, signal_items, write_inputs
-from medmm.align.join import join_items, parse_duration
+from medmm.align.join import REPORT_WINDOW_S, join_items, parse_duration
 from medmm.align.labels import LabelTable, apply_label_table, read_label_table
 from medmm.align.records import MODALITIES, RecordRow
 from medmm.errors import ConfigError
@@ -147,11 +147,60 @@ def _reports_without_labels(run_dir: Path) -> int:
     return n
 
 
+def _columns_of(path: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return set(pq.read_schema(path).names) if path.exists() else set()
+
+
+def _link_columns(run_dir: Path, img: pd.DataFrame, rep: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The image and report items with what links a report to its study beyond the study uid:
+    ``accession_id`` and ``precision`` (``"date"``: a date without a time of day) of each volume, and
+    ``accession_id``, ``link_time`` (the shifted report date, epoch seconds) and ``precision`` of each
+    report. Tables written before these columns existed give none (they align as before)."""
+    vol_path, man_path = run_dir / "volumes.parquet", run_dir / "manifest_reports.parquet"
+    have = _columns_of(vol_path) & {"accession_id", "study_time_precision"}
+    if len(img) and have:
+        v = pd.read_parquet(vol_path, columns=["volume_id", *sorted(have)]).drop_duplicates("volume_id")
+        v = v.set_index("volume_id")
+        ids = img["item_id"]
+        img = img.assign(
+            accession_id=ids.map(v["accession_id"]) if "accession_id" in have else None,
+            precision=ids.map(v["study_time_precision"]) if "study_time_precision" in have else None,
+        )
+    have = _columns_of(man_path) & {"accession_id", "report_time", "report_time_precision"}
+    if len(rep) and have:
+        m = pd.read_parquet(man_path, columns=["report_id", "status", *sorted(have)])
+        m = m[m["status"] == "ingested"].drop_duplicates("report_id").set_index("report_id")
+        ids = rep["item_id"]
+        when = ids.map(m["report_time"]) if "report_time" in have else pd.Series(None, index=rep.index)
+        stamp = pd.to_datetime(when, errors="coerce", utc=True, format="ISO8601")
+        rep = rep.assign(
+            accession_id=ids.map(m["accession_id"]) if "accession_id" in have else None,
+            link_time=(stamp - pd.Timestamp(0, tz="UTC")).dt.total_seconds(),
+            precision=ids.map(m["report_time_precision"]) if "report_time_precision" in have else None,
+        )
+    return img, rep
+
+
 def _unused(path: Path, column: str, chosen: set[str]) -> int:
     if not path.exists():
         return 0
     ids = pd.read_parquet(path, columns=[column])[column].dropna()
     return int((~ids.isin(chosen)).sum())
+
+
+def _log_links(links: dict[str, int]) -> None:
+    """Warn about reports that could have been linked but were not (ids never logged)."""
+    what = {
+        "report_date_ties": "were equally near two studies of their patient (by date): not linked",
+        "report_accession_ambiguous": "have an accession number on two studies of their patient: not linked",
+        "report_accession_other_patient": "have an accession number found only on another patient's images "
+        "(wrong patient id or accession?): never linked across patients",
+    }
+    for key, text in what.items():
+        if links.get(key):
+            log.warning("%d reports %s", links[key], text)
 
 
 def align_run(
@@ -164,20 +213,27 @@ def align_run(
     image_dims: int = 2,
     labels: Path | None = None,
     key_file: Path | None = None,
+    report_window_s: float | str = REPORT_WINDOW_S,
 ) -> dict[str, Any]:
     """Join the run's imaging, report and signal items per patient + study; write records and inputs.
 
     ``tolerance_s`` is seconds, or a duration string as ``--window`` takes it (``"36h"``, ``"2d"``).
     ``labels`` is a table of labels keyed by raw patient (and study) ids (:mod:`medmm.align.labels`),
     pseudonymized with the site key (``key_file``, else ``$MEDMM_KEY_FILE`` or the default key).
+    ``report_window_s`` (seconds or a duration string, ``--report-window``) is how far a report's date
+    may be from the study it is linked to by date (:func:`~medmm.align.join.join_items`).
     Returns counts: ``records`` and ``with_<modality>``, plus items written per modality, items left
-    out and ``reports_without_patient``.
+    out, ``reports_without_patient`` and how reports were linked (:data:`~medmm.align.join.LINK_COUNTS`).
     """
     run_dir = Path(run_dir)
     _check_run_dir(run_dir)
     if isinstance(tolerance_s, str):  # "36h" from a workflow file, as --window takes it
         tolerance_s = parse_duration(tolerance_s)
+    if isinstance(report_window_s, str):
+        report_window_s = parse_duration(report_window_s, "--report-window")
     _check_options(tolerance_s, label_findings, pvc_label, min_quality, image_size, image_dims)
+    if not (math.isfinite(report_window_s) and report_window_s >= 0):
+        raise ConfigError(f"--report-window {report_window_s!r}: use a duration >= 0 such as 3d")
     table = _label_table(run_dir, labels, key_file, [*label_findings, *([pvc_label] if pvc_label else [])])
     timer = Timer()
     with timer("items"):
@@ -186,10 +242,15 @@ def align_run(
         sig, sig_labels = signal_items(run_dir, min_quality, pvc_label)
         no_patient = _reports_without_patient(run_dir)
         no_labels = _reports_without_labels(run_dir)
+        img, rep = _link_columns(run_dir, img, rep)
         frames = [f for f in (img, rep, sig) if len(f)]
         items = pd.concat(frames, ignore_index=True) if frames else img
     with timer("join"):
-        records = join_items(items, tolerance_s, {**rep_labels, **sig_labels})
+        links: dict[str, int] = {}
+        records = join_items(
+            items, tolerance_s, {**rep_labels, **sig_labels}, report_window_s=report_window_s, counts=links
+        )
+    _log_links(links)
     table_counts: dict[str, int] = {}
     if table is not None:
         records, table_counts = apply_label_table(records, table)
@@ -207,6 +268,7 @@ def align_run(
         "reports_without_labels": no_labels,
         "missing_image_files": int(img.attrs.get("missing_files", 0)),
         "missing_signal_files": int(sig.attrs.get("missing_files", 0)),
+        **links,
         **table_counts,
         **{f"with_{m}": int(records[f"has_{m}"].sum()) for m in MODALITIES},
         **{f"inputs_{m}": n for m, n in written.items()},
@@ -218,6 +280,7 @@ def align_run(
         timings=timer.total(),
         options={
             "tolerance_s": tolerance_s,
+            "report_window_s": report_window_s,
             "label_findings": list(label_findings),
             "pvc_label": pvc_label,
             "min_quality": min_quality,

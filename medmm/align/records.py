@@ -32,6 +32,15 @@ class RecordRow(Record):
     has_report: bool = False
     has_signal: bool = False
     labels: str = "{}"
+    #: how the record's report was attached to the study: ``uid`` (its StudyInstanceUID), ``accession``
+    #: (its accession number is on the study's images), ``date`` (the nearest study of the patient
+    #: within ``--report-window`` of the report date, no other as near), ``only_study`` (a report
+    #: without study id or date, its patient's only study); ``None``: the report forms the record
+    #: itself, or there is no report
+    report_link: str | None = None
+    #: ``"datetime"``, or ``"date"`` when ``study_time`` is a date without a time of day (its midnight is
+    #: no time: joins compare it as a whole day); ``None`` without a time
+    study_time_precision: str | None = None
 
     def available(self) -> list[str]:
         """Names of the modalities present in this record, in :data:`MODALITIES` order."""

@@ -37,7 +37,14 @@ from medmm.imaging.errors import (
 from medmm.imaging.geometry import LPS_TO_RAS, affine_lps, normal_of
 from medmm.imaging.pixels import native_fast_path, read_mosaic, read_multiframe, read_native_stack, read_slice
 from medmm.imaging.raster import PICTURE_AXES, RASTER_FORMATS, convert_raster_file, given_ids
-from medmm.imaging.records import DicomInstance, DicomKind, SourceFormat, VolumeRecord
+from medmm.imaging.records import (
+    DicomInstance,
+    DicomKind,
+    SourceFormat,
+    VolumeRecord,
+    accession_pseudonym,
+    time_precision,
+)
 from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_of
 from medmm.imaging.volume_store import canonical_dtype, write_volume
 from medmm.pseudonym import Pseudonymizer
@@ -233,6 +240,8 @@ def convert_stack(
         series_id=pseudonymizer.id(series_key_of(first), "series"),
         study_time=study_time,
         warnings=warnings_,
+        accession_id=accession_pseudonym(pseudonymizer, first.accession_number),
+        study_time_precision=first.study_time_precision if study_time else None,
     )
 
 
@@ -406,7 +415,8 @@ def convert_image_file(
     ([9, 11, 9], ['atlas.img'], 'ANALYZE 7.5 has no orientation')
     """
     if fmt in RASTER_FORMATS:
-        return convert_raster_file(rel_path, archive_root, run_dir, pseudonymizer, fmt, ids=ids)
+        picture = convert_raster_file(rel_path, archive_root, run_dir, pseudonymizer, fmt, ids=ids)
+        return picture.model_copy(update=_given_link_fields(ids, picture, pseudonymizer))
     from monai.data import NibabelReader
 
     if fmt not in ("nifti", "analyze"):
@@ -462,7 +472,7 @@ def convert_image_file(
         array = canonical_dtype(array)
         array = array.astype(np.float32) if array.dtype == np.float64 else array
     written = write_volume(run_dir, volume_id, array, affine, sidecar)
-    return VolumeRecord(
+    rec = VolumeRecord(
         volume_id=volume_id,
         **asdict(written),
         modality=modality,
@@ -472,3 +482,18 @@ def convert_image_file(
         warnings=notes,
         **idents,
     )
+    return rec.model_copy(update=_given_link_fields(ids, rec, pseudonymizer))
+
+
+def _given_link_fields(
+    ids: Mapping[str, str] | None, rec: VolumeRecord, pseudonymizer: Pseudonymizer
+) -> dict[str, str | None]:
+    """``accession_id`` and ``study_time_precision`` of a file given ids by the user (``--ids``): the
+    accession pseudonym (only with a patient id, as the other ids) and ``"date"`` for a study time
+    written without a time of day."""
+    if not ids or rec.patient_id is None:
+        return {}
+    return {
+        "accession_id": accession_pseudonym(pseudonymizer, ids.get("accession")),
+        "study_time_precision": time_precision(ids.get("study_time")) if rec.study_time else None,
+    }

@@ -33,7 +33,14 @@ from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, T
 from medmm.imaging.kinds import classify
 from medmm.imaging.records import DicomInstance, DicomKind
 
-__all__ = ["NATIVE_SYNTAXES", "looks_like_dicom", "read_dicom_header", "read_open_header"]
+__all__ = [
+    "NATIVE_SYNTAXES",
+    "accession_of",
+    "looks_like_dicom",
+    "read_dicom_header",
+    "read_open_header",
+    "study_time_precision",
+]
 
 _PIXEL_DATA = 0x7FE00010
 _PIXEL_TAGS = {_PIXEL_DATA, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float / Double Float Pixel Data
@@ -379,6 +386,8 @@ _OWN_FIELDS = (
     "pixel_offset",
     "has_pixel_data",
     "study_datetime",
+    "study_time_precision",
+    "accession_number",  # not in the header signature: read from each file
 )
 #: list values of the shared fields, copied for each instance
 _LIST_FIELDS = ("image_orientation", "pixel_spacing", "image_type")
@@ -390,6 +399,61 @@ _DIRECTORY_RECORDS, _PER_FRAME_GROUPS = 0x00041220, 0x52009230
 #: series. Bounded: cleared when full.
 _SERIES_MEMO: dict[Any, tuple[DicomKind, str, dict[str, Any], dict[str, Any]]] = {}
 _MEMO_SIZE = 256
+
+
+_ACCESSION_NUMBER = 0x00080050
+#: the (date, time) keywords :func:`~medmm.imaging._dicom_values.datetime_of` tries, in its order
+_DATE_TIME_KEYWORDS = (
+    ("StudyDate", "StudyTime"),
+    ("SeriesDate", "SeriesTime"),
+    ("AcquisitionDate", "AcquisitionTime"),
+    ("ContentDate", "ContentTime"),
+)
+
+
+def study_time_precision(ds: Any) -> str | None:
+    """``"datetime"`` when the date :func:`~medmm.imaging._dicom_values.datetime_of` uses comes with a
+    time of day, ``"date"`` when it comes without one (``study_datetime`` is then midnight, which is no
+    time: ``medmm align`` compares it as a whole day), ``None`` without a date.
+
+    >>> import pydicom
+    >>> ds = pydicom.Dataset()
+    >>> ds.StudyDate = "20200301"
+    >>> study_time_precision(ds)
+    'date'
+    >>> ds.StudyTime = "101500"
+    >>> study_time_precision(ds)
+    'datetime'
+    """
+    for date_kw, time_kw in _DATE_TIME_KEYWORDS:
+        date = as_str(ds.get(date_kw)).strip()
+        if len(date) == 8 and date.isdigit():  # the pair datetime_of takes
+            time = as_str(ds.get(time_kw)).strip().split(".")[0]
+            return "datetime" if len(time) >= 4 and time[:4].isdigit() else "date"
+    return None
+
+
+def accession_of(ds: Any) -> str:
+    """The raw AccessionNumber (0008,0050), ``""`` when absent (only ever pseudonymized).
+
+    A header read from an element stream (:class:`FastHeader`) has its plain ASCII value decoded here
+    from the raw bytes, so reading it never makes pydicom parse the file; other text goes to pydicom
+    (its character set).
+
+    >>> import pydicom
+    >>> ds = pydicom.Dataset()
+    >>> ds.AccessionNumber = "A123 "
+    >>> accession_of(ds), accession_of(pydicom.Dataset())
+    ('A123', '')
+    """
+    if isinstance(ds, FastHeader):
+        found = ds._raw(_ACCESSION_NUMBER)  # the view's raw element: no pydicom parse of the file
+        if found is None:
+            return ""
+        plain = isinstance(found, tuple) and found[0] in (None, "SH") and found[1].isascii()
+        if plain and b"\x1b" not in found[1]:
+            return str(found[1].decode("ascii").strip(" \x00"))
+    return as_str(ds.get("AccessionNumber")).strip()
 
 
 def _memo_key(stream: Any) -> Any:
@@ -413,6 +477,8 @@ def _own_fields(ds: Any, rel_path: str, has_pixels: bool, pixel_offset: int | No
         "pixel_offset": pixel_offset,
         "has_pixel_data": has_pixels,
         "study_datetime": datetime_of(ds),
+        "study_time_precision": study_time_precision(ds),
+        "accession_number": accession_of(ds),
     }
 
 
@@ -522,6 +588,8 @@ def _construct(
             rescale_intercept=geometry.get("rescale_intercept", as_float(ds.get("RescaleIntercept"))),
             has_pixel_data=has_pixels,
             study_datetime=datetime_of(ds),
+            study_time_precision=study_time_precision(ds),
+            accession_number=accession_of(ds),
             manufacturer=as_str(ds.get("Manufacturer")),
             manufacturer_model=as_str(ds.get("ManufacturerModelName")),
             body_part=as_str(ds.get("BodyPartExamined")),

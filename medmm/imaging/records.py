@@ -15,12 +15,56 @@ False
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from medmm.records import Record
 
-__all__ = ["SCHEMAS", "DicomInstance", "DicomKind", "SourceFormat", "VolumeRecord"]
+__all__ = [
+    "ACCESSION_KIND",
+    "SCHEMAS",
+    "TIME_PRECISIONS",
+    "DicomInstance",
+    "DicomKind",
+    "SourceFormat",
+    "VolumeRecord",
+    "accession_pseudonym",
+    "time_precision",
+]
+
+#: The :meth:`~medmm.pseudonym.Pseudonymizer.id` kind of accession numbers, wherever they come from
+#: (DICOM AccessionNumber, an ids table, a reports table): the kind of report ids, because in RIS
+#: exports the report id *is* the accession number (``medmm reports parse`` takes an ``accession``
+#: column as the report id by default). One accession number -> one pseudonym ``rep-...`` everywhere.
+ACCESSION_KIND = "report"
+#: Values of ``study_time_precision`` / ``report_time_precision``.
+TIME_PRECISIONS = ("datetime", "date")
+
+
+def accession_pseudonym(pseudonymizer: Any, accession: str | None) -> str | None:
+    """``Pseudonymizer.id(accession, "report")``, or ``None`` for an empty / missing accession number.
+
+    >>> from medmm.pseudonym import Pseudonymizer
+    >>> pz = Pseudonymizer(b"k" * 32)
+    >>> accession_pseudonym(pz, " A123 ") == pz.id("A123", "report"), accession_pseudonym(pz, "")
+    (True, None)
+    """
+    text = "" if accession is None else str(accession).strip()
+    return pseudonymizer.id(text, ACCESSION_KIND) if text else None
+
+
+def time_precision(text: str | None) -> str | None:
+    """``"date"`` for an ISO date without a time of day (``2020-03-01``), ``"datetime"`` for a date-time,
+    ``None`` for an empty value.
+
+    >>> time_precision("2020-03-01"), time_precision("2020-03-01T10:00"), time_precision("")
+    ('date', 'datetime', None)
+    """
+    t = (text or "").strip()
+    if not t:
+        return None
+    return "datetime" if len(t) > 10 and t[10] in "T t" else "date"
 
 
 class DicomKind(StrEnum):
@@ -101,6 +145,10 @@ class DicomInstance(Record):
     rescale_intercept: float | None = None
     has_pixel_data: bool = False
     study_datetime: str | None = None  # raw ISO datetime; shifted only when written out
+    #: ``"datetime"``, or ``"date"`` when the date came without a time (``study_datetime`` is then
+    #: midnight, which is no time of day); ``None`` without a date
+    study_time_precision: str | None = None
+    accession_number: str = ""  # raw AccessionNumber (0008,0050); used only to pseudonymize
     # non-identifying acquisition metadata for sidecars
     manufacturer: str = ""
     manufacturer_model: str = ""
@@ -141,6 +189,14 @@ class VolumeRecord(Record):
     study_time: str | None = None  # patient-date-shifted ISO datetime
     warnings: list[str] = Field(default_factory=list)
     dtype: str
+    #: keyed pseudonym of the DICOM AccessionNumber (or an ids table's accession column) with the kind
+    #: of report ids: ``Pseudonymizer.id(accession, "report")`` (:data:`ACCESSION_KIND`), so it equals the
+    #: ``report_id`` of a report whose id is that accession number, and the ``accession_id`` the reports
+    #: stage writes for ``--accession-column``; ``None`` when the images carry none
+    accession_id: str | None = None
+    #: ``"datetime"``, or ``"date"`` when ``study_time`` is a date without a time of day (DICOM StudyDate
+    #: without StudyTime, an ids table's date): compare it as a whole day, not as midnight
+    study_time_precision: str | None = None
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {"volumes": VolumeRecord}

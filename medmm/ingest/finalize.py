@@ -75,6 +75,8 @@ VOLUME_COLUMNS = (
     "study_time",
     "warnings",
     "dtype",
+    "accession_id",
+    "study_time_precision",
 )
 
 Row = dict[str, Any]

@@ -41,6 +41,7 @@ class FileIds:
     modality: str = ""
     study_time: str = ""  # ISO date or date-time; shifted per patient when written
     table: str = ""  # the ids table looked in ("" for --modality alone): a file it misses gets a warning
+    accession: str = ""  # raw accession number; written only as its pseudonym (``accession_id``)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class IdColumns:
     study: str = "study_id"
     modality: str = "modality"
     time: str = "study_time"
+    accession: str = "accession"
 
 
 def _norm(value: str) -> str:
@@ -107,7 +109,7 @@ class IdTable:
         >>> _ = p.write_text("filename,Patientid,modality\\nx1.jpg,20,X-ray\\n")
         >>> t = IdTable.load(p, IdColumns(path="filename", patient="Patientid"))
         >>> t.lookup("images/x1.jpg")
-        FileIds(patient='20', study='', modality='X-ray', study_time='', table='meta.csv')
+        FileIds(patient='20', study='', modality='X-ray', study_time='', table='meta.csv', accession='')
         """
         path = Path(path)
         try:
@@ -121,7 +123,7 @@ class IdTable:
         header = [h.strip() for h in next(reader, [])]
         defaults = IdColumns()
         index: dict[str, int | None] = {}
-        for field in ("path", "patient", "study", "modality", "time"):
+        for field in ("path", "patient", "study", "modality", "time", "accession"):
             name = getattr(columns, field)
             if name in header:
                 index[field] = header.index(name)
@@ -145,7 +147,9 @@ class IdTable:
             key = _norm(cell("path"))
             if not key:
                 continue
-            ids = FileIds(cell("patient"), cell("study"), cell("modality"), cell("time"))
+            ids = FileIds(
+                cell("patient"), cell("study"), cell("modality"), cell("time"), accession=cell("accession")
+            )
             if key in rows and rows[key] != ids:
                 raise ConfigError(
                     f"{path}: rows {first_row[key]} and {n} give the same file different ids; "

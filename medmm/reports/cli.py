@@ -39,6 +39,16 @@ def parse_cmd(
         None, help="Patient id column (pseudonymized with the site key)."
     ),
     study_column: str | None = typer.Option(None, help="Study id column (pseudonymized with the site key)."),
+    accession_column: str | None = typer.Option(
+        None,
+        help="Accession number column (pseudonymized with the site key like DICOM AccessionNumber, so "
+        "`medmm align` links reports to their images; default: the id column when it is named accession).",
+    ),
+    date_column: str | None = typer.Option(
+        None,
+        help="Report / exam date column (shifted by the patient's keyed date shift; needs "
+        "--patient-column). ISO, yyyymmdd, dd.mm.yyyy, nn/nn/yyyy (order decided from the column).",
+    ),
     model: str | None = typer.Option(
         None, help="Installed spaCy/scispaCy package or pipeline path; default: the radiology lexicon."
     ),
@@ -89,6 +99,8 @@ def parse_cmd(
             key_file=key_file,
             keep_text=keep_text,
             keep_report_ids=keep_report_ids,
+            accession_column=accession_column,
+            date_column=date_column,
         )
     except MedmmError as exc:
         _fail(exc)

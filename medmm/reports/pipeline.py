@@ -98,12 +98,15 @@ def _manifest(r: ReportInput, status: Status, reason: str = "", **extra: Any) ->
         size=r.size,
         format=r.format,
         status=status,
-        reason=reason,
+        reason=reason or r.date_reason,
         report_id=r.report_id,
         patient_id=r.patient_id,
         study_id=r.study_id,
         n_chars=len(r.text),
         notes=";".join(r.notes),
+        accession_id=r.accession_id,
+        report_time=r.report_time,
+        report_time_precision=r.report_time_precision,
         **extra,
     ).model_dump(mode="json")
 
@@ -259,6 +262,8 @@ def parse_reports(
     max_chars: int = MAX_CHARS,
     keep_text: bool = False,
     keep_report_ids: bool = False,
+    accession_column: str | None = None,
+    date_column: str | None = None,
 ) -> ParseSummary:
     """Parse every report of ``input_path`` into ``run_dir`` tables; see :mod:`medmm.reports`.
 
@@ -274,6 +279,10 @@ def parse_reports(
     with the site key (``key_file``), in every table; ``keep_report_ids`` keeps them as given (data
     already de-identified; recorded in ``run.json``). A report's resume key is made from the id as
     written, so a re-run with the other choice parses everything again (no mix of both kinds of ids).
+    ``accession_column`` and ``date_column`` (needs ``patient_column``) give each report an
+    ``accession_id`` and a shifted ``report_time`` so ``medmm align`` can link it to its images
+    (:func:`~medmm.reports.io.inputs.read_reports`); ``run.json`` counts ``with_accession``,
+    ``with_date`` and ``dates_unusable``.
     """
     from medmm.reports.io.files import check_run_dir
     from medmm.reports.resume import Parts, key_fingerprint, report_key
@@ -290,7 +299,7 @@ def parse_reports(
         # parse needs the pipeline here (with Dask, the workers build it)
         get_pipeline(spec) if workers == 0 and not scheduler else check_model(spec)
     pseudonymizer, site, used_key = None, "", None
-    if patient_column or study_column or not keep_report_ids:
+    if patient_column or study_column or accession_column or date_column or not keep_report_ids:
         from medmm.pseudonym import Pseudonymizer, load_key
         from medmm.runinfo import claim_site_key
 
@@ -308,6 +317,8 @@ def parse_reports(
             pseudonymizer=pseudonymizer,
             max_chars=max_chars,
             keep_report_ids=keep_report_ids,
+            accession_column=accession_column,
+            date_column=date_column,
         )
         pipeline = spec.describe()
         keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
@@ -407,6 +418,11 @@ def parse_reports(
     counts["entities"] = len(entities)
     counts["parsed_now"] = len(todo)
     counts["resumed"] = len(batch_in.reports) - len(todo)
+    if accession_column or date_column or batch_in.accession_column:
+        parsed = [r for r in batch_in.reports]
+        counts["with_accession"] = sum(r.accession_id is not None for r in parsed)
+        counts["with_date"] = sum(r.report_time is not None for r in parsed)
+        counts["dates_unusable"] = sum(bool(r.date_reason) for r in parsed)
     options = {
         "input": str(Path(input_path).resolve()),
         "id_column": batch_in.id_column,
@@ -420,6 +436,8 @@ def parse_reports(
         "max_chars": max_chars,
         "keep_text": keep_text,
         "keep_report_ids": keep_report_ids,
+        "accession_column": batch_in.accession_column,
+        "date_column": date_column,
         "key_file": used_key,  # where the key is (never the key): `show` finds it there
     }
     update_run_json(

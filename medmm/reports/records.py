@@ -51,6 +51,10 @@ class ReportManifestRow(ManifestRow):
     ``report_id`` (here and in every reports table) is the pseudonym ``rep-...`` of the input's report
     id (accession / RIS number; a ``.txt`` file's stem) with the site key, or the id as given when
     parsed with ``--keep-report-ids``; ``""`` for a row without an id.
+
+    An ingested report whose date could not be used (unreadable, or no patient id to shift it by) has
+    a ``reason`` saying so (row and column, never the value) and a ``notes`` entry
+    (``date-unreadable`` / ``date-without-patient``).
     """
 
     report_id: str
@@ -60,6 +64,14 @@ class ReportManifestRow(ManifestRow):
     n_sections: int = 0
     n_entities: int = 0
     notes: str = ""
+    #: pseudonym of the report's accession number (``--accession-column``, or an id column named
+    #: ``accession``): ``Pseudonymizer.id(accession, "report")``, as imaging's ``accession_id``
+    accession_id: str | None = None
+    #: the report / exam date (``--date-column``) moved by the patient's keyed shift: ISO date-time, or
+    #: an ISO date alone when the input had no time of day
+    report_time: str | None = None
+    #: ``"datetime"`` or ``"date"`` (``report_time`` is a whole day); ``None`` without a date
+    report_time_precision: str | None = None
 
 
 class EntityRow(Record):

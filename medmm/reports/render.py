@@ -143,7 +143,7 @@ def resolve_report_id(report_id: str, run_dir: Path, key_file: Path | None = Non
     >>> resolve_report_id("ACC-1", Path("run"))  # doctest: +SKIP
     'rep-3f1c...'
     """
-    from medmm.reports.io.inputs import report_pseudonym
+    from medmm.reports.io.inputs import report_pseudonymizer
 
     run_dir = Path(run_dir)
     report_id = str(report_id).strip()
@@ -156,7 +156,7 @@ def resolve_report_id(report_id: str, run_dir: Path, key_file: Path | None = Non
     if pseudonymizer is None:
         return report_id
     hit = pd.read_parquet(manifest_path, columns=["report_id"], filters=[("report_id", "==", report_id)])
-    return report_id if len(hit) else report_pseudonym(pseudonymizer, report_id)
+    return report_id if len(hit) else report_pseudonymizer(pseudonymizer)(report_id)
 
 
 def report_text(

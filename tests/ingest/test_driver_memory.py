@@ -199,6 +199,8 @@ def _volume(i: int, warnings: list[str]) -> dict[str, Any]:
         "study_time": None,
         "warnings": warnings,
         "dtype": "int16",
+        "accession_id": None,
+        "study_time_precision": None,
     }
 
 

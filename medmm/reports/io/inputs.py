@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from medmm.errors import InputError
+from medmm.errors import ConfigError, InputError
 from medmm.pseudonym import Pseudonymizer
 from medmm.reports.io.files import (
     TABLE_FIX,
@@ -40,6 +40,7 @@ from medmm.reports.io.files import (
 from medmm.reports.records import ReportManifestRow, Status
 
 __all__ = [
+    "ACCESSION_KIND",
     "MAX_CHARS",
     "REPORT_KIND",
     "EmptyReportError",
@@ -55,7 +56,6 @@ __all__ = [
     "clean_text",
     "decode_bytes",
     "read_reports",
-    "report_pseudonym",
     "report_pseudonymizer",
     "row_ref",
     "split_columns",
@@ -77,6 +77,13 @@ DEFAULT_TEXT_COLUMNS = (
 DEFAULT_ID_COLUMNS = ("report_id", "id", "uid", "accession")
 #: The :meth:`~medmm.pseudonym.Pseudonymizer.id` kind of report ids (pseudonyms ``rep-...``).
 REPORT_KIND = "report"
+#: The kind of accession numbers: that of report ids, because a RIS export's report id is the accession
+#: number. It is ``medmm.imaging.records.ACCESSION_KIND`` (the imaging stage's ``accession_id`` of the
+#: DICOM AccessionNumber; tested equal), so one accession number has one pseudonym in every table.
+ACCESSION_KIND = REPORT_KIND
+#: An id column with one of these names (any case) holds accession numbers: its pseudonym is also the
+#: report's ``accession_id`` when no ``accession_column`` is given.
+ACCESSION_ID_COLUMNS = frozenset({"accession", "accession_number", "accessionnumber", "accession_no"})
 _SECTION_OF = {
     "indication": "INDICATION",
     "history": "HISTORY",
@@ -121,6 +128,13 @@ class ReportInput:
     patient_id: str | None = None
     study_id: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: accession pseudonym (``Pseudonymizer.id(accession, "report")``: :data:`ACCESSION_KIND`)
+    accession_id: str | None = None
+    #: the report / exam date moved by the patient's keyed shift (ISO; a date alone for precision "date")
+    report_time: str | None = None
+    report_time_precision: str | None = None
+    #: why the date column gave no date (a manifest ``reason`` of the ingested report), ``""`` if none
+    date_reason: str = ""
 
 
 @dataclass
@@ -131,6 +145,8 @@ class InputBatch:
     rejected: list[ReportManifestRow]
     id_column: str | None
     text_columns: list[str]
+    #: the column accession numbers were read from (given, or the id column named ``accession``)
+    accession_column: str | None = None
 
 
 def decode_bytes(data: bytes) -> tuple[str, list[str]]:
@@ -397,6 +413,8 @@ def read_reports(
     pseudonymizer: Pseudonymizer | None = None,
     max_chars: int = MAX_CHARS,
     keep_report_ids: bool = False,
+    accession_column: str | None = None,
+    date_column: str | None = None,
 ) -> InputBatch:
     """Read every report of ``path`` (a table or a folder of ``.txt``); bad ones become manifest rows.
 
@@ -414,6 +432,15 @@ def read_reports(
     pseudonym ``Pseudonymizer.id(raw, "report")`` (:func:`report_pseudonym`), unless
     ``keep_report_ids`` (data already de-identified). Duplicates are found on the raw ids; a
     duplicate's reason names the first row's location, never an id.
+
+    ``accession_column`` (a table's accession numbers; by default the id column when it is named
+    ``accession``, :data:`ACCESSION_ID_COLUMNS`) gives each report ``accession_id =
+    Pseudonymizer.id(accession, "report")``, the pseudonym the imaging stage gives the DICOM
+    AccessionNumber, so ``medmm align`` links the report to its images without a StudyInstanceUID.
+    ``date_column`` (the report / exam date) is read by :func:`~medmm.reports.io.dates.read_dates` and
+    moved by the patient's keyed date shift (as imaging and signals dates are); it needs
+    ``patient_column``. An unreadable date, or a date on a row without a patient id, leaves that
+    report without a date and with a ``reason`` naming the row and column (never the value).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
@@ -482,6 +509,11 @@ def read_reports(
             text, notes = decode_bytes(data)
             rows.append((rel, f.stem, text, len(data), notes, None, None))
         fmt, id_col, text_cols = "txt", None, ["text"]
+        if accession_column or date_column:
+            raise ConfigError(
+                f"{path}: --accession-column / --date-column name columns of a table; a folder of .txt "
+                "reports has none. Fix: give the reports as a table (CSV, JSONL, Parquet) with those columns"
+            )
     else:
         frame, file_notes, rejected, numbers = _read_table(path)
         columns = [str(c) for c in frame.columns]
@@ -489,23 +521,35 @@ def read_reports(
         if isinstance(text_columns, str):
             text_columns = _columns_from_string(text_columns, columns)
         text_cols = _pick(columns, text_columns, DEFAULT_TEXT_COLUMNS, "text", path, True)
-        for extra in (patient_column, study_column):
+        for extra in (patient_column, study_column, accession_column, date_column):
             if extra and extra not in columns:
                 raise MissingColumnError(
                     str(path),
                     f"no column {extra!r} (columns found: {columns})",
-                    "pass an existing column to --patient-column/--study-column",
+                    "pass an existing column to --patient-column/--study-column/--accession-column/"
+                    "--date-column",
                 )
+        _check_link_options(path, patient_column, date_column, accession_column, pseudonymizer)
+        if accession_column is None and pseudonymizer is not None and id_col.lower() in ACCESSION_ID_COLUMNS:
+            accession_column = id_col
         fmt = path.suffix.lower().lstrip(".")
-        for n, rec in zip(numbers, frame.to_dict(orient="records"), strict=True):
+        records = frame.to_dict(orient="records")
+        for n, rec in zip(numbers, records, strict=True):
             values = [(c, "" if rec.get(c) is None else str(rec.get(c))) for c in text_cols]
             rid = "" if rec.get(id_col) is None else str(rec.get(id_col)).strip()
             pat = rec.get(patient_column) if patient_column else None
             stu = rec.get(study_column) if study_column else None
             size = sum(len(v) for _, v in values)
             rows.append((row_ref(path.name, n), rid, values, size, list(file_notes), pat, stu))
+        if accession_column:
+            accessions = [rec.get(accession_column) for rec in records]
+        if date_column:
+            from medmm.reports.io.dates import read_dates, shift_report_date
+
+            wheres = [r[0] for r in rows]
+            dates = read_dates([rec.get(date_column) for rec in records], str(path), date_column, wheres)
     seen: dict[str, str] = {}
-    for where, rid, raw, size, notes, pat, stu in rows:
+    for k, (where, rid, raw, size, notes, pat, stu) in enumerate(rows):
         if isinstance(raw, str):
             text, more = clean_text(raw, max_chars)
             sections = None
@@ -540,31 +584,55 @@ def read_reports(
         pid = pseudonymizer.id(str(pat), "patient") if (pat not in (None, "") and pseudonymizer) else None
         sid = pseudonymizer.id(str(stu), "study") if (stu not in (None, "") and pseudonymizer) else None
         rep = hide(rid) if hide is not None else rid
-        reports.append(ReportInput(rep, where, fmt, text, size, sections, pid, sid, notes))
+        one = ReportInput(rep, where, fmt, text, size, sections, pid, sid, notes)
+        if accession_column and pseudonymizer is not None:
+            acc = accessions[k]
+            acc_text = "" if acc is None else str(acc).strip()
+            one.accession_id = pseudonymizer.id(acc_text, ACCESSION_KIND) if acc_text else None
+        if date_column and pseudonymizer is not None:
+            patient = None if pat in (None, "") else str(pat)
+            shifted = shift_report_date(dates[k], patient, where, date_column, pseudonymizer)
+            one.report_time, one.report_time_precision, problem = shifted
+            if problem is not None:
+                one.date_reason = _reason(problem)
+                one.notes = [*one.notes, type(problem).note]
+        reports.append(one)
     if hide is not None:  # rejected rows' ids too (a quarantined row's id is an identifier as well)
         rejected = [
             r.model_copy(update={"report_id": hide(r.report_id)}) if r.report_id else r for r in rejected
         ]
-    return InputBatch(reports, rejected, id_col, text_cols)
-
-
-def report_pseudonym(pseudonymizer: Pseudonymizer, raw_id: str) -> str:
-    """The ``report_id`` a parse writes for the input id ``raw_id`` (ids not kept as given):
-    ``pseudonymizer.id(raw_id, "report")``.
-
-    >>> p = Pseudonymizer(b"k" * 32)
-    >>> report_pseudonym(p, "ACC-1") == p.id("ACC-1", "report")
-    True
-    """
-    return pseudonymizer.id(str(raw_id), REPORT_KIND)
+    return InputBatch(reports, rejected, id_col, text_cols, accession_column)
 
 
 def report_pseudonymizer(pseudonymizer: Pseudonymizer) -> Callable[[str], str]:
-    """A function giving :func:`report_pseudonym` of one id at a time (``Pseudonymizer.id_function``:
-    the keyed HMAC state is built once, 10k ids in ~10 ms of CPU).
+    """The function giving the ``report_id`` a parse writes for an input id (ids not kept as given):
+    ``pseudonymizer.id(raw_id, "report")``, with the keyed HMAC state built once
+    (``Pseudonymizer.id_function``; 10k ids in ~10 ms of CPU). The one name for "report id ->
+    pseudonym", for one id (``report_pseudonymizer(p)(raw)``) or a table of them.
 
     >>> p = Pseudonymizer(b"k" * 32)
     >>> report_pseudonymizer(p)(" ACC-1 ") == p.id("ACC-1", "report")
     True
     """
     return pseudonymizer.id_function(REPORT_KIND)
+
+
+def _check_link_options(
+    path: Path,
+    patient_column: str | None,
+    date_column: str | None,
+    accession_column: str | None,
+    pseudonymizer: Pseudonymizer | None,
+) -> None:
+    """Dates are shifted per patient (they need the patient column); both need the site key."""
+    if date_column and not patient_column:
+        raise ConfigError(
+            f"{path}: --date-column {date_column!r} needs --patient-column: report dates are moved by the "
+            "patient's keyed date shift (as image and signal dates are), and without a patient id a date "
+            "would be written as it is (identifying) or not link. Fix: add --patient-column"
+        )
+    if (date_column or accession_column) and pseudonymizer is None:
+        raise ConfigError(
+            f"{path}: --accession-column / --date-column need the site key (accession numbers are "
+            "pseudonymized, dates shifted). Fix: pass a Pseudonymizer (the command line loads the key)"
+        )
