@@ -83,7 +83,7 @@ def _table_findings(path: Path, rel: str, matcher: NameMatcher, vocab: set[str])
     table = pq.read_table(path)
     out = []
     for name in table.column_names:
-        if name in vocab:
+        if name in vocab or not _may_hold_text(table.column(name).type):
             continue
         column = table.column(name).unique() if _hashable(table.column(name).type) else table.column(name)
         if any(matcher.hit(s) for s in _cells(column.to_pylist())):
@@ -93,6 +93,21 @@ def _table_findings(path: Path, rel: str, matcher: NameMatcher, vocab: set[str])
         if key != b"pandas" and matcher.hit(value.decode("utf-8", "replace")):
             out.append(f"{rel}: metadata {key.decode('utf-8', 'replace')}")
     return out
+
+
+def _may_hold_text(arrow_type: Any) -> bool:
+    """Numbers, flags and times hold no name; strings, binaries, lists, structs, maps may."""
+    import pyarrow as pa
+
+    t = pa.types
+    return not (
+        t.is_integer(arrow_type)
+        or t.is_floating(arrow_type)
+        or t.is_boolean(arrow_type)
+        or t.is_temporal(arrow_type)
+        or t.is_decimal(arrow_type)
+        or t.is_null(arrow_type)
+    )
 
 
 def _hashable(arrow_type: Any) -> bool:

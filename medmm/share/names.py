@@ -85,7 +85,11 @@ class NameIndex:
 
     def __init__(self, names: Iterable[str]) -> None:
         self._names = {n for n in names if n}
-        self._lengths = sorted({len(n) for n in self._names}, reverse=True)
+        lengths: dict[str, set[int]] = {}
+        for n in self._names:
+            lengths.setdefault(n[0], set()).add(len(n))
+        #: candidate lengths per first character, longest first
+        self._lengths = {c: sorted(ls, reverse=True) for c, ls in lengths.items()}
 
     def __len__(self) -> int:
         return len(self._names)
@@ -111,7 +115,7 @@ class NameIndex:
 
     def _longest_at(self, text: str, i: int) -> int:
         n = len(text)
-        for length in self._lengths:
+        for length in self._lengths.get(text[i], ()):
             end = i + length
             if end <= n and (end == n or not _word(text[end])) and text[i:end] in self._names:
                 return length

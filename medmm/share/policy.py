@@ -68,6 +68,9 @@ TABLES: dict[str, dict[str, Policy]] = {
         "n_sections": P.keep,
         "n_entities": P.keep,
         "notes": P.text,
+        "accession_id": P.keep,  # keyed pseudonym of the accession number
+        "report_time": P.keep,  # shifted by the patient's keyed date shift
+        "report_time_precision": P.vocab,
     },
     "manifest_signals.parquet": {**_MANIFEST, "record": P.record, "patient_id": P.keep, "n_channels": P.keep},
     "volumes.parquet": {
@@ -86,6 +89,8 @@ TABLES: dict[str, dict[str, Policy]] = {
         "study_id": P.keep,
         "series_id": P.keep,
         "study_time": P.keep,  # shifted by the patient's keyed date shift at ingest
+        "study_time_precision": P.vocab,
+        "accession_id": P.keep,  # keyed pseudonym of the accession number
         "warnings": P.texts,
         "dtype": P.vocab,
     },
@@ -235,6 +240,8 @@ TABLES: dict[str, dict[str, Policy]] = {
         "image_id": P.keep,
         "report_id": P.keep,
         "signal_id": P.signal_id,
+        "report_link": P.vocab,
+        "study_time_precision": P.vocab,
         **dict.fromkeys(["has_image", "has_report", "has_signal", "labels"], P.keep),
     },
     "predictions.parquet": {
@@ -251,9 +258,26 @@ TABLES: dict[str, dict[str, Policy]] = {
                 "weight_signal",
                 "n_slices",
                 "slice_aggregation",
+                "embedding_anomaly_score",
+                "embedding_anomaly_flag",
+                "embedding_anomaly_threshold",
             ],
             P.keep,
         ),
+    },
+    "window_anomalies.parquet": {
+        **_SIGNAL_COMMON,
+        "path": P.window_path,
+        "anchor": P.text,
+        **dict.fromkeys(
+            [
+                *("window", "row", "span_start_s", "span_stop_s", "n_beats", "n_scored", "n_readable"),
+                *("n_flagged", "score", "mean_quality", "signal_present", "signal_quality", "longest_gap_s"),
+                "flag",
+            ],
+            P.keep,
+        ),
+        "status": P.vocab,
     },
     "slice_predictions.parquet": {
         "record_id": P.rekey,

@@ -157,3 +157,21 @@ def test_self_check_finds_names_in_cells_headers_and_file_names(tmp_path: Path) 
     assert find_source_names(share, sensitive, ["manifest.parquet:reason"]) == [
         f for f in findings if "manifest" not in f
     ]
+
+
+def test_every_column_of_every_shared_table_schema_has_a_policy() -> None:
+    """A stage that adds a column to a shared table gets this failure, not a silent leak or loss: the
+    share leaves an unknown column out, and this asks for a decision (add it to medmm/share/policy.py:
+    keep if it is a number, flag, keyed pseudonym or shifted time; record/path/text/drop otherwise)."""
+    from medmm.schemas import collect_schemas
+
+    not_tables = {"manifest_row", "anomaly_model", "workflow", "report_texts"}
+    missing = {}
+    for name, model in collect_schemas().items():
+        if name in not_tables:
+            continue
+        policy = table_policy(f"{name}.parquet") or table_policy(f"models/fusion/{name}.parquet")
+        assert policy is not None, f"{name}: a table medmm writes that medmm share does not know"
+        if unknown := sorted(set(model.model_fields) - set(policy)):
+            missing[name] = unknown
+    assert missing == {}, f"columns without a share policy (medmm/share/policy.py): {missing}"
