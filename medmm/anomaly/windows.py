@@ -11,13 +11,14 @@ without beats included. Rules (``docs/anomaly-windows.md``):
 * **score** = the largest beat score in the window (NaN when no beat was scored); **status**, first
   rule that applies: ``not_scored`` (no beat detection on the channel - not ECG, or below the signals
   stage's ``min_beat_fs`` - or its record was not scored), ``anomalous`` (a flagged beat),
-  ``asystole`` (no R peak in a readable window), ``pause`` (two consecutive beats >= ``pause_s``
-  apart around or inside the window, every window that stretch touches readable *and* of signal
-  quality >= ``good_sqi``: the R-peak detector misses beats in heavy noise or wander), ``unreadable``
-  (no beat and signal absent: lead off, flat, clipped or missing; or beats but all with quality weight
-  0), else ``normal``. **flag** = status in (anomalous, asystole, pause). A window is *readable* when
-  at least ``readable`` of it has signal: ``(1 - missing)(1 - flat)(1 - saturated)`` of the signals
-  stage's window quality columns.
+  ``asystole`` (no R peak in a readable window, none on the record's other leads either), ``pause``
+  (two consecutive beats >= ``pause_s`` apart around or inside the window, every window that stretch
+  touches readable *and* of signal quality >= ``good_sqi`` - the R-peak detector misses beats in heavy
+  noise or wander - and no other lead of the record with a beat inside the stretch), ``unreadable``
+  (no beat and signal absent: lead off, flat, clipped or missing; no beat on this lead while another
+  lead has some; or beats but all with quality weight 0), else ``normal``. **flag** = status in
+  (anomalous, asystole, pause). A window is *readable* when at least ``readable`` of it has signal:
+  ``(1 - missing)(1 - flat)(1 - saturated)`` of the signals stage's window quality columns.
 
 >>> import pandas as pd
 >>> w = pd.DataFrame({"record": "r", "patient_id": "p", "channel": "II", "window": [0, 1],
@@ -42,6 +43,7 @@ from numpy.typing import NDArray
 __all__ = [
     "FLAG_STATUSES",
     "GOOD_SQI",
+    "MATCH_S",
     "PAUSE_S",
     "READABLE_FRACTION",
     "WINDOW_STATUSES",
@@ -61,6 +63,8 @@ PAUSE_S = 3.0
 READABLE_FRACTION = 0.5
 #: the signals stage's default ``good_sqi``: a pause is only trusted in windows at least this good
 GOOD_SQI = 0.5
+#: seconds: beats of two leads this close are one beat (the signals stage's reference matching window)
+MATCH_S = 0.15
 
 _KEYS = ["record", "channel"]
 
@@ -147,16 +151,20 @@ def _gaps(
     beats: pd.DataFrame, windows: pd.DataFrame, trusted: NDArray[np.bool_], pause_s: float
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Per window: the longest beat-free stretch touching it (between consecutive beats of the channel,
-    the window edge where the channel has no beat before / after it), and whether a stretch of at least
-    ``pause_s`` between two beats touches it with every window of the channel it touches ``trusted``."""
+    the window edge where the channel has no beat before / after it), and whether a pause touches it: a
+    stretch of at least ``pause_s`` between two beats of the channel, every window of the channel it
+    touches ``trusted``, and no other lead of the record with a beat inside it (more than
+    ``MATCH_S`` from its ends: another lead's view of the same two beats)."""
     bk, wk = _codes(beats, windows)
     t = _beat_times(beats)
+    rec = beats["record"].astype(str).to_numpy()
     start, stop = window_spans(windows)
     longest = np.zeros(len(windows), np.float64)
     pause = np.zeros(len(windows), bool)
     for code in np.unique(wk):
         widx = np.flatnonzero(wk == code)
-        tb = np.unique(t[bk == code])
+        mine = bk == code
+        tb = np.unique(t[mine])
         lo = np.searchsorted(tb, start[widx], "left")
         hi = np.searchsorted(tb, stop[widx], "left")
         for j, i in enumerate(widx):
@@ -166,11 +174,28 @@ def _gaps(
             if hi[j] == tb.size:
                 pts = np.concatenate([pts, [stop[i]]])
             longest[i] = float(np.diff(pts).max()) if pts.size > 1 else float(stop[i] - start[i])
-        for k in np.flatnonzero(np.diff(tb) >= pause_s):  # a pause between beats k and k + 1
+        gaps = np.flatnonzero(np.diff(tb) >= pause_s)  # a pause between beats k and k + 1
+        if not gaps.size:
+            continue
+        record = str(windows["record"].iloc[widx[0]])
+        others = np.sort(t[~mine & (rec == record)])  # the record's other leads
+        for k in gaps:
+            a, b = tb[k] + MATCH_S, tb[k + 1] - MATCH_S
+            if np.searchsorted(others, b, "left") > np.searchsorted(others, a, "right"):
+                continue  # another lead saw a beat in the stretch: a beat this lead missed
             touched = widx[(start[widx] < tb[k + 1]) & (stop[widx] > tb[k])]
             if touched.size and trusted[touched].all():
                 pause[touched] = True
     return longest, pause
+
+
+def _other_lead_beats(beats: pd.DataFrame, windows: pd.DataFrame) -> NDArray[np.int64]:
+    """Per window: beats of the record's *other* channels in the window's span."""
+    same_record = ["" for _ in range(len(beats))], ["" for _ in range(len(windows))]
+    pairs = assign_beats(beats.assign(channel=same_record[0]), windows.assign(channel=same_record[1]))
+    bi, wi = pairs["beat"].to_numpy(), pairs["window"].to_numpy()
+    other = beats["channel"].astype(str).to_numpy()[bi] != windows["channel"].astype(str).to_numpy()[wi]
+    return np.bincount(wi[other], minlength=len(windows)).astype(np.int64)
 
 
 def score_windows(
@@ -267,7 +292,7 @@ def score_windows(
         [
             ~ok_chan,
             n_flagged > 0,
-            (n_beats == 0) & is_readable,
+            (n_beats == 0) & is_readable & (_other_lead_beats(bt, w) == 0),
             pause,
             (n_beats == 0) | (n_readable == 0),
         ],

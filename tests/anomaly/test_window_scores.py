@@ -185,6 +185,26 @@ def test_pause_between_beats_in_good_windows_and_not_in_noise() -> None:
     assert (short["status"] == "normal").all()
 
 
+def test_a_pause_or_silence_on_one_lead_is_not_one_when_another_lead_has_beats() -> None:
+    """Two leads: a stretch without beats on II holds a beat on V (a beat II missed), so no pause; the
+    same stretch on both leads (beats 10 ms apart at its ends) is one."""
+    w = pd.concat([_windows(3), _windows(3, channel="V", path="windows/r/V.npy")], ignore_index=True)
+    both = _regular(0, 9) + _regular(12.2, 30)
+    v = _beats([*both, 10.4], channel="V")  # V sees a beat at 10.4 s inside II's 8.3 -> 12.5 s stretch
+    out = score_windows(w, pd.concat([_beats(both), v], ignore_index=True))
+    assert out["status"].tolist() == ["normal"] * 6
+    v_late = _beats([x + 0.01 for x in both], channel="V")
+    out = score_windows(w, pd.concat([_beats(both), v_late], ignore_index=True))
+    assert out["status"].tolist() == ["pause", "pause", "normal"] * 2
+    # no beat at all on II in window 2 while V has beats there: II's lead, not the heart
+    ii = _beats(_regular(0, 20))
+    out = score_windows(w, pd.concat([ii, _beats(_regular(0, 30), channel="V")], ignore_index=True))
+    assert out["status"].tolist()[:3] == ["normal", "normal", "unreadable"]
+    assert not out["flag"].iloc[2]
+    out = score_windows(w, pd.concat([ii, _beats(_regular(0, 20), channel="V")], ignore_index=True))
+    assert out["status"].tolist() == ["normal", "normal", "asystole"] * 2
+
+
 def test_every_window_once_in_order_and_schema_valid() -> None:
     w = pd.concat([_windows(4), _windows(2, channel="ABP")], ignore_index=True).iloc[::-1]
     out = score_windows(w, _beats(_regular(0, 40)))
