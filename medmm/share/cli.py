@@ -85,6 +85,8 @@ def _summary(report: dict[str, Any], out: Path) -> None:
     for path, reasons in report["left_out"].items():
         for why, n in reasons.items():
             console.print(f"left out: {path} ({n} file(s)): {why}", style="yellow")
+    for note in report.get("notes", []):
+        console.print(f"note: {note}", style="yellow")
     check = report["self_check"]
     console.print(
         f"self-check: {check['files']} files read back, {check['names']} source names looked for, none found"

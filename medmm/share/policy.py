@@ -34,6 +34,7 @@ class Policy(StrEnum):
     rekey = "rekey"  #: an id made with an unkeyed hash of source names -> keyed pseudonym (``rec-``/``stu-``)
     signal_id = "signal_id"  #: ``record|channel|window`` -> the record part pseudonymized
     window_path = "window_path"  #: ``windows/<record>/<channel>.npy`` -> the record part pseudonymized
+    report_id = "report_id"  #: kept when a pseudonym; raw ids (``--keep-report-ids``) -> ``rep-`` pseudonym
     drop = "drop"  #: never shared (file-system times ...)
 
 
@@ -61,7 +62,7 @@ TABLES: dict[str, dict[str, Policy]] = {
     },
     "manifest_reports.parquet": {
         **_MANIFEST,
-        "report_id": P.keep,
+        "report_id": P.report_id,
         "patient_id": P.keep,
         "study_id": P.keep,
         "n_chars": P.keep,
@@ -95,7 +96,7 @@ TABLES: dict[str, dict[str, Policy]] = {
         "dtype": P.vocab,
     },
     "entities.parquet": {
-        "report_id": P.keep,
+        "report_id": P.report_id,
         "section": P.vocab,
         "sentence": P.keep,
         "start": P.keep,
@@ -114,7 +115,7 @@ TABLES: dict[str, dict[str, Policy]] = {
         "source": P.vocab,
     },
     "report_labels.parquet": {
-        "report_id": P.keep,
+        "report_id": P.report_id,
         "finding": P.vocab,
         "status": P.vocab,
         "evidence": P.report_text,
@@ -238,7 +239,7 @@ TABLES: dict[str, dict[str, Policy]] = {
         "study_id": P.rekey,
         "study_time": P.keep,
         "image_id": P.keep,
-        "report_id": P.keep,
+        "report_id": P.report_id,
         "signal_id": P.signal_id,
         "report_link": P.vocab,
         "study_time_precision": P.vocab,

@@ -55,8 +55,9 @@ class ShareLeakError(MedmmError):
         )
 
 
-def _site_key(run_dir: Path, key_file: Path | None) -> Pseudonymizer:
-    """The site key of ``run_dir``: it must exist (never created here) and match the run's ``key_check``."""
+def _site_key(run_dir: Path, key_file: Path | None) -> tuple[Pseudonymizer, list[str]]:
+    """The site key of ``run_dir`` and notes: it must exist (never created here) and match the run's
+    ``key_check``; a run that records none (no stage of it pseudonymized anything) takes the key as is."""
     path = key_file_path(key_file)
     if not path.is_file():
         raise ConfigError(
@@ -66,18 +67,17 @@ def _site_key(run_dir: Path, key_file: Path | None) -> Pseudonymizer:
     p = Pseudonymizer(load_key(path))
     recorded = read_run_json(run_dir).get(KEY_CHECK_FIELD)
     if recorded is None:
-        raise ConfigError(
-            f"{run_dir / 'run.json'}: records no site key check ({KEY_CHECK_FIELD}), so the key cannot be "
-            "verified. Fix: re-run one of the run's stages with the site key (it records the check), then "
-            "share"
-        )
+        return p, [
+            f"the run records no site key check ({KEY_CHECK_FIELD} in run.json: none of its stages made a "
+            "pseudonym), so the key could not be verified; the share's pseudonyms are made with the key given"
+        ]
     if recorded != p.check_value():
         raise ConfigError(
             f"{path}: this is not the site key {run_dir} was made with (run.json records key check "
             f"{recorded}, this key gives {p.check_value()}); pseudonyms made with it would not match the "
             "run's. Fix: pass the run's key with --key-file (or $MEDMM_KEY_FILE)"
         )
-    return p
+    return p, []
 
 
 def _column_values(path: Path, column: str) -> list[str]:
@@ -190,7 +190,7 @@ def share_run(
     """
     run_dir, out = Path(run_dir), Path(out)
     _validate(run_dir, out)
-    p = _site_key(run_dir, key_file)
+    p, notes = _site_key(run_dir, key_file)
     files, links = _run_files(run_dir)
     names = _source_names(run_dir, files, p)
     mask = _masker(names)
@@ -199,6 +199,7 @@ def share_run(
     tmp.mkdir(parents=True)
     try:
         report = _write(run_dir, tmp, files, names, with_volumes, with_windows, reports_deidentified)
+        report["notes"] = notes
         raw_dropped, raw_left_out = report.pop("dropped"), report.pop("left_out")
         report["dropped"] = _grouped(list(raw_dropped), raw_dropped, names)
         report["left_out"] = {
@@ -298,11 +299,15 @@ def _write(
     dropped: dict[str, str] = {}
     left_out: list[str] = []
     volume_files = _volume_files(run_dir) if with_volumes and "volumes.parquet" in files else set()
+    reports_options = read_run_json(run_dir).get("stages", {}).get("reports", {}).get("options", {})
+    raw_ids = bool(reports_options.get("keep_report_ids"))
     counts = {"volumes": 0, "sidecars": 0, "windows": 0, "nifti_fields_blanked": 0}
     for rel in files:
         src, policy = run_dir / rel, table_policy(rel)
         if policy is not None:
-            shared = share_frame(pd.read_parquet(src), policy, names, report_text=reports_deidentified)
+            shared = share_frame(
+                pd.read_parquet(src), policy, names, report_text=reports_deidentified, raw_report_ids=raw_ids
+            )
             write_table(shared.frame, tmp / rel)
             tables[rel] = {
                 "rows": len(shared.frame),

@@ -96,6 +96,11 @@ def _signal_id(names: SourceNames) -> Callable[[str], str]:
     return fn
 
 
+def _report_id(names: SourceNames) -> Callable[[str], str]:
+    report = names.pseudonymizer.id_function("report")
+    return lambda v: report(v) if v.strip() else v
+
+
 def _rekey(column: str, names: SourceNames) -> Callable[[str], str]:
     p = names.pseudonymizer
     if column == "study_id":
@@ -104,7 +109,12 @@ def _rekey(column: str, names: SourceNames) -> Callable[[str], str]:
 
 
 def share_frame(
-    frame: pd.DataFrame, policies: dict[str, Policy], names: SourceNames, *, report_text: bool = False
+    frame: pd.DataFrame,
+    policies: dict[str, Policy],
+    names: SourceNames,
+    *,
+    report_text: bool = False,
+    raw_report_ids: bool = False,
 ) -> SharedTable:
     """Apply ``policies`` to ``frame``'s columns.
 
@@ -118,6 +128,10 @@ def share_frame(
         The run's :class:`~medmm.share.names.SourceNames` (pseudonyms, scrubbing).
     report_text
         Keep ``Policy.report_text`` columns (the reports are de-identified); else they are dropped.
+    raw_report_ids
+        The run's report ids are the raw ids (``medmm reports parse --keep-report-ids``): they get the
+        pseudonym parsing without that option gives (``rep-...``, which is also the accession numbers'
+        pseudonym in ``accession_id`` columns), so they still join.
     """
     out = SharedTable(frame=frame.iloc[:, :0].copy())
     for column in frame.columns:
@@ -145,10 +159,13 @@ def share_frame(
                 Policy.window_path: _window_path(names),
             }.get(policy) or _rekey(str(column), names)
             series = _map_unique(series, fn)
+        elif policy is Policy.report_id and raw_report_ids:
+            series = _map_unique(series, _report_id(names))
         elif policy is Policy.paths:
             series = series.map(_each(names.path))
         elif policy is Policy.texts:
             series = series.map(_each(names.scrub))
         out.frame[column] = series
-        out.columns[str(column)] = policy.value
+        kept = policy is Policy.report_id and not raw_report_ids
+        out.columns[str(column)] = Policy.keep.value if kept else policy.value
     return out

@@ -288,3 +288,49 @@ def test_report_texts_never_shared_entity_spans_only_when_deidentified(
     plain = share_run(run, tmp_path / "plain", key_file=key)
     assert plain["tables"]["entities.parquet"]["dropped_columns"]["text"] == "report text"
     assert "text" not in pd.read_parquet(tmp_path / "plain" / "entities.parquet").columns
+
+
+def test_raw_report_ids_get_the_pseudonym_parse_would_have_given(
+    tmp_path: Path, strings_in_run: Scan
+) -> None:
+    """Reports parsed with --keep-report-ids (a folder of .txt reports: the id is the file stem, here
+    an accession number) are shared with the ``rep-`` pseudonym, in every table, so they still join."""
+    from medmm.pseudonym import Pseudonymizer, load_key
+    from medmm.reports.pipeline import parse_reports
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "ACC20240105DOE.txt").write_text("FINDINGS: Mild cardiomegaly. No pleural effusion.\n")
+    key = _key(tmp_path)
+    run = tmp_path / "run"
+    parse_reports(reports, run, key_file=key, keep_report_ids=True, workers=0)
+    assert strings_in_run(run, ["ACC20240105DOE"])
+    report = share_run(run, tmp_path / "share", key_file=key)
+    assert strings_in_run(tmp_path / "share", ["ACC20240105DOE"]) == []
+    rep = Pseudonymizer(load_key(key)).id("ACC20240105DOE", "report")
+    for name in ("manifest_reports", "entities", "report_labels"):
+        assert set(pd.read_parquet(tmp_path / "share" / f"{name}.parquet")["report_id"]) == {rep}, name
+    assert report["tables"]["entities.parquet"]["columns"]["report_id"] == "report_id"
+    plain = tmp_path / "plain_run"
+    parse_reports(reports, plain, key_file=key, workers=0)
+    shared = share_run(plain, tmp_path / "plain_share", key_file=key)
+    assert shared["tables"]["entities.parquet"]["columns"]["report_id"] == "keep"
+    assert set(pd.read_parquet(plain / "entities.parquet")["report_id"]) == {rep}  # the same pseudonym
+
+
+def test_run_without_key_check_is_shared_with_a_note(tmp_path: Path) -> None:
+    run, key = _small_run(tmp_path)
+    data = json.loads((run / "run.json").read_text())
+    del data["key_check"]
+    (run / "run.json").write_text(json.dumps(data))
+    result = CliRunner().invoke(
+        app, ["share", str(run), "--out", str(tmp_path / "s"), "--key-file", str(key)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "could not be verified" in result.output
+    assert json.loads((tmp_path / "s" / "share_report.json").read_text())["notes"]
+    (run / "run.json").unlink()
+    missing = CliRunner().invoke(
+        app, ["share", str(run), "--out", str(tmp_path / "t"), "--key-file", str(key)]
+    )
+    assert missing.exit_code == 2 and "not a medmm run directory" in missing.output
