@@ -105,21 +105,50 @@ def _frames_problem(source: Any, syntax: str) -> str:
             problem = jpeg_problem(frame)
         else:
             code, problem = j2k_codestream(frame)
-            problem = problem or j2k_problem(code)
+            problem = problem or j2k_problem(code) or _j2k_size_problem(code, ds)
         if problem:
             return f"frame {k + 1}: {problem}" if len(frames) > 1 else problem
     return ""
+
+
+def _j2k_size_problem(code: bytes, ds: Any) -> str:
+    """Why a JPEG 2000 codestream's SIZ picture size disagrees with Rows/Columns (damaged), or ``""``."""
+    from medmm.imaging.picture_codecs import j2k_info
+
+    try:
+        info = j2k_info(code)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    if (info.rows, info.columns) == (rows, cols):
+        return ""
+    return (
+        f"the JPEG 2000 codestream declares {info.columns} x {info.rows} pixels but Columns x Rows say "
+        f"{cols} x {rows}: its header (SIZ segment) is damaged"
+    )
 
 
 def _check_frames(rel_path: str, ds: Any, syntax: str) -> None:
     """Raise TruncatedPixelDataError when a decoded JPEG / JPEG 2000 frame's stream was incomplete."""
     problem = _frames_problem(ds, syntax)
     if problem not in ("", "?"):
-        raise TruncatedPixelDataError(
+        raise _stream_error(rel_path, problem + " (the decoder filled in the missing part)")
+
+
+def _stream_error(rel_path: str, problem: str) -> TruncatedPixelDataError | PixelDecodeError:
+    """TruncatedPixelDataError for a stream that ends early, PixelDecodeError for other damage."""
+    if "truncated" in problem or " ends " in problem:
+        return TruncatedPixelDataError(
             rel_path,
-            f"pixel data is truncated or damaged: {problem} (the decoder filled in the missing part)",
+            f"pixel data is truncated or damaged: {problem}",
             "the transfer was cut off or the file is damaged; copy the file again from the source",
         )
+    return PixelDecodeError(
+        rel_path,
+        f"pixel data is damaged: {problem}",
+        "copy the file again from the source; if the source copy is the same, re-export the image "
+        "from the modality or PACS",
+    )
 
 
 def _syntax_name(uid: str) -> str:
@@ -148,12 +177,13 @@ def _raise_decode(rel_path: str, inst: DicomInstance, exc: BaseException, path: 
     """
     syntax = inst.transfer_syntax_uid or ""
     problem = _frames_problem(path, syntax) if decode_error_type(exc) != "TruncatedPixelDataError" else "?"
-    if decode_error_type(exc) == "TruncatedPixelDataError" or problem not in ("", "?"):
-        detail = problem if problem not in ("", "?") else f"shorter than the header says ({exc})"
+    if problem not in ("", "?"):
+        raise _stream_error(rel_path, problem) from exc
+    if decode_error_type(exc) == "TruncatedPixelDataError":
         raise TruncatedPixelDataError(
             rel_path,
-            f"pixel data is truncated or damaged: {detail}",
-            "the transfer was cut off or the file is damaged; copy the file again from the source",
+            f"pixel data is truncated or shorter than the header says ({exc})",
+            "the transfer was cut off; copy the file again from the source",
         ) from exc
     if syntax == _JPEG12 and (inst.bits_stored or 8) > 8:
         from importlib.util import find_spec
