@@ -29,11 +29,29 @@ from medmm.tables import atomic_write_bytes
 __all__ = ["file_sha256", "load_checkpoint", "save_checkpoint"]
 
 
-def save_checkpoint(path: Path, state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
-    """Atomically write ``{"state_dict", "meta"}``; ``meta`` must survive a JSON round trip."""
+def save_checkpoint(
+    path: Path,
+    state_dict: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
+    """Atomically write ``{"state_dict", "meta", **extra}``; ``meta`` must survive a JSON round trip.
+
+    ``extra`` holds further top-level entries of tensors and plain values (e.g. the fitted statistics of
+    :mod:`medmm.models.embedding_anomaly` under ``embedding_anomaly``); their tensors are saved on the
+    CPU. Readers that do not know an entry ignore it.
+    """
     meta = json.loads(json.dumps(meta, default=str))  # plain types only -> weights_only-safe
+    data: dict[str, Any] = {
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "meta": meta,
+    }
+    for key, entry in (extra or {}).items():
+        if key in data:
+            raise ValueError(f"checkpoint entry {key!r} is reserved")
+        data[key] = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in entry.items()}
     buf = io.BytesIO()
-    torch.save({"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta}, buf)
+    torch.save(data, buf)
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 

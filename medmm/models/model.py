@@ -91,6 +91,36 @@ class MultimodalModel(nn.Module):
             out[name] = full
         return out
 
+    def fused_representation(
+        self,
+        inputs: Mapping[str, Tensor],
+        index: Mapping[str, Tensor],
+        mask: Tensor,
+        features: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
+        """The representation the task heads read, ``[B, D]``: the fusion output.
+
+        Late fusion has no such representation (its fusion output is the average of the unimodal heads'
+        *logits*, one number per label); there it is the concatenation of the encoder outputs in
+        modality order, the inputs of those heads. An absent modality's block is then zero, so late
+        fusion representations are comparable only between samples with one availability pattern (as in
+        :mod:`medmm.models.embedding_anomaly`, which uses the image-only pattern).
+
+        >>> import torch
+        >>> from medmm.models.heads import TaskSpec
+        >>> from medmm.models.encoders import ReportEncoder
+        >>> tasks = [TaskSpec("dx", "multilabel", ("a",))]
+        >>> m = MultimodalModel({"report": ReportEncoder(6, 8)}, "late", tasks)
+        >>> mask = torch.ones(2, 1, dtype=torch.bool)
+        >>> tuple(m.fused_representation({"report": torch.zeros(2, 6)}, {"report": torch.tensor([0, 1])},
+        ...                              mask).shape)
+        (2, 8)
+        """
+        emb = self.embed(inputs, index, mask.shape[0], features)
+        if self.fusion.produces_logits:
+            return torch.cat([emb[m] for m in self.modalities], dim=1)
+        return self.fusion(emb, mask).fused
+
     def forward(
         self,
         inputs: Mapping[str, Tensor],

@@ -30,6 +30,12 @@ from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import load_checkpoint, save_checkpoint
 from medmm.models.config import TrainConfig
 from medmm.models.data import MultimodalDataset, kfold_by_patient, label_matrix, split_by_patient
+from medmm.models.embedding_anomaly import (
+    DEFAULT_FALSE_ALARM_RATE,
+    anomaly_report,
+    fit_on_split,
+    load_embedding_anomaly,
+)
 from medmm.models.metrics import evaluate_predictions, json_safe, undefined_metric_notes
 from medmm.models.model import MultimodalModel
 from medmm.models.report_inputs import report_input_meta, with_report_inputs
@@ -254,8 +260,14 @@ def train_from_config(
     slice_aggregation: str = "mean",
     *,
     device: str | torch.device | None = None,
+    anomaly_rate: float = DEFAULT_FALSE_ALARM_RATE,
 ) -> dict[str, Any]:
     """Train (one split or k folds) and write checkpoint(s), splits, metrics and plots.
+
+    After each fold's training, the label-free imaging anomaly score
+    (:mod:`medmm.models.embedding_anomaly`) is fitted on that fold's training records and its threshold
+    calibrated on its validation records for the false-alarm rate ``anomaly_rate``; both go into the
+    checkpoint, and its test AUROC against the labels into ``metrics.json`` (``folds[].embedding_anomaly``).
 
     ``splits`` (``record_id``, ``split``, ``fold``) overrides the config's seeded split, so several
     models can be compared on exactly the same rows. ``slice_aggregation`` (``mean`` | ``max``) combines
@@ -357,13 +369,27 @@ def train_from_config(
             "report_vocabulary": report_vocabulary(config.run_dir) if "report" in mods else None,
             "report_inputs": report_input_meta(config, stores),
         }
-        save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta)
+        anomaly, why = fit_on_split(
+            res.model,
+            part["train"],
+            part["val"],
+            stores,
+            batch_size=config.train.batch_size,
+            device=dev,
+            aggregation=slice_aggregation,
+            rate=anomaly_rate,
+            seed=config.train.seed + k,
+        )
+        meta["embedding_anomaly"] = anomaly.summary() if anomaly is not None else {"note": why}
+        extra = {"embedding_anomaly": anomaly.to_state()} if anomaly is not None else None
+        save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta, extra)
         fold_info: dict[str, Any] = {
             "fold": k,
             "best_epoch": res.best_epoch,
             "selected_by": res.selected_by,
             "history": res.history,
             "n": {s: len(v) for s, v in part.items()},
+            "embedding_anomaly": meta["embedding_anomaly"],  # the fit, or why there is none
         }
         if len(part["test"]):
             test_set = MultimodalDataset(part["test"], stores, labels)
@@ -375,6 +401,18 @@ def train_from_config(
             fold_info["test"] = evaluate_predictions(
                 pred.labels, pred.probs, labels, config.train.n_boot, config.train.seed
             )
+            if anomaly is not None:  # labels only to evaluate the label-free score
+                fold_info["embedding_anomaly"] = anomaly_report(  # fit + test metrics
+                    anomaly,
+                    res.model,
+                    part["test"],
+                    stores,
+                    labels,
+                    batch_size=config.train.batch_size,
+                    device=dev,
+                    n_boot=config.train.n_boot,
+                    seed=config.train.seed,
+                )
         summary["folds"].append(fold_info)
         plot_history(res.history, fold_dir / "history.png")
     if all_pred:
@@ -500,8 +538,38 @@ def evaluate_checkpoint(
         "data_version": data_version(records, stores),
         "metrics": metrics,
         "notes": notes,
+        "embedding_anomaly": _anomaly_section(checkpoint, model, records, stores, meta, drop, dev),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", json_safe(result))
     plot_metrics(metrics, out_dir / "metrics.png", title=f"{config.fusion} on {split}")
     return result
+
+
+def _anomaly_section(
+    checkpoint: Path,
+    model: MultimodalModel,
+    records: pd.DataFrame,
+    stores: dict[str, Any],
+    meta: dict[str, Any],
+    drop: tuple[str, ...],
+    dev: torch.device,
+) -> dict[str, Any]:
+    """``metrics.json``'s ``embedding_anomaly``: the label-free score's AUROC against the labels (with
+    CIs), or a note saying why there is none (an older checkpoint, a model without an image, --drop)."""
+    anomaly, why = load_embedding_anomaly(checkpoint)
+    if anomaly is None:
+        return {"note": why}
+    if "image" in drop:
+        return {"note": "--drop image hides what the imaging anomaly score reads: not evaluated"}
+    config = TrainConfig.model_validate(meta["config"])
+    return anomaly_report(
+        anomaly,
+        model,
+        records,
+        stores,
+        meta["label_names"],
+        batch_size=config.train.batch_size,
+        device=dev,
+        n_boot=config.train.n_boot,
+    )

@@ -25,6 +25,11 @@ def predict(
     device: str = typer.Option(
         "auto", help="auto (the GPU when there is one, else the CPU), cpu, cuda or cuda:N."
     ),
+    anomaly_rate: float | None = typer.Option(
+        None,
+        help="False-alarm rate of the imaging anomaly flag (embedding_anomaly_flag), e.g. 0.01; the "
+        "threshold is re-derived from the checkpoint's calibration scores. Default: the checkpoint's (0.05).",
+    ),
 ) -> None:
     """Score every record with a trained model; writes predictions.parquet with provenance (one row per
     record and label)."""
@@ -34,11 +39,16 @@ def predict(
 
     try:
         dev = resolve_device(device, source="--device")
-        counts = predict_run(model, run_dir, out, batch_size, slice_aggregation, slice_scores, dev)
+        counts = predict_run(
+            model, run_dir, out, batch_size, slice_aggregation, slice_scores, dev, anomaly_rate
+        )
     except MedmmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    notes = counts.pop("notes", [])
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
     typer.echo(f"wrote {out or run_dir / 'predictions.parquet'}")
 
 

@@ -21,6 +21,7 @@ from medmm.align.records import MODALITIES
 from medmm.devices import resolve_device
 from medmm.models.checkpoint import file_sha256
 from medmm.models.data import MultimodalDataset
+from medmm.models.embedding_anomaly import IMAGE, EmbeddingAnomaly, load_embedding_anomaly, score_records
 from medmm.models.report_inputs import with_report_inputs
 from medmm.models.runner import _record_columns, check_inputs_match, load_model, read_run_table
 from medmm.models.train import aggregate_by_record, make_loader, predict_loader
@@ -49,6 +50,7 @@ def predict_run(
     slice_aggregation: str | None = None,
     slice_scores: bool = False,
     device: str | torch.device | None = None,
+    anomaly_rate: float | None = None,
 ) -> dict[str, Any]:
     """Score every usable record of ``run_dir``; writes ``predictions.parquet`` (or ``out``).
 
@@ -66,9 +68,14 @@ def predict_run(
         Where the model runs: ``auto`` (default: the GPU when there is one), ``cpu``, ``cuda`` or
         ``cuda:N`` (:func:`medmm.devices.resolve_device`; also the ``device`` option of the ``predict``
         stage of ``medmm run``). The scores do not depend on it beyond float rounding.
+    anomaly_rate
+        False-alarm rate of the imaging anomaly flag (``embedding_anomaly_flag``): the threshold is
+        re-derived from the calibration scores stored in the checkpoint. Default: the checkpoint's
+        (:data:`medmm.models.embedding_anomaly.DEFAULT_FALSE_ALARM_RATE` when trained).
 
-    Returns counts (``records``, ``skipped_no_modality``, ``rows``, ``samples``; ``slice_rows`` when
-    ``slice_scores``).
+    Returns counts (``records``, ``skipped_no_modality``, ``rows``, ``samples``, ``anomaly_scored``,
+    ``anomaly_flagged``; ``slice_rows`` when ``slice_scores``) and ``notes`` (a list of warnings, e.g.
+    a checkpoint without the imaging anomaly statistics).
 
     Examples
     --------
@@ -110,6 +117,17 @@ def predict_run(
         ds = MultimodalDataset(usable, stores, meta["label_names"])
         per_sample = predict_loader(model, make_loader(ds, batch_size, False, 0, dev), dev)
         pred = aggregate_by_record(per_sample, how)
+    with timer("embedding_anomaly"):
+        anomaly, note = _anomaly(checkpoint, mods, anomaly_rate)
+        notes = [note] if note else []
+        scored: dict[str, tuple[float, bool]] = {}
+        if anomaly is not None:
+            table = score_records(anomaly, model, usable, stores, batch_size=batch_size, device=dev)
+            table = table[np.isfinite(table["score"])]
+            scored = {
+                r: (float(s), bool(f))
+                for r, s, f in table[["record_id", "score", "flag"]].itertuples(index=False)
+            }
     rows = []
     labels = [(t.name, lab) for t in model.tasks for lab in t.labels]
     first = {rid: i for i, rid in reversed(list(enumerate(per_sample.record_ids)))}
@@ -123,6 +141,12 @@ def predict_run(
             f"weight_{m}": (float(pred.weights[i, j]) if pred.weights is not None and mask[j] else None)
             for j, m in enumerate(mods)
         }
+        score, flag = scored.get(rid, (None, None))
+        anomaly_cols = {
+            "embedding_anomaly_score": score,
+            "embedding_anomaly_flag": flag,
+            "embedding_anomaly_threshold": anomaly.threshold if score is not None and anomaly else None,
+        }
         for k, (task, lab) in enumerate(labels):
             rows.append(
                 PredictionRow(
@@ -135,6 +159,7 @@ def predict_run(
                     n_slices=n_slices,
                     slice_aggregation=how if n_slices is not None else None,
                     **w,
+                    **anomaly_cols,
                 )
             )
     target = Path(out) if out is not None else run_dir / "predictions.parquet"
@@ -144,6 +169,8 @@ def predict_run(
         "skipped_no_modality": len(records) - len(usable),
         "rows": len(rows),
         "samples": len(ds),
+        "anomaly_scored": len(scored),
+        "anomaly_flagged": sum(f for _, f in scored.values()),
     }
     if slice_scores:
         slice_rows = [
@@ -171,8 +198,32 @@ def predict_run(
             "slice_aggregation": how,
             "slice_scores": slice_scores,
             "device": str(dev),
+            "anomaly_rate": anomaly.rate if anomaly is not None else None,
         },
         counts=counts,
         timings=timer.total(),
+        extra={
+            "embedding_anomaly": anomaly.summary() if anomaly is not None else None,
+            "notes": notes,
+        },
     )
-    return counts
+    return {**counts, "notes": notes}
+
+
+def _anomaly(
+    checkpoint: Path, modalities: list[str], rate: float | None
+) -> tuple[EmbeddingAnomaly | None, str | None]:
+    """The checkpoint's imaging anomaly score (threshold re-derived for ``rate``), or why there is none.
+
+    A model without an image modality has no such score and needs no note.
+    """
+    from medmm.errors import ConfigError
+
+    if rate is not None and not 0 < rate < 1:
+        raise ConfigError(f"--anomaly-rate {rate}: a false-alarm rate must be between 0 and 1, e.g. 0.05")
+    if IMAGE not in modalities:
+        return None, None
+    anomaly, why = load_embedding_anomaly(checkpoint)
+    if anomaly is None:
+        return None, f"{why}; the embedding_anomaly_* columns of predictions.parquet are empty"
+    return (anomaly if rate is None else anomaly.with_rate(rate)), None

@@ -25,6 +25,12 @@ class PredictionRow(Record):
     With ``image_input.slice: all`` a record's image is scored slice by slice: ``score`` then combines
     its ``n_slices`` slice scores by ``slice_aggregation`` (``mean`` or ``max``) and the weights are
     averaged over the slices; both are ``None`` when the record was scored as one sample.
+
+    ``embedding_anomaly_*`` are the record's label-free imaging anomaly score (the Mahalanobis distance
+    of its image-only fused representation from the training records', higher = more anomalous), its
+    flag (score above the threshold) and the threshold (set for a stated false-alarm rate; see
+    :mod:`medmm.models.embedding_anomaly`); the same on each row of the record, ``None`` for a record
+    without an image or a checkpoint without the fitted statistics.
     """
 
     record_id: str
@@ -38,6 +44,9 @@ class PredictionRow(Record):
     weight_signal: float | None = None
     n_slices: int | None = Field(None, ge=1)
     slice_aggregation: str | None = None
+    embedding_anomaly_score: float | None = Field(None, ge=0)
+    embedding_anomaly_flag: bool | None = None
+    embedding_anomaly_threshold: float | None = Field(None, ge=0)
 
 
 class SlicePredictionRow(Record):
