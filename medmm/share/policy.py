@@ -130,7 +130,7 @@ TABLES: dict[str, dict[str, Policy]] = {
         "source_channel": P.text,
         "kind": P.vocab,
         "role": P.vocab,
-        "units": P.vocab,
+        "units": P.keep,
         **dict.fromkeys(
             [
                 "fs",
@@ -224,14 +224,14 @@ TABLES: dict[str, dict[str, Policy]] = {
     },
     "vitals.parquet": {
         **_SIGNAL_COMMON,
-        "units": P.vocab,
+        "units": P.keep,
         **dict.fromkeys(["time_s", "abs_time_s", "value"], P.keep),
     },
     "window_vitals.parquet": {
         **_SIGNAL_COMMON,
         "path": P.window_path,
         **dict.fromkeys(["row", "value", "lag_s"], P.keep),
-        "vital": P.vocab,
+        "vital": P.keep,
     },
     "records.parquet": {
         "record_id": P.rekey,
