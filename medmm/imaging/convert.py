@@ -104,8 +104,24 @@ def _shifted(inst: DicomInstance, pseudonymizer: Pseudonymizer) -> str | None:
     return pseudonymizer.shift_datetime(inst.patient_key, when).isoformat()
 
 
-def _single_step(inst: DicomInstance) -> list[float]:
-    depth = inst.spacing_between_slices or inst.slice_thickness or 1.0
+#: the warning of a single-slice volume whose slice thickness is not in its header
+NO_THICKNESS_NOTE = (
+    "slice thickness unknown (no SliceThickness or SpacingBetweenSlices): 1.0 mm assumed along the "
+    "slice normal; the third spacing of this single slice is not measured"
+)
+#: the warning of a MONOCHROME1 image (stored values kept: low values are shown bright by DICOM viewers)
+MONOCHROME1_NOTE = (
+    "MONOCHROME1: stored values kept, so low values mean bright (DICOM viewers invert such images; "
+    "plot_slice and the models do not): invert (min + max - value) before comparing or mixing with "
+    "MONOCHROME2 images or picture exports"
+)
+
+
+def _single_step(inst: DicomInstance, notes: list[str]) -> list[float]:
+    depth = inst.spacing_between_slices or inst.slice_thickness
+    if not depth:
+        notes.append(NO_THICKNESS_NOTE)
+        depth = 1.0
     return [float(v) for v in normal_of(inst.image_orientation or [1, 0, 0, 0, 1, 0]) * depth]
 
 
@@ -127,11 +143,15 @@ def _dicom_volume(
         if first.frame_positions and stack.frame_order:
             position = first.frame_positions[stack.frame_order[0]]
         position = position or first.image_position
-        step = stack.step or (_single_step(first) if first.image_orientation else None)
+        step = stack.step or (_single_step(first, notes) if first.image_orientation else None)
     elif native_fast_path(insts):  # uncompressed: bytes straight into the stack, no re-parse
         data = read_native_stack(archive_root, insts)
         position = first.image_position
-        step = stack.step if len(insts) > 1 else (_single_step(first) if first.image_orientation else None)
+        step = (
+            stack.step
+            if len(insts) > 1
+            else (_single_step(first, notes) if first.image_orientation else None)
+        )
     else:
         slices = [read_slice(archive_root / inst.path, inst) for inst in insts]
         shapes = {s.shape for s in slices}
@@ -143,10 +163,17 @@ def _dicom_volume(
             )
         data = np.stack(slices, axis=2)
         position = first.image_position
-        step = stack.step if len(insts) > 1 else (_single_step(first) if first.image_orientation else None)
+        step = (
+            stack.step
+            if len(insts) > 1
+            else (_single_step(first, notes) if first.image_orientation else None)
+        )
+    if first.photometric_interpretation == "MONOCHROME1":
+        notes.append(MONOCHROME1_NOTE)
     iop, pixel_spacing = first.image_orientation, first.pixel_spacing
     if not (position and step and iop and pixel_spacing and has_patient_geometry(first)):
-        notes.append("no patient geometry: affine is pixel spacing only, axes left as stored")
+        notes[:] = [n for n in notes if n != NO_THICKNESS_NOTE]  # a picture has no third spacing at all
+        notes.append("no patient geometry: affine is pixel spacing only, rows counted from the bottom")
         return data, None, notes
     return data, affine_lps(iop, position, pixel_spacing, step), notes
 
