@@ -161,3 +161,30 @@ def test_a_run_without_the_new_columns_aligns_as_before(linked_run: tuple, tmp_p
     assert links.count("only_study") == 1 and sum(pd.isna(v) for v in links) == 5
     assert rec["study_time_precision"].dropna().eq("datetime").all()
     assert len(rec) == 3 + 5  # 3 image studies (one with P-2 report) + the 5 reports of P-1 alone
+
+
+def test_a_workflow_takes_the_linkage_options(linked_run: tuple, tmp_path: Path) -> None:
+    """`medmm run`: the reports stage takes accession_column / date_column (checked against
+    parse_reports, a typo refused) and align takes report_window_s as a duration."""
+    import shutil
+
+    from medmm.errors import ConfigError
+    from medmm.reports.pipeline import parse_reports
+    from medmm.workflows.config import load_workflow
+    from medmm.workflows.run import _checked_options, run_workflow
+
+    opts = {"patient_column": "patient", "accession_column": "accession", "date_column": "exam_date"}
+    assert _checked_options(parse_reports, opts, "reports", positional=2) == opts
+    with pytest.raises(ConfigError, match=r"date_colum.*did you mean 'date_column'"):
+        _checked_options(parse_reports, {"date_colum": "d"}, "reports", positional=2)
+    shutil.copytree(linked_run[0], tmp_path / "run")
+    shutil.copy(linked_run[0].parent / "site.key", tmp_path / "site.key")
+    (tmp_path / "w.yaml").write_text(
+        "name: link\nrun_dir: run\nkey_file: site.key\nstages:\n"
+        "  - {stage: align, options: {report_window_s: 12h}}\n"
+    )
+    cfg, base = load_workflow(tmp_path / "w.yaml")
+    run_workflow(cfg, base)
+    counts = json.loads((tmp_path / "run" / "run.json").read_text())["stages"]["align"]["counts"]
+    # r2 (a day after the date-only MR) needs a day; r4 (5.75 h after P-2's CT) is within 12 h
+    assert counts["report_links_accession"] == 1 and counts["report_links_date"] == 1
