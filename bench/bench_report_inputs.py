@@ -67,6 +67,41 @@ def build_iu_run(data_root: Path, work: Path, n: int | None = None) -> Path:
     return run
 
 
+def hashing_stats(run: Path) -> dict[str, int]:
+    """Label-free: distinct entity tokens and text n-grams of the run, and how many share a hash column /
+    bucket with another at the default ``entity_dim`` / ``text.buckets`` (collisions of feature hashing).
+
+    The text n-grams are only counted in memory; the bucket ids use a random key (the count does not
+    depend on which key).
+    """
+    from collections import Counter
+
+    from medmm.models.config import ReportInputConfig
+    from medmm.models.encoders.report_features import TokenHasher, entity_tokens, entity_vectors, text_tokens
+
+    cfg = ReportInputConfig()
+    ent = pd.read_parquet(run / "entities.parquet")
+    tokens = sorted({t for _, g in ent.groupby("report_id") for t in entity_tokens(g.to_dict("records"))})
+    cols = entity_vectors([[t] for t in tokens], cfg.entity_dim, sparse=True).indices
+    texts = pd.read_parquet(run / "report_texts.parquet")["text"].tolist()
+    grams = sorted({g for text in texts for g in text_tokens(text, cfg.text.ngrams)})
+    hasher = TokenHasher(os.urandom(32), cfg.text.buckets)
+    buckets = [hasher.id(g) for g in grams]
+
+    def shared(values: Any) -> int:
+        counts = Counter(int(v) for v in values)
+        return sum(c for c in counts.values() if c > 1)
+
+    return {
+        "entity_tokens": len(tokens),
+        "entity_dim": cfg.entity_dim,
+        "entity_tokens_sharing_a_column": shared(cols),
+        "text_ngrams": len(grams),
+        "text_buckets": cfg.text.buckets,
+        "text_ngrams_sharing_a_bucket": shared(buckets),
+    }
+
+
 def _auroc(y: np.ndarray, p: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -182,6 +217,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             run_dir = build_iu_run(root, work, n_reports)
             build_s = time.process_time() - t0
             n_records = len(pd.read_parquet(run_dir / "records.parquet"))
+            hashing = hashing_stats(run_dir)
             for seed in seeds:
                 results.append(_one_seed(run_dir, work, seed, epochs, 1000))
         finally:
@@ -193,6 +229,11 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     print(
         f"IU reports: {n_records} records (parse --keep-text + align: {build_s:.1f} CPU-s); "
         f"load {load[0]:.1f}"
+    )
+    print(
+        "hashing (defaults): {entity_tokens} entity tokens, {entity_tokens_sharing_a_column} share one of "
+        "{entity_dim} columns; {text_ngrams} text n-grams, {text_ngrams_sharing_a_bucket} share one of "
+        "{text_buckets} buckets".format(**hashing)
     )
     print(
         f"{'seed':>4} {'inputs':<26} {'test AUROC [95% CI]':<24} {'vs findings [95% CI]':<26} "
@@ -216,6 +257,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         "quick": quick,
         "epochs": epochs,
         "build_cpu_s": build_s,
+        "hashing": hashing,
         "loadavg": load,
         "seeds": results,
     }

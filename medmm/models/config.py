@@ -105,7 +105,7 @@ class ReportTextConfig(_Strict):
     report's ids) is trained end to end. A report keeps its first ``max_tokens`` ids.
     """
 
-    buckets: int = Field(32768, ge=16, le=4_194_304)
+    buckets: int = Field(65536, ge=16, le=4_194_304)
     dim: int = Field(32, ge=1)
     ngrams: int = Field(2, ge=1, le=3)
     max_tokens: int = Field(512, ge=1)
@@ -122,7 +122,7 @@ class ReportInputConfig(_Strict):
     """
 
     features: list[Literal["findings", "entities", "text"]] = Field(default=["findings"], min_length=1)
-    entity_dim: int = Field(1024, ge=8, le=1_048_576)
+    entity_dim: int = Field(16384, ge=8, le=1_048_576)
     text: ReportTextConfig = ReportTextConfig()
 
     @field_validator("features")

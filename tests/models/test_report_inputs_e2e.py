@@ -242,7 +242,7 @@ def test_iu_reports_train_and_predict(shared_data: Path, tmp_path: Path) -> None
         name = "+".join(feats)
         out = tmp_path / name
         cfg = report_config(run, out, feats, label="abnormal", epochs=4)
-        cfg["report_input"] = {"features": feats}  # the defaults: 1024 entity columns, 32768 text buckets
+        cfg["report_input"] = {"features": feats}  # the defaults: 16384 entity columns, 65536 text buckets
         summary = train_from_config(TrainConfig.model_validate(cfg), device="cpu")
         auroc = summary["test"]["abnormal"]["auroc"]
         assert 0 <= auroc["lo"] <= auroc["value"] <= auroc["hi"] <= 1
