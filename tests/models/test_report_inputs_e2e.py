@@ -113,6 +113,7 @@ def test_train_predict_round_trip(
     tmp_path: Path, features: list[str], strings_in_run: Callable[[Path, Iterable[str]], list[str]]
 ) -> None:
     run = make_report_run(tmp_path / "run")
+    before = {f: f.stat().st_mtime_ns for f in run.rglob("*") if f.name != "run.json"}
     out = tmp_path / "model"
     summary = train_from_config(TrainConfig.model_validate(report_config(run, out, features)), device="cpu")
     assert summary["folds"][0]["n"]["test"] > 0
@@ -128,7 +129,11 @@ def test_train_predict_round_trip(
     assert np.isfinite(p1["score"]).all()
     ev = evaluate_checkpoint(out / "model.pt", run, tmp_path / "eval", split="all", device="cpu")
     assert ev["n"] == 40 and ev["metrics"]["effusion"]["auroc"]["value"] is not None
-    # the report text (here: a name in it) reaches neither the model folder nor the predictions
+    # nothing but predict's run.json section is written into the run (entity vectors and token ids are
+    # built in memory) ...
+    assert {f: f.stat().st_mtime_ns for f in run.rglob("*") if f.name != "run.json"} == before
+    assert NAME.lower() not in (run / "run.json").read_text().lower()
+    # ... and the report text (here: a name in it) reaches neither the model folder nor the predictions
     assert strings_in_run(out, [NAME, NAME.lower()]) == []
     assert strings_in_run(tmp_path / "eval", [NAME, NAME.lower()]) == []
     assert not p1.astype(str).apply(lambda c: c.str.contains(NAME, case=False)).any().any()
