@@ -90,7 +90,7 @@ def _frames_problem(source: Any, syntax: str) -> str:
     import pydicom
     from pydicom.encaps import generate_frames
 
-    from medmm.imaging.picture_codecs import j2k_codestream, j2k_problem, jpeg_problem
+    from medmm.imaging.picture_streams import j2k_codestream, j2k_problem, jpeg_problem
 
     try:
         with warnings.catch_warnings():
@@ -113,7 +113,7 @@ def _frames_problem(source: Any, syntax: str) -> str:
 
 def _j2k_size_problem(code: bytes, ds: Any) -> str:
     """Why a JPEG 2000 codestream's SIZ picture size disagrees with Rows/Columns (damaged), or ``""``."""
-    from medmm.imaging.picture_codecs import j2k_info
+    from medmm.imaging.picture_streams import j2k_info
 
     try:
         info = j2k_info(code)

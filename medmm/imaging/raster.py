@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from medmm.imaging.errors import CorruptImageError, ImageTooLargeError, UnsupportedImageError
+from medmm.imaging.picture_codecs import refuse_tiff_layout
+from medmm.imaging.picture_grey import colour_bits_lost, exact_channels, pillow_grayscale
 from medmm.imaging.records import SourceFormat, VolumeRecord
 from medmm.imaging.volume_store import write_volume
 from medmm.pseudonym import Pseudonymizer
@@ -132,79 +134,6 @@ def _decode_error(rel: str, what: str, exc: BaseException, root: str) -> Corrupt
     )
 
 
-def _narrow_int32(a: np.ndarray) -> np.ndarray:
-    """32-bit integer pixels (Pillow mode ``I``) as uint16 / int16 when the values fit."""
-    if a.size == 0:
-        return a.astype(np.uint16)
-    lo, hi = int(a.min()), int(a.max())
-    for dtype in (np.uint16, np.int16):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
-            return a.astype(dtype)
-    return a.astype(np.int32)
-
-
-def _drop_alpha(arr: np.ndarray, notes: list[str]) -> None:
-    alpha = arr[..., -1]
-    if alpha.size and int(alpha.min()) < int(np.iinfo(arr.dtype).max):
-        notes.append("alpha channel dropped: transparent pixels keep their stored grey value")
-
-
-def _grayscale(im: Any, fmt: str, rel: str, notes: list[str]) -> tuple[np.ndarray, str]:
-    """(2D grayscale pixels, how they were obtained) of an opened, loaded Pillow image."""
-    mode = im.mode
-    if mode == "L":
-        return np.asarray(im), "stored as grayscale"
-    if mode.startswith("I;16"):
-        return np.asarray(im).astype(np.uint16), "stored as 16-bit grayscale"
-    if mode == "I":
-        return _narrow_int32(np.asarray(im)), "stored as 32-bit integer grayscale"
-    if mode == "F":
-        return np.asarray(im).astype(np.float32), "stored as 32-bit float grayscale"
-    if mode == "1":
-        return np.asarray(im.convert("L")), "1-bit picture stored as 0 / 255"
-    if mode in ("LA", "La"):
-        arr = np.asarray(im.convert("LA"))
-        _drop_alpha(arr, notes)
-        return np.ascontiguousarray(arr[..., 0]), "grayscale with alpha: grey channel kept"
-    how = ""
-    if mode in ("P", "PA"):
-        im = im.convert("RGBA")
-        how = "palette picture expanded; "
-    elif mode in ("CMYK", "YCbCr"):
-        im = im.convert("RGB")
-        how = f"{mode} converted to RGB by Pillow (no colour management); "
-    elif mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
-        raise UnsupportedImageError(
-            rel,
-            f"{fmt.upper()} picture in colour mode {mode!r}, which medmm does not convert to grayscale",
-            "re-export it as 8- or 16-bit grayscale (or RGB) PNG/TIFF",
-        )
-    arr = np.asarray(im)
-    if arr.shape[-1] == 4:
-        _drop_alpha(arr, notes)
-    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
-    if np.array_equal(r, g) and np.array_equal(g, b):
-        return np.ascontiguousarray(r), how + "identical R, G, B channels: their common value kept"
-    notes.append("colour picture converted to grayscale (Pillow convert('L'): ITU-R 601-2 luma)")
-    return np.asarray(im.convert("RGB").convert("L")), how + "ITU-R 601-2 luma (Pillow convert('L'))"
-
-
-def _colour_bits_lost(im: Any, fmt: str, path: Path) -> bool:
-    """True for a 16-bit-per-sample colour (or grey + alpha) PNG or TIFF, which Pillow decodes to 8 bits
-    per channel (16-bit grey alone is read whole, as mode ``I;16``)."""
-    if im.mode not in ("RGB", "RGBA", "LA"):
-        return False
-    if fmt == "png":
-        with open(path, "rb") as fh:
-            ihdr = fh.read(26)
-        return len(ihdr) == 26 and ihdr[24] == 16
-    if fmt == "tiff":
-        bits = getattr(im, "tag_v2", {}).get(258)
-        return bool(bits) and max(bits if isinstance(bits, tuple) else (bits,)) > 8
-    return False
-
-
 def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
     """Decode a PNG, JPEG or TIFF picture into 2D grayscale pixels; nothing else of the file is kept.
 
@@ -266,6 +195,7 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
                 "whole-slide scans need a slide reader (e.g. OpenSlide), not medmm ingest",
             ) from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+            refuse_tiff_layout(Path(path), rel, exc)
             raise _decode_error(rel, what, exc, root) from exc
         with im:
             stored_fmt = {"MPO": "jpeg"}.get(im.format or "", (im.format or "").lower())
@@ -286,7 +216,7 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
             except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
                 raise _decode_error(rel, what, exc, root) from exc
-            if _colour_bits_lost(im, stored_fmt, Path(path)):
+            if colour_bits_lost(im, stored_fmt, Path(path)):
                 notes.append(
                     "16-bit colour or grey+alpha picture: Pillow decodes 8 bits per channel (low bits lost); "
                     "save it as 16-bit grayscale to keep them"
@@ -299,7 +229,7 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
                 notes.append(
                     f"EXIF orientation {orientation} applied: the picture is turned as viewers show it"
                 )
-            pixels, how = _grayscale(shown, stored_fmt, rel, notes)
+            pixels, how = pillow_grayscale(shown, stored_fmt, rel, notes)
     if pixels.ndim != 2 or 0 in pixels.shape:
         raise CorruptImageError(
             rel, f"decoded to an empty or odd array {pixels.shape}", "re-export the picture"
@@ -328,7 +258,8 @@ def _magic_format(path: Path) -> str:
 def _read_exact(path: Path, rel: str, fmt: str | None) -> RasterImage | None:
     """A JPEG 2000 picture, or a JPEG that Pillow cannot decode, read exactly by a pylibjpeg plugin
     (:mod:`medmm.imaging.picture_codecs`); ``None`` when Pillow reads the file."""
-    from medmm.imaging.picture_codecs import exact_channels, jpeg_frame, read_exact_jpeg, read_jpeg2000
+    from medmm.imaging.picture_codecs import read_exact_jpeg, read_jpeg2000
+    from medmm.imaging.picture_streams import jpeg_frame
 
     try:
         kind = fmt if fmt in ("jpeg", "jpeg2000") else _magic_format(path) if fmt is None else ""

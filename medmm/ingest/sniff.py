@@ -217,6 +217,8 @@ def sniff_bytes(head: bytes) -> Sniffed:
         return Sniffed(Format.jpeg)
     if head[:4] in (b"II*\0", b"MM\0*"):
         return Sniffed(Format.tiff)
+    if head[:4] in (b"II+\0", b"MM\0+"):  # BigTIFF (64-bit offsets), which Pillow reads
+        return Sniffed(Format.tiff, "BigTIFF")
     if head[:12] == _JP2_SIGNATURE:
         return Sniffed(Format.jpeg2000, "JP2 container")
     if head[:4] == b"\xff\x4f\xff\x51":  # SOC marker, then SIZ: a bare JPEG 2000 codestream

@@ -25,7 +25,7 @@ from medmm.imaging.errors import (
     TruncatedPixelDataError,
     UnsupportedImageError,
 )
-from medmm.imaging.picture_codecs import jpeg_frame, jpeg_problem
+from medmm.imaging.picture_streams import jpeg_frame, jpeg_problem
 from medmm.imaging.pixels import _raise_decode
 from medmm.imaging.raster import read_raster
 from medmm.ingest.pipeline import ingest_archive

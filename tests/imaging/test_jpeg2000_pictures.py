@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from medmm.imaging.errors import CorruptImageError, ImageTooLargeError
-from medmm.imaging.picture_codecs import exact_channels, j2k_codestream, j2k_problem
+from medmm.imaging.picture_grey import exact_channels
+from medmm.imaging.picture_streams import j2k_codestream, j2k_problem
 from medmm.imaging.raster import picture_to_volume, read_raster
 from medmm.ingest.pipeline import ingest_archive
 from medmm.ingest.sniff import Format, sniff_bytes, sniff_file
