@@ -429,7 +429,7 @@ def read_reports(
 
     Report ids (a table's id column, a ``.txt`` file's stem) are accession numbers or RIS ids in most
     hospitals: with a ``pseudonymizer`` every ``report_id`` (reports and rejected rows) is its
-    pseudonym ``Pseudonymizer.id(raw, "report")`` (:func:`report_pseudonym`), unless
+    pseudonym ``Pseudonymizer.id(raw, "report")`` (:func:`report_pseudonymizer`), unless
     ``keep_report_ids`` (data already de-identified). Duplicates are found on the raw ids; a
     duplicate's reason names the first row's location, never an id.
 
