@@ -255,3 +255,26 @@ def test_iu_reports_train_and_predict(shared_data: Path, tmp_path: Path) -> None
         pred = pd.read_parquet(tmp_path / f"{name}.parquet")
         assert res["records"] == len(records) and len(pred) == len(records)
         assert pred["score"].between(0, 1).all() and pred["score"].std() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_text_model_trains_under_mixed_precision(tmp_path: Path, dtype: torch.dtype) -> None:
+    """The GPU path (autocast) of an entities + text report model, forced on the CPU."""
+    from medmm.models.build import build_model, input_shapes
+    from medmm.models.data import MultimodalDataset
+    from medmm.models.report_inputs import with_report_inputs
+    from medmm.models.train import fit
+    from medmm.models.volumes import open_sources
+
+    run = make_report_run(tmp_path / "run")
+    cfg = TrainConfig.model_validate(report_config(run, tmp_path / "m", ["entities", "text"], epochs=2))
+    records = pd.read_parquet(run / "records.parquet")
+    stores = with_report_inputs(cfg, run, open_sources(cfg, run, ["report"], records), records)
+    model = build_model(cfg, input_shapes(stores))
+    before = model.encoders["report"].text.weight.detach().clone()  # type: ignore[union-attr,operator]
+    ds = MultimodalDataset(records, stores, cfg.label_names())
+    res = fit(model, cfg, ds, None, device=torch.device("cpu"), amp_dtype=dtype, warn=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert all(np.isfinite(losses)), losses
+    after = res.model.encoders["report"].text.weight.detach()  # type: ignore[union-attr,operator]
+    assert after.dtype == torch.float32 and not torch.equal(before, after)  # weights stay float32 and learn
