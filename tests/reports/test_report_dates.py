@@ -136,3 +136,21 @@ def test_one_name_for_the_report_id_pseudonym() -> None:
     assert inputs.report_pseudonymizer(Pseudonymizer(b"k" * 32))("1") == Pseudonymizer(b"k" * 32).id(
         "1", "report"
     )
+
+
+def test_date_options_on_a_txt_folder_or_undecidable_dates_stop_with_exit_2(
+    tmp_path: Path, key_file: Path
+) -> None:
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    (folder / "1.txt").write_text("No effusion.")
+    args = ["reports", "parse", str(folder), "--out", str(tmp_path / "run1"), "--workers", "0"]
+    res = CliRunner().invoke(app, [*args, "--patient-column", "p", "--date-column", "d"])
+    assert res.exit_code == 2 and "a folder of .txt reports has none" in res.output
+    table = tmp_path / "r.csv"
+    table.write_text("id,p,d,text\n1,P,03/04/2021,No effusion.\n2,P,05/06/2021,Normal.\n")
+    args = ["reports", "parse", str(table), "--out", str(tmp_path / "run2"), "--workers", "0"]
+    res = CliRunner().invoke(app, [*args, "--patient-column", "p", "--date-column", "d"])
+    assert res.exit_code == 2 and "AmbiguousDateError" not in res.output  # a message, not a traceback
+    assert "can be day/month or month/day" in res.output and "Fix: write ISO dates" in res.output
+    assert "03/04/2021" not in res.output
