@@ -200,6 +200,12 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
         with im:
             stored_fmt = {"MPO": "jpeg"}.get(im.format or "", (im.format or "").lower())
             n_frames = int(getattr(im, "n_frames", 1) or 1)
+            if n_frames > 1 and im.format == "TIFF" and _only_reduced_copies(im, n_frames):
+                notes.append(
+                    f"TIFF with {n_frames - 1} reduced-resolution copies (thumbnails / pyramid levels, "
+                    "NewSubfileType 1): the full-resolution first picture read"
+                )
+                n_frames = 1
             if n_frames > 1 and im.format != "MPO":
                 kind = {"png": "animated PNG", "tiff": "multi-page TIFF"}.get(stored_fmt, stored_fmt.upper())
                 raise UnsupportedImageError(
@@ -242,6 +248,23 @@ def read_raster(path: Path, rel: str, fmt: str | None = None) -> RasterImage:
         grayscale=how,
         notes=notes,
     )
+
+
+def _only_reduced_copies(im: Any, n_frames: int) -> bool:
+    """True when every TIFF page after the first is flagged a reduced-resolution copy of it (tag 254
+    NewSubfileType bit 0: a thumbnail or a pyramid level), so that the file holds one picture."""
+    try:
+        if int(im.tag_v2.get(254, 0)) & 1:
+            return False
+        for k in range(1, n_frames):
+            im.seek(k)
+            if not int(im.tag_v2.get(254, 0)) & 1:
+                return False
+        return True
+    except (OSError, EOFError, ValueError, TypeError):
+        return False
+    finally:
+        im.seek(0)
 
 
 def _magic_format(path: Path) -> str:

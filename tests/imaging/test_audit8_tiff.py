@@ -78,3 +78,34 @@ def test_bigtiff_and_uint32_through_ingest(tmp_path: Path) -> None:
         img = nib.load(run / v[name].path)
         assert img.get_data_dtype() == want.dtype, name
         assert np.array_equal(np.asanyarray(img.dataobj), picture_to_volume(want)), name
+
+
+def _tiff_pages(pages: list[tuple[np.ndarray, int]]) -> bytes:
+    """A little-endian uint8 TIFF with one IFD per (picture, NewSubfileType) page, chained in order."""
+    out = bytearray(b"II*\0" + struct.pack("<I", 8))
+    for k, (pic, subfile) in enumerate(pages):
+        height, width = pic.shape
+        tags = [(254, 4, subfile), (256, 3, width), (257, 3, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+                (273, 4, 0), (277, 3, 1), (278, 3, height), (279, 4, pic.size)]  # fmt: skip
+        ifd_at = len(out)
+        data_at = ifd_at + 2 + 12 * len(tags) + 4
+        out += struct.pack("<H", len(tags))
+        for tag, kind, value in tags:
+            value = data_at if tag == 273 else value
+            packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+            out += struct.pack("<HHI", tag, kind, 1) + packed
+        next_at = data_at + pic.size if k + 1 < len(pages) else 0
+        out += struct.pack("<I", next_at) + pic.astype(np.uint8).tobytes()
+    return bytes(out)
+
+
+def test_thumbnails_do_not_make_a_multipage_tiff(tmp_path: Path) -> None:
+    full = (np.arange(48 * 64) % 251).astype(np.uint8).reshape(48, 64)
+    thumb = full[::4, ::4].copy()
+    (tmp_path / "scan.tif").write_bytes(_tiff_pages([(full, 0), (thumb, 1), (thumb[::2, ::2].copy(), 1)]))
+    pic = read_raster(tmp_path / "scan.tif", "scan.tif", "tiff")
+    assert np.array_equal(pic.pixels, full)
+    assert any("2 reduced-resolution copies" in n for n in pic.notes)
+    (tmp_path / "pages.tif").write_bytes(_tiff_pages([(full, 0), (full, 0)]))  # two real pages: refused
+    with pytest.raises(UnsupportedImageError, match=r"pages\.tif: multi-page TIFF with 2 frames"):
+        read_raster(tmp_path / "pages.tif", "pages.tif", "tiff")
