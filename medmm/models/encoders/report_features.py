@@ -77,7 +77,7 @@ def entity_status(negated: object, uncertain: object) -> str:
     return ENTITY_STATUSES[int(neg) + 2 * int(unc)]
 
 
-def entity_tokens(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+def entity_tokens(rows: Iterable[Mapping[Any, Any]]) -> list[str]:
     """The distinct tokens of one report's entity rows (``entities.parquet`` columns), sorted.
 
     The normalised form is the lexicon's ``finding`` when there is one, else the abbreviation's
