@@ -468,10 +468,29 @@ def read_mosaic(path: Path, inst: DicomInstance) -> tuple[np.ndarray, np.ndarray
             data = np.asarray(wrapper.get_data())  # [column, row, slice], rescaled by nibabel
             affine = np.asarray(wrapper.affine, dtype=float)  # voxel -> LPS
     except Exception as exc:
-        raise PixelDecodeError(
-            inst.path,
-            f"the Siemens mosaic layout (CSA header) does not fit the pixel data "
-            f"({type(exc).__name__}: {exc})",
-            "re-export the series as separate slices or enhanced MR",
-        ) from exc
+        raise _mosaic_error(inst, wrapper, exc) from exc
     return data, affine
+
+
+def _mosaic_error(inst: DicomInstance, wrapper: Any, exc: BaseException) -> PixelDecodeError:
+    """Why a Siemens mosaic could not be unpacked: tiles that do not divide the image evenly (which
+    nibabel's unpacking requires, and dcm2niix does not), else the layout error itself."""
+    rows, cols = int(inst.rows or 0), int(inst.columns or 0)
+    try:
+        grid, tiles = int(wrapper.mosaic_size), int(wrapper.n_mosaic)
+    except Exception:  # the CSA header itself is unusable
+        grid, tiles = 0, 0
+    if grid and rows and cols and (rows % grid or cols % grid):
+        return PixelDecodeError(
+            inst.path,
+            f"Siemens mosaic of {tiles} slices in a {grid} x {grid} grid whose {cols} x {rows} image is not "
+            f"a whole number of tiles ({cols} / {grid} = {cols / grid:.2f}): medmm unpacks (with nibabel) "
+            "only mosaics of equal tiles",
+            "convert the series with dcm2niix, which unpacks such mosaics, and ingest its NIfTI; or "
+            "re-export it as separate slices or enhanced MR",
+        )
+    return PixelDecodeError(
+        inst.path,
+        f"the Siemens mosaic layout (CSA header) does not fit the pixel data ({type(exc).__name__}: {exc})",
+        "re-export the series as separate slices or enhanced MR",
+    )
