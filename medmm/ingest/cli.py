@@ -132,6 +132,12 @@ def ingest(
         "--time-column",
         help="--ids: ISO study date/time column (optional; shifted per patient).",
     ),
+    accession_column: str = typer.Option(
+        "accession",
+        "--accession-column",
+        help="--ids: accession number column (optional; written only as the pseudonym accession_id, "
+        "which links the reports parsed with `medmm reports parse --accession-column`).",
+    ),
     modality: str | None = typer.Option(
         None,
         "--modality",
@@ -145,6 +151,22 @@ def ingest(
     global _runs
     if workers and scheduler:
         raise typer.BadParameter("give either --workers (local cluster) or --scheduler, not both")
+    columns_given = {
+        "--path-column": path_column != "path",
+        "--patient-column": patient_column != "patient_id",
+        "--study-column": study_column != "study_id",
+        "--modality-column": modality_column != "modality",
+        "--time-column": time_column != "study_time",
+        "--accession-column": accession_column != "accession",
+    }
+    if ids is None and any(columns_given.values()):  # they would be ignored: the user expects their ids
+        named = ", ".join(name for name, given in columns_given.items() if given)
+        typer.echo(
+            f"error: {named} name columns of an ids table, but no --ids table was given. "
+            "Fix: add --ids TABLE.csv, or remove them",
+            err=True,
+        )
+        raise typer.Exit(code=2)
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file; give a folder (created when missing)", param_hint="--out")
     # at exit, Python's last garbage collection walks every object of the ~1,400 modules a run
@@ -165,7 +187,9 @@ def ingest(
     try:
         table = None
         if ids is not None:
-            columns = IdColumns(path_column, patient_column, study_column, modality_column, time_column)
+            columns = IdColumns(
+                path_column, patient_column, study_column, modality_column, time_column, accession_column
+            )
             table = IdTable.load(ids, columns, modality=modality or "")
         elif modality:
             table = IdTable({}, source="--modality", modality=modality)

@@ -125,6 +125,7 @@ _INGEST_ID_OPTIONS = {
     "study_column": "study_id",
     "modality_column": "modality",
     "time_column": "study_time",
+    "accession_column": "accession",
 }
 
 
@@ -152,6 +153,7 @@ def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
             columns["study_column"],
             columns["modality_column"],
             columns["time_column"],
+            columns["accession_column"],
         )
         table = IdTable.load(ctx.resolve(str(ids)), cols, modality=modality)
     elif modality:
