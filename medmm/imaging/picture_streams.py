@@ -285,7 +285,7 @@ def j2k_problem(code: bytes) -> str:
             return cut
         (psot,) = struct.unpack(">I", code[pos + 6 : pos + 10])
         if psot == 0:
-            return "" if code.rstrip(b"\0")[-2:] == b"\xff\xd9" else cut  # a pad byte may follow EOC
+            return "" if code.rstrip(b"\0\xff")[-2:] == b"\xff\xd9" else cut  # DICOM pads odd frames
         if psot < 14:
             return f"a tile-part declares an impossible length {psot}: the file is damaged"
         pos += psot

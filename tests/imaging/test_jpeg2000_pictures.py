@@ -169,3 +169,14 @@ def test_ingest_jpeg2000_folder(tmp_path: Path) -> None:
         assert side["picture"]["codec"] == "JPEG 2000" and side["picture"]["decoder"] == "pylibjpeg-openjpeg"
         assert side["spacing_known"] is False and side["source_format"] == rec.source_format
     assert json.loads((run / by_source["rgb.jp2"].sidecar).read_text())["picture"]["decoder"] == "Pillow"
+
+
+def test_last_tile_part_of_unknown_length_with_padding() -> None:
+    """Psot = 0 (the last tile-part runs to the end) is complete when EOC ends the codestream, also when
+    a pad byte follows it (DICOM pads odd-length fragments); without EOC it is truncated."""
+    code = bytearray(_j2k(_grey(8, shape=(32, 32)), 8, jp2=False))
+    sot = code.index(b"\xff\x90")
+    code[sot + 6 : sot + 10] = bytes(4)  # Psot = 0
+    assert j2k_problem(bytes(code)) == ""
+    assert j2k_problem(bytes(code) + b"\0") == "" and j2k_problem(bytes(code) + b"\xff") == ""
+    assert "truncated" in j2k_problem(bytes(code[:-2]))
