@@ -24,6 +24,7 @@ __all__ = [
     "j2k_codestream",
     "j2k_info",
     "j2k_problem",
+    "jpeg_exif_orientation",
     "jpeg_frame",
     "jpeg_problem",
     "tiff_layout",
@@ -113,6 +114,57 @@ def jpeg_frame(path: Path) -> JpegFrame | None:
             if marker == 0xDA or length < 2:  # a scan before any frame header: not a JPEG picture
                 return None
             fh.seek(length - 2, 1)
+
+
+def jpeg_exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag (0x0112, 1-8) of a JPEG file's APP1 Exif segment; 1 when there is none.
+
+    Only that one number is read from the EXIF block (no other tag: they can hold names or dates).
+
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> p = Path(tempfile.mkdtemp()) / "x.jpg"
+    >>> exif = Image.Exif()
+    >>> exif[0x0112] = 6
+    >>> Image.new("L", (4, 3)).save(p, exif=exif)
+    >>> jpeg_exif_orientation(p)
+    6
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            return 1
+        while True:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0xFF or head[1] in (0xDA, 0xD9) or head[1] in _SOFS:
+                return 1
+            (length,) = struct.unpack(">H", head[2:4])
+            if head[1] != 0xE1 or length < 16:
+                fh.seek(length - 2, 1)
+                continue
+            block = fh.read(length - 2)
+            if not block.startswith(b"Exif\0\0"):
+                continue
+            return _tiff_orientation(block[6:])
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """Tag 0x0112 of the first IFD of a TIFF-structured block (EXIF), 1 when absent or unreadable."""
+    if tiff[:2] not in (b"II", b"MM") or len(tiff) < 8:
+        return 1
+    end = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(f"{end}I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack(f"{end}H", tiff[ifd : ifd + 2])
+    for k in range(count):
+        entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        if len(entry) < 12:
+            return 1
+        tag, kind = struct.unpack(f"{end}HH", entry[:4])
+        if tag == 0x0112 and kind == 3:
+            (value,) = struct.unpack(f"{end}H", entry[8:10])
+            return value if 1 <= value <= 8 else 1
+    return 1
 
 
 def jpeg_problem(data: bytes) -> str:

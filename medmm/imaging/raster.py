@@ -267,6 +267,18 @@ def _only_reduced_copies(im: Any, n_frames: int) -> bool:
         im.seek(0)
 
 
+#: numpy equivalents of PIL.ImageOps.exif_transpose for each EXIF orientation (checked in the tests)
+_EXIF_TURNS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.T,
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].T,
+    8: lambda a: np.rot90(a, 1),
+}
+
+
 def _magic_format(path: Path) -> str:
     """``"jpeg"`` / ``"jpeg2000"`` from a file's first bytes, else ``""`` (what Pillow alone reads)."""
     with open(path, "rb") as fh:
@@ -282,7 +294,7 @@ def _read_exact(path: Path, rel: str, fmt: str | None) -> RasterImage | None:
     """A JPEG 2000 picture, or a JPEG that Pillow cannot decode, read exactly by a pylibjpeg plugin
     (:mod:`medmm.imaging.picture_codecs`); ``None`` when Pillow reads the file."""
     from medmm.imaging.picture_codecs import read_exact_jpeg, read_jpeg2000
-    from medmm.imaging.picture_streams import jpeg_frame
+    from medmm.imaging.picture_streams import jpeg_exif_orientation, jpeg_frame
 
     try:
         kind = fmt if fmt in ("jpeg", "jpeg2000") else _magic_format(path) if fmt is None else ""
@@ -301,6 +313,10 @@ def _read_exact(path: Path, rel: str, fmt: str | None) -> RasterImage | None:
         return None
     notes: list[str] = []
     pixels, how = exact_channels(pic.samples, pic.precision, notes)
+    orientation = jpeg_exif_orientation(path) if kind == "jpeg" else 1
+    if orientation != 1:
+        pixels = _EXIF_TURNS[orientation](pixels)
+        notes.append(f"EXIF orientation {orientation} applied: the picture is turned as viewers show it")
     if pixels.ndim != 2 or 0 in pixels.shape:
         raise CorruptImageError(
             rel, f"decoded to an empty or odd array {pixels.shape}", "re-export the picture"
@@ -309,6 +325,7 @@ def _read_exact(path: Path, rel: str, fmt: str | None) -> RasterImage | None:
         pixels=np.ascontiguousarray(pixels),
         format=kind,
         mode=pic.mode,
+        exif_orientation=orientation,
         grayscale=how,
         notes=notes,
         decoder=pic.decoder,

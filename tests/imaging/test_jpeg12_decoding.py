@@ -178,3 +178,41 @@ def test_ingest_reasons_for_deep_jpeg_pictures(tmp_path: Path) -> None:
         "CorruptImageError: cut12.jpg: cannot decode the 12-bit JPEG"
     )
     assert all(". Fix: " in r for r in m["reason"] if r)
+
+
+def _app1_exif(orientation: int) -> bytes:
+    """The APP1 Exif segment Pillow writes for an EXIF orientation tag."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.new("L", (8, 8)).save(buf, "JPEG", exif=exif)
+    data = buf.getvalue()
+    at = data.index(b"\xff\xe1")
+    return data[at : at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")]
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_applied_to_12bit_jpeg(tmp_path: Path, orientation: int) -> None:
+    """The exact (libjpeg) path turns the picture as the Pillow path does (PIL.ImageOps.exif_transpose)."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    stream = _frame("JPGExtended.dcm")
+    (tmp_path / "cr.jpg").write_bytes(stream[:2] + _app1_exif(orientation) + stream[2:])
+    pic = read_raster(tmp_path / "cr.jpg", "cr.jpg", "jpeg")
+    ref = _reference("JPGExtended.dcm")
+    index = np.arange(ref.size, dtype=np.int32).reshape(ref.shape)  # where each stored pixel goes
+    buf = io.BytesIO()
+    probe = Image.fromarray(index)
+    exif = probe.getexif()
+    exif[0x0112] = orientation
+    probe.save(buf, "TIFF", exif=exif)
+    turned = np.asarray(ImageOps.exif_transpose(Image.open(buf)))
+    assert pic.exif_orientation == orientation and pic.pixels.shape == turned.shape
+    assert np.array_equal(pic.pixels, ref.ravel()[turned])
+    assert any(f"EXIF orientation {orientation} applied" in n for n in pic.notes)
