@@ -220,3 +220,89 @@ def test_too_few_training_images_leave_the_score_out_and_predict_says_why(tmp_pa
     assert not any("anomaly" in n for n in summary["notes"])  # not a training problem: no warning
     counts = predict_run(tmp_path / "m" / "model.pt", run)
     assert counts["anomaly_scored"] == 0 and "no imaging anomaly score fitted" in counts["notes"][0]
+
+
+def test_slices_are_samples_of_the_fit_and_a_record_scores_their_aggregate(tmp_path: Path) -> None:
+    """``image_input.slice: all``: every slice of a training volume is a sample of the density; a record's
+    score is the checkpoint's aggregation (here max) of its slice distances."""
+    import nibabel as nib
+
+    from medmm.align.records import RecordRow
+    from medmm.models.store import write_store
+    from medmm.tables import write_table
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    (run / "vol").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    n, n_slices = 16, 3
+    vols, rows = [], []
+    for i in range(n):
+        data = rng.normal(100, 10, (8, 8, n_slices)).astype(np.float32)
+        data[2:5, 2:5, :] += 60 * (i % 2)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), run / "vol" / f"v{i}.nii.gz")
+        vols.append({"volume_id": f"vol-{i}", "path": f"vol/v{i}.nii.gz", "modality": "MR"})
+        rows.append(
+            RecordRow(
+                record_id=f"rec-{i:02d}",
+                patient_id=f"pat-{i:02d}",
+                study_id=f"stu-{i:02d}",
+                image_id=f"vol-{i}" if i < n - 1 else None,  # the last record has only its report
+                report_id=f"rep-{i}",
+                has_image=i < n - 1,
+                has_report=True,
+                labels=json.dumps({"abnormal": i % 2}),
+            )
+        )
+    pd.DataFrame(vols).to_parquet(run / "volumes.parquet")
+    write_store(run / "inputs" / "report", [f"rep-{i}" for i in range(n)], np.eye(n, 4, dtype=np.float32))
+    write_table(rows, run / "records.parquet", RecordRow)
+    cfg = {
+        "run_dir": str(run),
+        "out_dir": str(tmp_path / "m"),
+        "fusion": "sum",
+        "embed_dim": 4,
+        "modalities": {"image": {"out_dim": 4}, "report": {"out_dim": 4}},
+        "tasks": [{"name": "dx", "labels": ["abnormal"]}],
+        "image_input": {"size": 8, "slice": "all"},
+        "train": {"epochs": 1, "batch_size": 8, "progress": False, "n_boot": 0, "val_fraction": 0.1},
+    }
+    train_from_config(TrainConfig.model_validate(cfg), slice_aggregation="max")
+    ckpt = tmp_path / "m" / "model.pt"
+    a, _ = load_embedding_anomaly(ckpt)
+    assert a is not None and a.aggregation == "max"
+    splits = pd.read_parquet(tmp_path / "m" / "splits.parquet")
+    records = pd.read_parquet(run / "records.parquet")
+    train = records[records["record_id"].isin(splits.loc[splits["split"] == "train", "record_id"])]
+    assert a.density.n_fit == n_slices * int(train["has_image"].sum())
+    model, config, meta = load_model(ckpt)
+    stores = open_sources(config, run, meta["modalities"], records, "volumes", absent_ok=True)
+    x, rec = image_representations(model, records, stores)
+    assert len(x) == n_slices * (n - 1)
+    want = pd.Series(a.score(x), index=rec).groupby(level=0).max()
+    from medmm.predict.predict import predict_run
+
+    predict_run(ckpt, run, tmp_path / "p.parquet")
+    pred = pd.read_parquet(tmp_path / "p.parquet").set_index("record_id")
+    got = pred["embedding_anomaly_score"]
+    assert np.allclose(got[want.index].to_numpy(), want.to_numpy())
+    assert pd.isna(got[f"rec-{n - 1:02d}"]) and (pred["n_slices"].dropna() == n_slices).all()
+
+
+def test_records_sharing_an_image_count_once(trained: tuple[Path, Path]) -> None:
+    """The score reads the image alone: a reused image item is one sample of the fit and of the
+    calibration, and a training image is not used again to calibrate."""
+    run, ckpt = trained
+    model, config, meta = load_model(ckpt)
+    records = pd.read_parquet(run / "records.parquet")
+    records = records[records["has_image"]].reset_index(drop=True)
+    stores = open_sources(config, run, meta["modalities"], records, "arrays", absent_ok=True)
+    train, val = records.iloc[:30], records.iloc[30:]
+    copies = pd.concat([train, train.assign(record_id=train["record_id"] + "-copy")], ignore_index=True)
+    leaked = pd.concat([val, train.iloc[:5].assign(record_id="v-" + train["record_id"].iloc[:5])])
+    a, _ = fit_on_split(model, train, val, stores)
+    b, _ = fit_on_split(model, copies, leaked, stores)
+    assert a is not None and b is not None
+    assert b.density.n_fit == a.density.n_fit == 30
+    assert np.array_equal(b.calibration, a.calibration)
+    assert np.allclose(b.density.precision, a.density.precision)
