@@ -34,8 +34,7 @@ nothing here sees a label.
 
 >>> import numpy as np
 >>> from medmm.anomaly.model import AnomalyModel, BeatAutoencoder
->>> from medmm.anomaly.dominant import MIN_NN, dominant_reference, qrs_width, reference_z
-from medmm.anomaly.features import BeatInputs
+>>> from medmm.anomaly.features import BeatInputs
 >>> rng = np.random.default_rng(0)
 >>> bi = BeatInputs(rng.normal(size=(50, 2, 64)).astype("f4"), rng.normal(size=(50, 3)).astype("f4"),
 ...                 np.zeros(50, np.int64))
@@ -54,7 +53,6 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
-from medmm.anomaly.dominant import MIN_NN, dominant_reference, qrs_width, reference_z
 from medmm.anomaly.features import BeatInputs
 from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
 from medmm.anomaly.threshold import robust_z
@@ -160,15 +158,12 @@ def embed(
     return out
 
 
-def whiten_to_core(
-    z: NDArray[np.floating], core_fraction: float = 0.8, reference: NDArray[np.bool_] | None = None
-) -> NDArray[np.float64]:
+def whiten_to_core(z: NDArray[np.floating], core_fraction: float = 0.8) -> NDArray[np.float64]:
     """Coordinates in which the record's dominant cluster has zero mean and identity covariance.
 
     The cluster is the ``core_fraction`` of rows closest (standardised Euclidean) to the coordinate-wise
     median; its mean and covariance (ridge 1e-6 x trace) define the metric. Euclidean distances in the
-    returned coordinates are Mahalanobis distances of the dominant cluster's metric. ``reference``
-    (v0.9, :mod:`medmm.anomaly.dominant`): median, spread and core are taken from these rows only.
+    returned coordinates are Mahalanobis distances of the dominant cluster's metric.
 
     >>> import numpy as np
     >>> w = whiten_to_core(np.random.default_rng(1).normal(size=(500, 2)) * [1.0, 10.0])
@@ -176,15 +171,14 @@ def whiten_to_core(
     [1.0, 1.0]
     """
     z = np.asarray(z, dtype=np.float64)
-    base = z if reference is None else z[np.asarray(reference, dtype=bool)]
-    n, d = base.shape
+    n, d = z.shape
     if n < d + 2:
         return np.zeros_like(z)
-    med = np.median(base, axis=0)
-    spread = 1.4826 * np.median(np.abs(base - med), axis=0) + 1e-9
-    dist0 = (((base - med) / spread) ** 2).sum(axis=1)
+    med = np.median(z, axis=0)
+    spread = 1.4826 * np.median(np.abs(z - med), axis=0) + 1e-9
+    dist0 = (((z - med) / spread) ** 2).sum(axis=1)
     keep = dist0 <= np.quantile(dist0, core_fraction)
-    core = base[keep]
+    core = z[keep]
     mu = core.mean(axis=0)
     cov = np.cov(core, rowvar=False)
     cov += np.eye(d) * 1e-6 * max(float(np.trace(cov)), 1e-12)
@@ -304,11 +298,7 @@ def quality_weight(
 
 
 def qrs_gate(
-    qrs: NDArray[np.floating],
-    gate_z: float,
-    floor: float = 0.05,
-    linear_floor: float = 0.0,
-    reference: NDArray[np.bool_] | None = None,
+    qrs: NDArray[np.floating], gate_z: float, floor: float = 0.05, linear_floor: float = 0.0
 ) -> NDArray[np.float64]:
     """Weight in [0, 1] of the timing aspects from one record's QRS residuals.
 
@@ -318,7 +308,7 @@ def qrs_gate(
     of the QRS amplitude, so 0.05 = "a QRS differing by less than 5 % of its amplitude per SD is the
     same QRS": in a very regular record a 3 % difference is not 3 SD); else (v0.4) the robust z of
     ``log(residual)`` with its SD floored at ``floor``. All-NaN residuals (not computed) or
-    ``gate_z <= 0`` give 1 (no gating). ``reference`` (v0.9): median and spread of these beats only.
+    ``gate_z <= 0`` give 1 (no gating).
 
     >>> qrs_gate(np.array([0.05, 0.06, 0.05, 0.07, 0.5]), 1.0).round(2).tolist()
     [0.0, 0.0, 0.0, 0.57, 1.0]
@@ -330,23 +320,11 @@ def qrs_gate(
         return np.ones(q.size)
     q = np.nan_to_num(q, nan=float(np.nanmedian(q)))
     log_z = linear_floor <= 0  # v0.4: robust z of log(residual)
-    if reference is not None:
-        z = (
-            reference_z(q, reference, linear_floor)
-            if not log_z
-            else reference_z(np.log(np.maximum(q, 1e-6)), reference, floor)
-        )
-    else:
-        z = robust_z(np.log(np.maximum(q, 1e-6)), floor) if log_z else robust_z(q, linear_floor)
+    z = robust_z(np.log(np.maximum(q, 1e-6)), floor) if log_z else robust_z(q, linear_floor)
     return np.asarray(np.clip(z / gate_z, 0.0, 1.0))
 
 
-def p_absent_gate(
-    p_wave: NDArray[np.floating],
-    gate_z: float,
-    floor: float = 0.05,
-    reference: NDArray[np.bool_] | None = None,
-) -> NDArray[np.float64]:
+def p_absent_gate(p_wave: NDArray[np.floating], gate_z: float, floor: float = 0.05) -> NDArray[np.float64]:
     """Weight in [0, 1] from one record's P-wave amplitudes: 1 where the P wave is missing.
 
     ``clip(robust_z(-log p) / gate_z, 0, 1)`` with ``p`` from
@@ -354,7 +332,7 @@ def p_absent_gate(
     P-wave stretch is ``gate_z`` robust SD flatter than the record's usual one has no P wave - the
     textbook sign of a ventricular (or junctional) beat, used when its QRS differs from the record's
     variable normal QRS by less than the normal spread (record 108). All-NaN input gives 0 (no
-    criterion). ``reference`` (v0.9): median and spread of these beats only.
+    criterion).
 
     >>> p_absent_gate(np.array([1.0, 1.2, 0.8, 1.0, 1.1, 0.9, 0.2]), 4.0).round(2).tolist()
     [0.0, 0.0, 0.36, 0.0, 0.0, 0.17, 1.0]
@@ -363,8 +341,7 @@ def p_absent_gate(
     if gate_z <= 0 or p.size == 0 or not np.isfinite(p).any():
         return np.zeros(p.size)
     p = np.nan_to_num(p, nan=float(np.nanmedian(p)))
-    x = -np.log(np.maximum(p, 1e-3))
-    z = robust_z(x, floor) if reference is None else reference_z(x, reference, floor)
+    z = robust_z(-np.log(np.maximum(p, 1e-3)), floor)
     return np.asarray(np.clip(z / gate_z, 0.0, 1.0))
 
 
@@ -415,37 +392,23 @@ def score_embeddings(
     k = len(embeddings)
     for g in np.unique(inputs.group) if n else []:
         idx = np.flatnonzero(inputs.group == g)
-        ctx = inputs.context[idx].astype(np.float64)
-        ref = _reference(embeddings, inputs, idx, cfg) if cfg.dominant_ref else None
         whites = []
         for z in embeddings:
-            white = whiten_to_core(np.asarray(z)[idx], cfg.core_fraction, reference=ref)
+            white = whiten_to_core(np.asarray(z)[idx], cfg.core_fraction)
             d2 = (white**2).sum(axis=1)
             dist = np.log(d2 + 1e-3) if cfg.morph_transform == "log" else np.sqrt(d2)
-            if ref is None:
-                morph[idx] += robust_z(dist, cfg.mad_floor_morph) / k
-            else:
-                morph[idx] += reference_z(dist, ref, cfg.mad_floor_morph) / k
+            morph[idx] += robust_z(dist, cfg.mad_floor_morph) / k
             whites.append(white)
-        if ref is None:
-            rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
-            pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
-        else:  # prematurity against normal-to-normal intervals (module medmm.anomaly.dominant)
-            after_normal = ref & np.r_[False, ref[:-1]]
-            before_normal = ref & np.r_[ref[1:], False]
-            after_normal = after_normal if after_normal.sum() >= MIN_NN else ref
-            before_normal = before_normal if before_normal.sum() >= MIN_NN else ref
-            rhythm[idx] = reference_z(-ctx[:, 0], after_normal, cfg.mad_floor_rr)
-            pause[idx] = reference_z(ctx[:, 1], before_normal, cfg.mad_floor_rr)
+        ctx = inputs.context[idx].astype(np.float64)
+        rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
+        pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
         if cfg.gap_rr > 0:
             gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
             rhythm[idx[gap]] = 0.0
             pause[idx[gap]] = 0.0
-        timing_w[idx] = qrs_gate(
-            np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z, linear_floor=cfg.qrs_floor, reference=ref
-        )
+        timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z, linear_floor=cfg.qrs_floor)
         if cfg.p_absent:
-            p_gate = p_absent_gate(np.asarray(inputs.p_wave)[idx], cfg.qrs_gate_z, reference=ref)
+            p_gate = p_absent_gate(np.asarray(inputs.p_wave)[idx], cfg.qrs_gate_z)
             timing_w[idx] = np.maximum(timing_w[idx], p_gate)
         own = timing_w[idx] * (saturate(rhythm[idx], cap) + saturate(pause[idx], cap))
         white_all = np.hstack(whites) / np.sqrt(k)
@@ -472,28 +435,6 @@ def score_embeddings(
         "rhythm_z": rhythm,
         "pause_z": pause,
     }
-
-
-def _reference(
-    embeddings: list[NDArray[np.floating]], inputs: BeatInputs, idx: NDArray[np.integer], cfg: ScoreConfig
-) -> NDArray[np.bool_] | None:
-    """v0.9: the normal beats of one record with two beat populations (:mod:`medmm.anomaly.dominant`),
-    clustered in the members' embeddings side by side, each centred and divided by its total spread
-    (one scalar per member: the embedding's own geometry; whitening by a core that mixes two
-    populations would shrink the very direction that separates them); ``None`` for one population."""
-    scaled = []
-    for z in embeddings:
-        e = np.asarray(z, dtype=np.float64)[idx]
-        e = e - np.median(e, axis=0)
-        scaled.append(e / max(float(np.sqrt((e.var(axis=0)).sum())), 1e-12))
-    w0 = np.asarray(inputs.waves[idx, 0], dtype=np.float64)
-    r_index = int(np.argmax(np.median(np.abs(w0), axis=0))) if w0.size else 0
-    return dominant_reference(
-        np.hstack(scaled),
-        inputs.context[idx],
-        np.asarray(inputs.p_wave)[idx],
-        qrs_width(w0, r_index),
-    )
 
 
 def score_beats(
