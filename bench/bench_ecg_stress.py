@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -103,6 +104,11 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     real = root / "signals" / "mitdb_subset"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in [out_dir / n for n in ("stress", "stress_provenance", "sig_real", "sig_stress")] + [
+        *out_dir.glob("model_s*"),
+        *out_dir.glob("score_s*"),
+    ]:  # what an earlier run wrote (a quick run after a full one must not score the full set's records)
+        shutil.rmtree(old, ignore_errors=True)
     key = out_dir / "site.key"  # a throwaway site key: the bench never touches the user's
     if not key.is_file():
         key.write_text(os.urandom(32).hex() + "\n")
