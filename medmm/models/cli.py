@@ -130,6 +130,18 @@ def compare(
         "e.g. --image-input slice=all --image-input size=64",
     ),
     slice_aggregation: str = typer.Option("mean", help="mean | max: slice scores -> one score per record."),
+    report_input: list[str] = typer.Option(
+        [],
+        "--report-input",
+        help="KEY=VALUE of the training config's report_input section (repeatable; values are YAML), "
+        "e.g. --report-input features=[findings,entities]: every report model reads these inputs",
+    ),
+    report_features: list[str] = typer.Option(
+        [],
+        "--report-features",
+        help="A report input set to compare side by side, e.g. findings+entities+text (repeatable): each "
+        "report model trains once per set",
+    ),
 ) -> None:
     """Train every unimodal model and fusion strategy on one split; print one table with 95% CIs."""
     from pydantic import ValidationError
@@ -151,6 +163,9 @@ def compare(
     try:
         dev = resolve_device(device, source="--device")
         settings["image_input"] = _key_values(image_input, "--image-input")
+        settings["report_input"] = _key_values(report_input, "--report-input")
+        if report_features:
+            settings["report_features"] = [f.split("+") for f in report_features]
         table = compare_models(run_dir, out, target, strategy or None, settings, device=dev)
     except MedmmError as exc:
         _fail(exc)

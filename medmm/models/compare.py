@@ -9,6 +9,15 @@ Inputs come from the same sources as ``medmm train`` (:func:`~medmm.models.volum
 from the ingested NIfTI through the MONAI chain when ``image_input`` resolves to ``volumes`` (``auto``: the
 run has ``volumes.parquet``), else the ``inputs/image`` arrays. Metrics are per record (the slices of a
 record with ``image_input.slice: all`` are combined first, ``slice_aggregation``).
+
+The report branch reads what ``settings["report_input"]`` (the training config's ``report_input``
+section; default: finding vectors) asks for, built by :func:`~medmm.models.report_inputs.with_report_inputs`
+as in ``medmm train``: every model with a report branch (the unimodal report model and every fusion
+strategy) reads the same inputs, on the same split. ``settings["report_features"]`` (several feature sets,
+e.g. ``[["findings"], ["findings", "entities", "text"]]``) trains each report model once per set, side by
+side: rows ``unimodal report (findings)``, ``unimodal report (findings+entities+text)``, ``fusion sum
+(findings)``, ... The ``report_inputs`` column of ``compare.csv`` and ``compare.json`` name the inputs of
+each row.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from medmm.devices import resolve_device
 from medmm.errors import ConfigError
 from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import save_checkpoint
-from medmm.models.config import TrainConfig
+from medmm.models.config import ReportInputConfig, TrainConfig
 from medmm.models.data import MultimodalDataset, label_matrix, split_by_patient
 from medmm.models.fusion import FUSIONS
 from medmm.models.metrics import (
@@ -37,6 +46,7 @@ from medmm.models.metrics import (
     json_safe,
     undefined_metric_notes,
 )
+from medmm.models.report_inputs import report_input_meta, with_report_inputs
 from medmm.models.runner import check_labels, data_version, load_records, report_vocabulary
 from medmm.models.train import aggregate_by_record, fit, make_loader, predict_loader, seed_everything
 from medmm.models.volumes import open_sources, resolve_image_source, source_kinds
@@ -48,7 +58,14 @@ log = logging.getLogger(__name__)
 
 
 #: ``settings`` keys that are not ``TrainingConfig`` fields
-_MODEL_KEYS = ("embed_dim", "image_arch", "image_input", "slice_aggregation")
+_MODEL_KEYS = (
+    "embed_dim",
+    "image_arch",
+    "image_input",
+    "report_input",
+    "report_features",
+    "slice_aggregation",
+)
 
 
 def _present(run_dir: Path, records: pd.DataFrame, cfg: TrainConfig) -> list[str]:
@@ -63,7 +80,13 @@ def _present(run_dir: Path, records: pd.DataFrame, cfg: TrainConfig) -> list[str
 
 
 def _config(
-    run_dir: Path, out: Path, mods: Sequence[str], fusion: str, target: str, settings: dict
+    run_dir: Path,
+    out: Path,
+    mods: Sequence[str],
+    fusion: str,
+    target: str,
+    settings: dict,
+    report_input: dict[str, Any] | None = None,
 ) -> TrainConfig:
     enc = {m: {"out_dim": settings.get("embed_dim", 32)} for m in mods}
     if "image_arch" in settings:
@@ -82,8 +105,37 @@ def _config(
             "tasks": [{"name": "diagnosis", "labels": [target]}],
             "train": train,
             "image_input": settings.get("image_input") or {},
+            # models without a report branch keep the default (a report_input needs a report modality)
+            "report_input": (report_input or {}) if "report" in mods else {},
         }
     )
+
+
+def _report_inputs(run_dir: Path, out_dir: Path, target: str, settings: dict) -> list[ReportInputConfig]:
+    """The report input sets compared: ``report_input`` alone, or one per ``report_features`` entry.
+
+    Each is validated as the ``report_input`` section of a training config (errors name
+    ``report_input.<key>``); a set given twice is refused.
+    """
+    section = dict(settings.get("report_input") or {})
+    wanted = settings.get("report_features") or [section.get("features", ["findings"])]
+    out: list[ReportInputConfig] = []
+    for features in wanted:
+        cfg = _config(
+            run_dir, out_dir, ["report"], "sum", target, settings, {**section, "features": features}
+        )
+        if any(c.features == cfg.report_input.features for c in out):
+            raise ConfigError(
+                f"--report-features: {'+'.join(cfg.report_input.features)} is given twice; list each report "
+                "input set once"
+            )
+        out.append(cfg.report_input)
+    return out
+
+
+def _label(report_input: ReportInputConfig) -> str:
+    """``findings+entities``: a report input set as it appears in model names and ``compare.csv``."""
+    return "+".join(report_input.features)
 
 
 def compare_models(
@@ -110,8 +162,12 @@ def compare_models(
         Fusion strategies (default: all of :data:`~medmm.models.fusion.FUSIONS`).
     settings
         Training settings (``TrainingConfig`` fields plus ``embed_dim``, ``image_arch``, ``image_input``
-        (the ``image_input`` section of a training config, as a dict; default ``auto``) and
-        ``slice_aggregation`` (``mean`` | ``max``, default ``mean``)).
+        (the ``image_input`` section of a training config, as a dict; default ``auto``),
+        ``report_input`` (the ``report_input`` section, as a dict; default: finding vectors),
+        ``report_features`` (feature sets compared side by side, each with the rest of ``report_input``;
+        default: ``report_input.features`` alone) and ``slice_aggregation`` (``mean`` | ``max``, default
+        ``mean``)). A set with ``text`` on a run without ``report_texts.parquet`` is the
+        :class:`~medmm.errors.InputError` of ``medmm train``, raised before anything is trained or written.
     device
         Where every model trains and is tested (:func:`medmm.devices.resolve_device`); default
         ``settings["device"]``, else ``auto``. Checked before any data is read.
@@ -134,8 +190,18 @@ def compare_models(
     how = settings.get("slice_aggregation", "mean")
     records = load_records(run_dir)
     check_labels(records, [target], str(run_dir / "records.parquet"), "--target", "pass another --target")
+    report_sets = _report_inputs(run_dir, out_dir, target, settings)  # option errors before any data
     base = _config(run_dir, out_dir, list(MODALITIES), "sum", target, settings)
     mods = _present(run_dir, records, base)
+    # the inputs of each report input set (entity vectors and text ids are built here, in memory; a set
+    # asking for text on a run without report_texts.parquet is refused before anything is written)
+    opened = open_sources(base, run_dir, mods, records)
+    set_stores = [
+        with_report_inputs(base.model_copy(update={"report_input": ri}), run_dir, opened, records)
+        for ri in report_sets
+    ]
+    if "report" not in mods and any(not ri.is_default() for ri in report_sets):
+        log.warning("report_input is set but the run has no report inputs: no model reads reports")
     split_path = run_dir / "splits.parquet"
     if split_path.exists():
         split = read_table(split_path).set_index("record_id")["split"]
@@ -153,14 +219,24 @@ def compare_models(
         notes = [f"the test split is empty ({records['patient_id'].nunique()} patients): no metrics"]
     for note in notes:  # every row of the table would show NaN for these metrics
         log.warning(note)
-    stores = open_sources(base, run_dir, mods, records)
-    shapes = input_shapes(stores)
-    version = data_version(records, stores)
-    plans = [(f"unimodal {m}", [m], "sum") for m in mods]
-    plans += [(f"fusion {s}", mods, s) for s in (strategies or sorted(FUSIONS))]
+    versions = [data_version(records, st) for st in set_stores]
+    side_by_side = len(report_sets) > 1 and "report" in mods
+    # (name, modalities, fusion, index of the report input set); models without reports train once
+    plans: list[tuple[str, list[str], str, int]] = []
+    for use, fusion, name in [([m], "sum", f"unimodal {m}") for m in mods] + [
+        (mods, s, f"fusion {s}") for s in (strategies or sorted(FUSIONS))
+    ]:
+        if "report" in use and side_by_side:
+            plans += [(f"{name} ({_label(ri)})", use, fusion, k) for k, ri in enumerate(report_sets)]
+        else:
+            plans.append((name, use, fusion, 0))
     rows = []
-    for name, use, fusion in plans:
-        cfg = _config(run_dir, out_dir / name.replace(" ", "_"), use, fusion, target, settings)
+    for name, use, fusion, j in plans:
+        ri = report_sets[j].model_dump(mode="json")
+        folder = name.replace(" (", "_").replace(")", "").replace(" ", "_")
+        cfg = _config(run_dir, out_dir / folder, use, fusion, target, settings, ri)
+        stores = set_stores[j]
+        shapes = input_shapes(stores)
         seed_everything(cfg.train.seed)
         model = build_model(cfg, {m: shapes[m] for m in use})
         used = {m: stores[m] for m in use}
@@ -178,7 +254,7 @@ def compare_models(
             res.model.state_dict(),
             {
                 "config": cfg.model_dump(mode="json"),
-                "data_version": version,
+                "data_version": versions[j],
                 "input_shapes": shapes,
                 "label_names": [target],
                 "modalities": use,
@@ -187,6 +263,7 @@ def compare_models(
                 "fold": 0,
                 "slice_aggregation": how,
                 "report_vocabulary": report_vocabulary(run_dir) if "report" in use else None,
+                "report_inputs": report_input_meta(cfg, used),
             },
         )
         conditions = [tuple(c) for r in range(len(use), 0, -1) for c in itertools.combinations(use, r)]
@@ -206,6 +283,8 @@ def compare_models(
                     "n_test": len(pred.record_ids),
                     "best_epoch": res.best_epoch,
                     **{f"{k}_{q}": met[k][q] for k in METRICS for q in ("value", "lo", "hi")},
+                    # what the model's report branch read ("" without one; a dropped branch still counts)
+                    "report_inputs": _label(cfg.report_input) if "report" in use else "",
                 }
             )
             log.info("%s on %s: AUROC %.3f", name, "+".join(kept), met["auroc"]["value"])
@@ -216,11 +295,22 @@ def compare_models(
         out_dir / "compare.json",
         json_safe(
             {
-                "data_version": version,
+                "data_version": versions[0],
                 "target": target,
                 "settings": settings,
                 "device": str(dev),
-                "input_sources": source_kinds(stores),
+                "input_sources": source_kinds(set_stores[0]),
+                # each report input set compared: its section and the SHA-256 of the inputs it built
+                "report_inputs": [
+                    {
+                        **ri.model_dump(mode="json"),
+                        "models": sorted({p[0] for p in plans if p[3] == k and "report" in p[1]}),
+                        "inputs_sha256": versions[k]["report_inputs_sha256"],
+                    }
+                    for k, ri in enumerate(report_sets)
+                ]
+                if "report" in mods
+                else None,
                 "n": {s: len(v) for s, v in part.items()},
                 "fusion_beats_unimodal": fusion_beats_unimodal(table),
                 "notes": notes,
