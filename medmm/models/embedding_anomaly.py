@@ -15,16 +15,16 @@ Lee et al. (2018, which fits class-conditional means with a tied covariance). Sh
 precision matrix finite when records are few compared with the representation size. Score = the
 Mahalanobis distance (higher = more anomalous); with ``image_input.slice: all`` each slice is a sample
 and a record's score combines its slice distances by the checkpoint's ``slice_aggregation``. The unit of
-the fit and of the calibration is the image item: records sharing one ``image_id`` count once
-(:func:`fit_on_split`).
+the fit and of the calibration is the record (:func:`fit_on_split`): the score finds what is *rare among
+the training records' images*, so an abnormality as common there as the normal finding is no anomaly.
 
 Threshold (split conformal, Vovk et al. 2005; Angelopoulos & Bates 2021). The record scores of the
 validation split (held out from the density fit) are sorted, ``s_(1) <= ... <= s_(n)``, and the
 threshold is ``s_(k)`` with ``k = ceil((n + 1) (1 - rate))``; a record is flagged when its score is
 above it. For a new record exchangeable with the validation records, ``P(flag) <= rate`` (and
 ``>= rate - 1 / (n + 1)`` for continuous scores): ``rate`` (default 0.05) is the expected false-alarm rate
-on data like the training data. With fewer than :data:`MIN_CALIBRATION_RECORDS` distinct validation
-images, the calibration scores are cross-fitted on the training split instead (5 folds by patient: each
+on data like the training data. With fewer than :data:`MIN_CALIBRATION_RECORDS` validation records
+with an image, the calibration scores are cross-fitted on the training split instead (5 folds by patient: each
 fold scored by a density fitted without it), which states the rate approximately. The sorted calibration
 scores are kept, so the threshold can be re-derived for another rate without refitting
 (:meth:`EmbeddingAnomaly.with_rate`, ``medmm predict --anomaly-rate``).
@@ -75,9 +75,9 @@ __all__ = [
 IMAGE = "image"
 #: Expected false-alarm rate of the flag on data like the training data (the conformal level).
 DEFAULT_FALSE_ALARM_RATE = 0.05
-#: Fewer distinct training images than this: no density is fitted (no score).
+#: Fewer training records with an image than this: no density is fitted (no score).
 MIN_FIT_RECORDS = 10
-#: Fewer distinct validation images than this: calibration scores are cross-fitted on training.
+#: Fewer validation records with an image than this: calibration scores are cross-fitted on training.
 MIN_CALIBRATION_RECORDS = 20
 #: Folds (by patient) of the cross-fitted calibration scores.
 CROSSFIT_FOLDS = 5
@@ -398,12 +398,6 @@ def image_representations(
     return np.concatenate(rows), ids
 
 
-def _distinct_images(records: pd.DataFrame) -> pd.DataFrame:
-    """The records with an image, one per ``image_id`` (the first)."""
-    with_image = records[records[f"has_{IMAGE}"].to_numpy(bool)]
-    return with_image.drop_duplicates(f"{IMAGE}_id", keep="first")
-
-
 def fit_on_split(
     model: Any,
     train: pd.DataFrame,
@@ -418,25 +412,23 @@ def fit_on_split(
 ) -> tuple[EmbeddingAnomaly | None, str | None]:
     """Fit the score of a trained model on its training split, calibrated on its validation split.
 
-    The unit is the image item: the score reads the image alone, so records that share one image (the
-    constructed cohort reuses items; a study copied into two records) would give identical scores, and
-    counting them twice would weight one image twice in the density and break the independence the
-    conformal threshold assumes. So each split keeps one record per ``image_id`` (its first), and an
-    image of the training split is not used again for calibration.
+    The unit is the record, as in training: the density models the population of records the score
+    is applied to, so an image that several records share (the constructed cohort reuses items) weighs
+    as often as it occurs. A validation record whose image is also in the training split is left out of
+    the calibration (its distance would be in-sample, so the threshold too low).
 
     Returns ``(anomaly, None)``, or ``(None, why)`` when the model has no image modality or the training
-    split has fewer than :data:`MIN_FIT_RECORDS` distinct images.
+    split has fewer than :data:`MIN_FIT_RECORDS` records with an image.
     """
     if IMAGE not in model.modalities:
         return None, "the model has no image modality: no imaging anomaly score"
-    train = _distinct_images(train)
+    train = train[train[f"has_{IMAGE}"].to_numpy(bool)]
     if len(train) < MIN_FIT_RECORDS:
         return None, (
-            f"the train split has {len(train)} distinct image(s) (< {MIN_FIT_RECORDS}): no imaging "
+            f"the train split has {len(train)} record(s) with an image (< {MIN_FIT_RECORDS}): no imaging "
             "anomaly score fitted"
         )
     if val is not None:
-        val = _distinct_images(val)
         val = val[~val[f"{IMAGE}_id"].isin(train[f"{IMAGE}_id"])]
     x, rec = image_representations(model, train, stores, batch_size=batch_size, device=device)
     patient = train.set_index("record_id")["patient_id"].astype(str)
