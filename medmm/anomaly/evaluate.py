@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from medmm.anomaly.features import WindowSpec, beat_inputs, concat_inputs
 from medmm.anomaly.model import PREMATURITY_FLOOR, ScoreConfig
 from medmm.anomaly.runs import RecordBeats
-from medmm.anomaly.score import embed, score_embeddings
+from medmm.anomaly.score import embed, normal_reference, score_embeddings
 from medmm.anomaly.threshold import BASELINE_Z, robust_z
 from medmm.anomaly.train import train_beat_model
 
@@ -256,8 +256,8 @@ def leave_one_record_out(
             ensemble=ensemble,
         )
         embs = [embed(model, inputs[i].waves, device=device, net=net) for net in model.nets]
-        out = score_embeddings(embs, inputs[i], model.score)
-        prior = score_embeddings(embs, inputs[i], ScoreConfig.a_priori())
+        out = score_embeddings(embs, inputs[i], model.score, spec=spec)
+        prior = score_embeddings(embs, inputs[i], ScoreConfig.a_priori(), spec=spec)
         base_thr = BASELINE_Z
         samples = rb.beats["sample"].to_numpy(np.int64)
         ref_s, ref_sym = references[rb.record]
@@ -265,7 +265,7 @@ def leave_one_record_out(
         base_flag = base_z[i] > base_thr
         mm = binary_metrics(y, out["score"], out["flag"], counts["pos_missed"])
         for name, cfg in (grid or {}).items():
-            flag = score_embeddings(embs, inputs[i], cfg)["flag"]
+            flag = score_embeddings(embs, inputs[i], cfg, spec=spec)["flag"]
             gm = binary_metrics(y, flag.astype(float), flag, counts["pos_missed"])
             n_pos = gm["tp"] + gm["fn"]
             grid_counts[name].append({"record": rb.record, "tp": gm["tp"], "fp": gm["fp"], "n_pos": n_pos})
@@ -294,6 +294,10 @@ def leave_one_record_out(
                     "flag_a_priori": prior["flag"],
                     "base_score": base_z[i],
                     "base_flag": base_flag,
+                    "two_populations": normal_reference(
+                        embs, inputs[i].context.astype(np.float64), np.arange(len(samples))
+                    )
+                    is not None,
                 }
             )
         )

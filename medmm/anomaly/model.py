@@ -118,6 +118,10 @@ class ScoreConfig:
     kurtosis quality index relative to the record (:mod:`medmm.anomaly.sqi`; Li, Mark and Clifford
     2008) - the share of its 5-s window's variance that is the record's usual ECG - so a beat in a
     noise burst needs proportionally stronger evidence; fixed before it was measured on any label.
+    ``dominant_ref`` (v0.10, :mod:`medmm.anomaly.dominant`): in a record with two beat shapes (the
+    smaller >= 20 % of the beats, 4 robust SD apart) of which one is premature with a following pause
+    (median RR before it < 0.9 x the other's, median RR after it > RR before it / 0.9), every reference
+    of the score is taken from the other, normal beats; any other record scores exactly as v0.6.
 
     Defaults (v0.5): ``mad_floor_rr`` 0.05, ``noise_ratio`` 1.5, ``neighbours`` 5 with
     ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records (v0.3/v0.4) -,
@@ -145,6 +149,7 @@ class ScoreConfig:
     qrs_floor: float = 0.05
     p_absent: bool = True
     kurtosis_sqi: bool = True
+    dominant_ref: bool = True
 
     @classmethod
     def a_priori(cls) -> ScoreConfig:
@@ -290,6 +295,7 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     old |= {"neighbours": 0, "max_saturated": 0.0, "noise_z": 0.0}  # pre-v0.3 / pre-v0.4
     old |= {"qrs_floor": 0.0, "p_absent": False}  # pre-v0.5
     old |= {"kurtosis_sqi": False}  # pre-v0.6
+    old |= {"dominant_ref": False}  # pre-v0.10
     score_d = old | dict(cfg["score"])
     n_nets = int(cfg.get("ensemble", 1))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)

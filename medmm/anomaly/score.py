@@ -53,7 +53,8 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
-from medmm.anomaly.features import BeatInputs
+from medmm.anomaly.dominant import dominant_reference, nn_reference, reference_z, window_qrs_residual
+from medmm.anomaly.features import BeatInputs, WindowSpec
 from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
 from medmm.anomaly.threshold import robust_z
 
@@ -64,6 +65,7 @@ __all__ = [
     "mahalanobis_to_core",
     "neighbour_timing",
     "noise_limit",
+    "normal_reference",
     "p_absent_gate",
     "pick_device",
     "qrs_gate",
@@ -158,12 +160,15 @@ def embed(
     return out
 
 
-def whiten_to_core(z: NDArray[np.floating], core_fraction: float = 0.8) -> NDArray[np.float64]:
+def whiten_to_core(
+    z: NDArray[np.floating], core_fraction: float = 0.8, reference: NDArray[np.bool_] | None = None
+) -> NDArray[np.float64]:
     """Coordinates in which the record's dominant cluster has zero mean and identity covariance.
 
     The cluster is the ``core_fraction`` of rows closest (standardised Euclidean) to the coordinate-wise
     median; its mean and covariance (ridge 1e-6 x trace) define the metric. Euclidean distances in the
-    returned coordinates are Mahalanobis distances of the dominant cluster's metric.
+    returned coordinates are Mahalanobis distances of the dominant cluster's metric. ``reference``
+    (v0.10, :mod:`medmm.anomaly.dominant`): median, spread and core are taken from these rows only.
 
     >>> import numpy as np
     >>> w = whiten_to_core(np.random.default_rng(1).normal(size=(500, 2)) * [1.0, 10.0])
@@ -171,14 +176,15 @@ def whiten_to_core(z: NDArray[np.floating], core_fraction: float = 0.8) -> NDArr
     [1.0, 1.0]
     """
     z = np.asarray(z, dtype=np.float64)
-    n, d = z.shape
+    base = z if reference is None else z[np.asarray(reference, dtype=bool)]
+    n, d = base.shape
     if n < d + 2:
         return np.zeros_like(z)
-    med = np.median(z, axis=0)
-    spread = 1.4826 * np.median(np.abs(z - med), axis=0) + 1e-9
-    dist0 = (((z - med) / spread) ** 2).sum(axis=1)
+    med = np.median(base, axis=0)
+    spread = 1.4826 * np.median(np.abs(base - med), axis=0) + 1e-9
+    dist0 = (((base - med) / spread) ** 2).sum(axis=1)
     keep = dist0 <= np.quantile(dist0, core_fraction)
-    core = z[keep]
+    core = base[keep]
     mu = core.mean(axis=0)
     cov = np.cov(core, rowvar=False)
     cov += np.eye(d) * 1e-6 * max(float(np.trace(cov)), 1e-12)
@@ -298,7 +304,11 @@ def quality_weight(
 
 
 def qrs_gate(
-    qrs: NDArray[np.floating], gate_z: float, floor: float = 0.05, linear_floor: float = 0.0
+    qrs: NDArray[np.floating],
+    gate_z: float,
+    floor: float = 0.05,
+    linear_floor: float = 0.0,
+    reference: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float64]:
     """Weight in [0, 1] of the timing aspects from one record's QRS residuals.
 
@@ -308,7 +318,7 @@ def qrs_gate(
     of the QRS amplitude, so 0.05 = "a QRS differing by less than 5 % of its amplitude per SD is the
     same QRS": in a very regular record a 3 % difference is not 3 SD); else (v0.4) the robust z of
     ``log(residual)`` with its SD floored at ``floor``. All-NaN residuals (not computed) or
-    ``gate_z <= 0`` give 1 (no gating).
+    ``gate_z <= 0`` give 1 (no gating). ``reference`` (v0.10): median and spread of these beats only.
 
     >>> qrs_gate(np.array([0.05, 0.06, 0.05, 0.07, 0.5]), 1.0).round(2).tolist()
     [0.0, 0.0, 0.0, 0.57, 1.0]
@@ -320,11 +330,17 @@ def qrs_gate(
         return np.ones(q.size)
     q = np.nan_to_num(q, nan=float(np.nanmedian(q)))
     log_z = linear_floor <= 0  # v0.4: robust z of log(residual)
-    z = robust_z(np.log(np.maximum(q, 1e-6)), floor) if log_z else robust_z(q, linear_floor)
+    x, fl = (np.log(np.maximum(q, 1e-6)), floor) if log_z else (q, linear_floor)
+    z = robust_z(x, fl) if reference is None else reference_z(x, reference, fl)
     return np.asarray(np.clip(z / gate_z, 0.0, 1.0))
 
 
-def p_absent_gate(p_wave: NDArray[np.floating], gate_z: float, floor: float = 0.05) -> NDArray[np.float64]:
+def p_absent_gate(
+    p_wave: NDArray[np.floating],
+    gate_z: float,
+    floor: float = 0.05,
+    reference: NDArray[np.bool_] | None = None,
+) -> NDArray[np.float64]:
     """Weight in [0, 1] from one record's P-wave amplitudes: 1 where the P wave is missing.
 
     ``clip(robust_z(-log p) / gate_z, 0, 1)`` with ``p`` from
@@ -332,7 +348,7 @@ def p_absent_gate(p_wave: NDArray[np.floating], gate_z: float, floor: float = 0.
     P-wave stretch is ``gate_z`` robust SD flatter than the record's usual one has no P wave - the
     textbook sign of a ventricular (or junctional) beat, used when its QRS differs from the record's
     variable normal QRS by less than the normal spread (record 108). All-NaN input gives 0 (no
-    criterion).
+    criterion). ``reference`` (v0.10): median and spread of these beats only.
 
     >>> p_absent_gate(np.array([1.0, 1.2, 0.8, 1.0, 1.1, 0.9, 0.2]), 4.0).round(2).tolist()
     [0.0, 0.0, 0.36, 0.0, 0.0, 0.17, 1.0]
@@ -341,7 +357,8 @@ def p_absent_gate(p_wave: NDArray[np.floating], gate_z: float, floor: float = 0.
     if gate_z <= 0 or p.size == 0 or not np.isfinite(p).any():
         return np.zeros(p.size)
     p = np.nan_to_num(p, nan=float(np.nanmedian(p)))
-    z = robust_z(-np.log(np.maximum(p, 1e-3)), floor)
+    x = -np.log(np.maximum(p, 1e-3))
+    z = robust_z(x, floor) if reference is None else reference_z(x, reference, floor)
     return np.asarray(np.clip(z / gate_z, 0.0, 1.0))
 
 
@@ -356,11 +373,14 @@ def score_inputs(
     embeddings = [
         embed(model, inputs.waves, batch_size=batch_size, device=device, net=net) for net in model.nets
     ]
-    return score_embeddings(embeddings, inputs, model.score)
+    return score_embeddings(embeddings, inputs, model.score, spec=model.spec)
 
 
 def score_embeddings(
-    embeddings: list[NDArray[np.floating]], inputs: BeatInputs, cfg: ScoreConfig
+    embeddings: list[NDArray[np.floating]],
+    inputs: BeatInputs,
+    cfg: ScoreConfig,
+    spec: WindowSpec | None = None,
 ) -> dict[str, NDArray]:
     """Score beats from the embeddings of one or more networks (an ensemble) under ``cfg``.
 
@@ -373,6 +393,10 @@ def score_embeddings(
     to count as a PVC). With several networks, ``morphology_z`` is the mean of the
     members' per-record z-scores, and look-alikes are searched in the members' whitened embeddings
     side by side (divided by sqrt(members), so distances are root-mean-square over members).
+    With ``cfg.dominant_ref`` (v0.10) a record with a premature ectopic beat population
+    (:func:`medmm.anomaly.dominant.dominant_reference`) takes every reference from its normal beats
+    (``spec``: the window grid of ``inputs.waves``, for the normal-beat QRS template); other records
+    score exactly as without it.
 
     >>> import numpy as np
     >>> from medmm.anomaly.model import ScoreConfig
@@ -392,23 +416,35 @@ def score_embeddings(
     k = len(embeddings)
     for g in np.unique(inputs.group) if n else []:
         idx = np.flatnonzero(inputs.group == g)
+        ctx = inputs.context[idx].astype(np.float64)
+        ref = normal_reference(embeddings, ctx, idx) if cfg.dominant_ref else None
         whites = []
         for z in embeddings:
-            white = whiten_to_core(np.asarray(z)[idx], cfg.core_fraction)
+            white = whiten_to_core(np.asarray(z)[idx], cfg.core_fraction, reference=ref)
             d2 = (white**2).sum(axis=1)
             dist = np.log(d2 + 1e-3) if cfg.morph_transform == "log" else np.sqrt(d2)
-            morph[idx] += robust_z(dist, cfg.mad_floor_morph) / k
+            if ref is None:
+                morph[idx] += robust_z(dist, cfg.mad_floor_morph) / k
+            else:
+                morph[idx] += reference_z(dist, ref, cfg.mad_floor_morph) / k
             whites.append(white)
-        ctx = inputs.context[idx].astype(np.float64)
-        rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
-        pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
+        qrs = np.asarray(inputs.qrs)[idx]
+        if ref is None:
+            rhythm[idx] = robust_z(-ctx[:, 0], cfg.mad_floor_rr)
+            pause[idx] = robust_z(ctx[:, 1], cfg.mad_floor_rr)
+        else:  # coupling interval and pause against normal-to-normal intervals, QRS against normal QRS
+            rhythm[idx] = reference_z(-ctx[:, 0], nn_reference(ref, before=False), cfg.mad_floor_rr)
+            pause[idx] = reference_z(ctx[:, 1], nn_reference(ref, before=True), cfg.mad_floor_rr)
+            if np.isfinite(qrs).any():
+                sp = spec or WindowSpec()
+                qrs = window_qrs_residual(inputs.waves[idx, 0], ref, sp.pre_s, sp.post_s)
         if cfg.gap_rr > 0:
             gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
             rhythm[idx[gap]] = 0.0
             pause[idx[gap]] = 0.0
-        timing_w[idx] = qrs_gate(np.asarray(inputs.qrs)[idx], cfg.qrs_gate_z, linear_floor=cfg.qrs_floor)
+        timing_w[idx] = qrs_gate(qrs, cfg.qrs_gate_z, linear_floor=cfg.qrs_floor, reference=ref)
         if cfg.p_absent:
-            p_gate = p_absent_gate(np.asarray(inputs.p_wave)[idx], cfg.qrs_gate_z)
+            p_gate = p_absent_gate(np.asarray(inputs.p_wave)[idx], cfg.qrs_gate_z, reference=ref)
             timing_w[idx] = np.maximum(timing_w[idx], p_gate)
         own = timing_w[idx] * (saturate(rhythm[idx], cap) + saturate(pause[idx], cap))
         white_all = np.hstack(whites) / np.sqrt(k)
@@ -435,6 +471,28 @@ def score_embeddings(
         "rhythm_z": rhythm,
         "pause_z": pause,
     }
+
+
+def normal_reference(
+    embeddings: list[NDArray[np.floating]], ctx: NDArray[np.float64], idx: NDArray[np.integer]
+) -> NDArray[np.bool_] | None:
+    """v0.10: the normal beats of one record (rows ``idx``) with a premature ectopic population
+    (:func:`medmm.anomaly.dominant.dominant_reference`), clustered in the members' embeddings side by
+    side, each centred and divided by its total spread (one scalar per member: the embedding's own
+    geometry; whitening by a core that mixes two populations would shrink the very direction that
+    separates them); ``None`` otherwise.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> normal_reference([rng.normal(size=(100, 8))], np.zeros((100, 3)), np.arange(100)) is None
+    True
+    """
+    scaled = []
+    for z in embeddings:
+        e = np.asarray(z, dtype=np.float64)[idx]
+        e = e - np.median(e, axis=0)
+        scaled.append(e / max(float(np.sqrt(e.var(axis=0).sum())), 1e-12))
+    return dominant_reference(np.hstack(scaled), ctx)
 
 
 def score_beats(
