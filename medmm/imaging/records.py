@@ -94,8 +94,9 @@ class SourceFormat(StrEnum):
     nifti = "nifti"
     analyze = "analyze"
     png = "png"  # 2D picture exports (medmm.imaging.raster): no pixel spacing, no patient orientation
-    jpeg = "jpeg"
+    jpeg = "jpeg"  # also 12/16-bit JPEG and JPEG-LS pictures (decoded by pylibjpeg-libjpeg)
     tiff = "tiff"
+    jpeg2000 = "jpeg2000"  # JP2 file (.jp2) or bare JPEG 2000 codestream (.j2k/.j2c)
 
 
 class DicomInstance(Record):
