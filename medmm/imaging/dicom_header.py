@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 import sys
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,11 +30,21 @@ from medmm.imaging._dicom_values import (
 )
 from medmm.imaging._element_stream import parse_stream
 from medmm.imaging._fast_values import FastHeader, stream_signature
+from medmm.imaging._pixel_extent import (
+    DEFLATED,
+    PIXEL_DATA,
+    check_pixel_length,
+    deflated_pixel_element,
+    ends_cleanly,
+    pixel_element_at,
+    stream_ends_cleanly,
+)
 from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, TruncatedPixelDataError
 from medmm.imaging.kinds import classify
 from medmm.imaging.records import DicomInstance, DicomKind
 
 __all__ = [
+    "HEADER_ONLY",
     "NATIVE_SYNTAXES",
     "accession_of",
     "looks_like_dicom",
@@ -42,11 +53,13 @@ __all__ = [
     "study_time_precision",
 ]
 
-_PIXEL_DATA = 0x7FE00010
-_PIXEL_TAGS = {_PIXEL_DATA, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float / Double Float Pixel Data
 #: uncompressed transfer syntaxes: implicit VR little endian, explicit VR little / big endian
 NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+#: what a header-only image object's kind detail says after its SOP class name
+HEADER_ONLY = (
+    "without pixel data: a header only (the data set ends cleanly after its last element: pixel data "
+    "removed or never stored; re-export the image if it is needed)"
+)
 _FIX_REEXPORT = "re-export the object from the PACS/modality (or exclude it from the archive)"
 
 
@@ -76,54 +89,6 @@ def looks_like_dicom(head: bytes) -> bool:
         if length < 1024:
             return True
     return False
-
-
-def _pixel_element_length(fh: BinaryIO, little: bool, implicit: bool) -> tuple[int, int, int] | None:
-    """At the position pydicom stopped: (tag, declared pixel length, byte offset of the value) or None."""
-    start = fh.tell()
-    raw = fh.read(12)
-    if len(raw) < 8:
-        return None
-    order = "<" if little else ">"
-    group, elem = struct.unpack(order + "HH", raw[:4])
-    tag = (group << 16) | elem
-    if tag not in _PIXEL_TAGS:
-        return None
-    if implicit or not raw[4:6].isalpha():  # some writers encode Pixel Data implicitly anyway
-        (length,) = struct.unpack(order + "I", raw[4:8])
-        return tag, length, start + 8
-    if raw[4:6] in _LONG_VRS:
-        if len(raw) < 12:
-            return None
-        (length,) = struct.unpack(order + "I", raw[8:12])
-        return tag, length, start + 12
-    (length,) = struct.unpack(order + "H", raw[6:8])
-    return tag, length, start + 8
-
-
-def _check_pixel_length(rel_path: str, ds: Any, declared: int, available: int) -> None:
-    """Raise :class:`TruncatedPixelDataError` when native pixel data is shorter than its header says."""
-    if declared == 0xFFFFFFFF:  # encapsulated (compressed): checked when decoding
-        return
-    rows, cols = as_int(ds.get("Rows")) or 0, as_int(ds.get("Columns")) or 0
-    frames = as_int(ds.get("NumberOfFrames")) or 1
-    spp = as_int(ds.get("SamplesPerPixel")) or 1
-    bits = as_int(ds.get("BitsAllocated")) or 0
-    expected = (rows * cols * frames * spp * bits + 7) // 8
-    if available < declared:
-        raise TruncatedPixelDataError(
-            rel_path,
-            f"pixel data is truncated: the element declares {declared} bytes but the file holds only "
-            f"{available}",
-            "the transfer was cut off; copy the file again from the source",
-        )
-    if expected and declared < expected:
-        raise TruncatedPixelDataError(
-            rel_path,
-            f"pixel data has {declared} bytes but {rows}x{cols}x{frames} frames x {spp} samples x {bits} "
-            f"bits needs {expected}",
-            "re-export the image; the pixel data does not match its Rows/Columns/NumberOfFrames",
-        )
 
 
 #: numeric image attributes whose malformed values would silently break geometry or intensities
@@ -238,6 +203,13 @@ def read_open_header(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
     except Exception as exc:
         if _is_invalid_dicom(exc):
             raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
+        if isinstance(exc, zlib.error):  # Deflated Explicit VR Little Endian: the stream is damaged
+            raise DicomHeaderError(
+                rel_path,
+                f"the deflate-compressed data set cannot be inflated (zlib: {exc}): the file is truncated "
+                "or damaged",
+                "copy the file again from the source",
+            ) from exc
         if isinstance(exc, _MALFORMED):  # a bad VR, length or value among the elements we use
             raise DicomHeaderError(
                 rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
@@ -282,14 +254,25 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
         found = _SERIES_MEMO.get(memo_key)
         ds: Any = FastHeader(load, stream, found[3] if found is not None else None)
         pixel = stream.pixel
+        available = size - pixel[2] if pixel is not None else 0
+        clean = pixel is not None or stream_ends_cleanly(stream, size)
     else:
         import pydicom
 
         fh.seek(0)
         raw_ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-        _check_last_element(rel_path, raw_ds, size)
-        implicit, little = raw_ds.original_encoding
-        pixel = _pixel_element_length(fh, little is not False, bool(implicit))
+        raw_meta = getattr(raw_ds, "file_meta", None)
+        if raw_meta is not None and as_str(raw_meta.get("TransferSyntaxUID")) == DEFLATED:
+            # one deflate stream: its Pixel Data is found by inflating it whole (pydicom raises when the
+            # stream is damaged or cut off); its end is the deflate stream's own
+            pixel, available = deflated_pixel_element(fh)
+            clean = True
+        else:
+            _check_last_element(rel_path, raw_ds, size)
+            implicit, little = raw_ds.original_encoding
+            pixel = pixel_element_at(fh, little is not False, bool(implicit))
+            available = size - pixel[2] if pixel is not None else 0
+            clean = pixel is not None or ends_cleanly(raw_ds, fh, size, little is not False)
         ds = FastHeader(raw_ds) if fast else raw_ds
         memo_key, found = None, None
     meta = getattr(ds, "file_meta", None)
@@ -301,10 +284,10 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
     classified = kind, detail
     has_pixels = pixel is not None
     pixel_offset = None
-    if pixel is not None and tsyntax and not tsyntax.startswith("1.2.840.10008.1.2.1.99"):
+    if pixel is not None and tsyntax:
         tag, declared, offset = pixel
-        _check_pixel_length(rel_path, ds, declared, size - offset)
-        if tag == _PIXEL_DATA and declared != 0xFFFFFFFF and tsyntax in NATIVE_SYNTAXES:
+        check_pixel_length(rel_path, ds, declared, available)
+        if tag == PIXEL_DATA and declared != 0xFFFFFFFF and tsyntax in NATIVE_SYNTAXES:
             pixel_offset = offset
     if kind.is_image:
         _check_numeric(rel_path, ds)
@@ -324,14 +307,17 @@ def _summarise(fh: BinaryIO, rel_path: str, size: int, fast: bool = True) -> Dic
             "pixel data without Rows, Columns or BitsAllocated, so it cannot be decoded",
             _FIX_REEXPORT,
         )
-    if kind.is_image and not has_pixels and ds.get("Rows") and ds.get("Columns"):
+    if kind.is_image and not has_pixels and not clean and ds.get("Rows") and ds.get("Columns"):
         raise TruncatedPixelDataError(
             rel_path,
-            "the header describes an image (Rows/Columns) but the file ends before its Pixel Data",
+            "the header describes an image (Rows/Columns) but the file ends before its Pixel Data, "
+            "a few bytes into an element",
             "the transfer was cut off; copy the file again from the source",
         )
     if kind.is_image and not has_pixels:
-        kind, detail = DicomKind.other_non_image, f"{detail} without pixel data"
+        # the data set ends cleanly after its last element: a header-only object (pixel data removed,
+        # or never stored), not a cut-off copy
+        kind, detail = DicomKind.other_non_image, f"{detail} {HEADER_ONLY}"
     if found is not None:
         return _from_memo(ds, rel_path, kind, detail, shared, has_pixels, pixel_offset)
     memo = None
