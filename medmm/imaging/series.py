@@ -5,7 +5,9 @@ Policy (documented in ``docs/imaging.md``):
 * **non-image kinds** (SR, SEG, RT, presentation state, waveform, DICOMDIR, documents) -> outcome
   ``non_image`` with the kind in the reason; **unsupported pixel data** (whole-slide, video) ->
   ``quarantined`` (:class:`~medmm.imaging.errors.UnsupportedImageError`); a repeated SOP Instance UID ->
-  ``duplicate`` naming the kept file.
+  ``duplicate`` naming the kept file. The copy kept is the first in path order whose pixel data
+  decodes (``decodable``, e.g. :func:`decodable_in`; asked only about repeated instances, in path
+  order, until one decodes), else the first in path order.
 * **split** a series into separate stacks when slices differ in orientation, image size, pixel
   spacing or samples per pixel, or when positions repeat and echo number / temporal position /
   acquisition number separates them into duplicate-free stacks; ``split_reason`` says why.
@@ -34,6 +36,7 @@ import functools
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from pydantic import Field
@@ -51,6 +54,7 @@ __all__ = [
     "SeriesStack",
     "StackProblem",
     "assemble_series",
+    "decodable_in",
     "has_patient_geometry",
     "series_key_of",
 ]
@@ -319,8 +323,74 @@ def _multiframe_stack(inst: DicomInstance, key: str, min_slices: int, allow_tilt
     return stack
 
 
+def decodable_in(archive_root: Path | str) -> Callable[[DicomInstance], bool]:
+    """A ``decodable`` check for :func:`assemble_series`: whether an instance's pixel data decodes.
+
+    The file (``archive_root / inst.path``) is decoded as conversion would decode it
+    (:mod:`medmm.imaging.pixels`: a slice, a multi-frame object or a mosaic); any error means no. Only
+    instances whose SOP Instance UID repeats are ever asked about, so archives without duplicates decode
+    nothing more.
+
+    >>> from pydicom.data import get_testdata_file
+    >>> from medmm.imaging.dicom_header import read_dicom_header
+    >>> inst = read_dicom_header(Path(get_testdata_file("MR_small.dcm")), "MR_small.dcm")
+    >>> decodable_in(Path(get_testdata_file("MR_small.dcm")).parent)(inst)
+    True
+    """
+    root = Path(archive_root)
+
+    def decodable(inst: DicomInstance) -> bool:
+        from medmm.imaging import pixels
+
+        path = root / inst.path
+        try:
+            if inst.is_mosaic:
+                pixels.read_mosaic(path, inst)
+            elif inst.kind is DicomKind.multiframe_image or inst.n_frames > 1:
+                pixels.read_multiframe(path, inst, None)
+            else:
+                pixels.read_slice(path, inst)
+        except Exception:  # a decode error, a damaged or vanished file: not the copy to keep
+            return False
+        return True
+
+    return decodable
+
+
+def _kept_copies(
+    images: list[DicomInstance], decodable: Callable[[DicomInstance], bool] | None
+) -> tuple[dict[str, str], set[str]]:
+    """The kept copy's path for each repeated SOP Instance UID of ``images`` (in path order), and the
+    paths of the copies passed over because their pixel data does not decode."""
+    by_uid: dict[str, list[DicomInstance]] = defaultdict(list)
+    for inst in images:
+        by_uid[inst.sop_instance_uid].append(inst)
+    kept: dict[str, str] = {}
+    undecodable: set[str] = set()
+    for uid, copies in by_uid.items():
+        if len(copies) < 2:
+            continue
+        chosen = copies[0]
+        if decodable is not None:
+            tried = []
+            for copy in copies:  # in path order, until one decodes
+                if decodable(copy):
+                    chosen = copy
+                    break
+                tried.append(copy.path)
+            else:
+                tried = []  # none decodes: the first is kept and its conversion says why
+            undecodable.update(tried)
+        kept[uid] = chosen.path
+    return kept, undecodable
+
+
 def assemble_series(
-    instances: list[DicomInstance], *, min_slices: int = MIN_SLICES, allow_tilt: bool = False
+    instances: list[DicomInstance],
+    *,
+    min_slices: int = MIN_SLICES,
+    allow_tilt: bool = False,
+    decodable: Callable[[DicomInstance], bool] | None = None,
 ) -> SeriesAssembly:
     """Group instances into sorted, checked stacks; every file lands in one stack or in ``outcomes``.
 
@@ -332,6 +402,11 @@ def assemble_series(
         Smallest multi-slice stack accepted (single images are always accepted as 2D volumes).
     allow_tilt
         Accept gantry-tilted stacks with a warning (sheared affine) instead of quarantining them.
+    decodable
+        Whether an instance's pixel data decodes (:func:`decodable_in`): of several files with one SOP
+        Instance UID the first in path order that decodes is kept (e.g. of two copies of a 12-bit JPEG
+        image, the one a decoder reads), the others are ``duplicate``. Asked only about repeated
+        instances. ``None``: the first in path order is kept.
 
     Returns
     -------
@@ -348,9 +423,10 @@ def assemble_series(
     'waveform: 12-lead ECG Waveform Storage, routed to the signals stage'
     """
     out = SeriesAssembly()
-    seen: dict[str, str] = {}
     groups: dict[tuple[str, str], list[DicomInstance]] = defaultdict(list)
-    for inst in sorted(instances, key=lambda i: i.path):
+    ordered = sorted(instances, key=lambda i: i.path)
+    kept, undecodable = _kept_copies([i for i in ordered if i.kind.is_image], decodable)
+    for inst in ordered:
         if inst.kind is DicomKind.unsupported_image:
             err = UnsupportedImageError(
                 inst.path,
@@ -369,14 +445,14 @@ def assemble_series(
                 kind=inst.kind,
             )
             continue
-        if inst.sop_instance_uid in seen:
+        if kept.get(inst.sop_instance_uid, inst.path) != inst.path:
+            why = ": this copy's pixel data cannot be decoded" if inst.path in undecodable else ""
             out.outcomes[inst.path] = FileOutcome(
                 status=Status.duplicate,
-                reason=f"same SOP Instance UID as {seen[inst.sop_instance_uid]} (kept that one)",
+                reason=f"same SOP Instance UID as {kept[inst.sop_instance_uid]} (kept that one{why})",
                 kind=inst.kind,
             )
             continue
-        seen[inst.sop_instance_uid] = inst.path
         groups[(inst.study_uid, series_key_of(inst))].append(inst)
     for (_study, series), group in sorted(groups.items()):
         out.stacks.extend(_assemble_group(series, group, min_slices, allow_tilt))
