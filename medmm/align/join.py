@@ -4,7 +4,9 @@ Items are rows ``modality, item_id, patient_id, study_id (or None), time (epoch 
 Rules, applied per patient (nothing is ever joined across patients):
 
 1. Items with a ``study_id`` define studies; a study's time is the earliest time of its items.
-   Reports are linked to the studies of the other modalities (images), in this order (column
+   Images without one (pictures of an ids table without a study column) become studies by rules 2-3
+   first (one study per accession number), so reports link to them as to any study.
+   Reports are linked to the studies holding an image, in this order (column
    ``report_link``): **uid** (the report's study id is the study's), **accession** (the report's
    ``accession_id`` is on the study's images; on two studies of the patient: not linked, counted),
    **date** (a report without study id: the nearest study within ``report_window_s`` of its
@@ -15,11 +17,13 @@ Rules, applied per patient (nothing is ever joined across patients):
    ``only_study``) or forms its own record. Times of precision ``"date"`` (a date without a time of day)
    are compared as whole days (:func:`gap_s`), here and in rule 2.
 2. An item without ``study_id`` joins the study of the same patient whose time is nearest to its own,
-   if within ``tolerance_s`` (inclusive; equally near studies: the smaller study id wins). When the
+   if within ``tolerance_s`` (inclusive; equally near studies: the smaller study id wins; an item with
+   an accession number joins the study whose images carry it, and never one whose images carry only
+   other accession numbers). When the
    patient has exactly one study and time cannot be compared (the item or every study is untimed), the
    item joins that study; with several, an untimed item is never guessed into one.
 3. Items still unattached form new studies: timed items are chained while consecutive gaps stay within
-   ``tolerance_s``; an untimed item becomes a study of its own.
+   ``tolerance_s`` (never two accession numbers in one chain); an untimed item becomes a study of its own.
 4. A study keeps one item per modality: the one nearest the study time (then the smallest id); of
    reports, the one linked the strongest way first (uid, accession, date, only study).
 
@@ -231,10 +235,101 @@ def _link_report(
     return near[0][2], "date"
 
 
+def _add_named(studies: dict[str, _Study], rep: _Item) -> None:
+    """A report naming a study that no image links it to: that study (made when none has images)."""
+    sid = str(rep.study_id)
+    if sid not in studies:
+        studies[sid] = _Study(sid, math.nan, [], rep.precision)
+    studies[sid].add_timed(rep)
+
+
+def _place_loose(loose: list[_Item], studies: dict[str, _Study], tol: float) -> list[_Study]:
+    """Rules 2 and 3 for the items without a study id (no reports); returns the new studies.
+
+    An item joins the nearest study within ``tol`` (or the patient's only study when time cannot be
+    compared); the rest are chained into new studies. Items with an accession number (pictures of an ids
+    table with an accession column) go as one exam per accession number: to the study whose images carry
+    it, else as any item but never into a study or chain whose images carry other accession numbers
+    (another exam), so two pictures of one day with two accession numbers stay two studies.
+    """
+    carriers: dict[str, list[_Study]] = {}
+    for st in studies.values():
+        st.accessions = {
+            it.accession for it in st.items if it.accession is not None and it.modality != "report"
+        }
+        for number in st.accessions:
+            carriers.setdefault(number, []).append(st)
+    timeline = _Timeline(list(studies.values()))
+    only = next(iter(studies.values())) if len(studies) == 1 else None
+    exams: dict[str, list[_Item]] = {}
+    units: list[list[_Item]] = []
+    for it in loose:
+        if it.accession is None:
+            units.append([it])
+        else:
+            exams.setdefault(it.accession, []).append(it)
+    units += [exams[number] for number in sorted(exams)]
+
+    def first(unit: list[_Item]) -> float:
+        return min((it.time for it in unit if not math.isnan(it.time)), default=math.nan)
+
+    leftovers: list[tuple[float, float, str, list[_Item], str | None]] = []
+    for unit in units:
+        acc, t = unit[0].accession, first(unit)
+        target = None
+        if acc is not None and acc in carriers:  # on two studies: ambiguous, a study of its own
+            target = carriers[acc][0] if len(carriers[acc]) == 1 else None
+        elif not math.isnan(t):
+            near = [c for c in timeline.near(t, unit[0].precision, tol) if acc is None or not c[2].accessions]
+            if near:
+                target = near[0][2]  # equally near: the smaller study id
+            elif not timeline.times and only is not None and (acc is None or not only.accessions):
+                target = only  # the patient's only study has no time to compare
+        elif only is not None and (acc is None or not only.accessions):
+            target = only
+        if target is not None:
+            target.items.extend(unit)
+            if acc is not None:
+                target.accessions.add(acc)
+        else:
+            last = max((it.time for it in unit if not math.isnan(it.time)), default=math.nan)
+            leftovers.append((t, last, min(it.item_id for it in unit), unit, acc))
+    leftovers.sort(key=lambda u: (math.isnan(u[0]), 0.0 if math.isnan(u[0]) else u[0], u[2]))
+    fresh: list[_Study] = []
+    chain: _Study | None = None
+    for t, last, _, unit, acc in leftovers:
+        if (
+            not math.isnan(t)
+            and chain is not None
+            and t - chain.last <= tol
+            and (acc is None or not chain.accessions)
+        ):
+            chain.items.extend(unit)
+            chain.last = max(chain.last, last)
+        else:
+            it = min(
+                unit, key=lambda x: (math.isnan(x.time), 0.0 if math.isnan(x.time) else x.time, x.item_id)
+            )
+            sid = f"stu-{it.modality}-{hashlib.sha256(it.item_id.encode()).hexdigest()[:12]}"
+            fresh.append(_Study(sid, t, list(unit), it.precision))
+            fresh[-1].last = last
+            chain = None if math.isnan(t) else fresh[-1]
+        if acc is not None and chain is not None:
+            chain.accessions.add(acc)
+    return fresh
+
+
 def _studies_of_patient(
     items: list[_Item], tol: float, report_tol: float, foreign: set[str], counts: dict[str, int]
 ) -> list[_Study]:
-    """The rules of the module docstring for one patient's items; O(n log n) in the items."""
+    """The rules of the module docstring for one patient's items; O(n log n) in the items.
+
+    Order: the studies of the items with a study id, the reports naming them (uid); reports naming a
+    study without images that no accession number can link elsewhere make that study; the items
+    without a study id join or form studies (rules 2-3), so images without a study id (pictures of an
+    ids table without a study column) are studies too; then the other reports are linked (accession,
+    date) to every study holding an image, or join the patient's only study, or form their own record.
+    """
     studies: dict[str, _Study] = {}
     reports: list[_Item] = []
     loose: list[_Item] = []
@@ -249,77 +344,77 @@ def _studies_of_patient(
             studies[it.study_id] = _Study(it.study_id, math.nan, [], it.precision)
             studies[it.study_id].add_timed(it)
     reports.sort(key=lambda it: it.item_id)
+    waiting: list[_Item] = []
+    on_images = {it.accession for it in items if it.modality != "report" and it.accession is not None}
     for rep in reports:  # uid first: a report naming the study is part of it (its time counts)
         if rep.study_id is not None and rep.study_id in studies:
             studies[rep.study_id].add_timed(rep)
             studies[rep.study_id].links[rep.item_id] = "uid"
+        elif rep.study_id is not None and rep.accession not in on_images:
+            if rep.accession is not None:  # counted as when linking: found on no image of the patient
+                counts[
+                    "report_accession_other_patient"
+                    if rep.accession in foreign
+                    else "report_accession_unmatched"
+                ] += 1
+            _add_named(studies, rep)
+        else:
+            waiting.append(rep)
+    studies = dict(sorted(studies.items()))
+    fresh = _place_loose(loose, studies, tol)
+    imaged = [
+        st
+        for st in sorted([*studies.values(), *fresh], key=lambda s: s.study_id)
+        if any(it.modality == "image" for it in st.items)
+    ]
     by_accession: dict[str, list[_Study]] = {}
-    for st in sorted(studies.values(), key=lambda s: s.study_id):
+    for st in imaged:
         st.accessions = {
             it.accession for it in st.items if it.accession is not None and it.modality != "report"
         }
         for acc in sorted(st.accessions):
             by_accession.setdefault(acc, []).append(st)
-    timeline = _Timeline(list(studies.values()))
-    pending: list[_Item] = []
-    for rep in reports:
-        if rep.study_id is not None and rep.study_id in studies:
-            continue
+    timeline = _Timeline(imaged)
+    unplaced: list[_Item] = []
+    for rep in waiting:
         target, link = _link_report(
             rep, studies, by_accession, timeline, report_tol, rep.accession in foreign, counts
         )
-        if target is None or link is None:
-            pending.append(rep)
-        else:
+        if target is not None and link is not None:
             target.items.append(rep)
             target.links[rep.item_id] = link
-    for rep in pending:  # a report naming a study with no images: that study, as before
-        if rep.study_id is None:
-            loose.append(rep)
-        elif rep.study_id in studies:
-            studies[rep.study_id].add_timed(rep)
+        elif rep.study_id is not None:
+            _add_named(studies, rep)
         else:
-            studies[rep.study_id] = _Study(rep.study_id, math.nan, [], rep.precision)
-            studies[rep.study_id].add_timed(rep)
-    studies = dict(sorted(studies.items()))
-    timeline = _Timeline(list(studies.values()))
-    only = next(iter(studies.values())) if len(studies) == 1 else None
-    loose.sort(key=lambda it: (math.isnan(it.time), 0.0 if math.isnan(it.time) else it.time, it.item_id))
-    leftovers: list[_Item] = []
-    for it in loose:
+            unplaced.append(rep)
+    pool = {st.study_id: st for st in [*studies.values(), *imaged]}  # not the studies of signals alone
+    only = next(iter(pool.values())) if len(pool) == 1 else None
+    named = _Timeline(list(studies.values()))
+    pictures = _Timeline([st for st in fresh if st.study_id in pool])
+    out = [*sorted(studies.values(), key=lambda s: s.study_id), *fresh]
+    for rep in unplaced:  # rule 2 for a report: the nearest study by its time, else the only study
         target = None
-        if not math.isnan(it.time):
-            near = timeline.near(it.time, it.precision, tol)
+        if not math.isnan(rep.time):
+            near = named.near(rep.time, rep.precision, tol) or pictures.near(rep.time, rep.precision, tol)
             if near:
                 target = near[0][2]  # equally near: the smaller study id
-            elif not timeline.times and only is not None:
-                target = only  # the patient's only study has no time to compare
-        elif only is not None:
-            target = only
-        if target is not None and it.modality == "report":
-            refused = (
-                it.accession is not None and it.accession in foreign and it.accession not in by_accession
-            )
-            dated = not math.isnan(it.link_time) and not math.isnan(target.time)
-            if refused or dated or not _compatible(it, target):
-                target = None  # another patient's or exam's accession, or a date that did not place it
-            else:
-                target.links[it.item_id] = "date" if not math.isnan(it.time) else "only_study"
-        if target is None:
-            leftovers.append(it)
+            elif not named.times and not pictures.times:
+                target = only
         else:
-            target.items.append(it)
-    out = list(studies.values())
-    chain: _Study | None = None
-    for it in leftovers:
-        if not math.isnan(it.time) and chain is not None and it.time - chain.last <= tol:
-            chain.items.append(it)
-            chain.last = it.time
-            continue
-        sid = f"stu-{it.modality}-{hashlib.sha256(it.item_id.encode()).hexdigest()[:12]}"
-        fresh = _Study(sid, it.time, [it], it.precision)
-        out.append(fresh)
-        chain = None if math.isnan(it.time) else fresh
+            target = only
+        if target is not None:
+            refused = (
+                rep.accession is not None and rep.accession in foreign and rep.accession not in by_accession
+            )
+            dated = not math.isnan(rep.link_time) and not math.isnan(target.time)
+            if refused or dated or not _compatible(rep, target):
+                target = None  # another patient's or exam's accession, or a date that did not place it
+        if target is not None:
+            target.items.append(rep)
+            target.links[rep.item_id] = "date" if not math.isnan(rep.time) else "only_study"
+        else:
+            sid = f"stu-report-{hashlib.sha256(rep.item_id.encode()).hexdigest()[:12]}"
+            out.append(_Study(sid, rep.time, [rep], rep.precision))
     return out
 
 

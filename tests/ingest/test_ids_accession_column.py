@@ -118,12 +118,6 @@ def test_id_column_options_without_an_ids_table_are_refused(site: Path) -> None:
     assert not (site / "run").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm align matches accession numbers only on images with a study id (medmm/align/join.py: "
-    "images without one are 'loose' and chained after the reports are linked); until that changes, "
-    "give the ids table a study column (docs/ingest.md)",
-)
 def test_pictures_without_a_study_column_link_by_accession(site: Path) -> None:
     code, out = _ingest(site, "--accession-column", "acc_no")
     assert code == 0, out

@@ -1,0 +1,116 @@
+"""Images without a study id (pictures of a `medmm ingest --ids` table without a study column) are
+studies too: reports link to them by accession and by date with the same rules as to studies with a
+StudyInstanceUID (nearest within the report window, ties never linked, never across patients)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from medmm.align.join import join_items, parse_duration
+
+H, D = 3600.0, 86400.0
+COLUMNS = ["modality", "item_id", "patient_id", "study_id", "time", "precision", "accession_id", "link_time"]
+
+
+def _join(rows: list[tuple], report_window: str = "3d") -> tuple[pd.DataFrame, dict[str, int]]:
+    """Rows ``(modality, id, patient, study, time, precision, accession, link_time)``."""
+    counts: dict[str, int] = {}
+    rec = join_items(
+        pd.DataFrame(rows, columns=COLUMNS),
+        parse_duration("24h"),
+        report_window_s=parse_duration(report_window, "--report-window"),
+        counts=counts,
+    )
+    return rec, counts
+
+
+def _record_of(rec: pd.DataFrame, report: str) -> dict:
+    return next(r for r in rec.to_dict(orient="records") if r["report_id"] == report)
+
+
+#: two pictures of one patient on one day, no study id: only the accession number tells them apart
+PICTURES = [
+    ("image", "a", "p", None, 10 * D, "date", "acc-a"),
+    ("image", "b", "p", None, 10 * D, "date", "acc-b"),
+]
+
+
+def test_a_report_links_to_a_picture_by_accession() -> None:
+    rows = [*PICTURES, ("report", "r", "p", None, math.nan, "datetime", "acc-b")]
+    rec, counts = _join([(*r, math.nan) for r in rows])
+    linked = _record_of(rec, "r")
+    assert linked["image_id"] == "b" and linked["report_link"] == "accession"
+    assert counts["report_links_accession"] == 1 and counts["report_accession_unmatched"] == 0
+    # two accession numbers are two exams: never chained into one study although within the 24h window
+    assert len(rec) == 2 and set(rec["image_id"]) == {"a", "b"}
+
+
+def test_pictures_of_one_accession_number_are_one_study_and_join_the_study_carrying_it() -> None:
+    rows = [
+        ("image", "ct", "p", "u-ct", 10 * D + 9 * H, "datetime", "acc-a", math.nan),  # a DICOM study
+        ("image", "pic", "p", None, 12 * D, "date", "acc-a", math.nan),  # its key image, 2 days later
+        ("image", "b1", "p", None, 10 * D, "date", "acc-b", math.nan),
+        ("image", "b2", "p", None, 30 * D, "date", "acc-b", math.nan),  # one exam, one study
+        ("report", "rb", "p", None, math.nan, "datetime", "acc-b", math.nan),
+    ]
+    rec, counts = _join(rows)
+    assert len(rec) == 2 and counts["report_links_accession"] == 1
+    by_study = {r["image_id"]: r for r in rec.to_dict(orient="records")}
+    assert by_study["ct"]["study_id"] == "u-ct" and by_study["b1"]["report_id"] == "rb"
+
+
+def test_a_report_links_to_a_picture_by_date_nearest_within_the_window() -> None:
+    rows = [
+        ("image", "x1", "p", None, 10 * D + 9 * H, "datetime", None, math.nan),
+        ("image", "x2", "p", None, 20 * D + 9 * H, "datetime", None, math.nan),
+        ("report", "r", "p", None, math.nan, "date", None, 11 * D),  # the day after x1
+    ]
+    rec, counts = _join(rows)
+    linked = _record_of(rec, "r")
+    assert linked["image_id"] == "x1" and linked["report_link"] == "date"
+    assert counts["report_links_date"] == 1
+    rec, counts = _join(rows, report_window="12h")  # a whole day away: outside a 12h window
+    assert pd.isna(_record_of(rec, "r")["image_id"]) and counts["reports_unlinked"] == 1
+
+
+def test_two_pictures_equally_near_are_a_tie_never_a_guess() -> None:
+    rows = [
+        ("image", "x1", "p", None, 9 * D + 9 * H, "datetime", None, math.nan),
+        ("image", "x2", "p", None, 11 * D + 9 * H, "datetime", None, math.nan),
+        ("report", "r", "p", None, math.nan, "date", None, 10 * D),  # one day after x1, one before x2
+    ]
+    rec, counts = _join(rows)
+    assert pd.isna(_record_of(rec, "r")["image_id"])
+    assert counts["report_date_ties"] == 1 and counts["report_links_date"] == 0
+
+
+def test_a_picture_accession_never_links_another_patients_report() -> None:
+    rows = [
+        ("image", "a", "p", None, 10 * D, "date", "acc-a", math.nan),
+        ("report", "r", "q", None, math.nan, "date", "acc-a", 10 * D),  # q's report, p's accession number
+    ]
+    rec, counts = _join(rows)
+    assert counts["report_accession_other_patient"] == 1 and counts["reports_unlinked"] == 1
+    assert (rec.groupby("record_id")["patient_id"].nunique() == 1).all()
+    assert pd.isna(_record_of(rec, "r")["image_id"])
+
+
+def test_a_picture_of_another_exam_is_not_linked_by_date() -> None:
+    rows = [
+        ("image", "a", "p", None, 10 * D, "date", "acc-a", math.nan),
+        ("report", "r", "p", None, math.nan, "date", "acc-other", 10 * D),  # same day, another exam
+    ]
+    rec, counts = _join(rows)
+    assert pd.isna(_record_of(rec, "r")["image_id"]) and counts["report_accession_unmatched"] == 1
+
+
+def test_an_ecg_alone_is_no_study_for_a_report() -> None:
+    """Reports link to studies holding an image; a signal without study id stays a record of its own."""
+    rows = [
+        ("signal", "w", "p", None, 10 * D + 9 * H, "datetime", None, math.nan),
+        ("report", "r", "p", None, math.nan, "date", None, 10 * D),
+    ]
+    rec, counts = _join(rows)
+    assert pd.isna(_record_of(rec, "r")["signal_id"]) and counts["reports_unlinked"] == 1
