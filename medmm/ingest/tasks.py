@@ -20,7 +20,7 @@ import logging
 import multiprocessing
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,6 +59,7 @@ __all__ = [
     "Scanned",
     "convert_job",
     "image_extension",
+    "other_picture",
     "quiet_readers",
     "scan_batch",
     "unexpected",
@@ -221,7 +222,50 @@ _IMAGE_ENDINGS = (
     (".jpeg", "JPEG"),
     (".tif", "TIFF"),
     (".tiff", "TIFF"),
+    (".jpe", "JPEG"),
+    (".jfif", "JPEG"),
+    (".jls", "JPEG-LS"),
+    (".jp2", "JPEG 2000"),
+    (".j2k", "JPEG 2000"),
+    (".j2c", "JPEG 2000"),
+    (".jpc", "JPEG 2000"),
+    (".jpx", "JPEG 2000"),
+    (".jpf", "JPEG 2000"),
 )
+
+#: what medmm ingest reads (for reasons that say what a file is not)
+_READS = "DICOM, NIfTI, ANALYZE and PNG/JPEG/TIFF/JPEG 2000 pictures"
+_READS_OR = "DICOM, NIfTI, ANALYZE or a PNG/JPEG/TIFF/JPEG 2000 picture"
+
+#: picture formats recognised only to say so: (name, test on the head). medmm reads none of them; the
+#: fix converts them to PNG, which keeps the grey values exactly and which medmm reads.
+_OTHER_PICTURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
+    (
+        "BMP",
+        lambda h: (
+            h[:2] == b"BM"
+            and len(h) >= 18
+            and h[6:10] == bytes(4)
+            and int.from_bytes(h[14:18], "little") in (12, 16, 40, 52, 56, 64, 108, 124)
+        ),
+    ),
+    ("GIF", lambda h: h[:6] in (b"GIF87a", b"GIF89a")),
+    ("WebP", lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP"),
+    ("JPEG XL", lambda h: h[:2] == b"\xff\x0a" or h[:12] == b"\0\0\0\x0cJXL \r\n\x87\n"),
+    ("HEIF/AVIF", lambda h: h[4:8] == b"ftyp" and h[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"avis")),
+)
+
+
+def other_picture(head: bytes) -> str:
+    """The name of a picture format medmm does not read (BMP, GIF, WebP, JPEG XL, HEIF/AVIF) that
+    ``head`` (a file's first bytes) starts, else ``""``.
+
+    >>> other_picture(b"GIF89a" + bytes(10)), other_picture(b"RIFF" + bytes(4) + b"WEBPVP8 ")
+    ('GIF', 'WebP')
+    >>> other_picture(b"hello")
+    ''
+    """
+    return next((name for name, test in _OTHER_PICTURES if test(head)), "")
 
 
 def image_extension(rel: str) -> str:
@@ -243,7 +287,8 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned
         return _final(entry, Format.empty, Status.quarantined, reason_of(err))
     try:
         with open(full, "rb") as fh:  # one open for the sniff and (for DICOM) the header
-            sniffed = sniff_head(fh.read(HEAD_BYTES))
+            head = fh.read(HEAD_BYTES)
+            sniffed = sniff_head(head)
             if not sniffed.error and sniffed.base is Format.dicom and not sniffed.gzipped:
                 return _scan_dicom(entry, fh, sniffed, pz)
     except OSError as exc:
@@ -299,21 +344,31 @@ def _scan_one(entry: Entry, root: Path, pz: Pseudonymizer | _MemoIds) -> Scanned
             name, header = owner
             err7 = UnsupportedFormatError(
                 entry.rel,
-                f"{_display(name)} image data belonging to {header!r}: medmm ingest reads DICOM, NIfTI and "
-                f"ANALYZE only",
+                f"{_display(name)} image data belonging to {header!r}: medmm ingest reads {_READS} only",
                 _CONVERT_HINT[name],
             )
             return _final(entry, fmt, Status.quarantined, reason_of(err7), kind=name.value)
+        picture = other_picture(head) if base is Format.unknown else ""
+        if picture:  # a picture export in a format Pillow reads but medmm does not take
+            err10 = UnsupportedFormatError(
+                entry.rel,
+                f"{picture} picture: medmm ingest reads PNG, JPEG, TIFF and JPEG 2000 pictures, "
+                f"not {picture}",
+                "convert it to PNG, which keeps its grey values (e.g. ImageMagick `magick IN OUT.png`, "
+                "or Pillow `Image.open(IN).save(OUT.png)`), and ingest the PNG",
+            )
+            kind = picture.split("/")[0].lower().replace(" ", "")  # bmp, gif, webp, jpegxl, heif
+            return _final(entry, fmt, Status.quarantined, reason_of(err10), kind=kind)
         detail = sniffed.note or "unrecognised binary content"
         err5 = UnsupportedFormatError(
             entry.rel,
-            f"not DICOM, NIfTI or ANALYZE ({detail})",
+            f"not {_READS_OR} ({detail})",
             "convert it to DICOM or NIfTI, or remove it from the archive",
         )
         return _final(entry, fmt, Status.quarantined, reason_of(err5))
     hint = _CONVERT_HINT.get(base, "convert it to NIfTI or DICOM")
     err6 = UnsupportedFormatError(
-        entry.rel, f"{_display(base)} image: medmm ingest reads DICOM, NIfTI and ANALYZE only", hint
+        entry.rel, f"{_display(base)} image: medmm ingest reads {_READS} only", hint
     )
     return _final(entry, fmt, Status.quarantined, reason_of(err6), kind=base.value)
 
