@@ -28,7 +28,8 @@ def parse_cmd(
     input_path: Path = typer.Argument(..., help="CSV/TSV/JSONL/Parquet table, or a folder of .txt files."),
     out: Path = typer.Option(..., "--out", help="Run directory (tables + run.json)."),
     id_column: str | None = typer.Option(
-        None, help="Report id column (default: report_id, id, uid, accession)."
+        None,
+        help="Report id column (default: report_id, id, uid, accession; else the --accession-column).",
     ),
     text_columns: str | None = typer.Option(
         None,

@@ -403,6 +403,28 @@ def _assemble(values: list[tuple[str, str]]) -> tuple[str, list[tuple[str, int, 
     return "\n\n".join(parts), sections
 
 
+def _accession_is_the_id(
+    columns: list[str], id_column: str | None, accession_column: str | None, keep_report_ids: bool
+) -> bool:
+    """Whether ``accession_column`` serves as the report id: no ``id_column`` given, none of
+    :data:`DEFAULT_ID_COLUMNS` in the table, and ids pseudonymized (never kept raw: ``keep_report_ids``
+    would write the accession numbers as they are).
+
+    >>> _accession_is_the_id(["accession_no", "findings"], None, "accession_no", False)
+    True
+    >>> _accession_is_the_id(["id", "accession_no", "findings"], None, "accession_no", False)
+    False
+    """
+    lower = {c.lower() for c in columns}
+    return (
+        id_column is None
+        and accession_column is not None
+        and accession_column in columns
+        and not keep_report_ids
+        and not any(d in lower for d in DEFAULT_ID_COLUMNS)
+    )
+
+
 def read_reports(
     path: Path,
     *,
@@ -434,7 +456,8 @@ def read_reports(
     duplicate's reason names the first row's location, never an id.
 
     ``accession_column`` (a table's accession numbers; by default the id column when it is named
-    ``accession``, :data:`ACCESSION_ID_COLUMNS`) gives each report ``accession_id =
+    ``accession``, :data:`ACCESSION_ID_COLUMNS`; it is also the id column when none is given and the
+    table has none of :data:`DEFAULT_ID_COLUMNS`, as in RIS exports) gives each report ``accession_id =
     Pseudonymizer.id(accession, "report")``, the pseudonym the imaging stage gives the DICOM
     AccessionNumber, so ``medmm align`` links the report to its images without a StudyInstanceUID.
     ``date_column`` (the report / exam date) is read by :func:`~medmm.reports.io.dates.read_dates` and
@@ -517,7 +540,12 @@ def read_reports(
     else:
         frame, file_notes, rejected, numbers = _read_table(path)
         columns = [str(c) for c in frame.columns]
-        id_col = _pick(columns, [id_column] if id_column else None, DEFAULT_ID_COLUMNS, "id", path, False)[0]
+        if _accession_is_the_id(columns, id_column, accession_column, keep_report_ids):
+            id_col = str(accession_column)  # a RIS export: the accession number identifies the report
+        else:
+            id_col = _pick(
+                columns, [id_column] if id_column else None, DEFAULT_ID_COLUMNS, "id", path, False
+            )[0]
         if isinstance(text_columns, str):
             text_columns = _columns_from_string(text_columns, columns)
         text_cols = _pick(columns, text_columns, DEFAULT_TEXT_COLUMNS, "text", path, True)
