@@ -15,7 +15,7 @@ from __future__ import annotations
 from enum import StrEnum
 from fnmatch import fnmatch
 
-__all__ = ["DROPPED_FILES", "JSON_FILES", "TABLES", "Policy", "dropped_reason", "table_policy"]
+__all__ = ["DROPPED_FILES", "JSON_FILES", "RUN_FOLDERS", "TABLES", "Policy", "dropped_reason", "table_policy"]
 
 
 class Policy(StrEnum):
@@ -305,9 +305,18 @@ DROPPED_FILES: tuple[tuple[str, str], ...] = (
     ("*.log", "log"),
     ("models/*/*.pt", "model weights (may memorize training data)"),
     ("models/*/*.png", "figures"),
-    ("top_windows/*", "figures"),
+    ("top_windows/*", "figures: ECG strips of the top-scoring windows, titled with their record name"),
     ("volumes/*", "volumes are shared only with --with-volumes"),
     ("windows/*", "signal windows are shared only with --with-windows"),
+)
+
+
+#: Top-level folders of a run that medmm's stages write besides its tables' folders: a share report
+#: names them as they are (``figures/``, ``top_windows/`` of ``medmm anomaly score --plot``), any other
+#: folder by a keyed pseudonym (``unknown folder fol-...``: it may be named after a patient).
+RUN_FOLDERS: frozenset[str] = frozenset(
+    {".reports_parts", ".signals_parts", ".parts", "figures", "inputs", "models", "top_windows"}
+    | {"volumes", "windows"}
 )
 
 
