@@ -10,7 +10,14 @@ from medmm.imaging.convert import convert_image_file, convert_stack
 from medmm.imaging.dicom_header import read_dicom_header
 from medmm.imaging.preview import most_labelled_slice, plot_slice
 from medmm.imaging.records import SCHEMAS, DicomInstance, DicomKind, SourceFormat, VolumeRecord
-from medmm.imaging.series import FileOutcome, SeriesAssembly, SeriesStack, StackProblem, assemble_series
+from medmm.imaging.series import (
+    FileOutcome,
+    SeriesAssembly,
+    SeriesStack,
+    StackProblem,
+    assemble_series,
+    decodable_in,
+)
 
 __all__ = [
     "SCHEMAS",
@@ -25,6 +32,7 @@ __all__ = [
     "assemble_series",
     "convert_image_file",
     "convert_stack",
+    "decodable_in",
     "most_labelled_slice",
     "plot_slice",
     "read_dicom_header",

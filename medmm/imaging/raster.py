@@ -349,17 +349,12 @@ def picture_to_volume(pixels: np.ndarray) -> np.ndarray:
 
 
 def _source_format(fmt: str) -> SourceFormat:
-    """The ``source_format`` of a picture format. ``SourceFormat`` (``records.py``) has no JPEG 2000
-    member yet: such volumes are recorded as ``jpeg`` (their family) until it has one, and their sidecar's
-    ``picture.codec`` says ``JPEG 2000``.
+    """The ``source_format`` of a picture format (the sniffed format names are ``SourceFormat`` values).
 
-    >>> _source_format("png").value
-    'png'
+    >>> _source_format("png").value, _source_format("jpeg2000").value
+    ('png', 'jpeg2000')
     """
-    try:
-        return SourceFormat(fmt)
-    except ValueError:
-        return SourceFormat.jpeg
+    return SourceFormat(fmt)
 
 
 #: the warning of a file that an ids table was given for, but that got no patient id from it

@@ -173,10 +173,11 @@ def _convert_stacks(
     pairs: list[tuple[DicomInstance, IngestManifestRow]], root: Path, out: Path, pz: Pseudonymizer
 ) -> tuple[list[IngestManifestRow], list[VolumeRecord]]:
     from medmm.imaging.convert import convert_stack
-    from medmm.imaging.series import assemble_series
+    from medmm.imaging.series import assemble_series, decodable_in
 
     by_path = {inst.path: (inst, row) for inst, row in pairs}
-    assembly = assemble_series([inst for inst, _ in pairs])
+    # of two copies of one instance, keep one whose pixels decode (only repeated instances are decoded)
+    assembly = assemble_series([inst for inst, _ in pairs], decodable=decodable_in(root))
     rows = _settle(pairs, assembly.outcomes)
     placed = set(assembly.outcomes)
     volumes: list[VolumeRecord] = []
