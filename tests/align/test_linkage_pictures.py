@@ -5,10 +5,14 @@ StudyInstanceUID (nearest within the report window, ties never linked, never acr
 from __future__ import annotations
 
 import math
+import random
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from medmm.align.join import join_items, parse_duration
+from medmm.align.join import LINK_COUNTS, join_items, parse_duration
+from medmm.align.records import MODALITIES
 
 H, D = 3600.0, 86400.0
 COLUMNS = ["modality", "item_id", "patient_id", "study_id", "time", "precision", "accession_id", "link_time"]
@@ -114,3 +118,44 @@ def test_an_ecg_alone_is_no_study_for_a_report() -> None:
     ]
     rec, counts = _join(rows)
     assert pd.isna(_record_of(rec, "r")["signal_id"]) and counts["reports_unlinked"] == 1
+
+
+_patient = st.sampled_from(["p1", "p2"])
+_accession = st.one_of(st.none(), st.sampled_from(["a1", "a2", "a3"]))
+_time = st.one_of(st.just(math.nan), st.integers(0, 12).map(lambda d: d * D / 2))
+_precision = st.sampled_from(["date", "datetime"])
+_item = st.tuples(
+    st.sampled_from(["image", "image", "signal", "report"]),
+    _patient,
+    st.one_of(st.none(), st.none(), st.sampled_from(["s1", "s2"])),
+    _accession,
+    _time,
+    _precision,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_item, min_size=1, max_size=12), st.randoms())
+def test_pictures_without_study_ids_never_mix_patients_and_do_not_depend_on_row_order(
+    rows: list[tuple], rnd: random.Random
+) -> None:
+    items = pd.DataFrame(
+        [
+            (m, f"{m}{k}", p, s, math.nan, pr, a, t)
+            if m == "report"
+            else (m, f"{m}{k}", p, s, t, pr, a, math.nan)
+            for k, (m, p, s, a, t, pr) in enumerate(rows)
+        ],
+        columns=COLUMNS,
+    )
+    owner = dict(zip(items["item_id"], items["patient_id"], strict=True))
+    counts: dict[str, int] = {}
+    base = join_items(items, D, report_window_s=2 * D, counts=counts)
+    for r in base.to_dict(orient="records"):
+        assert {owner[r[f"{m}_id"]] for m in MODALITIES if r[f"has_{m}"]} == {r["patient_id"]}
+    n_reports = sum(1 for row in rows if row[0] == "report")
+    assert sum(counts[k] for k in LINK_COUNTS[:5]) == n_reports  # every report counted once
+    assert base["record_id"].is_unique
+    perm = list(range(len(items)))
+    rnd.shuffle(perm)
+    assert join_items(items.iloc[perm], D, report_window_s=2 * D).equals(base)
