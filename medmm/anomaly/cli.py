@@ -115,6 +115,7 @@ def score_cmd(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{res['beats']} beats, {res['flagged']} flagged -> {out / 'anomalies.parquet'}")
+    _echo_records(out)
     if (signals_run / "windows.parquet").is_file():
         typer.echo(
             f"{res.get('windows', 0)} windows, {res.get('windows_flagged', 0)} flagged, "
@@ -126,6 +127,22 @@ def score_cmd(
     if res.get("figures"):
         typer.echo(f"{res['figures']} top windows drawn -> {out / 'top_windows'}")
     _warn_skipped(res)
+
+
+def _echo_records(out: Path) -> None:
+    """Print the per-record table's line count and one line per record with two beat populations."""
+    import pandas as pd
+
+    from medmm.anomaly.summary import two_population_lines
+
+    path = out / "anomaly_records.parquet"
+    if not path.is_file():
+        return
+    records = pd.read_parquet(path)
+    n_two = int(records["two_populations"].sum())
+    typer.echo(f"{len(records)} records/leads, {n_two} with two beat populations -> {path}")
+    for line in two_population_lines(records):
+        typer.echo(line)
 
 
 @anomaly_app.command("evaluate")

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from medmm.records import Record
 
-__all__ = ["SCHEMAS", "AnomalyRow", "ModelCard", "WindowAnomalyRow"]
+__all__ = ["SCHEMAS", "AnomalyRecordRow", "AnomalyRow", "ModelCard", "WindowAnomalyRow"]
 
 
 class AnomalyRow(Record):
@@ -37,6 +37,23 @@ class AnomalyRow(Record):
     rhythm_z: float  # robust z of the beat's prematurity (-log rr_prev / local RR) within the record
     pause_z: float  # robust z of the following pause (log rr_next / local RR) within the record
     quality: float = 1.0  # weight in [0, 1] applied to the score: 1 clean, < 1 noisy, 0 flat/clipped lead
+
+
+class AnomalyRecordRow(Record):
+    """One scored record and lead (``anomaly_records.parquet``): its beats, and whether the v0.10 scorer
+    found a normal and a premature ectopic beat population there and took its references from the
+    normal beats (:mod:`medmm.anomaly.summary`, ``docs/anomaly.md``).
+    """
+
+    record: str
+    patient_id: str  # pseudonym, as in beats.parquet
+    channel: str
+    n_beats: int  # scored beats of this record and lead
+    n_readable: int  # ... with a quality weight > 0
+    n_flagged: int  # ... flagged (score > threshold)
+    two_populations: bool  # a premature ectopic population (bigeminy / trigeminy kind) was found
+    ectopic_share: float | None  # share of the beats outside the normal population; null without two
+    reference: Literal["normal beats", "all beats"]  # which beats the record's references came from
 
 
 class WindowAnomalyRow(Record):
@@ -89,6 +106,7 @@ class ModelCard(Record):
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "anomalies": AnomalyRow,
+    "anomaly_records": AnomalyRecordRow,
     "anomaly_model": ModelCard,
     "window_anomalies": WindowAnomalyRow,
 }

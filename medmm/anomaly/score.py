@@ -39,8 +39,8 @@ nothing here sees a label.
 >>> bi = BeatInputs(rng.normal(size=(50, 2, 64)).astype("f4"), rng.normal(size=(50, 3)).astype("f4"),
 ...                 np.zeros(50, np.int64))
 >>> out = score_inputs(AnomalyModel(net=BeatAutoencoder()), bi)
->>> sorted(out)
-['flag', 'morphology_z', 'pause_z', 'rhythm_z', 'score', 'timing', 'timing_weight', 'weight']
+>>> sorted(out)[:5]
+['flag', 'morphology_z', 'normal_ref', 'pause_z', 'rhythm_z']
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from medmm.anomaly.threshold import robust_z
 
 __all__ = [
     "ANOMALY_COLUMNS",
+    "anomaly_frame",
     "cpu_threads",
     "embed",
     "mahalanobis_to_core",
@@ -396,7 +397,8 @@ def score_embeddings(
     With ``cfg.dominant_ref`` (v0.10) a record with a premature ectopic beat population
     (:func:`medmm.anomaly.dominant.dominant_reference`) takes every reference from its normal beats
     (``spec``: the window grid of ``inputs.waves``, for the normal-beat QRS template); other records
-    score exactly as without it.
+    score exactly as without it. ``two_populations`` marks the beats of such records and
+    ``normal_ref`` the normal beats their references came from (both all False elsewhere).
 
     >>> import numpy as np
     >>> from medmm.anomaly.model import ScoreConfig
@@ -413,11 +415,14 @@ def score_embeddings(
     cap = cfg.saturation
     morph, rhythm, pause = np.zeros(n), np.zeros(n), np.zeros(n)
     timing_w, timing = np.ones(n), np.zeros(n)
+    two_pop, normal = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     k = len(embeddings)
     for g in np.unique(inputs.group) if n else []:
         idx = np.flatnonzero(inputs.group == g)
         ctx = inputs.context[idx].astype(np.float64)
         ref = normal_reference(embeddings, ctx, idx) if cfg.dominant_ref else None
+        if ref is not None:
+            two_pop[idx], normal[idx] = True, ref
         whites = []
         for z in embeddings:
             white = whiten_to_core(np.asarray(z)[idx], cfg.core_fraction, reference=ref)
@@ -470,6 +475,8 @@ def score_embeddings(
         "morphology_z": morph,
         "rhythm_z": rhythm,
         "pause_z": pause,
+        "two_populations": two_pop,
+        "normal_ref": normal,
     }
 
 
@@ -516,7 +523,17 @@ def score_beats(
     """
     if len(keys) != len(inputs):
         raise ValueError(f"{len(keys)} key rows for {len(inputs)} beats")
-    out = score_inputs(model, inputs, batch_size=batch_size, device=device)
+    return anomaly_frame(score_inputs(model, inputs, batch_size=batch_size, device=device), keys)
+
+
+def anomaly_frame(out: dict[str, NDArray], keys: pd.DataFrame) -> pd.DataFrame:
+    """The ``anomalies`` table from :func:`score_inputs`' output and the beats' ``keys`` (same order).
+
+    >>> import numpy as np, pandas as pd
+    >>> out = {c: np.zeros(2) for c in ("score", "flag", "morphology_z", "rhythm_z", "pause_z", "weight")}
+    >>> anomaly_frame(out, pd.DataFrame({"record": "a", "channel": "II", "sample": [1, 2]})).shape
+    (2, 11)
+    """
     frame = pd.DataFrame(
         {
             "record": keys["record"].astype(str).to_numpy(),

@@ -87,13 +87,19 @@ def score_run(
 
     ``plot`` > 0 also draws the ``plot`` highest-scoring windows as ECG strips
     (``out/top_windows/top_window_<rank>.png``, :func:`medmm.anomaly.window_plot.plot_top_windows`).
-    Returns counts: records, beats, flagged beats, skipped records, windows (0 when the run has no
-    ``windows.parquet``), windows flagged / unreadable, beats in no window, figures drawn.
+    One row per scored record and lead goes to ``out/anomaly_records.parquet``
+    (:func:`medmm.anomaly.summary.record_summary`: beats, readable / flagged beats, and whether the
+    scorer found two beat populations - a premature ectopic one - and took its references from the
+    normal beats).
+    Returns counts: records, beats, flagged beats, skipped records, records (and leads) with two beat
+    populations, windows (0 when the run has no ``windows.parquet``), windows flagged / unreadable,
+    beats in no window, figures drawn.
     """
     from medmm.anomaly.model import load_model
-    from medmm.anomaly.records import AnomalyRow, WindowAnomalyRow
+    from medmm.anomaly.records import AnomalyRecordRow, AnomalyRow, WindowAnomalyRow
     from medmm.anomaly.runs import load_signals_run, load_window_tables, run_inputs
-    from medmm.anomaly.score import score_beats
+    from medmm.anomaly.score import anomaly_frame, score_inputs
+    from medmm.anomaly.summary import record_summary
     from medmm.anomaly.windows import assign_beats, score_windows
     from medmm.runinfo import Timer, update_run_json
     from medmm.tables import write_table
@@ -105,13 +111,17 @@ def score_run(
         records = load_signals_run(signals_run, input_root, skipped)
         inputs, keys = run_inputs(records, model.spec)
     with timer("score"):
-        frame = score_beats(model, inputs, keys, batch_size=batch_size, device=device or None)
+        scored = score_inputs(model, inputs, batch_size=batch_size, device=device or None)
+        frame = anomaly_frame(scored, keys)
+        per_record = record_summary(keys, scored)
     write_table(frame, Path(out) / "anomalies.parquet", AnomalyRow)
+    write_table(per_record, Path(out) / "anomaly_records.parquet", AnomalyRecordRow)
     counts = {
         "records": len(records),
         "beats": len(frame),
         "flagged": int(frame["flag"].sum()),
         "skipped": len(skipped),
+        "records_two_populations": int(per_record["two_populations"].sum()),
     }
     with timer("windows"):
         tables = load_window_tables(Path(signals_run))
