@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["anomaly_lines", "register"]
 
 models_app = typer.Typer(help="Compare multimodal models.", no_args_is_help=True)
 
@@ -105,6 +106,8 @@ def evaluate(
         return
     for k, v in result["metrics"]["macro"].items():
         typer.echo(f"{k:12s} {format_ci(v)}")
+    for line in anomaly_lines(result["embedding_anomaly"]):
+        typer.echo(line)
     for note in result["notes"]:
         typer.echo(f"warning: {note}", err=True)
     typer.echo(f"wrote {out / 'metrics.json'}")
@@ -179,7 +182,56 @@ def compare(
         return
     typer.echo(to_markdown(table))
     typer.echo(f"fusion beats best unimodal (AUROC CIs disjoint): {fusion_beats_unimodal(table)}")
+    import json
+
+    per_model = json.loads((out / "compare.json").read_text()).get("embedding_anomaly", {})
+    scored = {m: e for m, e in per_model.items() if "metrics" in e}
+    if scored:
+        typer.echo(f"embedding anomaly score (label-free, image only), test AUROC for {target}:")
+        for m, e in scored.items():
+            typer.echo(f"  {m:24s} {_ci(e['metrics'][target]['auroc'])}  flagged {e['flag_rate']:.1%}")
     typer.echo(f"wrote {out / 'compare.csv'} and {out / 'compare.md'}")
+
+
+def _ci(cell: dict[str, Any]) -> str:
+    """:func:`~medmm.models.metrics.format_ci` of a cell read back from JSON (``null`` = undefined: nan)."""
+    from medmm.models.metrics import format_ci
+
+    return format_ci({q: float("nan") if cell.get(q) is None else cell[q] for q in ("value", "lo", "hi")})
+
+
+def anomaly_lines(section: dict[str, Any]) -> list[str]:
+    """What ``medmm evaluate`` prints of ``metrics.json``'s ``embedding_anomaly`` section: the label-free
+    imaging anomaly score's threshold and flag rate, then per label its AUROC and the flag's sensitivity
+    and specificity (95% bootstrap CIs); or the note saying why there is no score.
+
+    >>> cell = {"value": 0.8, "lo": 0.7, "hi": 0.9}
+    >>> section = {"fit": {"threshold": 4.2, "false_alarm_rate": 0.05}, "n": 20, "flag_rate": 0.1,
+    ...            "metrics": {"tumour": {"auroc": cell, "sensitivity": cell, "specificity": cell}}}
+    >>> print("\\n".join(anomaly_lines(section)))
+    embedding anomaly (label-free, image): 20 scored, 2 flagged (10.0%), threshold 4.200 at rate 0.05
+      tumour       AUROC 0.800 [0.700, 0.900]  flag Se 0.800 [0.700, 0.900]  Sp 0.800 [0.700, 0.900]
+    >>> anomaly_lines({"note": "the model has no image modality: no imaging anomaly score"})
+    ['embedding anomaly: none (the model has no image modality: no imaging anomaly score)']
+    """
+    if "metrics" not in section:
+        return [f"embedding anomaly: none ({section.get('note', 'not evaluated')})"]
+    fit, n, rate = section.get("fit", {}), int(section["n"]), float(section["flag_rate"])
+    threshold, stated = fit.get("threshold", float("nan")), fit.get("false_alarm_rate", float("nan"))
+    flagged = round(rate * n) if n else 0
+    head = (
+        f"embedding anomaly (label-free, image): {n} scored, {flagged} flagged ({rate:.1%}), "
+        f"threshold {threshold:.3f} at rate {stated:g}"
+    )
+    lines = [head]
+    for label, m in section["metrics"].items():
+        if label == "macro":
+            continue
+        lines.append(
+            f"  {label:12s} AUROC {_ci(m['auroc'])}  flag Se {_ci(m['sensitivity'])}  "
+            f"Sp {_ci(m['specificity'])}"
+        )
+    return lines
 
 
 def _key_values(items: list[str], option: str) -> dict[str, object]:

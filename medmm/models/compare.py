@@ -18,6 +18,13 @@ e.g. ``[["findings"], ["findings", "entities", "text"]]``) trains each report mo
 side: rows ``unimodal report (findings)``, ``unimodal report (findings+entities+text)``, ``fusion sum
 (findings)``, ... The ``report_inputs`` column of ``compare.csv`` and ``compare.json`` name the inputs of
 each row.
+
+Each trained model also gets the label-free imaging anomaly score, fitted exactly as ``medmm train`` fits
+it (:func:`~medmm.models.embedding_anomaly.fit_on_split` on the training split, threshold from the
+validation split; a model without an image branch has none, with a note saying why): it is stored in the
+model's checkpoint (so ``medmm predict`` / ``evaluate`` score it), and its test-split AUROC / AUPRC against
+``target`` (95% bootstrap CIs), flag rate and the flag's sensitivity / specificity go to ``compare.json``
+(``embedding_anomaly``, per model; not to the table, whose rows are the supervised head per test condition).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from medmm.models.build import build_model, input_shapes
 from medmm.models.checkpoint import save_checkpoint
 from medmm.models.config import ReportInputConfig, TrainConfig
 from medmm.models.data import MultimodalDataset, label_matrix, split_by_patient
+from medmm.models.embedding_anomaly import DEFAULT_FALSE_ALARM_RATE, anomaly_report, fit_on_split
 from medmm.models.fusion import FUSIONS
 from medmm.models.metrics import (
     METRICS,
@@ -65,6 +73,7 @@ _MODEL_KEYS = (
     "report_input",
     "report_features",
     "slice_aggregation",
+    "anomaly_rate",
 )
 
 
@@ -166,7 +175,8 @@ def compare_models(
         ``report_input`` (the ``report_input`` section, as a dict; default: finding vectors),
         ``report_features`` (feature sets compared side by side, each with the rest of ``report_input``;
         default: ``report_input.features`` alone) and ``slice_aggregation`` (``mean`` | ``max``, default
-        ``mean``)). A set with ``text`` on a run without ``report_texts.parquet`` is the
+        ``mean``) and ``anomaly_rate`` (false-alarm rate of the embedding anomaly flag, default 0.05)). A
+        set with ``text`` on a run without ``report_texts.parquet`` is the
         :class:`~medmm.errors.InputError` of ``medmm train``, raised before anything is trained or written.
     device
         Where every model trains and is tested (:func:`medmm.devices.resolve_device`); default
@@ -186,6 +196,11 @@ def compare_models(
         dev = resolve_device(settings.get("device"), source="settings device")
     else:
         dev = resolve_device(device, source="device")
+    rate = settings.get("anomaly_rate", DEFAULT_FALSE_ALARM_RATE)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+        raise ConfigError(
+            f"anomaly_rate {rate!r}: the false-alarm rate must be a number in (0, 1); use e.g. 0.05"
+        )
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     how = settings.get("slice_aggregation", "mean")
     records = load_records(run_dir)
@@ -230,6 +245,7 @@ def compare_models(
             plans += [(f"{name} ({_label(ri)})", use, fusion, k) for k, ri in enumerate(report_sets)]
         else:
             plans.append((name, use, fusion, 0))
+    anomalies: dict[str, dict[str, Any]] = {}  # model -> embedding anomaly fit + test metrics, or a note
     rows = []
     for name, use, fusion, j in plans:
         ri = report_sets[j].model_dump(mode="json")
@@ -249,6 +265,39 @@ def compare_models(
             MultimodalDataset(part["val"][vhave], used, [target]) if vhave.any() else None,
             device=dev,
         )
+        # the label-free imaging anomaly score, fitted as `medmm train` fits it (no label read; models
+        # without an image branch get the note of why there is none)
+        anomaly, why = fit_on_split(
+            res.model,
+            part["train"],
+            part["val"],
+            used,
+            batch_size=cfg.train.batch_size,
+            device=dev,
+            aggregation=how,
+            rate=rate,
+            seed=cfg.train.seed,
+        )
+        fit_summary = anomaly.summary() if anomaly is not None else {"note": why}
+        anomalies[name] = fit_summary
+        if anomaly is not None and part["test"]["has_image"].any():  # labels only to evaluate the score
+            anomalies[name] = anomaly_report(
+                anomaly,
+                res.model,
+                part["test"],
+                used,
+                [target],
+                batch_size=cfg.train.batch_size,
+                device=dev,
+                n_boot=cfg.train.n_boot,
+                seed=cfg.train.seed,
+            )
+            log.info(
+                "%s: embedding anomaly AUROC for %s %.3f",
+                name,
+                target,
+                anomalies[name]["metrics"][target]["auroc"]["value"],
+            )
         save_checkpoint(
             cfg.output_dir() / "model.pt",
             res.model.state_dict(),
@@ -264,7 +313,9 @@ def compare_models(
                 "slice_aggregation": how,
                 "report_vocabulary": report_vocabulary(run_dir) if "report" in use else None,
                 "report_inputs": report_input_meta(cfg, used),
+                "embedding_anomaly": fit_summary,
             },
+            {"embedding_anomaly": anomaly.to_state()} if anomaly is not None else None,
         )
         conditions = [tuple(c) for r in range(len(use), 0, -1) for c in itertools.combinations(use, r)]
         for kept in conditions if len(use) > 1 else [tuple(use)]:
@@ -313,6 +364,7 @@ def compare_models(
                 else None,
                 "n": {s: len(v) for s, v in part.items()},
                 "fusion_beats_unimodal": fusion_beats_unimodal(table),
+                "embedding_anomaly": anomalies,
                 "notes": notes,
             }
         ),
