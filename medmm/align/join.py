@@ -243,6 +243,11 @@ def _add_named(studies: dict[str, _Study], rep: _Item) -> None:
     studies[sid].add_timed(rep)
 
 
+def _by_time(it: _Item) -> tuple[bool, float, str]:
+    """Sort key: timed items by time, then untimed ones; ties by item id."""
+    return math.isnan(it.time), 0.0 if math.isnan(it.time) else it.time, it.item_id
+
+
 def _place_loose(loose: list[_Item], studies: dict[str, _Study], tol: float) -> list[_Study]:
     """Rules 2 and 3 for the items without a study id (no reports); returns the new studies.
 
@@ -269,6 +274,7 @@ def _place_loose(loose: list[_Item], studies: dict[str, _Study], tol: float) -> 
         else:
             exams.setdefault(it.accession, []).append(it)
     units += [exams[number] for number in sorted(exams)]
+    units = [sorted(u, key=_by_time) for u in units]  # the earliest timed item first: its time, precision
 
     def first(unit: list[_Item]) -> float:
         return min((it.time for it in unit if not math.isnan(it.time)), default=math.nan)
@@ -307,9 +313,7 @@ def _place_loose(loose: list[_Item], studies: dict[str, _Study], tol: float) -> 
             chain.items.extend(unit)
             chain.last = max(chain.last, last)
         else:
-            it = min(
-                unit, key=lambda x: (math.isnan(x.time), 0.0 if math.isnan(x.time) else x.time, x.item_id)
-            )
+            it = unit[0]
             sid = f"stu-{it.modality}-{hashlib.sha256(it.item_id.encode()).hexdigest()[:12]}"
             fresh.append(_Study(sid, t, list(unit), it.precision))
             fresh[-1].last = last
@@ -346,11 +350,15 @@ def _studies_of_patient(
     reports.sort(key=lambda it: it.item_id)
     waiting: list[_Item] = []
     on_images = {it.accession for it in items if it.modality != "report" and it.accession is not None}
+    own = set(studies)  # the studies of items with a study id, before reports add their own
     for rep in reports:  # uid first: a report naming the study is part of it (its time counts)
-        if rep.study_id is not None and rep.study_id in studies:
+        if rep.study_id is not None and rep.study_id in own:
             studies[rep.study_id].add_timed(rep)
             studies[rep.study_id].links[rep.item_id] = "uid"
-        elif rep.study_id is not None and rep.accession not in on_images:
+    for rep in reports:
+        if rep.study_id is not None and rep.study_id in own:
+            continue
+        if rep.study_id is not None and rep.accession not in on_images:
             if rep.accession is not None:  # counted as when linking: found on no image of the patient
                 counts[
                     "report_accession_other_patient"
@@ -377,8 +385,9 @@ def _studies_of_patient(
     timeline = _Timeline(imaged)
     unplaced: list[_Item] = []
     for rep in waiting:
+        # no uid link here (those were made first): a study named by a report alone is no image study
         target, link = _link_report(
-            rep, studies, by_accession, timeline, report_tol, rep.accession in foreign, counts
+            rep, {}, by_accession, timeline, report_tol, rep.accession in foreign, counts
         )
         if target is not None and link is not None:
             target.items.append(rep)

@@ -65,6 +65,19 @@ def test_pictures_of_one_accession_number_are_one_study_and_join_the_study_carry
     assert by_study["ct"]["study_id"] == "u-ct" and by_study["b1"]["report_id"] == "rb"
 
 
+def test_a_study_named_by_a_report_alone_never_takes_another_report_as_uid() -> None:
+    """r1 names study X (no image has it); r2 names X too but its accession number is on a picture."""
+    rows = [
+        ("image", "pic", "p", None, 10 * D, "date", "acc-2", math.nan),
+        ("report", "r1", "p", "X", math.nan, "date", None, math.nan),
+        ("report", "r2", "p", "X", math.nan, "date", "acc-2", math.nan),
+    ]
+    _, counts = _join(rows)
+    assert counts["report_links_uid"] == 0 and counts["report_links_accession"] == 1
+    rows[1] = ("report", "r3", "p", "X", math.nan, "date", None, math.nan)  # sorted after r2 now: the same
+    assert _join(rows)[1] == counts
+
+
 def test_a_report_links_to_a_picture_by_date_nearest_within_the_window() -> None:
     rows = [
         ("image", "x1", "p", None, 10 * D + 9 * H, "datetime", None, math.nan),
