@@ -29,7 +29,7 @@ from medmm.share.check import NameMatcher, find_source_names
 from medmm.share.jsonfiles import sanitize_json, sanitize_run_json
 from medmm.share.names import SourceNames
 from medmm.share.nifti import copy_nifti_blanked
-from medmm.share.policy import JSON_FILES, TABLES, Policy, dropped_reason, table_policy
+from medmm.share.policy import JSON_FILES, RUN_FOLDERS, TABLES, Policy, dropped_reason, table_policy
 from medmm.share.tables import share_frame, window_record
 from medmm.tables import atomic_write_json, write_table
 
@@ -237,6 +237,7 @@ _MEDMM_NAMES = frozenset(
     {".ingest.lock", ".ingest_state.json", ".reports_parts", ".signals_parts", ".parts", "figures", "inputs"}
     | {"models", "volumes", "windows", "run.json", "report_texts.parquet"}
     | {pattern.split("/", 1)[0] for pattern in TABLES if "*" not in pattern.split("/", 1)[0]}
+    | RUN_FOLDERS
 )
 
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from medmm.cli import app
@@ -41,11 +40,6 @@ def test_top_windows_plots_are_figures_never_shared() -> None:
     assert reason is not None and reason.startswith("figures") and "record" in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medmm/share/share.py `_MEDMM_NAMES` does not use medmm.share.policy.RUN_FOLDERS yet (a one-line "
-    "change in a file this helper does not own); until then the report calls top_windows/ an unknown folder",
-)
 def test_the_share_report_names_top_windows_as_figures(tmp_path: Path) -> None:
     run, key = _run_with_top_windows(tmp_path)
     res = CliRunner().invoke(app, ["share", str(run), "--out", str(tmp_path / "s"), "--key-file", str(key)])
