@@ -36,7 +36,7 @@ class AnomalyRow(Record):
     morphology_z: float  # robust z of the embedding's Mahalanobis distance to the record's core
     rhythm_z: float  # robust z of the beat's prematurity (-log rr_prev / local RR) within the record
     pause_z: float  # robust z of the following pause (log rr_next / local RR) within the record
-    quality: float = 1.0  # weight in [0, 1] applied to the score: 1 clean, < 1 noisy, 0 flat/clipped lead
+    quality: float = 1.0  # score weight in [0, 1]: 1 clean, < 1 noisy, 0 flat/clipped lead or kSQI 0
 
 
 class AnomalyRecordRow(Record):
