@@ -7,60 +7,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import sys
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medmm.models.quiet import quiet_monai_notices
+
 __all__ = ["run_full_demo"]
-
-#: MONAI's ``LoadImage`` builds every reader it knows, the GPU DICOM decoder ``NvImgCodecPydicomReader``
-#: included, even when given another reader (the fused model reads NIfTI with ``NibabelReader``); on a
-#: machine without nvImageCodec that reader logs one WARNING and warns once per model built. Nothing for
-#: the demo's user to do (pydicom decodes DICOM as usual): these exact messages are silenced in the demo.
-_NVIMGCODEC_LOGGER = "monai.data.nvimgcodec_pydicom_plugin"
-_NVIMGCODEC_LOG = "nvImageCodec is not available; skipping pydicom decoder plugin registration"
-_NVIMGCODEC_WARNING = r"NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register successfully"
-
-
-class _DropMessage(logging.Filter):
-    """Drop the log records whose message starts with ``prefix`` (every other record passes)."""
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
-
-
-@contextlib.contextmanager
-def _quiet_third_party() -> Iterator[None]:
-    """Silence MONAI's nvImageCodec notices (those exact messages only; medmm's own warnings and any other
-    warning or log record pass).
-
-    >>> import warnings
-    >>> monai = "NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register successfully."
-    >>> with warnings.catch_warnings(record=True) as seen:
-    ...     warnings.simplefilter("always")
-    ...     with _quiet_third_party():
-    ...         warnings.warn(monai)
-    ...         warnings.warn("medmm: kept")
-    >>> [str(w.message) for w in seen]
-    ['medmm: kept']
-    """
-    logger = logging.getLogger(_NVIMGCODEC_LOGGER)
-    drop = _DropMessage(_NVIMGCODEC_LOG)
-    logger.addFilter(drop)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_NVIMGCODEC_WARNING, category=UserWarning)
-            yield
-    finally:
-        logger.removeFilter(drop)
 
 
 def _volume_figure(run_dir: Path, figures: Path) -> Path | None:
@@ -196,7 +149,7 @@ def run_full_demo(
     train_on_run(out, out / "models" / "beats", seed=seed)
     # beats -> anomalies.parquet, windows -> window_anomalies.parquet, the best window's ECG strip
     anomaly = score_run(out, out / "models" / "beats", out, plot=1)
-    with _quiet_third_party():
+    with quiet_monai_notices():
         fusion, notes = _fusion(out, seed)
     for note in notes:  # what `medmm train` prints as warnings: why an epoch was kept, undefined metrics
         print(f"note: fused model: {note}", file=sys.stderr, flush=True)

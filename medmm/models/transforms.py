@@ -212,6 +212,17 @@ def _intensity(cfg: ImageInputConfig, kind: str) -> Any:
     return None
 
 
+def _load_images(keys: list[str]) -> Any:
+    """MONAI ``LoadImaged`` with ``NibabelReader``, built without MONAI's nvImageCodec notices."""
+    from medmm.models.quiet import quiet_monai_notices
+
+    with quiet_monai_notices():
+        from monai.data import NibabelReader
+        from monai.transforms import LoadImaged
+
+        return LoadImaged(keys, reader=NibabelReader(), image_only=True)  # type: ignore[arg-type]
+
+
 def image_transform(cfg: ImageInputConfig, spatial_dims: int, with_mask: bool = False) -> Any:
     """The deterministic MONAI ``Compose`` for ``cfg`` (see the module docstring for the steps).
 
@@ -225,12 +236,10 @@ def image_transform(cfg: ImageInputConfig, spatial_dims: int, with_mask: bool = 
     with_mask
         Items carry a ``mask`` path (used for ``slice: largest_mask``).
     """
-    from monai.data import NibabelReader
     from monai.transforms import (
         Compose,
         EnsureChannelFirstd,
         EnsureTyped,
-        LoadImaged,
         Orientationd,
         Resized,
         ResizeWithPadOrCropd,
@@ -239,7 +248,7 @@ def image_transform(cfg: ImageInputConfig, spatial_dims: int, with_mask: bool = 
 
     keys = ["image", "mask"] if with_mask else ["image"]
     steps: list[Any] = [
-        LoadImaged(keys, reader=NibabelReader(), image_only=True),  # type: ignore[arg-type]
+        _load_images(keys),
         EnsureChannelFirstd(keys),
         FirstChanneld(keys),
         Orientationd(keys, axcodes=cfg.orientation, labels=(("L", "R"), ("P", "A"), ("I", "S"))),

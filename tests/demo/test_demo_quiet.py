@@ -33,12 +33,12 @@ def test_demo_output_has_no_monai_warning_lines(
 
 
 def test_the_filters_are_targeted_and_removed_after_the_demo(caplog: pytest.LogCaptureFixture) -> None:
-    from medmm.demo.run import _quiet_third_party
+    from medmm.models.quiet import quiet_monai_notices
 
     monai = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
     with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.WARNING):
         warnings.simplefilter("always")
-        with _quiet_third_party():
+        with quiet_monai_notices():
             monai.warning("nvImageCodec is not available; skipping pydicom decoder plugin registration.")
             monai.warning("another MONAI warning")  # not this notice: shown
             warnings.warn("medmm: a warning of medmm's own", UserWarning, stacklevel=1)
