@@ -39,7 +39,7 @@ def demo(
     console.print(
         f"results: {summary['run_dir']}  (manifest.parquet, volumes.parquet, entities.parquet, "
         "report_labels.parquet, signals.parquet, beats.parquet, anomalies.parquet, "
-        "window_anomalies.parquet, records.parquet, "
+        "window_anomalies.parquet, anomaly_records.parquet, records.parquet, "
         "predictions.parquet, run.json)"
     )
     for fig in summary["figures"]:
