@@ -210,7 +210,7 @@ def anomaly_lines(section: dict[str, Any]) -> list[str]:
     ...            "metrics": {"tumour": {"auroc": cell, "sensitivity": cell, "specificity": cell}}}
     >>> print("\\n".join(anomaly_lines(section)))
     embedding anomaly (label-free, image): 20 scored, 2 flagged (10.0%), threshold 4.200 at rate 0.05
-      tumour       AUROC 0.800 [0.700, 0.900]  flag Se 0.800 [0.700, 0.900]  Sp 0.800 [0.700, 0.900]
+      tumour AUROC 0.800 [0.700, 0.900]  flag Se 0.800 [0.700, 0.900]  Sp 0.800 [0.700, 0.900]
     >>> anomaly_lines({"note": "the model has no image modality: no imaging anomaly score"})
     ['embedding anomaly: none (the model has no image modality: no imaging anomaly score)']
     """
@@ -224,11 +224,11 @@ def anomaly_lines(section: dict[str, Any]) -> list[str]:
         f"threshold {threshold:.3f} at rate {stated:g}"
     )
     lines = [head]
-    for label, m in section["metrics"].items():
-        if label == "macro":
-            continue
+    labels = {k: v for k, v in section["metrics"].items() if k != "macro"}
+    width = max(map(len, labels), default=0)
+    for label, m in labels.items():
         lines.append(
-            f"  {label:12s} AUROC {_ci(m['auroc'])}  flag Se {_ci(m['sensitivity'])}  "
+            f"  {label:{width}s} AUROC {_ci(m['auroc'])}  flag Se {_ci(m['sensitivity'])}  "
             f"Sp {_ci(m['specificity'])}"
         )
     return lines
