@@ -276,9 +276,9 @@ def load_embedding_anomaly(checkpoint: Path) -> tuple[EmbeddingAnomaly | None, s
         entry = data["meta"].get("embedding_anomaly")
         why = entry.get("note") if isinstance(entry, dict) else None
         return None, why or (
-            f"{checkpoint} has no imaging anomaly statistics (written by `medmm models compare`, or by "
-            "medmm before it fitted them): no embedding anomaly score. Fix: re-train with `medmm train` to "
-            "get it"
+            f"{checkpoint} has no imaging anomaly statistics (written by a medmm version before they were "
+            "fitted): no embedding anomaly score. Fix: re-train with `medmm train` or `medmm models compare` "
+            "to get it"
         )
     try:
         return EmbeddingAnomaly.from_state(state), None
