@@ -24,14 +24,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from medmm.share.names import NameIndex, is_weak
+from medmm.share.names import NameIndex, is_plain_word, is_weak
+from medmm.share.words import medmm_words
 
 __all__ = ["NameMatcher", "find_source_names"]
 
 
 class NameMatcher:
     """Whether a text holds a source name: a weak name (:func:`is_weak`) only as the whole text, any
-    other name anywhere at word boundaries.
+    other name anywhere at word boundaries. A name that is a bare word of medmm's own messages
+    (:func:`~medmm.share.names.is_plain_word`: a file ``empty.dcm``'s stem, a folder ``dicom``) is not
+    looked for: it names nobody, and medmm's text and vocabulary columns hold it.
 
     >>> m = NameMatcher(["100", "DOE_JOHN"])
     >>> m.hit("100"), m.hit("x 100 y"), m.hit("see DOE_JOHN."), m.hit_path("a/100.hea")
@@ -39,7 +42,8 @@ class NameMatcher:
     """
 
     def __init__(self, names: Iterable[str]) -> None:
-        self.whole = set(names)
+        words = medmm_words()  # a file stem that is a word of medmm's messages ("empty", "dicom")
+        self.whole = {n for n in names if not is_plain_word(n, words)}
         self.inside = NameIndex(n for n in self.whole if not is_weak(n))
 
     def hit(self, text: str) -> bool:
@@ -95,6 +99,22 @@ def _table_findings(path: Path, rel: str, matcher: NameMatcher, vocab: set[str])
     return out
 
 
+def _csv_findings(path: Path, rel: str, matcher: NameMatcher, vocab: set[str]) -> list[str]:
+    """Every cell of a CSV table as a whole value (a weak name such as ``100`` is a cell there), and
+    its bytes (a name inside a cell, or in a header)."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    out = [
+        f"{rel}: column {c}"
+        for c in frame.columns
+        if c not in vocab and any(map(matcher.hit, frame[c].unique()))
+    ]
+    if any(matcher.hit(str(c)) for c in frame.columns):
+        out.append(f"{rel}: header")
+    return out
+
+
 def _may_hold_text(arrow_type: Any) -> bool:
     """Numbers, flags and times hold no name; strings, binaries, lists, structs, maps may."""
     import pyarrow as pa
@@ -121,6 +141,8 @@ def _file_findings(path: Path, rel: str, matcher: NameMatcher, vocab: set[str]) 
 
     if path.suffix == ".parquet":
         return _table_findings(path, rel, matcher, vocab)
+    if path.suffix == ".csv":
+        return _csv_findings(path, rel, matcher, vocab)
     if path.suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         return sorted({f"{rel}: {where or '<value>'}" for where, s in _strings(data) if matcher.hit(s)})

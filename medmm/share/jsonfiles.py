@@ -49,7 +49,7 @@ def _string(value: str, names: SourceNames) -> Any:
         return names.record(value)
     if _looks_like_path(value):
         return _DROP
-    return names.scrub(value)
+    return names.scrub_known(value)
 
 
 def _walk(obj: Any, names: SourceNames, dropped: list[str], where: str) -> Any:

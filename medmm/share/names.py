@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from medmm.pseudonym import Pseudonymizer
+from medmm.share.words import medmm_words, name_tokens
 
-__all__ = ["NameIndex", "SourceNames", "is_weak", "path_parts"]
+__all__ = ["NameIndex", "SourceNames", "is_plain_word", "is_weak", "path_parts"]
 
 #: Names shorter than this, and all-digit names shorter than :data:`_MIN_DIGITS`, are "weak": too short
 #: to identify anyone alone or to be told from ordinary text and numbers ("CT", "a", MIT-BIH's "100").
@@ -40,6 +41,16 @@ def is_weak(name: str) -> bool:
     (True, True, False, False)
     """
     return len(name) < _MIN_LEN or (name.isdigit() and len(name) < _MIN_DIGITS)
+
+
+def is_plain_word(name: str, words: frozenset[str] | None = None) -> bool:
+    """Whether ``name`` is a lowercase word of medmm's own messages (:func:`~medmm.share.words.medmm_words`):
+    a file stem or folder named so (``empty.dcm``, ``dicom/``) names nobody and is not replaced in text.
+
+    >>> is_plain_word("empty"), is_plain_word("DICOMDIR"), is_plain_word("smith")
+    (True, False, False)
+    """
+    return name.isalpha() and name.islower() and name in (medmm_words() if words is None else words)
 
 
 def path_parts(path: str) -> tuple[list[str], list[str], list[str]]:
@@ -176,16 +187,50 @@ class SourceNames:
         return self.pseudonymizer.id(record, "signal")
 
     def scrub(self, text: str) -> str:
-        """``text`` with every known path, folder, file name, stem and record name replaced by its
-        pseudonym (names too short to tell from ordinary words are left: see :func:`is_weak`)."""
+        """``text`` with its names replaced by pseudonyms, token-aware.
+
+        Every known path, folder, file name, stem and record name becomes its pseudonym, except a
+        lowercase word of medmm's own messages (:func:`is_plain_word`: a file ``empty.dcm``
+        does not turn "file is empty" into "file is fil-...") and names too short to tell from ordinary
+        words (:func:`is_weak`). Then any other token that looks like a name
+        (:func:`~medmm.share.words.looks_like_name`: a path, a file name with a data extension, a code
+        of four or more digits), known to the run or not, becomes ``fil-`` + its keyed pseudonym (the
+        missing segment ``3269321_0003.hea`` a reason names).
+
+        >>> p = Pseudonymizer(b"k" * 32)
+        >>> names = SourceNames.build(["empty.dcm"], [], p)
+        >>> names.scrub("file is empty")
+        'file is empty'
+        >>> out = names.scrub("segment 3269321_0003.hea is missing")
+        >>> out == f"segment {p.id('3269321_0003.hea', 'file')} is missing"
+        True
+        """
+        return self.scrub_known(text, unknown=True)
+
+    def scrub_known(self, text: str, unknown: bool = False) -> str:
+        """``text`` with the known names replaced as :meth:`scrub` does; other tokens that look like names
+        too when ``unknown`` (channel names and window file names such as ``MLII.npy`` are not names)."""
         if not text:
             return text
-        hits = self._index.find(text)
-        if not hits:
-            return text
+        words = medmm_words()
+        hits = [h for h in self._index.find(text) if not is_plain_word(h[2], words)]
         out, last = [], 0
+        rest = (lambda part: _scrub_unknown(part, self.pseudonymizer)) if unknown else (lambda part: part)
         for start, end, name in hits:
-            out += [text[last:start], self.replacements[name]]
+            out += [rest(text[last:start]), self.replacements[name]]
             last = end
-        out.append(text[last:])
+        out.append(rest(text[last:]))
         return "".join(out)
+
+
+def _scrub_unknown(text: str, pseudonymizer: Pseudonymizer) -> str:
+    """``text`` with every token that :func:`~medmm.share.words.looks_like_name` replaced by ``fil-...``."""
+    tokens = name_tokens(text)
+    if not tokens:
+        return text
+    out, last = [], 0
+    for start, end, token in tokens:
+        out += [text[last:start], pseudonymizer.id(token, "file")]
+        last = end
+    out.append(text[last:])
+    return "".join(out)

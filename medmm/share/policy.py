@@ -14,8 +14,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 from fnmatch import fnmatch
+from typing import Any
 
-__all__ = ["DROPPED_FILES", "JSON_FILES", "RUN_FOLDERS", "TABLES", "Policy", "dropped_reason", "table_policy"]
+__all__ = [
+    "DROPPED_FILES",
+    "JSON_FILES",
+    "NUMBERS",
+    "RUN_FOLDERS",
+    "TABLES",
+    "Policy",
+    "dropped_reason",
+    "id_table_names",
+    "table_policy",
+]
 
 
 class Policy(StrEnum):
@@ -26,7 +37,8 @@ class Policy(StrEnum):
     path = "path"  #: a source path -> its keyed pseudonym ``fil-...``
     paths = "paths"  #: a list of source paths -> their pseudonyms
     record = "record"  #: a signal record name (a file stem) -> its keyed pseudonym ``sig-...``
-    text = "text"  #: free text (reasons, warnings): known paths / names / records replaced by pseudonyms
+    text = "text"  #: free text (reasons, warnings): names, known or path-like, replaced by pseudonyms
+    label = "label"  #: a label of the source (annotation, channel, anchor): known names replaced
     texts = "texts"  #: a list of free texts, each as ``text``
     report_text = (
         "report_text"  #: words of a report (entity spans): dropped unless the reports are de-identified
@@ -48,6 +60,17 @@ _MANIFEST = {
     "reason": P.text,
 }
 _SIGNAL_COMMON = {"record": P.record, "patient_id": P.keep, "channel": P.keep}
+
+#: In a table's policies: every column of a number or flag type not named is kept (metric tables whose
+#: columns follow the metrics computed: ``per_record.csv``, ``compare.csv``); text columns still need a name.
+NUMBERS = "<numbers>"
+#: Tables of ``medmm anomaly evaluate`` (held-out metrics per record, pooled, nested choice, held-out beats).
+_EVALUATE: dict[str, dict[str, Policy]] = {
+    "per_record.csv": {"record": P.record, NUMBERS: P.keep},
+    "pooled.csv": {"method": P.vocab, NUMBERS: P.keep},
+    "nested.csv": {"record": P.record, "chosen": P.vocab, NUMBERS: P.keep},
+    "beats.parquet": {"record": P.record, NUMBERS: P.keep},
+}
 
 #: Table (path in the run, ``fnmatch`` pattern) -> column -> policy.
 TABLES: dict[str, dict[str, Policy]] = {
@@ -127,7 +150,7 @@ TABLES: dict[str, dict[str, Policy]] = {
     "signals.parquet": {
         **_SIGNAL_COMMON,
         "format": P.vocab,
-        "source_channel": P.text,
+        "source_channel": P.label,
         "kind": P.vocab,
         "role": P.vocab,
         "units": P.keep,
@@ -192,7 +215,7 @@ TABLES: dict[str, dict[str, Policy]] = {
     "windows.parquet": {
         **_SIGNAL_COMMON,
         "path": P.window_path,
-        "anchor": P.text,
+        "anchor": P.label,
         **dict.fromkeys(
             [
                 "window",
@@ -218,7 +241,7 @@ TABLES: dict[str, dict[str, Policy]] = {
     "events.parquet": {
         "record": P.record,
         "patient_id": P.keep,
-        "label": P.text,  # annotation labels (alarms, sleep stages): names of the source replaced
+        "label": P.label,  # annotation labels (alarms, sleep stages): names of the source replaced
         "source": P.vocab,
         **dict.fromkeys(["onset_s", "duration_s", "abs_time_s"], P.keep),
     },
@@ -269,7 +292,7 @@ TABLES: dict[str, dict[str, Policy]] = {
     "window_anomalies.parquet": {
         **_SIGNAL_COMMON,
         "path": P.window_path,
-        "anchor": P.text,
+        "anchor": P.label,
         **dict.fromkeys(
             [
                 *("window", "row", "span_start_s", "span_stop_s", "n_beats", "n_scored", "n_readable"),
@@ -285,6 +308,23 @@ TABLES: dict[str, dict[str, Policy]] = {
         **dict.fromkeys(["slice", "task", "label", "score", "model_sha256"], P.keep),
     },
     "models/*/splits.parquet": {"record_id": P.rekey, "patient_id": P.keep, "split": P.vocab, "fold": P.keep},
+    "anomaly_records.parquet": {
+        **_SIGNAL_COMMON,
+        **dict.fromkeys(["n_beats", "n_readable", "n_flagged", "two_populations", "ectopic_share"], P.keep),
+        "reference": P.vocab,
+    },
+    # `medmm models compare` (default --out RUN_DIR/compare; also under models/)
+    **{
+        key: {"model": P.label, "test_modalities": P.vocab, "report_inputs": P.vocab, NUMBERS: P.keep}
+        for key in ("compare/compare.csv", "models/compare/compare.csv")
+    },
+    "compare/splits.parquet": {"record_id": P.rekey, "patient_id": P.keep, "split": P.vocab, "fold": P.keep},
+    # `medmm anomaly evaluate --out DIR`: DIR shared as a run of its own, or a folder inside a run
+    **{
+        pattern: policy
+        for name, policy in _EVALUATE.items()
+        for pattern in ([name] if name != "beats.parquet" else []) + [f"*/{name}"]
+    },
 }
 
 #: JSON files copied through the JSON sanitizer (:func:`medmm.share.jsonfiles.sanitize_json`).
@@ -293,6 +333,9 @@ JSON_FILES: tuple[str, ...] = (
     "models/*/metrics.json",
     "models/*/model.json",
     "models/*/run.json",
+    "compare/compare.json",
+    "models/compare/compare.json",
+    "*/run.json",  # an evaluate (or compare) folder inside the run: shared as run.json is
 )
 
 #: Known artifacts that are never shared, with the reason the share report gives.
@@ -303,7 +346,12 @@ DROPPED_FILES: tuple[tuple[str, str], ...] = (
     (".*", "internal state, cache or lock"),
     ("*/.*", "internal state, cache or lock"),
     ("*.log", "log"),
-    ("models/*/*.pt", "model weights (may memorize training data)"),
+    (
+        "*.pt",
+        "model weights and checkpoints (may memorize training data; with a report branch they hold keyed "
+        "hashes of report text that was never de-identified)",
+    ),
+    ("*compare.md", "a rendering of compare.csv (shared as compare.csv)"),
     ("models/*/*.png", "figures"),
     ("top_windows/*", "figures: ECG strips of the top-scoring windows, titled with their record name"),
     ("volumes/*", "volumes are shared only with --with-volumes"),
@@ -315,7 +363,7 @@ DROPPED_FILES: tuple[tuple[str, str], ...] = (
 #: names them as they are (``figures/``, ``top_windows/`` of ``medmm anomaly score --plot``), any other
 #: folder by a keyed pseudonym (``unknown folder fol-...``: it may be named after a patient).
 RUN_FOLDERS: frozenset[str] = frozenset(
-    {".reports_parts", ".signals_parts", ".parts", "figures", "inputs", "models", "top_windows"}
+    {".reports_parts", ".signals_parts", ".parts", "compare", "figures", "inputs", "models", "top_windows"}
     | {"volumes", "windows"}
 )
 
@@ -342,3 +390,22 @@ def dropped_reason(rel: str) -> str | None:
         if fnmatch(rel, pattern):
             return reason
     return None
+
+
+def id_table_names(run: dict[str, Any]) -> set[str]:
+    """File names of the ``medmm ingest --ids`` tables a ``run.json`` records (``stages.ingest.options.ids
+    .table``): never shared, also when copied into the run (they hold the raw patient and study ids and
+    the archive's paths; ``manifest.parquet`` holds their pseudonyms).
+
+    >>> sorted(id_table_names({"stages": {"ingest": {"options": {"ids": {"table": "ids.csv"}}}}}))
+    ['ids.csv']
+    """
+    out: set[str] = set()
+    stages = run.get("stages")
+    for stage in stages.values() if isinstance(stages, dict) else ():
+        options = stage.get("options") if isinstance(stage, dict) else None
+        ids = options.get("ids") if isinstance(options, dict) else None
+        table = ids.get("table") if isinstance(ids, dict) else ids
+        if isinstance(table, str) and table:
+            out.add(table.replace("\\", "/").rsplit("/", 1)[-1])
+    return out

@@ -29,9 +29,17 @@ from medmm.share.check import NameMatcher, find_source_names
 from medmm.share.jsonfiles import sanitize_json, sanitize_run_json
 from medmm.share.names import SourceNames
 from medmm.share.nifti import copy_nifti_blanked
-from medmm.share.policy import JSON_FILES, RUN_FOLDERS, TABLES, Policy, dropped_reason, table_policy
+from medmm.share.policy import (
+    JSON_FILES,
+    RUN_FOLDERS,
+    TABLES,
+    Policy,
+    dropped_reason,
+    id_table_names,
+    table_policy,
+)
 from medmm.share.tables import share_frame, window_record
-from medmm.tables import atomic_write_json, write_table
+from medmm.tables import atomic_write_json, atomic_write_text, write_table
 
 __all__ = ["REPORT_NAME", "ShareLeakError", "share_run"]
 
@@ -80,11 +88,23 @@ def _site_key(run_dir: Path, key_file: Path | None) -> tuple[Pseudonymizer, list
     return p, []
 
 
+def _read_frame(path: Path) -> Any:
+    """A run table: parquet, or CSV (``medmm anomaly evaluate``, ``medmm models compare``) read as written."""
+    import pandas as pd
+
+    if path.suffix == ".csv":
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return pd.read_parquet(path)
+
+
 def _column_values(path: Path, column: str) -> list[str]:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    if path.suffix == ".csv":
+        frame = _read_frame(path)
+        return [str(v) for v in frame[column].dropna().unique()] if column in frame.columns else []
     if column not in pq.read_schema(path).names:
         return []
     values = pq.read_table(path, columns=[column]).column(0)
@@ -293,8 +313,6 @@ def _write(
     with_windows: bool,
     reports_deidentified: bool,
 ) -> dict[str, Any]:
-    import pandas as pd
-
     tables: dict[str, Any] = {}
     json_files: dict[str, Any] = {}
     dropped: dict[str, str] = {}
@@ -303,13 +321,22 @@ def _write(
     reports_options = read_run_json(run_dir).get("stages", {}).get("reports", {}).get("options", {})
     raw_ids = bool(reports_options.get("keep_report_ids"))
     counts = {"volumes": 0, "sidecars": 0, "windows": 0, "nifti_fields_blanked": 0}
+    id_tables = id_table_names(read_run_json(run_dir))
     for rel in files:
         src, policy = run_dir / rel, table_policy(rel)
-        if policy is not None:
-            shared = share_frame(
-                pd.read_parquet(src), policy, names, report_text=reports_deidentified, raw_report_ids=raw_ids
+        if rel.rsplit("/", 1)[-1] in id_tables:
+            dropped[rel] = (
+                "medmm ingest --ids table: raw patient/study ids and paths (manifest.parquet has them)"
             )
-            write_table(shared.frame, tmp / rel)
+        elif policy is not None:
+            shared = share_frame(
+                _read_frame(src), policy, names, report_text=reports_deidentified, raw_report_ids=raw_ids
+            )
+            if rel.endswith(".csv"):
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(tmp / rel, shared.frame.to_csv(index=False))
+            else:
+                write_table(shared.frame, tmp / rel)
             tables[rel] = {
                 "rows": len(shared.frame),
                 "columns": shared.columns,
@@ -322,11 +349,8 @@ def _write(
         elif any(fnmatch(rel, pattern) for pattern in JSON_FILES):
             lost: list[str] = []
             data = json.loads(src.read_text())
-            clean = (
-                sanitize_run_json(data, names, lost)
-                if rel == "run.json"
-                else sanitize_json(data, names, lost)
-            )
+            stage_run = rel.endswith("run.json") and not fnmatch(rel, "models/*/run.json")
+            clean = sanitize_run_json(data, names, lost) if stage_run else sanitize_json(data, names, lost)
             atomic_write_json(tmp / rel, clean)
             json_files[rel] = {"dropped": dict.fromkeys(sorted(set(lost)), "a path, or not shared")}
         elif rel in volume_files and rel.endswith((".nii", ".nii.gz")):
@@ -337,7 +361,7 @@ def _write(
             atomic_write_json(tmp / rel, sanitize_json(json.loads(src.read_text()), names, lost))
             counts["sidecars"] += 1
         elif with_windows and (found := window_record(rel)) is not None and found[0] in names.records:
-            dst = tmp / "windows" / names.record(found[0]) / names.scrub(found[1])
+            dst = tmp / "windows" / names.record(found[0]) / names.scrub_known(found[1])
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             counts["windows"] += 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from medmm.share.names import SourceNames
-from medmm.share.policy import Policy
+from medmm.share.policy import NUMBERS, Policy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,7 +80,7 @@ def _window_path(names: SourceNames) -> Callable[[str], str | None]:
     def fn(path: str) -> str | None:
         parts = window_record(path)
         if parts is not None and parts[0] in names.records:
-            return f"windows/{names.record(parts[0])}/{names.scrub(parts[1])}"
+            return f"windows/{names.record(parts[0])}/{names.scrub_known(parts[1])}"
         return None  # not medmm's window layout: not shared
 
     return fn
@@ -90,7 +90,7 @@ def _signal_id(names: SourceNames) -> Callable[[str], str]:
     def fn(value: str) -> str:
         parts = value.rsplit("|", 2)
         if len(parts) == 3:
-            return "|".join([names.record(parts[0]), names.scrub(parts[1]), parts[2]])
+            return "|".join([names.record(parts[0]), names.scrub_known(parts[1]), parts[2]])
         return names.record(value)
 
     return fn
@@ -108,6 +108,13 @@ def _rekey(column: str, names: SourceNames) -> Callable[[str], str]:
     return lambda v: p.id(v, "record")
 
 
+def _is_number(series: pd.Series) -> bool:
+    """A column of numbers or flags (for a table's :data:`~medmm.share.policy.NUMBERS` policy)."""
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
+
+
 def share_frame(
     frame: pd.DataFrame,
     policies: dict[str, Policy],
@@ -123,7 +130,8 @@ def share_frame(
     frame
         The run's table.
     policies
-        Column -> :class:`~medmm.share.policy.Policy`; a column not in it is left out.
+        Column -> :class:`~medmm.share.policy.Policy`; a column not in it is left out (a number or flag
+        column is kept when the policies have :data:`~medmm.share.policy.NUMBERS`).
     names
         The run's :class:`~medmm.share.names.SourceNames` (pseudonyms, scrubbing).
     report_text
@@ -135,8 +143,8 @@ def share_frame(
     """
     out = SharedTable(frame=frame.iloc[:, :0].copy())
     for column in frame.columns:
-        policy = policies.get(str(column))
         series = frame[column]
+        policy = policies.get(str(column)) or (policies.get(NUMBERS) if _is_number(series) else None)
         if policy is None:
             out.left_out.append(str(column))
             continue
@@ -147,6 +155,7 @@ def share_frame(
             Policy.path,
             Policy.record,
             Policy.text,
+            Policy.label,
             Policy.rekey,
             Policy.signal_id,
             Policy.window_path,
@@ -155,6 +164,7 @@ def share_frame(
                 Policy.path: names.path,
                 Policy.record: names.record,
                 Policy.text: names.scrub,
+                Policy.label: names.scrub_known,
                 Policy.signal_id: _signal_id(names),
                 Policy.window_path: _window_path(names),
             }.get(policy) or _rekey(str(column), names)
