@@ -171,8 +171,15 @@ def decode_bytes(data: bytes) -> tuple[str, list[str]]:
     if len(data) >= 200:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
+        matches = from_bytes(data)
+        best = matches.best()
         if best is not None and best.encoding and best.chaos < 0.2:
+            # charset-normalizer ranks equally clean single-byte code pages in no useful order (Latin-1
+            # bytes of a French or German word come out as cp1250: "à" -> "ŕ"); on a tie the Western
+            # code page, the usual one of Windows and Latin-1 exports, wins
+            western = [m for m in matches if m.encoding == "cp1252" and m.chaos <= best.chaos]
+            if western and best.encoding != "cp1252":
+                return str(western[0]), ["decoded-as-cp1252"]
             return str(best), [f"decoded-as-{best.encoding}"]
     try:
         return data.decode("cp1252"), ["decoded-as-cp1252"]
@@ -286,7 +293,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
             raise UnreadableTableError(
                 str(path), f"not a readable Parquet file ({type(exc).__name__})", TABLE_FIX
             ) from exc
-        return frame.astype(object).where(frame.notna(), None), notes, bad, list(range(1, len(frame) + 1))
+        return _as_objects(frame), notes, bad, list(range(1, len(frame) + 1))
     if not data.strip():
         raise UnreadableTableError(str(path), "file is empty", "export the reports table again")
     kind = binary_kind(data)
@@ -317,7 +324,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
                         report_id="",
                     )
                 )
-        return pd.DataFrame(rows), notes, bad, lines
+        return _as_objects(pd.DataFrame(rows, dtype=object)), notes, bad, lines
     if suffix in {".csv", ".tsv", ".txt"}:
         sep = "\t" if suffix == ".tsv" else ","
         header = text.split("\n", 1)[0]
@@ -340,6 +347,27 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
         f"unsupported input format {suffix!r}",
         "give a .csv, .tsv, .jsonl or .parquet table, or a folder of .txt files",
     )
+
+
+def _as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as Python objects, missing ones (JSON ``null``, Parquet nulls, absent keys) as ``None``.
+
+    A missing text is then no text (not the report ``"nan"``), and a numeric id column with a missing
+    value (read as floats: ``16.0``) keeps its ids as written (``16``).
+
+    >>> _as_objects(pd.DataFrame({"uid": [16.0, None], "t": ["a", float("nan")]})).to_dict("list")
+    {'uid': [16, None], 't': ['a', None]}
+    """
+    frame = frame.copy()
+    for column in frame.columns:
+        col = frame[column]
+        if col.dtype.kind == "f" or col.dtype == object:
+            values = [
+                int(v) if isinstance(v, float) and v == v and v.is_integer() and abs(v) < 2**53 else v
+                for v in col.tolist()
+            ]
+            frame[column] = pd.Series(values, index=frame.index, dtype=object)
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def _reason(err: InputError) -> str:

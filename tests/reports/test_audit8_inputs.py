@@ -1,0 +1,72 @@
+"""Session 8 audit of input forms: JSONL nulls are no text (not the report "nan"), numeric ids with a
+missing value keep their written form (not "16.0"), and Latin-1 / Windows-1252 exports decode as such."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from medmm.reports.io.inputs import decode_bytes, read_reports
+
+
+def test_jsonl_null_texts_are_empty_reports(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = [
+        {"uid": 1, "findings": "Small effusion.", "impression": None},
+        {"uid": 2, "findings": None, "impression": None},  # was parsed as "FINDINGS: nan\n\nIMPRESSION: nan"
+        {"uid": 3, "impression": "Clear."},  # a missing key
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    batch = read_reports(path)
+    texts = {r.report_id: r.text for r in batch.reports}
+    assert set(texts) == {"1", "3"}
+    assert "nan" not in texts["1"].lower() and "none" not in texts["1"].lower()
+    assert texts["3"] == "IMPRESSION: Clear."
+    assert [r.reason.split(":")[0] for r in batch.rejected] == ["EmptyReportError"]
+
+
+def test_numeric_ids_with_a_missing_one_keep_their_form(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"uid": [16.0, None, 1234567890123.0], "text": ["No effusion.", "Clear.", "Clear."]})
+    frame.to_parquet(tmp_path / "r.parquet")
+    batch = read_reports(tmp_path / "r.parquet")
+    assert [r.report_id for r in batch.reports] == ["16", "1234567890123"]  # were "16.0", "1234567890123.0"
+    assert [r.reason.split(":")[0] for r in batch.rejected] == ["MissingIdError"]
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"uid": 16, "text": "a"}\n{"uid": null, "text": "b"}\n')
+    assert [r.report_id for r in read_reports(path).reports] == ["16"]
+
+
+def test_latin1_export_decodes_as_western_european() -> None:
+    text = ("Opacité à la base gauche, épanchement pleural; naïve, 37° ± 2 mm, Müller-Größe. " * 4).strip()
+    decoded, notes = decode_bytes(text.encode("latin-1"))
+    assert decoded == text  # was cp1250: "à" -> "ŕ", "ï" -> "ď"
+    assert notes == ["decoded-as-cp1252"]
+
+
+def test_central_european_export_still_decodes_as_such() -> None:
+    text = ("Pacjent: zmiana łagodna w płacie, żółta ściana, ściągnięcie opłucnej. " * 4).strip()
+    decoded, _ = decode_bytes(text.encode("cp1250"))
+    assert decoded == text
+
+
+def test_latin1_semicolon_csv_through_parse(tmp_path: Path) -> None:
+    from medmm.reports.pipeline import parse_reports
+
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "findings": ["Opacité à la base gauche. " * 10, "No effusion.", ""],
+            "impression": ["Épanchement pleural à droite.", "Normal chest.", ""],
+        }
+    )
+    path = tmp_path / "r.csv"
+    path.write_bytes(frame.to_csv(index=False, sep=";", lineterminator="\r\n").encode("latin-1"))
+    parse_reports(path, tmp_path / "run", workers=0, keep_report_ids=True, keep_text=True)
+    man = pd.read_parquet(tmp_path / "run" / "manifest_reports.parquet")
+    assert man["path"].tolist() == ["r.csv#1", "r.csv#2", "r.csv#3"]
+    assert man["status"].tolist() == ["ingested", "ingested", "quarantined"]
+    assert "decoded-as-cp1252" in man["notes"].iloc[0]
+    texts = pd.read_parquet(tmp_path / "run" / "report_texts.parquet").set_index("report_id")["text"]
+    assert "à la base" in texts["a"] and "ŕ" not in texts["a"]
