@@ -11,6 +11,7 @@ number first: "12 mm nodule", then before it: "nodule measuring 12 mm").
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -189,17 +190,27 @@ def link_measurements(
     {0: 0}
     """
 
+    # sentence lookup by bisection and findings grouped by sentence: a long report (hundreds of
+    # sentences, findings and measurements) took seconds when every pair scanned every sentence
+    order = sorted(range(len(sentences)), key=lambda i: sentences[i][0])
+    starts = [sentences[i][0] for i in order]
+
     def sent_of(pos: int) -> int:
-        for i, (a, b) in enumerate(sentences):
-            if a <= pos < b:
+        k = bisect_right(starts, pos) - 1
+        if k >= 0:
+            i = order[k]
+            if sentences[i][0] <= pos < sentences[i][1]:
                 return i
         return -1
 
+    by_sentence: dict[int, list[int]] = {}
+    for fi, f in enumerate(findings):
+        by_sentence.setdefault(sent_of(f[0]), []).append(fi)
     out: dict[int, int] = {}
     used: set[int] = set()
     for mi, m in enumerate(measurements):
         s = sent_of(m.start)
-        same = [(fi, f) for fi, f in enumerate(findings) if fi not in used and sent_of(f[0]) == s]
+        same = [(fi, findings[fi]) for fi in by_sentence.get(s, ()) if fi not in used]
         after = sorted((f[0] - m.end, fi) for fi, f in same if f[0] >= m.end)
         before = sorted((m.start - f[1], fi) for fi, f in same if f[1] <= m.start)
         choice = after[0][1] if after else (before[0][1] if before else None)

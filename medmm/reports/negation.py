@@ -18,11 +18,12 @@ Triggers come from negspacy's ``en_clinical`` termset with the additions and rem
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from medmm.reports._doc_utils import sentence_bounds, sentence_of
+from medmm.reports._doc_utils import sentence_bounds
 from medmm.reports.lexicon import load_data
 
 __all__ = ["ASSERTION_KEY", "KINDS", "Trigger", "assertion_of", "make_assertion_component", "trigger_phrases"]
@@ -148,10 +149,17 @@ class _AssertionComponent:
         ]
         doc._.assertion_triggers = [(t.start, t.end, t.kind) for t in triggers]
         bounds = sentence_bounds(doc)
+        starts = [s for s, _ in bounds]
+        # triggers grouped by sentence, sentences found by bisection: a long report (thousands of
+        # entities and triggers) was quadratic when each entity scanned every trigger and sentence
+        by_sentence: dict[int, list[Trigger]] = {}
+        for t in triggers:
+            by_sentence.setdefault(max(0, bisect_right(starts, t.start) - 1), []).append(t)
         flags: dict[tuple[int, int], tuple[bool, bool]] = {}
         for ent in doc.ents:
-            sent_start, sent_end = bounds[sentence_of(bounds, ent.start)]
-            neg, unc = assertion_of(ent.start, ent.end, triggers, sent_start, sent_end)
+            k = max(0, bisect_right(starts, ent.start) - 1)
+            sent_start, sent_end = bounds[k]
+            neg, unc = assertion_of(ent.start, ent.end, by_sentence.get(k, []), sent_start, sent_end)
             ent._.negated = neg
             ent._.uncertain = unc
             flags[(ent.start, ent.end)] = (neg, unc)
