@@ -22,9 +22,15 @@ from typing import Any
 
 from medmm.share.names import SourceNames
 
-__all__ = ["sanitize_json", "sanitize_run_json"]
+__all__ = ["PATH_OPTIONS", "sanitize_json", "sanitize_run_json"]
 
 _DROP = object()
+#: Stage options that name a file or folder: dropped from ``run.json`` even when the value holds no
+#: separator (``medmm anomaly evaluate demo`` records ``signals_run: "demo"``, a folder's own name).
+PATH_OPTIONS = frozenset(
+    {"archive", "input", "input_root", "signals_run", "run_dir", "out", "out_dir", "output_dir"}
+    | {"model", "checkpoint", "key_file", "ids", "config", "reports", "splits_file"}
+)
 #: ``run.json``'s top-level sections that are shared.
 _RUN_SECTIONS = ("stages", "versions")
 
@@ -77,6 +83,22 @@ def _walk(obj: Any, names: SourceNames, dropped: list[str], where: str) -> Any:
     return obj
 
 
+def _without_path_options(run: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
+    """``run`` with every string stage option of :data:`PATH_OPTIONS` removed (named in ``dropped``)."""
+    stages = run.get("stages")
+    if not isinstance(stages, dict):
+        return run
+    clean: dict[str, Any] = {}
+    for name, stage in stages.items():
+        options = stage.get("options") if isinstance(stage, dict) else None
+        if isinstance(options, dict):
+            gone = [k for k, v in options.items() if k in PATH_OPTIONS and isinstance(v, str)]
+            dropped += [f"stages.{name}.options.{k}" for k in gone]
+            stage = {**stage, "options": {k: v for k, v in options.items() if k not in gone}}
+        clean[name] = stage
+    return {**run, "stages": clean}
+
+
 def sanitize_json(obj: Any, names: SourceNames, dropped: list[str]) -> Any:
     """``obj`` with source names pseudonymized and path-like strings left out (see the module docstring).
 
@@ -94,7 +116,8 @@ def sanitize_json(obj: Any, names: SourceNames, dropped: list[str]) -> Any:
 
 
 def sanitize_run_json(run: dict[str, Any], names: SourceNames, dropped: list[str]) -> dict[str, Any]:
-    """The shareable part of a ``run.json``: ``stages`` and ``versions`` (no platform), sanitized.
+    """The shareable part of a ``run.json``: ``stages`` (without the options of :data:`PATH_OPTIONS`) and
+    ``versions`` (no platform), sanitized.
 
     >>> from medmm.pseudonym import Pseudonymizer
     >>> names = SourceNames.build([], [], Pseudonymizer(b"k" * 32))
@@ -102,6 +125,7 @@ def sanitize_run_json(run: dict[str, Any], names: SourceNames, dropped: list[str
     ['versions']
     """
     out: dict[str, Any] = {}
+    run = _without_path_options(run, dropped)
     for section in _RUN_SECTIONS:
         if section in run:
             lost: list[str] = []

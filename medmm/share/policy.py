@@ -354,6 +354,9 @@ DROPPED_FILES: tuple[tuple[str, str], ...] = (
     ("*compare.md", "a rendering of compare.csv (shared as compare.csv)"),
     ("models/*/*.png", "figures"),
     ("top_windows/*", "figures: ECG strips of the top-scoring windows, titled with their record name"),
+    ("sample_archive/*", "source files (the demo's sample input, copied into its run)"),
+    ("sample_reports/*", "source files (the demo's sample input, copied into its run)"),
+    ("sample_signals/*", "source files (the demo's sample input, copied into its run)"),
     ("volumes/*", "volumes are shared only with --with-volumes"),
     ("windows/*", "signal windows are shared only with --with-windows"),
 )
@@ -364,7 +367,7 @@ DROPPED_FILES: tuple[tuple[str, str], ...] = (
 #: folder by a keyed pseudonym (``unknown folder fol-...``: it may be named after a patient).
 RUN_FOLDERS: frozenset[str] = frozenset(
     {".reports_parts", ".signals_parts", ".parts", "compare", "figures", "inputs", "models", "top_windows"}
-    | {"volumes", "windows"}
+    | {"volumes", "windows", "sample_archive", "sample_reports", "sample_signals"}
 )
 
 
