@@ -208,3 +208,40 @@ def test_an_unknown_text_column_of_an_evaluation_table_is_left_out(tmp_path: Pat
         "note": "not on the allow-list"
     }
     assert bad not in (tmp_path / "share" / "evaluate" / "per_record.csv").read_text()
+
+
+def test_demo_run_with_scoring_plots_and_evaluation_shares_with_nothing_unknown(tmp_path: Path) -> None:
+    """A fresh demo run, its anomaly scoring with `--plot 2` and `medmm anomaly evaluate --out RUN/evaluate`
+    (tiny): the share leaves nothing out as unknown; the demo's copied inputs and the strips are dropped
+    with their reason; the evaluation's tables are shared with record names pseudonymized."""
+    from typer.testing import CliRunner
+
+    from medmm.cli import app
+    from medmm.demo.run import run_full_demo
+
+    key = _key(tmp_path)
+    run = tmp_path / "run"
+    run_full_demo(run, workers=1, key_file=key)
+    cli = CliRunner()
+    env = {"MEDMM_KEY_FILE": str(key)}
+    scored = cli.invoke(
+        app,
+        ["anomaly", "score", str(run), "-m", str(run / "models" / "beats"), "-o", str(run), "--plot", "2"],
+        env=env,
+    )
+    assert scored.exit_code == 0, scored.output
+    assert len(list((run / "top_windows").glob("*.png"))) == 2
+    tiny = ["--epochs", "1", "--ensemble", "1", "--no-nested", "--device", "cpu"]
+    evaluated = cli.invoke(
+        app, ["anomaly", "evaluate", str(run), "--out", str(run / "evaluate"), *tiny], env=env
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    shared = cli.invoke(app, ["share", str(run), "--out", str(tmp_path / "share"), "--key-file", str(key)])
+    assert shared.exit_code == 0, shared.output
+    report = json.loads((tmp_path / "share" / "share_report.json").read_text())
+    assert report["left_out"] == {}
+    assert {"sample_archive/", "sample_signals/", "sample_reports/", "top_windows/"} <= set(report["dropped"])
+    records = set(pd.read_parquet(run / "signals.parquet")["record"])
+    per = pd.read_csv(tmp_path / "share" / "evaluate" / "per_record.csv")
+    assert len(per) == len(records) and not per["record"].isin(records).any()
+    assert per["record"].isin(pd.read_parquet(tmp_path / "share" / "signals.parquet")["record"]).all()
