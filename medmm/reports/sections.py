@@ -38,11 +38,28 @@ def _header_regex() -> tuple[re.Pattern[str], dict[str, str]]:
         for v in variants:
             canon[str(v).lower()] = name
     alts = "|".join(re.escape(v).replace(r"\ ", r"\s+") for v in sorted(canon, key=len, reverse=True))
+    # compound headers: "FINDINGS/IMPRESSION:", "Findings and impression:", "IMPRESSION & RECOMMENDATION:"
+    head = rf"(?:{alts})(?:[ \t]*(?:/|&|\band\b)[ \t]*(?:{alts}))*"
     pattern = re.compile(
-        rf"(?:^|(?<=[.\n]))[ \t]*(?P<h>{alts})[ \t]*(?::|(?=[ \t]*\n)|$)[ \t]*",
+        rf"(?:^|(?<=[.\n]))[ \t]*(?P<h>{head})[ \t]*(?::|(?=[ \t]*\n)|$)[ \t]*",
         re.IGNORECASE | re.MULTILINE,
     )
     return pattern, canon
+
+
+def _canonical(header: str, canon: dict[str, str]) -> str:
+    """Section of a (lower-case, single-spaced) header; a compound header takes its first scored part
+    ("findings/impression" -> FINDINGS, "history and findings" -> FINDINGS), else its first part
+    ("indication/history" -> INDICATION), so findings under a compound header are never unscored.
+
+    >>> _canonical("impression and recommendation", {"impression": "IMPRESSION", "recommendation": "X"})
+    'IMPRESSION'
+    """
+    if header in canon:
+        return canon[header]
+    parts = [canon[p.strip()] for p in re.split(r"/|&|\band\b", header) if p.strip() in canon]
+    scored = [p for p in parts if p in scored_sections()]
+    return (scored or parts)[0]
 
 
 @lru_cache(maxsize=1)
@@ -73,7 +90,7 @@ def find_sections(text: str) -> list[Section]:
             continue
         if line_alone and not m.group("h").isupper():
             continue  # a bare word on its own line is a header only when written in capitals
-        hits.append((m.start(), m.end(), canon[header]))
+        hits.append((m.start(), m.end(), _canonical(header, canon)))
     out: list[Section] = []
     if not hits or text[: hits[0][0]].strip():
         out.append(Section("BODY", 0, 0, hits[0][0] if hits else len(text)))
