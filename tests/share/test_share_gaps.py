@@ -245,3 +245,12 @@ def test_demo_run_with_scoring_plots_and_evaluation_shares_with_nothing_unknown(
     per = pd.read_csv(tmp_path / "share" / "evaluate" / "per_record.csv")
     assert len(per) == len(records) and not per["record"].isin(records).any()
     assert per["record"].isin(pd.read_parquet(tmp_path / "share" / "signals.parquet")["record"]).all()
+
+
+def test_self_check_reads_csv_cells_as_whole_values(tmp_path: Path) -> None:
+    """A record name too short to search inside text (MIT-BIH's ``100``) is a finding as a CSV cell."""
+    from medmm.share.check import find_source_names
+
+    pd.DataFrame({"record": ["100"], "auroc": [0.5]}).to_csv(tmp_path / "per_record.csv", index=False)
+    pd.DataFrame({"record": ["sig-1"], "note": ["x 100 y"]}).to_csv(tmp_path / "ok.csv", index=False)
+    assert find_source_names(tmp_path, ["100", "x.hea"]) == ["per_record.csv: column record"]
