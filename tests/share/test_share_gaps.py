@@ -65,7 +65,7 @@ def test_words_of_medmm_messages_survive_a_file_named_like_them(tmp_path: Path) 
     (archive / "empty.dcm").write_bytes(b"")
     run = tmp_path / "run"
     ingest_archive(archive, run, workers=0, key_file=key)
-    reason = pd.read_parquet(run / "manifest.parquet").set_index("path").loc["empty.dcm", "reason"]
+    reason = str(pd.read_parquet(run / "manifest.parquet").set_index("path").loc["empty.dcm", "reason"])
     assert "empty.dcm" in reason and "file is empty" in reason
     share_run(run, tmp_path / "share", key_file=key)
     shared = pd.read_parquet(tmp_path / "share" / "manifest.parquet")
