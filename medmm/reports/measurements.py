@@ -44,6 +44,11 @@ _DIMS = re.compile(
 _RANGE = re.compile(rf"{_LEAD_NUM}\s*{_OPT_UNIT}\s*(?:-|–|to)\s*{_NUM}\s*{_UNIT}\b", re.I)
 _ANY_UNIT = re.compile(r"\d\s*-?\s*(?:mm|cm|millimet|centimet)", re.I)
 _SINGLE = re.compile(rf"{_LEAD_NUM}\s*-?\s*{_UNIT}\b", re.I)
+# a decimal comma (European-locale reports: "1,5 cm" is 15 mm, was read as "5 cm"): one to three digits,
+# a comma, one or two digits, then a unit, "x"/"by" or a range dash ("1,234 mm" stays untouched)
+_DECIMAL_COMMA = re.compile(
+    r"(?<![\d.,])(\d{1,3}),(\d{1,2})(?=\s*(?:mm|cm|millimet|centimet|[x×\-–](?!\w{2})|by\b|to\b))", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,9 @@ def find_sizes(text: str) -> list[Measurement]:
     """
     found: list[Measurement] = []
     taken: list[tuple[int, int]] = []
+    src = text
+    if "," in text:  # same length: offsets stay those of the text; spans are cut from the source
+        text = _DECIMAL_COMMA.sub(lambda d: f"{d.group(1)}.{d.group(2)}", text)
 
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)
@@ -113,20 +121,26 @@ def find_sizes(text: str) -> list[Measurement]:
         nums = [g[0], g[2]] + ([g[4]] if g[4] else [])
         units = [g[1] or unit, g[3] or unit] + ([unit] if g[4] else [])
         vals = tuple(to_mm(float(n), u) for n, u in zip(nums, units, strict=True))
-        found.append(Measurement(m.start(), m.end(), m.group(0), vals, "dimensions"))
+        found.append(Measurement(m.start(), m.end(), src[m.start() : m.end()], vals, "dimensions"))
         taken.append(m.span())
     for m in _finditer(_RANGE, text, starts):
         if not free(*m.span()):
             continue
         lo, lo_unit, hi, unit = m.groups()
         vals = (to_mm(float(lo), lo_unit or unit), to_mm(float(hi), unit))
-        found.append(Measurement(m.start(), m.end(), m.group(0), vals, "range"))
+        found.append(Measurement(m.start(), m.end(), src[m.start() : m.end()], vals, "range"))
         taken.append(m.span())
     for m in _finditer(_SINGLE, text, starts):
         if not free(*m.span()):
             continue
         found.append(
-            Measurement(m.start(), m.end(), m.group(0), (to_mm(float(m.group(1)), m.group(2)),), "single")
+            Measurement(
+                m.start(),
+                m.end(),
+                src[m.start() : m.end()],
+                (to_mm(float(m.group(1)), m.group(2)),),
+                "single",
+            )
         )
         taken.append(m.span())
     return sorted(found, key=lambda x: x.start)
