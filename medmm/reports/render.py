@@ -186,13 +186,22 @@ def report_text(
             str(run_dir), "has no manifest_reports.parquet", "run `medmm reports parse INPUT --out RUN_DIR`"
         )
     report_id = resolve_report_id(report_id, run_dir, key_file)
-    rows = pd.read_parquet(manifest_path, filters=[("report_id", "==", str(report_id))])
-    rows = rows[rows["status"] == "ingested"]
+    every = pd.read_parquet(manifest_path, filters=[("report_id", "==", str(report_id))])
+    rows = every[every["status"] == "ingested"]
+    if rows.empty and len(every):  # say why: the manifest row's status, input row and reason
+        first = every.iloc[0]
+        why, _, fix = str(first["reason"]).partition(". Fix: ")
+        raise InputError(
+            str(run_dir),
+            f"no parsed report with id {report_id!r}: it is {first['status']} ({why})",
+            (fix.rstrip(".") or "fix that input row") + ", then run `medmm reports parse` again",
+        )
     if rows.empty:
         raise InputError(
             str(run_dir),
-            f"no parsed report with id {report_id!r}",
-            "check manifest_reports.parquet: the report may be quarantined or a duplicate",
+            f"no parsed report with id {report_id!r}: no report of this run has that id",
+            "check the id (as in the input, or its rep-... pseudonym in manifest_reports.parquet) and that "
+            "the site key is the run's",
         )
     texts_path = run_dir / "report_texts.parquet"
     if texts_path.exists():
