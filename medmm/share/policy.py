@@ -72,6 +72,8 @@ _EVALUATE: dict[str, dict[str, Policy]] = {
     "beats.parquet": {"record": P.record, NUMBERS: P.keep},
 }
 
+_SPLITS: dict[str, Policy] = {"record_id": P.rekey, "patient_id": P.keep, "split": P.vocab, "fold": P.keep}
+
 #: Table (path in the run, ``fnmatch`` pattern) -> column -> policy.
 TABLES: dict[str, dict[str, Policy]] = {
     "manifest.parquet": {
@@ -307,7 +309,7 @@ TABLES: dict[str, dict[str, Policy]] = {
         "record_id": P.rekey,
         **dict.fromkeys(["slice", "task", "label", "score", "model_sha256"], P.keep),
     },
-    "models/*/splits.parquet": {"record_id": P.rekey, "patient_id": P.keep, "split": P.vocab, "fold": P.keep},
+    "models/*/splits.parquet": _SPLITS,
     "anomaly_records.parquet": {
         **_SIGNAL_COMMON,
         **dict.fromkeys(["n_beats", "n_readable", "n_flagged", "two_populations", "ectopic_share"], P.keep),
@@ -318,7 +320,9 @@ TABLES: dict[str, dict[str, Policy]] = {
         key: {"model": P.label, "test_modalities": P.vocab, "report_inputs": P.vocab, NUMBERS: P.keep}
         for key in ("compare/compare.csv", "models/compare/compare.csv")
     },
-    "compare/splits.parquet": {"record_id": P.rekey, "patient_id": P.keep, "split": P.vocab, "fold": P.keep},
+    # `medmm train` / `models compare` splits wherever their --out is in the run, and a cohort's
+    # RUN_DIR/splits.parquet (read by train's splits_file and by compare)
+    **dict.fromkeys(["splits.parquet", "compare/splits.parquet", "*/splits.parquet"], _SPLITS),
     # `medmm anomaly evaluate --out DIR`: DIR shared as a run of its own, or a folder inside a run
     **{
         pattern: policy
@@ -335,6 +339,7 @@ JSON_FILES: tuple[str, ...] = (
     "models/*/run.json",
     "compare/compare.json",
     "models/compare/compare.json",
+    "*/metrics.json",  # `medmm train` / `medmm evaluate` with --out elsewhere in the run
     "*/run.json",  # an evaluate (or compare) folder inside the run: shared as run.json is
 )
 

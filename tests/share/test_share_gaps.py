@@ -254,3 +254,27 @@ def test_self_check_reads_csv_cells_as_whole_values(tmp_path: Path) -> None:
     pd.DataFrame({"record": ["100"], "auroc": [0.5]}).to_csv(tmp_path / "per_record.csv", index=False)
     pd.DataFrame({"record": ["sig-1"], "note": ["x 100 y"]}).to_csv(tmp_path / "ok.csv", index=False)
     assert find_source_names(tmp_path, ["100", "x.hea"]) == ["per_record.csv: column record"]
+
+
+def test_train_outputs_outside_models_and_a_cohort_split_are_shared(tmp_path: Path) -> None:
+    """`medmm train --out RUN/exp` (splits.parquet with folds, metrics.json) and a cohort's
+    RUN/splits.parquet: record ids re-keyed, paths out of the metrics, nothing unknown."""
+    key = _key(tmp_path)
+    run = tmp_path / "run"
+    (run / "exp").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    splits = pd.DataFrame(
+        {"record_id": ["r1", "r2"], "patient_id": ["pat-1", "pat-2"], "split": ["train", "test"]}
+    )
+    splits.assign(fold=[0, 0]).to_parquet(run / "exp" / "splits.parquet")
+    splits[["record_id", "split"]].to_parquet(run / "splits.parquet")
+    metrics = {"config": {"out_dir": "/site/runs/exp", "fusion": "late"}, "test": {"auroc": 0.7}}
+    (run / "exp" / "metrics.json").write_text(json.dumps(metrics))
+    report = share_run(run, tmp_path / "share", key_file=key)
+    assert report["left_out"] == {}
+    p = Pseudonymizer(bytes.fromhex("ef" * 32))
+    for rel in ("exp/splits.parquet", "splits.parquet"):
+        shared = pd.read_parquet(tmp_path / "share" / rel)
+        assert shared["record_id"].tolist() == [p.id("r1", "record"), p.id("r2", "record")], rel
+    card = json.loads((tmp_path / "share" / "exp" / "metrics.json").read_text())
+    assert card == {"config": {"fusion": "late"}, "test": {"auroc": 0.7}}
