@@ -187,6 +187,14 @@ TABLES: dict[str, dict[str, Policy]] = {
         **_SIGNAL_COMMON,
         **dict.fromkeys(["sample", "time_s", "abs_time_s", "rr_prev_s", "rr_next_s", "hr_bpm"], P.keep),
         "ref_symbol": P.vocab,
+        # a `medmm anomaly evaluate` folder shared as a run of its own: its held-out beats' scores
+        **dict.fromkeys(
+            [
+                *("y", "score", "flag", "morphology_z", "rhythm_z", "pause_z", "quality", "timing_weight"),
+                *("timing", "score_a_priori", "flag_a_priori", "base_score", "base_flag", "two_populations"),
+            ],
+            P.keep,
+        ),
     },
     "anomalies.parquet": {
         **_SIGNAL_COMMON,

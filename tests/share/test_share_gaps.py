@@ -245,6 +245,21 @@ def test_demo_run_with_scoring_plots_and_evaluation_shares_with_nothing_unknown(
     per = pd.read_csv(tmp_path / "share" / "evaluate" / "per_record.csv")
     assert len(per) == len(records) and not per["record"].isin(records).any()
     assert per["record"].isin(pd.read_parquet(tmp_path / "share" / "signals.parquet")["record"]).all()
+    assert {t: v["left_out_columns"] for t, v in report["tables"].items() if v["left_out_columns"]} == {}
+    # the evaluation folder shared as a run of its own: every column of its real tables has a policy
+    alone = cli.invoke(
+        app, ["share", str(run / "evaluate"), "--out", str(tmp_path / "eval"), "--key-file", str(key)]
+    )
+    assert alone.exit_code == 0, alone.output
+    report = json.loads((tmp_path / "eval" / "share_report.json").read_text())
+    assert report["left_out"] == {} and set(report["tables"]) == {
+        "per_record.csv",
+        "pooled.csv",
+        "beats.parquet",
+    }
+    assert {t: v["left_out_columns"] for t, v in report["tables"].items() if v["left_out_columns"]} == {}
+    beats = pd.read_parquet(tmp_path / "eval" / "beats.parquet")
+    assert not beats["record"].isin(records).any() and set(beats["record"]) == set(per["record"])
 
 
 def test_self_check_reads_csv_cells_as_whole_values(tmp_path: Path) -> None:
