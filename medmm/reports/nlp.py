@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "check_model",
     "get_pipeline",
     "installed_models",
+    "rules_fingerprint",
     "source_of",
 ]
 
@@ -66,6 +68,33 @@ class PipelineSpec:
         if self.model is None:
             return f"{LEXICON_SOURCE} ({steps})"
         return f"{self.model_source()} NER + {LEXICON_SOURCE} ({steps})"
+
+
+@lru_cache(maxsize=1)
+def rules_fingerprint() -> str:
+    """A short hash of the stage's rules: the lexicon and trigger files (``data/*.yaml``) and the code of
+    ``medmm/reports`` (extraction, negation, sections, measurements, labels ...).
+
+    Part of each report's resume key (through the pipeline line of ``run.json``), so a re-run after
+    medmm or its lexicon changed parses every report again instead of keeping results made by the old
+    rules.
+
+    >>> len(rules_fingerprint())
+    12
+    """
+    return fingerprint_of(Path(__file__).parent)
+
+
+def fingerprint_of(root: Path) -> str:
+    """:func:`rules_fingerprint` of the stage's folder ``root`` (every ``*.py`` and ``data/*.yaml``).
+
+    >>> fingerprint_of(Path(__file__).parent) == rules_fingerprint()
+    True
+    """
+    h = hashlib.blake2b(b"medmm-reports-rules", digest_size=6)
+    for path in sorted([*root.rglob("*.py"), *root.glob("data/*.yaml")]):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def installed_models() -> list[str]:

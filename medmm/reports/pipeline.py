@@ -28,7 +28,7 @@ import pyarrow as pa
 from medmm.errors import reason_of
 from medmm.reports.batch_extract import ENTITY_SCHEMA, LABEL_SCHEMA
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
-from medmm.reports.nlp import PipelineSpec, check_model, get_pipeline
+from medmm.reports.nlp import PipelineSpec, check_model, get_pipeline, rules_fingerprint
 from medmm.reports.records import EntityRow, ReportLabelRow, ReportManifestRow, ReportTextRow, Status
 
 __all__ = [
@@ -322,7 +322,8 @@ def parse_reports(
             accession_column=accession_column,
             date_column=date_column,
         )
-        pipeline = spec.describe()
+        # the rules' fingerprint is part of every resume key: results of older rules are never kept
+        pipeline = f"{spec.describe()}; rules {rules_fingerprint()}"
         keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
         parts = Parts(run_dir)
         done = parts.done_keys()
