@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -321,17 +322,26 @@ def compare_models(
         for kept in conditions if len(use) > 1 else [tuple(use)]:
             drop = [m for m in use if m not in kept]
             test = part["test"][part["test"][[f"has_{m}" for m in kept]].any(axis=1)]
-            ds = MultimodalDataset(test, used, [target], drop=drop)
-            loader = make_loader(ds, cfg.train.batch_size, False, 0, dev)
-            pred = aggregate_by_record(predict_loader(res.model, loader, dev), how)
-            met = evaluate_predictions(pred.labels, pred.probs, [target], cfg.train.n_boot, cfg.train.seed)[
-                target
-            ]
+            if test.empty:  # no test record has these modalities: a row without metrics, never a crash
+                met = {k: {"value": math.nan, "lo": math.nan, "hi": math.nan} for k in METRICS}
+                n_test = 0
+                note = f"no test record has {'+'.join(kept)}: no metrics for those rows"
+                if note not in notes and not part["test"].empty:
+                    notes.append(note)
+                    log.warning(note)
+            else:
+                ds = MultimodalDataset(test, used, [target], drop=drop)
+                loader = make_loader(ds, cfg.train.batch_size, False, 0, dev)
+                pred = aggregate_by_record(predict_loader(res.model, loader, dev), how)
+                met = evaluate_predictions(
+                    pred.labels, pred.probs, [target], cfg.train.n_boot, cfg.train.seed
+                )[target]
+                n_test = len(pred.record_ids)
             rows.append(
                 {
                     "model": name,
                     "test_modalities": "+".join(kept),
-                    "n_test": len(pred.record_ids),
+                    "n_test": n_test,
                     "best_epoch": res.best_epoch,
                     **{f"{k}_{q}": met[k][q] for k in METRICS for q in ("value", "lo", "hi")},
                     # what the model's report branch read ("" without one; a dropped branch still counts)
