@@ -70,3 +70,36 @@ def test_latin1_semicolon_csv_through_parse(tmp_path: Path) -> None:
     assert "decoded-as-cp1252" in man["notes"].iloc[0]
     texts = pd.read_parquet(tmp_path / "run" / "report_texts.parquet").set_index("report_id")["text"]
     assert "à la base" in texts["a"] and "ŕ" not in texts["a"]
+
+
+def test_single_report_txt_file_is_explained_without_its_text(tmp_path: Path) -> None:
+    """A .txt report given as the input was read as a CSV: the error listed its first line as the
+    'columns found' (the report's text, with any name in it) and asked for --id-column."""
+    from typer.testing import CliRunner
+
+    from medmm.cli import app
+
+    path = tmp_path / "one.txt"
+    path.write_text(
+        "Patient Harold Pinkerton, FINDINGS: Small left pleural effusion.\nIMPRESSION: Effusion.\n"
+    )
+    res = CliRunner().invoke(
+        app, ["reports", "parse", str(path), "--out", str(tmp_path / "run"), "--workers", "0"]
+    )
+    assert res.exit_code == 2
+    out = " ".join(res.output.split())
+    assert "Pinkerton" not in out and "pleural" not in out
+    assert "put them in a folder and pass the folder" in out
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    path.rename(folder / "one.txt")
+    res = CliRunner().invoke(
+        app, ["reports", "parse", str(folder), "--out", str(tmp_path / "run"), "--workers", "0"]
+    )
+    assert res.exit_code == 0, res.output
+
+
+def test_txt_table_with_an_id_column_is_still_a_table(tmp_path: Path) -> None:
+    path = tmp_path / "export.txt"
+    path.write_text("id,text\na,No effusion.\nb,Small effusion.\n")
+    assert [r.report_id for r in read_reports(path).reports] == ["a", "b"]

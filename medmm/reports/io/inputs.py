@@ -376,6 +376,24 @@ def _reason(err: InputError) -> str:
     return reason_of(err)
 
 
+def _check_txt_table(
+    path: Path, columns: list[str], id_column: str | None, accession_column: str | None
+) -> None:
+    """A ``.txt`` file given as the input is read as a table; one whose header names none of the id
+    columns is most likely one report: say so, without echoing its first line (the report's text)."""
+    if path.suffix.lower() != ".txt" or id_column or accession_column:
+        return
+    lower = {c.lower() for c in columns}
+    if not any(d in lower for d in DEFAULT_ID_COLUMNS):
+        raise MissingColumnError(
+            str(path),
+            f"is a .txt file read as a table, but its first line names no id column ({len(columns)} "
+            "field(s); not shown: it may be report text)",
+            "for reports as text files, put them in a folder and pass the folder (each .txt file is one "
+            "report, its name the report id); for a table, name its id column with --id-column",
+        )
+
+
 def _pick(
     columns: list[str],
     wanted: list[str] | None,
@@ -568,6 +586,7 @@ def read_reports(
     else:
         frame, file_notes, rejected, numbers = _read_table(path)
         columns = [str(c) for c in frame.columns]
+        _check_txt_table(path, columns, id_column, accession_column)
         if _accession_is_the_id(columns, id_column, accession_column, keep_report_ids):
             id_col = str(accession_column)  # a RIS export: the accession number identifies the report
         else:
