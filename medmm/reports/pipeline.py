@@ -13,6 +13,7 @@ the batch. A batch that fails is retried report by report so one bad report is q
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 import warnings
@@ -25,7 +26,6 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from medmm.errors import reason_of
 from medmm.reports.batch_extract import ENTITY_SCHEMA, LABEL_SCHEMA
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
 from medmm.reports.nlp import PipelineSpec, check_model, get_pipeline, rules_fingerprint
@@ -36,6 +36,7 @@ __all__ = [
     "BatchTables",
     "ParseSummary",
     "auto_batch_size",
+    "crash_reason",
     "parse_batch",
     "parse_columns",
     "parse_reports",
@@ -163,7 +164,7 @@ def parse_columns(
                 e, lab, ns = batch_tables([nlp(texts[k])], ids[one], texts[one], sections[one], spec)
             except Exception as exc:
                 log.warning("report %s quarantined: %s", paths[k] if paths else ids[k], type(exc).__name__)
-                rows.append((ids[k], "quarantined", reason_of(exc), 0, 0))
+                rows.append((ids[k], "quarantined", crash_reason(exc, texts[k]), 0, 0))
                 continue
             e_parts.append(e)
             l_parts.append(lab)
@@ -175,6 +176,23 @@ def parse_columns(
     arrays = [pa.array(c, f.type) for c, f in zip(columns, REPORT_SCHEMA, strict=True)]
     reports = pa.table(arrays, schema=REPORT_SCHEMA)
     return BatchTables(ents, labels, reports)
+
+
+def crash_reason(exc: BaseException, text: str) -> str:
+    """Manifest reason of a report the pipeline crashed on: the exception's type and message, with
+    what the message quotes (``'...'``, ``"..."``) and any run of 12+ characters of the report's text
+    left out: an exception message may quote its input, and the text is not de-identified.
+
+    >>> crash_reason(ValueError("could not convert 'John Smith' to float"), "Patient John Smith.")
+    "ValueError: could not convert '…' to float (the pipeline failed on this report)"
+    >>> crash_reason(KeyError(3), "No effusion.")
+    'KeyError: 3 (the pipeline failed on this report)'
+    """
+    message = str(exc).strip() or type(exc).__name__
+    message = re.sub(r"'[^']*'", "'…'", re.sub(r'"[^"]*"', '"…"', message))
+    if any(message[i : i + 12] in text for i in range(max(0, len(message) - 11))):
+        message = "message not shown (it quotes the report)"
+    return f"{type(exc).__name__}: {message[:300]} (the pipeline failed on this report)"
 
 
 def _counts(ids: pa.ChunkedArray, order: list[str]) -> list[int]:
