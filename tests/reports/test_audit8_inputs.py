@@ -103,3 +103,16 @@ def test_txt_table_with_an_id_column_is_still_a_table(tmp_path: Path) -> None:
     path = tmp_path / "export.txt"
     path.write_text("id,text\na,No effusion.\nb,Small effusion.\n")
     assert [r.report_id for r in read_reports(path).reports] == ["a", "b"]
+
+
+def test_excel_sep_line(tmp_path: Path) -> None:
+    """Excel's 'sep=;' first line (a CSV saved for another locale) was read as the header: 'no id column
+    (columns found: ['sep=', 'Unnamed: 1'])'."""
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"\xef\xbb\xbfsep=;\r\nid;findings\r\na;Small effusion.\r\nb;No effusion.\r\n")
+    batch = read_reports(path)
+    assert [(r.report_id, r.path, r.text) for r in batch.reports] == [
+        ("a", "r.csv#1", "FINDINGS: Small effusion."),
+        ("b", "r.csv#2", "FINDINGS: No effusion."),
+    ]
+    assert batch.reports[0].notes == ["excel-sep-line"]

@@ -327,6 +327,10 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
         return _as_objects(pd.DataFrame(rows, dtype=object)), notes, bad, lines
     if suffix in {".csv", ".tsv", ".txt"}:
         sep = "\t" if suffix == ".tsv" else ","
+        hint = re.match(r"[ \t]*sep=(.)[ \t]*\r?(?:\n|$)", text, re.IGNORECASE)
+        if hint is not None:  # Excel's "sep=;" first line names the separator; the header comes next
+            sep, text = hint.group(1), text[hint.end() :]
+            notes = [*notes, "excel-sep-line"]
         header = text.split("\n", 1)[0]
         if sep == "," and ";" in header and "," not in header:  # a European-locale spreadsheet export
             sep = ";"
