@@ -115,7 +115,25 @@ def trigger_phrases() -> dict[str, tuple[str, ...]]:
         out[kind].difference_update(str(p).lower() for p in spec["remove"].get(src, []))
     out["unc_pre"].update(str(p).lower() for p in spec["uncertainty"]["preceding"])
     out["unc_post"].update(str(p).lower() for p in spec["uncertainty"]["following"])
+    _add_template_answers(out)
     return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+#: Answers of structured templates ("Pleural effusion: No.", "Pneumothorax: none").
+_ANSWERS = (": no", ": no.", ": none", ": negative")
+
+
+def _add_template_answers(out: dict[str, set[str]]) -> None:
+    """Negative answers after a colon, as triggers both ways: "Pleural effusion: No." negates the
+    finding before it, "FINDINGS: No pneumothorax." the one after it (the answer is longer than "no",
+    so it is the trigger matched there and must keep its preceding meaning). Pseudo-negations get a
+    colon form too ("FINDINGS: No change in the effusion" stays a pseudo-negation), and
+    ": negative for" keeps "negative for" after a header.
+    """
+    for kind in ("neg_pre", "neg_post"):
+        out[kind].update(_ANSWERS)
+    out["neg_pre"].add(": negative for")
+    out["pseudo"].update(f": {p}" for p in list(out["pseudo"]) if p.startswith(("no ", "not ")))
 
 
 class _AssertionComponent:

@@ -41,6 +41,16 @@ def _status(nlp, text: str, finding: str) -> str:
         ("Rule out fracture.", "fracture", "uncertain"),
         # "none" of another field in another sentence does not negate
         ("Comparison: none. Small left effusion.", "pleural effusion", "present"),
+        # structured templates: the answer after the colon (were all present)
+        ("Pleural effusion: No.", "pleural effusion", "absent"),
+        ("Pleural effusion: no\nPneumothorax: yes", "pleural effusion", "absent"),
+        ("Pleural effusion: no\nPneumothorax: yes", "pneumothorax", "present"),
+        ("Effusion: negative", "pleural effusion", "absent"),
+        # ... and a header's colon keeps the preceding meaning and the pseudo-negations
+        ("FINDINGS: No pneumothorax.", "pneumothorax", "absent"),
+        ("FINDINGS: No change in the small left effusion.", "pleural effusion", "present"),
+        ("Pneumothorax: No change.", "pneumothorax", "present"),
+        ("FINDINGS: None. Pneumothorax.", "pneumothorax", "present"),
     ],
 )
 def test_following_negations(nlp, text: str, finding: str, expected: str) -> None:
