@@ -116,3 +116,31 @@ def test_excel_sep_line(tmp_path: Path) -> None:
         ("b", "r.csv#2", "FINDINGS: No effusion."),
     ]
     assert batch.reports[0].notes == ["excel-sep-line"]
+
+
+def test_a_row_with_extra_fields_is_quarantined_not_the_file(tmp_path: Path) -> None:
+    """One report with an unquoted comma stopped the whole command ('Expected 3 fields in line 3, saw
+    4'); now that row is quarantined (its contents not shown) and the others are parsed."""
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "id,findings,impression\n"
+        "a,Small effusion.,Effusion.\n"
+        "b,Patient Pinkerton: heart normal, lungs clear.,Normal.\n"
+        "c,No pneumothorax.,Clear.\n"
+    )
+    batch = read_reports(path)
+    assert [(r.report_id, r.path) for r in batch.reports] == [("a", "r.csv#1"), ("c", "r.csv#3")]
+    (bad,) = batch.rejected
+    assert bad.path == "r.csv#2" and bad.status == "quarantined"
+    assert "row has 4 fields, the header 3" in bad.reason and "Pinkerton" not in bad.reason
+
+
+def test_an_unclosed_quote_still_stops_the_command(tmp_path: Path) -> None:
+    import pytest
+
+    from medmm.reports.io.files import UnreadableTableError
+
+    path = tmp_path / "r.csv"
+    path.write_text('id,text\n1,"unterminated\n2,ok,extra\n')
+    with pytest.raises(UnreadableTableError):
+        read_reports(path)

@@ -339,6 +339,11 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             problem = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+            if problem.startswith("Expected ") and " fields in line " in problem:
+                rows_read = _rows_with_extra_fields(text, sep, path.name, suffix[1:])
+                if rows_read is not None:  # the rows with extra fields are quarantined, the rest read
+                    frame, numbers, extra = rows_read
+                    return frame, notes, extra, numbers
             raise UnreadableTableError(
                 str(path),
                 f"not a well-formed {suffix[1:].upper()} table ({problem})",
@@ -351,6 +356,53 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str], list[ReportManifes
         f"unsupported input format {suffix!r}",
         "give a .csv, .tsv, .jsonl or .parquet table, or a folder of .txt files",
     )
+
+
+def _rows_with_extra_fields(
+    text: str, sep: str, file_name: str, fmt: str
+) -> tuple[pd.DataFrame, list[int], list[ReportManifestRow]] | None:
+    """A CSV/TSV whose rows are well quoted but some hold more fields than the header (an unquoted
+    separator in a report): the other rows as a frame with their data-row numbers, and one quarantined
+    manifest row per row with extra fields (its contents never shown). ``None`` when the header has
+    duplicate names or a quote is left open (the whole file is then refused, as before).
+
+    >>> text = "id,text\\na,ok\\nb,x,y\\nc,fine\\n"
+    >>> frame, numbers, bad = _rows_with_extra_fields(text, ",", "r.csv", "csv")
+    >>> frame["id"].tolist(), numbers, [b.path for b in bad]
+    (['a', 'c'], [1, 3], ['r.csv#2'])
+    """
+    try:
+        records = [r for r in csv.reader(io.StringIO(text), delimiter=sep, strict=True) if r]
+    except csv.Error:
+        return None
+    if not records or len(set(records[0])) != len(records[0]):
+        return None
+    header, width = records[0], len(records[0])
+    good: list[list[str]] = []
+    numbers: list[int] = []
+    bad: list[ReportManifestRow] = []
+    for n, rec in enumerate(records[1:], start=1):
+        if len(rec) <= width:
+            good.append(rec + [""] * (width - len(rec)))
+            numbers.append(n)
+            continue
+        where = row_ref(file_name, n)
+        err = InputError(
+            where,
+            f"row has {len(rec)} fields, the header {width} (a {sep!r} inside a field that is not quoted?)",
+            'quote fields that hold the separator ("...") when exporting, or fix the row',
+        )
+        bad.append(
+            ReportManifestRow(
+                path=where,
+                format=fmt,
+                size=sum(map(len, rec)),
+                status=Status.quarantined,
+                reason=_reason(err),
+                report_id="",
+            )
+        )
+    return pd.DataFrame(good, columns=header, dtype=str), numbers, bad
 
 
 def _as_objects(frame: pd.DataFrame) -> pd.DataFrame:
