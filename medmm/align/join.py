@@ -199,21 +199,36 @@ def _compatible(rep: _Item, st: _Study) -> bool:
     return rep.accession is None or not st.accessions or rep.accession in st.accessions
 
 
+def _index_accessions(studies: list[_Study]) -> dict[str, list[_Study]]:
+    """Set each study's ``accessions`` (those on its non-report items); accession -> its studies, in order."""
+    index: dict[str, list[_Study]] = {}
+    for st in studies:
+        st.accessions = {
+            it.accession for it in st.items if it.accession is not None and it.modality != "report"
+        }
+        for number in st.accessions:
+            index.setdefault(number, []).append(st)
+    return index
+
+
+def _new_study_id(it: _Item) -> str:
+    """The id of a study an item without study id starts: ``stu-<modality>-<hash of the item id>``."""
+    return f"stu-{it.modality}-{hashlib.sha256(it.item_id.encode()).hexdigest()[:12]}"
+
+
 def _link_report(
     rep: _Item,
-    studies: dict[str, _Study],
     by_accession: dict[str, list[_Study]],
     timeline: _Timeline,
     report_tol: float,
     foreign: bool,
     counts: dict[str, int],
 ) -> tuple[_Study | None, str | None]:
-    """The image study a report belongs to and how (uid, accession, date), or ``(None, None)``.
+    """The image study a report belongs to and how (accession, date), or ``(None, None)``; uid links
+    are made before (:func:`_studies_of_patient`).
 
     ``foreign``: the report's accession number is on another patient's images (never linked there).
     """
-    if rep.study_id is not None and rep.study_id in studies:
-        return studies[rep.study_id], "uid"
     if rep.accession is not None:
         found = by_accession.get(rep.accession, [])
         if len(found) == 1:
@@ -257,13 +272,7 @@ def _place_loose(loose: list[_Item], studies: dict[str, _Study], tol: float) -> 
     it, else as any item but never into a study or chain whose images carry other accession numbers
     (another exam), so two pictures of one day with two accession numbers stay two studies.
     """
-    carriers: dict[str, list[_Study]] = {}
-    for st in studies.values():
-        st.accessions = {
-            it.accession for it in st.items if it.accession is not None and it.modality != "report"
-        }
-        for number in st.accessions:
-            carriers.setdefault(number, []).append(st)
+    carriers = _index_accessions(list(studies.values()))
     timeline = _Timeline(list(studies.values()))
     only = next(iter(studies.values())) if len(studies) == 1 else None
     exams: dict[str, list[_Item]] = {}
@@ -274,14 +283,11 @@ def _place_loose(loose: list[_Item], studies: dict[str, _Study], tol: float) -> 
         else:
             exams.setdefault(it.accession, []).append(it)
     units += [exams[number] for number in sorted(exams)]
-    units = [sorted(u, key=_by_time) for u in units]  # the earliest timed item first: its time, precision
-
-    def first(unit: list[_Item]) -> float:
-        return min((it.time for it in unit if not math.isnan(it.time)), default=math.nan)
-
+    # the earliest timed item first: its time (NaN when none is timed) and precision are the unit's
+    units = [sorted(u, key=_by_time) for u in units]
     leftovers: list[tuple[float, float, str, list[_Item], str | None]] = []
     for unit in units:
-        acc, t = unit[0].accession, first(unit)
+        acc, t = unit[0].accession, unit[0].time
         target = None
         if acc is not None and acc in carriers:  # on two studies: ambiguous, a study of its own
             target = carriers[acc][0] if len(carriers[acc]) == 1 else None
@@ -314,8 +320,7 @@ def _place_loose(loose: list[_Item], studies: dict[str, _Study], tol: float) -> 
             chain.last = max(chain.last, last)
         else:
             it = unit[0]
-            sid = f"stu-{it.modality}-{hashlib.sha256(it.item_id.encode()).hexdigest()[:12]}"
-            fresh.append(_Study(sid, t, list(unit), it.precision))
+            fresh.append(_Study(_new_study_id(it), t, list(unit), it.precision))
             fresh[-1].last = last
             chain = None if math.isnan(t) else fresh[-1]
         if acc is not None and chain is not None:
@@ -375,20 +380,12 @@ def _studies_of_patient(
         for st in sorted([*studies.values(), *fresh], key=lambda s: s.study_id)
         if any(it.modality == "image" for it in st.items)
     ]
-    by_accession: dict[str, list[_Study]] = {}
-    for st in imaged:
-        st.accessions = {
-            it.accession for it in st.items if it.accession is not None and it.modality != "report"
-        }
-        for acc in sorted(st.accessions):
-            by_accession.setdefault(acc, []).append(st)
+    by_accession = _index_accessions(imaged)
     timeline = _Timeline(imaged)
     unplaced: list[_Item] = []
     for rep in waiting:
         # no uid link here (those were made first): a study named by a report alone is no image study
-        target, link = _link_report(
-            rep, {}, by_accession, timeline, report_tol, rep.accession in foreign, counts
-        )
+        target, link = _link_report(rep, by_accession, timeline, report_tol, rep.accession in foreign, counts)
         if target is not None and link is not None:
             target.items.append(rep)
             target.links[rep.item_id] = link
@@ -422,8 +419,7 @@ def _studies_of_patient(
             target.items.append(rep)
             target.links[rep.item_id] = "date" if not math.isnan(rep.time) else "only_study"
         else:
-            sid = f"stu-report-{hashlib.sha256(rep.item_id.encode()).hexdigest()[:12]}"
-            out.append(_Study(sid, rep.time, [rep], rep.precision))
+            out.append(_Study(_new_study_id(rep), rep.time, [rep], rep.precision))
     return out
 
 
