@@ -20,6 +20,7 @@ __all__ = [
     "as_floats",
     "as_int",
     "as_str",
+    "datetime_and_precision",
     "datetime_of",
     "multiframe_geometry",
     "patient_key_of",
@@ -69,7 +70,9 @@ def as_floats(value: Any, n: int) -> list[float] | None:
     return out
 
 
-def _iso(date: str, time: str) -> str | None:
+def _iso(date: str, time: str) -> tuple[str, str] | None:
+    """``(ISO date-time, precision)`` of a DICOM DA / TM pair; precision ``"date"`` (midnight written)
+    when the time of day is absent or unreadable; ``None`` when the date is not ``YYYYMMDD``."""
     date = date.strip()
     if len(date) != 8 or not date.isdigit():
         return None
@@ -77,14 +80,24 @@ def _iso(date: str, time: str) -> str | None:
     time = time.strip().split(".")[0]
     if len(time) >= 4 and time[:4].isdigit():
         secs = time[4:6] if len(time) >= 6 and time[4:6].isdigit() else "00"
-        out += f"T{time[:2]}:{time[2:4]}:{secs}"
-    else:
-        out += "T00:00:00"
-    return out
+        return f"{out}T{time[:2]}:{time[2:4]}:{secs}", "datetime"
+    return f"{out}T00:00:00", "date"
 
 
-def datetime_of(ds: Any) -> str | None:
-    """Raw ISO study datetime (Study, then Series, Acquisition, Content date/time); None if absent."""
+def datetime_and_precision(ds: Any) -> tuple[str | None, str | None]:
+    """Raw ISO study datetime (Study, then Series, Acquisition, Content date/time) and its precision:
+    ``"datetime"`` when that date comes with a time of day, ``"date"`` when not (the datetime is then
+    midnight, which is no time: ``medmm align`` compares it as a whole day); ``(None, None)`` if absent.
+
+    >>> import pydicom
+    >>> ds = pydicom.Dataset()
+    >>> ds.StudyDate = "20200301"
+    >>> datetime_and_precision(ds)
+    ('2020-03-01T00:00:00', 'date')
+    >>> ds.StudyTime = "101500"
+    >>> datetime_and_precision(ds)
+    ('2020-03-01T10:15:00', 'datetime')
+    """
     for date_kw, time_kw in (
         ("StudyDate", "StudyTime"),
         ("SeriesDate", "SeriesTime"),
@@ -94,7 +107,12 @@ def datetime_of(ds: Any) -> str | None:
         out = _iso(as_str(ds.get(date_kw)), as_str(ds.get(time_kw)))
         if out:
             return out
-    return None
+    return None, None
+
+
+def datetime_of(ds: Any) -> str | None:
+    """Raw ISO study datetime (Study, then Series, Acquisition, Content date/time); None if absent."""
+    return datetime_and_precision(ds)[0]
 
 
 def patient_key_of(ds: Any) -> str:

@@ -24,7 +24,7 @@ from medmm.imaging._dicom_values import (
     as_floats,
     as_int,
     as_str,
-    datetime_of,
+    datetime_and_precision,
     multiframe_geometry,
     patient_key_of,
 )
@@ -388,19 +388,13 @@ _MEMO_SIZE = 256
 
 
 _ACCESSION_NUMBER = 0x00080050
-#: the (date, time) keywords :func:`~medmm.imaging._dicom_values.datetime_of` tries, in its order
-_DATE_TIME_KEYWORDS = (
-    ("StudyDate", "StudyTime"),
-    ("SeriesDate", "SeriesTime"),
-    ("AcquisitionDate", "AcquisitionTime"),
-    ("ContentDate", "ContentTime"),
-)
 
 
 def study_time_precision(ds: Any) -> str | None:
     """``"datetime"`` when the date :func:`~medmm.imaging._dicom_values.datetime_of` uses comes with a
     time of day, ``"date"`` when it comes without one (``study_datetime`` is then midnight, which is no
-    time: ``medmm align`` compares it as a whole day), ``None`` without a date.
+    time: ``medmm align`` compares it as a whole day), ``None`` without a date
+    (:func:`~medmm.imaging._dicom_values.datetime_and_precision`, which gives both at once).
 
     >>> import pydicom
     >>> ds = pydicom.Dataset()
@@ -411,12 +405,7 @@ def study_time_precision(ds: Any) -> str | None:
     >>> study_time_precision(ds)
     'datetime'
     """
-    for date_kw, time_kw in _DATE_TIME_KEYWORDS:
-        date = as_str(ds.get(date_kw)).strip()
-        if len(date) == 8 and date.isdigit():  # the pair datetime_of takes
-            time = as_str(ds.get(time_kw)).strip().split(".")[0]
-            return "datetime" if len(time) >= 4 and time[:4].isdigit() else "date"
-    return None
+    return datetime_and_precision(ds)[1]
 
 
 def accession_of(ds: Any) -> str:
@@ -454,6 +443,7 @@ def _memo_key(stream: Any) -> Any:
 
 
 def _own_fields(ds: Any, rel_path: str, has_pixels: bool, pixel_offset: int | None) -> dict[str, Any]:
+    when, precision = datetime_and_precision(ds)
     return {
         "path": rel_path,
         "sop_instance_uid": as_str(ds.get("SOPInstanceUID")) or rel_path,
@@ -462,8 +452,8 @@ def _own_fields(ds: Any, rel_path: str, has_pixels: bool, pixel_offset: int | No
         "instance_number": as_int(ds.get("InstanceNumber")),
         "pixel_offset": pixel_offset,
         "has_pixel_data": has_pixels,
-        "study_datetime": datetime_of(ds),
-        "study_time_precision": study_time_precision(ds),
+        "study_datetime": when,
+        "study_time_precision": precision,
         "accession_number": accession_of(ds),
     }
 
@@ -526,6 +516,7 @@ def _construct(
     image_type = [str(v) for v in (ds.get("ImageType") or [])] if "ImageType" in ds else []
     geometry = multiframe_geometry(ds) if kind is DicomKind.multiframe_image else {}
     n_frames = as_int(ds.get("NumberOfFrames")) or 1
+    when, precision = datetime_and_precision(ds)
     # every value below is already typed by the _dicom_values helpers: skip pydantic's validation.
     # All fields are set, so the instances share one fields-set object (it is pickled once per scan
     # batch instead of once per file: ~2 KB less per header record held on the driver).
@@ -573,8 +564,8 @@ def _construct(
             rescale_slope=geometry.get("rescale_slope", as_float(ds.get("RescaleSlope"))),
             rescale_intercept=geometry.get("rescale_intercept", as_float(ds.get("RescaleIntercept"))),
             has_pixel_data=has_pixels,
-            study_datetime=datetime_of(ds),
-            study_time_precision=study_time_precision(ds),
+            study_datetime=when,
+            study_time_precision=precision,
             accession_number=accession_of(ds),
             manufacturer=as_str(ds.get("Manufacturer")),
             manufacturer_model=as_str(ds.get("ManufacturerModelName")),
