@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bench.bench_report_inputs import build_iu_run
 from medmm.align.records import RecordRow
 from medmm.errors import InputError
 from medmm.models.config import TrainConfig
@@ -212,35 +213,10 @@ def test_old_checkpoint_defaults_to_findings_and_edits_are_refused(tmp_path: Pat
         predict_run(path, run, tmp_path / "x.parquet", device="cpu")
 
 
-def _iu_run(shared_data: Path, tmp: Path, n: int) -> Path:
-    """The first ``n`` IU reports parsed with --keep-text and aligned with label abnormal = Problems
-    is not 'normal' (a human indexer's label; the models see only the findings + impression text)."""
-    from medmm.align.pipeline import align_run
-    from medmm.reports.pipeline import parse_reports
-
-    df = pd.read_csv(shared_data / "text" / "iu_xray" / "indiana_reports_dev.csv").head(n)
-    src = tmp / "iu.csv"
-    df[["uid", "findings", "impression"]].to_csv(src, index=False)
-    labels = tmp / "labels.csv"
-    problems = [str(p).strip().lower() for p in df["Problems"].tolist()]
-    abnormal = [int(p != "normal") for p in problems]
-    pd.DataFrame({"patient": df["uid"].astype(str), "abnormal": abnormal}).to_csv(labels, index=False)
-    run = tmp / "run"
-    parse_reports(
-        src,
-        run,
-        id_column="uid",
-        text_columns=["findings", "impression"],
-        patient_column="uid",
-        workers=0,
-        keep_text=True,
-    )
-    align_run(run, labels=labels)
-    return run
-
-
 def test_iu_reports_train_and_predict(shared_data: Path, tmp_path: Path) -> None:
-    run = _iu_run(shared_data, tmp_path, 160)
+    # the first 160 IU reports, parsed with --keep-text and aligned with abnormal = Problems is not
+    # "normal" (a human indexer's label): the benchmark's run, built by the same code
+    run = build_iu_run(shared_data, tmp_path, 160)
     records = pd.read_parquet(run / "records.parquet")
     assert len(records) > 150 and records["has_report"].all()
     for feats in (["entities"], ["text"]):
