@@ -18,10 +18,11 @@ from medmm.anomaly.score import score_embeddings
 FS = 360.0
 
 
-def _ecg(pattern: str, n: int = 240, seed: int = 0) -> tuple[BeatInputs, np.ndarray]:
-    """Synthetic lead in the repeating ``pattern``: ``N`` sinus beat (P wave 0.16 s before a narrow
-    QRS, T wave), ``V`` PVC (early, no P wave, wide inverted QRS, compensatory pause), ``M`` a second
-    *normal* QRS shape (smaller R with an S wave - an axis shift - at the sinus rhythm, with its P)."""
+def _signal(pattern: str, n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic lead (mV) in the repeating ``pattern``, its R-peak samples and which beats are ``V``:
+    ``N`` sinus beat (P wave 0.16 s before a narrow QRS, T wave), ``V`` PVC (early, no P wave, wide
+    inverted QRS, compensatory pause), ``M`` a second *normal* QRS shape (smaller R with an S wave - an
+    axis shift - at the sinus rhythm, with its P)."""
     rng = np.random.default_rng(seed)
     kinds = np.array([pattern[i % len(pattern)] for i in range(n)])
     v = kinds == "V"
@@ -43,6 +44,12 @@ def _ecg(pattern: str, n: int = 240, seed: int = 0) -> tuple[BeatInputs, np.ndar
             )
         else:
             sig += amp * (g(0.0, 0.012) + 0.15 * g(-0.16, 0.02) + 0.25 * g(0.25, 0.05))
+    return sig, peaks, v
+
+
+def _ecg(pattern: str, n: int = 240, seed: int = 0) -> tuple[BeatInputs, np.ndarray]:
+    """The model's inputs of a :func:`_signal` lead and which beats are ``V``."""
+    sig, peaks, v = _signal(pattern, n, seed)
     return beat_inputs(sig, FS, peaks), v
 
 

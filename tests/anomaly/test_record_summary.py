@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_dominant_ref import _ecg, _embed
+from test_dominant_ref import _ecg, _embed, _signal
 from typer.testing import CliRunner
 
 from medmm.anomaly.model import ScoreConfig
@@ -73,29 +73,6 @@ def test_one_row_per_record_and_lead_with_readable_and_flagged_counts() -> None:
     assert empty.empty and list(empty.columns) == list(table.columns)
 
 
-def _lead(pattern: str, n: int, seed: int) -> np.ndarray:
-    """A synthetic lead like ``test_dominant_ref._ecg``'s: sinus beats ``N``, PVCs ``V`` (early,
-    wide, no P wave, compensatory pause)."""
-    rng = np.random.default_rng(seed)
-    kinds = np.array([pattern[i % len(pattern)] for i in range(n)])
-    v = kinds == "V"
-    rr = np.full(n, 0.8) * (1 + 0.02 * rng.normal(size=n))
-    rr[v] = 0.5 * (1 + 0.02 * rng.normal(size=int(v.sum())))
-    after = np.r_[False, v[:-1]] & ~v
-    rr[after] = 1.1 * (1 + 0.02 * rng.normal(size=int(after.sum())))
-    peaks = (np.cumsum(rr) * FS).astype(int)
-    t = np.arange(peaks[-1] + int(FS)) / FS
-    x = rng.normal(0, 0.01, t.size)
-    for p, kind in zip(peaks, kinds, strict=True):
-        g = lambda c, w, p=p: np.exp(-0.5 * ((t - p / FS - c) / w) ** 2)  # noqa: E731
-        amp = 1.0 + 0.05 * rng.normal()
-        if kind == "V":
-            x += amp * (-1.4 * g(0.0, 0.035) + 0.4 * g(0.25, 0.06))
-        else:
-            x += amp * (g(0.0, 0.012) + 0.15 * g(-0.16, 0.02) + 0.25 * g(0.25, 0.05))
-    return x
-
-
 @pytest.fixture(scope="module")
 def run_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A signals run of three synthetic WFDB records (bigeminy, sinus, sinus with rare PVCs) and a
@@ -115,7 +92,7 @@ def run_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
             fs=FS,
             units=["mV"],
             sig_name=["MLII"],
-            p_signal=_lead(pattern, 240, seed)[:, None],
+            p_signal=_signal(pattern, 240, seed)[0][:, None],
             fmt=["16"],
             adc_gain=[200.0],
             baseline=[0],
