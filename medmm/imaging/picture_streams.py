@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "J2K_START",
+    "JP2_SIGNATURE",
     "PILLOW_JPEG_SOFS",
     "J2kInfo",
     "JpegFrame",
@@ -47,6 +49,11 @@ _PROCESS = {
 }
 #: markers without a length field (SOI, EOI, RSTn, TEM)
 _STANDALONE = frozenset({0xD8, 0xD9, 0x01, *range(0xD0, 0xD8)})
+#: the SOC and SIZ markers that open every JPEG 2000 codestream (ISO 15444-1 A.4.1, A.5.1)
+J2K_START = b"\xff\x4f\xff\x51"
+#: the JPEG 2000 signature box that opens every JP2 / JPX file (ISO 15444-1 I.5.1); ingest's sniffing
+#: (medmm.ingest.sniff) keeps its own copy so that it imports no imaging module
+JP2_SIGNATURE = b"\0\0\0\x0cjP  \r\n\x87\n"
 
 
 @dataclass(frozen=True)
@@ -244,7 +251,7 @@ def j2k_codestream(data: bytes) -> tuple[bytes, str]:
     >>> j2k_codestream(b"\\0\\0\\0\\x0cjP  \\r\\n\\x87\\n\\0\\0\\x01\\0jp2c")[1]
     'the jp2c box declares 248 bytes but the file holds 0: the file is truncated'
     """
-    if data[:4] == b"\xff\x4f\xff\x51":
+    if data[:4] == J2K_START:
         return data, ""
     pos, n = 0, len(data)
     while pos + 8 <= n:
@@ -283,7 +290,7 @@ def j2k_info(code: bytes) -> J2kInfo:
     >>> j2k_info(siz + bytes([0x8B, 1, 1]))
     J2kInfo(rows=3, columns=4, components=1, precision=12, signed=True, uniform=True)
     """
-    if len(code) < 42 or code[:4] != b"\xff\x4f\xff\x51":
+    if len(code) < 42 or code[:4] != J2K_START:
         raise ValueError("no SIZ segment after the start-of-codestream marker")
     xsiz, ysiz, xo, yo = struct.unpack(">IIII", code[8:24])
     (csiz,) = struct.unpack(">H", code[40:42])

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from medmm.imaging.errors import CorruptImageError, ImageTooLargeError, UnsupportedImageError
-from medmm.imaging.picture_codecs import refuse_tiff_layout
+from medmm.imaging.picture_codecs import read_exact_jpeg, read_jpeg2000, refuse_tiff_layout
 from medmm.imaging.picture_grey import colour_bits_lost, exact_channels, pillow_grayscale
+from medmm.imaging.picture_streams import J2K_START, JP2_SIGNATURE, jpeg_exif_orientation, jpeg_frame
 from medmm.imaging.records import SourceFormat, VolumeRecord
 from medmm.imaging.volume_store import write_volume
 from medmm.pseudonym import Pseudonymizer
@@ -285,7 +286,7 @@ def _magic_format(path: Path) -> str:
         head = fh.read(12)
     if head[:3] == b"\xff\xd8\xff":
         return "jpeg"
-    if head[:4] == b"\xff\x4f\xff\x51" or head == b"\0\0\0\x0cjP  \r\n\x87\n":
+    if head[:4] == J2K_START or head == JP2_SIGNATURE:
         return "jpeg2000"
     return ""
 
@@ -293,9 +294,6 @@ def _magic_format(path: Path) -> str:
 def _read_exact(path: Path, rel: str, fmt: str | None) -> RasterImage | None:
     """A JPEG 2000 picture, or a JPEG that Pillow cannot decode, read exactly by a pylibjpeg plugin
     (:mod:`medmm.imaging.picture_codecs`); ``None`` when Pillow reads the file."""
-    from medmm.imaging.picture_codecs import read_exact_jpeg, read_jpeg2000
-    from medmm.imaging.picture_streams import jpeg_exif_orientation, jpeg_frame
-
     try:
         kind = fmt if fmt in ("jpeg", "jpeg2000") else _magic_format(path) if fmt is None else ""
         if kind == "jpeg2000":
@@ -346,15 +344,6 @@ def picture_to_volume(pixels: np.ndarray) -> np.ndarray:
     ((3, 2, 1), True)
     """
     return np.ascontiguousarray(np.asarray(pixels)[::-1, :].T)[:, :, None]
-
-
-def _source_format(fmt: str) -> SourceFormat:
-    """The ``source_format`` of a picture format (the sniffed format names are ``SourceFormat`` values).
-
-    >>> _source_format("png").value, _source_format("jpeg2000").value
-    ('png', 'jpeg2000')
-    """
-    return SourceFormat(fmt)
 
 
 #: the warning of a file that an ids table was given for, but that got no patient id from it
@@ -445,7 +434,7 @@ def convert_raster_file(
     if not path.is_file():
         raise ImageFileError(rel_path, "file does not exist", "check the path")
     pic = read_raster(path, rel_path, fmt)
-    source = _source_format(pic.format)
+    source = SourceFormat(pic.format)  # the picture format names are SourceFormat values
     rel = Path(rel_path).as_posix()
     volume_id = pseudonymizer.id(f"{pic.format}:{rel}", "volume")
     notes = [SPACING_NOTE, *pic.notes]
