@@ -232,9 +232,10 @@ def write_stress_set(
     """Build every (record, burden) stress record and write it as WFDB (``.hea``/``.dat``/``.atr``).
 
     Records are named ``<source>_v<percent>`` (e.g. ``116_v50``), lead 0 only, fmt 16 with gain 200 and
-    baseline 1024 like ``mitdb_subset``; each record's provenance goes to ``<name>_provenance.csv``
-    beside it (outside the WFDB files, so the pipeline does not see it). Returns one summary row per
-    record (beats, V beats, burden, distinct PVCs, minutes).
+    baseline 1024 like ``mitdb_subset``; each record's provenance goes to
+    ``<out_dir>_provenance/<name>.csv``, a sibling folder of ``out_dir`` (so the pipeline, which reads
+    ``out_dir``, does not see it). Returns one summary row per record (beats, V beats, burden, distinct
+    PVCs, minutes, junctions).
     """
     import wfdb
 
