@@ -82,8 +82,12 @@ def predict_run(
     >>> predict_run(Path("model.pt"), Path("runs/x"))  # doctest: +SKIP
     {'records': 8, 'skipped_no_modality': 0, 'rows': 8, 'samples': 26}
     """
-    from medmm.errors import InputError
+    from medmm.errors import ConfigError, InputError
 
+    if anomaly_rate is not None and not 0 < anomaly_rate < 1:  # before any model or data is read
+        raise ConfigError(
+            f"--anomaly-rate {anomaly_rate}: a false-alarm rate must be between 0 and 1, e.g. 0.05"
+        )
     timer = Timer()
     run_dir = Path(run_dir)
     dev = resolve_device(device, source="device")
@@ -213,14 +217,11 @@ def predict_run(
 def _anomaly(
     checkpoint: Path, modalities: list[str], rate: float | None
 ) -> tuple[EmbeddingAnomaly | None, str | None]:
-    """The checkpoint's imaging anomaly score (threshold re-derived for ``rate``), or why there is none.
+    """The checkpoint's imaging anomaly score (threshold re-derived for ``rate``, checked by the caller),
+    or why there is none.
 
     A model without an image modality has no such score and needs no note.
     """
-    from medmm.errors import ConfigError
-
-    if rate is not None and not 0 < rate < 1:
-        raise ConfigError(f"--anomaly-rate {rate}: a false-alarm rate must be between 0 and 1, e.g. 0.05")
     if IMAGE not in modalities:
         return None, None
     anomaly, why = load_embedding_anomaly(checkpoint)

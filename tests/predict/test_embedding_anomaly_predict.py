@@ -90,6 +90,14 @@ def test_anomaly_rate_rederives_the_threshold(trained: tuple[Path, Path], tmp_pa
     assert bad.exit_code == 2 and "--anomaly-rate 1.5" in bad.output and "Traceback" not in bad.output
 
 
+def test_a_bad_anomaly_rate_is_refused_before_the_model_is_read(tmp_path: Path) -> None:
+    # the checkpoint does not exist: the rate error comes first, not after a whole prediction pass
+    from medmm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--anomaly-rate 0\.0"):
+        predict_run(tmp_path / "missing.pt", tmp_path, anomaly_rate=0.0)
+
+
 def test_an_old_checkpoint_predicts_without_the_score_and_says_so(
     trained: tuple[Path, Path], tmp_path: Path
 ) -> None:
