@@ -538,7 +538,7 @@ def evaluate_checkpoint(
         "data_version": data_version(records, stores),
         "metrics": metrics,
         "notes": notes,
-        "embedding_anomaly": _anomaly_section(checkpoint, model, records, stores, meta, drop, dev),
+        "embedding_anomaly": _anomaly_section(checkpoint, model, config, records, stores, meta, drop, dev),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", json_safe(result))
@@ -549,6 +549,7 @@ def evaluate_checkpoint(
 def _anomaly_section(
     checkpoint: Path,
     model: MultimodalModel,
+    config: TrainConfig,
     records: pd.DataFrame,
     stores: dict[str, Any],
     meta: dict[str, Any],
@@ -562,7 +563,6 @@ def _anomaly_section(
         return {"note": why}
     if "image" in drop:
         return {"note": "--drop image hides what the imaging anomaly score reads: not evaluated"}
-    config = TrainConfig.model_validate(meta["config"])
     return anomaly_report(
         anomaly,
         model,
