@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -165,16 +165,7 @@ class EmbeddingAnomaly:
         True
         """
         threshold, exact = conformal_threshold(self.calibration, rate)
-        return EmbeddingAnomaly(
-            self.density,
-            threshold,
-            rate,
-            self.calibration,
-            self.calibration_source,
-            exact,
-            self.representation,
-            self.aggregation,
-        )
+        return replace(self, threshold=threshold, rate=rate, exact=exact)
 
     def summary(self) -> dict[str, Any]:
         """Plain-type description (``metrics.json``, ``run.json``)."""
