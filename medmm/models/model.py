@@ -103,8 +103,8 @@ class MultimodalModel(nn.Module):
         Late fusion has no such representation (its fusion output is the average of the unimodal heads'
         *logits*, one number per label); there it is the concatenation of the encoder outputs in
         modality order, the inputs of those heads. An absent modality's block is then zero, so late
-        fusion representations are comparable only between samples with one availability pattern (as in
-        :mod:`medmm.models.embedding_anomaly`, which uses the image-only pattern).
+        fusion representations are comparable only between samples with one availability pattern
+        (:mod:`medmm.models.embedding_anomaly` reads a late fusion model's image encoder output instead).
 
         >>> import torch
         >>> from medmm.models.heads import TaskSpec
