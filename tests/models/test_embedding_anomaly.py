@@ -13,7 +13,7 @@ import torch
 from conftest import make_tiny_run, tiny_config
 from scipy.stats import chi2
 
-from medmm.models.checkpoint import load_checkpoint
+from medmm.models.checkpoint import load_checkpoint, save_checkpoint
 from medmm.models.config import TrainConfig
 from medmm.models.embedding_anomaly import (
     MIN_CALIBRATION_RECORDS,
@@ -107,6 +107,18 @@ def test_state_round_trips_through_a_weights_only_checkpoint(tmp_path: Path) -> 
     assert np.array_equal(b.score(_gaussian(9, 3)), a.score(_gaussian(9, 3)))
     with pytest.raises(ValueError, match="malformed"):
         EmbeddingAnomaly.from_state({k: v for k, v in a.to_state().items() if k != "precision"})
+
+
+def test_a_checkpoint_entry_this_medmm_cannot_read_is_a_note_not_a_crash(tmp_path: Path) -> None:
+    a = fit_embedding_anomaly(_gaussian(50, 0))
+    newer = {**a.to_state(), "version": 99}  # e.g. written by a later medmm
+    path = save_checkpoint(tmp_path / "m.pt", {}, {"config": {}}, {"embedding_anomaly": newer})
+    anomaly, why = load_embedding_anomaly(path)
+    assert anomaly is None and why is not None
+    assert str(path) in why and "unreadable" in why and "version 99" in why
+    with pytest.raises(ValueError, match="'meta' is reserved"):
+        save_checkpoint(tmp_path / "x.pt", {}, {"config": {}}, {"meta": {}})
+    assert not (tmp_path / "x.pt").exists()
 
 
 # ------------------------------------------------------------------------------- with a trained model
