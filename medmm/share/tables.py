@@ -142,6 +142,16 @@ def share_frame(
         pseudonym in ``accession_id`` columns), so they still join.
     """
     out = SharedTable(frame=frame.iloc[:, :0].copy())
+    per_value: dict[Policy, Callable[[str], Any]] = {  # policies applied to each distinct value
+        Policy.path: names.path,
+        Policy.record: names.record,
+        Policy.text: names.scrub,
+        Policy.label: names.scrub_known,
+        Policy.signal_id: _signal_id(names),
+        Policy.window_path: _window_path(names),
+    }
+    if raw_report_ids:
+        per_value[Policy.report_id] = _report_id(names)
     for column in frame.columns:
         series = frame[column]
         policy = policies.get(str(column)) or (policies.get(NUMBERS) if _is_number(series) else None)
@@ -151,26 +161,10 @@ def share_frame(
         if policy is Policy.drop or (policy is Policy.report_text and not report_text):
             out.dropped.append(str(column))
             continue
-        if policy in (
-            Policy.path,
-            Policy.record,
-            Policy.text,
-            Policy.label,
-            Policy.rekey,
-            Policy.signal_id,
-            Policy.window_path,
-        ):
-            fn = {
-                Policy.path: names.path,
-                Policy.record: names.record,
-                Policy.text: names.scrub,
-                Policy.label: names.scrub_known,
-                Policy.signal_id: _signal_id(names),
-                Policy.window_path: _window_path(names),
-            }.get(policy) or _rekey(str(column), names)
-            series = _map_unique(series, fn)
-        elif policy is Policy.report_id and raw_report_ids:
-            series = _map_unique(series, _report_id(names))
+        if policy is Policy.rekey:
+            series = _map_unique(series, _rekey(str(column), names))
+        elif policy in per_value:
+            series = _map_unique(series, per_value[policy])
         elif policy is Policy.paths:
             series = series.map(_each(names.path))
         elif policy is Policy.texts:
