@@ -26,10 +26,11 @@ def sentence_bounds(doc: Any) -> list[tuple[int, int]]:
     return [(s, starts[k + 1] if k + 1 < len(starts) else n) for k, s in enumerate(starts)]
 
 
-def sentence_of(bounds: list[tuple[int, int]], token: int) -> int:
-    """Index of the sentence holding ``token`` in ``bounds`` (from :func:`sentence_bounds`).
+def sentence_of(starts: list[int], token: int) -> int:
+    """Index of the sentence holding ``token``, by bisection of ``starts`` (the sorted first tokens of
+    the sentences of :func:`sentence_bounds`, built once per document).
 
-    >>> sentence_of([(0, 3), (3, 6)], 4)
+    >>> sentence_of([0, 3], 4)
     1
     """
-    return max(0, bisect_right([s for s, _ in bounds], token) - 1)
+    return max(0, bisect_right(starts, token) - 1)

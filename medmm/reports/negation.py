@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from medmm.reports._doc_utils import sentence_bounds
+from medmm.reports._doc_utils import sentence_bounds, sentence_of
 from medmm.reports.lexicon import load_data
 
 __all__ = ["ASSERTION_KEY", "KINDS", "Trigger", "assertion_of", "make_assertion_component", "trigger_phrases"]
@@ -211,11 +211,11 @@ class _AssertionComponent:
         # entities and triggers) was quadratic when each entity scanned every trigger and sentence
         by_sentence: dict[int, list[Trigger]] = {}
         for t in triggers:
-            by_sentence.setdefault(max(0, bisect_right(starts, t.start) - 1), []).append(t)
+            by_sentence.setdefault(sentence_of(starts, t.start), []).append(t)
         inside: dict[int, SentenceTriggers] = {}
         flags: dict[tuple[int, int], tuple[bool, bool]] = {}
         for ent in doc.ents:
-            k = max(0, bisect_right(starts, ent.start) - 1)
+            k = sentence_of(starts, ent.start)
             if k not in inside:
                 inside[k] = SentenceTriggers(by_sentence.get(k, []), *bounds[k])
             neg, unc = inside[k].assertion(ent.start, ent.end)
