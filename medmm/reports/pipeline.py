@@ -439,11 +439,10 @@ def parse_reports(
     counts["entities"] = len(entities)
     counts["parsed_now"] = len(todo)
     counts["resumed"] = len(batch_in.reports) - len(todo)
-    if accession_column or date_column or batch_in.accession_column:
-        parsed = [r for r in batch_in.reports]
-        counts["with_accession"] = sum(r.accession_id is not None for r in parsed)
-        counts["with_date"] = sum(r.report_time is not None for r in parsed)
-        counts["dates_unusable"] = sum(bool(r.date_reason) for r in parsed)
+    if date_column or batch_in.accession_column:  # the accession column given, or the id column
+        counts["with_accession"] = sum(r.accession_id is not None for r in batch_in.reports)
+        counts["with_date"] = sum(r.report_time is not None for r in batch_in.reports)
+        counts["dates_unusable"] = sum(bool(r.date_reason) for r in batch_in.reports)
     options = {
         "input": str(Path(input_path).resolve()),
         "id_column": batch_in.id_column,
