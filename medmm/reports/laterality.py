@@ -3,8 +3,10 @@ effusion", "effusion on the left") never takes the location of the other side.
 
 ``location`` is the nearest ANATOMY entity of the sentence, so in "Opacity in the right lower lobe and
 a left pleural effusion" the effusion was placed in the right lower lobe. :func:`clear_side_conflicts`
-empties such a location (null: the sentence names no anatomy of the finding's side), after the entity
-rows are made, so both row builders (``batch_extract`` and ``extract``) get the same rule.
+empties such a location (null: the sentence names no anatomy of the finding's side). The parse stage
+(:func:`medmm.reports.pipeline.parse_columns`) applies it to the entity table after the rows are made,
+so the rows of both row builders (``batch_extract`` and its ``extract.doc_records`` fallback) get the
+same rule; ``doc_records`` / ``doc_rows`` / ``batch_tables`` called alone do not apply it.
 """
 
 from __future__ import annotations
