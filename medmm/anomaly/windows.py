@@ -191,8 +191,7 @@ def _gaps(
 
 def _other_lead_beats(beats: pd.DataFrame, windows: pd.DataFrame) -> NDArray[np.int64]:
     """Per window: beats of the record's *other* channels in the window's span."""
-    same_record = ["" for _ in range(len(beats))], ["" for _ in range(len(windows))]
-    pairs = assign_beats(beats.assign(channel=same_record[0]), windows.assign(channel=same_record[1]))
+    pairs = assign_beats(beats.assign(channel=""), windows.assign(channel=""))  # any channel of the record
     bi, wi = pairs["beat"].to_numpy(), pairs["window"].to_numpy()
     other = beats["channel"].astype(str).to_numpy()[bi] != windows["channel"].astype(str).to_numpy()[wi]
     return np.bincount(wi[other], minlength=len(windows)).astype(np.int64)
