@@ -193,13 +193,12 @@ def score_records(
     *,
     batch_size: int = 64,
     device: torch.device | None = None,
-    aggregation: str | None = None,
 ) -> pd.DataFrame:
     """Score and flag every record of ``records``; distances are computed on the model's device.
 
     Returns one row per record, in order: ``record_id``, ``score`` (NaN without an image), ``flag``
-    (``None`` without an image), ``n_samples`` (0 without an image). ``aggregation`` (default: the fit's)
-    combines a record's slice scores.
+    (``None`` without an image), ``n_samples`` (0 without an image). A record's slice scores combine by
+    the fit's ``aggregation``, the one its threshold was calibrated with.
     """
     device = device or next(model.parameters()).device
     mean = torch.from_numpy(anomaly.density.mean).to(device)
@@ -212,8 +211,7 @@ def score_records(
         device=device,
         transform=lambda h: mahalanobis(h, mean, precision)[:, None],
     )
-    how = aggregation or anomaly.aggregation
-    per = aggregate_scores(d[:, 0], rec, how) if rec else pd.Series(dtype=np.float64)
+    per = aggregate_scores(d[:, 0], rec, anomaly.aggregation) if rec else pd.Series(dtype=np.float64)
     counts = pd.Series(rec, dtype=object).value_counts() if rec else pd.Series(dtype=np.int64)
     ids = records["record_id"].astype(str)
     score = ids.map(per).to_numpy(np.float64)
@@ -239,15 +237,12 @@ def anomaly_report(
     device: torch.device | None = None,
     n_boot: int = 1000,
     seed: int = 0,
-    aggregation: str | None = None,
 ) -> dict[str, Any]:
     """The fit's :meth:`~EmbeddingAnomaly.summary` and, on ``records`` (e.g. the test split), the
     :func:`evaluate_anomaly_scores` of its scores against ``label_names`` (``metrics.json``)."""
     from medmm.models.data import label_matrix
 
-    scored = score_records(
-        anomaly, model, records, stores, batch_size=batch_size, device=device, aggregation=aggregation
-    )
+    scored = score_records(anomaly, model, records, stores, batch_size=batch_size, device=device)
     y = label_matrix(records.reset_index(drop=True), list(label_names))
     out = {"fit": anomaly.summary(), "records": len(records)}
     out.update(
