@@ -226,9 +226,9 @@ def _site_key(meta: Mapping[str, Any] | None) -> bytes:
     """The site key for text hashing; when scoring (``meta`` given) it must be the training one."""
     from medmm.pseudonym import KEY_ENV, key_check_value, key_file_path, load_key
 
-    path = key_file_path()
     if meta is None:
         return load_key()
+    path = key_file_path()
     want = (meta.get("report_inputs") or {}).get("text_key_check")
     if not path.exists():
         raise InputError(
@@ -251,19 +251,19 @@ def with_report_inputs(
     config: TrainConfig,
     run_dir: Path,
     sources: Mapping[str, Any],
-    records: pd.DataFrame | None = None,
+    records: pd.DataFrame,
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``sources`` with ``report`` replaced by a :class:`ReportSource` when ``config.report_input`` asks
     for entities or text; unchanged otherwise (also when the report modality is absent from the run).
 
-    ``records`` limits the reports built to those the records use; ``meta`` (a checkpoint's metadata,
+    Only the reports of ``records`` (those with ``has_report``) are built; ``meta`` (a checkpoint's metadata,
     when scoring) is checked against the config and the site key. Errors name the file and the fix.
 
     >>> cfg = TrainConfig.model_validate({"run_dir": ".", "modalities": {"report": {}},
     ...     "tasks": [{"name": "dx", "labels": ["a"]}]})
     >>> src = {"report": object()}
-    >>> with_report_inputs(cfg, Path("."), src) == src
+    >>> with_report_inputs(cfg, Path("."), src, pd.DataFrame()) == src
     True
     """
     out = dict(sources)
@@ -278,12 +278,8 @@ def with_report_inputs(
     src = out.get("report")
     if src is None or cfg.is_default() or getattr(src, "kind", "") == "absent":
         return out
-    ids: list[str]
-    if records is not None:
-        has = records["has_report"].to_numpy(bool)
-        ids = records.loc[has, "report_id"].dropna().astype(str).tolist()
-    else:
-        ids = [str(i) for i in getattr(src, "index", {})]
+    has = records["has_report"].to_numpy(bool)
+    ids = records.loc[has, "report_id"].dropna().astype(str).tolist()
     key = None
     if "text" in cfg.features:
         _texts_path(run_dir)  # before the key: a run without texts cannot be scored with any key
