@@ -318,10 +318,11 @@ def _write(
     dropped: dict[str, str] = {}
     left_out: list[str] = []
     volume_files = _volume_files(run_dir) if with_volumes and "volumes.parquet" in files else set()
-    reports_options = read_run_json(run_dir).get("stages", {}).get("reports", {}).get("options", {})
+    run_json = read_run_json(run_dir)
+    reports_options = run_json.get("stages", {}).get("reports", {}).get("options", {})
     raw_ids = bool(reports_options.get("keep_report_ids"))
     counts = {"volumes": 0, "sidecars": 0, "windows": 0, "nifti_fields_blanked": 0}
-    id_tables = id_table_names(read_run_json(run_dir))
+    id_tables = id_table_names(run_json)
     for rel in files:
         src, policy = run_dir / rel, table_policy(rel)
         if rel.rsplit("/", 1)[-1] in id_tables:
