@@ -26,18 +26,20 @@ from numpy.typing import NDArray
 
 __all__ = ["RECORD_COLUMNS", "record_summary", "two_population_lines"]
 
-#: Columns of ``anomaly_records.parquet`` in order (:class:`medmm.anomaly.records.AnomalyRecordRow`).
-RECORD_COLUMNS = (
-    "record",
-    "patient_id",
-    "channel",
-    "n_beats",
-    "n_readable",
-    "n_flagged",
-    "two_populations",
-    "ectopic_share",
-    "reference",
-)
+#: Column -> dtype of ``anomaly_records.parquet``, in order (:class:`medmm.anomaly.records.AnomalyRecordRow`).
+_DTYPES: dict[str, type] = {
+    "record": str,
+    "patient_id": str,
+    "channel": str,
+    "n_beats": np.int64,
+    "n_readable": np.int64,
+    "n_flagged": np.int64,
+    "two_populations": bool,
+    "ectopic_share": np.float64,
+    "reference": str,
+}
+#: Columns of ``anomaly_records.parquet`` in order.
+RECORD_COLUMNS = tuple(_DTYPES)
 
 
 def record_summary(keys: pd.DataFrame, out: dict[str, NDArray]) -> pd.DataFrame:
@@ -71,7 +73,7 @@ def record_summary(keys: pd.DataFrame, out: dict[str, NDArray]) -> pd.DataFrame:
         }
     )
     if beats.empty:
-        return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in RECORD_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _DTYPES.items()})
     g = beats.groupby(["record", "channel"], sort=True)
     frame = g.agg(
         patient_id=("patient_id", "first"),
@@ -85,20 +87,7 @@ def record_summary(keys: pd.DataFrame, out: dict[str, NDArray]) -> pd.DataFrame:
         frame["two_populations"], frame["other"] / frame["n_beats"].clip(lower=1), np.nan
     )
     frame["reference"] = np.where(frame["two_populations"], "normal beats", "all beats")
-    return frame.astype({c: _DTYPES[c] for c in RECORD_COLUMNS})[list(RECORD_COLUMNS)]
-
-
-_DTYPES = {
-    "record": str,
-    "patient_id": str,
-    "channel": str,
-    "n_beats": np.int64,
-    "n_readable": np.int64,
-    "n_flagged": np.int64,
-    "two_populations": bool,
-    "ectopic_share": np.float64,
-    "reference": str,
-}
+    return frame.astype(_DTYPES)[list(RECORD_COLUMNS)]
 
 
 def two_population_lines(records: pd.DataFrame) -> list[str]:
