@@ -235,7 +235,15 @@ def compare_models(
         notes = [f"the test split is empty ({records['patient_id'].nunique()} patients): no metrics"]
     for note in notes:  # every row of the table would show NaN for these metrics
         log.warning(note)
-    versions = [data_version(records, st) for st in set_stores]
+    # the data version of each set: the other modalities' inputs are hashed once (a volume source reads
+    # every file), only a report source built for a set is hashed again
+    shared = data_version(records, opened)
+    versions = [
+        {**shared, "report_inputs_sha256": st["report"].digest()}
+        if "report" in st and st["report"] is not opened["report"]
+        else shared
+        for st in set_stores
+    ]
     side_by_side = len(report_sets) > 1 and "report" in mods
     # (name, modalities, fusion, index of the report input set); models without reports train once
     plans: list[tuple[str, list[str], str, int]] = []

@@ -18,7 +18,7 @@ from medmm.cli import app
 from medmm.errors import InputError
 from medmm.models.compare import compare_models
 from medmm.models.runner import evaluate_checkpoint, load_model
-from medmm.models.store import write_store
+from medmm.models.store import ArrayStore, write_store
 from medmm.tables import write_table
 
 #: a made-up name in the generated report texts: it must reach no compare output
@@ -140,9 +140,19 @@ def test_default_compare_reads_finding_vectors(tmp_path: Path) -> None:
 
 
 def test_report_input_sets_side_by_side_cli(
-    tmp_path: Path, strings_in_run: Callable[[Path, Iterable[str]], list[str]]
+    tmp_path: Path,
+    strings_in_run: Callable[[Path, Iterable[str]], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run = make_run(tmp_path / "run")
+    hashed: list[str] = []  # the input folders whose arrays were hashed for a data version
+    real_digest = ArrayStore.digest
+
+    def counting_digest(self: ArrayStore) -> str:
+        hashed.append(self.folder.name)
+        return real_digest(self)
+
+    monkeypatch.setattr(ArrayStore, "digest", counting_digest)
     out = tmp_path / "cmp"
     args = ["models", "compare", str(run), "--out", str(out), "--target", "effusion", "--strategy", "sum"]
     args += ["--epochs", "12", "--lr", "0.01", "--batch-size", "8", "--n-boot", "20", "--threads", "1"]
@@ -184,6 +194,14 @@ def test_report_input_sets_side_by_side_cli(
     info = json.loads((out / "compare.json").read_text())
     assert [r["features"] for r in info["report_inputs"]] == [["findings"], ["findings", "entities", "text"]]
     assert info["settings"]["report_features"] == [["findings"], ["findings", "entities", "text"]]
+    # the signal inputs are hashed once for every report input set (a volume source reads every file)
+    assert hashed.count("signal") == 1, hashed
+    version = torch.load(out / "fusion_sum_findings+entities+text" / "model.pt", weights_only=True)["meta"][
+        "data_version"
+    ]
+    assert version["signal_inputs_sha256"] == info["data_version"]["signal_inputs_sha256"]
+    assert version["report_inputs_sha256"] == info["report_inputs"][1]["inputs_sha256"]
+    assert info["report_inputs"][0]["inputs_sha256"] == info["data_version"]["report_inputs_sha256"]
     # the report text (a name in it) reaches no compare output
     assert strings_in_run(out, [NAME, NAME.lower()]) == []
 
