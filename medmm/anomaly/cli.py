@@ -118,8 +118,8 @@ def score_cmd(
     _echo_records(out)
     if (signals_run / "windows.parquet").is_file():
         typer.echo(
-            f"{res.get('windows', 0)} windows, {res.get('windows_flagged', 0)} flagged, "
-            f"{res.get('windows_unreadable', 0)} unreadable"
+            f"{res['windows']} windows, {res['windows_flagged']} flagged, "
+            f"{res['windows_unreadable']} unreadable"
             f" -> {out / 'window_anomalies.parquet'}"
         )
     else:
