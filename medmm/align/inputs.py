@@ -99,7 +99,8 @@ def _window_bounds(w: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def image_items(run_dir: Path) -> pd.DataFrame:
-    """Items of ``volumes.parquet`` (empty when absent)."""
+    """Items of ``volumes.parquet`` (empty when absent), with ``accession_id`` and ``precision``
+    (``study_time_precision``) when the table has them."""
     path = Path(run_dir) / "volumes.parquet"
     if not path.exists():
         return pd.DataFrame(columns=["modality", "item_id", "patient_id", "study_id", "time"])
@@ -115,6 +116,11 @@ def image_items(run_dir: Path) -> pd.DataFrame:
             "time": _epoch(v["study_time"]),
         }
     )
+    # what links a report to the study beyond its uid (absent from tables written before they existed)
+    if "accession_id" in v.columns:
+        items["accession_id"] = v["accession_id"]
+    if "study_time_precision" in v.columns:
+        items["precision"] = v["study_time_precision"]  # "date": a date without a time of day
     items.attrs["missing_files"] = missing
     return items
 
@@ -144,7 +150,11 @@ def _on_disk(run_dir: Path, frame: pd.DataFrame, table: str) -> tuple[pd.DataFra
 
 
 def report_items(run_dir: Path, label_findings: Sequence[str] = ()) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """Items of the reports stage and, for ``label_findings``, per-report labels (present 1, absent 0)."""
+    """Items of the reports stage and, for ``label_findings``, per-report labels (present 1, absent 0).
+
+    The items carry ``accession_id``, ``link_time`` (the shifted report date, epoch seconds) and
+    ``precision`` when the manifest has them (``reports parse --accession-column / --date-column``).
+    """
     man_path = Path(run_dir) / "manifest_reports.parquet"
     if not man_path.exists() or not (Path(run_dir) / "report_labels.parquet").exists():
         return pd.DataFrame(columns=["modality", "item_id", "patient_id", "study_id", "time"]), {}
@@ -163,6 +173,14 @@ def report_items(run_dir: Path, label_findings: Sequence[str] = ()) -> tuple[pd.
             "time": math.nan,
         }
     )
+    # what links the report to its study beyond its uid (absent from manifests written before they
+    # existed): the accession pseudonym, and the shifted report date (epoch seconds) and its precision
+    if "accession_id" in man.columns:
+        items["accession_id"] = man["accession_id"]
+    if "report_time" in man.columns:
+        items["link_time"] = _epoch(man["report_time"])
+    if "report_time_precision" in man.columns:
+        items["precision"] = man["report_time_precision"]
     return items, labels
 
 

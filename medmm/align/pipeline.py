@@ -147,42 +147,6 @@ def _reports_without_labels(run_dir: Path) -> int:
     return n
 
 
-def _columns_of(path: Path) -> set[str]:
-    import pyarrow.parquet as pq
-
-    return set(pq.read_schema(path).names) if path.exists() else set()
-
-
-def _link_columns(run_dir: Path, img: pd.DataFrame, rep: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The image and report items with what links a report to its study beyond the study uid:
-    ``accession_id`` and ``precision`` (``"date"``: a date without a time of day) of each volume, and
-    ``accession_id``, ``link_time`` (the shifted report date, epoch seconds) and ``precision`` of each
-    report. Tables written before these columns existed give none (they align as before)."""
-    vol_path, man_path = run_dir / "volumes.parquet", run_dir / "manifest_reports.parquet"
-    have = _columns_of(vol_path) & {"accession_id", "study_time_precision"}
-    if len(img) and have:
-        v = pd.read_parquet(vol_path, columns=["volume_id", *sorted(have)]).drop_duplicates("volume_id")
-        v = v.set_index("volume_id")
-        ids = img["item_id"]
-        img = img.assign(
-            accession_id=ids.map(v["accession_id"]) if "accession_id" in have else None,
-            precision=ids.map(v["study_time_precision"]) if "study_time_precision" in have else None,
-        )
-    have = _columns_of(man_path) & {"accession_id", "report_time", "report_time_precision"}
-    if len(rep) and have:
-        m = pd.read_parquet(man_path, columns=["report_id", "status", *sorted(have)])
-        m = m[m["status"] == "ingested"].drop_duplicates("report_id").set_index("report_id")
-        ids = rep["item_id"]
-        when = ids.map(m["report_time"]) if "report_time" in have else pd.Series(None, index=rep.index)
-        stamp = pd.to_datetime(when, errors="coerce", utc=True, format="ISO8601")
-        rep = rep.assign(
-            accession_id=ids.map(m["accession_id"]) if "accession_id" in have else None,
-            link_time=(stamp - pd.Timestamp(0, tz="UTC")).dt.total_seconds(),
-            precision=ids.map(m["report_time_precision"]) if "report_time_precision" in have else None,
-        )
-    return img, rep
-
-
 def _unused(path: Path, column: str, chosen: set[str]) -> int:
     if not path.exists():
         return 0
@@ -242,7 +206,6 @@ def align_run(
         sig, sig_labels = signal_items(run_dir, min_quality, pvc_label)
         no_patient = _reports_without_patient(run_dir)
         no_labels = _reports_without_labels(run_dir)
-        img, rep = _link_columns(run_dir, img, rep)
         frames = [f for f in (img, rep, sig) if len(f)]
         items = pd.concat(frames, ignore_index=True) if frames else img
     with timer("join"):
