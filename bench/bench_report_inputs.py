@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -199,20 +200,19 @@ def _one_seed(run: Path, work: Path, seed: int, epochs: int, n_boot: int) -> dic
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Build the IU run, train and score each report input set per seed; print and return the table."""
     from medmm.datasets import shared_data_dir
+    from medmm.pseudonym import KEY_ENV
 
     root = shared_data_dir()
     if root is None:
         raise RuntimeError("real data not found: set MEDMM_DATA or place shared/data beside the checkout")
     n_reports, seeds, epochs = (600, [0], 10) if quick else (None, [0, 1, 2], 30)
-    before = os.environ.get("MEDMM_KEY_FILE")
     results = []
     with tempfile.TemporaryDirectory(prefix="medmm-bench-report-inputs-") as tmp:
         work = Path(tmp)
         key = work / "site.key"
         key.write_text(os.urandom(32).hex() + "\n")
         key.chmod(0o600)
-        os.environ["MEDMM_KEY_FILE"] = str(key)
-        try:
+        with mock.patch.dict(os.environ, {KEY_ENV: str(key)}):  # the user's key is never read
             t0 = time.process_time()
             run_dir = build_iu_run(root, work, n_reports)
             build_s = time.process_time() - t0
@@ -220,11 +220,6 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
             hashing = hashing_stats(run_dir)
             for seed in seeds:
                 results.append(_one_seed(run_dir, work, seed, epochs, 1000))
-        finally:
-            if before is None:
-                os.environ.pop("MEDMM_KEY_FILE", None)
-            else:
-                os.environ["MEDMM_KEY_FILE"] = before
     load = os.getloadavg()
     print(
         f"IU reports: {n_records} records (parse --keep-text + align: {build_s:.1f} CPU-s); "
