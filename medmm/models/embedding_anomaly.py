@@ -253,8 +253,13 @@ def anomaly_report(
     return out
 
 
-def load_embedding_anomaly(checkpoint: Path) -> tuple[EmbeddingAnomaly | None, str | None]:
+def load_embedding_anomaly(
+    checkpoint: Path, data: Mapping[str, Any] | None = None
+) -> tuple[EmbeddingAnomaly | None, str | None]:
     """The fitted score stored in a checkpoint, or ``(None, why)`` (older checkpoints have none).
+
+    ``data``: the checkpoint already loaded by :func:`~medmm.models.checkpoint.load_checkpoint` (then
+    the file is not read again; ``checkpoint`` only names it in messages).
 
     >>> import tempfile
     >>> from medmm.models.checkpoint import save_checkpoint
@@ -265,7 +270,8 @@ def load_embedding_anomaly(checkpoint: Path) -> tuple[EmbeddingAnomaly | None, s
     """
     from medmm.models.checkpoint import load_checkpoint
 
-    data = load_checkpoint(checkpoint)
+    if data is None:
+        data = load_checkpoint(checkpoint)
     state = data.get("embedding_anomaly")
     if state is None:
         entry = data["meta"].get("embedding_anomaly")

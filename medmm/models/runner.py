@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -429,16 +430,19 @@ def train_from_config(
 
 
 def load_model(
-    checkpoint: Path, device: torch.device | None = None
+    checkpoint: Path, device: torch.device | None = None, data: Mapping[str, Any] | None = None
 ) -> tuple[MultimodalModel, TrainConfig, dict[str, Any]]:
     """Rebuild the model of a checkpoint (loaded with ``weights_only=True``) in eval mode on ``device``.
 
     The tensors are read onto the CPU whatever device they were saved from (a checkpoint written on a
     GPU machine loads on a CPU-only one), then the model is moved to ``device`` (default: the CPU).
+    ``data``: the checkpoint already loaded by :func:`~medmm.models.checkpoint.load_checkpoint` (then
+    the file is not read again).
     """
     from pydantic import ValidationError
 
-    data = load_checkpoint(checkpoint)
+    if data is None:
+        data = load_checkpoint(checkpoint)
     meta = data["meta"]
     fix = "re-run `medmm train` (the checkpoint was edited, or written by another medmm version)"
     missing = [k for k in ("config", "input_shapes", "label_names", "modalities") if k not in meta]
@@ -485,7 +489,8 @@ def evaluate_checkpoint(
         raise InputError(str(out_dir), "--out is a file", "pass a folder for metrics.json and metrics.png")
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"split {split!r}: choose train, val, test (from the checkpoint's splits) or all")
-    model, config, meta = load_model(checkpoint, dev)
+    data = load_checkpoint(checkpoint)  # read once: the model and the anomaly statistics
+    model, config, meta = load_model(checkpoint, dev, data)
     mods = meta["modalities"]
     unknown = [d for d in drop if d not in mods]
     if unknown:
@@ -538,7 +543,7 @@ def evaluate_checkpoint(
         "data_version": data_version(records, stores),
         "metrics": metrics,
         "notes": notes,
-        "embedding_anomaly": _anomaly_section(checkpoint, model, config, records, stores, meta, drop, dev),
+        "embedding_anomaly": _anomaly_section(checkpoint, data, model, config, records, stores, drop, dev),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", json_safe(result))
@@ -548,17 +553,17 @@ def evaluate_checkpoint(
 
 def _anomaly_section(
     checkpoint: Path,
+    data: Mapping[str, Any],
     model: MultimodalModel,
     config: TrainConfig,
     records: pd.DataFrame,
     stores: dict[str, Any],
-    meta: dict[str, Any],
     drop: tuple[str, ...],
     dev: torch.device,
 ) -> dict[str, Any]:
     """``metrics.json``'s ``embedding_anomaly``: the label-free score's AUROC against the labels (with
     CIs), or a note saying why there is none (an older checkpoint, a model without an image, --drop)."""
-    anomaly, why = load_embedding_anomaly(checkpoint)
+    anomaly, why = load_embedding_anomaly(checkpoint, data)
     if anomaly is None:
         return {"note": why}
     if "image" in drop:
@@ -568,7 +573,7 @@ def _anomaly_section(
         model,
         records,
         stores,
-        meta["label_names"],
+        data["meta"]["label_names"],
         batch_size=config.train.batch_size,
         device=dev,
         n_boot=config.train.n_boot,

@@ -11,6 +11,7 @@ per-slice scores go to ``<out>_slices.parquet`` (schema ``slice_predictions``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 
 from medmm.align.records import MODALITIES
 from medmm.devices import resolve_device
-from medmm.models.checkpoint import file_sha256
+from medmm.models.checkpoint import file_sha256, load_checkpoint
 from medmm.models.data import MultimodalDataset
 from medmm.models.embedding_anomaly import IMAGE, EmbeddingAnomaly, load_embedding_anomaly, score_records
 from medmm.models.report_inputs import with_report_inputs
@@ -96,7 +97,8 @@ def predict_run(
             str(out), "--out is a directory", f"pass a file path, e.g. {Path(out) / 'predictions.parquet'}"
         )
     with timer("load"):
-        model, config, meta = load_model(checkpoint, dev)
+        data = load_checkpoint(checkpoint)  # read once: the model and the anomaly statistics
+        model, config, meta = load_model(checkpoint, dev, data)
         sha = file_sha256(checkpoint)
         path = run_dir / "records.parquet"
         if not path.exists():
@@ -122,7 +124,7 @@ def predict_run(
         per_sample = predict_loader(model, make_loader(ds, batch_size, False, 0, dev), dev)
         pred = aggregate_by_record(per_sample, how)
     with timer("embedding_anomaly"):
-        anomaly, note = _anomaly(checkpoint, mods, anomaly_rate)
+        anomaly, note = _anomaly(checkpoint, data, mods, anomaly_rate)
         notes = [note] if note else []
         scored: dict[str, tuple[float, bool]] = {}
         if anomaly is not None:
@@ -215,7 +217,7 @@ def predict_run(
 
 
 def _anomaly(
-    checkpoint: Path, modalities: list[str], rate: float | None
+    checkpoint: Path, data: Mapping[str, Any], modalities: list[str], rate: float | None
 ) -> tuple[EmbeddingAnomaly | None, str | None]:
     """The checkpoint's imaging anomaly score (threshold re-derived for ``rate``, checked by the caller),
     or why there is none.
@@ -224,7 +226,7 @@ def _anomaly(
     """
     if IMAGE not in modalities:
         return None, None
-    anomaly, why = load_embedding_anomaly(checkpoint)
+    anomaly, why = load_embedding_anomaly(checkpoint, data)
     if anomaly is None:
         return None, f"{why}; the embedding_anomaly_* columns of predictions.parquet are empty"
     return (anomaly if rate is None else anomaly.with_rate(rate)), None

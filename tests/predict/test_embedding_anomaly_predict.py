@@ -90,6 +90,25 @@ def test_anomaly_rate_rederives_the_threshold(trained: tuple[Path, Path], tmp_pa
     assert bad.exit_code == 2 and "--anomaly-rate 1.5" in bad.output and "Traceback" not in bad.output
 
 
+def test_predict_and_evaluate_read_the_checkpoint_once(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, ckpt = trained
+    loads: list[str] = []
+    real_load = torch.load
+
+    def counting_load(f: object, *args: object, **kwargs: object) -> object:
+        loads.append(str(f))
+        return real_load(f, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    counts = predict_run(ckpt, run, tmp_path / "p.parquet")
+    assert counts["anomaly_scored"] > 0 and loads == [str(ckpt)]  # the model and the anomaly statistics
+    loads.clear()
+    result = evaluate_checkpoint(ckpt, run, tmp_path / "e", "all")
+    assert "metrics" in result["embedding_anomaly"] and loads == [str(ckpt)]
+
+
 def test_a_bad_anomaly_rate_is_refused_before_the_model_is_read(tmp_path: Path) -> None:
     # the checkpoint does not exist: the rate error comes first, not after a whole prediction pass
     from medmm.errors import ConfigError
