@@ -50,11 +50,10 @@ def build_encoder(
         return ImagingEncoder(cfg.out_dim, cfg.arch or "resnet_small", cfg.spatial_dims, shape[0])
     if modality == "report":
         ri = report_input or ReportInputConfig()
-        if "text" in ri.features:
-            return ReportEncoder(
-                int(shape[0]), cfg.out_dim, text_buckets=ri.text.buckets, text_dim=ri.text.dim
-            )
-        return ReportEncoder(int(shape[0]), cfg.out_dim)
+        text = "text" in ri.features  # without text: no embedding (text_buckets 0), the finding-vector MLP
+        return ReportEncoder(
+            int(shape[0]), cfg.out_dim, text_buckets=ri.text.buckets if text else 0, text_dim=ri.text.dim
+        )
     if modality == "signal":
         return SignalEncoder(cfg.out_dim, int(shape[0]), n_features, cfg.arch or "cnn")
     raise ConfigError(f"no encoder for modality {modality!r}")
