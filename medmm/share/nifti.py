@@ -61,7 +61,7 @@ def _read_head(fh: BinaryIO) -> tuple[bytearray, int]:
     """The header, its extension flag and any extension bytes up to the voxel offset."""
     head = bytearray(fh.read(4))
     size, order = _header_size(bytes(head))
-    head += fh.read(size + 4 - 4)
+    head += fh.read(size)  # the rest of the header (size - 4 bytes) and the 4-byte extension flag
     if size == 348:
         vox_offset = int(struct.unpack(f"{order}f", head[108:112])[0])
     else:
