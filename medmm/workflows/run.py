@@ -117,45 +117,29 @@ def _call_stage(
     )
 
 
-#: ingest options that make its ids table (as ``medmm ingest --ids CSV --path-column ... --modality``),
-#: with the CLI's defaults
-_INGEST_ID_OPTIONS = {
-    "path_column": "path",
-    "patient_column": "patient_id",
-    "study_column": "study_id",
-    "modality_column": "modality",
-    "time_column": "study_time",
-    "accession_column": "accession",
-}
-
-
 def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
     """Ingest ``input``; ``ids`` (a CSV, relative to the workflow file), its ``*_column`` names and
     ``modality`` give ids to image files that carry none, as ``medmm ingest --ids`` does."""
+    from dataclasses import asdict
+
     from medmm.ingest.image_ids import IdColumns, IdTable
     from medmm.ingest.pipeline import ingest_archive
 
-    names = ["ids", "modality", *_INGEST_ID_OPTIONS]
+    # the ids table's column options (path_column ... accession_column), defaults as the CLI's: IdColumns'
+    defaults = asdict(IdColumns())
+    names = ["ids", "modality", *(f"{field}_column" for field in defaults)]
     _checked_options(ingest_archive, step.options, "ingest", positional=2, extra=names, hidden=["ids"])
     opts = dict(step.options)
     ids, modality = opts.pop("ids", None), str(opts.pop("modality", None) or "")
-    columns = {k: str(opts.pop(k, default)) for k, default in _INGEST_ID_OPTIONS.items()}
-    if ids is None and any(columns[k] != d for k, d in _INGEST_ID_OPTIONS.items()):
+    columns = {field: str(opts.pop(f"{field}_column", default)) for field, default in defaults.items()}
+    if ids is None and columns != defaults:
         raise ConfigError(
             "stage 'ingest': the *_column options name columns of the `ids` table; add `ids: FILE.csv` "
             "or remove them"
         )
     table: IdTable | None = None
     if ids is not None:
-        cols = IdColumns(
-            columns["path_column"],
-            columns["patient_column"],
-            columns["study_column"],
-            columns["modality_column"],
-            columns["time_column"],
-            columns["accession_column"],
-        )
-        table = IdTable.load(ctx.resolve(str(ids)), cols, modality=modality)
+        table = IdTable.load(ctx.resolve(str(ids)), IdColumns(**columns), modality=modality)
     elif modality:
         table = IdTable({}, source="modality", modality=modality)
     return dict(_call_stage(ingest_archive, step, ctx, opts, ids=table).counts)
