@@ -151,16 +151,16 @@ def ingest(
     global _runs
     if workers and scheduler:
         raise typer.BadParameter("give either --workers (local cluster) or --scheduler, not both")
-    columns_given = {
-        "--path-column": path_column != "path",
-        "--patient-column": patient_column != "patient_id",
-        "--study-column": study_column != "study_id",
-        "--modality-column": modality_column != "modality",
-        "--time-column": time_column != "study_time",
-        "--accession-column": accession_column != "accession",
-    }
-    if ids is None and any(columns_given.values()):  # they would be ignored: the user expects their ids
-        named = ", ".join(name for name, given in columns_given.items() if given)
+    from dataclasses import asdict
+
+    from medmm.ingest.image_ids import IdColumns  # stdlib + medmm.errors only
+
+    columns = IdColumns(
+        path_column, patient_column, study_column, modality_column, time_column, accession_column
+    )
+    given, defaults = asdict(columns), asdict(IdColumns())
+    named = ", ".join(f"--{field}-column" for field in given if given[field] != defaults[field])
+    if ids is None and named:  # they would be ignored: the user expects their ids
         typer.echo(
             f"error: {named} name columns of an ids table, but no --ids table was given. "
             "Fix: add --ids TABLE.csv, or remove them",
@@ -181,15 +181,12 @@ def ingest(
 
         dashboard = interactive()
     from medmm.errors import MedmmError
-    from medmm.ingest.image_ids import IdColumns, IdTable
+    from medmm.ingest.image_ids import IdTable
     from medmm.ingest.pipeline import ingest_archive
 
     try:
         table = None
         if ids is not None:
-            columns = IdColumns(
-                path_column, patient_column, study_column, modality_column, time_column, accession_column
-            )
             table = IdTable.load(ids, columns, modality=modality or "")
         elif modality:
             table = IdTable({}, source="--modality", modality=modality)
