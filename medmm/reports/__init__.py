@@ -11,11 +11,9 @@ imported lazily; this package imports nothing heavy.
 (12.0, 8.0)
 """
 
-from medmm.reports.findings import Mention, report_findings
-from medmm.reports.measurements import Measurement, find_measurements, link_measurements
-from medmm.reports.negation import Trigger, assertion_of
-from medmm.reports.records import EntityRow, FindingStatus, ReportLabelRow, ReportManifestRow, ReportTextRow
-from medmm.reports.sections import Section, find_sections
+from __future__ import annotations
+
+from medmm._lazy import lazy_exports
 
 __all__ = [
     "EntityRow",
@@ -36,14 +34,24 @@ __all__ = [
     "report_findings",
 ]
 
+# lazy (PEP 562): `medmm --help` imports medmm.reports.cli, which then imports none of these modules
+_WHERE = {
+    "EntityRow": "medmm.reports.records",
+    "FindingStatus": "medmm.reports.records",
+    "Measurement": "medmm.reports.measurements",
+    "Mention": "medmm.reports.findings",
+    "ReportLabelRow": "medmm.reports.records",
+    "ReportManifestRow": "medmm.reports.records",
+    "ReportTextRow": "medmm.reports.records",
+    "Section": "medmm.reports.sections",
+    "Trigger": "medmm.reports.negation",
+    "assertion_of": "medmm.reports.negation",
+    "find_measurements": "medmm.reports.measurements",
+    "find_sections": "medmm.reports.sections",
+    "link_measurements": "medmm.reports.measurements",
+    "parse_reports": "medmm.reports.pipeline",
+    "render_report": "medmm.reports.render",
+    "report_findings": "medmm.reports.findings",
+}
 
-def __getattr__(name: str):  # lazy: pandas/spaCy only when these are used
-    if name == "parse_reports":
-        from medmm.reports.pipeline import parse_reports
-
-        return parse_reports
-    if name == "render_report":
-        from medmm.reports.render import render_report
-
-        return render_report
-    raise AttributeError(name)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
