@@ -1,7 +1,8 @@
 """ECG anomaly model on PVC-rich records: a semi-synthetic stress test (``python -m bench ecg_stress``).
 
 Question: does the label-free beat model (which scores each beat relative to its own record) still find
-PVCs when a record has 10 / 25 / 33 / 50 % ventricular beats, as the PVC-rich MIT-BIH records outside
+PVCs when a record has 10 / 25 / 33 / 40 / 50 % ventricular beats (40 %: bigeminy broken by occasional
+normal pairs), as the PVC-rich MIT-BIH records outside
 ``mitdb_subset`` do (208, 233, 200, 119, 106, 203)? The records are **constructed** from the real beats of
 one source record at a time (:mod:`bench.ecg_stress`: 105, 108, 114, 116; each PVC used at most 3
 times) and written as WFDB, then go through the real pipeline:

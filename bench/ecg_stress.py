@@ -20,7 +20,9 @@ Construction (:func:`build_stress_record`):
   keeps its real coupling interval (inside its chunk) and its real compensatory pause (across the
   cut after it); normal beats keep their real following RR.
 * **Rhythm.** Burden ``p`` = share of ``V`` among the beats. Each event is preceded by a gap of
-  filler beats: 50 % -> no filler (bigeminy: N V N V ...), 33 % -> one (trigeminy), 25 % -> 1-3
+  filler beats: 50 % -> no filler (bigeminy: N V N V ...), 40 % -> none or one (bigeminy broken by
+  occasional normal pairs, half the events each: the mixed bigeminy / trigeminy the MIT-BIH
+  directory describes for PVC-rich records such as 119), 33 % -> one (trigeminy), 25 % -> 1-3
   (mean 2), 10 % -> 4-12 (mean 8); the gaps are drawn with the seed and then adjusted so the burden
   is exact. Fillers are taken in time order from the source record (normal beats that are not the
   ``N_a`` of an event), wrapping around at its end.
@@ -73,7 +75,7 @@ __all__ = [
 #: Source records of ``mitdb_subset`` with the most PVCs (41, 17, 43, 109).
 SOURCE_RECORDS: tuple[str, ...] = ("105", "108", "114", "116")
 #: Ventricular burdens of the stress set.
-BURDENS: tuple[float, ...] = (0.10, 0.25, 1 / 3, 0.50)
+BURDENS: tuple[float, ...] = (0.10, 0.25, 1 / 3, 0.40, 0.50)
 #: Every cut lies this long before the R peak of a normal beat (diastole, before the P wave).
 SPLICE_S = 0.32
 #: A cut is allowed only before a normal beat whose preceding RR is at least this long (T wave over).
@@ -85,7 +87,13 @@ GAIN_JITTER = 0.05
 #: Half-width (samples) of the level estimate on each side of a cut.
 LEVEL_HALF = 8
 #: Filler gaps (normal beats before each event): (low, high) per burden, mean = 1 / burden - 2.
-GAPS: dict[str, tuple[int, int]] = {"0.10": (4, 12), "0.25": (1, 3), "0.33": (1, 1), "0.50": (0, 0)}
+GAPS: dict[str, tuple[int, int]] = {
+    "0.10": (4, 12),
+    "0.25": (1, 3),
+    "0.33": (1, 1),
+    "0.40": (0, 1),
+    "0.50": (0, 0),
+}
 
 
 @dataclass

@@ -78,6 +78,19 @@ def test_written_annotations_sit_on_the_copied_beats(shared_data: Path, tmp_path
         assert np.abs(diff - ramp).max() < 0.01  # mV: 16-bit rounding (1 / 200 mV) of both records
 
 
+@pytest.mark.shared_data
+def test_bigeminy_with_normal_pairs(shared_data: Path) -> None:
+    """40 %: bigeminy broken by occasional normal pairs - one or two normal beats between PVCs, half
+    the events each - never a couplet, never three normal beats in a row."""
+    x, r, sym = _source(shared_data, "116")
+    rec = build_stress_record(x, FS, r, sym, 0.40, seed=0)
+    s = "".join(rec.symbols)
+    between = np.array([len(run) for run in s.strip("N").split("V") if run != ""])
+    assert "VV" not in s and set(between.tolist()) == {1, 2}
+    n_pairs = int((between == 2).sum())
+    assert abs(n_pairs - s.count("V") / 2) <= 1
+
+
 def test_unknown_burden_is_refused() -> None:
     with pytest.raises(ValueError, match="burden"):
-        build_stress_record(np.zeros(1000), FS, np.array([100, 400]), ["N", "N"], 0.4)
+        build_stress_record(np.zeros(1000), FS, np.array([100, 400]), ["N", "N"], 0.45)
