@@ -127,7 +127,8 @@ def read_label_table(path: Path, pseudonymizer: Pseudonymizer) -> LabelTable:
         for name, col in zip(names, raw_names, strict=True):
             text = _cell(rec[col]).lower()
             if text not in _VALUES:
-                raise LabelTableError(where, f"column {name!r}: {text!r} is not 1, 0 or empty", _FIX)
+                # the value is not quoted: a column taken for a label may hold names or ids
+                raise LabelTableError(where, f"column {name!r} holds a value that is not 1, 0 or empty", _FIX)
             values[name] = _VALUES[text]
         rows.append((pid, sid, values))
     return LabelTable(rows, names)

@@ -73,7 +73,7 @@ def test_bad_value_names_the_row_and_column(run: Path) -> None:
     table = run.parent / "labels.csv"
     table.write_text("patient,sepsis\nMRN-1,1\nMRN-2,maybe\n")
     with pytest.raises(
-        LabelTableError, match=r"labels\.csv#2: column 'sepsis': 'maybe' is not 1, 0 or empty"
+        LabelTableError, match=r"labels\.csv#2: column 'sepsis' holds a value that is not 1, 0 or empty"
     ):
         align_run(run, labels=table, key_file=run.parent / "site.key")
     res = CliRunner().invoke(
