@@ -1,14 +1,14 @@
 """Report / exam dates of a reports table (``medmm reports parse --date-column``), read without guessing.
 
 RIS and report exports write dates in many ways; each value is read on its own, and the day/month
-order of ``nn/nn/yyyy`` dates is decided for the whole column as the signals stage decides it for a
-vitals table (:mod:`medmm.signals.readers.timestamps`):
+order of ``nn/nn/yyyy`` dates is decided for the whole column by the rule the signals stage also uses
+for a vitals table (:mod:`medmm.daymonth`):
 
 * ISO 8601 (``2020-03-04``, ``2020-03-04 10:30``, ``2020-03-04T10:30:00+01:00``) and the DICOM-style
   ``20200304`` / ``202003041030[00]``;
 * **dots** (``04.03.2020 10:30``): day first, as everywhere dots are used;
 * **slashes** (``04/03/2020``): day first when a row's first field exceeds 12, month first when a row's
-  second field does; when no row of the column tells, the table is refused
+  second field does; when no row of the column tells, or rows tell both orders, the table is refused
   (:class:`AmbiguousDateError`) rather than guessed;
 * a Parquet date / timestamp column as stored;
 * anything else (``March 4``, two-digit years, ``2020-02-30``) is **unreadable**: that report gets no
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from medmm.daymonth import day_first_or_refuse
 from medmm.errors import InputError
 from medmm.pseudonym import Pseudonymizer
 
@@ -55,7 +56,8 @@ _FIX = "write dates as yyyy-mm-dd (or yyyy-mm-dd hh:mm) with a four-digit year"
 
 
 class AmbiguousDateError(InputError):
-    """The ``nn/nn/yyyy`` dates of a column can be day/month or month/day and no row tells which."""
+    """The ``nn/nn/yyyy`` dates of a column can be day/month or month/day and no row tells which (or
+    rows tell both)."""
 
 
 class UnreadableDateError(InputError):
@@ -90,16 +92,10 @@ def _missing(value: Any) -> bool:
 
 
 def _slashed_dayfirst(texts: list[str], path: str, column: str) -> bool:
-    """The column's order of ``nn/nn/yyyy`` fields, as :mod:`medmm.signals.readers.timestamps` decides."""
+    """The column's order of ``nn/nn/yyyy`` fields (:func:`medmm.daymonth.day_first_or_refuse`)."""
     pairs = [(int(m.group(1)), int(m.group(2))) for t in texts if (m := _SLASHED.match(t))]
-    if any(a > 12 for a, _ in pairs):
-        return True
-    if any(b > 12 for _, b in pairs) or all(a == b for a, b in pairs):
-        return False
-    raise AmbiguousDateError(
-        path,
-        f"the dates in column {column!r} (nn/nn/yyyy) can be day/month or month/day and no row tells which",
-        "write ISO dates (yyyy-mm-dd) in that column",
+    return day_first_or_refuse(
+        pairs, path, column, AmbiguousDateError, "write ISO dates (yyyy-mm-dd) in that column"
     )
 
 
@@ -139,7 +135,7 @@ def read_dates(values: list[Any], path: str, column: str, rows: list[str] | None
     Raises
     ------
     AmbiguousDateError
-        The column's ``nn/nn/yyyy`` dates do not tell the day/month order.
+        The column's ``nn/nn/yyyy`` dates do not tell the day/month order, or tell both.
 
     Examples
     --------

@@ -8,10 +8,12 @@ that intervals are right and no date is invented:
   start is then that UTC time;
 * **time of day only** (``10:00:00``): seconds since the first row, a step back of more than 12 h is
   a midnight crossing; no date, so no absolute start (as a WFDB header with a time but no date);
-* **dates with dots** (``04.03.2020 10:00``): day first, as everywhere dots are used;
+* **dates with dots** (``04.03.2020 10:00``): day first, as everywhere dots are used (a row whose
+  second field exceeds 12 is not a date: the file is refused naming its line, never read month first);
 * **dates with slashes** (``04/03/2020``): day first when a first field exceeds 12, month first when a
-  second field does; when no row tells, the file is refused (:class:`AmbiguousTimeError`) rather than
-  guessed;
+  second field does; when no row tells, or rows tell both orders, the file is refused
+  (:class:`AmbiguousTimeError`) rather than guessed. One rule with the reports stage:
+  :mod:`medmm.daymonth`;
 * **UTC offsets** (``2020-03-29T03:00:00+02:00``, ``...Z``): intervals from the offsets (a daylight
   saving change is not an hour lost), the start is the first row's wall-clock time as written; rows
   with and without an offset in one file are refused;
@@ -34,12 +36,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from medmm.daymonth import DOTTED_DAY_FIRST, day_first_or_refuse
 from medmm.signals.errors import AmbiguousTimeError, NonMonotonicTimeError
 
 __all__ = ["parse_times"]
 
 _TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
-_DOTTED = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{2,4}\b")
+_DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.\d{2,4}\b")
 _SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{2,4}\b")
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 _EPOCH_SCALE = ((1e17, 1e-9), (1e14, 1e-6), (1e11, 1e-3), (1e9, 1.0))
@@ -74,17 +77,24 @@ def _time_of_day(text: pd.Series) -> NDArray[np.float64]:
     return s - s[0]
 
 
-def _dayfirst(text: pd.Series, rel: str, tcol: str) -> bool:
-    parts = text.str.extract(_SLASHED).astype(float)
-    if (parts[0] > 12).any():
-        return True
-    if (parts[1] > 12).any() or (parts[0] == parts[1]).all():
-        return False
-    raise AmbiguousTimeError(
-        rel,
-        f"the dates in column {tcol!r} (nn/nn/yyyy) can be day/month or month/day and no row tells which",
-        "write ISO dates (yyyy-mm-dd hh:mm:ss)",
-    )
+def _dayfirst(text: pd.Series, pattern: re.Pattern[str], rel: str, tcol: str) -> bool:
+    """The day/month order of a column of dotted or slashed dates (:mod:`medmm.daymonth`).
+
+    Every row's month field must then be a month: ``pandas.to_datetime``'s ``dayfirst`` is only a
+    hint, and would read a row (or, from the first row, the whole column) in the other order.
+    """
+    parts = text.str.extract(pattern).astype(int)
+    if pattern is _DOTTED:
+        dayfirst = DOTTED_DAY_FIRST
+    else:
+        pairs = list(zip(parts[0].tolist(), parts[1].tolist(), strict=True))
+        dayfirst = day_first_or_refuse(
+            pairs, rel, tcol, AmbiguousTimeError, "write ISO dates (yyyy-mm-dd hh:mm:ss)"
+        )
+    month = parts[1] if dayfirst else parts[0]
+    if (month > 12).any():
+        raise _bad_row(rel, (month > 12).to_numpy(), tcol)
+    return dayfirst
 
 
 def parse_times(raw: pd.Series, rel: str, tcol: str) -> tuple[NDArray[np.float64], datetime | None]:
@@ -113,10 +123,10 @@ def parse_times(raw: pd.Series, rel: str, tcol: str) -> tuple[NDArray[np.float64
                 "export every time with its offset, or none",
             )
         kwargs: dict[str, object] = {"errors": "coerce"}
-        if filled.str.match(_DOTTED).all():
-            kwargs["dayfirst"] = True
-        elif filled.str.match(_SLASHED).all():
-            kwargs["dayfirst"] = _dayfirst(filled, rel, tcol)
+        for pattern in (_DOTTED, _SLASHED):
+            if filled.str.match(pattern).all():
+                kwargs["dayfirst"] = _dayfirst(filled, pattern, rel, tcol)
+                break
         if offset.all():
             kwargs["utc"] = True
         parsed = pd.to_datetime(filled, **kwargs)  # type: ignore[call-overload]
@@ -127,7 +137,8 @@ def parse_times(raw: pd.Series, rel: str, tcol: str) -> tuple[NDArray[np.float64
         raise _bad_row(rel, bad, tcol)
     first = parsed.iloc[0]
     if text is not None and first.tzinfo is not None:  # wall-clock time as written in the first row
-        first_wall = pd.Timestamp(str(text.iloc[0])).tz_localize(None)
+        dayfirst = bool(kwargs.get("dayfirst", False))  # the column's order, not pandas' guess
+        first_wall = pd.to_datetime(str(text.iloc[0]), dayfirst=dayfirst).tz_localize(None)
     else:
         first_wall = first.tz_localize(None) if first.tzinfo is not None else first
     t = (parsed - first).dt.total_seconds().to_numpy(dtype=np.float64)
