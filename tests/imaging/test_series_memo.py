@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from medmm.errors import InputError, reason_of
-from medmm.imaging import dicom_header, read_dicom_header
+from medmm.imaging import _header_instance, dicom_header, read_dicom_header
 from medmm.imaging.dicom_header import looks_like_dicom
 
 
@@ -116,17 +117,18 @@ def test_direct_construction_equals_model_construct(shared_data: Path) -> None:
     path = shared_data / "imaging/pydicom_testfiles/test_files/CT_small.dcm"
     inst = read_dicom_header(path, "CT_small.dcm")
     values = dict(inst.__dict__)
-    made = dicom_header._construct_all(dict(reversed(values.items())))  # any order in, field order out
-    ref = DicomInstance.model_construct(_fields_set=dicom_header._ALL_FIELDS, **values)
-    assert dicom_header._PLAIN_MODEL
+    made = _header_instance._construct_all(dict(reversed(values.items())))  # any order in, field order out
+    ref = DicomInstance.model_construct(_fields_set=_header_instance._ALL_FIELDS, **values)
+    assert _header_instance._PLAIN_MODEL
     assert made == ref and made.model_dump() == ref.model_dump()
     assert list(made.__dict__) == list(DicomInstance.model_fields)
     assert made.model_fields_set == ref.model_fields_set and made.__pydantic_extra__ is None
     again = pickle.loads(pickle.dumps(made))
     assert again == ref and again.model_copy(update={"path": "x"}).path == "x"
-    few = {"path": "p", "sop_instance_uid": "1"}  # not every field: model_construct (defaults filled in)
-    partial = dicom_header._construct_all(dict(few))
+    # not every field: model_construct (defaults filled in)
+    few: dict[str, Any] = {"path": "p", "sop_instance_uid": "1"}
+    partial = _header_instance._construct_all(dict(few))
     assert (
         partial.__dict__
-        == DicomInstance.model_construct(_fields_set=dicom_header._ALL_FIELDS, **few).__dict__
+        == DicomInstance.model_construct(_fields_set=_header_instance._ALL_FIELDS, **few).__dict__
     )
