@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 
 from medmm.errors import ConfigError, MedmmError
 from medmm.workflows.config import StageName, StageStep, WorkflowConfig
+from medmm.workflows.lock import workflow_lock
 
 __all__ = ["StageContext", "WorkflowResult", "run_workflow"]
 
@@ -43,15 +46,28 @@ class StageContext:
 
 @dataclass
 class WorkflowResult:
-    """Counts by status per stage."""
+    """Counts by status per stage; ``stopped`` names the stage an error or a signal stopped.
+
+    >>> r = WorkflowResult(Path("run"), {"ingest": {"ingested": 2, "quarantined": 1}}, strict=True)
+    >>> r.n_quarantined, r.exit_code
+    (1, 1)
+    """
 
     run_dir: Path
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    strict: bool = False
+    stopped: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_quarantined(self) -> int:
         """Inputs quarantined over all stages."""
         return sum(c.get("quarantined", 0) for c in self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """``medmm run``'s exit code for a run that finished: 1 when strict and any input is quarantined."""
+        return 1 if self.strict and self.n_quarantined else 0
 
 
 #: Arguments the workflow itself passes (from ``input``, ``run_dir``, ``cluster`` and ``key_file``).
@@ -142,7 +158,8 @@ def _ingest(step: StageStep, ctx: StageContext) -> dict[str, int]:
         table = IdTable.load(ctx.resolve(str(ids)), IdColumns(**columns), modality=modality)
     elif modality:
         table = IdTable({}, source="modality", modality=modality)
-    return dict(_call_stage(ingest_archive, step, ctx, opts, ids=table).counts)
+    done = _call_stage(ingest_archive, step, ctx, opts, ids=table)
+    return {**done.counts, "resumed": done.n_skipped}  # files unchanged since the last run
 
 
 def _reports(step: StageStep, ctx: StageContext) -> dict[str, int]:
@@ -285,12 +302,19 @@ def run_workflow(
     run_dir: Path | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    strict: bool | None = None,
+    result: WorkflowResult | None = None,
 ) -> WorkflowResult:
     """Run every stage of ``config``; arguments given here override the file's settings.
 
     ``workers`` or ``scheduler`` given here replace the file's ``cluster`` section (both: a
-    :class:`~medmm.errors.ConfigError`). Every path is made absolute here: with ``scheduler``, the
-    tasks run in worker processes whose working folder is another one.
+    :class:`~medmm.errors.ConfigError`), ``strict`` its ``strict``. Every path is made absolute here:
+    with ``scheduler``, the tasks run in worker processes whose working folder is another one.
+
+    One run at a time per run directory (:mod:`medmm.workflows.lock`: a second is refused at once).
+    ``run.json``'s ``workflow`` section says ``running`` while the stages write their tables, then the
+    outcome (:mod:`medmm.workflows.summary`). ``result``, when given, is the one filled and returned:
+    its counts of the stages that finished survive an error (or ``SIGTERM``) raised by a later stage.
     """
     if workers and scheduler:
         raise ConfigError(
@@ -312,19 +336,98 @@ def run_workflow(
         # "~/..." is the user's home, not a folder named "~" (a new key there would change every pseudonym)
         key_file=(base_dir / Path(config.key_file).expanduser()).resolve() if config.key_file else None,
     )
-    result = WorkflowResult(run_dir=ctx.run_dir)
-    _check_site_key(config, ctx)
-    if ctx.scheduler:
-        _check_cluster(config, ctx)
-    for step in config.stages:
-        adapter = _STAGES.get(step.stage)
-        if adapter is None:
-            raise ConfigError(f"stage '{step.stage.value}' cannot run from a workflow in this version")
+    result = result if result is not None else WorkflowResult(run_dir=ctx.run_dir)
+    result.run_dir, result.strict = ctx.run_dir, config.strict if strict is None else strict
+    with workflow_lock(ctx.run_dir):
+        record = _Record(config, ctx, result)
         try:
-            result.counts[step.stage.value] = adapter(step, ctx)
-        except MedmmError as exc:  # the CLI names the stage that stopped the workflow
-            where = f"stage '{step.stage.value}'"
-            if where not in str(exc):
-                exc.add_note(where)
+            _check_site_key(config, ctx)
+            if ctx.scheduler:
+                _check_cluster(config, ctx)
+            for step in config.stages:
+                _run_stage(step, ctx, result)
+        except BaseException as exc:
+            record.stopped(exc)
             raise
+        record.finished()
     return result
+
+
+def _run_stage(step: StageStep, ctx: StageContext, result: WorkflowResult) -> None:
+    """Run one stage into ``result``; an error or a signal names the stage (``result.stopped``)."""
+    adapter = _STAGES.get(step.stage)
+    if adapter is None:
+        raise ConfigError(f"stage '{step.stage.value}' cannot run from a workflow in this version")
+    start = time.perf_counter()
+    try:
+        result.counts[step.stage.value] = adapter(step, ctx)
+    except MedmmError as exc:  # the CLI names the stage that stopped the workflow
+        result.stopped = step.stage.value
+        where = f"stage '{step.stage.value}'"
+        if where not in str(exc):
+            exc.add_note(where)
+        raise
+    except BaseException:
+        result.stopped = step.stage.value
+        raise
+    finally:
+        result.timings[step.stage.value] = time.perf_counter() - start
+
+
+class _Record:
+    """The ``workflow`` section of ``run.json``: ``running`` from the start, the outcome at the end."""
+
+    def __init__(self, config: WorkflowConfig, ctx: StageContext, result: WorkflowResult) -> None:
+        self.config, self.result = config, result
+        self.options = {
+            "name": config.name,
+            "strict": result.strict,
+            "workers": ctx.workers,
+            "scheduler": ctx.scheduler,
+            "stages": [s.stage.value for s in config.stages],
+        }
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self._write("running", None, finished=False)
+
+    def _write(self, status: str, exit_code: int | None, *, finished: bool = True) -> None:
+        from medmm.runinfo import update_run_json
+        from medmm.workflows.summary import summary_line
+
+        res = self.result
+        extra: dict[str, Any] = {
+            "status": status,
+            "pid": os.getpid(),
+            "started_at": self.started,
+            "stage_counts": res.counts,
+            "stopped_in": res.stopped,
+        }
+        if not finished:
+            extra["finished_at"] = None
+        if exit_code is not None:
+            extra["exit_code"] = exit_code
+            extra["summary"] = summary_line(
+                self.config.name, res.counts, res.run_dir, exit_code=exit_code, stopped=res.stopped
+            )
+        counts = {"quarantined": res.n_quarantined}
+        update_run_json(
+            res.run_dir, "workflow", options=self.options, counts=counts, timings=res.timings, extra=extra
+        )
+
+    def finished(self) -> None:
+        """The stages all ran: ``ok``, or ``quarantined`` when strict and an input is."""
+        from medmm.workflows.summary import outcome
+
+        self._write(outcome(self.result.exit_code), self.result.exit_code)
+
+    def stopped(self, exc: BaseException) -> None:
+        """An error or a signal stopped the run (best effort: the run directory may be unwritable)."""
+        from medmm.workflows.summary import outcome
+        from medmm.workflows.terminate import Terminated
+
+        code = (
+            exc.exit_code if isinstance(exc, Terminated) else 130 if isinstance(exc, KeyboardInterrupt) else 2
+        )
+        try:
+            self._write(outcome(code), code)
+        except Exception:  # the error that stopped the run is the one to report
+            return

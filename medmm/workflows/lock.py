@@ -1,0 +1,103 @@
+"""One ``medmm run`` at a time per run directory: ``RUN_DIR/.medmm-run.lock``.
+
+A nightly run that is still busy when the next night's starts (a big export, a slow cluster), or a
+person starting the workflow by hand beside cron, must not run the stages twice at once on the same
+tables: the later run is refused at once, before any stage, naming the process that holds the run
+directory. The lock is an ``flock``: the operating system releases it when that process ends, however
+it ends (``kill -9``, the machine's OOM killer), so a killed run never blocks the next night.
+
+>>> import tempfile, pathlib
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> with workflow_lock(run):
+...     pass
+>>> (run / LOCK_NAME).exists()
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from medmm.errors import ConfigError
+
+__all__ = ["LOCK_NAME", "workflow_lock"]
+
+#: the lock file in the run directory (its content names the process holding it; informative only)
+LOCK_NAME = ".medmm-run.lock"
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock, as its file says (pid, host, start time), for the refusal's message."""
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return "another process"
+    if not isinstance(info, dict) or "pid" not in info:
+        return "another process"
+    return f"process {info['pid']} on {info.get('host', '?')}, started {info.get('started_at', '?')}"
+
+
+@contextmanager
+def workflow_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s workflow lock while inside; refuse at once if another run holds it.
+
+    Parameters
+    ----------
+    run_dir
+        The run directory (created when missing).
+
+    Raises
+    ------
+    ConfigError
+        Another ``medmm run`` (or :func:`~medmm.workflows.run.run_workflow`) holds the run directory,
+        or the run directory cannot be created or written (read-only share, a file in its place).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> with workflow_lock(run):
+    ...     with workflow_lock(run):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    medmm.errors.ConfigError: ...: another `medmm run` is working on this run directory (process ...
+    """
+    import fcntl
+
+    run_dir = Path(run_dir)
+    path = run_dir / LOCK_NAME
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a+", encoding="utf-8")  # not "w": the holder's details stay readable until locked
+    except OSError as exc:
+        raise ConfigError(
+            f"{run_dir}: the run directory cannot be created or written ({exc.strerror or exc}). Fix: check "
+            "the folder's permissions and free space (a read-only share, a file in its place?), or give "
+            "another --out"
+        ) from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"{run_dir}: another `medmm run` is working on this run directory ({_holder(path)}); "
+                "this run did nothing. Fix: let that run finish (the next run resumes where it stops), or "
+                "give this one another --out. The lock is released when that process ends, even if it is "
+                "killed: no lock file needs removing"
+            ) from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": started}))
+            fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,69 @@
+"""A ``SIGTERM`` stops a run the way Ctrl-C does: clean-up code runs, then the process exits.
+
+Python's default for ``SIGTERM`` ends the process at once: no ``finally`` block runs. A nightly run
+stopped by its scheduler (``timeout``, systemd's ``TimeoutStopSec``, a batch system's time limit, a
+reboot) then leaves behind what its stages clean up on the way out: ingest's header records (raw DICOM
+identifiers) and walk list under ``RUN_DIR/.parts/``, temporary files, a local Dask cluster's
+workers. Inside :func:`terminate_as_exception` a ``SIGTERM`` raises :class:`Terminated` in the main
+thread instead, so those blocks run; a second ``SIGTERM`` while they run ends the process at once.
+
+>>> with terminate_as_exception():
+...     pass
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["Terminated", "terminate_as_exception"]
+
+
+class Terminated(BaseException):
+    """The process got ``SIGTERM`` (a ``BaseException``, as ``KeyboardInterrupt``: no stage's
+    ``except Exception`` quarantines an input for it).
+
+    >>> Terminated(15).exit_code
+    143
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal: 128 + its number."""
+        return 128 + self.signum
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second one while cleaning up ends the process at once
+    raise Terminated(signum)
+
+
+@contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """While inside, ``SIGTERM`` raises :class:`Terminated` in the main thread (elsewhere: no change).
+
+    Examples
+    --------
+    >>> import os, signal
+    >>> try:
+    ...     with terminate_as_exception():
+    ...         os.kill(os.getpid(), signal.SIGTERM)
+    ... except Terminated as stop:
+    ...     stop.exit_code
+    143
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
