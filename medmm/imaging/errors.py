@@ -10,6 +10,8 @@ quarantined file says e.g. ``MissingSliceError: ct/: 1 slice missing between ...
 
 from __future__ import annotations
 
+import re
+
 from medmm.errors import InputError
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "TooFewSlicesError",
     "TruncatedPixelDataError",
     "UnsupportedImageError",
+    "library_message",
 ]
 
 
@@ -89,3 +92,51 @@ class CorruptImageError(InputError):
 
 class ImageTooLargeError(InputError):
     """A picture whose declared size exceeds Pillow's decompression-bomb limit."""
+
+
+#: Quoted values a decoder's message may keep: DICOM's own terms, never a header's free text.
+_TERMS = frozenset(
+    {
+        *("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "YBR_FULL_422"),
+        *("YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "OB", "OW", "OF", "OD", "UN"),
+    }
+)
+_QUOTED = re.compile(r"'([^'\n]{0,200})'|\"([^\"\n]{0,200})\"")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+def _known_term(text: str) -> bool:
+    from pydicom.datadict import DicomDictionary, keyword_dict
+
+    if not text or _NUMBER.fullmatch(text) or text in _TERMS or text.startswith("1.2.840.10008."):
+        return True
+    if text in keyword_dict:
+        return True
+    global _NAMES
+    if _NAMES is None:
+        _NAMES = frozenset(entry[2] for entry in DicomDictionary.values())
+    return text in _NAMES
+
+
+_NAMES: frozenset[str] | None = None
+
+
+def library_message(exc: BaseException) -> str:
+    """One line of ``exc``'s text (a decoder's or pydicom's message) with header values hidden.
+
+    Libraries quote the values they refuse (``Unknown (0028,0004) 'Photometric Interpretation' value
+    'SMITH^JOHN'``), and a header element can hold anything, a patient's name included. A quoted text
+    stays only when it is a number, a DICOM element name or keyword, a standard DICOM UID or a
+    photometric / VR term; any other becomes ``<value not shown>``.
+
+    >>> library_message(ValueError("Unknown (0028,0004) 'Photometric Interpretation' value 'SMITH^JOHN'"))
+    "Unknown (0028,0004) 'Photometric Interpretation' value <value not shown>"
+    >>> library_message(ValueError("A (0028,0100) 'Bits Allocated' value of '12' is invalid"))
+    "A (0028,0100) 'Bits Allocated' value of '12' is invalid"
+    """
+
+    def keep(match: re.Match[str]) -> str:
+        inner = match.group(1) if match.group(1) is not None else match.group(2)
+        return match.group(0) if _known_term(inner.strip()) else "<value not shown>"
+
+    return _QUOTED.sub(keep, " ".join(str(exc).split()))

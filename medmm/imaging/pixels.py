@@ -20,13 +20,14 @@ objects; Siemens mosaics are unpacked with nibabel's CSA-aware ``MosaicWrapper``
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medmm.imaging.errors import PixelDecodeError, TruncatedPixelDataError
+from medmm.imaging.errors import PixelDecodeError, TruncatedPixelDataError, library_message
 from medmm.imaging.records import DicomInstance
 
 __all__ = [
@@ -154,6 +155,8 @@ def _stream_error(rel_path: str, problem: str) -> TruncatedPixelDataError | Pixe
 def _syntax_name(uid: str) -> str:
     from pydicom.uid import UID
 
+    if uid and not re.fullmatch(r"[0-9.]{1,64}", uid):  # not a UID: junk text, never echoed
+        return "that is not a valid UID"
     name = UID(uid).name if uid else ""
     return f"{name} ({uid})" if name and name != uid else uid or "unknown"
 
@@ -163,8 +166,8 @@ def _plugin_message(exc: BaseException, plugin: str) -> str:
     text = str(exc)
     for line in text.splitlines():
         if line.strip().startswith(f"{plugin}:"):
-            return " ".join(line.split(":", 1)[1].split())
-    return " ".join(text.split())
+            return library_message(Exception(line.split(":", 1)[1]))
+    return library_message(exc)
 
 
 def _raise_decode(rel_path: str, inst: DicomInstance, exc: BaseException, path: Path | None = None) -> None:
@@ -182,7 +185,7 @@ def _raise_decode(rel_path: str, inst: DicomInstance, exc: BaseException, path: 
     if decode_error_type(exc) == "TruncatedPixelDataError":
         raise TruncatedPixelDataError(
             rel_path,
-            f"pixel data is truncated or shorter than the header says ({exc})",
+            f"pixel data is truncated or shorter than the header says ({library_message(exc)})",
             "the transfer was cut off; copy the file again from the source",
         ) from exc
     if syntax == _JPEG12 and (inst.bits_stored or 8) > 8:
@@ -210,7 +213,7 @@ def _raise_decode(rel_path: str, inst: DicomInstance, exc: BaseException, path: 
     raise PixelDecodeError(
         rel_path,
         f"cannot decode pixel data with transfer syntax {_syntax_name(syntax)} "
-        f"({type(exc).__name__}: {' '.join(str(exc).split())})",
+        f"({type(exc).__name__}: {library_message(exc)})",
         "pip install the decoder packages named above (medmm[imaging] has pylibjpeg-libjpeg, "
         "-openjpeg and -rle) and re-run"
         if missing
@@ -491,6 +494,7 @@ def _mosaic_error(inst: DicomInstance, wrapper: Any, exc: BaseException) -> Pixe
         )
     return PixelDecodeError(
         inst.path,
-        f"the Siemens mosaic layout (CSA header) does not fit the pixel data ({type(exc).__name__}: {exc})",
+        "the Siemens mosaic layout (CSA header) does not fit the pixel data "
+        f"({type(exc).__name__}: {library_message(exc)})",
         "re-export the series as separate slices or enhanced MR",
     )
