@@ -41,6 +41,7 @@ from medmm.reports.batch_texts import Slices, entity_texts
 from medmm.reports.entity_table import ENTITY_SCHEMA, Coded, EntityColumns, entity_table, take_names
 from medmm.reports.extract import doc_records
 from medmm.reports.findings import find_normal_phrase
+from medmm.reports.laterality import LATERALITIES, sides_of
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.negation import ASSERTION_KEY
 from medmm.reports.nlp import PipelineSpec
@@ -52,7 +53,8 @@ __all__ = ["ENTITY_SCHEMA", "LABEL_SCHEMA", "batch_tables"]
 
 assert ENTITY_SCHEMA.names == list(EntityRow.model_fields)
 _IOB_B, _IOB_I = 3, 1
-_FLAG_CODE = {(False, False): 0, (True, False): 1, (False, True): 2, (True, True): 3}
+#: assertion flags ``(negated, uncertain, historical, family)`` -> code ``negated | uncertain << 1 | ...``
+_FLAG_CODE = {(bool(c & 1), bool(c & 2), bool(c & 4), bool(c & 8)): c for c in range(16)}
 _SECTION_STRIDE = 1 << 40  # > any report length: (report, char) pairs as one sortable integer
 #: Docs whose tokens are reduced to entity columns at once (:meth:`_Batch.reduce`): small enough
 #: for their tokens to stay in the CPU caches, large enough for numpy's per-call cost.
@@ -128,7 +130,7 @@ def batch_tables(
         abbr = user_data.get(abbr_key) if abbr_key else getattr(doc._, "abbreviations", None)
         if flags is not None and not abbr and (doc_type is None or type(doc) is doc_type):
             n_spans = len(spans)  # 2 x len(codes)
-            try:  # {(start, end): (negated, uncertain)}, one entry per entity in order
+            try:  # {(start, end): (negated, uncertain, historical, family)}, one entry per entity in order
                 codes += map(code_of, flags.values())
                 spans += chain.from_iterable(flags)
                 ok = len(spans) - n_spans == 2 * len(flags)
@@ -183,7 +185,7 @@ class _Batch:
         self.fast: list[int] = []  # index of the report in the batch
         self.measured: list[int] = []  # index into `fast` of the reports that may hold a size
         self.sections: list[list[tuple[str, int, int, int]]] = []
-        self.codes: list[int] = []  # assertion flags of each entity, in order: negated | uncertain << 1
+        self.codes: list[int] = []  # assertion flags of each entity, in order (_FLAG_CODE)
         self.spans: list[int] = []  # (start, end) token span of each entity of the flags, flattened
         self.n_flags: list[int] = []  # entities with flags per report
         self.tokens: TokenBuffer | None = None  # TokenC structs of the docs not reduced yet, or
@@ -267,7 +269,7 @@ def _fast_tables(
     lex = load_lexicon()
     kinds, phrases, scored = lex.kinds, lex.phrases, scored_sections()
     rep, starts, tok_a, tok_b, lab_h, id_h, char_a, char_b, ent_sent, sent = b.columns()
-    negated, uncertain = _assertions(b.codes, b.spans, b.n_flags, rep, tok_a, tok_b)
+    negated, uncertain, historical, family = _assertions(b.codes, b.spans, b.n_flags, rep, tok_a, tok_b)
     # label and pattern id: few distinct hashes, named once each
     strings = b.strings
     lab_u, lab_inv = np.unique(lab_h.view(np.uint64), return_inverse=True)
@@ -286,6 +288,7 @@ def _fast_tables(
         if name is not None:
             finding[i] = f_code[name]
     location = _locations(starts, ent_sent, is_anat, id_inv, id_names, ent_text)
+    laterality = _lateralities([texts[k] for k in b.fast], rep, char_a, char_b, is_anat)
     # section of each entity: (report, char) as one integer, searched in all reports' section starts
     n_secs = np.fromiter((len(s) for s in b.sections), dtype=np.int64, count=n_fast)
     flat = [s for secs in b.sections for s in secs]
@@ -318,7 +321,7 @@ def _fast_tables(
         rep=rep,
         finding=finding,
         finding_names=f_names,
-        scored=sec_scored[sec_pos],
+        scored=sec_scored[sec_pos] & ~historical & ~family,  # the mentions that count (findings.py)
         negated=negated,
         uncertain=uncertain,
         start=char_a,
@@ -353,9 +356,12 @@ def _fast_tables(
         text=text_col,
         negated=negated,
         uncertain=uncertain,
+        historical=historical,
+        family=family,
         label=Coded(list(lab_names), lab_inv),
         finding=Coded(list(f_names), finding),
         location=location,
+        laterality=laterality,
         section=Coded(sec_names, sec_pos),
         source=Coded([spec.model_source() or LEXICON_SOURCE, LEXICON_SOURCE], source),
     )
@@ -369,8 +375,9 @@ def _assertions(
     rep: np.ndarray,
     tok_a: np.ndarray,
     tok_b: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``negated``, ``uncertain`` of each entity from the assertion component's flags.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``negated``, ``uncertain``, ``historical``, ``family`` of each entity from the assertion
+    component's flags.
 
     The component keeps one entry per ``doc.ents`` span in order, i.e. the entities of the token arrays
     in order: the codes are taken as they are when their token spans are the entities' spans (else,
@@ -384,7 +391,29 @@ def _assertions(
         by_span = dict(zip(keys, code.tolist(), strict=True))
         wanted = zip(rep.tolist(), tok_a.tolist(), tok_b.tolist(), strict=True)
         code = np.array([by_span[k] for k in wanted], dtype=np.int64)
-    return (code & 1) != 0, (code & 2) != 0
+    return (code & 1) != 0, (code & 2) != 0, (code & 4) != 0, (code & 8) != 0
+
+
+def _lateralities(
+    texts: list[str], rep: np.ndarray, char_a: np.ndarray, char_b: np.ndarray, is_anat: np.ndarray
+) -> Coded:
+    """``laterality`` column as codes (:func:`~medmm.reports.laterality.sides_of` of every entity but
+    anatomy, report by report; ``None`` the last name)."""
+    names: list[str | None] = [*LATERALITIES, None]
+    code = np.full(len(rep), len(LATERALITIES), dtype=np.int64)
+    idx = np.flatnonzero(~is_anat)
+    if len(idx):
+        at = {n: i for i, n in enumerate(LATERALITIES)}
+        r = rep[idx]
+        bounds = np.flatnonzero(np.r_[True, r[1:] != r[:-1], True])  # entities grouped by report
+        a_l, b_l, idx_l = char_a[idx].tolist(), char_b[idx].tolist(), idx.tolist()
+        for g in range(len(bounds) - 1):
+            lo, hi = int(bounds[g]), int(bounds[g + 1])
+            sides = sides_of(texts[int(r[lo])], list(zip(a_l[lo:hi], b_l[lo:hi], strict=True)))
+            for j, side in enumerate(sides):
+                if side is not None:
+                    code[idx_l[lo + j]] = at[side]
+    return Coded(names, code)
 
 
 def _locations(

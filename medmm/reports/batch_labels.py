@@ -1,9 +1,10 @@
 """Report-level labels of a whole batch at once, from the entity columns (the ``parse`` fast path).
 
 The same rules and row order as :func:`~medmm.reports.findings.label_tuples` (tested against it on the
-IU reports): per report and finding, the scored mentions (sections ``FINDINGS``/``IMPRESSION``/``BODY``,
-finding not ``normal``) are grouped; the best mention is the lowest rank (present < uncertain <
-absent), then the earliest start, then the first one; rows come in the order of each finding's first
+IU reports): per report and finding, the counted mentions (sections ``FINDINGS``/``IMPRESSION``/``BODY``,
+the patient's and not historical - the caller's ``scored`` mask -, finding not ``normal``) are grouped;
+the best mention is the lowest rank (present < uncertain < absent), then the earliest start, then the
+first one; rows come in the order of each finding's first
 scored mention, then the ``normal`` row of the report. Groups are found with numpy and the columns
 taken from the entity columns with Arrow; only the reports without any abnormal finding run the
 normal-phrase regex, one by one.
@@ -77,7 +78,8 @@ def batch_labels(
     rep, finding, scored, negated, uncertain, start, end, text, section
         One value per entity, entities grouped by report in report order and in text order within
         it: report index (into ``ids``), finding code (index into ``finding_names``, ``-1`` for
-        none), whether its section is scored, assertion flags, char span, text and section name.
+        none), whether the mention counts (its section is scored, and it is neither historical nor a
+        relative's), assertion flags, char span, text and section name.
     normal_phrase
         ``(start, end, text)`` of the first explicit normal statement of report ``j`` in its scored
         sections, or ``None``; asked only for reports without an abnormal finding.

@@ -13,11 +13,12 @@ entity table, adding the measurement rows and taking the whole table again.
 >>> cols = EntityColumns(
 ...     rep=np.array([0]), sentence=np.array([0]), start=np.array([8]), end=np.array([14]),
 ...     text=pa.array(["nodule"]), negated=np.array([False]), uncertain=np.array([False]),
+...     historical=np.array([False]), family=np.array([False]),
 ...     label=Coded(["FINDING"], np.array([0])), finding=Coded(["nodule"], np.array([0])),
-...     location=Coded([None], np.array([0])), section=Coded(["BODY"], np.array([0])),
-...     source=Coded(["lexicon"], np.array([0])))
->>> entity_table(pa.array(["r1"]), cols, None).select(["text", "finding", "measurement_mm"]).to_pylist()
-[{'text': 'nodule', 'finding': 'nodule', 'measurement_mm': None}]
+...     location=Coded([None], np.array([0])), laterality=Coded(["left", None], np.array([0])),
+...     section=Coded(["BODY"], np.array([0])), source=Coded(["lexicon"], np.array([0])))
+>>> entity_table(pa.array(["r1"]), cols, None).select(["text", "finding", "laterality"]).to_pylist()
+[{'text': 'nodule', 'finding': 'nodule', 'laterality': 'left'}]
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ ENTITY_SCHEMA = pa.schema(
         ("label", _S),
         ("negated", _B),
         ("uncertain", _B),
+        ("historical", _B),
+        ("experiencer", _S),
         ("finding", _S),
         ("long_form", _S),
         ("location", _S),
+        ("laterality", _S),
         ("measurement_mm", _F),
         ("measurement_dims_mm", pa.list_(_F)),
         ("measurement_kind", _S),
@@ -58,6 +62,7 @@ ENTITY_SCHEMA = pa.schema(
     ]
 )
 _MEASUREMENT = "MEASUREMENT"
+_EXPERIENCERS = ["patient", "family"]  # by the family flag (medmm.reports.context.EXPERIENCERS)
 
 
 def take_names(names: Sequence[str | None], index: np.ndarray) -> pa.Array:
@@ -80,7 +85,8 @@ class Coded:
 @dataclass(frozen=True)
 class EntityColumns:
     """One value per entity of a batch, grouped by report in report order (report = index into the
-    batch's ids); ``finding`` codes may be ``-1`` (no finding)."""
+    batch's ids); ``finding`` codes may be ``-1`` (no finding); ``family`` is the experiencer (a
+    relative, else the patient)."""
 
     rep: np.ndarray
     sentence: np.ndarray
@@ -89,9 +95,12 @@ class EntityColumns:
     text: pa.Array
     negated: np.ndarray
     uncertain: np.ndarray
+    historical: np.ndarray
+    family: np.ndarray
     label: Coded
     finding: Coded
     location: Coded
+    laterality: Coded
     section: Coded
     source: Coded
 
@@ -112,9 +121,12 @@ def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | Non
                 "label": take_names(c.label.names, c.label.code),
                 "negated": pa.array(c.negated, _B),
                 "uncertain": pa.array(c.uncertain, _B),
+                "historical": pa.array(c.historical, _B),
+                "experiencer": take_names(_EXPERIENCERS, c.family.astype(np.int64)),
                 "finding": take_names([*c.finding.names, None], _nulls_last(c.finding)),
                 "long_form": pa.nulls(n, _S),
                 "location": take_names(c.location.names, c.location.code),
+                "laterality": take_names(c.laterality.names, c.laterality.code),
                 "measurement_mm": pa.nulls(n, _F),
                 "measurement_dims_mm": pa.nulls(n, pa.list_(_F)),
                 "measurement_kind": pa.nulls(n, _S),
@@ -172,9 +184,14 @@ def entity_table(ids: pa.Array, c: EntityColumns, found: BatchMeasurements | Non
             "label": coded(c.label, [_MEASUREMENT], np.full(n_m, len(c.label.names))),
             "negated": pa.array(np.r_[c.negated, of_entity(c.negated, False)][order], _B),
             "uncertain": pa.array(np.r_[c.uncertain, of_entity(c.uncertain, False)][order], _B),
+            "historical": pa.array(np.r_[c.historical, of_entity(c.historical, False)][order], _B),
+            "experiencer": take_names(
+                _EXPERIENCERS, np.r_[c.family, of_entity(c.family, False)][order].astype(np.int64)
+            ),
             "finding": take_names([*c.finding.names, None], np.r_[_nulls_last(c.finding), finding_m][order]),
             "long_form": pa.nulls(n + n_m, _S),
             "location": coded(c.location, [None], location_m),
+            "laterality": coded(c.laterality, [None], of_entity(c.laterality.code, len(c.laterality.names))),
             "measurement_mm": _sparse_floats(n + n_m, sized, [sizes[i].size_mm for i in size_idx]),
             "measurement_dims_mm": _sparse_lists(n + n_m, sized, [sizes[i].values_mm for i in size_idx]),
             "measurement_kind": _sparse_strings(n + n_m, sized, [sizes[i].kind for i in size_idx]),

@@ -19,6 +19,7 @@ import numpy as np
 from spacy.attrs import IDX, LENGTH, SENT_START
 
 from medmm.reports.findings import Mention, label_records
+from medmm.reports.laterality import sides_of
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.measurements import find_measurements, link_measurements
 from medmm.reports.negation import ASSERTION_KEY
@@ -100,7 +101,10 @@ def doc_records(
     abbreviations = {a.text: a._.long_form.text for a in getattr(doc._, "abbreviations", [])}
     raw, sent_of, sent_starts = _entities(doc)
     if flags is None:  # pipeline without the assertion component's dict: read the Span extensions
-        flags = {(e.start, e.end): (e._.negated, e._.uncertain) for e in doc.ents}
+        flags = {
+            (e.start, e.end): (e._.negated, e._.uncertain, e._.historical, e._.experiencer == "family")
+            for e in doc.ents
+        }
     anatomy: dict[int, list[tuple[int, str]]] = {}
     for k, r in enumerate(raw):
         if r[4] == "ANATOMY":
@@ -108,14 +112,18 @@ def doc_records(
     rows: list[dict[str, Any]] = []
     mentions: list[Mention] = []
     findings_idx: list[int] = []
+    sides = sides_of(text, [(r[2], r[3]) for r in raw if r[4] != "ANATOMY"])
+    n_sided = 0
     for k, (tok_a, tok_b, a, b, label, ent_id) in enumerate(raw):
-        neg, unc = flags[(tok_a, tok_b)]
-        neg, unc = bool(neg), bool(unc)
+        neg, unc, hist, fam = (bool(x) for x in flags[(tok_a, tok_b)])
         etext = text[a:b]
         long_form = abbreviations.get(etext) if abbreviations else None
         finding: str | None = None
         location: str | None = None
+        side: str | None = None
         if label != "ANATOMY":
+            side = sides[n_sided]
+            n_sided += 1
             if ent_id and ent_id in kinds:
                 finding = ent_id
             else:
@@ -138,9 +146,12 @@ def doc_records(
                 "label": label,
                 "negated": neg,
                 "uncertain": unc,
+                "historical": hist,
+                "experiencer": "family" if fam else "patient",
                 "finding": finding,
                 "long_form": long_form,
                 "location": location,
+                "laterality": side,
                 "measurement_mm": None,
                 "measurement_dims_mm": None,
                 "measurement_kind": None,
@@ -149,7 +160,7 @@ def doc_records(
             }
         )
         if finding is not None:
-            mentions.append(Mention(finding, section, a, b, etext, neg, unc))
+            mentions.append(Mention(finding, section, a, b, etext, neg, unc, hist, fam))
     measurements = find_measurements(text)
     if measurements:
         _add_measurements(
@@ -202,9 +213,12 @@ def _add_measurements(
                 "label": "MEASUREMENT",
                 "negated": linked["negated"] if linked else False,
                 "uncertain": linked["uncertain"] if linked else False,
+                "historical": linked["historical"] if linked else False,
+                "experiencer": linked["experiencer"] if linked else "patient",
                 "finding": linked["finding"] if linked else None,
                 "long_form": None,
                 "location": linked["location"] if linked else None,
+                "laterality": linked["laterality"] if linked else None,
                 **fields,
                 "source": LEXICON_SOURCE,
             }

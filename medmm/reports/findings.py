@@ -4,6 +4,9 @@ Rules (pure, no spaCy):
 
 * only mentions in the scored sections (``FINDINGS``, ``IMPRESSION``, or ``BODY`` when a report has
   no headers) decide; a finding named only in INDICATION/HISTORY ("r/o pneumonia") gets no label;
+* nor do historical mentions ("history of pneumonia", :mod:`medmm.reports.context`) or a relative's
+  ("family history of lung cancer"): they are not findings of this exam of this patient; a finding
+  also seen now ("History of pneumonia. Right lower lobe pneumonia.") is labelled by that mention;
 * a finding is ``present`` if any scored mention is neither negated nor uncertain, else
   ``uncertain`` if any mention is uncertain, else ``absent``; the evidence is the first mention
   with the winning status;
@@ -76,7 +79,8 @@ _BY_WORD = tuple(zip(("", "negative", "chest", "study", "exam"), _NORMAL_BY_WORD
 
 
 class Mention(NamedTuple):
-    """One finding mention: vocabulary name, section, char span, text and assertion.
+    """One finding mention: vocabulary name, section, char span, text and assertion (``historical``
+    and ``family``: the ConText attributes, see :mod:`medmm.reports.context`).
 
     A named tuple (immutable, and several times cheaper to create than a frozen dataclass: a report
     yields a handful per parse).
@@ -89,6 +93,8 @@ class Mention(NamedTuple):
     text: str
     negated: bool
     uncertain: bool
+    historical: bool = False
+    family: bool = False
 
     @property
     def status(self) -> FindingStatus:
@@ -205,7 +211,7 @@ def label_tuples(
     # per finding: [status rank, start, best mention, count]; the first mention wins a tie, as with min()
     best: dict[str, list[Any]] = {}
     for m in mentions:
-        if m.section not in scored or m.finding == NORMAL:
+        if m.section not in scored or m.finding == NORMAL or m.historical or m.family:
             continue
         rank = 2 if m.negated else (1 if m.uncertain else 0)
         b = best.get(m.finding)

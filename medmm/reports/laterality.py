@@ -1,5 +1,13 @@
-"""Side checks for ``entities.location``: a finding written with its own side ("a left pleural
-effusion", "effusion on the left") never takes the location of the other side.
+"""The side of a finding (``entities.laterality``) and the side check of ``entities.location``: a finding
+written with its own side ("a left pleural effusion", "effusion on the left", "bibasilar atelectasis")
+never takes the location of the other side.
+
+``laterality`` is ``left`` / ``right`` / ``bilateral`` when the finding's own phrase names a side
+(:func:`finding_side`), else null (no side, or a finding that has none: "cardiomegaly"); it is filled
+for every entity but anatomy when the rows are made (:func:`sides_of`), and a measurement row takes the
+side of the finding it sizes. A side written only in the location ("opacity. It is in the lingula") is
+not the finding's laterality: the location is the nearest anatomy of the sentence, which may belong to
+another finding.
 
 ``location`` is the nearest ANATOMY entity of the sentence, so in "Opacity in the right lower lobe and
 a left pleural effusion" the effusion was placed in the right lower lobe. :func:`clear_side_conflicts`
@@ -12,18 +20,28 @@ same rule; ``doc_records`` / ``doc_rows`` / ``batch_tables`` called alone do not
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["clear_side_conflicts", "finding_side", "location_side"]
+__all__ = ["LATERALITIES", "clear_side_conflicts", "finding_side", "location_side", "sides_of"]
+
+#: Values of ``entities.laterality`` (or null).
+LATERALITIES = ("left", "right", "bilateral")
 
 # a side word up to three words before the finding ("left pleural effusion", "right-sided small
-# effusion"), or "on/in/at the left|right" right after it
+# effusion", "bibasilar atelectasis"), or "on/in/at the left|right" right after it
 _BEFORE = re.compile(
-    r"\b(left|right|bilateral|bilaterally|both)(?:[- ]sided)?(?:\s+[a-z/-]+){0,3}\s*$", re.IGNORECASE
+    r"\b(left|right|bilateral|bilaterally|both|bibasilar|bibasal|biapical|bihilar)(?:[- ]sided)?"
+    r"(?:\s+[a-z/-]+){0,3}\s*$",
+    re.IGNORECASE,
 )
+_BOTH = {"bilateral", "bilaterally", "both", "bibasilar", "bibasal", "biapical", "bihilar"}
+# where a side word of _BEFORE / _AFTER can start (a superset: a pre-check, the patterns decide)
+_SIDE_WORD = re.compile(r"left|right|bilat|both|bibas|biapical|bihilar", re.IGNORECASE)
+_BEFORE_CHARS, _AFTER_CHARS = 60, 30
 _AFTER = re.compile(r"^\s*(?:,\s*)?(?:on|in|at|of)\s+the\s+(left|right)\b", re.IGNORECASE)
 _STOP = re.compile(r"[.;,:\n]|\b(?:and|or|with|in|of|at|to|from)\b", re.IGNORECASE)
 _LEFT_NAMES = {"lingula"}
@@ -40,13 +58,32 @@ def finding_side(text: str, start: int, end: int) -> str | None:
     >>> finding_side("Effusion on the left.", 0, 8)
     'left'
     """
-    before = text[max(0, start - 60) : start]
+    before = text[max(0, start - _BEFORE_CHARS) : start]
     m = _BEFORE.search(before)
     if m is not None and not _STOP.search(before[m.end(1) :]):
         side = m.group(1).lower()
-        return "bilateral" if side in {"bilateral", "bilaterally", "both"} else side
-    after = _AFTER.match(text[end : end + 30])
+        return "bilateral" if side in _BOTH else side
+    after = _AFTER.match(text[end : end + _AFTER_CHARS])
     return after.group(1).lower() if after is not None else None
+
+
+def sides_of(text: str, spans: list[tuple[int, int]]) -> list[str | None]:
+    """:func:`finding_side` of each char span of ``text``, with one scan of the text for side words: a
+    span with no side word within reach (most) is not looked at again.
+
+    >>> t = "Bibasilar atelectasis. Cardiomegaly. Effusion on the right."
+    >>> sides_of(t, [(10, 21), (23, 35), (37, 45)])
+    ['bilateral', None, 'right']
+    """
+    at = [m.start() for m in _SIDE_WORD.finditer(text)]
+    if not at:
+        return [None] * len(spans)
+    out: list[str | None] = []
+    for a, b in spans:
+        i = bisect_left(at, a - _BEFORE_CHARS)
+        near = i < len(at) and at[i] < b + _AFTER_CHARS
+        out.append(finding_side(text, a, b) if near else None)
+    return out
 
 
 def location_side(location: str) -> str | None:
@@ -70,9 +107,11 @@ def clear_side_conflicts(entities: pa.Table, ids: list[str], texts: list[str]) -
     Parameters
     ----------
     entities
-        Entity rows (``report_id``, ``start``, ``end``, ``label``, ``location``) of reports ``ids``.
+        Entity rows (``report_id``, ``start``, ``end``, ``label``, ``location`` and, as the parse
+        stage makes them, ``laterality``) of reports ``ids``.
     ids, texts
-        The reports' ids and the texts the offsets point into.
+        The reports' ids and the texts the offsets point into (read only for a table without a
+        ``laterality`` column).
 
     >>> t = pa.table({"report_id": ["a"], "start": [43], "end": [59], "label": ["FINDING"],
     ...               "location": ["right lower lobe"]})
@@ -90,18 +129,19 @@ def clear_side_conflicts(entities: pa.Table, ids: list[str], texts: list[str]) -
     )
     if not len(candidates):
         return entities
-    text_of = dict(zip(ids, texts, strict=True))
-    rep = entities["report_id"].to_pylist()
-    starts = entities["start"].to_pylist()
-    ends = entities["end"].to_pylist()
     locs = loc.to_pylist()
+    if "laterality" in entities.column_names:
+        sides = entities["laterality"].to_pylist()
+    else:
+        text_of = dict(zip(ids, texts, strict=True))
+        rep, starts, ends = (entities[c].to_pylist() for c in ("report_id", "start", "end"))
+        sides = [None] * len(locs)
+        for i in candidates.tolist():
+            sides[i] = finding_side(text_of[rep[i]], starts[i], ends[i])
     cleared = []
     for i in candidates.tolist():
         where = location_side(locs[i])
-        if where is None:
-            continue
-        side = finding_side(text_of[rep[i]], starts[i], ends[i])
-        if side is not None and side != where:
+        if where is not None and sides[i] is not None and sides[i] != where:
             cleared.append(i)
     if not cleared:
         return entities

@@ -28,7 +28,8 @@ from medmm.reports.lexicon import load_data
 
 __all__ = ["ASSERTION_KEY", "KINDS", "Trigger", "assertion_of", "make_assertion_component", "trigger_phrases"]
 
-#: ``doc.user_data`` key of ``{(ent.start, ent.end): (negated, uncertain)}`` set by the component.
+#: ``doc.user_data`` key of ``{(ent.start, ent.end): (negated, uncertain, historical, family)}`` set by
+#: the component (the last two: :mod:`medmm.reports.context`).
 ASSERTION_KEY = "medmm_assertion"
 #: Trigger kinds: preceding/following negation and uncertainty, pseudo, termination.
 KINDS = ("neg_pre", "neg_post", "unc_pre", "unc_post", "pseudo", "term")
@@ -176,34 +177,43 @@ class SentenceTriggers:
 
 
 class _AssertionComponent:
-    """Sets ``Span._.negated`` / ``Span._.uncertain`` on ``doc.ents`` with :func:`assertion_of`."""
+    """Sets ``Span._.negated`` / ``Span._.uncertain`` (:func:`assertion_of`) and ``Span._.historical`` /
+    ``Span._.experiencer`` (:mod:`medmm.reports.context`) on ``doc.ents``.
+
+    One phrase matcher holds both trigger sets; each set's matches resolve their overlaps on their own
+    (longest wins), so the context triggers never change a negation or uncertainty.
+    """
 
     def __init__(self, nlp: Any) -> None:
         from spacy.matcher import PhraseMatcher
         from spacy.tokens import Doc, Span
 
-        for name in ("negated", "uncertain"):
+        from medmm.reports.context import context_phrases
+
+        for name in ("negated", "uncertain", "historical"):
             if not Span.has_extension(name):
                 Span.set_extension(name, default=False)
+        if not Span.has_extension("experiencer"):
+            Span.set_extension("experiencer", default="patient")
         if not Doc.has_extension("assertion_triggers"):
             Doc.set_extension("assertion_triggers", default=None)
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
         for kind, phrases in trigger_phrases().items():
             self.matcher.add(kind, [nlp.make_doc(p) for p in phrases])
+        for kind, phrases in context_phrases().items():
+            self.matcher.add(kind, [nlp.make_doc(p) for p in phrases])
+        self.assertion_ids = {nlp.vocab.strings[k] for k in KINDS}
 
     def __call__(self, doc: Any) -> Any:
-        from spacy.util import filter_spans
+        from medmm.reports.context import SentenceContext
 
-        matches = self.matcher(doc, as_spans=True)
-        kinds: dict[tuple[int, int], set[str]] = {}
-        for m in matches:
-            kinds.setdefault((m.start, m.end), set()).add(m.label_)
+        matches = self.matcher(doc)
         ent_tokens = {i for e in doc.ents for i in range(e.start, e.end)}
-        triggers = [
-            Trigger(s.start, s.end, "+".join(sorted(kinds[(s.start, s.end)])))
-            for s in filter_spans(matches)
-            if not any(i in ent_tokens for i in range(s.start, s.end))
-        ]
+        strings = doc.vocab.strings
+        ids = self.assertion_ids
+        triggers = _triggers([m for m in matches if m[0] in ids], ent_tokens, strings)
+        context = _triggers([m for m in matches if m[0] not in ids], ent_tokens, strings)
+        context += _negations_ending_context(triggers, context)
         doc._.assertion_triggers = [(t.start, t.end, t.kind) for t in triggers]
         bounds = sentence_bounds(doc)
         starts = [s for s, _ in bounds]
@@ -212,18 +222,67 @@ class _AssertionComponent:
         by_sentence: dict[int, list[Trigger]] = {}
         for t in triggers:
             by_sentence.setdefault(sentence_of(starts, t.start), []).append(t)
+        ctx_by_sentence: dict[int, list[Trigger]] = {}
+        for t in context:
+            ctx_by_sentence.setdefault(sentence_of(starts, t.start), []).append(t)
         inside: dict[int, SentenceTriggers] = {}
-        flags: dict[tuple[int, int], tuple[bool, bool]] = {}
+        ctx_inside: dict[int, SentenceContext] = {}
+        flags: dict[tuple[int, int], tuple[bool, bool, bool, bool]] = {}
         for ent in doc.ents:
             k = sentence_of(starts, ent.start)
             if k not in inside:
                 inside[k] = SentenceTriggers(by_sentence.get(k, []), *bounds[k])
+                ctx_inside[k] = SentenceContext(ctx_by_sentence.get(k, []), *bounds[k])
             neg, unc = inside[k].assertion(ent.start, ent.end)
+            hist, fam = ctx_inside[k].context(ent.start, ent.end)
             ent._.negated = neg
             ent._.uncertain = unc
-            flags[(ent.start, ent.end)] = (neg, unc)
+            ent._.historical = hist
+            ent._.experiencer = "family" if fam else "patient"
+            flags[(ent.start, ent.end)] = (neg, unc, hist, fam)
         doc.user_data[ASSERTION_KEY] = flags  # the same, as a dict (Span._ access is slow in bulk)
         return doc
+
+
+def _triggers(matches: list[tuple[int, int, int]], ent_tokens: set[int], strings: Any) -> list[Trigger]:
+    """Non-overlapping triggers of phrase-matcher ``matches`` ``(kind id, start, end)``: of overlapping
+    ones the longest, then the earliest (as ``spacy.util.filter_spans``, which this was: a span whose
+    first or last token is taken is dropped); a span matched under several kinds has them joined by
+    ``+``; a trigger overlapping an entity is left out.
+
+    >>> import spacy
+    >>> strings = spacy.blank("en").vocab.strings
+    >>> m = [(strings.add("neg_pre"), 0, 1), (strings.add("neg_pre"), 0, 3), (strings.add("term"), 2, 3)]
+    >>> _triggers(m, set(), strings)
+    [Trigger(start=0, end=3, kind='neg_pre')]
+    """
+    kinds: dict[tuple[int, int], set[str]] = {}
+    for key, start, end in matches:
+        kinds.setdefault((start, end), set()).add(strings[key])
+    kept: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for start, end in sorted(kinds, key=lambda se: (se[1] - se[0], -se[0]), reverse=True):
+        if start not in seen and end - 1 not in seen:
+            kept.append((start, end))
+            seen.update(range(start, end))
+    return [
+        Trigger(start, end, "+".join(sorted(kinds[(start, end)])))
+        for start, end in sorted(kept)
+        if not any(i in ent_tokens for i in range(start, end))
+    ]
+
+
+def _negations_ending_context(triggers: list[Trigger], context: list[Trigger]) -> list[Trigger]:
+    """The preceding negations among ``triggers`` as context terminations (``ctx_term``): "history of
+    lobectomy, without consolidation or effusion" is about this exam after "without". Those overlapping
+    a context trigger are left out ("no new": its "new" ends the scope already; "no history of"), so
+    the context triggers stay non-overlapping."""
+    taken = {i for t in context for i in range(t.start, t.end)}
+    return [
+        Trigger(t.start, t.end, "ctx_term")
+        for t in triggers
+        if "neg_pre" in t.kind.split("+") and not any(i in taken for i in range(t.start, t.end))
+    ]
 
 
 def make_assertion_component(nlp: Any, name: str = "medmm_assertion") -> Any:

@@ -18,6 +18,7 @@ Tables written by ``medmm reports parse`` into the run directory:
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -79,9 +80,14 @@ class EntityRow(Record):
 
     ``label`` is ``FINDING``, ``DEVICE``, ``ANATOMY``, ``MEASUREMENT`` or a model's own label.
     ``finding`` is the vocabulary name (``None`` for anatomy and model labels outside the vocabulary);
-    ``location`` the nearest anatomy of the sentence. A measurement linked to the finding it sizes
-    fills ``measurement_mm`` (largest value, in mm), ``measurement_dims_mm`` (every value as written,
-    in mm) and ``measurement_kind`` (``single``, ``range`` or ``dimensions``).
+    ``location`` the nearest anatomy of the sentence; ``laterality`` the side the finding's own phrase
+    names (``left``, ``right``, ``bilateral``; ``None`` without one, and for anatomy).
+    ``negated`` / ``uncertain`` / ``historical`` / ``experiencer`` are the ConText attributes of the
+    mention: ``historical`` for the patient's history ("history of pneumonia"), ``experiencer``
+    ``patient`` or ``family`` ("family history of lung cancer", "mother with breast cancer"); a
+    historical or family mention does not decide the report's labels. A measurement linked to the
+    finding it sizes fills ``measurement_mm`` (largest value, in mm), ``measurement_dims_mm`` (every
+    value as written, in mm) and ``measurement_kind`` (``single``, ``range`` or ``dimensions``).
     """
 
     report_id: str
@@ -93,9 +99,12 @@ class EntityRow(Record):
     label: str
     negated: bool
     uncertain: bool
+    historical: bool = False
+    experiencer: Literal["patient", "family"] = "patient"
     finding: str | None = None
     long_form: str | None = None
     location: str | None = None
+    laterality: Literal["left", "right", "bilateral"] | None = None
     measurement_mm: float | None = None
     measurement_dims_mm: list[float] | None = None
     measurement_kind: str | None = None
