@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -347,6 +348,8 @@ def run_signals(
         _stream_frames(out, results)
         wv = _window_vitals(out, settings.vitals_tolerance_s)
         write_table(wv, out / "window_vitals.parquet", WindowVitalRow)
+        if only is None:  # the whole input: what is not in it any more goes
+            _remove_orphans(out, jobs)
     counts = {s.value: sum(1 for m in manifest if m.status == s) for s in Status}
     counts = {k: v for k, v in counts.items() if v} | {
         "records": len(results),
@@ -365,6 +368,40 @@ def run_signals(
     }
     update_run_json(out, "signals", options=opts, counts=counts, timings=timer.total())
     return counts
+
+
+def _remove_orphans(out: Path, jobs: Sequence[RecordJob]) -> None:
+    """Remove window arrays that ``windows.parquet`` no longer lists and saved results of records no
+    longer in the input: those of a record deleted, renamed or moved in the export since an earlier run,
+    or quarantined now (a re-export that is broken). Nothing reads them any more, and a record deleted
+    from the export must not stay in the run directory night after night (its waveform windows).
+
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp())
+    >>> _ = write_table([], run / "windows.parquet", WindowRow)
+    >>> (run / "windows" / "gone").mkdir(parents=True)
+    >>> _ = (run / "windows" / "gone" / "II.npy").write_bytes(b"")
+    >>> _remove_orphans(run, [])
+    >>> (run / "windows").exists()
+    False
+    """
+    listed = set(pd.read_parquet(out / "windows.parquet", columns=["path"])["path"])
+    store = out / "windows"
+    if store.is_dir():
+        for path in store.rglob("*.npy"):
+            if path.relative_to(out).as_posix() not in listed:
+                path.unlink(missing_ok=True)
+        for folder in sorted((d for d in store.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            with contextlib.suppress(OSError):  # removed only when empty
+                folder.rmdir()
+        with contextlib.suppress(OSError):
+            store.rmdir()
+    parts = out / _PARTS
+    if parts.is_dir():
+        current = {f"{hashlib.sha1(job.record.encode()).hexdigest()}.pkl" for job in jobs}
+        for path in parts.glob("*.pkl"):
+            if path.name not in current:
+                path.unlink(missing_ok=True)
 
 
 def _window_vitals(out: Path, tolerance_s: float) -> pd.DataFrame:
