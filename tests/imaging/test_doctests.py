@@ -18,6 +18,7 @@ MODULES = [
     "medmm.imaging.pixels",
     "medmm.imaging.volume_store",
     "medmm.imaging.convert",
+    "medmm.imaging.image_file",
 ]
 
 
