@@ -18,6 +18,7 @@ Two kinds of identity, kept apart so that a finding says where a value came from
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import urllib.parse
 from pathlib import Path
@@ -27,10 +28,12 @@ import numpy as np
 __all__ = [
     "HEADER_IDENTITY",
     "NAME_IDENTITY",
+    "SERIES_DESCRIPTION",
     "build_archive",
-    "corrupt_inputs",
+    "found_in",
     "identity_forms",
     "unkeyed_digests",
+    "write_dicom_series",
 ]
 
 #: Identity written inside the files (never allowed in any output).
@@ -63,7 +66,6 @@ _PATIENT = {
     "ReferringPhysicianName": "Welby^Marcus",
     "OperatorsName": "Ratched^Mildred",
     "StudyDescription": "CT for John Smith",
-    "SeriesDescription": "Chest John Smith MRN4471923",
     "ImageComments": "pt Smith^John DOB 19610317 call 555-867-5309",
     "BurnedInAnnotation": "YES",
     "StudyID": "MRN4471923",
@@ -97,7 +99,9 @@ def unkeyed_digests(value: str) -> set[str]:
     return {hashlib.new(name, value.encode()).hexdigest()[:12] for name in ("md5", "sha1", "sha256")}
 
 
-def _dicom_series(folder: Path, n: int, seed: int) -> None:
+def write_dicom_series(folder: Path, n: int, seed: int, series_description: str) -> None:
+    """``n`` CT slices (pydicom's CT_small.dcm, fresh UIDs) under ``folder`` with the patient's identity
+    in every attribute :data:`HEADER_IDENTITY` lists, a nested request item and a private tag."""
     import pydicom
     import pydicom.data
     from pydicom.dataset import Dataset
@@ -110,6 +114,7 @@ def _dicom_series(folder: Path, n: int, seed: int) -> None:
         ds = pydicom.dcmread(path)
         for key, value in _PATIENT.items():
             setattr(ds, key, value)
+        ds.SeriesDescription = series_description
         ds.OtherPatientIDs = "ALT8812345"
         item = Dataset()
         item.RequestedProcedureID = "REQ5550123"
@@ -227,7 +232,11 @@ def _reports(path: Path) -> None:
     pd.DataFrame(rows, columns=cols).to_csv(path, index=False)
 
 
-def build_archive(root: Path, *, seed: int = 0) -> Path:
+#: What operators type into SeriesDescription (copied into volume sidecars: finding R1 of the audit).
+SERIES_DESCRIPTION = "Chest John Smith MRN4471923"
+
+
+def build_archive(root: Path, *, seed: int = 0, series_description: str = SERIES_DESCRIPTION) -> Path:
     """Write the archive under ``root/archive`` and return it: DICOM series, NIfTI, pictures, WFDB and
     EDF ECG records, a report CSV, in folders named after patients.
 
@@ -237,10 +246,12 @@ def build_archive(root: Path, *, seed: int = 0) -> Path:
         Parent folder (the archive goes to ``root/archive``).
     seed
         Seed of the generated UIDs and signals.
+    series_description
+        The DICOM series' SeriesDescription.
     """
     archive = Path(root) / "archive"
     img = archive / "imaging"
-    _dicom_series(img / "Ñúñez_Maria_MRN5550004" / "CT", 3, seed)
+    write_dicom_series(img / "Ñúñez_Maria_MRN5550004" / "CT", 3, seed, series_description)
     _nifti(img / "Müller_Hans_MRN5550001" / "t1_Müller.nii.gz")
     _pictures(archive / "pictures")
     ecg = archive / "ecg"
@@ -251,19 +262,50 @@ def build_archive(root: Path, *, seed: int = 0) -> Path:
     return archive
 
 
-def corrupt_inputs(folder: Path) -> Path:
-    """Broken files whose error messages could echo a file name or a header value: a DICOM cut off after
-    its patient module, a NIfTI with an impossible dimension, an EDF with a bad header, a WFDB header whose
-    signal file is missing. Returns ``folder``."""
-    import pydicom
-    import pydicom.data
+def _texts(path: Path) -> list[str]:
+    """What a reader of ``path`` sees: its bytes (UTF-8 and Latin-1), every table cell, PNG text chunks,
+    a gzip member's bytes, and the path itself."""
+    import gzip
 
-    folder.mkdir(parents=True, exist_ok=True)
-    ct = Path(str(pydicom.data.get_testdata_file("CT_small.dcm", download=False)))
-    ds = pydicom.dcmread(ct)
-    for key, value in _PATIENT.items():
-        setattr(ds, key, value)
-    ds.save_as(folder / "Smith_cut.dcm", enforce_file_format=True)
-    data = (folder / "Smith_cut.dcm").read_bytes()
-    (folder / "Smith_cut.dcm").write_bytes(data[: len(data) - 5000])
-    return folder
+    import pandas as pd
+
+    data = path.read_bytes()
+    out = [data.decode("utf-8", "replace"), data.decode("latin-1"), str(path)]
+    if path.suffix in {".parquet", ".arrow", ".feather"}:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_feather(path)
+        out.append(frame.astype(str).to_csv())
+    if path.suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            out.append(repr(im.info))
+    if path.name.endswith(".gz"):
+        with contextlib.suppress(OSError):
+            out.append(gzip.decompress(data).decode("latin-1"))
+    return out
+
+
+def found_in(
+    folder: Path, values: tuple[str, ...], *, texts: dict[str, str] | None = None, digests: bool = True
+) -> list[str]:
+    """``where: value`` for each of ``values`` found under ``folder`` (every file, see :func:`_texts`)
+    or in ``texts`` (captured stdout, stderr, logs), in any of its :func:`identity_forms`, case-insensitive;
+    with ``digests`` also as an unkeyed digest (:func:`unkeyed_digests`).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.json").write_text('{"name": "JOHN SMITH"}')
+    >>> found_in(d, ("Smith^John",), texts={"stderr": "ok"})
+    ['a.json: Smith^John']
+    """
+    forms: dict[str, str] = {}
+    for value in values:
+        for form in identity_forms(value) | (unkeyed_digests(value) if digests else set()):
+            forms[form.lower()] = value
+    sources = {str(p.relative_to(folder)): _texts(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    sources.update({name: [text] for name, text in (texts or {}).items()})
+    hits = []
+    for name, blobs in sources.items():
+        low = [b.lower() for b in blobs]
+        hits += sorted({f"{name}: {forms[f]}" for f in forms if any(f in b for b in low)})
+    return hits

@@ -22,11 +22,12 @@ from medmm.ingest.pipeline import ingest_archive
 def _write(path: Path, photometric: str | None = None, syntax: str | None = None) -> None:
     import pydicom
     import pydicom.data
+    import pydicom.uid
     from pydicom.dataelem import RawDataElement
     from pydicom.tag import Tag
     from pydicom.uid import generate_uid
 
-    ds = pydicom.dcmread(pydicom.data.get_testdata_file("CT_small.dcm", download=False))
+    ds = pydicom.dcmread(str(pydicom.data.get_testdata_file("CT_small.dcm", download=False)))
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     if photometric is not None:  # written raw: pydicom refuses such a value when it is set
@@ -34,7 +35,7 @@ def _write(path: Path, photometric: str | None = None, syntax: str | None = None
         tag = Tag(0x00280004)
         ds._dict[tag] = RawDataElement(tag, "CS", len(value), value, 0, True, True)
     if syntax is not None:
-        ds.file_meta.TransferSyntaxUID = syntax
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(syntax)
     ds.save_as(path)
 
 
