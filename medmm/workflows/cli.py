@@ -23,8 +23,9 @@ def run(
     """Run every stage of a workflow file on one run directory (re-running resumes).
 
     The last line on stdout sums the run up for a cron mail or a monitoring check (outcome, exit code,
-    each stage's inputs, new or changed, quarantined; the run directory). Exit codes: 0 done, 1
-    ``--strict`` and an input quarantined, 2 an error (stderr names it), 143 stopped by SIGTERM.
+    each stage's inputs, processed now, quarantined; the run directory). Exit codes: 0 done, 1
+    ``--strict`` and an input quarantined, 2 an error (stderr names it and the fix), 3 an unexpected
+    error (a bug; traceback on stderr), 143 stopped by SIGTERM (130: Ctrl-C).
     """
     from medmm.errors import MedmmError
     from medmm.workflows.config import load_workflow
@@ -54,6 +55,14 @@ def run(
         _error(str(exc), where)
         _summary(config.name, result, 2)
         raise typer.Exit(2) from exc
+    except Exception as exc:  # a bug: its own exit code (1 means "inputs quarantined" to a monitor)
+        import traceback
+
+        traceback.print_exc()
+        stage = f" in stage '{result.stopped}'" if result.stopped else ""
+        _error(f"unexpected {type(exc).__name__}{stage} (a bug in medmm: report it with the traceback above)")
+        _summary(config.name, result, 3)
+        raise typer.Exit(3) from None
     except (Terminated, KeyboardInterrupt) as exc:
         code = exc.exit_code if isinstance(exc, Terminated) else 130
         what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"

@@ -13,6 +13,7 @@ never do (stages quarantine them).
 from __future__ import annotations
 
 import difflib
+import errno
 import inspect
 import os
 import time
@@ -367,11 +368,37 @@ def _run_stage(step: StageStep, ctx: StageContext, result: WorkflowResult) -> No
         if where not in str(exc):
             exc.add_note(where)
         raise
+    except OSError as exc:
+        result.stopped = step.stage.value
+        full = _run_dir_error(exc, step, ctx)
+        if full is None:
+            raise
+        raise full from exc
     except BaseException:
         result.stopped = step.stage.value
         raise
     finally:
         result.timings[step.stage.value] = time.perf_counter() - start
+
+
+#: errors of a filesystem that takes no more data: every input would fail alike
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _run_dir_error(exc: OSError, step: StageStep, ctx: StageContext) -> ConfigError | None:
+    """A stage's error writing its results, as a :class:`~medmm.errors.ConfigError` naming the folder and
+    the fix: the disk or quota is full, the filesystem read-only, or the run directory not writable.
+    ``None`` for any other error (which stays what it is)."""
+    name = exc.filename if isinstance(exc.filename, str) else None
+    in_run = name is not None and Path(name).absolute().is_relative_to(ctx.run_dir)
+    if exc.errno not in _FULL and not (exc.errno in (errno.EACCES, errno.EPERM) and in_run):
+        return None
+    where = Path(name).parent if name and in_run else Path(name) if name else ctx.run_dir
+    return ConfigError(
+        f"{where}: {exc.strerror or os.strerror(exc.errno or 0)} while stage '{step.stage.value}' wrote its "
+        "results. Fix: free space on that filesystem (or make it writable), or give another --out; then "
+        "run again: the finished inputs of earlier stages are kept"
+    )
 
 
 class _Record:

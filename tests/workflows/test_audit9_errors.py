@@ -1,0 +1,64 @@
+"""`medmm run` exit codes a monitoring check can rely on: a full disk (or a read-only run directory) met by
+any stage is exit 2 with the folder and the fix, not a traceback; a bug is exit 3 with its traceback,
+never 1 (which means "inputs quarantined")."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from medmm.cli import app
+
+
+def _workflow(base: Path) -> Path:
+    (base / "pacs").mkdir()
+    (base / "site.key").write_text("5a" * 32 + "\n")
+    (base / "site.key").chmod(0o600)
+    path = base / "w.yaml"
+    path.write_text(
+        "name: nightly\nrun_dir: run\nkey_file: site.key\nstrict: true\nstages:\n"
+        "  - {stage: ingest, input: pacs}\n  - {stage: align}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_full_or_read_only_run_dir_in_any_stage_is_exit_2_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """align (which has no check of its own) meets a full disk writing records.parquet."""
+    import medmm.align.pipeline
+
+    wf, run = _workflow(tmp_path), tmp_path / "run"
+
+    def full(frame: Any, path: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(code, __import__("os").strerror(code), str(path))
+
+    monkeypatch.setattr(medmm.align.pipeline, "write_table", full)
+    res = CliRunner().invoke(app, ["run", str(wf)])
+    assert res.exit_code == 2, res.output
+    assert f"error: {run}: {__import__('os').strerror(code)} while stage 'align'" in res.output
+    assert "Fix: free space" in res.output and "Traceback" not in res.output
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("medmm run nightly: FAILED exit=2 | ingest: 0 files")
+    assert "stopped in stage align" in last
+    status = json.loads((run / "run.json").read_text())["stages"]["workflow"]
+    assert status["status"] == "failed" and status["stopped_in"] == "align"
+
+
+def test_a_bug_in_a_stage_is_exit_3_not_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import medmm.align.pipeline
+
+    def bug(*args: Any, **kwargs: Any) -> None:
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(medmm.align.pipeline, "align_run", bug)
+    res = CliRunner().invoke(app, ["run", str(_workflow(tmp_path))])
+    assert res.exit_code == 3, res.output
+    assert "unexpected TypeError in stage 'align' (a bug in medmm" in res.output
+    assert res.stdout.strip().splitlines()[-1].startswith("medmm run nightly: FAILED exit=3 | ingest:")
