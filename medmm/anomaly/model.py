@@ -93,7 +93,7 @@ class ScoreConfig:
     log-Mahalanobis and the log-RR prematurity, so near-constant records do not blow up z-scores.
     ``morph_transform``: ``"sqrt"`` (the Mahalanobis distance, default) or ``"log"`` (of its square,
     the v0.1 default) before the z-score.
-    ``saturation``: cap of each aspect's contribution to the score (:func:`medmm.anomaly.score.saturate`).
+    ``saturation``: cap of each aspect's contribution to the score (:func:`medmm.anomaly.gates.saturate`).
     ``threshold``/``threshold_rule``: ``"fixed"`` keeps ``threshold`` (default 12 = three aspects x 4
     robust SD); ``"valley"`` re-derives it from the training scores (:mod:`medmm.anomaly.threshold`).
     ``noise_ratio``: beats whose local high-frequency noise exceeds this multiple of the record's median
@@ -103,7 +103,7 @@ class ScoreConfig:
     interval exceeds this multiple of the local RR - longer than any compensatory pause, i.e. a missed
     beat or signal drop-out - the timing aspects are void for that beat (``0`` switches this off).
     ``qrs_gate_z``: robust SD of QRS difference from which prematurity/pause count fully
-    (:func:`medmm.anomaly.score.qrs_gate`). ``neighbours``: if > 0, a beat's timing evidence is at
+    (:func:`medmm.anomaly.gates.qrs_gate`). ``neighbours``: if > 0, a beat's timing evidence is at
     least the median of its ``neighbours`` nearest look-alikes in morphology, provided they form a
     tight group (``neighbour_tightness``; :func:`medmm.anomaly.score.neighbour_timing`); ``0``
     switches this off (as in v0.2).
@@ -112,8 +112,8 @@ class ScoreConfig:
     is discounted when its noise is a ``noise_z`` robust-SD outlier of the record's log noise
     (``noise_ratio`` is then not used); ``0`` keeps the fixed ``noise_ratio`` (v0.2/v0.3).
     ``qrs_floor`` (v0.5): the QRS residual's robust SD is floored at this fraction of the QRS amplitude
-    (:func:`medmm.anomaly.score.qrs_gate`); ``0`` = the v0.4 log-scale z. ``p_absent`` (v0.5): a
-    missing P wave (:func:`medmm.anomaly.score.p_absent_gate`) opens the timing gate like an abnormal
+    (:func:`medmm.anomaly.gates.qrs_gate`); ``0`` = the v0.4 log-scale z. ``p_absent`` (v0.5): a
+    missing P wave (:func:`medmm.anomaly.gates.p_absent_gate`) opens the timing gate like an abnormal
     QRS does. ``kurtosis_sqi`` (v0.6): a beat's quality weight is at most the square root of its
     kurtosis quality index relative to the record (:mod:`medmm.anomaly.sqi`; Li, Mark and Clifford
     2008) - the share of its 5-s window's variance that is the record's usual ECG - so a beat in a

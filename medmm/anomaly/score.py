@@ -14,15 +14,15 @@ For each record (one ``group`` of :class:`~medmm.anomaly.features.BeatInputs`):
 4. timing needs a ventricular sign: rhythm and pause are multiplied by the larger of
    ``clip(qrs_z / qrs_gate_z, 0, 1)`` (``qrs_z``: robust z of the QRS-only residual,
    :func:`medmm.anomaly.features.qrs_residual`, its robust SD floored at ``qrs_floor`` of the QRS
-   amplitude; :func:`qrs_gate`) and ``clip(p_absent_z / qrs_gate_z, 0, 1)`` (``p_absent_z``: how
-   much smaller than the record's the P-wave stretch is, :func:`p_absent_gate`) - an abnormal QRS *or*
-   no P wave;
+   amplitude; :func:`medmm.anomaly.gates.qrs_gate`) and ``clip(p_absent_z / qrs_gate_z, 0, 1)``
+   (``p_absent_z``: how much smaller than the record's the P-wave stretch is,
+   :func:`medmm.anomaly.gates.p_absent_gate`) - an abnormal QRS *or* no P wave;
 5. look-alike timing: a beat's timing evidence is at least the median of its ``neighbours`` nearest
    look-alikes' when they form a tight group (:func:`neighbour_timing`) - a late-coupled PVC is
    recognised by the other PVCs of its focus;
 6. ``score = quality x (sat(morphology_z) + timing)`` where ``quality`` =
    ``min(1, limit / local noise)``, ``limit`` the record's 4-robust-SD noise outlier level
-   (:func:`noise_limit`; 0 for a flat or clipped lead, see
+   (:func:`medmm.anomaly.gates.noise_limit`; 0 for a flat or clipped lead, see
    :func:`medmm.anomaly.features.beat_quality`), with ``kurtosis_sqi`` (v0.6) at most
    ``sqrt(kurtosis_rel)`` (:mod:`medmm.anomaly.sqi`), and ``flag = score > threshold``.
 
@@ -264,13 +264,14 @@ def score_embeddings(
 ) -> dict[str, NDArray]:
     """Score beats from the embeddings of one or more networks (an ensemble) under ``cfg``.
 
-    ``score = weight x (sat(morphology_z) + timing)`` with ``sat`` = :func:`saturate` at
-    ``cfg.saturation`` (no single aspect can flag a beat on its own), ``weight`` =
-    :func:`quality_weight` and ``timing`` = the larger of the beat's own ``timing_weight x
-    (sat(rhythm_z) + sat(pause_z))`` and its look-alikes' (:func:`neighbour_timing`); timing aspects
-    are 0 next to an RR gap (``gap_rr``) and scaled by the larger of :func:`qrs_gate` and, with
-    ``cfg.p_absent``, :func:`p_absent_gate` (a premature beat needs an abnormal QRS or a missing P wave
-    to count as a PVC). With several networks, ``morphology_z`` is the mean of the
+    ``score = weight x (sat(morphology_z) + timing)`` with ``sat`` =
+    :func:`medmm.anomaly.gates.saturate` at ``cfg.saturation`` (no single aspect can flag a beat on its
+    own), ``weight`` = :func:`medmm.anomaly.gates.quality_weight` and ``timing`` = the larger of the
+    beat's own ``timing_weight x (sat(rhythm_z) + sat(pause_z))`` and its look-alikes'
+    (:func:`neighbour_timing`); timing aspects are 0 next to an RR gap (``gap_rr``) and scaled by the
+    larger of :func:`medmm.anomaly.gates.qrs_gate` and, with ``cfg.p_absent``,
+    :func:`medmm.anomaly.gates.p_absent_gate` (a premature beat needs an abnormal QRS or a missing P
+    wave to count as a PVC). With several networks, ``morphology_z`` is the mean of the
     members' per-record z-scores, and look-alikes are searched in the members' whitened embeddings
     side by side (divided by sqrt(members), so distances are root-mean-square over members).
     With ``cfg.dominant_ref`` (v0.10) a record with a premature ectopic beat population

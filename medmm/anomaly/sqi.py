@@ -12,7 +12,7 @@ width, not only on its quality):
 For an ECG plus independent Gaussian noise the excess kurtosis is the ECG's times the squared share of
 the variance that is ECG, so ``sqrt(kurtosis_rel)`` estimates how much of the window's variance is the
 record's usual ECG (1: as clean as the record's typical beat, 0: noise only). The scorer
-(:func:`medmm.anomaly.score.quality_weight`) multiplies a beat's score by at most this share: a beat
+(:func:`medmm.anomaly.gates.quality_weight`) multiplies a beat's score by at most this share: a beat
 in a noisy stretch needs proportionally stronger evidence.
 
 >>> import numpy as np
