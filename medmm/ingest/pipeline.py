@@ -240,9 +240,11 @@ def _ingest(
     claim_site_key(out, pz.check_value())  # a run directory made with another key is refused
     journal = Journal(out)
     state = {"key_fingerprint": pz.id("medmm-key-check", "key"), "archive": str(root.resolve())}
+    legacy = dict(state)
     if ids is not None:  # image files' ids come from this table: other ids (or none) redo every file
-        state["ids"] = ids.digest
-    if not journal.state_matches(state):
+        # keyed: the table holds raw patient ids, and its plain digest could confirm guessed ones
+        state["ids"], legacy["ids"] = pz.id(ids.digest, "ids"), ids.digest  # legacy: runs made before
+    if not (journal.state_matches(state) or journal.state_matches(legacy)):
         log.warning("run directory was made with another site key, archive or ids table: starting it afresh")
         journal.discard()
     journal.write_state(state)
