@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from medmm.share.names import SourceNames
 from medmm.share.policy import NUMBERS, Policy
+from medmm.share.reasons import reduce_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,7 +146,7 @@ def share_frame(
     per_value: dict[Policy, Callable[[str], Any]] = {  # policies applied to each distinct value
         Policy.path: names.path,
         Policy.record: names.record,
-        Policy.text: names.scrub,
+        Policy.text: lambda v: reduce_text(v, names),
         Policy.label: names.scrub_known,
         Policy.signal_id: _signal_id(names),
         Policy.window_path: _window_path(names),
@@ -168,7 +169,7 @@ def share_frame(
         elif policy is Policy.paths:
             series = series.map(_each(names.path))
         elif policy is Policy.texts:
-            series = series.map(_each(names.scrub))
+            series = series.map(_each(lambda v: reduce_text(v, names)))
         out.frame[column] = series
         kept = policy is Policy.report_id and not raw_report_ids
         out.columns[str(column)] = Policy.keep.value if kept else policy.value
