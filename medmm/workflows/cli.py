@@ -37,6 +37,7 @@ def run(
         config, base = load_workflow(workflow)
     except MedmmError as exc:
         _error(str(exc))
+        typer.echo(summary_line(workflow.stem, {}, run_dir or "-", exit_code=2))
         raise typer.Exit(2) from exc
     result = WorkflowResult(run_dir=Path(run_dir or config.run_dir))
     try:

@@ -246,6 +246,19 @@ def _pseudonymizes(step: StageStep) -> bool:
     )
 
 
+def _check_outside_inputs(config: WorkflowConfig, ctx: StageContext) -> None:
+    """Refuse a run directory inside a stage's input folder (its tables would be read as inputs next
+    night), before anything is written there."""
+    for step in config.stages:
+        folder = ctx.resolve(step.input) if step.input else None
+        if folder is not None and folder.is_dir() and ctx.run_dir.is_relative_to(folder.resolve()):
+            raise ConfigError(
+                f"{ctx.run_dir}: the run directory is inside the input of stage '{step.stage.value}' "
+                f"({folder}), so the run's own files would be read as inputs next time. Fix: set run_dir "
+                "(or --out) to a folder outside the inputs"
+            )
+
+
 def _check_site_key(config: WorkflowConfig, ctx: StageContext) -> None:
     """Refuse, before any stage runs, a run directory made with another site key than the workflow's.
 
@@ -339,6 +352,7 @@ def run_workflow(
     )
     result = result if result is not None else WorkflowResult(run_dir=ctx.run_dir)
     result.run_dir, result.strict = ctx.run_dir, config.strict if strict is None else strict
+    _check_outside_inputs(config, ctx)  # before the lock file and run.json are made in the run directory
     with workflow_lock(ctx.run_dir):
         record = _Record(config, ctx, result)
         try:

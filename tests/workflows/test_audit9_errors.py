@@ -62,3 +62,22 @@ def test_a_bug_in_a_stage_is_exit_3_not_1(tmp_path: Path, monkeypatch: pytest.Mo
     assert res.exit_code == 3, res.output
     assert "unexpected TypeError in stage 'align' (a bug in medmm" in res.output
     assert res.stdout.strip().splitlines()[-1].startswith("medmm run nightly: FAILED exit=3 | ingest:")
+
+
+def test_a_run_dir_inside_the_export_is_refused_before_writing_there(tmp_path: Path) -> None:
+    """run_dir set inside the export by mistake: refused before the lock file and run.json are made there
+    (the corrected workflow would otherwise ingest them as export files the next night)."""
+    wf = _workflow(tmp_path)
+    wf.write_text(wf.read_text().replace("run_dir: run", "run_dir: pacs/run"))
+    res = CliRunner().invoke(app, ["run", str(wf)])
+    assert res.exit_code == 2, res.output
+    assert "the run directory is inside the input of stage 'ingest'" in res.output
+    assert list((tmp_path / "pacs").iterdir()) == []
+
+
+def test_an_invalid_workflow_file_still_ends_with_the_summary_line(tmp_path: Path) -> None:
+    wf = tmp_path / "nightly.yaml"
+    wf.write_text("name: x\nrun_dir: r\nstages: []\n")
+    res = CliRunner().invoke(app, ["run", str(wf)])
+    assert res.exit_code == 2 and "invalid workflow" in res.output
+    assert res.stdout.strip().splitlines()[-1] == "medmm run nightly: FAILED exit=2 | results: -"
