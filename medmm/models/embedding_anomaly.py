@@ -72,12 +72,14 @@ __all__ = [
     "GaussianDensity",
     "aggregate_scores",
     "anomaly_report",
+    "calibration_records",
     "conformal_threshold",
     "evaluate_anomaly_scores",
     "fit_density",
     "fit_embedding_anomaly",
     "fit_on_split",
     "image_representations",
+    "linked_groups",
     "load_embedding_anomaly",
     "mahalanobis",
     "score_records",
@@ -133,6 +135,49 @@ def image_representations(
     return np.concatenate(rows), ids
 
 
+def calibration_records(train: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
+    """The validation records whose scores calibrate the threshold: one per distinct image, none that
+    shares its image or its patient with the training split.
+
+    The conformal rate holds for a new record *exchangeable* with the calibration records. The score of
+    a record is a function of its image alone, so records that share an image give one score several
+    times (ties that make ``n`` look larger than the number of independent draws: the constructed cohort
+    reuses each validation image 2-3 times); an image also in the training split is scored in-sample
+    (too low); and a patient also in the training split (a splits file not made by patient) is not a new
+    patient. ``val`` keeps its order; the first record of each image is kept.
+
+    >>> t = pd.DataFrame({"patient_id": ["p1"], "image_id": ["a"]})
+    >>> v = pd.DataFrame({"patient_id": ["p2", "p2", "p3", "p1"], "image_id": ["b", "b", "a", "c"]})
+    >>> calibration_records(t, v)["image_id"].tolist()
+    ['b']
+    """
+    keep = ~val[f"{IMAGE}_id"].isin(train[f"{IMAGE}_id"]) & ~val["patient_id"].isin(train["patient_id"])
+    return val[keep].drop_duplicates(f"{IMAGE}_id")
+
+
+def linked_groups(patients: Sequence[str], images: Sequence[str]) -> list[str]:
+    """Cross-fitting groups: patients joined when they share an image (connected components), so no
+    image is both fitted and scored; each group is named by its first patient in sorted order.
+
+    >>> linked_groups(["p1", "p2", "p3", "p3"], ["a", "a", "b", "c"])
+    ['p1', 'p1', 'p3', 'p3']
+    """
+    parent: dict[str, str] = {}
+
+    def root(u: str) -> str:
+        while parent.setdefault(u, u) != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    first: dict[str, str] = {}  # image -> the first patient seen with it
+    for p, i in zip(patients, images, strict=True):
+        a, b = root(p), root(first.setdefault(i, p))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return [root(p) for p in patients]
+
+
 def fit_on_split(
     model: Any,
     train: pd.DataFrame,
@@ -164,17 +209,18 @@ def fit_on_split(
             "anomaly score fitted"
         )
     if val is not None:
-        val = val[~val[f"{IMAGE}_id"].isin(train[f"{IMAGE}_id"])]
+        val = calibration_records(train, val)
     x, rec = image_representations(model, train, stores, batch_size=batch_size, device=device)
-    patient = train.set_index("record_id")["patient_id"].astype(str)
-    groups = [str(patient[r]) for r in rec]
+    by_record = train.set_index("record_id")
+    image = [str(by_record.at[r, f"{IMAGE}_id"]) for r in rec]
+    groups = linked_groups([str(by_record.at[r, "patient_id"]) for r in rec], image)
     cal, cal_rec = None, None
     if val is not None and len(val):
         cal, cal_rec = image_representations(model, val, stores, batch_size=batch_size, device=device)
     anomaly = fit_embedding_anomaly(
         x,
         cal if cal_rec else None,
-        train_records=rec,
+        train_records=image,  # cross-fitted calibration scores: one per distinct image, as the validation's
         train_groups=groups,
         calibration_records=cal_rec,
         rate=rate,

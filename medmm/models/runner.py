@@ -382,6 +382,8 @@ def train_from_config(
             seed=config.train.seed + k,
         )
         meta["embedding_anomaly"] = anomaly.summary() if anomaly is not None else {"note": why}
+        if anomaly is not None and (weak := anomaly.calibration_note()):  # the rate is not promised
+            notes.append(f"fold {k}: {weak}" if len(folds) > 1 else weak)
         extra = {"embedding_anomaly": anomaly.to_state()} if anomaly is not None else None
         save_checkpoint(fold_dir / "model.pt", res.model.state_dict(), meta, extra)
         fold_info: dict[str, Any] = {

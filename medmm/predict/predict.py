@@ -220,7 +220,8 @@ def _anomaly(
     checkpoint: Path, data: Mapping[str, Any], modalities: list[str], rate: float | None
 ) -> tuple[EmbeddingAnomaly | None, str | None]:
     """The checkpoint's imaging anomaly score (threshold re-derived for ``rate``, checked by the caller),
-    or why there is none.
+    or why there is none; the note also warns when its calibration scores are too few to promise the
+    rate (:meth:`~medmm.models.embedding_anomaly.EmbeddingAnomaly.calibration_note`).
 
     A model without an image modality has no such score and needs no note.
     """
@@ -229,4 +230,5 @@ def _anomaly(
     anomaly, why = load_embedding_anomaly(checkpoint, data)
     if anomaly is None:
         return None, f"{why}; the embedding_anomaly_* columns of predictions.parquet are empty"
-    return (anomaly if rate is None else anomaly.with_rate(rate)), None
+    anomaly = anomaly if rate is None else anomaly.with_rate(rate)
+    return anomaly, anomaly.calibration_note()

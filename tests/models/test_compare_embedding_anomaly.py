@@ -68,7 +68,9 @@ def test_checkpoints_carry_the_fit_so_predict_scores_it(compared: tuple[Path, Pa
     none, note = load_embedding_anomaly(out / "unimodal_report" / "model.pt")
     assert none is None and note is not None and "no image modality" in note
     counts = predict_run(out / "fusion_late" / "model.pt", run, out / "pred.parquet", device="cpu")
-    assert counts["notes"] == [] and counts["anomaly_scored"] > 0
+    # no "no imaging anomaly statistics" note; the tiny run's few calibration scores are said
+    assert all("anomaly threshold was calibrated on" in n for n in counts["notes"])
+    assert counts["anomaly_scored"] > 0
     pred = pd.read_parquet(out / "pred.parquet")
     assert pred["embedding_anomaly_score"].notna().any()
 
