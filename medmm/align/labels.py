@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from medmm.errors import InputError
+from medmm.ingest.table_header import describe_columns
 from medmm.pseudonym import Pseudonymizer
 
 __all__ = ["LabelTable", "apply_label_table", "read_label_table"]
@@ -101,7 +102,7 @@ def read_label_table(path: Path, pseudonymizer: Pseudonymizer) -> LabelTable:
     if "patient" not in columns:
         raise LabelTableError(
             str(path),
-            f"no 'patient' column (columns found: {[str(c) for c in frame.columns]})",
+            f"no 'patient' column ({describe_columns(list(frame.columns))})",
             "name the patient id column 'patient' (and the StudyInstanceUID column 'study')",
         )
     pcol, scol = columns["patient"], columns.get("study")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from medmm.errors import ConfigError, InputError
+from medmm.ingest.table_header import describe_columns
 
 __all__ = ["AmbiguousIdsError", "FileIds", "IdColumns", "IdTable"]
 
@@ -129,7 +130,7 @@ class IdTable:
                 index[field] = header.index(name)
             elif field in ("path", "patient") or name != getattr(defaults, field):
                 raise ConfigError(
-                    f"{path}: the ids table has no column {name!r} (its columns: {', '.join(header)}); "
+                    f"{path}: the ids table has no column {name!r} ({describe_columns(header)}); "
                     f"name the {field} column with --{field}-column"
                 )
             else:
