@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from medmm.errors import ConfigError, InputError, reason_of
+from medmm.imaging.errors import library_message
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, claim_site_key, update_run_json
@@ -92,13 +93,14 @@ def _fingerprint(root: Path, job: RecordJob, settings: Settings, pz: Pseudonymiz
 
 def process_resumable(
     job: RecordJob, root: str, settings: Settings, pseudonymizer: Pseudonymizer, run_dir: str
-) -> RecordResult | InputError:
+) -> RecordResult | Exception:
     """:func:`~medmm.signals.process.process_record`, or its saved result from an earlier run.
 
     A result is saved (atomically) under ``RUN_DIR/.signals_parts`` and reused when it was made from
     the same input files (paths, sizes, mtimes), settings and site key; anything else recomputes.
     A bad input is *returned* as its :class:`~medmm.errors.InputError` (to be quarantined), not raised:
-    a raised error would be retried by Dask and logged with a traceback for every try.
+    a raised error would be retried by Dask and logged with a traceback for every try. So is any other
+    exception but an ``OSError`` (which may pass, and is retried).
 
     >>> from medmm.signals.discover import RecordJob
     >>> import tempfile
@@ -131,6 +133,10 @@ def process_resumable(
         res = process_record(job, root, settings, pseudonymizer, run_dir)
     except InputError as exc:
         return exc
+    except OSError:  # may pass (a share gone away): Dask tries it again
+        raise
+    except Exception as exc:  # an input nobody foresaw: returned too, so that Dask neither retries it
+        return exc  # nor logs its message on the worker (a library's message can quote a header value)
     res.fingerprint, res.part = fp, str(part)
     res.n_beats = 0 if res.beats is None else len(res.beats)
     res.n_windows = len(res.windows)
@@ -189,7 +195,7 @@ def _quarantine(root: Path, job: RecordJob, exc: BaseException) -> list[SignalMa
         )
     else:  # a bug or an input we did not foresee: still one row, naming the file
         reason = (
-            f"{type(exc).__name__}: {job.main}: unexpected error while processing ({exc}). "
+            f"{type(exc).__name__}: {job.main}: unexpected error while processing ({library_message(exc)}). "
             "Fix: report it with this file to the medmm maintainers"
         )
     rows = []

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medmm.imaging.errors import library_message
 from medmm.signals.errors import HeaderError, NotASignalError, TruncatedSignalError
 from medmm.signals.readers._base import Channel, LoadedRecord, check_fs
 
@@ -43,6 +44,15 @@ def _start(ds) -> datetime | None:
     return None
 
 
+def _sampling_frequency(group) -> float:
+    """The group's SamplingFrequency in Hz; 0.0 when absent or not a number (check_fs then refuses the
+    file without quoting the value, which pydicom's conversion error would)."""
+    try:
+        return float(group.get("SamplingFrequency", 0) or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _label(ch) -> str:
     src = ch.get("ChannelSourceSequence")
     if src:
@@ -59,7 +69,7 @@ def read_dicom_waveform(root: Path, rel: str) -> LoadedRecord:
         ds = pydicom.dcmread(str(path))
     except Exception as exc:
         raise HeaderError(
-            rel, f"unreadable DICOM ({type(exc).__name__}: {exc})", "re-export the file"
+            rel, f"unreadable DICOM ({type(exc).__name__}: {library_message(exc)})", "re-export the file"
         ) from exc
     if "WaveformSequence" not in ds:
         raise NotASignalError(
@@ -72,13 +82,13 @@ def read_dicom_waveform(root: Path, rel: str) -> LoadedRecord:
         label = str(group.get("MultiplexGroupLabel", "") or "").upper()
         if any(t in label for t in _TEMPLATE_LABELS):
             continue
-        fs = check_fs(rel, float(group.get("SamplingFrequency", 0) or 0))
+        fs = check_fs(rel, _sampling_frequency(group))
         try:
             arr = np.asarray(ds.waveform_array(gi), dtype=np.float64)
         except Exception as exc:
             raise TruncatedSignalError(
                 rel,
-                f"waveform group {gi} cannot be decoded ({type(exc).__name__}: {exc})",
+                f"waveform group {gi} cannot be decoded ({type(exc).__name__}: {library_message(exc)})",
                 "re-export the ECG",
             ) from exc
         for ci, ch in enumerate(group.ChannelDefinitionSequence):
