@@ -57,7 +57,9 @@ def read_anchors(path: Path) -> tuple[Anchor, ...]:
             try:
                 abs_s = epoch_seconds(datetime.fromisoformat(when).replace(tzinfo=None))
             except ValueError as exc:
-                raise ConfigError(f"{path}: line {i}: time {when!r} is not an ISO date-time") from exc
+                raise ConfigError(  # the cell is not quoted: a misplaced column can hold anything
+                    f"{path}: line {i}: column 'time' is not an ISO date-time (e.g. 2024-01-05T10:00:00)"
+                ) from exc
             out.append(Anchor(label=label, patient_id=pid, abs_time_s=abs_s))
         else:
             raise ConfigError(f"{path}: line {i}: give record+time_s or patient_id+time")
