@@ -123,10 +123,16 @@ def unexpected(rel: str, exc: BaseException) -> str:
 
     >>> unexpected("a.dcm", RuntimeError("boom")).split(". Fix")[0]
     'IngestTaskError: a.dcm: processing failed unexpectedly (RuntimeError: boom)'
+    >>> unexpected("a.dcm", ValueError("bad int: 'SMITH^JOHN'")).split("(")[1].split(")")[0]
+    'ValueError: bad int: <value not shown>'
     """
+    from medmm.imaging.errors import library_message  # here: medmm.imaging is heavy to import
+
+    # a library's message can quote a header value (pydicom: "... value 'SMITH^JOHN'"): not shown
+    text = reason_of(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {library_message(exc)}"
     err = IngestTaskError(
         rel,
-        f"processing failed unexpectedly ({reason_of(exc)})",
+        f"processing failed unexpectedly ({text})",
         "re-run `medmm ingest` to retry; if it fails again, report it with this message",
     )
     return reason_of(err)

@@ -34,7 +34,6 @@ from typing import Any
 import pandas as pd
 
 from medmm.errors import ConfigError, InputError, reason_of
-from medmm.imaging.errors import library_message
 from medmm.pseudonym import Pseudonymizer, load_key
 from medmm.records import Status
 from medmm.runinfo import Timer, claim_site_key, update_run_json
@@ -194,6 +193,8 @@ def _quarantine(root: Path, job: RecordJob, exc: BaseException) -> list[SignalMa
             "finished records are kept"
         )
     else:  # a bug or an input we did not foresee: still one row, naming the file
+        from medmm.imaging.errors import library_message  # hides quoted values; imported only here
+
         reason = (
             f"{type(exc).__name__}: {job.main}: unexpected error while processing ({library_message(exc)}). "
             "Fix: report it with this file to the medmm maintainers"

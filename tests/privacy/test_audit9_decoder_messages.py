@@ -74,3 +74,13 @@ def test_library_message_keeps_dicom_terms(message: str, kept: str) -> None:
 def test_library_message_hides_free_text() -> None:
     out = library_message(ValueError("bad value \"Smith^John\" and 'MRN4471923' in 'Patient ID'"))
     assert "Smith" not in out and "MRN4471923" not in out and "'Patient ID'" in out
+
+
+def test_unexpected_ingest_error_hides_values() -> None:
+    """An exception nobody foresaw becomes ``IngestTaskError: FILE: processing failed unexpectedly (...)``
+    with the library's quoted values hidden (pydicom: ``invalid literal for int(): 'SMITH^JOHN'``)."""
+    from medmm.ingest.tasks import unexpected
+
+    reason = unexpected("x.dcm", ValueError("invalid literal for int() with base 10: 'SMITH^JOHN'"))
+    assert reason.startswith("IngestTaskError: x.dcm: processing failed unexpectedly (ValueError: ")
+    assert "smith" not in reason.lower()

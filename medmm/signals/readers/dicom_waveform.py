@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from medmm.imaging.errors import library_message
 from medmm.signals.errors import HeaderError, NotASignalError, TruncatedSignalError
 from medmm.signals.readers._base import Channel, LoadedRecord, check_fs
 
@@ -63,6 +62,8 @@ def _label(ch) -> str:
 def read_dicom_waveform(root: Path, rel: str) -> LoadedRecord:
     """Read the waveform DICOM ``root/rel`` into a :class:`LoadedRecord` (see module doc)."""
     import pydicom
+
+    from medmm.imaging.errors import library_message  # hides header values quoted by pydicom
 
     path = Path(root) / rel
     try:
