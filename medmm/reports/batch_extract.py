@@ -41,7 +41,7 @@ from medmm.reports.batch_texts import Slices, entity_texts
 from medmm.reports.entity_table import ENTITY_SCHEMA, Coded, EntityColumns, entity_table, take_names
 from medmm.reports.extract import doc_records
 from medmm.reports.findings import find_normal_phrase
-from medmm.reports.laterality import LATERALITIES, sides_of
+from medmm.reports.laterality import LATERALITIES, batch_sides
 from medmm.reports.lexicon import LEXICON_SOURCE, load_lexicon
 from medmm.reports.negation import ASSERTION_KEY
 from medmm.reports.nlp import PipelineSpec
@@ -397,23 +397,15 @@ def _assertions(
 def _lateralities(
     texts: list[str], rep: np.ndarray, char_a: np.ndarray, char_b: np.ndarray, is_anat: np.ndarray
 ) -> Coded:
-    """``laterality`` column as codes (:func:`~medmm.reports.laterality.sides_of` of every entity but
-    anatomy, report by report; ``None`` the last name)."""
-    names: list[str | None] = [*LATERALITIES, None]
+    """``laterality`` column as codes (:func:`~medmm.reports.laterality.batch_sides` of every entity
+    but anatomy; ``None`` the last name)."""
     code = np.full(len(rep), len(LATERALITIES), dtype=np.int64)
     idx = np.flatnonzero(~is_anat)
     if len(idx):
         at = {n: i for i, n in enumerate(LATERALITIES)}
-        r = rep[idx]
-        bounds = np.flatnonzero(np.r_[True, r[1:] != r[:-1], True])  # entities grouped by report
-        a_l, b_l, idx_l = char_a[idx].tolist(), char_b[idx].tolist(), idx.tolist()
-        for g in range(len(bounds) - 1):
-            lo, hi = int(bounds[g]), int(bounds[g + 1])
-            sides = sides_of(texts[int(r[lo])], list(zip(a_l[lo:hi], b_l[lo:hi], strict=True)))
-            for j, side in enumerate(sides):
-                if side is not None:
-                    code[idx_l[lo + j]] = at[side]
-    return Coded(names, code)
+        for e, side in batch_sides(texts, rep[idx], char_a[idx], char_b[idx]).items():
+            code[idx[e]] = at[side]
+    return Coded([*LATERALITIES, None], code)
 
 
 def _locations(

@@ -156,12 +156,15 @@ def show_cmd(
         "label",
         "negated",
         "uncertain",
+        "historical",
+        "experiencer",
         "finding",
         "location",
+        "laterality",
         "measurement_mm",
         "source",
     ]
-    typer.echo(ents[cols].to_string(index=False))
+    typer.echo(ents[[c for c in cols if c in ents.columns]].to_string(index=False))  # older runs: fewer
     typer.echo("")
     typer.echo(labels[["finding", "status", "evidence"]].to_string(index=False))
 

@@ -26,7 +26,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["LATERALITIES", "clear_side_conflicts", "finding_side", "location_side", "sides_of"]
+__all__ = [
+    "LATERALITIES",
+    "batch_sides",
+    "clear_side_conflicts",
+    "finding_side",
+    "location_side",
+    "side_at",
+    "side_word_starts",
+    "sides_of",
+]
 
 #: Values of ``entities.laterality`` (or null).
 LATERALITIES = ("left", "right", "bilateral")
@@ -39,8 +48,10 @@ _BEFORE = re.compile(
     re.IGNORECASE,
 )
 _BOTH = {"bilateral", "bilaterally", "both", "bibasilar", "bibasal", "biapical", "bihilar"}
-# where a side word of _BEFORE / _AFTER can start (a superset: a pre-check, the patterns decide)
-_SIDE_WORD = re.compile(r"left|right|bilat|both|bibas|biapical|bihilar", re.IGNORECASE)
+# where a side word of _BEFORE / _AFTER can start (a superset: a pre-check, the patterns decide); found
+# with str.find in lower-case ASCII text, else with the zero-width pattern (every start, overlaps too)
+_SIDE_PREFIXES = ("left", "right", "bilat", "both", "bibas", "biapical", "bihilar")
+_SIDE_WORD = re.compile(r"(?=left|right|bilat|both|bibas|biapical|bihilar)", re.IGNORECASE)
 _BEFORE_CHARS, _AFTER_CHARS = 60, 30
 _AFTER = re.compile(r"^\s*(?:,\s*)?(?:on|in|at|of)\s+the\s+(left|right)\b", re.IGNORECASE)
 _STOP = re.compile(r"[.;,:\n]|\b(?:and|or|with|in|of|at|to|from)\b", re.IGNORECASE)
@@ -67,22 +78,110 @@ def finding_side(text: str, start: int, end: int) -> str | None:
     return after.group(1).lower() if after is not None else None
 
 
+def side_word_starts(text: str) -> list[int]:
+    """Sorted char offsets where a side word may start in ``text`` (every start of ``left``, ``right``,
+    ``bilat``, ``both``, ``bibas``, ``biapical``, ``bihilar``, any case, inside words too): a superset of
+    where :func:`finding_side`'s side words start.
+
+    >>> side_word_starts("Left base, cleft; BOTH.")
+    [0, 12, 18]
+    """
+    if not text.isascii():  # lower() may change the length of other text
+        return [m.start() for m in _SIDE_WORD.finditer(text)]
+    low = text.lower()
+    out: list[int] = []
+    for word in _SIDE_PREFIXES:
+        i = low.find(word)
+        while i >= 0:
+            out.append(i)
+            i = low.find(word, i + 1)
+    out.sort()
+    return out
+
+
+def side_at(text: str, start: int, end: int, at: list[int]) -> str | None:
+    """:func:`finding_side` of ``[start, end)`` given ``at = side_word_starts(text)``: the side-word
+    pattern is tried only where a side word starts (leftmost first, as ``search`` would), and the
+    phrase after the finding only when a side word follows within reach.
+
+    >>> t = "Opacity in the right lower lobe and a left pleural effusion."
+    >>> side_at(t, 43, 59, side_word_starts(t)), side_at(t, 0, 7, side_word_starts(t))
+    ('left', 'right')
+    """
+    w0 = max(0, start - _BEFORE_CHARS)
+    i = bisect_left(at, w0)
+    n = len(at)
+    if i < n and at[i] < start:
+        before = text[w0:start]
+        while i < n and at[i] < start:
+            m = _BEFORE.match(before, at[i] - w0)
+            if m is not None:
+                if _STOP.search(before[m.end(1) :]):
+                    break  # as finding_side: the leftmost match decides, then the phrase after
+                side = m.group(1).lower()
+                return "bilateral" if side in _BOTH else side
+            i += 1
+    i = bisect_left(at, end, i)
+    if i < n and at[i] < end + _AFTER_CHARS:
+        after = _AFTER.match(text[end : end + _AFTER_CHARS])
+        return after.group(1).lower() if after is not None else None
+    return None
+
+
 def sides_of(text: str, spans: list[tuple[int, int]]) -> list[str | None]:
-    """:func:`finding_side` of each char span of ``text``, with one scan of the text for side words: a
-    span with no side word within reach (most) is not looked at again.
+    """:func:`finding_side` of each char span of ``text``, with one scan of the text for side words
+    (:func:`side_at`).
 
     >>> t = "Bibasilar atelectasis. Cardiomegaly. Effusion on the right."
     >>> sides_of(t, [(10, 21), (23, 35), (37, 45)])
     ['bilateral', None, 'right']
     """
-    at = [m.start() for m in _SIDE_WORD.finditer(text)]
+    at = side_word_starts(text)
     if not at:
         return [None] * len(spans)
-    out: list[str | None] = []
-    for a, b in spans:
-        i = bisect_left(at, a - _BEFORE_CHARS)
-        near = i < len(at) and at[i] < b + _AFTER_CHARS
-        out.append(finding_side(text, a, b) if near else None)
+    return [side_at(text, a, b, at) for a, b in spans]
+
+
+def batch_sides(texts: list[str], rep: np.ndarray, start: np.ndarray, end: np.ndarray) -> dict[int, str]:
+    """:func:`finding_side` of many entities of a batch: ``{entity index: side}`` for those with a side.
+
+    Entity ``i`` is at chars ``[start[i], end[i])`` of ``texts[rep[i]]``. The side words of all texts are
+    found at once and the entities with none within reach (most) are dropped with numpy; the rest go
+    through :func:`side_at`.
+
+    >>> texts = ["Left effusion. Cardiomegaly.", "Edema."]
+    >>> batch_sides(texts, np.array([0, 0, 1]), np.array([5, 15, 0]), np.array([13, 27, 5]))
+    {0: 'left'}
+    """
+    base = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum([len(t) + 1 for t in texts], out=base[1:])
+    found: list[np.ndarray] = []
+    if all(t.isascii() for t in texts):
+        found.append(np.array(side_word_starts("\x00".join(texts)), dtype=np.int64))
+    else:
+        for k, t in enumerate(texts):
+            found.append(np.array(side_word_starts(t), dtype=np.int64) + base[k])
+    at = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    if not len(at) or not len(rep):
+        return {}
+    at.sort()
+    a_glob = base[rep] + start
+    b_glob = base[rep] + end
+    i = np.searchsorted(at, np.maximum(a_glob - _BEFORE_CHARS, base[rep]))
+    near = np.flatnonzero(at[np.minimum(i, len(at) - 1)] < b_glob + _AFTER_CHARS)
+    near = near[i[near] < len(at)]
+    out: dict[int, str] = {}
+    local: dict[int, list[int]] = {}
+    rep_l, start_l, end_l = rep[near].tolist(), start[near].tolist(), end[near].tolist()
+    for j, e in enumerate(near.tolist()):
+        k = rep_l[j]
+        at_k = local.get(k)
+        if at_k is None:
+            lo, hi = np.searchsorted(at, [base[k], base[k + 1]])
+            at_k = local[k] = (at[lo:hi] - base[k]).tolist()
+        side = side_at(texts[k], start_l[j], end_l[j], at_k)
+        if side is not None:
+            out[e] = side
     return out
 
 

@@ -177,11 +177,14 @@ class SentenceTriggers:
 
 
 class _AssertionComponent:
-    """Sets ``Span._.negated`` / ``Span._.uncertain`` (:func:`assertion_of`) and ``Span._.historical`` /
-    ``Span._.experiencer`` (:mod:`medmm.reports.context`) on ``doc.ents``.
+    """Sets ``Span._.negated`` / ``Span._.uncertain`` (:func:`assertion_of`) on ``doc.ents`` and the
+    context flags (:mod:`medmm.reports.context`), read as ``Span._.historical`` / ``Span._.experiencer``
+    (getters over ``doc.user_data``: setting four extension attributes per entity cost more than
+    working them out).
 
     One phrase matcher holds both trigger sets; each set's matches resolve their overlaps on their own
-    (longest wins), so the context triggers never change a negation or uncertainty.
+    (longest wins), so the context triggers never change a negation or uncertainty. A document (or a
+    sentence) without a historical or family trigger is not walked for them.
     """
 
     def __init__(self, nlp: Any) -> None:
@@ -190,11 +193,15 @@ class _AssertionComponent:
 
         from medmm.reports.context import context_phrases
 
-        for name in ("negated", "uncertain", "historical"):
+        for name in ("negated", "uncertain"):
             if not Span.has_extension(name):
                 Span.set_extension(name, default=False)
+        if not Span.has_extension("historical"):
+            Span.set_extension("historical", getter=lambda span: _context_flag(span, 2))
         if not Span.has_extension("experiencer"):
-            Span.set_extension("experiencer", default="patient")
+            Span.set_extension(
+                "experiencer", getter=lambda span: "family" if _context_flag(span, 3) else "patient"
+            )
         if not Doc.has_extension("assertion_triggers"):
             Doc.set_extension("assertion_triggers", default=None)
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
@@ -202,18 +209,16 @@ class _AssertionComponent:
             self.matcher.add(kind, [nlp.make_doc(p) for p in phrases])
         for kind, phrases in context_phrases().items():
             self.matcher.add(kind, [nlp.make_doc(p) for p in phrases])
-        self.assertion_ids = {nlp.vocab.strings[k] for k in KINDS}
+        strings = nlp.vocab.strings
+        self.assertion_ids = {strings[k] for k in KINDS}
+        self.opening_ids = {strings[k] for k in ("hist_pre", "fam_pre", "fam_post")}
 
     def __call__(self, doc: Any) -> Any:
-        from medmm.reports.context import SentenceContext
-
         matches = self.matcher(doc)
         ent_tokens = {i for e in doc.ents for i in range(e.start, e.end)}
         strings = doc.vocab.strings
         ids = self.assertion_ids
         triggers = _triggers([m for m in matches if m[0] in ids], ent_tokens, strings)
-        context = _triggers([m for m in matches if m[0] not in ids], ent_tokens, strings)
-        context += _negations_ending_context(triggers, context)
         doc._.assertion_triggers = [(t.start, t.end, t.kind) for t in triggers]
         bounds = sentence_bounds(doc)
         starts = [s for s, _ in bounds]
@@ -222,26 +227,58 @@ class _AssertionComponent:
         by_sentence: dict[int, list[Trigger]] = {}
         for t in triggers:
             by_sentence.setdefault(sentence_of(starts, t.start), []).append(t)
-        ctx_by_sentence: dict[int, list[Trigger]] = {}
-        for t in context:
-            ctx_by_sentence.setdefault(sentence_of(starts, t.start), []).append(t)
+        opening = self.opening_ids
+        context = (
+            _context_by_sentence(matches, ids, triggers, ent_tokens, strings, starts, bounds)
+            if any(m[0] in opening for m in matches)
+            else {}
+        )
         inside: dict[int, SentenceTriggers] = {}
-        ctx_inside: dict[int, SentenceContext] = {}
         flags: dict[tuple[int, int], tuple[bool, bool, bool, bool]] = {}
         for ent in doc.ents:
             k = sentence_of(starts, ent.start)
             if k not in inside:
                 inside[k] = SentenceTriggers(by_sentence.get(k, []), *bounds[k])
-                ctx_inside[k] = SentenceContext(ctx_by_sentence.get(k, []), *bounds[k])
             neg, unc = inside[k].assertion(ent.start, ent.end)
-            hist, fam = ctx_inside[k].context(ent.start, ent.end)
             ent._.negated = neg
             ent._.uncertain = unc
-            ent._.historical = hist
-            ent._.experiencer = "family" if fam else "patient"
+            ctx = context.get(k)
+            hist, fam = ctx.context(ent.start, ent.end) if ctx is not None else (False, False)
             flags[(ent.start, ent.end)] = (neg, unc, hist, fam)
         doc.user_data[ASSERTION_KEY] = flags  # the same, as a dict (Span._ access is slow in bulk)
         return doc
+
+
+def _context_flag(span: Any, i: int) -> bool:
+    """Flag ``i`` of :data:`ASSERTION_KEY` of ``span`` (``False`` before the component ran)."""
+    flags = span.doc.user_data.get(ASSERTION_KEY)
+    got = flags.get((span.start, span.end)) if flags else None
+    return bool(got[i]) if got is not None and len(got) > i else False
+
+
+def _context_by_sentence(
+    matches: list[tuple[int, int, int]],
+    assertion_ids: set[int],
+    triggers: list[Trigger],
+    ent_tokens: set[int],
+    strings: Any,
+    starts: list[int],
+    bounds: list[tuple[int, int]],
+) -> dict[int, Any]:
+    """:class:`~medmm.reports.context.SentenceContext` of each sentence holding a historical or family
+    trigger (in the others no entity is historical or a relative's)."""
+    from medmm.reports.context import SentenceContext
+
+    context = _triggers([m for m in matches if m[0] not in assertion_ids], ent_tokens, strings)
+    context += _negations_ending_context(triggers, context)
+    grouped: dict[int, list[Trigger]] = {}
+    opened: set[int] = set()
+    for t in context:
+        k = sentence_of(starts, t.start)
+        grouped.setdefault(k, []).append(t)
+        if t.kind != "ctx_term" and any(x in t.kind for x in ("hist_pre", "fam_pre", "fam_post")):
+            opened.add(k)
+    return {k: SentenceContext(grouped[k], *bounds[k]) for k in opened}
 
 
 def _triggers(matches: list[tuple[int, int, int]], ent_tokens: set[int], strings: Any) -> list[Trigger]:

@@ -1,7 +1,8 @@
 """Render a parsed report as HTML: entities highlighted (displaCy), negated / uncertain ones marked.
 
 Labels shown: ``FINDING`` (present), ``FINDING-NEG`` (negated), ``FINDING-UNC`` (uncertain),
-``DEVICE``, ``ANATOMY`` and ``MEASUREMENT`` (with the value in mm); section headers stay in the text.
+``FINDING-FAM`` (a relative's: ``experiencer`` family), ``FINDING-HIST`` (historical), ``DEVICE``,
+``ANATOMY`` and ``MEASUREMENT`` (with the value in mm); section headers stay in the text.
 Works from a run directory, so it needs no spaCy model, only the tables ``parse`` wrote. The text
 comes from ``report_texts.parquet`` when the run kept it (``parse --keep-text``); otherwise that one
 report is re-read from the run's input (``run.json``: input path, id and text columns, same cleaning)
@@ -31,6 +32,8 @@ COLORS = {
     "FINDING": "#f4a6a6",
     "FINDING-NEG": "#c8e6c9",
     "FINDING-UNC": "#ffe082",
+    "FINDING-FAM": "#d7ccc8",
+    "FINDING-HIST": "#e0e0e0",
     "DEVICE": "#b3e5fc",
     "ANATOMY": "#e1bee7",
     "MEASUREMENT": "#ffcc80",
@@ -50,6 +53,10 @@ def _label(row: Any) -> str:
         return f"{base}-NEG"
     if row.get("uncertain"):
         return f"{base}-UNC"
+    if row.get("experiencer") == "family":
+        return f"{base}-FAM"
+    if row.get("historical"):
+        return f"{base}-HIST"
     return base
 
 

@@ -246,3 +246,52 @@ def test_parse_writes_the_columns(tmp_path: Path) -> None:
     status = {(r.report_id, r.finding): r.status for r in labels.itertuples()}
     assert ("a", "pneumonia") not in status and status[("a", "pleural effusion")] == "present"
     assert ("b", "malignancy") not in status and status[("b", "nodule")] == "present"
+
+
+def test_render_marks_family_and_historical() -> None:
+    from medmm.reports.render import render_html
+
+    text = "History of pneumonia. Mother with lung cancer."
+    ents = pd.DataFrame(
+        [
+            dict(start=11, end=20, label="FINDING", negated=False, uncertain=False, historical=True,
+                 experiencer="patient", measurement_mm=None),
+            dict(start=34, end=45, label="FINDING", negated=False, uncertain=False, historical=False,
+                 experiencer="family", measurement_mm=None),
+        ]
+    )  # fmt: skip
+    html = render_html(text, ents)
+    assert "FINDING-HIST" in html and "FINDING-FAM" in html
+
+
+def test_show_prints_the_columns_and_reads_older_runs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medmm.cli import app
+    from medmm.reports.pipeline import parse_reports
+
+    csv = tmp_path / "r.csv"
+    pd.DataFrame([("a", "History of pneumonia. Left pleural effusion.")], columns=["id", "report"]).to_csv(
+        csv, index=False
+    )
+    run = tmp_path / "run"
+    parse_reports(csv, run, workers=0, keep_report_ids=True)
+    res = CliRunner().invoke(app, ["reports", "show", "a", "--run", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "historical" in res.output and "experiencer" in res.output and "laterality" in res.output
+    ents = pd.read_parquet(run / "entities.parquet")
+    ents.drop(columns=["historical", "experiencer", "laterality"]).to_parquet(run / "entities.parquet")
+    res = CliRunner().invoke(app, ["reports", "show", "a", "--run", str(run)])  # a run parsed before them
+    assert res.exit_code == 0 and "pneumonia" in res.output, res.output
+
+
+def test_span_attributes() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = get_pipeline(PipelineSpec())(
+            "Family history of lung cancer. History of pneumonia. Left effusion."
+        )
+    got = {e.text: (e._.historical, e._.experiencer, e._.negated) for e in doc.ents}
+    assert got["lung cancer"] == (False, "family", False)
+    assert got["pneumonia"] == (True, "patient", False)
+    assert got["effusion"] == (False, "patient", False)

@@ -8,10 +8,11 @@ import random
 import warnings
 from typing import Any
 
+import numpy as np
 import pytest
 
 from medmm.reports.extract import doc_records
-from medmm.reports.laterality import finding_side, sides_of
+from medmm.reports.laterality import batch_sides, finding_side, sides_of
 from medmm.reports.nlp import PipelineSpec, get_pipeline
 
 
@@ -91,3 +92,53 @@ def test_sides_of_equals_finding_side_everywhere() -> None:
             }
         )
         assert sides_of(text, spans) == [finding_side(text, a, b) for a, b in spans], text
+
+
+def test_batch_sides_equal_finding_side_everywhere() -> None:
+    """The batch scan (texts joined, side words found once, far entities dropped with numpy) gives
+    finding_side's side for every span, ASCII or not (lower() may change a non-ASCII text's length)."""
+    rng = random.Random(4)
+    words = [
+        "left",
+        "RIGHT",
+        "Bilateral",
+        "both",
+        "bibasilar",
+        "on the",
+        "in the",
+        "of the",
+        "lower",
+        "and",
+        "effusion",
+        ",",
+        ".",
+        "with",
+        "-sided",
+        "İ",
+        "straße",
+        "cleft",
+        "x" * 50,
+        "\n",
+    ]
+    for _ in range(100):
+        texts = [
+            " ".join(rng.choice(words) for _ in range(rng.randint(0, 25))) for _ in range(rng.randint(1, 5))
+        ]
+        if rng.random() < 0.5:
+            texts = [t.encode("ascii", "ignore").decode() for t in texts]
+        rep, start, end = [], [], []
+        for k, t in enumerate(texts):
+            for _ in range(rng.randint(0, 6)):
+                if t:
+                    a = rng.randrange(len(t))
+                    rep.append(k), start.append(a), end.append(min(len(t), a + rng.randint(1, 10)))
+        got = batch_sides(
+            texts,
+            np.array(rep, dtype=np.int64),
+            np.array(start, dtype=np.int64),
+            np.array(end, dtype=np.int64),
+        )
+        want = {
+            i: finding_side(texts[k], a, b) for i, (k, a, b) in enumerate(zip(rep, start, end, strict=True))
+        }
+        assert got == {i: s for i, s in want.items() if s is not None}, texts

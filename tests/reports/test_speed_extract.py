@@ -72,11 +72,17 @@ def test_small_chunks_same_rows_as_doc_records(monkeypatch: pytest.MonkeyPatch, 
 def test_assertion_flags_by_span_when_not_in_entity_order() -> None:
     # report 0 has entities (0, 1) and (2, 4), report 1 has (0, 2): flags given in another order
     rep, tok_a, tok_b = np.array([0, 0, 1]), np.array([0, 2, 0]), np.array([1, 4, 2])
-    codes, spans = [2, 1, 3], [2, 4, 0, 1, 0, 2]
-    negated, uncertain = _assertions(codes, spans, [2, 1], rep, tok_a, tok_b)
+    codes, spans = [2 | 4, 1, 3 | 8], [2, 4, 0, 1, 0, 2]  # bits: negated, uncertain, historical, family
+    negated, uncertain, historical, family = _assertions(codes, spans, [2, 1], rep, tok_a, tok_b)
     assert negated.tolist() == [True, False, True] and uncertain.tolist() == [False, True, True]
-    in_order = _assertions([1, 2, 3], [0, 1, 2, 4, 0, 2], [2, 1], rep, tok_a, tok_b)
-    assert [v.tolist() for v in in_order] == [[True, False, True], [False, True, True]]
+    assert historical.tolist() == [False, True, False] and family.tolist() == [False, False, True]
+    in_order = _assertions([1, 2 | 4, 3 | 8], [0, 1, 2, 4, 0, 2], [2, 1], rep, tok_a, tok_b)
+    assert [v.tolist() for v in in_order] == [
+        [True, False, True],
+        [False, True, True],
+        [False, True, False],
+        [False, False, True],
+    ]
     with pytest.raises(KeyError):  # an entity without flags is an error, as before
         _assertions([1, 2], [0, 1, 2, 4], [2, 0], rep, tok_a, tok_b)
 
