@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from medmm.errors import ConfigError, InputError
-from medmm.ingest.table_header import describe_columns
+from medmm.ingest.table_header import describe_columns, looks_like_data
 
 __all__ = ["AmbiguousIdsError", "FileIds", "IdColumns", "IdTable"]
 
@@ -148,6 +148,12 @@ class IdTable:
             key = _norm(cell("path"))
             if not key:
                 continue
+            if looks_like_data(cell("modality")):  # a wrong --modality-column: the value is not echoed
+                raise ConfigError(
+                    f"{path}: row {n}: column {columns.modality!r} holds a value that is no modality code "
+                    "(not shown: it looks like a name, id, date or file); name the modality column with "
+                    "--modality-column, or leave it out and give --modality"
+                )
             ids = FileIds(
                 cell("patient"), cell("study"), cell("modality"), cell("time"), accession=cell("accession")
             )

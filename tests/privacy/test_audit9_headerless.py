@@ -47,3 +47,15 @@ def test_a_real_header_is_still_listed(tmp_path: Path) -> None:
     table.write_text("Image Index,Patient ID\ncxr_0001.png,MRN4471923\n")
     with pytest.raises(ConfigError, match=r"columns found: 'Image Index', 'Patient ID'"):
         IdTable.load(table, IdColumns())
+
+
+def test_modality_column_holding_names_is_refused(tmp_path: Path) -> None:
+    """``--modality-column`` naming the wrong column copied its cells (a patient's name) verbatim into
+    ``manifest.modality``, ``volumes.modality`` and the sidecar."""
+    table = tmp_path / "ids.csv"
+    table.write_text("path,patient_id,name\ncxr_0001.png,MRN4471923,Smith^John\n")
+    with pytest.raises(ConfigError) as err:
+        IdTable.load(table, IdColumns(modality="name"))
+    assert "row 2: column 'name'" in str(err.value) and _leaks(str(err.value)) == []
+    table.write_text("path,patient_id,modality\ncxr_0001.png,MRN4471923,X-ray\n")  # a real one still reads
+    assert IdTable.load(table, IdColumns()).lookup("cxr_0001.png").modality == "X-ray"  # type: ignore[union-attr]
