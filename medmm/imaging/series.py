@@ -32,20 +32,26 @@ Slices are sorted by their distance along the slice normal (ImagePositionPatient
 
 from __future__ import annotations
 
-import functools
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 from pydantic import Field
 
 from medmm.errors import InputError, reason_of
 from medmm.imaging import errors as imaging_errors
 from medmm.imaging.errors import UnsupportedImageError
-from medmm.imaging.geometry import PositionReport, analyze_positions, orientation_key
+from medmm.imaging.geometry import PositionReport, analyze_positions
 from medmm.imaging.records import DicomInstance, DicomKind
+from medmm.imaging.series_keys import (
+    describe_split,
+    geometry_key,
+    has_patient_geometry,
+    series_key_of,
+    split_repeats,
+    valid_orientation,
+)
 from medmm.records import Record, Status
 
 __all__ = [
@@ -132,104 +138,11 @@ class SeriesAssembly(Record):
     outcomes: dict[str, FileOutcome] = Field(default_factory=dict)
 
 
-def series_key_of(inst: DicomInstance) -> str:
-    """Raw grouping key of an instance's series: the Series Instance UID, or when an anonymizer blanked
-    it, a surrogate from study, frame of reference, series number, modality and description."""
-    if inst.series_uid:
-        return inst.series_uid
-    parts = (inst.frame_of_reference_uid, inst.series_number, inst.modality, inst.series_description)
-    return "no-series-uid:" + "|".join("" if v is None else str(v) for v in parts)
-
-
 def _where(paths: Sequence[str]) -> str:
     if len(paths) == 1:
         return paths[0]
     common = posixpath.commonpath(list(paths)) if all("/" in p for p in paths) else ""
     return f"{common or '.'}/ ({len(paths)} files of one series)"
-
-
-def _geometry_key(inst: DicomInstance) -> tuple[object, ...]:
-    iop, ps = inst.image_orientation, inst.pixel_spacing
-    return _geometry_key_of(
-        tuple(iop) if iop is not None else None,
-        tuple(ps) if ps is not None else None,
-        inst.rows,
-        inst.columns,
-        inst.samples_per_pixel,
-    )
-
-
-@functools.lru_cache(maxsize=256)  # the slices of a series share their geometry
-def _geometry_key_of(
-    iop: tuple[float, ...] | None,
-    pixel_spacing: tuple[float, ...] | None,
-    rows: int | None,
-    columns: int | None,
-    samples: int,
-) -> tuple[object, ...]:
-    spacing = tuple(round(v, 3) for v in pixel_spacing) if pixel_spacing else None
-    return (orientation_key(iop), (rows, columns), spacing, samples)
-
-
-def _describe_split(keys: Sequence[tuple[object, ...]]) -> str:
-    parts = []
-    for idx, label in enumerate(("orientation", "image size", "pixel spacing", "samples per pixel")):
-        if len({k[idx] for k in keys}) > 1:
-            parts.append(label)
-    return "mixed " + " and ".join(parts) + f": split into {len(keys)} stacks"
-
-
-def _valid_orientation(iop: Sequence[float]) -> bool:
-    """Two unit vectors at right angles (tolerance 1e-2): anything else has no usable geometry."""
-    return _valid_iop(tuple(iop))
-
-
-@functools.lru_cache(maxsize=256)  # the slices of a series share their orientation
-def _valid_iop(iop: tuple[float, ...]) -> bool:
-    row, col = np.asarray(iop[:3], dtype=float), np.asarray(iop[3:6], dtype=float)
-    return bool(
-        abs(np.linalg.norm(row) - 1) < 1e-2 and abs(np.linalg.norm(col) - 1) < 1e-2 and abs(row @ col) < 1e-2
-    )
-
-
-def has_patient_geometry(inst: DicomInstance) -> bool:
-    """True when position, a valid orientation and positive pixel spacing are all present."""
-    return bool(
-        inst.image_position
-        and inst.image_orientation
-        and inst.pixel_spacing
-        and all(v > 0 for v in inst.pixel_spacing)
-        and _valid_orientation(inst.image_orientation)
-    )
-
-
-def _split_repeats(
-    group: list[DicomInstance],
-) -> tuple[list[tuple[str, list[DicomInstance]]], str]:
-    """Separate repeated positions by echo / temporal position / acquisition number when that works."""
-    fields: list[tuple[str, Callable[[DicomInstance], int | None]]] = [
-        ("echo number", lambda i: i.echo_number),
-        ("temporal position", lambda i: i.temporal_position),
-        ("acquisition number", lambda i: i.acquisition_number),
-    ]
-    for label, get in fields:
-        values = {get(i) for i in group}
-        if len(values) < 2:
-            continue
-        parts: dict[int | None, list[DicomInstance]] = defaultdict(list)
-        for inst in group:
-            parts[get(inst)].append(inst)
-        if all(
-            not analyze_positions(
-                [i.image_position or [] for i in p], group[0].image_orientation or []
-            ).duplicates
-            for p in parts.values()
-        ):
-            ordered = sorted(parts.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
-            subs = [(f"{label.replace(' ', '_')}={v}", p) for v, p in ordered]
-            shown = ", ".join(str(v) for v, _ in ordered)
-            return subs, f"repeated slice positions separated by {label} ({shown}): {len(subs)} stacks"
-    return [("", group)], ""
 
 
 def _check_stack(
@@ -473,7 +386,7 @@ def _assemble_group(
             stack = SeriesStack(stack_key=f"{series}|{inst.sop_instance_uid}", paths=[inst.path])
             if len(group) > 1:
                 stack.split_reason = "no patient geometry (2D image): one volume per image"
-            if inst.image_orientation and not _valid_orientation(inst.image_orientation):
+            if inst.image_orientation and not valid_orientation(inst.image_orientation):
                 stack.warnings.append(
                     "ImageOrientationPatient is not two orthogonal unit vectors: "
                     "written without patient geometry"
@@ -483,8 +396,8 @@ def _assemble_group(
             volume_like.append(inst)
     by_geometry: dict[tuple[object, ...], list[DicomInstance]] = defaultdict(list)
     for inst in volume_like:
-        by_geometry[_geometry_key(inst)].append(inst)
-    geometry_split = _describe_split(list(by_geometry)) if len(by_geometry) > 1 else ""
+        by_geometry[geometry_key(inst)].append(inst)
+    geometry_split = describe_split(list(by_geometry)) if len(by_geometry) > 1 else ""
     for gi, (_gkey, ginsts) in enumerate(sorted(by_geometry.items(), key=lambda kv: kv[1][0].path)):
         report = analyze_positions(
             [i.image_position or [] for i in ginsts], ginsts[0].image_orientation or []
@@ -492,7 +405,7 @@ def _assemble_group(
         subs: list[tuple[str, list[DicomInstance]]] = [("", ginsts)]
         repeat_split = ""
         if report.duplicates and report.spacing is not None:
-            subs, repeat_split = _split_repeats(ginsts)
+            subs, repeat_split = split_repeats(ginsts)
         for label, insts in subs:
             key = series
             if geometry_split:

@@ -15,6 +15,7 @@ MODULES = [
     "medmm.imaging.dicom_header",
     "medmm.imaging.geometry",
     "medmm.imaging.series",
+    "medmm.imaging.series_keys",
     "medmm.imaging.pixels",
     "medmm.imaging.volume_store",
     "medmm.imaging.convert",
