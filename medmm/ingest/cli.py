@@ -183,6 +183,7 @@ def ingest(
     from medmm.errors import MedmmError
     from medmm.ingest.image_ids import IdTable
     from medmm.ingest.pipeline import ingest_archive
+    from medmm.workflows.terminate import Terminated, terminate_as_exception
 
     try:
         table = None
@@ -190,19 +191,25 @@ def ingest(
             table = IdTable.load(ids, columns, modality=modality or "")
         elif modality:
             table = IdTable({}, source="--modality", modality=modality)
-        result = ingest_archive(
-            archive,
-            out,
-            workers=workers,
-            scheduler=scheduler,
-            key_file=key_file,
-            batch_size=batch_size,
-            dashboard=dashboard,
-            ids=table,
-        )
+        with (
+            terminate_as_exception()
+        ):  # SIGTERM: the run's header records (raw ids) are removed on the way out
+            result = ingest_archive(
+                archive,
+                out,
+                workers=workers,
+                scheduler=scheduler,
+                key_file=key_file,
+                batch_size=batch_size,
+                dashboard=dashboard,
+                ids=table,
+            )
     except MedmmError as exc:  # a setting or the run directory (another run holds it, bad key file ...)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
+    except Terminated as stop:
+        typer.echo("error: stopped by SIGTERM; finished inputs are kept and the next run resumes", err=True)
+        raise typer.Exit(code=stop.exit_code) from None
     _runs += 1  # the run is complete: the process may end without the interpreter's teardown
     _print_counts(result.counts, f"medmm ingest: {result.n_files} files, {result.n_volumes} volumes")
     typer.echo(

@@ -57,25 +57,30 @@ def ingest(
     if patient_from not in ("record", "folder"):
         raise typer.BadParameter("--patient-from must be 'record' or 'folder'")
     from medmm.errors import MedmmError
+    from medmm.workflows.terminate import Terminated, terminate_as_exception
 
     try:
-        counts = _run(
-            input_root,
-            out,
-            rate,
-            workers,
-            scheduler,
-            key_file,
-            window,
-            before,
-            after,
-            anchors,
-            anchor_events,
-            patient_from,
-        )
+        with terminate_as_exception():  # SIGTERM (a time limit): clean-up runs, exit 143
+            counts = _run(
+                input_root,
+                out,
+                rate,
+                workers,
+                scheduler,
+                key_file,
+                window,
+                before,
+                after,
+                anchors,
+                anchor_events,
+                patient_from,
+            )
     except MedmmError as exc:  # a bad anchors table, key file, run directory ...
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
+    except Terminated as stop:
+        typer.echo("error: stopped by SIGTERM; finished records are kept and the next run resumes", err=True)
+        raise typer.Exit(code=stop.exit_code) from None
     for k, v in counts.items():
         typer.echo(f"{k:12s} {v}")
     if counts.get("quarantined"):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pydicom.data
+import pytest
 from typer.testing import CliRunner
 
 from medmm.cli import app
@@ -162,3 +163,40 @@ def test_two_nights_summary_line_and_run_status(
     identity = [DEMO_PATIENT["PatientName"], DEMO_PATIENT["PatientID"], "DEMO^SYNTHETIC", "19700101"]
     assert not strings_in_run(run, identity)
     assert not [s for s in identity if s in night1.output + night2.output]
+
+
+_SLOW_COMMAND = """
+import sys, time
+from pathlib import Path
+import medmm.ingest.pipeline, medmm.signals.pipeline
+
+def slow(source, out, **kwargs):  # busy in its tasks; its clean-up must run when the command is stopped
+    try:
+        (Path(out) / "started").touch()
+        time.sleep(120)
+    finally:
+        (Path(out) / "cleaned-up").touch()
+
+medmm.ingest.pipeline.ingest_archive = medmm.signals.pipeline.run_signals = slow
+from medmm.cli import app
+app(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("command", [["ingest"], ["signals", "ingest"]], ids=" ".join)
+def test_sigterm_stops_a_stage_command_cleanly(tmp_path: Path, command: list[str]) -> None:
+    """`medmm ingest` / `medmm signals ingest` straight from cron: SIGTERM runs the clean-up too."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("x\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [sys.executable, "-c", _SLOW_COMMAND, *command, str(tmp_path / "in"), "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stdout + stderr
+    assert (out / "cleaned-up").exists() and "stopped by SIGTERM" in stderr
