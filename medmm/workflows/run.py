@@ -25,6 +25,7 @@ from typing import Any
 from medmm.errors import ConfigError, MedmmError
 from medmm.workflows.config import StageName, StageStep, WorkflowConfig
 from medmm.workflows.lock import workflow_lock
+from medmm.workflows.summary import MANIFESTS, quarantined_inputs
 
 __all__ = ["StageContext", "WorkflowResult", "run_workflow"]
 
@@ -374,8 +375,12 @@ def _run_stage(step: StageStep, ctx: StageContext, result: WorkflowResult) -> No
     if adapter is None:
         raise ConfigError(f"stage '{step.stage.value}' cannot run from a workflow in this version")
     start = time.perf_counter()
+    manifest = MANIFESTS.get(step.stage.value)
+    before = quarantined_inputs(ctx.run_dir / manifest) if manifest else set()
     try:
-        result.counts[step.stage.value] = adapter(step, ctx)
+        result.counts[step.stage.value] = counts = adapter(step, ctx)
+        if manifest:  # quarantined this run: new or changed files, not those quarantined night after night
+            counts["quarantined_new"] = len(quarantined_inputs(ctx.run_dir / manifest) - before)
     except MedmmError as exc:  # the CLI names the stage that stopped the workflow
         result.stopped = step.stage.value
         where = f"stage '{step.stage.value}'"

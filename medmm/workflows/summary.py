@@ -16,15 +16,44 @@ medmm run nightly: QUARANTINED exit=1 | ingest: 4 files (2 processed now), 1 qua
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from medmm.records import Status
 
-__all__ = ["OUTCOMES", "outcome", "stage_summary", "summary_line"]
+__all__ = ["MANIFESTS", "OUTCOMES", "outcome", "quarantined_inputs", "stage_summary", "summary_line"]
 
 #: exit code -> the word the summary line and ``run.json`` use
 OUTCOMES = {0: "ok", 1: "quarantined", 2: "failed"}
 
 _STATUSES = tuple(s.value for s in Status)
+
+
+#: the stages whose manifest lists each input file with its size and mtime, and that manifest
+MANIFESTS = {"ingest": "manifest.parquet", "signals": "manifest_signals.parquet"}
+
+
+def quarantined_inputs(manifest: Path) -> set[tuple[str, int | None, int | None]]:
+    """``(path, size, mtime_ns)`` of the quarantined inputs of a manifest (none when it does not exist).
+
+    Compared before and after a stage, it gives the inputs quarantined *this* run (``quarantined_new``):
+    new files, or files changed since they were last seen - not the broken files a run quarantines
+    again night after night.
+
+    >>> quarantined_inputs(Path("/nonexistent/manifest.parquet"))
+    set()
+    """
+    if not manifest.exists():
+        return set()
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(manifest, columns=["path", "size", "mtime_ns", "status"])
+    except Exception:  # unreadable: the stage reports its own manifest; the count is then of all
+        return set()
+    table = table.filter(pc.equal(table["status"], "quarantined"))
+    columns = [table[c].to_pylist() for c in ("path", "size", "mtime_ns")]
+    return set(zip(*columns, strict=True))
 
 
 def outcome(exit_code: int) -> str:
@@ -39,7 +68,9 @@ def outcome(exit_code: int) -> str:
 def _inputs(counts: Mapping[str, int], unit: str, new: int | None) -> str:
     n = sum(int(counts.get(s, 0)) for s in _STATUSES)
     changed = "" if new is None else f" ({new} processed now)"
-    return f"{n} {unit}{changed}, {int(counts.get('quarantined', 0))} quarantined"
+    fresh = counts.get("quarantined_new")
+    fresh_text = "" if fresh is None else f" ({fresh} new)"
+    return f"{n} {unit}{changed}, {int(counts.get('quarantined', 0))} quarantined{fresh_text}"
 
 
 def stage_summary(stage: str, counts: Mapping[str, int]) -> str:

@@ -56,7 +56,9 @@ def test_deleted_changed_renamed_and_new_records_next_night(tmp_path: Path) -> N
     nightly = _workflow(tmp_path, "nightly.yaml", "{model: model}")
     night2 = CliRunner().invoke(app, ["run", str(nightly)])
     assert night2.exit_code == 0, night2.output
-    assert "signals: 9 files, 0 quarantined, 3 records processed now" in night2.stdout.splitlines()[-1]
+    assert (
+        "signals: 9 files, 0 quarantined (0 new), 3 records processed now" in night2.stdout.splitlines()[-1]
+    )
 
     manifest = pd.read_parquet(run / "manifest_signals.parquet")
     assert sorted(manifest["path"]) == sorted(p.name for p in ecg.iterdir())  # every input once

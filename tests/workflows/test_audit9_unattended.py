@@ -139,7 +139,7 @@ def test_two_nights_summary_line_and_run_status(
     night1 = CliRunner().invoke(app, ["run", str(wf)])
     assert night1.exit_code == 1, night1.output
     line1 = night1.stdout.strip().splitlines()[-1]
-    ingest1 = "ingest: 3 files (3 processed now), 2 quarantined"
+    ingest1 = "ingest: 3 files (3 processed now), 2 quarantined (2 new)"
     assert line1 == f"medmm run nightly: QUARANTINED exit=1 | {ingest1} | results: {run}"
     assert _status(run)["status"] == "quarantined" and _status(run)["summary"] == line1
 
@@ -149,16 +149,22 @@ def test_two_nights_summary_line_and_run_status(
     assert night2.exit_code == 0, night2.output
     line2 = night2.stdout.strip().splitlines()[-1]
     # the two slices of night 1 are assembled again with their series' new slice; the text file is new
-    assert (
-        line2
-        == f"medmm run nightly: OK exit=0 | ingest: 4 files (4 processed now), 0 quarantined | results: {run}"
-    )
+    ingest2 = "ingest: 4 files (4 processed now), 0 quarantined (0 new)"
+    assert line2 == f"medmm run nightly: OK exit=0 | {ingest2} | results: {run}"
     assert _status(run)["status"] == "ok" and _status(run)["exit_code"] == 0
     manifest = pd.read_parquet(run / "manifest.parquet")
     assert sorted(manifest["path"]) == sorted(p.name for p in pacs.iterdir())
     assert manifest.set_index("path").loc["readme.txt", "status"] == "non_image"
     volumes = pd.read_parquet(run / "volumes.parquet")
     assert len(volumes) == 1 and volumes["n_sources"].tolist() == [3]
+
+    # night 3 a broken file arrives; night 4 it is still there: quarantined again, but not new
+    (pacs / "broken.dcm").write_bytes(b"")
+    for night, new in ((3, 1), (4, 0)):
+        res = CliRunner().invoke(app, ["run", str(wf)])
+        assert res.exit_code == 1, res.output
+        assert "2 quarantined" not in res.stdout and f"1 quarantined ({new} new)" in res.stdout, night
+        assert _status(run)["stage_counts"]["ingest"]["quarantined_new"] == new  # type: ignore[index]
 
     identity = [DEMO_PATIENT["PatientName"], DEMO_PATIENT["PatientID"], "DEMO^SYNTHETIC", "19700101"]
     assert not strings_in_run(run, identity)
