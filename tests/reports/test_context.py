@@ -97,6 +97,7 @@ def test_family_experiencer_and_no_label(parse: Any, text: str, word: str) -> No
         # scope: a new clause about now, a termination, another sentence
         ("History of COPD, now with new left pleural effusion.", "pleural effusion", "pleural effusion"),
         ("History of lung cancer, but there is a right upper lobe mass.", "mass", "mass"),
+        ("Remote history of tuberculosis with calcified granulomas.", "calcified granulomas", "granuloma"),
     ],
 )
 def test_current_findings_stay_current(parse: Any, text: str, word: str, finding: str) -> None:
@@ -295,3 +296,12 @@ def test_span_attributes() -> None:
     assert got["lung cancer"] == (False, "family", False)
     assert got["pneumonia"] == (True, "patient", False)
     assert got["effusion"] == (False, "patient", False)
+
+
+def test_with_ends_history_not_family(parse: Any) -> None:
+    ents, labels = parse("Remote history of tuberculosis with calcified granulomas.")
+    assert _ent(ents, "tuberculosis")["historical"] is True
+    assert _ent(ents, "calcified granulomas")["historical"] is False
+    assert labels["granuloma"] == "present" and "tuberculosis" not in labels
+    ents, _ = parse("Mother with breast cancer.")
+    assert _ent(ents, "breast cancer")["experiencer"] == "family"
