@@ -1,4 +1,5 @@
-"""Images from sources the constructed cohort's models never saw, as a run directory of image-only records.
+"""Images from sources the constructed cohort's models never saw, as a run directory of image-only records
+(:func:`write_ood_run`), and the cohort re-drawn without its source shift (:func:`same_source_cohort`).
 
 Used by ``bench/bench_embedding_ood.py`` and ``tests/models/test_embedding_anomaly_cohort.py`` (one copy):
 the 34 ``covid_chestxray_subset`` pictures (27 chest X-rays, 7 CT) and 5 other CT/MR images (pydicom
@@ -19,7 +20,7 @@ from medmm.align.records import RecordRow
 from medmm.models.store import write_store
 from medmm.tables import write_table
 
-__all__ = ["OOD_SOURCES", "ood_files", "write_ood_run"]
+__all__ = ["OOD_SOURCES", "ood_files", "same_source_cohort", "write_ood_run"]
 
 #: (group, path relative to the data root): images from sources the cohort's model never saw.
 OOD_SOURCES: dict[str, tuple[str, ...]] = {
@@ -109,3 +110,51 @@ def write_ood_run(data_root: Path, out: Path, size: int) -> pd.DataFrame:
     write_store(Path(out) / "inputs" / "image", ids, np.stack(xs))
     write_table(rows, Path(out) / "records.parquet", RecordRow)
     return pd.DataFrame({"record_id": [r.record_id for r in rows], "group": groups})
+
+
+def same_source_cohort(
+    cohort: Path, data_root: Path, out: Path, seed: int = 0, fractions: tuple[float, float] = (0.35, 0.15)
+) -> dict[str, int]:
+    """The cohort ``cohort`` (``bench/cohort.py``) with its images re-drawn so that no split is shifted.
+
+    The cohort's own split keeps 2 BraTS patients for test and draws train *and* validation images from
+    the other 2: its test images come from patients the validation images (the conformal calibration
+    set) never show. Here every usable slice of the 4 patients goes to one split at random (``fractions``
+    = test, validation share of the slices; the rest train), and each record keeps its split, patient,
+    report, signal and labels but draws a slice of its own split with its ``image_abnormal`` label
+    (without replacement, cycling as the cohort does). Test and validation slices are then different
+    slices of the same patients: exchangeable, the setting the conformal rate is stated for.
+
+    Writes ``out`` (``records.parquet``, ``splits.parquet``, ``inputs/`` linked to the cohort's store, which
+    holds every slice); returns the distinct slices per split.
+
+    >>> same_source_cohort(Path("runs/cohort"), shared_data_dir(), Path("runs/same"))  # doctest: +SKIP
+    {'train': 211, 'val': 64, 'test': 148}
+    """
+    from bench.cohort import _Sampler, image_items
+
+    size = int(json.loads((Path(cohort) / "cohort.json").read_text())["image_size"])
+    items = image_items(Path(data_root), size)
+    rng = np.random.default_rng(seed)
+    u = rng.random(len(items))
+    test_f, val_f = fractions
+    split_of = np.where(u < test_f, "test", np.where(u < test_f + val_f, "val", "train"))
+    samplers = {
+        (s, a): _Sampler(items.loc[(split_of == s) & (items["abnormal"] == a), "item_id"].tolist(), rng)
+        for s in ("train", "val", "test")
+        for a in (False, True)
+    }
+    records = pd.read_parquet(Path(cohort) / "records.parquet")
+    splits = pd.read_parquet(Path(cohort) / "splits.parquet")
+    split = records["record_id"].map(splits.set_index("record_id")["split"])
+    tumour = records["labels"].map(lambda s: bool(json.loads(s)["image_abnormal"]))
+    records["image_id"] = [samplers[(s, bool(a))].draw() for s, a in zip(split, tumour, strict=True)]
+    out = Path(out)
+    (out / "inputs").mkdir(parents=True, exist_ok=True)
+    for store in sorted((Path(cohort) / "inputs").iterdir()):
+        link = out / "inputs" / store.name
+        if not link.exists():
+            link.symlink_to(store.resolve(), target_is_directory=True)
+    write_table(records, out / "records.parquet", RecordRow)
+    write_table(splits, out / "splits.parquet")
+    return {s: int((split_of == s).sum()) for s in ("train", "val", "test")}

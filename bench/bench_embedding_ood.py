@@ -15,12 +15,22 @@ scores
   X-rays, 7 CT) and 5 other CT/MR images (pydicom CT_small / MR_small, nibabel anatomical, pyradiomics
   brain1 / brain2), prepared exactly like the cohort's slices.
 
+Second table, **calibration**: does the flag rate keep the stated 5% where it should? Per seed (full: 0, 1,
+2; ``--quick``: 0) and model, the cohort (**shifted**: its test images come from 2 BraTS patients whose
+slices the validation split - the calibration set - never shows, as its train and validation images are
+slices of the other 2) and the same cohort re-drawn by :func:`bench._ood.same_source_cohort`
+(**same-source**: every split holds other slices of the same 4 patients, so test and validation images
+are exchangeable). Printed: the calibration set's size (scores, and the validation records' distinct
+images), what it promises (expected rate and 95% upper bound,
+:func:`medmm.models.mahalanobis.false_alarm_bound`), and the flag rates of the validation records, the
+test tumour-free slices and all test slices.
+
 Printed per model and group: records, flagged, flag rate, the flag rate as a multiple of the baseline's
 (the test tumour-free slices), and the AUROC of the score for "other source vs the test split's images"
 with a 95% bootstrap CI (:func:`medmm.models.embedding_anomaly.evaluate_anomaly_scores`). Full: 600
-studies, 64 x 64, attention and late fusion, 12 epochs (the workflow's), 1000 resamples; ``--quick``: 400
-studies, 32 x 32, attention only, 8 epochs, 300 resamples. CPU and wall seconds per phase are recorded
-with the load average.
+studies, 64 x 64, attention and late fusion, 12 epochs (the workflow's), 1000 resamples, 12 models;
+``--quick``: 400 studies, 32 x 32, attention only, 8 epochs, 300 resamples, 2 models. CPU and wall
+seconds per phase are recorded with the load average.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["model_config", "ood_table", "run"]
+__all__ = ["calibration_row", "model_config", "ood_table", "run"]
 
 #: the shipped cohort training config; every model of the bench is it with another fusion / sizes
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "train_cohort_attention.yaml"
@@ -97,6 +107,52 @@ def ood_table(scored: pd.DataFrame, baseline: str, n_boot: int, seed: int = 0) -
             row.update(auroc=auroc["value"], auroc_lo=auroc["lo"], auroc_hi=auroc["hi"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def calibration_row(scored: pd.DataFrame, fit: dict[str, Any]) -> dict[str, Any]:
+    """Flag rates of one model on its cohort's splits next to what its calibration promised.
+
+    ``scored``: one row per cohort record with ``split``, ``image_id``, ``tumour`` (bool), ``flag``;
+    ``fit``: the checkpoint's :meth:`~medmm.models.embedding_anomaly.EmbeddingAnomaly.summary`. Returns
+    the calibration set's size (records and distinct images), the rate, the promised ``expected`` and 95%
+    ``upper`` bound (:func:`~medmm.models.mahalanobis.false_alarm_bound`) and the flag rate of the
+    validation split and of the test split's tumour-free slices and of all its slices.
+
+    >>> s = pd.DataFrame({"split": ["val", "test", "test"], "image_id": ["a", "b", "c"],
+    ...                   "tumour": [False, False, True], "flag": [False, True, True]})
+    >>> r = calibration_row(s, {"n_calibration": 40, "false_alarm_rate": 0.05})
+    >>> r["val_distinct_images"], r["test_tumour_free_flag_rate"], round(r["upper_95"], 3)
+    (1, 1.0, 0.113)
+    """
+    from medmm.models.mahalanobis import false_alarm_bound
+
+    val, test = scored[scored["split"] == "val"], scored[scored["split"] == "test"]
+    free = test[~test["tumour"].astype(bool)]
+    expected, upper = false_alarm_bound(int(fit["n_calibration"]), float(fit["false_alarm_rate"]))
+    return {
+        "n_calibration": int(fit["n_calibration"]),
+        "val_records": len(val),
+        "val_distinct_images": int(val["image_id"].nunique()),
+        "rate": float(fit["false_alarm_rate"]),
+        "expected": expected,
+        "upper_95": upper,
+        "val_flag_rate": float(val["flag"].mean()),
+        "test_tumour_free": len(free),
+        "test_tumour_free_flagged": int(free["flag"].sum()),
+        "test_tumour_free_flag_rate": float(free["flag"].mean()),
+        "test_flag_rate": float(test["flag"].mean()),
+    }
+
+
+def _cohort_scores(cohort: Path, pred: Path) -> pd.DataFrame:
+    """One row per cohort record with an image: split, image, tumour label, score, flag."""
+    records = pd.read_parquet(cohort / "records.parquet")
+    records = records[records["has_image"]]
+    splits = pd.read_parquet(cohort / "splits.parquet")[["record_id", "split"]]
+    out = records[["record_id", "image_id", "labels"]].merge(splits, on="record_id")
+    out["tumour"] = out["labels"].map(lambda s: json.loads(s).get("image_abnormal") == 1)
+    out = out.drop(columns="labels").merge(_scores(pred), on="record_id")
+    return out.rename(columns={"embedding_anomaly_score": "score", "embedding_anomaly_flag": "flag"})
 
 
 def _scores(pred: Path) -> pd.DataFrame:
@@ -214,9 +270,13 @@ def run(out_dir: Path, quick: bool, seed: int = 0) -> dict[str, Any]:
             # rows of the test groups have no AUROC (NaN in the frame): left out, so the JSON stays valid
             "table": [{k: v for k, v in r.items() if v == v} for r in table.to_dict(orient="records")],
         }
+    summary["calibration"] = _calibration(
+        root, out_dir, cohort, fusions, (0,) if quick else (0, 1, 2), seed, epochs, n_boot, timed
+    )
     summary["baseline"] = f"{baseline} (the cohort's test split: BraTS patients never seen in training)"
     summary["timings"] = clock
     summary["loadavg"] = {"before": load_before, "after": os.getloadavg()}
+    lines += ["", *_calibration_lines(summary["calibration"])]
     text = "\n".join(lines)
     print(text)
     print(
@@ -225,6 +285,83 @@ def run(out_dir: Path, quick: bool, seed: int = 0) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "table.md").write_text(text + "\n")
     return summary
+
+
+def _calibration(
+    root: Path,
+    out_dir: Path,
+    cohort0: Path,
+    fusions: tuple[str, ...],
+    seeds: tuple[int, ...],
+    seed0: int,
+    epochs: int,
+    n_boot: int,
+    timed: Any,
+) -> list[dict[str, Any]]:
+    """Per seed, split kind and fusion: :func:`calibration_row` of a model trained and scored as ``medmm
+    train`` / ``medmm predict`` do, on the cohort (``shifted``: its test images come from 2 BraTS patients
+    the validation images never show) and on :func:`bench._ood.same_source_cohort` (``same-source``:
+    test and validation images are other slices of the same 4 patients). The shifted seed-``seed0``
+    models are the OOD table's."""
+    from bench._ood import same_source_cohort
+    from bench.cohort import build_cohort
+    from medmm.models.checkpoint import load_checkpoint
+    from medmm.models.config import TrainConfig
+    from medmm.models.runner import train_from_config
+    from medmm.predict.predict import predict_run
+
+    cohort_json = json.loads((cohort0 / "cohort.json").read_text())
+    rows = []
+    for s in seeds:
+        shifted = cohort0 if s == seed0 else out_dir / "calibration" / f"cohort_s{s}"
+        if s != seed0:
+            timed(
+                f"cohort_s{s}",
+                build_cohort,
+                root,
+                shifted,
+                n_studies=cohort_json["n_studies"],
+                size=cohort_json["image_size"],
+                seed=s,
+            )
+        same = out_dir / "calibration" / f"same_source_s{s}"
+        timed(f"same_source_s{s}", same_source_cohort, shifted, root, same, seed=s)
+        for kind, run_dir in (("shifted", shifted), ("same-source", same)):
+            for fusion in fusions:
+                if kind == "shifted" and s == seed0:
+                    model_dir, pred = out_dir / "models" / fusion, out_dir / f"cohort_{fusion}.parquet"
+                else:
+                    model_dir = out_dir / "calibration" / f"{kind}_s{s}_{fusion}"
+                    pred = model_dir / "predictions.parquet"
+                    cfg = model_config(run_dir, model_dir, fusion, epochs, n_boot, s)
+                    timed(
+                        f"train_{kind}_s{s}_{fusion}",
+                        train_from_config,
+                        TrainConfig.model_validate(cfg),
+                        device="cpu",
+                    )
+                    predict_run(model_dir / "model.pt", run_dir, pred, device="cpu")
+                fit = load_checkpoint(model_dir / "model.pt")["meta"]["embedding_anomaly"]
+                row = calibration_row(_cohort_scores(run_dir, pred), fit)
+                rows.append({"split": kind, "model": fusion, "seed": s, **row})
+    return rows
+
+
+def _calibration_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Flag rate at the stated rate: exchangeable (same-source) vs shifted test images",
+        "| split | model | seed | calibration records (val distinct images) | promised: expected, 95% upper "
+        "| val flagged | test tumour-free flagged | test all flagged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['split']} | {r['model']} | {r['seed']} | {r['n_calibration']} "
+            f"({r['val_distinct_images']}) | {r['expected']:.1%}, <= {r['upper_95']:.1%} "
+            f"| {r['val_flag_rate']:.1%} | {r['test_tumour_free_flagged']}/{r['test_tumour_free']} = "
+            f"{r['test_tumour_free_flag_rate']:.1%} | {r['test_flag_rate']:.1%} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":
