@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from medmm.errors import InputError
 from medmm.models.config import ReportInputConfig, TrainConfig
@@ -48,6 +49,8 @@ ENTITY_COLUMNS = [
     "long_form",
     "location",
 ]
+#: ConText columns of the reports stage since session 9; read when the table has them
+CONTEXT_COLUMNS = ["historical", "experiencer"]
 
 
 def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> Any:
@@ -61,7 +64,8 @@ def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> Any:
             "or remove 'entities' from report_input.features",
         )
     try:
-        ent = pd.read_parquet(path, columns=ENTITY_COLUMNS)
+        present = set(pq.read_schema(path).names)
+        ent = pd.read_parquet(path, columns=ENTITY_COLUMNS + [c for c in CONTEXT_COLUMNS if c in present])
     except Exception as exc:
         raise InputError(
             str(path), f"not a readable entities table ({type(exc).__name__})", "re-run `medmm reports parse`"

@@ -67,6 +67,31 @@ def test_negated_uncertain_and_affirmed_give_different_vectors() -> None:
     assert entity_status(True, True) == "negated+uncertain"
 
 
+def test_historical_and_family_mentions_are_not_the_patients_current_finding(tmp_path: Path) -> None:
+    current = _vec([_entity("pneumonia")])
+    historical = _vec([_entity("pneumonia", historical=True, experiencer="patient")])
+    family = _vec([_entity("lung cancer", experiencer="family")])
+    assert not np.array_equal(current, historical)
+    assert entity_tokens([_entity("pneumonia", historical=True)]) == [
+        "body|FINDING|pneumonia|affirmed+historical"
+    ]
+    assert entity_tokens([_entity("lung cancer", experiencer="family")]) == [
+        "body|FINDING|lung cancer|affirmed+family"
+    ]
+    assert not np.array_equal(family, _vec([_entity("lung cancer")]))
+    # an entities table written before the ConText columns: the plain status, no error
+    import pandas as pd
+
+    from medmm.models.report_inputs import ENTITY_COLUMNS, _entity_matrix
+
+    old = pd.DataFrame([{**{c: None for c in ENTITY_COLUMNS}, **_entity("pneumonia"), "report_id": "r1"}])
+    old[ENTITY_COLUMNS].to_parquet(tmp_path / "entities.parquet")
+    assert np.array_equal(_entity_matrix(tmp_path, ["r1"], 256).toarray()[0], current)
+    new = old.assign(historical=[True], experiencer=["patient"])
+    new.to_parquet(tmp_path / "entities.parquet")
+    assert np.array_equal(_entity_matrix(tmp_path, ["r1"], 256).toarray()[0], historical)
+
+
 def test_history_section_and_unknown_entities() -> None:
     # the indication's "pneumonia" is not the findings' "pneumonia"
     assert not np.array_equal(

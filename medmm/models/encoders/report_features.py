@@ -3,7 +3,10 @@
 * **Entity vectors** (:func:`entity_tokens`, :func:`entity_vectors`): each entity of the reports stage
   (``entities.parquet``) becomes a token ``<where>|<label>|<normalised form>|<status>`` (and the same with
   ``@<location>`` when the sentence names an anatomy), ``status`` being ``affirmed``, ``negated``,
-  ``uncertain`` or ``negated+uncertain``; a report's distinct tokens are hashed into a fixed-size binary
+  ``uncertain`` or ``negated+uncertain``, with ``+historical`` / ``+family`` appended for the patient's
+  history ("history of pneumonia") and a relative's condition ("family history of lung cancer"), so
+  neither reads as a current finding of the patient (entity tables written before those columns
+  existed give the plain status); a report's distinct tokens are hashed into a fixed-size binary
   vector with scikit-learn's :class:`~sklearn.feature_extraction.FeatureHasher`. The hashing is
   stateless: no vocabulary is learned from any split, so nothing of the test reports can leak into
   training, and an entity never seen in training still gets a column (shared with colliding tokens).
@@ -67,14 +70,31 @@ def normalise_term(text: object) -> str:
     return _SPACE.sub(" ", str(text)).strip().lower()
 
 
-def entity_status(negated: object, uncertain: object) -> str:
-    """The assertion status of one entity mention (one of :data:`ENTITY_STATUSES`).
+def entity_status(
+    negated: object, uncertain: object, historical: object = False, experiencer: object = "patient"
+) -> str:
+    """The assertion status of one entity mention: one of :data:`ENTITY_STATUSES`, then ``+historical``
+    when it is the patient's history and ``+family`` when it is a relative's (``experiencer``).
 
     >>> entity_status(False, False), entity_status(True, False), entity_status(True, True)
     ('affirmed', 'negated', 'negated+uncertain')
+    >>> entity_status(False, False, historical=True), entity_status(False, False, experiencer="family")
+    ('affirmed+historical', 'affirmed+family')
     """
     neg, unc = bool(negated), bool(uncertain)
-    return ENTITY_STATUSES[int(neg) + 2 * int(unc)]
+    status = ENTITY_STATUSES[int(neg) + 2 * int(unc)]
+    if _true(historical):
+        status += "+historical"
+    if str(experiencer or "patient") == "family":
+        status += "+family"
+    return status
+
+
+def _true(value: object) -> bool:
+    """A boolean cell that may be missing (``None`` / NaN: an entity table written before the column)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return bool(value)
 
 
 def entity_tokens(rows: Iterable[Mapping[Any, Any]]) -> list[str]:
@@ -96,7 +116,9 @@ def entity_tokens(rows: Iterable[Mapping[Any, Any]]) -> list[str]:
         if not term:
             continue
         where = "history" if str(r.get("section") or "").upper() in HISTORY_SECTIONS else "body"
-        status = entity_status(r.get("negated"), r.get("uncertain"))
+        status = entity_status(
+            r.get("negated"), r.get("uncertain"), r.get("historical"), r.get("experiencer")
+        )
         out.add(f"{where}|{label}|{term}|{status}")
         location = normalise_term(r.get("location"))
         if location and label != "ANATOMY":
