@@ -1,8 +1,9 @@
 """A data team's `medmm run WORKFLOW --scheduler ADDRESS` on an existing cluster (``dask scheduler`` and
 ``dask worker`` processes in another folder, without any MEDMM_* variable) gives the same run directory
 as the local run - every table frame-equal, every volume and window array byte-equal - for all four
-stages of the screening workflow, even when a worker process dies in its first ingest and its first
-signals task (the nanny restarts it; Dask runs the task again)."""
+stages of the screening workflow, even when a worker process dies in its first signals task (the nanny
+restarts it; Dask runs the task again). The local run calls the stages' functions in this process, as
+the workflow's adapters do (each stage of a local `medmm run` would start a cluster of its own)."""
 
 from __future__ import annotations
 
@@ -29,37 +30,39 @@ def _files(run: Path) -> dict[str, Path]:
 
 
 def test_cluster_run_equals_the_local_run_with_a_worker_killed(tmp_path: Path) -> None:
-    from medmm.anomaly.stage import train_on_run
+    from medmm.align.pipeline import align_run
+    from medmm.anomaly.stage import score_run, train_on_run
+    from medmm.ingest.pipeline import ingest_archive
     from medmm.signals.pipeline import run_signals
 
     base = make_inputs(tmp_path)
-    (base / "site.key").write_text("7e" * 32 + "\n")
-    (base / "site.key").chmod(0o600)
-    # a beat model trained once, as a site would (`medmm anomaly train`), used by both runs
-    run_signals(base / "ecg", tmp_path / "train", workers=0, key_file=base / "site.key")
-    train_on_run(tmp_path / "train", base / "model", epochs=1, ensemble=1)
+    key = base / "site.key"
+    key.write_text("7e" * 32 + "\n")
+    key.chmod(0o600)
+    # the local run: the functions the workflow's stages call, in this process (no local cluster to start)
+    local = base / "local"
+    ingest_archive(base / "archive", local, workers=1, processes=False, key_file=key)
+    run_signals(base / "ecg", local, workers=0, key_file=key)
+    train_on_run(local, base / "model", epochs=1, ensemble=1)  # a site's beat model, trained once
+    score_run(local, base / "model", local)
+    align_run(local, key_file=key)
+
     wf = base / "w.yaml"
     wf.write_text(
-        "name: screening\nrun_dir: local\nkey_file: site.key\ncluster: {workers: 1}\nstages:\n"
+        "name: screening\nrun_dir: remote\nkey_file: site.key\nstages:\n"
         "  - {stage: ingest, input: archive}\n  - {stage: signals, input: ecg}\n"
         "  - {stage: anomaly, options: {model: model}}\n  - {stage: align}\n"
     )
-    local = CliRunner().invoke(app, ["run", str(wf)])
-    assert local.exit_code == 0, local.output
-
     marks = tmp_path / "killed"
     with (
         start_cluster(tmp_path / "cluster", nworkers=2) as cluster,
-        plugin(cluster, KillOnce(("scan_item", "process_resumable"), marks)),
+        plugin(cluster, KillOnce(("process_resumable",), marks)),
     ):
-        remote_out = base / "remote"
-        remote = CliRunner().invoke(
-            app, ["run", str(wf), "--out", str(remote_out), "--scheduler", cluster.address]
-        )
+        remote = CliRunner().invoke(app, ["run", str(wf), "--scheduler", cluster.address])
     assert remote.exit_code == 0, remote.output
-    assert sorted(p.name for p in marks.iterdir()) == ["process_resumable", "scan_item"]
+    assert [p.name for p in marks.iterdir()] == ["process_resumable"]  # a worker died in a signals task
 
-    mine, theirs = _files(base / "local"), _files(remote_out)
+    mine, theirs = _files(local), _files(base / "remote")
     assert sorted(mine) == sorted(theirs)
     assert {"anomalies.parquet", "window_anomalies.parquet", "records.parquet", "beats.parquet"} <= set(mine)
     for rel, path in mine.items():
