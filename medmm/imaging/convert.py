@@ -51,13 +51,16 @@ from medmm.pseudonym import Pseudonymizer
 
 __all__ = ["convert_image_file", "convert_stack", "dicom_sidecar", "narrow_int64", "squeeze_trailing"]
 
+#: (DicomInstance field, sidecar key) of the acquisition metadata a sidecar holds. SeriesDescription and
+#: ProtocolName are not among them: they are free text typed at the console ("CHEST JOHN SMITH",
+#: "TRAUMA MRN4471923"), so they are never written (series are told apart by ``series_id``, image type
+#: and the acquisition parameters below); they only help to group a series' instances
+#: (:func:`~medmm.imaging.series_keys.series_key_of`).
 _SIDECAR_FIELDS = (
     ("modality", "modality"),
     ("manufacturer", "manufacturer"),
     ("manufacturer_model", "manufacturer_model"),
     ("body_part", "body_part"),
-    ("series_description", "series_description"),
-    ("protocol_name", "protocol_name"),
     ("kvp", "kvp"),
     ("repetition_time", "repetition_time_ms"),
     ("echo_time", "echo_time_ms"),
@@ -76,11 +79,14 @@ DICOM_NO_SPACING_NOTE = "no PixelSpacing: spacing 1.0 is one pixel, not a millim
 
 
 def dicom_sidecar(first: DicomInstance, n_sources: int) -> dict[str, Any]:
-    """Non-identifying acquisition metadata of a DICOM stack (no names, ids, UIDs or real dates).
+    """Non-identifying acquisition metadata of a DICOM stack (no names, ids, UIDs, real dates or free
+    text: no SeriesDescription / ProtocolName, see :data:`_SIDECAR_FIELDS`).
 
-    >>> inst = DicomInstance(path="a", sop_instance_uid="1", kind="image", modality="CT", kvp=120)
-    >>> dicom_sidecar(inst, 1)["kvp"]
-    120.0
+    >>> inst = DicomInstance(path="a", sop_instance_uid="1", kind="image", modality="CT", kvp=120,
+    ...                      series_description="CHEST JOHN SMITH")
+    >>> side = dicom_sidecar(inst, 1)
+    >>> side["kvp"], "series_description" in side
+    (120.0, False)
     """
     out: dict[str, Any] = {"source_format": "dicom", "n_sources": n_sources}
     for attr, key in _SIDECAR_FIELDS:

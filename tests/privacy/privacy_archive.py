@@ -115,6 +115,7 @@ def write_dicom_series(folder: Path, n: int, seed: int, series_description: str)
         for key, value in _PATIENT.items():
             setattr(ds, key, value)
         ds.SeriesDescription = series_description
+        ds.ProtocolName = series_description  # free text too
         ds.OtherPatientIDs = "ALT8812345"
         item = Dataset()
         item.RequestedProcedureID = "REQ5550123"
@@ -232,7 +233,7 @@ def _reports(path: Path) -> None:
     pd.DataFrame(rows, columns=cols).to_csv(path, index=False)
 
 
-#: What operators type into SeriesDescription (copied into volume sidecars: finding R1 of the audit).
+#: What operators type into SeriesDescription / ProtocolName (were copied into volume sidecars: finding R1).
 SERIES_DESCRIPTION = "Chest John Smith MRN4471923"
 
 
