@@ -184,6 +184,7 @@ def ingest_archive(
             f"{out}: the run directory is inside the archive {root}, so the run's own files would be "
             "ingested as archive files; choose an --out outside the archive"
         )
+    _check_archive(root, out)
     out.mkdir(parents=True, exist_ok=True)
     local = client is None and scheduler is None and processes
     with early_worker_server(local), run_lock(out), _fewer_collections():
@@ -369,6 +370,37 @@ def _ingest(
         raise
     closing.join()  # the cluster is gone (an error while closing it is raised here)
     return IngestResult(out, counts, n_rows, n_volumes, len(done), timings)
+
+
+def _check_archive(root: Path, out: Path) -> None:
+    """Refuse an archive folder that cannot be listed, or that is empty while the run directory holds
+    earlier results: both are what an export share not mounted tonight (or mounted without the rights)
+    looks like, and the run would drop every earlier file's rows and volumes as deleted.
+
+    >>> import tempfile
+    >>> _check_archive(Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()))  # empty, nothing to lose
+    """
+    from medmm.errors import ConfigError
+
+    try:
+        with os.scandir(root) as it:
+            empty = next(it, None) is None
+    except OSError as exc:
+        raise ConfigError(
+            f"{root}: the archive folder cannot be listed ({exc.strerror}). Fix: check that the share is "
+            f"mounted and readable by this user; nothing in {out} was changed"
+        ) from None
+    if not empty or not (out / "manifest.parquet").exists():
+        return
+    import pyarrow.parquet as pq
+
+    n_rows = pq.ParquetFile(out / "manifest.parquet").metadata.num_rows
+    if n_rows:
+        raise ConfigError(
+            f"{root}: the archive folder is empty, but the run directory {out} holds {n_rows} files' results "
+            "of earlier runs, which this run would drop as deleted. Fix: check that the export share is "
+            "mounted; to empty the run on purpose, remove the run directory (or give another --out)"
+        )
 
 
 def _empty(folder: Path) -> bool:

@@ -81,3 +81,49 @@ def test_an_invalid_workflow_file_still_ends_with_the_summary_line(tmp_path: Pat
     res = CliRunner().invoke(app, ["run", str(wf)])
     assert res.exit_code == 2 and "invalid workflow" in res.output
     assert res.stdout.strip().splitlines()[-1] == "medmm run nightly: FAILED exit=2 | results: -"
+
+
+def test_an_unmounted_or_unreadable_export_keeps_the_earlier_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export share is not mounted tonight (an empty mount point) or not readable by the cron user:
+    exit 2 naming the folder, and last night's manifest and volumes stay (they were all dropped as
+    deleted, and re-made from scratch the night after)."""
+    import os
+
+    import pandas as pd
+    import pydicom.data
+
+    from medmm.ingest.sample import replicate_series
+
+    wf, run, pacs = _workflow(tmp_path), tmp_path / "run", tmp_path / "pacs"
+    ct = Path(str(pydicom.data.get_testdata_file("CT_small.dcm", download=False)))
+    replicate_series([ct], pacs, 3, seed=9)
+    assert CliRunner().invoke(app, ["run", str(wf)]).exit_code == 0
+    manifest = pd.read_parquet(run / "manifest.parquet")
+    volumes = sorted((run / "volumes").iterdir())
+    assert len(manifest) == 3 and len(volumes) == 2  # one volume and its sidecar
+
+    (pacs / "series_0000").rename(tmp_path / "away")  # the share's mount point, empty
+    empty = CliRunner().invoke(app, ["run", str(wf)])
+    assert empty.exit_code == 2, empty.output
+    assert f"{pacs}: the archive folder is empty, but the run directory" in empty.output
+    (tmp_path / "away").rename(pacs / "series_0000")
+
+    real = os.scandir
+
+    def denied(path: Any = ".") -> Any:
+        if isinstance(path, (str, Path)) and Path(path) == pacs:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    unreadable = CliRunner().invoke(app, ["run", str(wf)])
+    monkeypatch.setattr(os, "scandir", real)
+    assert unreadable.exit_code == 2, unreadable.output
+    assert f"{pacs}: the archive folder cannot be listed (Permission denied)" in unreadable.output
+
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "manifest.parquet"), manifest)
+    assert sorted((run / "volumes").iterdir()) == volumes
+    again = CliRunner().invoke(app, ["run", str(wf)])
+    assert again.exit_code == 0 and "ingest: 3 files (0 processed now)" in again.stdout
