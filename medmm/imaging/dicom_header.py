@@ -12,6 +12,7 @@ Data element's declared length without reading it.
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 import warnings
@@ -39,7 +40,12 @@ from medmm.imaging._pixel_extent import (
     pixel_element_at,
     stream_ends_cleanly,
 )
-from medmm.imaging.errors import DicomHeaderError, MissingTransferSyntaxError, TruncatedPixelDataError
+from medmm.imaging.errors import (
+    DicomHeaderError,
+    MissingTransferSyntaxError,
+    TruncatedPixelDataError,
+    library_message,
+)
 from medmm.imaging.kinds import classify
 from medmm.imaging.records import DicomInstance, DicomKind
 
@@ -48,6 +54,7 @@ __all__ = [
     "NATIVE_SYNTAXES",
     "accession_of",
     "looks_like_dicom",
+    "malformed_ds_problem",
     "read_dicom_header",
     "read_open_header",
     "study_time_precision",
@@ -102,8 +109,33 @@ _NUMERIC = (
 )
 
 
+#: a number written with a decimal comma (``1,5``): the one malformed DS value worth quoting (it can
+#: hold no identity, and seeing it tells the fix); any other value is never quoted (a misfilled export
+#: puts names, ids or birth dates into these elements)
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d{1,8},\d{1,8}\s*")
+
+
+def malformed_ds_problem(keyword: str, item: object) -> str:
+    """The problem of a malformed decimal string (VR DS) in ``keyword``, quoting the value only when it
+    is a number with a decimal comma.
+
+    >>> malformed_ds_problem("SliceThickness", "Smith^John")
+    'malformed value in SliceThickness (VR DS): not a decimal number (value not shown)'
+    >>> malformed_ds_problem("PixelSpacing", "0,5")
+    "malformed value in PixelSpacing (VR DS): '0,5' has a decimal comma (DS takes a point: 0.5)"
+    """
+    text = str(item)
+    if _DECIMAL_COMMA.fullmatch(text):
+        return (
+            f"malformed value in {keyword} (VR DS): {text.strip()!r} has a decimal comma "
+            f"(DS takes a point: {text.strip().replace(',', '.')})"
+        )
+    return f"malformed value in {keyword} (VR DS): not a decimal number (value not shown)"
+
+
 def _check_numeric(rel_path: str, ds: Any) -> None:
-    """Raise for a present but non-numeric geometry/rescale value (a malformed DS element)."""
+    """Raise for a present but non-numeric geometry/rescale value (a malformed DS element); the reason
+    never quotes the value (:func:`malformed_ds_problem`)."""
     for keyword in _NUMERIC:
         value = ds.get(keyword)
         if value is None or value == "":
@@ -115,7 +147,7 @@ def _check_numeric(rel_path: str, ds: Any) -> None:
             except (TypeError, ValueError):
                 raise DicomHeaderError(
                     rel_path,
-                    f"malformed value in {keyword}: {str(item)[:32]!r} is not a decimal number (VR DS)",
+                    malformed_ds_problem(keyword, item),
                     "correct the element (e.g. with dcmodify) or re-export the image from the modality",
                 ) from None
 
@@ -202,7 +234,9 @@ def read_open_header(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
             return _summarise(fh, rel_path, size)
     except Exception as exc:
         if _is_invalid_dicom(exc):
-            raise DicomHeaderError(rel_path, f"invalid DICOM ({exc})", _FIX_REEXPORT) from exc
+            raise DicomHeaderError(
+                rel_path, f"invalid DICOM ({library_message(exc)})", _FIX_REEXPORT
+            ) from exc
         if isinstance(exc, zlib.error):  # Deflated Explicit VR Little Endian: the stream is damaged
             raise DicomHeaderError(
                 rel_path,
@@ -212,7 +246,9 @@ def read_open_header(fh: BinaryIO, rel_path: str, size: int) -> DicomInstance:
             ) from exc
         if isinstance(exc, _MALFORMED):  # a bad VR, length or value among the elements we use
             raise DicomHeaderError(
-                rel_path, f"malformed DICOM header ({type(exc).__name__}: {exc})", _FIX_REEXPORT
+                rel_path,
+                f"malformed DICOM header ({type(exc).__name__}: {library_message(exc)})",
+                _FIX_REEXPORT,
             ) from exc
         raise
 

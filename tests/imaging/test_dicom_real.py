@@ -99,5 +99,7 @@ def test_malformed_decimal_in_geometry(shared_data: Path, tmp_path: Path) -> Non
     bad = raw.replace(b"-158.135803\\-179.035797", b"-158.13x803\\-179.035797", 1)
     assert bad != raw
     (tmp_path / "bad.dcm").write_bytes(bad)
-    with pytest.raises(DicomHeaderError, match=r"malformed value in ImagePositionPatient: '-158\.13x803'"):
+    with pytest.raises(
+        DicomHeaderError, match=r"malformed value in ImagePositionPatient \(VR DS\): not a decimal number"
+    ):
         read_dicom_header(tmp_path / "bad.dcm", "bad.dcm")

@@ -1,0 +1,42 @@
+"""Header values that must not reach a reason or an output (privacy audit, session 9: R2, R3, R9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pydicom.data
+import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
+
+from medmm.imaging.dicom_header import read_dicom_header
+from medmm.imaging.errors import DicomHeaderError
+
+_CT = Path(str(pydicom.data.get_testdata_file("CT_small.dcm", download=False)))
+
+
+def _with_raw(tmp_path: Path, tag: int, vr: str, value: bytes, name: str = "x.dcm") -> Path:
+    """CT_small.dcm with element ``tag`` written raw (pydicom refuses some values when set)."""
+    ds = pydicom.dcmread(str(_CT))
+    ds._dict[Tag(tag)] = RawDataElement(Tag(tag), vr, len(value), value, 0, True, True)
+    path = tmp_path / name
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("value", [b"Smith^John", b"1961-03-17", b"MRN4471923"])
+def test_malformed_ds_value_is_not_quoted(tmp_path: Path, value: bytes) -> None:
+    path = _with_raw(tmp_path, 0x00180050, "DS", value + b" " * (len(value) % 2))
+    with pytest.raises(DicomHeaderError) as err:
+        read_dicom_header(path, "x.dcm")
+    text = str(err.value)
+    assert "SliceThickness (VR DS): not a decimal number (value not shown)" in text
+    assert value.decode() not in text and "Smith" not in text and "1961" not in text
+
+
+def test_decimal_comma_is_shown_with_the_fix(tmp_path: Path) -> None:
+    path = _with_raw(tmp_path, 0x00180050, "DS", b"2,5 ")
+    with pytest.raises(DicomHeaderError, match=r"SliceThickness \(VR DS\): '2,5' has a decimal comma"):
+        read_dicom_header(path, "x.dcm")
+
