@@ -355,7 +355,9 @@ def run_signals(
         _stream_frames(out, results)
         wv = _window_vitals(out, settings.vitals_tolerance_s)
         write_table(wv, out / "window_vitals.parquet", WindowVitalRow)
-        if only is None:  # the whole input: what is not in it any more goes
+        # the whole input, every folder listed: what is not in it any more goes (a folder that cannot be
+        # listed tonight keeps its records' saved results for the night it can again)
+        if only is None and not any(m.format == "folder" for m in manifest):
             _remove_orphans(out, jobs)
     counts = {s.value: sum(1 for m in manifest if m.status == s) for s in Status}
     counts = {k: v for k, v in counts.items() if v} | {

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from medmm.cli import app
@@ -76,3 +77,33 @@ def test_deleted_changed_renamed_and_new_records_next_night(tmp_path: Path) -> N
     assert arrays == sorted(windows["path"].unique())
     assert sorted(p.name for p in (run / "windows").iterdir()) == sorted(now)
     assert len(list((run / ".signals_parts").glob("*.pkl"))) == 3
+
+
+def test_a_folder_unreadable_for_a_night_keeps_its_records_saved_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_file: Path
+) -> None:
+    """A sub-folder of the export cannot be listed one night (permissions, a share hiccup): it is a
+    quarantined row, and its records' saved results and windows stay for the night it can be listed
+    again (then resumed, not recomputed)."""
+    import errno
+    import os
+
+    from medmm.signals.pipeline import run_signals
+
+    ecg, run = tmp_path / "ecg", tmp_path / "run"
+    write_sample_ecg(ecg / "ward_a", n_records=1, duration_s=20.0)
+    write_sample_ecg(ecg / "ward_b", n_records=1, duration_s=20.0, seed=3)
+    assert run_signals(ecg, run, workers=0)["records"] == 2
+    real = os.scandir
+
+    def denied(path: object = ".") -> object:
+        if isinstance(path, (str, Path)) and Path(path) == ecg / "ward_b":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", denied)
+    counts = run_signals(ecg, run, workers=0)
+    monkeypatch.setattr(os, "scandir", real)
+    assert counts["records"] == 1 and counts["quarantined"] == 1
+    assert (run / "windows" / "ward_b").is_dir()
+    assert run_signals(ecg, run, workers=0)["resumed"] == 2
