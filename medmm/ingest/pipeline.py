@@ -78,8 +78,20 @@ class IngestResult:
         return self.counts.get(Status.quarantined.value, 0)
 
 
+def _same_mtime(recorded: int | None, now: int) -> bool:
+    """Whether a recorded mtime (ns) is ``now``'s. A manifest with a row without size and mtime (a folder
+    that cannot be listed ...) stores those columns as doubles, as pandas does: 2026's mtimes in ns
+    (~1.8e18) come back rounded to 256 ns; compared exactly, every file was "changed" and redone.
+
+    >>> t = 1795620530695004824
+    >>> _same_mtime(int(float(t)), t), _same_mtime(t + 1000, t)
+    (True, False)
+    """
+    return recorded is not None and (recorded == now or float(recorded) == float(now))
+
+
 def _done(row: Done | None, entry: Entry, volumes: dict[str, dict[str, Any]], run_dir: Path) -> bool:
-    if row is None or row.size != entry.size or row.mtime_ns != entry.mtime_ns:
+    if row is None or row.size != entry.size or not _same_mtime(row.mtime_ns, entry.mtime_ns):
         return False
     if row.retry:  # a crash or lost worker: retry it
         return False

@@ -32,7 +32,7 @@ _STATUSES = tuple(s.value for s in Status)
 MANIFESTS = {"ingest": "manifest.parquet", "signals": "manifest_signals.parquet"}
 
 
-def quarantined_inputs(manifest: Path) -> set[tuple[str, int | None, int | None]]:
+def quarantined_inputs(manifest: Path) -> set[tuple[str, float | None, float | None]]:
     """``(path, size, mtime_ns)`` of the quarantined inputs of a manifest (none when it does not exist).
 
     Compared before and after a stage, it gives the inputs quarantined *this* run (``quarantined_new``):
@@ -52,7 +52,11 @@ def quarantined_inputs(manifest: Path) -> set[tuple[str, int | None, int | None]
     except Exception:  # unreadable: the stage reports its own manifest; the count is then of all
         return set()
     table = table.filter(pc.equal(table["status"], "quarantined"))
-    columns = [table[c].to_pylist() for c in ("path", "size", "mtime_ns")]
+    # as doubles: a manifest holding a row without size and mtime stores these columns as doubles
+    columns = [
+        table["path"].to_pylist(),
+        *(table[c].cast("float64").to_pylist() for c in ("size", "mtime_ns")),
+    ]
     return set(zip(*columns, strict=True))
 
 

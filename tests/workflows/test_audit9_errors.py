@@ -127,3 +127,35 @@ def test_an_unmounted_or_unreadable_export_keeps_the_earlier_results(
     assert sorted((run / "volumes").iterdir()) == volumes
     again = CliRunner().invoke(app, ["run", str(wf)])
     assert again.exit_code == 0 and "ingest: 3 files (0 processed now)" in again.stdout
+
+
+def test_a_folder_that_cannot_be_listed_does_not_make_every_file_redone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One sub-folder of the export cannot be listed (a quarantined row without size and mtime): the
+    manifest then stores size and mtime as doubles, and each night redid every file of the archive (its
+    mtimes came back rounded). Now the next night skips the unchanged files."""
+    import os
+
+    import pydicom.data
+
+    from medmm.ingest.sample import replicate_series
+
+    wf, pacs = _workflow(tmp_path), tmp_path / "pacs"
+    ct = Path(str(pydicom.data.get_testdata_file("CT_small.dcm", download=False)))
+    replicate_series([ct], pacs, 3, seed=11)
+    (pacs / "locked").mkdir()
+    real = os.scandir
+
+    def denied(path: Any = ".") -> Any:
+        if isinstance(path, (str, Path)) and Path(path) == pacs / "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    first = CliRunner().invoke(app, ["run", str(wf), "--no-strict"])
+    assert "ingest: 4 files (4 processed now), 1 quarantined (1 new)" in first.stdout, first.output
+    second = CliRunner().invoke(app, ["run", str(wf), "--no-strict"])
+    # the folder's row is looked at again each night; the three slices are skipped as done
+    assert "ingest: 4 files (1 processed now), 1 quarantined (0 new)" in second.stdout, second.output
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["stages"]["ingest"]["n_skipped"] == 3
