@@ -25,7 +25,7 @@ from typing import Any
 from medmm.errors import ConfigError, MedmmError
 from medmm.workflows.config import StageName, StageStep, WorkflowConfig
 from medmm.workflows.lock import workflow_lock
-from medmm.workflows.summary import MANIFESTS, quarantined_inputs
+from medmm.workflows.summary import MANIFESTS, outcome, quarantined_inputs, summary_line
 
 __all__ = ["StageContext", "WorkflowResult", "run_workflow"]
 
@@ -437,7 +437,6 @@ class _Record:
 
     def _write(self, status: str, exit_code: int | None, *, finished: bool = True) -> None:
         from medmm.runinfo import update_run_json
-        from medmm.workflows.summary import summary_line
 
         res = self.result
         extra: dict[str, Any] = {
@@ -461,18 +460,18 @@ class _Record:
 
     def finished(self) -> None:
         """The stages all ran: ``ok``, or ``quarantined`` when strict and an input is."""
-        from medmm.workflows.summary import outcome
-
         self._write(outcome(self.result.exit_code), self.result.exit_code)
 
     def stopped(self, exc: BaseException) -> None:
         """An error or a signal stopped the run (best effort: the run directory may be unwritable)."""
-        from medmm.workflows.summary import outcome
         from medmm.workflows.terminate import Terminated
 
-        code = (
-            exc.exit_code if isinstance(exc, Terminated) else 130 if isinstance(exc, KeyboardInterrupt) else 2
-        )
+        if isinstance(exc, Terminated):
+            code = exc.exit_code
+        elif isinstance(exc, KeyboardInterrupt):
+            code = 130
+        else:  # as `medmm run` exits: 2 for an error it explains, 3 for a bug
+            code = 2 if isinstance(exc, MedmmError) else 3
         try:
             self._write(outcome(code), code)
         except Exception:  # the error that stopped the run is the one to report

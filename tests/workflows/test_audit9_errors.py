@@ -62,6 +62,8 @@ def test_a_bug_in_a_stage_is_exit_3_not_1(tmp_path: Path, monkeypatch: pytest.Mo
     assert res.exit_code == 3, res.output
     assert "unexpected TypeError in stage 'align' (a bug in medmm" in res.output
     assert res.stdout.strip().splitlines()[-1].startswith("medmm run nightly: FAILED exit=3 | ingest:")
+    status = json.loads((tmp_path / "run" / "run.json").read_text())["stages"]["workflow"]
+    assert (status["status"], status["exit_code"], status["stopped_in"]) == ("failed", 3, "align")
 
 
 def test_a_run_dir_inside_the_export_is_refused_before_writing_there(tmp_path: Path) -> None:
