@@ -15,6 +15,7 @@ decodes them once per series.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from medmm.imaging._dicom_values import (
@@ -29,7 +30,7 @@ from medmm.imaging._dicom_values import (
 from medmm.imaging._fast_values import FastHeader, stream_signature
 from medmm.imaging.records import DicomInstance, DicomKind
 
-__all__ = ["accession_of", "study_time_precision"]
+__all__ = ["accession_of", "modality_of", "study_time_precision"]
 
 #: every field name of DicomInstance (each summary sets them all); shared, never mutated in practice
 _ALL_FIELDS: set[str] = set(DicomInstance.model_fields)
@@ -131,6 +132,29 @@ def accession_of(ds: Any) -> str:
     return as_str(ds.get("AccessionNumber")).strip()
 
 
+#: a DICOM code string (VR CS): upper-case letters, digits, space and underscore, 16 characters at most
+_CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
+
+
+def modality_of(ds: Any) -> tuple[str, bool]:
+    """``(modality, invalid)``: the Modality (0008,0060) when it is a DICOM code string, else ``""``
+    and ``invalid`` True (a name or an id typed into the element is never kept).
+
+    >>> import pydicom
+    >>> ds = pydicom.Dataset()
+    >>> ds.Modality = "CT"
+    >>> modality_of(ds), modality_of(pydicom.Dataset())
+    (('CT', False), ('', False))
+    >>> ds.Modality = "Smith^John"
+    >>> modality_of(ds)
+    ('', True)
+    """
+    value = as_str(ds.get("Modality")).strip()
+    if not value or _CODE_STRING.fullmatch(value):
+        return value, False
+    return "", True
+
+
 def _memo_key(stream: Any) -> Any:
     elements = stream.elements
     return (
@@ -217,6 +241,7 @@ def _construct(
     geometry = multiframe_geometry(ds) if kind is DicomKind.multiframe_image else {}
     n_frames = as_int(ds.get("NumberOfFrames")) or 1
     when, precision = datetime_and_precision(ds)
+    modality, modality_invalid = modality_of(ds)
     # every value below is already typed by the _dicom_values helpers: skip pydantic's validation.
     # All fields are set, so the instances share one fields-set object (it is pickled once per scan
     # batch instead of once per file: ~2 KB less per header record held on the driver).
@@ -230,7 +255,8 @@ def _construct(
             series_number=as_int(ds.get("SeriesNumber")),
             frame_of_reference_uid=as_str(ds.get("FrameOfReferenceUID")),
             patient_key=patient_key_of(ds),
-            modality=as_str(ds.get("Modality")),
+            modality=modality,
+            modality_invalid=modality_invalid,
             kind=kind,
             kind_detail=detail,
             rows=as_int(ds.get("Rows")),

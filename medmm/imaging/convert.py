@@ -110,6 +110,13 @@ def _shifted(inst: DicomInstance, pseudonymizer: Pseudonymizer) -> str | None:
     return pseudonymizer.shift_datetime(inst.patient_key, when).isoformat()
 
 
+#: the warning of a stack whose Modality element holds no DICOM code string (the value is not kept)
+MODALITY_INVALID_NOTE = (
+    "Modality (0008,0060) is not a DICOM code string (value not shown): modality left empty; correct "
+    "the element (e.g. with dcmodify) and ingest again"
+)
+
+
 #: the warning of a single-slice volume whose slice thickness is not in its header
 NO_THICKNESS_NOTE = (
     "slice thickness unknown (no SliceThickness or SpacingBetweenSlices): 1.0 mm assumed along the "
@@ -240,6 +247,8 @@ def convert_stack(
         data = canonical_dtype(data)
     volume_id = pseudonymizer.id(stack.stack_key, "volume")
     warnings_ = [*stack.warnings, *notes]
+    if first.modality_invalid:
+        warnings_.append(MODALITY_INVALID_NOTE)
     sidecar = dicom_sidecar(first, len(insts))
     study_time = _shifted(first, pseudonymizer)
     sidecar.update(volume_id=volume_id, warnings=warnings_, study_time=study_time)

@@ -115,7 +115,10 @@ class DicomInstance(Record):
     series_number: int | None = None
     frame_of_reference_uid: str = ""
     patient_key: str = ""  # raw PatientID (or a fallback); used only to pseudonymize
-    modality: str = ""
+    modality: str = ""  # a DICOM code string ([A-Z0-9 _], 16 at most), else "" and modality_invalid
+    #: the Modality element held something other than a DICOM code string (a name typed into it ...):
+    #: ``modality`` is left empty (the value is not kept) and the volume gets a warning
+    modality_invalid: bool = False
     kind: DicomKind
     kind_detail: str = ""  # human-readable SOP class name, e.g. "12-lead ECG Waveform Storage"
     rows: int | None = None

@@ -40,3 +40,17 @@ def test_decimal_comma_is_shown_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DicomHeaderError, match=r"SliceThickness \(VR DS\): '2,5' has a decimal comma"):
         read_dicom_header(path, "x.dcm")
 
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_modality_that_is_no_code_string_is_not_kept(tmp_path: Path, fast: bool) -> None:
+    from medmm.imaging.dicom_header import _summarise
+
+    path = _with_raw(tmp_path, 0x00080060, "CS", b"Smith^John")
+    with path.open("rb") as fh:
+        inst = _summarise(fh, "x.dcm", path.stat().st_size, fast=fast)
+    assert (inst.modality, inst.modality_invalid) == ("", True)
+    ok = _with_raw(tmp_path, 0x00080060, "CS", b"MR", "ok.dcm")
+    with ok.open("rb") as fh:
+        inst = _summarise(fh, "ok.dcm", ok.stat().st_size, fast=fast)
+    assert (inst.modality, inst.modality_invalid) == ("MR", False)
+

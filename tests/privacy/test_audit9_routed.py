@@ -76,3 +76,25 @@ def test_share_with_volumes_of_a_ct_folder(tmp_path: Path) -> None:
     assert report["files"]["volumes"] == 1
     sidecars = [json.loads(p.read_text()) for p in (tmp_path / "share" / "volumes").glob("*.json")]
     assert sidecars and sidecars[0]["modality"] == "CT"
+
+
+def test_modality_holding_a_name_is_not_copied(tmp_path: Path) -> None:
+    """R3 (fixed): a Modality element holding a name is left empty, with a warning, everywhere."""
+    import pydicom
+
+    folder = tmp_path / "archive" / "P1" / "chest"
+    _series(folder, "CHEST")
+    for path in folder.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.Modality = "Smith^John"
+        ds.save_as(path)
+    ingest_archive(
+        tmp_path / "archive", tmp_path / "run", workers=1, processes=False, key_file=_key(tmp_path)
+    )
+    run = tmp_path / "run"
+    manifest, volumes = pd.read_parquet(run / "manifest.parquet"), pd.read_parquet(run / "volumes.parquet")
+    (sidecar,) = (run / "volumes").glob("*.json")
+    assert len(volumes) == 1 and set(manifest["status"]) == {"ingested"}
+    assert "smith" not in (manifest.to_csv() + volumes.to_csv() + sidecar.read_text()).lower()
+    assert volumes["modality"].iloc[0] == ""
+    assert any("Modality (0008,0060) is not a DICOM code string" in w for w in volumes["warnings"].iloc[0])
