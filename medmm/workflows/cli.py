@@ -24,8 +24,8 @@ def run(
 
     The last line on stdout sums the run up for a cron mail or a monitoring check (outcome, exit code,
     each stage's inputs, processed now, quarantined; the run directory). Exit codes: 0 done, 1
-    ``--strict`` and an input quarantined, 2 an error (stderr names it and the fix), 3 an unexpected
-    error (a bug; traceback on stderr), 143 stopped by SIGTERM (130: Ctrl-C).
+    --strict and an input quarantined, 2 an error (stderr names it and the fix), 3 an unexpected
+    error (a bug; traceback on stderr), 143 stopped by SIGTERM (130: Ctrl-C). See docs/nightly.md.
     """
     from medmm.errors import MedmmError
     from medmm.workflows.config import load_workflow
