@@ -30,7 +30,7 @@ from medmm.imaging._dicom_values import (
 from medmm.imaging._fast_values import FastHeader, stream_signature
 from medmm.imaging.records import DicomInstance, DicomKind
 
-__all__ = ["accession_of", "modality_of", "study_time_precision"]
+__all__ = ["accession_of", "burned_in_of", "modality_of", "study_time_precision"]
 
 #: every field name of DicomInstance (each summary sets them all); shared, never mutated in practice
 _ALL_FIELDS: set[str] = set(DicomInstance.model_fields)
@@ -75,6 +75,7 @@ _OWN_FIELDS = (
     "study_datetime",
     "study_time_precision",
     "accession_number",  # not in the header signature: read from each file
+    "burned_in_annotation",  # not in the header signature either
 )
 #: list values of the shared fields, copied for each instance
 _LIST_FIELDS = ("image_orientation", "pixel_spacing", "image_type")
@@ -132,6 +133,7 @@ def accession_of(ds: Any) -> str:
     return as_str(ds.get("AccessionNumber")).strip()
 
 
+_BURNED_IN_ANNOTATION = 0x00280301
 #: a DICOM code string (VR CS): upper-case letters, digits, space and underscore, 16 characters at most
 _CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
 
@@ -153,6 +155,25 @@ def modality_of(ds: Any) -> tuple[str, bool]:
     if not value or _CODE_STRING.fullmatch(value):
         return value, False
     return "", True
+
+
+def burned_in_of(ds: Any) -> bool:
+    """Whether BurnedInAnnotation (0028,0301) says ``YES`` (the pixels carry text). Read from the raw
+    bytes of an element stream, so it never makes pydicom parse the file.
+
+    >>> import pydicom
+    >>> ds = pydicom.Dataset()
+    >>> ds.BurnedInAnnotation = "YES"
+    >>> burned_in_of(ds), burned_in_of(pydicom.Dataset())
+    (True, False)
+    """
+    if isinstance(ds, FastHeader):
+        found = ds._raw(_BURNED_IN_ANNOTATION)
+        if found is None:
+            return False
+        if isinstance(found, tuple) and found[0] in (None, "CS") and found[1].isascii():
+            return bool(found[1].strip(b" \x00").upper() == b"YES")
+    return as_str(ds.get("BurnedInAnnotation")).strip().upper() == "YES"
 
 
 def _memo_key(stream: Any) -> Any:
@@ -179,6 +200,7 @@ def _own_fields(ds: Any, rel_path: str, has_pixels: bool, pixel_offset: int | No
         "study_datetime": when,
         "study_time_precision": precision,
         "accession_number": accession_of(ds),
+        "burned_in_annotation": burned_in_of(ds),
     }
 
 
@@ -293,6 +315,7 @@ def _construct(
             study_datetime=when,
             study_time_precision=precision,
             accession_number=accession_of(ds),
+            burned_in_annotation=burned_in_of(ds),
             manufacturer=as_str(ds.get("Manufacturer")),
             manufacturer_model=as_str(ds.get("ManufacturerModelName")),
             body_part=as_str(ds.get("BodyPartExamined")),

@@ -110,6 +110,11 @@ def _shifted(inst: DicomInstance, pseudonymizer: Pseudonymizer) -> str | None:
     return pseudonymizer.shift_datetime(inst.patient_key, when).isoformat()
 
 
+#: the warning of a stack with BurnedInAnnotation (0028,0301) YES in one of its files
+BURNED_IN_NOTE = (
+    "BurnedInAnnotation YES: the pixels carry text (names, ids or dates may be drawn in); check or mask "
+    "this volume before medmm share --with-volumes, or leave it out of shares"
+)
 #: the warning of a stack whose Modality element holds no DICOM code string (the value is not kept)
 MODALITY_INVALID_NOTE = (
     "Modality (0008,0060) is not a DICOM code string (value not shown): modality left empty; correct "
@@ -249,6 +254,8 @@ def convert_stack(
     warnings_ = [*stack.warnings, *notes]
     if first.modality_invalid:
         warnings_.append(MODALITY_INVALID_NOTE)
+    if any(i.burned_in_annotation for i in insts):
+        warnings_.append(BURNED_IN_NOTE)
     sidecar = dicom_sidecar(first, len(insts))
     study_time = _shifted(first, pseudonymizer)
     sidecar.update(volume_id=volume_id, warnings=warnings_, study_time=study_time)

@@ -153,6 +153,8 @@ class DicomInstance(Record):
     #: midnight, which is no time of day); ``None`` without a date
     study_time_precision: str | None = None
     accession_number: str = ""  # raw AccessionNumber (0008,0050); used only to pseudonymize
+    #: BurnedInAnnotation (0028,0301) is YES: the pixels carry text (names, ids, dates may be drawn in)
+    burned_in_annotation: bool = False
     # acquisition metadata for sidecars; series_description and protocol_name are operator free text,
     # never written out (series_description only helps to group a series' instances)
     manufacturer: str = ""

@@ -54,3 +54,27 @@ def test_modality_that_is_no_code_string_is_not_kept(tmp_path: Path, fast: bool)
         inst = _summarise(fh, "ok.dcm", ok.stat().st_size, fast=fast)
     assert (inst.modality, inst.modality_invalid) == ("MR", False)
 
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(("value", "flag"), [(b"YES ", True), (b"NO", False), (None, False)])
+def test_burned_in_annotation_is_read(tmp_path: Path, fast: bool, value: bytes | None, flag: bool) -> None:
+    from medmm.imaging.dicom_header import _summarise
+
+    path = _with_raw(tmp_path, 0x00280301, "CS", value) if value is not None else tmp_path / "x.dcm"
+    if value is None:
+        path.write_bytes(_CT.read_bytes())
+    with path.open("rb") as fh:
+        first = _summarise(fh, "x.dcm", path.stat().st_size, fast=fast)
+    with path.open("rb") as fh:  # the second read of the same header comes from the series memo
+        again = _summarise(fh, "x.dcm", path.stat().st_size, fast=fast)
+    assert first.burned_in_annotation is flag and again.burned_in_annotation is flag
+
+
+def test_burned_in_flag_is_per_file_not_per_series(tmp_path: Path) -> None:
+    """Two slices with the same header signature: the memo must not carry one's flag to the other."""
+    plain = tmp_path / "a.dcm"
+    plain.write_bytes(_CT.read_bytes())
+    marked = _with_raw(tmp_path, 0x00280301, "CS", b"YES ", "b.dcm")
+    assert read_dicom_header(plain, "a.dcm").burned_in_annotation is False
+    assert read_dicom_header(marked, "b.dcm").burned_in_annotation is True
+    assert read_dicom_header(plain, "a.dcm").burned_in_annotation is False

@@ -98,3 +98,15 @@ def test_modality_holding_a_name_is_not_copied(tmp_path: Path) -> None:
     assert "smith" not in (manifest.to_csv() + volumes.to_csv() + sidecar.read_text()).lower()
     assert volumes["modality"].iloc[0] == ""
     assert any("Modality (0008,0060) is not a DICOM code string" in w for w in volumes["warnings"].iloc[0])
+
+
+def test_burned_in_annotation_warns(tmp_path: Path) -> None:
+    """R9 (fixed): BurnedInAnnotation YES (set by the archive's DICOM) becomes a volume warning."""
+    _series(tmp_path / "archive" / "P1" / "chest", "CHEST")
+    ingest_archive(
+        tmp_path / "archive", tmp_path / "run", workers=1, processes=False, key_file=_key(tmp_path)
+    )
+    volumes = pd.read_parquet(tmp_path / "run" / "volumes.parquet")
+    (sidecar,) = (tmp_path / "run" / "volumes").glob("*.json")
+    (warning,) = [w for w in volumes["warnings"].iloc[0] if w.startswith("BurnedInAnnotation YES")]
+    assert "medmm share --with-volumes" in warning and warning in json.loads(sidecar.read_text())["warnings"]
