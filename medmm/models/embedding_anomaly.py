@@ -15,19 +15,24 @@ Lee et al. (2018, which fits class-conditional means with a tied covariance). Sh
 precision matrix finite when records are few compared with the representation size. Score = the
 Mahalanobis distance (higher = more anomalous); with ``image_input.slice: all`` each slice is a sample
 and a record's score combines its slice distances by the checkpoint's ``slice_aggregation``. The unit of
-the fit and of the calibration is the record (:func:`fit_on_split`): the score finds what is *rare among
-the training records' images*, so an abnormality as common there as the normal finding is no anomaly.
+the fit is the record (:func:`fit_on_split`; the calibration's is the distinct image): the score finds
+what is *rare among the training records' images*, so an abnormality as common there as the normal
+finding is no anomaly.
 
-Threshold (split conformal, Vovk et al. 2005; Angelopoulos & Bates 2021). The record scores of the
-validation split (held out from the density fit) are sorted, ``s_(1) <= ... <= s_(n)``, and the
-threshold is ``s_(k)`` with ``k = ceil((n + 1) (1 - rate))``; a record is flagged when its score is
-above it. For a new record exchangeable with the validation records, ``P(flag) <= rate`` (and
-``>= rate - 1 / (n + 1)`` for continuous scores): ``rate`` (default 0.05) is the expected false-alarm rate
-on data like the training data. With fewer than :data:`MIN_CALIBRATION_RECORDS` validation records
-with an image, the calibration scores are cross-fitted on the training split instead (5 folds by patient: each
-fold scored by a density fitted without it), which states the rate approximately. The sorted calibration
-scores are kept, so the threshold can be re-derived for another rate without refitting
-(:meth:`EmbeddingAnomaly.with_rate`, ``medmm predict --anomaly-rate``).
+Threshold (split conformal, Vovk et al. 2005; Angelopoulos & Bates 2021). The validation split's images
+(held out from the density fit), one score per distinct image, none of an image or a patient also in the
+training split (:func:`calibration_records`), are sorted, ``s_(1) <= ... <= s_(n)``, and the threshold is
+``s_(k)`` with ``k = ceil((n + 1) (1 - rate))``; a record is flagged when its score is above it. For a
+new image exchangeable with the calibration images (another patient of the same population, site and
+scanner), ``P(flag) <= rate`` on average over calibration sets (and ``>= rate - 1 / (n + 1)`` for
+continuous scores); the rate of one threshold is ``Beta(n + 1 - k, k)``-distributed, and its expectation
+and 95% bound are recorded with the fit (:func:`~medmm.models.mahalanobis.false_alarm_bound`;
+:meth:`EmbeddingAnomaly.calibration_note` warns when the bound exceeds twice the rate). With fewer than
+:data:`MIN_CALIBRATION_RECORDS` such images, the calibration scores are cross-fitted on the training
+split instead (5 folds by patient, patients sharing an image in one fold: :func:`linked_groups`; one
+score per distinct image), which states the rate approximately. The sorted calibration scores are kept,
+so the threshold can be re-derived for another rate without refitting (:meth:`EmbeddingAnomaly.with_rate`,
+``medmm predict --anomaly-rate``).
 
 The statistics are pure functions in :mod:`medmm.models.mahalanobis` (re-exported here); this module
 runs them on a model's image representations.
@@ -192,10 +197,11 @@ def fit_on_split(
 ) -> tuple[EmbeddingAnomaly | None, str | None]:
     """Fit the score of a trained model on its training split, calibrated on its validation split.
 
-    The unit is the record, as in training: the density models the population of records the score
+    The density's unit is the record, as in training: it models the population of records the score
     is applied to, so an image that several records share (the constructed cohort reuses items) weighs
-    as often as it occurs. A validation record whose image is also in the training split is left out of
-    the calibration (its distance would be in-sample, so the threshold too low).
+    as often as it occurs. The calibration's unit is the distinct image of a new patient
+    (:func:`calibration_records`: an image also in the training split would be in-sample, so the
+    threshold too low; a reused image is one draw, not several).
 
     Returns ``(anomaly, None)``, or ``(None, why)`` when the model has no image modality or the training
     split has fewer than :data:`MIN_FIT_RECORDS` records with an image.
