@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from medmm.errors import InputError
+from medmm.ingest.table_header import describe_columns, looks_like_data
 
 __all__ = [
     "ACCESSION_ID_COLUMNS",
@@ -29,6 +30,7 @@ __all__ = [
     "accession_is_the_id",
     "assemble_text",
     "check_txt_table",
+    "column_choices",
     "columns_from_string",
     "pick_columns",
     "split_columns",
@@ -120,6 +122,21 @@ def check_txt_table(
         )
 
 
+def column_choices(columns: list[str]) -> str:
+    """``one of ['a', 'b']`` for a fix hint, or, when the "columns" are a data row read as the header
+    (:func:`~medmm.ingest.table_header.looks_like_data`: a table exported without a header line), a
+    hint that names none of them (they are a report's id, patient and text).
+
+    >>> column_choices(["id", "findings"])
+    "one of ['id', 'findings']"
+    >>> column_choices(["ACC7730291", "John Smith has cardiomegaly"])
+    'a column name of a header line (add one: the first line is a data row)'
+    """
+    if any(looks_like_data(c) for c in columns):
+        return "a column name of a header line (add one: the first line is a data row)"
+    return f"one of {columns}"
+
+
 def pick_columns(
     columns: list[str],
     wanted: list[str] | None,
@@ -134,15 +151,15 @@ def pick_columns(
         if missing:
             raise MissingColumnError(
                 str(path),
-                f"no {what} column {missing} (columns found: {columns})",
-                f"pass {_OPTION[what]} with one of {columns}",
+                f"no {what} column {missing} ({describe_columns(columns)})",
+                f"pass {_OPTION[what]} with {column_choices(columns)}",
             )
         return [w if w in columns else found[w.lower()] for w in wanted]
     chosen = [found[d] for d in defaults if d in found]
     if not chosen:
         raise MissingColumnError(
             str(path),
-            f"no {what} column among the defaults {list(defaults)} (columns found: {columns})",
+            f"no {what} column among the defaults {list(defaults)} ({describe_columns(columns)})",
             f"name it with {_OPTION[what]}",
         )
     if multi and any(c.lower() in _FREE_TEXT for c in chosen):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medmm.errors import ConfigError, InputError
+from medmm.ingest.table_header import describe_columns
 from medmm.pseudonym import Pseudonymizer
 from medmm.reports.io.columns import (
     ACCESSION_ID_COLUMNS,
@@ -298,7 +299,7 @@ def read_reports(
             if extra and extra not in columns:
                 raise MissingColumnError(
                     str(path),
-                    f"no column {extra!r} (columns found: {columns})",
+                    f"no column {extra!r} ({describe_columns(columns)})",
                     "pass an existing column to --patient-column/--study-column/--accession-column/"
                     "--date-column",
                 )
