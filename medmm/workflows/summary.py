@@ -44,6 +44,7 @@ def quarantined_inputs(manifest: Path) -> set[tuple[str, float | None, float | N
     """
     if not manifest.exists():
         return set()
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -55,7 +56,7 @@ def quarantined_inputs(manifest: Path) -> set[tuple[str, float | None, float | N
     # as doubles: a manifest holding a row without size and mtime stores these columns as doubles
     columns = [
         table["path"].to_pylist(),
-        *(table[c].cast("float64").to_pylist() for c in ("size", "mtime_ns")),
+        *(table[c].cast(pa.float64(), safe=False).to_pylist() for c in ("size", "mtime_ns")),
     ]
     return set(zip(*columns, strict=True))
 
