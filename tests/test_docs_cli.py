@@ -145,3 +145,12 @@ def test_relative_links_point_to_files(doc: Path) -> None:
         if not (doc.parent / target.partition("#")[0]).exists():
             missing.append(target)
     assert missing == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_timeout_lines_keep_medmms_exit_code(doc: Path) -> None:
+    # GNU timeout exits 124 when its limit stops the command, hiding medmm's documented 143 (stopped
+    # by SIGTERM: the next run resumes) from a monitor reading $? - unless --preserve-status is given.
+    lines = [code for _, code in _code_texts(doc.read_text(encoding="utf-8"))]
+    hiding = [c for c in lines if re.search(r"\btimeout\s+(?!--preserve-status)\S+\s+\S*medmm\b", c)]
+    assert hiding == []
