@@ -15,6 +15,7 @@ medmm run nightly: QUARANTINED exit=1 | ingest: 4 files (2 processed now), 1 qua
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +27,8 @@ __all__ = ["MANIFESTS", "OUTCOMES", "outcome", "quarantined_inputs", "stage_summ
 OUTCOMES = {0: "ok", 1: "quarantined", 2: "failed"}
 
 _STATUSES = tuple(s.value for s in Status)
+
+log = logging.getLogger(__name__)
 
 
 #: the stages whose manifest lists each input file with its size and mtime, and that manifest
@@ -50,14 +53,15 @@ def quarantined_inputs(manifest: Path) -> set[tuple[str, float | None, float | N
 
     try:
         table = pq.read_table(manifest, columns=["path", "size", "mtime_ns", "status"])
-    except Exception:  # unreadable: the stage reports its own manifest; the count is then of all
+        table = table.filter(pc.equal(table["status"], "quarantined"))
+        # as doubles: a manifest holding a row without size and mtime stores these columns as doubles
+        columns = [
+            table["path"].to_pylist(),
+            *(table[c].cast(pa.float64(), safe=False).to_pylist() for c in ("size", "mtime_ns")),
+        ]
+    except Exception as exc:  # a count for the summary never stops a run that did its work
+        log.warning("%s: quarantined inputs not counted (%s)", manifest, type(exc).__name__)
         return set()
-    table = table.filter(pc.equal(table["status"], "quarantined"))
-    # as doubles: a manifest holding a row without size and mtime stores these columns as doubles
-    columns = [
-        table["path"].to_pylist(),
-        *(table[c].cast(pa.float64(), safe=False).to_pylist() for c in ("size", "mtime_ns")),
-    ]
     return set(zip(*columns, strict=True))
 
 
