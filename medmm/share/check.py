@@ -143,9 +143,10 @@ def _file_findings(path: Path, rel: str, matcher: NameMatcher, vocab: set[str]) 
         return _table_findings(path, rel, matcher, vocab)
     if path.suffix == ".csv":
         return _csv_findings(path, rel, matcher, vocab)
-    if path.suffix == ".json":
+    if path.suffix == ".json":  # vocab: top-level keys of medmm's own vocabulary (sidecar modality ...)
         data = json.loads(path.read_text(encoding="utf-8"))
-        return sorted({f"{rel}: {where or '<value>'}" for where, s in _strings(data) if matcher.hit(s)})
+        hits = {where for where, s in _strings(data) if where not in vocab and matcher.hit(s)}
+        return sorted(f"{rel}: {where or '<value>'}" for where in hits)
     if path.name.endswith((".nii", ".nii.gz")):
         fields = nifti_text_fields(path)
         return [
@@ -181,7 +182,8 @@ def find_source_names(share_dir: Path, names: Iterable[str], vocab_columns: Iter
     names
         The source names that must not occur (:attr:`SourceNames.sensitive`).
     vocab_columns
-        ``file:column`` of the columns holding only medmm's own vocabulary (``Policy.vocab``), not read.
+        ``file:column`` of the columns holding only medmm's own vocabulary (``Policy.vocab``), and
+        ``file:key`` of such JSON keys (volume sidecars' ``modality`` ...), not read.
 
     Returns
     -------

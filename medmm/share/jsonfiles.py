@@ -22,7 +22,14 @@ from typing import Any
 
 from medmm.share.names import SourceNames
 
-__all__ = ["PATH_OPTIONS", "sanitize_json", "sanitize_run_json"]
+__all__ = [
+    "PATH_OPTIONS",
+    "SIDECAR_FREE_TEXT",
+    "SIDECAR_VOCAB",
+    "sanitize_json",
+    "sanitize_run_json",
+    "sanitize_sidecar",
+]
 
 _DROP = object()
 #: Stage options that name a file or folder: dropped from ``run.json`` even when the value holds no
@@ -31,6 +38,16 @@ PATH_OPTIONS = frozenset(
     {"archive", "input", "input_root", "signals_run", "run_dir", "out", "out_dir", "output_dir"}
     | {"model", "checkpoint", "key_file", "ids", "config", "reports", "splits_file"}
 )
+#: Volume sidecar keys whose values are medmm's own small vocabulary (a DICOM code string for
+#: ``modality``, checked at ingest): copied as they are and not searched for source names, as the table
+#: policy's ``vocab`` columns (a modality ``CT`` is no patient, though an archive has a folder ``CT/``).
+SIDECAR_VOCAB = frozenset(
+    {"modality", "source_format", "orientation", "units", "dtype", "photometric_interpretation"}
+    | {"spacing_unit"}
+)
+#: Volume sidecar keys of operator free text (SeriesDescription, ProtocolName: "CHEST JOHN SMITH"),
+#: which ingest no longer writes but older runs' sidecars hold: never shared.
+SIDECAR_FREE_TEXT = frozenset({"series_description", "protocol_name"})
 #: ``run.json``'s top-level sections that are shared.
 _RUN_SECTIONS = ("stages", "versions")
 
@@ -135,4 +152,27 @@ def sanitize_run_json(run: dict[str, Any], names: SourceNames, dropped: list[str
         del out["versions"]["platform"]
         dropped.append("versions.platform")
     dropped += [k for k in run if k not in _RUN_SECTIONS]
+    return out
+
+
+def sanitize_sidecar(sidecar: dict[str, Any], names: SourceNames, dropped: list[str]) -> dict[str, Any]:
+    """A volume sidecar made safe to share: free-text keys (:data:`SIDECAR_FREE_TEXT`) left out, the
+    vocabulary keys (:data:`SIDECAR_VOCAB`) as they are, the rest through :func:`sanitize_json`.
+
+    >>> from medmm.pseudonym import Pseudonymizer
+    >>> names = SourceNames.build(["P1/CT/1.dcm"], [], Pseudonymizer(b"k" * 32))
+    >>> lost: list[str] = []
+    >>> sanitize_sidecar({"modality": "CT", "series_description": "CHEST J SMITH", "kvp": 120}, names, lost)
+    {'modality': 'CT', 'kvp': 120}
+    >>> lost
+    ['series_description']
+    """
+    out: dict[str, Any] = {}
+    for key, value in sidecar.items():
+        if key in SIDECAR_FREE_TEXT:
+            dropped.append(key)
+        elif key in SIDECAR_VOCAB and isinstance(value, str):
+            out[key] = value
+        else:
+            out.update(sanitize_json({key: value}, names, dropped))
     return out

@@ -26,7 +26,7 @@ from medmm.errors import ConfigError, InputError, MedmmError
 from medmm.pseudonym import Pseudonymizer, key_file_path, load_key
 from medmm.runinfo import KEY_CHECK_FIELD, read_run_json
 from medmm.share.check import NameMatcher, find_source_names
-from medmm.share.jsonfiles import sanitize_json, sanitize_run_json
+from medmm.share.jsonfiles import SIDECAR_VOCAB, sanitize_json, sanitize_run_json, sanitize_sidecar
 from medmm.share.names import SourceNames
 from medmm.share.nifti import copy_nifti_blanked
 from medmm.share.policy import (
@@ -221,6 +221,7 @@ def share_run(
         report = _write(run_dir, tmp, files, names, with_volumes, with_windows, reports_deidentified)
         report["notes"] = notes
         raw_dropped, raw_left_out = report.pop("dropped"), report.pop("left_out")
+        sidecars = report.pop("sidecars")
         report["dropped"] = _grouped(list(raw_dropped), raw_dropped, names)
         report["left_out"] = {
             **_grouped(links, "a link or special file: never followed", names),
@@ -231,7 +232,7 @@ def share_run(
             for t, spec in report["tables"].items()
             for c, pol in spec["columns"].items()
             if pol == Policy.vocab.value
-        ]
+        ] + [f"{rel}:{key}" for rel in sidecars for key in SIDECAR_VOCAB]
         atomic_write_json(tmp / REPORT_NAME, _finish_report(report, mask))
         findings = find_source_names(tmp, names.sensitive, vocab)
         if findings:
@@ -322,6 +323,7 @@ def _write(
     reports_options = run_json.get("stages", {}).get("reports", {}).get("options", {})
     raw_ids = bool(reports_options.get("keep_report_ids"))
     counts = {"volumes": 0, "sidecars": 0, "windows": 0, "nifti_fields_blanked": 0}
+    sidecars: list[str] = []
     id_tables = id_table_names(run_json)
     for rel in files:
         src, policy = run_dir / rel, table_policy(rel)
@@ -359,7 +361,8 @@ def _write(
             counts["volumes"] += 1
         elif rel in volume_files and rel.endswith(".json"):
             lost = []
-            atomic_write_json(tmp / rel, sanitize_json(json.loads(src.read_text()), names, lost))
+            atomic_write_json(tmp / rel, sanitize_sidecar(json.loads(src.read_text()), names, lost))
+            sidecars.append(rel)
             counts["sidecars"] += 1
         elif with_windows and (found := window_record(rel)) is not None and found[0] in names.records:
             dst = tmp / "windows" / names.record(found[0]) / names.scrub_known(found[1])
@@ -382,6 +385,7 @@ def _write(
         "files": counts,
         "dropped": dropped,
         "left_out": left_out,
+        "sidecars": sidecars,
     }
 
 

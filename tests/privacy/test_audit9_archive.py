@@ -37,8 +37,9 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     from medmm.signals.process import Settings
 
     root = tmp_path_factory.mktemp("privacy")
-    # SeriesDescription is copied into sidecars verbatim (finding R1, routed): tested in test_audit9_routed
-    archive = build_archive(root, series_description="CHEST")
+    # SeriesDescription / ProtocolName hold the patient's name and MRN (R1), and the series lies in a
+    # folder named CT (R4: the share with volumes was refused)
+    archive = build_archive(root)
     key = root / "site.key"
     key.write_text("ab" * 32 + "\n")
     run = root / "run"
@@ -75,9 +76,8 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     finally:
         root_log.removeHandler(handler)
         root_log.setLevel(old_level)
-    share = CliRunner().invoke(
-        app, ["share", str(run), "--out", str(root / "share"), "--with-windows", "--key-file", str(key)]
-    )
+    share_args = ["share", str(run), "--out", str(root / "share"), "--with-windows", "--with-volumes"]
+    share = CliRunner().invoke(app, [*share_args, "--key-file", str(key)])
     logs = "\n".join(records + [str(w.message) for w in caught])
     return {"run": run, "share": root / "share", "logs": logs, "share_output": share, "archive": archive}
 
@@ -96,6 +96,8 @@ def test_every_stage_ran(audited: dict[str, object]) -> None:
     assert len(pd.read_parquet(run / "records.parquet")) > 0
     share = audited["share_output"]
     assert share.exit_code == 0, share.output  # type: ignore[attr-defined]
+    shared = audited["share"]
+    assert isinstance(shared, Path) and len(list((shared / "volumes").glob("*.json"))) >= 3
 
 
 def test_no_header_identity_in_run_logs_or_share(

@@ -1,7 +1,8 @@
 """Leaks found by the privacy audit in files other helpers own (docs: /work/notes/s9/privacy_findings.md).
 
-Each test is the reproduction, marked ``xfail(strict=True)``: it fails today for the reason given, and
-an XPASS (the leak fixed) makes the run fail until the marker is removed, so the fix keeps its test.
+Each test was the reproduction, marked ``xfail(strict=True)`` until its leak was fixed; now each is
+the fix's regression test (R1 sidecar free text, R2 malformed DS value, R3 Modality, R4 share of a
+``CT`` folder, R9 BurnedInAnnotation).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from privacy_archive import SERIES_DESCRIPTION, identity_forms, write_dicom_series
 
 from medmm.ingest.pipeline import ingest_archive
@@ -61,12 +61,8 @@ def test_malformed_ds_value_not_quoted(tmp_path: Path) -> None:
     assert "SliceThickness" in reason and "MRN4471923" not in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R4: medmm share --with-volumes refuses a run whose archive has a folder named like a modality "
-    "(sidecar 'modality: CT' equals the folder name 'CT')",
-)
 def test_share_with_volumes_of_a_ct_folder(tmp_path: Path) -> None:
+    """R4 (fixed): the sidecar's ``modality: CT`` equals the archive folder ``CT``: no longer refused."""
     from medmm.share import share_run
 
     _series(tmp_path / "archive" / "P1" / "CT", "CHEST")
@@ -76,6 +72,30 @@ def test_share_with_volumes_of_a_ct_folder(tmp_path: Path) -> None:
     assert report["files"]["volumes"] == 1
     sidecars = [json.loads(p.read_text()) for p in (tmp_path / "share" / "volumes").glob("*.json")]
     assert sidecars and sidecars[0]["modality"] == "CT"
+
+
+def test_share_drops_free_text_of_old_sidecars(tmp_path: Path) -> None:
+    """R1/R4: a run ingested before SeriesDescription was left out has it in its sidecars; the share
+    leaves it (and ProtocolName) out, and still checks the other keys for source names."""
+    from medmm.share import share_run
+
+    _series(tmp_path / "archive" / "P1" / "Smithers_MRN5550009", "CHEST")
+    key = _key(tmp_path)
+    run = tmp_path / "run"
+    ingest_archive(tmp_path / "archive", run, workers=1, processes=False, key_file=key)
+    (sidecar,) = (run / "volumes").glob("*.json")
+    old = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**old, "series_description": SERIES_DESCRIPTION, "protocol_name": "X"}))
+    share_run(run, tmp_path / "share", key_file=key, with_volumes=True)
+    (shared,) = (tmp_path / "share" / "volumes").glob("*.json")
+    text = shared.read_text()
+    assert _leaks(text, "John Smith", "MRN4471923") == [] and "protocol_name" not in text
+    assert json.loads(text)["modality"] == "CT"
+    # a source name in a key that is no vocabulary is still replaced
+    sidecar.write_text(json.dumps({**old, "body_part": "Smithers_MRN5550009"}))
+    share_run(run, tmp_path / "share2", key_file=key, with_volumes=True)
+    (shared,) = (tmp_path / "share2" / "volumes").glob("*.json")
+    assert "Smithers" not in shared.read_text() and "MRN5550009" not in shared.read_text()
 
 
 def test_modality_holding_a_name_is_not_copied(tmp_path: Path) -> None:
