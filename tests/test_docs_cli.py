@@ -135,16 +135,35 @@ def test_continued_command_lines_are_one_command(root: Any) -> None:
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file (lower case, punctuation dropped, spaces -> '-')."""
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6}\s+(.*)$", _FENCE.sub("", doc.read_text(encoding="utf-8")), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        seen[slug] = seen.get(slug, -1) + 1
+        if seen[slug]:
+            seen[f"{slug}-{seen[slug]}"] = 0
+    return set(seen)
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
-def test_relative_links_point_to_files(doc: Path) -> None:
+def test_relative_links_point_to_files_and_headings(doc: Path) -> None:
     missing = []
     prose = _SPAN.sub("", _FENCE.sub("", doc.read_text(encoding="utf-8")))  # links are not in code
     for target in _LINK.findall(prose):
-        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-            continue  # a URL, or an anchor in the same page
-        if not (doc.parent / target.partition("#")[0]).exists():
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
+            continue  # a URL
+        path, _, anchor = target.partition("#")
+        file = doc.parent / path if path else doc
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
             missing.append(target)
     assert missing == []
+
+
+def test_anchor_slugs_follow_github(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    page.write_text("# R-peak detector (`medmm.signals.beats.detect_rpeaks`)\n## Limits\n## Limits\n")
+    assert _anchors(page) == {"r-peak-detector-medmmsignalsbeatsdetect_rpeaks", "limits", "limits-1"}
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
