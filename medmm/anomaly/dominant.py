@@ -57,12 +57,9 @@ from numpy.typing import NDArray
 __all__ = [
     "MIN_SHARE",
     "PREMATURE",
-    "cycle_gap",
     "dominant_reference",
-    "ectopic_seeds",
     "nn_reference",
     "reference_z",
-    "seeded_reference",
     "window_qrs_residual",
 ]
 
@@ -138,136 +135,6 @@ def dominant_reference(
     if not (earlier and paused):
         return None
     return np.asarray(~ectopic)
-
-
-def ectopic_seeds(context: NDArray[np.floating], premature: float = PREMATURE) -> NDArray[np.bool_]:
-    """v0.11: beats of an ectopic run - premature, in a run that ends in a pause.
-
-    A beat is premature when its preceding RR is below ``premature`` x the local RR (``context[:, 0]``
-    = ``log(rr_prev / local) < log premature``). A maximal run of consecutive premature beats whose last
-    beat is followed by a pause (``context[:, 2]`` = ``log(rr_next / rr_prev) > -log premature``) is an
-    ectopic run (an isolated PVC, a couplet, a salvo); every beat of it is a seed.
-
-    >>> import numpy as np
-    >>> ctx = np.zeros((8, 3))
-    >>> ctx[2] = [-0.5, 0.3, 0.8]  # an isolated PVC: early, then a pause
-    >>> ctx[4] = [-0.5, -0.5, 0.0]; ctx[5] = [-0.5, 0.3, 0.8]  # a couplet: only its second beat pauses
-    >>> ctx[7] = [-0.3, 0.0, 0.0]  # early without a pause (sinus acceleration): no seed
-    >>> ectopic_seeds(ctx).astype(int).tolist()
-    [0, 0, 1, 0, 1, 1, 0, 0]
-    """
-    ctx = np.asarray(context, dtype=np.float64)
-    margin = -float(np.log(premature))
-    early = ctx[:, 0] < -margin
-    paused = ctx[:, 2] > margin
-    seeds = np.zeros(ctx.shape[0], dtype=bool)
-    run_start = -1
-    for i in range(ctx.shape[0]):
-        if not early[i]:
-            run_start = -1
-            continue
-        if run_start < 0:
-            run_start = i
-        if paused[i] and (i + 1 == ctx.shape[0] or not early[i + 1]):
-            seeds[run_start : i + 1] = True
-    return seeds
-
-
-def seeded_reference(
-    embedding: NDArray[np.floating],
-    context: NDArray[np.floating],
-    min_share: float = MIN_SHARE,
-    separation: float = 4.0,
-    premature: float = PREMATURE,
-) -> NDArray[np.bool_] | None:
-    """v0.11: the normal beats of a record with an ectopic beat population found from **timing first**.
-
-    Seeds are the beats of ectopic runs (:func:`ectopic_seeds`). The coordinate-wise medians of the
-    seeds' and of the other beats' ``embedding`` are two centres and every beat joins the nearer one
-    (one step: iterating would be 2-means again, which can follow two *normal* shapes). The rule opens
-    only if each population holds >= ``min_share`` of the beats, their medians along the line through
-    their centres are >= ``separation`` robust SD of each apart, more than half of the ectopic
-    population are seeds and fewer than half of the normal one; then the normal population is
-    returned, else ``None``.
-
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> z = np.r_[rng.normal(0, 1, (300, 4)), rng.normal(12, 1, (200, 4))]
-    >>> ctx = np.zeros((500, 3)); ctx[300:, 0] = -0.4; ctx[300:, 2] = 0.8  # early, then a pause
-    >>> ref = seeded_reference(z, ctx)
-    >>> int(ref.sum()), bool(ref[:300].all())
-    (300, True)
-    >>> ctx[300:] = 0.0  # the same two shapes at one rhythm: no seeds, one normal population
-    >>> seeded_reference(z, ctx) is None
-    True
-    """
-    x = np.asarray(embedding, dtype=np.float64)
-    ctx = np.asarray(context, dtype=np.float64)
-    n = x.shape[0]
-    if n < 10 or ctx.shape[0] != n or ctx.ndim != 2 or ctx.shape[1] < 3 or not np.isfinite(ctx).all():
-        return None
-    seeds = ectopic_seeds(ctx, premature)
-    if seeds.sum() < 2 or (~seeds).sum() < 2:
-        return None
-    c_e, c_n = np.median(x[seeds], axis=0), np.median(x[~seeds], axis=0)
-    ectopic = ((x - c_e) ** 2).sum(axis=1) < ((x - c_n) ** 2).sum(axis=1)
-    if min(int(ectopic.sum()), n - int(ectopic.sum())) < min_share * n:
-        return None
-    axis = x[ectopic].mean(axis=0) - x[~ectopic].mean(axis=0)
-    norm = float(np.sqrt((axis**2).sum()))
-    if norm <= 0:
-        return None
-    proj = x @ (axis / norm)
-    gap = abs(float(np.median(proj[ectopic])) - float(np.median(proj[~ectopic])))
-    spread = max(_robust_sd(proj[ectopic]), _robust_sd(proj[~ectopic]), 1e-12)
-    if gap < separation * spread:
-        return None
-    if not (seeds[ectopic].mean() > 0.5 and seeds[~ectopic].mean() < 0.5):
-        return None
-    return np.asarray(~ectopic)
-
-
-def cycle_gap(
-    context: NDArray[np.floating], reference: NDArray[np.bool_], gap_rr: float, beats: int = 9
-) -> NDArray[np.bool_]:
-    """v0.11: beats next to an RR interval longer than ``gap_rr`` x the **local normal cycle**.
-
-    The RR intervals are recovered (up to one factor per record, which cancels) from ``context[:, 2]`` =
-    ``log(rr_next / rr_prev)`` of consecutive beats (time order). Cycle samples, in time order: every
-    interval between two ``reference`` (normal) beats, and for every other beat the mean of its RR
-    before and after (coupling interval + compensatory pause = 2 cycles). The local normal cycle is the
-    running median of ``beats`` samples (the features' local-RR width); each beat takes the value of
-    the last sample at or before it.
-
-    >>> import numpy as np
-    >>> rr = np.array([1.0, 0.4, 1.6] * 20)  # trigeminy N N V: coupling 0.4, pause 1.6 cycles
-    >>> prev, nxt = np.r_[1.0, rr[:-1]], rr
-    >>> ctx = np.stack([np.zeros(60), np.zeros(60), np.log(nxt / prev)], axis=1)
-    >>> ref = np.tile([True, True, False], 20)
-    >>> bool(cycle_gap(ctx, ref, 1.8).any()), bool(cycle_gap(ctx, ref, 1.5).any())
-    (False, True)
-    """
-    from scipy.ndimage import median_filter
-
-    ctx = np.asarray(context, dtype=np.float64)
-    ref = np.asarray(reference, dtype=bool)
-    n = ctx.shape[0]
-    if n < 2 or gap_rr <= 0:
-        return np.zeros(n, dtype=bool)
-    log_prev = np.r_[0.0, np.cumsum(ctx[:-1, 2])]  # log rr_prev of each beat, up to a constant
-    log_next = log_prev + ctx[:, 2]
-    nn = ref & np.r_[False, ref[:-1]]
-    nn[0] = False
-    sample = np.full(n, np.nan)
-    sample[nn] = log_prev[nn]
-    other = ~ref
-    sample[other] = np.log(0.5 * (np.exp(log_prev[other]) + np.exp(log_next[other])))
-    at = np.flatnonzero(np.isfinite(sample))
-    if at.size == 0:
-        return np.zeros(n, dtype=bool)
-    local = median_filter(sample[at], size=max(1, beats), mode="nearest")
-    pos = np.clip(np.searchsorted(at, np.arange(n), side="right") - 1, 0, at.size - 1)
-    return np.asarray(np.maximum(log_prev, log_next) - local[pos] > np.log(gap_rr))
 
 
 def nn_reference(

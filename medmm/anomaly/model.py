@@ -122,13 +122,6 @@ class ScoreConfig:
     smaller >= 20 % of the beats, 4 robust SD apart) of which one is premature with a following pause
     (median RR before it < 0.9 x the other's, median RR after it > RR before it / 0.9), every reference
     of the score is taken from the other, normal beats; any other record scores exactly as v0.6.
-    ``timing_populations`` (v0.11, with ``dominant_ref``): the two populations are found from timing
-    first - seeds are the beats of runs of premature beats (RR before < 0.9 x local) ending in a pause
-    (RR after > RR before / 0.9), every beat joins the nearer of the seeds' and the other beats'
-    median embedding, and the rule opens when each population holds >= 20 %, they are >= 4 robust SD
-    apart and most ectopic (few normal) beats are seeds
-    (:func:`medmm.anomaly.dominant.seeded_reference`); in such a record the RR-gap rule compares with
-    the normal cycle (:func:`medmm.anomaly.dominant.cycle_gap`).
 
     Defaults (v0.5): ``mad_floor_rr`` 0.05, ``noise_ratio`` 1.5, ``neighbours`` 5 with
     ``neighbour_tightness`` 1.0 - *chosen with the labels* of the 9 MIT-BIH records (v0.3/v0.4) -,
@@ -157,7 +150,6 @@ class ScoreConfig:
     p_absent: bool = True
     kurtosis_sqi: bool = True
     dominant_ref: bool = True
-    timing_populations: bool = True
 
     @classmethod
     def a_priori(cls) -> ScoreConfig:
@@ -304,7 +296,6 @@ def load_model(model_dir: Path, map_location: str = "cpu") -> AnomalyModel:
     old |= {"qrs_floor": 0.0, "p_absent": False}  # pre-v0.5
     old |= {"kurtosis_sqi": False}  # pre-v0.6
     old |= {"dominant_ref": False}  # pre-v0.10
-    old |= {"timing_populations": False}  # pre-v0.11: v0.10's shape-first populations
     score_d = old | dict(cfg["score"])
     n_nets = int(cfg.get("ensemble", 1))
     state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)

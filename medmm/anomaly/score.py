@@ -53,14 +53,7 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
-from medmm.anomaly.dominant import (
-    cycle_gap,
-    dominant_reference,
-    nn_reference,
-    reference_z,
-    seeded_reference,
-    window_qrs_residual,
-)
+from medmm.anomaly.dominant import dominant_reference, nn_reference, reference_z, window_qrs_residual
 from medmm.anomaly.features import BeatInputs, WindowSpec
 from medmm.anomaly.gates import noise_limit, p_absent_gate, qrs_gate, quality_weight, saturate
 from medmm.anomaly.model import AnomalyModel, BeatAutoencoder, ScoreConfig
@@ -277,11 +270,8 @@ def score_embeddings(
     With ``cfg.dominant_ref`` (v0.10) a record with a premature ectopic beat population
     (:func:`medmm.anomaly.dominant.dominant_reference`) takes every reference from its normal beats
     (``spec``: the window grid of ``inputs.waves``, for the normal-beat QRS template); other records
-    score exactly as without it. With ``cfg.timing_populations`` (v0.11) the populations are found
-    from the beats' timing first (:func:`medmm.anomaly.dominant.seeded_reference`) and, in such a
-    record, the RR-gap rule compares with the normal cycle (:func:`medmm.anomaly.dominant.cycle_gap`).
-    ``two_populations`` marks the beats of such records and ``normal_ref`` the normal beats their
-    references came from (both all False elsewhere).
+    score exactly as without it. ``two_populations`` marks the beats of such records and
+    ``normal_ref`` the normal beats their references came from (both all False elsewhere).
 
     >>> import numpy as np
     >>> from medmm.anomaly.model import ScoreConfig
@@ -303,11 +293,7 @@ def score_embeddings(
     for g in np.unique(inputs.group) if n else []:
         idx = np.flatnonzero(inputs.group == g)
         ctx = inputs.context[idx].astype(np.float64)
-        ref = (
-            normal_reference(embeddings, ctx, idx, seeded=cfg.timing_populations)
-            if cfg.dominant_ref
-            else None
-        )
+        ref = normal_reference(embeddings, ctx, idx) if cfg.dominant_ref else None
         if ref is not None:
             two_pop[idx], normal[idx] = True, ref
         whites = []
@@ -331,10 +317,7 @@ def score_embeddings(
                 sp = spec or WindowSpec()
                 qrs = window_qrs_residual(inputs.waves[idx, 0], ref, sp.pre_s, sp.post_s)
         if cfg.gap_rr > 0:
-            if ref is not None and cfg.timing_populations:  # v0.11: against the normal cycle
-                gap = cycle_gap(ctx, ref, cfg.gap_rr, (spec or WindowSpec()).local_rr_beats)
-            else:
-                gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
+            gap = np.exp(ctx[:, :2]).max(axis=1) > cfg.gap_rr
             rhythm[idx[gap]] = 0.0
             pause[idx[gap]] = 0.0
         timing_w[idx] = qrs_gate(qrs, cfg.qrs_gate_z, linear_floor=cfg.qrs_floor, reference=ref)
@@ -371,14 +354,10 @@ def score_embeddings(
 
 
 def normal_reference(
-    embeddings: list[NDArray[np.floating]],
-    ctx: NDArray[np.float64],
-    idx: NDArray[np.integer],
-    seeded: bool = False,
+    embeddings: list[NDArray[np.floating]], ctx: NDArray[np.float64], idx: NDArray[np.integer]
 ) -> NDArray[np.bool_] | None:
     """v0.10: the normal beats of one record (rows ``idx``) with a premature ectopic population
-    (:func:`medmm.anomaly.dominant.dominant_reference`; ``seeded`` (v0.11):
-    :func:`medmm.anomaly.dominant.seeded_reference`, timing first), in the members' embeddings side by
+    (:func:`medmm.anomaly.dominant.dominant_reference`), clustered in the members' embeddings side by
     side, each centred and divided by its total spread (one scalar per member: the embedding's own
     geometry; whitening by a core that mixes two populations would shrink the very direction that
     separates them); ``None`` otherwise.
@@ -393,7 +372,7 @@ def normal_reference(
         e = np.asarray(z, dtype=np.float64)[idx]
         e = e - np.median(e, axis=0)
         scaled.append(e / max(float(np.sqrt(e.var(axis=0).sum())), 1e-12))
-    return (seeded_reference if seeded else dominant_reference)(np.hstack(scaled), ctx)
+    return dominant_reference(np.hstack(scaled), ctx)
 
 
 def score_beats(
