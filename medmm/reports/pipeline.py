@@ -26,7 +26,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from medmm.reports.batch_extract import ENTITY_SCHEMA, LABEL_SCHEMA
+# the table schemas without batch_extract (it imports spaCy: the driver of a Dask parse never needs it)
+from medmm.reports.batch_labels import LABEL_SCHEMA
+from medmm.reports.entity_table import ENTITY_SCHEMA
 from medmm.reports.io.inputs import MAX_CHARS, ReportInput, read_reports
 from medmm.reports.nlp import PipelineSpec, check_model, get_pipeline, rules_fingerprint
 from medmm.reports.records import EntityRow, ReportLabelRow, ReportManifestRow, ReportTextRow, Status
@@ -329,56 +331,63 @@ def parse_reports(
         pseudonymizer, site = Pseudonymizer(key), key_fingerprint(key)
         used_key = _key_path(key_file)
         claim_site_key(run_dir, pseudonymizer.check_value())  # a run dir made with another key is refused
-    with timer("read"):
-        batch_in = read_reports(
-            input_path,
-            id_column=id_column,
-            text_columns=text_columns,
-            patient_column=patient_column,
-            study_column=study_column,
-            pseudonymizer=pseudonymizer,
-            max_chars=max_chars,
-            keep_report_ids=keep_report_ids,
-            accession_column=accession_column,
-            date_column=date_column,
-        )
-        # the rules' fingerprint is part of every resume key: results of older rules are never kept
-        pipeline = f"{spec.describe()}; rules {rules_fingerprint()}"
-        keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
-        parts = Parts(run_dir)
-        done = parts.done_keys()
-        todo = [r for r in batch_in.reports if keys[r.report_id] not in done]
-    failed: list[dict[str, Any]] = []
-    size = batch_size
+    local = workers != 0 and not scheduler  # a local cluster parses
+    with ExitStack() as stack:
+        if local:
+            # the server the local workers are forked from, launched now in the background: it
+            # imports spaCy and builds the pipeline while this process reads the input and checks
+            # what is done (stopped at once when nothing is left to parse)
+            from medmm.reports.preload import worker_server
 
-    def save(batch: list[ReportInput], res: BatchTables) -> None:
-        ids = [r.report_id for r in batch]
-        save_part(parts, ids, [keys[i] for i in ids], res)
+            stack.enter_context(worker_server(spec))
+        with timer("read"):
+            batch_in = read_reports(
+                input_path,
+                id_column=id_column,
+                text_columns=text_columns,
+                patient_column=patient_column,
+                study_column=study_column,
+                pseudonymizer=pseudonymizer,
+                max_chars=max_chars,
+                keep_report_ids=keep_report_ids,
+                accession_column=accession_column,
+                date_column=date_column,
+            )
+            # the rules' fingerprint is part of every resume key: results of older rules are never kept
+            pipeline = f"{spec.describe()}; rules {rules_fingerprint()}"
+            keys = {r.report_id: report_key(r.report_id, r.text, pipeline, site) for r in batch_in.reports}
+            parts = Parts(run_dir)
+            done = parts.done_keys()
+            todo = [r for r in batch_in.reports if keys[r.report_id] not in done]
+        failed: list[dict[str, Any]] = []
+        size = batch_size
 
-    if not todo:
-        timer.timings["parse"] = 0.0
-        timer.timings["parse_cpu_s"] = 0.0
-    elif workers == 0 and not scheduler:
-        size = batch_size or auto_batch_size(len(todo), 1)
-        cpu0 = time.process_time()
-        with timer("parse"):
-            for b in _batches(todo, size):
-                save(b, parse_batch(b, spec))
-        timer.timings["parse_cpu_s"] = time.process_time() - cpu0
-    else:
-        from medmm.reports import tasks
-        from medmm.reports.preload import local_cluster
+        def save(batch: list[ReportInput], res: BatchTables) -> None:
+            ids = [r.report_id for r in batch]
+            save_part(parts, ids, [keys[i] for i in ids], res)
 
-        with ExitStack() as stack:
+        if not todo:
+            timer.timings["parse"] = 0.0
+            timer.timings["parse_cpu_s"] = 0.0
+        elif workers == 0 and not scheduler:
+            size = batch_size or auto_batch_size(len(todo), 1)
+            cpu0 = time.process_time()
+            with timer("parse"):
+                for b in _batches(todo, size):
+                    save(b, parse_batch(b, spec))
+            timer.timings["parse_cpu_s"] = time.process_time() - cpu0
+        else:
+            from medmm.reports import tasks
+            from medmm.reports.preload import local_cluster
+
             with timer("cluster_start"):
-                # glibc's adaptive malloc in local workers, as in a plain process (Dask's 64 KB trim
-                # threshold costs the tasks ~2.5% more CPU)
-                # a local cluster's workers are forked from a server that built the pipeline
-                # (medmm.reports.preload): one build, its tables shared copy-on-write
+                # a local cluster's workers are forked from the server launched above, which built
+                # the pipeline (one build, its tables shared copy-on-write; glibc's adaptive malloc
+                # in them: Dask's 64 KB trim threshold costs the tasks ~2.5% more CPU)
                 client = stack.enter_context(
-                    dask_client(workers, scheduler, quiet=True, malloc_trim=False)
-                    if scheduler
-                    else local_cluster(workers, spec)
+                    local_cluster(workers, spec)
+                    if local
+                    else dask_client(workers, scheduler, quiet=True, malloc_trim=False)
                 )
             with timer("warm_workers"):  # built once per worker before the first task (local: already)
                 client.run(tasks.warm, spec)

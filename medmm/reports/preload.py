@@ -26,7 +26,7 @@ from typing import Any
 
 from medmm.reports.nlp import PipelineSpec
 
-__all__ = ["SPEC_ENV", "WORKER_MODULES", "local_cluster", "preload_pipeline", "spec_json"]
+__all__ = ["SPEC_ENV", "WORKER_MODULES", "local_cluster", "preload_pipeline", "spec_json", "worker_server"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,13 @@ log = logging.getLogger(__name__)
 SPEC_ENV = "MEDMM_REPORTS_PRELOAD_SPEC"
 
 #: modules a parse task imports, then this one (which builds the pipeline): the worker server's list
-WORKER_MODULES = ["medmm.reports.tasks", "medmm.reports.pipeline", "medmm.reports.resume", __name__]
+WORKER_MODULES = [
+    "medmm.reports.batch_extract",  # spaCy, the row builders (imported by a task, not by pipeline)
+    "medmm.reports.tasks",
+    "medmm.reports.pipeline",
+    "medmm.reports.resume",
+    __name__,
+]
 
 
 def spec_json(spec: PipelineSpec) -> str:
@@ -83,18 +89,49 @@ def local_cluster(workers: int | None, spec: PipelineSpec, **kwargs: Any) -> Ite
     from medmm.workflows.cluster import dask_client
 
     with ExitStack() as stack:
-        saved = os.environ.get(SPEC_ENV)
-        os.environ[SPEC_ENV] = spec_json(spec)  # the server is launched with this environment
-        try:
+        with _spec_environ(spec):  # the server (if not running yet) is launched with this environment
             client = stack.enter_context(
                 dask_client(workers, quiet=True, malloc_trim=False, worker_preload=WORKER_MODULES, **kwargs)
             )
-        finally:
-            if saved is None:
-                os.environ.pop(SPEC_ENV, None)
-            else:
-                os.environ[SPEC_ENV] = saved
         yield client
+
+
+@contextmanager
+def worker_server(spec: PipelineSpec) -> Iterator[bool]:
+    """Launch now, in the background, the server the workers of :func:`local_cluster` (``spec``) are
+    forked from, and stop it on leaving; yields whether it runs.
+
+    The server imports spaCy and builds the pipeline (~1-2 s of CPU) while the caller goes on (reads
+    its input): ``local_cluster`` entered inside finds it running and forks its workers from it.
+    Left without a cluster (nothing to parse, a bad input), the server is stopped at once.
+
+    >>> with worker_server(PipelineSpec()) as running:  # doctest: +SKIP
+    ...     with local_cluster(2, PipelineSpec()) as client:
+    ...         pass
+    """
+    from medmm.workflows.forkserver import start_worker_server, stop_worker_server
+
+    with _spec_environ(spec):
+        running = start_worker_server(WORKER_MODULES, malloc_trim=False)
+    try:
+        yield running
+    finally:
+        if running:
+            stop_worker_server()  # a no-op when local_cluster stopped it already
+
+
+@contextmanager
+def _spec_environ(spec: PipelineSpec) -> Iterator[None]:
+    """:data:`SPEC_ENV` set to ``spec`` inside (the worker server is launched with it)."""
+    saved = os.environ.get(SPEC_ENV)
+    os.environ[SPEC_ENV] = spec_json(spec)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(SPEC_ENV, None)
+        else:
+            os.environ[SPEC_ENV] = saved
 
 
 preload_pipeline()
