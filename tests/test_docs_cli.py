@@ -214,3 +214,13 @@ def test_python_name_check_catches_a_moved_function() -> None:
     assert _DOTTED.findall("`medmm.worker-wait` and `medmm.signals.run_signals(x)`") == [
         "medmm.signals.run_signals"
     ]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_benchmarks_named_in_docs_exist(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    names = set(re.findall(r"python -m bench ([a-z_]+)\b", text))
+    modules = set(re.findall(r"python -m bench\.(\w+)", text))
+    missing = sorted(n for n in names if not (ROOT / "bench" / f"bench_{n}.py").exists())
+    missing += sorted(f"bench.{m}" for m in modules if not (ROOT / "bench" / f"{m}.py").exists())
+    assert missing == []
