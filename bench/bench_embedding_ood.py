@@ -350,13 +350,13 @@ def _calibration(
 def _calibration_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "Flag rate at the stated rate: exchangeable (same-source) vs shifted test images",
-        "| split | model | seed | calibration records (val distinct images) | promised: expected, 95% upper "
-        "| val flagged | test tumour-free flagged | test all flagged |",
+        "| split | model | seed | calibration scores / val records (distinct images) "
+        "| promised: expected, 95% upper | val flagged | test tumour-free flagged | test all flagged |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['split']} | {r['model']} | {r['seed']} | {r['n_calibration']} "
+            f"| {r['split']} | {r['model']} | {r['seed']} | {r['n_calibration']} / {r['val_records']} "
             f"({r['val_distinct_images']}) | {r['expected']:.1%}, <= {r['upper_95']:.1%} "
             f"| {r['val_flag_rate']:.1%} | {r['test_tumour_free_flagged']}/{r['test_tumour_free']} = "
             f"{r['test_tumour_free_flag_rate']:.1%} | {r['test_flag_rate']:.1%} |"
