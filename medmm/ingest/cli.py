@@ -208,7 +208,9 @@ def ingest(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     except Terminated as stop:
-        typer.echo("error: stopped by SIGTERM; finished inputs are kept and the next run resumes", err=True)
+        typer.echo(
+            f"error: stopped by {stop.name}; finished inputs are kept and the next run resumes", err=True
+        )
         raise typer.Exit(code=stop.exit_code) from None
     _runs += 1  # the run is complete: the process may end without the interpreter's teardown
     _print_counts(result.counts, f"medmm ingest: {result.n_files} files, {result.n_volumes} volumes")

@@ -79,7 +79,9 @@ def ingest(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     except Terminated as stop:
-        typer.echo("error: stopped by SIGTERM; finished records are kept and the next run resumes", err=True)
+        typer.echo(
+            f"error: stopped by {stop.name}; finished records are kept and the next run resumes", err=True
+        )
         raise typer.Exit(code=stop.exit_code) from None
     for k, v in counts.items():
         typer.echo(f"{k:12s} {v}")

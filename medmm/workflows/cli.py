@@ -25,7 +25,7 @@ def run(
     The last line on stdout sums the run up for a cron mail or a monitoring check (outcome, exit code,
     each stage's inputs, processed now, quarantined; the run directory). Exit codes: 0 done, 1
     --strict and an input quarantined, 2 an error (stderr names it and the fix), 3 an unexpected
-    error (a bug; traceback on stderr), 143 stopped by SIGTERM (130: Ctrl-C). See docs/nightly.md.
+    error (a bug; traceback on stderr), 143 stopped by SIGTERM (129 SIGHUP, 130 Ctrl-C). See docs/nightly.md.
     """
     from medmm.errors import MedmmError
     from medmm.workflows.config import load_workflow
@@ -66,7 +66,7 @@ def run(
         raise typer.Exit(3) from None
     except (Terminated, KeyboardInterrupt) as exc:
         code = exc.exit_code if isinstance(exc, Terminated) else 130
-        what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+        what = exc.name if isinstance(exc, Terminated) else "Ctrl-C"
         stage = f" in stage '{result.stopped}'" if result.stopped else ""
         _error(f"stopped by {what}{stage}; finished inputs are kept and the next run resumes", "")
         _summary(config.name, result, code)

@@ -1,11 +1,12 @@
-"""A ``SIGTERM`` stops a run the way Ctrl-C does: clean-up code runs, then the process exits.
+"""A ``SIGTERM`` (or ``SIGHUP``) stops a run the way Ctrl-C does: clean-up code runs, then the process exits.
 
 Python's default for ``SIGTERM`` ends the process at once: no ``finally`` block runs. A nightly run
 stopped by its scheduler (``timeout``, systemd's ``TimeoutStopSec``, a batch system's time limit, a
 reboot) then leaves behind what its stages clean up on the way out: ingest's header records (raw DICOM
 identifiers) and walk list under ``RUN_DIR/.parts/``, temporary files, a local Dask cluster's
-workers. Inside :func:`terminate_as_exception` a ``SIGTERM`` raises :class:`Terminated` in the main
-thread instead, so those blocks run; a second ``SIGTERM`` while they run ends the process at once.
+workers. ``SIGHUP`` (the terminal of a run started by hand over ssh closes) likewise. Inside
+:func:`terminate_as_exception` either raises :class:`Terminated` in the main thread instead, so those
+blocks run; a second signal while they run ends the process at once.
 
 >>> with terminate_as_exception():
 ...     pass
@@ -23,16 +24,21 @@ __all__ = ["Terminated", "terminate_as_exception"]
 
 
 class Terminated(BaseException):
-    """The process got ``SIGTERM`` (a ``BaseException``, as ``KeyboardInterrupt``: no stage's
-    ``except Exception`` quarantines an input for it).
+    """The process got ``SIGTERM`` or ``SIGHUP`` (a ``BaseException``, as ``KeyboardInterrupt``: no
+    stage's ``except Exception`` quarantines an input for it).
 
-    >>> Terminated(15).exit_code
-    143
+    >>> Terminated(15).exit_code, Terminated(15).name
+    (143, 'SIGTERM')
     """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """The signal's name, e.g. ``SIGTERM``."""
+        return signal.Signals(self.signum).name
 
     @property
     def exit_code(self) -> int:
@@ -47,7 +53,8 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def terminate_as_exception() -> Iterator[None]:
-    """While inside, ``SIGTERM`` raises :class:`Terminated` in the main thread (elsewhere: no change).
+    """While inside, ``SIGTERM`` and ``SIGHUP`` raise :class:`Terminated` in the main thread (elsewhere:
+    no change).
 
     Examples
     --------
@@ -62,8 +69,9 @@ def terminate_as_exception() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise)
+    previous = {signum: signal.signal(signum, _raise) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

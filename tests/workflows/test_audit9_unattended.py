@@ -87,11 +87,13 @@ app(["run", sys.argv[1]])
 """
 
 
-def test_sigterm_stops_the_run_cleanly_and_says_so(tmp_path: Path) -> None:
-    """A scheduler's time limit (`timeout`, systemd, SLURM) sends SIGTERM: the stage's clean-up code runs
-    (Python's default would end the process at once, leaving e.g. ingest's header records with raw DICOM
-    ids under .parts/), the exit code is 143, the last stdout line and run.json say where it stopped, and
-    the next run is not blocked."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
+def test_sigterm_stops_the_run_cleanly_and_says_so(tmp_path: Path, signum: int) -> None:
+    """A scheduler's time limit (`timeout`, systemd, SLURM) sends SIGTERM; closing the ssh session of a run
+    started by hand sends SIGHUP: the stage's clean-up code runs (Python's default would end the process
+    at once, leaving e.g. ingest's header records with raw DICOM ids under .parts/), the exit code is
+    128 + the signal, the last stdout line and run.json say where it stopped, and the next run is not
+    blocked."""
     (tmp_path / "pacs").mkdir()
     wf = _workflow(tmp_path, "  - {stage: ingest, input: pacs}\n  - {stage: align}\n")
     run = tmp_path / "run"
@@ -105,16 +107,19 @@ def test_sigterm_stops_the_run_cleanly_and_says_so(tmp_path: Path) -> None:
     while not (run / "started").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, out + err
+    code = 128 + signum
+    assert proc.returncode == code, out + err
     assert (run / "cleaned-up").exists()
-    assert "stopped by SIGTERM in stage 'align'" in err and "Traceback" not in err
+    assert f"stopped by {signal.Signals(signum).name} in stage 'align'" in err and "Traceback" not in err
     last = out.strip().splitlines()[-1]
-    assert last.startswith("medmm run nightly: TERMINATED exit=143 | ingest: 0 files (0 processed now)")
+    assert last.startswith(f"medmm run nightly: TERMINATED exit={code} | ingest: 0 files (0 processed now)")
     assert "stopped in stage align" in last and last.endswith(f"results: {run}")
     status = _status(run)
-    assert status["status"] == "terminated" and status["stopped_in"] == "align" and status["exit_code"] == 143
+    assert (
+        status["status"] == "terminated" and status["stopped_in"] == "align" and status["exit_code"] == code
+    )
     (run / "started").unlink()
     again = CliRunner().invoke(app, ["run", str(tmp_path / "w.yaml"), "--out", str(tmp_path / "run2")])
     assert again.exit_code == 0, again.output
