@@ -61,7 +61,12 @@ def _summary(report: dict[str, Any], out: Path) -> None:
     for col in ("artifact", "rows", "pseudonymized", "dropped", "left out"):
         table.add_column(col)
     for name, spec in report["tables"].items():
-        changed = [c for c, pol in spec["columns"].items() if pol not in ("keep", "vocab")]
+        cut = spec.get("text_removed", {})
+        changed = [
+            f"{c} ({cut[c]} cut to medmm's words)" if c in cut else c
+            for c, pol in spec["columns"].items()
+            if pol not in ("keep", "vocab")
+        ]
         table.add_row(
             name,
             str(spec["rows"]),

@@ -348,6 +348,7 @@ def _write(
                     for c in shared.dropped
                 },
                 "left_out_columns": shared.left_out,
+                "text_removed": shared.text_removed,  # cells whose non-medmm words were removed
             }
         elif any(fnmatch(rel, pattern) for pattern in JSON_FILES):
             lost: list[str] = []

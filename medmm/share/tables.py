@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from medmm.share.names import SourceNames
 from medmm.share.policy import NUMBERS, Policy
-from medmm.share.reasons import reduce_text
+from medmm.share.reasons import REMOVED, reduce_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +45,8 @@ class SharedTable:
     columns: dict[str, str] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    #: free-text column -> cells in which words other than medmm's were removed (:mod:`~medmm.share.reasons`)
+    text_removed: dict[str, int] = field(default_factory=dict)
 
 
 def _map_unique(series: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
@@ -109,6 +111,17 @@ def _rekey(column: str, names: SourceNames) -> Callable[[str], str]:
     return lambda v: p.id(v, "record")
 
 
+def _cells_cut(series: pd.Series) -> int:
+    """Cells of a shared free-text column (strings or lists of strings) holding :data:`REMOVED`."""
+
+    def cut(value: Any) -> bool:
+        if isinstance(value, str):
+            return REMOVED in value
+        return value is not None and not isinstance(value, float) and any(REMOVED in str(v) for v in value)
+
+    return int(series.map(cut).sum())
+
+
 def _is_number(series: pd.Series) -> bool:
     """A column of numbers or flags (for a table's :data:`~medmm.share.policy.NUMBERS` policy)."""
     import pandas as pd
@@ -171,6 +184,8 @@ def share_frame(
         elif policy is Policy.texts:
             series = series.map(_each(lambda v: reduce_text(v, names)))
         out.frame[column] = series
+        if policy in (Policy.text, Policy.texts) and (cut := _cells_cut(series)):
+            out.text_removed[str(column)] = cut
         kept = policy is Policy.report_id and not raw_report_ids
         out.columns[str(column)] = Policy.keep.value if kept else policy.value
     return out

@@ -4,6 +4,7 @@ category and the pseudonyms stay."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -87,3 +88,5 @@ def test_a_shared_run_carries_no_name_from_a_library_reason(tmp_path: Path, stri
     reason = shared.set_index("path").loc[p.id("broken.dcm", "file"), "reason"]
     assert reason.startswith(f"InvalidDicomError: {p.id('broken.dcm', 'file')}: cannot read the file (")
     assert REMOVED in reason
+    report = json.loads((tmp_path / "share" / "share_report.json").read_text())
+    assert report["tables"]["manifest.parquet"]["text_removed"] == {"reason": 1}
