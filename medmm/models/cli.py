@@ -48,7 +48,13 @@ def train(
         try:  # the overrides are checked like the file (e.g. --epochs 0 is refused)
             cfg = TrainConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"invalid option: {describe_validation_error(exc)}") from None
+            given = {"--out": out_dir, "--seed": seed, "--epochs": epochs}
+            options = " ".join(f"{k} {v}" for k, v in given.items() if v is not None)
+            raise ConfigError(
+                f"invalid option: {options}: {describe_validation_error(exc)}. Fix: give a value the "
+                f"training config accepts there (see docs/models.md), or leave the option out "
+                f"to use {config}'s"
+            ) from None
         if device is not None:
             dev = resolve_device(device, source="--device")
         else:

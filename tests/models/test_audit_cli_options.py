@@ -30,7 +30,11 @@ def test_train_epochs_override_is_validated(trained: tuple[Path, Path], tmp_path
     path.write_text(yaml.safe_dump(tiny_config(run, tmp_path / "m", epochs=1, n_boot=0)))
     res = CliRunner().invoke(app, ["train", str(path), "--epochs", epochs])
     assert res.exit_code == 2, res.output
-    assert "error: invalid option: train.epochs: Input should be greater than or equal to 1" in res.output
+    assert (
+        f"error: invalid option: --epochs {epochs}: train.epochs: Input should be greater than or equal to 1"
+        in (res.output)
+    )
+    assert "Fix: give a value the training config accepts there" in res.output  # the error names the fix
     assert not (tmp_path / "m" / "model.pt").exists()
 
 
