@@ -36,6 +36,8 @@ SPEC_ENV = "MEDMM_REPORTS_PRELOAD_SPEC"
 #: modules a parse task imports, then this one (which builds the pipeline): the worker server's list
 WORKER_MODULES = [
     "medmm.reports.batch_extract",  # spaCy, the row builders (imported by a task, not by pipeline)
+    "medmm.reports.batch_sides",
+    "pyarrow.feather",  # the parts a task writes (resume.Parts)
     "medmm.reports.tasks",
     "medmm.reports.pipeline",
     "medmm.reports.resume",
