@@ -15,6 +15,8 @@ records point to by item id.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,21 +24,61 @@ import numpy as np
 
 from medmm.errors import InputError
 
-__all__ = ["ArrayStore", "open_stores", "write_store"]
+__all__ = ["WRITING_MARK", "ArrayStore", "open_stores", "write_store"]
+
+
+#: present in a store's folder while :func:`write_store` replaces its arrays: a store that has it was left
+#: half-written (a killed run) and may pair one night's ids with another night's rows
+WRITING_MARK = ".writing"
+
+
+def _save_atomic(path: Path, arr: np.ndarray) -> None:
+    """``np.save`` to a temporary file beside ``path`` (``.NAME.XXXXXXXX.tmp``, as :mod:`medmm.tables`
+    names them), fsync, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, arr)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_store(folder: Path, ids: Sequence[str], x: np.ndarray, features: np.ndarray | None = None) -> Path:
-    """Write one modality's items (``x[i]`` is item ``ids[i]``) as ``.npy`` files in ``folder``."""
+    """Write one modality's items (``x[i]`` is item ``ids[i]``) as ``.npy`` files in ``folder``.
+
+    Each array is written to a temporary file and renamed into place; a marker file
+    (:data:`WRITING_MARK`) is there from before the first rename until after the last, so a run killed
+    between two renames leaves a store that :class:`ArrayStore` refuses, never one that maps this
+    night's ids to last night's rows. ``features.npy`` of an earlier write is removed when ``features``
+    is ``None``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = write_store(d, ["a", "b"], np.zeros((2, 3)))
+    >>> sorted(p.name for p in d.iterdir())
+    ['ids.npy', 'x.npy']
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if len(ids) != len(x) or (features is not None and len(features) != len(x)):
         raise ValueError("ids, x and features must have the same length")
     if len(set(ids)) != len(ids):
         raise ValueError("item ids must be unique within a modality")
-    np.save(folder / "ids.npy", np.asarray(ids, dtype=str))
-    np.save(folder / "x.npy", np.ascontiguousarray(x, dtype=np.float32))
+    mark = folder / WRITING_MARK
+    mark.write_text("medmm align was writing these arrays; a store with this file is incomplete\n")
+    _save_atomic(folder / "x.npy", np.ascontiguousarray(x, dtype=np.float32))
     if features is not None:
-        np.save(folder / "features.npy", np.ascontiguousarray(features, dtype=np.float32))
+        _save_atomic(folder / "features.npy", np.ascontiguousarray(features, dtype=np.float32))
+    else:
+        (folder / "features.npy").unlink(missing_ok=True)
+    _save_atomic(folder / "ids.npy", np.asarray(ids, dtype=str))
+    mark.unlink()
     return folder
 
 
@@ -49,11 +91,28 @@ class ArrayStore:
             raise InputError(
                 str(self.folder), "no x.npy model-input array", "run `medmm align` (or bench/cohort.py) first"
             )
+        if (self.folder / WRITING_MARK).exists():
+            raise InputError(
+                str(self.folder),
+                "the model inputs were left half-written (the process writing them stopped; ids.npy and "
+                "x.npy may be of different runs)",
+                "re-run `medmm align RUN_DIR` (or the workflow) to write them again",
+            )
         ids = np.load(self.folder / "ids.npy")
         self.index = {str(i): n for n, i in enumerate(ids)}
         self.x = np.load(self.folder / "x.npy", mmap_mode="r")
         feat = self.folder / "features.npy"
         self.features = np.load(feat, mmap_mode="r") if feat.exists() else None
+        sizes = {"ids.npy": len(ids), "x.npy": len(self.x)}
+        if self.features is not None:
+            sizes["features.npy"] = len(self.features)
+        if len(set(sizes.values())) > 1:
+            raise InputError(
+                str(self.folder),
+                f"the model-input arrays have different numbers of items ({sizes}): they are not of the "
+                "same write",
+                "re-run `medmm align RUN_DIR` (or the workflow) to write them again",
+            )
 
     @property
     def item_shape(self) -> tuple[int, ...]:
