@@ -9,8 +9,7 @@ Rows: the 9 records of ``signals/mitdb_subset`` (lead 0; ``ALL`` pools them) and
 record 100 of ``signals/wfdb_sample_data`` on its second lead (V5; its lead 0 is the subset's 100).
 Columns ``Vmiss``: reference ``V`` beats (PVCs) no detection matches. The ``no iso`` columns are medmm
 with its isolated-beat rule switched off (``rpeaks._ISO_SNR = inf``: the detector before that rule), to
-show what the rule adds; the ``no small`` columns are medmm with its small-beat rule (normal beats beside
-tall ectopic beats, docs/signals.md "Session 9") switched off (``rpeaks._SMALL_SNR = inf``).
+show what the rule adds.
 
 ``python -m bench rpeaks``
 """
@@ -35,7 +34,7 @@ QUICK_RECORDS = ["100", "105", "108"]
 EXTRA = [("wfdb_sample_data/100", 1, "100/V5")]  # (path under signals/, lead, row name), not pooled
 TOL_S = 0.15
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
-NAMES = ("medmm", "noiso", "nosmall", "xqrs")
+NAMES = ("medmm", "noiso", "xqrs")
 
 
 def _row(name: str, res: Any, seconds: float, v_missed: int) -> dict[str, Any]:
@@ -63,8 +62,7 @@ def _evaluate(path: str, lead: int, name: str, sampto: int | None) -> dict[str, 
     row["minutes"] = sig.size / fs / 60
     detectors = {
         "medmm": lambda: detect_rpeaks(sig, fs),
-        "noiso": lambda: _without(sig, fs, "_ISO_SNR"),
-        "nosmall": lambda: _without(sig, fs, "_SMALL_SNR"),
+        "noiso": lambda: _without_isolated_rule(sig, fs),
         "xqrs": lambda: processing.xqrs_detect(sig, fs, verbose=False),
     }
     for key, detect in detectors.items():
@@ -78,16 +76,14 @@ def _evaluate(path: str, lead: int, name: str, sampto: int | None) -> dict[str, 
     return row
 
 
-def _without(sig: np.ndarray, fs: float, rule: str) -> np.ndarray:
-    """Detect with one rule switched off (its ratio constant set to infinity)."""
-    with mock.patch.object(rpeaks, rule, math.inf):
+def _without_isolated_rule(sig: np.ndarray, fs: float) -> np.ndarray:
+    with mock.patch.object(rpeaks, "_ISO_SNR", math.inf):
         return detect_rpeaks(sig, fs)
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
     head = f"{'record':>6} {'beats':>6} {'V':>4} | {'medmm Se':>8} {'+P':>7} {'FP':>4} {'FN':>4} {'Vmiss':>5}"
     head += f" {'s':>6} | {'no iso Se':>9} {'+P':>7} {'FP':>4} {'FN':>4} {'Vmiss':>5} |"
-    head += f" {'no small Se':>11} {'+P':>7} {'FP':>4} {'FN':>4} {'Vmiss':>5} |"
     head += f" {'XQRS Se':>8} {'+P':>7} {'FP':>4} {'FN':>4} {'Vmiss':>5} {'s':>6}"
     print(head)
     print("-" * len(head))
@@ -97,8 +93,6 @@ def _print(rows: list[dict[str, Any]]) -> None:
             f" {100 * r['medmm_ppv']:7.2f} {r['medmm_fp']:4d} {r['medmm_fn']:4d} {r['medmm_v_missed']:5d}"
             f" {r['medmm_s']:6.3f} | {100 * r['noiso_se']:9.2f} {100 * r['noiso_ppv']:7.2f}"
             f" {r['noiso_fp']:4d} {r['noiso_fn']:4d} {r['noiso_v_missed']:5d} |"
-            f" {100 * r['nosmall_se']:11.2f} {100 * r['nosmall_ppv']:7.2f}"
-            f" {r['nosmall_fp']:4d} {r['nosmall_fn']:4d} {r['nosmall_v_missed']:5d} |"
             f" {100 * r['xqrs_se']:8.2f} {100 * r['xqrs_ppv']:7.2f} {r['xqrs_fp']:4d} {r['xqrs_fn']:4d}"
             f" {r['xqrs_v_missed']:5d} {r['xqrs_s']:6.3f}"
         )
@@ -144,7 +138,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
 
     summary = {
         "baseline": "wfdb.processing.xqrs_detect",
-        "ablation": "noiso / nosmall = medmm with the isolated-beat / small-beat rule off",
+        "ablation": "noiso = medmm with the isolated-beat rule off",
         "tolerance_s": TOL_S,
         "quick": quick,
         "records": rows,

@@ -59,8 +59,6 @@ _SNR_WIN_S = 1.0  # window of the local envelope mean for the isolation ratio
 _SNR_MIN = 5.0
 _ISO_FRAC = 0.5  # isolated beats: share of the threshold the candidate must exceed
 _ISO_SNR = 2.5  # isolated beats: envelope peak over the envelope mean of the surrounding second
-_SMALL_SNR = _SNR_MIN  # small beats beside tall ones: peak over the non-QRS envelope mean (inf: rule off)
-_QRS_EXCL_S = 0.1  # small beats: +-window around accepted beats left out of that mean (the envelope window)
 
 
 def _decide(
@@ -71,11 +69,11 @@ def _decide(
     fs: float,
     init_spk: float,
     init_npk: float,
-) -> tuple[list[int], NDArray[np.float64], NDArray[np.float64]]:
+) -> tuple[list[int], NDArray[np.float64]]:
     """Adaptive-threshold walk over the candidates.
 
     Returns the indices into ``cand`` of the accepted beats and, per candidate, the threshold it was
-    judged against and the noise-peak level ``NPK`` at that moment.
+    judged against.
     """
     spk, npk = init_spk, init_npk
     thr = npk + _THR_FRAC * (spk - npk)
@@ -87,7 +85,6 @@ def _decide(
     last_checked = 0  # first candidate index not yet considered by search-back
     cand_l, h, sl = cand.tolist(), height.tolist(), slope.tolist()  # fast scalar access in the loop
     thr_at = [0.0] * cand.size
-    npk_at = [0.0] * cand.size
     for j in range(cand.size):
         c = cand_l[j]
         # search back for missed beats in a long gap before this candidate
@@ -119,7 +116,6 @@ def _decide(
             thr = npk + _THR_FRAC * (spk - npk)
         v = h[j]
         thr_at[j] = thr
-        npk_at[j] = npk
         if v > thr:
             close = bool(beats) and c - cand_l[beats[-1]] < twave
             # an interval far shorter than the current rhythm allows: only one of the two is a QRS
@@ -145,27 +141,7 @@ def _decide(
         else:
             npk = 0.125 * v + 0.875 * npk
         thr = npk + _THR_FRAC * (spk - npk)
-    return beats, np.asarray(thr_at, dtype=np.float64), np.asarray(npk_at, dtype=np.float64)
-
-
-def _apart(
-    cand: NDArray[np.intp], j: NDArray[np.intp], height: NDArray[np.float64], accepted: list[int], fs: float
-) -> list[int]:
-    """Candidates ``j`` at least the T-wave window from the accepted beats on both sides and from each other.
-
-    Of two qualifying candidates closer than the T-wave window the larger is kept.
-    """
-    twave = _TWAVE_S * fs
-    pos = np.sort(cand[np.asarray(accepted, dtype=np.intp)])
-    k = np.searchsorted(pos, cand[j])
-    prev = np.where(k > 0, pos[np.maximum(k - 1, 0)], -np.inf)
-    nxt = np.where(k < pos.size, pos[np.minimum(k, pos.size - 1)], np.inf)
-    j = j[(cand[j] - prev >= twave) & (nxt - cand[j] >= twave)]
-    taken: list[int] = []
-    for i in j[np.argsort(-height[j], kind="stable")].tolist():
-        if all(abs(int(cand[i]) - int(cand[t])) >= twave for t in taken):
-            taken.append(i)
-    return taken
+    return beats, np.asarray(thr_at, dtype=np.float64)
 
 
 def _isolated(
@@ -185,49 +161,23 @@ def _isolated(
     """
     if not accepted:
         return []
-    rejected = np.ones(cand.size, dtype=bool)
-    rejected[np.asarray(accepted, dtype=np.intp)] = False
-    j = np.flatnonzero(rejected & (height > _ISO_FRAC * thr_at) & (snr >= _ISO_SNR))
-    return _apart(cand, j, height, accepted, fs) if j.size else []
-
-
-def _small_beats(
-    cand: NDArray[np.intp],
-    height: NDArray[np.float64],
-    env: NDArray[np.float64],
-    npk_at: NDArray[np.float64],
-    accepted: list[int],
-    fs: float,
-) -> list[int]:
-    """Rejected candidates that are small QRS complexes beside tall ones (e.g. normal beats in bigeminy).
-
-    A frequent tall population (PVCs) lifts the running signal level, and so the threshold and the
-    isolated-beat floor, above the small beats. A candidate still qualifies when it is above the noise
-    level ``NPK`` it was judged with, its envelope peak is at least ``_SMALL_SNR`` times the envelope
-    mean over the surrounding second with +-``_QRS_EXCL_S`` around every accepted beat left out, and it
-    is at least the T-wave window from the accepted beats on both sides (and from another qualifying
-    candidate: the larger one is kept). Indices into ``cand``.
-    """
-    if not accepted or not np.isfinite(_SMALL_SNR):
-        return []
+    twave = _TWAVE_S * fs
     acc = np.asarray(accepted, dtype=np.intp)
+    pos = np.sort(cand[acc])
     rejected = np.ones(cand.size, dtype=bool)
     rejected[acc] = False
-    j = np.flatnonzero(rejected & (height > npk_at))
+    j = np.flatnonzero(rejected & (height > _ISO_FRAC * thr_at) & (snr >= _ISO_SNR))
     if j.size == 0:
         return []
-    n, half = env.size, max(1, round(_QRS_EXCL_S * fs))
-    edges = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(edges, np.clip(cand[acc] - half, 0, n), 1)
-    np.add.at(edges, np.clip(cand[acc] + half + 1, 0, n), -1)
-    keep = (np.cumsum(edges[:n]) == 0).astype(np.float64)  # samples outside every accepted QRS
-    cs_env = np.concatenate([[0.0], np.cumsum(env * keep)])
-    cs_keep = np.concatenate([[0.0], np.cumsum(keep)])
-    w2 = max(1, int(_SNR_WIN_S * fs)) // 2
-    lo, hi = np.clip(cand[j] - w2, 0, n), np.clip(cand[j] + w2 + 1, 0, n)
-    mean = (cs_env[hi] - cs_env[lo]) / np.maximum(cs_keep[hi] - cs_keep[lo], 1.0)
-    j = j[height[j] >= _SMALL_SNR * np.maximum(mean, 1e-300)]
-    return _apart(cand, j, height, accepted, fs) if j.size else []
+    k = np.searchsorted(pos, cand[j])
+    prev = np.where(k > 0, pos[np.maximum(k - 1, 0)], -np.inf)
+    nxt = np.where(k < pos.size, pos[np.minimum(k, pos.size - 1)], np.inf)
+    j = j[(cand[j] - prev >= twave) & (nxt - cand[j] >= twave)]
+    taken: list[int] = []
+    for i in j[np.argsort(-height[j], kind="stable")].tolist():
+        if all(abs(int(cand[i]) - int(cand[t])) >= twave for t in taken):
+            taken.append(i)
+    return taken
 
 
 def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) -> NDArray[np.int64]:
@@ -292,9 +242,8 @@ def detect_rpeaks(ecg: NDArray[np.floating] | NDArray[np.integer], fs: float) ->
     lo_i, hi_i = np.clip(cand - w2, 0, x.size), np.clip(cand + w2 + 1, 0, x.size)
     local_mean = (csum[hi_i] - csum[lo_i]) / (hi_i - lo_i)  # envelope mean over the surrounding second
     snr = height / np.maximum(local_mean, 1e-300)
-    accepted, thr_at, npk_at = _decide(cand, height, slope, snr, fs, init_spk, init_npk)
+    accepted, thr_at = _decide(cand, height, slope, snr, fs, init_spk, init_npk)
     accepted += _isolated(cand, height, snr, thr_at, accepted, fs)
-    accepted += _small_beats(cand, height, env, npk_at, accepted, fs)
     beats = np.sort(cand[np.asarray(accepted, dtype=np.intp)])
     if beats.size == 0:
         return empty
