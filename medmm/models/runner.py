@@ -274,10 +274,13 @@ def train_from_config(
     models can be compared on exactly the same rows. ``slice_aggregation`` (``mean`` | ``max``) combines
     the slices of a record (``image_input.slice: all``) before the test metrics; it is stored in the
     checkpoint. ``device`` overrides ``train.device`` (:func:`medmm.devices.resolve_device`; checked
-    before any data is read). Returns the metrics summary (``device``: where it trained).
+    before any data is read). Returns the metrics summary (``device``: where it trained). Refused
+    (:class:`~medmm.errors.ConfigError`) while a ``medmm run`` rewrites ``run_dir``.
     """
     from medmm.models.plots import plot_history, plot_metrics
+    from medmm.workflows.lock import refuse_while_running
 
+    refuse_while_running(config.run_dir)  # a nightly `medmm run` rewriting it: its tables mix two nights
     if device is None:
         dev = resolve_device(config.train.device, source="train.device")
     else:

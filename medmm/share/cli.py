@@ -37,8 +37,10 @@ def share(
     file times, report text and caches left out; refused (exit 2) if a source name would remain."""
     from medmm.errors import MedmmError
     from medmm.share.share import share_run
+    from medmm.workflows.lock import refuse_while_running
 
     try:
+        refuse_while_running(run_dir)  # a nightly `medmm run` rewriting it: its tables mix two nights
         report = share_run(
             run_dir,
             out,

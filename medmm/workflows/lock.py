@@ -26,7 +26,7 @@ from pathlib import Path
 
 from medmm.errors import ConfigError
 
-__all__ = ["LOCK_NAME", "workflow_lock"]
+__all__ = ["LOCK_NAME", "refuse_while_running", "run_in_progress", "workflow_lock"]
 
 #: the lock file in the run directory (its content names the process holding it; informative only)
 LOCK_NAME = ".medmm-run.lock"
@@ -101,3 +101,60 @@ def workflow_lock(run_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_in_progress(run_dir: Path) -> str | None:
+    """Who is rewriting ``run_dir`` now (``"process PID on HOST, started TIME"``), or ``None``.
+
+    A non-blocking shared ``flock`` on the lock file, released at once: it fails only while a
+    ``medmm run`` holds the directory. Nothing is created: a run directory without a lock file (never
+    run by a workflow, or a read-only copy) has no run in progress.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> run_in_progress(run) is None, (run / LOCK_NAME).exists()
+    (True, False)
+    >>> with workflow_lock(run):
+    ...     run_in_progress(run).startswith("process ")
+    True
+    """
+    import fcntl
+
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fh = path.open("r", encoding="utf-8")
+    except OSError:  # no lock file (no workflow ever ran here) or unreadable: nothing to wait for
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path)
+        except OSError:  # a filesystem without flock: as the workflow would not lock it either
+            return None
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def refuse_while_running(run_dir: Path) -> None:
+    """Refuse to read ``run_dir`` while a ``medmm run`` rewrites it (its tables would mix two nights).
+
+    Raises
+    ------
+    ConfigError
+        A ``medmm run`` holds ``run_dir`` (:func:`run_in_progress`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> refuse_while_running(pathlib.Path(tempfile.mkdtemp()))  # no run: nothing happens
+    """
+    holder = run_in_progress(run_dir)
+    if holder is not None:
+        raise ConfigError(
+            f"{run_dir}: a `medmm run` ({holder}) is rewriting this run directory; its tables are "
+            "not all of one run until it finishes, so nothing was read. Fix: wait for it to finish "
+            "(see docs/nightly.md), then run this command again"
+        )
