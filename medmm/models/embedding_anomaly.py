@@ -45,6 +45,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,9 @@ __all__ = [
     "GaussianDensity",
     "aggregate_scores",
     "anomaly_report",
+    "calibrate_on_records",
     "calibration_records",
+    "calibration_set_id",
     "conformal_threshold",
     "evaluate_anomaly_scores",
     "fit_density",
@@ -88,6 +91,7 @@ __all__ = [
     "load_embedding_anomaly",
     "mahalanobis",
     "score_records",
+    "site_calibration_images",
 ]
 
 #: The modality the score is about.
@@ -276,6 +280,55 @@ def score_records(
             "n_samples": ids.map(counts).fillna(0).astype(int).to_numpy(),
         }
     )
+
+
+def site_calibration_images(records: pd.DataFrame) -> pd.DataFrame:
+    """The records of a site's calibration run that calibrate: those with an image, one per distinct
+    image (the first), as :func:`calibration_records` does for the validation split.
+
+    >>> r = pd.DataFrame({"record_id": ["a", "b", "c"], "has_image": [True, True, False],
+    ...                   "image_id": ["x", "x", None]})
+    >>> site_calibration_images(r)["record_id"].tolist()
+    ['a']
+    """
+    with_image = records[records[f"has_{IMAGE}"].to_numpy(bool)]
+    return with_image.drop_duplicates(f"{IMAGE}_id")
+
+
+def calibration_set_id(image_ids: Sequence[str]) -> str:
+    """A name for a calibration set that identifies it without naming anything in it: ``site:`` and the
+    first 16 hex digits of the SHA-256 of its sorted distinct image ids (already site-key pseudonyms).
+
+    >>> calibration_set_id(["b", "a", "a"]) == calibration_set_id(["a", "b"])
+    True
+    >>> calibration_set_id(["a", "b"])[:5]
+    'site:'
+    """
+    joined = "\n".join(sorted({str(i) for i in image_ids}))
+    return "site:" + hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def calibrate_on_records(
+    anomaly: EmbeddingAnomaly,
+    model: Any,
+    records: pd.DataFrame,
+    stores: Mapping[str, Any],
+    *,
+    rate: float | None = None,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> EmbeddingAnomaly:
+    """The fit with its threshold re-derived from the scores of ``records`` (a site's normal studies):
+    one score per distinct image (:func:`site_calibration_images`), the same conformal rule
+    (:meth:`~EmbeddingAnomaly.recalibrated`), at ``rate`` (default: the fit's); the density is unchanged.
+
+    Raises ``ValueError`` when no record has an image.
+    """
+    cal = site_calibration_images(records)
+    if cal.empty:
+        raise ValueError("no calibration record has an image")
+    table = score_records(anomaly, model, cal, stores, batch_size=batch_size, device=device)
+    return anomaly.recalibrated(table["score"].to_numpy(), rate, "site")
 
 
 def anomaly_report(

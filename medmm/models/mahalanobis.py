@@ -178,7 +178,8 @@ class EmbeddingAnomaly:
     """A fitted density with its threshold; what the checkpoint stores (:meth:`to_state`).
 
     ``calibration`` holds the sorted record scores the threshold was taken from, ``calibration_source``
-    where they came from (``validation``, ``train_crossfit`` or ``train_in_sample``), ``exact`` whether
+    where they came from (``validation``, ``train_crossfit``, ``train_in_sample``, or ``site``: a site's
+    normal studies, :meth:`recalibrated`), ``exact`` whether
     there were enough of them for the rate, ``representation`` what was embedded and ``aggregation``
     how slice scores combine.
     """
@@ -208,8 +209,27 @@ class EmbeddingAnomaly:
         >>> a.with_rate(0.2).threshold < a.threshold
         True
         """
-        threshold, exact = conformal_threshold(self.calibration, rate)
-        return replace(self, threshold=threshold, rate=rate, exact=exact)
+        return self.recalibrated(self.calibration, rate, self.calibration_source)
+
+    def recalibrated(
+        self, scores: np.ndarray, rate: float | None = None, source: str = "site"
+    ) -> EmbeddingAnomaly:
+        """The same density with the threshold taken from other calibration scores (e.g. one score per
+        distinct image of a site's normal studies) by the same conformal rule, at ``rate`` (default: this
+        fit's); non-finite scores are left out.
+
+        >>> a = fit_embedding_anomaly(np.random.default_rng(1).normal(size=(100, 2)), rate=0.1)
+        >>> b = a.recalibrated(np.arange(1.0, 20.0))
+        >>> b.threshold, b.calibration_source, b.rate
+        (18.0, 'site', 0.1)
+        """
+        s = np.asarray(scores, np.float64)
+        s = np.sort(s[np.isfinite(s)])
+        rate = self.rate if rate is None else rate
+        threshold, exact = conformal_threshold(s, rate)
+        return replace(
+            self, threshold=threshold, rate=rate, calibration=s, calibration_source=source, exact=exact
+        )
 
     def promise(self) -> tuple[float, float]:
         """``(expected, upper)`` false-alarm rate on new records like the calibration records
@@ -240,6 +260,7 @@ class EmbeddingAnomaly:
             "validation": "validation",
             "train_crossfit": "cross-fitted training",
             "train_in_sample": "in-sample training",
+            "site": "site normal-study",
         }.get(self.calibration_source, self.calibration_source)
         head = f"the imaging anomaly threshold was calibrated on {n} {source} score(s): "
         what = (
@@ -251,9 +272,14 @@ class EmbeddingAnomaly:
             "of new records like them (95% bound; the rate is met on average over calibration sets, not "
             "for every one)"
         )
+        more = (
+            "add normal studies to the --anomaly-calibration run"
+            if self.calibration_source == "site"
+            else "train with more validation records with an image"
+        )
         return (
-            f"{head}{what}. Fix: train with more validation records with an image (distinct images: "
-            f"{_needed(self.rate)} for a 95% bound of twice the rate), or choose a larger --anomaly-rate"
+            f"{head}{what}. Fix: {more} (distinct images: {_needed(self.rate)} for a 95% bound of twice "
+            "the rate), or choose a larger --anomaly-rate"
         )
 
     def summary(self) -> dict[str, Any]:

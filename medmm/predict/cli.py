@@ -30,6 +30,13 @@ def predict(
         help="False-alarm rate of the imaging anomaly flag (embedding_anomaly_flag), e.g. 0.01; the "
         "threshold is re-derived from the checkpoint's calibration scores. Default: the checkpoint's (0.05).",
     ),
+    anomaly_calibration: Path | None = typer.Option(
+        None,
+        "--anomaly-calibration",
+        help="CAL_RUN_DIR: an aligned run of studies this site declares normal (none of them in RUN_DIR): "
+        "the imaging anomaly threshold is calibrated on its images (one score per distinct image) at "
+        "the rate, instead of the training-time validation images.",
+    ),
 ) -> None:
     """Score every record with a trained model; writes predictions.parquet with provenance (one row per
     record and label)."""
@@ -40,7 +47,15 @@ def predict(
     try:
         dev = resolve_device(device, source="--device")
         counts = predict_run(
-            model, run_dir, out, batch_size, slice_aggregation, slice_scores, dev, anomaly_rate
+            model,
+            run_dir,
+            out,
+            batch_size,
+            slice_aggregation,
+            slice_scores,
+            dev,
+            anomaly_rate,
+            anomaly_calibration,
         )
     except MedmmError as exc:
         typer.echo(f"error: {exc}", err=True)

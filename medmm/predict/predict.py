@@ -27,6 +27,7 @@ from medmm.models.report_inputs import with_report_inputs
 from medmm.models.runner import _record_columns, check_inputs_match, load_model, read_run_table
 from medmm.models.train import aggregate_by_record, make_loader, predict_loader
 from medmm.models.volumes import open_sources
+from medmm.predict.calibration import CHECKPOINT, site_calibrated
 from medmm.predict.records import PredictionRow, SlicePredictionRow
 from medmm.runinfo import Timer, update_run_json
 from medmm.tables import write_table
@@ -52,6 +53,7 @@ def predict_run(
     slice_scores: bool = False,
     device: str | torch.device | None = None,
     anomaly_rate: float | None = None,
+    anomaly_calibration: Path | None = None,
 ) -> dict[str, Any]:
     """Score every usable record of ``run_dir``; writes ``predictions.parquet`` (or ``out``).
 
@@ -73,6 +75,10 @@ def predict_run(
         False-alarm rate of the imaging anomaly flag (``embedding_anomaly_flag``): the threshold is
         re-derived from the calibration scores stored in the checkpoint. Default: the checkpoint's
         (:data:`medmm.models.embedding_anomaly.DEFAULT_FALSE_ALARM_RATE` when trained).
+    anomaly_calibration
+        An aligned run of studies the site declares normal, none of them among the scored records: the
+        threshold is calibrated on its images instead (:mod:`medmm.predict.calibration`; the column
+        ``embedding_anomaly_calibration`` names the set, ``run.json`` records its size, rate and bound).
 
     Returns counts (``records``, ``skipped_no_modality``, ``rows``, ``samples``, ``anomaly_scored``,
     ``anomaly_flagged``; ``slice_rows`` when ``slice_scores``) and ``notes`` (a list of warnings, e.g.
@@ -125,6 +131,27 @@ def predict_run(
         pred = aggregate_by_record(per_sample, how)
     with timer("embedding_anomaly"):
         anomaly, note = _anomaly(checkpoint, data, mods, anomaly_rate)
+        calibration = CHECKPOINT if anomaly is not None else None
+        if anomaly_calibration is not None:
+            if anomaly is None:
+                raise InputError(
+                    str(checkpoint),
+                    f"--anomaly-calibration needs the imaging anomaly statistics, but: {note}",
+                    "use a model with an image modality trained by this medmm version",
+                )
+            anomaly, calibration = site_calibrated(
+                anomaly,
+                Path(anomaly_calibration),
+                usable,
+                model=model,
+                config=config,
+                meta=meta,
+                checkpoint=checkpoint,
+                rate=anomaly_rate,
+                batch_size=batch_size,
+                device=dev,
+            )
+            note = anomaly.calibration_note()
         notes = [note] if note else []
         scored: dict[str, tuple[float, bool]] = {}
         if anomaly is not None:
@@ -152,6 +179,7 @@ def predict_run(
             "embedding_anomaly_score": score,
             "embedding_anomaly_flag": flag,
             "embedding_anomaly_threshold": anomaly.threshold if score is not None and anomaly else None,
+            "embedding_anomaly_calibration": calibration if score is not None else None,
         }
         for k, (task, lab) in enumerate(labels):
             rows.append(
@@ -205,11 +233,14 @@ def predict_run(
             "slice_scores": slice_scores,
             "device": str(dev),
             "anomaly_rate": anomaly.rate if anomaly is not None else None,
+            "anomaly_calibration": calibration,
         },
         counts=counts,
         timings=timer.total(),
         extra={
-            "embedding_anomaly": anomaly.summary() if anomaly is not None else None,
+            "embedding_anomaly": (
+                {**anomaly.summary(), "calibration": calibration} if anomaly is not None else None
+            ),
             "notes": notes,
         },
     )

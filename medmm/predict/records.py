@@ -29,8 +29,11 @@ class PredictionRow(Record):
     ``embedding_anomaly_*`` are the record's label-free imaging anomaly score (the Mahalanobis distance
     of its image-only fused representation from the training records', higher = more anomalous), its
     flag (score above the threshold) and the threshold (set for a stated false-alarm rate; see
-    :mod:`medmm.models.embedding_anomaly`); the same on each row of the record, ``None`` for a record
-    without an image or a checkpoint without the fitted statistics.
+    :mod:`medmm.models.embedding_anomaly`); ``embedding_anomaly_calibration`` says where the threshold
+    was calibrated: ``checkpoint`` (the training-time validation images) or ``site:<hash>`` (a site's
+    normal studies, ``medmm predict --anomaly-calibration``; a hash of the set's image ids). The same on
+    each row of the record, ``None`` for a record without an image or a checkpoint without the fitted
+    statistics.
     """
 
     record_id: str
@@ -47,6 +50,7 @@ class PredictionRow(Record):
     embedding_anomaly_score: float | None = Field(None, ge=0)
     embedding_anomaly_flag: bool | None = None
     embedding_anomaly_threshold: float | None = Field(None, ge=0)
+    embedding_anomaly_calibration: str | None = None
 
 
 class SlicePredictionRow(Record):

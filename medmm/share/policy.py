@@ -298,6 +298,7 @@ TABLES: dict[str, dict[str, Policy]] = {
                 "embedding_anomaly_score",
                 "embedding_anomaly_flag",
                 "embedding_anomaly_threshold",
+                "embedding_anomaly_calibration",
             ],
             P.keep,
         ),
