@@ -17,6 +17,7 @@ import difflib
 import json
 import logging
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import pandas as pd
 from medmm.errors import ConfigError
 from medmm.models.encoders.reports import STATUSES
 from medmm.models.store import write_store
+from medmm.tables import atomic_write_text
 
 __all__ = ["image_items", "report_items", "signal_items", "write_inputs"]
 
@@ -289,7 +291,11 @@ def _image_array(path: Path, size: int, spatial_dims: int) -> np.ndarray:
 def write_inputs(
     run_dir: Path, records: pd.DataFrame, size: int = 64, spatial_dims: int = 2
 ) -> dict[str, int]:
-    """Write ``inputs/<modality>`` stores for the items the records use; returns items per modality."""
+    """Write ``inputs/<modality>`` stores for the items the records use; returns items per modality.
+
+    A modality no record uses any more (e.g. every image of last night's export deleted) has its
+    ``inputs/<modality>/`` folder removed: no array of an item that is gone stays in the run directory.
+    """
     run_dir = Path(run_dir)
     counts: dict[str, int] = {}
     img_ids = sorted(records["image_id"].dropna().unique())
@@ -304,12 +310,26 @@ def write_inputs(
         vocab = sorted(rl["finding"].unique())
         x = _finding_vectors(rl, rep_ids, vocab)
         write_store(run_dir / "inputs" / "report", rep_ids, x)
-        (run_dir / "inputs" / "report" / "vocabulary.json").write_text(json.dumps(vocab))
+        atomic_write_text(run_dir / "inputs" / "report" / "vocabulary.json", json.dumps(vocab))
         counts["report"] = len(rep_ids)
     sig_ids = sorted(records["signal_id"].dropna().unique())
     if sig_ids:
         counts["signal"] = _write_signals(run_dir, sig_ids)
+    for modality in MODALITIES:
+        if modality not in counts:
+            _remove_store(run_dir / "inputs" / modality)
     return counts
+
+
+#: the modalities whose inputs :func:`write_inputs` writes (``inputs/<modality>/``)
+MODALITIES = ("image", "report", "signal")
+
+
+def _remove_store(folder: Path) -> None:
+    """Remove a modality's stale store (arrays of items no record uses any more), if there is one."""
+    if folder.is_dir():
+        shutil.rmtree(folder)
+        log.info("removed %s: no record of this run has that modality any more", folder)
 
 
 def _finding_vectors(rl: pd.DataFrame, ids: Sequence[str], vocab: Sequence[str]) -> np.ndarray:
