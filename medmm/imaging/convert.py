@@ -49,7 +49,14 @@ from medmm.imaging.series import SeriesStack, has_patient_geometry, series_key_o
 from medmm.imaging.volume_store import canonical_dtype, write_volume
 from medmm.pseudonym import Pseudonymizer
 
-__all__ = ["convert_image_file", "convert_stack", "dicom_sidecar", "narrow_int64", "squeeze_trailing"]
+__all__ = [
+    "DESCRIPTION_FIELDS",
+    "convert_image_file",
+    "convert_stack",
+    "dicom_sidecar",
+    "narrow_int64",
+    "squeeze_trailing",
+]
 
 #: (DicomInstance field, sidecar key) of the acquisition metadata a sidecar holds. SeriesDescription and
 #: ProtocolName are not among them: they are free text typed at the console ("CHEST JOHN SMITH",
@@ -78,9 +85,15 @@ _SIDECAR_FIELDS = (
 DICOM_NO_SPACING_NOTE = "no PixelSpacing: spacing 1.0 is one pixel, not a millimetre"
 
 
-def dicom_sidecar(first: DicomInstance, n_sources: int) -> dict[str, Any]:
+#: (DicomInstance field, sidecar key) of the operator free text written only on request
+#: (``medmm ingest --keep-descriptions``): identity-bearing, never shared
+DESCRIPTION_FIELDS = (("series_description", "series_description"), ("protocol_name", "protocol_name"))
+
+
+def dicom_sidecar(first: DicomInstance, n_sources: int, keep_descriptions: bool = False) -> dict[str, Any]:
     """Non-identifying acquisition metadata of a DICOM stack (no names, ids, UIDs, real dates or free
-    text: no SeriesDescription / ProtocolName, see :data:`_SIDECAR_FIELDS`).
+    text: no SeriesDescription / ProtocolName, see :data:`_SIDECAR_FIELDS`, unless
+    ``keep_descriptions``: the site asked for them, :data:`DESCRIPTION_FIELDS`).
 
     >>> inst = DicomInstance(path="a", sop_instance_uid="1", kind="image", modality="CT", kvp=120,
     ...                      series_description="CHEST JOHN SMITH")
@@ -89,7 +102,7 @@ def dicom_sidecar(first: DicomInstance, n_sources: int) -> dict[str, Any]:
     (120.0, False)
     """
     out: dict[str, Any] = {"source_format": "dicom", "n_sources": n_sources}
-    for attr, key in _SIDECAR_FIELDS:
+    for attr, key in (*_SIDECAR_FIELDS, *(DESCRIPTION_FIELDS if keep_descriptions else ())):
         value = getattr(first, attr)
         if value not in (None, ""):
             out[key] = value
@@ -206,6 +219,8 @@ def convert_stack(
     archive_root: Path,
     run_dir: Path,
     pseudonymizer: Pseudonymizer,
+    *,
+    keep_descriptions: bool = False,
 ) -> VolumeRecord:
     """Decode, stack, rescale and write one DICOM stack as a RAS NIfTI volume with a sidecar.
 
@@ -221,6 +236,9 @@ def convert_stack(
         Run directory; the volume goes to ``run_dir/volumes/<volume_id>.nii.gz``.
     pseudonymizer
         Site-keyed pseudonymizer for ids and the patient date shift.
+    keep_descriptions
+        Also write SeriesDescription and ProtocolName (operator free text: may name the patient) into
+        the sidecar (``medmm ingest --keep-descriptions``).
 
     Returns
     -------
@@ -256,7 +274,7 @@ def convert_stack(
         warnings_.append(MODALITY_INVALID_NOTE)
     if any(i.burned_in_annotation for i in insts):
         warnings_.append(BURNED_IN_NOTE)
-    sidecar = dicom_sidecar(first, len(insts))
+    sidecar = dicom_sidecar(first, len(insts), keep_descriptions)
     study_time = _shifted(first, pseudonymizer)
     sidecar.update(volume_id=volume_id, warnings=warnings_, study_time=study_time)
     if stack.split_reason:

@@ -104,6 +104,12 @@ def ingest(
         help="Site key for pseudonyms (default $MEDMM_KEY_FILE or ~/.config/medmm/site.key).",
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any input is quarantined."),
+    keep_descriptions: bool = typer.Option(
+        False,
+        "--keep-descriptions",
+        help="Write the DICOM SeriesDescription and ProtocolName into the volume sidecars: operator free "
+        "text that may name the patient (docs/privacy.md); medmm share never copies it.",
+    ),
     batch_size: int = typer.Option(  # scan_phase.SCAN_BATCH
         500, "--batch-size", min=1, help="Files per header-reading task (at most)."
     ),
@@ -203,6 +209,7 @@ def ingest(
                 batch_size=batch_size,
                 dashboard=dashboard,
                 ids=table,
+                keep_descriptions=keep_descriptions,
             )
     except MedmmError as exc:  # a setting or the run directory (another run holds it, bad key file ...)
         typer.echo(f"error: {exc}", err=True)

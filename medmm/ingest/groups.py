@@ -170,7 +170,11 @@ def scan_to_parts(
 
 
 def _convert_stacks(
-    pairs: list[tuple[DicomInstance, IngestManifestRow]], root: Path, out: Path, pz: Pseudonymizer
+    pairs: list[tuple[DicomInstance, IngestManifestRow]],
+    root: Path,
+    out: Path,
+    pz: Pseudonymizer,
+    keep_descriptions: bool = False,
 ) -> tuple[list[IngestManifestRow], list[VolumeRecord]]:
     from medmm.imaging.convert import convert_stack
     from medmm.imaging.series import assemble_series, decodable_in
@@ -191,7 +195,8 @@ def _convert_stacks(
         if not paths:
             continue
         try:
-            volume = convert_stack(stack, [by_path[p][0] for p in stack.paths], root, out, pz)
+            insts = [by_path[p][0] for p in stack.paths]
+            volume = convert_stack(stack, insts, root, out, pz, keep_descriptions=keep_descriptions)
         except InputError as exc:
             failed = reason_of(exc)
         except Exception as exc:  # a bug in one conversion never kills the run
@@ -211,7 +216,12 @@ def _convert_stacks(
 
 
 def convert_group(
-    gid: str, archive_root: str, run_dir: str, pseudonymizer: Pseudonymizer | bytes, seq: int
+    gid: str,
+    archive_root: str,
+    run_dir: str,
+    pseudonymizer: Pseudonymizer | bytes,
+    seq: int,
+    keep_descriptions: bool = False,
 ) -> GroupDone:
     """Assemble one study/series group from its parts, write its volumes and journal its rows.
 
@@ -225,6 +235,8 @@ def convert_group(
         The site key (or a ready pseudonymizer).
     seq
         Journal sequence number of this run's worker parts.
+    keep_descriptions
+        Write SeriesDescription / ProtocolName into the sidecars (``medmm ingest --keep-descriptions``).
 
     Returns
     -------
@@ -241,7 +253,8 @@ def convert_group(
     if not pairs:
         return GroupDone(gid)
     with quiet_readers():
-        rows, volumes = _convert_stacks(pairs, root, out, _as_pseudonymizer(pseudonymizer))
+        pz = _as_pseudonymizer(pseudonymizer)
+        rows, volumes = _convert_stacks(pairs, root, out, pz, keep_descriptions)
     write_part(out, f"{seq:06d}-g{gid}", rows, volumes)
     return GroupDone(gid, [v.volume_id for v in volumes], len(rows))
 
@@ -251,7 +264,12 @@ GROUP_RETRIES = 2
 
 
 def convert_groups(
-    gids: tuple[str, ...], archive_root: str, run_dir: str, pseudonymizer: Pseudonymizer | bytes, seq: int
+    gids: tuple[str, ...],
+    archive_root: str,
+    run_dir: str,
+    pseudonymizer: Pseudonymizer | bytes,
+    seq: int,
+    keep_descriptions: bool = False,
 ) -> list[GroupDone | BaseException]:
     """:func:`convert_group` for several groups in turn (one task for a few small series).
 
@@ -268,7 +286,7 @@ def convert_groups(
     for gid in gids:
         for attempt in range(1 + GROUP_RETRIES):
             try:
-                done.append(convert_group(gid, archive_root, run_dir, pz, seq))
+                done.append(convert_group(gid, archive_root, run_dir, pz, seq, keep_descriptions))
                 break
             except Exception as exc:  # as a failed task of this group alone (retried as Dask would)
                 if attempt == GROUP_RETRIES:
@@ -327,16 +345,22 @@ def scan_item(
 
 
 def convert_item(
-    item: str | tuple[str, ...] | ConvertJob, archive_root: str, run_dir: str, key: bytes, seq: int
+    item: str | tuple[str, ...] | ConvertJob,
+    archive_root: str,
+    run_dir: str,
+    key: bytes,
+    seq: int,
+    keep_descriptions: bool = False,
 ) -> GroupDone | list[GroupDone | BaseException] | Converted:
-    """One conversion task: a study/series group (by id), a bundle of groups, or an image file job.
+    """One conversion task: a study/series group (by id), a bundle of groups, or an image file job
+    (``keep_descriptions``: DICOM sidecars get SeriesDescription / ProtocolName).
 
     >>> import tempfile
     >>> convert_item("0" * 24, "/nonexistent", tempfile.mkdtemp(), b"k" * 32, 1).n_rows
     0
     """
     if isinstance(item, str):
-        return convert_group(item, archive_root, run_dir, key, seq)
+        return convert_group(item, archive_root, run_dir, key, seq, keep_descriptions)
     if isinstance(item, tuple):
-        return convert_groups(item, archive_root, run_dir, key, seq)
-    return convert_job(item, archive_root, run_dir, key)
+        return convert_groups(item, archive_root, run_dir, key, seq, keep_descriptions)
+    return convert_job(item, archive_root, run_dir, key, keep_descriptions)

@@ -148,6 +148,7 @@ def ingest_archive(
     show_progress: bool | None = None,
     dashboard: bool = False,
     ids: IdTable | None = None,
+    keep_descriptions: bool = False,
 ) -> IngestResult:
     """Ingest an imaging archive into ``run_dir`` (resumable; bad inputs become manifest rows).
 
@@ -171,6 +172,10 @@ def ingest_archive(
         Patient/study ids (and modality, study time) for image files that carry none: pictures, NIfTI,
         ANALYZE (:class:`~medmm.ingest.image_ids.IdTable`, ``medmm ingest --ids``). A run directory
         ingested with other ids (or none) starts afresh.
+    keep_descriptions
+        Also write the DICOM SeriesDescription and ProtocolName into the volume sidecars (operator free
+        text: it may name the patient; ``medmm share`` never copies it). A run directory ingested
+        without it (or with it) starts afresh when this changes.
 
     Returns
     -------
@@ -219,6 +224,7 @@ def ingest_archive(
                 show_progress,
                 dashboard,
                 ids,
+                keep_descriptions,
             )
         finally:  # header records hold raw identifiers: never left behind by a run that ends
             janitor.join()
@@ -240,6 +246,7 @@ def _ingest(
     show_progress: bool | None,
     dashboard: bool,
     ids: IdTable | None = None,
+    keep_descriptions: bool = False,
 ) -> IngestResult:
     timer = Timer()
     # tasks get the key bytes inline: scattering the same object again in a later phase races with the
@@ -257,8 +264,13 @@ def _ingest(
     if ids is not None:  # image files' ids come from this table: other ids (or none) redo every file
         # keyed: the table holds raw patient ids, and its plain digest could confirm guessed ones
         state["ids"], legacy["ids"] = pz.id(ids.digest, "ids"), ids.digest  # legacy: runs made before
+    if keep_descriptions:  # the sidecars differ: a run made without it (or with it) is redone
+        state["descriptions"] = legacy["descriptions"] = "kept"
     if not (journal.state_matches(state) or journal.state_matches(legacy)):
-        log.warning("run directory was made with another site key, archive or ids table: starting it afresh")
+        log.warning(
+            "run directory was made with another site key, archive, ids table or --keep-descriptions "
+            "setting: starting it afresh"
+        )
         journal.discard()
     journal.write_state(state)
 
@@ -329,7 +341,7 @@ def _ingest(
                 convert_item,
                 items,
                 label="convert",
-                args=(str(root), str(out), key, seq),
+                args=(str(root), str(out), key, seq, keep_descriptions),
                 show_progress=show_progress,
             ):
                 item = items[i]
@@ -372,6 +384,7 @@ def _ingest(
                 "scheduler": scheduler,
                 "batch_size": batch_size,
                 "ids": None if ids is None else {"table": ids.source, "modality": ids.modality or None},
+                "keep_descriptions": keep_descriptions,
             },
             counts=counts,
             timings=timings,

@@ -463,7 +463,11 @@ def _maybe_die_for_test() -> None:
 
 
 def convert_job(
-    job: ConvertJob, archive_root: str, run_dir: str, pseudonymizer: Pseudonymizer | bytes
+    job: ConvertJob,
+    archive_root: str,
+    run_dir: str,
+    pseudonymizer: Pseudonymizer | bytes,
+    keep_descriptions: bool = False,
 ) -> Converted:
     """Write the volume of one DICOM stack or one NIfTI/ANALYZE file; never raises for bad input.
 
@@ -475,6 +479,8 @@ def convert_job(
         Where inputs are read and ``volumes/`` is written.
     pseudonymizer
         Pseudonyms and date shifts for the volume's identifiers (or the site key).
+    keep_descriptions
+        A DICOM stack's sidecar also gets SeriesDescription / ProtocolName (``--keep-descriptions``).
 
     >>> convert_job(ConvertJob(key="k", paths=["x.nii"], rel="x.nii", fmt="nifti1"),
     ...             "/nonexistent", "/tmp", Pseudonymizer(b"k" * 32)).reason.split(":")[0]
@@ -484,7 +490,7 @@ def convert_job(
     root, out = Path(archive_root), Path(run_dir)
     try:
         with quiet_readers():
-            volume = _convert(job, root, out, _as_pseudonymizer(pseudonymizer))
+            volume = _convert(job, root, out, _as_pseudonymizer(pseudonymizer), keep_descriptions)
     except InputError as exc:
         return Converted(job.key, reason=reason_of(exc))
     except Exception as exc:  # a bug in one conversion never kills the run
@@ -492,11 +498,14 @@ def convert_job(
     return Converted(job.key, volume=volume)
 
 
-def _convert(job: ConvertJob, root: Path, out: Path, pseudonymizer: Pseudonymizer) -> VolumeRecord:
+def _convert(
+    job: ConvertJob, root: Path, out: Path, pseudonymizer: Pseudonymizer, keep_descriptions: bool = False
+) -> VolumeRecord:
     from medmm.imaging.convert import convert_image_file, convert_stack
 
     if job.stack is not None:
-        return convert_stack(job.stack, job.instances, root, out, pseudonymizer)
+        keep = keep_descriptions
+        return convert_stack(job.stack, job.instances, root, out, pseudonymizer, keep_descriptions=keep)
     base = Format(job.fmt.removesuffix(".gz"))
     source = "analyze" if base is Format.analyze else base.value if base in RASTER_FORMATS else "nifti"
     ids = None if job.ids is None else asdict(job.ids)
