@@ -31,7 +31,11 @@ holds in the worker phases is then not scanned by the GC during ``nlp.pipe`` (th
    (interpreter start, imports, cluster start, pipeline loading in the workers, read, parse, merging
    the parts and writing the four tables, cluster shut-down).
 
-The machine may be shared: ``uptime`` is recorded before and after every repeat.
+The machine may be shared: ``uptime`` is recorded before and after every repeat, and each repeat
+prints the *other load* during its ``nlp.pipe`` and its medmm run: the share of the cores that processes
+other than the benchmark's used meanwhile (``/proc/stat``'s busy time minus the CPU of this process
+and the workers; column ``others_share``, medians). Ratios of repeats with a large share (say > 10%)
+were slowed by other load; on an idle machine it stays at a few %.
 """
 
 from __future__ import annotations
@@ -88,15 +92,37 @@ def _uptime() -> str:
         return "load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def _machine_cpu_s() -> float | None:
+    """CPU seconds every process of this machine has used so far (``/proc/stat``: user, nice, system,
+    irq, softirq), or ``None`` where there is no ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
+
+
+def _others(machine0: float | None, ours_cpu_s: float, wall_s: float) -> float | None:
+    """Share of the cores (0-1) that other processes used during a measurement of ``wall_s`` seconds
+    in which this benchmark's processes used ``ours_cpu_s`` CPU seconds (the machine's CPU seconds
+    since ``machine0`` minus ours): a run with a large share was slowed by other load."""
+    machine1 = _machine_cpu_s()
+    if machine0 is None or machine1 is None or wall_s <= 0:
+        return None
+    return max(0.0, machine1 - machine0 - ours_cpu_s) / (wall_s * (os.cpu_count() or 1))
+
+
 def _parse(path: Path, run_dir: Path, workers: int, scheduler: str | None, n: int) -> dict[str, Any]:
     from medmm.reports.pipeline import parse_reports
     from medmm.runinfo import read_run_json
 
     shutil.rmtree(run_dir, ignore_errors=True)  # a run directory left from before would resume
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     key = run_dir.parent / "bench-site.key"  # the bench's own key: never the user's site key
     if not key.exists():
         key.write_text(os.urandom(32).hex() + "\n")
+    machine0 = _machine_cpu_s()
     parse_reports(
         path,
         run_dir,
@@ -109,7 +135,10 @@ def _parse(path: Path, run_dir: Path, workers: int, scheduler: str | None, n: in
     total = time.perf_counter() - t0
     timings = read_run_json(run_dir)["stages"]["reports"]["timings"]
     shutil.rmtree(run_dir, ignore_errors=True)
+    # other load during the whole call (the phase is most of it); ours: this process and the workers
+    ours = (time.process_time() - cpu0) + (timings["parse_cpu_s"] if scheduler else 0.0)
     return {
+        "others_share": _others(machine0, ours, time.perf_counter() - t0),
         "parse_s": timings["parse"],
         "parse_rps": n / timings["parse"],
         "end_to_end_s": total,
@@ -226,11 +255,19 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         gc.freeze()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            machine0 = _machine_cpu_s()
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in nlp.pipe(texts, batch_size=256):
                 pass
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        return {"parse_s": wall, "parse_rps": n / wall, "end_to_end_s": wall, "cpu_s": cpu}
+        others = _others(machine0, cpu, wall)
+        return {
+            "parse_s": wall,
+            "parse_rps": n / wall,
+            "end_to_end_s": wall,
+            "cpu_s": cpu,
+            "others_share": others,
+        }
 
     # phases: no cluster (in-process parse), then one local cluster per worker count, started before
     # its repeats (start-up timed apart) and closed after them, so an idle cluster never adds to the
@@ -258,7 +295,9 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
                 if stream is not None:  # where the workers were not running a task in the phase
                     rep[method]["timeline"] = _timeline(stream.data, rep[method]["parse_s"])
                 rep[f"uptime {method}"] = [before, _uptime()]
-                print(f"{method}, repeat {k}: {before}", flush=True)
+                shares = [rep[f"nlp.pipe ({method})"]["others_share"], rep[method]["others_share"]]
+                other = "/".join("?" if v is None else f"{100 * v:.0f}%" for v in shares)
+                print(f"{method}, repeat {k}: {before}; other load (nlp.pipe/{method}): {other}", flush=True)
     e2e = None if quick else _end_to_end(path, out_dir)
 
     cores = os.cpu_count() or 1
@@ -273,8 +312,16 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         eff = [b["cpu_s"] / v["cpu_s"] for b, v in pairs if v["cpu_s"]]
         workers = int(m[0]) if m[0].isdigit() else 0
         row: dict[str, Any] = {"method": m, "workers": workers}
-        for key in ("parse_s", "parse_rps", "cpu_s", "workers_cpu_s", "driver_cpu_s", "write_s"):
-            got = [v[key] for v in vals if key in v]
+        for key in (
+            "parse_s",
+            "parse_rps",
+            "cpu_s",
+            "workers_cpu_s",
+            "driver_cpu_s",
+            "write_s",
+            "others_share",
+        ):
+            got = [v[key] for v in vals if v.get(key) is not None]
             row[key] = statistics.median(got) if got else None
         row["ratio_vs_pipe"] = statistics.median(ratios)
         row["ratio_vs_pipe_runs"] = ratios
