@@ -17,8 +17,11 @@ True
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +29,9 @@ from pathlib import Path
 
 from medmm.errors import ConfigError
 
-__all__ = ["LOCK_NAME", "refuse_while_running", "run_in_progress", "workflow_lock"]
+__all__ = ["LOCK_NAME", "refuse_while_running", "run_in_progress", "sweep_temp_files", "workflow_lock"]
+
+log = logging.getLogger(__name__)
 
 #: the lock file in the run directory (its content names the process holding it; informative only)
 LOCK_NAME = ".medmm-run.lock"
@@ -158,3 +163,43 @@ def refuse_while_running(run_dir: Path) -> None:
             "not all of one run until it finishes, so nothing was read. Fix: wait for it to finish "
             "(see docs/nightly.md), then run this command again"
         )
+
+
+#: the temporary file of an atomic write (:mod:`medmm.tables`, :mod:`medmm.models.store`):
+#: ``tempfile.mkstemp(prefix=".NAME.", suffix=".tmp")`` -> ``.NAME.XXXXXXXX.tmp``
+TEMP_PATTERN = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def sweep_temp_files(run_dir: Path, before: float) -> int:
+    """Remove the temporary files that atomic writes of a killed run (``kill -9``) left in ``run_dir``.
+
+    Only regular files named as :data:`TEMP_PATTERN` and last modified before ``before`` (epoch
+    seconds: the start of the run that sweeps, which holds :func:`workflow_lock`) are removed, in
+    ``run_dir`` and its sub-folders (symbolic links are not followed). Nothing else is touched; a file
+    that cannot be removed is logged and left. Returns how many were removed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, time
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / ".beats.parquet.ab12cd_x.tmp").write_bytes(b"half")
+    >>> _ = (run / "notes.tmp").write_text("a user's file")
+    >>> sweep_temp_files(run, time.time() + 1), sorted(p.name for p in run.iterdir())
+    (1, ['notes.tmp'])
+    """
+    removed = 0
+    for folder, _dirs, files in os.walk(run_dir, followlinks=False):
+        for name in files:
+            if not TEMP_PATTERN.match(name):
+                continue
+            path = Path(folder) / name
+            try:
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < before:
+                    path.unlink()
+                    removed += 1
+            except OSError as exc:
+                log.warning("could not remove %s, left by a killed run: %s", path, exc.strerror or exc)
+    if removed:
+        log.info("removed %d temporary files left by a killed run in %s", removed, run_dir)
+    return removed

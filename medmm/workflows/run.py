@@ -24,7 +24,7 @@ from typing import Any
 
 from medmm.errors import ConfigError, MedmmError
 from medmm.workflows.config import StageName, StageStep, WorkflowConfig
-from medmm.workflows.lock import workflow_lock
+from medmm.workflows.lock import sweep_temp_files, workflow_lock
 from medmm.workflows.summary import MANIFESTS, outcome, quarantined_inputs, summary_line
 
 __all__ = ["StageContext", "WorkflowResult", "run_workflow"]
@@ -326,7 +326,9 @@ def run_workflow(
     :class:`~medmm.errors.ConfigError`), ``strict`` its ``strict``. Every path is made absolute here:
     with ``scheduler``, the tasks run in worker processes whose working folder is another one.
 
-    One run at a time per run directory (:mod:`medmm.workflows.lock`: a second is refused at once).
+    One run at a time per run directory (:mod:`medmm.workflows.lock`: a second is refused at once);
+    under that lock, the temporary files of atomic writes that a killed run left are removed first
+    (:func:`~medmm.workflows.lock.sweep_temp_files`; counted in ``run.json``).
     ``run.json``'s ``workflow`` section says ``running`` while the stages write their tables, then the
     outcome (:mod:`medmm.workflows.summary`). ``result``, when given, is the one filled and returned:
     its counts of the stages that finished survive an error (or ``SIGTERM``) raised by a later stage.
@@ -354,8 +356,10 @@ def run_workflow(
     result = result if result is not None else WorkflowResult(run_dir=ctx.run_dir)
     result.run_dir, result.strict = ctx.run_dir, config.strict if strict is None else strict
     _check_outside_inputs(config, ctx)  # before the lock file and run.json are made in the run directory
+    started = time.time()
     with workflow_lock(ctx.run_dir):
-        record = _Record(config, ctx, result)
+        swept = sweep_temp_files(ctx.run_dir, started)  # of a run killed mid-write (kill -9)
+        record = _Record(config, ctx, result, swept)
         try:
             _check_site_key(config, ctx)
             if ctx.scheduler:
@@ -423,8 +427,8 @@ def _run_dir_error(exc: OSError, step: StageStep, ctx: StageContext) -> ConfigEr
 class _Record:
     """The ``workflow`` section of ``run.json``: ``running`` from the start, the outcome at the end."""
 
-    def __init__(self, config: WorkflowConfig, ctx: StageContext, result: WorkflowResult) -> None:
-        self.config, self.result = config, result
+    def __init__(self, config: WorkflowConfig, ctx: StageContext, result: WorkflowResult, swept: int) -> None:
+        self.config, self.result, self.swept = config, result, swept
         self.options = {
             "name": config.name,
             "strict": result.strict,
@@ -453,7 +457,8 @@ class _Record:
             extra["summary"] = summary_line(
                 self.config.name, res.counts, res.run_dir, exit_code=exit_code, stopped=res.stopped
             )
-        counts = {"quarantined": res.n_quarantined}
+        # temp_files_removed: left in the run directory by a run killed mid-write, removed at the start
+        counts = {"quarantined": res.n_quarantined, "temp_files_removed": self.swept}
         update_run_json(
             res.run_dir, "workflow", options=self.options, counts=counts, timings=res.timings, extra=extra
         )
