@@ -250,7 +250,8 @@ class _Stream:
             self._close(self.cur)
         if self.beats:
             seg = x[span.read_start - read0 : span.read_stop - read0]
-            p = detect_rpeaks(seg, self.ch.fs) + span.read_start
+            p = detect_rpeaks(seg, self.ch.fs, recover_small_beats=self.settings.recover_small_beats)
+            p = p + span.read_start
             p = drop_masked(p[(p >= ks) & (p < ke)].astype(np.int64), masks["flat"], read0)
             self.peaks.append(p)
             tpl = _templates(beat_templates, x, self.ch.fs, p - read0)

@@ -58,12 +58,18 @@ class EcgBeats:
 
 
 def detect_chunked(
-    x: NDArray[np.float64], fs: float, chunk_s: float = 600.0, overlap_s: float = 10.0
+    x: NDArray[np.float64],
+    fs: float,
+    chunk_s: float = 600.0,
+    overlap_s: float = 10.0,
+    *,
+    recover_small_beats: bool = False,
 ) -> NDArray[np.int64]:
     """R peaks of ``x`` detected chunk by chunk (each read with ``overlap_s`` of context each side).
 
     A peak is kept by the chunk whose core holds it; peaks closer than 200 ms after merging (the
-    same beat seen from two chunks) are kept once.
+    same beat seen from two chunks) are kept once. ``recover_small_beats`` is the detector's opt-in
+    small-beat rule (:func:`~medmm.signals.beats.detect_rpeaks`).
     """
     from medmm.signals.beats import detect_rpeaks
 
@@ -72,7 +78,8 @@ def detect_chunked(
     spans = chunk_spans(n, chunk, round(overlap_s * fs))
     found = []
     for span in spans:
-        p = detect_rpeaks(x[span.read_start : span.read_stop], fs) + span.read_start
+        p = detect_rpeaks(x[span.read_start : span.read_stop], fs, recover_small_beats=recover_small_beats)
+        p = p + span.read_start
         found.append(p[(p >= span.keep_start) & (p < span.keep_stop)])
     return dedupe_peaks(found, fs)
 
@@ -206,6 +213,7 @@ def ecg_beats(
     overlap_s: float = 10.0,
     tol_s: float = 0.15,
     exclude: NDArray[np.bool_] | None = None,
+    recover_small_beats: bool = False,
 ) -> EcgBeats:
     """Detect beats on one ECG channel at its native rate and carry the reference symbols along.
 
@@ -222,10 +230,13 @@ def ecg_beats(
     exclude
         Samples where no beat can be (the channel's flat-line mask): peaks there are dropped
         (:func:`drop_masked`); RR intervals spanning them or NaN samples are NaN (:func:`unbridge_rr`).
+    recover_small_beats
+        The detector's opt-in small-beat rule (:func:`~medmm.signals.beats.detect_rpeaks`).
     """
     from medmm.signals.beats import beat_table
 
-    peaks = drop_masked(detect_chunked(x, fs, chunk_s, overlap_s), exclude)
+    peaks = detect_chunked(x, fs, chunk_s, overlap_s, recover_small_beats=recover_small_beats)
+    peaks = drop_masked(peaks, exclude)
     no_signal = ~np.isfinite(x) if exclude is None else (~np.isfinite(x) | exclude)
     table = unbridge_rr(beat_table(x, fs, peaks), peaks, *gap_runs(no_signal), min_len=min_gap(fs))
     return finish_beats(table, peaks, fs, ref, tol_s=tol_s)

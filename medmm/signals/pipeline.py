@@ -86,7 +86,10 @@ def _fingerprint(root: Path, job: RecordJob, settings: Settings, pz: Pseudonymiz
     files = [
         [f, (root / f).stat().st_size, (root / f).stat().st_mtime_ns] for f in [job.main, *job.companions]
     ]
-    blob = json.dumps([files, settings.options(), pz.id("signals-fingerprint", "fingerprint")], default=str)
+    opts = settings.options()
+    if not opts["recover_small_beats"]:  # default off: saved results of runs made before the option resume
+        del opts["recover_small_beats"]
+    blob = json.dumps([files, opts, pz.id("signals-fingerprint", "fingerprint")], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

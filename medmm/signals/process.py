@@ -64,6 +64,7 @@ class Settings:
     chunk_records: bool = True  # read single-segment WFDB records longer than 2 chunks chunk by chunk
     good_sqi: float = 0.5  # windows at or above count as good
     vitals_tolerance_s: float = 60.0  # window_vitals: largest |vital time - window centre|
+    recover_small_beats: bool = False  # opt-in R-peak rule for PVC-rich records (docs/signals.md, Session 9)
 
     def __post_init__(self) -> None:
         """Normalize ``anchors`` (workflow YAML gives a path or a list of mappings) and check choices."""
@@ -76,6 +77,8 @@ class Settings:
         object.__setattr__(self, "anchors", anchors)
         if self.patient_from not in ("record", "folder"):
             raise ConfigError(f"patient_from must be 'record' or 'folder', not {self.patient_from!r}")
+        if not isinstance(self.recover_small_beats, bool):  # YAML "yes"/"no" strings would both be true
+            raise ConfigError(f"recover_small_beats must be true or false, not {self.recover_small_beats!r}")
         if not self.rate > 0 or not self.window_s > 0:
             raise ConfigError("rate and window_s must be positive")
         limits = {  # name: (lowest, highest) allowed; a typo here would hang or exhaust memory

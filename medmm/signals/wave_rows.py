@@ -156,7 +156,13 @@ def process_wave(
     out = None
     if ch.kind == "ecg" and fs >= settings.min_beat_fs and np.isfinite(x).any():
         out = ecg_beats(
-            x, fs, ctx["ref"], chunk_s=settings.chunk_s, overlap_s=settings.overlap_s, exclude=masks["flat"]
+            x,
+            fs,
+            ctx["ref"],
+            chunk_s=settings.chunk_s,
+            overlap_s=settings.overlap_s,
+            exclude=masks["flat"],
+            recover_small_beats=settings.recover_small_beats,
         )
     n = int(x.size)
     fracs = {k: float(m.mean()) if n else (1.0 if k == "missing" else 0.0) for k, m in masks.items()}
