@@ -125,22 +125,12 @@ def predict_run(
         stores = with_report_inputs(config, run_dir, stores, usable, meta)
         check_inputs_match(meta, stores, run_dir, checkpoint)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
-    with timer("predict"):
-        ds = MultimodalDataset(usable, stores, meta["label_names"])
-        per_sample = predict_loader(model, make_loader(ds, batch_size, False, 0, dev), dev)
-        pred = aggregate_by_record(per_sample, how)
-    with timer("embedding_anomaly"):
+    with timer("embedding_anomaly"):  # before the task scores: a refused calibration run costs nothing
         anomaly, note = _anomaly(checkpoint, data, mods, anomaly_rate)
         calibration = CHECKPOINT if anomaly is not None else None
         if anomaly_calibration is not None:
-            if anomaly is None:
-                raise InputError(
-                    str(checkpoint),
-                    f"--anomaly-calibration needs the imaging anomaly statistics, but: {note}",
-                    "use a model with an image modality trained by this medmm version",
-                )
             anomaly, calibration = site_calibrated(
-                anomaly,
+                _needed_for_calibration(anomaly, checkpoint, data, mods),
                 Path(anomaly_calibration),
                 usable,
                 model=model,
@@ -152,6 +142,11 @@ def predict_run(
                 device=dev,
             )
             note = anomaly.calibration_note()
+    with timer("predict"):
+        ds = MultimodalDataset(usable, stores, meta["label_names"])
+        per_sample = predict_loader(model, make_loader(ds, batch_size, False, 0, dev), dev)
+        pred = aggregate_by_record(per_sample, how)
+    with timer("embedding_anomaly"):
         notes = [note] if note else []
         scored: dict[str, tuple[float, bool]] = {}
         if anomaly is not None:
@@ -245,6 +240,27 @@ def predict_run(
         },
     )
     return {**counts, "notes": notes}
+
+
+def _needed_for_calibration(
+    anomaly: EmbeddingAnomaly | None, checkpoint: Path, data: Mapping[str, Any], modalities: list[str]
+) -> EmbeddingAnomaly:
+    """The checkpoint's score for ``--anomaly-calibration``; without one, an ``InputError`` saying why."""
+    from medmm.errors import InputError
+
+    if anomaly is not None:
+        return anomaly
+    if IMAGE not in modalities:
+        problem = "the model has no image modality, so there is no imaging anomaly threshold to calibrate"
+    else:
+        why = load_embedding_anomaly(checkpoint, data)[1] or "no statistics"
+        problem = f"no imaging anomaly statistics to calibrate ({why.split('. Fix:')[0]})"
+    raise InputError(
+        str(checkpoint),
+        problem,
+        "leave out --anomaly-calibration, or use a model with an image modality (re-)trained with "
+        "`medmm train` of this version",
+    )
 
 
 def _anomaly(

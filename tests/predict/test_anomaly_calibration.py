@@ -205,3 +205,38 @@ def test_too_few_normal_images_warn_with_the_bound_and_the_fix(
     assert "add normal studies to the --anomaly-calibration run" in note[0]
     section = json.loads((run / "run.json").read_text())["stages"]["predict"]
     assert section["embedding_anomaly"]["rate_exact"] is False and section["notes"] == counts["notes"]
+
+
+def test_a_directory_without_records_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    run, ckpt = trained
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(
+        app,
+        [*_predict_args(ckpt, run, tmp_path / "p.parquet"), "--anomaly-calibration", str(tmp_path / "empty")],
+    )
+    assert result.exit_code == 2 and "records.parquet: not found" in result.output, result.output
+    assert "aligned with `medmm align`" in result.output and "Traceback" not in result.output
+
+
+def test_a_checkpoint_without_the_statistics_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    run, ckpt = trained
+    data = load_checkpoint(ckpt)
+    data.pop("embedding_anomaly")
+    data["meta"].pop("embedding_anomaly")
+    old = tmp_path / "old.pt"
+    torch.save(data, old)
+    cal = make_normal_run(tmp_path / "cal", 30)
+    with pytest.raises(InputError, match="no imaging anomaly statistics to calibrate") as err:
+        predict_run(old, run, tmp_path / "p.parquet", anomaly_calibration=cal)
+    assert err.value.path == str(old) and "leave out --anomaly-calibration" in err.value.fix
+    assert "Fix:" not in err.value.problem and not (tmp_path / "p.parquet").exists()
+
+
+def test_a_model_without_an_image_modality_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    run, _ = trained
+    config = _tiny.tiny_config(run, tmp_path / "m", epochs=1, n_boot=0)
+    config["modalities"].pop("image")
+    train_from_config(TrainConfig.model_validate(config))
+    cal = make_normal_run(tmp_path / "cal", 30)
+    with pytest.raises(InputError, match="the model has no image modality"):
+        predict_run(tmp_path / "m" / "model.pt", run, tmp_path / "p.parquet", anomaly_calibration=cal)
