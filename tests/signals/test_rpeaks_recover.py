@@ -165,3 +165,29 @@ def test_chunked_records_take_the_flag_too(tmp_path: Path) -> None:
             root, out, settings=settings, workers=0, pseudonymizer=Pseudonymizer(b"f" * 32)
         )
     assert counts[True]["beats"] - counts[False]["beats"] >= n_normal - 3
+
+
+def test_workflow_yaml_option_reaches_the_detector(tmp_path: Path) -> None:
+    (tmp_path / "ecg").mkdir()
+    n_normal = _write_record(tmp_path / "ecg")
+    (tmp_path / "site.key").write_text("ab" * 32 + "\n")
+    beats = {}
+    for flag in ("false", "true"):
+        wf = tmp_path / f"w{flag}.yaml"
+        wf.write_text(
+            f"name: holter\nrun_dir: run{flag}\nkey_file: site.key\nstages:\n"
+            f"  - {{stage: signals, input: ecg, options: {{recover_small_beats: {flag}}}}}\n"
+        )
+        res = CliRunner().invoke(app, ["run", str(wf), "--workers", "1"])
+        assert res.exit_code == 0, res.output
+        run_json = json.loads((tmp_path / f"run{flag}" / "run.json").read_text())
+        assert run_json["stages"]["signals"]["options"]["recover_small_beats"] is (flag == "true")
+        beats[flag] = len(pd.read_parquet(tmp_path / f"run{flag}" / "beats.parquet"))
+    assert beats["true"] - beats["false"] >= n_normal - 3
+    wf = tmp_path / "bad.yaml"
+    wf.write_text(
+        "name: holter\nrun_dir: runbad\nkey_file: site.key\nstages:\n"
+        "  - {stage: signals, input: ecg, options: {recover_small_beats: 'sometimes'}}\n"
+    )
+    res = CliRunner().invoke(app, ["run", str(wf)])
+    assert res.exit_code == 2 and "recover_small_beats must be true or false" in res.output
