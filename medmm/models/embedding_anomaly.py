@@ -32,7 +32,8 @@ and 95% bound are recorded with the fit (:func:`~medmm.models.mahalanobis.false_
 split instead (5 folds by patient, patients sharing an image in one fold: :func:`linked_groups`; one
 score per distinct image), which states the rate approximately. The sorted calibration scores are kept,
 so the threshold can be re-derived for another rate without refitting (:meth:`EmbeddingAnomaly.with_rate`,
-``medmm predict --anomaly-rate``).
+``medmm predict --anomaly-rate``). A site re-derives it on its own normal studies by the same rule
+(:func:`calibrate_on_records`, one score per distinct image; ``medmm predict --anomaly-calibration``).
 
 The statistics are pure functions in :mod:`medmm.models.mahalanobis` (re-exported here); this module
 runs them on a model's image representations.
