@@ -19,9 +19,9 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydantic import BaseModel
 
@@ -32,20 +32,31 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "atomic_write_with",
     "read_table",
     "records_to_frame",
     "write_table",
 ]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Let ``write`` fill a temporary file beside ``path`` (``.NAME.XXXXXXXX.tmp``), fsync it and rename
+    it into place; the temporary file is removed when ``write`` fails or the run is interrupted.
+
+    Streams: ``write`` writes to the open file (e.g. ``np.save``), so a large array is never held a
+    second time as bytes.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> atomic_write_with(d / "a.bin", lambda fh: fh.write(b"xy")).read_bytes()
+    b'xy'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -53,6 +64,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    return atomic_write_with(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -218,7 +218,8 @@ def align_run(
     if table is not None:
         records, table_counts = apply_label_table(records, table)
     with timer("inputs"):
-        written = write_inputs(run_dir, records, image_size, image_dims) if len(records) else {}
+        # also with no record: removes every modality's inputs of an earlier run (nothing points to them)
+        written = write_inputs(run_dir, records, image_size, image_dims)
     write_table(records, run_dir / "records.parquet", RecordRow)
     chosen = {m: set(records[f"{m}_id"].dropna()) for m in MODALITIES}
     counts = {

@@ -15,14 +15,13 @@ records point to by item id.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from medmm.errors import InputError
+from medmm.tables import atomic_write_with
 
 __all__ = ["WRITING_MARK", "ArrayStore", "open_stores", "write_store"]
 
@@ -33,18 +32,8 @@ WRITING_MARK = ".writing"
 
 
 def _save_atomic(path: Path, arr: np.ndarray) -> None:
-    """``np.save`` to a temporary file beside ``path`` (``.NAME.XXXXXXXX.tmp``, as :mod:`medmm.tables`
-    names them), fsync, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``np.save`` streamed into a temporary file beside ``path``, fsync, then renamed into place."""
+    atomic_write_with(path, lambda fh: np.save(fh, arr))
 
 
 def write_store(folder: Path, ids: Sequence[str], x: np.ndarray, features: np.ndarray | None = None) -> Path:

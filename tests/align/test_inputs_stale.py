@@ -42,3 +42,15 @@ def test_other_files_of_the_run_are_kept(tmp_path: Path) -> None:
     write_inputs(tmp_path, _records([None]))
     assert (tmp_path / "inputs" / "notes.txt").read_text() == "a user's file"
     assert (tmp_path / "report_labels.parquet").exists()
+
+
+def test_align_with_no_record_tonight_removes_last_nights_inputs(tmp_path: Path) -> None:
+    # every volume of the export gone (an empty volumes table): no record, and no array of last night's
+    from medmm.align.pipeline import align_run
+    from medmm.imaging.records import VolumeRecord
+    from medmm.tables import write_table
+
+    write_table([], tmp_path / "volumes.parquet", VolumeRecord)
+    write_store(tmp_path / "inputs" / "image", ["v1"], np.ones((1, 1, 4, 4)))
+    assert align_run(tmp_path)["records"] == 0
+    assert not (tmp_path / "inputs" / "image").exists()
