@@ -61,7 +61,12 @@ def predict(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     notes = counts.pop("notes", [])
+    calibration = counts.pop("anomaly_calibration", None)
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    if calibration is not None and calibration != "checkpoint":
+        typer.echo(
+            f"anomaly threshold calibrated on {calibration} (run.json: stages.predict.embedding_anomaly)"
+        )
     for note in notes:
         typer.echo(f"warning: {note}", err=True)
     typer.echo(f"wrote {out or run_dir / 'predictions.parquet'}")

@@ -81,8 +81,9 @@ def predict_run(
         ``embedding_anomaly_calibration`` names the set, ``run.json`` records its size, rate and bound).
 
     Returns counts (``records``, ``skipped_no_modality``, ``rows``, ``samples``, ``anomaly_scored``,
-    ``anomaly_flagged``; ``slice_rows`` when ``slice_scores``) and ``notes`` (a list of warnings, e.g.
-    a checkpoint without the imaging anomaly statistics).
+    ``anomaly_flagged``; ``slice_rows`` when ``slice_scores``), ``notes`` (a list of warnings, e.g.
+    a checkpoint without the imaging anomaly statistics) and ``anomaly_calibration`` (``checkpoint``,
+    ``site:<hash>`` or ``None``: where the anomaly threshold was calibrated).
 
     Examples
     --------
@@ -239,7 +240,7 @@ def predict_run(
             "notes": notes,
         },
     )
-    return {**counts, "notes": notes}
+    return {**counts, "notes": notes, "anomaly_calibration": calibration}
 
 
 def _needed_for_calibration(

@@ -130,6 +130,7 @@ def test_site_threshold_is_the_conformal_quantile_of_its_distinct_images(
     assert (img["embedding_anomaly_flag"] == (img["embedding_anomaly_score"] > want)).all()
     cal_ids = pd.read_parquet(cal / "records.parquet")["image_id"].tolist()
     assert set(img["embedding_anomaly_calibration"]) == {calibration_set_id(cal_ids)}
+    assert f"anomaly threshold calibrated on {calibration_set_id(cal_ids)}" in result.output
     assert not pred.astype(str).apply(lambda c: c.str.contains("normal_studies|cal-")).any().any()
     section = json.loads((run / "run.json").read_text())["stages"]["predict"]
     fit = section["embedding_anomaly"]
