@@ -493,13 +493,16 @@ def evaluate_checkpoint(
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise InputError(str(out_dir), "--out is a file", "pass a folder for metrics.json and metrics.png")
     if split not in ("train", "val", "test", "all"):
-        raise ConfigError(f"split {split!r}: choose train, val, test (from the checkpoint's splits) or all")
+        raise ConfigError(
+            f"split {split!r} is not a split of this checkpoint. Fix: pass --split train, val or test "
+            "(the checkpoint's own splits) or all"
+        )
     data = load_checkpoint(checkpoint)  # read once: the model and the anomaly statistics
     model, config, meta = load_model(checkpoint, dev, data)
     mods = meta["modalities"]
     unknown = [d for d in drop if d not in mods]
     if unknown:
-        raise ConfigError(f"--drop {unknown}: not a modality of this model; choose from {mods}")
+        raise ConfigError(f"--drop {unknown}: not a modality of this model. Fix: drop one of {mods}")
     if set(drop) >= set(mods):
         raise ConfigError(f"--drop {list(drop)} hides every modality of this model ({mods}); keep one")
     records = load_records(run_dir, [m for m in mods if m not in drop])

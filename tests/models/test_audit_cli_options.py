@@ -43,6 +43,12 @@ def test_evaluate_drop_must_name_a_model_modality(trained: tuple[Path, Path], tm
     base = ["evaluate", "--model", str(model), str(run), "--split", "all", "--out", str(tmp_path / "ev")]
     res = CliRunner().invoke(app, [*base, "--drop", "imgae"])
     assert res.exit_code == 2 and "--drop ['imgae']: not a modality of this model" in res.output
+    assert "Fix: drop one of" in res.output
+    res = CliRunner().invoke(app, [*base[:-4], "--split", "tset", "--out", str(tmp_path / "ev")])
+    assert (
+        res.exit_code == 2
+        and "split 'tset' is not a split of this checkpoint. Fix: pass --split" in res.output
+    )
     res = CliRunner().invoke(app, [*base, "--drop", "image", "--drop", "report", "--drop", "signal"])
     assert res.exit_code == 2 and "hides every modality" in res.output
 
