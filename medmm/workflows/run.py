@@ -230,6 +230,8 @@ def _predict(step: StageStep, ctx: StageContext) -> dict[str, int]:
     if "model" not in opts:
         raise ConfigError("stage 'predict': option `model` (a checkpoint, model.pt) is required")
     checkpoint = ctx.resolve(str(opts.pop("model")))
+    if opts.get("anomaly_calibration") is not None:  # a run folder, relative to the workflow file as `model`
+        opts["anomaly_calibration"] = ctx.resolve(str(opts["anomaly_calibration"]))
     counts = predict_run(checkpoint, ctx.run_dir, **_checked_options(predict_run, opts, "predict", 2))
     return {k: int(v) for k, v in counts.items() if isinstance(v, int)}
 
