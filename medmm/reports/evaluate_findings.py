@@ -148,9 +148,11 @@ def _read_gold(csv_path: Path, id_column: str) -> pd.DataFrame:
         raise InputError(str(csv_path), f"cannot be read as CSV ({exc})", "give the IU reports CSV") from None
     missing = [c for c in (id_column, "Problems") if c not in frame.columns]
     if missing:
+        from medmm.ingest.table_header import describe_columns  # the first line may be data: no values shown
+
         raise InputError(
             str(csv_path),
-            f"no column {missing} (columns found: {list(frame.columns)})",
+            f"no column {missing} ({describe_columns(list(frame.columns))})",
             "give the IU reports CSV (uid and Problems columns), or --id-column",
         )
     return frame

@@ -28,6 +28,15 @@ def test_evaluate_findings_bad_gold_csv(tmp_path: Path, content: str, problem: s
     assert code == 2 and problem in out and "gold.csv" in out
 
 
+def test_evaluate_findings_gold_without_header_shows_no_row(tmp_path: Path) -> None:
+    # a gold table whose first line is a report (accession, MRN, text): its values are not printed
+    gold = tmp_path / "gold.csv"
+    gold.write_text("ACC7730291,MRN4471923,John Smith has cardiomegaly\n")
+    code, out = _run("evaluate-findings", str(gold), "--run", str(tmp_path))
+    assert code == 2 and "looks like data, not a header" in out
+    assert "MRN4471923" not in out and "John Smith" not in out
+
+
 def test_evaluate_findings_run_without_tables(tmp_path: Path) -> None:
     gold = tmp_path / "gold.csv"
     gold.write_text("uid,Problems\n1,normal\n")
