@@ -12,6 +12,10 @@ column** from the rows that do tell, and never guessed:
 * **conflicting** when one row can only be day/month and another only month/day: no single order
   reads the column, so its ambiguous rows cannot be trusted either; the caller refuses it.
 
+A row that is a date in neither order (``99/99/9999``, ``00/00/0000``: an export's placeholder for an
+unknown date, or a typo) does not take part: it is unreadable whichever the order, and the caller
+reports that row alone.
+
 Dotted dates (``04.03.2025``) are always day first, as everywhere dots are used; a dotted date whose
 second field exceeds 12 is not a date.
 
@@ -68,7 +72,9 @@ def slashed_order(pairs: Iterable[tuple[int, int]]) -> Order:
     >>> slashed_order([(3, 4)])
     'unknown'
     """
-    pairs = list(pairs)
+    # a row that is a date in neither order (a placeholder such as 99/99/9999, 00/00/0000, a typo) tells
+    # nothing: it is that row's problem (the caller reports it), not the column's order
+    pairs = [(a, b) for a, b in pairs if _a_date(a, b) or _a_date(b, a)]
     day_told = any(a > 12 for a, _ in pairs)
     month_told = any(b > 12 for _, b in pairs)
     if day_told and month_told:
@@ -78,6 +84,11 @@ def slashed_order(pairs: Iterable[tuple[int, int]]) -> Order:
     if month_told or all(a == b for a, b in pairs):
         return "month-first"
     return "unknown"
+
+
+def _a_date(day: int, month: int) -> bool:
+    """Whether ``day`` and ``month`` can be a day and a month (the year is not looked at)."""
+    return 1 <= day <= 31 and 1 <= month <= 12
 
 
 def day_first_or_refuse(

@@ -25,6 +25,11 @@ from medmm.signals.readers.timestamps import parse_times
         ([(3, 4), (5, 6)], "unknown"),
         ([(25, 4), (4, 25)], "conflicting"),
         ([(25, 4), (4, 25), (3, 4)], "conflicting"),
+        # a row that is a date in neither order (an export's 99/99/9999 placeholder) tells nothing:
+        # was "conflicting" (first and second field over 12), refusing a plainly day-first column
+        ([(25, 4), (99, 99), (3, 4)], "day-first"),
+        ([(4, 25), (0, 0)], "month-first"),
+        ([(3, 4), (45, 45)], "unknown"),
     ],
 )
 def test_slashed_order(pairs: list[tuple[int, int]], order: str) -> None:
@@ -90,3 +95,11 @@ def test_start_of_dotted_dates_with_utc_offsets_is_day_first() -> None:
     t, start = parse_times(pd.Series(["04.03.2021 10:00+01:00", "05.03.2021 10:00+01:00"]), "v.csv", "time")
     assert start == datetime(2021, 3, 4, 10, 0)  # was: 2021-04-03, the first row re-read month first
     assert t.tolist() == [0.0, 86400.0]
+
+
+def test_a_placeholder_date_does_not_refuse_a_day_first_report_column() -> None:
+    # was: AmbiguousDateError for the whole table ("some rows can only be day/month, others only
+    # month/day") because of the one 99/99/9999 row
+    got = read_dates(["25/04/2021", "99/99/9999", "03/04/2021"], "r.csv", "d")
+    assert [(d.when.month, d.when.day) if d.when else None for d in got] == [(4, 25), None, (4, 3)]
+    assert got[1].problem is not None
