@@ -97,6 +97,15 @@ def workflow_lock(run_dir: Path) -> Iterator[None]:
                 "give this one another --out. The lock is released when that process ends, even if it is "
                 "killed: no lock file needs removing"
             ) from None
+        except OSError as exc:  # a filesystem without flock (NFSv3 without lockd: ENOLCK): run unlocked
+            log.warning(
+                "%s: the run directory cannot be locked (%s): a second `medmm run` on it would not be "
+                "refused; keep the runs of this run directory on one schedule (see docs/nightly.md)",
+                run_dir,
+                exc.strerror or exc,
+            )
+            yield
+            return
         try:
             fh.seek(0)
             fh.truncate()
