@@ -360,8 +360,14 @@ def run_workflow(
     _check_outside_inputs(config, ctx)  # before the lock file and run.json are made in the run directory
     started = time.time()
     with workflow_lock(ctx.run_dir):
-        swept = sweep_temp_files(ctx.run_dir, started)  # of a run killed mid-write (kill -9)
-        record = _Record(config, ctx, result, swept)
+        try:
+            swept = sweep_temp_files(ctx.run_dir, started)  # of a run killed mid-write (kill -9)
+            record = _Record(config, ctx, result, swept)
+        except OSError as exc:  # a disk that filled up last night: run.json's `running` not written
+            full = _run_dir_error(exc, ctx, "medmm run started")
+            if full is None:
+                raise
+            raise full from exc
         try:
             _check_site_key(config, ctx)
             if ctx.scheduler:
@@ -395,7 +401,7 @@ def _run_stage(step: StageStep, ctx: StageContext, result: WorkflowResult) -> No
         raise
     except OSError as exc:
         result.stopped = step.stage.value
-        full = _run_dir_error(exc, step, ctx)
+        full = _run_dir_error(exc, ctx, f"stage '{step.stage.value}' wrote its results")
         if full is None:
             raise
         raise full from exc
@@ -410,19 +416,20 @@ def _run_stage(step: StageStep, ctx: StageContext, result: WorkflowResult) -> No
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
-def _run_dir_error(exc: OSError, step: StageStep, ctx: StageContext) -> ConfigError | None:
-    """A stage's error writing its results, as a :class:`~medmm.errors.ConfigError` naming the folder and
-    the fix: the disk or quota is full, the filesystem read-only, or the run directory not writable.
-    ``None`` for any other error (which stays what it is)."""
+def _run_dir_error(exc: OSError, ctx: StageContext, during: str) -> ConfigError | None:
+    """An error writing in the run directory (``during``: what was writing), as a
+    :class:`~medmm.errors.ConfigError` naming the folder and the fix: the disk or quota is full, the
+    filesystem read-only, or the run directory not writable. ``None`` for any other error (which stays
+    what it is)."""
     name = exc.filename if isinstance(exc.filename, str) else None
     in_run = name is not None and Path(name).absolute().is_relative_to(ctx.run_dir)
     if exc.errno not in _FULL and not (exc.errno in (errno.EACCES, errno.EPERM) and in_run):
         return None
     where = Path(name).parent if name and in_run else Path(name) if name else ctx.run_dir
     return ConfigError(
-        f"{where}: {exc.strerror or os.strerror(exc.errno or 0)} while stage '{step.stage.value}' wrote its "
-        "results. Fix: free space on that filesystem (or make it writable), or give another --out; then "
-        "run again: the finished inputs of earlier stages are kept"
+        f"{where}: {exc.strerror or os.strerror(exc.errno or 0)} while {during}. Fix: free space on that "
+        "filesystem (or make it writable), or give another --out; then run "
+        "again: the finished inputs of earlier stages are kept"
     )
 
 

@@ -163,6 +163,28 @@ def test_a_folder_that_cannot_be_listed_does_not_make_every_file_redone(
     assert json.loads((tmp_path / "run" / "run.json").read_text())["stages"]["ingest"]["n_skipped"] == 3
 
 
+def test_a_full_disk_at_the_start_of_the_run_is_exit_2_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk filled up last night: writing run.json's `running` status, before any stage, fails
+    (was an unexpected OSError, exit 3 and a traceback asking to report a bug in medmm)."""
+    import os
+
+    import medmm.runinfo
+
+    wf, run = _workflow(tmp_path), tmp_path / "run"
+
+    def full(run_dir: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(run_dir) / ".run.json.abcd1234.tmp"))
+
+    monkeypatch.setattr(medmm.runinfo, "update_run_json", full)
+    res = CliRunner().invoke(app, ["run", str(wf)])
+    assert res.exit_code == 2, res.output
+    assert f"error: {run}: {os.strerror(errno.ENOSPC)}" in res.output
+    assert "Fix: free space" in res.output and "Traceback" not in res.output
+    assert res.stdout.strip().splitlines()[-1].startswith("medmm run nightly: FAILED exit=2")
+
+
 def test_a_filesystem_without_flock_runs_unlocked_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
