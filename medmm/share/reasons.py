@@ -54,8 +54,9 @@ _PIECES = re.compile(r"\s+|[()\[\]{}<>,;:!?\"'`]|[^\s()\[\]{}<>,;:!?\"'`]+")
 
 @lru_cache(maxsize=1)
 def allowed_words() -> frozenset[str]:
-    """:func:`~medmm.share.words.medmm_words` and the words of the DICOM standard's UID names (SOP
-    classes, transfer syntaxes: pydicom's UID dictionary), which medmm's reasons quote.
+    """:func:`~medmm.share.words.medmm_words`, the words of the DICOM standard's UID names (SOP
+    classes, transfer syntaxes: pydicom's UID dictionary), which medmm's reasons quote, and the names of
+    the file formats ingest recognises, upper-cased as its reasons write them (``MINC2``, ``MGH``).
 
     >>> {"Waveform", "Storage", "missing"} <= allowed_words(), "Brannigan" in allowed_words()
     (True, False)
@@ -67,6 +68,10 @@ def allowed_words() -> frozenset[str]:
         UID_dictionary = {}
     for entry in UID_dictionary.values():
         extra.update(_WORD.findall(f"{entry[0]} {entry[1]}"))
+    from medmm.ingest.sniff import Format  # ingest names formats upper-cased: "MINC2 image", "MGH image"
+
+    for fmt in Format:
+        extra.update(_WORD.findall(fmt.value.upper()))
     return medmm_words() | frozenset(extra)
 
 

@@ -90,3 +90,17 @@ def test_a_shared_run_carries_no_name_from_a_library_reason(tmp_path: Path, stri
     assert REMOVED in reason
     report = json.loads((tmp_path / "share" / "share_report.json").read_text())
     assert report["tables"]["manifest.parquet"]["text_removed"] == {"reason": 1}
+
+
+def test_medmm_reason_naming_an_unsupported_format_keeps_the_format() -> None:
+    """Ingest writes a format's name upper-cased from its enum (``MINC2 image``, ``MGH image``): medmm's
+    words, not a constant of its source; they were removed (``[text removed] image``), as on the demo."""
+    from medmm.ingest.sniff import OTHER_IMAGE_FORMATS
+    from medmm.ingest.tasks import _READS, _display
+
+    names = SourceNames.build(["scan.mnc"], [], Pseudonymizer(b"k" * 32))
+    for fmt in OTHER_IMAGE_FORMATS:
+        reason = f"UnsupportedFormatError: scan.mnc: {_display(fmt)} image: medmm ingest reads {_READS} only"
+        shared = reduce_text(reason, names)
+        assert REMOVED not in shared, shared
+        assert f" {_display(fmt)} image: medmm ingest reads DICOM, NIfTI, ANALYZE" in shared
