@@ -53,7 +53,18 @@ _BOTH = {"bilateral", "bilaterally", "both", "bibasilar", "bibasal", "biapical",
 _SIDE_PREFIXES = ("left", "right", "bilat", "both", "bibas", "biapical", "bihilar")
 _SIDE_WORD = re.compile(r"(?=left|right|bilat|both|bibas|biapical|bihilar)", re.IGNORECASE)
 _BEFORE_CHARS, _AFTER_CHARS = 60, 30
-_AFTER = re.compile(r"^\s*(?:,\s*)?(?:on|in|at|of)\s+the\s+(left|right)\b", re.IGNORECASE)
+# after the finding: "on the left", "in both lungs", "in the bilateral lower lobes", "bilaterally",
+# ", right greater than left" (group 1: a side word; group 2: the two sides compared)
+_AFTER = re.compile(
+    r"^\s*(?:,\s*)?(?:(?:on|in|at|of)\s+(?:the\s+)?(left|right|both|bilateral)\b|(bilaterally)\b"
+    r"|((?:left|right)\s+(?:greater|more|larger|worse)\s+than\s+(?:the\s+)?(?:left|right))\b)",
+    re.IGNORECASE,
+)
+# "left greater than right effusions": both sides have one
+_GREATER = re.compile(r"\s+(?:greater|more|larger|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.IGNORECASE)
+# "both atelectasis and pneumonia": "both" right before the finding and "and"/"or" after it is the
+# conjunction, not a side
+_CONJUNCTION = re.compile(r"\s*,?\s*(?:and|or)\b", re.IGNORECASE)
 _STOP = re.compile(r"[.;,:\n]|\b(?:and|or|with|in|of|at|to|from)\b", re.IGNORECASE)
 _LEFT_NAMES = {"lingula"}
 
@@ -66,16 +77,44 @@ def finding_side(text: str, start: int, end: int) -> str | None:
     >>> t = "Opacity in the right lower lobe and a left pleural effusion."
     >>> finding_side(t, t.index("pleural"), t.index("pleural") + 16), finding_side(t, 0, 7)
     ('left', 'right')
-    >>> finding_side("Effusion on the left.", 0, 8)
-    'left'
+    >>> finding_side("Effusion on the left.", 0, 8), finding_side("Effusions in both lungs.", 0, 9)
+    ('left', 'bilateral')
+    >>> t = "Could represent both atelectasis and pneumonia."
+    >>> finding_side(t, t.index("atelectasis"), t.index("atelectasis") + 11) is None
+    True
     """
     before = text[max(0, start - _BEFORE_CHARS) : start]
     m = _BEFORE.search(before)
-    if m is not None and not _STOP.search(before[m.end(1) :]):
-        side = m.group(1).lower()
-        return "bilateral" if side in _BOTH else side
+    if m is not None:
+        side = _side_before(m, before, text, end)
+        if side is not None:
+            return side
+    return _side_after(text, end)
+
+
+def _side_before(m: re.Match[str], before: str, text: str, end: int) -> str | None:
+    """The side a :data:`_BEFORE` match gives the finding ending at ``end``, or ``None`` when the match
+    is not the finding's side (a stop word between, or the conjunction "both ... and")."""
+    between = before[m.end(1) :]
+    if _STOP.search(between):
+        return None
+    side = m.group(1).lower()
+    if side == "both" and not between.strip() and _CONJUNCTION.match(text, end):
+        return None
+    if side in _BOTH or _GREATER.match(between):
+        return "bilateral"
+    return side
+
+
+def _side_after(text: str, end: int) -> str | None:
+    """The side the phrase right after a finding ending at ``end`` gives it (:data:`_AFTER`)."""
     after = _AFTER.match(text[end : end + _AFTER_CHARS])
-    return after.group(1).lower() if after is not None else None
+    if after is None:
+        return None
+    side = after.group(1)
+    if side is None or side.lower() in _BOTH:
+        return "bilateral"
+    return side.lower()
 
 
 def side_word_starts(text: str) -> list[int]:
@@ -116,15 +155,14 @@ def side_at(text: str, start: int, end: int, at: list[int]) -> str | None:
         while i < n and at[i] < start:
             m = _BEFORE.match(before, at[i] - w0)
             if m is not None:
-                if _STOP.search(before[m.end(1) :]):
+                side = _side_before(m, before, text, end)
+                if side is None:
                     break  # as finding_side: the leftmost match decides, then the phrase after
-                side = m.group(1).lower()
-                return "bilateral" if side in _BOTH else side
+                return side
             i += 1
     i = bisect_left(at, end, i)
     if i < n and at[i] < end + _AFTER_CHARS:
-        after = _AFTER.match(text[end : end + _AFTER_CHARS])
-        return after.group(1).lower() if after is not None else None
+        return _side_after(text, end)
     return None
 
 

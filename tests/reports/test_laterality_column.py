@@ -45,6 +45,18 @@ def rows() -> Any:
         ("Right lower lobe opacity and a left pleural effusion.", "pleural effusion", "left"),
         ("Cardiomegaly.", "Cardiomegaly", None),
         ("Right lung with pleural effusion.", "pleural effusion", None),  # "with": not its own side
+        # "both" as the conjunction was read as a side (bilateral atelectasis)
+        ("Could represent both atelectasis and pneumonia.", "atelectasis", None),
+        ("Both atelectasis and scarring are possible.", "atelectasis", None),
+        ("Both lower lobe opacities and a small effusion.", "opacities", "bilateral"),
+        # sides after the finding other than "on/in/at/of the left/right" were not read (null)
+        ("Effusions in both lungs.", "Effusions", "bilateral"),
+        ("Opacities in the bilateral lower lobes.", "Opacities", "bilateral"),
+        ("Pleural effusions bilaterally.", "Pleural effusions", "bilateral"),
+        ("Opacity in left lower lobe.", "Opacity", "left"),
+        # two sides compared: was the first side alone ("left"), or null
+        ("Left greater than right pleural effusions.", "pleural effusions", "bilateral"),
+        ("Effusion, right greater than left.", "Effusion", "bilateral"),
     ],
 )
 def test_laterality_of_findings(rows: Any, text: str, word: str, side: str | None) -> None:
@@ -82,6 +94,10 @@ def test_sides_of_equals_finding_side_everywhere() -> None:
         "sided",
         "-",
         "x" * 40,
+        "bilaterally",
+        "in both",
+        "or",
+        "greater than",
     ]
     for _ in range(200):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))
@@ -119,6 +135,9 @@ def test_batch_sides_equal_finding_side_everywhere() -> None:
         "cleft",
         "x" * 50,
         "\n",
+        "bilaterally",
+        "greater than",
+        "or",
     ]
     for _ in range(100):
         texts = [
