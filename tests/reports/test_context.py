@@ -68,6 +68,7 @@ def test_history_is_historical_and_no_label(parse: Any, text: str, word: str, fi
         ("Father's lung cancer.", "lung cancer"),
         ("Lung cancer in his mother.", "Lung cancer"),
         ("Strong family history of lymphoma.", "lymphoma"),
+        ("Maternal history of lung cancer.", "lung cancer"),  # was historical too, as "history of"
     ],
 )
 def test_family_experiencer_and_no_label(parse: Any, text: str, word: str) -> None:
@@ -98,6 +99,10 @@ def test_family_experiencer_and_no_label(parse: Any, text: str, word: str) -> No
         ("History of COPD, now with new left pleural effusion.", "pleural effusion", "pleural effusion"),
         ("History of lung cancer, but there is a right upper lobe mass.", "mass", "mass"),
         ("Remote history of tuberculosis with calcified granulomas.", "calcified granulomas", "granuloma"),
+        # "status post" after a history: the procedure's changes are on this image (was historical, and
+        # the report's only surgical-change mention then gave no label)
+        ("History of lung cancer status post right upper lobectomy.", "lobectomy", "surgical change"),
+        ("History of lung cancer, s/p left upper lobectomy.", "lobectomy", "surgical change"),
     ],
 )
 def test_current_findings_stay_current(parse: Any, text: str, word: str, finding: str) -> None:
