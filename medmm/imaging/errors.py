@@ -101,13 +101,19 @@ _TERMS = frozenset(
         *("YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "OB", "OW", "OF", "OD", "UN"),
     }
 )
-_QUOTED = re.compile(r"'([^'\n]{0,200})'|\"([^\"\n]{0,200})\"")
+# a single-quoted value may hold an apostrophe followed by a letter ('O'BRIEN^JOHN'): the quote closes
+# only where no letter or digit follows it
+_QUOTED = re.compile(r"'((?:[^'\n]|'(?=\w)){0,200})'(?!\w)|\"([^\"\n]{0,200})\"")
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
+# a run of 7 or more digits is a date (19800101), a record or accession number: not shown
+_LONG_DIGITS = re.compile(r"[+-]?\d{7,}")
 
 
 def _known_term(text: str) -> bool:
     from pydicom.datadict import DicomDictionary, keyword_dict
 
+    if _LONG_DIGITS.fullmatch(text):
+        return False
     if not text or _NUMBER.fullmatch(text) or text in _TERMS or text.startswith("1.2.840.10008."):
         return True
     if text in keyword_dict:
@@ -126,8 +132,9 @@ def library_message(exc: BaseException) -> str:
 
     Libraries quote the values they refuse (``Unknown (0028,0004) 'Photometric Interpretation' value
     'SMITH^JOHN'``), and a header element can hold anything, a patient's name included. A quoted text
-    stays only when it is a number, a DICOM element name or keyword, a standard DICOM UID or a
-    photometric / VR term; any other becomes ``<value not shown>``.
+    stays only when it is a number (of fewer than 7 digits: ``'19800101'`` is a birth date, a longer one
+    may be a record number), a DICOM element name or keyword, a standard DICOM UID or a photometric /
+    VR term; any other becomes ``<value not shown>``, a name with an apostrophe (``'O'BRIEN'``) whole.
 
     >>> library_message(ValueError("Unknown (0028,0004) 'Photometric Interpretation' value 'SMITH^JOHN'"))
     "Unknown (0028,0004) 'Photometric Interpretation' value <value not shown>"

@@ -65,6 +65,8 @@ def test_decoder_messages_hide_header_values(tmp_path: Path) -> None:
         ("A (0028,0100) 'Bits Allocated' value of '12' is invalid", "'12'"),
         ("Unknown 'Photometric Interpretation' value 'YBR_FULL_422'", "'YBR_FULL_422'"),
         ("syntax '1.2.840.10008.1.2.4.50' not supported", "'1.2.840.10008.1.2.4.50'"),
+        ("expected '524288' bytes", "'524288'"),
+        ("(0010,0010) 'Patient's Name' has an invalid value", "'Patient's Name'"),
     ],
 )
 def test_library_message_keeps_dicom_terms(message: str, kept: str) -> None:
@@ -74,6 +76,21 @@ def test_library_message_keeps_dicom_terms(message: str, kept: str) -> None:
 def test_library_message_hides_free_text() -> None:
     out = library_message(ValueError("bad value \"Smith^John\" and 'MRN4471923' in 'Patient ID'"))
     assert "Smith" not in out and "MRN4471923" not in out and "'Patient ID'" in out
+
+
+@pytest.mark.parametrize(
+    ("message", "hidden"),
+    [
+        # was "<value not shown>BRIEN^JOHN'": the apostrophe closed the quote
+        ("Unknown value 'O'BRIEN^JOHN' for VR PN", "BRIEN"),
+        # was kept as a number: a birth date, a record number
+        ("Invalid value for VR DA: '19800101'.", "19800101"),
+        ("Invalid value for VR LO: '4471923'.", "4471923"),
+    ],
+)
+def test_library_message_hides_apostrophe_names_and_long_numbers(message: str, hidden: str) -> None:
+    out = library_message(ValueError(message))
+    assert hidden not in out and "<value not shown>" in out, out
 
 
 def test_unexpected_ingest_error_hides_values() -> None:
