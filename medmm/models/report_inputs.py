@@ -53,8 +53,16 @@ ENTITY_COLUMNS = [
 CONTEXT_COLUMNS = ["historical", "experiencer"]
 
 
-def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> Any:
-    """The reports' entity vectors as a CSR matrix (row ``i`` = ``ids[i]``)."""
+def _entity_matrix(
+    run_dir: Path, ids: Sequence[str], n_features: int, context: bool | None = None
+) -> tuple[Any, bool]:
+    """The reports' entity vectors as a CSR matrix (row ``i`` = ``ids[i]``), and whether their tokens
+    carry the ConText statuses (``+historical`` / ``+family``, :data:`CONTEXT_COLUMNS`).
+
+    ``context``: ``None`` (training) reads the ConText columns when the table has them; ``False`` (a
+    checkpoint trained without them) never reads them, so its tokens are the ones it learned; ``True``
+    (a checkpoint trained with them) refuses a table without them.
+    """
     path = Path(run_dir) / "entities.parquet"
     if not path.exists():
         raise InputError(
@@ -65,7 +73,21 @@ def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> Any:
         )
     try:
         present = set(pq.read_schema(path).names)
-        ent = pd.read_parquet(path, columns=ENTITY_COLUMNS + [c for c in CONTEXT_COLUMNS if c in present])
+    except Exception as exc:
+        raise InputError(
+            str(path), f"not a readable entities table ({type(exc).__name__})", "re-run `medmm reports parse`"
+        ) from None
+    has_context = all(c in present for c in CONTEXT_COLUMNS)
+    if context and not has_context:
+        raise InputError(
+            str(path),
+            "the model's entity vectors were trained with the ConText columns (historical, experiencer) "
+            "and this entities table has none (written by an older `medmm reports parse`)",
+            "re-run `medmm reports parse REPORTS --out RUN_DIR` into this run",
+        )
+    context = has_context if context is None else context
+    try:
+        ent = pd.read_parquet(path, columns=ENTITY_COLUMNS + (CONTEXT_COLUMNS if context else []))
     except Exception as exc:
         raise InputError(
             str(path), f"not a readable entities table ({type(exc).__name__})", "re-run `medmm reports parse`"
@@ -75,7 +97,7 @@ def _entity_matrix(run_dir: Path, ids: Sequence[str], n_features: int) -> Any:
         str(k): [{str(c): v for c, v in r.items()} for r in g.to_dict("records")]
         for k, g in ent.groupby("report_id", sort=False)
     }
-    return entity_vectors([entity_tokens(groups.get(i, [])) for i in ids], n_features, sparse=True)
+    return entity_vectors([entity_tokens(groups.get(i, [])) for i in ids], n_features, sparse=True), context
 
 
 def _texts_path(run_dir: Path) -> Path:
@@ -143,6 +165,10 @@ class ReportSource:
         The reports to serve (built once, eagerly).
     key
         The site key, for ``text``.
+    entity_context
+        Whether entity tokens carry the ConText statuses: ``None`` when the table has the columns
+        (training), else the checkpoint's (``meta["report_inputs"]["entity_context"]``); see
+        :attr:`entity_context` for what was used.
 
     Examples
     --------
@@ -163,6 +189,7 @@ class ReportSource:
         findings: Any,
         report_ids: Sequence[str],
         key: bytes | None = None,
+        entity_context: bool | None = None,
     ) -> None:
         self.cfg = cfg
         self.ids = sorted({str(i) for i in report_ids})
@@ -174,9 +201,12 @@ class ReportSource:
                 if self.ids
                 else np.zeros((0, *findings.item_shape), np.float32)
             )
-        self.entities = (
-            _entity_matrix(Path(run_dir), self.ids, cfg.entity_dim) if "entities" in cfg.features else None
-        )
+        self.entities = None
+        self.entity_context: bool | None = None  # the ConText statuses in the entity tokens
+        if "entities" in cfg.features:
+            self.entities, self.entity_context = _entity_matrix(
+                Path(run_dir), self.ids, cfg.entity_dim, entity_context
+            )
         self.tokens: tuple[np.ndarray, np.ndarray] | None = None
         if "text" in cfg.features:
             if key is None:
@@ -288,13 +318,19 @@ def with_report_inputs(
     if "text" in cfg.features:
         _texts_path(run_dir)  # before the key: a run without texts cannot be scored with any key
         key = _site_key(meta)
-    out["report"] = ReportSource(run_dir, cfg, src if "findings" in cfg.features else None, ids, key)
+    # scoring: the entity tokens the checkpoint learned (one trained before the ConText columns: without)
+    context = None if meta is None else bool((recorded or {}).get("entity_context", False))
+    out["report"] = ReportSource(
+        run_dir, cfg, src if "findings" in cfg.features else None, ids, key, entity_context=context
+    )
     return out
 
 
 def report_input_meta(config: TrainConfig, sources: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What a checkpoint records of its report inputs: ``features`` and, with text, the site key's check
-    value (:func:`medmm.pseudonym.key_check_value`); ``None`` for models without a report branch.
+    """What a checkpoint records of its report inputs: ``features``, with text the site key's check
+    value (:func:`medmm.pseudonym.key_check_value`), and with entities ``entity_context``: whether the
+    entity tokens carry the ConText statuses (scoring builds them the same way; a checkpoint without the
+    key was trained without them); ``None`` for models without a report branch.
 
     >>> cfg = TrainConfig.model_validate({"run_dir": ".", "modalities": {"report": {}},
     ...     "tasks": [{"name": "dx", "labels": ["a"]}]})
@@ -307,4 +343,7 @@ def report_input_meta(config: TrainConfig, sources: Mapping[str, Any]) -> dict[s
         return None
     cfg = config.report_input
     check = key_check_value(load_key()) if "text" in cfg.features else None
-    return {"features": list(cfg.features), "text_key_check": check}
+    out: dict[str, Any] = {"features": list(cfg.features), "text_key_check": check}
+    if "entities" in cfg.features:
+        out["entity_context"] = bool(getattr(sources.get("report"), "entity_context", False))
+    return out

@@ -100,7 +100,11 @@ def test_every_report_model_reads_the_configured_inputs(tmp_path: Path) -> None:
         _, config, meta = load_model(tmp_path / "ent" / folder / "model.pt")
         assert config.report_input.features == ["findings", "entities"]
         assert config.report_input.entity_dim == 64
-        assert meta["report_inputs"] == {"features": ["findings", "entities"], "text_key_check": None}
+        assert meta["report_inputs"] == {  # this run's entities table has no ConText columns
+            "features": ["findings", "entities"],
+            "text_key_check": None,
+            "entity_context": False,
+        }
         assert meta["input_shapes"]["report"]["shape"] == [6 + 64]  # finding vector + entity columns
     _, config, meta = load_model(tmp_path / "ent" / "unimodal_signal" / "model.pt")
     assert config.report_input.is_default() and meta["report_inputs"] is None

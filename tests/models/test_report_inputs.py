@@ -86,10 +86,52 @@ def test_historical_and_family_mentions_are_not_the_patients_current_finding(tmp
 
     old = pd.DataFrame([{**{c: None for c in ENTITY_COLUMNS}, **_entity("pneumonia"), "report_id": "r1"}])
     old[ENTITY_COLUMNS].to_parquet(tmp_path / "entities.parquet")
-    assert np.array_equal(_entity_matrix(tmp_path, ["r1"], 256).toarray()[0], current)
+    assert np.array_equal(_entity_matrix(tmp_path, ["r1"], 256)[0].toarray()[0], current)
     new = old.assign(historical=[True], experiencer=["patient"])
     new.to_parquet(tmp_path / "entities.parquet")
-    assert np.array_equal(_entity_matrix(tmp_path, ["r1"], 256).toarray()[0], historical)
+    assert np.array_equal(_entity_matrix(tmp_path, ["r1"], 256)[0].toarray()[0], historical)
+
+
+def test_a_checkpoint_scores_with_the_entity_tokens_it_was_trained_on(tmp_path: Path) -> None:
+    """A checkpoint trained before the ConText columns learned ``pneumonia|affirmed`` for a history of
+    pneumonia; scoring a run parsed since then must build that token again, not ``+historical``
+    (silently another feature column). One trained with them refuses a table without them."""
+    import pandas as pd
+
+    from medmm.errors import InputError
+    from medmm.models.report_inputs import ENTITY_COLUMNS, report_input_meta, with_report_inputs
+
+    cfg = TrainConfig.model_validate(
+        {
+            "run_dir": str(tmp_path),
+            "modalities": {"report": {}},
+            "tasks": [{"name": "dx", "labels": ["a"]}],
+            "report_input": {"features": ["entities"], "entity_dim": 256},
+        }
+    )
+    row = {**{c: None for c in ENTITY_COLUMNS}, **_entity("pneumonia"), "report_id": "r1"}
+    pd.DataFrame([row]).assign(historical=[True], experiencer=["patient"]).to_parquet(
+        tmp_path / "entities.parquet"
+    )
+    records = pd.DataFrame({"has_report": [True], "report_id": ["r1"]})
+    absent = {"report": object()}  # the findings store: not read with features [entities]
+
+    def vector(meta: dict | None) -> np.ndarray:
+        src = with_report_inputs(cfg, tmp_path, absent, records, meta)["report"]
+        return src.get("r1")[0]
+
+    trained_now = with_report_inputs(cfg, tmp_path, absent, records)
+    assert report_input_meta(cfg, trained_now)["entity_context"] is True
+    old_meta = {"report_inputs": {"features": ["entities"], "text_key_check": None}}  # before the key
+    assert np.array_equal(vector(old_meta), _vec([_entity("pneumonia")]))
+    assert np.array_equal(vector(None), _vec([_entity("pneumonia", historical=True)]))
+    new_meta = {"report_inputs": {**old_meta["report_inputs"], "entity_context": True}}
+    assert np.array_equal(vector(new_meta), vector(None))
+    pd.DataFrame([row])[ENTITY_COLUMNS].to_parquet(tmp_path / "entities.parquet")  # an older parse
+    with pytest.raises(InputError, match="ConText columns"):
+        vector(new_meta)
+    older_run = with_report_inputs(cfg, tmp_path, absent, records)
+    assert report_input_meta(cfg, older_run)["entity_context"] is False
 
 
 def test_history_section_and_unknown_entities() -> None:
