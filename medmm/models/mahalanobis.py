@@ -177,11 +177,11 @@ def aggregate_scores(scores: np.ndarray, records: Sequence[str], how: str = "mea
 class EmbeddingAnomaly:
     """A fitted density with its threshold; what the checkpoint stores (:meth:`to_state`).
 
-    ``calibration`` holds the sorted record scores the threshold was taken from, ``calibration_source``
+    ``calibration`` holds the sorted scores the threshold was taken from (one per calibration unit: the
+    distinct image since session 9, the record in checkpoints of session 8), ``calibration_source``
     where they came from (``validation``, ``train_crossfit``, ``train_in_sample``, or ``site``: a site's
-    normal studies, :meth:`recalibrated`), ``exact`` whether
-    there were enough of them for the rate, ``representation`` what was embedded and ``aggregation``
-    how slice scores combine.
+    normal studies, :meth:`recalibrated`), ``exact`` whether there were enough of them for the rate,
+    ``representation`` what was embedded and ``aggregation`` how slice scores combine.
     """
 
     density: GaussianDensity
