@@ -70,3 +70,16 @@ def test_unforeseen_error_is_returned_and_its_value_hidden(
     run_signals(tmp_path / "sig", tmp_path / "run", workers=0, key_file=key_file)
     reason = pd.read_parquet(tmp_path / "run" / "manifest_signals.parquet")["reason"].iloc[0]
     assert reason.startswith("ValueError: v.csv: unexpected error") and _leaks(reason) == []
+
+
+def test_wfdb_header_error_hides_the_value_wfdb_quotes(tmp_path: Path) -> None:
+    """wfdb's "time data '31/13/1980' does not match format" quoted the record's base date (was echoed)."""
+    from medmm.signals.errors import HeaderError
+    from medmm.signals.readers.wfdb_header import read_header
+
+    (tmp_path / "rec.hea").write_text(
+        "rec 1 360 100 10:00:00 31/13/1980\nrec.dat 16 200 11 1024 0 0 0 MLII\n"
+    )
+    with pytest.raises(HeaderError, match="unreadable WFDB header") as err:
+        read_header(tmp_path / "rec.hea", "rec.hea")
+    assert "1980" not in str(err.value) and "<value not shown>" in str(err.value)

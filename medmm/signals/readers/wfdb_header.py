@@ -71,9 +71,11 @@ def read_header(path: Path, rel: str):
     except FileNotFoundError as exc:
         raise HeaderError(rel, f"header not found ({exc.filename})", "restore the .hea file") from exc
     except Exception as exc:
-        raise HeaderError(
-            rel, f"unreadable WFDB header ({type(exc).__name__}: {exc})", "fix the header syntax"
-        ) from exc
+        from medmm.imaging.errors import library_message  # hides the values wfdb quotes
+
+        # wfdb quotes what it cannot parse ("time data '31/13/1980' does not match ..."): a date
+        problem = f"unreadable WFDB header ({type(exc).__name__}: {library_message(exc)})"
+        raise HeaderError(rel, problem, "fix the header syntax") from exc
 
 
 def wfdb_header_files(path: Path, rel: str) -> tuple[bool, list[str]]:
