@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medmm.align.records import MODALITIES
 from medmm.errors import ConfigError
 from medmm.models.encoders.reports import STATUSES
 from medmm.models.store import write_store
@@ -319,10 +320,6 @@ def write_inputs(
         if modality not in counts:
             _remove_store(run_dir / "inputs" / modality)
     return counts
-
-
-#: the modalities whose inputs :func:`write_inputs` writes (``inputs/<modality>/``)
-MODALITIES = ("image", "report", "signal")
 
 
 def _remove_store(folder: Path) -> None:
