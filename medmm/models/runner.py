@@ -504,7 +504,9 @@ def evaluate_checkpoint(
     if unknown:
         raise ConfigError(f"--drop {unknown}: not a modality of this model. Fix: drop one of {mods}")
     if set(drop) >= set(mods):
-        raise ConfigError(f"--drop {list(drop)} hides every modality of this model ({mods}); keep one")
+        raise ConfigError(
+            f"--drop {list(drop)} hides every modality of this model ({mods}). Fix: keep at least one"
+        )
     records = load_records(run_dir, [m for m in mods if m not in drop])
     where = f"{Path(run_dir) / 'records.parquet'} (records with {'/'.join(m for m in mods if m not in drop)})"
     if split != "all":

@@ -78,7 +78,10 @@ class Settings:
         if self.patient_from not in ("record", "folder"):
             raise ConfigError(f"patient_from must be 'record' or 'folder', not {self.patient_from!r}")
         if not isinstance(self.recover_small_beats, bool):  # YAML "yes"/"no" strings would both be true
-            raise ConfigError(f"recover_small_beats must be true or false, not {self.recover_small_beats!r}")
+            raise ConfigError(
+                f"recover_small_beats must be true or false, not {self.recover_small_beats!r}. Fix: write "
+                "recover_small_beats: true (or false) in the signals stage's options"
+            )
         if not self.rate > 0 or not self.window_s > 0:
             raise ConfigError("rate and window_s must be positive")
         limits = {  # name: (lowest, highest) allowed; a typo here would hang or exhaust memory

@@ -51,6 +51,7 @@ def test_evaluate_drop_must_name_a_model_modality(trained: tuple[Path, Path], tm
     )
     res = CliRunner().invoke(app, [*base, "--drop", "image", "--drop", "report", "--drop", "signal"])
     assert res.exit_code == 2 and "hides every modality" in res.output
+    assert "Fix: keep at least one" in res.output
 
 
 def test_predict_batch_size_zero_is_a_usage_error(trained: tuple[Path, Path], tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def test_mitdb_default_unchanged_and_rule_as_measured(
 def test_settings_reject_a_non_boolean_flag() -> None:
     assert Settings().recover_small_beats is False
     assert Settings().options()["recover_small_beats"] is False
-    with pytest.raises(ConfigError, match="recover_small_beats must be true or false"):
+    with pytest.raises(ConfigError, match=r"recover_small_beats must be true or false.*Fix: write"):
         Settings(recover_small_beats="no")  # type: ignore[arg-type]
 
 
