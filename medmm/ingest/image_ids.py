@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -63,6 +64,20 @@ def _norm(value: str) -> str:
     while text.startswith("./"):
         text = text[2:]
     return text.strip("/")
+
+
+#: a combined modality as RIS exports write it: PET/CT, SPECT/CT, PT/MR
+_COMBINED_MODALITY = re.compile(r"[A-Za-z][A-Za-z-]{0,15}(?:/[A-Za-z][A-Za-z-]{0,15}){1,2}")
+
+
+def _not_a_modality(value: str) -> bool:
+    """Whether a modality cell looks like a name, id, date or file (:func:`looks_like_data`) rather
+    than a modality; a combined one (``PET/CT``) is a modality, its ``/`` no path.
+
+    >>> _not_a_modality("PET/CT"), _not_a_modality("X-ray"), _not_a_modality("Smith^John")
+    (False, False, True)
+    """
+    return looks_like_data(value) and not _COMBINED_MODALITY.fullmatch(value)
 
 
 class IdTable:
@@ -148,7 +163,7 @@ class IdTable:
             key = _norm(cell("path"))
             if not key:
                 continue
-            if looks_like_data(cell("modality")):  # a wrong --modality-column: the value is not echoed
+            if _not_a_modality(cell("modality")):  # a wrong --modality-column: the value is not echoed
                 raise ConfigError(
                     f"{path}: row {n}: column {columns.modality!r} holds a value that is no modality code "
                     "(not shown: it looks like a name, id, date or file); name the modality column with "

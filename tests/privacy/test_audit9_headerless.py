@@ -59,3 +59,11 @@ def test_modality_column_holding_names_is_refused(tmp_path: Path) -> None:
     assert "row 2: column 'name'" in str(err.value) and _leaks(str(err.value)) == []
     table.write_text("path,patient_id,modality\ncxr_0001.png,MRN4471923,X-ray\n")  # a real one still reads
     assert IdTable.load(table, IdColumns()).lookup("cxr_0001.png").modality == "X-ray"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("modality", ["PET/CT", "SPECT/CT", "PT/MR"])
+def test_combined_modality_is_read(tmp_path: Path, modality: str) -> None:
+    """A RIS export's combined modality was refused as a file path (its "/"), stopping the whole run."""
+    table = tmp_path / "ids.csv"
+    table.write_text(f"path,patient_id,modality\nscan_0001.png,MRN4471923,{modality}\n")
+    assert IdTable.load(table, IdColumns()).lookup("scan_0001.png").modality == modality  # type: ignore[union-attr]
