@@ -54,7 +54,8 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def terminate_as_exception() -> Iterator[None]:
     """While inside, ``SIGTERM`` and ``SIGHUP`` raise :class:`Terminated` in the main thread (elsewhere:
-    no change).
+    no change). A signal the process ignores stays ignored (``nohup`` ignores ``SIGHUP``: such a run
+    goes on when the terminal that started it closes); the previous handlers are restored on leaving.
 
     Examples
     --------
@@ -69,7 +70,11 @@ def terminate_as_exception() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {
+        signum: signal.signal(signum, _raise)
+        for signum in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(signum) != signal.SIG_IGN  # `nohup medmm run ...`: the user's choice stays
+    }
     try:
         yield
     finally:
