@@ -23,7 +23,7 @@ import re
 import socket
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -179,13 +179,14 @@ def refuse_while_running(run_dir: Path) -> None:
 TEMP_PATTERN = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
-def sweep_temp_files(run_dir: Path, before: float) -> int:
+def sweep_temp_files(run_dir: Path, before: float, skip: Iterable[Path] = ()) -> int:
     """Remove the temporary files that atomic writes of a killed run (``kill -9``) left in ``run_dir``.
 
     Only regular files named as :data:`TEMP_PATTERN` and last modified before ``before`` (epoch
     seconds: the start of the run that sweeps, which holds :func:`workflow_lock`) are removed, in
-    ``run_dir`` and its sub-folders (symbolic links are not followed). Nothing else is touched; a file
-    that cannot be removed is logged and left. Returns how many were removed.
+    ``run_dir`` and its sub-folders (symbolic links are not followed) except the folders in ``skip``
+    (the stages' inputs: an export kept inside the run directory holds the user's files). Nothing else
+    is touched; a file that cannot be removed is logged and left. Returns how many were removed.
 
     Examples
     --------
@@ -197,7 +198,9 @@ def sweep_temp_files(run_dir: Path, before: float) -> int:
     (1, ['notes.tmp'])
     """
     removed = 0
-    for folder, _dirs, files in os.walk(run_dir, followlinks=False):
+    skipped = {Path(p).resolve() for p in skip}
+    for folder, dirs, files in os.walk(run_dir, followlinks=False):
+        dirs[:] = [d for d in dirs if (Path(folder) / d).resolve() not in skipped]
         for name in files:
             if not TEMP_PATTERN.match(name):
                 continue

@@ -361,7 +361,8 @@ def run_workflow(
     started = time.time()
     with workflow_lock(ctx.run_dir):
         try:
-            swept = sweep_temp_files(ctx.run_dir, started)  # of a run killed mid-write (kill -9)
+            inputs = [ctx.resolve(step.input) for step in config.stages if step.input]
+            swept = sweep_temp_files(ctx.run_dir, started, inputs)  # of a run killed mid-write (kill -9)
             record = _Record(config, ctx, result, swept)
         except OSError as exc:  # a disk that filled up last night: run.json's `running` not written
             full = _run_dir_error(exc, ctx, "medmm run started")

@@ -76,3 +76,21 @@ def test_a_new_temp_file_is_not_swept(tmp_path: Path, monkeypatch: pytest.Monkey
     assert fresh.exists()
     workflow = json.loads((run / "run.json").read_text())["stages"]["workflow"]
     assert workflow["counts"]["temp_files_removed"] == 0
+
+
+def test_the_sweep_never_enters_an_input_folder_inside_the_run_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export kept inside the run directory (as the demo's sample_archive/): a file of the export
+    that happens to have the pattern (another program's mkstemp write) is the user's, not medmm's."""
+    run = tmp_path / "run"
+    ours = _old(run / ".manifest.parquet.abcdefgh.tmp")
+    theirs = _old(run / "export" / "CT" / ".IM0001.dcm.k2j9x0ab.tmp")
+    monkeypatch.setitem(run_module._STAGES, run_module.StageName.ingest, lambda step, ctx: {})
+    cfg = WorkflowConfig.model_validate(
+        {"name": "n", "run_dir": "run", "stages": [{"stage": "ingest", "input": "run/export"}]}
+    )
+    run_workflow(cfg, tmp_path)
+    assert not ours.exists() and theirs.exists()  # the export's file was removed
+    workflow = json.loads((run / "run.json").read_text())["stages"]["workflow"]
+    assert workflow["counts"]["temp_files_removed"] == 1
