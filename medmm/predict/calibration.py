@@ -70,8 +70,9 @@ def site_calibrated(
     per distinct image), and the calibration set's name (:func:`calibration_set_id`).
 
     Refused with an :class:`~medmm.errors.InputError` naming the file, the problem and the fix: no
-    records table, no record with an image, images the model was not trained on (another shape), or
-    records also among ``scored`` (a record cannot calibrate its own threshold).
+    records table, no record with an image, images the model was not trained on (another shape),
+    records also among ``scored`` (a record cannot calibrate its own threshold), or no image with a
+    finite score (arrays of NaN). Images whose score is not finite are left out of the calibration.
     """
     cal_dir = Path(cal_dir)
     path = cal_dir / "records.parquet"
@@ -103,7 +104,15 @@ def site_calibrated(
     kind = meta.get("input_sources", {}).get(IMAGE, "arrays")
     stores = open_sources(config, cal_dir, mods, image_only, kind, absent_ok=True)
     check_inputs_match(meta, stores, cal_dir, checkpoint)
-    fitted = calibrate_on_records(
-        anomaly, model, image_only, stores, rate=rate, batch_size=batch_size, device=device
-    )
+    try:
+        fitted = calibrate_on_records(
+            anomaly, model, image_only, stores, rate=rate, batch_size=batch_size, device=device
+        )
+    except ValueError as exc:  # no finite score: every image's representation is NaN or infinite
+        raise InputError(
+            str(cal_dir / "inputs" / IMAGE),
+            f"none of its {len(cal)} image(s) has a finite anomaly score ({exc}): their arrays hold "
+            "NaN or infinite values",
+            "check the normal studies' images and re-run `medmm align` on them",
+        ) from None
     return fitted, calibration_set_id([str(i) for i in cal[f"{IMAGE}_id"]])

@@ -208,6 +208,21 @@ def test_too_few_normal_images_warn_with_the_bound_and_the_fix(
     assert section["embedding_anomaly"]["rate_exact"] is False and section["notes"] == counts["notes"]
 
 
+def test_images_without_a_finite_score_are_refused_not_a_traceback(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, ckpt = trained
+    cal = make_normal_run(tmp_path / "cal", 25)
+    ids = [f"cal-img-{i:03d}" for i in range(25)]
+    write_store(cal / "inputs" / "image", ids, np.full((25, 1, 16, 16), np.nan, np.float32))
+    res = CliRunner().invoke(
+        app, [*_predict_args(ckpt, run, tmp_path / "p.parquet"), "--anomaly-calibration", str(cal)]
+    )
+    assert res.exit_code == 2, res.output
+    assert "has a finite anomaly score" in res.output and "Fix:" in res.output
+    assert "Traceback" not in res.output
+
+
 def test_a_directory_without_records_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
     run, ckpt = trained
     (tmp_path / "empty").mkdir()
