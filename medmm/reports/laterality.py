@@ -61,7 +61,9 @@ _AFTER = re.compile(
     re.IGNORECASE,
 )
 # "left greater than right effusions": both sides have one
-_GREATER = re.compile(r"\s+(?:greater|more|larger|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.IGNORECASE)
+_GREATER = re.compile(
+    r"(?:[- ]sided)?\s+(?:greater|more|larger|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.IGNORECASE
+)
 # "both atelectasis and pneumonia": "both" right before the finding and "and"/"or" after it is the
 # conjunction, not a side
 _CONJUNCTION = re.compile(r"\s*,?\s*(?:and|or)\b", re.IGNORECASE)

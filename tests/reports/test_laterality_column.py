@@ -57,6 +57,7 @@ def rows() -> Any:
         # two sides compared: was the first side alone ("left"), or null
         ("Left greater than right pleural effusions.", "pleural effusions", "bilateral"),
         ("Effusion, right greater than left.", "Effusion", "bilateral"),
+        ("Right-sided greater than left-sided pleural effusions.", "pleural effusions", "bilateral"),
     ],
 )
 def test_laterality_of_findings(rows: Any, text: str, word: str, side: str | None) -> None:
