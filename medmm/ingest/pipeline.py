@@ -193,7 +193,10 @@ def ingest_archive(
     if not root.is_dir():
         from medmm.errors import ConfigError
 
-        raise ConfigError(f"{root}: the archive must be an existing folder")
+        raise ConfigError(
+            f"{root}: the archive must be an existing folder (not found, or not a folder). Fix: give the "
+            "folder that holds the images (mounted, if it is a share); for a single file, its folder"
+        )
     if out.resolve().is_relative_to(root.resolve()):  # its outputs would be walked as inputs next time
         from medmm.errors import ConfigError
 

@@ -30,6 +30,14 @@ def test_run_dir_inside_archive_is_refused(tmp_path: Path) -> None:
         run_signals(root, root / "run", workers=0, key_file=tmp_path / "k")
 
 
+@pytest.mark.parametrize("name", ["missing", "archive/notes.txt"])
+def test_archive_not_a_folder_says_the_fix(tmp_path: Path, name: str) -> None:
+    _archive(tmp_path)
+    with pytest.raises(ConfigError, match=r"must be an existing folder .*Fix: give the folder"):
+        ingest_archive(tmp_path / name, tmp_path / "run", workers=1, processes=False, key_file=tmp_path / "k")
+    assert not (tmp_path / "run").exists()
+
+
 def test_out_is_a_file(tmp_path: Path) -> None:
     root = _archive(tmp_path)
     res = CliRunner().invoke(app, ["ingest", str(root), "--out", str(root / "notes.txt")])
