@@ -249,10 +249,21 @@ def save_part(parts: Any, ids: list[str], keys: list[str], res: BatchTables) -> 
     return str(parts.write(keys, keyed(res.entities), keyed(res.labels), keyed(res.reports)))
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of ``frame`` as dicts, missing values as ``None``."""
-    clean = frame.astype(object).where(frame.notna(), None)
-    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
+def _outcomes(reports: pd.DataFrame) -> dict[str, tuple[Any, ...]]:
+    """Per report id of the merged parts: ``(status, reason, n_sections, n_entities)``, missing values
+    as ``None``; read column by column (row dicts of the whole frame cost ~8x more).
+
+    >>> _outcomes(pd.DataFrame({"report_id": ["a"], "status": ["ingested"], "reason": [""],
+    ...                         "n_sections": [2], "n_entities": [3]}))
+    {'a': ('ingested', '', 2, 3)}
+    """
+    if not len(reports):
+        return {}
+    columns = [
+        reports[c].astype(object).where(reports[c].notna(), None).tolist()
+        for c in ("report_id", "status", "reason", "n_sections", "n_entities")
+    ]
+    return {str(row[0]): tuple(row[1:]) for row in zip(*columns, strict=True)}
 
 
 def auto_batch_size(n_reports: int, n_workers: int) -> int:
@@ -504,12 +515,13 @@ def _write(
     with ``keep_text``; otherwise a ``report_texts.parquet`` of an earlier run is removed."""
     from medmm.tables import write_table
 
-    outcome = {str(x["report_id"]): x for x in _records(reports)}
+    outcome = _outcomes(reports)
     rows = []
     for r in inputs:
         if (o := outcome.get(r.report_id)) is not None:
-            extra = {"n_sections": int(o["n_sections"]), "n_entities": int(o["n_entities"])}
-            rows.append(_manifest(r, Status(o["status"]), str(o["reason"]), **extra))
+            status, reason, n_sections, n_entities = o
+            extra = {"n_sections": int(n_sections), "n_entities": int(n_entities)}
+            rows.append(_manifest(r, Status(status), str(reason), **extra))
     rows += failed + [r.model_dump(mode="json") for r in rejected]
     manifest = pd.DataFrame(rows, columns=list(ReportManifestRow.model_fields))
     manifest = manifest.sort_values("path", key=_natural_key, kind="stable").reset_index(drop=True)
