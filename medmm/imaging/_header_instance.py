@@ -134,8 +134,9 @@ def accession_of(ds: Any) -> str:
 
 
 _BURNED_IN_ANNOTATION = 0x00280301
-#: a DICOM code string (VR CS): upper-case letters, digits, space and underscore, 16 characters at most
-_CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
+#: a Modality code (VR CS: upper-case letters, digits and underscore, 16 characters at most); CS allows
+#: spaces, but no modality term has one, and an upper-case name ("JOHN SMITH") has
+_CODE_STRING = re.compile(r"[A-Z0-9_]{1,16}")
 
 
 def modality_of(ds: Any) -> tuple[str, bool]:

@@ -42,10 +42,11 @@ def test_decimal_comma_is_shown_with_the_fix(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_modality_that_is_no_code_string_is_not_kept(tmp_path: Path, fast: bool) -> None:
+@pytest.mark.parametrize("bad", [b"Smith^John", b"JOHN SMITH"])  # the upper-case one was kept
+def test_modality_that_is_no_code_string_is_not_kept(tmp_path: Path, fast: bool, bad: bytes) -> None:
     from medmm.imaging.dicom_header import _summarise
 
-    path = _with_raw(tmp_path, 0x00080060, "CS", b"Smith^John")
+    path = _with_raw(tmp_path, 0x00080060, "CS", bad)
     with path.open("rb") as fh:
         inst = _summarise(fh, "x.dcm", path.stat().st_size, fast=fast)
     assert (inst.modality, inst.modality_invalid) == ("", True)
