@@ -64,6 +64,10 @@ _AFTER = re.compile(
 _GREATER = re.compile(
     r"(?:[- ]sided)?\s+(?:greater|more|larger|worse)\s+than\s+(?:the\s+)?(?:left|right)\b", re.IGNORECASE
 )
+# "left greater than right basilar atelectasis": the side word matched is the second of the two
+_GREATER_BEFORE = re.compile(
+    r"(?:left|right)(?:[- ]sided)?\s+(?:greater|more|larger|worse)\s+than\s+(?:the\s+)?$", re.IGNORECASE
+)
 # "both atelectasis and pneumonia": "both" right before the finding and "and"/"or" after it is the
 # conjunction, not a side
 _CONJUNCTION = re.compile(r"\s*,?\s*(?:and|or)\b", re.IGNORECASE)
@@ -103,7 +107,7 @@ def _side_before(m: re.Match[str], before: str, text: str, end: int) -> str | No
     side = m.group(1).lower()
     if side == "both" and not between.strip() and _CONJUNCTION.match(text, end):
         return None
-    if side in _BOTH or _GREATER.match(between):
+    if side in _BOTH or _GREATER.match(between) or _GREATER_BEFORE.search(before, 0, m.start(1)):
         return "bilateral"
     return side
 

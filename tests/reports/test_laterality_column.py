@@ -58,6 +58,7 @@ def rows() -> Any:
         ("Left greater than right pleural effusions.", "pleural effusions", "bilateral"),
         ("Effusion, right greater than left.", "Effusion", "bilateral"),
         ("Right-sided greater than left-sided pleural effusions.", "pleural effusions", "bilateral"),
+        ("Left greater than right basilar atelectasis.", "atelectasis", "bilateral"),
     ],
 )
 def test_laterality_of_findings(rows: Any, text: str, word: str, side: str | None) -> None:
