@@ -134,7 +134,10 @@ def run_in_progress(run_dir: Path) -> str | None:
     ...     run_in_progress(run).startswith("process ")
     True
     """
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # not POSIX (a run directory copied to a Windows laptop): no `medmm run` lock
+        return None
 
     path = Path(run_dir) / LOCK_NAME
     try:

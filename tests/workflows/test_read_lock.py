@@ -83,3 +83,12 @@ def test_train_refuses_while_a_run_rewrites(tmp_path: Path) -> None:
         "is rewriting this run directory" in result.output and "Fix: wait for it to finish" in result.output
     )
     assert not out.exists()  # refused before anything is written
+
+
+def test_share_check_on_a_platform_without_fcntl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run directory copied to a machine without fcntl (Windows) can still be shared: no run can hold
+    it there (was ModuleNotFoundError from `medmm share`, which needed no fcntl before the check)."""
+    (tmp_path / LOCK_NAME).write_text('{"pid": 1}')  # copied along with the run directory
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError
+    assert run_in_progress(tmp_path) is None
+    refuse_while_running(tmp_path)
