@@ -19,6 +19,7 @@ the tables and removes the parts.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from medmm.ingest.finalize import ManifestSummary
 
 __all__ = ["Done", "Journal", "row_parts", "run_lock", "volume_parts", "write_part"]
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.parquet"
 VOLUMES = "volumes.parquet"
@@ -66,6 +69,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 f"{run_dir}: another `medmm ingest` is writing to this run directory; wait for it to "
                 f"finish or choose another --out"
             ) from exc
+        except OSError as exc:  # a filesystem without flock (NFSv3 without lockd: ENOLCK): run unlocked
+            log.warning(
+                "%s: the run directory cannot be locked (%s): a second `medmm ingest` into it would not "
+                "be refused; keep one ingest per run directory at a time (see docs/nightly.md)",
+                run_dir,
+                exc.strerror or exc,
+            )
+            yield
+            return
         try:
             yield
         finally:
