@@ -2,7 +2,10 @@
 
 Header variants live in ``data/sections.yaml``. A header is a variant at the start of a line (or after
 a sentence end) followed by ``:``, or alone on its line. Text before the first header (or a report
-without headers) is ``BODY``.
+without headers) is ``BODY``. A reason-for-exam section (``paragraph`` in the YAML: INDICATION, HISTORY,
+COMPARISON, TECHNIQUE) ends at its first paragraph break (a blank line): text after the break that has no
+header of its own is the report body (``BODY``), as in templates that write the findings without a
+``FINDINGS:`` header. FINDINGS and IMPRESSION may span paragraphs.
 
 >>> [(s.name, s.body_start) for s in find_sections("INDICATION: cough\\nFINDINGS: No effusion.")]
 [('INDICATION', 12), ('FINDINGS', 28)]
@@ -16,7 +19,10 @@ from functools import lru_cache
 
 from medmm.reports.lexicon import load_data
 
-__all__ = ["Section", "find_sections", "scored_sections", "section_at"]
+__all__ = ["Section", "find_sections", "paragraph_sections", "scored_sections", "section_at"]
+
+_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")  # a blank line (also with CRLF line ends)
+_CONTENT = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,36 @@ def scored_sections() -> frozenset[str]:
     return frozenset(load_data("sections.yaml")["scored"])
 
 
+@lru_cache(maxsize=1)
+def paragraph_sections() -> frozenset[str]:
+    """Sections that end at their first paragraph break (``INDICATION``, ``HISTORY``, ``COMPARISON``,
+    ``TECHNIQUE``): the headerless text after the break is ``BODY``.
+
+    >>> sorted(paragraph_sections())
+    ['COMPARISON', 'HISTORY', 'INDICATION', 'TECHNIQUE']
+    """
+    return frozenset(load_data("sections.yaml")["paragraph"])
+
+
+def _body_after_break(text: str, body_start: int, end: int) -> int | None:
+    """Start of the first non-blank text after the first paragraph break that follows the section's own
+    text in ``text[body_start:end]``; ``None`` when there is none (one paragraph, or blank lines only).
+
+    >>> _body_after_break("HISTORY: cough.\\n\\nHeart enlarged.", 9, 32)
+    17
+    >>> _body_after_break("HISTORY:\\n\\ncough.", 8, 16) is None
+    True
+    """
+    own = _CONTENT.search(text, body_start, end)
+    if own is None:
+        return None
+    brk = _BREAK.search(text, own.end(), end)
+    if brk is None:
+        return None
+    rest = _CONTENT.search(text, brk.end(), end)
+    return None if rest is None else rest.start()
+
+
 def find_sections(text: str) -> list[Section]:
     """Sections of ``text`` in order; they cover the text from the first header (or 0) to its end.
 
@@ -80,6 +116,8 @@ def find_sections(text: str) -> list[Section]:
     ['HISTORY', 'IMPRESSION']
     >>> find_sections("Lungs are clear.")[0].name
     'BODY'
+    >>> [s.name for s in find_sections("HISTORY: Cough.\\n\\nThe heart is enlarged.")]
+    ['HISTORY', 'BODY']
     """
     pattern, canon = _header_regex()
     hits = []
@@ -94,9 +132,15 @@ def find_sections(text: str) -> list[Section]:
     out: list[Section] = []
     if not hits or text[: hits[0][0]].strip():
         out.append(Section("BODY", 0, 0, hits[0][0] if hits else len(text)))
+    bounded = paragraph_sections()
     for i, (start, body_start, name) in enumerate(hits):
         end = hits[i + 1][0] if i + 1 < len(hits) else len(text)
-        out.append(Section(name, start, body_start, end))
+        body = _body_after_break(text, body_start, end) if name in bounded else None
+        if body is None:
+            out.append(Section(name, start, body_start, end))
+        else:  # each character is searched once: linear in the text
+            out.append(Section(name, start, body_start, body))
+            out.append(Section("BODY", body, body, end))
     return out
 
 
