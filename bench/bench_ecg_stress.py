@@ -19,6 +19,9 @@ times) and written as WFDB, then go through the real pipeline:
 The training records include the source records of the stress beats (the brief's protocol: the model
 a user would train on this archive); the networks never see a label. ``--quick``: sources 108 and 116,
 burdens 10 % and 50 %, base seed 0, 2 networks, 2 epochs (a smoke run, not a measurement).
+``MEDMM_BENCH_RECOVER_SMALL_BEATS=1``: both ingests with ``--recover-small-beats`` (the signals stage's
+opt-in detector rule, docs/signals.md "Session 9: tall ectopic beats"), as a user who turns it on for
+the whole archive would run them; results go to ``ecg_stress_recover/`` beside the default's.
 CPU seconds are measured per step (``resource.getrusage`` of the child processes).
 """
 
@@ -94,6 +97,12 @@ def _rows(beats: pd.DataFrame, by: str) -> list[dict[str, Any]]:
     return out
 
 
+def recover_small_beats() -> bool:
+    """Whether this run ingests with the detector's opt-in small-beat rule
+    (environment ``MEDMM_BENCH_RECOVER_SMALL_BEATS`` set to anything but ``0``)."""
+    return os.environ.get("MEDMM_BENCH_RECOVER_SMALL_BEATS", "") not in ("", "0")
+
+
 def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     """Build the stress set, run ingest -> train (real 9) -> score (stress), print per-burden tables."""
     from bench.ecg_stress import BURDENS, SOURCE_RECORDS, write_stress_set
@@ -104,6 +113,8 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         raise RuntimeError("shared data not found: set MEDMM_DATA")
     real = root / "signals" / "mitdb_subset"
     out_dir = Path(out_dir)
+    if recover_small_beats():
+        out_dir = out_dir.with_name(out_dir.name + "_recover")
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in [out_dir / n for n in ("stress", "stress_provenance", "sig_real", "sig_stress")] + [
         *out_dir.glob("model_s*"),
@@ -115,6 +126,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
         key.write_text(os.urandom(32).hex() + "\n")
         key.chmod(0o600)
     env = dict(os.environ, MEDMM_KEY_FILE=str(key))
+    detector = ["--recover-small-beats"] if recover_small_beats() else []
     sources = ("108", "116") if quick else SOURCE_RECORDS
     burdens = (BURDENS[0], BURDENS[-1]) if quick else BURDENS
     seeds = SEEDS[:1] if quick else SEEDS
@@ -126,10 +138,10 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     built.to_csv(out_dir / "stress_records.csv", index=False)
     cpu: dict[str, float] = {"build_wall_s": round(time.perf_counter() - t0, 2)}
     cpu["ingest_real"] = _cli(
-        ["signals", "ingest", str(real), "--out", str(out_dir / "sig_real"), "-w", "0"], env
+        ["signals", "ingest", str(real), "--out", str(out_dir / "sig_real"), "-w", "0", *detector], env
     )
     cpu["ingest_stress"] = _cli(
-        ["signals", "ingest", str(stress), "--out", str(out_dir / "sig_stress"), "-w", "0"], env
+        ["signals", "ingest", str(stress), "--out", str(out_dir / "sig_stress"), "-w", "0", *detector], env
     )
     per_burden, per_record = [], []
     burden_of = dict(zip(built["record"], built["target_burden"], strict=True))
@@ -179,6 +191,7 @@ def run(out_dir: Path, quick: bool) -> dict[str, Any]:
     print(f"CPU seconds per step: {cpu}; load average {load[0]:.1f}")
     model_rows = tb[tb["method"] == "model"]
     return {
+        "recover_small_beats": bool(detector),
         "stress_records": built.to_dict(orient="records"),
         "per_burden": tb.round(4).to_dict(orient="records"),
         "min_se_ppv_by_burden_mean_over_seeds": {
