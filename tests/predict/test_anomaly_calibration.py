@@ -1,11 +1,18 @@
-"""`medmm predict --anomaly-calibration CAL_RUN_DIR`: the imaging anomaly threshold calibrated on a
-site's own normal studies (one score per distinct image, the same conformal rule), recorded in
-predictions.parquet and run.json; refused for a run without images, with other image shapes, or
-overlapping the scored records."""
+"""The imaging anomaly threshold's calibration in `medmm predict`.
+
+* the checkpoint's own calibration (`--anomaly-rate`): a threshold calibrated on too few scores for the
+  rate is said (a warning naming the bound of the flag rate and the fix) and its promise recorded in
+  run.json, instead of a silent "5%";
+* `--anomaly-calibration CAL_RUN_DIR`: calibrated on a site's own normal studies (one score per distinct
+  image, the same conformal rule), recorded in predictions.parquet and run.json; refused for a run
+  without images, with other image shapes, or overlapping the scored records.
+
+One tiny model (trained once per module) serves both."""
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import math
 from pathlib import Path
@@ -256,3 +263,55 @@ def test_a_model_without_an_image_modality_is_refused(trained: tuple[Path, Path]
     cal = make_normal_run(tmp_path / "cal", 30)
     with pytest.raises(InputError, match="the model has no image modality"):
         predict_run(tmp_path / "m" / "model.pt", run, tmp_path / "p.parquet", anomaly_calibration=cal)
+
+
+# --- the checkpoint's own calibration: too few scores for the stated rate ---
+
+
+def _with_calibration(ckpt: Path, scores: torch.Tensor, target: Path) -> Path:
+    """The checkpoint with other calibration scores (as if its validation split had been larger)."""
+    data = load_checkpoint(ckpt)
+    data["embedding_anomaly"]["calibration"] = scores.to(torch.float64).sort().values
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    target.write_bytes(buf.getvalue())
+    return target
+
+
+def test_few_calibration_scores_warn_with_the_bound(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    run, ckpt = trained
+    n = len(load_checkpoint(ckpt)["embedding_anomaly"]["calibration"])
+    assert n < 61  # the tiny run: its 95% bound at 5% is above 10%
+    out = tmp_path / "p.parquet"
+    result = CliRunner().invoke(app, ["predict", "--model", str(ckpt), str(run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.output.splitlines() if "anomaly threshold was calibrated" in line]
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and f"on {n} " in warning[0]
+    assert "Fix:" in warning[0] and "Traceback" not in result.output
+    section = json.loads((run / "run.json").read_text())["stages"]["predict"]
+    fit = section["embedding_anomaly"]
+    assert fit["n_calibration"] == n and fit["false_alarm_rate"] == 0.05
+    assert 0.1 < fit["false_alarm_upper_95"] < 1 and fit["false_alarm_expected"] <= 0.2
+    assert any("calibrated on" in note for note in section["notes"])
+
+
+def test_a_strict_rate_on_the_same_scores_is_too_few_and_says_so(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, ckpt = trained
+    counts = predict_run(ckpt, run, tmp_path / "p.parquet", anomaly_rate=0.01)
+    assert any("too few for the false-alarm rate 0.01" in note for note in counts["notes"])
+
+
+def test_enough_calibration_scores_promise_the_rate_without_a_warning(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, ckpt = trained
+    many = _with_calibration(ckpt, torch.linspace(0.5, 9.0, 2000), tmp_path / "many.pt")
+    result = CliRunner().invoke(
+        app, ["predict", "--model", str(many), str(run), "--out", str(tmp_path / "p.parquet")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    fit = json.loads((run / "run.json").read_text())["stages"]["predict"]["embedding_anomaly"]
+    assert fit["n_calibration"] == 2000 and fit["false_alarm_upper_95"] < 0.06
