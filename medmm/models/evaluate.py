@@ -25,10 +25,13 @@ from medmm.models.data import MultimodalDataset
 from medmm.models.embedding_anomaly import anomaly_report, load_embedding_anomaly
 from medmm.models.metrics import evaluate_predictions, json_safe, undefined_metric_notes
 from medmm.models.model import MultimodalModel
-from medmm.models.report_inputs import with_report_inputs
-from medmm.models.run_inputs import check_inputs_match, data_version, load_records, read_run_table
+from medmm.models.run_inputs import (
+    data_version,
+    load_records,
+    open_checkpoint_inputs,
+    read_run_table,
+)
 from medmm.models.train import aggregate_by_record, make_loader, predict_loader
-from medmm.models.volumes import open_sources
 from medmm.tables import atomic_write_json
 
 __all__ = ["evaluate_checkpoint", "load_model"]
@@ -132,10 +135,7 @@ def evaluate_checkpoint(
             "evaluate the run the model was trained on, choose another --split (or all), or drop fewer "
             "modalities",
         )
-    kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
-    stores = open_sources(config, run_dir, mods, records, kind, absent_ok=True)
-    stores = with_report_inputs(config, run_dir, stores, records, meta)
-    check_inputs_match(meta, stores, run_dir, checkpoint)
+    stores = open_checkpoint_inputs(config, meta, run_dir, records, checkpoint)
     ds = MultimodalDataset(records, stores, meta["label_names"], drop=drop)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     loader = make_loader(ds, config.train.batch_size, False, 0, dev)

@@ -27,6 +27,7 @@ __all__ = [
     "check_labels",
     "data_version",
     "load_records",
+    "open_checkpoint_inputs",
     "read_run_table",
     "report_vocabulary",
 ]
@@ -163,6 +164,31 @@ def check_inputs_match(meta: dict[str, Any], stores: dict[str, Any], run_dir: Pa
             "score with a model trained on this run (`medmm align` builds the vocabulary from the run's "
             "findings), or drop the report modality when training",
         )
+
+
+def open_checkpoint_inputs(
+    config: Any,
+    meta: dict[str, Any],
+    run_dir: Path,
+    records: pd.DataFrame,
+    checkpoint: Path,
+    report_inputs: bool = True,
+) -> dict[str, Any]:
+    """The item sources a trained model scores ``records`` of ``run_dir`` with (evaluate, predict,
+    site calibration): the image source the checkpoint was trained on (older checkpoints: arrays),
+    modalities no record has opened absent, the report inputs the checkpoint learned (unless
+    ``report_inputs`` is false), checked against the checkpoint (:func:`check_inputs_match`).
+    """
+    from medmm.models.report_inputs import with_report_inputs
+    from medmm.models.volumes import open_sources
+
+    mods: list[str] = meta["modalities"]
+    kind = meta.get("input_sources", {}).get("image", "arrays")
+    stores = open_sources(config, run_dir, mods, records, kind, absent_ok=True)
+    if report_inputs:
+        stores = with_report_inputs(config, run_dir, stores, records, meta)
+    check_inputs_match(meta, stores, run_dir, checkpoint)
+    return stores
 
 
 def data_version(records: pd.DataFrame, stores: dict[str, Any]) -> dict[str, str]:

@@ -31,8 +31,8 @@ from medmm.models.embedding_anomaly import (
     calibration_set_id,
     site_calibration_images,
 )
-from medmm.models.runner import _record_columns, check_inputs_match, read_run_table
-from medmm.models.volumes import open_sources
+from medmm.models.run_inputs import open_checkpoint_inputs
+from medmm.models.runner import _record_columns, read_run_table
 
 __all__ = ["CHECKPOINT", "overlapping", "site_calibrated"]
 
@@ -101,9 +101,7 @@ def site_calibrated(
     mods: list[str] = meta["modalities"]
     # only the image is read: the score depends on it alone, so the other modalities are opened absent
     image_only = cal.assign(**{f"has_{m}": False for m in mods if m != IMAGE})
-    kind = meta.get("input_sources", {}).get(IMAGE, "arrays")
-    stores = open_sources(config, cal_dir, mods, image_only, kind, absent_ok=True)
-    check_inputs_match(meta, stores, cal_dir, checkpoint)
+    stores = open_checkpoint_inputs(config, meta, cal_dir, image_only, checkpoint, report_inputs=False)
     try:
         fitted = calibrate_on_records(
             anomaly, model, image_only, stores, rate=rate, batch_size=batch_size, device=device

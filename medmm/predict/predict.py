@@ -23,10 +23,9 @@ from medmm.devices import resolve_device
 from medmm.models.checkpoint import file_sha256, load_checkpoint
 from medmm.models.data import MultimodalDataset
 from medmm.models.embedding_anomaly import IMAGE, EmbeddingAnomaly, load_embedding_anomaly, score_records
-from medmm.models.report_inputs import with_report_inputs
-from medmm.models.runner import _record_columns, check_inputs_match, load_model, read_run_table
+from medmm.models.run_inputs import open_checkpoint_inputs
+from medmm.models.runner import _record_columns, load_model, read_run_table
 from medmm.models.train import aggregate_by_record, make_loader, predict_loader
-from medmm.models.volumes import open_sources
 from medmm.predict.calibration import CHECKPOINT, site_calibrated
 from medmm.predict.records import PredictionRow, SlicePredictionRow
 from medmm.runinfo import Timer, update_run_json
@@ -121,10 +120,7 @@ def predict_run(
                 "score a run whose records have one of them (`medmm align` after the stage that makes "
                 "them), or train a model on this run's modalities",
             )
-        kind = meta.get("input_sources", {}).get("image", "arrays")  # older checkpoints: arrays
-        stores = open_sources(config, run_dir, mods, usable, kind, absent_ok=True)
-        stores = with_report_inputs(config, run_dir, stores, usable, meta)
-        check_inputs_match(meta, stores, run_dir, checkpoint)
+        stores = open_checkpoint_inputs(config, meta, run_dir, usable, checkpoint)
     how = slice_aggregation or meta.get("slice_aggregation", "mean")
     with timer("embedding_anomaly"):  # before the task scores: a refused calibration run costs nothing
         anomaly, note = _anomaly(checkpoint, data, mods, anomaly_rate)
